@@ -1,0 +1,230 @@
+// Package app is the composition root: it turns a Config into running
+// servers for the selected roles, wires backends chosen at run time, and
+// shuts everything down gracefully.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/services/core"
+)
+
+// App is one running platform process.
+type App struct {
+	log   *slog.Logger
+	cfg   Config
+	roles map[string]bool
+
+	reg      registry.Registry
+	keys     *authn.KeySet
+	signer   *authn.Signer
+	verifier *authn.Verifier
+
+	// api serves Connect/gRPC/gRPC-Web handlers by procedure path; rest is
+	// the grpc-gateway transcoder serving /api/*.
+	api         *http.ServeMux
+	rest        *runtime.ServeMux
+	metrics     *prometheus.Registry
+	rpcMetrics  *rpcMetrics
+	connectOpts []connect.HandlerOption
+	// provisioners are told about sensor creation/deletion (per-sensor
+	// topics and indices); bus and store add theirs in setup.
+	provisioners []core.Provisioner
+	// readyChecks must all pass for /readyz.
+	readyChecks map[string]func(context.Context) error
+	// grpcServices lists services for reflection and health.
+	grpcServices []string
+
+	servers []*server
+	runners []runner
+	closers []func() error
+
+	// Set by the bus/store setups, used by the roles that need them.
+	ext extensions
+
+	// ready is closed once every server listens; Addr reports bound addresses.
+	ready chan struct{}
+	mu    sync.Mutex
+	addrs map[string]string
+}
+
+type server struct {
+	name string
+	addr string
+	srv  *http.Server
+	ln   net.Listener
+}
+
+type runner struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// New builds the process for cfg; Run starts it.
+func New(log *slog.Logger, cfg Config) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	roles, _ := cfg.RoleSet()
+	a := &App{
+		log: log, cfg: cfg, roles: roles,
+		api:         http.NewServeMux(),
+		metrics:     prometheus.NewRegistry(),
+		readyChecks: map[string]func(context.Context) error{},
+		ready:       make(chan struct{}),
+		addrs:       map[string]string{},
+	}
+	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.rpcMetrics = newRPCMetrics(a.metrics)
+	return a, nil
+}
+
+// onClose registers fn to run at shutdown, in reverse order.
+func (a *App) onClose(fn func() error) { a.closers = append(a.closers, fn) }
+
+// addServer serves h on addr for the process lifetime.
+func (a *App) addServer(name, addr string, h http.Handler) {
+	a.servers = append(a.servers, &server{name: name, addr: addr, srv: newHTTPServer(h)})
+}
+
+// addRunner runs fn until ctx is cancelled; an error stops the process.
+func (a *App) addRunner(name string, fn func(ctx context.Context) error) {
+	a.runners = append(a.runners, runner{name, fn})
+}
+
+func newHTTPServer(h http.Handler) *http.Server {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Server{Handler: h, Protocols: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+}
+
+// Addr returns the bound address of a named listener ("api", "http", ...),
+// valid after Ready is closed.
+func (a *App) Addr(name string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.addrs[name]
+}
+
+// Ready is closed when every listener is bound.
+func (a *App) Ready() <-chan struct{} { return a.ready }
+
+// Run sets up every selected role, serves until ctx is done, then shuts
+// down gracefully.
+func (a *App) Run(ctx context.Context) (err error) {
+	defer func() {
+		for i := len(a.closers) - 1; i >= 0; i-- {
+			if cerr := a.closers[i](); cerr != nil {
+				a.log.Warn("close failed", "err", cerr)
+			}
+		}
+	}()
+	if err := a.setup(ctx); err != nil {
+		return err
+	}
+	for _, s := range a.servers {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			for _, o := range a.servers {
+				if o.ln != nil {
+					o.ln.Close()
+				}
+			}
+			return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
+		}
+		s.ln = ln
+		a.mu.Lock()
+		a.addrs[s.name] = ln.Addr().String()
+		a.mu.Unlock()
+		a.log.Info("listening", "server", s.name, "addr", ln.Addr().String())
+	}
+	close(a.ready)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(a.servers)+len(a.runners))
+	var wg sync.WaitGroup
+	for _, s := range a.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve %s: %w", s.name, err)
+			}
+		}()
+	}
+	for _, r := range a.runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.run(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", r.name, err)
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		a.log.Error("stopping after failure", "err", err)
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer scancel()
+	for _, s := range a.servers {
+		if serr := s.srv.Shutdown(sctx); serr != nil {
+			a.log.Warn("shutdown", "server", s.name, "err", serr)
+		}
+	}
+	wg.Wait()
+	a.log.Info("stopped")
+	return err
+}
+
+func (a *App) setup(ctx context.Context) error {
+	if err := a.setupRegistry(ctx); err != nil {
+		return err
+	}
+	if err := a.setupAuth(ctx); err != nil {
+		return err
+	}
+	a.setupAPI()
+	// Store and bus come first: they may add provisioners that Core calls
+	// (per-sensor topics and indices), and each decides from a.roles what it
+	// needs to open.
+	steps := []struct {
+		on bool
+		fn func(context.Context) error
+	}{
+		{true, a.setupStore},
+		{true, a.setupBus},
+		{a.roles["core"], a.setupCore},
+		{a.roles["pipeline"], a.setupPipeline},
+		{a.roles["ingest"], a.setupIngest},
+		{a.roles["query"], a.setupQuery},
+	}
+	for _, s := range steps {
+		if !s.on {
+			continue
+		}
+		if err := s.fn(ctx); err != nil {
+			return err
+		}
+	}
+	a.finishAPI()
+	return nil
+}

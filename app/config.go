@@ -1,0 +1,128 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the root configuration: one field group per concern, each
+// settable by flag or environment variable (flags win).
+type Config struct {
+	Roles    string
+	DataDir  string
+	LogLevel string
+	APIAddr  string
+	// AdminPassword seeds the `root` admin on first start (env only:
+	// IOT_ADMIN_PASSWORD); empty generates a random one.
+	AdminPassword string
+	PostgresDSN   string
+	// UserTokenTTL is the lifetime of sign-in tokens.
+	UserTokenTTL time.Duration
+	// AuthCacheTTL bounds how long a verified token is trusted before its
+	// rotation/revocation state is re-read: the staleness bound.
+	AuthCacheTTL time.Duration
+	// KeysDir holds the Ed25519 signing keys (default <data-dir>/keys).
+	KeysDir string
+	// JWKSURL makes processes without the core role verify against Core's
+	// published keys instead of local key files.
+	JWKSURL string
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout time.Duration
+
+	Ingest   IngestConfig
+	Pipeline PipelineConfig
+	Query    QueryConfig
+}
+
+// RegisterFlags binds every field to fs, with IOT_* environment defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	str(fs, &c.Roles, "roles", "IOT_ROLES", "all", "comma-separated roles to run: all, or any of core,ingest,pipeline,query,console")
+	str(fs, &c.DataDir, "data-dir", "IOT_DATA_DIR", "./data", "directory for the embedded databases, keys and the admin password")
+	str(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	str(fs, &c.APIAddr, "api-addr", "IOT_API_ADDR", ":8080", "address of the API server (Connect, gRPC, gRPC-Web, REST, /metrics, /healthz)")
+	str(fs, &c.PostgresDSN, "postgres-dsn", "IOT_POSTGRES_DSN", "", "PostgreSQL DSN for the registry; empty uses SQLite in the data dir")
+	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", 12*time.Hour, "lifetime of user tokens from SignIn")
+	dur(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
+	str(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of Ed25519 signing keys (*.pem); default <data-dir>/keys")
+	str(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with keys from this JWKS URL (for processes without the core role)")
+	dur(fs, &c.ShutdownTimeout, "shutdown-timeout", "IOT_SHUTDOWN_TIMEOUT", 15*time.Second, "graceful shutdown limit")
+	c.AdminPassword = os.Getenv("IOT_ADMIN_PASSWORD")
+	c.Ingest.RegisterFlags(fs)
+	c.Pipeline.RegisterFlags(fs)
+	c.Query.RegisterFlags(fs)
+}
+
+// knownRoles lists every role in start order.
+var knownRoles = []string{"core", "pipeline", "ingest", "query", "console"}
+
+// RoleSet returns the roles to run.
+func (c *Config) RoleSet() (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, r := range strings.Split(c.Roles, ",") {
+		r = strings.TrimSpace(r)
+		switch {
+		case r == "all":
+			for _, k := range knownRoles {
+				set[k] = true
+			}
+		case r == "":
+		default:
+			ok := false
+			for _, k := range knownRoles {
+				ok = ok || k == r
+			}
+			if !ok {
+				return nil, fmt.Errorf("unknown role %q (want all or %s)", r, strings.Join(knownRoles, ","))
+			}
+			set[r] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil, errors.New("no roles selected")
+	}
+	return set, nil
+}
+
+// Validate checks the configuration before anything starts.
+func (c *Config) Validate() error {
+	if _, err := c.RoleSet(); err != nil {
+		return err
+	}
+	if c.DataDir == "" {
+		return errors.New("data-dir must not be empty")
+	}
+	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
+		return errors.New("IOT_ADMIN_PASSWORD must have at least 8 characters")
+	}
+	return errors.Join(c.Ingest.Validate(), c.Pipeline.Validate(), c.Query.Validate())
+}
+
+func str(fs *flag.FlagSet, p *string, name, env, def, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		def = v
+	}
+	fs.StringVar(p, name, def, usage+" ($"+env+")")
+}
+
+func dur(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			def = d
+		}
+	}
+	fs.DurationVar(p, name, def, usage+" ($"+env+")")
+}
+
+func integer(fs *flag.FlagSet, p *int, name, env string, def int, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			def = n
+		}
+	}
+	fs.IntVar(p, name, def, usage+" ($"+env+")")
+}

@@ -1,0 +1,118 @@
+package authn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"connectrpc.com/connect"
+)
+
+// Authenticator is what edges need from the verifier.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Principal, error)
+}
+
+// Middleware verifies the bearer token of every request that carries one and
+// stores the principal in the request context. Requests without a token pass
+// through anonymous (each RPC decides whether that is allowed); a malformed or
+// invalid token is refused with 401 and a JSON error.
+func Middleware(a Authenticator, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := TokenFromHeader(r.Header)
+		if errors.Is(err, ErrNoCredentials) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var p Principal
+		if err == nil {
+			p, err = a.Authenticate(r.Context(), tok)
+		}
+		if err != nil {
+			writeJSONError(w, http.StatusUnauthorized, "unauthenticated", publicMessage(err))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}
+
+func publicMessage(err error) string {
+	switch {
+	case errors.Is(err, ErrMalformed):
+		return ErrMalformed.Error()
+	case errors.Is(err, ErrNoCredentials):
+		return ErrNoCredentials.Error()
+	default:
+		return ErrInvalidToken.Error()
+	}
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
+}
+
+// NewInterceptor returns a Connect interceptor doing what Middleware does for
+// Connect, gRPC and gRPC-Web calls, unary and streaming.
+func NewInterceptor(a Authenticator) connect.Interceptor { return interceptor{a} }
+
+type interceptor struct{ a Authenticator }
+
+func (i interceptor) authenticate(ctx context.Context, h interface{ Get(string) string }) (context.Context, error) {
+	v := h.Get("Authorization")
+	if v == "" {
+		return ctx, nil
+	}
+	tok, err := ParseBearer(v)
+	if err == nil {
+		var p Principal
+		if p, err = i.a.Authenticate(ctx, tok); err == nil {
+			return WithPrincipal(ctx, p), nil
+		}
+	}
+	return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New(publicMessage(err)))
+}
+
+func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
+		}
+		ctx, err := i.authenticate(ctx, req.Header())
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, err := i.authenticate(ctx, conn.RequestHeader())
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}
+
+// Require returns the caller if its kind is one of kinds, else a Connect
+// error: Unauthenticated without a caller, PermissionDenied otherwise.
+func Require(ctx context.Context, kinds ...Kind) (Principal, error) {
+	p, ok := FromContext(ctx)
+	if !ok {
+		return Principal{}, connect.NewError(connect.CodeUnauthenticated, errors.New("authorization required"))
+	}
+	for _, k := range kinds {
+		if p.Kind == k {
+			return p, nil
+		}
+	}
+	return Principal{}, connect.NewError(connect.CodePermissionDenied, errors.New("this token may not call this method"))
+}

@@ -1,0 +1,207 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Issuer is the `iss` claim of every platform token.
+const Issuer = "iotplatform"
+
+// claims is the payload of every platform token.
+type claims struct {
+	Kind Kind   `json:"kind"`
+	Role string `json:"role,omitempty"`
+	// Gen is the subject's token generation at issue time; a rotation bumps
+	// the stored generation and so retires every older token.
+	Gen int64 `json:"gen"`
+	jwt.RegisteredClaims
+}
+
+// Signer issues platform tokens with the active key.
+type Signer struct {
+	keys *KeySet
+	now  func() time.Time
+}
+
+// NewSigner returns a Signer using keys.
+func NewSigner(keys *KeySet) *Signer { return &Signer{keys: keys, now: time.Now} }
+
+// Issue signs a token for p at generation gen; ttl 0 means no expiry
+// (device and consumer keys).
+func (s *Signer) Issue(p Principal, gen int64, ttl time.Duration) (string, error) {
+	now := s.now()
+	c := claims{Kind: p.Kind, Gen: gen, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer:   Issuer,
+		Subject:  strconv.FormatInt(p.ID, 10),
+		IssuedAt: jwt.NewNumericDate(now),
+	}}
+	if p.Kind == KindUser {
+		c.Role = "user"
+		if p.Admin {
+			c.Role = "admin"
+		}
+	}
+	if ttl > 0 {
+		c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	t.Header["kid"] = s.keys.signingKID
+	out, err := t.SignedString(s.keys.signing)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return out, nil
+}
+
+// Generations tells the verifier the current token generation of a subject.
+// It returns an error wrapping registry.ErrNotFound-like errors when the
+// subject is gone; any error makes the token invalid.
+type Generations interface {
+	TokenGeneration(ctx context.Context, kind Kind, id int64) (int64, error)
+}
+
+// VerifierConfig tunes the verifier.
+type VerifierConfig struct {
+	// CacheTTL bounds how long a verified token is trusted without asking
+	// Generations again: the staleness bound for rotation and revocation.
+	CacheTTL time.Duration
+	// CacheSize bounds the number of cached tokens.
+	CacheSize int
+}
+
+// Verifier is the one place where platform JWTs are verified.
+type Verifier struct {
+	keys KeySource
+	gens Generations
+	cfg  VerifierConfig
+	now  func() time.Time
+
+	mu    sync.RWMutex
+	cache map[string]cached
+}
+
+type cached struct {
+	p       Principal
+	gen     int64
+	expires time.Time // token expiry (zero: none)
+	checked time.Time // when the generation was last confirmed
+}
+
+// NewVerifier returns a verifier resolving keys through keys and checking
+// rotation/revocation through gens.
+func NewVerifier(keys KeySource, gens Generations, cfg VerifierConfig) *Verifier {
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = 5 * time.Second
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 100_000
+	}
+	return &Verifier{keys: keys, gens: gens, cfg: cfg, now: time.Now, cache: map[string]cached{}}
+}
+
+// Authenticate verifies token and returns its principal. The signature is
+// checked once per token; the subject's generation is re-checked at most
+// every CacheTTL. Errors are ErrInvalidToken (wrapped) for any bad token.
+func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, error) {
+	now := v.now()
+	v.mu.RLock()
+	c, ok := v.cache[token]
+	v.mu.RUnlock()
+	if ok && (!c.expires.IsZero() && !now.Before(c.expires)) {
+		return Principal{}, fmt.Errorf("%w: expired", ErrInvalidToken)
+	}
+	if ok && now.Sub(c.checked) < v.cfg.CacheTTL {
+		return c.p, nil
+	}
+	if !ok {
+		var err error
+		if c, err = v.parse(ctx, token); err != nil {
+			return Principal{}, err
+		}
+	}
+	cur, err := v.gens.TokenGeneration(ctx, c.p.Kind, c.p.ID)
+	if err != nil || cur != c.gen {
+		v.forget(token)
+		if err != nil && ctx.Err() != nil {
+			return Principal{}, ctx.Err()
+		}
+		return Principal{}, fmt.Errorf("%w: revoked", ErrInvalidToken)
+	}
+	c.checked = now
+	v.remember(token, c)
+	return c.p, nil
+}
+
+func (v *Verifier) parse(ctx context.Context, token string) (cached, error) {
+	var cl claims
+	_, err := jwt.ParseWithClaims(token, &cl, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		return v.keys.PublicKey(ctx, kid)
+	},
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(Issuer),
+		jwt.WithTimeFunc(v.now),
+	)
+	if err != nil {
+		return cached{}, fmt.Errorf("%w: %s", ErrInvalidToken, shortReason(err))
+	}
+	id, err := strconv.ParseInt(cl.Subject, 10, 64)
+	if err != nil || id <= 0 {
+		return cached{}, fmt.Errorf("%w: bad subject", ErrInvalidToken)
+	}
+	p := Principal{Kind: cl.Kind, ID: id}
+	switch cl.Kind {
+	case KindUser:
+		p.Admin = cl.Role == "admin"
+	case KindDevice, KindConsumer:
+	default:
+		return cached{}, fmt.Errorf("%w: unknown token kind", ErrInvalidToken)
+	}
+	c := cached{p: p, gen: cl.Gen}
+	if cl.ExpiresAt != nil {
+		c.expires = cl.ExpiresAt.Time
+	}
+	return c, nil
+}
+
+func shortReason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "bad signature"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "wrong issuer"
+	default:
+		return "rejected"
+	}
+}
+
+func (v *Verifier) remember(token string, c cached) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.cache) >= v.cfg.CacheSize {
+		for k := range v.cache { // evict an arbitrary tenth
+			delete(v.cache, k)
+			if len(v.cache) < v.cfg.CacheSize*9/10 {
+				break
+			}
+		}
+	}
+	v.cache[token] = c
+}
+
+func (v *Verifier) forget(token string) {
+	v.mu.Lock()
+	delete(v.cache, token)
+	v.mu.Unlock()
+}

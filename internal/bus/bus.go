@@ -1,0 +1,44 @@
+// Package bus is the contract between the ingest path and the pipeline:
+// validated readings are published as busv1.Record and consumed in batches.
+// Backends: busembedded (in-process hand-off, the default) and buskafka.
+// Both pass bustest.Run.
+package bus
+
+import (
+	"context"
+	"errors"
+
+	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
+)
+
+// ErrUnavailable means the bus could not take the records in time; nothing
+// was acknowledged and the caller must refuse (HTTP 503, error frame,
+// withheld PUBACK).
+var ErrUnavailable = errors.New("bus unavailable")
+
+// Publisher publishes records. Publish returns nil only once every record is
+// durable (embedded: committed to the store; Kafka: acks=all delivery report).
+// Records of one device keep their order.
+type Publisher interface {
+	Publish(ctx context.Context, recs []*busv1.Record) error
+}
+
+// Handler processes one batch of records. Returning nil commits the batch
+// (Kafka offsets); an error means the batch will be delivered again.
+type Handler func(ctx context.Context, recs []*busv1.Record) error
+
+// Subscriber delivers published records to a handler until ctx is done.
+type Subscriber interface {
+	Subscribe(ctx context.Context, h Handler) error
+}
+
+// DeadLetter is a payload that can never be stored, kept with the reason.
+type DeadLetter struct {
+	DeviceID int64
+	SensorID int64
+	Protocol string
+	Reason   string
+	Payload  []byte
+	// TimeNS is when it was dead-lettered, in ns since the epoch.
+	TimeNS int64
+}

@@ -1,0 +1,169 @@
+// Package registry is the metadata store of the platform: users, devices,
+// sensors, consumers and grants. Backends live in sibling packages
+// (registrysql for SQLite and PostgreSQL) and all pass registrytest.Run.
+package registry
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every backend returns, wrapped, so callers can map them with errors.Is.
+var (
+	// ErrNotFound means the addressed row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists means a unique name is taken within its scope.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrFailedPrecondition means the change would break an invariant
+	// (e.g. deleting the last admin).
+	ErrFailedPrecondition = errors.New("failed precondition")
+)
+
+// Role of a user.
+type Role string
+
+// Roles.
+const (
+	RoleAdmin Role = "admin"
+	RoleUser  Role = "user"
+)
+
+// ValueType of a sensor's readings.
+type ValueType string
+
+// Value types.
+const (
+	TypeDouble  ValueType = "double"
+	TypeLong    ValueType = "long"
+	TypeBoolean ValueType = "boolean"
+	TypeString  ValueType = "string"
+	TypeObject  ValueType = "object"
+)
+
+// Valid reports whether t is one of the known value types.
+func (t ValueType) Valid() bool {
+	switch t {
+	case TypeDouble, TypeLong, TypeBoolean, TypeString, TypeObject:
+		return true
+	}
+	return false
+}
+
+// User is a person or program administering devices.
+type User struct {
+	ID           int64
+	Username     string
+	DisplayName  string
+	Role         Role
+	PasswordHash string
+	// TokenGen increases whenever the user's tokens must stop working
+	// (password change); tokens carry the generation they were issued for.
+	TokenGen  int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Device owns sensors and pushes readings with its key.
+type Device struct {
+	ID          int64
+	OwnerID     int64
+	Name        string
+	Description string
+	Labels      map[string]string
+	// KeyGen increases on every key rotation.
+	KeyGen    int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Sensor is one measuring point of a device.
+type Sensor struct {
+	ID          int64
+	DeviceID    int64
+	Name        string
+	Description string
+	Unit        string
+	Type        ValueType
+	Path        string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Consumer is a read-only data client.
+type Consumer struct {
+	ID          int64
+	OwnerID     int64
+	Name        string
+	Description string
+	SensorIDs   []int64
+	// KeyGen increases on every key rotation.
+	KeyGen    int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Page selects a window of an id-ordered list.
+type Page struct {
+	// AfterID returns rows with a greater id.
+	AfterID int64
+	// Limit is the most rows to return (> 0).
+	Limit int
+}
+
+// DeviceFilter narrows ListDevices.
+type DeviceFilter struct {
+	// OwnerID keeps devices of that owner; 0 keeps all.
+	OwnerID int64
+	// NameContains keeps devices whose name contains it, case-insensitively.
+	NameContains string
+}
+
+// Registry is the metadata store contract.
+type Registry interface {
+	CreateUser(ctx context.Context, u User) (User, error)
+	GetUser(ctx context.Context, id int64) (User, error)
+	GetUserByName(ctx context.Context, username string) (User, error)
+	ListUsers(ctx context.Context, p Page) ([]User, error)
+	// UpdateUser writes DisplayName, Role, PasswordHash and TokenGen of u.
+	UpdateUser(ctx context.Context, u User) (User, error)
+	// DeleteUser removes the user with its devices, sensors and consumers.
+	// Deleting the last admin fails with ErrFailedPrecondition.
+	DeleteUser(ctx context.Context, id int64) error
+	CountAdmins(ctx context.Context) (int, error)
+
+	CreateDevice(ctx context.Context, d Device) (Device, error)
+	GetDevice(ctx context.Context, id int64) (Device, error)
+	ListDevices(ctx context.Context, f DeviceFilter, p Page) ([]Device, error)
+	// UpdateDevice writes Name, Description and Labels of d.
+	UpdateDevice(ctx context.Context, d Device) (Device, error)
+	// DeleteDevice removes the device and returns the sensors it had.
+	DeleteDevice(ctx context.Context, id int64) ([]Sensor, error)
+	// RotateDeviceKey increments the device's KeyGen and returns the device.
+	RotateDeviceKey(ctx context.Context, id int64) (Device, error)
+
+	CreateSensor(ctx context.Context, s Sensor) (Sensor, error)
+	GetSensor(ctx context.Context, id int64) (Sensor, error)
+	ListSensors(ctx context.Context, deviceID int64) ([]Sensor, error)
+	// UpdateSensor writes Name, Description, Unit and Path of s.
+	UpdateSensor(ctx context.Context, s Sensor) (Sensor, error)
+	DeleteSensor(ctx context.Context, id int64) error
+
+	CreateConsumer(ctx context.Context, c Consumer) (Consumer, error)
+	GetConsumer(ctx context.Context, id int64) (Consumer, error)
+	ListConsumers(ctx context.Context, ownerID int64, p Page) ([]Consumer, error)
+	// UpdateConsumer writes Name and Description of c.
+	UpdateConsumer(ctx context.Context, c Consumer) (Consumer, error)
+	DeleteConsumer(ctx context.Context, id int64) error
+	RotateConsumerKey(ctx context.Context, id int64) (Consumer, error)
+	// Grant lets the consumer read the sensor; granting twice is a no-op.
+	Grant(ctx context.Context, consumerID, sensorID int64) error
+	// Revoke withdraws a grant; ErrNotFound when there was none.
+	Revoke(ctx context.Context, consumerID, sensorID int64) error
+	// HasGrant reports whether the consumer may read the sensor.
+	HasGrant(ctx context.Context, consumerID, sensorID int64) (bool, error)
+
+	// Ping checks the backend is reachable (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}

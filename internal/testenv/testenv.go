@@ -1,0 +1,33 @@
+// Package testenv gives tests the addresses of the real services started by
+// deploy/scripts/test-services.sh (PostgreSQL, Kafka, OpenSearch).
+//
+// `make test` starts them and sets IOT_TEST_REQUIRE_SERVICES=1, so a missing
+// service fails the run; a plain `go test` without them skips those tests.
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+func get(t testing.TB, env, what string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v != "" {
+		return v
+	}
+	if os.Getenv("IOT_TEST_REQUIRE_SERVICES") == "1" {
+		t.Fatalf("%s is required (set %s; `make test` starts it via deploy/scripts/test-services.sh)", what, env)
+	}
+	t.Skipf("%s not set: run `make test` to start a real %s", env, what)
+	return ""
+}
+
+// PostgresDSN returns the DSN of the test PostgreSQL server.
+func PostgresDSN(t testing.TB) string { return get(t, "IOT_TEST_POSTGRES_DSN", "PostgreSQL") }
+
+// KafkaBrokers returns the bootstrap servers of the test Kafka broker.
+func KafkaBrokers(t testing.TB) string { return get(t, "IOT_TEST_KAFKA_BROKERS", "Kafka") }
+
+// OpenSearchURL returns the URL of the test OpenSearch node.
+func OpenSearchURL(t testing.TB) string { return get(t, "IOT_TEST_OPENSEARCH_URL", "OpenSearch") }

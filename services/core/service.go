@@ -1,0 +1,167 @@
+// Package core implements CoreService: users, devices, sensors, consumers,
+// grants and device/consumer keys, on top of a registry.Registry.
+package core
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/registry"
+)
+
+// Provisioner is told when a sensor appears or disappears, so backends can
+// create or delete per-sensor resources (Kafka topics, store indices). A
+// failing SensorCreated aborts the creation.
+type Provisioner interface {
+	SensorCreated(ctx context.Context, s registry.Sensor) error
+	SensorDeleted(ctx context.Context, s registry.Sensor) error
+}
+
+// Config tunes the service.
+type Config struct {
+	// UserTokenTTL is the lifetime of SignIn tokens.
+	UserTokenTTL time.Duration
+	// Hash tunes the password KDF; zero uses DefaultHashParams.
+	Hash HashParams
+}
+
+// Service implements corev1connect.CoreServiceHandler (and the identical
+// grpc-gateway server interface).
+type Service struct {
+	log    *slog.Logger
+	reg    registry.Registry
+	signer *authn.Signer
+	cfg    Config
+	prov   []Provisioner
+}
+
+// New returns the service.
+func New(log *slog.Logger, reg registry.Registry, signer *authn.Signer, cfg Config, prov ...Provisioner) *Service {
+	if cfg.UserTokenTTL <= 0 {
+		cfg.UserTokenTTL = 12 * time.Hour
+	}
+	if cfg.Hash == (HashParams{}) {
+		cfg.Hash = DefaultHashParams
+	}
+	return &Service{log: log, reg: reg, signer: signer, cfg: cfg, prov: prov}
+}
+
+// Generations adapts a registry to authn.Generations: the current token
+// generation of users, devices and consumers.
+type Generations struct{ Reg registry.Registry }
+
+// TokenGeneration implements authn.Generations.
+func (g Generations) TokenGeneration(ctx context.Context, kind authn.Kind, id int64) (int64, error) {
+	switch kind {
+	case authn.KindUser:
+		u, err := g.Reg.GetUser(ctx, id)
+		return u.TokenGen, err
+	case authn.KindDevice:
+		d, err := g.Reg.GetDevice(ctx, id)
+		return d.KeyGen, err
+	case authn.KindConsumer:
+		c, err := g.Reg.GetConsumer(ctx, id)
+		return c.KeyGen, err
+	}
+	return 0, fmt.Errorf("unknown token kind %q", kind)
+}
+
+// errorf returns a Connect error with a message safe to show callers.
+func errorf(code connect.Code, format string, args ...any) error {
+	return connect.NewError(code, fmt.Errorf(format, args...))
+}
+
+// invalid reports a bad field as InvalidArgument naming the field.
+func invalid(field, problem string) error {
+	return errorf(connect.CodeInvalidArgument, "%s: %s", field, problem)
+}
+
+// storeErr maps a registry error to a Connect error; unexpected errors are
+// logged and hidden behind "internal error".
+func (s *Service) storeErr(ctx context.Context, what string, err error) error {
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return errorf(connect.CodeNotFound, "%s not found", what)
+	case errors.Is(err, registry.ErrAlreadyExists):
+		return errorf(connect.CodeAlreadyExists, "%s with that name already exists", what)
+	case errors.Is(err, registry.ErrFailedPrecondition):
+		return errorf(connect.CodeFailedPrecondition, "%s: %v", what, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeCanceled, errors.New("request cancelled"))
+	}
+	s.log.ErrorContext(ctx, "registry failure", "what", what, "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+func requireUser(ctx context.Context) (authn.Principal, error) {
+	return authn.Require(ctx, authn.KindUser)
+}
+
+func requireAdmin(ctx context.Context) (authn.Principal, error) {
+	p, err := requireUser(ctx)
+	if err == nil && !p.Admin {
+		err = errorf(connect.CodePermissionDenied, "admin role required")
+	}
+	return p, err
+}
+
+// owns reports whether p may manage a resource owned by ownerID.
+func owns(p authn.Principal, ownerID int64) bool { return p.Admin || p.ID == ownerID }
+
+func denied(what string) error {
+	return errorf(connect.CodePermissionDenied, "%s belongs to another user", what)
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// Pagination: opaque tokens carrying the last id of the previous page.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+func page(size int32, token string) (registry.Page, error) {
+	p := registry.Page{Limit: int(size)}
+	if size < 0 {
+		return p, invalid("page_size", "must not be negative")
+	}
+	if p.Limit == 0 {
+		p.Limit = defaultPageSize
+	}
+	if p.Limit > maxPageSize {
+		p.Limit = maxPageSize
+	}
+	if token != "" {
+		b, err := base64.RawURLEncoding.DecodeString(token)
+		if err == nil {
+			p.AfterID, err = strconv.ParseInt(string(b), 10, 64)
+		}
+		if err != nil || p.AfterID < 0 {
+			return p, invalid("page_token", "malformed")
+		}
+	}
+	return p, nil
+}
+
+// nextToken returns the token of the page after rows when the page was full.
+func nextToken(n, limit int, lastID int64) string {
+	if n < limit {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(lastID, 10)))
+}

@@ -1,0 +1,13 @@
+//go:build tools
+
+// Package tools pins the code generators used by `make generate`.
+package tools
+
+import (
+	_ "connectrpc.com/connect/cmd/protoc-gen-connect-go"
+	_ "github.com/bufbuild/buf/cmd/buf"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2"
+	_ "google.golang.org/grpc/cmd/protoc-gen-go-grpc"
+	_ "google.golang.org/protobuf/cmd/protoc-gen-go"
+)
