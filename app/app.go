@@ -48,6 +48,8 @@ type App struct {
 	readyChecks map[string]func(context.Context) error
 	// grpcServices lists services for reflection and health.
 	grpcServices []string
+	// restBypass lists /api/ path prefixes that a.api serves directly.
+	restBypass []string
 
 	servers []*server
 	runners []runner

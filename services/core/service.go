@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
@@ -55,6 +56,12 @@ func New(log *slog.Logger, reg registry.Registry, signer *authn.Signer, cfg Conf
 	}
 	return &Service{log: log, reg: reg, signer: signer, cfg: cfg, prov: prov}
 }
+
+// The service serves Connect (simple handlers) and grpc-gateway alike.
+var (
+	_ corev1connect.CoreServiceHandler = (*Service)(nil)
+	_ corev1.CoreServiceServer         = (*Service)(nil)
+)
 
 // Generations adapts a registry to authn.Generations: the current token
 // generation of users, devices and consumers.

@@ -1,0 +1,165 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/iotplatform/iotplatform"
+	"github.com/iotplatform/iotplatform/internal/authn"
+)
+
+// setupAPI prepares the Connect options and the REST transcoder that the
+// roles register their services on.
+func (a *App) setupAPI() {
+	a.connectOpts = []connect.HandlerOption{
+		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.verifier)),
+		connect.WithReadMaxBytes(8 << 20),
+	}
+	a.rest = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}}),
+		runtime.WithErrorHandler(restError),
+		runtime.WithForwardResponseOption(func(ctx context.Context, _ http.ResponseWriter, _ proto.Message) error {
+			if h := restInfoFrom(ctx); h != nil {
+				h.method, _ = runtime.RPCMethod(ctx)
+			}
+			return nil
+		}),
+		// Only the Authorization header matters and it is verified by the
+		// middleware; do not forward arbitrary headers as metadata.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+	)
+}
+
+// finishAPI mounts health, reflection, metrics, keys and the OpenAPI
+// document, and serves the API on cfg.APIAddr.
+func (a *App) finishAPI() {
+	a.api.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(a.grpcServices...)))
+	reflector := grpcreflect.NewStaticReflector(a.grpcServices...)
+	a.api.Handle(grpcreflect.NewHandlerV1(reflector))
+	a.api.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	a.api.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
+	a.api.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	a.api.HandleFunc("GET /readyz", a.readyz)
+	if a.keys != nil {
+		a.api.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Write(a.keys.JWKS())
+		})
+	}
+	a.api.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(iotplatform.OpenAPI)
+	})
+	a.addServer("api", a.cfg.APIAddr, a.rootHandler())
+}
+
+// rootHandler sends /api/* to the REST transcoder (behind the auth
+// middleware) and everything else to the Connect mux.
+func (a *App) rootHandler() http.Handler {
+	rest := authn.Middleware(a.verifier, a.rpcMetrics.rest(trimSlash(a.rest)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") && !a.bypassREST(r.URL.Path) {
+			rest.ServeHTTP(w, r)
+			return
+		}
+		a.api.ServeHTTP(w, r)
+	})
+}
+
+// restBypass lists /api/ path prefixes served by plain handlers on a.api
+// instead of the transcoder (e.g. the consumer search proxy).
+func (a *App) bypassREST(path string) bool {
+	for _, p := range a.restBypass {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// trimSlash accepts the original API's trailing slashes (/api/devices/).
+func trimSlash(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = strings.TrimRight(p, "/")
+			r2.URL.RawPath = ""
+			r = r2
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	failed := map[string]string{}
+	for name, check := range a.readyChecks {
+		if err := check(ctx); err != nil {
+			a.log.Warn("not ready", "check", name, "err", err)
+			failed[name] = "unavailable"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if len(failed) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"status": "unavailable", "failed": failed})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"status": "ok"})
+}
+
+// httpStatus maps Connect codes to HTTP statuses for REST answers.
+var httpStatus = map[connect.Code]int{
+	connect.CodeCanceled: 499, connect.CodeUnknown: 500, connect.CodeInvalidArgument: 400,
+	connect.CodeDeadlineExceeded: 504, connect.CodeNotFound: 404, connect.CodeAlreadyExists: 409,
+	connect.CodePermissionDenied: 403, connect.CodeResourceExhausted: 429, connect.CodeFailedPrecondition: 400,
+	connect.CodeAborted: 409, connect.CodeOutOfRange: 400, connect.CodeUnimplemented: 501,
+	connect.CodeInternal: 500, connect.CodeUnavailable: 503, connect.CodeDataLoss: 500,
+	connect.CodeUnauthenticated: 401,
+}
+
+// restError writes errors from services (Connect errors) and from the
+// transcoder itself (gRPC status errors) as {"code", "message"} JSON.
+func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+	code, msg := connect.CodeInternal, "internal error"
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		code, msg = ce.Code(), ce.Message()
+	} else if st, ok := status.FromError(err); ok {
+		code, msg = connect.Code(st.Code()), st.Message()
+		if code == connect.CodeUnimplemented && msg == "" {
+			code = connect.CodeNotFound
+		}
+	}
+	if code == connect.CodeInternal || code == connect.CodeUnknown || code == connect.CodeDataLoss {
+		msg = "internal error"
+	}
+	if h := restInfoFrom(ctx); h != nil {
+		h.method, _ = runtime.RPCMethod(ctx)
+		h.code = code
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus[code])
+	json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
+}

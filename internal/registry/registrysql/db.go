@@ -1,0 +1,188 @@
+// Package registrysql implements registry.Registry on SQL databases: SQLite
+// (pure Go, the embedded default) and PostgreSQL, with embedded migrations.
+package registrysql
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+
+	"github.com/iotplatform/iotplatform/internal/registry"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+type dialect struct {
+	name     string
+	rebind   func(string) string
+	isUnique func(error) bool
+}
+
+var sqliteDialect = dialect{
+	name:   "sqlite",
+	rebind: func(q string) string { return q },
+	isUnique: func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+	},
+}
+
+var postgresDialect = dialect{
+	name: "postgres",
+	rebind: func(q string) string {
+		var b strings.Builder
+		n := 0
+		for _, r := range q {
+			if r == '?' {
+				n++
+				b.WriteString("$" + strconv.Itoa(n))
+				continue
+			}
+			b.WriteRune(r)
+		}
+		return b.String()
+	},
+	isUnique: func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "23505"
+	},
+}
+
+// DB is a registry.Registry over database/sql.
+type DB struct {
+	db *sql.DB
+	d  dialect
+	// q caches rebound queries.
+	now func() time.Time
+}
+
+var _ registry.Registry = (*DB)(nil)
+
+// OpenSQLite opens (creating if needed) the SQLite registry at path.
+func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	return open(ctx, db, sqliteDialect)
+}
+
+// OpenPostgres connects to the PostgreSQL registry at dsn.
+func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	return open(ctx, db, postgresDialect)
+}
+
+func open(ctx context.Context, db *sql.DB, d dialect) (*DB, error) {
+	r := &DB{db: db, d: d, now: time.Now}
+	if err := r.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// migrate applies every embedded migration not yet recorded, each in a
+// transaction.
+func (r *DB) migrate(ctx context.Context) error {
+	if _, err := r.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	dir := "migrations/" + r.d.name
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return fmt.Errorf("read migrations: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: bad name", e.Name())
+		}
+		body, err := migrations.ReadFile(dir + "/" + e.Name())
+		if err != nil {
+			return fmt.Errorf("read migration: %w", err)
+		}
+		err = r.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, r.d.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range strings.Split(string(body), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ExecContext(ctx, r.d.rebind(`INSERT INTO schema_migrations (version) VALUES (?)`), v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+func (r *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Ping implements registry.Registry.
+func (r *DB) Ping(ctx context.Context) error { return r.db.PingContext(ctx) }
+
+// Close implements registry.Registry.
+func (r *DB) Close() error { return r.db.Close() }
+
+type querier interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// wrap turns driver errors into registry errors with a short context.
+func (r *DB) wrap(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", what, registry.ErrNotFound)
+	case r.d.isUnique(err):
+		return fmt.Errorf("%s: %w", what, registry.ErrAlreadyExists)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }

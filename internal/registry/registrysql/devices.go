@@ -1,0 +1,126 @@
+package registrysql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+
+	"github.com/iotplatform/iotplatform/internal/registry"
+)
+
+const deviceCols = `id, owner_id, name, description, labels, key_gen, created_at, updated_at`
+
+func scanDevice(row interface{ Scan(...any) error }) (registry.Device, error) {
+	var d registry.Device
+	var labels string
+	var c, m int64
+	if err := row.Scan(&d.ID, &d.OwnerID, &d.Name, &d.Description, &labels, &d.KeyGen, &c, &m); err != nil {
+		return d, err
+	}
+	d.CreatedAt, d.UpdatedAt = fromMicros(c), fromMicros(m)
+	if labels != "" && labels != "{}" {
+		if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+func labelsJSON(l map[string]string) string {
+	if len(l) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// CreateDevice implements registry.Registry.
+func (r *DB) CreateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
+	now := micros(r.now())
+	out, err := scanDevice(r.db.QueryRowContext(ctx, r.d.rebind(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+deviceCols), d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now))
+	return out, r.wrap("create device", err)
+}
+
+// GetDevice implements registry.Registry.
+func (r *DB) GetDevice(ctx context.Context, id int64) (registry.Device, error) {
+	d, err := scanDevice(r.db.QueryRowContext(ctx, r.d.rebind(`SELECT `+deviceCols+` FROM devices WHERE id = ?`), id))
+	return d, r.wrap("get device", err)
+}
+
+// ListDevices implements registry.Registry.
+func (r *DB) ListDevices(ctx context.Context, f registry.DeviceFilter, p registry.Page) ([]registry.Device, error) {
+	q := `SELECT ` + deviceCols + ` FROM devices WHERE id > ?`
+	args := []any{p.AfterID}
+	if f.OwnerID != 0 {
+		q += ` AND owner_id = ?`
+		args = append(args, f.OwnerID)
+	}
+	if f.NameContains != "" {
+		q += ` AND LOWER(name) LIKE ? ESCAPE '\'`
+		args = append(args, "%"+escapeLike(strings.ToLower(f.NameContains))+"%")
+	}
+	q += ` ORDER BY id LIMIT ?`
+	args = append(args, p.Limit)
+	rows, err := r.db.QueryContext(ctx, r.d.rebind(q), args...)
+	if err != nil {
+		return nil, r.wrap("list devices", err)
+	}
+	defer rows.Close()
+	var out []registry.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, r.wrap("list devices", err)
+		}
+		out = append(out, d)
+	}
+	return out, r.wrap("list devices", rows.Err())
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// UpdateDevice implements registry.Registry.
+func (r *DB) UpdateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
+	out, err := scanDevice(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE devices SET name = ?, description = ?, labels = ?, updated_at = ?
+		WHERE id = ? RETURNING `+deviceCols), d.Name, d.Description, labelsJSON(d.Labels), micros(r.now()), d.ID))
+	return out, r.wrap("update device", err)
+}
+
+// DeleteDevice implements registry.Registry.
+func (r *DB) DeleteDevice(ctx context.Context, id int64) ([]registry.Sensor, error) {
+	var sensors []registry.Sensor
+	err := r.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if sensors, err = r.listSensors(ctx, tx, id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, r.d.rebind(`DELETE FROM devices WHERE id = ?`), id)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	return sensors, r.wrap("delete device", err)
+}
+
+// RotateDeviceKey implements registry.Registry.
+func (r *DB) RotateDeviceKey(ctx context.Context, id int64) (registry.Device, error) {
+	d, err := scanDevice(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE devices SET key_gen = key_gen + 1, updated_at = ?
+		WHERE id = ? RETURNING `+deviceCols), micros(r.now()), id))
+	return d, r.wrap("rotate device key", err)
+}
+
+func mustAffect(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return sql.ErrNoRows
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package registrysql
+
+import (
+	"context"
+	"database/sql"
+	"sort"
+
+	"github.com/iotplatform/iotplatform/internal/registry"
+)
+
+const sensorCols = `id, device_id, name, description, unit, value_type, path, created_at, updated_at`
+
+func scanSensor(row interface{ Scan(...any) error }) (registry.Sensor, error) {
+	var s registry.Sensor
+	var typ string
+	var c, m int64
+	err := row.Scan(&s.ID, &s.DeviceID, &s.Name, &s.Description, &s.Unit, &typ, &s.Path, &c, &m)
+	s.Type, s.CreatedAt, s.UpdatedAt = registry.ValueType(typ), fromMicros(c), fromMicros(m)
+	return s, err
+}
+
+// CreateSensor implements registry.Registry.
+func (r *DB) CreateSensor(ctx context.Context, s registry.Sensor) (registry.Sensor, error) {
+	now := micros(r.now())
+	out, err := scanSensor(r.db.QueryRowContext(ctx, r.d.rebind(`INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols), s.DeviceID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
+	if err != nil && !r.d.isUnique(err) {
+		// A missing device violates the foreign key.
+		if _, gerr := r.GetDevice(ctx, s.DeviceID); gerr != nil {
+			return out, gerr
+		}
+	}
+	return out, r.wrap("create sensor", err)
+}
+
+// GetSensor implements registry.Registry.
+func (r *DB) GetSensor(ctx context.Context, id int64) (registry.Sensor, error) {
+	s, err := scanSensor(r.db.QueryRowContext(ctx, r.d.rebind(`SELECT `+sensorCols+` FROM sensors WHERE id = ?`), id))
+	return s, r.wrap("get sensor", err)
+}
+
+// ListSensors implements registry.Registry.
+func (r *DB) ListSensors(ctx context.Context, deviceID int64) ([]registry.Sensor, error) {
+	out, err := r.listSensors(ctx, r.db, deviceID)
+	return out, r.wrap("list sensors", err)
+}
+
+func (r *DB) listSensors(ctx context.Context, q querier, deviceID int64) ([]registry.Sensor, error) {
+	rows, err := q.QueryContext(ctx, r.d.rebind(`SELECT `+sensorCols+` FROM sensors WHERE device_id = ? ORDER BY id`), deviceID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []registry.Sensor{}
+	for rows.Next() {
+		s, err := scanSensor(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// UpdateSensor implements registry.Registry.
+func (r *DB) UpdateSensor(ctx context.Context, s registry.Sensor) (registry.Sensor, error) {
+	out, err := scanSensor(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE sensors SET name = ?, description = ?, unit = ?, path = ?, updated_at = ?
+		WHERE id = ? RETURNING `+sensorCols), s.Name, s.Description, s.Unit, s.Path, micros(r.now()), s.ID))
+	return out, r.wrap("update sensor", err)
+}
+
+// DeleteSensor implements registry.Registry.
+func (r *DB) DeleteSensor(ctx context.Context, id int64) error {
+	res, err := r.db.ExecContext(ctx, r.d.rebind(`DELETE FROM sensors WHERE id = ?`), id)
+	if err == nil {
+		err = mustAffect(res)
+	}
+	return r.wrap("delete sensor", err)
+}
+
+const consumerCols = `id, owner_id, name, description, key_gen, created_at, updated_at`
+
+func scanConsumer(row interface{ Scan(...any) error }) (registry.Consumer, error) {
+	var c registry.Consumer
+	var cr, m int64
+	err := row.Scan(&c.ID, &c.OwnerID, &c.Name, &c.Description, &c.KeyGen, &cr, &m)
+	c.CreatedAt, c.UpdatedAt = fromMicros(cr), fromMicros(m)
+	return c, err
+}
+
+// withGrants fills c.SensorIDs.
+func (r *DB) withGrants(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
+	rows, err := r.db.QueryContext(ctx, r.d.rebind(`SELECT sensor_id FROM grants WHERE consumer_id = ? ORDER BY sensor_id`), c.ID)
+	if err != nil {
+		return c, err
+	}
+	defer rows.Close()
+	c.SensorIDs = []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return c, err
+		}
+		c.SensorIDs = append(c.SensorIDs, id)
+	}
+	sort.Slice(c.SensorIDs, func(i, j int) bool { return c.SensorIDs[i] < c.SensorIDs[j] })
+	return c, rows.Err()
+}
+
+// CreateConsumer implements registry.Registry.
+func (r *DB) CreateConsumer(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
+	now := micros(r.now())
+	out, err := scanConsumer(r.db.QueryRowContext(ctx, r.d.rebind(`INSERT INTO consumers (owner_id, name, description, key_gen, created_at, updated_at)
+		VALUES (?, ?, ?, 0, ?, ?) RETURNING `+consumerCols), c.OwnerID, c.Name, c.Description, now, now))
+	out.SensorIDs = []int64{}
+	return out, r.wrap("create consumer", err)
+}
+
+// GetConsumer implements registry.Registry.
+func (r *DB) GetConsumer(ctx context.Context, id int64) (registry.Consumer, error) {
+	c, err := scanConsumer(r.db.QueryRowContext(ctx, r.d.rebind(`SELECT `+consumerCols+` FROM consumers WHERE id = ?`), id))
+	if err == nil {
+		c, err = r.withGrants(ctx, c)
+	}
+	return c, r.wrap("get consumer", err)
+}
+
+// ListConsumers implements registry.Registry.
+func (r *DB) ListConsumers(ctx context.Context, ownerID int64, p registry.Page) ([]registry.Consumer, error) {
+	q := `SELECT ` + consumerCols + ` FROM consumers WHERE id > ?`
+	args := []any{p.AfterID}
+	if ownerID != 0 {
+		q += ` AND owner_id = ?`
+		args = append(args, ownerID)
+	}
+	q += ` ORDER BY id LIMIT ?`
+	args = append(args, p.Limit)
+	rows, err := r.db.QueryContext(ctx, r.d.rebind(q), args...)
+	if err != nil {
+		return nil, r.wrap("list consumers", err)
+	}
+	var out []registry.Consumer
+	for rows.Next() {
+		c, err := scanConsumer(rows)
+		if err != nil {
+			rows.Close()
+			return nil, r.wrap("list consumers", err)
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, r.wrap("list consumers", err)
+	}
+	for i := range out {
+		if out[i], err = r.withGrants(ctx, out[i]); err != nil {
+			return nil, r.wrap("list consumers", err)
+		}
+	}
+	return out, nil
+}
+
+// UpdateConsumer implements registry.Registry.
+func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
+	out, err := scanConsumer(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE consumers SET name = ?, description = ?, updated_at = ?
+		WHERE id = ? RETURNING `+consumerCols), c.Name, c.Description, micros(r.now()), c.ID))
+	if err == nil {
+		out, err = r.withGrants(ctx, out)
+	}
+	return out, r.wrap("update consumer", err)
+}
+
+// DeleteConsumer implements registry.Registry.
+func (r *DB) DeleteConsumer(ctx context.Context, id int64) error {
+	res, err := r.db.ExecContext(ctx, r.d.rebind(`DELETE FROM consumers WHERE id = ?`), id)
+	if err == nil {
+		err = mustAffect(res)
+	}
+	return r.wrap("delete consumer", err)
+}
+
+// RotateConsumerKey implements registry.Registry.
+func (r *DB) RotateConsumerKey(ctx context.Context, id int64) (registry.Consumer, error) {
+	c, err := scanConsumer(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE consumers SET key_gen = key_gen + 1, updated_at = ?
+		WHERE id = ? RETURNING `+consumerCols), micros(r.now()), id))
+	if err == nil {
+		c, err = r.withGrants(ctx, c)
+	}
+	return c, r.wrap("rotate consumer key", err)
+}
+
+// Grant implements registry.Registry.
+func (r *DB) Grant(ctx context.Context, consumerID, sensorID int64) error {
+	return r.wrap("grant", r.tx(ctx, func(tx *sql.Tx) error {
+		checks := []struct {
+			q  string
+			id int64
+		}{{`SELECT id FROM consumers WHERE id = ?`, consumerID}, {`SELECT id FROM sensors WHERE id = ?`, sensorID}}
+		for _, c := range checks {
+			var got int64
+			if err := tx.QueryRowContext(ctx, r.d.rebind(c.q), c.id).Scan(&got); err != nil {
+				return err
+			}
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, r.d.rebind(`SELECT COUNT(*) FROM grants WHERE consumer_id = ? AND sensor_id = ?`), consumerID, sensorID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, r.d.rebind(`INSERT INTO grants (consumer_id, sensor_id) VALUES (?, ?)`), consumerID, sensorID)
+		return err
+	}))
+}
+
+// Revoke implements registry.Registry.
+func (r *DB) Revoke(ctx context.Context, consumerID, sensorID int64) error {
+	res, err := r.db.ExecContext(ctx, r.d.rebind(`DELETE FROM grants WHERE consumer_id = ? AND sensor_id = ?`), consumerID, sensorID)
+	if err == nil {
+		err = mustAffect(res)
+	}
+	return r.wrap("revoke", err)
+}
+
+// HasGrant implements registry.Registry.
+func (r *DB) HasGrant(ctx context.Context, consumerID, sensorID int64) (bool, error) {
+	var n int
+	err := r.db.QueryRowContext(ctx, r.d.rebind(`SELECT COUNT(*) FROM grants WHERE consumer_id = ? AND sensor_id = ?`), consumerID, sensorID).Scan(&n)
+	return n > 0, r.wrap("has grant", err)
+}

@@ -1,0 +1,208 @@
+package core
+
+import (
+	"context"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+
+	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/registry"
+)
+
+// CreateDevice implements CoreService.CreateDevice. Users.
+func (s *Service) CreateDevice(ctx context.Context, req *corev1.CreateDeviceRequest) (*corev1.CreateDeviceResponse, error) {
+	p, err := requireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("name", req.GetName()); err != nil {
+		return nil, err
+	}
+	if err := checkText("description", req.GetDescription(), 0, 2000); err != nil {
+		return nil, err
+	}
+	if err := checkLabels(req.GetLabels()); err != nil {
+		return nil, err
+	}
+	d, err := s.reg.CreateDevice(ctx, registry.Device{OwnerID: p.ID, Name: req.GetName(), Description: req.GetDescription(), Labels: req.GetLabels()})
+	if err != nil {
+		return nil, s.storeErr(ctx, "device", err)
+	}
+	return &corev1.CreateDeviceResponse{Result: devicePB(d)}, nil
+}
+
+// ListDevices implements CoreService.ListDevices. Users (own devices; admins all).
+func (s *Service) ListDevices(ctx context.Context, req *corev1.ListDevicesRequest) (*corev1.ListDevicesResponse, error) {
+	p, err := requireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := page(req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	f := registry.DeviceFilter{NameContains: req.GetNameFilter()}
+	if !p.Admin {
+		f.OwnerID = p.ID
+	}
+	ds, err := s.reg.ListDevices(ctx, f, pg)
+	if err != nil {
+		return nil, s.storeErr(ctx, "devices", err)
+	}
+	out := &corev1.ListDevicesResponse{Result: make([]*corev1.Device, 0, len(ds))}
+	for _, d := range ds {
+		out.Result = append(out.Result, devicePB(d))
+	}
+	if len(ds) > 0 {
+		out.NextPageToken = nextToken(len(ds), pg.Limit, ds[len(ds)-1].ID)
+	}
+	return out, nil
+}
+
+// ownedDevice loads a device the calling user may manage.
+func (s *Service) ownedDevice(ctx context.Context, id int64) (registry.Device, authn.Principal, error) {
+	p, err := requireUser(ctx)
+	if err != nil {
+		return registry.Device{}, p, err
+	}
+	d, err := s.reg.GetDevice(ctx, id)
+	if err != nil {
+		return d, p, s.storeErr(ctx, "device", err)
+	}
+	if !owns(p, d.OwnerID) {
+		return d, p, denied("device")
+	}
+	return d, p, nil
+}
+
+// GetDevice implements CoreService.GetDevice. Owner or admin.
+func (s *Service) GetDevice(ctx context.Context, req *corev1.GetDeviceRequest) (*corev1.GetDeviceResponse, error) {
+	d, _, err := s.ownedDevice(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.GetDeviceResponse{Result: devicePB(d)}, nil
+}
+
+// UpdateDevice implements CoreService.UpdateDevice. Owner or admin.
+func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequest) (*corev1.UpdateDeviceResponse, error) {
+	d, _, err := s.ownedDevice(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	mask := map[string]bool{}
+	for _, path := range req.GetUpdateMask().GetPaths() {
+		switch path {
+		case "name", "description", "labels":
+			mask[path] = true
+		default:
+			return nil, invalid("update_mask", "unknown field "+path)
+		}
+	}
+	all := len(mask) == 0
+	if (all || mask["name"]) && req.Name != nil {
+		if err := checkName("name", req.GetName()); err != nil {
+			return nil, err
+		}
+		d.Name = req.GetName()
+	}
+	if (all || mask["description"]) && req.Description != nil {
+		if err := checkText("description", req.GetDescription(), 0, 2000); err != nil {
+			return nil, err
+		}
+		d.Description = req.GetDescription()
+	}
+	if mask["labels"] || (all && len(req.GetLabels()) > 0) {
+		if err := checkLabels(req.GetLabels()); err != nil {
+			return nil, err
+		}
+		d.Labels = req.GetLabels()
+	}
+	d, err = s.reg.UpdateDevice(ctx, d)
+	if err != nil {
+		return nil, s.storeErr(ctx, "device", err)
+	}
+	return &corev1.UpdateDeviceResponse{Result: devicePB(d)}, nil
+}
+
+// DeleteDevice implements CoreService.DeleteDevice. Owner or admin.
+func (s *Service) DeleteDevice(ctx context.Context, req *corev1.DeleteDeviceRequest) (*corev1.DeleteDeviceResponse, error) {
+	if _, _, err := s.ownedDevice(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
+	sensors, err := s.reg.DeleteDevice(ctx, req.GetId())
+	if err != nil {
+		return nil, s.storeErr(ctx, "device", err)
+	}
+	for _, sn := range sensors {
+		s.deprovision(ctx, sn)
+	}
+	return &corev1.DeleteDeviceResponse{}, nil
+}
+
+// GetDeviceKey implements CoreService.GetDeviceKey. Owner or admin.
+func (s *Service) GetDeviceKey(ctx context.Context, req *corev1.GetDeviceKeyRequest) (*corev1.GetDeviceKeyResponse, error) {
+	d, _, err := s.ownedDevice(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindDevice, ID: d.ID}, d.KeyGen, 0)
+	if err != nil {
+		return nil, s.storeErr(ctx, "key", err)
+	}
+	return &corev1.GetDeviceKeyResponse{Token: tok}, nil
+}
+
+// RotateDeviceKey implements CoreService.RotateDeviceKey. Owner or admin.
+func (s *Service) RotateDeviceKey(ctx context.Context, req *corev1.RotateDeviceKeyRequest) (*corev1.RotateDeviceKeyResponse, error) {
+	if _, _, err := s.ownedDevice(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
+	d, err := s.reg.RotateDeviceKey(ctx, req.GetId())
+	if err != nil {
+		return nil, s.storeErr(ctx, "device", err)
+	}
+	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindDevice, ID: d.ID}, d.KeyGen, 0)
+	if err != nil {
+		return nil, s.storeErr(ctx, "key", err)
+	}
+	return &corev1.RotateDeviceKeyResponse{Token: tok}, nil
+}
+
+func checkName(field, v string) error {
+	if v == "" {
+		return invalid(field, "required")
+	}
+	return checkText(field, v, 1, 200)
+}
+
+func checkText(field, v string, min, max int) error {
+	if !utf8.ValidString(v) {
+		return invalid(field, "must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(v); n < min || n > max {
+		return errorf(connect.CodeInvalidArgument, "%s: must have %d to %d characters", field, min, max)
+	}
+	return nil
+}
+
+func checkLabels(l map[string]string) error {
+	if len(l) > 64 {
+		return invalid("labels", "at most 64 labels")
+	}
+	for k, v := range l {
+		if err := checkText("labels key", k, 1, 63); err != nil {
+			return err
+		}
+		if err := checkText("labels value", v, 0, 256); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func devicePB(d registry.Device) *corev1.Device {
+	return &corev1.Device{Id: d.ID, Name: d.Name, Description: d.Description, OwnerId: d.OwnerID, Labels: d.Labels, CreateTime: ts(d.CreatedAt), UpdateTime: ts(d.UpdatedAt)}
+}
