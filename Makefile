@@ -1,0 +1,80 @@
+# iotplatform — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+TOOLS     := $(BIN)/tools
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+TOOL_PKGS := github.com/bufbuild/buf/cmd/buf \
+	google.golang.org/protobuf/cmd/protoc-gen-go \
+	google.golang.org/grpc/cmd/protoc-gen-go-grpc \
+	connectrpc.com/connect/cmd/protoc-gen-connect-go \
+	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
+	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(TOOLS)/.stamp: tools/go.mod tools/go.sum
+	cd tools && GOBIN=$(TOOLS) $(GO) install $(TOOL_PKGS)
+	touch $@
+
+.PHONY: tools
+tools: $(TOOLS)/.stamp ## Install the pinned code generators (buf, protoc plugins) into bin/tools
+
+.PHONY: generate
+generate: tools ## Regenerate gen/ (Go, Connect, gRPC, grpc-gateway, OpenAPI) from proto/
+	$(TOOLS)/buf format -w proto
+	$(TOOLS)/buf lint
+	$(TOOLS)/buf generate
+
+.PHONY: lint
+lint: tools ## buf lint, buf format check and go vet
+	$(TOOLS)/buf lint
+	$(TOOLS)/buf format -d --exit-code proto
+	$(GO) vet ./...
+
+.PHONY: build
+build: ## Build bin/iotplatform
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/iotplatform ./cmd/iotplatform
+
+.PHONY: run
+run: build ## Build and start the platform on embedded defaults (data in ./data)
+	@echo ""
+	@echo "  iotplatform $(VERSION) — embedded defaults (SQLite registry, embedded bus and store)"
+	@echo "  API (Connect, gRPC, gRPC-Web, REST):  http://localhost:8080   e.g. curl localhost:8080/healthz"
+	@echo "  OpenAPI document:                     http://localhost:8080/openapi.json"
+	@echo "  Metrics:                              http://localhost:8080/metrics"
+	@echo "  HTTP ingest:                          http://localhost:8083/"
+	@echo "  WebSocket ingest:                     ws://localhost:8765/"
+	@echo "  MQTT ingest:                          tcp://localhost:1883"
+	@echo "  Admin user root; its password is printed below on first start (and kept in ./data/admin-password)."
+	@echo ""
+	@if [ -f data/admin-password ]; then echo "  root password: $$(cat data/admin-password)"; echo ""; fi
+	$(BIN)/iotplatform serve --log-format text
+
+.PHONY: test-services
+test-services: ## Install and start the real PostgreSQL, Kafka and OpenSearch used by the tests
+	deploy/scripts/test-services.sh up
+	@if [ -x scripts/install-test-tools.sh ]; then scripts/install-test-tools.sh; fi
+
+.PHONY: test
+test: tools test-services lint ## Install everything the tests need and run all of them
+	eval "$$(deploy/scripts/test-services.sh env)" && \
+	IOT_TEST_REQUIRE_SERVICES=1 $(GO) test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-short
+test-short: ## Unit tests only (no external services; integration tests skip)
+	$(GO) test -count=1 ./...
+
+.PHONY: bench
+bench: build test-services ## Run the benchmarks (results go to docs/BENCHMARKS.md by hand)
+	eval "$$(deploy/scripts/test-services.sh env)" && bench/run.sh
+
+.PHONY: clean
+clean: ## Remove build output (not ./data)
+	rm -rf $(BIN)

@@ -1,0 +1,282 @@
+// Package registrytest is the conformance suite every registry backend passes.
+package registrytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/iotplatform/iotplatform/internal/registry"
+)
+
+// Run runs the suite; newRegistry returns an empty registry for each subtest.
+func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, r registry.Registry)
+	}{
+		{"Users", testUsers},
+		{"LastAdminCannotBeDeleted", testLastAdmin},
+		{"DevicesScopedByOwner", testDevices},
+		{"DeviceListPaginationAndFilter", testDevicePages},
+		{"SensorsUniquePerDevicePath", testSensors},
+		{"DeleteDeviceCascades", testDeleteDeviceCascades},
+		{"KeyRotationBumpsGeneration", testRotation},
+		{"ConsumersAndGrants", testGrants},
+		{"FailedCreateLeavesNoRow", testFailedCreate},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })
+	}
+}
+
+// must returns v, failing the test (by panic, which the test runner reports
+// with a stack) when err is set.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(fmt.Sprintf("unexpected error: %v", err))
+	}
+	return v
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("got error %v, want %v", err, target)
+	}
+}
+
+func user(t *testing.T, r registry.Registry, name string, role registry.Role) registry.User {
+	return must(r.CreateUser(context.Background(), registry.User{Username: name, DisplayName: "D " + name, Role: role, PasswordHash: "h"}))
+}
+
+func testUsers(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	u := user(t, r, "alice", registry.RoleUser)
+	if u.ID == 0 || u.CreatedAt.IsZero() || u.Role != registry.RoleUser {
+		t.Fatalf("created user incomplete: %+v", u)
+	}
+	_, err := r.CreateUser(ctx, registry.User{Username: "alice", Role: registry.RoleUser, PasswordHash: "x"})
+	wantErr(t, err, registry.ErrAlreadyExists)
+	got := must(r.GetUserByName(ctx, "alice"))
+	if got.ID != u.ID || got.DisplayName != "D alice" {
+		t.Fatalf("GetUserByName = %+v", got)
+	}
+	got.DisplayName, got.TokenGen, got.PasswordHash = "Alice", 3, "h2"
+	upd := must(r.UpdateUser(ctx, got))
+	if upd.DisplayName != "Alice" || upd.TokenGen != 3 || upd.PasswordHash != "h2" {
+		t.Fatalf("UpdateUser = %+v", upd)
+	}
+	_, err = r.GetUser(ctx, 9999)
+	wantErr(t, err, registry.ErrNotFound)
+	_, err = r.UpdateUser(ctx, registry.User{ID: 9999, Role: registry.RoleUser})
+	wantErr(t, err, registry.ErrNotFound)
+	user(t, r, "bob", registry.RoleUser)
+	first := must(r.ListUsers(ctx, registry.Page{Limit: 1}))
+	rest := must(r.ListUsers(ctx, registry.Page{AfterID: first[0].ID, Limit: 10}))
+	if len(first) != 1 || len(rest) != 1 || rest[0].Username != "bob" {
+		t.Fatalf("pages = %v / %v", first, rest)
+	}
+}
+
+func testLastAdmin(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "root", registry.RoleAdmin)
+	wantErr(t, r.DeleteUser(ctx, a.ID), registry.ErrFailedPrecondition)
+	b := user(t, r, "root2", registry.RoleAdmin)
+	if n := must(r.CountAdmins(ctx)); n != 2 {
+		t.Fatalf("CountAdmins = %d", n)
+	}
+	if err := r.DeleteUser(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, r.DeleteUser(ctx, b.ID), registry.ErrNotFound)
+}
+
+func testDevices(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a, b := user(t, r, "alice", registry.RoleUser), user(t, r, "bob", registry.RoleUser)
+	d := must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car", Description: "red", Labels: map[string]string{"site": "munich"}}))
+	if d.ID == 0 || d.Labels["site"] != "munich" {
+		t.Fatalf("device = %+v", d)
+	}
+	_, err := r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car"})
+	wantErr(t, err, registry.ErrAlreadyExists)
+	// The same name under another owner is fine.
+	must(r.CreateDevice(ctx, registry.Device{OwnerID: b.ID, Name: "car"}))
+	d.Name, d.Labels = "truck", nil
+	upd := must(r.UpdateDevice(ctx, d))
+	if upd.Name != "truck" || len(upd.Labels) != 0 || upd.Description != "red" {
+		t.Fatalf("update = %+v", upd)
+	}
+	mine := must(r.ListDevices(ctx, registry.DeviceFilter{OwnerID: a.ID}, registry.Page{Limit: 10}))
+	all := must(r.ListDevices(ctx, registry.DeviceFilter{}, registry.Page{Limit: 10}))
+	if len(mine) != 1 || len(all) != 2 {
+		t.Fatalf("mine=%d all=%d", len(mine), len(all))
+	}
+}
+
+func testDevicePages(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	for i := range 7 {
+		must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: fmt.Sprintf("Sensor_Box-%d", i)}))
+	}
+	must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "other%"}))
+	var seen []int64
+	p := registry.Page{Limit: 3}
+	for {
+		ds := must(r.ListDevices(ctx, registry.DeviceFilter{NameContains: "box"}, p))
+		for _, d := range ds {
+			seen = append(seen, d.ID)
+		}
+		if len(ds) < p.Limit {
+			break
+		}
+		p.AfterID = ds[len(ds)-1].ID
+	}
+	if len(seen) != 7 {
+		t.Fatalf("filtered pages returned %d devices, want 7", len(seen))
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] <= seen[i-1] {
+			t.Fatalf("not ordered by id: %v", seen)
+		}
+	}
+	if ds := must(r.ListDevices(ctx, registry.DeviceFilter{NameContains: "_box"}, registry.Page{Limit: 100})); len(ds) != 7 {
+		t.Fatalf("underscore must match literally: %d", len(ds))
+	}
+	if ds := must(r.ListDevices(ctx, registry.DeviceFilter{NameContains: "%"}, registry.Page{Limit: 100})); len(ds) != 1 {
+		t.Fatalf("percent must match literally: %d", len(ds))
+	}
+}
+
+func testSensors(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	d := must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car"}))
+	s1 := must(r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: "pressure", Type: registry.TypeDouble, Path: "wheels/front/left", Unit: "kPa"}))
+	must(r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: "pressure", Type: registry.TypeDouble, Path: "wheels/front/right"}))
+	_, err := r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: "pressure", Type: registry.TypeDouble, Path: "wheels/front/left"})
+	wantErr(t, err, registry.ErrAlreadyExists)
+	_, err = r.CreateSensor(ctx, registry.Sensor{DeviceID: 9999, Name: "x", Type: registry.TypeLong})
+	wantErr(t, err, registry.ErrNotFound)
+	got := must(r.GetSensor(ctx, s1.ID))
+	if got.Type != registry.TypeDouble || got.Path != "wheels/front/left" || got.Unit != "kPa" || got.DeviceID != d.ID {
+		t.Fatalf("sensor = %+v", got)
+	}
+	got.Unit, got.Path = "bar", "wheels/rear/left"
+	if upd := must(r.UpdateSensor(ctx, got)); upd.Unit != "bar" || upd.Path != "wheels/rear/left" || upd.Type != registry.TypeDouble {
+		t.Fatalf("update = %+v", upd)
+	}
+	if ss := must(r.ListSensors(ctx, d.ID)); len(ss) != 2 {
+		t.Fatalf("ListSensors = %d", len(ss))
+	}
+	if err := r.DeleteSensor(ctx, s1.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, r.DeleteSensor(ctx, s1.ID), registry.ErrNotFound)
+}
+
+func testDeleteDeviceCascades(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	d := must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car"}))
+	s := must(r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: "t", Type: registry.TypeDouble}))
+	c := must(r.CreateConsumer(ctx, registry.Consumer{OwnerID: a.ID, Name: "job"}))
+	if err := r.Grant(ctx, c.ID, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	gone := must(r.DeleteDevice(ctx, d.ID))
+	if len(gone) != 1 || gone[0].ID != s.ID {
+		t.Fatalf("DeleteDevice returned %v", gone)
+	}
+	_, err := r.GetSensor(ctx, s.ID)
+	wantErr(t, err, registry.ErrNotFound)
+	if ok := must(r.HasGrant(ctx, c.ID, s.ID)); ok {
+		t.Fatal("grant survived its sensor")
+	}
+	_, err = r.DeleteDevice(ctx, d.ID)
+	wantErr(t, err, registry.ErrNotFound)
+	// Deleting the owner removes consumers too.
+	user(t, r, "root", registry.RoleAdmin)
+	if err := r.DeleteUser(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.GetConsumer(ctx, c.ID)
+	wantErr(t, err, registry.ErrNotFound)
+}
+
+func testRotation(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	d := must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car"}))
+	if d.KeyGen != 0 {
+		t.Fatalf("new device KeyGen = %d", d.KeyGen)
+	}
+	if d2 := must(r.RotateDeviceKey(ctx, d.ID)); d2.KeyGen != 1 {
+		t.Fatalf("rotated KeyGen = %d", d2.KeyGen)
+	}
+	c := must(r.CreateConsumer(ctx, registry.Consumer{OwnerID: a.ID, Name: "job"}))
+	if c2 := must(r.RotateConsumerKey(ctx, c.ID)); c2.KeyGen != 1 {
+		t.Fatalf("rotated consumer KeyGen = %d", c2.KeyGen)
+	}
+	_, err := r.RotateDeviceKey(ctx, 9999)
+	wantErr(t, err, registry.ErrNotFound)
+}
+
+func testGrants(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	d := must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car"}))
+	s1 := must(r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: "a", Type: registry.TypeDouble}))
+	s2 := must(r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: "b", Type: registry.TypeLong}))
+	c := must(r.CreateConsumer(ctx, registry.Consumer{OwnerID: a.ID, Name: "job", Description: "x"}))
+	_, err := r.CreateConsumer(ctx, registry.Consumer{OwnerID: a.ID, Name: "job"})
+	wantErr(t, err, registry.ErrAlreadyExists)
+	for _, s := range []int64{s2.ID, s1.ID, s1.ID} {
+		if err := r.Grant(ctx, c.ID, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantErr(t, r.Grant(ctx, c.ID, 9999), registry.ErrNotFound)
+	wantErr(t, r.Grant(ctx, 9999, s1.ID), registry.ErrNotFound)
+	got := must(r.GetConsumer(ctx, c.ID))
+	if len(got.SensorIDs) != 2 || got.SensorIDs[0] != s1.ID || got.SensorIDs[1] != s2.ID {
+		t.Fatalf("SensorIDs = %v", got.SensorIDs)
+	}
+	if !must(r.HasGrant(ctx, c.ID, s1.ID)) {
+		t.Fatal("HasGrant false after Grant")
+	}
+	if err := r.Revoke(ctx, c.ID, s1.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, r.Revoke(ctx, c.ID, s1.ID), registry.ErrNotFound)
+	if must(r.HasGrant(ctx, c.ID, s1.ID)) {
+		t.Fatal("HasGrant true after Revoke")
+	}
+	got.Name = "job2"
+	if upd := must(r.UpdateConsumer(ctx, got)); upd.Name != "job2" || len(upd.SensorIDs) != 1 {
+		t.Fatalf("UpdateConsumer = %+v", upd)
+	}
+	if cs := must(r.ListConsumers(ctx, a.ID, registry.Page{Limit: 10})); len(cs) != 1 || len(cs[0].SensorIDs) != 1 {
+		t.Fatalf("ListConsumers = %+v", cs)
+	}
+	if err := r.DeleteConsumer(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, r.DeleteConsumer(ctx, c.ID), registry.ErrNotFound)
+}
+
+func testFailedCreate(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car"}))
+	_, err := r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car", Description: "dup"})
+	wantErr(t, err, registry.ErrAlreadyExists)
+	ds := must(r.ListDevices(ctx, registry.DeviceFilter{}, registry.Page{Limit: 100}))
+	if len(ds) != 1 || ds[0].Description != "" {
+		t.Fatalf("a failed create left rows behind: %+v", ds)
+	}
+}
