@@ -1,0 +1,156 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/bus"
+)
+
+// Handler implements IngestService over the ingest path. The caller must be
+// a device (authn.NewInterceptor puts it in the context).
+type Handler struct {
+	svc *Service
+	// maxInFlight bounds the batches a stream reads ahead of its acks.
+	maxInFlight int
+}
+
+var _ ingestv1connect.IngestServiceHandler = (*Handler)(nil)
+
+// NewHandler returns the IngestService handler; maxInFlight (default 8)
+// bounds how many batches a stream reads ahead before they are acked.
+func NewHandler(svc *Service, maxInFlight int) *Handler {
+	if maxInFlight <= 0 {
+		maxInFlight = 8
+	}
+	return &Handler{svc: svc, maxInFlight: maxInFlight}
+}
+
+// Ingest stores one batch and answers once it is durable.
+func (h *Handler) Ingest(ctx context.Context, req *ingestv1.IngestRequest) (*ingestv1.IngestResponse, error) {
+	p, err := authn.Require(ctx, authn.KindDevice)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := FromProto(req.GetReadings())
+	if err == nil {
+		var n int
+		if n, err = h.svc.Ingest(ctx, p.ID, ProtocolGRPC, rs); err == nil {
+			return &ingestv1.IngestResponse{Accepted: int32(n)}, nil
+		}
+	} else {
+		h.svc.m.refused(ProtocolGRPC, err)
+	}
+	return nil, ConnectError(err)
+}
+
+// ConnectError maps an ingest error to a Connect error carrying the item
+// errors as details.
+func ConnectError(err error) error {
+	var be *BatchError
+	switch {
+	case errors.As(err, &be):
+		code := connect.CodeInvalidArgument
+		if be.Class == ClassTooLarge {
+			code = connect.CodeResourceExhausted
+		}
+		ce := connect.NewError(code, err)
+		for _, it := range ItemErrorsProto(be.Items) {
+			if d, derr := connect.NewErrorDetail(it); derr == nil {
+				ce.AddDetail(d)
+			}
+		}
+		return ce
+	case errors.Is(err, bus.ErrUnavailable):
+		return connect.NewError(connect.CodeUnavailable, err)
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	default:
+		return connect.NewError(connect.CodeInternal, err)
+	}
+}
+
+// ItemErrorsProto converts item errors to their protobuf form.
+func ItemErrorsProto(items []ItemError) []*ingestv1.ItemError {
+	out := make([]*ingestv1.ItemError, len(items))
+	for i, it := range items {
+		out[i] = &ingestv1.ItemError{Index: int32(it.Index), Code: it.Code, Message: it.Message}
+	}
+	return out
+}
+
+// ItemErrorsOf returns the item errors of err: a BatchError's items, or one
+// whole-batch error with code "unavailable" or "internal".
+func ItemErrorsOf(err error) []ItemError {
+	var be *BatchError
+	if errors.As(err, &be) {
+		return be.Items
+	}
+	code := "internal"
+	if errors.Is(err, bus.ErrUnavailable) {
+		code = CodeUnavailable
+	}
+	return []ItemError{{Index: -1, Code: code, Message: err.Error()}}
+}
+
+// IngestStream reads batches ahead (at most maxInFlight unacknowledged),
+// publishes them in order and acks each sequence once durable. A refused
+// batch is answered with its errors and the stream goes on; a bus failure
+// is answered with an "unavailable" error frame for that batch.
+func (h *Handler) IngestStream(ctx context.Context, stream *connect.BidiStream[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse]) error {
+	p, err := authn.Require(ctx, authn.KindDevice)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan *ingestv1.IngestStreamRequest, h.maxInFlight)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(queue)
+		for {
+			req, err := stream.Receive()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case queue <- req:
+			case <-ctx.Done():
+				recvErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	for req := range queue {
+		resp := &ingestv1.IngestStreamResponse{Sequence: req.GetSequence()}
+		rs, err := FromProto(req.GetReadings())
+		var n int
+		if err == nil {
+			n, err = h.svc.Ingest(ctx, p.ID, ProtocolGRPC, rs)
+		} else {
+			h.svc.m.refused(ProtocolGRPC, err)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return connect.NewError(connect.CodeCanceled, ctx.Err())
+			}
+			resp.Errors = ItemErrorsProto(ItemErrorsOf(err))
+		} else {
+			resp.Accepted = int32(n)
+		}
+		if err := stream.Send(resp); err != nil {
+			return fmt.Errorf("send ack %d: %w", req.GetSequence(), err)
+		}
+	}
+	if err := <-recvErr; err != nil && !isEOF(err) {
+		return err
+	}
+	return nil
+}
