@@ -1,0 +1,116 @@
+package http_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
+	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
+)
+
+func TestGateway_StatusCodes(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 200 * time.Millisecond})
+	srv := httptest.NewServer(gwhttp.New(e.Log, e.Verifier, e.Service, gwhttp.Config{MaxBody: 1024}))
+	defer srv.Close()
+	devA := e.DeviceToken(t, ingesttest.DeviceA)
+	pb, _ := proto.Marshal(&ingestv1.ReadingBatch{Readings: []*ingestv1.Reading{{SensorId: 11, Value: &ingestv1.Reading_DoubleValue{DoubleValue: 1}}}})
+	cases := []struct {
+		name     string
+		header   string // authorization header name, value
+		auth     string
+		ct       string
+		body     string
+		block    bool
+		want     int
+		accepted int
+	}{
+		{name: "success lowercase header", header: "authorization", auth: "Bearer " + devA, ct: "application/json", body: `{"sensor_id":"11","timestamp":1526717967,"value":"1.5"}`, want: 200, accepted: 1},
+		{name: "success array", header: "AUTHORIZATION", auth: "bearer " + devA, ct: "application/json; charset=utf-8", body: `[{"sensor_id":11,"value":1},{"sensor_id":12,"value":2}]`, want: 200, accepted: 2},
+		{name: "protobuf", header: "Authorization", auth: "Bearer " + devA, ct: "application/x-protobuf", body: string(pb), want: 200, accepted: 1},
+		{name: "missing header", ct: "application/json", body: `{}`, want: 401},
+		{name: "malformed header", header: "authorization", auth: "Token " + devA, ct: "application/json", body: `{}`, want: 401},
+		{name: "invalid token", header: "authorization", auth: "Bearer abc.def.ghi", ct: "application/json", body: `{}`, want: 403},
+		{name: "user token", header: "authorization", auth: "Bearer " + e.Token(t, authn.KindUser, 1), ct: "application/json", body: `{}`, want: 403},
+		{name: "malformed JSON", header: "authorization", auth: "Bearer " + devA, ct: "application/json", body: `{"sensor_id":`, want: 400},
+		{name: "missing value", header: "authorization", auth: "Bearer " + devA, ct: "application/json", body: `{"sensor_id":11}`, want: 400},
+		{name: "too large", header: "authorization", auth: "Bearer " + devA, ct: "application/json", body: `[` + strings.Repeat(`{"sensor_id":11,"value":1},`, 100) + `]`, want: 413},
+		{name: "unsupported type", header: "authorization", auth: "Bearer " + devA, ct: "text/plain", body: `{}`, want: 415},
+		{name: "unknown sensor", header: "authorization", auth: "Bearer " + devA, ct: "application/json", body: `{"sensor_id":999,"value":1}`, want: 422},
+		{name: "other device's sensor", header: "authorization", auth: "Bearer " + devA, ct: "application/json", body: `{"sensor_id":21,"value":1}`, want: 422},
+		{name: "uncoercible", header: "authorization", auth: "Bearer " + devA, ct: "application/json", body: `{"sensor_id":13,"value":"maybe"}`, want: 422},
+		{name: "bus blocked", header: "authorization", auth: "Bearer " + devA, ct: "application/json", body: `{"sensor_id":11,"value":1}`, block: true, want: 503},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.block {
+				defer e.Sink.Block()()
+			}
+			before := len(e.Sink.Records())
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(c.body))
+			req.Header.Set("Content-Type", c.ct)
+			if c.header != "" {
+				req.Header[c.header] = []string{c.auth}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var r gwhttp.Response
+			_ = json.NewDecoder(resp.Body).Decode(&r)
+			if resp.StatusCode != c.want {
+				t.Fatalf("status %d (%+v), want %d", resp.StatusCode, r, c.want)
+			}
+			if r.Accepted != c.accepted {
+				t.Fatalf("accepted %d, want %d", r.Accepted, c.accepted)
+			}
+			if c.want == 200 && len(e.Sink.Records())-before != c.accepted {
+				t.Fatalf("acked %d but %d durable", c.accepted, len(e.Sink.Records())-before)
+			}
+			if c.want == 422 && len(r.Errors) == 0 {
+				t.Fatal("422 without item errors")
+			}
+			if c.want != 200 && !c.block && len(e.Sink.Records()) != before {
+				t.Fatal("refused request was stored")
+			}
+		})
+	}
+}
+
+func TestGateway_RevokedTokenRefusedAfterCacheTTL(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{})
+	srv := httptest.NewServer(gwhttp.New(e.Log, e.Verifier, e.Service, gwhttp.Config{}))
+	defer srv.Close()
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	post := func() int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader([]byte(`{"sensor_id":11,"value":1}`)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := post(); s != 200 {
+		t.Fatalf("status %d", s)
+	}
+	e.Sensors.Rotate(ingesttest.DeviceA)
+	deadline := time.Now().Add(10 * time.Second) // far above the 50 ms cache TTL
+	for post() != 403 {
+		if time.Now().After(deadline) {
+			t.Fatal("rotated token still accepted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,345 @@
+// Package mqtt is the MQTT ingest gateway on mochi-mqtt (MQTT 3.1, 3.1.1
+// and 5): username `JWT` and the device token as password at CONNECT, publish
+// to the topic `<device_id>`, QoS 0 or 1. A QoS 1 PUBACK is written only once
+// the readings are durable: OnPublish validates the payload and queues it to
+// the client's worker, which merges queued publishes into one bus publish and
+// then acks them in order.
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+
+	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/services/ingest"
+)
+
+// Ingester is what the gateway needs from the ingest path (ingest.Service):
+// validation and publishing are separate so queued publishes of a client
+// can be merged into one durable bus publish.
+type Ingester interface {
+	Records(ctx context.Context, device int64, p ingest.Protocol, rs []ingest.Reading) ([]*busv1.Record, error)
+	Publish(ctx context.Context, p ingest.Protocol, recs []*busv1.Record) error
+	DeadLetter(ctx context.Context, device int64, p ingest.Protocol, payload []byte, reason error) error
+}
+
+// Config tunes the gateway.
+type Config struct {
+	// QueueSize bounds the publishes a client may have waiting for
+	// durability; a full queue stops reading from that client (default 256).
+	QueueSize int
+	// MaxMerge bounds the records merged into one bus publish (default 5000).
+	MaxMerge int
+}
+
+// Gateway is the MQTT server.
+type Gateway struct {
+	mochi.HookBase
+	log  *slog.Logger
+	auth authn.Authenticator
+	ing  Ingester
+	cfg  Config
+	srv  *mochi.Server
+
+	sessions sync.Map // *mochi.Client → *session
+
+	deadLetters prometheus.Counter
+	denied      prometheus.Counter
+}
+
+// New returns the gateway; reg registers its metrics (nil: unregistered).
+func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, reg prometheus.Registerer) (*Gateway, error) {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 256
+	}
+	if cfg.MaxMerge <= 0 {
+		cfg.MaxMerge = 5000
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1
+	caps.RetainAvailable = 0
+	caps.WildcardSubAvailable = 0
+	caps.SharedSubAvailable = 0
+	caps.MaximumSessionExpiryInterval = 0
+	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg,
+		srv: mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mochi")}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_invalid_payloads_total",
+			Help: "Invalid MQTT payloads (3.x: dead-lettered; 5: refused with a PUBACK reason code)."}),
+		denied: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_acl_denied_total",
+			Help: "Publishes or subscriptions refused by the topic ACL."}),
+	}
+	if reg != nil {
+		reg.MustRegister(g.deadLetters, g.denied)
+	}
+	if err := g.srv.AddHook(g, nil); err != nil {
+		return nil, fmt.Errorf("add mqtt hook: %w", err)
+	}
+	return g, nil
+}
+
+// Serve accepts MQTT connections on ln until ctx ends.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	if err := g.srv.AddListener(listeners.NewNet("mqtt", ln)); err != nil {
+		return fmt.Errorf("add mqtt listener: %w", err)
+	}
+	if err := g.srv.Serve(); err != nil {
+		return fmt.Errorf("serve mqtt: %w", err)
+	}
+	<-ctx.Done()
+	if err := g.srv.Close(); err != nil {
+		return fmt.Errorf("close mqtt: %w", err)
+	}
+	return nil
+}
+
+// ID implements mochi.Hook.
+func (g *Gateway) ID() string { return "iotplatform-ingest" }
+
+// Provides implements mochi.Hook.
+func (g *Gateway) Provides(b byte) bool {
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish, mochi.OnDisconnect}, []byte{b})
+}
+
+type session struct {
+	device int64
+	topic  string
+	token  string
+	v5     bool
+	cl     *mochi.Client
+
+	once   sync.Once
+	q      chan job
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type job struct {
+	qos  byte
+	pid  uint16
+	recs []*busv1.Record
+	// refused (MQTT 5): answer with this reason code.
+	code *packets.Code
+	// dead (MQTT 3.x): dead-letter payload with reason, then ack.
+	dead   []byte
+	reason error
+}
+
+// OnConnectAuthenticate accepts username `JWT` with a device token.
+func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if string(pk.Connect.Username) != "JWT" {
+		return false
+	}
+	tok := string(pk.Connect.Password)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := g.auth.Authenticate(ctx, tok)
+	if err != nil || p.Kind != authn.KindDevice {
+		g.log.Info("mqtt connect refused", "client", cl.ID, "err", err)
+		return false
+	}
+	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), token: tok,
+		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	g.sessions.Store(cl, s)
+	return true
+}
+
+// OnACLCheck lets a device publish only to its own topic and subscribe to
+// nothing.
+func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	s := g.session(cl)
+	if write && s != nil && topic == s.topic {
+		return true
+	}
+	g.denied.Inc()
+	return false
+}
+
+// OnDisconnect stops the client's worker; queued, unacked publishes are
+// dropped (the client resends them).
+func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
+	if v, ok := g.sessions.LoadAndDelete(cl); ok {
+		v.(*session).cancel()
+	}
+}
+
+func (g *Gateway) session(cl *mochi.Client) *session {
+	v, ok := g.sessions.Load(cl)
+	if !ok {
+		return nil
+	}
+	return v.(*session)
+}
+
+// OnPublish validates the payload and queues it; mochi itself never acks
+// (ErrRejectPacket), the worker does once durable.
+func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	s := g.session(cl)
+	if s == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	if _, err := g.auth.Authenticate(s.ctx, s.token); err != nil { // rotation/revocation, cached
+		g.log.Info("mqtt token no longer valid", "device_id", s.device, "err", err)
+		_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		return pk, packets.ErrRejectPacket
+	}
+	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID}
+	f := ingest.FormatProto
+	if p := bytes.TrimLeft(pk.Payload, " \t\r\n"); len(p) > 0 && (p[0] == '{' || p[0] == '[') {
+		f = ingest.FormatJSON
+	}
+	rs, err := ingest.Decode(f, pk.Payload)
+	if err == nil {
+		j.recs, err = g.ing.Records(s.ctx, s.device, ingest.ProtocolMQTT, rs)
+	}
+	if err != nil {
+		var be *ingest.BatchError
+		if !errors.As(err, &be) { // registry trouble: refuse like an unavailable bus
+			g.log.Warn("mqtt publish refused", "device_id", s.device, "err", err)
+			_ = g.srv.DisconnectClient(cl, packets.ErrServerUnavailable)
+			return pk, packets.ErrRejectPacket
+		}
+		g.deadLetters.Inc()
+		if s.v5 {
+			code := reasonCode(be)
+			j.code = &code
+			j.reason = err
+		} else {
+			j.dead, j.reason = append([]byte(nil), pk.Payload...), err
+		}
+	}
+	s.once.Do(func() { go g.work(s) })
+	select {
+	case s.q <- j: // blocks the client's read loop when full: back-pressure
+	case <-s.ctx.Done():
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+func reasonCode(be *ingest.BatchError) packets.Code {
+	switch be.Class {
+	case ingest.ClassRejected:
+		return packets.ErrImplementationSpecificError
+	case ingest.ClassTooLarge:
+		return packets.ErrPacketTooLarge
+	}
+	return packets.ErrPayloadFormatInvalid
+}
+
+// work publishes a client's queued jobs in order, merging consecutive
+// valid publishes into one bus publish, and acks each after it is durable.
+func (g *Gateway) work(s *session) {
+	var batch []job
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case j := <-s.q:
+			batch = append(batch[:0], j)
+		}
+		n := len(batch[0].recs)
+	drain:
+		for n < g.cfg.MaxMerge {
+			select {
+			case j := <-s.q:
+				batch = append(batch, j)
+				n += len(j.recs)
+			default:
+				break drain
+			}
+		}
+		if err := g.process(s, batch); err != nil {
+			g.log.Warn("mqtt publish not durable, disconnecting", "device_id", s.device, "err", err)
+			code := packets.ErrServerUnavailable
+			if !s.v5 {
+				code = packets.ErrUnspecifiedError
+			}
+			_ = g.srv.DisconnectClient(s.cl, code)
+			s.cancel()
+			return
+		}
+	}
+}
+
+func (g *Gateway) process(s *session, batch []job) error {
+	start := 0
+	flush := func(end int) error {
+		if start == end {
+			return nil
+		}
+		var recs []*busv1.Record
+		if end-start == 1 {
+			recs = batch[start].recs
+		} else {
+			for _, j := range batch[start:end] {
+				recs = append(recs, j.recs...)
+			}
+		}
+		if err := g.ing.Publish(s.ctx, ingest.ProtocolMQTT, recs); err != nil {
+			return err
+		}
+		for _, j := range batch[start:end] {
+			if err := g.ack(s, j, packets.CodeSuccess); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i, j := range batch {
+		if j.recs != nil {
+			continue
+		}
+		if err := flush(i); err != nil {
+			return err
+		}
+		start = i + 1
+		switch {
+		case j.code != nil:
+			if err := g.ack(s, j, *j.code); err != nil {
+				return err
+			}
+		default:
+			if err := g.ing.DeadLetter(s.ctx, s.device, ingest.ProtocolMQTT, j.dead, j.reason); err != nil {
+				return err
+			}
+			if err := g.ack(s, j, packets.CodeSuccess); err != nil {
+				return err
+			}
+		}
+	}
+	return flush(len(batch))
+}
+
+func (g *Gateway) ack(s *session, j job, code packets.Code) error {
+	if j.qos == 0 {
+		return nil
+	}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: j.pid, ReasonCode: code.Code}
+	if code.Code >= packets.ErrUnspecifiedError.Code && j.reason != nil {
+		pk.Properties.ReasonString = truncate(j.reason.Error(), 200)
+	}
+	if err := s.cl.WritePacket(pk); err != nil {
+		return fmt.Errorf("write puback: %w", err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,216 @@
+package mqtt_test
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.golang/paho"
+	"google.golang.org/protobuf/proto"
+
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
+	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
+	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
+)
+
+func start(t *testing.T, opt ingesttest.Options) (*ingesttest.Env, string) {
+	t.Helper()
+	e := ingesttest.New(t, opt)
+	g, err := gwmqtt.New(e.Log, e.Verifier, e.Service, gwmqtt.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e, ln.Addr().String()
+}
+
+// v3client connects with paho.mqtt.golang: version 3 is MQTT 3.1 (MQIsdp),
+// 4 is 3.1.1.
+func v3client(t *testing.T, addr string, version uint, password string) (pahov3.Client, error) {
+	o := pahov3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("c" + strconv.FormatInt(time.Now().UnixNano(), 36)).
+		SetUsername("JWT").SetPassword(password).SetProtocolVersion(version).SetAutoReconnect(false).SetConnectRetry(false)
+	c := pahov3.NewClient(o)
+	tok := c.Connect()
+	tok.Wait()
+	if tok.Error() == nil {
+		t.Cleanup(func() { c.Disconnect(100) })
+	}
+	return c, tok.Error()
+}
+
+func v5client(t *testing.T, addr string, password string) (*paho.Client, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	ca, err := c.Connect(context.Background(), &paho.Connect{ClientID: "v5" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		KeepAlive: 30, CleanStart: true, Username: "JWT", UsernameFlag: true, Password: []byte(password), PasswordFlag: true})
+	if err != nil {
+		return nil, err
+	}
+	if ca.ReasonCode != 0 {
+		return nil, &net.OpError{Op: "connack " + strconv.Itoa(int(ca.ReasonCode))}
+	}
+	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	return c, nil
+}
+
+func TestMQTT3_PublishAckedWhenDurable(t *testing.T) {
+	for _, v := range []uint{3, 4} {
+		t.Run("version "+strconv.Itoa(int(v)), func(t *testing.T) {
+			e, addr := start(t, ingesttest.Options{})
+			c, err := v3client(t, addr, v, e.DeviceToken(t, ingesttest.DeviceA))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := c.Publish("1", 1, false, `[{"sensor_id":"11","timestamp":1526717967,"value":"2.5"},{"sensor_id":12,"value":7}]`)
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish: %v", tok.Error())
+			}
+			if r := e.Sink.Records(); len(r) != 2 || r[0].GetDoubleValue() != 2.5 || r[0].GetProtocol() != "mqtt" {
+				t.Fatalf("stored %v", r)
+			}
+			// Invalid payloads cannot be refused in 3.x: dead-lettered, then acked.
+			tok = c.Publish("1", 1, false, `{"sensor_id":21,"value":1}`)
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish: %v", tok.Error())
+			}
+			if dls := e.Sink.DeadLetters(); len(dls) != 1 || dls[0].DeviceID != 1 || dls[0].Protocol != "mqtt" {
+				t.Fatalf("dead letters %+v", dls)
+			}
+			if n := len(e.Sink.Records()); n != 2 {
+				t.Fatalf("%d records stored, want 2", n)
+			}
+		})
+	}
+}
+
+func TestMQTT_RefusesBadCredentials(t *testing.T) {
+	e, addr := start(t, ingesttest.Options{})
+	for name, pw := range map[string]string{"garbage": "nope", "user token": e.Token(t, "user", 1)} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := v3client(t, addr, 4, pw); err == nil {
+				t.Fatal("3.1.1 connect accepted")
+			}
+			if _, err := v5client(t, addr, pw); err == nil {
+				t.Fatal("5 connect accepted")
+			}
+		})
+	}
+}
+
+func TestMQTT3_OtherDevicesTopicDisconnects(t *testing.T) {
+	e, addr := start(t, ingesttest.Options{})
+	c, err := v3client(t, addr, 4, e.DeviceToken(t, ingesttest.DeviceA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := c.Publish("2", 1, false, `{"sensor_id":21,"value":1}`)
+	tok.WaitTimeout(2 * time.Second)
+	for i := 0; i < 100 && c.IsConnected(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c.IsConnected() {
+		t.Fatal("client publishing to another device's topic is still connected")
+	}
+	if n := len(e.Sink.Records()); n != 0 {
+		t.Fatalf("%d records stored", n)
+	}
+}
+
+func TestMQTT5_ReasonCodes(t *testing.T) {
+	e, addr := start(t, ingesttest.Options{})
+	c, err := v5client(t, addr, e.DeviceToken(t, ingesttest.DeviceA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := proto.Marshal(&ingestv1.ReadingBatch{Readings: []*ingestv1.Reading{{SensorId: 13, Value: &ingestv1.Reading_BoolValue{BoolValue: true}}}})
+	cases := []struct {
+		name, topic string
+		payload     []byte
+		code        byte
+	}{
+		{"json", "1", []byte(`{"sensor_id":11,"value":1}`), 0},
+		{"protobuf", "1", pb, 0},
+		{"malformed", "1", []byte(`{"sensor_id":`), 0x99},
+		{"other device's sensor", "1", []byte(`{"sensor_id":21,"value":1}`), 0x83},
+		{"uncoercible", "1", []byte(`{"sensor_id":13,"value":"perhaps"}`), 0x83},
+		{"other device's topic", "2", []byte(`{"sensor_id":21,"value":1}`), 0x87},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			before := len(e.Sink.Records())
+			pr, err := c.Publish(ctx, &paho.Publish{Topic: tc.topic, QoS: 1, Payload: tc.payload})
+			if pr == nil {
+				t.Fatalf("no PUBACK: %v", err)
+			}
+			if pr.ReasonCode != tc.code {
+				t.Fatalf("reason code %#x, want %#x", pr.ReasonCode, tc.code)
+			}
+			if stored := len(e.Sink.Records()) - before; (tc.code == 0) != (stored == 1) {
+				t.Fatalf("%d stored", stored)
+			}
+		})
+	}
+}
+
+func TestMQTT_NoPubackUntilDurable(t *testing.T) {
+	e, addr := start(t, ingesttest.Options{PublishTimeout: 30 * time.Second})
+	c, err := v3client(t, addr, 4, e.DeviceToken(t, ingesttest.DeviceA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unblock := e.Sink.Block()
+	tok := c.Publish("1", 1, false, `{"sensor_id":11,"value":1}`)
+	if tok.WaitTimeout(300 * time.Millisecond) {
+		t.Fatal("PUBACK arrived while the bus was blocked")
+	}
+	unblock()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("no PUBACK after the bus recovered: %v", tok.Error())
+	}
+	if n := len(e.Sink.Records()); n != 1 {
+		t.Fatalf("%d stored", n)
+	}
+}
+
+func TestMQTT_MosquittoPub(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto_pub")
+	if err != nil {
+		t.Skip("mosquitto_pub not installed (scripts/install-test-tools.sh)")
+	}
+	e, addr := start(t, ingesttest.Options{})
+	host, port, _ := net.SplitHostPort(addr)
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	for i, v := range []string{"mqttv31", "mqttv311", "mqttv5"} {
+		t.Run(v, func(t *testing.T) {
+			out, err := exec.Command(bin, "-h", host, "-p", port, "-V", v, "-q", "1", "-u", "JWT", "-P", tok,
+				"-t", "1", "-m", `{"sensor_id":"14","timestamp":1526717967,"value":"91827364"}`).CombinedOutput()
+			if err != nil {
+				t.Fatalf("mosquitto_pub: %v: %s", err, out)
+			}
+			if n := len(e.Sink.Records()); n != i+1 {
+				t.Fatalf("%d stored, want %d", n, i+1)
+			}
+			out, err = exec.Command(bin, "-h", host, "-p", port, "-V", v, "-q", "1", "-u", "JWT", "-P", "bad",
+				"-t", "1", "-m", `{}`).CombinedOutput()
+			if err == nil {
+				t.Fatalf("mosquitto_pub with a bad token succeeded: %s", out)
+			}
+		})
+	}
+}
