@@ -212,3 +212,33 @@ func TestOps_HealthMetricsOpenAPIJWKS(t *testing.T) {
 		t.Error("served OpenAPI differs from the committed gen/openapi document")
 	}
 }
+
+// TestFirstStart_GeneratesAdminPassword: without IOT_ADMIN_PASSWORD a random
+// password is printed once and kept 0600 in the data dir; no default exists.
+func TestFirstStart_GeneratesAdminPassword(t *testing.T) {
+	p := Start(t, Options{GeneratedPassword: true})
+	file := filepath.Join(p.DataDir, "admin-password")
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin-password mode %v, want 0600", st.Mode().Perm())
+	}
+	b, _ := os.ReadFile(file)
+	pw := strings.TrimSpace(string(b))
+	if len(pw) < 16 || !strings.Contains(p.Logs(), pw) {
+		t.Fatalf("generated password %q not printed at start", pw)
+	}
+	p.SignIn("root", pw)
+	if r := p.Do("POST", "/api/users/signin", "", `{"username":"root","password":"x5KATOHT9zHczR49aPy0"}`); r.Status != 401 {
+		t.Fatal("the original's hard-coded root password must not work")
+	}
+	// A restart does not print or change it again.
+	p.Stop()
+	p.Restart()
+	if strings.Count(p.Logs(), pw) != 0 {
+		t.Fatal("password printed again after restart")
+	}
+	p.SignIn("root", pw)
+}

@@ -56,6 +56,8 @@ type Platform struct {
 	Args []string
 	Env  []string
 
+	generated bool
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	logs *bytes.Buffer
@@ -72,16 +74,19 @@ type Options struct {
 	DataDir string
 	// AdminPassword; empty picks a random one given via IOT_ADMIN_PASSWORD.
 	AdminPassword string
+	// GeneratedPassword leaves IOT_ADMIN_PASSWORD unset so the platform
+	// generates one (read it from <data-dir>/admin-password).
+	GeneratedPassword bool
 }
 
 // Start runs the binary on free loopback ports and waits until /readyz is OK.
 func Start(t *testing.T, o Options) *Platform {
 	t.Helper()
-	p := &Platform{t: t, DataDir: o.DataDir, Args: o.Args, Env: o.Env, AdminPassword: o.AdminPassword}
+	p := &Platform{t: t, DataDir: o.DataDir, Args: o.Args, Env: o.Env, AdminPassword: o.AdminPassword, generated: o.GeneratedPassword}
 	if p.DataDir == "" {
 		p.DataDir = t.TempDir()
 	}
-	if p.AdminPassword == "" {
+	if p.AdminPassword == "" && !p.generated {
 		p.AdminPassword = "pw-" + randHex(8)
 	}
 	p.API, p.HTTP, p.WS, p.MQTT = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
@@ -96,7 +101,10 @@ func (p *Platform) start() {
 	args := append([]string{"serve", "--data-dir", p.DataDir, "--api-addr", p.API, "--http-addr", p.HTTP,
 		"--ws-addr", p.WS, "--mqtt-addr", p.MQTT, "--log-format", "text", "--auth-cache-ttl", "200ms"}, p.Args...)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "IOT_ADMIN_PASSWORD="+p.AdminPassword)
+	cmd.Env = os.Environ()
+	if !p.generated {
+		cmd.Env = append(cmd.Env, "IOT_ADMIN_PASSWORD="+p.AdminPassword)
+	}
 	cmd.Env = append(cmd.Env, p.Env...)
 	p.logs = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = &syncWriter{w: p.logs, mu: &p.mu}, &syncWriter{w: p.logs, mu: &p.mu}
