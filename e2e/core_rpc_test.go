@@ -348,7 +348,10 @@ func TestPermissions(t *testing.T) {
 			_, err := consumerAsClient.ListConsumers(ctx, &corev1.ListConsumersRequest{})
 			return err
 		}, denied},
-		{"no token", func() error { _, err := coreClient(p, "", nil).ListDevices(ctx, &corev1.ListDevicesRequest{}); return err }, unauth},
+		{"no token", func() error {
+			_, err := coreClient(p, "", nil).ListDevices(ctx, &corev1.ListDevicesRequest{})
+			return err
+		}, unauth},
 		{"garbage token", func() error {
 			_, err := coreClient(p, "garbage", nil).ListDevices(ctx, &corev1.ListDevicesRequest{})
 			return err
