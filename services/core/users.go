@@ -221,8 +221,15 @@ func (s *Service) DeleteUser(ctx context.Context, req *corev1.DeleteUserRequest)
 	if _, err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
+	sensors, err := s.sensorsOfUser(ctx, req.GetId())
+	if err != nil {
+		return nil, s.storeErr(ctx, "user", err)
+	}
 	if err := s.reg.DeleteUser(ctx, req.GetId()); err != nil {
 		return nil, s.storeErr(ctx, "user", err)
+	}
+	for _, sn := range sensors {
+		s.deprovision(ctx, sn)
 	}
 	return &corev1.DeleteUserResponse{}, nil
 }
@@ -270,4 +277,28 @@ func userPB(u registry.User) *corev1.User {
 		role = corev1.Role_ROLE_ADMIN
 	}
 	return &corev1.User{Id: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: role, CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt)}
+}
+
+// sensorsOfUser lists every sensor of the user's devices, so their
+// per-sensor resources can be released when the user goes.
+func (s *Service) sensorsOfUser(ctx context.Context, userID int64) ([]registry.Sensor, error) {
+	var out []registry.Sensor
+	pg := registry.Page{Limit: maxPageSize}
+	for {
+		ds, err := s.reg.ListDevices(ctx, registry.DeviceFilter{OwnerID: userID}, pg)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			ss, err := s.reg.ListSensors(ctx, d.ID)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ss...)
+		}
+		if len(ds) < pg.Limit {
+			return out, nil
+		}
+		pg.AfterID = ds[len(ds)-1].ID
+	}
 }
