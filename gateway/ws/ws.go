@@ -1,0 +1,225 @@
+// Package ws is the WebSocket ingest gateway. The device authenticates during
+// the upgrade (authorization header; for browsers an `access_token` query
+// parameter or the sub-protocols "bearer", "<token>"); every text message is
+// a JSON reading or array (optionally wrapped as {"seq": n, "readings": ...}),
+// every binary message a protobuf ReadingBatch, and each is answered with one
+// JSON ack or error frame once durable.
+package ws
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/services/ingest"
+)
+
+// Ingester is the ingest path the gateway feeds (ingest.Service).
+type Ingester interface {
+	IngestPayload(ctx context.Context, device int64, p ingest.Protocol, f ingest.Format, payload []byte) (int, error)
+}
+
+// Config tunes the gateway.
+type Config struct {
+	// MaxMessage is the largest accepted message in bytes (default 1 MiB).
+	MaxMessage int64
+	// IdleTimeout closes connections without a data message (default 5 min).
+	IdleTimeout time.Duration
+	// PingInterval is the keep-alive ping period (default 30 s).
+	PingInterval time.Duration
+	// WriteTimeout bounds writing one ack; a client that does not read its
+	// acks is disconnected (default 10 s).
+	WriteTimeout time.Duration
+}
+
+// SubprotocolBearer is offered by browser clients together with the token
+// as a second sub-protocol.
+const SubprotocolBearer = "bearer"
+
+// Gateway upgrades and serves device connections.
+type Gateway struct {
+	log  *slog.Logger
+	auth authn.Authenticator
+	ing  Ingester
+	cfg  Config
+}
+
+// New returns the gateway handler.
+func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config) *Gateway {
+	if cfg.MaxMessage <= 0 {
+		cfg.MaxMessage = 1 << 20
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 30 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	return &Gateway{log: log, auth: auth, ing: ing, cfg: cfg}
+}
+
+// Ack is the frame answering one message.
+type Ack struct {
+	// Index counts the connection's messages from 0.
+	Index int `json:"index"`
+	// Seq echoes the client's sequence number (envelope form only).
+	Seq *uint64 `json:"seq,omitempty"`
+	// Status is the HTTP gateway's status for the same payload (200, 400,
+	// 413, 422, 503).
+	Status   int                `json:"status"`
+	Accepted int                `json:"accepted"`
+	Code     string             `json:"code,omitempty"`
+	Errors   []ingest.ItemError `json:"errors,omitempty"`
+}
+
+type envelope struct {
+	Seq      *uint64         `json:"seq"`
+	Readings json.RawMessage `json:"readings"`
+}
+
+// ServeHTTP authenticates the upgrade (401/403 refuse it) and serves the
+// connection.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	tok, subproto, err := token(r)
+	var p authn.Principal
+	status := http.StatusUnauthorized
+	if err == nil {
+		p, status, err = gwhttp.AuthenticateToken(r.Context(), g.auth, tok)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), status)
+		return
+	}
+	opts := &websocket.AcceptOptions{InsecureSkipVerify: true} // tokens, not cookies: any origin
+	if subproto != "" {
+		opts.Subprotocols = []string{subproto}
+	}
+	c, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		return
+	}
+	c.SetReadLimit(g.cfg.MaxMessage)
+	g.serve(context.WithoutCancel(r.Context()), c, p, tok)
+}
+
+// token finds the credentials: header, then bearer sub-protocol, then query.
+func token(r *http.Request) (tok, subproto string, err error) {
+	if r.Header.Get("Authorization") != "" {
+		tok, err = authn.TokenFromHeader(r.Header)
+		return tok, "", err
+	}
+	if protos := subprotocols(r); len(protos) == 2 && protos[0] == SubprotocolBearer {
+		return protos[1], SubprotocolBearer, nil
+	}
+	if q := r.URL.Query().Get("access_token"); q != "" {
+		return q, "", nil
+	}
+	return "", "", authn.ErrNoCredentials
+}
+
+func subprotocols(r *http.Request) []string {
+	var out []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principal, tok string) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer c.CloseNow()
+	go g.keepAlive(ctx, c)
+	for i := 0; ; i++ {
+		rctx, rcancel := context.WithTimeout(ctx, g.cfg.IdleTimeout)
+		typ, msg, err := c.Read(rctx)
+		rcancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.Close(websocket.StatusPolicyViolation, "idle timeout")
+			}
+			return
+		}
+		var ack Ack
+		// Re-check rotation/revocation (cached, so bounded by the auth
+		// cache TTL and cheap).
+		if _, status, err := gwhttp.AuthenticateToken(ctx, g.auth, tok); err != nil {
+			ack = Ack{Index: i, Status: status, Code: "unauthorized", Errors: []ingest.ItemError{{Index: -1, Code: "unauthorized", Message: err.Error()}}}
+			b, _ := json.Marshal(ack)
+			_ = c.Write(ctx, websocket.MessageText, b)
+			c.Close(websocket.StatusPolicyViolation, "token no longer valid")
+			return
+		}
+		ack = g.handle(ctx, p, i, typ, msg)
+		b, _ := json.Marshal(ack)
+		wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
+		err = c.Write(wctx, websocket.MessageText, b)
+		wcancel()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) Ack {
+	ack := Ack{Index: i}
+	f := ingest.FormatProto
+	if typ == websocket.MessageText {
+		f = ingest.FormatJSON
+		if t := bytes.TrimLeft(msg, " \t\r\n"); len(t) > 0 && t[0] == '{' && bytes.Contains(t, []byte(`"readings"`)) {
+			var env envelope
+			if json.Unmarshal(t, &env) == nil && env.Readings != nil {
+				ack.Seq, msg = env.Seq, env.Readings
+			}
+		}
+	}
+	n, err := g.ing.IngestPayload(ctx, p.ID, ingest.ProtocolWS, f, msg)
+	if err != nil {
+		ack.Status = gwhttp.StatusOf(err)
+		items := ingest.ItemErrorsOf(err)
+		ack.Code = items[0].Code
+		ack.Errors = items
+		return ack
+	}
+	ack.Status, ack.Accepted = http.StatusOK, n
+	return ack
+}
+
+func (g *Gateway) keepAlive(ctx context.Context, c *websocket.Conn) {
+	t := time.NewTicker(g.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
+			err := c.Ping(pctx)
+			cancel()
+			if err != nil {
+				c.CloseNow()
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package ws_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"google.golang.org/protobuf/proto"
+
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
+	gwws "github.com/iotplatform/iotplatform/gateway/ws"
+	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
+)
+
+func start(t *testing.T) (*ingesttest.Env, string) {
+	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 200 * time.Millisecond})
+	srv := httptest.NewServer(gwws.New(e.Log, e.Verifier, e.Service, gwws.Config{}))
+	t.Cleanup(srv.Close)
+	return e, "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func roundTrip(t *testing.T, c *websocket.Conn, typ websocket.MessageType, msg []byte) gwws.Ack {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, typ, msg); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a gwws.Ack
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestWS_AuthOnUpgrade(t *testing.T) {
+	e, url := start(t)
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	cases := []struct {
+		name   string
+		url    string
+		header http.Header
+		protos []string
+		want   int // 0: upgraded
+	}{
+		{"header", url, http.Header{"authorization": {"Bearer " + tok}}, nil, 0},
+		{"query token (browser)", url + "?access_token=" + tok, nil, nil, 0},
+		{"bearer subprotocol (browser)", url, nil, []string{"bearer", tok}, 0},
+		{"missing", url, nil, nil, 401},
+		{"malformed", url, http.Header{"Authorization": {"Basic xyz"}}, nil, 401},
+		{"invalid", url, http.Header{"Authorization": {"Bearer a.b.c"}}, nil, 403},
+		{"user token", url, http.Header{"Authorization": {"Bearer " + e.Token(t, "user", 1)}}, nil, 403},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, resp, err := websocket.Dial(context.Background(), c.url, &websocket.DialOptions{HTTPHeader: c.header, Subprotocols: c.protos})
+			if c.want != 0 {
+				if err == nil || resp == nil || resp.StatusCode != c.want {
+					t.Fatalf("dial err=%v resp=%v, want %d", err, resp, c.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			if a := roundTrip(t, conn, websocket.MessageText, []byte(`{"sensor_id":"11","value":"4.5"}`)); a.Status != 200 || a.Accepted != 1 {
+				t.Fatalf("ack %+v", a)
+			}
+		})
+	}
+}
+
+func TestWS_Frames(t *testing.T) {
+	e, url := start(t)
+	conn, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{
+		HTTPHeader: http.Header{"authorization": {"Bearer " + e.DeviceToken(t, ingesttest.DeviceA)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	pb, _ := proto.Marshal(&ingestv1.ReadingBatch{Readings: []*ingestv1.Reading{{SensorId: 12, Value: &ingestv1.Reading_LongValue{LongValue: 9}}}})
+	cases := []struct {
+		name     string
+		typ      websocket.MessageType
+		msg      string
+		block    bool
+		status   int
+		accepted int
+		seq      uint64
+	}{
+		{"array", websocket.MessageText, `[{"sensor_id":11,"value":1},{"sensor_id":13,"value":true}]`, false, 200, 2, 0},
+		{"envelope with seq", websocket.MessageText, `{"seq":42,"readings":[{"sensor_id":11,"value":1}]}`, false, 200, 1, 42},
+		{"protobuf", websocket.MessageBinary, string(pb), false, 200, 1, 0},
+		{"malformed", websocket.MessageText, `{"sensor_id":`, false, 400, 0, 0},
+		{"other device's sensor", websocket.MessageText, `{"sensor_id":21,"value":1}`, false, 422, 0, 0},
+		{"bus blocked", websocket.MessageText, `{"sensor_id":11,"value":1}`, true, 503, 0, 0},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.block {
+				defer e.Sink.Block()()
+			}
+			before := len(e.Sink.Records())
+			a := roundTrip(t, conn, c.typ, []byte(c.msg))
+			if a.Index != i || a.Status != c.status || a.Accepted != c.accepted {
+				t.Fatalf("ack %+v, want index %d status %d accepted %d", a, i, c.status, c.accepted)
+			}
+			if c.seq != 0 && (a.Seq == nil || *a.Seq != c.seq) {
+				t.Fatalf("seq not echoed: %+v", a)
+			}
+			if c.status == 200 && len(e.Sink.Records())-before != c.accepted {
+				t.Fatal("acked before durable")
+			}
+			if c.status != 200 && len(a.Errors) == 0 {
+				t.Fatal("error frame without errors")
+			}
+		})
+	}
+}
