@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -27,6 +28,8 @@ func (a *App) setupAPI() {
 	a.connectOpts = []connect.HandlerOption{
 		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.verifier)),
 		connect.WithReadMaxBytes(8 << 20),
+		// Small answers are cheaper to send than to gzip.
+		connect.WithCompressMinBytes(4 << 10),
 	}
 	a.rest = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
@@ -71,6 +74,14 @@ func (a *App) finishAPI() {
 		w.Write(iotplatform.OpenAPI)
 	})
 	a.addServer("api", a.cfg.APIAddr, a.rootHandler())
+	if a.cfg.DebugAddr != "" {
+		dbg := http.NewServeMux()
+		dbg.HandleFunc("/debug/pprof/", pprof.Index)
+		dbg.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		dbg.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		dbg.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		a.addServer("debug", a.cfg.DebugAddr, dbg)
+	}
 }
 
 // rootHandler sends /api/* to the REST transcoder (behind the auth

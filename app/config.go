@@ -33,6 +33,8 @@ type Config struct {
 	JWKSURL string
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
+	// DebugAddr serves net/http/pprof when set (keep it on loopback).
+	DebugAddr string
 
 	Ingest   IngestConfig
 	Pipeline PipelineConfig
@@ -51,6 +53,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of Ed25519 signing keys (*.pem); default <data-dir>/keys")
 	str(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with keys from this JWKS URL (for processes without the core role)")
 	dur(fs, &c.ShutdownTimeout, "shutdown-timeout", "IOT_SHUTDOWN_TIMEOUT", 15*time.Second, "graceful shutdown limit")
+	str(fs, &c.DebugAddr, "debug-addr", "IOT_DEBUG_ADDR", "", "serve Go profiling (net/http/pprof) on this address; empty disables")
 	c.AdminPassword = os.Getenv("IOT_ADMIN_PASSWORD")
 	c.Ingest.RegisterFlags(fs)
 	c.Pipeline.RegisterFlags(fs)

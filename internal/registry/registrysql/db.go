@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -61,10 +62,12 @@ var postgresDialect = dialect{
 
 // DB is a registry.Registry over database/sql.
 type DB struct {
-	db *sql.DB
-	d  dialect
-	// q caches rebound queries.
+	db  *sql.DB
+	d   dialect
 	now func() time.Time
+	// stmts caches prepared statements by query text: parsing SQL costs
+	// more than running these small queries.
+	stmts sync.Map // string -> *sql.Stmt
 }
 
 var _ registry.Registry = (*DB)(nil)
@@ -146,6 +149,55 @@ func (r *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// prepared returns the cached prepared statement for q (already rebound).
+func (r *DB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := r.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := r.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := r.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// row runs a single-row query through the statement cache.
+func (r *DB) row(ctx context.Context, q string, args ...any) rowScanner {
+	st, err := r.prepared(ctx, r.d.rebind(q))
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// rows runs a query through the statement cache.
+func (r *DB) rows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := r.prepared(ctx, r.d.rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// exec runs a statement through the statement cache.
+func (r *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := r.prepared(ctx, r.d.rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+type rowScanner interface{ Scan(...any) error }
+
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
 func (r *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -162,7 +214,13 @@ func (r *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 func (r *DB) Ping(ctx context.Context) error { return r.db.PingContext(ctx) }
 
 // Close implements registry.Registry.
-func (r *DB) Close() error { return r.db.Close() }
+func (r *DB) Close() error {
+	r.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return r.db.Close()
+}
 
 type querier interface {
 	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)

@@ -38,14 +38,14 @@ func labelsJSON(l map[string]string) string {
 // CreateDevice implements registry.Registry.
 func (r *DB) CreateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
 	now := micros(r.now())
-	out, err := scanDevice(r.db.QueryRowContext(ctx, r.d.rebind(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+deviceCols), d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now))
+	out, err := scanDevice(r.row(ctx, `INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now))
 	return out, r.wrap("create device", err)
 }
 
 // GetDevice implements registry.Registry.
 func (r *DB) GetDevice(ctx context.Context, id int64) (registry.Device, error) {
-	d, err := scanDevice(r.db.QueryRowContext(ctx, r.d.rebind(`SELECT `+deviceCols+` FROM devices WHERE id = ?`), id))
+	d, err := scanDevice(r.row(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
 	return d, r.wrap("get device", err)
 }
 
@@ -63,7 +63,7 @@ func (r *DB) ListDevices(ctx context.Context, f registry.DeviceFilter, p registr
 	}
 	q += ` ORDER BY id LIMIT ?`
 	args = append(args, p.Limit)
-	rows, err := r.db.QueryContext(ctx, r.d.rebind(q), args...)
+	rows, err := r.rows(ctx, q, args...)
 	if err != nil {
 		return nil, r.wrap("list devices", err)
 	}
@@ -85,8 +85,8 @@ func escapeLike(s string) string {
 
 // UpdateDevice implements registry.Registry.
 func (r *DB) UpdateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
-	out, err := scanDevice(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE devices SET name = ?, description = ?, labels = ?, updated_at = ?
-		WHERE id = ? RETURNING `+deviceCols), d.Name, d.Description, labelsJSON(d.Labels), micros(r.now()), d.ID))
+	out, err := scanDevice(r.row(ctx, `UPDATE devices SET name = ?, description = ?, labels = ?, updated_at = ?
+		WHERE id = ? RETURNING `+deviceCols, d.Name, d.Description, labelsJSON(d.Labels), micros(r.now()), d.ID))
 	return out, r.wrap("update device", err)
 }
 
@@ -109,8 +109,8 @@ func (r *DB) DeleteDevice(ctx context.Context, id int64) ([]registry.Sensor, err
 
 // RotateDeviceKey implements registry.Registry.
 func (r *DB) RotateDeviceKey(ctx context.Context, id int64) (registry.Device, error) {
-	d, err := scanDevice(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE devices SET key_gen = key_gen + 1, updated_at = ?
-		WHERE id = ? RETURNING `+deviceCols), micros(r.now()), id))
+	d, err := scanDevice(r.row(ctx, `UPDATE devices SET key_gen = key_gen + 1, updated_at = ?
+		WHERE id = ? RETURNING `+deviceCols, micros(r.now()), id))
 	return d, r.wrap("rotate device key", err)
 }
 

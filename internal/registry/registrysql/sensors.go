@@ -22,8 +22,8 @@ func scanSensor(row interface{ Scan(...any) error }) (registry.Sensor, error) {
 // CreateSensor implements registry.Registry.
 func (r *DB) CreateSensor(ctx context.Context, s registry.Sensor) (registry.Sensor, error) {
 	now := micros(r.now())
-	out, err := scanSensor(r.db.QueryRowContext(ctx, r.d.rebind(`INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols), s.DeviceID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
+	out, err := scanSensor(r.row(ctx, `INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols, s.DeviceID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
 	if err != nil && !r.d.isUnique(err) {
 		// A missing device violates the foreign key.
 		if _, gerr := r.GetDevice(ctx, s.DeviceID); gerr != nil {
@@ -35,7 +35,7 @@ func (r *DB) CreateSensor(ctx context.Context, s registry.Sensor) (registry.Sens
 
 // GetSensor implements registry.Registry.
 func (r *DB) GetSensor(ctx context.Context, id int64) (registry.Sensor, error) {
-	s, err := scanSensor(r.db.QueryRowContext(ctx, r.d.rebind(`SELECT `+sensorCols+` FROM sensors WHERE id = ?`), id))
+	s, err := scanSensor(r.row(ctx, `SELECT `+sensorCols+` FROM sensors WHERE id = ?`, id))
 	return s, r.wrap("get sensor", err)
 }
 
@@ -64,14 +64,14 @@ func (r *DB) listSensors(ctx context.Context, q querier, deviceID int64) ([]regi
 
 // UpdateSensor implements registry.Registry.
 func (r *DB) UpdateSensor(ctx context.Context, s registry.Sensor) (registry.Sensor, error) {
-	out, err := scanSensor(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE sensors SET name = ?, description = ?, unit = ?, path = ?, updated_at = ?
-		WHERE id = ? RETURNING `+sensorCols), s.Name, s.Description, s.Unit, s.Path, micros(r.now()), s.ID))
+	out, err := scanSensor(r.row(ctx, `UPDATE sensors SET name = ?, description = ?, unit = ?, path = ?, updated_at = ?
+		WHERE id = ? RETURNING `+sensorCols, s.Name, s.Description, s.Unit, s.Path, micros(r.now()), s.ID))
 	return out, r.wrap("update sensor", err)
 }
 
 // DeleteSensor implements registry.Registry.
 func (r *DB) DeleteSensor(ctx context.Context, id int64) error {
-	res, err := r.db.ExecContext(ctx, r.d.rebind(`DELETE FROM sensors WHERE id = ?`), id)
+	res, err := r.exec(ctx, `DELETE FROM sensors WHERE id = ?`, id)
 	if err == nil {
 		err = mustAffect(res)
 	}
@@ -90,7 +90,7 @@ func scanConsumer(row interface{ Scan(...any) error }) (registry.Consumer, error
 
 // withGrants fills c.SensorIDs.
 func (r *DB) withGrants(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
-	rows, err := r.db.QueryContext(ctx, r.d.rebind(`SELECT sensor_id FROM grants WHERE consumer_id = ? ORDER BY sensor_id`), c.ID)
+	rows, err := r.rows(ctx, `SELECT sensor_id FROM grants WHERE consumer_id = ? ORDER BY sensor_id`, c.ID)
 	if err != nil {
 		return c, err
 	}
@@ -110,15 +110,15 @@ func (r *DB) withGrants(ctx context.Context, c registry.Consumer) (registry.Cons
 // CreateConsumer implements registry.Registry.
 func (r *DB) CreateConsumer(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
 	now := micros(r.now())
-	out, err := scanConsumer(r.db.QueryRowContext(ctx, r.d.rebind(`INSERT INTO consumers (owner_id, name, description, key_gen, created_at, updated_at)
-		VALUES (?, ?, ?, 0, ?, ?) RETURNING `+consumerCols), c.OwnerID, c.Name, c.Description, now, now))
+	out, err := scanConsumer(r.row(ctx, `INSERT INTO consumers (owner_id, name, description, key_gen, created_at, updated_at)
+		VALUES (?, ?, ?, 0, ?, ?) RETURNING `+consumerCols, c.OwnerID, c.Name, c.Description, now, now))
 	out.SensorIDs = []int64{}
 	return out, r.wrap("create consumer", err)
 }
 
 // GetConsumer implements registry.Registry.
 func (r *DB) GetConsumer(ctx context.Context, id int64) (registry.Consumer, error) {
-	c, err := scanConsumer(r.db.QueryRowContext(ctx, r.d.rebind(`SELECT `+consumerCols+` FROM consumers WHERE id = ?`), id))
+	c, err := scanConsumer(r.row(ctx, `SELECT `+consumerCols+` FROM consumers WHERE id = ?`, id))
 	if err == nil {
 		c, err = r.withGrants(ctx, c)
 	}
@@ -135,7 +135,7 @@ func (r *DB) ListConsumers(ctx context.Context, ownerID int64, p registry.Page) 
 	}
 	q += ` ORDER BY id LIMIT ?`
 	args = append(args, p.Limit)
-	rows, err := r.db.QueryContext(ctx, r.d.rebind(q), args...)
+	rows, err := r.rows(ctx, q, args...)
 	if err != nil {
 		return nil, r.wrap("list consumers", err)
 	}
@@ -162,8 +162,8 @@ func (r *DB) ListConsumers(ctx context.Context, ownerID int64, p registry.Page) 
 
 // UpdateConsumer implements registry.Registry.
 func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
-	out, err := scanConsumer(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE consumers SET name = ?, description = ?, updated_at = ?
-		WHERE id = ? RETURNING `+consumerCols), c.Name, c.Description, micros(r.now()), c.ID))
+	out, err := scanConsumer(r.row(ctx, `UPDATE consumers SET name = ?, description = ?, updated_at = ?
+		WHERE id = ? RETURNING `+consumerCols, c.Name, c.Description, micros(r.now()), c.ID))
 	if err == nil {
 		out, err = r.withGrants(ctx, out)
 	}
@@ -172,7 +172,7 @@ func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.
 
 // DeleteConsumer implements registry.Registry.
 func (r *DB) DeleteConsumer(ctx context.Context, id int64) error {
-	res, err := r.db.ExecContext(ctx, r.d.rebind(`DELETE FROM consumers WHERE id = ?`), id)
+	res, err := r.exec(ctx, `DELETE FROM consumers WHERE id = ?`, id)
 	if err == nil {
 		err = mustAffect(res)
 	}
@@ -181,8 +181,8 @@ func (r *DB) DeleteConsumer(ctx context.Context, id int64) error {
 
 // RotateConsumerKey implements registry.Registry.
 func (r *DB) RotateConsumerKey(ctx context.Context, id int64) (registry.Consumer, error) {
-	c, err := scanConsumer(r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE consumers SET key_gen = key_gen + 1, updated_at = ?
-		WHERE id = ? RETURNING `+consumerCols), micros(r.now()), id))
+	c, err := scanConsumer(r.row(ctx, `UPDATE consumers SET key_gen = key_gen + 1, updated_at = ?
+		WHERE id = ? RETURNING `+consumerCols, micros(r.now()), id))
 	if err == nil {
 		c, err = r.withGrants(ctx, c)
 	}
@@ -216,7 +216,7 @@ func (r *DB) Grant(ctx context.Context, consumerID, sensorID int64) error {
 
 // Revoke implements registry.Registry.
 func (r *DB) Revoke(ctx context.Context, consumerID, sensorID int64) error {
-	res, err := r.db.ExecContext(ctx, r.d.rebind(`DELETE FROM grants WHERE consumer_id = ? AND sensor_id = ?`), consumerID, sensorID)
+	res, err := r.exec(ctx, `DELETE FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID)
 	if err == nil {
 		err = mustAffect(res)
 	}
@@ -226,6 +226,6 @@ func (r *DB) Revoke(ctx context.Context, consumerID, sensorID int64) error {
 // HasGrant implements registry.Registry.
 func (r *DB) HasGrant(ctx context.Context, consumerID, sensorID int64) (bool, error) {
 	var n int
-	err := r.db.QueryRowContext(ctx, r.d.rebind(`SELECT COUNT(*) FROM grants WHERE consumer_id = ? AND sensor_id = ?`), consumerID, sensorID).Scan(&n)
+	err := r.row(ctx, `SELECT COUNT(*) FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID).Scan(&n)
 	return n > 0, r.wrap("has grant", err)
 }

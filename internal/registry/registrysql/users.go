@@ -22,27 +22,27 @@ func scanUser(row interface{ Scan(...any) error }) (registry.User, error) {
 // CreateUser implements registry.Registry.
 func (r *DB) CreateUser(ctx context.Context, u registry.User) (registry.User, error) {
 	now := micros(r.now())
-	row := r.db.QueryRowContext(ctx, r.d.rebind(`INSERT INTO users (username, display_name, role, password_hash, token_gen, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+userCols), u.Username, u.DisplayName, string(u.Role), u.PasswordHash, now, now)
+	row := r.row(ctx, `INSERT INTO users (username, display_name, role, password_hash, token_gen, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+userCols, u.Username, u.DisplayName, string(u.Role), u.PasswordHash, now, now)
 	out, err := scanUser(row)
 	return out, r.wrap("create user", err)
 }
 
 // GetUser implements registry.Registry.
 func (r *DB) GetUser(ctx context.Context, id int64) (registry.User, error) {
-	u, err := scanUser(r.db.QueryRowContext(ctx, r.d.rebind(`SELECT `+userCols+` FROM users WHERE id = ?`), id))
+	u, err := scanUser(r.row(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	return u, r.wrap("get user", err)
 }
 
 // GetUserByName implements registry.Registry.
 func (r *DB) GetUserByName(ctx context.Context, name string) (registry.User, error) {
-	u, err := scanUser(r.db.QueryRowContext(ctx, r.d.rebind(`SELECT `+userCols+` FROM users WHERE username = ?`), name))
+	u, err := scanUser(r.row(ctx, `SELECT `+userCols+` FROM users WHERE username = ?`, name))
 	return u, r.wrap("get user", err)
 }
 
 // ListUsers implements registry.Registry.
 func (r *DB) ListUsers(ctx context.Context, p registry.Page) ([]registry.User, error) {
-	rows, err := r.db.QueryContext(ctx, r.d.rebind(`SELECT `+userCols+` FROM users WHERE id > ? ORDER BY id LIMIT ?`), p.AfterID, p.Limit)
+	rows, err := r.rows(ctx, `SELECT `+userCols+` FROM users WHERE id > ? ORDER BY id LIMIT ?`, p.AfterID, p.Limit)
 	if err != nil {
 		return nil, r.wrap("list users", err)
 	}
@@ -60,8 +60,8 @@ func (r *DB) ListUsers(ctx context.Context, p registry.Page) ([]registry.User, e
 
 // UpdateUser implements registry.Registry.
 func (r *DB) UpdateUser(ctx context.Context, u registry.User) (registry.User, error) {
-	row := r.db.QueryRowContext(ctx, r.d.rebind(`UPDATE users SET display_name = ?, role = ?, password_hash = ?, token_gen = ?, updated_at = ?
-		WHERE id = ? RETURNING `+userCols), u.DisplayName, string(u.Role), u.PasswordHash, u.TokenGen, micros(r.now()), u.ID)
+	row := r.row(ctx, `UPDATE users SET display_name = ?, role = ?, password_hash = ?, token_gen = ?, updated_at = ?
+		WHERE id = ? RETURNING `+userCols, u.DisplayName, string(u.Role), u.PasswordHash, u.TokenGen, micros(r.now()), u.ID)
 	out, err := scanUser(row)
 	return out, r.wrap("update user", err)
 }
@@ -69,7 +69,7 @@ func (r *DB) UpdateUser(ctx context.Context, u registry.User) (registry.User, er
 // CountAdmins implements registry.Registry.
 func (r *DB) CountAdmins(ctx context.Context) (int, error) {
 	var n int
-	err := r.db.QueryRowContext(ctx, r.d.rebind(`SELECT COUNT(*) FROM users WHERE role = ?`), string(registry.RoleAdmin)).Scan(&n)
+	err := r.row(ctx, `SELECT COUNT(*) FROM users WHERE role = ?`, string(registry.RoleAdmin)).Scan(&n)
 	return n, r.wrap("count admins", err)
 }
 
