@@ -2,7 +2,23 @@ package app
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
+	gwws "github.com/iotplatform/iotplatform/gateway/ws"
+	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
+	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
+	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
+	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
 // IngestConfig configures the ingest role and the bus (owned by the ingestion work).
@@ -10,6 +26,21 @@ type IngestConfig struct {
 	HTTPAddr string
 	WSAddr   string
 	MQTTAddr string
+
+	// KafkaBrokers selects the Kafka bus; empty uses the embedded bus.
+	KafkaBrokers    string
+	KafkaTopicMode  string
+	KafkaTopic      string
+	KafkaGroup      string
+	KafkaPartitions int
+
+	HTTPMaxBody    int
+	MaxBatch       int
+	PublishTimeout time.Duration
+	SensorCacheTTL time.Duration
+	StreamInFlight int
+	WSIdleTimeout  time.Duration
+	MQTTQueue      int
 }
 
 // RegisterFlags binds the ingest flags.
@@ -17,16 +48,138 @@ func (c *IngestConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.HTTPAddr, "http-addr", "IOT_HTTP_ADDR", ":8083", "address of the HTTP ingest gateway")
 	str(fs, &c.WSAddr, "ws-addr", "IOT_WS_ADDR", ":8765", "address of the WebSocket ingest gateway")
 	str(fs, &c.MQTTAddr, "mqtt-addr", "IOT_MQTT_ADDR", ":1883", "address of the MQTT ingest gateway")
+	str(fs, &c.KafkaBrokers, "kafka-brokers", "IOT_KAFKA_BROKERS", "", "Kafka bootstrap servers; empty uses the embedded bus")
+	str(fs, &c.KafkaTopicMode, "kafka-topic-mode", "IOT_KAFKA_TOPIC_MODE", buskafka.ModeShared, "Kafka topic layout: shared (one topic keyed by device) or per-sensor (<device_id>_<sensor_id>)")
+	str(fs, &c.KafkaTopic, "kafka-topic", "IOT_KAFKA_TOPIC", buskafka.DefaultTopic, "the shared readings topic")
+	str(fs, &c.KafkaGroup, "kafka-group", "IOT_KAFKA_GROUP", "iot-pipeline", "consumer group of the pipeline")
+	integer(fs, &c.KafkaPartitions, "kafka-partitions", "IOT_KAFKA_PARTITIONS", 6, "partitions of the shared topic when it is created")
+	integer(fs, &c.HTTPMaxBody, "http-max-body", "IOT_HTTP_MAX_BODY", 1<<20, "largest HTTP body / WebSocket message in bytes (413 above)")
+	integer(fs, &c.MaxBatch, "ingest-max-batch", "IOT_INGEST_MAX_BATCH", 10000, "most readings in one batch")
+	dur(fs, &c.PublishTimeout, "ingest-publish-timeout", "IOT_INGEST_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch may wait for the bus before it is refused (503)")
+	dur(fs, &c.SensorCacheTTL, "ingest-sensor-cache-ttl", "IOT_INGEST_SENSOR_CACHE_TTL", 2*time.Second, "how long a sensor lookup is reused by the gateways")
+	integer(fs, &c.StreamInFlight, "ingest-stream-inflight", "IOT_INGEST_STREAM_INFLIGHT", 8, "batches an IngestStream reads ahead of its acks")
+	dur(fs, &c.WSIdleTimeout, "ws-idle-timeout", "IOT_WS_IDLE_TIMEOUT", 5*time.Minute, "close WebSocket connections without data for this long")
+	integer(fs, &c.MQTTQueue, "mqtt-queue", "IOT_MQTT_QUEUE", 256, "publishes per MQTT client waiting for durability before reading stops")
 }
 
 // Validate checks the ingest flags.
-func (c *IngestConfig) Validate() error { return nil }
+func (c *IngestConfig) Validate() error {
+	var errs []error
+	if c.KafkaTopicMode != buskafka.ModeShared && c.KafkaTopicMode != buskafka.ModePerSensor {
+		errs = append(errs, fmt.Errorf("kafka-topic-mode %q: want shared or per-sensor", c.KafkaTopicMode))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, errors.New("ingest-publish-timeout must be positive"))
+	}
+	if c.HTTPMaxBody <= 0 || c.MaxBatch <= 0 {
+		errs = append(errs, errors.New("http-max-body and ingest-max-batch must be positive"))
+	}
+	return errors.Join(errs...)
+}
 
-// setupBus creates the bus (embedded or Kafka) into a.bus.
-func (a *App) setupBus(ctx context.Context) error { return nil }
+// busExt is what setupBus provides to the other roles: the pipeline
+// subscribes with sub; ingest publishes with pub.
+type busExt struct {
+	pub bus.Publisher
+	sub bus.Subscriber
+	// busDeadLetters is the Kafka dead-letter writer (nil on the embedded
+	// bus, where the store's writer is used).
+	busDeadLetters ingest.DeadLetterWriter
+	// embedded is set on the embedded bus.
+	embedded *busembedded.Bus
+}
+
+func (c *IngestConfig) kafka() buskafka.Config {
+	return buskafka.Config{Brokers: c.KafkaBrokers, TopicMode: c.KafkaTopicMode, Topic: c.KafkaTopic,
+		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout}
+}
+
+// setupBus creates the bus (embedded or Kafka) into a.ext.
+func (a *App) setupBus(ctx context.Context) error {
+	c := &a.cfg.Ingest
+	if c.KafkaBrokers == "" {
+		if a.roles["ingest"] != a.roles["pipeline"] {
+			a.log.Warn("the embedded bus needs the ingest and pipeline roles in one process; set --kafka-brokers to split them")
+		}
+		b := busembedded.New(c.PublishTimeout)
+		a.ext.pub, a.ext.sub, a.ext.embedded = b, b, b
+		if a.roles["ingest"] {
+			a.readyChecks["bus"] = func(context.Context) error {
+				if !b.Subscribed() {
+					return errors.New("embedded bus: pipeline not subscribed")
+				}
+				return nil
+			}
+		}
+		return nil
+	}
+	kc := c.kafka()
+	if a.roles["ingest"] || a.roles["core"] {
+		p, err := buskafka.NewProducer(a.log.With("component", "kafka"), kc)
+		if err != nil {
+			return err
+		}
+		a.onClose(p.Close)
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := p.EnsureTopics(tctx); err != nil {
+			return fmt.Errorf("kafka topics: %w", err)
+		}
+		a.ext.pub, a.ext.busDeadLetters = p, p
+		a.readyChecks["kafka"] = p.Ping
+		if kc.TopicMode == buskafka.ModePerSensor {
+			a.provisioners = append(a.provisioners, p.Provisioner())
+		}
+	}
+	if a.roles["pipeline"] {
+		s, err := buskafka.NewSubscriber(a.log.With("component", "kafka"), kc)
+		if err != nil {
+			return err
+		}
+		a.ext.sub = s
+	}
+	return nil
+}
 
 // setupIngest starts the gateways and registers IngestService.
-func (a *App) setupIngest(ctx context.Context) error { return nil }
+func (a *App) setupIngest(ctx context.Context) error {
+	c := &a.cfg.Ingest
+	dl := a.ext.busDeadLetters
+	if dl == nil {
+		// Embedded bus: the store's dead-letter writer belongs here once
+		// storeExt exposes it (storage work); until then dead letters are
+		// logged and counted (iot_ingest_dead_letters_total) only.
+		a.log.Warn("no durable dead-letter writer on the embedded bus yet: invalid MQTT 3.x payloads are only logged and counted")
+	}
+	svc := ingest.New(a.log.With("component", "ingest"), ingest.Config{
+		PublishTimeout: c.PublishTimeout, SensorCacheTTL: c.SensorCacheTTL, MaxBatch: c.MaxBatch,
+	}, a.reg, a.ext.pub, dl, a.metrics)
 
-// busExt is what setupBus provides to the other roles.
-type busExt struct{}
+	a.api.Handle(ingestv1connect.NewIngestServiceHandler(ingest.NewHandler(svc, c.StreamInFlight), a.connectOpts...))
+	a.grpcServices = append(a.grpcServices, ingestv1connect.IngestServiceName)
+
+	withOps := func(h http.Handler) http.Handler {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		return mux
+	}
+	log := a.log.With("component", "gateway")
+	a.addServer("http", c.HTTPAddr, withOps(gwhttp.New(log, a.verifier, svc, gwhttp.Config{MaxBody: int64(c.HTTPMaxBody)})))
+	a.addServer("ws", c.WSAddr, withOps(gwws.New(log, a.verifier, svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout})))
+
+	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue}, a.metrics)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.MQTTAddr)
+	if err != nil {
+		return fmt.Errorf("listen mqtt on %s: %w", c.MQTTAddr, err)
+	}
+	a.mu.Lock()
+	a.addrs["mqtt"] = ln.Addr().String()
+	a.mu.Unlock()
+	a.addRunner("mqtt", func(ctx context.Context) error { return g.Serve(ctx, ln) })
+	return nil
+}

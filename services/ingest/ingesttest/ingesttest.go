@@ -46,7 +46,7 @@ func (s *Sensors) TokenGeneration(_ context.Context, kind authn.Kind, id int64) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if kind != authn.KindDevice {
-		return 0, nil
+		return 1, nil // users and consumers: never rotated here
 	}
 	g, ok := s.gens[id]
 	if !ok {
