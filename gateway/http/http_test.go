@@ -11,8 +11,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
 )

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	pahov3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
 	"google.golang.org/protobuf/proto"
 
-	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
 )
 

@@ -12,8 +12,8 @@ import (
 	"github.com/coder/websocket"
 	"google.golang.org/protobuf/proto"
 
-	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	gwws "github.com/iotplatform/iotplatform/gateway/ws"
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
 )
 

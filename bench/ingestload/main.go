@@ -1,0 +1,364 @@
+// Command ingestload is the ingestion load generator: it starts the real
+// gateways in-process on an embedded bus whose subscriber is an in-memory
+// sink (or on Kafka), drives them with closed-loop clients, and prints
+// throughput and latency beside a reference measured in the same run.
+//
+//	go run ./bench/ingestload -mode=http|http-batch|grpc|mqtt|kafka [-d 10s] [-c 64]
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/net/http2"
+
+	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
+	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
+	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
+	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/services/ingest"
+)
+
+type sensors struct{}
+
+func (sensors) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
+	return registry.Sensor{ID: id, DeviceID: 1, Type: registry.TypeDouble}, nil
+}
+func (sensors) TokenGeneration(context.Context, authn.Kind, int64) (int64, error) { return 1, nil }
+
+var (
+	mode    = flag.String("mode", "http", "http, http-batch, grpc, mqtt or kafka")
+	dur     = flag.Duration("d", 10*time.Second, "duration of each measurement")
+	conns   = flag.Int("c", 64, "connections / clients")
+	inflt   = flag.Int("inflight", 16, "MQTT publishes in flight per client")
+	brokers = flag.String("kafka", "127.0.0.1:59092", "Kafka brokers for -mode=kafka")
+	recSize = flag.Int("size", 100, "record size for -mode=kafka")
+)
+
+func main() {
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys := authn.NewKeySet(priv)
+	tok, _ := authn.NewSigner(keys).Issue(authn.Principal{Kind: authn.KindDevice, ID: 1}, 1, 0)
+	ver := authn.NewVerifier(keys, sensors{}, authn.VerifierConfig{})
+	var stored atomic.Int64
+	var pub bus.Publisher
+	if *mode == "kafka" {
+		p, err := buskafka.NewProducer(log, buskafka.Config{Brokers: *brokers, Topic: "bench.readings", Partitions: 6, ReplicationFactor: 1})
+		must(err)
+		must(p.EnsureTopics(context.Background()))
+		defer p.Close()
+		pub = p
+	} else {
+		b := busembedded.New(5 * time.Second)
+		go b.Subscribe(context.Background(), func(_ context.Context, recs []*busv1.Record) error {
+			stored.Add(int64(len(recs)))
+			return nil
+		})
+		for !b.Subscribed() {
+			time.Sleep(time.Millisecond)
+		}
+		pub = b
+	}
+	svc := ingest.New(log, ingest.Config{}, sensors{}, pub, nil, nil)
+	fmt.Printf("machine: %d CPUs, %s; mode %s, %s per run\n", numCPU(), cpuModel(), *mode, *dur)
+	switch *mode {
+	case "http":
+		bare := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(200)
+		}))
+		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{}))
+		body := []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`)
+		ref := httpLoad(bare, tok, body)
+		got := httpLoad(gw, tok, body)
+		fmt.Printf("bare net/http 200:      %s\n", ref)
+		fmt.Printf("HTTP gateway (1/req):   %s\n", got)
+		fmt.Printf("ratio gateway/bare: %.2f\n", got.rate/ref.rate)
+	case "http-batch":
+		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for i := 0; i < 1000; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"sensor_id":%d,"timestamp":%d,"value":%d.5}`, 4+i%8, 1526717967000+int64(i), i)
+		}
+		b.WriteByte(']')
+		*conns = min(*conns, 8)
+		got := httpLoad(gw, tok, b.Bytes())
+		fmt.Printf("HTTP batches of 1000:   %s => %.0f readings/s (sink saw %d)\n", got, got.rate*1000, stored.Load())
+	case "grpc":
+		grpcLoad(ver, svc, tok, &stored)
+	case "mqtt":
+		g, err := gwmqtt.New(log, ver, svc, gwmqtt.Config{}, nil)
+		must(err)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(err)
+		go g.Serve(context.Background(), ln)
+		port := freePort()
+		cmd := exec.Command("/usr/sbin/mosquitto", "-p", strconv.Itoa(port))
+		must(cmd.Start())
+		defer cmd.Process.Kill()
+		time.Sleep(500 * time.Millisecond)
+		ref := mqttLoad("127.0.0.1:"+strconv.Itoa(port), tok)
+		got := mqttLoad(ln.Addr().String(), tok)
+		fmt.Printf("mosquitto QoS1:         %s\n", ref)
+		fmt.Printf("MQTT gateway QoS1:      %s (durable on the bus before PUBACK)\n", got)
+		fmt.Printf("ratio gateway/mosquitto: %.2f\n", got.rate/ref.rate)
+	case "kafka":
+		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
+		val := bytes.Repeat([]byte("x"), max(1, *recSize-40))
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for i := 0; i < 500; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"sensor_id":4,"value":%q}`, val)
+		}
+		b.WriteByte(']')
+		*conns = min(*conns, 16)
+		got := httpLoad(gw, tok, b.Bytes())
+		fmt.Printf("HTTP -> Kafka (batches of 500, ~%d B records): %s => %.0f records/s\n", *recSize, got, got.rate*500)
+	}
+}
+
+type result struct {
+	rate          float64
+	p50, p99, max time.Duration
+	errs          int64
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%9.0f req/s  p50 %v  p99 %v  errors %d", r.rate, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errs)
+}
+
+func httpLoad(url, tok string, body []byte) result {
+	tr := &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}
+	cl := &http.Client{Transport: tr}
+	return closedLoop(*conns, func() error {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("authorization", "Bearer "+tok)
+		resp, err := cl.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+// closedLoop runs n workers calling fn for *dur and reports throughput and
+// latency percentiles.
+func closedLoop(n int, fn func() error) result {
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		errs atomic.Int64
+		wg   sync.WaitGroup
+	)
+	end := time.Now().Add(*dur)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<16)
+			for time.Now().Before(end) {
+				t := time.Now()
+				if err := fn(); err != nil {
+					errs.Add(1)
+					continue
+				}
+				local = append(local, time.Since(t))
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lats)
+	r := result{rate: float64(len(lats)) / el.Seconds(), errs: errs.Load()}
+	if len(lats) > 0 {
+		r.p50, r.p99, r.max = lats[len(lats)/2], lats[len(lats)*99/100], lats[len(lats)-1]
+	}
+	return r
+}
+
+func grpcLoad(ver *authn.Verifier, svc *ingest.Service, tok string, stored *atomic.Int64) {
+	mux := http.NewServeMux()
+	mux.Handle(ingestv1connect.NewIngestServiceHandler(ingest.NewHandler(svc, 8), connect.WithInterceptors(authn.NewInterceptor(ver))))
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	go (&http.Server{Handler: mux, Protocols: p}).Serve(ln)
+	hc := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, n, a)
+	}}}
+	c := ingestv1connect.NewIngestServiceClient(hc, "http://"+ln.Addr().String(), connect.WithGRPC(), connect.WithInterceptors(bearer(tok)))
+	rs := make([]*ingestv1.Reading, 1000)
+	for i := range rs {
+		rs[i] = &ingestv1.Reading{SensorId: int64(4 + i%8), Value: &ingestv1.Reading_DoubleValue{DoubleValue: float64(i)}}
+	}
+	streams := min(*conns, 4)
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < streams; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			s, err := c.IngestStream(ctx)
+			must(err)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					r, err := s.Receive()
+					if err != nil {
+						return
+					}
+					acked.Add(int64(r.GetAccepted()))
+				}
+			}()
+			for seq := uint64(1); time.Since(start) < *dur; seq++ {
+				if err := s.Send(&ingestv1.IngestStreamRequest{Sequence: seq, Readings: rs}); err != nil {
+					break
+				}
+			}
+			_ = s.CloseRequest()
+			<-done
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	fmt.Printf("gRPC IngestStream, %d streams, batches of 1000: %.0f readings/s acked durable (sink saw %d)\n", streams, float64(acked.Load())/el.Seconds(), stored.Load())
+}
+
+func mqttLoad(addr, tok string) result {
+	var (
+		total atomic.Int64
+		wg    sync.WaitGroup
+	)
+	payload := []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`)
+	clients := min(*conns, 8)
+	start := time.Now()
+	for i := 0; i < clients; i++ {
+		o := pahov3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("bench%d-%d", i, time.Now().UnixNano())).
+			SetUsername("JWT").SetPassword(tok).SetMaxResumePubInFlight(*inflt).SetWriteTimeout(10 * time.Second)
+		c := pahov3.NewClient(o)
+		t := c.Connect()
+		t.Wait()
+		must(t.Error())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Disconnect(100)
+			sem := make(chan struct{}, *inflt)
+			var inner sync.WaitGroup
+			for time.Since(start) < *dur {
+				sem <- struct{}{}
+				tk := c.Publish("1", 1, false, payload)
+				inner.Add(1)
+				go func() {
+					defer inner.Done()
+					tk.Wait()
+					if tk.Error() == nil {
+						total.Add(1)
+					}
+					<-sem
+				}()
+			}
+			inner.Wait()
+		}()
+	}
+	wg.Wait()
+	return result{rate: float64(total.Load()) / time.Since(start).Seconds()}
+}
+
+func serve(h http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	go (&http.Server{Handler: h}).Serve(ln)
+	return "http://" + ln.Addr().String() + "/"
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return bytes.Count(b, []byte("processor\t:"))
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	if i := bytes.Index(b, []byte("model name\t: ")); i >= 0 {
+		rest := b[i+13:]
+		if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+			return string(rest[:j])
+		}
+	}
+	return "unknown CPU"
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, s connect.Spec) connect.StreamingClientConn {
+		c := next(ctx, s)
+		c.RequestHeader().Set("Authorization", "Bearer "+string(b))
+		return c
+	}
+}
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}

@@ -1,0 +1,210 @@
+// Package pipeline turns bus records into stored, typed readings. It is the
+// bus handler: on embedded defaults it runs inside Publish (so a device is
+// acked only after the store commit), in Kafka mode it runs in a consumer
+// group and offsets are committed only after it returns nil.
+//
+// Records that can never be stored (sensor deleted meanwhile, sensor of
+// another device, value type different from the sensor's) are written as
+// dead letters with the reason and the batch goes on: a bad record never
+// blocks a partition. Transient failures (registry or store unreachable)
+// return an error so the batch is delivered again; deterministic ids make
+// the replay harmless.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
+	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/store"
+)
+
+// Sensors is what the pipeline needs from the registry.
+type Sensors interface {
+	GetSensor(ctx context.Context, id int64) (registry.Sensor, error)
+}
+
+// Config tunes the pipeline.
+type Config struct {
+	// SensorCacheTTL bounds how long a sensor's type and existence are
+	// cached (default 5s): a deleted sensor's readings are dead-lettered at
+	// most this long after the deletion.
+	SensorCacheTTL time.Duration
+}
+
+// Pipeline is the bus handler writing to the store.
+type Pipeline struct {
+	log     *slog.Logger
+	sensors Sensors
+	w       store.Writer
+	cfg     Config
+	now     func() time.Time
+
+	mu    sync.RWMutex
+	cache map[int64]cachedSensor
+
+	readings *prometheus.CounterVec
+	batches  prometheus.Histogram
+}
+
+type cachedSensor struct {
+	s       registry.Sensor
+	missing bool
+	until   time.Time
+}
+
+// New returns a pipeline writing to w; metrics go to reg (may be nil).
+func New(log *slog.Logger, sensors Sensors, w store.Writer, cfg Config, reg prometheus.Registerer) *Pipeline {
+	if cfg.SensorCacheTTL <= 0 {
+		cfg.SensorCacheTTL = 5 * time.Second
+	}
+	p := &Pipeline{
+		log: log, sensors: sensors, w: w, cfg: cfg, now: time.Now,
+		cache: map[int64]cachedSensor{},
+		readings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iot_pipeline_readings_total",
+			Help: "Readings handled by the pipeline, by result (stored, dead_lettered).",
+		}, []string{"result"}),
+		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "iot_pipeline_batch_duration_seconds",
+			Help:    "Time to validate and durably store one bus batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(p.readings, p.batches)
+	}
+	return p
+}
+
+// Run consumes sub until ctx is done.
+func (p *Pipeline) Run(ctx context.Context, sub bus.Subscriber) error {
+	return sub.Subscribe(ctx, p.Handle)
+}
+
+// Forget drops a sensor from the cache (called when it is deleted in this
+// process, so its readings are dead-lettered at once).
+func (p *Pipeline) Forget(sensorID int64) {
+	p.mu.Lock()
+	delete(p.cache, sensorID)
+	p.mu.Unlock()
+}
+
+// Handle validates recs against the registry and stores them; it is a
+// bus.Handler.
+func (p *Pipeline) Handle(ctx context.Context, recs []*busv1.Record) error {
+	start := p.now()
+	rs := make([]store.Reading, 0, len(recs))
+	var dls []bus.DeadLetter
+	for _, rec := range recs {
+		r, reason, err := p.convert(ctx, rec)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			dls = append(dls, p.deadLetter(rec, reason))
+			continue
+		}
+		rs = append(rs, r)
+	}
+	if len(dls) > 0 {
+		if err := p.w.WriteDeadLetters(ctx, dls); err != nil {
+			return fmt.Errorf("write dead letters: %w", err)
+		}
+		for _, d := range dls {
+			p.log.Warn("reading dead-lettered", "device_id", d.DeviceID, "sensor_id", d.SensorID, "reason", d.Reason)
+		}
+	}
+	if err := p.w.Write(ctx, rs); err != nil {
+		return fmt.Errorf("store readings: %w", err)
+	}
+	p.readings.WithLabelValues("stored").Add(float64(len(rs)))
+	p.readings.WithLabelValues("dead_lettered").Add(float64(len(dls)))
+	p.batches.Observe(p.now().Sub(start).Seconds())
+	return nil
+}
+
+// convert returns the reading, or a dead-letter reason, or a transient error.
+func (p *Pipeline) convert(ctx context.Context, rec *busv1.Record) (store.Reading, string, error) {
+	s, missing, err := p.sensor(ctx, rec.GetSensorId())
+	if err != nil {
+		return store.Reading{}, "", err
+	}
+	if missing {
+		return store.Reading{}, fmt.Sprintf("sensor %d does not exist (deleted after the reading was accepted?)", rec.GetSensorId()), nil
+	}
+	if s.DeviceID != rec.GetDeviceId() {
+		return store.Reading{}, fmt.Sprintf("sensor %d belongs to device %d, not %d", s.ID, s.DeviceID, rec.GetDeviceId()), nil
+	}
+	v, err := ValueOf(rec)
+	if err != nil {
+		return store.Reading{}, err.Error(), nil
+	}
+	if want := string(s.Type); v.Kind.String() != want {
+		return store.Reading{}, fmt.Sprintf("value is %s but sensor %d is declared %s", v.Kind, s.ID, want), nil
+	}
+	return store.Reading{
+		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), TimeNS: rec.GetTimestampNs(),
+		Value: v, ReceiveTimeNS: rec.GetReceiveTimeNs(), Protocol: rec.GetProtocol(),
+	}, "", nil
+}
+
+// ValueOf returns the typed value of a bus record.
+func ValueOf(rec *busv1.Record) (store.Value, error) {
+	switch v := rec.GetValue().(type) {
+	case *busv1.Record_DoubleValue:
+		return store.Value{Kind: store.KindDouble, Double: v.DoubleValue}, nil
+	case *busv1.Record_LongValue:
+		return store.Value{Kind: store.KindLong, Long: v.LongValue}, nil
+	case *busv1.Record_BoolValue:
+		return store.Value{Kind: store.KindBool, Bool: v.BoolValue}, nil
+	case *busv1.Record_StringValue:
+		return store.Value{Kind: store.KindString, Str: v.StringValue}, nil
+	case *busv1.Record_ObjectValue:
+		b, err := v.ObjectValue.MarshalJSON()
+		if err != nil {
+			return store.Value{}, fmt.Errorf("object value not encodable: %w", err)
+		}
+		return store.Value{Kind: store.KindObject, Object: b}, nil
+	}
+	return store.Value{}, errors.New("record has no value")
+}
+
+func (p *Pipeline) sensor(ctx context.Context, id int64) (registry.Sensor, bool, error) {
+	now := p.now()
+	p.mu.RLock()
+	c, ok := p.cache[id]
+	p.mu.RUnlock()
+	if ok && now.Before(c.until) {
+		return c.s, c.missing, nil
+	}
+	s, err := p.sensors.GetSensor(ctx, id)
+	missing := errors.Is(err, registry.ErrNotFound)
+	if err != nil && !missing {
+		return registry.Sensor{}, false, fmt.Errorf("look up sensor %d: %w", id, err)
+	}
+	p.mu.Lock()
+	p.cache[id] = cachedSensor{s: s, missing: missing, until: now.Add(p.cfg.SensorCacheTTL)}
+	p.mu.Unlock()
+	return s, missing, nil
+}
+
+func (p *Pipeline) deadLetter(rec *busv1.Record, reason string) bus.DeadLetter {
+	payload, err := protojson.Marshal(rec)
+	if err != nil {
+		payload = nil
+	}
+	return bus.DeadLetter{
+		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), Protocol: rec.GetProtocol(),
+		Reason: reason, Payload: payload, TimeNS: p.now().UnixNano(),
+	}
+}
