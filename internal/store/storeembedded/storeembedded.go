@@ -1,0 +1,502 @@
+// Package storeembedded is the default time-series store: one SQLite file in
+// the data dir (pure-Go modernc.org/sqlite), WAL with synchronous=FULL, and a
+// single writer goroutine that group-commits concurrent Write calls: one
+// transaction and one fsync per group, so every acknowledged reading
+// survives kill -9.
+package storeembedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+
+	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/store"
+)
+
+// Config tunes the store.
+type Config struct {
+	// Path of the database file; created with its directory if missing.
+	Path string
+	// MaxGroup bounds how many readings one commit takes (default 20,000).
+	MaxGroup int
+}
+
+// Store implements store.Store on SQLite.
+type Store struct {
+	log  *slog.Logger
+	cfg  Config
+	w    *sql.DB // single connection, used only by the committer
+	r    *sql.DB // readers (WAL lets them run beside the writer)
+	reqs chan *writeReq
+	quit chan struct{}
+	done chan struct{}
+	feed *store.Feed
+}
+
+type writeReq struct {
+	rs   []store.Reading
+	dls  []bus.DeadLetter
+	errc chan error
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS readings (
+  sensor_id INTEGER NOT NULL,
+  ts        INTEGER NOT NULL,
+  device_id INTEGER NOT NULL,
+  kind      INTEGER NOT NULL,
+  v,
+  recv      INTEGER NOT NULL,
+  proto     TEXT NOT NULL,
+  PRIMARY KEY (sensor_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id        INTEGER PRIMARY KEY AUTOINCREMENT,
+  device_id INTEGER NOT NULL,
+  sensor_id INTEGER NOT NULL,
+  protocol  TEXT NOT NULL,
+  reason    TEXT NOT NULL,
+  payload   BLOB,
+  time_ns   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_device ON dead_letters (device_id, id);
+`
+
+// Open opens (creating if needed) the store at cfg.Path.
+func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
+	if cfg.MaxGroup <= 0 {
+		cfg.MaxGroup = 20000
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("create store dir: %w", err)
+	}
+	dsn := "file:" + cfg.Path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("create store schema: %w", err)
+	}
+	r, err := sql.Open("sqlite", "file:"+cfg.Path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open store readers: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	s := &Store{
+		log: log, cfg: cfg, w: w, r: r,
+		reqs: make(chan *writeReq, 1024),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+		feed: store.NewFeed(),
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// Feed returns the live feed of committed readings.
+func (s *Store) Feed() *store.Feed { return s.feed }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
+
+// Close stops the committer and closes the database.
+func (s *Store) Close() error {
+	close(s.quit)
+	<-s.done
+	return errors.Join(s.w.Close(), s.r.Close())
+}
+
+var errClosed = errors.New("store closed")
+
+// Write stores rs durably; concurrent callers share one commit.
+func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.submit(ctx, &writeReq{rs: rs, errc: make(chan error, 1)})
+}
+
+// WriteDeadLetters stores dead letters durably.
+func (s *Store) WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	return s.submit(ctx, &writeReq{dls: dls, errc: make(chan error, 1)})
+}
+
+func (s *Store) submit(ctx context.Context, req *writeReq) error {
+	select {
+	case s.reqs <- req:
+	case <-s.quit:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.errc:
+		return err
+	case <-s.done:
+		select {
+		case err := <-req.errc:
+			return err
+		default:
+			return errClosed
+		}
+	case <-ctx.Done():
+		// The commit may still happen; the caller redelivers and the
+		// deterministic ids make that harmless.
+		return ctx.Err()
+	}
+}
+
+func (s *Store) commitLoop() {
+	defer close(s.done)
+	for {
+		var first *writeReq
+		select {
+		case first = <-s.reqs:
+		case <-s.quit:
+			s.drainClosed()
+			return
+		}
+		group := []*writeReq{first}
+		n := len(first.rs) + len(first.dls)
+	gather:
+		for n < s.cfg.MaxGroup {
+			select {
+			case r := <-s.reqs:
+				group = append(group, r)
+				n += len(r.rs) + len(r.dls)
+			default:
+				break gather
+			}
+		}
+		err := s.commit(group)
+		if err != nil {
+			s.log.Error("store commit failed", "readings", n, "err", err)
+		}
+		for _, r := range group {
+			r.errc <- err
+		}
+		if err == nil {
+			for _, r := range group {
+				s.feed.Publish(r.rs)
+			}
+		}
+	}
+}
+
+func (s *Store) drainClosed() {
+	for {
+		select {
+		case r := <-s.reqs:
+			r.errc <- errClosed
+		default:
+			return
+		}
+	}
+}
+
+const rowsPerInsert = 64
+
+const insertHead = "INSERT OR REPLACE INTO readings (sensor_id, ts, device_id, kind, v, recv, proto) VALUES "
+
+var insertFull = insertHead + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", rowsPerInsert), ",")
+
+func (s *Store) commit(group []*writeReq) error {
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin store commit: %w", err)
+	}
+	defer tx.Rollback()
+	full, err := tx.PrepareContext(ctx, insertFull)
+	if err != nil {
+		return fmt.Errorf("prepare insert: %w", err)
+	}
+	defer full.Close()
+	args := make([]any, 0, 7*rowsPerInsert)
+	flush := func(stmt *sql.Stmt, rows int) error {
+		var err error
+		if stmt != nil {
+			_, err = stmt.ExecContext(ctx, args...)
+		} else {
+			q := insertHead + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", rows), ",")
+			_, err = tx.ExecContext(ctx, q, args...)
+		}
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("insert readings: %w", err)
+		}
+		return nil
+	}
+	rows := 0
+	for _, req := range group {
+		for i := range req.rs {
+			r := &req.rs[i]
+			v, err := sqlValue(r.Value)
+			if err != nil {
+				return err
+			}
+			args = append(args, r.SensorID, r.TimeNS, r.DeviceID, int(r.Value.Kind), v, r.ReceiveTimeNS, r.Protocol)
+			if rows++; rows == rowsPerInsert {
+				if err := flush(full, rows); err != nil {
+					return err
+				}
+				rows = 0
+			}
+		}
+		for _, d := range req.dls {
+			if _, err := tx.ExecContext(ctx,
+				"INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns) VALUES (?,?,?,?,?,?)",
+				d.DeviceID, d.SensorID, d.Protocol, d.Reason, d.Payload, d.TimeNS); err != nil {
+				return fmt.Errorf("insert dead letter: %w", err)
+			}
+		}
+	}
+	if rows > 0 {
+		if err := flush(nil, rows); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit readings: %w", err)
+	}
+	return nil
+}
+
+func sqlValue(v store.Value) (any, error) {
+	switch v.Kind {
+	case store.KindDouble:
+		return v.Double, nil
+	case store.KindLong:
+		return v.Long, nil
+	case store.KindBool:
+		if v.Bool {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case store.KindString:
+		return v.Str, nil
+	case store.KindObject:
+		return string(v.Object), nil
+	}
+	return nil, fmt.Errorf("reading value of unknown kind %d", v.Kind)
+}
+
+func valueFrom(kind int64, raw any) store.Value {
+	v := store.Value{Kind: store.Kind(kind)}
+	switch v.Kind {
+	case store.KindDouble:
+		switch x := raw.(type) {
+		case float64:
+			v.Double = x
+		case int64:
+			v.Double = float64(x)
+		}
+	case store.KindLong:
+		v.Long, _ = raw.(int64)
+	case store.KindBool:
+		n, _ := raw.(int64)
+		v.Bool = n != 0
+	case store.KindString:
+		v.Str = asString(raw)
+	case store.KindObject:
+		v.Object = []byte(asString(raw))
+	}
+	return v
+}
+
+func asString(raw any) string {
+	switch x := raw.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	return ""
+}
+
+const readingCols = "sensor_id, ts, device_id, kind, v, recv, proto"
+
+func scanReading(sc interface{ Scan(...any) error }) (store.Reading, error) {
+	var r store.Reading
+	var kind int64
+	var raw any
+	if err := sc.Scan(&r.SensorID, &r.TimeNS, &r.DeviceID, &kind, &raw, &r.ReceiveTimeNS, &r.Protocol); err != nil {
+		return r, fmt.Errorf("scan reading: %w", err)
+	}
+	r.Value = valueFrom(kind, raw)
+	return r, nil
+}
+
+// List returns a page of readings of one sensor.
+func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, bool, error) {
+	limit := store.ClampLimit(q.Limit, 100)
+	to := q.ToNS
+	if to == 0 {
+		to = 1<<63 - 1
+	}
+	from := q.FromNS
+	dir := "ASC"
+	if q.Order == store.Descending {
+		dir = "DESC"
+		if q.HasAfter && q.AfterNS < to {
+			to = q.AfterNS
+		}
+	} else if q.HasAfter && q.AfterNS >= from {
+		from = q.AfterNS + 1
+	}
+	rows, err := s.r.QueryContext(ctx,
+		"SELECT "+readingCols+" FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts "+dir+" LIMIT ?",
+		q.SensorID, from, to, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("list readings: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.Reading, 0, min(limit+1, 1024))
+	for rows.Next() {
+		r, err := scanReading(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list readings: %w", err)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// Aggregate computes buckets with SQL grouping on the primary key range.
+func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.Bucket, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	iv := int64(q.Interval)
+	// num is NULL for strings and objects, so they only count.
+	rows, err := s.r.QueryContext(ctx, `
+WITH r AS (SELECT (ts - ?1) / ?2 AS b, ts, CASE WHEN kind <= 3 THEN v END AS num
+           FROM readings WHERE sensor_id = ?3 AND ts >= ?1 AND ts < ?4),
+     g AS (SELECT b, count(*) AS c, avg(num) AS a, min(num) AS mn, max(num) AS mx, total(num) AS sm,
+                  min(ts) AS fts, max(ts) AS lts FROM r GROUP BY b)
+SELECT g.b, g.c, coalesce(g.a, 0), coalesce(g.mn, 0), coalesce(g.mx, 0), g.sm,
+       coalesce((SELECT CASE WHEN kind <= 3 THEN v END FROM readings WHERE sensor_id = ?3 AND ts = g.fts), 0),
+       coalesce((SELECT CASE WHEN kind <= 3 THEN v END FROM readings WHERE sensor_id = ?3 AND ts = g.lts), 0)
+FROM g ORDER BY g.b`, q.FromNS, iv, q.SensorID, q.ToNS)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate readings: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Bucket
+	for rows.Next() {
+		var b store.Bucket
+		var idx int64
+		if err := rows.Scan(&idx, &b.Count, &b.Avg, &b.Min, &b.Max, &b.Sum, &b.First, &b.Last); err != nil {
+			return nil, fmt.Errorf("scan bucket: %w", err)
+		}
+		b.StartNS = q.FromNS + idx*iv
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("aggregate readings: %w", err)
+	}
+	return out, nil
+}
+
+// Latest returns the newest reading of each sensor.
+func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading, error) {
+	out := make([]store.Reading, 0, len(sensorIDs))
+	for _, id := range sensorIDs {
+		row := s.r.QueryRowContext(ctx, "SELECT "+readingCols+" FROM readings WHERE sensor_id = ? ORDER BY ts DESC LIMIT 1", id)
+		r, err := scanReading(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("latest reading of sensor %d: %w", id, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// DeleteSensor removes the sensor's readings.
+func (s *Store) DeleteSensor(ctx context.Context, sensorID int64) error {
+	if _, err := s.w.ExecContext(ctx, "DELETE FROM readings WHERE sensor_id = ?", sensorID); err != nil {
+		return fmt.Errorf("delete readings of sensor %d: %w", sensorID, err)
+	}
+	return nil
+}
+
+// ListDeadLetters returns dead letters newest first.
+func (s *Store) ListDeadLetters(ctx context.Context, q store.DeadLetterQuery) ([]store.DeadLetter, string, error) {
+	limit := store.ClampLimit(q.Limit, 100)
+	where := []string{"1=1"}
+	var args []any
+	if q.PageToken != "" {
+		after, err := strconv.ParseInt(q.PageToken, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: bad page token", store.ErrInvalid)
+		}
+		where = append(where, "id < ?")
+		args = append(args, after)
+	}
+	if q.SensorID != 0 {
+		where = append(where, "sensor_id = ?")
+		args = append(args, q.SensorID)
+	}
+	if len(q.DeviceIDs) > 0 {
+		where = append(where, "device_id IN ("+strings.TrimSuffix(strings.Repeat("?,", len(q.DeviceIDs)), ",")+")")
+		for _, id := range q.DeviceIDs {
+			args = append(args, id)
+		}
+	}
+	args = append(args, limit+1)
+	rows, err := s.r.QueryContext(ctx,
+		"SELECT id, device_id, sensor_id, protocol, reason, payload, time_ns FROM dead_letters WHERE "+
+			strings.Join(where, " AND ")+" ORDER BY id DESC LIMIT ?", args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DeadLetter
+	var lastID int64
+	for rows.Next() {
+		var d store.DeadLetter
+		if err := rows.Scan(&lastID, &d.DeviceID, &d.SensorID, &d.Protocol, &d.Reason, &d.Payload, &d.TimeNS); err != nil {
+			return nil, "", fmt.Errorf("scan dead letter: %w", err)
+		}
+		d.ID = strconv.FormatInt(lastID, 10)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list dead letters: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ID
+	}
+	return out, next, nil
+}
+
+var _ store.Store = (*Store)(nil)
