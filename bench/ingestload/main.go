@@ -30,11 +30,11 @@ import (
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/net/http2"
 
+	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
-	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
-	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/bus"
 	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
@@ -46,6 +46,9 @@ import (
 type sensors struct{}
 
 func (sensors) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
+	if id == 99 {
+		return registry.Sensor{ID: id, DeviceID: 1, Type: registry.TypeString}, nil
+	}
 	return registry.Sensor{ID: id, DeviceID: 1, Type: registry.TypeDouble}, nil
 }
 func (sensors) TokenGeneration(context.Context, authn.Kind, int64) (int64, error) { return 1, nil }
@@ -141,7 +144,7 @@ func main() {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, `{"sensor_id":4,"value":%q}`, val)
+			fmt.Fprintf(&b, `{"sensor_id":99,"value":%q}`, val)
 		}
 		b.WriteByte(']')
 		*conns = min(*conns, 16)
