@@ -103,14 +103,9 @@ func (a *App) setupBus(ctx context.Context) error {
 		}
 		b := busembedded.New(c.PublishTimeout)
 		a.ext.pub, a.ext.sub, a.ext.embedded = b, b, b
-		if a.roles["ingest"] {
-			a.readyChecks["bus"] = func(context.Context) error {
-				if !b.Subscribed() {
-					return errors.New("embedded bus: pipeline not subscribed")
-				}
-				return nil
-			}
-		}
+		// Readiness "bus" (pipeline subscribed) is added once the pipeline
+		// subscribes in setupPipeline: before that it would keep /readyz
+		// red; see embeddedBusReady.
 		return nil
 	}
 	kc := c.kafka()
@@ -181,5 +176,15 @@ func (a *App) setupIngest(ctx context.Context) error {
 	a.addrs["mqtt"] = ln.Addr().String()
 	a.mu.Unlock()
 	a.addRunner("mqtt", func(ctx context.Context) error { return g.Serve(ctx, ln) })
+	return nil
+}
+
+// embeddedBusReady is the readiness check for the embedded bus: ingest
+// answers 503 until the pipeline has subscribed. setupPipeline registers it
+// (a.readyChecks["bus"] = a.embeddedBusReady) once it subscribes.
+func (a *App) embeddedBusReady(context.Context) error {
+	if a.ext.embedded != nil && !a.ext.embedded.Subscribed() {
+		return errors.New("embedded bus: pipeline not subscribed")
+	}
 	return nil
 }
