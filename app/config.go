@@ -43,7 +43,7 @@ type Config struct {
 
 // RegisterFlags binds every field to fs, with IOT_* environment defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	str(fs, &c.Roles, "roles", "IOT_ROLES", "all", "comma-separated roles to run: all, or any of core,ingest,pipeline,query,console")
+	str(fs, &c.Roles, "roles", "IOT_ROLES", "all", "comma-separated roles to run: all, or any of core,ingest,pipeline,query")
 	str(fs, &c.DataDir, "data-dir", "IOT_DATA_DIR", "./data", "directory for the embedded databases, keys and the admin password")
 	str(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	str(fs, &c.APIAddr, "api-addr", "IOT_API_ADDR", ":8080", "address of the API server (Connect, gRPC, gRPC-Web, REST, /metrics, /healthz)")
@@ -61,7 +61,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 // knownRoles lists every role in start order.
-var knownRoles = []string{"core", "pipeline", "ingest", "query", "console"}
+var knownRoles = []string{"core", "pipeline", "ingest", "query"}
 
 // RoleSet returns the roles to run.
 func (c *Config) RoleSet() (map[string]bool, error) {
