@@ -5,7 +5,9 @@ SHELL := /bin/bash
 GO        ?= go
 BIN       := $(CURDIR)/bin
 TOOLS     := $(BIN)/tools
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+ifndef VERSION
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
 LDFLAGS   := -X main.version=$(VERSION)
 TOOL_PKGS := github.com/bufbuild/buf/cmd/buf \
 	google.golang.org/protobuf/cmd/protoc-gen-go \
@@ -14,6 +16,8 @@ TOOL_PKGS := github.com/bufbuild/buf/cmd/buf \
 	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
 	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+# make run binds to loopback; `make run RUN_FLAGS=` listens on every interface.
+RUN_FLAGS ?= --api-addr 127.0.0.1:8080 --http-addr 127.0.0.1:8083 --ws-addr 127.0.0.1:8765 --mqtt-addr 127.0.0.1:1883
 
 .PHONY: help
 help: ## List the targets
@@ -55,7 +59,7 @@ run: build ## Build and start the platform on embedded defaults (data in ./data)
 	@echo "  Admin user root; its password is printed below on first start (and kept in ./data/admin-password)."
 	@echo ""
 	@if [ -f data/admin-password ]; then echo "  root password: $$(cat data/admin-password)"; echo ""; fi
-	$(BIN)/iotplatform serve --log-format text
+	$(BIN)/iotplatform serve --log-format text $(RUN_FLAGS)
 
 .PHONY: test-services
 test-services: ## Install and start the real PostgreSQL, Kafka and OpenSearch used by the tests
