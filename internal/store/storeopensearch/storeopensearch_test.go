@@ -1,0 +1,109 @@
+package storeopensearch_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/iotplatform/iotplatform/internal/store"
+	"github.com/iotplatform/iotplatform/internal/store/storeopensearch"
+	"github.com/iotplatform/iotplatform/internal/store/storetest"
+	"github.com/iotplatform/iotplatform/internal/testenv"
+)
+
+func open(t *testing.T, mode string) *storeopensearch.Store {
+	t.Helper()
+	url := testenv.OpenSearchURL(t)
+	prefix := fmt.Sprintf("test-%d", rand.Int64N(1<<40))
+	s, err := storeopensearch.Open(context.Background(), slog.New(slog.DiscardHandler), storeopensearch.Config{URLs: []string{url}, Prefix: prefix, Mode: mode})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, p := range []string{"/" + prefix + "-*", "/_index_template/" + prefix + "-readings"} {
+			req, _ := http.NewRequest(http.MethodDelete, url+p, nil)
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}
+		s.Close()
+	})
+	return s
+}
+
+// cleanupSensors deletes the per-sensor indices a test created.
+type perSensor struct {
+	*storeopensearch.Store
+	t *testing.T
+}
+
+func (p perSensor) CreateSensor(ctx context.Context, ref store.SensorRef) error {
+	p.t.Cleanup(func() { _ = p.DropSensor(context.Background(), ref) })
+	return p.Store.CreateSensor(ctx, ref)
+}
+
+func TestConformance(t *testing.T) {
+	for _, mode := range []string{storeopensearch.ModeShared, storeopensearch.ModePerSensor} {
+		t.Run(mode, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store {
+				s := open(t, mode)
+				if mode == storeopensearch.ModePerSensor {
+					return perSensor{s, t}
+				}
+				return s
+			})
+		})
+	}
+}
+
+func TestSearchProxy_RestrictsToSensor(t *testing.T) {
+	s := open(t, storeopensearch.ModeShared)
+	ctx := context.Background()
+	a := store.SensorRef{DeviceID: 1, SensorID: 10}
+	b := store.SensorRef{DeviceID: 1, SensorID: 11}
+	err := s.Write(ctx, []store.Reading{
+		{DeviceID: 1, SensorID: 10, TimeNS: 1e18, Value: store.Value{Kind: store.KindDouble, Double: 1}},
+		{DeviceID: 1, SensorID: 11, TimeNS: 1e18, Value: store.Value{Kind: store.KindDouble, Double: 2}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		body    string
+		wantErr bool
+		want    string
+	}{
+		{"match all sees only own sensor", `{"query":{"match_all":{}}}`, false, `"sensor_id":10`},
+		{"empty body", ``, false, `"sensor_id":10`},
+		{"should on other sensor cannot widen", `{"query":{"bool":{"should":[{"term":{"sensor_id":11}},{"match_all":{}}]}}}`, false, `"sensor_id":10`},
+		{"global aggregation refused", `{"aggs":{"g":{"global":{},"aggs":{"m":{"max":{"field":"value_num"}}}}}}`, true, ""},
+		{"terms lookup into another index refused", `{"query":{"terms":{"sensor_id":{"index":"x","id":"1","path":"a"}}}}`, true, ""},
+		{"unknown top-level key refused", `{"index":"iot-readings"}`, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, status, err := s.Search(ctx, a, []byte(tc.body))
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("Search succeeded (%d %s), want refusal", status, raw)
+				}
+				return
+			}
+			if err != nil || status != 200 {
+				t.Fatalf("Search: %d %v %s", status, err, raw)
+			}
+			if !strings.Contains(string(raw), tc.want) || strings.Contains(string(raw), `"sensor_id":11`) {
+				t.Errorf("response %s: want only sensor 10", raw)
+			}
+		})
+	}
+	_ = b
+}
