@@ -129,3 +129,13 @@ func integer(fs *flag.FlagSet, p *int, name, env string, def int, usage string) 
 	}
 	fs.IntVar(p, name, def, usage+" ($"+env+")")
 }
+
+// ParseConfig returns the configuration for serve-style flags in args, with
+// IOT_* environment defaults (for tests and embedding).
+func ParseConfig(args ...string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	err := fs.Parse(args)
+	return c, err
+}
