@@ -82,22 +82,12 @@ func Decode(f Format, payload []byte) ([]Reading, error) {
 
 // DecodeJSON parses one reading object or an array of them.
 func DecodeJSON(payload []byte) ([]Reading, error) {
-	p := bytes.TrimLeft(payload, " \t\r\n")
-	var items []jsonReading
-	switch {
-	case len(p) == 0:
+	if len(bytes.TrimLeft(payload, " \t\r\n")) == 0 {
 		return nil, malformed(-1, CodeMalformed, "empty body, want a JSON object or array")
-	case p[0] == '[':
-		if err := json.Unmarshal(p, &items); err != nil {
-			return nil, malformed(-1, CodeMalformed, "invalid JSON: %v", jsonErr(err))
-		}
-	case p[0] == '{':
-		items = make([]jsonReading, 1)
-		if err := json.Unmarshal(p, &items[0]); err != nil {
-			return nil, malformed(-1, CodeMalformed, "invalid JSON: %v", jsonErr(err))
-		}
-	default:
-		return nil, malformed(-1, CodeMalformed, "want a JSON object or array of readings")
+	}
+	items, err := scanReadings(payload)
+	if err != nil {
+		return nil, malformed(-1, CodeMalformed, "%v", err)
 	}
 	if len(items) == 0 {
 		return nil, malformed(-1, CodeMissingField, "no readings")
@@ -140,13 +130,6 @@ func DecodeJSON(payload []byte) ([]Reading, error) {
 		return nil, &BatchError{Class: ClassMalformed, Items: errs}
 	}
 	return out, nil
-}
-
-func jsonErr(err error) string {
-	if se, ok := err.(*json.SyntaxError); ok {
-		return fmt.Sprintf("%s at offset %d", se.Error(), se.Offset)
-	}
-	return err.Error()
 }
 
 func isNull(b []byte) bool { return string(b) == "null" }

@@ -2,7 +2,9 @@ package ingest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +187,17 @@ func FuzzDecodeJSON(f *testing.F) {
 	e := ingesttest.New(f, ingesttest.Options{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rs, err := ingest.DecodeJSON(b)
+		if err == nil && !json.Valid(b) {
+			t.Fatalf("invalid JSON accepted: %q", b)
+		}
+		var objs []map[string]json.RawMessage
+		var obj map[string]json.RawMessage
+		if json.Valid(b) && (json.Unmarshal(b, &objs) == nil && len(objs) > 0 && !slices.ContainsFunc(objs, func(m map[string]json.RawMessage) bool { return m == nil }) || json.Unmarshal(b, &obj) == nil && obj != nil) {
+			var be *ingest.BatchError
+			if errors.As(err, &be) && be.Items[0].Index == -1 && be.Items[0].Code == ingest.CodeMalformed {
+				t.Fatalf("valid reading JSON refused as malformed: %q: %v", b, err)
+			}
+		}
 		if err != nil {
 			var be *ingest.BatchError
 			if !errors.As(err, &be) || len(be.Items) == 0 {

@@ -1,12 +1,14 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -141,7 +143,7 @@ func coerceJSON(raw []byte, t registry.ValueType, rec *busv1.Record) error {
 
 // jsonString unquotes a JSON string token, fast when it has no escapes.
 func jsonString(raw []byte) (string, error) {
-	if len(raw) >= 2 && raw[len(raw)-1] == '"' && !strings.ContainsRune(string(raw[1:len(raw)-1]), '\\') {
+	if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 && utf8.Valid(raw[1:len(raw)-1]) {
 		return string(raw[1 : len(raw)-1]), nil
 	}
 	var s string
