@@ -140,6 +140,9 @@ func (a *App) setupBus(ctx context.Context) error {
 func (a *App) setupIngest(ctx context.Context) error {
 	c := &a.cfg.Ingest
 	dl := a.ext.busDeadLetters
+	if dl == nil && a.ext.deadLetters != nil {
+		dl = a.ext.deadLetters // embedded bus: the store's dead-letter table
+	}
 	if dl == nil {
 		// Embedded bus: the store's dead-letter writer belongs here once
 		// storeExt exposes it (storage work); until then dead letters are
