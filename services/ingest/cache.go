@@ -31,8 +31,7 @@ func newSensorCache(src SensorGetter, ttl time.Duration) *sensorCache {
 	return &sensorCache{src: src, ttl: ttl, max: 200_000, m: map[int64]sensorEntry{}}
 }
 
-func (c *sensorCache) get(ctx context.Context, id int64) (registry.Sensor, error) {
-	now := time.Now()
+func (c *sensorCache) get(ctx context.Context, id int64, now time.Time) (registry.Sensor, error) {
 	c.mu.RLock()
 	e, ok := c.m[id]
 	c.mu.RUnlock()

@@ -124,13 +124,23 @@ func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Re
 		return nil, &BatchError{Class: ClassTooLarge, Items: []ItemError{{Index: -1, Code: CodeTooLarge,
 			Message: fmt.Sprintf("%d readings exceed the batch limit of %d", len(rs), s.cfg.MaxBatch)}}}
 	}
-	recv := s.now().UnixNano()
+	now := s.now()
+	recv := now.UnixNano()
+	var (
+		lastID  int64
+		last    registry.Sensor
+		lastErr error
+	)
 	recs := make([]busv1.Record, len(rs))
 	out := make([]*busv1.Record, len(rs))
 	var errs []ItemError
 	for i := range rs {
 		r := &rs[i]
-		sen, err := s.sensors.get(ctx, r.SensorID)
+		if r.SensorID != lastID || i == 0 { // batches usually repeat sensors
+			lastID = r.SensorID
+			last, lastErr = s.sensors.get(ctx, r.SensorID, now)
+		}
+		sen, err := last, lastErr
 		if err != nil {
 			if !errors.Is(err, registry.ErrNotFound) {
 				return nil, fmt.Errorf("look up sensor %d: %w: %w", r.SensorID, bus.ErrUnavailable, err)
