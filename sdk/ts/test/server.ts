@@ -1,0 +1,79 @@
+// Starts the built iotplatform binary on free loopback ports for the tests.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const adminPassword = "sdk-test-password";
+
+export interface Platform {
+  baseUrl: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** Starts bin/iotplatform (or $IOT_BIN) and waits until /readyz answers 200. */
+export async function startPlatform(): Promise<Platform> {
+  const bin = process.env.IOT_BIN ?? resolve(process.cwd(), "../../bin/iotplatform");
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} not found: run go build -o bin/iotplatform ./cmd/iotplatform`);
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), "iot-sdk-ts-"));
+  const [api, http, ws, mqtt] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const args = [
+    "serve",
+    "--data-dir", dataDir,
+    "--api-addr", `127.0.0.1:${api}`,
+    "--http-addr", `127.0.0.1:${http}`,
+    "--ws-addr", `127.0.0.1:${ws}`,
+    "--mqtt-addr", `127.0.0.1:${mqtt}`,
+  ];
+  let log = "";
+  const child: ChildProcess = spawn(bin, args, {
+    env: { ...process.env, IOT_ADMIN_PASSWORD: adminPassword },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (d) => (log += d));
+  child.stderr?.on("data", (d) => (log += d));
+  const exited = new Promise<void>((res) => child.once("exit", () => res()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const baseUrl = `http://127.0.0.1:${api}`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`iotplatform exited early (${child.exitCode}):\n${log}`);
+    }
+    try {
+      const r = await fetch(`${baseUrl}/readyz`);
+      if (r.status === 200) {
+        return { baseUrl, stop };
+      }
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`iotplatform not ready within 30s:\n${log}`);
+}
