@@ -115,10 +115,30 @@ func (a *App) setupBus(ctx context.Context) error {
 			return err
 		}
 		a.onClose(p.Close)
-		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := p.EnsureTopics(tctx); err != nil {
-			return fmt.Errorf("kafka topics: %w", err)
+		// Kafka being down must not keep Core from starting: ingest answers
+		// 503 (and /readyz is red) until the brokers are back.
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = p.EnsureTopics(tctx)
+		cancel()
+		if err != nil {
+			a.log.Warn("kafka topics not created yet, retrying in the background", "err", err)
+			a.addRunner("kafka-topics", func(ctx context.Context) error {
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(5 * time.Second):
+					}
+					tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					err := p.EnsureTopics(tctx)
+					cancel()
+					if err == nil {
+						a.log.Info("kafka topics ready")
+						return nil
+					}
+					a.log.Warn("kafka topics not created yet", "err", err)
+				}
+			})
 		}
 		a.ext.pub, a.ext.busDeadLetters = p, p
 		a.readyChecks["kafka"] = p.Ping

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
+	"github.com/iotplatform/iotplatform/internal/bus"
 	"github.com/iotplatform/iotplatform/internal/testenv"
 )
 
@@ -203,6 +205,47 @@ func TestIngest_KafkaAllEdgesConsumedBack(t *testing.T) {
 	}
 	if r := got[1]; r.GetTimestampNs() != 1526717967e9 {
 		t.Fatalf("timestamp not normalised: %v", r)
+	}
+
+	// An invalid MQTT 3.1.1 payload cannot be refused: it is dead-lettered
+	// to iot.deadletter (JSON) before the PUBACK.
+	o := pahov3.NewClientOptions().AddBroker("tcp://" + p.MQTT).SetClientID("e2e-dl-" + d.ID).
+		SetUsername("JWT").SetPassword(d.Token).SetProtocolVersion(4).SetAutoReconnect(false)
+	mc := pahov3.NewClient(o)
+	if tk := mc.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatalf("mqtt connect: %v", tk.Error())
+	}
+	marker := "not-json-" + randHex(4)
+	if tk := mc.Publish(d.ID, 1, false, marker); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatalf("mqtt publish: %v", tk.Error())
+	}
+	mc.Disconnect(100)
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "e2e-dl-" + randHex(4), "auto.offset.reset": "earliest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SubscribeTopics([]string{bus.DeadLetterTopic}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("dead letter not found in " + bus.DeadLetterTopic)
+		}
+		m, err := c.ReadMessage(time.Second)
+		if err != nil {
+			continue
+		}
+		var dl bus.DeadLetter
+		if err := json.Unmarshal(m.Value, &dl); err != nil {
+			t.Fatalf("dead letter is not JSON: %v", err)
+		}
+		if string(dl.Payload) == marker {
+			if strconv.FormatInt(dl.DeviceID, 10) != d.ID || dl.Protocol != "mqtt" || dl.Reason == "" {
+				t.Fatalf("dead letter %+v", dl)
+			}
+			break
+		}
 	}
 }
 

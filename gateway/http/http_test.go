@@ -14,6 +14,8 @@ import (
 	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
+	"github.com/iotplatform/iotplatform/services/ingest"
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
 )
 
@@ -112,5 +114,30 @@ func TestGateway_RevokedTokenRefusedAfterCacheTTL(t *testing.T) {
 			t.Fatal("rotated token still accepted")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestGateway_KafkaDownIs503 checks the gateway refuses (never acks) when
+// the Kafka bus cannot take the readings within the publish timeout.
+func TestGateway_KafkaDownIs503(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{})
+	p, err := buskafka.NewProducer(e.Log, buskafka.Config{Brokers: "127.0.0.1:1", PublishTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	svc := ingest.New(e.Log, ingest.Config{PublishTimeout: 300 * time.Millisecond}, e.Sensors, p, p, nil)
+	srv := httptest.NewServer(gwhttp.New(e.Log, e.Verifier, svc, gwhttp.Config{}))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"sensor_id":11,"value":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+e.DeviceToken(t, ingesttest.DeviceA))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
 	}
 }

@@ -11,9 +11,11 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
 	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
 	"github.com/iotplatform/iotplatform/internal/bus/bustest"
+	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/testenv"
 )
 
@@ -96,5 +98,60 @@ func TestConfig_Validate(t *testing.T) {
 	}
 	if got := buskafka.SensorTopic(3, 4); got != "3_4" {
 		t.Fatal(got)
+	}
+}
+
+// TestPerSensorTopics checks the provisioner and the regex subscription of
+// per-sensor mode on the real broker.
+func TestPerSensorTopics(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dev := time.Now().UnixNano()%1_000_000_000 + 1_000_000_000 // unique per run
+	cfg := buskafka.Config{Brokers: brokers, TopicMode: buskafka.ModePerSensor, Group: "test-ps-" + strconv.FormatInt(dev, 10), ReplicationFactor: 1}
+	p, err := buskafka.NewProducer(log, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sen := registry.Sensor{ID: 5, DeviceID: dev}
+	if err := p.Provisioner().SensorCreated(ctx, sen); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, []*busv1.Record{bustest.Rec(dev, 5, 1), bustest.Rec(dev, 5, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := buskafka.NewSubscriber(log, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int64, 100)
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Subscribe(sctx, func(_ context.Context, recs []*busv1.Record) error {
+			for _, r := range recs {
+				if r.GetDeviceId() == dev {
+					got <- r.GetTimestampNs()
+				}
+			}
+			return nil
+		})
+	}()
+	for want := int64(1); want <= 2; want++ {
+		select {
+		case ts := <-got:
+			if ts != want {
+				t.Fatalf("got record %d, want %d", ts, want)
+			}
+		case <-ctx.Done():
+			t.Fatal("records of the per-sensor topic not delivered")
+		}
+	}
+	scancel()
+	<-done
+	if err := p.Provisioner().SensorDeleted(ctx, sen); err != nil {
+		t.Fatal(err)
 	}
 }
