@@ -63,8 +63,8 @@ func TestHandle_StoresAndDeadLetters(t *testing.T) {
 		dbl(1, 100, 1.5),
 		{DeviceId: 10, SensorId: 2, TimestampNs: 100, Value: &busv1.Record_LongValue{LongValue: 7}},
 		{DeviceId: 10, SensorId: 3, TimestampNs: 100, Value: &busv1.Record_ObjectValue{ObjectValue: obj}},
-		dbl(2, 101, 2.5),                            // type mismatch: long sensor
-		dbl(99, 100, 1),                             // unknown (deleted) sensor
+		dbl(2, 101, 2.5), // type mismatch: long sensor
+		dbl(99, 100, 1),  // unknown (deleted) sensor
 		{DeviceId: 11, SensorId: 1, TimestampNs: 5}, // other device, no value
 	}
 	if err := p.Handle(ctx, recs); err != nil {
