@@ -1,0 +1,119 @@
+"""A thin client over the generated gRPC stubs that carries the bearer token."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import grpc
+
+from iotplatform.gen.iot.core.v1 import core_pb2, core_pb2_grpc
+from iotplatform.gen.iot.ingest.v1 import ingest_pb2_grpc
+from iotplatform.gen.iot.query.v1 import query_pb2_grpc
+
+
+class _Bearer(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds `authorization: Bearer <token>` to every call, read at call time."""
+
+    def __init__(self, token: Callable[[], Optional[str]]):
+        self._token = token
+
+    def _details(self, details: Any) -> Any:
+        token = self._token()
+        if not token:
+            return details
+        metadata = list(details.metadata or [])
+        metadata.append(("authorization", f"Bearer {token}"))
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
+
+
+def _channel(target: str, credentials: Optional[grpc.ChannelCredentials]) -> grpc.Channel:
+    if target.startswith("https://"):
+        return grpc.secure_channel(
+            target[len("https://"):].rstrip("/"),
+            credentials or grpc.ssl_channel_credentials(),
+        )
+    if target.startswith("http://"):
+        target = target[len("http://"):].rstrip("/")
+    if credentials is not None:
+        return grpc.secure_channel(target, credentials)
+    return grpc.insecure_channel(target)
+
+
+class Client:
+    """A gRPC client of one platform.
+
+    target is host:port of the API (e.g. "localhost:8080"); an http:// prefix
+    is dropped, https:// uses TLS. core, ingest and query are the generated
+    stubs; every call carries the current token as `authorization` metadata.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: Optional[str] = None,
+        *,
+        credentials: Optional[grpc.ChannelCredentials] = None,
+    ):
+        self.target = target
+        self.token = token
+        self._credentials = credentials
+        self._raw = _channel(target, credentials)
+        channel = grpc.intercept_channel(self._raw, _Bearer(lambda: self.token))
+        self.core = core_pb2_grpc.CoreServiceStub(channel)
+        self.ingest = ingest_pb2_grpc.IngestServiceStub(channel)
+        self.query = query_pb2_grpc.QueryServiceStub(channel)
+
+    def sign_in(self, username: str, password: str) -> core_pb2.SignInResponse:
+        """Signs in as a user and keeps the token for later calls."""
+        resp = self.core.SignIn(core_pb2.SignInRequest(username=username, password=password))
+        self.token = resp.token
+        return resp
+
+    def device_client(self, device_id: int) -> "Client":
+        """Returns a client acting as the device, with its key fetched by this client."""
+        key = self.core.GetDeviceKey(core_pb2.GetDeviceKeyRequest(id=device_id))
+        return Client(self.target, key.token, credentials=self._credentials)
+
+    def close(self) -> None:
+        """Closes the channel."""
+        self._raw.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,71 @@
+"""Starts the built iotplatform binary on free loopback ports for the tests."""
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ADMIN_PASSWORD = "sdk-test-password"
+REPO = pathlib.Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Platform:
+    """A running platform: target is host:port of its API."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.admin_password = ADMIN_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def platform():
+    binary = os.environ.get("IOT_BIN") or str(REPO / "bin" / "iotplatform")
+    if not os.path.exists(binary):
+        pytest.fail(f"{binary} not found: run go build -o bin/iotplatform ./cmd/iotplatform")
+    data_dir = tempfile.mkdtemp(prefix="iot-sdk-py-")
+    api = f"127.0.0.1:{_free_port()}"
+    args = [binary, "serve", "--data-dir", data_dir, "--api-addr", api]
+    for flag in ("--http-addr", "--ws-addr", "--mqtt-addr"):
+        args += [flag, f"127.0.0.1:{_free_port()}"]
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, "IOT_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"iotplatform did not become ready:\n{log.read().decode(errors='replace')}")
+            try:
+                with urllib.request.urlopen(f"http://{api}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        yield Platform(api)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
