@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -60,10 +61,18 @@ var (
 	inflt   = flag.Int("inflight", 16, "MQTT publishes in flight per client")
 	brokers = flag.String("kafka", "127.0.0.1:59092", "Kafka brokers for -mode=kafka")
 	recSize = flag.Int("size", 100, "record size for -mode=kafka")
+	cpuProf = flag.String("cpuprofile", "", "write a CPU profile of this process (gateway + load generator)")
+	runs    = flag.Int("runs", 3, "alternating reference/gateway runs (http, mqtt); the median ratio is reported")
 )
 
 func main() {
 	flag.Parse()
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	keys := authn.NewKeySet(priv)
@@ -98,11 +107,8 @@ func main() {
 		}))
 		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{}))
 		body := []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`)
-		ref := httpLoad(bare, tok, body)
-		got := httpLoad(gw, tok, body)
-		fmt.Printf("bare net/http 200:      %s\n", ref)
-		fmt.Printf("HTTP gateway (1/req):   %s\n", got)
-		fmt.Printf("ratio gateway/bare: %.2f\n", got.rate/ref.rate)
+		pairs(func() result { return httpLoad(bare, tok, body) }, func() result { return httpLoad(gw, tok, body) },
+			"bare net/http 200:     ", "HTTP gateway (1/req):  ")
 	case "http-batch":
 		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
 		var b bytes.Buffer
@@ -130,11 +136,8 @@ func main() {
 		must(cmd.Start())
 		defer cmd.Process.Kill()
 		time.Sleep(500 * time.Millisecond)
-		ref := mqttLoad("127.0.0.1:"+strconv.Itoa(port), tok)
-		got := mqttLoad(ln.Addr().String(), tok)
-		fmt.Printf("mosquitto QoS1:         %s\n", ref)
-		fmt.Printf("MQTT gateway QoS1:      %s (durable on the bus before PUBACK)\n", got)
-		fmt.Printf("ratio gateway/mosquitto: %.2f\n", got.rate/ref.rate)
+		pairs(func() result { return mqttLoad("127.0.0.1:"+strconv.Itoa(port), tok) }, func() result { return mqttLoad(ln.Addr().String(), tok) },
+			"mosquitto QoS1:        ", "MQTT gateway QoS1:     ")
 	case "kafka":
 		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
 		val := bytes.Repeat([]byte("x"), max(1, *recSize-40))
@@ -151,6 +154,22 @@ func main() {
 		got := httpLoad(gw, tok, b.Bytes())
 		fmt.Printf("HTTP -> Kafka (batches of 500, ~%d B records): %s => %.0f records/s\n", *recSize, got, got.rate*500)
 	}
+}
+
+// pairs alternates reference and subject runs and prints every run and the
+// median of the per-pair ratios (robust against a machine shared with
+// other work).
+func pairs(ref, subject func() result, refName, subjName string) {
+	var ratios []float64
+	for i := 0; i < *runs; i++ {
+		r := ref()
+		g := subject()
+		fmt.Printf("run %d  %s %s\n", i+1, refName, r)
+		fmt.Printf("run %d  %s %s\n", i+1, subjName, g)
+		ratios = append(ratios, g.rate/r.rate)
+	}
+	slices.Sort(ratios)
+	fmt.Printf("ratios %.2f, median %.2f\n", ratios, ratios[len(ratios)/2])
 }
 
 type result struct {

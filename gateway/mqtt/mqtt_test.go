@@ -214,3 +214,30 @@ func TestMQTT_MosquittoPub(t *testing.T) {
 		})
 	}
 }
+
+func TestMQTT_ManyInFlightAllAckedInOrder(t *testing.T) {
+	e, addr := start(t, ingesttest.Options{})
+	c, err := v3client(t, addr, 4, e.DeviceToken(t, ingesttest.DeviceA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	toks := make([]pahov3.Token, n)
+	for i := range toks {
+		toks[i] = c.Publish("1", 1, false, `{"sensor_id":12,"timestamp":`+strconv.Itoa(1526717967+i)+`,"value":`+strconv.Itoa(i)+`}`)
+	}
+	for i, tk := range toks {
+		if !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tk.Error())
+		}
+	}
+	recs := e.Sink.Records()
+	if len(recs) != n {
+		t.Fatalf("%d stored, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if r.GetLongValue() != int64(i) {
+			t.Fatalf("record %d has value %d: order lost", i, r.GetLongValue())
+		}
+	}
+}
