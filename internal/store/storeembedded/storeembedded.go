@@ -40,6 +40,8 @@ type Store struct {
 	quit chan struct{}
 	done chan struct{}
 	feed *store.Feed
+	// dirty is set when minutes may wait for compaction (committer only).
+	dirty bool
 }
 
 type writeReq struct {
@@ -85,7 +87,7 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	w.SetMaxOpenConns(1)
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+rollupSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("create store schema: %w", err)
 	}
@@ -98,10 +100,11 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	r.SetMaxIdleConns(8)
 	s := &Store{
 		log: log, cfg: cfg, w: w, r: r,
-		reqs: make(chan *writeReq, 1024),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-		feed: store.NewFeed(),
+		reqs:  make(chan *writeReq, 1024),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		feed:  store.NewFeed(),
+		dirty: true,
 	}
 	go s.commitLoop()
 	return s, nil
@@ -172,6 +175,25 @@ func (s *Store) commitLoop() {
 		case <-s.quit:
 			s.drainClosed()
 			return
+		default:
+			// Idle: fold dirty minutes into rollups, a slice at a time so
+			// a new write waits at most one slice.
+			if s.dirty {
+				n, err := s.compact(context.Background(), 64)
+				if err != nil {
+					s.log.Warn("rollup compaction failed", "err", err)
+				}
+				s.dirty = err != nil || n > 0
+				if n > 0 {
+					continue
+				}
+			}
+			select {
+			case first = <-s.reqs:
+			case <-s.quit:
+				s.drainClosed()
+				return
+			}
 		}
 		group := []*writeReq{first}
 		n := len(first.rs) + len(first.dls)
@@ -186,6 +208,7 @@ func (s *Store) commitLoop() {
 			}
 		}
 		err := s.commit(group)
+		s.dirty = s.dirty || err == nil
 		if err != nil {
 			s.log.Error("store commit failed", "readings", n, "err", err)
 		}
@@ -245,9 +268,11 @@ func (s *Store) commit(group []*writeReq) error {
 		return nil
 	}
 	rows := 0
+	touched := map[slot]struct{}{}
 	for _, req := range group {
 		for i := range req.rs {
 			r := &req.rs[i]
+			touched[slot{r.SensorID, floorTo(r.TimeNS, rollupG)}] = struct{}{}
 			v, err := sqlValue(r.Value)
 			if err != nil {
 				return err
@@ -272,6 +297,9 @@ func (s *Store) commit(group []*writeReq) error {
 		if err := flush(nil, rows); err != nil {
 			return err
 		}
+	}
+	if err := markDirty(ctx, tx, touched); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit readings: %w", err)
@@ -386,42 +414,6 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, b
 	return out, more, nil
 }
 
-// Aggregate computes buckets with SQL grouping on the primary key range.
-func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.Bucket, error) {
-	if err := q.Validate(); err != nil {
-		return nil, err
-	}
-	iv := int64(q.Interval)
-	// num is NULL for strings and objects, so they only count.
-	rows, err := s.r.QueryContext(ctx, `
-WITH r AS (SELECT (ts - ?1) / ?2 AS b, ts, CASE WHEN kind <= 3 THEN v END AS num
-           FROM readings WHERE sensor_id = ?3 AND ts >= ?1 AND ts < ?4),
-     g AS (SELECT b, count(*) AS c, avg(num) AS a, min(num) AS mn, max(num) AS mx, total(num) AS sm,
-                  min(ts) AS fts, max(ts) AS lts FROM r GROUP BY b)
-SELECT g.b, g.c, coalesce(g.a, 0), coalesce(g.mn, 0), coalesce(g.mx, 0), g.sm,
-       coalesce((SELECT CASE WHEN kind <= 3 THEN v END FROM readings WHERE sensor_id = ?3 AND ts = g.fts), 0),
-       coalesce((SELECT CASE WHEN kind <= 3 THEN v END FROM readings WHERE sensor_id = ?3 AND ts = g.lts), 0)
-FROM g ORDER BY g.b`, q.FromNS, iv, q.SensorID, q.ToNS)
-	if err != nil {
-		return nil, fmt.Errorf("aggregate readings: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Bucket
-	for rows.Next() {
-		var b store.Bucket
-		var idx int64
-		if err := rows.Scan(&idx, &b.Count, &b.Avg, &b.Min, &b.Max, &b.Sum, &b.First, &b.Last); err != nil {
-			return nil, fmt.Errorf("scan bucket: %w", err)
-		}
-		b.StartNS = q.FromNS + idx*iv
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("aggregate readings: %w", err)
-	}
-	return out, nil
-}
-
 // Latest returns the newest reading of each sensor.
 func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading, error) {
 	out := make([]store.Reading, 0, len(sensorIDs))
@@ -441,8 +433,10 @@ func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading,
 
 // DeleteSensor removes the sensor's readings.
 func (s *Store) DeleteSensor(ctx context.Context, sensorID int64) error {
-	if _, err := s.w.ExecContext(ctx, "DELETE FROM readings WHERE sensor_id = ?", sensorID); err != nil {
-		return fmt.Errorf("delete readings of sensor %d: %w", sensorID, err)
+	for _, table := range []string{"readings", "rollups", "rollups_dirty"} {
+		if _, err := s.w.ExecContext(ctx, "DELETE FROM "+table+" WHERE sensor_id = ?", sensorID); err != nil {
+			return fmt.Errorf("delete readings of sensor %d: %w", sensorID, err)
+		}
 	}
 	return nil
 }

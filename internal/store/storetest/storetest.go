@@ -181,6 +181,21 @@ func testReplay(t *testing.T, e *env) {
 	if got[1].Value.Double != 4 {
 		t.Errorf("replayed value = %v, want the last write 4", got[1].Value.Double)
 	}
+	// Aggregates see the overwrite too, at minute-, second- and
+	// unaligned boundaries.
+	minute := int64(time.Minute)
+	m0 := (t0/minute + 1) * minute
+	e.write(dbl(ref, m0, 10), dbl(ref, m0+1, 20))
+	e.write(dbl(ref, m0+1, 30), dbl(ref, m0, 10))
+	for _, from := range []int64{m0, m0 - int64(time.Second), m0 - 7} {
+		bs, err := e.s.Aggregate(e.ctx, store.AggregateQuery{SensorID: ref.SensorID, FromNS: from, ToNS: m0 + 2*minute, Interval: time.Hour})
+		if err != nil {
+			t.Fatalf("Aggregate: %v", err)
+		}
+		if len(bs) != 1 || bs[0].Count != 2 || bs[0].Sum != 40 || bs[0].Max != 30 || bs[0].First != 10 || bs[0].Last != 30 {
+			t.Errorf("from %d: after overwrite buckets = %+v, want count 2 sum 40 max 30 first 10 last 30", from-m0, bs)
+		}
+	}
 }
 
 func testListPagination(t *testing.T, e *env) {

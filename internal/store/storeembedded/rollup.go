@@ -1,0 +1,344 @@
+package storeembedded
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/iotplatform/iotplatform/internal/store"
+)
+
+// Rollups make Aggregate independent of the number of raw readings. A commit
+// only marks the minutes it touched as dirty (one small row per sensor and
+// minute); the committer recomputes dirty minutes from the raw rows when it
+// is idle (recomputing rather than adding keeps replays and overwrites
+// correct). Aggregate reads the summaries of clean minutes and raw rows for
+// dirty minutes, unaligned queries and the tail before `to`, inside one read
+// transaction, so answers are always exact.
+
+const rollupSchema = `
+CREATE TABLE IF NOT EXISTS rollups (
+  sensor_id INTEGER NOT NULL,
+  t         INTEGER NOT NULL, -- start of the minute in ns
+  c INTEGER NOT NULL, nc INTEGER NOT NULL, sm REAL NOT NULL, mn REAL, mx REAL,
+  fts INTEGER NOT NULL, fv REAL, lts INTEGER NOT NULL, lv REAL,
+  PRIMARY KEY (sensor_id, t)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollups_dirty (
+  sensor_id INTEGER NOT NULL,
+  t         INTEGER NOT NULL,
+  PRIMARY KEY (sensor_id, t)
+) WITHOUT ROWID;
+`
+
+const rollupG = int64(time.Minute)
+
+// partial is a mergeable summary of readings.
+type partial struct {
+	c, nc    int64 // readings, numeric readings
+	sum      float64
+	mn, mx   float64
+	fts, lts int64
+	fv, lv   float64
+	fNum     bool // first/last reading numeric
+	lNum     bool
+}
+
+func (p *partial) addRaw(ts int64, num float64, isNum bool) {
+	o := partial{c: 1, fts: ts, lts: ts, fNum: isNum, lNum: isNum}
+	if isNum {
+		o.nc, o.sum, o.mn, o.mx, o.fv, o.lv = 1, num, num, num, num, num
+	}
+	p.merge(o)
+}
+
+func (p *partial) merge(o partial) {
+	if o.c == 0 {
+		return
+	}
+	if p.c == 0 {
+		*p = o
+		return
+	}
+	if o.nc > 0 {
+		if p.nc == 0 {
+			p.mn, p.mx = o.mn, o.mx
+		} else {
+			p.mn, p.mx = math.Min(p.mn, o.mn), math.Max(p.mx, o.mx)
+		}
+	}
+	p.c += o.c
+	p.nc += o.nc
+	p.sum += o.sum
+	if o.fts < p.fts {
+		p.fts, p.fv, p.fNum = o.fts, o.fv, o.fNum
+	}
+	if o.lts > p.lts {
+		p.lts, p.lv, p.lNum = o.lts, o.lv, o.lNum
+	}
+}
+
+func (p partial) bucket(start int64) store.Bucket {
+	b := store.Bucket{StartNS: start, Count: p.c, Sum: p.sum}
+	if p.nc > 0 {
+		b.Avg, b.Min, b.Max = p.sum/float64(p.nc), p.mn, p.mx
+	}
+	if p.fNum {
+		b.First = p.fv
+	}
+	if p.lNum {
+		b.Last = p.lv
+	}
+	return b
+}
+
+func nullF(ok bool, v float64) any {
+	if !ok {
+		return nil
+	}
+	return v
+}
+
+// numOf returns the numeric value of a raw row (kind <= bool).
+func numOf(kind int64, raw any) (float64, bool) {
+	if kind > int64(store.KindBool) {
+		return 0, false
+	}
+	switch x := raw.(type) {
+	case float64:
+		return x, true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+type querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
+// scanRaw calls fn for the raw rows of [from, to) in ts order.
+func scanRaw(ctx context.Context, q querier, sensorID, from, to int64, fn func(ts int64, num float64, isNum bool)) error {
+	rows, err := q.QueryContext(ctx, "SELECT ts, kind, v FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts", sensorID, from, to)
+	if err != nil {
+		return fmt.Errorf("scan readings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ts, kind int64
+		var raw any
+		if err := rows.Scan(&ts, &kind, &raw); err != nil {
+			return fmt.Errorf("scan reading: %w", err)
+		}
+		n, ok := numOf(kind, raw)
+		fn(ts, n, ok)
+	}
+	return rows.Err()
+}
+
+type slot struct{ sensor, t int64 }
+
+// markDirty records the minutes a commit touched.
+func markDirty(ctx context.Context, tx *sql.Tx, touched map[slot]struct{}) error {
+	const per = 200
+	args := make([]any, 0, 2*per)
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		q := "INSERT OR IGNORE INTO rollups_dirty (sensor_id, t) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?),", len(args)/2), ",")
+		_, err := tx.ExecContext(ctx, q, args...)
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("mark rollups dirty: %w", err)
+		}
+		return nil
+	}
+	for s := range touched {
+		args = append(args, s.sensor, s.t)
+		if len(args) == 2*per {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// compact recomputes up to limit dirty minutes; it reports how many it did.
+func (s *Store) compact(ctx context.Context, limit int) (int, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin compaction: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT sensor_id, t FROM rollups_dirty ORDER BY sensor_id, t LIMIT ?", limit)
+	if err != nil {
+		return 0, fmt.Errorf("read dirty rollups: %w", err)
+	}
+	var dirty []slot
+	for rows.Next() {
+		var d slot
+		if err := rows.Scan(&d.sensor, &d.t); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("scan dirty rollup: %w", err)
+		}
+		dirty = append(dirty, d)
+	}
+	rows.Close()
+	if len(dirty) == 0 {
+		return 0, nil
+	}
+	put, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO rollups (sensor_id, t, c, nc, sm, mn, mx, fts, fv, lts, lv) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+	if err != nil {
+		return 0, fmt.Errorf("prepare rollup: %w", err)
+	}
+	defer put.Close()
+	for i := 0; i < len(dirty); {
+		// One scan per run of adjacent minutes of a sensor.
+		j := i + 1
+		for j < len(dirty) && dirty[j].sensor == dirty[i].sensor && dirty[j].t-dirty[j-1].t <= 5*rollupG {
+			j++
+		}
+		run := dirty[i:j]
+		parts := make(map[int64]*partial, len(run))
+		for _, d := range run {
+			parts[d.t] = &partial{}
+		}
+		err := scanRaw(ctx, tx, run[0].sensor, run[0].t, run[len(run)-1].t+rollupG, func(ts int64, num float64, isNum bool) {
+			if p := parts[floorTo(ts, rollupG)]; p != nil {
+				p.addRaw(ts, num, isNum)
+			}
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, d := range run {
+			p := parts[d.t]
+			if p.c == 0 {
+				_, err = tx.ExecContext(ctx, "DELETE FROM rollups WHERE sensor_id = ? AND t = ?", d.sensor, d.t)
+			} else {
+				_, err = put.ExecContext(ctx, d.sensor, d.t, p.c, p.nc, p.sum, nullF(p.nc > 0, p.mn), nullF(p.nc > 0, p.mx), p.fts, nullF(p.fNum, p.fv), p.lts, nullF(p.lNum, p.lv))
+			}
+			if err != nil {
+				return 0, fmt.Errorf("write rollup: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, "DELETE FROM rollups_dirty WHERE sensor_id = ? AND t = ?", d.sensor, d.t); err != nil {
+				return 0, fmt.Errorf("clear dirty rollup: %w", err)
+			}
+		}
+		i = j
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit compaction: %w", err)
+	}
+	return len(dirty), nil
+}
+
+func floorTo(t, g int64) int64 {
+	r := t % g
+	if r < 0 {
+		r += g
+	}
+	return t - r
+}
+
+// Aggregate reads minute summaries when from and interval are whole
+// minutes, raw readings otherwise (and for dirty minutes and the tail).
+func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.Bucket, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("aggregate readings: %w", err)
+	}
+	defer tx.Rollback()
+	iv := int64(q.Interval)
+	acc := map[int64]*partial{}
+	add := func(t int64, p partial) {
+		idx := (t - q.FromNS) / iv
+		a := acc[idx]
+		if a == nil {
+			a = &partial{}
+			acc[idx] = a
+		}
+		a.merge(p)
+	}
+	addRaw := func(ts int64, num float64, isNum bool) {
+		var p partial
+		p.addRaw(ts, num, isNum)
+		add(ts, p)
+	}
+	rawFrom := q.FromNS
+	if end := floorTo(q.ToNS, rollupG); q.FromNS%rollupG == 0 && iv%rollupG == 0 && end > q.FromNS {
+		if err := s.aggregateRollups(ctx, tx, q.SensorID, q.FromNS, end, add, addRaw); err != nil {
+			return nil, fmt.Errorf("aggregate readings: %w", err)
+		}
+		rawFrom = end
+	}
+	if rawFrom < q.ToNS {
+		if err := scanRaw(ctx, tx, q.SensorID, rawFrom, q.ToNS, addRaw); err != nil {
+			return nil, fmt.Errorf("aggregate readings: %w", err)
+		}
+	}
+	idxs := make([]int64, 0, len(acc))
+	for i := range acc {
+		idxs = append(idxs, i)
+	}
+	sort.Slice(idxs, func(i, j int) bool { return idxs[i] < idxs[j] })
+	out := make([]store.Bucket, len(idxs))
+	for i, idx := range idxs {
+		out[i] = acc[idx].bucket(q.FromNS + idx*iv)
+	}
+	return out, nil
+}
+
+func (s *Store) aggregateRollups(ctx context.Context, tx *sql.Tx, sensor, from, to int64, add func(int64, partial), addRaw func(int64, float64, bool)) error {
+	rows, err := tx.QueryContext(ctx, "SELECT t FROM rollups_dirty WHERE sensor_id = ? AND t >= ? AND t < ?", sensor, from, to)
+	if err != nil {
+		return fmt.Errorf("read dirty rollups: %w", err)
+	}
+	dirty := map[int64]bool{}
+	for rows.Next() {
+		var t int64
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		dirty[t] = true
+	}
+	rows.Close()
+	rows, err = tx.QueryContext(ctx, "SELECT t, c, nc, sm, mn, mx, fts, fv, lts, lv FROM rollups WHERE sensor_id = ? AND t >= ? AND t < ?", sensor, from, to)
+	if err != nil {
+		return fmt.Errorf("read rollups: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t int64
+		var p partial
+		var mn, mx, fv, lv sql.NullFloat64
+		if err := rows.Scan(&t, &p.c, &p.nc, &p.sum, &mn, &mx, &p.fts, &fv, &p.lts, &lv); err != nil {
+			return fmt.Errorf("scan rollup: %w", err)
+		}
+		if dirty[t] {
+			continue
+		}
+		p.mn, p.mx = mn.Float64, mx.Float64
+		p.fv, p.fNum, p.lv, p.lNum = fv.Float64, fv.Valid, lv.Float64, lv.Valid
+		add(t, p)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for t := range dirty {
+		if err := scanRaw(ctx, tx, sensor, t, t+rollupG, addRaw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
