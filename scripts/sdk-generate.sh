@@ -73,8 +73,11 @@ gen_py() {
 	stage=$(mktemp -d)
 	# shellcheck disable=SC2046
 	sdk/python/.venv/bin/python -m grpc_tools.protoc -I proto -I third_party/googleapis \
-		--python_out="$stage" --pyi_out="$stage" --grpc_python_out="$stage" $(protos)
-	# protoc writes absolute imports of the proto packages (from iot.core.v1 import ...);
+		--plugin=protoc-gen-connect-python=sdk/python/.venv/bin/protoc-gen-connect-python \
+		--python_out="$stage" --pyi_out="$stage" --grpc_python_out="$stage" \
+		--connect-python_out="$stage" $(protos)
+	# protoc writes absolute imports of the proto packages (from iot.core.v1 import ...,
+	# import iot.core.v1.core_pb2);
 	# make them imports of this package. google.api comes from googleapis-common-protos.
 	find "$stage" -type f \( -name '*.py' -o -name '*.pyi' \) -print0 |
 		xargs -0 sed -i -E 's/^(from|import) iot\./\1 iotplatform.gen.iot./'
