@@ -153,5 +153,13 @@ func (a *App) setupPipeline(ctx context.Context) error {
 	p := pipeline.New(a.log.With("component", "pipeline"), a.reg, a.ext.store, pipeline.Config{}, a.metrics)
 	a.ext.pipeline = p
 	a.addRunner("pipeline", func(ctx context.Context) error { return p.Run(ctx, a.ext.sub) })
+	if kc := a.cfg.Ingest.kafka(); kc.Brokers != "" {
+		group := kc.Group
+		if group == "" {
+			group = "iot-pipeline"
+		}
+		dl := pipeline.NewDeadLetterConsumer(a.log.With("component", "deadletters"), kc.Brokers, group+"-deadletters", a.ext.store)
+		a.addRunner("deadletters", dl.Run)
+	}
 	return nil
 }

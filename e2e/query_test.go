@@ -156,6 +156,13 @@ func TestQuery_KafkaOpenSearchAllEdgesReadBack(t *testing.T) {
 	if r.Status != 200 || !strings.Contains(string(r.Body), `"value_double":42`) || strings.Count(string(r.Body), `"sensor_id"`) != 1 {
 		t.Errorf("search proxy: %d %s", r.Status, r.Body)
 	}
+
+	// MQTT 3 dead letters travel through the Kafka dead-letter topic into
+	// the store.
+	publishInvalidMQTT3(t, p, d)
+	if dls := waitDeadLetters(t, p, admin, d); len(dls) == 0 {
+		t.Errorf("no dead letter listed after an invalid MQTT 3 payload in Kafka mode")
+	}
 }
 
 func TestQuery_SecondsAndMillisecondsLandOnTheSameInstant(t *testing.T) {
@@ -176,10 +183,10 @@ func TestQuery_SecondsAndMillisecondsLandOnTheSameInstant(t *testing.T) {
 	}
 }
 
-func TestQuery_DeadLetteredMQTT3PayloadIsListed(t *testing.T) {
-	p := Start(t, Options{})
-	admin := p.AdminToken()
-	d := p.NewDevice(admin, "dl", "double")
+// publishInvalidMQTT3 sends a payload the double sensor cannot take over
+// MQTT 3.1.1, which has no negative PUBACK: it must be dead-lettered.
+func publishInvalidMQTT3(t *testing.T, p *Platform, d Device) {
+	t.Helper()
 	o := pahov3.NewClientOptions().AddBroker("tcp://" + p.MQTT).SetClientID("e2e-dl-" + d.ID).
 		SetUsername("JWT").SetPassword(d.Token).SetProtocolVersion(4).SetAutoReconnect(false)
 	mc := pahov3.NewClient(o)
@@ -190,12 +197,33 @@ func TestQuery_DeadLetteredMQTT3PayloadIsListed(t *testing.T) {
 		t.Fatalf("mqtt publish: %v", tk.Error())
 	}
 	mc.Disconnect(100)
-	res, err := queryClient(p, admin).ListDeadLetters(context.Background(), &queryv1.ListDeadLettersRequest{DeviceId: mustID(t, d.ID)})
-	if err != nil {
-		t.Fatal(err)
+}
+
+// waitDeadLetters polls ListDeadLetters of the device until one appears or
+// 60s pass (Kafka mode goes through the dead-letter topic).
+func waitDeadLetters(t *testing.T, p *Platform, token string, d Device) []*queryv1.DeadLetter {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := queryClient(p, token).ListDeadLetters(context.Background(), &queryv1.ListDeadLettersRequest{DeviceId: mustID(t, d.ID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.GetDeadLetters()) > 0 || time.Now().After(deadline) {
+			return res.GetDeadLetters()
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	if len(res.GetDeadLetters()) != 1 || res.GetDeadLetters()[0].GetReason() == "" || res.GetDeadLetters()[0].GetProtocol() == "" {
-		t.Fatalf("dead letters = %v, want the refused MQTT payload with its reason", res.GetDeadLetters())
+}
+
+func TestQuery_DeadLetteredMQTT3PayloadIsListed(t *testing.T) {
+	p := Start(t, Options{})
+	admin := p.AdminToken()
+	d := p.NewDevice(admin, "dl", "double")
+	publishInvalidMQTT3(t, p, d)
+	dls := waitDeadLetters(t, p, admin, d)
+	if len(dls) != 1 || dls[0].GetReason() == "" || dls[0].GetProtocol() == "" {
+		t.Fatalf("dead letters = %v, want the refused MQTT payload with its reason", dls)
 	}
 }
 
