@@ -35,6 +35,7 @@ generate: tools ## Regenerate gen/ (Go, Connect, gRPC, grpc-gateway, OpenAPI) fr
 	$(TOOLS)/buf format -w proto
 	$(TOOLS)/buf lint
 	$(TOOLS)/buf generate
+	scripts/sdk-generate.sh
 
 .PHONY: lint
 lint: tools ## buf lint, buf format check and go vet
@@ -67,9 +68,14 @@ test-services: ## Install and start the real PostgreSQL, Kafka and OpenSearch us
 	@if [ -x scripts/install-test-tools.sh ]; then scripts/install-test-tools.sh; fi
 
 .PHONY: test
-test: tools test-services lint ## Install everything the tests need and run all of them
+test: tools test-services lint ## Install everything the tests need and run all of them (Go, then the SDKs)
 	eval "$$(deploy/scripts/test-services.sh env)" && \
 	IOT_TEST_REQUIRE_SERVICES=1 $(GO) test $(GO_TEST_FLAGS) ./...
+	scripts/sdk-test.sh
+
+.PHONY: test-sdk
+test-sdk: tools ## Test the TypeScript and Python SDKs against the built binary
+	scripts/sdk-test.sh
 
 .PHONY: test-short
 test-short: ## Unit tests only (no external services; integration tests skip)
