@@ -310,3 +310,34 @@ func TestQuery_KillDashNineKeepsEveryAcknowledgedReading(t *testing.T) {
 	}
 	t.Logf("%d acknowledged readings all present after kill -9 (%d stored)", len(acked), len(stored))
 }
+
+func TestQuery_OpenSearchPerSensorIndexFollowsTheSensor(t *testing.T) {
+	osURL := testenv.OpenSearchURL(t)
+	p := Start(t, Options{Args: []string{"--opensearch-url", osURL, "--opensearch-index-mode", "per-sensor", "--opensearch-prefix", "e2e-ps-" + randHex(4)}})
+	admin := p.AdminToken()
+	d := p.NewDevice(admin, "ps", "double")
+	index := osURL + "/" + d.ID + "_" + d.SensorID
+	status := func() int {
+		res, err := http.Get(index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if s := status(); s != 200 {
+		t.Fatalf("index %s after sensor creation: %d, want 200", index, s)
+	}
+	if s := postReading(t, p, d.Token, "application/json", []byte(`{"sensor_id":"`+d.SensorID+`","value":"3.25"}`)); s != 200 {
+		t.Fatalf("push: %d", s)
+	}
+	if rs := waitReadings(t, p, admin, d.SensorID, 1); len(rs) != 1 || rs[0]["double_value"] != 3.25 {
+		t.Fatalf("readings = %v", rs)
+	}
+	if r := p.Do("DELETE", "/api/devices/"+d.ID+"/sensors/"+d.SensorID, admin, nil); r.Status != 200 {
+		t.Fatalf("delete sensor: %d %s", r.Status, r.Body)
+	}
+	if s := status(); s != 404 {
+		t.Errorf("index after sensor deletion: %d, want 404", s)
+	}
+}
