@@ -241,3 +241,27 @@ func TestMQTT_ManyInFlightAllAckedInOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestMQTT_RotatedKeyDisconnects(t *testing.T) {
+	e, addr := start(t, ingesttest.Options{})
+	c, err := v3client(t, addr, 4, e.DeviceToken(t, ingesttest.DeviceB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk := c.Publish("2", 1, false, `{"sensor_id":21,"value":1}`); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatalf("publish: %v", tk.Error())
+	}
+	e.Sensors.Rotate(ingesttest.DeviceB)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("client with a rotated key still connected")
+		}
+		c.Publish("2", 1, false, `{"sensor_id":21,"value":1}`).WaitTimeout(100 * time.Millisecond)
+	}
+	// Publishes within the auth cache TTL are still accepted (the documented
+	// staleness bound); once refused, the client is disconnected.
+	if _, err := v3client(t, addr, 4, e.DeviceToken(t, ingesttest.DeviceB)); err == nil {
+		t.Fatal("reconnect with the rotated token accepted")
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -150,14 +149,14 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 	defer cancel()
 	defer c.CloseNow()
 	go g.keepAlive(ctx, c)
+	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { c.Close(websocket.StatusPolicyViolation, "idle timeout") })
+	defer idle.Stop()
 	for i := 0; ; i++ {
-		rctx, rcancel := context.WithTimeout(ctx, g.cfg.IdleTimeout)
-		typ, msg, err := c.Read(rctx)
-		rcancel()
+		typ, msg, err := c.Read(ctx)
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				c.Close(websocket.StatusPolicyViolation, "idle timeout")
-			}
+			return
+		}
+		if !idle.Stop() { // the idle close has begun
 			return
 		}
 		var ack Ack
@@ -166,7 +165,9 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		if _, status, err := gwhttp.AuthenticateToken(ctx, g.auth, tok); err != nil {
 			ack = Ack{Index: i, Status: status, Code: "unauthorized", Errors: []ingest.ItemError{{Index: -1, Code: "unauthorized", Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
-			_ = c.Write(ctx, websocket.MessageText, b)
+			wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
+			_ = c.Write(wctx, websocket.MessageText, b)
+			wcancel()
 			c.Close(websocket.StatusPolicyViolation, "token no longer valid")
 			return
 		}
@@ -178,6 +179,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		if err != nil {
 			return
 		}
+		idle.Reset(g.cfg.IdleTimeout)
 	}
 }
 

@@ -127,3 +127,66 @@ func TestWS_Frames(t *testing.T) {
 		})
 	}
 }
+
+func TestWS_IdleTimeoutAndRevocation(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{})
+	srv := httptest.NewServer(gwws.New(e.Log, e.Verifier, e.Service, gwws.Config{IdleTimeout: 200 * time.Millisecond, PingInterval: 50 * time.Millisecond}))
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	h := http.Header{"Authorization": {"Bearer " + e.DeviceToken(t, ingesttest.DeviceA)}}
+
+	t.Run("idle connection closed", func(t *testing.T) {
+		c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _, err = c.Read(ctx)
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Fatalf("read on idle connection = %v, want close 1008", err)
+		}
+	})
+
+	t.Run("a silent client does not stall another", func(t *testing.T) {
+		silent, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.CloseNow()
+		_ = silent.Write(context.Background(), websocket.MessageText, []byte(`{"sensor_id":11,"value":1}`)) // never reads its ack
+		c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if a := roundTrip(t, c, websocket.MessageText, []byte(`{"sensor_id":11,"value":2}`)); a.Status != 200 {
+			t.Fatalf("ack %+v", a)
+		}
+	})
+
+	t.Run("rotated key closes the connection", func(t *testing.T) {
+		tok := e.DeviceToken(t, ingesttest.DeviceB)
+		c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if a := roundTrip(t, c, websocket.MessageText, []byte(`{"sensor_id":21,"value":2}`)); a.Status != 200 {
+			t.Fatalf("ack %+v", a)
+		}
+		e.Sensors.Rotate(ingesttest.DeviceB)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			a := roundTrip(t, c, websocket.MessageText, []byte(`{"sensor_id":21,"value":3}`))
+			if a.Status == http.StatusForbidden {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("rotated token still accepted")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
