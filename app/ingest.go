@@ -103,9 +103,6 @@ func (a *App) setupBus(ctx context.Context) error {
 		}
 		b := busembedded.New(c.PublishTimeout)
 		a.ext.pub, a.ext.sub, a.ext.embedded = b, b, b
-		// Readiness "bus" (pipeline subscribed) is added once the pipeline
-		// subscribes in setupPipeline: before that it would keep /readyz
-		// red; see embeddedBusReady.
 		return nil
 	}
 	kc := c.kafka()
@@ -159,15 +156,19 @@ func (a *App) setupBus(ctx context.Context) error {
 // setupIngest starts the gateways and registers IngestService.
 func (a *App) setupIngest(ctx context.Context) error {
 	c := &a.cfg.Ingest
-	dl := a.ext.busDeadLetters
-	if dl == nil && a.ext.deadLetters != nil {
-		dl = a.ext.deadLetters // embedded bus: the store's dead-letter table
+	// Dead letters: Kafka topic iot.deadletter (the pipeline consumes it
+	// into the store), or straight into the store on the embedded bus.
+	var dl ingest.DeadLetterWriter
+	switch {
+	case a.ext.busDeadLetters != nil:
+		dl = a.ext.busDeadLetters
+	case a.ext.deadLetters != nil:
+		dl = a.ext.deadLetters
+	default:
+		a.log.Warn("no durable dead-letter writer: invalid MQTT 3.x payloads are only logged and counted")
 	}
-	if dl == nil {
-		// Embedded bus: the store's dead-letter writer belongs here once
-		// storeExt exposes it (storage work); until then dead letters are
-		// logged and counted (iot_ingest_dead_letters_total) only.
-		a.log.Warn("no durable dead-letter writer on the embedded bus yet: invalid MQTT 3.x payloads are only logged and counted")
+	if a.ext.embedded != nil && a.roles["pipeline"] {
+		a.readyChecks["bus"] = a.embeddedBusReady
 	}
 	svc := ingest.New(a.log.With("component", "ingest"), ingest.Config{
 		PublishTimeout: c.PublishTimeout, SensorCacheTTL: c.SensorCacheTTL, MaxBatch: c.MaxBatch,
@@ -203,8 +204,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 }
 
 // embeddedBusReady is the readiness check for the embedded bus: ingest
-// answers 503 until the pipeline has subscribed. setupPipeline registers it
-// (a.readyChecks["bus"] = a.embeddedBusReady) once it subscribes.
+// answers 503 until the in-process pipeline has subscribed.
 func (a *App) embeddedBusReady(context.Context) error {
 	if a.ext.embedded != nil && !a.ext.embedded.Subscribed() {
 		return errors.New("embedded bus: pipeline not subscribed")
