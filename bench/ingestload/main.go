@@ -12,6 +12,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -62,6 +63,10 @@ var (
 	brokers = flag.String("kafka", "127.0.0.1:59092", "Kafka brokers for -mode=kafka")
 	recSize = flag.Int("size", 100, "record size for -mode=kafka")
 	cpuProf = flag.String("cpuprofile", "", "write a CPU profile of this process (gateway + load generator)")
+	apiURL  = flag.String("api", "", "-mode=binary: API URL of a running iotplatform (e.g. http://127.0.0.1:18080)")
+	httpGW  = flag.String("http-gw", "127.0.0.1:18083", "-mode=binary: HTTP gateway address")
+	mqttGW  = flag.String("mqtt-gw", "127.0.0.1:11883", "-mode=binary: MQTT gateway address")
+	adminPW = flag.String("password", "", "-mode=binary: root's password")
 	runs    = flag.Int("runs", 3, "alternating reference/gateway runs (http, mqtt); the median ratio is reported")
 )
 
@@ -138,6 +143,8 @@ func main() {
 		time.Sleep(500 * time.Millisecond)
 		pairs(func() result { return mqttLoad("127.0.0.1:"+strconv.Itoa(port), tok) }, func() result { return mqttLoad(ln.Addr().String(), tok) },
 			"mosquitto QoS1:        ", "MQTT gateway QoS1:     ")
+	case "binary":
+		binary(tok, body1())
 	case "kafka":
 		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
 		val := bytes.Repeat([]byte("x"), max(1, *recSize-40))
@@ -170,6 +177,84 @@ func pairs(ref, subject func() result, refName, subjName string) {
 	}
 	slices.Sort(ratios)
 	fmt.Printf("ratios %.2f, median %.2f\n", ratios, ratios[len(ratios)/2])
+}
+
+func body1() []byte { return []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`) }
+
+// binary drives a running iotplatform (embedded bus + embedded store: the
+// full durable path, group commit included) through HTTP, gRPC and MQTT.
+func binary(_ string, _ []byte) {
+	tok, sensor := provision()
+	body := []byte(`{"sensor_id":"` + sensor + `","timestamp":1526717967,"value":"21.5"}`)
+	bare := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(200)
+	}))
+	gw := "http://" + *httpGW + "/"
+	pairs(func() result { return httpLoad(bare, tok, body) }, func() result { return httpLoad(gw, tok, body) },
+		"bare net/http 200:     ", "iotplatform HTTP (1/req, durable in SQLite):")
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i := 0; i < 1000; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"sensor_id":%s,"timestamp":%d,"value":%d.5}`, sensor, 1526717967000+int64(i), i)
+	}
+	b.WriteByte(']')
+	c := *conns
+	*conns = min(c, 8)
+	r := httpLoad(gw, tok, b.Bytes())
+	*conns = c
+	fmt.Printf("iotplatform HTTP batches of 1000 (durable): %s => %.0f readings/s\n", r, r.rate*1000)
+	port := freePort()
+	cmd := exec.Command("/usr/sbin/mosquitto", "-p", strconv.Itoa(port))
+	must(cmd.Start())
+	defer cmd.Process.Kill()
+	time.Sleep(500 * time.Millisecond)
+	mqttTopic = devTopic
+	pairs(func() result { return mqttLoad("127.0.0.1:"+strconv.Itoa(port), tok) }, func() result { return mqttLoadBody(*mqttGW, tok, body) },
+		"mosquitto QoS1:        ", "iotplatform MQTT QoS1 (durable):")
+}
+
+var (
+	mqttTopic = "1"
+	devTopic  string
+)
+
+func mqttLoadBody(addr, tok string, body []byte) result { return mqttLoadWith(addr, tok, body) }
+
+// provision signs in as root and creates a device with one double sensor,
+// returning the device token and the sensor id.
+func provision() (string, string) {
+	call := func(method, path, token string, in any) map[string]any {
+		var rd io.Reader
+		if in != nil {
+			b, _ := json.Marshal(in)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, *apiURL+path, rd)
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		must(err)
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != 200 {
+			must(fmt.Errorf("%s %s: %d %v", method, path, resp.StatusCode, out))
+		}
+		return out
+	}
+	admin := call("POST", "/api/users/signin", "", map[string]string{"username": "root", "password": *adminPW})["token"].(string)
+	dev := call("POST", "/api/devices/", admin, map[string]string{"name": "bench", "description": "ingest bench"})
+	id := fmt.Sprint(dev["result"].(map[string]any)["id"])
+	sen := call("POST", "/api/devices/"+id+"/sensors/", admin, map[string]string{"name": "bench-sensor", "mapping": `{"type":"double"}`})
+	key := call("GET", "/api/devices/"+id+"/key", admin, nil)
+	devTopic = id
+	return key["token"].(string), fmt.Sprint(sen["id"])
 }
 
 type result struct {
@@ -294,11 +379,14 @@ func grpcLoad(ver *authn.Verifier, svc *ingest.Service, tok string, stored *atom
 }
 
 func mqttLoad(addr, tok string) result {
+	return mqttLoadWith(addr, tok, []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`))
+}
+
+func mqttLoadWith(addr, tok string, payload []byte) result {
 	var (
 		total atomic.Int64
 		wg    sync.WaitGroup
 	)
-	payload := []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`)
 	clients := min(*conns, 8)
 	start := time.Now()
 	for i := 0; i < clients; i++ {
@@ -316,7 +404,7 @@ func mqttLoad(addr, tok string) result {
 			var inner sync.WaitGroup
 			for time.Since(start) < *dur {
 				sem <- struct{}{}
-				tk := c.Publish("1", 1, false, payload)
+				tk := c.Publish(mqttTopic, 1, false, payload)
 				inner.Add(1)
 				go func() {
 					defer inner.Done()
