@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"connectrpc.com/connect"
 
@@ -149,7 +150,7 @@ func (h *Handler) IngestStream(ctx context.Context, stream *connect.BidiStream[i
 			return fmt.Errorf("send ack %d: %w", req.GetSequence(), err)
 		}
 	}
-	if err := <-recvErr; err != nil && !isEOF(err) {
+	if err := <-recvErr; err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	return nil
