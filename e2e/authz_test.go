@@ -45,7 +45,11 @@ func TestEveryRPCRequiresAToken(t *testing.T) {
 					if ct != "application/json" {
 						body = append([]byte{0, 0, 0, 0, 2}, body...) // one enveloped message
 					}
-					resp, err := http.Post(p.URL()+proc, ct, bytes.NewReader(body))
+					client := http.DefaultClient
+					if m.IsStreamingClient() && m.IsStreamingServer() {
+						client = h2cClient() // bidi streams need HTTP/2 (HTTP/1.1 gets 505 before any interceptor)
+					}
+					resp, err := client.Post(p.URL()+proc, ct, bytes.NewReader(body))
 					if err != nil {
 						t.Fatal(err)
 					}
