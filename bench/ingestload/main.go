@@ -139,6 +139,7 @@ func main() {
 		port := freePort()
 		cmd := exec.Command("/usr/sbin/mosquitto", "-p", strconv.Itoa(port))
 		must(cmd.Start())
+		cleanups = append(cleanups, func() { _ = cmd.Process.Kill() })
 		defer cmd.Process.Kill()
 		time.Sleep(500 * time.Millisecond)
 		pairs(func() result { return mqttLoad("127.0.0.1:"+strconv.Itoa(port), tok) }, func() result { return mqttLoad(ln.Addr().String(), tok) },
@@ -210,6 +211,7 @@ func binary(_ string, _ []byte) {
 	port := freePort()
 	cmd := exec.Command("/usr/sbin/mosquitto", "-p", strconv.Itoa(port))
 	must(cmd.Start())
+	cleanups = append(cleanups, func() { _ = cmd.Process.Kill() })
 	defer cmd.Process.Kill()
 	time.Sleep(500 * time.Millisecond)
 	mqttTopic = devTopic
@@ -452,9 +454,15 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
+// cleanups run before must exits (child processes such as mosquitto).
+var cleanups []func()
+
 func must(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		for _, c := range cleanups {
+			c()
+		}
 		os.Exit(1)
 	}
 }
