@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
@@ -40,8 +41,32 @@ type Store struct {
 	quit chan struct{}
 	done chan struct{}
 	feed *store.Feed
-	// dirty is set when minutes may wait for compaction (committer only).
-	dirty bool
+	// dirty is set when minutes may wait for compaction; lastCompact is
+	// when the last compaction pass ended (committer goroutine only).
+	dirty       bool
+	lastCompact time.Time
+}
+
+// compactEvery bounds how often idle compaction passes run.
+const compactEvery = time.Second
+
+// compactPass compacts dirty minutes until none is left or a write waits.
+func (s *Store) compactPass() {
+	defer func() { s.lastCompact = time.Now() }()
+	for {
+		n, err := s.compact(context.Background(), 64)
+		if err != nil {
+			s.log.Warn("rollup compaction failed", "err", err)
+			return
+		}
+		if n == 0 {
+			s.dirty = false
+			return
+		}
+		if len(s.reqs) > 0 {
+			return
+		}
+	}
 }
 
 type writeReq struct {
@@ -176,15 +201,16 @@ func (s *Store) commitLoop() {
 			s.drainClosed()
 			return
 		default:
-			// Idle: fold dirty minutes into rollups, a slice at a time so
-			// a new write waits at most one slice.
+			// Idle: fold dirty minutes into rollups, at most one pass per
+			// compactEvery (a hot minute is rescanned at that rate, not
+			// after every commit), a slice at a time so a new write waits
+			// at most one slice.
+			var wake <-chan time.Time
 			if s.dirty {
-				n, err := s.compact(context.Background(), 64)
-				if err != nil {
-					s.log.Warn("rollup compaction failed", "err", err)
-				}
-				s.dirty = err != nil || n > 0
-				if n > 0 {
+				if wait := compactEvery - time.Since(s.lastCompact); wait > 0 {
+					wake = time.After(wait)
+				} else {
+					s.compactPass()
 					continue
 				}
 			}
@@ -193,6 +219,8 @@ func (s *Store) commitLoop() {
 			case <-s.quit:
 				s.drainClosed()
 				return
+			case <-wake:
+				continue
 			}
 		}
 		group := []*writeReq{first}

@@ -381,7 +381,11 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 				return err
 			}
 		}
-		_ = enc.Encode(map[string]any{"index": map[string]any{"_index": idx, "_id": DocID(r.SensorID, r.TimeNS)}})
+		buf.WriteString(`{"index":{"_index":"`)
+		buf.WriteString(idx) // index names are [a-z0-9_-]
+		buf.WriteString(`","_id":"`)
+		buf.WriteString(DocID(r.SensorID, r.TimeNS))
+		buf.WriteString("\"}}\n")
 		if err := enc.Encode(toDoc(r)); err != nil {
 			return fmt.Errorf("encode reading: %w", err)
 		}
