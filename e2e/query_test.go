@@ -341,3 +341,52 @@ func TestQuery_OpenSearchPerSensorIndexFollowsTheSensor(t *testing.T) {
 		t.Errorf("index after sensor deletion: %d, want 404", s)
 	}
 }
+
+// TestQuery_ConsumerGrantAndRevocation reads a granted sensor with a
+// consumer key, revokes the grant and checks it stops working within the
+// documented bound (5 s query cache), while another user never could.
+func TestQuery_ConsumerGrantAndRevocation(t *testing.T) {
+	p := Start(t, Options{})
+	admin := p.AdminToken()
+	d := p.NewDevice(admin, "granted", "double")
+	if s := postReading(t, p, d.Token, "application/json", []byte(`{"sensor_id":"`+d.SensorID+`","value":1}`)); s != 200 {
+		t.Fatalf("push: %d", s)
+	}
+	c := p.Do("POST", "/api/consumers", admin, `{"name":"reader"}`)
+	cid := c.Str("result.id")
+	if c.Status != 200 || cid == "" {
+		t.Fatalf("create consumer: %d %s", c.Status, c.Body)
+	}
+	if g := p.Do("POST", "/api/consumers/"+cid+"/sensors", admin, `{"sensor_id":"`+d.SensorID+`"}`); g.Status != 200 {
+		t.Fatalf("grant: %d %s", g.Status, g.Body)
+	}
+	key := p.Do("GET", "/api/consumers/"+cid+"/key", admin, nil).Str("token")
+	path := "/api/sensors/" + d.SensorID + "/readings"
+	if r := p.Do("GET", path, key, nil); r.Status != 200 || !strings.Contains(string(r.Body), `"double_value":1`) {
+		t.Fatalf("granted consumer: %d %s", r.Status, r.Body)
+	}
+	if r := p.Do("GET", "/api/sensors/latest?sensor_id="+d.SensorID, key, nil); r.Status != 200 {
+		t.Fatalf("granted consumer latest: %d %s", r.Status, r.Body)
+	}
+	if r := p.Do("POST", "/api/consumers/consume/"+d.SensorID+"/_search", key, `{}`); r.Status != 501 {
+		t.Errorf("search proxy on the embedded store: %d %s, want 501", r.Status, r.Body)
+	}
+	if r := p.Do("DELETE", "/api/consumers/"+cid+"/sensors/"+d.SensorID, admin, nil); r.Status != 200 {
+		t.Fatalf("revoke: %d %s", r.Status, r.Body)
+	}
+	revoked := time.Now()
+	for {
+		r := p.Do("GET", path, key, nil)
+		if r.Status == 403 || r.Status == 401 {
+			t.Logf("revocation effective after %v", time.Since(revoked).Round(time.Millisecond))
+			break
+		}
+		if time.Since(revoked) > 7*time.Second {
+			t.Fatalf("revoked consumer still reads after %v (documented bound 5 s): %d", time.Since(revoked), r.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := p.Do("GET", path, "", nil); r.Status != 401 {
+		t.Errorf("anonymous: %d, want 401", r.Status)
+	}
+}
