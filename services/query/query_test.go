@@ -199,6 +199,10 @@ func TestAuthorization(t *testing.T) {
 		{"device reads own latest", latest, "device", f.sensor.ID, 0},
 		{"device cannot read other device's latest", latest, "bobdev", f.sensor.ID, connect.CodePermissionDenied},
 		{"anonymous is unauthenticated", list, "", f.sensor.ID, connect.CodeUnauthenticated},
+		{"anonymous latest is unauthenticated before validation", func(tok string, _ int64) error {
+			_, err := f.client.Latest(auth(ctx, tok), &queryv1.LatestRequest{})
+			return err
+		}, "", 0, connect.CodeUnauthenticated},
 		{"bad token is unauthenticated", list, "nope", f.sensor.ID, connect.CodeUnauthenticated},
 	}
 	for _, tc := range tests {

@@ -176,6 +176,9 @@ const maxLatest = 1000
 
 // Latest returns the newest reading of each sensor.
 func (s *Service) Latest(ctx context.Context, req *queryv1.LatestRequest) (*queryv1.LatestResponse, error) {
+	if _, ok := authn.FromContext(ctx); !ok {
+		return nil, errUnauthenticated // before validating anything
+	}
 	ids := req.GetSensorId()
 	if len(ids) == 0 || len(ids) > maxLatest {
 		return nil, invalid("give 1 to %d sensor_id values", maxLatest)

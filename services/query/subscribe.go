@@ -7,6 +7,7 @@ import (
 	"connectrpc.com/connect"
 
 	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
+	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
 
@@ -25,6 +26,9 @@ const (
 // a reading arriving late with a timestamp older than one already sent for
 // its sensor is delivered only through that catch-up or ListReadings.
 func (s *Service) Subscribe(ctx context.Context, req *queryv1.SubscribeRequest, stream *connect.ServerStream[queryv1.SubscribeResponse]) error {
+	if _, ok := authn.FromContext(ctx); !ok {
+		return errUnauthenticated // before validating anything
+	}
 	ids := req.GetSensorId()
 	if len(ids) == 0 || len(ids) > maxSubscribe {
 		return invalid("give 1 to %d sensor_id values", maxSubscribe)
