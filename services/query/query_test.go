@@ -356,6 +356,11 @@ func TestSubscribe_BacklogThenLive(t *testing.T) {
 	if fmt.Sprint(got) != "[2 3 4]" {
 		t.Errorf("stream = %v (err %v), want backlog 2 then live 3 4", got, stream.Err())
 	}
+	// A live reading with an old timestamp (before since) is still new.
+	f.write(f.reading(t0.Add(-time.Hour), 5))
+	if !stream.Receive() || len(stream.Msg().GetReadings()) != 1 || stream.Msg().GetReadings()[0].GetDoubleValue() != 5 {
+		t.Errorf("old-timestamped live reading not streamed: %v", stream.Err())
+	}
 }
 
 func TestSubscribe_DeviceRefused(t *testing.T) {
@@ -453,5 +458,32 @@ func TestToConnect_MapsDomainErrors(t *testing.T) {
 		if got := connect.CodeOf(toConnect(context.Background(), slog.New(slog.DiscardHandler), tc.err)); got != tc.want {
 			t.Errorf("toConnect(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestSubscribe_PollModeSeesWritesOfOtherProcesses(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.PollInterval = 20 * time.Millisecond // a query process without the pipeline
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := f.client.Subscribe(auth(ctx, "alice"), &queryv1.SubscribeRequest{SensorId: []int64{f.sensor.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if !stream.Receive() {
+		t.Fatal(stream.Err())
+	}
+	// Written "elsewhere": with a timestamp after the subscription started.
+	now := time.Now()
+	f.write(f.reading(now.Add(time.Second), 7), f.reading(now.Add(2*time.Second), 8))
+	var got []float64
+	for len(got) < 2 && stream.Receive() {
+		for _, r := range stream.Msg().GetReadings() {
+			got = append(got, r.GetDoubleValue())
+		}
+	}
+	if fmt.Sprint(got) != "[7 8]" {
+		t.Errorf("poll mode streamed %v (%v), want [7 8]", got, stream.Err())
 	}
 }

@@ -21,10 +21,13 @@ const (
 // no readings: it confirms the subscription is live, so a client may start
 // producing. With since, stored readings from that time come first.
 //
-// A subscriber that falls behind the feed is caught up from the store
-// (List from the last timestamp sent per sensor), so no reading is lost;
-// a reading arriving late with a timestamp older than one already sent for
-// its sensor is delivered only through that catch-up or ListReadings.
+// Live readings are delivered whatever their timestamp (a device may send
+// old ones), except those inside the replayed [since, newest replayed]
+// window, which the replay may already have sent. A subscriber that falls
+// behind the feed is caught up from the store by timestamp (List after the
+// newest sent per sensor); in poll mode (query process without the
+// pipeline) readings are found by timestamp too, so a late reading older
+// than the newest one sent is only visible through ListReadings.
 func (s *Service) Subscribe(ctx context.Context, req *queryv1.SubscribeRequest, stream *connect.ServerStream[queryv1.SubscribeResponse]) error {
 	if _, ok := authn.FromContext(ctx); !ok {
 		return errUnauthenticated // before validating anything
@@ -42,12 +45,13 @@ func (s *Service) Subscribe(ctx context.Context, req *queryv1.SubscribeRequest, 
 	if err != nil {
 		return err
 	}
-	w := &watch{s: s, ids: ids, stream: stream, last: map[int64]int64{}}
 	if !hasSince {
 		since = time.Now().UnixNano()
 	}
+	w := &watch{s: s, ids: ids, stream: stream, since: since, last: map[int64]int64{}, replayed: map[int64]int64{}}
 	for _, id := range ids {
 		w.last[id] = since - 1
+		w.replayed[id] = since - 1
 	}
 	return toConnect(ctx, s.log, w.run(ctx, hasSince))
 }
@@ -56,8 +60,11 @@ type watch struct {
 	s      *Service
 	ids    []int64
 	stream *connect.ServerStream[queryv1.SubscribeResponse]
-	// last is the newest timestamp sent per sensor.
-	last map[int64]int64
+	since  int64
+	// last is the newest timestamp sent per sensor; replayed the newest
+	// sent from the store (catch-up), per sensor.
+	last     map[int64]int64
+	replayed map[int64]int64
 }
 
 func (w *watch) run(ctx context.Context, backlog bool) error {
@@ -110,7 +117,7 @@ func (w *watch) run(ctx context.Context, backlog bool) error {
 				}
 				continue
 			}
-			batch := w.accept(nil, r)
+			batch := w.acceptLive(nil, r)
 		drain:
 			for len(batch) < sendBatch {
 				select {
@@ -118,7 +125,7 @@ func (w *watch) run(ctx context.Context, backlog bool) error {
 					if !ok {
 						break drain
 					}
-					batch = w.accept(batch, r)
+					batch = w.acceptLive(batch, r)
 				default:
 					break drain
 				}
@@ -132,12 +139,23 @@ func (w *watch) run(ctx context.Context, backlog bool) error {
 	}
 }
 
-// accept appends r unless it was already sent.
-func (w *watch) accept(batch []*queryv1.Reading, r store.Reading) []*queryv1.Reading {
+// acceptLive appends a reading from the feed unless the replay may have
+// sent it already.
+func (w *watch) acceptLive(batch []*queryv1.Reading, r store.Reading) []*queryv1.Reading {
+	if r.TimeNS >= w.since && r.TimeNS <= w.replayed[r.SensorID] {
+		return batch
+	}
+	w.last[r.SensorID] = max(w.last[r.SensorID], r.TimeNS)
+	return append(batch, toProto(r))
+}
+
+// acceptStored appends a reading found in the store after the newest sent.
+func (w *watch) acceptStored(batch []*queryv1.Reading, r store.Reading) []*queryv1.Reading {
 	if r.TimeNS <= w.last[r.SensorID] {
 		return batch
 	}
 	w.last[r.SensorID] = r.TimeNS
+	w.replayed[r.SensorID] = max(w.replayed[r.SensorID], r.TimeNS)
 	return append(batch, toProto(r))
 }
 
@@ -151,7 +169,7 @@ func (w *watch) catchUp(ctx context.Context) error {
 			}
 			var batch []*queryv1.Reading
 			for _, r := range rs {
-				batch = w.accept(batch, r)
+				batch = w.acceptStored(batch, r)
 			}
 			if len(batch) > 0 {
 				if err := w.stream.Send(&queryv1.SubscribeResponse{Readings: batch}); err != nil {
