@@ -130,6 +130,8 @@ func (p *Platform) start() {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-p.done
 			t.Fatalf("iotplatform not ready after 60s\n%s", p.Logs())
 		}
 	}
