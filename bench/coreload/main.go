@@ -33,8 +33,9 @@ func main() {
 	vus := flag.Int("vus", 100, "concurrent virtual users")
 	dur := flag.Duration("duration", 20*time.Second, "duration of each scenario")
 	signinVUs := flag.Int("signin-vus", 8, "virtual users for the KDF-bound sign-in scenario")
+	only := flag.String("only", "", "run only scenarios whose name contains this (the reference always runs)")
 	flag.Parse()
-	if err := run(*api, *password, *vus, *signinVUs, *dur); err != nil {
+	if err := run(*api, *password, *vus, *signinVUs, *dur, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "coreload:", err)
 		os.Exit(1)
 	}
@@ -46,7 +47,7 @@ type scenario struct {
 	call func(ctx context.Context) error
 }
 
-func run(api, password string, vus, signinVUs int, dur time.Duration) error {
+func run(api, password string, vus, signinVUs int, dur time.Duration, only string) error {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: 1000, MaxIdleConnsPerHost: 1000, IdleConnTimeout: time.Minute}}
 	token, deviceID, err := setup(hc, api, password)
 	if err != nil {
@@ -108,7 +109,10 @@ func run(api, password string, vus, signinVUs int, dur time.Duration) error {
 		}},
 	}
 	fmt.Printf("| scenario | VUs | requests/s | avg ms | p50 ms | p95 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|---|\n")
-	for _, s := range scenarios {
+	for i, s := range scenarios {
+		if i > 0 && !strings.Contains(s.name, only) {
+			continue
+		}
 		r := load(s, dur)
 		fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %d |\n", s.name, s.vus, r.rps, ms(r.avg), ms(r.p(50)), ms(r.p(95)), ms(r.p(99)), r.errors)
 	}

@@ -68,6 +68,8 @@ type DB struct {
 	// stmts caches prepared statements by query text: parsing SQL costs
 	// more than running these small queries.
 	stmts sync.Map // string -> *sql.Stmt
+	// cache is set only when this process is the registry's sole writer.
+	cache *readCache
 }
 
 var _ registry.Registry = (*DB)(nil)
@@ -79,8 +81,17 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	// Keep every connection: a reopened one pays for opening the file and
+	// preparing its statements again (database/sql keeps only 2 idle).
 	db.SetMaxOpenConns(8)
-	return open(ctx, db, sqliteDialect)
+	db.SetMaxIdleConns(8)
+	r, err := open(ctx, db, sqliteDialect)
+	if err != nil {
+		return nil, err
+	}
+	// The data dir belongs to one process, so its writes are all seen here.
+	r.cache = newReadCache(100_000)
+	return r, nil
 }
 
 // OpenPostgres connects to the PostgreSQL registry at dsn.
@@ -90,6 +101,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(20)
 	return open(ctx, db, postgresDialect)
 }
 
@@ -222,10 +234,14 @@ func (r *DB) Close() error {
 	return r.db.Close()
 }
 
-type querier interface {
-	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+// queryFunc runs a query written with ? placeholders.
+type queryFunc func(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+
+// txRows returns the queryFunc of a transaction.
+func (r *DB) txRows(tx *sql.Tx) queryFunc {
+	return func(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+		return tx.QueryContext(ctx, r.d.rebind(q), args...)
+	}
 }
 
 // wrap turns driver errors into registry errors with a short context.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"maps"
 	"strings"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
@@ -37,6 +38,7 @@ func labelsJSON(l map[string]string) string {
 
 // CreateDevice implements registry.Registry.
 func (r *DB) CreateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
+	defer r.cache.invalidate()
 	now := micros(r.now())
 	out, err := scanDevice(r.row(ctx, `INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
 		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now))
@@ -45,8 +47,13 @@ func (r *DB) CreateDevice(ctx context.Context, d registry.Device) (registry.Devi
 
 // GetDevice implements registry.Registry.
 func (r *DB) GetDevice(ctx context.Context, id int64) (registry.Device, error) {
-	d, err := scanDevice(r.row(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
-	return d, r.wrap("get device", err)
+	return get(r.cache, cacheKey{keyDevice, id, 0}, func() (registry.Device, error) {
+		d, err := scanDevice(r.row(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
+		return d, r.wrap("get device", err)
+	}, func(d registry.Device) registry.Device {
+		d.Labels = maps.Clone(d.Labels)
+		return d
+	})
 }
 
 // ListDevices implements registry.Registry.
@@ -85,6 +92,7 @@ func escapeLike(s string) string {
 
 // UpdateDevice implements registry.Registry.
 func (r *DB) UpdateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
+	defer r.cache.invalidate()
 	out, err := scanDevice(r.row(ctx, `UPDATE devices SET name = ?, description = ?, labels = ?, updated_at = ?
 		WHERE id = ? RETURNING `+deviceCols, d.Name, d.Description, labelsJSON(d.Labels), micros(r.now()), d.ID))
 	return out, r.wrap("update device", err)
@@ -92,10 +100,11 @@ func (r *DB) UpdateDevice(ctx context.Context, d registry.Device) (registry.Devi
 
 // DeleteDevice implements registry.Registry.
 func (r *DB) DeleteDevice(ctx context.Context, id int64) ([]registry.Sensor, error) {
+	defer r.cache.invalidate()
 	var sensors []registry.Sensor
 	err := r.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if sensors, err = r.listSensors(ctx, tx, id); err != nil {
+		if sensors, err = r.listSensors(ctx, r.txRows(tx), id); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, r.d.rebind(`DELETE FROM devices WHERE id = ?`), id)
@@ -109,6 +118,7 @@ func (r *DB) DeleteDevice(ctx context.Context, id int64) ([]registry.Sensor, err
 
 // RotateDeviceKey implements registry.Registry.
 func (r *DB) RotateDeviceKey(ctx context.Context, id int64) (registry.Device, error) {
+	defer r.cache.invalidate()
 	d, err := scanDevice(r.row(ctx, `UPDATE devices SET key_gen = key_gen + 1, updated_at = ?
 		WHERE id = ? RETURNING `+deviceCols, micros(r.now()), id))
 	return d, r.wrap("rotate device key", err)

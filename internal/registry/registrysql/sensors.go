@@ -3,6 +3,7 @@ package registrysql
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"sort"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
@@ -21,6 +22,7 @@ func scanSensor(row interface{ Scan(...any) error }) (registry.Sensor, error) {
 
 // CreateSensor implements registry.Registry.
 func (r *DB) CreateSensor(ctx context.Context, s registry.Sensor) (registry.Sensor, error) {
+	defer r.cache.invalidate()
 	now := micros(r.now())
 	out, err := scanSensor(r.row(ctx, `INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols, s.DeviceID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
@@ -35,18 +37,23 @@ func (r *DB) CreateSensor(ctx context.Context, s registry.Sensor) (registry.Sens
 
 // GetSensor implements registry.Registry.
 func (r *DB) GetSensor(ctx context.Context, id int64) (registry.Sensor, error) {
-	s, err := scanSensor(r.row(ctx, `SELECT `+sensorCols+` FROM sensors WHERE id = ?`, id))
-	return s, r.wrap("get sensor", err)
+	return get(r.cache, cacheKey{keySensor, id, 0}, func() (registry.Sensor, error) {
+		s, err := scanSensor(r.row(ctx, `SELECT `+sensorCols+` FROM sensors WHERE id = ?`, id))
+		return s, r.wrap("get sensor", err)
+	}, same)
 }
 
 // ListSensors implements registry.Registry.
 func (r *DB) ListSensors(ctx context.Context, deviceID int64) ([]registry.Sensor, error) {
-	out, err := r.listSensors(ctx, r.db, deviceID)
-	return out, r.wrap("list sensors", err)
+	return get(r.cache, cacheKey{keySensors, deviceID, 0}, func() ([]registry.Sensor, error) {
+		out, err := r.listSensors(ctx, r.rows, deviceID)
+		return out, r.wrap("list sensors", err)
+	}, slices.Clone)
 }
 
-func (r *DB) listSensors(ctx context.Context, q querier, deviceID int64) ([]registry.Sensor, error) {
-	rows, err := q.QueryContext(ctx, r.d.rebind(`SELECT `+sensorCols+` FROM sensors WHERE device_id = ? ORDER BY id`), deviceID)
+// listSensors runs through query: r.rows, or a transaction's (txRows).
+func (r *DB) listSensors(ctx context.Context, query queryFunc, deviceID int64) ([]registry.Sensor, error) {
+	rows, err := query(ctx, `SELECT `+sensorCols+` FROM sensors WHERE device_id = ? ORDER BY id`, deviceID)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +71,7 @@ func (r *DB) listSensors(ctx context.Context, q querier, deviceID int64) ([]regi
 
 // UpdateSensor implements registry.Registry.
 func (r *DB) UpdateSensor(ctx context.Context, s registry.Sensor) (registry.Sensor, error) {
+	defer r.cache.invalidate()
 	out, err := scanSensor(r.row(ctx, `UPDATE sensors SET name = ?, description = ?, unit = ?, path = ?, updated_at = ?
 		WHERE id = ? RETURNING `+sensorCols, s.Name, s.Description, s.Unit, s.Path, micros(r.now()), s.ID))
 	return out, r.wrap("update sensor", err)
@@ -71,6 +79,7 @@ func (r *DB) UpdateSensor(ctx context.Context, s registry.Sensor) (registry.Sens
 
 // DeleteSensor implements registry.Registry.
 func (r *DB) DeleteSensor(ctx context.Context, id int64) error {
+	defer r.cache.invalidate()
 	res, err := r.exec(ctx, `DELETE FROM sensors WHERE id = ?`, id)
 	if err == nil {
 		err = mustAffect(res)
@@ -109,6 +118,7 @@ func (r *DB) withGrants(ctx context.Context, c registry.Consumer) (registry.Cons
 
 // CreateConsumer implements registry.Registry.
 func (r *DB) CreateConsumer(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
+	defer r.cache.invalidate()
 	now := micros(r.now())
 	out, err := scanConsumer(r.row(ctx, `INSERT INTO consumers (owner_id, name, description, key_gen, created_at, updated_at)
 		VALUES (?, ?, ?, 0, ?, ?) RETURNING `+consumerCols, c.OwnerID, c.Name, c.Description, now, now))
@@ -118,11 +128,16 @@ func (r *DB) CreateConsumer(ctx context.Context, c registry.Consumer) (registry.
 
 // GetConsumer implements registry.Registry.
 func (r *DB) GetConsumer(ctx context.Context, id int64) (registry.Consumer, error) {
-	c, err := scanConsumer(r.row(ctx, `SELECT `+consumerCols+` FROM consumers WHERE id = ?`, id))
-	if err == nil {
-		c, err = r.withGrants(ctx, c)
-	}
-	return c, r.wrap("get consumer", err)
+	return get(r.cache, cacheKey{keyConsumer, id, 0}, func() (registry.Consumer, error) {
+		c, err := scanConsumer(r.row(ctx, `SELECT `+consumerCols+` FROM consumers WHERE id = ?`, id))
+		if err == nil {
+			c, err = r.withGrants(ctx, c)
+		}
+		return c, r.wrap("get consumer", err)
+	}, func(c registry.Consumer) registry.Consumer {
+		c.SensorIDs = slices.Clone(c.SensorIDs)
+		return c
+	})
 }
 
 // ListConsumers implements registry.Registry.
@@ -162,6 +177,7 @@ func (r *DB) ListConsumers(ctx context.Context, ownerID int64, p registry.Page) 
 
 // UpdateConsumer implements registry.Registry.
 func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
+	defer r.cache.invalidate()
 	out, err := scanConsumer(r.row(ctx, `UPDATE consumers SET name = ?, description = ?, updated_at = ?
 		WHERE id = ? RETURNING `+consumerCols, c.Name, c.Description, micros(r.now()), c.ID))
 	if err == nil {
@@ -172,6 +188,7 @@ func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.
 
 // DeleteConsumer implements registry.Registry.
 func (r *DB) DeleteConsumer(ctx context.Context, id int64) error {
+	defer r.cache.invalidate()
 	res, err := r.exec(ctx, `DELETE FROM consumers WHERE id = ?`, id)
 	if err == nil {
 		err = mustAffect(res)
@@ -181,6 +198,7 @@ func (r *DB) DeleteConsumer(ctx context.Context, id int64) error {
 
 // RotateConsumerKey implements registry.Registry.
 func (r *DB) RotateConsumerKey(ctx context.Context, id int64) (registry.Consumer, error) {
+	defer r.cache.invalidate()
 	c, err := scanConsumer(r.row(ctx, `UPDATE consumers SET key_gen = key_gen + 1, updated_at = ?
 		WHERE id = ? RETURNING `+consumerCols, micros(r.now()), id))
 	if err == nil {
@@ -191,6 +209,7 @@ func (r *DB) RotateConsumerKey(ctx context.Context, id int64) (registry.Consumer
 
 // Grant implements registry.Registry.
 func (r *DB) Grant(ctx context.Context, consumerID, sensorID int64) error {
+	defer r.cache.invalidate()
 	return r.wrap("grant", r.tx(ctx, func(tx *sql.Tx) error {
 		checks := []struct {
 			q  string
@@ -216,6 +235,7 @@ func (r *DB) Grant(ctx context.Context, consumerID, sensorID int64) error {
 
 // Revoke implements registry.Registry.
 func (r *DB) Revoke(ctx context.Context, consumerID, sensorID int64) error {
+	defer r.cache.invalidate()
 	res, err := r.exec(ctx, `DELETE FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID)
 	if err == nil {
 		err = mustAffect(res)
@@ -225,7 +245,9 @@ func (r *DB) Revoke(ctx context.Context, consumerID, sensorID int64) error {
 
 // HasGrant implements registry.Registry.
 func (r *DB) HasGrant(ctx context.Context, consumerID, sensorID int64) (bool, error) {
-	var n int
-	err := r.row(ctx, `SELECT COUNT(*) FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID).Scan(&n)
-	return n > 0, r.wrap("has grant", err)
+	return get(r.cache, cacheKey{keyGrant, consumerID, sensorID}, func() (bool, error) {
+		var n int
+		err := r.row(ctx, `SELECT COUNT(*) FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID).Scan(&n)
+		return n > 0, r.wrap("has grant", err)
+	}, same)
 }

@@ -21,6 +21,7 @@ func scanUser(row interface{ Scan(...any) error }) (registry.User, error) {
 
 // CreateUser implements registry.Registry.
 func (r *DB) CreateUser(ctx context.Context, u registry.User) (registry.User, error) {
+	defer r.cache.invalidate()
 	now := micros(r.now())
 	row := r.row(ctx, `INSERT INTO users (username, display_name, role, password_hash, token_gen, created_at, updated_at)
 		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+userCols, u.Username, u.DisplayName, string(u.Role), u.PasswordHash, now, now)
@@ -30,8 +31,10 @@ func (r *DB) CreateUser(ctx context.Context, u registry.User) (registry.User, er
 
 // GetUser implements registry.Registry.
 func (r *DB) GetUser(ctx context.Context, id int64) (registry.User, error) {
-	u, err := scanUser(r.row(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
-	return u, r.wrap("get user", err)
+	return get(r.cache, cacheKey{keyUser, id, 0}, func() (registry.User, error) {
+		u, err := scanUser(r.row(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+		return u, r.wrap("get user", err)
+	}, same)
 }
 
 // GetUserByName implements registry.Registry.
@@ -60,6 +63,7 @@ func (r *DB) ListUsers(ctx context.Context, p registry.Page) ([]registry.User, e
 
 // UpdateUser implements registry.Registry.
 func (r *DB) UpdateUser(ctx context.Context, u registry.User) (registry.User, error) {
+	defer r.cache.invalidate()
 	row := r.row(ctx, `UPDATE users SET display_name = ?, role = ?, password_hash = ?, token_gen = ?, updated_at = ?
 		WHERE id = ? RETURNING `+userCols, u.DisplayName, string(u.Role), u.PasswordHash, u.TokenGen, micros(r.now()), u.ID)
 	out, err := scanUser(row)
@@ -75,6 +79,7 @@ func (r *DB) CountAdmins(ctx context.Context) (int, error) {
 
 // DeleteUser implements registry.Registry.
 func (r *DB) DeleteUser(ctx context.Context, id int64) error {
+	defer r.cache.invalidate()
 	return r.wrap("delete user", r.tx(ctx, func(tx *sql.Tx) error {
 		var role string
 		if err := tx.QueryRowContext(ctx, r.d.rebind(`SELECT role FROM users WHERE id = ?`), id).Scan(&role); err != nil {

@@ -25,6 +25,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"KeyRotationBumpsGeneration", testRotation},
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
+		{"ReadsSeeEveryWrite", testReadAfterWrite},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })
@@ -278,5 +279,61 @@ func testFailedCreate(t *testing.T, r registry.Registry) {
 	ds := must(r.ListDevices(ctx, registry.DeviceFilter{}, registry.Page{Limit: 100}))
 	if len(ds) != 1 || ds[0].Description != "" {
 		t.Fatalf("a failed create left rows behind: %+v", ds)
+	}
+}
+
+// testReadAfterWrite reads each row, changes it, and reads again: a backend
+// that caches reads must never return the old row.
+func testReadAfterWrite(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	must(r.GetUser(ctx, a.ID))
+	a.TokenGen = 7
+	must(r.UpdateUser(ctx, a))
+	if got := must(r.GetUser(ctx, a.ID)); got.TokenGen != 7 {
+		t.Fatalf("GetUser after UpdateUser: TokenGen %d", got.TokenGen)
+	}
+	d := must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "car", Labels: map[string]string{"a": "1"}}))
+	got := must(r.GetDevice(ctx, d.ID))
+	got.Labels["a"] = "mutated by a caller"
+	if again := must(r.GetDevice(ctx, d.ID)); again.Labels["a"] != "1" {
+		t.Fatal("a caller's change to a returned map leaked into later reads")
+	}
+	must(r.RotateDeviceKey(ctx, d.ID))
+	if got := must(r.GetDevice(ctx, d.ID)); got.KeyGen != 1 {
+		t.Fatalf("GetDevice after rotation: KeyGen %d", got.KeyGen)
+	}
+	if ss := must(r.ListSensors(ctx, d.ID)); len(ss) != 0 {
+		t.Fatalf("new device has %d sensors", len(ss))
+	}
+	s := must(r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: "t", Type: registry.TypeDouble}))
+	if ss := must(r.ListSensors(ctx, d.ID)); len(ss) != 1 {
+		t.Fatalf("ListSensors after CreateSensor: %d", len(ss))
+	}
+	s.Unit = "K"
+	must(r.UpdateSensor(ctx, s))
+	if got := must(r.GetSensor(ctx, s.ID)); got.Unit != "K" {
+		t.Fatalf("GetSensor after UpdateSensor: unit %q", got.Unit)
+	}
+	c := must(r.CreateConsumer(ctx, registry.Consumer{OwnerID: a.ID, Name: "job"}))
+	if must(r.HasGrant(ctx, c.ID, s.ID)) {
+		t.Fatal("grant before Grant")
+	}
+	if err := r.Grant(ctx, c.ID, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(r.GetConsumer(ctx, c.ID)); len(got.SensorIDs) != 1 || !must(r.HasGrant(ctx, c.ID, s.ID)) {
+		t.Fatal("consumer reads do not see the grant")
+	}
+	if _, err := r.DeleteDevice(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.GetSensor(ctx, s.ID)
+	wantErr(t, err, registry.ErrNotFound)
+	if must(r.HasGrant(ctx, c.ID, s.ID)) {
+		t.Fatal("grant of a deleted sensor still readable")
+	}
+	if got := must(r.GetConsumer(ctx, c.ID)); len(got.SensorIDs) != 0 {
+		t.Fatal("consumer still lists a deleted sensor")
 	}
 }

@@ -1,0 +1,75 @@
+package registrysql
+
+import (
+	"sync"
+)
+
+// readCache keeps recently read rows of a registry that only this process
+// writes (the embedded SQLite registry), so hot reads (token generations,
+// device ownership, sensor lists) skip SQL. Every write empties it; a read
+// that raced with a write is not stored (see get).
+type readCache struct {
+	mu  sync.RWMutex
+	gen uint64 // bumped after every write
+	m   map[cacheKey]any
+	max int
+}
+
+type cacheKey struct {
+	kind byte
+	id   int64
+	id2  int64
+}
+
+const (
+	keyUser byte = iota
+	keyDevice
+	keySensor
+	keySensors
+	keyConsumer
+	keyGrant
+)
+
+func newReadCache(max int) *readCache { return &readCache{m: map[cacheKey]any{}, max: max} }
+
+// get returns the cached value of k or loads it. A loaded value is stored
+// only if no write finished while it was loading, so a stale row can never
+// outlive the write that changed it.
+func get[T any](c *readCache, k cacheKey, load func() (T, error), clone func(T) T) (T, error) {
+	if c == nil {
+		return load()
+	}
+	c.mu.RLock()
+	v, ok := c.m[k]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok {
+		return clone(v.(T)), nil
+	}
+	out, err := load()
+	if err != nil {
+		return out, err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		if len(c.m) >= c.max {
+			clear(c.m)
+		}
+		c.m[k] = clone(out)
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
+// invalidate empties the cache after a write.
+func (c *readCache) invalidate() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.gen++
+	clear(c.m)
+	c.mu.Unlock()
+}
+
+func same[T any](v T) T { return v }
