@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/iotplatform/iotplatform/internal/store"
@@ -142,31 +141,15 @@ func scanRaw(ctx context.Context, q querier, sensorID, from, to int64, fn func(t
 
 type slot struct{ sensor, t int64 }
 
-// markDirty records the minutes a commit touched.
-func markDirty(ctx context.Context, tx *sql.Tx, touched map[slot]struct{}) error {
-	const per = 200
-	args := make([]any, 0, 2*per)
-	flush := func() error {
-		if len(args) == 0 {
-			return nil
-		}
-		q := "INSERT OR IGNORE INTO rollups_dirty (sensor_id, t) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?),", len(args)/2), ",")
-		_, err := tx.ExecContext(ctx, q, args...)
-		args = args[:0]
-		if err != nil {
+// markDirty records the minutes a commit touched, with the prepared
+// single-row insert of the committing transaction.
+func markDirty(ctx context.Context, stmt *sql.Stmt, touched map[slot]struct{}) error {
+	for s := range touched {
+		if _, err := stmt.ExecContext(ctx, s.sensor, s.t); err != nil {
 			return fmt.Errorf("mark rollups dirty: %w", err)
 		}
-		return nil
 	}
-	for s := range touched {
-		args = append(args, s.sensor, s.t)
-		if len(args) == 2*per {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
+	return nil
 }
 
 // compact recomputes up to limit dirty minutes; it reports how many it did.

@@ -45,6 +45,9 @@ type Store struct {
 	// when the last compaction pass ended (committer goroutine only).
 	dirty       bool
 	lastCompact time.Time
+	// Statements prepared once on the writer connection: parsing SQL on
+	// every commit cost more than the inserts.
+	insFull, insOne, dirtyOne, deadOne *sql.Stmt
 }
 
 // compactEvery bounds how often idle compaction passes run.
@@ -116,6 +119,11 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("create store schema: %w", err)
 	}
+	stmts, err := prepareWriter(ctx, w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open("sqlite", "file:"+cfg.Path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
@@ -125,11 +133,12 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	r.SetMaxIdleConns(8)
 	s := &Store{
 		log: log, cfg: cfg, w: w, r: r,
-		reqs:  make(chan *writeReq, 1024),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
-		feed:  store.NewFeed(),
-		dirty: true,
+		reqs:    make(chan *writeReq, 1024),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		feed:    store.NewFeed(),
+		dirty:   true,
+		insFull: stmts[0], insOne: stmts[1], dirtyOne: stmts[2], deadOne: stmts[3],
 	}
 	go s.commitLoop()
 	return s, nil
@@ -268,6 +277,25 @@ const insertHead = "INSERT OR REPLACE INTO readings (sensor_id, ts, device_id, k
 
 var insertFull = insertHead + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", rowsPerInsert), ",")
 
+// prepareWriter prepares the committer's statements on the writer
+// connection, before any transaction holds it.
+func prepareWriter(ctx context.Context, w *sql.DB) ([]*sql.Stmt, error) {
+	var out []*sql.Stmt
+	for _, q := range []string{
+		insertFull,
+		insertHead + "(?,?,?,?,?,?,?)",
+		"INSERT OR IGNORE INTO rollups_dirty (sensor_id, t) VALUES (?,?)",
+		"INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns) VALUES (?,?,?,?,?,?)",
+	} {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("prepare store statement: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 func (s *Store) commit(group []*writeReq) error {
 	ctx := context.Background()
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -275,26 +303,8 @@ func (s *Store) commit(group []*writeReq) error {
 		return fmt.Errorf("begin store commit: %w", err)
 	}
 	defer tx.Rollback()
-	full, err := tx.PrepareContext(ctx, insertFull)
-	if err != nil {
-		return fmt.Errorf("prepare insert: %w", err)
-	}
-	defer full.Close()
+	full, one := tx.StmtContext(ctx, s.insFull), tx.StmtContext(ctx, s.insOne)
 	args := make([]any, 0, 7*rowsPerInsert)
-	flush := func(stmt *sql.Stmt, rows int) error {
-		var err error
-		if stmt != nil {
-			_, err = stmt.ExecContext(ctx, args...)
-		} else {
-			q := insertHead + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", rows), ",")
-			_, err = tx.ExecContext(ctx, q, args...)
-		}
-		args = args[:0]
-		if err != nil {
-			return fmt.Errorf("insert readings: %w", err)
-		}
-		return nil
-	}
 	rows := 0
 	touched := map[slot]struct{}{}
 	for _, req := range group {
@@ -307,26 +317,29 @@ func (s *Store) commit(group []*writeReq) error {
 			}
 			args = append(args, r.SensorID, r.TimeNS, r.DeviceID, int(r.Value.Kind), v, r.ReceiveTimeNS, r.Protocol)
 			if rows++; rows == rowsPerInsert {
-				if err := flush(full, rows); err != nil {
-					return err
+				if _, err := full.ExecContext(ctx, args...); err != nil {
+					return fmt.Errorf("insert readings: %w", err)
 				}
-				rows = 0
+				args, rows = args[:0], 0
 			}
 		}
-		for _, d := range req.dls {
-			if _, err := tx.ExecContext(ctx,
-				"INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns) VALUES (?,?,?,?,?,?)",
-				d.DeviceID, d.SensorID, d.Protocol, d.Reason, d.Payload, d.TimeNS); err != nil {
-				return fmt.Errorf("insert dead letter: %w", err)
+		if len(req.dls) > 0 {
+			dead := tx.StmtContext(ctx, s.deadOne)
+			for _, d := range req.dls {
+				if _, err := dead.ExecContext(ctx, d.DeviceID, d.SensorID, d.Protocol, d.Reason, d.Payload, d.TimeNS); err != nil {
+					return fmt.Errorf("insert dead letter: %w", err)
+				}
 			}
 		}
 	}
-	if rows > 0 {
-		if err := flush(nil, rows); err != nil {
-			return err
+	// The tail (fewer than rowsPerInsert rows) goes row by row through one
+	// prepared statement: cheaper than parsing a statement of its length.
+	for i := 0; i < rows; i++ {
+		if _, err := one.ExecContext(ctx, args[7*i:7*i+7]...); err != nil {
+			return fmt.Errorf("insert readings: %w", err)
 		}
 	}
-	if err := markDirty(ctx, tx, touched); err != nil {
+	if err := markDirty(ctx, tx.StmtContext(ctx, s.dirtyOne), touched); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
