@@ -98,11 +98,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := g.ing.IngestPayload(r.Context(), p.ID, ingest.ProtocolHTTP, format, body)
 	if err != nil {
-		status := StatusOf(err)
+		status, msg := StatusOf(err), err.Error()
 		if status >= 500 {
 			g.log.Warn("ingest failed", "device_id", p.ID, "status", status, "err", err)
+			// Server-side causes stay in the log, not in the answer.
+			msg = "internal error"
+			if status == http.StatusServiceUnavailable {
+				msg = "the platform cannot take readings right now; nothing was stored, retry later"
+			}
 		}
-		writeJSON(w, status, Response{Code: codeOf(err), Message: err.Error(), Errors: itemErrors(err)})
+		writeJSON(w, status, Response{Code: codeOf(err), Message: msg, Errors: itemErrors(err)})
 		return
 	}
 	writeJSON(w, http.StatusOK, Response{Accepted: n})

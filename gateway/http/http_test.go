@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -136,8 +137,14 @@ func TestGateway_KafkaDownIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+	for _, leak := range []string{"kafka", "127.0.0.1", "broker", "bus"} {
+		if strings.Contains(strings.ToLower(string(body)), leak) {
+			t.Fatalf("503 answer leaks the cause (%s): %s", leak, body)
+		}
 	}
 }

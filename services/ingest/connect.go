@@ -69,13 +69,19 @@ func ConnectError(err error) error {
 		}
 		return ce
 	case errors.Is(err, bus.ErrUnavailable):
-		return connect.NewError(connect.CodeUnavailable, err)
+		return connect.NewError(connect.CodeUnavailable, errUnavailable)
 	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, err)
+		return connect.NewError(connect.CodeCanceled, context.Canceled)
 	default:
-		return connect.NewError(connect.CodeInternal, err)
+		return connect.NewError(connect.CodeInternal, errInternal)
 	}
 }
+
+// Messages for server-side failures: the causes stay in the logs.
+var (
+	errUnavailable = errors.New("the platform cannot take readings right now; nothing was stored, retry later")
+	errInternal    = errors.New("internal error")
+)
 
 // ItemErrorsProto converts item errors to their protobuf form.
 func ItemErrorsProto(items []ItemError) []*ingestv1.ItemError {
@@ -93,11 +99,10 @@ func ItemErrorsOf(err error) []ItemError {
 	if errors.As(err, &be) {
 		return be.Items
 	}
-	code := "internal"
 	if errors.Is(err, bus.ErrUnavailable) {
-		code = CodeUnavailable
+		return []ItemError{{Index: -1, Code: CodeUnavailable, Message: errUnavailable.Error()}}
 	}
-	return []ItemError{{Index: -1, Code: code, Message: err.Error()}}
+	return []ItemError{{Index: -1, Code: "internal", Message: errInternal.Error()}}
 }
 
 // IngestStream reads batches ahead (at most maxInFlight unacknowledged),

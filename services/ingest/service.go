@@ -179,6 +179,7 @@ func (s *Service) Publish(ctx context.Context, p Protocol, recs []*busv1.Record)
 	s.m.publishSeconds.WithLabelValues(string(p)).Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.m.readings.WithLabelValues(string(p), "unavailable").Add(float64(len(recs)))
+		s.log.WarnContext(ctx, "publish failed; readings refused", "protocol", p, "readings", len(recs), "err", err)
 		if !errors.Is(err, bus.ErrUnavailable) {
 			err = fmt.Errorf("%w: %w", bus.ErrUnavailable, err)
 		}
