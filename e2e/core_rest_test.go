@@ -242,3 +242,21 @@ func TestFirstStart_GeneratesAdminPassword(t *testing.T) {
 	}
 	p.SignIn("root", pw)
 }
+
+// TestREST_Pagination walks ListDevices pages with next_page_token.
+func TestREST_Pagination(t *testing.T) {
+	p := Start(t, Options{})
+	jwt := p.AdminToken()
+	for _, n := range []string{"a", "b", "c"} {
+		p.Do("POST", "/api/devices/", jwt, `{"name":"`+n+`"}`)
+	}
+	first := p.Do("GET", "/api/devices/?page_size=2", jwt, nil)
+	tok := first.Str("next_page_token")
+	if strings.Count(string(first.Body), `"owner_id"`) != 2 || tok == "" {
+		t.Fatalf("first page: %s", first.Body)
+	}
+	second := p.Do("GET", "/api/devices/?page_size=2&page_token="+tok, jwt, nil)
+	if strings.Count(string(second.Body), `"owner_id"`) != 1 || second.Str("next_page_token") != "" || !strings.Contains(string(second.Body), `"c"`) {
+		t.Fatalf("second page: %s", second.Body)
+	}
+}

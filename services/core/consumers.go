@@ -45,13 +45,8 @@ func (s *Service) ListConsumers(ctx context.Context, req *corev1.ListConsumersRe
 	if err != nil {
 		return nil, s.storeErr(ctx, "consumers", err)
 	}
-	out := &corev1.ListConsumersResponse{Result: make([]*corev1.Consumer, 0, len(cs))}
-	for _, c := range cs {
-		out.Result = append(out.Result, consumerPB(c))
-	}
-	if len(cs) > 0 {
-		out.NextPageToken = nextToken(len(cs), pg.Limit, cs[len(cs)-1].ID)
-	}
+	out := &corev1.ListConsumersResponse{}
+	out.Result, out.NextPageToken = toPage(cs, pg.Limit, func(c registry.Consumer) int64 { return c.ID }, consumerPB)
 	return out, nil
 }
 

@@ -51,13 +51,8 @@ func (s *Service) ListDevices(ctx context.Context, req *corev1.ListDevicesReques
 	if err != nil {
 		return nil, s.storeErr(ctx, "devices", err)
 	}
-	out := &corev1.ListDevicesResponse{Result: make([]*corev1.Device, 0, len(ds))}
-	for _, d := range ds {
-		out.Result = append(out.Result, devicePB(d))
-	}
-	if len(ds) > 0 {
-		out.NextPageToken = nextToken(len(ds), pg.Limit, ds[len(ds)-1].ID)
-	}
+	out := &corev1.ListDevicesResponse{}
+	out.Result, out.NextPageToken = toPage(ds, pg.Limit, func(d registry.Device) int64 { return d.ID }, devicePB)
 	return out, nil
 }
 

@@ -71,11 +71,7 @@ func (s *Service) ListSensors(ctx context.Context, req *corev1.ListSensorsReques
 	if err != nil {
 		return nil, s.storeErr(ctx, "sensors", err)
 	}
-	out := &corev1.ListSensorsResponse{Result: make([]*corev1.Sensor, 0, len(ss))}
-	for _, sn := range ss {
-		out.Result = append(out.Result, sensorPB(sn))
-	}
-	return out, nil
+	return &corev1.ListSensorsResponse{Result: convert(ss, sensorPB)}, nil
 }
 
 // ownedSensor loads a sensor of an owned device.

@@ -172,3 +172,21 @@ func nextToken(n, limit int, lastID int64) string {
 	}
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(lastID, 10)))
 }
+
+// convert maps rows to messages.
+func convert[R any, M any](rows []R, conv func(R) M) []M {
+	out := make([]M, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, conv(r))
+	}
+	return out
+}
+
+// toPage converts one page of rows (ordered by id) and computes the next
+// page token.
+func toPage[R any, M any](rows []R, limit int, id func(R) int64, conv func(R) M) ([]M, string) {
+	if len(rows) == 0 {
+		return convert(rows, conv), ""
+	}
+	return convert(rows, conv), nextToken(len(rows), limit, id(rows[len(rows)-1]))
+}

@@ -108,13 +108,8 @@ func (s *Service) ListUsers(ctx context.Context, req *corev1.ListUsersRequest) (
 	if err != nil {
 		return nil, s.storeErr(ctx, "users", err)
 	}
-	out := &corev1.ListUsersResponse{Result: make([]*corev1.User, 0, len(us))}
-	for _, u := range us {
-		out.Result = append(out.Result, userPB(u))
-	}
-	if len(us) > 0 {
-		out.NextPageToken = nextToken(len(us), pg.Limit, us[len(us)-1].ID)
-	}
+	out := &corev1.ListUsersResponse{}
+	out.Result, out.NextPageToken = toPage(us, pg.Limit, func(u registry.User) int64 { return u.ID }, userPB)
 	return out, nil
 }
 
