@@ -46,8 +46,9 @@ type Store struct {
 	dirty       bool
 	lastCompact time.Time
 	// Statements prepared once on the writer connection: parsing SQL on
-	// every commit cost more than the inserts.
-	insFull, insOne, dirtyOne, deadOne *sql.Stmt
+	// every commit cost more than the inserts. ins[k] inserts 1<<k rows.
+	ins               []*sql.Stmt
+	dirtyOne, deadOne *sql.Stmt
 }
 
 // compactEvery bounds how often idle compaction passes run.
@@ -133,12 +134,12 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	r.SetMaxIdleConns(8)
 	s := &Store{
 		log: log, cfg: cfg, w: w, r: r,
-		reqs:    make(chan *writeReq, 1024),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
-		feed:    store.NewFeed(),
-		dirty:   true,
-		insFull: stmts[0], insOne: stmts[1], dirtyOne: stmts[2], deadOne: stmts[3],
+		reqs:  make(chan *writeReq, 1024),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		feed:  store.NewFeed(),
+		dirty: true,
+		ins:   stmts[2:], dirtyOne: stmts[0], deadOne: stmts[1],
 	}
 	go s.commitLoop()
 	return s, nil
@@ -275,18 +276,19 @@ const rowsPerInsert = 64
 
 const insertHead = "INSERT OR REPLACE INTO readings (sensor_id, ts, device_id, kind, v, recv, proto) VALUES "
 
-var insertFull = insertHead + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", rowsPerInsert), ",")
-
 // prepareWriter prepares the committer's statements on the writer
-// connection, before any transaction holds it.
+// connection, before any transaction holds it: the dirty-minute insert, the
+// dead-letter insert, then inserts of 1, 2, 4, ... rowsPerInsert readings.
 func prepareWriter(ctx context.Context, w *sql.DB) ([]*sql.Stmt, error) {
-	var out []*sql.Stmt
-	for _, q := range []string{
-		insertFull,
-		insertHead + "(?,?,?,?,?,?,?)",
+	qs := []string{
 		"INSERT OR IGNORE INTO rollups_dirty (sensor_id, t) VALUES (?,?)",
 		"INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns) VALUES (?,?,?,?,?,?)",
-	} {
+	}
+	for n := 1; n <= rowsPerInsert; n *= 2 {
+		qs = append(qs, insertHead+strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", n), ","))
+	}
+	var out []*sql.Stmt
+	for _, q := range qs {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("prepare store statement: %w", err)
@@ -296,6 +298,22 @@ func prepareWriter(ctx context.Context, w *sql.DB) ([]*sql.Stmt, error) {
 	return out, nil
 }
 
+// insertRows writes the rows whose arguments are in args (7 per row) with
+// the fewest prepared statements: 64 at a time, then the binary digits of
+// the rest (at most 6 more statements for any tail).
+func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, args []any) error {
+	for k := len(s.ins) - 1; k >= 0; k-- {
+		n := 7 << k
+		for len(args) >= n {
+			if _, err := tx.StmtContext(ctx, s.ins[k]).ExecContext(ctx, args[:n]...); err != nil {
+				return fmt.Errorf("insert readings: %w", err)
+			}
+			args = args[n:]
+		}
+	}
+	return nil
+}
+
 func (s *Store) commit(group []*writeReq) error {
 	ctx := context.Background()
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -303,9 +321,7 @@ func (s *Store) commit(group []*writeReq) error {
 		return fmt.Errorf("begin store commit: %w", err)
 	}
 	defer tx.Rollback()
-	full, one := tx.StmtContext(ctx, s.insFull), tx.StmtContext(ctx, s.insOne)
 	args := make([]any, 0, 7*rowsPerInsert)
-	rows := 0
 	touched := map[slot]struct{}{}
 	for _, req := range group {
 		for i := range req.rs {
@@ -316,11 +332,11 @@ func (s *Store) commit(group []*writeReq) error {
 				return err
 			}
 			args = append(args, r.SensorID, r.TimeNS, r.DeviceID, int(r.Value.Kind), v, r.ReceiveTimeNS, r.Protocol)
-			if rows++; rows == rowsPerInsert {
-				if _, err := full.ExecContext(ctx, args...); err != nil {
-					return fmt.Errorf("insert readings: %w", err)
+			if len(args) == 7*rowsPerInsert {
+				if err := s.insertRows(ctx, tx, args); err != nil {
+					return err
 				}
-				args, rows = args[:0], 0
+				args = args[:0]
 			}
 		}
 		if len(req.dls) > 0 {
@@ -332,12 +348,8 @@ func (s *Store) commit(group []*writeReq) error {
 			}
 		}
 	}
-	// The tail (fewer than rowsPerInsert rows) goes row by row through one
-	// prepared statement: cheaper than parsing a statement of its length.
-	for i := 0; i < rows; i++ {
-		if _, err := one.ExecContext(ctx, args[7*i:7*i+7]...); err != nil {
-			return fmt.Errorf("insert readings: %w", err)
-		}
+	if err := s.insertRows(ctx, tx, args); err != nil {
+		return err
 	}
 	if err := markDirty(ctx, tx.StmtContext(ctx, s.dirtyOne), touched); err != nil {
 		return err
