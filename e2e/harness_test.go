@@ -89,7 +89,8 @@ func Start(t *testing.T, o Options) *Platform {
 	if p.AdminPassword == "" && !p.generated {
 		p.AdminPassword = "pw-" + randHex(8)
 	}
-	p.API, p.HTTP, p.WS, p.MQTT = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 4)
+	p.API, p.HTTP, p.WS, p.MQTT = addrs[0], addrs[1], addrs[2], addrs[3]
 	p.start()
 	t.Cleanup(p.Stop)
 	return p
@@ -195,14 +196,20 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 	return s.w.Write(b)
 }
 
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct free loopback addresses. The listeners stay
+// open until all are chosen, so the kernel cannot hand out one port twice.
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return out
 }
 
 func randHex(n int) string {

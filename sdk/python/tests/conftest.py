@@ -15,10 +15,18 @@ ADMIN_PASSWORD = "sdk-test-password"
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list:
+    """n distinct free ports; the sockets stay bound until all are chosen."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class Platform:
@@ -35,10 +43,11 @@ def platform():
     if not os.path.exists(binary):
         pytest.fail(f"{binary} not found: run go build -o bin/iotplatform ./cmd/iotplatform")
     data_dir = tempfile.mkdtemp(prefix="iot-sdk-py-")
-    api = f"127.0.0.1:{_free_port()}"
+    ports = _free_ports(4)
+    api = f"127.0.0.1:{ports[0]}"
     args = [binary, "serve", "--data-dir", data_dir, "--api-addr", api]
-    for flag in ("--http-addr", "--ws-addr", "--mqtt-addr"):
-        args += [flag, f"127.0.0.1:{_free_port()}"]
+    for flag, port in zip(("--http-addr", "--ws-addr", "--mqtt-addr"), ports[1:]):
+        args += [flag, f"127.0.0.1:{port}"]
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         args,

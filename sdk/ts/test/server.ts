@@ -12,16 +12,22 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+/** Returns n distinct free ports; all listeners stay open until every port is chosen. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = [];
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) {
     const srv = createServer();
-    srv.on("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => res(port));
+    await new Promise<void>((res, rej) => {
+      srv.on("error", rej);
+      srv.listen(0, "127.0.0.1", () => res());
     });
-  });
+    const addr = srv.address();
+    ports.push(typeof addr === "object" && addr ? addr.port : 0);
+    servers.push(srv);
+  }
+  await Promise.all(servers.map((srv) => new Promise<void>((res) => srv.close(() => res()))));
+  return ports;
 }
 
 /** Starts bin/iotplatform (or $IOT_BIN) and waits until /readyz answers 200. */
@@ -31,7 +37,7 @@ export async function startPlatform(): Promise<Platform> {
     throw new Error(`${bin} not found: run go build -o bin/iotplatform ./cmd/iotplatform`);
   }
   const dataDir = mkdtempSync(join(tmpdir(), "iot-sdk-ts-"));
-  const [api, http, ws, mqtt] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [api, http, ws, mqtt] = await freePorts(4);
   const args = [
     "serve",
     "--data-dir", dataDir,
