@@ -12,6 +12,8 @@ import (
 
 	_ "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	_ "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
+	_ "github.com/iotplatform/iotplatform/gen/iot/query/v1"
+	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
 
 // publicRPCs may be called without a token.
@@ -47,7 +49,7 @@ func TestEveryRPCRequiresAToken(t *testing.T) {
 					}
 					client := http.DefaultClient
 					if m.IsStreamingClient() && m.IsStreamingServer() {
-						client = h2cClient() // bidi streams need HTTP/2 (HTTP/1.1 gets 505 before any interceptor)
+						client = iot.H2C() // bidi streams need HTTP/2 (HTTP/1.1 gets 505 before any interceptor)
 					}
 					resp, err := client.Post(p.URL()+proc, ct, bytes.NewReader(body))
 					if err != nil {

@@ -2,16 +2,12 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"net"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,43 +19,21 @@ import (
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
+	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
 
-// h2cClient speaks HTTP/2 without TLS, as gRPC needs.
-func h2cClient() *http.Client {
-	return &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
-}
-
-// bearer adds the token to every call of a Connect client.
-func bearer(token string) connect.Interceptor {
-	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			if token != "" {
-				req.Header().Set("Authorization", "Bearer "+token)
-			}
-			return next(ctx, req)
-		}
-	})
-}
-
-// protocols are the three wire protocols of connect-go clients.
+// protocols are the three wire protocols of the Go SDK.
 var protocols = []struct {
 	name string
-	opts []connect.ClientOption
+	opts []iot.Option
 }{
 	{"connect", nil},
-	{"grpc", []connect.ClientOption{connect.WithGRPC()}},
-	{"grpcweb", []connect.ClientOption{connect.WithGRPCWeb()}},
+	{"grpc", []iot.Option{iot.WithGRPC()}},
+	{"grpcweb", []iot.Option{iot.WithGRPCWeb()}},
 }
 
-func coreClient(p *Platform, token string, opts []connect.ClientOption) corev1connect.CoreServiceClient {
-	opts = append(slices.Clone(opts), connect.WithInterceptors(bearer(token)))
-	return corev1connect.NewCoreServiceClient(h2cClient(), p.URL(), opts...)
+func coreClient(p *Platform, token string, opts []iot.Option) corev1connect.CoreServiceClient {
+	return iot.New(p.URL(), append(slices.Clone(opts), iot.WithToken(token))...).Core
 }
 
 func code(err error) connect.Code { return connect.CodeOf(err) }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/coder/websocket"
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
@@ -19,32 +18,10 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
-	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
 	"github.com/iotplatform/iotplatform/internal/bus"
 	"github.com/iotplatform/iotplatform/internal/testenv"
+	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
-
-// streamBearer adds the token to unary and streaming Connect calls.
-type streamBearer string
-
-func (b streamBearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", "Bearer "+string(b))
-		return next(ctx, req)
-	}
-}
-
-func (b streamBearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, s connect.Spec) connect.StreamingClientConn {
-		c := next(ctx, s)
-		c.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		return c
-	}
-}
-
-func (b streamBearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
-}
 
 // postReading sends body to the HTTP gateway and returns the status.
 func postReading(t *testing.T, p *Platform, token, contentType string, body []byte) int {
@@ -130,7 +107,7 @@ func pushAllEdges(t *testing.T, p *Platform, d Device) {
 		mc.Disconnect(100)
 	}
 	// 7: IngestStream over gRPC.
-	c := ingestv1connect.NewIngestServiceClient(h2cClient(), p.URL(), connect.WithGRPC(), connect.WithInterceptors(streamBearer(d.Token)))
+	c := iot.New(p.URL(), iot.WithGRPC(), iot.WithToken(d.Token)).Ingest
 	s, err := c.IngestStream(ctx)
 	if err != nil {
 		t.Fatal(err)

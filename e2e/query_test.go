@@ -11,16 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 
 	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
 	"github.com/iotplatform/iotplatform/internal/testenv"
+	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
 
 func queryClient(p *Platform, token string) queryv1connect.QueryServiceClient {
-	return queryv1connect.NewQueryServiceClient(h2cClient(), p.URL(), connect.WithInterceptors(streamBearer(token)))
+	return iot.New(p.URL(), iot.WithHTTP2(), iot.WithToken(token)).Query
 }
 
 // readingsREST lists every reading of a sensor through REST pages.

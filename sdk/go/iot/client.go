@@ -1,6 +1,6 @@
-// Package iot is the Go SDK of iotplatform: typed clients for CoreService and
-// IngestService over Connect (default), gRPC or gRPC-Web, with the bearer
-// token handled for you.
+// Package iot is the Go SDK of iotplatform: typed clients for CoreService,
+// IngestService and QueryService over Connect (default), gRPC or gRPC-Web,
+// with the bearer token handled for you (unary and streaming calls).
 //
 //	c := iot.New("http://localhost:8080")
 //	if err := c.SignIn(ctx, "root", password); err != nil { ... }
@@ -20,6 +20,7 @@ import (
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
+	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
 )
 
 // Client talks to one platform. Its fields are the generated clients; every
@@ -27,6 +28,7 @@ import (
 type Client struct {
 	Core   corev1connect.CoreServiceClient
 	Ingest ingestv1connect.IngestServiceClient
+	Query  queryv1connect.QueryServiceClient
 
 	mu    sync.RWMutex
 	token string
@@ -51,9 +53,13 @@ func WithHTTPClient(hc connect.HTTPClient) Option { return func(c *config) { c.h
 func WithGRPC() Option {
 	return func(c *config) {
 		c.protocol = connect.WithGRPC()
-		c.hc = h2c()
+		c.hc = H2C()
 	}
 }
+
+// WithHTTP2 speaks the Connect protocol over HTTP/2 without TLS (needed for
+// bidirectional streams such as IngestStream on http:// URLs).
+func WithHTTP2() Option { return func(c *config) { c.hc = H2C() } }
 
 // WithGRPCWeb speaks gRPC-Web instead of Connect.
 func WithGRPCWeb() Option { return func(c *config) { c.protocol = connect.WithGRPCWeb() } }
@@ -71,6 +77,7 @@ func New(baseURL string, opts ...Option) *Client {
 	}
 	c.Core = corev1connect.NewCoreServiceClient(cfg.hc, baseURL, copts...)
 	c.Ingest = ingestv1connect.NewIngestServiceClient(cfg.hc, baseURL, copts...)
+	c.Query = queryv1connect.NewQueryServiceClient(cfg.hc, baseURL, copts...)
 	return c
 }
 
@@ -135,7 +142,9 @@ func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.
 	return next
 }
 
-func h2c() *http.Client {
+// H2C returns an HTTP client speaking HTTP/2 without TLS (prior knowledge),
+// for http:// URLs.
+func H2C() *http.Client {
 	return &http.Client{Transport: &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {

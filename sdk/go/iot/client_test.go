@@ -11,6 +11,7 @@ import (
 	"github.com/iotplatform/iotplatform/app"
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
+	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
 
@@ -79,6 +80,10 @@ func TestClient_SignInManageAndIngest(t *testing.T) {
 			}})
 			if err != nil || r.GetAccepted() != 1 {
 				t.Fatalf("Ingest: %v %v", r, err)
+			}
+			l, err := c.Query.Latest(ctx, &queryv1.LatestRequest{SensorId: []int64{s.GetSensor().GetId()}})
+			if err != nil || len(l.GetReadings()) != 1 || l.GetReadings()[0].GetDoubleValue() != 21.5 {
+				t.Fatalf("Latest: %v %v", l, err)
 			}
 		})
 	}
