@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestREADME_WalkthroughRunsAsWritten extracts the curl walk-through and the
+// read-back commands from README.md and runs them with bash, curl and jq
+// against the built binary. Only the addresses and the data dir are
+// rewritten to the test's.
+func TestREADME_WalkthroughRunsAsWritten(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	i := strings.Index(section, "## Walk-through with curl")
+	if i < 0 {
+		t.Fatal("README has no walk-through section")
+	}
+	section = section[i:]
+	if j := strings.Index(section[3:], "\n## "); j >= 0 {
+		section = section[:j+3]
+	}
+	var blocks []string
+	for rest := section; ; {
+		a := strings.Index(rest, "```bash\n")
+		if a < 0 {
+			break
+		}
+		rest = rest[a+len("```bash\n"):]
+		b := strings.Index(rest, "```")
+		blocks = append(blocks, rest[:b])
+		rest = rest[b+3:]
+	}
+	if len(blocks) < 2 {
+		t.Fatalf("want the walk-through and the read-back blocks, found %d", len(blocks))
+	}
+	p := Start(t, Options{GeneratedPassword: true})
+	script := strings.NewReplacer(
+		"http://localhost:8080", "http://"+p.API,
+		"http://localhost:8083/", "http://"+p.HTTP+"/",
+		"data/admin-password", filepath.Join(p.DataDir, "admin-password"),
+	).Replace("set -euo pipefail\n" + blocks[0] + "\necho\n" + blocks[1])
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README script failed: %v\n%s", err, out)
+	}
+	t.Logf("README script output:\n%s", out)
+	for _, want := range []string{
+		`{"accepted":1}`,                     // the push
+		`"timestamp":"2018-05-19T08:19:27Z"`, // seconds normalised
+		`"double_value":91827364`,            // numeric string coerced for a double sensor
+		`"avg"`,                              // the aggregate
+	} {
+		if !strings.Contains(strings.ReplaceAll(string(out), " ", ""), strings.ReplaceAll(want, " ", "")) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+	for _, f := range []string{"jwt.json", "device.json", "sensor.json", "token.json"} {
+		if b, err := os.ReadFile(filepath.Join(cmd.Dir, f)); err != nil || len(b) == 0 {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+}
