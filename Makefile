@@ -10,6 +10,7 @@ VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 endif
 LDFLAGS   := -X main.version=$(VERSION)
 TOOL_PKGS := github.com/bufbuild/buf/cmd/buf \
+	github.com/fullstorydev/grpcurl/cmd/grpcurl \
 	google.golang.org/protobuf/cmd/protoc-gen-go \
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc \
 	connectrpc.com/connect/cmd/protoc-gen-connect-go \
@@ -28,7 +29,7 @@ $(TOOLS)/.stamp: tools/go.mod tools/go.sum
 	touch $@
 
 .PHONY: tools
-tools: $(TOOLS)/.stamp ## Install the pinned code generators (buf, protoc plugins) into bin/tools
+tools: $(TOOLS)/.stamp ## Install the pinned code generators (buf, protoc plugins) and grpcurl into bin/tools
 
 .PHONY: generate
 generate: tools ## Regenerate gen/ (Go, Connect, gRPC, grpc-gateway, OpenAPI) from proto/

@@ -69,3 +69,43 @@ func TestREADME_WalkthroughRunsAsWritten(t *testing.T) {
 		}
 	}
 }
+
+// TestREADME_GrpcurlExamplesRun runs the README's grpcurl block with the
+// pinned grpcurl from `make tools` against the built binary.
+func TestREADME_GrpcurlExamplesRun(t *testing.T) {
+	grpcurl, err := filepath.Abs(filepath.Join("..", "bin", "tools", "grpcurl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(grpcurl); err != nil {
+		if os.Getenv("IOT_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatal("bin/tools/grpcurl missing: run `make tools`")
+		}
+		t.Skip("bin/tools/grpcurl missing: run `make tools` (make test does)")
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	section = section[strings.Index(section, "## grpcurl"):]
+	a := strings.Index(section, "```bash\n") + len("```bash\n")
+	block := section[a : a+strings.Index(section[a:], "```")]
+
+	p := Start(t, Options{})
+	jwt := p.AdminToken()
+	dev := p.NewDevice(jwt, "grpcurl-device", "double")
+	script := "set -euo pipefail\n" + strings.ReplaceAll(block, "localhost:8080", p.API)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(grpcurl)+":"+os.Getenv("PATH"),
+		"PASSWORD="+p.AdminPassword, "JWT="+jwt, "DEVICE_ID="+dev.ID)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README grpcurl block failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{"iot.core.v1.CoreService", "iot.ingest.v1.IngestService", "iot.query.v1.QueryService", `"token":`, "grpcurl-device", `"path": "grpcurl-device-sensor"`, `"status": "SERVING"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("grpcurl output lacks %s:\n%s", want, out)
+		}
+	}
+}

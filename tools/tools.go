@@ -6,6 +6,7 @@ package tools
 import (
 	_ "connectrpc.com/connect/cmd/protoc-gen-connect-go"
 	_ "github.com/bufbuild/buf/cmd/buf"
+	_ "github.com/fullstorydev/grpcurl/cmd/grpcurl"
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway"
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2"
 	_ "google.golang.org/grpc/cmd/protoc-gen-go-grpc"
