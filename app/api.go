@@ -73,7 +73,11 @@ func (a *App) finishAPI() {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(iotplatform.OpenAPI)
 	})
-	a.addServer("api", a.cfg.APIAddr, a.rootHandler())
+	var origins []string
+	if a.cfg.CORSOrigins != "" {
+		origins = strings.Split(a.cfg.CORSOrigins, ",")
+	}
+	a.addServer("api", a.cfg.APIAddr, withCORS(origins, a.rootHandler()))
 	if a.cfg.DebugAddr != "" {
 		dbg := http.NewServeMux()
 		dbg.HandleFunc("/debug/pprof/", pprof.Index)

@@ -35,6 +35,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DebugAddr serves net/http/pprof when set (keep it on loopback).
 	DebugAddr string
+	// CORSOrigins are the browser origins allowed to call the API ("*": any).
+	CORSOrigins string
 
 	Ingest   IngestConfig
 	Pipeline PipelineConfig
@@ -53,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of Ed25519 signing keys (*.pem); default <data-dir>/keys")
 	str(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with keys from this JWKS URL (for processes without the core role)")
 	dur(fs, &c.ShutdownTimeout, "shutdown-timeout", "IOT_SHUTDOWN_TIMEOUT", 15*time.Second, "graceful shutdown limit")
+	str(fs, &c.CORSOrigins, "cors-origins", "IOT_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API cross-origin (\"*\" for any); empty: same origin only")
 	str(fs, &c.DebugAddr, "debug-addr", "IOT_DEBUG_ADDR", "", "serve Go profiling (net/http/pprof) on this address; empty disables")
 	c.AdminPassword = os.Getenv("IOT_ADMIN_PASSWORD")
 	c.Ingest.RegisterFlags(fs)
