@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -771,47 +772,34 @@ var searchKeys = map[string]bool{
 	"query": true, "size": true, "from": true, "sort": true, "aggs": true, "aggregations": true,
 	"_source": true, "track_total_hits": true, "search_after": true, "post_filter": true,
 	"highlight": true, "fields": true, "docvalue_fields": true, "timeout": true,
-	"terminate_after": true, "min_score": true, "script_fields": true,
+	"terminate_after": true, "min_score": true,
 }
 
-// forbiddenKeys could read other documents than the sensor's: a global
-// aggregation ignores the query, and lookups name other indices.
-var forbiddenKeys = map[string]bool{"global": true, "_index": true, "index": true, "indices": true}
+// forbiddenKeys may not appear anywhere in a consumer's body, because they
+// read documents outside the query (and so outside the sensor filter):
+//   - global ignores the query; significant_terms/significant_text and
+//     background_filter compare against the whole index;
+//   - index/_index/indices name other indices (terms, geo_shape lookups);
+//     more_like_this and percolate fetch other documents;
+//   - wrapper hides a query from this check (base64);
+//   - scripts run code on the cluster.
+var forbiddenKeys = map[string]bool{
+	"global": true, "significant_terms": true, "significant_text": true, "background_filter": true,
+	"_index": true, "index": true, "indices": true, "more_like_this": true, "percolate": true,
+	"wrapper": true, "script": true, "scripted_metric": true, "script_score": true, "script_fields": true,
+}
+
+// emptyBucketAggs may ask for empty buckets (min_doc_count 0): their buckets
+// are ranges, not terms read from other documents.
+var emptyBucketAggs = map[string]bool{"date_histogram": true, "histogram": true, "auto_date_histogram": true}
 
 // Search runs body restricted to the sensor's readings: the sensor filter is
-// added around the caller's query, index names in the body are refused.
+// added around the caller's query, and constructs that could read other
+// documents or indices are refused.
 func (s *Store) Search(ctx context.Context, ref store.SensorRef, body []byte) ([]byte, int, error) {
-	var in map[string]any
-	if len(bytes.TrimSpace(body)) == 0 {
-		in = map[string]any{}
-	} else {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if err := dec.Decode(&in); err != nil {
-			return nil, 0, fmt.Errorf("%w: body is not a JSON object: %v", ErrForbiddenQuery, err)
-		}
-	}
-	out := map[string]any{}
-	for k, v := range in {
-		if !searchKeys[k] {
-			return nil, 0, fmt.Errorf("%w: top-level key %q is not supported", ErrForbiddenQuery, k)
-		}
-		if bad := findKey(v, forbiddenKeys); bad != "" {
-			return nil, 0, fmt.Errorf("%w: %q may not appear in a consumer query", ErrForbiddenQuery, bad)
-		}
-		out[k] = v
-	}
-	must := []any{}
-	if q, ok := in["query"]; ok {
-		must = append(must, q)
-	}
-	out["query"] = map[string]any{"bool": map[string]any{
-		"filter": []any{map[string]any{"term": map[string]any{"sensor_id": ref.SensorID}}},
-		"must":   must,
-	}}
-	buf, err := json.Marshal(out)
+	buf, err := ScopeSearch(ref.SensorID, body)
 	if err != nil {
-		return nil, 0, fmt.Errorf("encode search: %w", err)
+		return nil, 0, err
 	}
 	raw, status, err := s.raw(ctx, http.MethodPost, "/"+s.sensorIndex(ref)+"/_search?allow_no_indices=true&ignore_unavailable=true", "application/json", bytes.NewReader(buf))
 	if err != nil {
@@ -820,25 +808,70 @@ func (s *Store) Search(ctx context.Context, ref store.SensorRef, body []byte) ([
 	return raw, status, nil
 }
 
-func findKey(v any, keys map[string]bool) string {
+// ScopeSearch validates a consumer's search body and returns it wrapped in
+// a filter on sensorID; errors wrap ErrForbiddenQuery.
+func ScopeSearch(sensorID int64, body []byte) ([]byte, error) {
+	var in map[string]any
+	if len(bytes.TrimSpace(body)) == 0 {
+		in = map[string]any{}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&in); err != nil {
+			return nil, fmt.Errorf("%w: body is not a JSON object: %v", ErrForbiddenQuery, err)
+		}
+	}
+	out := map[string]any{}
+	for k, v := range in {
+		if !searchKeys[k] {
+			return nil, fmt.Errorf("%w: top-level key %q is not supported", ErrForbiddenQuery, k)
+		}
+		if err := checkScope(v, k); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	must := []any{}
+	if q, ok := in["query"]; ok {
+		must = append(must, q)
+	}
+	out["query"] = map[string]any{"bool": map[string]any{
+		"filter": []any{map[string]any{"term": map[string]any{"sensor_id": sensorID}}},
+		"must":   must,
+	}}
+	buf, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode search: %w", err)
+	}
+	return buf, nil
+}
+
+// checkScope walks v (found under key parent) for forbidden constructs.
+func checkScope(v any, parent string) error {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			if keys[k] {
-				return k
+			if forbiddenKeys[k] {
+				return fmt.Errorf("%w: %q may not appear in a consumer query", ErrForbiddenQuery, k)
 			}
-			if bad := findKey(e, keys); bad != "" {
-				return bad
+			if k == "min_doc_count" && !emptyBucketAggs[parent] {
+				// Numbers and numeric strings alike (OpenSearch coerces both).
+				if f, err := strconv.ParseFloat(fmt.Sprint(e), 64); err != nil || f < 1 {
+					return fmt.Errorf("%w: min_doc_count below 1 is only allowed on histograms", ErrForbiddenQuery)
+				}
+			}
+			if err := checkScope(e, k); err != nil {
+				return err
 			}
 		}
 	case []any:
 		for _, e := range x {
-			if bad := findKey(e, keys); bad != "" {
-				return bad
+			if err := checkScope(e, parent); err != nil {
+				return err
 			}
 		}
 	}
-	return ""
+	return nil
 }
 
 var (
