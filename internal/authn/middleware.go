@@ -33,7 +33,7 @@ func Middleware(a Authenticator, next http.Handler) http.Handler {
 			writeJSONError(w, http.StatusUnauthorized, "unauthenticated", publicMessage(err))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		next.ServeHTTP(w, r.WithContext(withToken(WithPrincipal(r.Context(), p), a, tok)))
 	})
 }
 
@@ -69,7 +69,7 @@ func (i interceptor) authenticate(ctx context.Context, h interface{ Get(string) 
 	if err == nil {
 		var p Principal
 		if p, err = i.a.Authenticate(ctx, tok); err == nil {
-			return WithPrincipal(ctx, p), nil
+			return withToken(WithPrincipal(ctx, p), i.a, tok), nil
 		}
 	}
 	return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New(publicMessage(err)))
@@ -115,4 +115,32 @@ func Require(ctx context.Context, kinds ...Kind) (Principal, error) {
 		}
 	}
 	return Principal{}, connect.NewError(connect.CodePermissionDenied, errors.New("this token may not call this method"))
+}
+
+type reauthKey struct{}
+
+// withToken remembers how the caller was authenticated, for Reauthenticate.
+func withToken(ctx context.Context, a Authenticator, tok string) context.Context {
+	return context.WithValue(ctx, reauthKey{}, func(ctx context.Context) (Principal, error) {
+		return a.Authenticate(ctx, tok)
+	})
+}
+
+// Reauthenticate verifies the caller's token again. Long-lived streams call
+// it per message or periodically, so a rotated key, a deleted device or an
+// expired user token ends them within the verifier's staleness bound. A
+// context without a token (in-process callers) keeps its principal.
+func Reauthenticate(ctx context.Context) (Principal, error) {
+	if f, ok := ctx.Value(reauthKey{}).(func(context.Context) (Principal, error)); ok {
+		p, err := f(ctx)
+		if err != nil {
+			return p, connect.NewError(connect.CodeUnauthenticated, errors.New(publicMessage(err)))
+		}
+		return p, nil
+	}
+	p, ok := FromContext(ctx)
+	if !ok {
+		return p, connect.NewError(connect.CodeUnauthenticated, errors.New("authorization required"))
+	}
+	return p, nil
 }

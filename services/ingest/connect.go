@@ -135,6 +135,10 @@ func (h *Handler) IngestStream(ctx context.Context, stream *connect.BidiStream[i
 		}
 	}()
 	for req := range queue {
+		// The stream may outlive the key: a rotation or deletion ends it.
+		if _, err := authn.Reauthenticate(ctx); err != nil {
+			return err
+		}
 		resp := &ingestv1.IngestStreamResponse{Sequence: req.GetSequence()}
 		rs, err := FromProto(req.GetReadings())
 		var n int

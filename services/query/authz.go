@@ -60,12 +60,17 @@ func newAuthorizer(reg Registry, ttl time.Duration) *authorizer {
 
 // lookup returns m[k] if fresh, else calls fetch and caches the answer
 // (not-found answers too; transient errors are not cached).
-func lookup[K comparable, V any](a *authorizer, m map[K]cached[V], k K, fetch func() (V, error)) (V, error) {
+type freshKey struct{}
+
+// fresh makes the authorizer skip its cache (long-lived streams re-checking).
+func fresh(ctx context.Context) context.Context { return context.WithValue(ctx, freshKey{}, true) }
+
+func lookup[K comparable, V any](ctx context.Context, a *authorizer, m map[K]cached[V], k K, fetch func() (V, error)) (V, error) {
 	now := a.now()
 	a.mu.Lock()
 	c, ok := m[k]
 	a.mu.Unlock()
-	if ok && now.Before(c.until) {
+	if ok && now.Before(c.until) && ctx.Value(freshKey{}) == nil {
 		return c.v, c.err
 	}
 	v, err := fetch()
@@ -81,18 +86,18 @@ func lookup[K comparable, V any](a *authorizer, m map[K]cached[V], k K, fetch fu
 }
 
 func (a *authorizer) sensor(ctx context.Context, id int64) (registry.Sensor, error) {
-	return lookup(a, a.sensors, id, func() (registry.Sensor, error) { return a.reg.GetSensor(ctx, id) })
+	return lookup(ctx, a, a.sensors, id, func() (registry.Sensor, error) { return a.reg.GetSensor(ctx, id) })
 }
 
 func (a *authorizer) owner(ctx context.Context, deviceID int64) (int64, error) {
-	return lookup(a, a.owners, deviceID, func() (int64, error) {
+	return lookup(ctx, a, a.owners, deviceID, func() (int64, error) {
 		d, err := a.reg.GetDevice(ctx, deviceID)
 		return d.OwnerID, err
 	})
 }
 
 func (a *authorizer) granted(ctx context.Context, consumerID, sensorID int64) (bool, error) {
-	return lookup(a, a.grants, [2]int64{consumerID, sensorID}, func() (bool, error) {
+	return lookup(ctx, a, a.grants, [2]int64{consumerID, sensorID}, func() (bool, error) {
 		return a.reg.HasGrant(ctx, consumerID, sensorID)
 	})
 }

@@ -98,8 +98,14 @@ func (w *watch) run(ctx context.Context, backlog bool) error {
 		case <-ctx.Done():
 			return nil
 		case <-recheck.C:
+			// The token (rotated, expired, deleted subject) and the grants
+			// are read afresh, so a revocation ends the stream within one
+			// recheck interval.
+			if _, err := authn.Reauthenticate(ctx); err != nil {
+				return err
+			}
 			for _, id := range w.ids {
-				if _, err := w.s.authz.authorize(ctx, id, readData); err != nil {
+				if _, err := w.s.authz.authorize(fresh(ctx), id, readData); err != nil {
 					return err
 				}
 			}
