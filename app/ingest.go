@@ -53,7 +53,7 @@ func (c *IngestConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.KafkaTopic, "kafka-topic", "IOT_KAFKA_TOPIC", buskafka.DefaultTopic, "the shared readings topic")
 	str(fs, &c.KafkaGroup, "kafka-group", "IOT_KAFKA_GROUP", "iot-pipeline", "consumer group of the pipeline")
 	integer(fs, &c.KafkaPartitions, "kafka-partitions", "IOT_KAFKA_PARTITIONS", 6, "partitions of the shared topic when it is created")
-	integer(fs, &c.HTTPMaxBody, "http-max-body", "IOT_HTTP_MAX_BODY", 1<<20, "largest HTTP body / WebSocket message in bytes (413 above)")
+	integer(fs, &c.HTTPMaxBody, "http-max-body", "IOT_HTTP_MAX_BODY", 1<<20, "largest HTTP body, WebSocket message and MQTT packet in bytes (HTTP 413 above)")
 	integer(fs, &c.MaxBatch, "ingest-max-batch", "IOT_INGEST_MAX_BATCH", 10000, "most readings in one batch")
 	dur(fs, &c.PublishTimeout, "ingest-publish-timeout", "IOT_INGEST_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch may wait for the bus before it is refused (503)")
 	dur(fs, &c.SensorCacheTTL, "ingest-sensor-cache-ttl", "IOT_INGEST_SENSOR_CACHE_TTL", 2*time.Second, "how long a sensor lookup is reused by the gateways")
@@ -188,7 +188,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 	a.addServer("http", c.HTTPAddr, withOps(gwhttp.New(log, a.verifier, svc, gwhttp.Config{MaxBody: int64(c.HTTPMaxBody)})))
 	a.addServer("ws", c.WSAddr, withOps(gwws.New(log, a.verifier, svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout})))
 
-	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue}, a.metrics)
+	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody}, a.metrics)
 	if err != nil {
 		return err
 	}

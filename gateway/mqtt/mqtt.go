@@ -43,6 +43,9 @@ type Config struct {
 	QueueSize int
 	// MaxMerge bounds the records merged into one bus publish (default 5000).
 	MaxMerge int
+	// MaxPacket bounds every MQTT packet, CONNECT included, in bytes
+	// (default 1 MiB); larger ones close the connection before they are read.
+	MaxPacket int
 }
 
 // Gateway is the MQTT server.
@@ -68,7 +71,11 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	if cfg.MaxMerge <= 0 {
 		cfg.MaxMerge = 5000
 	}
+	if cfg.MaxPacket <= 0 {
+		cfg.MaxPacket = 1 << 20
+	}
 	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(cfg.MaxPacket)
 	caps.MaximumQos = 1
 	caps.RetainAvailable = 0
 	caps.WildcardSubAvailable = 0

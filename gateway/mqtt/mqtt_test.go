@@ -265,3 +265,40 @@ func TestMQTT_RotatedKeyDisconnects(t *testing.T) {
 		t.Fatal("reconnect with the rotated token accepted")
 	}
 }
+
+// TestMQTT_OversizedPacketIsNotRead: a CONNECT announcing 200 MiB is refused
+// from its header, before anything is allocated or authenticated.
+func TestMQTT_OversizedPacketIsNotRead(t *testing.T) {
+	_, addr := start(t, ingesttest.Options{})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// CONNECT fixed header with a remaining length of 200 MiB (varint).
+	n, hdr := 200<<20, []byte{0x10}
+	for {
+		b := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			b |= 0x80
+		}
+		hdr = append(hdr, b)
+		if n == 0 {
+			break
+		}
+	}
+	if _, err := conn.Write(append(hdr, make([]byte, 1024)...)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 16)
+	if _, err := conn.Read(buf); err == nil || isTimeout(err) {
+		t.Fatalf("connection still open after an oversized CONNECT (err %v)", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
