@@ -2,17 +2,25 @@ package registrysql
 
 import (
 	"sync"
+	"time"
 )
 
-// readCache keeps recently read rows of a registry that only this process
-// writes (the embedded SQLite registry), so hot reads (token generations,
-// device ownership, sensor lists) skip SQL. Every write empties it; a read
-// that raced with a write is not stored (see get).
+// readCache keeps recently read rows of the embedded SQLite registry, so
+// hot reads (token generations, device ownership, sensor lists) skip SQL.
+// Every write in this process empties it, and a read that raced with a write
+// is not stored (see get). Entries also expire after ttl, which bounds how
+// stale a row can be when another process writes the same file.
 type readCache struct {
 	mu  sync.RWMutex
 	gen uint64 // bumped after every write
-	m   map[cacheKey]any
+	m   map[cacheKey]cacheEntry
 	max int
+	ttl time.Duration
+}
+
+type cacheEntry struct {
+	v     any
+	until time.Time
 }
 
 type cacheKey struct {
@@ -30,7 +38,9 @@ const (
 	keyGrant
 )
 
-func newReadCache(max int) *readCache { return &readCache{m: map[cacheKey]any{}, max: max} }
+func newReadCache(max int, ttl time.Duration) *readCache {
+	return &readCache{m: map[cacheKey]cacheEntry{}, max: max, ttl: ttl}
+}
 
 // get returns the cached value of k or loads it. A loaded value is stored
 // only if no write finished while it was loading, so a stale row can never
@@ -39,12 +49,13 @@ func get[T any](c *readCache, k cacheKey, load func() (T, error), clone func(T) 
 	if c == nil {
 		return load()
 	}
+	now := time.Now()
 	c.mu.RLock()
-	v, ok := c.m[k]
+	e, ok := c.m[k]
 	gen := c.gen
 	c.mu.RUnlock()
-	if ok {
-		return clone(v.(T)), nil
+	if ok && now.Before(e.until) {
+		return clone(e.v.(T)), nil
 	}
 	out, err := load()
 	if err != nil {
@@ -55,7 +66,7 @@ func get[T any](c *readCache, k cacheKey, load func() (T, error), clone func(T) 
 		if len(c.m) >= c.max {
 			clear(c.m)
 		}
-		c.m[k] = clone(out)
+		c.m[k] = cacheEntry{v: clone(out), until: now.Add(c.ttl)}
 	}
 	c.mu.Unlock()
 	return out, nil

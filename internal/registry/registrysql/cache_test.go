@@ -5,12 +5,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestReadCache_RacingWriteIsNeverCached: a value loaded before a write
 // finished must not be stored, whatever the interleaving.
 func TestReadCache_RacingWriteIsNeverCached(t *testing.T) {
-	c := newReadCache(10)
+	c := newReadCache(10, time.Minute)
 	var db atomic.Int64 // the "row"
 	k := cacheKey{keyDevice, 1, 0}
 	var wg sync.WaitGroup
@@ -41,12 +42,29 @@ func TestReadCache_RacingWriteIsNeverCached(t *testing.T) {
 }
 
 func TestReadCache_ErrorsAreNotCached(t *testing.T) {
-	c := newReadCache(10)
+	c := newReadCache(10, time.Minute)
 	k := cacheKey{keyUser, 1, 0}
 	if _, err := get(c, k, func() (int, error) { return 0, errors.New("boom") }, same); err == nil {
 		t.Fatal("error lost")
 	}
 	if v, _ := get(c, k, func() (int, error) { return 5, nil }, same); v != 5 {
 		t.Fatalf("got %d", v)
+	}
+}
+
+// TestReadCache_EntriesExpire bounds staleness when another process writes.
+func TestReadCache_EntriesExpire(t *testing.T) {
+	c := newReadCache(10, 50*time.Millisecond)
+	k := cacheKey{keyDevice, 1, 0}
+	row := 1
+	load := func() (int, error) { return row, nil }
+	get(c, k, load, same)
+	row = 2 // written by someone else: no invalidate here
+	if v, _ := get(c, k, load, same); v != 1 {
+		t.Fatalf("cached read = %d", v)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if v, _ := get(c, k, load, same); v != 2 {
+		t.Fatalf("read after the TTL = %d, want the new row", v)
 	}
 }

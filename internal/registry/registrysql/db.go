@@ -89,8 +89,9 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The data dir belongs to one process, so its writes are all seen here.
-	r.cache = newReadCache(100_000)
+	// Writes in this process empty the cache at once; the TTL bounds the
+	// staleness if another process shares the data dir.
+	r.cache = newReadCache(100_000, time.Second)
 	return r, nil
 }
 
