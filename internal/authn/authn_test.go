@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -210,5 +211,70 @@ func TestLoadOrCreateKeys_PersistsAcrossRestarts(t *testing.T) {
 	}
 	if k1.signingKID != k2.signingKID {
 		t.Fatal("a restart must keep the signing key")
+	}
+}
+
+// TestJWKSSource_DropsKeysRemovedFromCore: after maxAge the set is re-read,
+// so a key withdrawn by Core stops verifying; a failed refresh keeps the old set.
+func TestJWKSSource_DropsKeysRemovedFromCore(t *testing.T) {
+	keys := newKeys(t)
+	published, down := true, false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case down:
+			http.Error(w, "down", 503)
+		case published:
+			w.Write(keys.JWKS())
+		default:
+			w.Write([]byte(`{"keys":[]}`))
+		}
+	}))
+	defer srv.Close()
+	src := NewJWKSSource(srv.URL, srv.Client())
+	now := time.Now()
+	src.now = func() time.Time { return now }
+	if _, err := src.PublicKey(context.Background(), keys.signingKID); err != nil {
+		t.Fatal(err)
+	}
+	down = true
+	now = now.Add(2 * time.Minute)
+	if _, err := src.PublicKey(context.Background(), keys.signingKID); err != nil {
+		t.Fatalf("Core unreachable: the cached key must still verify, got %v", err)
+	}
+	down, published = false, false
+	now = now.Add(2 * time.Minute)
+	if _, err := src.PublicKey(context.Background(), keys.signingKID); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("a key removed from Core still verifies after maxAge: %v", err)
+	}
+}
+
+// TestLoadOrCreateKeys_NewestFileSigns: adding a key file rolls the signing
+// key; the older key still verifies.
+func TestLoadOrCreateKeys_NewestFileSigns(t *testing.T) {
+	dir := t.TempDir()
+	old, err := LoadOrCreateKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // a few tries, so the name order differs from the age order at least once
+		f, err := writeNewKey(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		future := time.Now().Add(time.Duration(i+1) * time.Hour)
+		if err := os.Chtimes(f, future, future); err != nil {
+			t.Fatal(err)
+		}
+		ks, err := LoadOrCreateKeys(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := readKey(f)
+		if ks.signingKID != KeyID(want.Public().(ed25519.PublicKey)) {
+			t.Fatalf("try %d: the newest key file does not sign", i)
+		}
+		if _, err := ks.PublicKey(context.Background(), old.signingKID); err != nil {
+			t.Fatal("the first key no longer verifies")
+		}
 	}
 }

@@ -11,12 +11,15 @@ import (
 )
 
 // JWKSSource fetches verification keys from Core's /.well-known/jwks.json,
-// for gateways running in another process. Keys are cached; an unknown kid
-// triggers a refresh, at most once per MinRefresh.
+// for gateways running in another process. Keys are cached and the whole set
+// is re-read every maxAge (so a key removed from Core stops verifying); an
+// unknown kid triggers a refresh, at most once per minRefresh.
 type JWKSSource struct {
 	url        string
 	client     *http.Client
 	minRefresh time.Duration
+	maxAge     time.Duration
+	now        func() time.Time
 
 	mu      sync.Mutex
 	keys    map[string]ed25519.PublicKey
@@ -28,26 +31,30 @@ func NewJWKSSource(url string, client *http.Client) *JWKSSource {
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
-	return &JWKSSource{url: url, client: client, minRefresh: 10 * time.Second}
+	return &JWKSSource{url: url, client: client, minRefresh: 10 * time.Second, maxAge: time.Minute, now: time.Now}
 }
 
 // PublicKey implements KeySource.
 func (s *JWKSSource) PublicKey(ctx context.Context, kid string) (ed25519.PublicKey, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k, ok := s.keys[kid]; ok {
+	age := s.now().Sub(s.fetched)
+	if k, ok := s.keys[kid]; ok && age < s.maxAge {
 		return k, nil
 	}
-	if time.Since(s.fetched) < s.minRefresh && s.keys != nil {
-		return nil, ErrUnknownKey
+	if s.keys == nil || age >= s.minRefresh {
+		keys, err := s.fetch(ctx)
+		s.fetched = s.now()
+		switch {
+		case err == nil:
+			s.keys = keys
+		case s.keys == nil:
+			return nil, err
+		}
+		// On a failed refresh the previous set stays: Core being briefly
+		// unreachable must not stop every gateway.
 	}
-	keys, err := s.fetch(ctx)
-	s.fetched = time.Now()
-	if err != nil {
-		return nil, err
-	}
-	s.keys = keys
-	if k, ok := keys[kid]; ok {
+	if k, ok := s.keys[kid]; ok {
 		return k, nil
 	}
 	return nil, ErrUnknownKey

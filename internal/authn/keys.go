@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // KeySource resolves a verification key by its `kid`.
@@ -31,7 +32,8 @@ type KeySet struct {
 }
 
 // LoadOrCreateKeys loads every *.pem private key from dir, creating a new
-// key (0600) when there is none. The newest file by name signs.
+// key (0600) when there is none. All verify; the most recently modified
+// file signs (add a key file to roll keys, remove one to retire it).
 func LoadOrCreateKeys(dir string) (*KeySet, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create key dir: %w", err)
@@ -47,7 +49,7 @@ func LoadOrCreateKeys(dir string) (*KeySet, error) {
 		}
 		files = []string{f}
 	}
-	sort.Strings(files)
+	sort.SliceStable(files, func(i, j int) bool { return modTime(files[i]).Before(modTime(files[j])) })
 	ks := &KeySet{public: map[string]ed25519.PublicKey{}}
 	for _, f := range files {
 		priv, err := readKey(f)
@@ -72,6 +74,14 @@ func NewKeySet(priv ed25519.PrivateKey) *KeySet {
 func KeyID(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+func modTime(file string) time.Time {
+	st, err := os.Stat(file)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
 }
 
 func writeNewKey(dir string) (string, error) {
