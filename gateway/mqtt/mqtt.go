@@ -157,6 +157,9 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 		g.log.Info("mqtt connect refused", "client", cl.ID, "err", err)
 		return false
 	}
+	// Client ids are scoped by device: another device reusing this id must
+	// not take this session over (MQTT's takeover is by client id).
+	cl.ID = strconv.FormatInt(p.ID, 10) + "/" + cl.ID
 	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), token: tok,
 		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -302,3 +302,25 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// TestMQTT_ClientIDCannotTakeOverAnotherDevice: device B connecting with
+// device A's client id must not disconnect A.
+func TestMQTT_ClientIDCannotTakeOverAnotherDevice(t *testing.T) {
+	e, addr := start(t, ingesttest.Options{})
+	connect := func(dev int64) pahov3.Client {
+		o := pahov3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("shared-id").
+			SetUsername("JWT").SetPassword(e.DeviceToken(t, dev)).SetProtocolVersion(4).SetAutoReconnect(false)
+		c := pahov3.NewClient(o)
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect device %d: %v", dev, tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(100) })
+		return c
+	}
+	a := connect(ingesttest.DeviceA)
+	connect(ingesttest.DeviceB)
+	time.Sleep(300 * time.Millisecond)
+	if !a.IsConnectionOpen() {
+		t.Fatal("device B's CONNECT with the same client id disconnected device A")
+	}
+}
