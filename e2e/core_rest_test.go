@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 )
 
 // TestREST_OriginalWalkthrough runs the original README's curl script
@@ -183,11 +186,16 @@ func TestREST_SignInAnswersAlikeForUnknownUserAndWrongPassword(t *testing.T) {
 
 func TestOps_HealthMetricsOpenAPIJWKS(t *testing.T) {
 	p := Start(t, Options{})
-	p.Do("GET", "/api/devices/", p.AdminToken(), nil)
+	tok := p.AdminToken()
+	p.Do("GET", "/api/devices/", tok, nil)
+	if _, err := coreClient(p, tok, nil).ListDevices(context.Background(), &corev1.ListDevicesRequest{}); err != nil {
+		t.Fatal(err)
+	}
 	for path, want := range map[string]string{
 		"/healthz":               "ok",
 		"/readyz":                `"ok"`,
 		"/metrics":               `iot_rpc_requests_total{code="ok",procedure="/iot.core.v1.CoreService/ListDevices",protocol="rest"}`,
+		"/metrics?connect":       `iot_rpc_requests_total{code="ok",procedure="/iot.core.v1.CoreService/ListDevices",protocol="connect"}`,
 		"/openapi.json":          `"/api/devices/{device_id}/sensors"`,
 		"/.well-known/jwks.json": `"crv":"Ed25519"`,
 	} {

@@ -99,13 +99,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n, err := g.ing.IngestPayload(r.Context(), p.ID, ingest.ProtocolHTTP, format, body)
 	if err != nil {
 		status, msg := StatusOf(err), err.Error()
-		if status >= 500 {
-			g.log.Warn("ingest failed", "device_id", p.ID, "status", status, "err", err)
-			// Server-side causes stay in the log, not in the answer.
-			msg = "internal error"
-			if status == http.StatusServiceUnavailable {
-				msg = "the platform cannot take readings right now; nothing was stored, retry later"
-			}
+		switch {
+		case status == http.StatusServiceUnavailable:
+			// The ingest service logged the cause.
+			msg = "the platform cannot take readings right now; nothing was stored, retry later"
+		case status >= 500:
+			g.log.Error("ingest failed", "device_id", p.ID, "status", status, "err", err)
+			msg = "internal error" // the cause stays in the log
 		}
 		writeJSON(w, status, Response{Code: codeOf(err), Message: msg, Errors: itemErrors(err)})
 		return
