@@ -117,7 +117,20 @@ func (g *Gateway) ID() string { return "iotplatform-ingest" }
 
 // Provides implements mochi.Hook.
 func (g *Gateway) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish, mochi.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPacketRead, mochi.OnPublish, mochi.OnDisconnect}, []byte{b})
+}
+
+// OnPacketRead refuses QoS 2 publishes: the server offers QoS 0 and 1 only
+// (MQTT 5 clients are told so in CONNACK), and silently downgrading would
+// answer a 3.x client's QoS 2 with a PUBACK it never expects.
+func (g *Gateway) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos > 1 {
+		g.denied.Inc()
+		g.log.Info("mqtt QoS 2 publish refused", "client", cl.ID)
+		_ = g.srv.DisconnectClient(cl, packets.ErrQosNotSupported)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
 }
 
 type session struct {

@@ -324,3 +324,25 @@ func TestMQTT_ClientIDCannotTakeOverAnotherDevice(t *testing.T) {
 		t.Fatal("device B's CONNECT with the same client id disconnected device A")
 	}
 }
+
+// TestMQTT_QoS2IsRefused: a QoS 2 publish closes the connection instead of
+// being answered with a PUBACK the client does not expect; nothing is stored.
+func TestMQTT_QoS2IsRefused(t *testing.T) {
+	e, addr := start(t, ingesttest.Options{})
+	c, err := v3client(t, addr, 4, e.DeviceToken(t, ingesttest.DeviceA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := c.Publish(strconv.Itoa(ingesttest.DeviceA), 2, false, `{"sensor_id":11,"value":1}`)
+	tok.WaitTimeout(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for c.IsConnectionOpen() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c.IsConnectionOpen() {
+		t.Fatal("connection still open after a QoS 2 publish")
+	}
+	if n := len(e.Sink.Records()); n != 0 {
+		t.Fatalf("%d readings stored from a refused QoS 2 publish", n)
+	}
+}
