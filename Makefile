@@ -45,8 +45,9 @@ lint: tools ## buf lint, buf format check and go vet
 	$(GO) vet ./...
 
 .PHONY: build
-build: ## Build bin/iotplatform
+build: ## Build bin/iotplatform and bin/iotctl
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/iotplatform ./cmd/iotplatform
+	$(GO) build -o $(BIN)/iotctl ./cmd/iotctl
 
 .PHONY: run
 run: build ## Build and start the platform on embedded defaults (data in ./data)

@@ -23,8 +23,9 @@ import (
 	"time"
 )
 
-// binary is the iotplatform binary built once for the whole package.
-var binary string
+// binary is the iotplatform binary built once for the whole package;
+// iotctl the CLI.
+var binary, iotctl string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "iotplatform-e2e-")
@@ -32,12 +33,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "iotplatform")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/iotplatform")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build iotplatform:", err)
-		os.Exit(1)
+	binary, iotctl = filepath.Join(dir, "iotplatform"), filepath.Join(dir, "iotctl")
+	for out, pkg := range map[string]string{binary: "../cmd/iotplatform", iotctl: "../cmd/iotctl"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
