@@ -3,13 +3,10 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"time"
-
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
 
@@ -32,58 +29,17 @@ func NewDeadLetterConsumer(log *slog.Logger, brokers, group string, w store.Writ
 
 // Run consumes until ctx is done.
 func (d *DeadLetterConsumer) Run(ctx context.Context) error {
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":      d.brokers,
-		"group.id":               d.group,
-		"enable.auto.commit":     false,
-		"auto.offset.reset":      "earliest",
-		"go.logs.channel.enable": false,
+	cfg := buskafka.ConsumeConfig{Brokers: d.brokers, Group: d.group, Topics: []string{bus.DeadLetterTopic}, MaxBatch: 500}
+	return buskafka.Consume(ctx, d.log, cfg, func(ctx context.Context, msgs []buskafka.Message) error {
+		dls := make([]bus.DeadLetter, 0, len(msgs))
+		for _, m := range msgs {
+			var dl bus.DeadLetter
+			if err := json.Unmarshal(m.Value, &dl); err != nil {
+				// Keep even an undecodable letter: it is evidence.
+				dl = bus.DeadLetter{Reason: "undecodable dead letter: " + err.Error(), Payload: m.Value, TimeNS: m.Timestamp.UnixNano()}
+			}
+			dls = append(dls, dl)
+		}
+		return d.w.WriteDeadLetters(ctx, dls)
 	})
-	if err != nil {
-		return fmt.Errorf("create dead-letter consumer: %w", err)
-	}
-	defer c.Close()
-	if err := c.SubscribeTopics([]string{bus.DeadLetterTopic}, nil); err != nil {
-		return fmt.Errorf("subscribe %s: %w", bus.DeadLetterTopic, err)
-	}
-	for ctx.Err() == nil {
-		var dls []bus.DeadLetter
-		timeout := 200
-		for len(dls) < 500 {
-			ev := c.Poll(timeout)
-			if ev == nil {
-				break
-			}
-			timeout = 0
-			switch e := ev.(type) {
-			case *kafka.Message:
-				var dl bus.DeadLetter
-				if err := json.Unmarshal(e.Value, &dl); err != nil {
-					// Keep even an undecodable letter: it is evidence.
-					dl = bus.DeadLetter{Reason: "undecodable dead letter: " + err.Error(), Payload: e.Value, TimeNS: e.Timestamp.UnixNano()}
-				}
-				dls = append(dls, dl)
-			case kafka.Error:
-				d.log.Warn("dead-letter consumer", "err", e)
-			}
-		}
-		if len(dls) == 0 {
-			continue
-		}
-		for {
-			err := d.w.WriteDeadLetters(ctx, dls)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			d.log.Warn("storing dead letters failed; retrying", "count", len(dls), "err", err)
-			time.Sleep(time.Second)
-		}
-		if _, err := c.Commit(); err != nil {
-			d.log.Warn("commit dead-letter offsets", "err", err)
-		}
-	}
-	return nil
 }

@@ -1,0 +1,102 @@
+package buskafka
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// Message is one consumed Kafka record.
+type Message struct {
+	Topic     string
+	Value     []byte
+	Timestamp time.Time
+}
+
+// RawHandler processes one batch; returning nil commits its offsets.
+type RawHandler func(ctx context.Context, msgs []Message) error
+
+// ConsumeConfig names what Consume reads.
+type ConsumeConfig struct {
+	Brokers string
+	Group   string
+	// Topics may be names or regular expressions starting with ^.
+	Topics   []string
+	MaxBatch int
+}
+
+// Consume runs a consumer-group loop until ctx ends: batches of up to
+// MaxBatch messages go to h, and offsets are committed only after h returned
+// nil; on an error the same batch is handed to h again after a backoff, and
+// uncommitted messages go to another group member after a crash or rebalance.
+func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHandler) error {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 500
+	}
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers":                  cfg.Brokers,
+		"group.id":                           cfg.Group,
+		"enable.auto.commit":                 false,
+		"auto.offset.reset":                  "earliest",
+		"topic.metadata.refresh.interval.ms": 2000, // notice new per-sensor topics quickly
+		"go.logs.channel.enable":             false,
+	})
+	if err != nil {
+		return fmt.Errorf("create kafka consumer: %w", err)
+	}
+	defer c.Close()
+	if err := c.SubscribeTopics(cfg.Topics, nil); err != nil {
+		return fmt.Errorf("subscribe %v: %w", cfg.Topics, err)
+	}
+	var (
+		msgs []Message
+		last = map[kafka.TopicPartition]kafka.Offset{}
+	)
+	for ctx.Err() == nil {
+		msgs = msgs[:0]
+		clear(last)
+		timeout := 100
+		for len(msgs) < cfg.MaxBatch {
+			ev := c.Poll(timeout)
+			if ev == nil {
+				break
+			}
+			timeout = 0
+			switch e := ev.(type) {
+			case *kafka.Message:
+				tp := kafka.TopicPartition{Topic: e.TopicPartition.Topic, Partition: e.TopicPartition.Partition}
+				last[tp] = e.TopicPartition.Offset
+				msgs = append(msgs, Message{Topic: *tp.Topic, Value: e.Value, Timestamp: e.Timestamp})
+			case kafka.Error:
+				log.Debug("kafka consumer error", "err", e)
+			}
+		}
+		if len(last) == 0 {
+			continue
+		}
+		for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+			err := h(ctx, msgs)
+			if err == nil {
+				break
+			}
+			log.Warn("kafka batch handler failed, redelivering", "messages", len(msgs), "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
+		offs := make([]kafka.TopicPartition, 0, len(last))
+		for tp, off := range last {
+			tp.Offset = off + 1
+			offs = append(offs, tp)
+		}
+		if _, err := c.CommitOffsets(offs); err != nil {
+			log.Warn("kafka commit failed (messages will be redelivered)", "err", err)
+		}
+	}
+	return nil
+}
