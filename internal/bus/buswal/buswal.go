@@ -615,3 +615,24 @@ func (l *Log) closeFiles() error {
 	errs = append(errs, l.lock.Close())
 	return errors.Join(errs...)
 }
+
+// WaitApplied waits until every record acknowledged before the call has
+// been applied by the handler, or ctx ends: a reader of the store that waits
+// first sees every reading acknowledged before its request (read your
+// writes).
+func (l *Log) WaitApplied(ctx context.Context) error {
+	l.mu.Lock()
+	target := l.next
+	for l.applied < target {
+		wake := l.wake
+		l.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		l.mu.Lock()
+	}
+	l.mu.Unlock()
+	return nil
+}

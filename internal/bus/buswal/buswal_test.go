@@ -359,3 +359,32 @@ func BenchmarkPublish(b *testing.B) {
 func itoa(n int) string {
 	return string(rune('0'+n/10%10)) + string(rune('0'+n%10))
 }
+
+func TestWaitApplied_WaitsForWhatWasAcknowledgedBefore(t *testing.T) {
+	l := open(t, buswal.Config{Dir: t.TempDir()})
+	defer l.Close()
+	publishN(t, l, 0, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	err := l.WaitApplied(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitApplied with nothing applying = %v, want a timeout", err)
+	}
+	applied := make(chan struct{})
+	go l.Subscribe(t.Context(), func(context.Context, []*busv1.Record) error {
+		time.Sleep(20 * time.Millisecond)
+		close(applied)
+		return nil
+	})
+	if err := l.WaitApplied(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-applied:
+	default:
+		t.Fatal("WaitApplied returned before the handler applied the records")
+	}
+	if _, a, _ := l.Stats(); a != 3 {
+		t.Fatalf("applied = %d after WaitApplied, want 3", a)
+	}
+}
