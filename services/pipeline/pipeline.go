@@ -1,6 +1,7 @@
 // Package pipeline turns bus records into stored, typed readings. It is the
-// bus handler: on embedded defaults it runs inside Publish (so a device is
-// acked only after the store commit), in Kafka mode it runs in a consumer
+// bus handler: on embedded defaults it applies the write-ahead log behind
+// the ack (the log checkpoints only after it returns nil), with the direct
+// embedded bus it runs inside Publish, in Kafka mode it runs in a consumer
 // group and offsets are committed only after it returns nil.
 //
 // Records that can never be stored (sensor deleted meanwhile, sensor of
