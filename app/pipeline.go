@@ -112,6 +112,7 @@ func (a *App) setupStore(ctx context.Context) error {
 		}
 		a.ext.store = s
 		a.onClose(s.Close)
+		a.registerWAL("readings", s)
 		if a.roles["core"] {
 			a.provisioners = append(a.provisioners, embeddedProvisioner{a})
 		}

@@ -20,6 +20,7 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/sqlitewal"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
 
@@ -29,6 +30,9 @@ type Config struct {
 	Path string
 	// MaxGroup bounds how many readings one commit takes (default 20,000).
 	MaxGroup int
+	// WALMaxBytes is the write-ahead log size after which the committer
+	// runs a TRUNCATE checkpoint (default sqlitewal.DefaultMaxBytes).
+	WALMaxBytes int64
 }
 
 // Store implements store.Store on SQLite.
@@ -49,6 +53,8 @@ type Store struct {
 	// every commit cost more than the inserts. ins[k] inserts 1<<k rows.
 	ins               []*sql.Stmt
 	dirtyOne, deadOne *sql.Stmt
+	// wal keeps the write-ahead log bounded (committer goroutine only).
+	wal *sqlitewal.Keeper
 }
 
 // compactEvery bounds how often idle compaction passes run.
@@ -56,7 +62,10 @@ const compactEvery = time.Second
 
 // compactPass compacts dirty minutes until none is left or a write waits.
 func (s *Store) compactPass() {
-	defer func() { s.lastCompact = time.Now() }()
+	defer func() {
+		s.lastCompact = time.Now()
+		s.wal.AfterCommit()
+	}()
 	for {
 		n, err := s.compact(context.Background(), 64)
 		if err != nil {
@@ -110,7 +119,8 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
-	dsn := "file:" + cfg.Path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	dsn := "file:" + cfg.Path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate" +
+		sqlitewal.Pragma(cfg.WALMaxBytes)
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -140,10 +150,22 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		feed:  store.NewFeed(),
 		dirty: true,
 		ins:   stmts[2:], dirtyOne: stmts[0], deadOne: stmts[1],
+		wal: sqlitewal.New(log, w, cfg.Path, sqlitewal.Config{MaxBytes: cfg.WALMaxBytes}),
 	}
 	go s.commitLoop()
 	return s, nil
 }
+
+// WALSize returns the size in bytes of the write-ahead log.
+func (s *Store) WALSize() int64 { return s.wal.Size() }
+
+// WALCheckpoints returns how many write-ahead log checkpoints completed and
+// how many could not.
+func (s *Store) WALCheckpoints() (done, failed int64) { return s.wal.Stats() }
+
+// WALLogged returns how many bytes of write-ahead log the completed
+// checkpoints emptied.
+func (s *Store) WALLogged() int64 { return s.wal.Logged() }
 
 // Feed returns the live feed of committed readings.
 func (s *Store) Feed() *store.Feed { return s.feed }
@@ -155,6 +177,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
 func (s *Store) Close() error {
 	close(s.quit)
 	<-s.done
+	s.wal.Stop()
 	return errors.Join(s.w.Close(), s.r.Close())
 }
 
@@ -210,6 +233,9 @@ func (s *Store) commitLoop() {
 		case <-s.quit:
 			s.drainClosed()
 			return
+		case <-s.wal.Tick():
+			s.wal.Idle()
+			continue
 		default:
 			// Idle: fold dirty minutes into rollups, at most one pass per
 			// compactEvery (a hot minute is rescanned at that rate, not
@@ -231,6 +257,9 @@ func (s *Store) commitLoop() {
 				return
 			case <-wake:
 				continue
+			case <-s.wal.Tick():
+				s.wal.Idle()
+				continue
 			}
 		}
 		group := []*writeReq{first}
@@ -250,6 +279,7 @@ func (s *Store) commitLoop() {
 		if err != nil {
 			s.log.Error("store commit failed", "readings", n, "err", err)
 		}
+		s.wal.AfterCommit()
 		for _, r := range group {
 			r.errc <- err
 		}
