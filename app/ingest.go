@@ -233,6 +233,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 	a.mu.Lock()
 	a.addrs["mqtt"] = ln.Addr().String()
 	a.mu.Unlock()
+	ln = a.listenTLS("mqtt", ln)
 	a.addRunner("mqtt", func(ctx context.Context) error { return g.Serve(ctx, ln) })
 	return nil
 }
