@@ -9,12 +9,14 @@ package storeopensearch
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +48,12 @@ type Config struct {
 	Replicas int
 	// Shards of each readings index (default 1).
 	Shards int
+	// Username and Password, when Username is set, are sent as HTTP basic
+	// auth on every request. The password is never logged.
+	Username, Password string
+	// CAFile is a PEM bundle verifying the nodes' HTTPS certificates, for a
+	// cluster with a private CA; empty uses the system roots.
+	CAFile string
 }
 
 // Store implements store.Store on OpenSearch.
@@ -73,7 +81,18 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	if cfg.Mode != ModeShared && cfg.Mode != ModePerSensor {
 		return nil, fmt.Errorf("opensearch index mode %q: want %s or %s", cfg.Mode, ModeShared, ModePerSensor)
 	}
-	c, err := opensearch.NewClient(opensearch.Config{Addresses: cfg.URLs, MaxRetries: 3, HealthCheckMaxRetries: -1})
+	oc := opensearch.Config{Addresses: cfg.URLs, MaxRetries: 3, HealthCheckMaxRetries: -1, Username: cfg.Username, Password: cfg.Password}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("opensearch CA file: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("opensearch CA file %s: no PEM certificate in it", cfg.CAFile)
+		}
+		oc.CACert = pem
+	}
+	c, err := opensearch.NewClient(oc)
 	if err != nil {
 		return nil, fmt.Errorf("opensearch client: %w", err)
 	}
