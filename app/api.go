@@ -37,6 +37,7 @@ func (a *App) setupAPI() {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}}),
 		runtime.WithErrorHandler(restError),
+		runtime.WithRoutingErrorHandler(restRoutingError),
 		runtime.WithForwardResponseOption(func(ctx context.Context, _ http.ResponseWriter, _ proto.Message) error {
 			if h := restInfoFrom(ctx); h != nil {
 				h.method, _ = runtime.RPCMethod(ctx)
@@ -166,6 +167,9 @@ func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 		if code == connect.CodeUnimplemented && msg == "" {
 			code = connect.CodeNotFound
 		}
+		if code == connect.CodeInvalidArgument {
+			msg = transcoderMessage(msg)
+		}
 	}
 	if code == connect.CodeInternal || code == connect.CodeUnknown || code == connect.CodeDataLoss {
 		msg = "internal error"
@@ -174,7 +178,5 @@ func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 		h.method, _ = runtime.RPCMethod(ctx)
 		h.code = code
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus[code])
-	json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
+	writeAPIError(w, httpStatus[code], code.String(), msg)
 }

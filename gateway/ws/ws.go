@@ -80,6 +80,7 @@ type Ack struct {
 	Status   int                `json:"status"`
 	Accepted int                `json:"accepted"`
 	Code     string             `json:"code,omitempty"`
+	Message  string             `json:"message,omitempty"`
 	Errors   []ingest.ItemError `json:"errors,omitempty"`
 }
 
@@ -102,7 +103,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, status, err = gwhttp.AuthenticateToken(r.Context(), g.auth, tok)
 	}
 	if err != nil {
-		http.Error(w, err.Error(), status)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"code": gwhttp.CodeOfStatus(status), "message": err.Error()})
 		return
 	}
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: true} // tokens, not cookies: any origin
@@ -163,7 +166,8 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		// Re-check rotation/revocation (cached, so bounded by the auth
 		// cache TTL and cheap).
 		if _, status, err := gwhttp.AuthenticateToken(ctx, g.auth, tok); err != nil {
-			ack = Ack{Index: i, Status: status, Code: "unauthorized", Errors: []ingest.ItemError{{Index: -1, Code: "unauthorized", Message: err.Error()}}}
+			code := gwhttp.CodeOfStatus(status)
+			ack = Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
 			wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
 			_ = c.Write(wctx, websocket.MessageText, b)
@@ -185,7 +189,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 
 func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) Ack {
 	ack := Ack{Index: i}
-	f := ingest.FormatProto
+	f := ingest.FormatAny // binary frames: protobuf, or JSON sent as binary
 	if typ == websocket.MessageText {
 		f = ingest.FormatJSON
 		if t := bytes.TrimLeft(msg, " \t\r\n"); len(t) > 0 && t[0] == '{' && bytes.Contains(t, []byte(`"readings"`)) {
@@ -199,7 +203,7 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 	if err != nil {
 		ack.Status = gwhttp.StatusOf(err)
 		items := ingest.ItemErrorsOf(err)
-		ack.Code = items[0].Code
+		ack.Code, ack.Message = items[0].Code, gwhttp.MessageOf(err)
 		ack.Errors = items
 		return ack
 	}
