@@ -24,6 +24,7 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	// MaxPacket bounds every MQTT packet, CONNECT included, in bytes
 	// (default 1 MiB); larger ones close the connection before they are read.
 	MaxPacket int
+	// Streams caps the connections one device may hold (shared with its
+	// other streams; nil: unlimited). Over the cap CONNECT is refused.
+	Streams *limits.Streams
 }
 
 // Gateway is the MQTT server.
@@ -140,10 +144,11 @@ type session struct {
 	v5     bool
 	cl     *mochi.Client
 
-	once   sync.Once
-	q      chan job
-	ctx    context.Context
-	cancel context.CancelFunc
+	once    sync.Once
+	release func() // gives back the stream
+	q       chan job
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
 type job struct {
@@ -170,11 +175,16 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 		g.log.Info("mqtt connect refused", "client", cl.ID, "err", err)
 		return false
 	}
+	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "mqtt")
+	if !ok {
+		g.log.Info("mqtt connect refused: too many open streams", "device_id", p.ID, "client", cl.ID)
+		return false
+	}
 	// Client ids are scoped by device: another device reusing this id must
 	// not take this session over (MQTT's takeover is by client id).
 	cl.ID = strconv.FormatInt(p.ID, 10) + "/" + cl.ID
 	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), token: tok,
-		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize)}
+		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize), release: release}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	g.sessions.Store(cl, s)
 	return true
@@ -196,6 +206,7 @@ func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 	if v, ok := g.sessions.LoadAndDelete(cl); ok {
 		v.(*session).cancel()
+		v.(*session).release()
 	}
 }
 
