@@ -40,6 +40,7 @@ type Config struct {
 
 	Limits   LimitsConfig
 	Ingest   IngestConfig
+	TLS      TLSConfig
 	Pipeline PipelineConfig
 	Query    QueryConfig
 }
@@ -61,6 +62,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.AdminPassword = os.Getenv("IOT_ADMIN_PASSWORD")
 	c.Limits.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
+	c.TLS.RegisterFlags(fs)
 	c.Pipeline.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
 }
@@ -107,7 +109,7 @@ func (c *Config) Validate() error {
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		return errors.New("IOT_ADMIN_PASSWORD must have at least 8 characters")
 	}
-	return errors.Join(c.Limits.Validate(), c.Ingest.Validate(), c.Pipeline.Validate(), c.Query.Validate())
+	return errors.Join(c.Limits.Validate(), c.Ingest.Validate(), c.TLS.Validate(), c.Pipeline.Validate(), c.Query.Validate())
 }
 
 func str(fs *flag.FlagSet, p *string, name, env, def, usage string) {
