@@ -1,3 +1,5 @@
+//go:build cgo
+
 package buskafka
 
 import (
@@ -8,25 +10,6 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
-
-// Message is one consumed Kafka record.
-type Message struct {
-	Topic     string
-	Value     []byte
-	Timestamp time.Time
-}
-
-// RawHandler processes one batch; returning nil commits its offsets.
-type RawHandler func(ctx context.Context, msgs []Message) error
-
-// ConsumeConfig names what Consume reads.
-type ConsumeConfig struct {
-	Brokers string
-	Group   string
-	// Topics may be names or regular expressions starting with ^.
-	Topics   []string
-	MaxBatch int
-}
 
 // Consume runs a consumer-group loop until ctx ends: batches of up to
 // MaxBatch messages go to h, and offsets are committed only after h returned
