@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/tlsconfig"
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
@@ -55,6 +57,11 @@ type App struct {
 	runners []runner
 	closers []func() error
 
+	// tls holds the TLS configuration of each TLS listener by name;
+	// clientCAs is the device CA pool (nil: no device certificates).
+	tls       map[string]*tls.Config
+	clientCAs *tlsconfig.Pool
+
 	// Set by the bus/store setups, used by the roles that need them.
 	ext extensions
 
@@ -69,6 +76,7 @@ type server struct {
 	addr string
 	srv  *http.Server
 	ln   net.Listener
+	tls  *tls.Config
 }
 
 type runner struct {
@@ -100,7 +108,7 @@ func (a *App) onClose(fn func() error) { a.closers = append(a.closers, fn) }
 
 // addServer serves h on addr for the process lifetime.
 func (a *App) addServer(name, addr string, h http.Handler) {
-	a.servers = append(a.servers, &server{name: name, addr: addr, srv: newHTTPServer(h)})
+	a.servers = append(a.servers, &server{name: name, addr: addr, srv: newHTTPServer(h), tls: a.tls[name]})
 }
 
 // addRunner runs fn until ctx is cancelled; an error stops the process.
@@ -153,7 +161,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		a.mu.Lock()
 		a.addrs[s.name] = ln.Addr().String()
 		a.mu.Unlock()
-		a.log.Info("listening", "server", s.name, "addr", ln.Addr().String())
+		a.log.Info("listening", "server", s.name, "addr", ln.Addr().String(), "tls", s.tls != nil)
 	}
 	close(a.ready)
 
@@ -165,7 +173,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve %s: %w", s.name, err)
 			}
 		}()
@@ -202,6 +210,9 @@ func (a *App) setup(ctx context.Context) error {
 		return err
 	}
 	if err := a.setupAuth(ctx); err != nil {
+		return err
+	}
+	if err := a.setupTLS(); err != nil {
 		return err
 	}
 	a.setupAPI()

@@ -39,6 +39,7 @@ type Config struct {
 	CORSOrigins string
 
 	Ingest   IngestConfig
+	TLS      TLSConfig
 	Pipeline PipelineConfig
 	Query    QueryConfig
 }
@@ -59,6 +60,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.DebugAddr, "debug-addr", "IOT_DEBUG_ADDR", "", "serve Go profiling (net/http/pprof) on this address; empty disables")
 	c.AdminPassword = os.Getenv("IOT_ADMIN_PASSWORD")
 	c.Ingest.RegisterFlags(fs)
+	c.TLS.RegisterFlags(fs)
 	c.Pipeline.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
 }
@@ -105,7 +107,7 @@ func (c *Config) Validate() error {
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		return errors.New("IOT_ADMIN_PASSWORD must have at least 8 characters")
 	}
-	return errors.Join(c.Ingest.Validate(), c.Pipeline.Validate(), c.Query.Validate())
+	return errors.Join(c.Ingest.Validate(), c.TLS.Validate(), c.Pipeline.Validate(), c.Query.Validate())
 }
 
 func str(fs *flag.FlagSet, p *string, name, env, def, usage string) {

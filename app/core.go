@@ -24,7 +24,12 @@ func (a *App) setupRegistry(ctx context.Context) error {
 		a.log.Info("registry", "backend", "postgres")
 	} else {
 		path := filepath.Join(a.cfg.DataDir, "registry.db")
-		a.reg, err = registrysql.OpenSQLite(ctx, path)
+		var db *registrysql.DB
+		db, err = registrysql.OpenSQLiteConfig(ctx, path, registrysql.SQLiteConfig{Log: a.log.With("component", "registry")})
+		if err == nil {
+			a.reg = db
+			a.registerWAL("registry", db)
+		}
 		a.log.Info("registry", "backend", "sqlite", "path", path)
 	}
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,6 +19,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/bus"
 	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
 	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
+	"github.com/iotplatform/iotplatform/internal/bus/buswal"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -28,11 +30,18 @@ type IngestConfig struct {
 	MQTTAddr string
 
 	// KafkaBrokers selects the Kafka bus; empty uses the embedded bus.
-	KafkaBrokers    string
+	KafkaBrokers string
+	// EmbeddedBus is "wal" (a write-ahead log in the data dir, the
+	// pipeline applies it behind the ack) or "direct" (Publish runs the
+	// pipeline and returns after the store commit).
+	EmbeddedBus string
+	// WALMaxBacklog bounds the records acked but not yet stored.
+	WALMaxBacklog   int
 	KafkaTopicMode  string
 	KafkaTopic      string
 	KafkaGroup      string
 	KafkaPartitions int
+	KafkaSecurity   KafkaSecurityConfig
 
 	HTTPMaxBody    int
 	MaxBatch       int
@@ -49,10 +58,13 @@ func (c *IngestConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.WSAddr, "ws-addr", "IOT_WS_ADDR", ":8765", "address of the WebSocket ingest gateway")
 	str(fs, &c.MQTTAddr, "mqtt-addr", "IOT_MQTT_ADDR", ":1883", "address of the MQTT ingest gateway")
 	str(fs, &c.KafkaBrokers, "kafka-brokers", "IOT_KAFKA_BROKERS", "", "Kafka bootstrap servers; empty uses the embedded bus")
+	str(fs, &c.EmbeddedBus, "embedded-bus", "IOT_EMBEDDED_BUS", "wal", "embedded bus without Kafka: wal (write-ahead log in <data-dir>/wal, acked after its fsync, applied to the store behind) or direct (acked after the store commit)")
+	integer(fs, &c.WALMaxBacklog, "wal-max-backlog", "IOT_WAL_MAX_BACKLOG", 500_000, "readings acked into the write-ahead log but not yet stored; beyond it ingest waits, then answers 503")
 	str(fs, &c.KafkaTopicMode, "kafka-topic-mode", "IOT_KAFKA_TOPIC_MODE", buskafka.ModeShared, "Kafka topic layout: shared (one topic keyed by device) or per-sensor (<device_id>_<sensor_id>)")
 	str(fs, &c.KafkaTopic, "kafka-topic", "IOT_KAFKA_TOPIC", buskafka.DefaultTopic, "the shared readings topic")
 	str(fs, &c.KafkaGroup, "kafka-group", "IOT_KAFKA_GROUP", "iot-pipeline", "consumer group of the pipeline")
 	integer(fs, &c.KafkaPartitions, "kafka-partitions", "IOT_KAFKA_PARTITIONS", 6, "partitions of the shared topic when it is created")
+	c.KafkaSecurity.RegisterFlags(fs)
 	integer(fs, &c.HTTPMaxBody, "http-max-body", "IOT_HTTP_MAX_BODY", 1<<20, "largest HTTP body, WebSocket message and MQTT packet in bytes (HTTP 413 above)")
 	integer(fs, &c.MaxBatch, "ingest-max-batch", "IOT_INGEST_MAX_BATCH", 10000, "most readings in one batch")
 	dur(fs, &c.PublishTimeout, "ingest-publish-timeout", "IOT_INGEST_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch may wait for the bus before it is refused (503)")
@@ -71,12 +83,19 @@ func (c *IngestConfig) Validate() error {
 	if c.KafkaBrokers != "" && !buskafka.Available {
 		errs = append(errs, fmt.Errorf("kafka-brokers (IOT_KAFKA_BROKERS): %w", buskafka.ErrNotBuilt))
 	}
+	if c.EmbeddedBus != "wal" && c.EmbeddedBus != "direct" {
+		errs = append(errs, fmt.Errorf("embedded-bus (IOT_EMBEDDED_BUS) %q: want wal or direct", c.EmbeddedBus))
+	}
+	if c.WALMaxBacklog <= 0 {
+		errs = append(errs, errors.New("wal-max-backlog (IOT_WAL_MAX_BACKLOG) must be positive"))
+	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, errors.New("ingest-publish-timeout must be positive"))
 	}
 	if c.HTTPMaxBody <= 0 || c.MaxBatch <= 0 {
 		errs = append(errs, errors.New("http-max-body and ingest-max-batch must be positive"))
 	}
+	errs = append(errs, c.KafkaSecurity.Validate())
 	return errors.Join(errs...)
 }
 
@@ -88,13 +107,17 @@ type busExt struct {
 	// busDeadLetters is the Kafka dead-letter writer (nil on the embedded
 	// bus, where the store's writer is used).
 	busDeadLetters ingest.DeadLetterWriter
-	// embedded is set on the embedded bus.
-	embedded *busembedded.Bus
+	// embedded is set on the embedded bus (direct hand-off or write-ahead
+	// log): readiness waits for the in-process pipeline to subscribe.
+	embedded interface{ Subscribed() bool }
+	// wal is set on the write-ahead log bus (queries wait on it to read
+	// their writes).
+	wal *buswal.Log
 }
 
 func (c *IngestConfig) kafka() buskafka.Config {
 	return buskafka.Config{Brokers: c.KafkaBrokers, TopicMode: c.KafkaTopicMode, Topic: c.KafkaTopic,
-		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout}
+		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout, Security: c.KafkaSecurity.security()}
 }
 
 // setupBus creates the bus (embedded or Kafka) into a.ext.
@@ -104,8 +127,19 @@ func (a *App) setupBus(ctx context.Context) error {
 		if a.roles["ingest"] != a.roles["pipeline"] {
 			a.log.Warn("the embedded bus needs the ingest and pipeline roles in one process; set --kafka-brokers to split them")
 		}
-		b := busembedded.New(c.PublishTimeout)
-		a.ext.pub, a.ext.sub, a.ext.embedded = b, b, b
+		if c.EmbeddedBus == "direct" || (!a.roles["ingest"] && !a.roles["pipeline"]) {
+			b := busembedded.New(c.PublishTimeout)
+			a.ext.pub, a.ext.sub, a.ext.embedded = b, b, b
+			return nil
+		}
+		l, err := buswal.Open(a.log.With("component", "wal"), buswal.Config{
+			Dir: filepath.Join(a.cfg.DataDir, "wal"), MaxBacklog: c.WALMaxBacklog, PublishTimeout: c.PublishTimeout,
+		}, a.metrics)
+		if err != nil {
+			return fmt.Errorf("open write-ahead log: %w", err)
+		}
+		a.onClose(l.Close)
+		a.ext.pub, a.ext.sub, a.ext.embedded, a.ext.wal = l, l, l, l
 		return nil
 	}
 	kc := c.kafka()
@@ -202,6 +236,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 	a.mu.Lock()
 	a.addrs["mqtt"] = ln.Addr().String()
 	a.mu.Unlock()
+	ln = a.listenTLS("mqtt", ln)
 	a.addRunner("mqtt", func(ctx context.Context) error { return g.Serve(ctx, ln) })
 	return nil
 }

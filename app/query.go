@@ -48,7 +48,11 @@ func (a *App) setupQuery(ctx context.Context) error {
 	if !a.roles["pipeline"] {
 		cfg.PollInterval = a.cfg.Query.PollInterval
 	}
-	svc := query.New(a.log.With("component", "query"), a.reg, a.ext.store, cfg)
+	st := a.ext.store
+	if a.ext.wal != nil && a.roles["pipeline"] {
+		st = readBarrier{Store: st, wal: a.ext.wal}
+	}
+	svc := query.New(a.log.With("component", "query"), a.reg, st, cfg)
 	a.api.Handle(queryv1connect.NewQueryServiceHandler(svc, a.connectOpts...))
 	if err := queryv1.RegisterQueryServiceHandlerServer(ctx, a.rest, query.RESTServer{Service: svc}); err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -60,6 +62,8 @@ type Platform struct {
 	Env  []string
 
 	generated bool
+	// roots trust the server certificate when the platform serves TLS.
+	roots *x509.CertPool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -80,12 +84,15 @@ type Options struct {
 	// GeneratedPassword leaves IOT_ADMIN_PASSWORD unset so the platform
 	// generates one (read it from <data-dir>/admin-password).
 	GeneratedPassword bool
+	// TLSRoots trusts the server certificate of a platform started with TLS
+	// flags in Args: URL becomes https:// and Client trusts these roots.
+	TLSRoots *x509.CertPool
 }
 
 // Start runs the binary on free loopback ports and waits until /readyz is OK.
 func Start(t *testing.T, o Options) *Platform {
 	t.Helper()
-	p := &Platform{t: t, DataDir: o.DataDir, Args: o.Args, Env: o.Env, AdminPassword: o.AdminPassword, generated: o.GeneratedPassword}
+	p := &Platform{t: t, DataDir: o.DataDir, Args: o.Args, Env: o.Env, AdminPassword: o.AdminPassword, generated: o.GeneratedPassword, roots: o.TLSRoots}
 	if p.DataDir == "" {
 		p.DataDir = t.TempDir()
 	}
@@ -120,7 +127,7 @@ func (p *Platform) start() {
 	go func() { p.done <- cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + p.API + "/readyz")
+		resp, err := p.Client().Get(p.URL() + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -222,7 +229,21 @@ func randHex(n int) string {
 }
 
 // URL returns the API base URL.
-func (p *Platform) URL() string { return "http://" + p.API }
+func (p *Platform) URL() string {
+	if p.roots != nil {
+		return "https://" + p.API
+	}
+	return "http://" + p.API
+}
+
+// Client returns an HTTP client for the platform's API (trusting its TLS
+// roots when it serves TLS).
+func (p *Platform) Client() *http.Client {
+	if p.roots == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.roots}, ForceAttemptHTTP2: true}}
+}
 
 // Response is a decoded REST answer.
 type Response struct {
@@ -277,7 +298,7 @@ func (p *Platform) Do(method, path, token string, body any) Response {
 	if token != "" {
 		req.Header["authorization"] = []string{"Bearer " + token}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.Client().Do(req)
 	if err != nil {
 		p.t.Fatalf("%s %s: %v", method, path, err)
 	}

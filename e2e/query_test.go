@@ -228,8 +228,10 @@ func TestQuery_DeadLetteredMQTT3PayloadIsListed(t *testing.T) {
 }
 
 // TestQuery_KillDashNineKeepsEveryAcknowledgedReading pushes batches from
-// several clients, kills the process with SIGKILL mid-stream, restarts it
-// and checks that every reading whose batch got a 200 is stored.
+// several clients on embedded defaults (write-ahead log bus, SQLite store),
+// kills the process with SIGKILL mid-stream three times, restarting it each
+// time, and checks that every reading whose batch got a 200 is stored
+// exactly once (the log replays what the store had not applied).
 func TestQuery_KillDashNineKeepsEveryAcknowledgedReading(t *testing.T) {
 	p := Start(t, Options{})
 	admin := p.AdminToken()
@@ -237,78 +239,90 @@ func TestQuery_KillDashNineKeepsEveryAcknowledgedReading(t *testing.T) {
 	var mu sync.Mutex
 	var acked []int64 // timestamps in ms
 	var seq atomic.Int64
-	var nacked atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: 10 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				var b strings.Builder
-				var ts []int64
-				b.WriteString("[")
-				for i := range 50 {
-					ms := base + seq.Add(1)
-					ts = append(ts, ms)
-					if i > 0 {
-						b.WriteString(",")
+	for round := range 3 {
+		var roundAcked atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				client := &http.Client{Timeout: 10 * time.Second}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
 					}
-					fmt.Fprintf(&b, `{"sensor_id":%s,"timestamp":%d,"value":%d}`, d.SensorID, ms, ms%1000)
-				}
-				b.WriteString("]")
-				req, _ := http.NewRequest(http.MethodPost, "http://"+p.HTTP+"/", strings.NewReader(b.String()))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Authorization", "Bearer "+d.Token)
-				resp, err := client.Do(req)
-				if err != nil {
-					continue // the process is gone: not acknowledged
-				}
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					mu.Lock()
-					acked = append(acked, ts...)
-					n := len(acked)
-					mu.Unlock()
-					if n >= 5000 {
-						nacked.Store(int64(n))
+					var b strings.Builder
+					var ts []int64
+					b.WriteString("[")
+					for i := range 50 {
+						ms := base + seq.Add(1)
+						ts = append(ts, ms)
+						if i > 0 {
+							b.WriteString(",")
+						}
+						fmt.Fprintf(&b, `{"sensor_id":%s,"timestamp":%d,"value":%d}`, d.SensorID, ms, ms%1000)
+					}
+					b.WriteString("]")
+					req, _ := http.NewRequest(http.MethodPost, "http://"+p.HTTP+"/", strings.NewReader(b.String()))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+d.Token)
+					resp, err := client.Do(req)
+					if err != nil {
+						continue // the process is gone: not acknowledged
+					}
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						mu.Lock()
+						acked = append(acked, ts...)
+						mu.Unlock()
+						roundAcked.Add(int64(len(ts)))
 					}
 				}
+			}()
+		}
+		for roundAcked.Load() < 5000 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.Kill()
+		close(stop)
+		wg.Wait()
+		t.Logf("round %d: %d readings acknowledged before kill -9", round, roundAcked.Load())
+		p.Restart()
+	}
+	// The store catches up with the log after the restart.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		list := readingsREST(t, p, admin, d.SensorID, "")
+		stored := map[int64]bool{}
+		for _, r := range list {
+			ts, err := time.Parse(time.RFC3339Nano, r["timestamp"].(string))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}()
-	}
-	for nacked.Load() == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	p.Kill()
-	close(stop)
-	wg.Wait()
-	p.Restart()
-	stored := map[int64]bool{}
-	for _, r := range readingsREST(t, p, admin, d.SensorID, "") {
-		ts, err := time.Parse(time.RFC3339Nano, r["timestamp"].(string))
-		if err != nil {
-			t.Fatal(err)
+			stored[ts.UnixMilli()] = true
 		}
-		stored[ts.UnixMilli()] = true
-	}
-	missing := 0
-	for _, ms := range acked {
-		if !stored[ms] {
-			missing++
+		if len(stored) != len(list) {
+			t.Fatalf("%d readings listed but only %d distinct: a replay duplicated readings", len(list), len(stored))
 		}
+		missing := 0
+		for _, ms := range acked {
+			if !stored[ms] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			t.Logf("%d acknowledged readings all present exactly once after 3 × kill -9 (%d stored)", len(acked), len(stored))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged readings missing after kill -9 and restart", missing, len(acked))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	if missing > 0 {
-		t.Fatalf("%d of %d acknowledged readings missing after kill -9 and restart", missing, len(acked))
-	}
-	t.Logf("%d acknowledged readings all present after kill -9 (%d stored)", len(acked), len(stored))
 }
 
 func TestQuery_OpenSearchPerSensorIndexFollowsTheSensor(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package bus is the contract between the ingest path and the pipeline:
 // validated readings are published as busv1.Record and consumed in batches.
-// Backends: busembedded (in-process hand-off, the default) and buskafka.
-// Both pass bustest.Run.
+// Backends: buswal (a write-ahead log on disk, the embedded default),
+// busembedded (in-process hand-off) and buskafka. All pass bustest.Run.
 package bus
 
 import (
@@ -17,7 +17,8 @@ import (
 var ErrUnavailable = errors.New("bus unavailable")
 
 // Publisher publishes records. Publish returns nil only once every record is
-// durable (embedded: committed to the store; Kafka: acks=all delivery report).
+// durable (write-ahead log: fsynced; direct hand-off: committed to the
+// store; Kafka: acks=all delivery report).
 // Records of one device keep their order.
 type Publisher interface {
 	Publish(ctx context.Context, recs []*busv1.Record) error

@@ -1,6 +1,7 @@
 // Package pipeline turns bus records into stored, typed readings. It is the
-// bus handler: on embedded defaults it runs inside Publish (so a device is
-// acked only after the store commit), in Kafka mode it runs in a consumer
+// bus handler: on embedded defaults it applies the write-ahead log behind
+// the ack (the log checkpoints only after it returns nil), with the direct
+// embedded bus it runs inside Publish, in Kafka mode it runs in a consumer
 // group and offsets are committed only after it returns nil.
 //
 // Records that can never be stored (sensor deleted meanwhile, sensor of
@@ -153,7 +154,7 @@ func (p *Pipeline) convert(ctx context.Context, rec *busv1.Record) (store.Readin
 		return store.Reading{}, fmt.Sprintf("value is %s but sensor %d is declared %s", v.Kind, s.ID, want), nil
 	}
 	return store.Reading{
-		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), TimeNS: rec.GetTimestampNs(),
+		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), TimeNS: rec.GetTimestampNs(), Seq: rec.GetSeq(),
 		Value: v, ReceiveTimeNS: rec.GetReceiveTimeNs(), Protocol: rec.GetProtocol(),
 	}, "", nil
 }

@@ -49,6 +49,8 @@ type Config struct {
 	Compression string
 	// MaxBatch bounds the records handed to a handler at once (default 1000).
 	MaxBatch int
+	// Security is SASL authentication and TLS towards the brokers.
+	Security Security
 }
 
 func (c *Config) defaults() {
@@ -89,7 +91,7 @@ func (c Config) Validate() error {
 	if c.TopicMode != "" && c.TopicMode != ModeShared && c.TopicMode != ModePerSensor {
 		return fmt.Errorf("kafka topic mode %q: want %s or %s", c.TopicMode, ModeShared, ModePerSensor)
 	}
-	return nil
+	return c.Security.Validate()
 }
 
 // SensorTopic is the per-sensor topic name.
@@ -114,6 +116,8 @@ type ConsumeConfig struct {
 	// Topics may be names or regular expressions starting with ^.
 	Topics   []string
 	MaxBatch int
+	// Security is SASL authentication and TLS towards the brokers.
+	Security Security
 }
 
 // ErrNotBuilt is returned by every constructor of a binary built without
