@@ -30,9 +30,9 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 		// default stalled those readings that long. 6 s (the broker's
 		// smallest allowed, group.min.session.timeout.ms) with a heartbeat
 		// every 1.5 s hands them to another member within ~10 s.
-		"session.timeout.ms":    6000,
-		"heartbeat.interval.ms": 1500,
-		"go.logs.channel.enable":             false,
+		"session.timeout.ms":     6000,
+		"heartbeat.interval.ms":  1500,
+		"go.logs.channel.enable": false,
 	}
 	if err := cfg.Security.apply(cm); err != nil {
 		return err
