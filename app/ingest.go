@@ -80,6 +80,9 @@ func (c *IngestConfig) Validate() error {
 	if c.KafkaTopicMode != buskafka.ModeShared && c.KafkaTopicMode != buskafka.ModePerSensor {
 		errs = append(errs, fmt.Errorf("kafka-topic-mode %q: want shared or per-sensor", c.KafkaTopicMode))
 	}
+	if c.KafkaBrokers != "" && !buskafka.Available {
+		errs = append(errs, fmt.Errorf("kafka-brokers (IOT_KAFKA_BROKERS): %w", buskafka.ErrNotBuilt))
+	}
 	if c.EmbeddedBus != "wal" && c.EmbeddedBus != "direct" {
 		errs = append(errs, fmt.Errorf("embedded-bus (IOT_EMBEDDED_BUS) %q: want wal or direct", c.EmbeddedBus))
 	}
