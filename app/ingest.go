@@ -41,6 +41,7 @@ type IngestConfig struct {
 	KafkaTopic      string
 	KafkaGroup      string
 	KafkaPartitions int
+	KafkaSecurity   KafkaSecurityConfig
 
 	HTTPMaxBody    int
 	MaxBatch       int
@@ -63,6 +64,7 @@ func (c *IngestConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.KafkaTopic, "kafka-topic", "IOT_KAFKA_TOPIC", buskafka.DefaultTopic, "the shared readings topic")
 	str(fs, &c.KafkaGroup, "kafka-group", "IOT_KAFKA_GROUP", "iot-pipeline", "consumer group of the pipeline")
 	integer(fs, &c.KafkaPartitions, "kafka-partitions", "IOT_KAFKA_PARTITIONS", 6, "partitions of the shared topic when it is created")
+	c.KafkaSecurity.RegisterFlags(fs)
 	integer(fs, &c.HTTPMaxBody, "http-max-body", "IOT_HTTP_MAX_BODY", 1<<20, "largest HTTP body, WebSocket message and MQTT packet in bytes (HTTP 413 above)")
 	integer(fs, &c.MaxBatch, "ingest-max-batch", "IOT_INGEST_MAX_BATCH", 10000, "most readings in one batch")
 	dur(fs, &c.PublishTimeout, "ingest-publish-timeout", "IOT_INGEST_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch may wait for the bus before it is refused (503)")
@@ -90,6 +92,7 @@ func (c *IngestConfig) Validate() error {
 	if c.HTTPMaxBody <= 0 || c.MaxBatch <= 0 {
 		errs = append(errs, errors.New("http-max-body and ingest-max-batch must be positive"))
 	}
+	errs = append(errs, c.KafkaSecurity.Validate())
 	return errors.Join(errs...)
 }
 
@@ -111,7 +114,7 @@ type busExt struct {
 
 func (c *IngestConfig) kafka() buskafka.Config {
 	return buskafka.Config{Brokers: c.KafkaBrokers, TopicMode: c.KafkaTopicMode, Topic: c.KafkaTopic,
-		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout}
+		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout, Security: c.KafkaSecurity.security()}
 }
 
 // setupBus creates the bus (embedded or Kafka) into a.ext.

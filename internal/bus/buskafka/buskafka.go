@@ -57,6 +57,8 @@ type Config struct {
 	Compression string
 	// MaxBatch bounds the records handed to a handler at once (default 1000).
 	MaxBatch int
+	// Security is SASL authentication and TLS towards the brokers.
+	Security Security
 }
 
 func (c *Config) defaults() {
@@ -97,7 +99,7 @@ func (c Config) Validate() error {
 	if c.TopicMode != "" && c.TopicMode != ModeShared && c.TopicMode != ModePerSensor {
 		return fmt.Errorf("kafka topic mode %q: want %s or %s", c.TopicMode, ModeShared, ModePerSensor)
 	}
-	return nil
+	return c.Security.Validate()
 }
 
 // SensorTopic is the per-sensor topic name.
@@ -111,6 +113,9 @@ type Producer struct {
 	cfg  Config
 	p    *kafka.Producer
 	done chan struct{}
+	// authErr is the last SASL/TLS authentication failure the client
+	// reported, so errors can say why the brokers refuse us.
+	authErr atomic.Pointer[kafka.Error]
 }
 
 var _ bus.Publisher = (*Producer)(nil)
@@ -138,7 +143,7 @@ func NewProducer(log *slog.Logger, cfg Config) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p, err := kafka.NewProducer(&kafka.ConfigMap{
+	cm := kafka.ConfigMap{
 		"bootstrap.servers":            cfg.Brokers,
 		"enable.idempotence":           true,
 		"acks":                         "all",
@@ -149,7 +154,11 @@ func NewProducer(log *slog.Logger, cfg Config) (*Producer, error) {
 		"queue.buffering.max.messages": 200000,
 		"go.logs.channel.enable":       false,
 		"client.id":                    "iotplatform-ingest",
-	})
+	}
+	if err := cfg.Security.apply(cm); err != nil {
+		return nil, err
+	}
+	p, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka producer: %w", err)
 	}
@@ -167,6 +176,12 @@ func (pr *Producer) events() {
 				w.report(e.TopicPartition.Error)
 			}
 		case kafka.Error:
+			if e.Code() == kafka.ErrAuthentication {
+				if pr.authErr.Swap(&e) == nil {
+					pr.log.Error("kafka authentication failed", "err", e, "security", pr.cfg.Security)
+				}
+				continue
+			}
 			if e.IsFatal() {
 				pr.log.Error("kafka producer fatal error", "err", e)
 			} else {
@@ -224,11 +239,11 @@ func (pr *Producer) produce(ctx context.Context, msgs []*kafka.Message) error {
 	select {
 	case <-w.ch:
 		if e := w.err.Load(); e != nil {
-			return fmt.Errorf("kafka delivery: %w: %w", bus.ErrUnavailable, *e)
+			return fmt.Errorf("kafka delivery: %w: %w", bus.ErrUnavailable, pr.explain(*e))
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("kafka delivery: %w: %w", bus.ErrUnavailable, ctx.Err())
+		return fmt.Errorf("kafka delivery: %w: %w", bus.ErrUnavailable, pr.explain(ctx.Err()))
 	}
 }
 
@@ -255,9 +270,23 @@ func (pr *Producer) Ping(ctx context.Context) error {
 		ms = max(1, int(time.Until(d).Milliseconds()))
 	}
 	if _, err := pr.p.GetMetadata(nil, false, ms); err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
+		return fmt.Errorf("kafka metadata: %w", pr.explain(err))
 	}
+	pr.authErr.Store(nil) // the brokers answer: an old failure is over
 	return nil
+}
+
+// ErrAuthentication marks errors caused by the brokers refusing the
+// client's SASL credentials or TLS handshake.
+var ErrAuthentication = errors.New("kafka authentication failed")
+
+// explain adds the last authentication failure to err, which otherwise only
+// says that a timeout passed.
+func (pr *Producer) explain(err error) error {
+	if a := pr.authErr.Load(); a != nil {
+		return fmt.Errorf("%w (%s): %w", ErrAuthentication, a.String(), err)
+	}
+	return err
 }
 
 // Close flushes outstanding records (bounded) and closes the producer.
@@ -286,7 +315,7 @@ func (pr *Producer) createTopics(ctx context.Context, specs []kafka.TopicSpecifi
 	defer a.Close()
 	res, err := a.CreateTopics(ctx, specs)
 	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
+		return fmt.Errorf("create topics: %w", pr.explain(err))
 	}
 	for _, r := range res {
 		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {

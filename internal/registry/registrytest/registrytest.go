@@ -27,6 +27,8 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
 		{"ReadsSeeEveryWrite", testReadAfterWrite},
+		{"BulkImportAllOrNothing", testBulkAllOrNothing},
+		{"BulkImportIdempotentByExternalID", testBulkIdempotent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })
