@@ -64,6 +64,8 @@ type App struct {
 
 	// Set by the bus/store setups, used by the roles that need them.
 	ext extensions
+	// fn is set in function mode (NewFunction).
+	fn *functionSpec
 
 	// ready is closed once every server listens; Addr reports bound addresses.
 	ready chan struct{}
@@ -206,6 +208,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 }
 
 func (a *App) setup(ctx context.Context) error {
+	if a.fn != nil {
+		return a.setupFunction(ctx)
+	}
 	if err := a.setupRegistry(ctx); err != nil {
 		return err
 	}
