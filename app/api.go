@@ -27,8 +27,8 @@ import (
 // roles register their services on.
 func (a *App) setupAPI() {
 	a.connectOpts = []connect.HandlerOption{
-		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.verifier)),
-		connect.WithReadMaxBytes(8 << 20),
+		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.verifier), streamCap{a.guards.streams}),
+		connect.WithReadMaxBytes(a.cfg.Limits.APIMaxBody),
 		// Small answers are cheaper to send than to gzip.
 		connect.WithCompressMinBytes(4 << 10),
 	}
@@ -95,13 +95,14 @@ func (a *App) finishAPI() {
 // middleware) and everything else to the Connect mux.
 func (a *App) rootHandler() http.Handler {
 	rest := authn.Middleware(a.verifier, a.rpcMetrics.rest(trimSlash(a.rest)))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Connect interceptors see the client certificate through the context.
+	return authn.WithPeerCertificates(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") && !a.bypassREST(r.URL.Path) {
 			rest.ServeHTTP(w, r)
 			return
 		}
 		a.api.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // restBypass lists /api/ path prefixes served by plain handlers on a.api
@@ -164,6 +165,9 @@ func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		code, msg = ce.Code(), ce.Message()
+		if ra := ce.Meta().Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 	} else if st, ok := status.FromError(err); ok {
 		code, msg = connect.Code(st.Code()), st.Message()
 		if code == connect.CodeUnimplemented && msg == "" {
@@ -177,7 +181,13 @@ func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 		h.method, _ = runtime.RPCMethod(ctx)
 		h.code = code
 	}
+	body := map[string]any{"code": code.String(), "message": msg}
+	if ce != nil {
+		if v := restDetails(ce); len(v) > 0 {
+			body["details"] = v
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus[code])
-	json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
+	json.NewEncoder(w).Encode(body)
 }

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/tlsconfig"
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
@@ -55,8 +57,15 @@ type App struct {
 	runners []runner
 	closers []func() error
 
+	// tls holds the TLS configuration of each TLS listener by name;
+	// clientCAs is the device CA pool (nil: no device certificates).
+	tls       map[string]*tls.Config
+	clientCAs *tlsconfig.Pool
+
 	// Set by the bus/store setups, used by the roles that need them.
 	ext extensions
+	// guards are the abuse defences shared by the listeners (limits.go).
+	guards *guards
 
 	// ready is closed once every server listens; Addr reports bound addresses.
 	ready chan struct{}
@@ -69,6 +78,7 @@ type server struct {
 	addr string
 	srv  *http.Server
 	ln   net.Listener
+	tls  *tls.Config
 }
 
 type runner struct {
@@ -100,7 +110,7 @@ func (a *App) onClose(fn func() error) { a.closers = append(a.closers, fn) }
 
 // addServer serves h on addr for the process lifetime.
 func (a *App) addServer(name, addr string, h http.Handler) {
-	a.servers = append(a.servers, &server{name: name, addr: addr, srv: newHTTPServer(h)})
+	a.servers = append(a.servers, &server{name: name, addr: addr, srv: a.newServer(name, h), tls: a.tls[name]})
 }
 
 // addRunner runs fn until ctx is cancelled; an error stops the process.
@@ -149,11 +159,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 			}
 			return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
 		}
-		s.ln = ln
+		s.ln = a.capListener(s.name, ln)
 		a.mu.Lock()
 		a.addrs[s.name] = ln.Addr().String()
 		a.mu.Unlock()
-		a.log.Info("listening", "server", s.name, "addr", ln.Addr().String())
+		a.log.Info("listening", "server", s.name, "addr", ln.Addr().String(), "tls", s.tls != nil)
 	}
 	close(a.ready)
 
@@ -165,7 +175,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve %s: %w", s.name, err)
 			}
 		}()
@@ -198,10 +208,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 }
 
 func (a *App) setup(ctx context.Context) error {
+	a.setupLimits()
 	if err := a.setupRegistry(ctx); err != nil {
 		return err
 	}
 	if err := a.setupAuth(ctx); err != nil {
+		return err
+	}
+	if err := a.setupTLS(); err != nil {
 		return err
 	}
 	a.setupAPI()

@@ -24,7 +24,12 @@ func (a *App) setupRegistry(ctx context.Context) error {
 		a.log.Info("registry", "backend", "postgres")
 	} else {
 		path := filepath.Join(a.cfg.DataDir, "registry.db")
-		a.reg, err = registrysql.OpenSQLite(ctx, path)
+		var db *registrysql.DB
+		db, err = registrysql.OpenSQLiteConfig(ctx, path, registrysql.SQLiteConfig{Log: a.log.With("component", "registry")})
+		if err == nil {
+			a.reg = db
+			a.registerWAL("registry", db)
+		}
 		a.log.Info("registry", "backend", "sqlite", "path", path)
 	}
 	if err != nil {
@@ -58,7 +63,7 @@ func (a *App) setupAuth(context.Context) error {
 
 // setupCore serves CoreService and makes sure an admin exists.
 func (a *App) setupCore(ctx context.Context) error {
-	svc := core.New(a.log, a.reg, a.signer, core.Config{UserTokenTTL: a.cfg.UserTokenTTL}, a.provisioners...)
+	svc := core.New(a.log, a.reg, a.signer, core.Config{UserTokenTTL: a.cfg.UserTokenTTL, SignIn: a.cfg.Limits.SignIn, Metrics: a.metrics}, a.provisioners...)
 	generated, err := svc.EnsureAdmin(ctx, a.cfg.AdminPassword)
 	if err != nil {
 		return fmt.Errorf("create admin: %w", err)

@@ -41,6 +41,7 @@ type IngestConfig struct {
 	KafkaTopic      string
 	KafkaGroup      string
 	KafkaPartitions int
+	KafkaSecurity   KafkaSecurityConfig
 
 	HTTPMaxBody    int
 	MaxBatch       int
@@ -63,6 +64,7 @@ func (c *IngestConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.KafkaTopic, "kafka-topic", "IOT_KAFKA_TOPIC", buskafka.DefaultTopic, "the shared readings topic")
 	str(fs, &c.KafkaGroup, "kafka-group", "IOT_KAFKA_GROUP", "iot-pipeline", "consumer group of the pipeline")
 	integer(fs, &c.KafkaPartitions, "kafka-partitions", "IOT_KAFKA_PARTITIONS", 6, "partitions of the shared topic when it is created")
+	c.KafkaSecurity.RegisterFlags(fs)
 	integer(fs, &c.HTTPMaxBody, "http-max-body", "IOT_HTTP_MAX_BODY", 1<<20, "largest HTTP body, WebSocket message and MQTT packet in bytes (HTTP 413 above)")
 	integer(fs, &c.MaxBatch, "ingest-max-batch", "IOT_INGEST_MAX_BATCH", 10000, "most readings in one batch")
 	dur(fs, &c.PublishTimeout, "ingest-publish-timeout", "IOT_INGEST_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch may wait for the bus before it is refused (503)")
@@ -78,6 +80,9 @@ func (c *IngestConfig) Validate() error {
 	if c.KafkaTopicMode != buskafka.ModeShared && c.KafkaTopicMode != buskafka.ModePerSensor {
 		errs = append(errs, fmt.Errorf("kafka-topic-mode %q: want shared or per-sensor", c.KafkaTopicMode))
 	}
+	if c.KafkaBrokers != "" && !buskafka.Available {
+		errs = append(errs, fmt.Errorf("kafka-brokers (IOT_KAFKA_BROKERS): %w", buskafka.ErrNotBuilt))
+	}
 	if c.EmbeddedBus != "wal" && c.EmbeddedBus != "direct" {
 		errs = append(errs, fmt.Errorf("embedded-bus (IOT_EMBEDDED_BUS) %q: want wal or direct", c.EmbeddedBus))
 	}
@@ -90,6 +95,7 @@ func (c *IngestConfig) Validate() error {
 	if c.HTTPMaxBody <= 0 || c.MaxBatch <= 0 {
 		errs = append(errs, errors.New("http-max-body and ingest-max-batch must be positive"))
 	}
+	errs = append(errs, c.KafkaSecurity.Validate())
 	return errors.Join(errs...)
 }
 
@@ -111,7 +117,7 @@ type busExt struct {
 
 func (c *IngestConfig) kafka() buskafka.Config {
 	return buskafka.Config{Brokers: c.KafkaBrokers, TopicMode: c.KafkaTopicMode, Topic: c.KafkaTopic,
-		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout}
+		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout, Security: c.KafkaSecurity.security()}
 }
 
 // setupBus creates the bus (embedded or Kafka) into a.ext.
@@ -217,9 +223,9 @@ func (a *App) setupIngest(ctx context.Context) error {
 	}
 	log := a.log.With("component", "gateway")
 	a.addServer("http", c.HTTPAddr, withOps(gwhttp.New(log, a.verifier, svc, gwhttp.Config{MaxBody: int64(c.HTTPMaxBody)})))
-	a.addServer("ws", c.WSAddr, withOps(gwws.New(log, a.verifier, svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout})))
+	a.addServer("ws", c.WSAddr, withOps(gwws.New(log, a.verifier, svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout, Streams: a.guards.streams})))
 
-	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody}, a.metrics)
+	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody, Streams: a.guards.streams}, a.metrics)
 	if err != nil {
 		return err
 	}
@@ -227,9 +233,11 @@ func (a *App) setupIngest(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen mqtt on %s: %w", c.MQTTAddr, err)
 	}
+	ln = a.capListener("mqtt", ln)
 	a.mu.Lock()
 	a.addrs["mqtt"] = ln.Addr().String()
 	a.mu.Unlock()
+	ln = a.listenTLS("mqtt", ln)
 	a.addRunner("mqtt", func(ctx context.Context) error { return g.Serve(ctx, ln) })
 	return nil
 }

@@ -24,6 +24,7 @@ type PipelineConfig struct {
 	OpenSearchPrefix  string
 	OpenSearchReplica int
 	OpenSearchShards  int
+	OpenSearchAuth    OpenSearchAuthConfig
 }
 
 // RegisterFlags binds the pipeline and store flags.
@@ -34,6 +35,7 @@ func (c *PipelineConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.OpenSearchPrefix, "opensearch-prefix", "IOT_OPENSEARCH_PREFIX", "iot", "prefix of the shared OpenSearch indices and template")
 	integer(fs, &c.OpenSearchReplica, "opensearch-replicas", "IOT_OPENSEARCH_REPLICAS", 0, "replicas per OpenSearch shard (0 on a single node)")
 	integer(fs, &c.OpenSearchShards, "opensearch-shards", "IOT_OPENSEARCH_SHARDS", 1, "primary shards per readings index")
+	c.OpenSearchAuth.RegisterFlags(fs)
 }
 
 // storeKind resolves the store: without --store an OpenSearch URL selects
@@ -65,7 +67,7 @@ func (c *PipelineConfig) Validate() error {
 	if c.OpenSearchReplica < 0 {
 		return errors.New("--opensearch-replicas must not be negative")
 	}
-	return nil
+	return c.OpenSearchAuth.Validate()
 }
 
 // storeExt is what setupStore provides to the other roles.
@@ -94,8 +96,13 @@ func (a *App) setupStore(ctx context.Context) error {
 				urls = append(urls, u)
 			}
 		}
+		pw, err := c.OpenSearchAuth.password()
+		if err != nil {
+			return err
+		}
 		s, err := storeopensearch.Open(ctx, a.log.With("component", "store"), storeopensearch.Config{
 			URLs: urls, Prefix: c.OpenSearchPrefix, Mode: c.OpenSearchMode, Replicas: c.OpenSearchReplica, Shards: c.OpenSearchShards,
+			Username: c.OpenSearchAuth.Username, Password: pw, CAFile: c.OpenSearchAuth.CAFile,
 		})
 		if err != nil {
 			return fmt.Errorf("open opensearch store: %w", err)
@@ -112,6 +119,7 @@ func (a *App) setupStore(ctx context.Context) error {
 		}
 		a.ext.store = s
 		a.onClose(s.Close)
+		a.registerWAL("readings", s)
 		if a.roles["core"] {
 			a.provisioners = append(a.provisioners, embeddedProvisioner{a})
 		}
@@ -158,7 +166,7 @@ func (a *App) setupPipeline(ctx context.Context) error {
 		if group == "" {
 			group = "iot-pipeline"
 		}
-		dl := pipeline.NewDeadLetterConsumer(a.log.With("component", "deadletters"), kc.Brokers, group+"-deadletters", a.ext.store)
+		dl := pipeline.NewDeadLetterConsumer(a.log.With("component", "deadletters"), kc.Brokers, kc.Security, group+"-deadletters", a.ext.store)
 		a.addRunner("deadletters", dl.Run)
 	}
 	return nil

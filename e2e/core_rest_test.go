@@ -196,6 +196,8 @@ func TestOps_HealthMetricsOpenAPIJWKS(t *testing.T) {
 		"/readyz":                `"ok"`,
 		"/metrics":               `iot_rpc_requests_total{code="ok",procedure="/iot.core.v1.CoreService/ListDevices",protocol="rest"}`,
 		"/metrics?connect":       `iot_rpc_requests_total{code="ok",procedure="/iot.core.v1.CoreService/ListDevices",protocol="connect"}`,
+		"/metrics?wal":           `iot_sqlite_wal_bytes{db="registry"}`,
+		"/metrics?store-wal":     `iot_sqlite_wal_checkpoints_total{db="readings"}`,
 		"/openapi.json":          `"/api/devices/{device_id}/sensors"`,
 		"/.well-known/jwks.json": `"crv":"Ed25519"`,
 	} {

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -60,6 +62,9 @@ type Platform struct {
 	Env  []string
 
 	generated bool
+	prefix    []string
+	// roots trust the server certificate when the platform serves TLS.
+	roots *x509.CertPool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -80,12 +85,18 @@ type Options struct {
 	// GeneratedPassword leaves IOT_ADMIN_PASSWORD unset so the platform
 	// generates one (read it from <data-dir>/admin-password).
 	GeneratedPassword bool
+	// Prefix runs the binary through a command that execs it (same pid),
+	// e.g. prlimit --nofile=1024:1024.
+	Prefix []string
+	// TLSRoots trusts the server certificate of a platform started with TLS
+	// flags in Args: URL becomes https:// and Client trusts these roots.
+	TLSRoots *x509.CertPool
 }
 
 // Start runs the binary on free loopback ports and waits until /readyz is OK.
 func Start(t *testing.T, o Options) *Platform {
 	t.Helper()
-	p := &Platform{t: t, DataDir: o.DataDir, Args: o.Args, Env: o.Env, AdminPassword: o.AdminPassword, generated: o.GeneratedPassword}
+	p := &Platform{t: t, DataDir: o.DataDir, Args: o.Args, Env: o.Env, AdminPassword: o.AdminPassword, generated: o.GeneratedPassword, prefix: o.Prefix, roots: o.TLSRoots}
 	if p.DataDir == "" {
 		p.DataDir = t.TempDir()
 	}
@@ -105,6 +116,9 @@ func (p *Platform) start() {
 	args := append([]string{"serve", "--data-dir", p.DataDir, "--api-addr", p.API, "--http-addr", p.HTTP,
 		"--ws-addr", p.WS, "--mqtt-addr", p.MQTT, "--log-format", "text", "--auth-cache-ttl", "200ms"}, p.Args...)
 	cmd := exec.Command(binary, args...)
+	if len(p.prefix) > 0 {
+		cmd = exec.Command(p.prefix[0], append(append(p.prefix[1:len(p.prefix):len(p.prefix)], binary), args...)...)
+	}
 	cmd.Env = os.Environ()
 	if !p.generated {
 		cmd.Env = append(cmd.Env, "IOT_ADMIN_PASSWORD="+p.AdminPassword)
@@ -120,7 +134,7 @@ func (p *Platform) start() {
 	go func() { p.done <- cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + p.API + "/readyz")
+		resp, err := p.Client().Get(p.URL() + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -222,7 +236,21 @@ func randHex(n int) string {
 }
 
 // URL returns the API base URL.
-func (p *Platform) URL() string { return "http://" + p.API }
+func (p *Platform) URL() string {
+	if p.roots != nil {
+		return "https://" + p.API
+	}
+	return "http://" + p.API
+}
+
+// Client returns an HTTP client for the platform's API (trusting its TLS
+// roots when it serves TLS).
+func (p *Platform) Client() *http.Client {
+	if p.roots == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.roots}, ForceAttemptHTTP2: true}}
+}
 
 // Response is a decoded REST answer.
 type Response struct {
@@ -277,7 +305,7 @@ func (p *Platform) Do(method, path, token string, body any) Response {
 	if token != "" {
 		req.Header["authorization"] = []string{"Bearer " + token}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.Client().Do(req)
 	if err != nil {
 		p.t.Fatalf("%s %s: %v", method, path, err)
 	}

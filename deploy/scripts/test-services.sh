@@ -51,8 +51,9 @@ prereqs() {
 cmd_env() {
   local svc line
   for svc in "${SERVICES[@]}"; do
-    line="$("$HERE/$svc.sh" env)"
-    printf "export %s='%s'\n" "${line%%=*}" "${line#*=}"
+    while IFS= read -r line; do
+      printf "export %s='%s'\n" "${line%%=*}" "${line#*=}"
+    done < <("$HERE/$svc.sh" env)
   done
 }
 

@@ -6,6 +6,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -103,6 +104,15 @@ type Consumer struct {
 	UpdatedAt time.Time
 }
 
+// DeviceCertificate is a client certificate registered for a device, by
+// fingerprint: the device may authenticate with it by mutual TLS.
+type DeviceCertificate struct {
+	// Fingerprint is the SHA-256 of the certificate's DER bytes, lowercase hex.
+	Fingerprint string
+	DeviceID    int64
+	CreatedAt   time.Time
+}
+
 // Page selects a window of an id-ordered list.
 type Page struct {
 	// AfterID returns rows with a greater id.
@@ -118,6 +128,45 @@ type DeviceFilter struct {
 	// NameContains keeps devices whose name contains it, case-insensitively.
 	NameContains string
 }
+
+// MaxImport is the most devices one CreateDevices call takes.
+const MaxImport = 10_000
+
+// NewDevice is one row of CreateDevices: a device with its sensors.
+type NewDevice struct {
+	// Device gives OwnerID, Name, Description and Labels.
+	Device Device
+	// ExternalID, when set, identifies the device in the client's
+	// inventory: unique per owner, and a row whose ExternalID the owner
+	// already has creates nothing and returns the existing device.
+	ExternalID string
+	// Sensors to create with the device (DeviceID is ignored).
+	Sensors []Sensor
+}
+
+// ImportedDevice is the outcome of one row of CreateDevices.
+type ImportedDevice struct {
+	Device Device
+	// Sensors are the created sensors in row order, or all sensors of an
+	// existing device.
+	Sensors []Sensor
+	// Created is false when the row's ExternalID named an existing device.
+	Created bool
+}
+
+// RowError reports the row of a CreateDevices batch that refused the whole
+// batch. Err wraps the registry error (e.g. ErrAlreadyExists).
+type RowError struct {
+	// Row is the 0-based index of the row.
+	Row int
+	// Field names what was wrong ("name", "sensors[2]").
+	Field string
+	Err   error
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("row %d: %s: %v", e.Row, e.Field, e.Err) }
+
+func (e *RowError) Unwrap() error { return e.Err }
 
 // Registry is the metadata store contract.
 type Registry interface {
@@ -141,6 +190,22 @@ type Registry interface {
 	DeleteDevice(ctx context.Context, id int64) ([]Sensor, error)
 	// RotateDeviceKey increments the device's KeyGen and returns the device.
 	RotateDeviceKey(ctx context.Context, id int64) (Device, error)
+	// CreateDevices creates the devices of rows with their sensors in one
+	// transaction: all of them, or (on a *RowError) none. Rows whose
+	// ExternalID the owner already has are returned as they are. Results
+	// are in row order.
+	CreateDevices(ctx context.Context, rows []NewDevice) ([]ImportedDevice, error)
+
+	// AddDeviceCertificate registers c.Fingerprint for c.DeviceID;
+	// ErrAlreadyExists when the fingerprint is registered (for any device).
+	AddDeviceCertificate(ctx context.Context, c DeviceCertificate) (DeviceCertificate, error)
+	// GetDeviceCertificate finds a fingerprint; ErrNotFound when unknown.
+	GetDeviceCertificate(ctx context.Context, fingerprint string) (DeviceCertificate, error)
+	// ListDeviceCertificates returns the device's certificates, oldest first.
+	ListDeviceCertificates(ctx context.Context, deviceID int64) ([]DeviceCertificate, error)
+	// RemoveDeviceCertificate removes a fingerprint of the device;
+	// ErrNotFound when the device has no such fingerprint.
+	RemoveDeviceCertificate(ctx context.Context, deviceID int64, fingerprint string) error
 
 	CreateSensor(ctx context.Context, s Sensor) (Sensor, error)
 	GetSensor(ctx context.Context, id int64) (Sensor, error)

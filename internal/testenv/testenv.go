@@ -31,3 +31,24 @@ func KafkaBrokers(t testing.TB) string { return get(t, "IOT_TEST_KAFKA_BROKERS",
 
 // OpenSearchURL returns the URL of the test OpenSearch node.
 func OpenSearchURL(t testing.TB) string { return get(t, "IOT_TEST_OPENSEARCH_URL", "OpenSearch") }
+
+// KafkaSASL is the SASL listener of the test Kafka broker: one user that
+// may authenticate with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+type KafkaSASL struct {
+	// Brokers are the bootstrap servers of the SASL_PLAINTEXT listener.
+	Brokers string
+	// Username is the SASL user.
+	Username string
+	// PasswordFile holds the user's password.
+	PasswordFile string
+}
+
+// KafkaSASLListener returns the test broker's SASL listener.
+func KafkaSASLListener(t testing.TB) KafkaSASL {
+	t.Helper()
+	return KafkaSASL{
+		Brokers:      get(t, "IOT_TEST_KAFKA_SASL_BROKERS", "Kafka SASL listener"),
+		Username:     get(t, "IOT_TEST_KAFKA_SASL_USERNAME", "Kafka SASL listener"),
+		PasswordFile: get(t, "IOT_TEST_KAFKA_SASL_PASSWORD_FILE", "Kafka SASL listener"),
+	}
+}

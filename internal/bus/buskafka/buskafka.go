@@ -1,7 +1,5 @@
-// Package buskafka is the Kafka bus (confluent-kafka-go): an idempotent
-// acks=all producer whose Publish returns once every record's delivery
-// report arrived, a consumer group that commits offsets only after the
-// handler succeeded, and the per-sensor topic provisioner.
+//go:build cgo
+
 package buskafka
 
 import (
@@ -23,94 +21,15 @@ import (
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
-// Topic modes.
-const (
-	// ModeShared publishes every reading to one topic keyed by device id.
-	ModeShared = "shared"
-	// ModePerSensor publishes to `<device_id>_<sensor_id>` topics (the
-	// original platform's layout), created and deleted with the sensor.
-	ModePerSensor = "per-sensor"
-	// PerSensorPattern is the consumer's subscription in per-sensor mode.
-	PerSensorPattern = "^[0-9]+_[0-9]+$"
-	// DefaultTopic is the shared topic.
-	DefaultTopic = "iot.readings"
-)
-
-// Config configures producer, consumer and provisioner.
-type Config struct {
-	Brokers string
-	// TopicMode is ModeShared (default) or ModePerSensor.
-	TopicMode string
-	// Topic is the shared topic (default iot.readings).
-	Topic string
-	// Partitions of the shared topic when it is created (default 6).
-	Partitions int
-	// ReplicationFactor of created topics (-1: broker default).
-	ReplicationFactor int
-	// Group is the consumer group id (default iot-pipeline).
-	Group string
-	// PublishTimeout bounds a Publish (default 5 s).
-	PublishTimeout time.Duration
-	// Linger is the producer batching delay (default 2 ms).
-	Linger time.Duration
-	// Compression codec: lz4 (default), zstd, snappy, gzip, none.
-	Compression string
-	// MaxBatch bounds the records handed to a handler at once (default 1000).
-	MaxBatch int
-}
-
-func (c *Config) defaults() {
-	if c.TopicMode == "" {
-		c.TopicMode = ModeShared
-	}
-	if c.Topic == "" {
-		c.Topic = DefaultTopic
-	}
-	if c.Partitions <= 0 {
-		c.Partitions = 6
-	}
-	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = -1
-	}
-	if c.Group == "" {
-		c.Group = "iot-pipeline"
-	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 5 * time.Second
-	}
-	if c.Linger <= 0 {
-		c.Linger = 2 * time.Millisecond
-	}
-	if c.Compression == "" {
-		c.Compression = "lz4"
-	}
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = 1000
-	}
-}
-
-// Validate checks the configuration.
-func (c Config) Validate() error {
-	if c.Brokers == "" {
-		return errors.New("kafka brokers must be set")
-	}
-	if c.TopicMode != "" && c.TopicMode != ModeShared && c.TopicMode != ModePerSensor {
-		return fmt.Errorf("kafka topic mode %q: want %s or %s", c.TopicMode, ModeShared, ModePerSensor)
-	}
-	return nil
-}
-
-// SensorTopic is the per-sensor topic name.
-func SensorTopic(device, sensor int64) string {
-	return strconv.FormatInt(device, 10) + "_" + strconv.FormatInt(sensor, 10)
-}
-
 // Producer publishes records and dead letters.
 type Producer struct {
 	log  *slog.Logger
 	cfg  Config
 	p    *kafka.Producer
 	done chan struct{}
+	// authErr is the last SASL/TLS authentication failure the client
+	// reported, so errors can say why the brokers refuse us.
+	authErr atomic.Pointer[kafka.Error]
 }
 
 var _ bus.Publisher = (*Producer)(nil)
@@ -138,7 +57,7 @@ func NewProducer(log *slog.Logger, cfg Config) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p, err := kafka.NewProducer(&kafka.ConfigMap{
+	cm := kafka.ConfigMap{
 		"bootstrap.servers":            cfg.Brokers,
 		"enable.idempotence":           true,
 		"acks":                         "all",
@@ -149,7 +68,11 @@ func NewProducer(log *slog.Logger, cfg Config) (*Producer, error) {
 		"queue.buffering.max.messages": 200000,
 		"go.logs.channel.enable":       false,
 		"client.id":                    "iotplatform-ingest",
-	})
+	}
+	if err := cfg.Security.apply(cm); err != nil {
+		return nil, err
+	}
+	p, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka producer: %w", err)
 	}
@@ -167,6 +90,12 @@ func (pr *Producer) events() {
 				w.report(e.TopicPartition.Error)
 			}
 		case kafka.Error:
+			if e.Code() == kafka.ErrAuthentication {
+				if pr.authErr.Swap(&e) == nil {
+					pr.log.Error("kafka authentication failed", "err", e, "security", pr.cfg.Security)
+				}
+				continue
+			}
 			if e.IsFatal() {
 				pr.log.Error("kafka producer fatal error", "err", e)
 			} else {
@@ -224,11 +153,11 @@ func (pr *Producer) produce(ctx context.Context, msgs []*kafka.Message) error {
 	select {
 	case <-w.ch:
 		if e := w.err.Load(); e != nil {
-			return fmt.Errorf("kafka delivery: %w: %w", bus.ErrUnavailable, *e)
+			return fmt.Errorf("kafka delivery: %w: %w", bus.ErrUnavailable, pr.explain(*e))
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("kafka delivery: %w: %w", bus.ErrUnavailable, ctx.Err())
+		return fmt.Errorf("kafka delivery: %w: %w", bus.ErrUnavailable, pr.explain(ctx.Err()))
 	}
 }
 
@@ -255,9 +184,23 @@ func (pr *Producer) Ping(ctx context.Context) error {
 		ms = max(1, int(time.Until(d).Milliseconds()))
 	}
 	if _, err := pr.p.GetMetadata(nil, false, ms); err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
+		return fmt.Errorf("kafka metadata: %w", pr.explain(err))
 	}
+	pr.authErr.Store(nil) // the brokers answer: an old failure is over
 	return nil
+}
+
+// ErrAuthentication marks errors caused by the brokers refusing the
+// client's SASL credentials or TLS handshake.
+var ErrAuthentication = errors.New("kafka authentication failed")
+
+// explain adds the last authentication failure to err, which otherwise only
+// says that a timeout passed.
+func (pr *Producer) explain(err error) error {
+	if a := pr.authErr.Load(); a != nil {
+		return fmt.Errorf("%w (%s): %w", ErrAuthentication, a.String(), err)
+	}
+	return err
 }
 
 // Close flushes outstanding records (bounded) and closes the producer.
@@ -286,7 +229,7 @@ func (pr *Producer) createTopics(ctx context.Context, specs []kafka.TopicSpecifi
 	defer a.Close()
 	res, err := a.CreateTopics(ctx, specs)
 	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
+		return fmt.Errorf("create topics: %w", pr.explain(err))
 	}
 	for _, r := range res {
 		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package buskafka
 
 import (
@@ -9,25 +11,6 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// Message is one consumed Kafka record.
-type Message struct {
-	Topic     string
-	Value     []byte
-	Timestamp time.Time
-}
-
-// RawHandler processes one batch; returning nil commits its offsets.
-type RawHandler func(ctx context.Context, msgs []Message) error
-
-// ConsumeConfig names what Consume reads.
-type ConsumeConfig struct {
-	Brokers string
-	Group   string
-	// Topics may be names or regular expressions starting with ^.
-	Topics   []string
-	MaxBatch int
-}
-
 // Consume runs a consumer-group loop until ctx ends: batches of up to
 // MaxBatch messages go to h, and offsets are committed only after h returned
 // nil; on an error the same batch is handed to h again after a backoff, and
@@ -36,14 +19,25 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
 	}
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
+	cm := kafka.ConfigMap{
 		"bootstrap.servers":                  cfg.Brokers,
 		"group.id":                           cfg.Group,
 		"enable.auto.commit":                 false,
 		"auto.offset.reset":                  "earliest",
 		"topic.metadata.refresh.interval.ms": 2000, // notice new per-sensor topics quickly
-		"go.logs.channel.enable":             false,
-	})
+		// A member that died without leaving (kill -9, lost host) holds its
+		// partitions until the broker's session timeout: librdkafka's 45 s
+		// default stalled those readings that long. 6 s (the broker's
+		// smallest allowed, group.min.session.timeout.ms) with a heartbeat
+		// every 1.5 s hands them to another member within ~10 s.
+		"session.timeout.ms":     6000,
+		"heartbeat.interval.ms":  1500,
+		"go.logs.channel.enable": false,
+	}
+	if err := cfg.Security.apply(cm); err != nil {
+		return err
+	}
+	c, err := kafka.NewConsumer(&cm)
 	if err != nil {
 		return fmt.Errorf("create kafka consumer: %w", err)
 	}
@@ -54,6 +48,8 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 	var (
 		msgs []Message
 		last = map[kafka.TopicPartition]kafka.Offset{}
+		// authFailed keeps a refused login from being logged on every poll.
+		authFailed bool
 	)
 	for ctx.Err() == nil {
 		msgs = msgs[:0]
@@ -67,10 +63,18 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 			timeout = 0
 			switch e := ev.(type) {
 			case *kafka.Message:
+				authFailed = false
 				tp := kafka.TopicPartition{Topic: e.TopicPartition.Topic, Partition: e.TopicPartition.Partition}
 				last[tp] = e.TopicPartition.Offset
 				msgs = append(msgs, Message{Topic: *tp.Topic, Value: e.Value, Timestamp: e.Timestamp})
 			case kafka.Error:
+				if e.Code() == kafka.ErrAuthentication {
+					if !authFailed {
+						log.Error("kafka authentication failed", "err", e, "security", cfg.Security)
+					}
+					authFailed = true
+					continue
+				}
 				log.Debug("kafka consumer error", "err", e)
 			}
 		}

@@ -36,7 +36,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, h bus.Handler) error {
 	if s.cfg.TopicMode == ModePerSensor {
 		topic = PerSensorPattern
 	}
-	cfg := ConsumeConfig{Brokers: s.cfg.Brokers, Group: s.cfg.Group, Topics: []string{topic}, MaxBatch: s.cfg.MaxBatch}
+	cfg := ConsumeConfig{Brokers: s.cfg.Brokers, Group: s.cfg.Group, Topics: []string{topic}, MaxBatch: s.cfg.MaxBatch, Security: s.cfg.Security}
 	return Consume(ctx, s.log, cfg, func(ctx context.Context, msgs []Message) error {
 		recs := make([]*busv1.Record, 0, len(msgs))
 		for _, m := range msgs {

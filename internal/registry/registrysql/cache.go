@@ -7,7 +7,7 @@ import (
 
 // readCache keeps recently read rows of the embedded SQLite registry, so
 // hot reads (token generations, device ownership, sensor lists) skip SQL.
-// Every write in this process empties it, and a read that raced with a write
+// Every write in this process drops the rows it changed, and a read that raced with a write
 // is not stored (see get). Entries also expire after ttl, which bounds how
 // stale a row can be when another process writes the same file.
 type readCache struct {
@@ -72,14 +72,22 @@ func get[T any](c *readCache, k cacheKey, load func() (T, error), clone func(T) 
 	return out, nil
 }
 
-// invalidate empties the cache after a write.
-func (c *readCache) invalidate() {
+// invalidate drops the given keys after a write changed their rows, or
+// empties the cache when no key is given (writes whose effects spread, such
+// as cascading deletes). Either way a read that was loading meanwhile is not
+// stored (see get).
+func (c *readCache) invalidate(keys ...cacheKey) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	c.gen++
-	clear(c.m)
+	if len(keys) == 0 {
+		clear(c.m)
+	}
+	for _, k := range keys {
+		delete(c.m, k)
+	}
 	c.mu.Unlock()
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/sqlitewal"
 )
 
 //go:embed migrations
@@ -70,13 +72,35 @@ type DB struct {
 	stmts sync.Map // string -> *sql.Stmt
 	// cache is set only when this process is the registry's sole writer.
 	cache *readCache
+	// gc group-commits writes (SQLite only; nil on PostgreSQL).
+	gc *groupCommitter
+	// wal keeps the SQLite write-ahead log bounded (nil on PostgreSQL).
+	wal *sqlitewal.Keeper
 }
 
 var _ registry.Registry = (*DB)(nil)
 
+// SQLiteConfig tunes the SQLite registry.
+type SQLiteConfig struct {
+	// WALMaxBytes is the write-ahead log size after which the writer runs
+	// a TRUNCATE checkpoint (default sqlitewal.DefaultMaxBytes).
+	WALMaxBytes int64
+	// Log receives checkpoint warnings (default: discarded).
+	Log *slog.Logger
+}
+
 // OpenSQLite opens (creating if needed) the SQLite registry at path.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
-	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate"
+	return OpenSQLiteConfig(ctx, path, SQLiteConfig{})
+}
+
+// OpenSQLiteConfig is OpenSQLite with settings.
+func OpenSQLiteConfig(ctx context.Context, path string, cfg SQLiteConfig) (*DB, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate" +
+		sqlitewal.Pragma(cfg.WALMaxBytes)
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -89,11 +113,35 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Writes in this process empty the cache at once; the TTL bounds the
-	// staleness if another process shares the data dir.
+	// Writes go through one committer on their own pool: one connection for
+	// its transactions and a spare one for preparing statements meanwhile.
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite writer: %w", err)
+	}
+	w.SetMaxOpenConns(2)
+	w.SetMaxIdleConns(2)
+	w.SetConnMaxIdleTime(0)
+	r.wal = sqlitewal.New(cfg.Log, w, path, sqlitewal.Config{MaxBytes: cfg.WALMaxBytes})
+	r.gc = newGroupCommitter(r, w, r.wal)
+	// Writes in this process drop the rows they change from the cache; the
+	// TTL bounds the staleness if another process shares the data dir.
 	r.cache = newReadCache(100_000, time.Second)
 	return r, nil
 }
+
+// WALSize returns the size in bytes of the SQLite write-ahead log (0 on
+// PostgreSQL).
+func (r *DB) WALSize() int64 { return r.wal.Size() }
+
+// WALCheckpoints returns how many write-ahead log checkpoints completed and
+// how many could not (0, 0 on PostgreSQL).
+func (r *DB) WALCheckpoints() (done, failed int64) { return r.wal.Stats() }
+
+// WALLogged returns how many bytes of write-ahead log the completed
+// checkpoints emptied (0 on PostgreSQL).
+func (r *DB) WALLogged() int64 { return r.wal.Logged() }
 
 // OpenPostgres connects to the PostgreSQL registry at dsn.
 func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -228,11 +276,17 @@ func (r *DB) Ping(ctx context.Context) error { return r.db.PingContext(ctx) }
 
 // Close implements registry.Registry.
 func (r *DB) Close() error {
+	var werr error
+	if r.gc != nil {
+		r.gc.close()
+		r.wal.Stop()
+		werr = r.gc.db.Close()
+	}
 	r.stmts.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()
 		return true
 	})
-	return r.db.Close()
+	return errors.Join(r.db.Close(), werr)
 }
 
 // queryFunc runs a query written with ? placeholders.

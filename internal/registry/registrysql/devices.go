@@ -38,10 +38,15 @@ func labelsJSON(l map[string]string) string {
 
 // CreateDevice implements registry.Registry.
 func (r *DB) CreateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
-	defer r.cache.invalidate()
 	now := micros(r.now())
-	out, err := scanDevice(r.row(ctx, `INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
+	var out registry.Device
+	err := r.write(ctx, func(w wtx) (err error) {
+		out, err = scanDevice(w.row(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
 		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now))
+		return err
+	})
+	// A sensor list read before the device existed may be cached empty.
+	r.cache.invalidate(cacheKey{keyDevice, out.ID, 0}, cacheKey{keySensors, out.ID, 0})
 	return out, r.wrap("create device", err)
 }
 
@@ -92,9 +97,14 @@ func escapeLike(s string) string {
 
 // UpdateDevice implements registry.Registry.
 func (r *DB) UpdateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
-	defer r.cache.invalidate()
-	out, err := scanDevice(r.row(ctx, `UPDATE devices SET name = ?, description = ?, labels = ?, updated_at = ?
-		WHERE id = ? RETURNING `+deviceCols, d.Name, d.Description, labelsJSON(d.Labels), micros(r.now()), d.ID))
+	now := micros(r.now())
+	var out registry.Device
+	err := r.write(ctx, func(w wtx) (err error) {
+		out, err = scanDevice(w.row(`UPDATE devices SET name = ?, description = ?, labels = ?, updated_at = ?
+		WHERE id = ? RETURNING `+deviceCols, d.Name, d.Description, labelsJSON(d.Labels), now, d.ID))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keyDevice, d.ID, 0})
 	return out, r.wrap("update device", err)
 }
 
@@ -102,12 +112,12 @@ func (r *DB) UpdateDevice(ctx context.Context, d registry.Device) (registry.Devi
 func (r *DB) DeleteDevice(ctx context.Context, id int64) ([]registry.Sensor, error) {
 	defer r.cache.invalidate()
 	var sensors []registry.Sensor
-	err := r.tx(ctx, func(tx *sql.Tx) error {
+	err := r.write(ctx, func(w wtx) error {
 		var err error
-		if sensors, err = r.listSensors(ctx, r.txRows(tx), id); err != nil {
+		if sensors, err = r.listSensors(ctx, w.rows, id); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, r.d.rebind(`DELETE FROM devices WHERE id = ?`), id)
+		res, err := w.exec(`DELETE FROM devices WHERE id = ?`, id)
 		if err != nil {
 			return err
 		}
@@ -118,9 +128,14 @@ func (r *DB) DeleteDevice(ctx context.Context, id int64) ([]registry.Sensor, err
 
 // RotateDeviceKey implements registry.Registry.
 func (r *DB) RotateDeviceKey(ctx context.Context, id int64) (registry.Device, error) {
-	defer r.cache.invalidate()
-	d, err := scanDevice(r.row(ctx, `UPDATE devices SET key_gen = key_gen + 1, updated_at = ?
-		WHERE id = ? RETURNING `+deviceCols, micros(r.now()), id))
+	now := micros(r.now())
+	var d registry.Device
+	err := r.write(ctx, func(w wtx) (err error) {
+		d, err = scanDevice(w.row(`UPDATE devices SET key_gen = key_gen + 1, updated_at = ?
+		WHERE id = ? RETURNING `+deviceCols, now, id))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keyDevice, id, 0})
 	return d, r.wrap("rotate device key", err)
 }
 

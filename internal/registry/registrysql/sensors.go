@@ -2,7 +2,6 @@ package registrysql
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"sort"
 
@@ -22,10 +21,14 @@ func scanSensor(row interface{ Scan(...any) error }) (registry.Sensor, error) {
 
 // CreateSensor implements registry.Registry.
 func (r *DB) CreateSensor(ctx context.Context, s registry.Sensor) (registry.Sensor, error) {
-	defer r.cache.invalidate()
 	now := micros(r.now())
-	out, err := scanSensor(r.row(ctx, `INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
+	var out registry.Sensor
+	err := r.write(ctx, func(w wtx) (err error) {
+		out, err = scanSensor(w.row(`INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols, s.DeviceID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keySensors, s.DeviceID, 0}, cacheKey{keySensor, out.ID, 0})
 	if err != nil && !r.d.isUnique(err) {
 		// A missing device violates the foreign key.
 		if _, gerr := r.GetDevice(ctx, s.DeviceID); gerr != nil {
@@ -51,7 +54,7 @@ func (r *DB) ListSensors(ctx context.Context, deviceID int64) ([]registry.Sensor
 	}, slices.Clone)
 }
 
-// listSensors runs through query: r.rows, or a transaction's (txRows).
+// listSensors runs through query: r.rows, or a write transaction's (wtx.rows).
 func (r *DB) listSensors(ctx context.Context, query queryFunc, deviceID int64) ([]registry.Sensor, error) {
 	rows, err := query(ctx, `SELECT `+sensorCols+` FROM sensors WHERE device_id = ? ORDER BY id`, deviceID)
 	if err != nil {
@@ -71,20 +74,27 @@ func (r *DB) listSensors(ctx context.Context, query queryFunc, deviceID int64) (
 
 // UpdateSensor implements registry.Registry.
 func (r *DB) UpdateSensor(ctx context.Context, s registry.Sensor) (registry.Sensor, error) {
-	defer r.cache.invalidate()
-	out, err := scanSensor(r.row(ctx, `UPDATE sensors SET name = ?, description = ?, unit = ?, path = ?, updated_at = ?
-		WHERE id = ? RETURNING `+sensorCols, s.Name, s.Description, s.Unit, s.Path, micros(r.now()), s.ID))
+	now := micros(r.now())
+	var out registry.Sensor
+	err := r.write(ctx, func(w wtx) (err error) {
+		out, err = scanSensor(w.row(`UPDATE sensors SET name = ?, description = ?, unit = ?, path = ?, updated_at = ?
+		WHERE id = ? RETURNING `+sensorCols, s.Name, s.Description, s.Unit, s.Path, now, s.ID))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keySensor, s.ID, 0}, cacheKey{keySensors, out.DeviceID, 0}, cacheKey{keySensors, s.DeviceID, 0})
 	return out, r.wrap("update sensor", err)
 }
 
 // DeleteSensor implements registry.Registry.
 func (r *DB) DeleteSensor(ctx context.Context, id int64) error {
 	defer r.cache.invalidate()
-	res, err := r.exec(ctx, `DELETE FROM sensors WHERE id = ?`, id)
-	if err == nil {
-		err = mustAffect(res)
-	}
-	return r.wrap("delete sensor", err)
+	return r.wrap("delete sensor", r.write(ctx, func(w wtx) error {
+		res, err := w.exec(`DELETE FROM sensors WHERE id = ?`, id)
+		if err == nil {
+			err = mustAffect(res)
+		}
+		return err
+	}))
 }
 
 const consumerCols = `id, owner_id, name, description, key_gen, created_at, updated_at`
@@ -118,10 +128,14 @@ func (r *DB) withGrants(ctx context.Context, c registry.Consumer) (registry.Cons
 
 // CreateConsumer implements registry.Registry.
 func (r *DB) CreateConsumer(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
-	defer r.cache.invalidate()
 	now := micros(r.now())
-	out, err := scanConsumer(r.row(ctx, `INSERT INTO consumers (owner_id, name, description, key_gen, created_at, updated_at)
+	var out registry.Consumer
+	err := r.write(ctx, func(w wtx) (err error) {
+		out, err = scanConsumer(w.row(`INSERT INTO consumers (owner_id, name, description, key_gen, created_at, updated_at)
 		VALUES (?, ?, ?, 0, ?, ?) RETURNING `+consumerCols, c.OwnerID, c.Name, c.Description, now, now))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keyConsumer, out.ID, 0})
 	out.SensorIDs = []int64{}
 	return out, r.wrap("create consumer", err)
 }
@@ -177,9 +191,14 @@ func (r *DB) ListConsumers(ctx context.Context, ownerID int64, p registry.Page) 
 
 // UpdateConsumer implements registry.Registry.
 func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.Consumer, error) {
-	defer r.cache.invalidate()
-	out, err := scanConsumer(r.row(ctx, `UPDATE consumers SET name = ?, description = ?, updated_at = ?
-		WHERE id = ? RETURNING `+consumerCols, c.Name, c.Description, micros(r.now()), c.ID))
+	now := micros(r.now())
+	var out registry.Consumer
+	err := r.write(ctx, func(w wtx) (err error) {
+		out, err = scanConsumer(w.row(`UPDATE consumers SET name = ?, description = ?, updated_at = ?
+		WHERE id = ? RETURNING `+consumerCols, c.Name, c.Description, now, c.ID))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keyConsumer, c.ID, 0})
 	if err == nil {
 		out, err = r.withGrants(ctx, out)
 	}
@@ -189,18 +208,25 @@ func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.
 // DeleteConsumer implements registry.Registry.
 func (r *DB) DeleteConsumer(ctx context.Context, id int64) error {
 	defer r.cache.invalidate()
-	res, err := r.exec(ctx, `DELETE FROM consumers WHERE id = ?`, id)
-	if err == nil {
-		err = mustAffect(res)
-	}
-	return r.wrap("delete consumer", err)
+	return r.wrap("delete consumer", r.write(ctx, func(w wtx) error {
+		res, err := w.exec(`DELETE FROM consumers WHERE id = ?`, id)
+		if err == nil {
+			err = mustAffect(res)
+		}
+		return err
+	}))
 }
 
 // RotateConsumerKey implements registry.Registry.
 func (r *DB) RotateConsumerKey(ctx context.Context, id int64) (registry.Consumer, error) {
-	defer r.cache.invalidate()
-	c, err := scanConsumer(r.row(ctx, `UPDATE consumers SET key_gen = key_gen + 1, updated_at = ?
-		WHERE id = ? RETURNING `+consumerCols, micros(r.now()), id))
+	now := micros(r.now())
+	var c registry.Consumer
+	err := r.write(ctx, func(w wtx) (err error) {
+		c, err = scanConsumer(w.row(`UPDATE consumers SET key_gen = key_gen + 1, updated_at = ?
+		WHERE id = ? RETURNING `+consumerCols, now, id))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keyConsumer, id, 0})
 	if err == nil {
 		c, err = r.withGrants(ctx, c)
 	}
@@ -209,38 +235,40 @@ func (r *DB) RotateConsumerKey(ctx context.Context, id int64) (registry.Consumer
 
 // Grant implements registry.Registry.
 func (r *DB) Grant(ctx context.Context, consumerID, sensorID int64) error {
-	defer r.cache.invalidate()
-	return r.wrap("grant", r.tx(ctx, func(tx *sql.Tx) error {
+	defer r.cache.invalidate(cacheKey{keyConsumer, consumerID, 0}, cacheKey{keyGrant, consumerID, sensorID})
+	return r.wrap("grant", r.write(ctx, func(w wtx) error {
 		checks := []struct {
 			q  string
 			id int64
 		}{{`SELECT id FROM consumers WHERE id = ?`, consumerID}, {`SELECT id FROM sensors WHERE id = ?`, sensorID}}
 		for _, c := range checks {
 			var got int64
-			if err := tx.QueryRowContext(ctx, r.d.rebind(c.q), c.id).Scan(&got); err != nil {
+			if err := w.row(c.q, c.id).Scan(&got); err != nil {
 				return err
 			}
 		}
 		var n int
-		if err := tx.QueryRowContext(ctx, r.d.rebind(`SELECT COUNT(*) FROM grants WHERE consumer_id = ? AND sensor_id = ?`), consumerID, sensorID).Scan(&n); err != nil {
+		if err := w.row(`SELECT COUNT(*) FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, r.d.rebind(`INSERT INTO grants (consumer_id, sensor_id) VALUES (?, ?)`), consumerID, sensorID)
+		_, err := w.exec(`INSERT INTO grants (consumer_id, sensor_id) VALUES (?, ?)`, consumerID, sensorID)
 		return err
 	}))
 }
 
 // Revoke implements registry.Registry.
 func (r *DB) Revoke(ctx context.Context, consumerID, sensorID int64) error {
-	defer r.cache.invalidate()
-	res, err := r.exec(ctx, `DELETE FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID)
-	if err == nil {
-		err = mustAffect(res)
-	}
-	return r.wrap("revoke", err)
+	defer r.cache.invalidate(cacheKey{keyConsumer, consumerID, 0}, cacheKey{keyGrant, consumerID, sensorID})
+	return r.wrap("revoke", r.write(ctx, func(w wtx) error {
+		res, err := w.exec(`DELETE FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID)
+		if err == nil {
+			err = mustAffect(res)
+		}
+		return err
+	}))
 }
 
 // HasGrant implements registry.Registry.

@@ -2,7 +2,6 @@ package registrysql
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
@@ -21,11 +20,14 @@ func scanUser(row interface{ Scan(...any) error }) (registry.User, error) {
 
 // CreateUser implements registry.Registry.
 func (r *DB) CreateUser(ctx context.Context, u registry.User) (registry.User, error) {
-	defer r.cache.invalidate()
 	now := micros(r.now())
-	row := r.row(ctx, `INSERT INTO users (username, display_name, role, password_hash, token_gen, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+userCols, u.Username, u.DisplayName, string(u.Role), u.PasswordHash, now, now)
-	out, err := scanUser(row)
+	var out registry.User
+	err := r.write(ctx, func(w wtx) (err error) {
+		out, err = scanUser(w.row(`INSERT INTO users (username, display_name, role, password_hash, token_gen, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+userCols, u.Username, u.DisplayName, string(u.Role), u.PasswordHash, now, now))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keyUser, out.ID, 0})
 	return out, r.wrap("create user", err)
 }
 
@@ -63,10 +65,14 @@ func (r *DB) ListUsers(ctx context.Context, p registry.Page) ([]registry.User, e
 
 // UpdateUser implements registry.Registry.
 func (r *DB) UpdateUser(ctx context.Context, u registry.User) (registry.User, error) {
-	defer r.cache.invalidate()
-	row := r.row(ctx, `UPDATE users SET display_name = ?, role = ?, password_hash = ?, token_gen = ?, updated_at = ?
-		WHERE id = ? RETURNING `+userCols, u.DisplayName, string(u.Role), u.PasswordHash, u.TokenGen, micros(r.now()), u.ID)
-	out, err := scanUser(row)
+	now := micros(r.now())
+	var out registry.User
+	err := r.write(ctx, func(w wtx) (err error) {
+		out, err = scanUser(w.row(`UPDATE users SET display_name = ?, role = ?, password_hash = ?, token_gen = ?, updated_at = ?
+		WHERE id = ? RETURNING `+userCols, u.DisplayName, string(u.Role), u.PasswordHash, u.TokenGen, now, u.ID))
+		return err
+	})
+	r.cache.invalidate(cacheKey{keyUser, u.ID, 0})
 	return out, r.wrap("update user", err)
 }
 
@@ -80,21 +86,21 @@ func (r *DB) CountAdmins(ctx context.Context) (int, error) {
 // DeleteUser implements registry.Registry.
 func (r *DB) DeleteUser(ctx context.Context, id int64) error {
 	defer r.cache.invalidate()
-	return r.wrap("delete user", r.tx(ctx, func(tx *sql.Tx) error {
+	return r.wrap("delete user", r.write(ctx, func(w wtx) error {
 		var role string
-		if err := tx.QueryRowContext(ctx, r.d.rebind(`SELECT role FROM users WHERE id = ?`), id).Scan(&role); err != nil {
+		if err := w.row(`SELECT role FROM users WHERE id = ?`, id).Scan(&role); err != nil {
 			return err
 		}
 		if role == string(registry.RoleAdmin) {
 			var n int
-			if err := tx.QueryRowContext(ctx, r.d.rebind(`SELECT COUNT(*) FROM users WHERE role = ?`), role).Scan(&n); err != nil {
+			if err := w.row(`SELECT COUNT(*) FROM users WHERE role = ?`, role).Scan(&n); err != nil {
 				return err
 			}
 			if n <= 1 {
 				return fmt.Errorf("the last admin cannot be deleted: %w", registry.ErrFailedPrecondition)
 			}
 		}
-		_, err := tx.ExecContext(ctx, r.d.rebind(`DELETE FROM users WHERE id = ?`), id)
+		_, err := w.exec(`DELETE FROM users WHERE id = ?`, id)
 		return err
 	}))
 }

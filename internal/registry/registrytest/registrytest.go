@@ -23,9 +23,12 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"SensorsUniquePerDevicePath", testSensors},
 		{"DeleteDeviceCascades", testDeleteDeviceCascades},
 		{"KeyRotationBumpsGeneration", testRotation},
+		{"DeviceCertificates", testDeviceCertificates},
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
 		{"ReadsSeeEveryWrite", testReadAfterWrite},
+		{"BulkImportAllOrNothing", testBulkAllOrNothing},
+		{"BulkImportIdempotentByExternalID", testBulkIdempotent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })

@@ -36,6 +36,8 @@ type Client struct {
 
 type config struct {
 	hc       connect.HTTPClient
+	h2c      bool
+	tls      *tls.Config
 	token    string
 	protocol connect.ClientOption
 }
@@ -49,26 +51,42 @@ func WithToken(token string) Option { return func(c *config) { c.token = token }
 // WithHTTPClient replaces the HTTP client.
 func WithHTTPClient(hc connect.HTTPClient) Option { return func(c *config) { c.hc = hc } }
 
-// WithGRPC speaks gRPC (HTTP/2 without TLS for http:// URLs) instead of Connect.
+// WithGRPC speaks gRPC (HTTP/2 without TLS for http:// URLs, HTTP/2 over
+// TLS with WithTLS and https:// URLs) instead of Connect.
 func WithGRPC() Option {
 	return func(c *config) {
 		c.protocol = connect.WithGRPC()
-		c.hc = H2C()
+		c.h2c = true
 	}
 }
 
 // WithHTTP2 speaks the Connect protocol over HTTP/2 without TLS (needed for
 // bidirectional streams such as IngestStream on http:// URLs).
-func WithHTTP2() Option { return func(c *config) { c.hc = H2C() } }
+func WithHTTP2() Option { return func(c *config) { c.h2c = true } }
+
+// WithTLS talks to an https:// URL with cfg: its RootCAs trust the server's
+// certificate (nil: the system roots) and its Certificates may hold a device
+// certificate, which authenticates the device without a token. HTTP/2 is
+// negotiated by ALPN, so gRPC and bidirectional streams work.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
 
 // WithGRPCWeb speaks gRPC-Web instead of Connect.
 func WithGRPCWeb() Option { return func(c *config) { c.protocol = connect.WithGRPCWeb() } }
 
 // New returns a client for the API at baseURL (e.g. http://localhost:8080).
 func New(baseURL string, opts ...Option) *Client {
-	cfg := config{hc: http.DefaultClient}
+	var cfg config
 	for _, o := range opts {
 		o(&cfg)
+	}
+	switch {
+	case cfg.hc != nil:
+	case cfg.tls != nil:
+		cfg.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.tls, ForceAttemptHTTP2: true}}
+	case cfg.h2c:
+		cfg.hc = H2C()
+	default:
+		cfg.hc = http.DefaultClient
 	}
 	c := &Client{token: cfg.token}
 	copts := []connect.ClientOption{connect.WithInterceptors(c.interceptor())}

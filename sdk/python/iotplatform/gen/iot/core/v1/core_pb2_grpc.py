@@ -88,6 +88,11 @@ class CoreServiceStub:
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesRequest.SerializeToString,
                 response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesResponse.FromString,
                 _registered_method=True)
+        self.ImportDevices = channel.unary_unary(
+                '/iot.core.v1.CoreService/ImportDevices',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse.FromString,
+                _registered_method=True)
         self.GetDevice = channel.unary_unary(
                 '/iot.core.v1.CoreService/GetDevice',
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.GetDeviceRequest.SerializeToString,
@@ -112,6 +117,21 @@ class CoreServiceStub:
                 '/iot.core.v1.CoreService/RotateDeviceKey',
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest.SerializeToString,
                 response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse.FromString,
+                _registered_method=True)
+        self.AddDeviceCertificate = channel.unary_unary(
+                '/iot.core.v1.CoreService/AddDeviceCertificate',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse.FromString,
+                _registered_method=True)
+        self.ListDeviceCertificates = channel.unary_unary(
+                '/iot.core.v1.CoreService/ListDeviceCertificates',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse.FromString,
+                _registered_method=True)
+        self.RemoveDeviceCertificate = channel.unary_unary(
+                '/iot.core.v1.CoreService/RemoveDeviceCertificate',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse.FromString,
                 _registered_method=True)
         self.GetDeviceTree = channel.unary_unary(
                 '/iot.core.v1.CoreService/GetDeviceTree',
@@ -273,6 +293,21 @@ class CoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportDevices(self, request, context):
+        """ImportDevices creates up to 10,000 devices of the caller, each with its
+        sensors, in one call and all or nothing: a bad row refuses the whole
+        batch with InvalidArgument (HTTP 400) naming the row (0-based index in
+        `devices`) and the reason, in the message and as BadRequest field
+        violations ("devices[12].name"). A row whose external_id the caller
+        already has creates nothing and returns the existing device, so a
+        retried import creates nothing twice and returns the same ids. Device
+        keys are returned when return_keys is set; they work on every edge at
+        once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDevice(self, request, context):
         """GetDevice returns one device.
         """
@@ -307,6 +342,35 @@ class CoreServiceServicer:
     def RotateDeviceKey(self, request, context):
         """RotateDeviceKey issues a new device token; every earlier token of the
         device is refused from then on (within the documented staleness bound).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddDeviceCertificate(self, request, context):
+        """AddDeviceCertificate registers the SHA-256 fingerprint of a client
+        certificate for a device, so the device may authenticate by mutual TLS
+        instead of a token (when the deployment sets a client CA). The
+        certificate must be issued by that CA and carry the URI SAN
+        `iotplatform:device:<device id>`. A fingerprint belongs to one device.
+        Owner or admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeviceCertificates(self, request, context):
+        """ListDeviceCertificates lists the certificate fingerprints registered for
+        a device. Owner or admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveDeviceCertificate(self, request, context):
+        """RemoveDeviceCertificate removes a fingerprint: the certificate is refused
+        from then on (within the documented staleness bound, --auth-cache-ttl),
+        which is how a device certificate is revoked. Owner or admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -472,6 +536,11 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesRequest.FromString,
                     response_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesResponse.SerializeToString,
             ),
+            'ImportDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportDevices,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse.SerializeToString,
+            ),
             'GetDevice': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDevice,
                     request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.GetDeviceRequest.FromString,
@@ -496,6 +565,21 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     servicer.RotateDeviceKey,
                     request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest.FromString,
                     response_serializer=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse.SerializeToString,
+            ),
+            'AddDeviceCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddDeviceCertificate,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse.SerializeToString,
+            ),
+            'ListDeviceCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeviceCertificates,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse.SerializeToString,
+            ),
+            'RemoveDeviceCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveDeviceCertificate,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse.SerializeToString,
             ),
             'GetDeviceTree': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDeviceTree,
@@ -858,6 +942,33 @@ class CoreService:
             _registered_method=True)
 
     @staticmethod
+    def ImportDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/ImportDevices',
+            iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetDevice(request,
             target,
             options=(),
@@ -982,6 +1093,87 @@ class CoreService:
             '/iot.core.v1.CoreService/RotateDeviceKey',
             iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest.SerializeToString,
             iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddDeviceCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/AddDeviceCertificate',
+            iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeviceCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/ListDeviceCertificates',
+            iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveDeviceCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/RemoveDeviceCertificate',
+            iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

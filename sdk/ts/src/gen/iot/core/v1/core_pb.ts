@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file iot/core/v1/core.proto.
  */
 export const file_iot_core_v1_core: GenFile = /*@__PURE__*/
-  fileDesc("ChZpb3QvY29yZS92MS9jb3JlLnByb3RvEgtpb3QuY29yZS52MSK9AQoEVXNlchIKCgJpZBgBIAEoAxIQCgh1c2VybmFtZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSHwoEcm9sZRgEIAEoDjIRLmlvdC5jb3JlLnYxLlJvbGUSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKLAgoGRGV2aWNlEgoKAmlkGAEgASgDEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIb3duZXJfaWQYBCABKAMSLwoGbGFiZWxzGAUgAygLMh8uaW90LmNvcmUudjEuRGV2aWNlLkxhYmVsc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAgoGU2Vuc29yEgoKAmlkGAEgASgDEhEKCWRldmljZV9pZBgCIAEoAxIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEgwKBHVuaXQYBSABKAkSKgoKdmFsdWVfdHlwZRgGIAEoDjIWLmlvdC5jb3JlLnYxLlZhbHVlVHlwZRIMCgRwYXRoGAcgASgJEg8KB21hcHBpbmcYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLBAQoIQ29uc3VtZXISCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghvd25lcl9pZBgEIAEoAxISCgpzZW5zb3JfaWRzGAUgAygDEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAoIVHJlZU5vZGUSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEicKCGNoaWxkcmVuGAMgAygLMhUuaW90LmNvcmUudjEuVHJlZU5vZGUSIwoGc2Vuc29yGAQgASgLMhMuaW90LmNvcmUudjEuU2Vuc29yIjMKDVNpZ25JblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkicQoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBHVzZXIYAyABKAsyES5pb3QuY29yZS52MS5Vc2VyIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCI7ChZHZXRDdXJyZW50VXNlclJlc3BvbnNlEiEKBnJlc3VsdBgBIAEoCzIRLmlvdC5jb3JlLnYxLlVzZXIibgoRQ3JlYXRlVXNlclJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEh8KBHJvbGUYBCABKA4yES5pb3QuY29yZS52MS5Sb2xlIjcKEkNyZWF0ZVVzZXJSZXNwb25zZRIhCgZyZXN1bHQYASABKAsyES5pb3QuY29yZS52MS5Vc2VyIjkKEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiTwoRTGlzdFVzZXJzUmVzcG9uc2USIQoGcmVzdWx0GAEgAygLMhEuaW90LmNvcmUudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHAoOR2V0VXNlclJlcXVlc3QSCgoCaWQYASABKAMiNAoPR2V0VXNlclJlc3BvbnNlEiEKBnJlc3VsdBgBIAEoCzIRLmlvdC5jb3JlLnYxLlVzZXIiegoRVXBkYXRlVXNlclJlcXVlc3QSCgoCaWQYASABKAMSGQoMZGlzcGxheV9uYW1lGAIgASgJSACIAQESJAoEcm9sZRgDIAEoDjIRLmlvdC5jb3JlLnYxLlJvbGVIAYgBAUIPCg1fZGlzcGxheV9uYW1lQgcKBV9yb2xlIjcKElVwZGF0ZVVzZXJSZXNwb25zZRIhCgZyZXN1bHQYASABKAsyES5pb3QuY29yZS52MS5Vc2VyIlMKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIKCgJpZBgBIAEoAxIYChBjdXJyZW50X3Bhc3N3b3JkGAIgASgJEhQKDG5ld19wYXNzd29yZBgDIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIh8KEURlbGV0ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgDIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSKlAQoTQ3JlYXRlRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjwKBmxhYmVscxgDIAMoCzIsLmlvdC5jb3JlLnYxLkNyZWF0ZURldmljZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI7ChRDcmVhdGVEZXZpY2VSZXNwb25zZRIjCgZyZXN1bHQYASABKAsyEy5pb3QuY29yZS52MS5EZXZpY2UiUAoSTGlzdERldmljZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC25hbWVfZmlsdGVyGAMgASgJIlMKE0xpc3REZXZpY2VzUmVzcG9uc2USIwoGcmVzdWx0GAEgAygLMhMuaW90LmNvcmUudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIeChBHZXREZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgDIjgKEUdldERldmljZVJlc3BvbnNlEiMKBnJlc3VsdBgBIAEoCzITLmlvdC5jb3JlLnYxLkRldmljZSKFAgoTVXBkYXRlRGV2aWNlUmVxdWVzdBIKCgJpZBgBIAEoAxIRCgRuYW1lGAIgASgJSACIAQESGAoLZGVzY3JpcHRpb24YAyABKAlIAYgBARI8CgZsYWJlbHMYBCADKAsyLC5pb3QuY29yZS52MS5VcGRhdGVEZXZpY2VSZXF1ZXN0LkxhYmVsc0VudHJ5Ei8KC3VwZGF0ZV9tYXNrGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgcKBV9uYW1lQg4KDF9kZXNjcmlwdGlvbiI7ChRVcGRhdGVEZXZpY2VSZXNwb25zZRIjCgZyZXN1bHQYASABKAsyEy5pb3QuY29yZS52MS5EZXZpY2UiIQoTRGVsZXRlRGV2aWNlUmVxdWVzdBIKCgJpZBgBIAEoAyIWChREZWxldGVEZXZpY2VSZXNwb25zZSIhChNHZXREZXZpY2VLZXlSZXF1ZXN0EgoKAmlkGAEgASgDIiUKFEdldERldmljZUtleVJlc3BvbnNlEg0KBXRva2VuGAEgASgJIiQKFlJvdGF0ZURldmljZUtleVJlcXVlc3QSCgoCaWQYASABKAMiKAoXUm90YXRlRGV2aWNlS2V5UmVzcG9uc2USDQoFdG9rZW4YASABKAkiIgoUR2V0RGV2aWNlVHJlZVJlcXVlc3QSCgoCaWQYASABKAMiYQoVR2V0RGV2aWNlVHJlZVJlc3BvbnNlEiMKBmRldmljZRgBIAEoCzITLmlvdC5jb3JlLnYxLkRldmljZRIjCgRyb290GAIgASgLMhUuaW90LmNvcmUudjEuVHJlZU5vZGUipAEKE0NyZWF0ZVNlbnNvclJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgDEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDAoEdW5pdBgEIAEoCRIqCgp2YWx1ZV90eXBlGAUgASgOMhYuaW90LmNvcmUudjEuVmFsdWVUeXBlEgwKBHBhdGgYBiABKAkSDwoHbWFwcGluZxgHIAEoCSI7ChRDcmVhdGVTZW5zb3JSZXNwb25zZRIjCgZzZW5zb3IYASABKAsyEy5pb3QuY29yZS52MS5TZW5zb3IiJwoSTGlzdFNlbnNvcnNSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoAyI6ChNMaXN0U2Vuc29yc1Jlc3BvbnNlEiMKBnJlc3VsdBgBIAMoCzITLmlvdC5jb3JlLnYxLlNlbnNvciIxChBHZXRTZW5zb3JSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoAxIKCgJpZBgCIAEoAyI4ChFHZXRTZW5zb3JSZXNwb25zZRIjCgZzZW5zb3IYASABKAsyEy5pb3QuY29yZS52MS5TZW5zb3IisgEKE1VwZGF0ZVNlbnNvclJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgDEgoKAmlkGAIgASgDEhEKBG5hbWUYAyABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgEIAEoCUgBiAEBEhEKBHVuaXQYBSABKAlIAogBARIRCgRwYXRoGAYgASgJSAOIAQFCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uQgcKBV91bml0QgcKBV9wYXRoIjsKFFVwZGF0ZVNlbnNvclJlc3BvbnNlEiMKBnNlbnNvchgBIAEoCzITLmlvdC5jb3JlLnYxLlNlbnNvciI0ChNEZWxldGVTZW5zb3JSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoAxIKCgJpZBgCIAEoAyIWChREZWxldGVTZW5zb3JSZXNwb25zZSI6ChVDcmVhdGVDb25zdW1lclJlcXVlc3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSI/ChZDcmVhdGVDb25zdW1lclJlc3BvbnNlEiUKBnJlc3VsdBgBIAEoCzIVLmlvdC5jb3JlLnYxLkNvbnN1bWVyIj0KFExpc3RDb25zdW1lcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKFUxpc3RDb25zdW1lcnNSZXNwb25zZRIlCgZyZXN1bHQYASADKAsyFS5pb3QuY29yZS52MS5Db25zdW1lchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIAoSR2V0Q29uc3VtZXJSZXF1ZXN0EgoKAmlkGAEgASgDIjwKE0dldENvbnN1bWVyUmVzcG9uc2USJQoGcmVzdWx0GAEgASgLMhUuaW90LmNvcmUudjEuQ29uc3VtZXIiaQoVVXBkYXRlQ29uc3VtZXJSZXF1ZXN0EgoKAmlkGAEgASgDEhEKBG5hbWUYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBQgcKBV9uYW1lQg4KDF9kZXNjcmlwdGlvbiI/ChZVcGRhdGVDb25zdW1lclJlc3BvbnNlEiUKBnJlc3VsdBgBIAEoCzIVLmlvdC5jb3JlLnYxLkNvbnN1bWVyIiMKFURlbGV0ZUNvbnN1bWVyUmVxdWVzdBIKCgJpZBgBIAEoAyIYChZEZWxldGVDb25zdW1lclJlc3BvbnNlIiMKFUdldENvbnN1bWVyS2V5UmVxdWVzdBIKCgJpZBgBIAEoAyInChZHZXRDb25zdW1lcktleVJlc3BvbnNlEg0KBXRva2VuGAEgASgJIiYKGFJvdGF0ZUNvbnN1bWVyS2V5UmVxdWVzdBIKCgJpZBgBIAEoAyIqChlSb3RhdGVDb25zdW1lcktleVJlc3BvbnNlEg0KBXRva2VuGAEgASgJIjwKEkdyYW50U2Vuc29yUmVxdWVzdBITCgtjb25zdW1lcl9pZBgBIAEoAxIRCglzZW5zb3JfaWQYAiABKAMiPAoTR3JhbnRTZW5zb3JSZXNwb25zZRIlCgZyZXN1bHQYASABKAsyFS5pb3QuY29yZS52MS5Db25zdW1lciI9ChNSZXZva2VTZW5zb3JSZXF1ZXN0EhMKC2NvbnN1bWVyX2lkGAEgASgDEhEKCXNlbnNvcl9pZBgCIAEoAyI9ChRSZXZva2VTZW5zb3JSZXNwb25zZRIlCgZyZXN1bHQYASABKAsyFS5pb3QuY29yZS52MS5Db25zdW1lcio7CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIOCgpST0xFX0FETUlOEAESDQoJUk9MRV9VU0VSEAIqmQEKCVZhbHVlVHlwZRIaChZWQUxVRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRVkFMVUVfVFlQRV9ET1VCTEUQARITCg9WQUxVRV9UWVBFX0xPTkcQAhIWChJWQUxVRV9UWVBFX0JPT0xFQU4QAxIVChFWQUxVRV9UWVBFX1NUUklORxAEEhUKEVZBTFVFX1RZUEVfT0JKRUNUEAUy7hsKC0NvcmVTZXJ2aWNlEl8KBlNpZ25JbhIaLmlvdC5jb3JlLnYxLlNpZ25JblJlcXVlc3QaGy5pb3QuY29yZS52MS5TaWduSW5SZXNwb25zZSIcgtPkkwIWOgEqIhEvYXBpL3VzZXJzL3NpZ25pbhJqCg5HZXRDdXJyZW50VXNlchIiLmlvdC5jb3JlLnYxLkdldEN1cnJlbnRVc2VyUmVxdWVzdBojLmlvdC5jb3JlLnYxLkdldEN1cnJlbnRVc2VyUmVzcG9uc2UiD4LT5JMCCRIHL2FwaS9tZRJkCgpDcmVhdGVVc2VyEh4uaW90LmNvcmUudjEuQ3JlYXRlVXNlclJlcXVlc3QaHy5pb3QuY29yZS52MS5DcmVhdGVVc2VyUmVzcG9uc2UiFYLT5JMCDzoBKiIKL2FwaS91c2VycxJeCglMaXN0VXNlcnMSHS5pb3QuY29yZS52MS5MaXN0VXNlcnNSZXF1ZXN0Gh4uaW90LmNvcmUudjEuTGlzdFVzZXJzUmVzcG9uc2UiEoLT5JMCDBIKL2FwaS91c2VycxJdCgdHZXRVc2VyEhsuaW90LmNvcmUudjEuR2V0VXNlclJlcXVlc3QaHC5pb3QuY29yZS52MS5HZXRVc2VyUmVzcG9uc2UiF4LT5JMCERIPL2FwaS91c2Vycy97aWR9EmkKClVwZGF0ZVVzZXISHi5pb3QuY29yZS52MS5VcGRhdGVVc2VyUmVxdWVzdBofLmlvdC5jb3JlLnYxLlVwZGF0ZVVzZXJSZXNwb25zZSIagtPkkwIUOgEqMg8vYXBpL3VzZXJzL3tpZH0SfgoOQ2hhbmdlUGFzc3dvcmQSIi5pb3QuY29yZS52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIy5pb3QuY29yZS52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiOC0+STAh06ASoiGC9hcGkvdXNlcnMve2lkfS9wYXNzd29yZBJmCgpEZWxldGVVc2VyEh4uaW90LmNvcmUudjEuRGVsZXRlVXNlclJlcXVlc3QaHy5pb3QuY29yZS52MS5EZWxldGVVc2VyUmVzcG9uc2UiF4LT5JMCESoPL2FwaS91c2Vycy97aWR9EmwKDENyZWF0ZURldmljZRIgLmlvdC5jb3JlLnYxLkNyZWF0ZURldmljZVJlcXVlc3QaIS5pb3QuY29yZS52MS5DcmVhdGVEZXZpY2VSZXNwb25zZSIXgtPkkwIROgEqIgwvYXBpL2RldmljZXMSZgoLTGlzdERldmljZXMSHy5pb3QuY29yZS52MS5MaXN0RGV2aWNlc1JlcXVlc3QaIC5pb3QuY29yZS52MS5MaXN0RGV2aWNlc1Jlc3BvbnNlIhSC0+STAg4SDC9hcGkvZGV2aWNlcxJlCglHZXREZXZpY2USHS5pb3QuY29yZS52MS5HZXREZXZpY2VSZXF1ZXN0Gh4uaW90LmNvcmUudjEuR2V0RGV2aWNlUmVzcG9uc2UiGYLT5JMCExIRL2FwaS9kZXZpY2VzL3tpZH0ScQoMVXBkYXRlRGV2aWNlEiAuaW90LmNvcmUudjEuVXBkYXRlRGV2aWNlUmVxdWVzdBohLmlvdC5jb3JlLnYxLlVwZGF0ZURldmljZVJlc3BvbnNlIhyC0+STAhY6ASoyES9hcGkvZGV2aWNlcy97aWR9Em4KDERlbGV0ZURldmljZRIgLmlvdC5jb3JlLnYxLkRlbGV0ZURldmljZVJlcXVlc3QaIS5pb3QuY29yZS52MS5EZWxldGVEZXZpY2VSZXNwb25zZSIZgtPkkwITKhEvYXBpL2RldmljZXMve2lkfRJyCgxHZXREZXZpY2VLZXkSIC5pb3QuY29yZS52MS5HZXREZXZpY2VLZXlSZXF1ZXN0GiEuaW90LmNvcmUudjEuR2V0RGV2aWNlS2V5UmVzcG9uc2UiHYLT5JMCFxIVL2FwaS9kZXZpY2VzL3tpZH0va2V5EoUBCg9Sb3RhdGVEZXZpY2VLZXkSIy5pb3QuY29yZS52MS5Sb3RhdGVEZXZpY2VLZXlSZXF1ZXN0GiQuaW90LmNvcmUudjEuUm90YXRlRGV2aWNlS2V5UmVzcG9uc2UiJ4LT5JMCIToBKiIcL2FwaS9kZXZpY2VzL3tpZH0va2V5L3JvdGF0ZRJ2Cg1HZXREZXZpY2VUcmVlEiEuaW90LmNvcmUudjEuR2V0RGV2aWNlVHJlZVJlcXVlc3QaIi5pb3QuY29yZS52MS5HZXREZXZpY2VUcmVlUmVzcG9uc2UiHoLT5JMCGBIWL2FwaS9kZXZpY2VzL3tpZH0vdHJlZRKIAQoMQ3JlYXRlU2Vuc29yEiAuaW90LmNvcmUudjEuQ3JlYXRlU2Vuc29yUmVxdWVzdBohLmlvdC5jb3JlLnYxLkNyZWF0ZVNlbnNvclJlc3BvbnNlIjOC0+STAi06ASpiBnNlbnNvciIgL2FwaS9kZXZpY2VzL3tkZXZpY2VfaWR9L3NlbnNvcnMSegoLTGlzdFNlbnNvcnMSHy5pb3QuY29yZS52MS5MaXN0U2Vuc29yc1JlcXVlc3QaIC5pb3QuY29yZS52MS5MaXN0U2Vuc29yc1Jlc3BvbnNlIiiC0+STAiISIC9hcGkvZGV2aWNlcy97ZGV2aWNlX2lkfS9zZW5zb3JzEoEBCglHZXRTZW5zb3ISHS5pb3QuY29yZS52MS5HZXRTZW5zb3JSZXF1ZXN0Gh4uaW90LmNvcmUudjEuR2V0U2Vuc29yUmVzcG9uc2UiNYLT5JMCL2IGc2Vuc29yEiUvYXBpL2RldmljZXMve2RldmljZV9pZH0vc2Vuc29ycy97aWR9Eo0BCgxVcGRhdGVTZW5zb3ISIC5pb3QuY29yZS52MS5VcGRhdGVTZW5zb3JSZXF1ZXN0GiEuaW90LmNvcmUudjEuVXBkYXRlU2Vuc29yUmVzcG9uc2UiOILT5JMCMjoBKmIGc2Vuc29yMiUvYXBpL2RldmljZXMve2RldmljZV9pZH0vc2Vuc29ycy97aWR9EoIBCgxEZWxldGVTZW5zb3ISIC5pb3QuY29yZS52MS5EZWxldGVTZW5zb3JSZXF1ZXN0GiEuaW90LmNvcmUudjEuRGVsZXRlU2Vuc29yUmVzcG9uc2UiLYLT5JMCJyolL2FwaS9kZXZpY2VzL3tkZXZpY2VfaWR9L3NlbnNvcnMve2lkfRJ0Cg5DcmVhdGVDb25zdW1lchIiLmlvdC5jb3JlLnYxLkNyZWF0ZUNvbnN1bWVyUmVxdWVzdBojLmlvdC5jb3JlLnYxLkNyZWF0ZUNvbnN1bWVyUmVzcG9uc2UiGYLT5JMCEzoBKiIOL2FwaS9jb25zdW1lcnMSbgoNTGlzdENvbnN1bWVycxIhLmlvdC5jb3JlLnYxLkxpc3RDb25zdW1lcnNSZXF1ZXN0GiIuaW90LmNvcmUudjEuTGlzdENvbnN1bWVyc1Jlc3BvbnNlIhaC0+STAhASDi9hcGkvY29uc3VtZXJzEm0KC0dldENvbnN1bWVyEh8uaW90LmNvcmUudjEuR2V0Q29uc3VtZXJSZXF1ZXN0GiAuaW90LmNvcmUudjEuR2V0Q29uc3VtZXJSZXNwb25zZSIbgtPkkwIVEhMvYXBpL2NvbnN1bWVycy97aWR9EnkKDlVwZGF0ZUNvbnN1bWVyEiIuaW90LmNvcmUudjEuVXBkYXRlQ29uc3VtZXJSZXF1ZXN0GiMuaW90LmNvcmUudjEuVXBkYXRlQ29uc3VtZXJSZXNwb25zZSIegtPkkwIYOgEqMhMvYXBpL2NvbnN1bWVycy97aWR9EnYKDkRlbGV0ZUNvbnN1bWVyEiIuaW90LmNvcmUudjEuRGVsZXRlQ29uc3VtZXJSZXF1ZXN0GiMuaW90LmNvcmUudjEuRGVsZXRlQ29uc3VtZXJSZXNwb25zZSIbgtPkkwIVKhMvYXBpL2NvbnN1bWVycy97aWR9EnoKDkdldENvbnN1bWVyS2V5EiIuaW90LmNvcmUudjEuR2V0Q29uc3VtZXJLZXlSZXF1ZXN0GiMuaW90LmNvcmUudjEuR2V0Q29uc3VtZXJLZXlSZXNwb25zZSIfgtPkkwIZEhcvYXBpL2NvbnN1bWVycy97aWR9L2tleRKNAQoRUm90YXRlQ29uc3VtZXJLZXkSJS5pb3QuY29yZS52MS5Sb3RhdGVDb25zdW1lcktleVJlcXVlc3QaJi5pb3QuY29yZS52MS5Sb3RhdGVDb25zdW1lcktleVJlc3BvbnNlIimC0+STAiM6ASoiHi9hcGkvY29uc3VtZXJzL3tpZH0va2V5L3JvdGF0ZRKBAQoLR3JhbnRTZW5zb3ISHy5pb3QuY29yZS52MS5HcmFudFNlbnNvclJlcXVlc3QaIC5pb3QuY29yZS52MS5HcmFudFNlbnNvclJlc3BvbnNlIi+C0+STAik6ASoiJC9hcGkvY29uc3VtZXJzL3tjb25zdW1lcl9pZH0vc2Vuc29ycxKNAQoMUmV2b2tlU2Vuc29yEiAuaW90LmNvcmUudjEuUmV2b2tlU2Vuc29yUmVxdWVzdBohLmlvdC5jb3JlLnYxLlJldm9rZVNlbnNvclJlc3BvbnNlIjiC0+STAjIqMC9hcGkvY29uc3VtZXJzL3tjb25zdW1lcl9pZH0vc2Vuc29ycy97c2Vuc29yX2lkfUI7WjlnaXRodWIuY29tL2lvdHBsYXRmb3JtL2lvdHBsYXRmb3JtL2dlbi9pb3QvY29yZS92MTtjb3JldjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChZpb3QvY29yZS92MS9jb3JlLnByb3RvEgtpb3QuY29yZS52MSK9AQoEVXNlchIKCgJpZBgBIAEoAxIQCgh1c2VybmFtZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSHwoEcm9sZRgEIAEoDjIRLmlvdC5jb3JlLnYxLlJvbGUSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKLAgoGRGV2aWNlEgoKAmlkGAEgASgDEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIb3duZXJfaWQYBCABKAMSLwoGbGFiZWxzGAUgAygLMh8uaW90LmNvcmUudjEuRGV2aWNlLkxhYmVsc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAgoGU2Vuc29yEgoKAmlkGAEgASgDEhEKCWRldmljZV9pZBgCIAEoAxIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEgwKBHVuaXQYBSABKAkSKgoKdmFsdWVfdHlwZRgGIAEoDjIWLmlvdC5jb3JlLnYxLlZhbHVlVHlwZRIMCgRwYXRoGAcgASgJEg8KB21hcHBpbmcYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLBAQoIQ29uc3VtZXISCgoCaWQYASABKAMSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghvd25lcl9pZBgEIAEoAxISCgpzZW5zb3JfaWRzGAUgAygDEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAoIVHJlZU5vZGUSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEicKCGNoaWxkcmVuGAMgAygLMhUuaW90LmNvcmUudjEuVHJlZU5vZGUSIwoGc2Vuc29yGAQgASgLMhMuaW90LmNvcmUudjEuU2Vuc29yIjMKDVNpZ25JblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkicQoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBHVzZXIYAyABKAsyES5pb3QuY29yZS52MS5Vc2VyIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCI7ChZHZXRDdXJyZW50VXNlclJlc3BvbnNlEiEKBnJlc3VsdBgBIAEoCzIRLmlvdC5jb3JlLnYxLlVzZXIibgoRQ3JlYXRlVXNlclJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEh8KBHJvbGUYBCABKA4yES5pb3QuY29yZS52MS5Sb2xlIjcKEkNyZWF0ZVVzZXJSZXNwb25zZRIhCgZyZXN1bHQYASABKAsyES5pb3QuY29yZS52MS5Vc2VyIjkKEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiTwoRTGlzdFVzZXJzUmVzcG9uc2USIQoGcmVzdWx0GAEgAygLMhEuaW90LmNvcmUudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHAoOR2V0VXNlclJlcXVlc3QSCgoCaWQYASABKAMiNAoPR2V0VXNlclJlc3BvbnNlEiEKBnJlc3VsdBgBIAEoCzIRLmlvdC5jb3JlLnYxLlVzZXIiegoRVXBkYXRlVXNlclJlcXVlc3QSCgoCaWQYASABKAMSGQoMZGlzcGxheV9uYW1lGAIgASgJSACIAQESJAoEcm9sZRgDIAEoDjIRLmlvdC5jb3JlLnYxLlJvbGVIAYgBAUIPCg1fZGlzcGxheV9uYW1lQgcKBV9yb2xlIjcKElVwZGF0ZVVzZXJSZXNwb25zZRIhCgZyZXN1bHQYASABKAsyES5pb3QuY29yZS52MS5Vc2VyIlMKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIKCgJpZBgBIAEoAxIYChBjdXJyZW50X3Bhc3N3b3JkGAIgASgJEhQKDG5ld19wYXNzd29yZBgDIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIh8KEURlbGV0ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgDIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSKlAQoTQ3JlYXRlRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjwKBmxhYmVscxgDIAMoCzIsLmlvdC5jb3JlLnYxLkNyZWF0ZURldmljZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI7ChRDcmVhdGVEZXZpY2VSZXNwb25zZRIjCgZyZXN1bHQYASABKAsyEy5pb3QuY29yZS52MS5EZXZpY2UiUAoSTGlzdERldmljZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC25hbWVfZmlsdGVyGAMgASgJIlMKE0xpc3REZXZpY2VzUmVzcG9uc2USIwoGcmVzdWx0GAEgAygLMhMuaW90LmNvcmUudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJXChRJbXBvcnREZXZpY2VzUmVxdWVzdBIqCgdkZXZpY2VzGAEgAygLMhkuaW90LmNvcmUudjEuRGV2aWNlSW1wb3J0EhMKC3JldHVybl9rZXlzGAIgASgIItgBCgxEZXZpY2VJbXBvcnQSEwoLZXh0ZXJuYWxfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRI1CgZsYWJlbHMYBCADKAsyJS5pb3QuY29yZS52MS5EZXZpY2VJbXBvcnQuTGFiZWxzRW50cnkSKgoHc2Vuc29ycxgFIAMoCzIZLmlvdC5jb3JlLnYxLlNlbnNvckltcG9ydBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIooBCgxTZW5zb3JJbXBvcnQSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIMCgR1bml0GAMgASgJEioKCnZhbHVlX3R5cGUYBCABKA4yFi5pb3QuY29yZS52MS5WYWx1ZVR5cGUSDAoEcGF0aBgFIAEoCRIPCgdtYXBwaW5nGAYgASgJIlYKFUltcG9ydERldmljZXNSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsuaW90LmNvcmUudjEuSW1wb3J0ZWREZXZpY2USDwoHY3JlYXRlZBgCIAEoBSJjCg5JbXBvcnRlZERldmljZRIKCgJpZBgBIAEoAxITCgtleHRlcm5hbF9pZBgCIAEoCRIPCgdjcmVhdGVkGAMgASgIEhIKCnNlbnNvcl9pZHMYBCADKAMSCwoDa2V5GAUgASgJIh4KEEdldERldmljZVJlcXVlc3QSCgoCaWQYASABKAMiOAoRR2V0RGV2aWNlUmVzcG9uc2USIwoGcmVzdWx0GAEgASgLMhMuaW90LmNvcmUudjEuRGV2aWNlIoUCChNVcGRhdGVEZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgDEhEKBG5hbWUYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEjwKBmxhYmVscxgEIAMoCzIsLmlvdC5jb3JlLnYxLlVwZGF0ZURldmljZVJlcXVlc3QuTGFiZWxzRW50cnkSLwoLdXBkYXRlX21hc2sYBSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uIjsKFFVwZGF0ZURldmljZVJlc3BvbnNlEiMKBnJlc3VsdBgBIAEoCzITLmlvdC5jb3JlLnYxLkRldmljZSIhChNEZWxldGVEZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgDIhYKFERlbGV0ZURldmljZVJlc3BvbnNlIiEKE0dldERldmljZUtleVJlcXVlc3QSCgoCaWQYASABKAMiJQoUR2V0RGV2aWNlS2V5UmVzcG9uc2USDQoFdG9rZW4YASABKAkiJAoWUm90YXRlRGV2aWNlS2V5UmVxdWVzdBIKCgJpZBgBIAEoAyIoChdSb3RhdGVEZXZpY2VLZXlSZXNwb25zZRINCgV0b2tlbhgBIAEoCSJsChFEZXZpY2VDZXJ0aWZpY2F0ZRITCgtmaW5nZXJwcmludBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAMSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkUKG0FkZERldmljZUNlcnRpZmljYXRlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAMSEwoLZmluZ2VycHJpbnQYAiABKAkiTgocQWRkRGV2aWNlQ2VydGlmaWNhdGVSZXNwb25zZRIuCgZyZXN1bHQYASABKAsyHi5pb3QuY29yZS52MS5EZXZpY2VDZXJ0aWZpY2F0ZSIyCh1MaXN0RGV2aWNlQ2VydGlmaWNhdGVzUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAMiUAoeTGlzdERldmljZUNlcnRpZmljYXRlc1Jlc3BvbnNlEi4KBnJlc3VsdBgBIAMoCzIeLmlvdC5jb3JlLnYxLkRldmljZUNlcnRpZmljYXRlIkgKHlJlbW92ZURldmljZUNlcnRpZmljYXRlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAMSEwoLZmluZ2VycHJpbnQYAiABKAkiIQofUmVtb3ZlRGV2aWNlQ2VydGlmaWNhdGVSZXNwb25zZSIiChRHZXREZXZpY2VUcmVlUmVxdWVzdBIKCgJpZBgBIAEoAyJhChVHZXREZXZpY2VUcmVlUmVzcG9uc2USIwoGZGV2aWNlGAEgASgLMhMuaW90LmNvcmUudjEuRGV2aWNlEiMKBHJvb3QYAiABKAsyFS5pb3QuY29yZS52MS5UcmVlTm9kZSKkAQoTQ3JlYXRlU2Vuc29yUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAMSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIMCgR1bml0GAQgASgJEioKCnZhbHVlX3R5cGUYBSABKA4yFi5pb3QuY29yZS52MS5WYWx1ZVR5cGUSDAoEcGF0aBgGIAEoCRIPCgdtYXBwaW5nGAcgASgJIjsKFENyZWF0ZVNlbnNvclJlc3BvbnNlEiMKBnNlbnNvchgBIAEoCzITLmlvdC5jb3JlLnYxLlNlbnNvciInChJMaXN0U2Vuc29yc1JlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgDIjoKE0xpc3RTZW5zb3JzUmVzcG9uc2USIwoGcmVzdWx0GAEgAygLMhMuaW90LmNvcmUudjEuU2Vuc29yIjEKEEdldFNlbnNvclJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgDEgoKAmlkGAIgASgDIjgKEUdldFNlbnNvclJlc3BvbnNlEiMKBnNlbnNvchgBIAEoCzITLmlvdC5jb3JlLnYxLlNlbnNvciKyAQoTVXBkYXRlU2Vuc29yUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAMSCgoCaWQYAiABKAMSEQoEbmFtZRgDIAEoCUgAiAEBEhgKC2Rlc2NyaXB0aW9uGAQgASgJSAGIAQESEQoEdW5pdBgFIAEoCUgCiAEBEhEKBHBhdGgYBiABKAlIA4gBAUIHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb25CBwoFX3VuaXRCBwoFX3BhdGgiOwoUVXBkYXRlU2Vuc29yUmVzcG9uc2USIwoGc2Vuc29yGAEgASgLMhMuaW90LmNvcmUudjEuU2Vuc29yIjQKE0RlbGV0ZVNlbnNvclJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgDEgoKAmlkGAIgASgDIhYKFERlbGV0ZVNlbnNvclJlc3BvbnNlIjoKFUNyZWF0ZUNvbnN1bWVyUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIj8KFkNyZWF0ZUNvbnN1bWVyUmVzcG9uc2USJQoGcmVzdWx0GAEgASgLMhUuaW90LmNvcmUudjEuQ29uc3VtZXIiPQoUTGlzdENvbnN1bWVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoVTGlzdENvbnN1bWVyc1Jlc3BvbnNlEiUKBnJlc3VsdBgBIAMoCzIVLmlvdC5jb3JlLnYxLkNvbnN1bWVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIgChJHZXRDb25zdW1lclJlcXVlc3QSCgoCaWQYASABKAMiPAoTR2V0Q29uc3VtZXJSZXNwb25zZRIlCgZyZXN1bHQYASABKAsyFS5pb3QuY29yZS52MS5Db25zdW1lciJpChVVcGRhdGVDb25zdW1lclJlcXVlc3QSCgoCaWQYASABKAMSEQoEbmFtZRgCIAEoCUgAiAEBEhgKC2Rlc2NyaXB0aW9uGAMgASgJSAGIAQFCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uIj8KFlVwZGF0ZUNvbnN1bWVyUmVzcG9uc2USJQoGcmVzdWx0GAEgASgLMhUuaW90LmNvcmUudjEuQ29uc3VtZXIiIwoVRGVsZXRlQ29uc3VtZXJSZXF1ZXN0EgoKAmlkGAEgASgDIhgKFkRlbGV0ZUNvbnN1bWVyUmVzcG9uc2UiIwoVR2V0Q29uc3VtZXJLZXlSZXF1ZXN0EgoKAmlkGAEgASgDIicKFkdldENvbnN1bWVyS2V5UmVzcG9uc2USDQoFdG9rZW4YASABKAkiJgoYUm90YXRlQ29uc3VtZXJLZXlSZXF1ZXN0EgoKAmlkGAEgASgDIioKGVJvdGF0ZUNvbnN1bWVyS2V5UmVzcG9uc2USDQoFdG9rZW4YASABKAkiPAoSR3JhbnRTZW5zb3JSZXF1ZXN0EhMKC2NvbnN1bWVyX2lkGAEgASgDEhEKCXNlbnNvcl9pZBgCIAEoAyI8ChNHcmFudFNlbnNvclJlc3BvbnNlEiUKBnJlc3VsdBgBIAEoCzIVLmlvdC5jb3JlLnYxLkNvbnN1bWVyIj0KE1Jldm9rZVNlbnNvclJlcXVlc3QSEwoLY29uc3VtZXJfaWQYASABKAMSEQoJc2Vuc29yX2lkGAIgASgDIj0KFFJldm9rZVNlbnNvclJlc3BvbnNlEiUKBnJlc3VsdBgBIAEoCzIVLmlvdC5jb3JlLnYxLkNvbnN1bWVyKjsKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg4KClJPTEVfQURNSU4QARINCglST0xFX1VTRVIQAiqZAQoJVmFsdWVUeXBlEhoKFlZBTFVFX1RZUEVfVU5TUEVDSUZJRUQQABIVChFWQUxVRV9UWVBFX0RPVUJMRRABEhMKD1ZBTFVFX1RZUEVfTE9ORxACEhYKElZBTFVFX1RZUEVfQk9PTEVBThADEhUKEVZBTFVFX1RZUEVfU1RSSU5HEAQSFQoRVkFMVUVfVFlQRV9PQkpFQ1QQBTLdIAoLQ29yZVNlcnZpY2USXwoGU2lnbkluEhouaW90LmNvcmUudjEuU2lnbkluUmVxdWVzdBobLmlvdC5jb3JlLnYxLlNpZ25JblJlc3BvbnNlIhyC0+STAhY6ASoiES9hcGkvdXNlcnMvc2lnbmluEmoKDkdldEN1cnJlbnRVc2VyEiIuaW90LmNvcmUudjEuR2V0Q3VycmVudFVzZXJSZXF1ZXN0GiMuaW90LmNvcmUudjEuR2V0Q3VycmVudFVzZXJSZXNwb25zZSIPgtPkkwIJEgcvYXBpL21lEmQKCkNyZWF0ZVVzZXISHi5pb3QuY29yZS52MS5DcmVhdGVVc2VyUmVxdWVzdBofLmlvdC5jb3JlLnYxLkNyZWF0ZVVzZXJSZXNwb25zZSIVgtPkkwIPOgEqIgovYXBpL3VzZXJzEl4KCUxpc3RVc2VycxIdLmlvdC5jb3JlLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHi5pb3QuY29yZS52MS5MaXN0VXNlcnNSZXNwb25zZSISgtPkkwIMEgovYXBpL3VzZXJzEl0KB0dldFVzZXISGy5pb3QuY29yZS52MS5HZXRVc2VyUmVxdWVzdBocLmlvdC5jb3JlLnYxLkdldFVzZXJSZXNwb25zZSIXgtPkkwIREg8vYXBpL3VzZXJzL3tpZH0SaQoKVXBkYXRlVXNlchIeLmlvdC5jb3JlLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0Gh8uaW90LmNvcmUudjEuVXBkYXRlVXNlclJlc3BvbnNlIhqC0+STAhQ6ASoyDy9hcGkvdXNlcnMve2lkfRJ+Cg5DaGFuZ2VQYXNzd29yZBIiLmlvdC5jb3JlLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBojLmlvdC5jb3JlLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiI4LT5JMCHToBKiIYL2FwaS91c2Vycy97aWR9L3Bhc3N3b3JkEmYKCkRlbGV0ZVVzZXISHi5pb3QuY29yZS52MS5EZWxldGVVc2VyUmVxdWVzdBofLmlvdC5jb3JlLnYxLkRlbGV0ZVVzZXJSZXNwb25zZSIXgtPkkwIRKg8vYXBpL3VzZXJzL3tpZH0SbAoMQ3JlYXRlRGV2aWNlEiAuaW90LmNvcmUudjEuQ3JlYXRlRGV2aWNlUmVxdWVzdBohLmlvdC5jb3JlLnYxLkNyZWF0ZURldmljZVJlc3BvbnNlIheC0+STAhE6ASoiDC9hcGkvZGV2aWNlcxJmCgtMaXN0RGV2aWNlcxIfLmlvdC5jb3JlLnYxLkxpc3REZXZpY2VzUmVxdWVzdBogLmlvdC5jb3JlLnYxLkxpc3REZXZpY2VzUmVzcG9uc2UiFILT5JMCDhIML2FwaS9kZXZpY2VzEnYKDUltcG9ydERldmljZXMSIS5pb3QuY29yZS52MS5JbXBvcnREZXZpY2VzUmVxdWVzdBoiLmlvdC5jb3JlLnYxLkltcG9ydERldmljZXNSZXNwb25zZSIegtPkkwIYOgEqIhMvYXBpL2RldmljZXMvaW1wb3J0EmUKCUdldERldmljZRIdLmlvdC5jb3JlLnYxLkdldERldmljZVJlcXVlc3QaHi5pb3QuY29yZS52MS5HZXREZXZpY2VSZXNwb25zZSIZgtPkkwITEhEvYXBpL2RldmljZXMve2lkfRJxCgxVcGRhdGVEZXZpY2USIC5pb3QuY29yZS52MS5VcGRhdGVEZXZpY2VSZXF1ZXN0GiEuaW90LmNvcmUudjEuVXBkYXRlRGV2aWNlUmVzcG9uc2UiHILT5JMCFjoBKjIRL2FwaS9kZXZpY2VzL3tpZH0SbgoMRGVsZXRlRGV2aWNlEiAuaW90LmNvcmUudjEuRGVsZXRlRGV2aWNlUmVxdWVzdBohLmlvdC5jb3JlLnYxLkRlbGV0ZURldmljZVJlc3BvbnNlIhmC0+STAhMqES9hcGkvZGV2aWNlcy97aWR9EnIKDEdldERldmljZUtleRIgLmlvdC5jb3JlLnYxLkdldERldmljZUtleVJlcXVlc3QaIS5pb3QuY29yZS52MS5HZXREZXZpY2VLZXlSZXNwb25zZSIdgtPkkwIXEhUvYXBpL2RldmljZXMve2lkfS9rZXkShQEKD1JvdGF0ZURldmljZUtleRIjLmlvdC5jb3JlLnYxLlJvdGF0ZURldmljZUtleVJlcXVlc3QaJC5pb3QuY29yZS52MS5Sb3RhdGVEZXZpY2VLZXlSZXNwb25zZSIngtPkkwIhOgEqIhwvYXBpL2RldmljZXMve2lkfS9rZXkvcm90YXRlEp0BChRBZGREZXZpY2VDZXJ0aWZpY2F0ZRIoLmlvdC5jb3JlLnYxLkFkZERldmljZUNlcnRpZmljYXRlUmVxdWVzdBopLmlvdC5jb3JlLnYxLkFkZERldmljZUNlcnRpZmljYXRlUmVzcG9uc2UiMILT5JMCKjoBKiIlL2FwaS9kZXZpY2VzL3tkZXZpY2VfaWR9L2NlcnRpZmljYXRlcxKgAQoWTGlzdERldmljZUNlcnRpZmljYXRlcxIqLmlvdC5jb3JlLnYxLkxpc3REZXZpY2VDZXJ0aWZpY2F0ZXNSZXF1ZXN0GisuaW90LmNvcmUudjEuTGlzdERldmljZUNlcnRpZmljYXRlc1Jlc3BvbnNlIi2C0+STAicSJS9hcGkvZGV2aWNlcy97ZGV2aWNlX2lkfS9jZXJ0aWZpY2F0ZXMSsQEKF1JlbW92ZURldmljZUNlcnRpZmljYXRlEisuaW90LmNvcmUudjEuUmVtb3ZlRGV2aWNlQ2VydGlmaWNhdGVSZXF1ZXN0GiwuaW90LmNvcmUudjEuUmVtb3ZlRGV2aWNlQ2VydGlmaWNhdGVSZXNwb25zZSI7gtPkkwI1KjMvYXBpL2RldmljZXMve2RldmljZV9pZH0vY2VydGlmaWNhdGVzL3tmaW5nZXJwcmludH0SdgoNR2V0RGV2aWNlVHJlZRIhLmlvdC5jb3JlLnYxLkdldERldmljZVRyZWVSZXF1ZXN0GiIuaW90LmNvcmUudjEuR2V0RGV2aWNlVHJlZVJlc3BvbnNlIh6C0+STAhgSFi9hcGkvZGV2aWNlcy97aWR9L3RyZWUSiAEKDENyZWF0ZVNlbnNvchIgLmlvdC5jb3JlLnYxLkNyZWF0ZVNlbnNvclJlcXVlc3QaIS5pb3QuY29yZS52MS5DcmVhdGVTZW5zb3JSZXNwb25zZSIzgtPkkwItOgEqYgZzZW5zb3IiIC9hcGkvZGV2aWNlcy97ZGV2aWNlX2lkfS9zZW5zb3JzEnoKC0xpc3RTZW5zb3JzEh8uaW90LmNvcmUudjEuTGlzdFNlbnNvcnNSZXF1ZXN0GiAuaW90LmNvcmUudjEuTGlzdFNlbnNvcnNSZXNwb25zZSIogtPkkwIiEiAvYXBpL2RldmljZXMve2RldmljZV9pZH0vc2Vuc29ycxKBAQoJR2V0U2Vuc29yEh0uaW90LmNvcmUudjEuR2V0U2Vuc29yUmVxdWVzdBoeLmlvdC5jb3JlLnYxLkdldFNlbnNvclJlc3BvbnNlIjWC0+STAi9iBnNlbnNvchIlL2FwaS9kZXZpY2VzL3tkZXZpY2VfaWR9L3NlbnNvcnMve2lkfRKNAQoMVXBkYXRlU2Vuc29yEiAuaW90LmNvcmUudjEuVXBkYXRlU2Vuc29yUmVxdWVzdBohLmlvdC5jb3JlLnYxLlVwZGF0ZVNlbnNvclJlc3BvbnNlIjiC0+STAjI6ASpiBnNlbnNvcjIlL2FwaS9kZXZpY2VzL3tkZXZpY2VfaWR9L3NlbnNvcnMve2lkfRKCAQoMRGVsZXRlU2Vuc29yEiAuaW90LmNvcmUudjEuRGVsZXRlU2Vuc29yUmVxdWVzdBohLmlvdC5jb3JlLnYxLkRlbGV0ZVNlbnNvclJlc3BvbnNlIi2C0+STAicqJS9hcGkvZGV2aWNlcy97ZGV2aWNlX2lkfS9zZW5zb3JzL3tpZH0SdAoOQ3JlYXRlQ29uc3VtZXISIi5pb3QuY29yZS52MS5DcmVhdGVDb25zdW1lclJlcXVlc3QaIy5pb3QuY29yZS52MS5DcmVhdGVDb25zdW1lclJlc3BvbnNlIhmC0+STAhM6ASoiDi9hcGkvY29uc3VtZXJzEm4KDUxpc3RDb25zdW1lcnMSIS5pb3QuY29yZS52MS5MaXN0Q29uc3VtZXJzUmVxdWVzdBoiLmlvdC5jb3JlLnYxLkxpc3RDb25zdW1lcnNSZXNwb25zZSIWgtPkkwIQEg4vYXBpL2NvbnN1bWVycxJtCgtHZXRDb25zdW1lchIfLmlvdC5jb3JlLnYxLkdldENvbnN1bWVyUmVxdWVzdBogLmlvdC5jb3JlLnYxLkdldENvbnN1bWVyUmVzcG9uc2UiG4LT5JMCFRITL2FwaS9jb25zdW1lcnMve2lkfRJ5Cg5VcGRhdGVDb25zdW1lchIiLmlvdC5jb3JlLnYxLlVwZGF0ZUNvbnN1bWVyUmVxdWVzdBojLmlvdC5jb3JlLnYxLlVwZGF0ZUNvbnN1bWVyUmVzcG9uc2UiHoLT5JMCGDoBKjITL2FwaS9jb25zdW1lcnMve2lkfRJ2Cg5EZWxldGVDb25zdW1lchIiLmlvdC5jb3JlLnYxLkRlbGV0ZUNvbnN1bWVyUmVxdWVzdBojLmlvdC5jb3JlLnYxLkRlbGV0ZUNvbnN1bWVyUmVzcG9uc2UiG4LT5JMCFSoTL2FwaS9jb25zdW1lcnMve2lkfRJ6Cg5HZXRDb25zdW1lcktleRIiLmlvdC5jb3JlLnYxLkdldENvbnN1bWVyS2V5UmVxdWVzdBojLmlvdC5jb3JlLnYxLkdldENvbnN1bWVyS2V5UmVzcG9uc2UiH4LT5JMCGRIXL2FwaS9jb25zdW1lcnMve2lkfS9rZXkSjQEKEVJvdGF0ZUNvbnN1bWVyS2V5EiUuaW90LmNvcmUudjEuUm90YXRlQ29uc3VtZXJLZXlSZXF1ZXN0GiYuaW90LmNvcmUudjEuUm90YXRlQ29uc3VtZXJLZXlSZXNwb25zZSIpgtPkkwIjOgEqIh4vYXBpL2NvbnN1bWVycy97aWR9L2tleS9yb3RhdGUSgQEKC0dyYW50U2Vuc29yEh8uaW90LmNvcmUudjEuR3JhbnRTZW5zb3JSZXF1ZXN0GiAuaW90LmNvcmUudjEuR3JhbnRTZW5zb3JSZXNwb25zZSIvgtPkkwIpOgEqIiQvYXBpL2NvbnN1bWVycy97Y29uc3VtZXJfaWR9L3NlbnNvcnMSjQEKDFJldm9rZVNlbnNvchIgLmlvdC5jb3JlLnYxLlJldm9rZVNlbnNvclJlcXVlc3QaIS5pb3QuY29yZS52MS5SZXZva2VTZW5zb3JSZXNwb25zZSI4gtPkkwIyKjAvYXBpL2NvbnN1bWVycy97Y29uc3VtZXJfaWR9L3NlbnNvcnMve3NlbnNvcl9pZH1CO1o5Z2l0aHViLmNvbS9pb3RwbGF0Zm9ybS9pb3RwbGF0Zm9ybS9nZW4vaW90L2NvcmUvdjE7Y29yZXYxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * User is a person or program that administers devices and consumers.
@@ -850,6 +850,223 @@ export const ListDevicesResponseSchema: GenMessage<ListDevicesResponse> = /*@__P
   messageDesc(file_iot_core_v1_core, 24);
 
 /**
+ * ImportDevicesRequest is a batch of devices to create.
+ *
+ * @generated from message iot.core.v1.ImportDevicesRequest
+ */
+export type ImportDevicesRequest = Message<"iot.core.v1.ImportDevicesRequest"> & {
+  /**
+   * devices to create, at most 10,000.
+   *
+   * @generated from field: repeated iot.core.v1.DeviceImport devices = 1;
+   */
+  devices: DeviceImport[];
+
+  /**
+   * return_keys asks for each device's key (its current token) in the
+   * response.
+   *
+   * @generated from field: bool return_keys = 2;
+   */
+  returnKeys: boolean;
+};
+
+/**
+ * Describes the message iot.core.v1.ImportDevicesRequest.
+ * Use `create(ImportDevicesRequestSchema)` to create a new message.
+ */
+export const ImportDevicesRequestSchema: GenMessage<ImportDevicesRequest> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 25);
+
+/**
+ * DeviceImport is one row of an import: a device and its sensors.
+ *
+ * @generated from message iot.core.v1.DeviceImport
+ */
+export type DeviceImport = Message<"iot.core.v1.DeviceImport"> & {
+  /**
+   * external_id identifies the device in the caller's inventory (at most
+   * 200 characters, unique among the caller's devices and within the
+   * batch). When the caller already has a device with this external_id the
+   * row creates nothing and returns that device. Rows without one are
+   * always created.
+   *
+   * @generated from field: string external_id = 1;
+   */
+  externalId: string;
+
+  /**
+   * name must be 1 to 200 characters and unique among the caller's devices.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * description is free text (at most 2000 characters).
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * labels are free key/value pairs.
+   *
+   * @generated from field: map<string, string> labels = 4;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * sensors to create with the device (at most 1000); same rules as
+   * CreateSensor.
+   *
+   * @generated from field: repeated iot.core.v1.SensorImport sensors = 5;
+   */
+  sensors: SensorImport[];
+};
+
+/**
+ * Describes the message iot.core.v1.DeviceImport.
+ * Use `create(DeviceImportSchema)` to create a new message.
+ */
+export const DeviceImportSchema: GenMessage<DeviceImport> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 26);
+
+/**
+ * SensorImport is one sensor of an imported device.
+ *
+ * @generated from message iot.core.v1.SensorImport
+ */
+export type SensorImport = Message<"iot.core.v1.SensorImport"> & {
+  /**
+   * name must be 1 to 200 characters, without "/"; unique per path.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * description is free text.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * unit of measurement (free text).
+   *
+   * @generated from field: string unit = 3;
+   */
+  unit: string;
+
+  /**
+   * value_type of the readings; may be left unspecified when mapping is given.
+   *
+   * @generated from field: iot.core.v1.ValueType value_type = 4;
+   */
+  valueType: ValueType;
+
+  /**
+   * path places the sensor in the device's tree, e.g. "wheels/front/left".
+   *
+   * @generated from field: string path = 5;
+   */
+  path: string;
+
+  /**
+   * mapping is the original API's type description, e.g. {"type":"double"}.
+   *
+   * @generated from field: string mapping = 6;
+   */
+  mapping: string;
+};
+
+/**
+ * Describes the message iot.core.v1.SensorImport.
+ * Use `create(SensorImportSchema)` to create a new message.
+ */
+export const SensorImportSchema: GenMessage<SensorImport> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 27);
+
+/**
+ * ImportDevicesResponse reports each row, in request order.
+ *
+ * @generated from message iot.core.v1.ImportDevicesResponse
+ */
+export type ImportDevicesResponse = Message<"iot.core.v1.ImportDevicesResponse"> & {
+  /**
+   * results has one entry per row of the request, in the same order.
+   *
+   * @generated from field: repeated iot.core.v1.ImportedDevice results = 1;
+   */
+  results: ImportedDevice[];
+
+  /**
+   * created counts the rows that created a device (the others existed).
+   *
+   * @generated from field: int32 created = 2;
+   */
+  created: number;
+};
+
+/**
+ * Describes the message iot.core.v1.ImportDevicesResponse.
+ * Use `create(ImportDevicesResponseSchema)` to create a new message.
+ */
+export const ImportDevicesResponseSchema: GenMessage<ImportDevicesResponse> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 28);
+
+/**
+ * ImportedDevice is the outcome of one import row.
+ *
+ * @generated from message iot.core.v1.ImportedDevice
+ */
+export type ImportedDevice = Message<"iot.core.v1.ImportedDevice"> & {
+  /**
+   * id of the device.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * external_id of the row.
+   *
+   * @generated from field: string external_id = 2;
+   */
+  externalId: string;
+
+  /**
+   * created is false when the device already existed (same external_id).
+   *
+   * @generated from field: bool created = 3;
+   */
+  created: boolean;
+
+  /**
+   * sensor_ids of the row's sensors, in row order; for an existing device,
+   * the id of its sensor with the same path and name, or 0 if it has none.
+   *
+   * @generated from field: repeated int64 sensor_ids = 4;
+   */
+  sensorIds: bigint[];
+
+  /**
+   * key is the device's token, when return_keys was set.
+   *
+   * @generated from field: string key = 5;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message iot.core.v1.ImportedDevice.
+ * Use `create(ImportedDeviceSchema)` to create a new message.
+ */
+export const ImportedDeviceSchema: GenMessage<ImportedDevice> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 29);
+
+/**
  * GetDeviceRequest names a device.
  *
  * @generated from message iot.core.v1.GetDeviceRequest
@@ -868,7 +1085,7 @@ export type GetDeviceRequest = Message<"iot.core.v1.GetDeviceRequest"> & {
  * Use `create(GetDeviceRequestSchema)` to create a new message.
  */
 export const GetDeviceRequestSchema: GenMessage<GetDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 25);
+  messageDesc(file_iot_core_v1_core, 30);
 
 /**
  * GetDeviceResponse carries a device.
@@ -889,7 +1106,7 @@ export type GetDeviceResponse = Message<"iot.core.v1.GetDeviceResponse"> & {
  * Use `create(GetDeviceResponseSchema)` to create a new message.
  */
 export const GetDeviceResponseSchema: GenMessage<GetDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 26);
+  messageDesc(file_iot_core_v1_core, 31);
 
 /**
  * UpdateDeviceRequest changes a device.
@@ -939,7 +1156,7 @@ export type UpdateDeviceRequest = Message<"iot.core.v1.UpdateDeviceRequest"> & {
  * Use `create(UpdateDeviceRequestSchema)` to create a new message.
  */
 export const UpdateDeviceRequestSchema: GenMessage<UpdateDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 27);
+  messageDesc(file_iot_core_v1_core, 32);
 
 /**
  * UpdateDeviceResponse carries the changed device.
@@ -960,7 +1177,7 @@ export type UpdateDeviceResponse = Message<"iot.core.v1.UpdateDeviceResponse"> &
  * Use `create(UpdateDeviceResponseSchema)` to create a new message.
  */
 export const UpdateDeviceResponseSchema: GenMessage<UpdateDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 28);
+  messageDesc(file_iot_core_v1_core, 33);
 
 /**
  * DeleteDeviceRequest names a device.
@@ -981,7 +1198,7 @@ export type DeleteDeviceRequest = Message<"iot.core.v1.DeleteDeviceRequest"> & {
  * Use `create(DeleteDeviceRequestSchema)` to create a new message.
  */
 export const DeleteDeviceRequestSchema: GenMessage<DeleteDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 29);
+  messageDesc(file_iot_core_v1_core, 34);
 
 /**
  * DeleteDeviceResponse is empty.
@@ -996,7 +1213,7 @@ export type DeleteDeviceResponse = Message<"iot.core.v1.DeleteDeviceResponse"> &
  * Use `create(DeleteDeviceResponseSchema)` to create a new message.
  */
 export const DeleteDeviceResponseSchema: GenMessage<DeleteDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 30);
+  messageDesc(file_iot_core_v1_core, 35);
 
 /**
  * GetDeviceKeyRequest names a device.
@@ -1017,7 +1234,7 @@ export type GetDeviceKeyRequest = Message<"iot.core.v1.GetDeviceKeyRequest"> & {
  * Use `create(GetDeviceKeyRequestSchema)` to create a new message.
  */
 export const GetDeviceKeyRequestSchema: GenMessage<GetDeviceKeyRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 31);
+  messageDesc(file_iot_core_v1_core, 36);
 
 /**
  * GetDeviceKeyResponse carries the device token.
@@ -1039,7 +1256,7 @@ export type GetDeviceKeyResponse = Message<"iot.core.v1.GetDeviceKeyResponse"> &
  * Use `create(GetDeviceKeyResponseSchema)` to create a new message.
  */
 export const GetDeviceKeyResponseSchema: GenMessage<GetDeviceKeyResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 32);
+  messageDesc(file_iot_core_v1_core, 37);
 
 /**
  * RotateDeviceKeyRequest names a device.
@@ -1060,7 +1277,7 @@ export type RotateDeviceKeyRequest = Message<"iot.core.v1.RotateDeviceKeyRequest
  * Use `create(RotateDeviceKeyRequestSchema)` to create a new message.
  */
 export const RotateDeviceKeyRequestSchema: GenMessage<RotateDeviceKeyRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 33);
+  messageDesc(file_iot_core_v1_core, 38);
 
 /**
  * RotateDeviceKeyResponse carries the new device token.
@@ -1081,7 +1298,179 @@ export type RotateDeviceKeyResponse = Message<"iot.core.v1.RotateDeviceKeyRespon
  * Use `create(RotateDeviceKeyResponseSchema)` to create a new message.
  */
 export const RotateDeviceKeyResponseSchema: GenMessage<RotateDeviceKeyResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 34);
+  messageDesc(file_iot_core_v1_core, 39);
+
+/**
+ * DeviceCertificate is a client certificate registered for a device.
+ *
+ * @generated from message iot.core.v1.DeviceCertificate
+ */
+export type DeviceCertificate = Message<"iot.core.v1.DeviceCertificate"> & {
+  /**
+   * fingerprint is the SHA-256 of the certificate's DER bytes, 64 lowercase
+   * hex digits.
+   *
+   * @generated from field: string fingerprint = 1;
+   */
+  fingerprint: string;
+
+  /**
+   * device_id is the device the certificate authenticates.
+   *
+   * @generated from field: int64 device_id = 2;
+   */
+  deviceId: bigint;
+
+  /**
+   * create_time is when the fingerprint was registered.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message iot.core.v1.DeviceCertificate.
+ * Use `create(DeviceCertificateSchema)` to create a new message.
+ */
+export const DeviceCertificateSchema: GenMessage<DeviceCertificate> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 40);
+
+/**
+ * AddDeviceCertificateRequest registers a fingerprint for a device.
+ *
+ * @generated from message iot.core.v1.AddDeviceCertificateRequest
+ */
+export type AddDeviceCertificateRequest = Message<"iot.core.v1.AddDeviceCertificateRequest"> & {
+  /**
+   * device_id is the device the certificate will authenticate.
+   *
+   * @generated from field: int64 device_id = 1;
+   */
+  deviceId: bigint;
+
+  /**
+   * fingerprint is the SHA-256 of the certificate's DER bytes in hex, any
+   * case, with or without colons (as printed by `openssl x509 -noout
+   * -fingerprint -sha256`).
+   *
+   * @generated from field: string fingerprint = 2;
+   */
+  fingerprint: string;
+};
+
+/**
+ * Describes the message iot.core.v1.AddDeviceCertificateRequest.
+ * Use `create(AddDeviceCertificateRequestSchema)` to create a new message.
+ */
+export const AddDeviceCertificateRequestSchema: GenMessage<AddDeviceCertificateRequest> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 41);
+
+/**
+ * AddDeviceCertificateResponse carries the registered certificate.
+ *
+ * @generated from message iot.core.v1.AddDeviceCertificateResponse
+ */
+export type AddDeviceCertificateResponse = Message<"iot.core.v1.AddDeviceCertificateResponse"> & {
+  /**
+   * result is the registration, fingerprint normalised to lowercase hex.
+   *
+   * @generated from field: iot.core.v1.DeviceCertificate result = 1;
+   */
+  result?: DeviceCertificate | undefined;
+};
+
+/**
+ * Describes the message iot.core.v1.AddDeviceCertificateResponse.
+ * Use `create(AddDeviceCertificateResponseSchema)` to create a new message.
+ */
+export const AddDeviceCertificateResponseSchema: GenMessage<AddDeviceCertificateResponse> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 42);
+
+/**
+ * ListDeviceCertificatesRequest names a device.
+ *
+ * @generated from message iot.core.v1.ListDeviceCertificatesRequest
+ */
+export type ListDeviceCertificatesRequest = Message<"iot.core.v1.ListDeviceCertificatesRequest"> & {
+  /**
+   * device_id of the device.
+   *
+   * @generated from field: int64 device_id = 1;
+   */
+  deviceId: bigint;
+};
+
+/**
+ * Describes the message iot.core.v1.ListDeviceCertificatesRequest.
+ * Use `create(ListDeviceCertificatesRequestSchema)` to create a new message.
+ */
+export const ListDeviceCertificatesRequestSchema: GenMessage<ListDeviceCertificatesRequest> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 43);
+
+/**
+ * ListDeviceCertificatesResponse lists a device's certificates, oldest first.
+ *
+ * @generated from message iot.core.v1.ListDeviceCertificatesResponse
+ */
+export type ListDeviceCertificatesResponse = Message<"iot.core.v1.ListDeviceCertificatesResponse"> & {
+  /**
+   * result holds the registered certificates.
+   *
+   * @generated from field: repeated iot.core.v1.DeviceCertificate result = 1;
+   */
+  result: DeviceCertificate[];
+};
+
+/**
+ * Describes the message iot.core.v1.ListDeviceCertificatesResponse.
+ * Use `create(ListDeviceCertificatesResponseSchema)` to create a new message.
+ */
+export const ListDeviceCertificatesResponseSchema: GenMessage<ListDeviceCertificatesResponse> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 44);
+
+/**
+ * RemoveDeviceCertificateRequest names a device and one of its fingerprints.
+ *
+ * @generated from message iot.core.v1.RemoveDeviceCertificateRequest
+ */
+export type RemoveDeviceCertificateRequest = Message<"iot.core.v1.RemoveDeviceCertificateRequest"> & {
+  /**
+   * device_id of the device.
+   *
+   * @generated from field: int64 device_id = 1;
+   */
+  deviceId: bigint;
+
+  /**
+   * fingerprint to remove, in any form AddDeviceCertificate accepts.
+   *
+   * @generated from field: string fingerprint = 2;
+   */
+  fingerprint: string;
+};
+
+/**
+ * Describes the message iot.core.v1.RemoveDeviceCertificateRequest.
+ * Use `create(RemoveDeviceCertificateRequestSchema)` to create a new message.
+ */
+export const RemoveDeviceCertificateRequestSchema: GenMessage<RemoveDeviceCertificateRequest> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 45);
+
+/**
+ * RemoveDeviceCertificateResponse is empty.
+ *
+ * @generated from message iot.core.v1.RemoveDeviceCertificateResponse
+ */
+export type RemoveDeviceCertificateResponse = Message<"iot.core.v1.RemoveDeviceCertificateResponse"> & {
+};
+
+/**
+ * Describes the message iot.core.v1.RemoveDeviceCertificateResponse.
+ * Use `create(RemoveDeviceCertificateResponseSchema)` to create a new message.
+ */
+export const RemoveDeviceCertificateResponseSchema: GenMessage<RemoveDeviceCertificateResponse> = /*@__PURE__*/
+  messageDesc(file_iot_core_v1_core, 46);
 
 /**
  * GetDeviceTreeRequest names a device.
@@ -1102,7 +1491,7 @@ export type GetDeviceTreeRequest = Message<"iot.core.v1.GetDeviceTreeRequest"> &
  * Use `create(GetDeviceTreeRequestSchema)` to create a new message.
  */
 export const GetDeviceTreeRequestSchema: GenMessage<GetDeviceTreeRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 35);
+  messageDesc(file_iot_core_v1_core, 47);
 
 /**
  * GetDeviceTreeResponse carries the device and its sensor tree.
@@ -1131,7 +1520,7 @@ export type GetDeviceTreeResponse = Message<"iot.core.v1.GetDeviceTreeResponse">
  * Use `create(GetDeviceTreeResponseSchema)` to create a new message.
  */
 export const GetDeviceTreeResponseSchema: GenMessage<GetDeviceTreeResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 36);
+  messageDesc(file_iot_core_v1_core, 48);
 
 /**
  * CreateSensorRequest describes a new sensor.
@@ -1194,7 +1583,7 @@ export type CreateSensorRequest = Message<"iot.core.v1.CreateSensorRequest"> & {
  * Use `create(CreateSensorRequestSchema)` to create a new message.
  */
 export const CreateSensorRequestSchema: GenMessage<CreateSensorRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 37);
+  messageDesc(file_iot_core_v1_core, 49);
 
 /**
  * CreateSensorResponse carries the new sensor.
@@ -1215,7 +1604,7 @@ export type CreateSensorResponse = Message<"iot.core.v1.CreateSensorResponse"> &
  * Use `create(CreateSensorResponseSchema)` to create a new message.
  */
 export const CreateSensorResponseSchema: GenMessage<CreateSensorResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 38);
+  messageDesc(file_iot_core_v1_core, 50);
 
 /**
  * ListSensorsRequest names a device.
@@ -1236,7 +1625,7 @@ export type ListSensorsRequest = Message<"iot.core.v1.ListSensorsRequest"> & {
  * Use `create(ListSensorsRequestSchema)` to create a new message.
  */
 export const ListSensorsRequestSchema: GenMessage<ListSensorsRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 39);
+  messageDesc(file_iot_core_v1_core, 51);
 
 /**
  * ListSensorsResponse holds a device's sensors.
@@ -1257,7 +1646,7 @@ export type ListSensorsResponse = Message<"iot.core.v1.ListSensorsResponse"> & {
  * Use `create(ListSensorsResponseSchema)` to create a new message.
  */
 export const ListSensorsResponseSchema: GenMessage<ListSensorsResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 40);
+  messageDesc(file_iot_core_v1_core, 52);
 
 /**
  * GetSensorRequest names a sensor.
@@ -1285,7 +1674,7 @@ export type GetSensorRequest = Message<"iot.core.v1.GetSensorRequest"> & {
  * Use `create(GetSensorRequestSchema)` to create a new message.
  */
 export const GetSensorRequestSchema: GenMessage<GetSensorRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 41);
+  messageDesc(file_iot_core_v1_core, 53);
 
 /**
  * GetSensorResponse carries a sensor.
@@ -1306,7 +1695,7 @@ export type GetSensorResponse = Message<"iot.core.v1.GetSensorResponse"> & {
  * Use `create(GetSensorResponseSchema)` to create a new message.
  */
 export const GetSensorResponseSchema: GenMessage<GetSensorResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 42);
+  messageDesc(file_iot_core_v1_core, 54);
 
 /**
  * UpdateSensorRequest changes a sensor.
@@ -1362,7 +1751,7 @@ export type UpdateSensorRequest = Message<"iot.core.v1.UpdateSensorRequest"> & {
  * Use `create(UpdateSensorRequestSchema)` to create a new message.
  */
 export const UpdateSensorRequestSchema: GenMessage<UpdateSensorRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 43);
+  messageDesc(file_iot_core_v1_core, 55);
 
 /**
  * UpdateSensorResponse carries the changed sensor.
@@ -1383,7 +1772,7 @@ export type UpdateSensorResponse = Message<"iot.core.v1.UpdateSensorResponse"> &
  * Use `create(UpdateSensorResponseSchema)` to create a new message.
  */
 export const UpdateSensorResponseSchema: GenMessage<UpdateSensorResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 44);
+  messageDesc(file_iot_core_v1_core, 56);
 
 /**
  * DeleteSensorRequest names a sensor.
@@ -1411,7 +1800,7 @@ export type DeleteSensorRequest = Message<"iot.core.v1.DeleteSensorRequest"> & {
  * Use `create(DeleteSensorRequestSchema)` to create a new message.
  */
 export const DeleteSensorRequestSchema: GenMessage<DeleteSensorRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 45);
+  messageDesc(file_iot_core_v1_core, 57);
 
 /**
  * DeleteSensorResponse is empty.
@@ -1426,7 +1815,7 @@ export type DeleteSensorResponse = Message<"iot.core.v1.DeleteSensorResponse"> &
  * Use `create(DeleteSensorResponseSchema)` to create a new message.
  */
 export const DeleteSensorResponseSchema: GenMessage<DeleteSensorResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 46);
+  messageDesc(file_iot_core_v1_core, 58);
 
 /**
  * CreateConsumerRequest describes a new consumer.
@@ -1454,7 +1843,7 @@ export type CreateConsumerRequest = Message<"iot.core.v1.CreateConsumerRequest">
  * Use `create(CreateConsumerRequestSchema)` to create a new message.
  */
 export const CreateConsumerRequestSchema: GenMessage<CreateConsumerRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 47);
+  messageDesc(file_iot_core_v1_core, 59);
 
 /**
  * CreateConsumerResponse carries the new consumer.
@@ -1475,7 +1864,7 @@ export type CreateConsumerResponse = Message<"iot.core.v1.CreateConsumerResponse
  * Use `create(CreateConsumerResponseSchema)` to create a new message.
  */
 export const CreateConsumerResponseSchema: GenMessage<CreateConsumerResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 48);
+  messageDesc(file_iot_core_v1_core, 60);
 
 /**
  * ListConsumersRequest asks for one page of consumers.
@@ -1503,7 +1892,7 @@ export type ListConsumersRequest = Message<"iot.core.v1.ListConsumersRequest"> &
  * Use `create(ListConsumersRequestSchema)` to create a new message.
  */
 export const ListConsumersRequestSchema: GenMessage<ListConsumersRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 49);
+  messageDesc(file_iot_core_v1_core, 61);
 
 /**
  * ListConsumersResponse is one page of consumers.
@@ -1531,7 +1920,7 @@ export type ListConsumersResponse = Message<"iot.core.v1.ListConsumersResponse">
  * Use `create(ListConsumersResponseSchema)` to create a new message.
  */
 export const ListConsumersResponseSchema: GenMessage<ListConsumersResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 50);
+  messageDesc(file_iot_core_v1_core, 62);
 
 /**
  * GetConsumerRequest names a consumer.
@@ -1552,7 +1941,7 @@ export type GetConsumerRequest = Message<"iot.core.v1.GetConsumerRequest"> & {
  * Use `create(GetConsumerRequestSchema)` to create a new message.
  */
 export const GetConsumerRequestSchema: GenMessage<GetConsumerRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 51);
+  messageDesc(file_iot_core_v1_core, 63);
 
 /**
  * GetConsumerResponse carries a consumer.
@@ -1573,7 +1962,7 @@ export type GetConsumerResponse = Message<"iot.core.v1.GetConsumerResponse"> & {
  * Use `create(GetConsumerResponseSchema)` to create a new message.
  */
 export const GetConsumerResponseSchema: GenMessage<GetConsumerResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 52);
+  messageDesc(file_iot_core_v1_core, 64);
 
 /**
  * UpdateConsumerRequest changes a consumer.
@@ -1608,7 +1997,7 @@ export type UpdateConsumerRequest = Message<"iot.core.v1.UpdateConsumerRequest">
  * Use `create(UpdateConsumerRequestSchema)` to create a new message.
  */
 export const UpdateConsumerRequestSchema: GenMessage<UpdateConsumerRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 53);
+  messageDesc(file_iot_core_v1_core, 65);
 
 /**
  * UpdateConsumerResponse carries the changed consumer.
@@ -1629,7 +2018,7 @@ export type UpdateConsumerResponse = Message<"iot.core.v1.UpdateConsumerResponse
  * Use `create(UpdateConsumerResponseSchema)` to create a new message.
  */
 export const UpdateConsumerResponseSchema: GenMessage<UpdateConsumerResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 54);
+  messageDesc(file_iot_core_v1_core, 66);
 
 /**
  * DeleteConsumerRequest names a consumer.
@@ -1650,7 +2039,7 @@ export type DeleteConsumerRequest = Message<"iot.core.v1.DeleteConsumerRequest">
  * Use `create(DeleteConsumerRequestSchema)` to create a new message.
  */
 export const DeleteConsumerRequestSchema: GenMessage<DeleteConsumerRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 55);
+  messageDesc(file_iot_core_v1_core, 67);
 
 /**
  * DeleteConsumerResponse is empty.
@@ -1665,7 +2054,7 @@ export type DeleteConsumerResponse = Message<"iot.core.v1.DeleteConsumerResponse
  * Use `create(DeleteConsumerResponseSchema)` to create a new message.
  */
 export const DeleteConsumerResponseSchema: GenMessage<DeleteConsumerResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 56);
+  messageDesc(file_iot_core_v1_core, 68);
 
 /**
  * GetConsumerKeyRequest names a consumer.
@@ -1686,7 +2075,7 @@ export type GetConsumerKeyRequest = Message<"iot.core.v1.GetConsumerKeyRequest">
  * Use `create(GetConsumerKeyRequestSchema)` to create a new message.
  */
 export const GetConsumerKeyRequestSchema: GenMessage<GetConsumerKeyRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 57);
+  messageDesc(file_iot_core_v1_core, 69);
 
 /**
  * GetConsumerKeyResponse carries the consumer token.
@@ -1707,7 +2096,7 @@ export type GetConsumerKeyResponse = Message<"iot.core.v1.GetConsumerKeyResponse
  * Use `create(GetConsumerKeyResponseSchema)` to create a new message.
  */
 export const GetConsumerKeyResponseSchema: GenMessage<GetConsumerKeyResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 58);
+  messageDesc(file_iot_core_v1_core, 70);
 
 /**
  * RotateConsumerKeyRequest names a consumer.
@@ -1728,7 +2117,7 @@ export type RotateConsumerKeyRequest = Message<"iot.core.v1.RotateConsumerKeyReq
  * Use `create(RotateConsumerKeyRequestSchema)` to create a new message.
  */
 export const RotateConsumerKeyRequestSchema: GenMessage<RotateConsumerKeyRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 59);
+  messageDesc(file_iot_core_v1_core, 71);
 
 /**
  * RotateConsumerKeyResponse carries the new consumer token.
@@ -1749,7 +2138,7 @@ export type RotateConsumerKeyResponse = Message<"iot.core.v1.RotateConsumerKeyRe
  * Use `create(RotateConsumerKeyResponseSchema)` to create a new message.
  */
 export const RotateConsumerKeyResponseSchema: GenMessage<RotateConsumerKeyResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 60);
+  messageDesc(file_iot_core_v1_core, 72);
 
 /**
  * GrantSensorRequest lets a consumer read a sensor.
@@ -1777,7 +2166,7 @@ export type GrantSensorRequest = Message<"iot.core.v1.GrantSensorRequest"> & {
  * Use `create(GrantSensorRequestSchema)` to create a new message.
  */
 export const GrantSensorRequestSchema: GenMessage<GrantSensorRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 61);
+  messageDesc(file_iot_core_v1_core, 73);
 
 /**
  * GrantSensorResponse carries the consumer with its grants.
@@ -1798,7 +2187,7 @@ export type GrantSensorResponse = Message<"iot.core.v1.GrantSensorResponse"> & {
  * Use `create(GrantSensorResponseSchema)` to create a new message.
  */
 export const GrantSensorResponseSchema: GenMessage<GrantSensorResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 62);
+  messageDesc(file_iot_core_v1_core, 74);
 
 /**
  * RevokeSensorRequest withdraws a grant.
@@ -1826,7 +2215,7 @@ export type RevokeSensorRequest = Message<"iot.core.v1.RevokeSensorRequest"> & {
  * Use `create(RevokeSensorRequestSchema)` to create a new message.
  */
 export const RevokeSensorRequestSchema: GenMessage<RevokeSensorRequest> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 63);
+  messageDesc(file_iot_core_v1_core, 75);
 
 /**
  * RevokeSensorResponse carries the consumer with its remaining grants.
@@ -1847,7 +2236,7 @@ export type RevokeSensorResponse = Message<"iot.core.v1.RevokeSensorResponse"> &
  * Use `create(RevokeSensorResponseSchema)` to create a new message.
  */
 export const RevokeSensorResponseSchema: GenMessage<RevokeSensorResponse> = /*@__PURE__*/
-  messageDesc(file_iot_core_v1_core, 64);
+  messageDesc(file_iot_core_v1_core, 76);
 
 /**
  * Role is what a user may do.
@@ -2055,6 +2444,24 @@ export const CoreService: GenService<{
     output: typeof ListDevicesResponseSchema;
   },
   /**
+   * ImportDevices creates up to 10,000 devices of the caller, each with its
+   * sensors, in one call and all or nothing: a bad row refuses the whole
+   * batch with InvalidArgument (HTTP 400) naming the row (0-based index in
+   * `devices`) and the reason, in the message and as BadRequest field
+   * violations ("devices[12].name"). A row whose external_id the caller
+   * already has creates nothing and returns the existing device, so a
+   * retried import creates nothing twice and returns the same ids. Device
+   * keys are returned when return_keys is set; they work on every edge at
+   * once.
+   *
+   * @generated from rpc iot.core.v1.CoreService.ImportDevices
+   */
+  importDevices: {
+    methodKind: "unary";
+    input: typeof ImportDevicesRequestSchema;
+    output: typeof ImportDevicesResponseSchema;
+  },
+  /**
    * GetDevice returns one device.
    *
    * @generated from rpc iot.core.v1.CoreService.GetDevice
@@ -2107,6 +2514,44 @@ export const CoreService: GenService<{
     methodKind: "unary";
     input: typeof RotateDeviceKeyRequestSchema;
     output: typeof RotateDeviceKeyResponseSchema;
+  },
+  /**
+   * AddDeviceCertificate registers the SHA-256 fingerprint of a client
+   * certificate for a device, so the device may authenticate by mutual TLS
+   * instead of a token (when the deployment sets a client CA). The
+   * certificate must be issued by that CA and carry the URI SAN
+   * `iotplatform:device:<device id>`. A fingerprint belongs to one device.
+   * Owner or admin.
+   *
+   * @generated from rpc iot.core.v1.CoreService.AddDeviceCertificate
+   */
+  addDeviceCertificate: {
+    methodKind: "unary";
+    input: typeof AddDeviceCertificateRequestSchema;
+    output: typeof AddDeviceCertificateResponseSchema;
+  },
+  /**
+   * ListDeviceCertificates lists the certificate fingerprints registered for
+   * a device. Owner or admin.
+   *
+   * @generated from rpc iot.core.v1.CoreService.ListDeviceCertificates
+   */
+  listDeviceCertificates: {
+    methodKind: "unary";
+    input: typeof ListDeviceCertificatesRequestSchema;
+    output: typeof ListDeviceCertificatesResponseSchema;
+  },
+  /**
+   * RemoveDeviceCertificate removes a fingerprint: the certificate is refused
+   * from then on (within the documented staleness bound, --auth-cache-ttl),
+   * which is how a device certificate is revoked. Owner or admin.
+   *
+   * @generated from rpc iot.core.v1.CoreService.RemoveDeviceCertificate
+   */
+  removeDeviceCertificate: {
+    methodKind: "unary";
+    input: typeof RemoveDeviceCertificateRequestSchema;
+    output: typeof RemoveDeviceCertificateResponseSchema;
   },
   /**
    * GetDeviceTree returns the device's sensors arranged as a tree by path.
