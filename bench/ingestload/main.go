@@ -24,6 +24,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,7 @@ var (
 	httpGW  = flag.String("http-gw", "127.0.0.1:18083", "-mode=binary: HTTP gateway address")
 	mqttGW  = flag.String("mqtt-gw", "127.0.0.1:11883", "-mode=binary: MQTT gateway address")
 	adminPW = flag.String("password", "", "-mode=binary: root's password")
+	parts   = flag.String("parts", "http,lag,batch,mqtt", "-mode=binary: which measurements to run")
 	runs    = flag.Int("runs", 3, "alternating reference/gateway runs (http, mqtt); the median ratio is reported")
 )
 
@@ -200,22 +202,28 @@ func binary(_ string, _ []byte) {
 		w.WriteHeader(200)
 	}))
 	gw := "http://" + *httpGW + "/"
-	pairs(func() result { return httpLoad(bare, tok, body) }, func() result { return httpLoad(gw, tok, body) },
-		"bare net/http 200:     ", "iotplatform HTTP (1/req, durable in SQLite):")
-	var b bytes.Buffer
-	b.WriteByte('[')
-	for i := 0; i < 1000; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"sensor_id":%s,"timestamp":%d,"value":%d.5}`, sensor, 1526717967000+int64(i), i)
+	metrics := "http://" + *httpGW + "/metrics"
+	var single []float64
+	if strings.Contains(*parts, "http") {
+		pairs(func() result { return httpLoad(bare, tok, body) }, func() result {
+			r := httpLoad(gw, tok, body)
+			single = append(single, r.rate)
+			return r
+		}, "bare net/http 200:     ", "iotplatform HTTP (1/req, durable):")
 	}
-	b.WriteByte(']')
-	c := *conns
-	*conns = min(c, 8)
-	r := httpLoad(gw, tok, b.Bytes())
-	*conns = c
-	fmt.Printf("iotplatform HTTP batches of 1000 (durable): %s => %.0f readings/s\n", r, r.rate*1000)
+	if strings.Contains(*parts, "lag") {
+		if len(single) == 0 {
+			single = append(single, httpLoad(gw, tok, body).rate)
+		}
+		slices.Sort(single)
+		lagAt(gw, metrics, tok, body, single[len(single)/2]/2)
+	}
+	if strings.Contains(*parts, "batch") {
+		batchesStored(gw, metrics, tok, sensor)
+	}
+	if !strings.Contains(*parts, "mqtt") {
+		return
+	}
 	port := freePort()
 	cmd := exec.Command("/usr/sbin/mosquitto", "-p", strconv.Itoa(port))
 	must(cmd.Start())
