@@ -26,6 +26,9 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
 		{"ReadsSeeEveryWrite", testReadAfterWrite},
+		{"KeyExpiryFollowsRotation", testKeyExpiry},
+		{"RefreshTokensUsedOnceAndRevocable", testRefreshTokens},
+		{"AuditLogFiltersAndPages", testAuditLog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })
