@@ -43,6 +43,8 @@ func publicMessage(err error) string {
 		return ErrMalformed.Error()
 	case errors.Is(err, ErrNoCredentials):
 		return ErrNoCredentials.Error()
+	case errors.Is(err, ErrTokenExpired):
+		return ErrTokenExpired.Error()
 	default:
 		return ErrInvalidToken.Error()
 	}

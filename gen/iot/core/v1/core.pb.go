@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -694,7 +695,7 @@ func (x *SignInRequest) GetPassword() string {
 	return ""
 }
 
-// SignInResponse carries a user token.
+// SignInResponse carries a user token and a refresh token.
 type SignInResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is a JWT to send as `authorization: Bearer <token>`.
@@ -702,9 +703,13 @@ type SignInResponse struct {
 	// expire_time is when the token stops working.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// user is the signed-in user.
-	User          *User `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	User *User `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// refresh_token is an opaque secret for RefreshToken; keep it private.
+	RefreshToken string `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// refresh_expire_time is when refresh_token stops working.
+	RefreshExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=refresh_expire_time,json=refreshExpireTime,proto3" json:"refresh_expire_time,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SignInResponse) Reset() {
@@ -758,6 +763,231 @@ func (x *SignInResponse) GetUser() *User {
 	return nil
 }
 
+func (x *SignInResponse) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *SignInResponse) GetRefreshExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefreshExpireTime
+	}
+	return nil
+}
+
+// RefreshTokenRequest carries a refresh token.
+type RefreshTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refresh_token from SignIn or the previous RefreshToken.
+	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshTokenRequest) Reset() {
+	*x = RefreshTokenRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshTokenRequest) ProtoMessage() {}
+
+func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
+func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RefreshTokenRequest) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+// RefreshTokenResponse carries a new user token and a new refresh token.
+type RefreshTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is a new user JWT.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when token stops working.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// user is the user the token belongs to.
+	User *User `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// refresh_token replaces the one presented, which no longer works.
+	RefreshToken string `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// refresh_expire_time is when refresh_token stops working.
+	RefreshExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=refresh_expire_time,json=refreshExpireTime,proto3" json:"refresh_expire_time,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RefreshTokenResponse) Reset() {
+	*x = RefreshTokenResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshTokenResponse) ProtoMessage() {}
+
+func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshTokenResponse.ProtoReflect.Descriptor instead.
+func (*RefreshTokenResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RefreshTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RefreshTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *RefreshTokenResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *RefreshTokenResponse) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *RefreshTokenResponse) GetRefreshExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefreshExpireTime
+	}
+	return nil
+}
+
+// SignOutRequest carries the refresh token to revoke.
+type SignOutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refresh_token to revoke.
+	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOutRequest) Reset() {
+	*x = SignOutRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOutRequest) ProtoMessage() {}
+
+func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOutRequest.ProtoReflect.Descriptor instead.
+func (*SignOutRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SignOutRequest) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+// SignOutResponse is empty.
+type SignOutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOutResponse) Reset() {
+	*x = SignOutResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOutResponse) ProtoMessage() {}
+
+func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOutResponse.ProtoReflect.Descriptor instead.
+func (*SignOutResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{10}
+}
+
 // GetCurrentUserRequest is empty: the user comes from the token.
 type GetCurrentUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -767,7 +997,7 @@ type GetCurrentUserRequest struct {
 
 func (x *GetCurrentUserRequest) Reset() {
 	*x = GetCurrentUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[7]
+	mi := &file_iot_core_v1_core_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +1009,7 @@ func (x *GetCurrentUserRequest) String() string {
 func (*GetCurrentUserRequest) ProtoMessage() {}
 
 func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[7]
+	mi := &file_iot_core_v1_core_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +1022,7 @@ func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserRequest.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{7}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{11}
 }
 
 // GetCurrentUserResponse carries the caller.
@@ -806,7 +1036,7 @@ type GetCurrentUserResponse struct {
 
 func (x *GetCurrentUserResponse) Reset() {
 	*x = GetCurrentUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	mi := &file_iot_core_v1_core_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +1048,7 @@ func (x *GetCurrentUserResponse) String() string {
 func (*GetCurrentUserResponse) ProtoMessage() {}
 
 func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	mi := &file_iot_core_v1_core_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +1061,7 @@ func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserResponse.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{8}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetCurrentUserResponse) GetResult() *User {
@@ -858,7 +1088,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	mi := &file_iot_core_v1_core_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1100,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	mi := &file_iot_core_v1_core_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1113,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{9}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateUserRequest) GetUsername() string {
@@ -925,7 +1155,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	mi := &file_iot_core_v1_core_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1167,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	mi := &file_iot_core_v1_core_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1180,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{10}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateUserResponse) GetResult() *User {
@@ -973,7 +1203,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[11]
+	mi := &file_iot_core_v1_core_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1215,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[11]
+	mi := &file_iot_core_v1_core_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1228,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{11}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -1028,7 +1258,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[12]
+	mi := &file_iot_core_v1_core_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1270,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[12]
+	mi := &file_iot_core_v1_core_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1283,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{12}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListUsersResponse) GetResult() []*User {
@@ -1081,7 +1311,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[13]
+	mi := &file_iot_core_v1_core_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1323,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[13]
+	mi := &file_iot_core_v1_core_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1336,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{13}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetUserRequest) GetId() int64 {
@@ -1127,7 +1357,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[14]
+	mi := &file_iot_core_v1_core_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1369,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[14]
+	mi := &file_iot_core_v1_core_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1382,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{14}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetUserResponse) GetResult() *User {
@@ -1177,7 +1407,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[15]
+	mi := &file_iot_core_v1_core_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1419,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[15]
+	mi := &file_iot_core_v1_core_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1432,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{15}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateUserRequest) GetId() int64 {
@@ -1237,7 +1467,7 @@ type UpdateUserResponse struct {
 
 func (x *UpdateUserResponse) Reset() {
 	*x = UpdateUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[16]
+	mi := &file_iot_core_v1_core_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1479,7 @@ func (x *UpdateUserResponse) String() string {
 func (*UpdateUserResponse) ProtoMessage() {}
 
 func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[16]
+	mi := &file_iot_core_v1_core_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1492,7 @@ func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
 func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{16}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateUserResponse) GetResult() *User {
@@ -1287,7 +1517,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[17]
+	mi := &file_iot_core_v1_core_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1529,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[17]
+	mi := &file_iot_core_v1_core_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1542,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{17}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ChangePasswordRequest) GetId() int64 {
@@ -1345,7 +1575,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[18]
+	mi := &file_iot_core_v1_core_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1587,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[18]
+	mi := &file_iot_core_v1_core_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1600,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{18}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{22}
 }
 
 // DeleteUserRequest names a user.
@@ -1384,7 +1614,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[19]
+	mi := &file_iot_core_v1_core_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1626,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[19]
+	mi := &file_iot_core_v1_core_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1639,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{19}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteUserRequest) GetId() int64 {
@@ -1428,7 +1658,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[20]
+	mi := &file_iot_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1670,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[20]
+	mi := &file_iot_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1683,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 // CreateDeviceRequest describes a new device.
@@ -1471,7 +1701,7 @@ type CreateDeviceRequest struct {
 
 func (x *CreateDeviceRequest) Reset() {
 	*x = CreateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[21]
+	mi := &file_iot_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1713,7 @@ func (x *CreateDeviceRequest) String() string {
 func (*CreateDeviceRequest) ProtoMessage() {}
 
 func (x *CreateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[21]
+	mi := &file_iot_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1726,7 @@ func (x *CreateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateDeviceRequest) GetName() string {
@@ -1531,7 +1761,7 @@ type CreateDeviceResponse struct {
 
 func (x *CreateDeviceResponse) Reset() {
 	*x = CreateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[22]
+	mi := &file_iot_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1773,7 @@ func (x *CreateDeviceResponse) String() string {
 func (*CreateDeviceResponse) ProtoMessage() {}
 
 func (x *CreateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[22]
+	mi := &file_iot_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1786,7 @@ func (x *CreateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateDeviceResponse) GetResult() *Device {
@@ -1581,7 +1811,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[23]
+	mi := &file_iot_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1823,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[23]
+	mi := &file_iot_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1836,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListDevicesRequest) GetPageSize() int32 {
@@ -1643,7 +1873,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	mi := &file_iot_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1885,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	mi := &file_iot_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1898,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListDevicesResponse) GetResult() []*Device {
@@ -1696,7 +1926,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1938,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1951,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetDeviceRequest) GetId() int64 {
@@ -1742,7 +1972,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[26]
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1984,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[26]
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1997,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetDeviceResponse) GetResult() *Device {
@@ -1797,7 +2027,7 @@ type UpdateDeviceRequest struct {
 
 func (x *UpdateDeviceRequest) Reset() {
 	*x = UpdateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[27]
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +2039,7 @@ func (x *UpdateDeviceRequest) String() string {
 func (*UpdateDeviceRequest) ProtoMessage() {}
 
 func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[27]
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +2052,7 @@ func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateDeviceRequest) GetId() int64 {
@@ -1871,7 +2101,7 @@ type UpdateDeviceResponse struct {
 
 func (x *UpdateDeviceResponse) Reset() {
 	*x = UpdateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[28]
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +2113,7 @@ func (x *UpdateDeviceResponse) String() string {
 func (*UpdateDeviceResponse) ProtoMessage() {}
 
 func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[28]
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2126,7 @@ func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateDeviceResponse) GetResult() *Device {
@@ -1917,7 +2147,7 @@ type DeleteDeviceRequest struct {
 
 func (x *DeleteDeviceRequest) Reset() {
 	*x = DeleteDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2159,7 @@ func (x *DeleteDeviceRequest) String() string {
 func (*DeleteDeviceRequest) ProtoMessage() {}
 
 func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2172,7 @@ func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteDeviceRequest) GetId() int64 {
@@ -1961,7 +2191,7 @@ type DeleteDeviceResponse struct {
 
 func (x *DeleteDeviceResponse) Reset() {
 	*x = DeleteDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2203,7 @@ func (x *DeleteDeviceResponse) String() string {
 func (*DeleteDeviceResponse) ProtoMessage() {}
 
 func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2216,7 @@ func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 // GetDeviceKeyRequest names a device.
@@ -2000,7 +2230,7 @@ type GetDeviceKeyRequest struct {
 
 func (x *GetDeviceKeyRequest) Reset() {
 	*x = GetDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2242,7 @@ func (x *GetDeviceKeyRequest) String() string {
 func (*GetDeviceKeyRequest) ProtoMessage() {}
 
 func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2255,7 @@ func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetDeviceKeyRequest) GetId() int64 {
@@ -2038,16 +2268,19 @@ func (x *GetDeviceKeyRequest) GetId() int64 {
 // GetDeviceKeyResponse carries the device token.
 type GetDeviceKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// token is the device JWT (no expiry); send it as `authorization: Bearer`
+	// token is the device JWT; send it as `authorization: Bearer`
 	// (HTTP, WebSocket, gRPC) or as the MQTT password with username `JWT`.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when the key stops working, as chosen at the last
+	// rotation; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDeviceKeyResponse) Reset() {
 	*x = GetDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2292,7 @@ func (x *GetDeviceKeyResponse) String() string {
 func (*GetDeviceKeyResponse) ProtoMessage() {}
 
 func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2305,7 @@ func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetDeviceKeyResponse) GetToken() string {
@@ -2082,18 +2315,29 @@ func (x *GetDeviceKeyResponse) GetToken() string {
 	return ""
 }
 
+func (x *GetDeviceKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // RotateDeviceKeyRequest names a device.
 type RotateDeviceKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id of the device.
-	Id            int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// ttl, when set and positive, makes the new key (and every token
+	// GetDeviceKey returns until the next rotation) expire after it, e.g.
+	// "86400s" in JSON. Unset: the key does not expire.
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateDeviceKeyRequest) Reset() {
 	*x = RotateDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2349,7 @@ func (x *RotateDeviceKeyRequest) String() string {
 func (*RotateDeviceKeyRequest) ProtoMessage() {}
 
 func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2362,7 @@ func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RotateDeviceKeyRequest) GetId() int64 {
@@ -2128,18 +2372,27 @@ func (x *RotateDeviceKeyRequest) GetId() int64 {
 	return 0
 }
 
+func (x *RotateDeviceKeyRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
 // RotateDeviceKeyResponse carries the new device token.
 type RotateDeviceKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is the new device JWT.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when the new key stops working; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateDeviceKeyResponse) Reset() {
 	*x = RotateDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2404,7 @@ func (x *RotateDeviceKeyResponse) String() string {
 func (*RotateDeviceKeyResponse) ProtoMessage() {}
 
 func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2417,7 @@ func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RotateDeviceKeyResponse) GetToken() string {
@@ -2172,6 +2425,13 @@ func (x *RotateDeviceKeyResponse) GetToken() string {
 		return x.Token
 	}
 	return ""
+}
+
+func (x *RotateDeviceKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
 }
 
 // GetDeviceTreeRequest names a device.
@@ -2185,7 +2445,7 @@ type GetDeviceTreeRequest struct {
 
 func (x *GetDeviceTreeRequest) Reset() {
 	*x = GetDeviceTreeRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2457,7 @@ func (x *GetDeviceTreeRequest) String() string {
 func (*GetDeviceTreeRequest) ProtoMessage() {}
 
 func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2470,7 @@ func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetDeviceTreeRequest) GetId() int64 {
@@ -2234,7 +2494,7 @@ type GetDeviceTreeResponse struct {
 
 func (x *GetDeviceTreeResponse) Reset() {
 	*x = GetDeviceTreeResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2506,7 @@ func (x *GetDeviceTreeResponse) String() string {
 func (*GetDeviceTreeResponse) ProtoMessage() {}
 
 func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2519,7 @@ func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetDeviceTreeResponse) GetDevice() *Device {
@@ -2299,7 +2559,7 @@ type CreateSensorRequest struct {
 
 func (x *CreateSensorRequest) Reset() {
 	*x = CreateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2571,7 @@ func (x *CreateSensorRequest) String() string {
 func (*CreateSensorRequest) ProtoMessage() {}
 
 func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2584,7 @@ func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorRequest.ProtoReflect.Descriptor instead.
 func (*CreateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateSensorRequest) GetDeviceId() int64 {
@@ -2387,7 +2647,7 @@ type CreateSensorResponse struct {
 
 func (x *CreateSensorResponse) Reset() {
 	*x = CreateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2399,7 +2659,7 @@ func (x *CreateSensorResponse) String() string {
 func (*CreateSensorResponse) ProtoMessage() {}
 
 func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2412,7 +2672,7 @@ func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorResponse.ProtoReflect.Descriptor instead.
 func (*CreateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateSensorResponse) GetSensor() *Sensor {
@@ -2433,7 +2693,7 @@ type ListSensorsRequest struct {
 
 func (x *ListSensorsRequest) Reset() {
 	*x = ListSensorsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2705,7 @@ func (x *ListSensorsRequest) String() string {
 func (*ListSensorsRequest) ProtoMessage() {}
 
 func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2718,7 @@ func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsRequest.ProtoReflect.Descriptor instead.
 func (*ListSensorsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListSensorsRequest) GetDeviceId() int64 {
@@ -2479,7 +2739,7 @@ type ListSensorsResponse struct {
 
 func (x *ListSensorsResponse) Reset() {
 	*x = ListSensorsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2751,7 @@ func (x *ListSensorsResponse) String() string {
 func (*ListSensorsResponse) ProtoMessage() {}
 
 func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2764,7 @@ func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsResponse.ProtoReflect.Descriptor instead.
 func (*ListSensorsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListSensorsResponse) GetResult() []*Sensor {
@@ -2527,7 +2787,7 @@ type GetSensorRequest struct {
 
 func (x *GetSensorRequest) Reset() {
 	*x = GetSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2799,7 @@ func (x *GetSensorRequest) String() string {
 func (*GetSensorRequest) ProtoMessage() {}
 
 func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2812,7 @@ func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRequest.ProtoReflect.Descriptor instead.
 func (*GetSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetSensorRequest) GetDeviceId() int64 {
@@ -2580,7 +2840,7 @@ type GetSensorResponse struct {
 
 func (x *GetSensorResponse) Reset() {
 	*x = GetSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2852,7 @@ func (x *GetSensorResponse) String() string {
 func (*GetSensorResponse) ProtoMessage() {}
 
 func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2865,7 @@ func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorResponse.ProtoReflect.Descriptor instead.
 func (*GetSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetSensorResponse) GetSensor() *Sensor {
@@ -2636,7 +2896,7 @@ type UpdateSensorRequest struct {
 
 func (x *UpdateSensorRequest) Reset() {
 	*x = UpdateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2908,7 @@ func (x *UpdateSensorRequest) String() string {
 func (*UpdateSensorRequest) ProtoMessage() {}
 
 func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2921,7 @@ func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UpdateSensorRequest) GetDeviceId() int64 {
@@ -2717,7 +2977,7 @@ type UpdateSensorResponse struct {
 
 func (x *UpdateSensorResponse) Reset() {
 	*x = UpdateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2989,7 @@ func (x *UpdateSensorResponse) String() string {
 func (*UpdateSensorResponse) ProtoMessage() {}
 
 func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +3002,7 @@ func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UpdateSensorResponse) GetSensor() *Sensor {
@@ -2765,7 +3025,7 @@ type DeleteSensorRequest struct {
 
 func (x *DeleteSensorRequest) Reset() {
 	*x = DeleteSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3037,7 @@ func (x *DeleteSensorRequest) String() string {
 func (*DeleteSensorRequest) ProtoMessage() {}
 
 func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3050,7 @@ func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteSensorRequest) GetDeviceId() int64 {
@@ -2816,7 +3076,7 @@ type DeleteSensorResponse struct {
 
 func (x *DeleteSensorResponse) Reset() {
 	*x = DeleteSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2828,7 +3088,7 @@ func (x *DeleteSensorResponse) String() string {
 func (*DeleteSensorResponse) ProtoMessage() {}
 
 func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2841,7 +3101,7 @@ func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 // CreateConsumerRequest describes a new consumer.
@@ -2857,7 +3117,7 @@ type CreateConsumerRequest struct {
 
 func (x *CreateConsumerRequest) Reset() {
 	*x = CreateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +3129,7 @@ func (x *CreateConsumerRequest) String() string {
 func (*CreateConsumerRequest) ProtoMessage() {}
 
 func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +3142,7 @@ func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateConsumerRequest) GetName() string {
@@ -2910,7 +3170,7 @@ type CreateConsumerResponse struct {
 
 func (x *CreateConsumerResponse) Reset() {
 	*x = CreateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2922,7 +3182,7 @@ func (x *CreateConsumerResponse) String() string {
 func (*CreateConsumerResponse) ProtoMessage() {}
 
 func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2935,7 +3195,7 @@ func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateConsumerResponse) GetResult() *Consumer {
@@ -2958,7 +3218,7 @@ type ListConsumersRequest struct {
 
 func (x *ListConsumersRequest) Reset() {
 	*x = ListConsumersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3230,7 @@ func (x *ListConsumersRequest) String() string {
 func (*ListConsumersRequest) ProtoMessage() {}
 
 func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3243,7 @@ func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
 func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListConsumersRequest) GetPageSize() int32 {
@@ -3013,7 +3273,7 @@ type ListConsumersResponse struct {
 
 func (x *ListConsumersResponse) Reset() {
 	*x = ListConsumersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3025,7 +3285,7 @@ func (x *ListConsumersResponse) String() string {
 func (*ListConsumersResponse) ProtoMessage() {}
 
 func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3038,7 +3298,7 @@ func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
 func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListConsumersResponse) GetResult() []*Consumer {
@@ -3066,7 +3326,7 @@ type GetConsumerRequest struct {
 
 func (x *GetConsumerRequest) Reset() {
 	*x = GetConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3338,7 @@ func (x *GetConsumerRequest) String() string {
 func (*GetConsumerRequest) ProtoMessage() {}
 
 func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3351,7 @@ func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetConsumerRequest) GetId() int64 {
@@ -3112,7 +3372,7 @@ type GetConsumerResponse struct {
 
 func (x *GetConsumerResponse) Reset() {
 	*x = GetConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3384,7 @@ func (x *GetConsumerResponse) String() string {
 func (*GetConsumerResponse) ProtoMessage() {}
 
 func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3397,7 @@ func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetConsumerResponse) GetResult() *Consumer {
@@ -3162,7 +3422,7 @@ type UpdateConsumerRequest struct {
 
 func (x *UpdateConsumerRequest) Reset() {
 	*x = UpdateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3434,7 @@ func (x *UpdateConsumerRequest) String() string {
 func (*UpdateConsumerRequest) ProtoMessage() {}
 
 func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3447,7 @@ func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *UpdateConsumerRequest) GetId() int64 {
@@ -3222,7 +3482,7 @@ type UpdateConsumerResponse struct {
 
 func (x *UpdateConsumerResponse) Reset() {
 	*x = UpdateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3494,7 @@ func (x *UpdateConsumerResponse) String() string {
 func (*UpdateConsumerResponse) ProtoMessage() {}
 
 func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3507,7 @@ func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UpdateConsumerResponse) GetResult() *Consumer {
@@ -3268,7 +3528,7 @@ type DeleteConsumerRequest struct {
 
 func (x *DeleteConsumerRequest) Reset() {
 	*x = DeleteConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3540,7 @@ func (x *DeleteConsumerRequest) String() string {
 func (*DeleteConsumerRequest) ProtoMessage() {}
 
 func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3553,7 @@ func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeleteConsumerRequest) GetId() int64 {
@@ -3312,7 +3572,7 @@ type DeleteConsumerResponse struct {
 
 func (x *DeleteConsumerResponse) Reset() {
 	*x = DeleteConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3584,7 @@ func (x *DeleteConsumerResponse) String() string {
 func (*DeleteConsumerResponse) ProtoMessage() {}
 
 func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3597,7 @@ func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 // GetConsumerKeyRequest names a consumer.
@@ -3351,7 +3611,7 @@ type GetConsumerKeyRequest struct {
 
 func (x *GetConsumerKeyRequest) Reset() {
 	*x = GetConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3623,7 @@ func (x *GetConsumerKeyRequest) String() string {
 func (*GetConsumerKeyRequest) ProtoMessage() {}
 
 func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3636,7 @@ func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetConsumerKeyRequest) GetId() int64 {
@@ -3389,15 +3649,18 @@ func (x *GetConsumerKeyRequest) GetId() int64 {
 // GetConsumerKeyResponse carries the consumer token.
 type GetConsumerKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// token is the consumer JWT (no expiry).
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// token is the consumer JWT.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when the key stops working, as chosen at the last
+	// rotation; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetConsumerKeyResponse) Reset() {
 	*x = GetConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3672,7 @@ func (x *GetConsumerKeyResponse) String() string {
 func (*GetConsumerKeyResponse) ProtoMessage() {}
 
 func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3685,7 @@ func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetConsumerKeyResponse) GetToken() string {
@@ -3432,18 +3695,28 @@ func (x *GetConsumerKeyResponse) GetToken() string {
 	return ""
 }
 
+func (x *GetConsumerKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // RotateConsumerKeyRequest names a consumer.
 type RotateConsumerKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id of the consumer.
-	Id            int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// ttl, when set and positive, makes the new key expire after it, e.g.
+	// "86400s" in JSON. Unset: the key does not expire.
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateConsumerKeyRequest) Reset() {
 	*x = RotateConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3728,7 @@ func (x *RotateConsumerKeyRequest) String() string {
 func (*RotateConsumerKeyRequest) ProtoMessage() {}
 
 func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3741,7 @@ func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RotateConsumerKeyRequest) GetId() int64 {
@@ -3478,18 +3751,27 @@ func (x *RotateConsumerKeyRequest) GetId() int64 {
 	return 0
 }
 
+func (x *RotateConsumerKeyRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
 // RotateConsumerKeyResponse carries the new consumer token.
 type RotateConsumerKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is the new consumer JWT.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when the new key stops working; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateConsumerKeyResponse) Reset() {
 	*x = RotateConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +3783,7 @@ func (x *RotateConsumerKeyResponse) String() string {
 func (*RotateConsumerKeyResponse) ProtoMessage() {}
 
 func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +3796,7 @@ func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RotateConsumerKeyResponse) GetToken() string {
@@ -3522,6 +3804,13 @@ func (x *RotateConsumerKeyResponse) GetToken() string {
 		return x.Token
 	}
 	return ""
+}
+
+func (x *RotateConsumerKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
 }
 
 // GrantSensorRequest lets a consumer read a sensor.
@@ -3537,7 +3826,7 @@ type GrantSensorRequest struct {
 
 func (x *GrantSensorRequest) Reset() {
 	*x = GrantSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +3838,7 @@ func (x *GrantSensorRequest) String() string {
 func (*GrantSensorRequest) ProtoMessage() {}
 
 func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +3851,7 @@ func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorRequest.ProtoReflect.Descriptor instead.
 func (*GrantSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GrantSensorRequest) GetConsumerId() int64 {
@@ -3590,7 +3879,7 @@ type GrantSensorResponse struct {
 
 func (x *GrantSensorResponse) Reset() {
 	*x = GrantSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3602,7 +3891,7 @@ func (x *GrantSensorResponse) String() string {
 func (*GrantSensorResponse) ProtoMessage() {}
 
 func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3615,7 +3904,7 @@ func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorResponse.ProtoReflect.Descriptor instead.
 func (*GrantSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GrantSensorResponse) GetResult() *Consumer {
@@ -3638,7 +3927,7 @@ type RevokeSensorRequest struct {
 
 func (x *RevokeSensorRequest) Reset() {
 	*x = RevokeSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +3939,7 @@ func (x *RevokeSensorRequest) String() string {
 func (*RevokeSensorRequest) ProtoMessage() {}
 
 func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +3952,7 @@ func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RevokeSensorRequest) GetConsumerId() int64 {
@@ -3691,7 +3980,7 @@ type RevokeSensorResponse struct {
 
 func (x *RevokeSensorResponse) Reset() {
 	*x = RevokeSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3703,7 +3992,7 @@ func (x *RevokeSensorResponse) String() string {
 func (*RevokeSensorResponse) ProtoMessage() {}
 
 func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3716,7 +4005,7 @@ func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RevokeSensorResponse) GetResult() *Consumer {
@@ -3726,11 +4015,280 @@ func (x *RevokeSensorResponse) GetResult() *Consumer {
 	return nil
 }
 
+// AuditEvent is one entry of the audit log.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id orders the events; larger is newer.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// time is when the action happened.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// actor_id is the user who acted (0: the platform itself).
+	ActorId int64 `protobuf:"varint,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// action says what happened: user.create, user.update, user.delete,
+	// user.password.change, user.password.reset, device.delete,
+	// device.key.issue, device.key.rotate, consumer.create, consumer.delete,
+	// consumer.key.issue, consumer.key.rotate, grant.create, grant.revoke.
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// target_type is user, device or consumer.
+	TargetType string `protobuf:"bytes,5,opt,name=target_type,json=targetType,proto3" json:"target_type,omitempty"`
+	// target_id is the id of the user, device or consumer acted on.
+	TargetId int64 `protobuf:"varint,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// details are further facts, e.g. sensor_id for grants, expire_time for
+	// keys, role for users.
+	Details       map[string]string `protobuf:"bytes,7,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *AuditEvent) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetActorId() int64 {
+	if x != nil {
+		return x.ActorId
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTargetType() string {
+	if x != nil {
+		return x.TargetType
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTargetId() int64 {
+	if x != nil {
+		return x.TargetId
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetDetails() map[string]string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// ListAuditEventsRequest filters and pages the audit log; unset filters
+// match everything.
+type ListAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size is the most events to return (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is next_page_token of the previous page.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// actor_id keeps events by this user.
+	ActorId int64 `protobuf:"varint,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// action keeps events with this action, e.g. "device.key.rotate".
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// target_type keeps events on this kind of target: user, device, consumer.
+	TargetType string `protobuf:"bytes,5,opt,name=target_type,json=targetType,proto3" json:"target_type,omitempty"`
+	// target_id keeps events on this target id (use with target_type).
+	TargetId int64 `protobuf:"varint,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// start_time keeps events at or after it.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// end_time keeps events before it.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *ListAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetActorId() int64 {
+	if x != nil {
+		return x.ActorId
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetTargetType() string {
+	if x != nil {
+		return x.TargetType
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetTargetId() int64 {
+	if x != nil {
+		return x.TargetId
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// ListAuditEventsResponse is one page of the audit log.
+type ListAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result holds the events, newest first.
+	Result []*AuditEvent `protobuf:"bytes,1,rep,name=result,proto3" json:"result,omitempty"`
+	// next_page_token fetches the next (older) page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ListAuditEventsResponse) GetResult() []*AuditEvent {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_iot_core_v1_core_proto protoreflect.FileDescriptor
 
 const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\n" +
-	"\x16iot/core/v1/core.proto\x12\viot.core.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x01\n" +
+	"\x16iot/core/v1/core.proto\x12\viot.core.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
@@ -3786,12 +4344,26 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x06sensor\x18\x04 \x01(\v2\x13.iot.core.v1.SensorR\x06sensor\"G\n" +
 	"\rSignInRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x8a\x01\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\xfb\x01\n" +
 	"\x0eSignInResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12%\n" +
-	"\x04user\x18\x03 \x01(\v2\x11.iot.core.v1.UserR\x04user\"\x17\n" +
+	"\x04user\x18\x03 \x01(\v2\x11.iot.core.v1.UserR\x04user\x12#\n" +
+	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12J\n" +
+	"\x13refresh_expire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\":\n" +
+	"\x13RefreshTokenRequest\x12#\n" +
+	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"\x81\x02\n" +
+	"\x14RefreshTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12%\n" +
+	"\x04user\x18\x03 \x01(\v2\x11.iot.core.v1.UserR\x04user\x12#\n" +
+	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12J\n" +
+	"\x13refresh_expire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\"5\n" +
+	"\x0eSignOutRequest\x12#\n" +
+	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"\x11\n" +
+	"\x0fSignOutResponse\"\x17\n" +
 	"\x15GetCurrentUserRequest\"C\n" +
 	"\x16GetCurrentUserResponse\x12)\n" +
 	"\x06result\x18\x01 \x01(\v2\x11.iot.core.v1.UserR\x06result\"\x95\x01\n" +
@@ -3869,13 +4441,18 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x16\n" +
 	"\x14DeleteDeviceResponse\"%\n" +
 	"\x13GetDeviceKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\",\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"i\n" +
 	"\x14GetDeviceKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"(\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"U\n" +
 	"\x16RotateDeviceKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\"/\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"l\n" +
 	"\x17RotateDeviceKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"&\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"&\n" +
 	"\x14GetDeviceTreeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"o\n" +
 	"\x15GetDeviceTreeResponse\x12+\n" +
@@ -3946,13 +4523,18 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x18\n" +
 	"\x16DeleteConsumerResponse\"'\n" +
 	"\x15GetConsumerKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\".\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"k\n" +
 	"\x16GetConsumerKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"*\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"W\n" +
 	"\x18RotateConsumerKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\"1\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"n\n" +
 	"\x19RotateConsumerKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"R\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"R\n" +
 	"\x12GrantSensorRequest\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\x03R\n" +
 	"consumerId\x12\x1b\n" +
@@ -3964,7 +4546,35 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"consumerId\x12\x1b\n" +
 	"\tsensor_id\x18\x02 \x01(\x03R\bsensorId\"E\n" +
 	"\x14RevokeSensorResponse\x12-\n" +
-	"\x06result\x18\x01 \x01(\v2\x15.iot.core.v1.ConsumerR\x06result*;\n" +
+	"\x06result\x18\x01 \x01(\v2\x15.iot.core.v1.ConsumerR\x06result\"\xb9\x02\n" +
+	"\n" +
+	"AuditEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\x03R\aactorId\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x1f\n" +
+	"\vtarget_type\x18\x05 \x01(\tR\n" +
+	"targetType\x12\x1b\n" +
+	"\ttarget_id\x18\x06 \x01(\x03R\btargetId\x12>\n" +
+	"\adetails\x18\a \x03(\v2$.iot.core.v1.AuditEvent.DetailsEntryR\adetails\x1a:\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb7\x02\n" +
+	"\x16ListAuditEventsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\x03R\aactorId\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x1f\n" +
+	"\vtarget_type\x18\x05 \x01(\tR\n" +
+	"targetType\x12\x1b\n" +
+	"\ttarget_id\x18\x06 \x01(\x03R\btargetId\x129\n" +
+	"\n" +
+	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"r\n" +
+	"\x17ListAuditEventsResponse\x12/\n" +
+	"\x06result\x18\x01 \x03(\v2\x17.iot.core.v1.AuditEventR\x06result\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -3976,9 +4586,11 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x0fVALUE_TYPE_LONG\x10\x02\x12\x16\n" +
 	"\x12VALUE_TYPE_BOOLEAN\x10\x03\x12\x15\n" +
 	"\x11VALUE_TYPE_STRING\x10\x04\x12\x15\n" +
-	"\x11VALUE_TYPE_OBJECT\x10\x052\xee\x1b\n" +
+	"\x11VALUE_TYPE_OBJECT\x10\x052\xb9\x1e\n" +
 	"\vCoreService\x12_\n" +
-	"\x06SignIn\x12\x1a.iot.core.v1.SignInRequest\x1a\x1b.iot.core.v1.SignInResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/signin\x12j\n" +
+	"\x06SignIn\x12\x1a.iot.core.v1.SignInRequest\x1a\x1b.iot.core.v1.SignInResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/signin\x12r\n" +
+	"\fRefreshToken\x12 .iot.core.v1.RefreshTokenRequest\x1a!.iot.core.v1.RefreshTokenResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/users/refresh\x12c\n" +
+	"\aSignOut\x12\x1b.iot.core.v1.SignOutRequest\x1a\x1c.iot.core.v1.SignOutResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/users/signout\x12j\n" +
 	"\x0eGetCurrentUser\x12\".iot.core.v1.GetCurrentUserRequest\x1a#.iot.core.v1.GetCurrentUserResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/api/me\x12d\n" +
 	"\n" +
 	"CreateUser\x12\x1e.iot.core.v1.CreateUserRequest\x1a\x1f.iot.core.v1.CreateUserResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
@@ -4012,7 +4624,9 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x0eGetConsumerKey\x12\".iot.core.v1.GetConsumerKeyRequest\x1a#.iot.core.v1.GetConsumerKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/consumers/{id}/key\x12\x8d\x01\n" +
 	"\x11RotateConsumerKey\x12%.iot.core.v1.RotateConsumerKeyRequest\x1a&.iot.core.v1.RotateConsumerKeyResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/consumers/{id}/key/rotate\x12\x81\x01\n" +
 	"\vGrantSensor\x12\x1f.iot.core.v1.GrantSensorRequest\x1a .iot.core.v1.GrantSensorResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/api/consumers/{consumer_id}/sensors\x12\x8d\x01\n" +
-	"\fRevokeSensor\x12 .iot.core.v1.RevokeSensorRequest\x1a!.iot.core.v1.RevokeSensorResponse\"8\x82\xd3\xe4\x93\x022*0/api/consumers/{consumer_id}/sensors/{sensor_id}B;Z9github.com/iotplatform/iotplatform/gen/iot/core/v1;corev1b\x06proto3"
+	"\fRevokeSensor\x12 .iot.core.v1.RevokeSensorRequest\x1a!.iot.core.v1.RevokeSensorResponse\"8\x82\xd3\xe4\x93\x022*0/api/consumers/{consumer_id}/sensors/{sensor_id}\x12p\n" +
+	"\x0fListAuditEvents\x12#.iot.core.v1.ListAuditEventsRequest\x1a$.iot.core.v1.ListAuditEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/api/auditB;Z9github.com/iotplatform/iotplatform/gen/iot/core/v1;corev1b\x06proto3"
 
 var (
 	file_iot_core_v1_core_proto_rawDescOnce sync.Once
@@ -4027,7 +4641,7 @@ func file_iot_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_iot_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_iot_core_v1_core_proto_goTypes = []any{
 	(Role)(0),                         // 0: iot.core.v1.Role
 	(ValueType)(0),                    // 1: iot.core.v1.ValueType
@@ -4038,178 +4652,208 @@ var file_iot_core_v1_core_proto_goTypes = []any{
 	(*TreeNode)(nil),                  // 6: iot.core.v1.TreeNode
 	(*SignInRequest)(nil),             // 7: iot.core.v1.SignInRequest
 	(*SignInResponse)(nil),            // 8: iot.core.v1.SignInResponse
-	(*GetCurrentUserRequest)(nil),     // 9: iot.core.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),    // 10: iot.core.v1.GetCurrentUserResponse
-	(*CreateUserRequest)(nil),         // 11: iot.core.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),        // 12: iot.core.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),          // 13: iot.core.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 14: iot.core.v1.ListUsersResponse
-	(*GetUserRequest)(nil),            // 15: iot.core.v1.GetUserRequest
-	(*GetUserResponse)(nil),           // 16: iot.core.v1.GetUserResponse
-	(*UpdateUserRequest)(nil),         // 17: iot.core.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),        // 18: iot.core.v1.UpdateUserResponse
-	(*ChangePasswordRequest)(nil),     // 19: iot.core.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),    // 20: iot.core.v1.ChangePasswordResponse
-	(*DeleteUserRequest)(nil),         // 21: iot.core.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),        // 22: iot.core.v1.DeleteUserResponse
-	(*CreateDeviceRequest)(nil),       // 23: iot.core.v1.CreateDeviceRequest
-	(*CreateDeviceResponse)(nil),      // 24: iot.core.v1.CreateDeviceResponse
-	(*ListDevicesRequest)(nil),        // 25: iot.core.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),       // 26: iot.core.v1.ListDevicesResponse
-	(*GetDeviceRequest)(nil),          // 27: iot.core.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),         // 28: iot.core.v1.GetDeviceResponse
-	(*UpdateDeviceRequest)(nil),       // 29: iot.core.v1.UpdateDeviceRequest
-	(*UpdateDeviceResponse)(nil),      // 30: iot.core.v1.UpdateDeviceResponse
-	(*DeleteDeviceRequest)(nil),       // 31: iot.core.v1.DeleteDeviceRequest
-	(*DeleteDeviceResponse)(nil),      // 32: iot.core.v1.DeleteDeviceResponse
-	(*GetDeviceKeyRequest)(nil),       // 33: iot.core.v1.GetDeviceKeyRequest
-	(*GetDeviceKeyResponse)(nil),      // 34: iot.core.v1.GetDeviceKeyResponse
-	(*RotateDeviceKeyRequest)(nil),    // 35: iot.core.v1.RotateDeviceKeyRequest
-	(*RotateDeviceKeyResponse)(nil),   // 36: iot.core.v1.RotateDeviceKeyResponse
-	(*GetDeviceTreeRequest)(nil),      // 37: iot.core.v1.GetDeviceTreeRequest
-	(*GetDeviceTreeResponse)(nil),     // 38: iot.core.v1.GetDeviceTreeResponse
-	(*CreateSensorRequest)(nil),       // 39: iot.core.v1.CreateSensorRequest
-	(*CreateSensorResponse)(nil),      // 40: iot.core.v1.CreateSensorResponse
-	(*ListSensorsRequest)(nil),        // 41: iot.core.v1.ListSensorsRequest
-	(*ListSensorsResponse)(nil),       // 42: iot.core.v1.ListSensorsResponse
-	(*GetSensorRequest)(nil),          // 43: iot.core.v1.GetSensorRequest
-	(*GetSensorResponse)(nil),         // 44: iot.core.v1.GetSensorResponse
-	(*UpdateSensorRequest)(nil),       // 45: iot.core.v1.UpdateSensorRequest
-	(*UpdateSensorResponse)(nil),      // 46: iot.core.v1.UpdateSensorResponse
-	(*DeleteSensorRequest)(nil),       // 47: iot.core.v1.DeleteSensorRequest
-	(*DeleteSensorResponse)(nil),      // 48: iot.core.v1.DeleteSensorResponse
-	(*CreateConsumerRequest)(nil),     // 49: iot.core.v1.CreateConsumerRequest
-	(*CreateConsumerResponse)(nil),    // 50: iot.core.v1.CreateConsumerResponse
-	(*ListConsumersRequest)(nil),      // 51: iot.core.v1.ListConsumersRequest
-	(*ListConsumersResponse)(nil),     // 52: iot.core.v1.ListConsumersResponse
-	(*GetConsumerRequest)(nil),        // 53: iot.core.v1.GetConsumerRequest
-	(*GetConsumerResponse)(nil),       // 54: iot.core.v1.GetConsumerResponse
-	(*UpdateConsumerRequest)(nil),     // 55: iot.core.v1.UpdateConsumerRequest
-	(*UpdateConsumerResponse)(nil),    // 56: iot.core.v1.UpdateConsumerResponse
-	(*DeleteConsumerRequest)(nil),     // 57: iot.core.v1.DeleteConsumerRequest
-	(*DeleteConsumerResponse)(nil),    // 58: iot.core.v1.DeleteConsumerResponse
-	(*GetConsumerKeyRequest)(nil),     // 59: iot.core.v1.GetConsumerKeyRequest
-	(*GetConsumerKeyResponse)(nil),    // 60: iot.core.v1.GetConsumerKeyResponse
-	(*RotateConsumerKeyRequest)(nil),  // 61: iot.core.v1.RotateConsumerKeyRequest
-	(*RotateConsumerKeyResponse)(nil), // 62: iot.core.v1.RotateConsumerKeyResponse
-	(*GrantSensorRequest)(nil),        // 63: iot.core.v1.GrantSensorRequest
-	(*GrantSensorResponse)(nil),       // 64: iot.core.v1.GrantSensorResponse
-	(*RevokeSensorRequest)(nil),       // 65: iot.core.v1.RevokeSensorRequest
-	(*RevokeSensorResponse)(nil),      // 66: iot.core.v1.RevokeSensorResponse
-	nil,                               // 67: iot.core.v1.Device.LabelsEntry
-	nil,                               // 68: iot.core.v1.CreateDeviceRequest.LabelsEntry
-	nil,                               // 69: iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil),     // 70: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),     // 71: google.protobuf.FieldMask
+	(*RefreshTokenRequest)(nil),       // 9: iot.core.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),      // 10: iot.core.v1.RefreshTokenResponse
+	(*SignOutRequest)(nil),            // 11: iot.core.v1.SignOutRequest
+	(*SignOutResponse)(nil),           // 12: iot.core.v1.SignOutResponse
+	(*GetCurrentUserRequest)(nil),     // 13: iot.core.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),    // 14: iot.core.v1.GetCurrentUserResponse
+	(*CreateUserRequest)(nil),         // 15: iot.core.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),        // 16: iot.core.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),          // 17: iot.core.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 18: iot.core.v1.ListUsersResponse
+	(*GetUserRequest)(nil),            // 19: iot.core.v1.GetUserRequest
+	(*GetUserResponse)(nil),           // 20: iot.core.v1.GetUserResponse
+	(*UpdateUserRequest)(nil),         // 21: iot.core.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),        // 22: iot.core.v1.UpdateUserResponse
+	(*ChangePasswordRequest)(nil),     // 23: iot.core.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),    // 24: iot.core.v1.ChangePasswordResponse
+	(*DeleteUserRequest)(nil),         // 25: iot.core.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),        // 26: iot.core.v1.DeleteUserResponse
+	(*CreateDeviceRequest)(nil),       // 27: iot.core.v1.CreateDeviceRequest
+	(*CreateDeviceResponse)(nil),      // 28: iot.core.v1.CreateDeviceResponse
+	(*ListDevicesRequest)(nil),        // 29: iot.core.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),       // 30: iot.core.v1.ListDevicesResponse
+	(*GetDeviceRequest)(nil),          // 31: iot.core.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),         // 32: iot.core.v1.GetDeviceResponse
+	(*UpdateDeviceRequest)(nil),       // 33: iot.core.v1.UpdateDeviceRequest
+	(*UpdateDeviceResponse)(nil),      // 34: iot.core.v1.UpdateDeviceResponse
+	(*DeleteDeviceRequest)(nil),       // 35: iot.core.v1.DeleteDeviceRequest
+	(*DeleteDeviceResponse)(nil),      // 36: iot.core.v1.DeleteDeviceResponse
+	(*GetDeviceKeyRequest)(nil),       // 37: iot.core.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),      // 38: iot.core.v1.GetDeviceKeyResponse
+	(*RotateDeviceKeyRequest)(nil),    // 39: iot.core.v1.RotateDeviceKeyRequest
+	(*RotateDeviceKeyResponse)(nil),   // 40: iot.core.v1.RotateDeviceKeyResponse
+	(*GetDeviceTreeRequest)(nil),      // 41: iot.core.v1.GetDeviceTreeRequest
+	(*GetDeviceTreeResponse)(nil),     // 42: iot.core.v1.GetDeviceTreeResponse
+	(*CreateSensorRequest)(nil),       // 43: iot.core.v1.CreateSensorRequest
+	(*CreateSensorResponse)(nil),      // 44: iot.core.v1.CreateSensorResponse
+	(*ListSensorsRequest)(nil),        // 45: iot.core.v1.ListSensorsRequest
+	(*ListSensorsResponse)(nil),       // 46: iot.core.v1.ListSensorsResponse
+	(*GetSensorRequest)(nil),          // 47: iot.core.v1.GetSensorRequest
+	(*GetSensorResponse)(nil),         // 48: iot.core.v1.GetSensorResponse
+	(*UpdateSensorRequest)(nil),       // 49: iot.core.v1.UpdateSensorRequest
+	(*UpdateSensorResponse)(nil),      // 50: iot.core.v1.UpdateSensorResponse
+	(*DeleteSensorRequest)(nil),       // 51: iot.core.v1.DeleteSensorRequest
+	(*DeleteSensorResponse)(nil),      // 52: iot.core.v1.DeleteSensorResponse
+	(*CreateConsumerRequest)(nil),     // 53: iot.core.v1.CreateConsumerRequest
+	(*CreateConsumerResponse)(nil),    // 54: iot.core.v1.CreateConsumerResponse
+	(*ListConsumersRequest)(nil),      // 55: iot.core.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil),     // 56: iot.core.v1.ListConsumersResponse
+	(*GetConsumerRequest)(nil),        // 57: iot.core.v1.GetConsumerRequest
+	(*GetConsumerResponse)(nil),       // 58: iot.core.v1.GetConsumerResponse
+	(*UpdateConsumerRequest)(nil),     // 59: iot.core.v1.UpdateConsumerRequest
+	(*UpdateConsumerResponse)(nil),    // 60: iot.core.v1.UpdateConsumerResponse
+	(*DeleteConsumerRequest)(nil),     // 61: iot.core.v1.DeleteConsumerRequest
+	(*DeleteConsumerResponse)(nil),    // 62: iot.core.v1.DeleteConsumerResponse
+	(*GetConsumerKeyRequest)(nil),     // 63: iot.core.v1.GetConsumerKeyRequest
+	(*GetConsumerKeyResponse)(nil),    // 64: iot.core.v1.GetConsumerKeyResponse
+	(*RotateConsumerKeyRequest)(nil),  // 65: iot.core.v1.RotateConsumerKeyRequest
+	(*RotateConsumerKeyResponse)(nil), // 66: iot.core.v1.RotateConsumerKeyResponse
+	(*GrantSensorRequest)(nil),        // 67: iot.core.v1.GrantSensorRequest
+	(*GrantSensorResponse)(nil),       // 68: iot.core.v1.GrantSensorResponse
+	(*RevokeSensorRequest)(nil),       // 69: iot.core.v1.RevokeSensorRequest
+	(*RevokeSensorResponse)(nil),      // 70: iot.core.v1.RevokeSensorResponse
+	(*AuditEvent)(nil),                // 71: iot.core.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),    // 72: iot.core.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),   // 73: iot.core.v1.ListAuditEventsResponse
+	nil,                               // 74: iot.core.v1.Device.LabelsEntry
+	nil,                               // 75: iot.core.v1.CreateDeviceRequest.LabelsEntry
+	nil,                               // 76: iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	nil,                               // 77: iot.core.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),     // 78: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),     // 79: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),       // 80: google.protobuf.Duration
 }
 var file_iot_core_v1_core_proto_depIdxs = []int32{
 	0,  // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
-	70, // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	70, // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	67, // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
-	70, // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	70, // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
+	78, // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	78, // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	74, // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
+	78, // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	78, // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 6: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
-	70, // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
-	70, // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
-	70, // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
-	70, // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	78, // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
+	78, // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
+	78, // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
+	78, // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
 	6,  // 11: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
 	4,  // 12: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
-	70, // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
+	78, // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 14: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
-	2,  // 15: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
-	0,  // 16: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
-	2,  // 17: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
-	2,  // 18: iot.core.v1.ListUsersResponse.result:type_name -> iot.core.v1.User
-	2,  // 19: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
-	0,  // 20: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
-	2,  // 21: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
-	68, // 22: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
-	3,  // 23: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
-	3,  // 24: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
-	3,  // 25: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
-	69, // 26: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	71, // 27: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 28: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
-	3,  // 29: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
-	6,  // 30: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
-	1,  // 31: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
-	4,  // 32: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 33: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
-	4,  // 34: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 35: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	5,  // 36: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 37: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 38: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 39: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 40: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 41: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
-	7,  // 42: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
-	9,  // 43: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
-	11, // 44: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
-	13, // 45: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
-	15, // 46: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
-	17, // 47: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
-	19, // 48: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
-	21, // 49: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
-	23, // 50: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
-	25, // 51: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
-	27, // 52: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
-	29, // 53: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
-	31, // 54: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
-	33, // 55: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
-	35, // 56: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
-	37, // 57: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
-	39, // 58: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
-	41, // 59: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
-	43, // 60: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
-	45, // 61: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
-	47, // 62: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
-	49, // 63: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
-	51, // 64: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
-	53, // 65: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
-	55, // 66: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
-	57, // 67: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
-	59, // 68: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
-	61, // 69: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
-	63, // 70: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
-	65, // 71: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
-	8,  // 72: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
-	10, // 73: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
-	12, // 74: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
-	14, // 75: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
-	16, // 76: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
-	18, // 77: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
-	20, // 78: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
-	22, // 79: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
-	24, // 80: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
-	26, // 81: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
-	28, // 82: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
-	30, // 83: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
-	32, // 84: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
-	34, // 85: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
-	36, // 86: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
-	38, // 87: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
-	40, // 88: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
-	42, // 89: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
-	44, // 90: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
-	46, // 91: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
-	48, // 92: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
-	50, // 93: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
-	52, // 94: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
-	54, // 95: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
-	56, // 96: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
-	58, // 97: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
-	60, // 98: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
-	62, // 99: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
-	64, // 100: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
-	66, // 101: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
-	72, // [72:102] is the sub-list for method output_type
-	42, // [42:72] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	78, // 15: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	78, // 16: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 17: iot.core.v1.RefreshTokenResponse.user:type_name -> iot.core.v1.User
+	78, // 18: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 19: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
+	0,  // 20: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
+	2,  // 21: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
+	2,  // 22: iot.core.v1.ListUsersResponse.result:type_name -> iot.core.v1.User
+	2,  // 23: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
+	0,  // 24: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
+	2,  // 25: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
+	75, // 26: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
+	3,  // 27: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
+	3,  // 28: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
+	3,  // 29: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
+	76, // 30: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	79, // 31: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 32: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
+	78, // 33: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	80, // 34: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
+	78, // 35: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 36: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
+	6,  // 37: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
+	1,  // 38: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
+	4,  // 39: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	4,  // 40: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
+	4,  // 41: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	4,  // 42: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,  // 43: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 44: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 45: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 46: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	78, // 47: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	80, // 48: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
+	78, // 49: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 50: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 51: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
+	78, // 52: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	77, // 53: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
+	78, // 54: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	78, // 55: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	71, // 56: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
+	7,  // 57: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
+	9,  // 58: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
+	11, // 59: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
+	13, // 60: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
+	15, // 61: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
+	17, // 62: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
+	19, // 63: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
+	21, // 64: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
+	23, // 65: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
+	25, // 66: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
+	27, // 67: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
+	29, // 68: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
+	31, // 69: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
+	33, // 70: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
+	35, // 71: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
+	37, // 72: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
+	39, // 73: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
+	41, // 74: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
+	43, // 75: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
+	45, // 76: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
+	47, // 77: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
+	49, // 78: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
+	51, // 79: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
+	53, // 80: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
+	55, // 81: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
+	57, // 82: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
+	59, // 83: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
+	61, // 84: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
+	63, // 85: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
+	65, // 86: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
+	67, // 87: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
+	69, // 88: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
+	72, // 89: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
+	8,  // 90: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
+	10, // 91: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
+	12, // 92: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
+	14, // 93: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
+	16, // 94: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
+	18, // 95: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
+	20, // 96: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
+	22, // 97: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
+	24, // 98: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
+	26, // 99: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
+	28, // 100: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
+	30, // 101: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
+	32, // 102: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
+	34, // 103: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
+	36, // 104: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
+	38, // 105: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
+	40, // 106: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
+	42, // 107: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
+	44, // 108: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
+	46, // 109: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
+	48, // 110: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
+	50, // 111: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
+	52, // 112: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
+	54, // 113: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
+	56, // 114: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
+	58, // 115: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
+	60, // 116: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
+	62, // 117: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
+	64, // 118: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
+	66, // 119: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
+	68, // 120: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
+	70, // 121: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
+	73, // 122: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
+	90, // [90:123] is the sub-list for method output_type
+	57, // [57:90] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_iot_core_v1_core_proto_init() }
@@ -4217,17 +4861,17 @@ func file_iot_core_v1_core_proto_init() {
 	if File_iot_core_v1_core_proto != nil {
 		return
 	}
-	file_iot_core_v1_core_proto_msgTypes[15].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[27].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[43].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[53].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[19].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[31].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[47].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[57].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_iot_core_v1_core_proto_rawDesc), len(file_iot_core_v1_core_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   68,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
