@@ -174,7 +174,13 @@ func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 		h.method, _ = runtime.RPCMethod(ctx)
 		h.code = code
 	}
+	body := map[string]any{"code": code.String(), "message": msg}
+	if ce != nil {
+		if v := restDetails(ce); len(v) > 0 {
+			body["details"] = v
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus[code])
-	json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
+	json.NewEncoder(w).Encode(body)
 }

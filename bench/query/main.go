@@ -157,7 +157,7 @@ func benchOpenSearch(ctx context.Context, log *slog.Logger, url string, n int) {
 		enc := json.NewEncoder(&buf)
 		for _, r := range b {
 			v, _ := pipeline.ValueOf(r)
-			_ = enc.Encode(map[string]any{"index": map[string]any{"_index": prefix + "-readings", "_id": storeopensearch.DocID(r.SensorId, r.TimestampNs)}})
+			_ = enc.Encode(map[string]any{"index": map[string]any{"_index": prefix + "-readings", "_id": storeopensearch.DocID(r.SensorId, r.TimestampNs, r.Seq)}})
 			_ = enc.Encode(map[string]any{"sensor_id": r.SensorId, "device_id": r.DeviceId, "ts_ns": r.TimestampNs,
 				"timestamp": time.Unix(0, r.TimestampNs).UTC().Format(time.RFC3339Nano), "received": time.Unix(0, r.ReceiveTimeNs).UTC().Format(time.RFC3339Nano),
 				"protocol": r.Protocol, "kind": "double", "value_double": v.Double, "value_num": v.Double})

@@ -34,6 +34,7 @@ const usage = `usage: iotctl [--api URL] [--token TOKEN] COMMAND [ARGS]
 
   login USERNAME                      print a user token (password from $IOT_PASSWORD or stdin)
   devices list | create NAME [DESC] | get ID | delete ID | key ID | rotate-key ID | tree ID
+  devices import [--keys] [--batch N] FILE|-   create devices with sensors from CSV or JSON (see docs/CORE.md)
   sensors list DEVICE | create DEVICE NAME TYPE [PATH]    (TYPE: double, long, boolean, string, object)
   consumers list | create NAME | key ID | grant ID SENSOR | revoke ID SENSOR
   push SENSOR VALUE                   push one reading (the token must be a device key)
@@ -69,7 +70,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 		}
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	timeout := 30 * time.Second
+	if fs.NArg() > 1 && fs.Arg(0) == "devices" && fs.Arg(1) == "import" {
+		timeout = time.Hour // many batches
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := iot.New(*api, iot.WithToken(*token))
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
@@ -81,7 +86,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 	case "login":
 		return login(ctx, c, rest, stdin, out)
 	case "devices":
-		msg, err = devices(ctx, c, rest)
+		if len(rest) > 0 && rest[0] == "import" {
+			msg, err = importDevices(ctx, c, rest[1:], stdin)
+		} else {
+			msg, err = devices(ctx, c, rest)
+		}
 	case "sensors":
 		msg, err = sensors(ctx, c, rest)
 	case "consumers":

@@ -140,10 +140,25 @@ type session struct {
 	v5     bool
 	cl     *mochi.Client
 
-	once   sync.Once
-	q      chan job
+	once sync.Once
+	q    chan job
+	// ctx lives as long as the worker: a disconnect does not cancel it, so
+	// publishes the server fully received are still ingested.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// gone is closed when the client disconnected; the worker then drains
+	// the queue and stops.
+	gone     chan struct{}
+	goneOnce sync.Once
+}
+
+func (s *session) disconnected() bool {
+	select {
+	case <-s.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 type job struct {
@@ -174,7 +189,7 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	// not take this session over (MQTT's takeover is by client id).
 	cl.ID = strconv.FormatInt(p.ID, 10) + "/" + cl.ID
 	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), token: tok,
-		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize)}
+		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize), gone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	g.sessions.Store(cl, s)
 	return true
@@ -191,11 +206,17 @@ func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	return false
 }
 
-// OnDisconnect stops the client's worker; queued, unacked publishes are
-// dropped (the client resends them).
+// OnDisconnect tells the client's worker to stop once it has ingested every
+// publish already received: a QoS 0 publish followed at once by DISCONNECT
+// (mosquitto_pub -q 0, mqtt.js defaults) is stored like any other. Its
+// acks can no longer be written; a QoS 1 client resends those, which the
+// reading identity makes harmless. mochi calls this after the client's read
+// loop ended, so no OnPublish of this client runs concurrently.
 func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 	if v, ok := g.sessions.LoadAndDelete(cl); ok {
-		v.(*session).cancel()
+		s := v.(*session)
+		s.goneOnce.Do(func() { close(s.gone) })
+		s.once.Do(func() { s.cancel() }) // no worker yet: nothing queued
 	}
 }
 
@@ -247,7 +268,7 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	s.once.Do(func() { go g.work(s) })
 	select {
 	case s.q <- j: // blocks the client's read loop when full: back-pressure
-	case <-s.ctx.Done():
+	case <-s.ctx.Done(): // the worker stopped after a bus failure
 	}
 	return pk, packets.ErrRejectPacket
 }
@@ -265,13 +286,19 @@ func reasonCode(be *ingest.BatchError) packets.Code {
 // work publishes a client's queued jobs in order, merging consecutive
 // valid publishes into one bus publish, and acks each after it is durable.
 func (g *Gateway) work(s *session) {
+	defer s.cancel()
 	var batch []job
 	for {
 		select {
-		case <-s.ctx.Done():
-			return
 		case j := <-s.q:
 			batch = append(batch[:0], j)
+		case <-s.gone:
+			select {
+			case j := <-s.q:
+				batch = append(batch[:0], j)
+			default:
+				return // disconnected and everything received is ingested
+			}
 		}
 		n := len(batch[0].recs)
 	drain:
@@ -285,13 +312,16 @@ func (g *Gateway) work(s *session) {
 			}
 		}
 		if err := g.process(s, batch); err != nil {
+			if s.disconnected() {
+				g.log.Warn("mqtt publishes of a disconnected client not durable; unacknowledged, dropped", "device_id", s.device, "err", err)
+				return
+			}
 			g.log.Warn("mqtt publish not durable, disconnecting", "device_id", s.device, "err", err)
 			code := packets.ErrServerUnavailable
 			if !s.v5 {
 				code = packets.ErrUnspecifiedError
 			}
 			_ = g.srv.DisconnectClient(s.cl, code)
-			s.cancel()
 			return
 		}
 	}
@@ -314,7 +344,8 @@ func (g *Gateway) process(s *session, batch []job) error {
 		if err := g.ing.Publish(s.ctx, ingest.ProtocolMQTT, recs); err != nil {
 			return err
 		}
-		return g.ackAll(s, batch[start:end])
+		g.acked(s, g.ackAll(s, batch[start:end]))
+		return nil
 	}
 	for i, j := range batch {
 		if j.recs != nil {
@@ -326,24 +357,29 @@ func (g *Gateway) process(s *session, batch []job) error {
 		start = i + 1
 		switch {
 		case j.code != nil:
-			if err := g.ack(s, j, *j.code); err != nil {
-				return err
-			}
+			g.acked(s, g.ack(s, j, *j.code))
 		default:
 			if err := g.ing.DeadLetter(s.ctx, s.device, ingest.ProtocolMQTT, j.dead, j.reason); err != nil {
 				return err
 			}
-			if err := g.ack(s, j, packets.CodeSuccess); err != nil {
-				return err
-			}
+			g.acked(s, g.ack(s, j, packets.CodeSuccess))
 		}
 	}
 	return flush(len(batch))
 }
 
+// acked logs an ack that could not be written: the connection is going
+// away (its read loop ends and the client resends QoS 1 publishes), and the
+// publishes queued behind it are still ingested.
+func (g *Gateway) acked(s *session, err error) {
+	if err != nil {
+		g.log.Info("mqtt puback not written", "device_id", s.device, "err", err)
+	}
+}
+
 func (g *Gateway) ack(s *session, j job, code packets.Code) error {
-	if j.qos == 0 {
-		return nil
+	if j.qos == 0 || s.disconnected() {
+		return nil // nobody to tell; a QoS 1 client resends
 	}
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: j.pid, ReasonCode: code.Code}
 	if code.Code >= packets.ErrUnspecifiedError.Code && j.reason != nil {
@@ -373,7 +409,7 @@ func (g *Gateway) ackAll(s *session, jobs []job) error {
 			return fmt.Errorf("encode puback: %w", err)
 		}
 	}
-	if buf.Len() == 0 {
+	if buf.Len() == 0 || s.disconnected() {
 		return nil
 	}
 	if s.cl.Closed() || s.cl.Net.Conn == nil {

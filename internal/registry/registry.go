@@ -6,6 +6,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -119,6 +120,45 @@ type DeviceFilter struct {
 	NameContains string
 }
 
+// MaxImport is the most devices one CreateDevices call takes.
+const MaxImport = 10_000
+
+// NewDevice is one row of CreateDevices: a device with its sensors.
+type NewDevice struct {
+	// Device gives OwnerID, Name, Description and Labels.
+	Device Device
+	// ExternalID, when set, identifies the device in the client's
+	// inventory: unique per owner, and a row whose ExternalID the owner
+	// already has creates nothing and returns the existing device.
+	ExternalID string
+	// Sensors to create with the device (DeviceID is ignored).
+	Sensors []Sensor
+}
+
+// ImportedDevice is the outcome of one row of CreateDevices.
+type ImportedDevice struct {
+	Device Device
+	// Sensors are the created sensors in row order, or all sensors of an
+	// existing device.
+	Sensors []Sensor
+	// Created is false when the row's ExternalID named an existing device.
+	Created bool
+}
+
+// RowError reports the row of a CreateDevices batch that refused the whole
+// batch. Err wraps the registry error (e.g. ErrAlreadyExists).
+type RowError struct {
+	// Row is the 0-based index of the row.
+	Row int
+	// Field names what was wrong ("name", "sensors[2]").
+	Field string
+	Err   error
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("row %d: %s: %v", e.Row, e.Field, e.Err) }
+
+func (e *RowError) Unwrap() error { return e.Err }
+
 // Registry is the metadata store contract.
 type Registry interface {
 	CreateUser(ctx context.Context, u User) (User, error)
@@ -141,6 +181,11 @@ type Registry interface {
 	DeleteDevice(ctx context.Context, id int64) ([]Sensor, error)
 	// RotateDeviceKey increments the device's KeyGen and returns the device.
 	RotateDeviceKey(ctx context.Context, id int64) (Device, error)
+	// CreateDevices creates the devices of rows with their sensors in one
+	// transaction: all of them, or (on a *RowError) none. Rows whose
+	// ExternalID the owner already has are returned as they are. Results
+	// are in row order.
+	CreateDevices(ctx context.Context, rows []NewDevice) ([]ImportedDevice, error)
 
 	CreateSensor(ctx context.Context, s Sensor) (Sensor, error)
 	GetSensor(ctx context.Context, id int64) (Sensor, error)

@@ -1,6 +1,7 @@
 // Package store is the time-series store contract: typed readings written in
-// idempotent batches (one reading per sensor and nanosecond timestamp, so a
-// replay overwrites instead of duplicating), read back by range, aggregated
+// idempotent batches (a reading's identity is its sensor, nanosecond
+// timestamp and Seq, so a replay overwrites itself instead of duplicating
+// while distinct readings sharing an instant are all kept), read back by range, aggregated
 // into buckets, and the latest value per sensor; plus the dead-letter table.
 //
 // Backends live in sibling packages (storeembedded: SQLite in the data dir,
@@ -83,13 +84,18 @@ func (v Value) Numeric() (float64, bool) {
 	return 0, false
 }
 
-// Reading is one stored measurement. (SensorID, TimeNS) is its identity.
+// Reading is one stored measurement. (SensorID, TimeNS, Seq) is its
+// identity: writing a reading with the same identity again replaces it (a
+// replay), any other reading is kept beside it.
 type Reading struct {
 	DeviceID int64
 	SensorID int64
 	// TimeNS is the measurement time in ns since the Unix epoch.
 	TimeNS int64
-	Value  Value
+	// Seq tells apart readings of one sensor sharing TimeNS (see
+	// docs/INGEST.md "Identity"); readings of one instant are ordered by it.
+	Seq   int64
+	Value Value
 	// ReceiveTimeNS is when the gateway received it.
 	ReceiveTimeNS int64
 	// Protocol is the edge it came through (http, ws, mqtt, grpc).
@@ -113,10 +119,11 @@ type ListQuery struct {
 	ToNS  int64
 	Limit int
 	Order Order
-	// AfterNS continues a listing after the reading with this timestamp
-	// (exclusive, in the listing's order); 0 starts at the range edge. It
-	// is what page tokens carry, so pages are stable under concurrent writes.
-	AfterNS int64
+	// AfterNS and AfterSeq continue a listing after the reading with this
+	// timestamp and seq (exclusive, in the listing's order). They are what
+	// page tokens carry, so pages are stable under concurrent writes.
+	AfterNS  int64
+	AfterSeq int64
 	// HasAfter says AfterNS is set (0 is a valid timestamp).
 	HasAfter bool
 }

@@ -126,6 +126,16 @@ func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Re
 	}
 	now := s.now()
 	recv := now.UnixNano()
+	untimed := 0
+	for i := range rs {
+		if !rs[i].HasTime {
+			untimed++
+		}
+	}
+	var stamp int64 // next server-assigned instant
+	if untimed > 0 {
+		stamp = processClock.reserve(recv, untimed)
+	}
 	var (
 		lastID  int64
 		last    registry.Sensor
@@ -153,9 +163,11 @@ func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Re
 		}
 		rec := &recs[i]
 		rec.DeviceId, rec.SensorId, rec.ReceiveTimeNs, rec.Protocol = device, r.SensorID, recv, string(p)
-		rec.TimestampNs = recv
 		if r.HasTime {
 			rec.TimestampNs = r.TimeNS
+		} else {
+			rec.TimestampNs = stamp
+			stamp++
 		}
 		if err := Coerce(r.Value, sen.Type, rec); err != nil {
 			errs = append(errs, ItemError{Index: i, Code: CodeInvalidValue, Message: err.Error()})
@@ -166,6 +178,7 @@ func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Re
 	if errs != nil {
 		return nil, &BatchError{Class: ClassRejected, Items: errs}
 	}
+	assignSeq(out)
 	return out, nil
 }
 

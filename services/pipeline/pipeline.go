@@ -154,7 +154,7 @@ func (p *Pipeline) convert(ctx context.Context, rec *busv1.Record) (store.Readin
 		return store.Reading{}, fmt.Sprintf("value is %s but sensor %d is declared %s", v.Kind, s.ID, want), nil
 	}
 	return store.Reading{
-		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), TimeNS: rec.GetTimestampNs(),
+		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), TimeNS: rec.GetTimestampNs(), Seq: rec.GetSeq(),
 		Value: v, ReceiveTimeNS: rec.GetReceiveTimeNs(), Protocol: rec.GetProtocol(),
 	}, "", nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -61,17 +62,31 @@ func (RESTServer) Subscribe(*queryv1.SubscribeRequest, grpc.ServerStreamingServe
 	return connect.NewError(connect.CodeUnimplemented, fmt.Errorf("Subscribe is a server stream: use Connect, gRPC or gRPC-Web"))
 }
 
-func encodePageToken(ns int64) string { return "t" + strconv.FormatInt(ns, 36) }
+// encodePageToken names the last reading of a page by its (timestamp, seq)
+// ("t<ns>" when seq is 0, "t<ns>.<seq>" otherwise, base 36).
+func encodePageToken(ns, seq int64) string {
+	tok := "t" + strconv.FormatInt(ns, 36)
+	if seq != 0 {
+		tok += "." + strconv.FormatInt(seq, 36)
+	}
+	return tok
+}
 
-func decodePageToken(tok string) (int64, error) {
+func decodePageToken(tok string) (ns, seq int64, err error) {
+	bad := invalid("page_token is not one this API returned")
 	if len(tok) < 2 || tok[0] != 't' {
-		return 0, invalid("page_token is not one this API returned")
+		return 0, 0, bad
 	}
-	ns, err := strconv.ParseInt(tok[1:], 36, 64)
-	if err != nil {
-		return 0, invalid("page_token is not one this API returned")
+	nsPart, seqPart, hasSeq := strings.Cut(tok[1:], ".")
+	if ns, err = strconv.ParseInt(nsPart, 36, 64); err != nil {
+		return 0, 0, bad
 	}
-	return ns, nil
+	if hasSeq {
+		if seq, err = strconv.ParseInt(seqPart, 36, 64); err != nil {
+			return 0, 0, bad
+		}
+	}
+	return ns, seq, nil
 }
 
 // ListReadings returns a page of one sensor's readings.
@@ -95,7 +110,7 @@ func (s *Service) ListReadings(ctx context.Context, req *queryv1.ListReadingsReq
 		q.Order = store.Descending
 	}
 	if tok := req.GetPageToken(); tok != "" {
-		if q.AfterNS, err = decodePageToken(tok); err != nil {
+		if q.AfterNS, q.AfterSeq, err = decodePageToken(tok); err != nil {
 			return nil, err
 		}
 		q.HasAfter = true
@@ -106,7 +121,8 @@ func (s *Service) ListReadings(ctx context.Context, req *queryv1.ListReadingsReq
 	}
 	res := &queryv1.ListReadingsResponse{Readings: readingsToProto(rs)}
 	if more && len(rs) > 0 {
-		res.NextPageToken = encodePageToken(rs[len(rs)-1].TimeNS)
+		last := rs[len(rs)-1]
+		res.NextPageToken = encodePageToken(last.TimeNS, last.Seq)
 	}
 	return res, nil
 }

@@ -44,6 +44,13 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 		"enable.auto.commit":                 false,
 		"auto.offset.reset":                  "earliest",
 		"topic.metadata.refresh.interval.ms": 2000, // notice new per-sensor topics quickly
+		// A member that died without leaving (kill -9, lost host) holds its
+		// partitions until the broker's session timeout: librdkafka's 45 s
+		// default stalled those readings that long. 6 s (the broker's
+		// smallest allowed, group.min.session.timeout.ms) with a heartbeat
+		// every 1.5 s hands them to another member within ~10 s.
+		"session.timeout.ms":    6000,
+		"heartbeat.interval.ms": 1500,
 		"go.logs.channel.enable":             false,
 	}
 	if err := cfg.Security.apply(cm); err != nil {

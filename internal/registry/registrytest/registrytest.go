@@ -29,6 +29,8 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"KeyExpiryFollowsRotation", testKeyExpiry},
 		{"RefreshTokensUsedOnceAndRevocable", testRefreshTokens},
 		{"AuditLogFiltersAndPages", testAuditLog},
+		{"BulkImportAllOrNothing", testBulkAllOrNothing},
+		{"BulkImportIdempotentByExternalID", testBulkIdempotent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })

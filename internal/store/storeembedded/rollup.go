@@ -76,7 +76,7 @@ func (p *partial) merge(o partial) {
 	if o.fts < p.fts {
 		p.fts, p.fv, p.fNum = o.fts, o.fv, o.fNum
 	}
-	if o.lts > p.lts {
+	if o.lts >= p.lts { // readings sharing an instant arrive in (ts, seq) order
 		p.lts, p.lv, p.lNum = o.lts, o.lv, o.lNum
 	}
 }
@@ -122,7 +122,7 @@ type querier interface {
 
 // scanRaw calls fn for the raw rows of [from, to) in ts order.
 func scanRaw(ctx context.Context, q querier, sensorID, from, to int64, fn func(ts int64, num float64, isNum bool)) error {
-	rows, err := q.QueryContext(ctx, "SELECT ts, kind, v FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts", sensorID, from, to)
+	rows, err := q.QueryContext(ctx, "SELECT ts, kind, v FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts, seq", sensorID, from, to)
 	if err != nil {
 		return fmt.Errorf("scan readings: %w", err)
 	}

@@ -92,12 +92,13 @@ const schema = `
 CREATE TABLE IF NOT EXISTS readings (
   sensor_id INTEGER NOT NULL,
   ts        INTEGER NOT NULL,
+  seq       INTEGER NOT NULL DEFAULT 0,
   device_id INTEGER NOT NULL,
   kind      INTEGER NOT NULL,
   v,
   recv      INTEGER NOT NULL,
   proto     TEXT NOT NULL,
-  PRIMARY KEY (sensor_id, ts)
+  PRIMARY KEY (sensor_id, ts, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
   id        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -126,6 +127,10 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	w.SetMaxOpenConns(1)
+	if err := migrateSeq(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
 	if _, err := w.ExecContext(ctx, schema+rollupSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("create store schema: %w", err)
@@ -304,7 +309,47 @@ func (s *Store) drainClosed() {
 
 const rowsPerInsert = 64
 
-const insertHead = "INSERT OR REPLACE INTO readings (sensor_id, ts, device_id, kind, v, recv, proto) VALUES "
+const insertHead = "INSERT OR REPLACE INTO readings (sensor_id, ts, seq, device_id, kind, v, recv, proto) VALUES "
+
+// rowArgs is the number of arguments of one inserted reading.
+const rowArgs = 8
+
+// migrateSeq rebuilds a readings table created before readings had a seq
+// (identity (sensor_id, ts)) into the current shape; its rows get seq 0.
+func migrateSeq(ctx context.Context, w *sql.DB) error {
+	var n int
+	if err := w.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'readings'").Scan(&n); err != nil {
+		return fmt.Errorf("inspect store schema: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := w.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info('readings') WHERE name = 'seq'").Scan(&n); err != nil {
+		return fmt.Errorf("inspect store schema: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate store schema: %w", err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		"ALTER TABLE readings RENAME TO readings_noseq",
+		strings.SplitN(schema, ";", 2)[0],
+		"INSERT INTO readings (sensor_id, ts, seq, device_id, kind, v, recv, proto) SELECT sensor_id, ts, 0, device_id, kind, v, recv, proto FROM readings_noseq",
+		"DROP TABLE readings_noseq",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate store schema: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate store schema: %w", err)
+	}
+	return nil
+}
 
 // prepareWriter prepares the committer's statements on the writer
 // connection, before any transaction holds it: the dirty-minute insert, the
@@ -315,7 +360,7 @@ func prepareWriter(ctx context.Context, w *sql.DB) ([]*sql.Stmt, error) {
 		"INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns) VALUES (?,?,?,?,?,?)",
 	}
 	for n := 1; n <= rowsPerInsert; n *= 2 {
-		qs = append(qs, insertHead+strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?),", n), ","))
+		qs = append(qs, insertHead+strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", n), ","))
 	}
 	var out []*sql.Stmt
 	for _, q := range qs {
@@ -328,12 +373,12 @@ func prepareWriter(ctx context.Context, w *sql.DB) ([]*sql.Stmt, error) {
 	return out, nil
 }
 
-// insertRows writes the rows whose arguments are in args (7 per row) with
+// insertRows writes the rows whose arguments are in args (rowArgs per row) with
 // the fewest prepared statements: 64 at a time, then the binary digits of
 // the rest (at most 6 more statements for any tail).
 func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, args []any) error {
 	for k := len(s.ins) - 1; k >= 0; k-- {
-		n := 7 << k
+		n := rowArgs << k
 		for len(args) >= n {
 			if _, err := tx.StmtContext(ctx, s.ins[k]).ExecContext(ctx, args[:n]...); err != nil {
 				return fmt.Errorf("insert readings: %w", err)
@@ -351,7 +396,7 @@ func (s *Store) commit(group []*writeReq) error {
 		return fmt.Errorf("begin store commit: %w", err)
 	}
 	defer tx.Rollback()
-	args := make([]any, 0, 7*rowsPerInsert)
+	args := make([]any, 0, rowArgs*rowsPerInsert)
 	touched := map[slot]struct{}{}
 	for _, req := range group {
 		for i := range req.rs {
@@ -361,8 +406,8 @@ func (s *Store) commit(group []*writeReq) error {
 			if err != nil {
 				return err
 			}
-			args = append(args, r.SensorID, r.TimeNS, r.DeviceID, int(r.Value.Kind), v, r.ReceiveTimeNS, r.Protocol)
-			if len(args) == 7*rowsPerInsert {
+			args = append(args, r.SensorID, r.TimeNS, r.Seq, r.DeviceID, int(r.Value.Kind), v, r.ReceiveTimeNS, r.Protocol)
+			if len(args) == rowArgs*rowsPerInsert {
 				if err := s.insertRows(ctx, tx, args); err != nil {
 					return err
 				}
@@ -442,13 +487,13 @@ func asString(raw any) string {
 	return ""
 }
 
-const readingCols = "sensor_id, ts, device_id, kind, v, recv, proto"
+const readingCols = "sensor_id, ts, seq, device_id, kind, v, recv, proto"
 
 func scanReading(sc interface{ Scan(...any) error }) (store.Reading, error) {
 	var r store.Reading
 	var kind int64
 	var raw any
-	if err := sc.Scan(&r.SensorID, &r.TimeNS, &r.DeviceID, &kind, &raw, &r.ReceiveTimeNS, &r.Protocol); err != nil {
+	if err := sc.Scan(&r.SensorID, &r.TimeNS, &r.Seq, &r.DeviceID, &kind, &raw, &r.ReceiveTimeNS, &r.Protocol); err != nil {
 		return r, fmt.Errorf("scan reading: %w", err)
 	}
 	r.Value = valueFrom(kind, raw)
@@ -462,19 +507,19 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, b
 	if to == 0 {
 		to = 1<<63 - 1
 	}
-	from := q.FromNS
-	dir := "ASC"
+	dir, after := "ASC", "(ts, seq) > (?, ?)"
 	if q.Order == store.Descending {
-		dir = "DESC"
-		if q.HasAfter && q.AfterNS < to {
-			to = q.AfterNS
-		}
-	} else if q.HasAfter && q.AfterNS >= from {
-		from = q.AfterNS + 1
+		dir, after = "DESC", "(ts, seq) < (?, ?)"
+	}
+	where := "sensor_id = ? AND ts >= ? AND ts < ?"
+	args := []any{q.SensorID, q.FromNS, to}
+	if q.HasAfter {
+		where += " AND " + after
+		args = append(args, q.AfterNS, q.AfterSeq)
 	}
 	rows, err := s.r.QueryContext(ctx,
-		"SELECT "+readingCols+" FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts "+dir+" LIMIT ?",
-		q.SensorID, from, to, limit+1)
+		"SELECT "+readingCols+" FROM readings WHERE "+where+" ORDER BY ts "+dir+", seq "+dir+" LIMIT ?",
+		append(args, limit+1)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("list readings: %w", err)
 	}
@@ -501,7 +546,7 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, b
 func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading, error) {
 	out := make([]store.Reading, 0, len(sensorIDs))
 	for _, id := range sensorIDs {
-		row := s.r.QueryRowContext(ctx, "SELECT "+readingCols+" FROM readings WHERE sensor_id = ? ORDER BY ts DESC LIMIT 1", id)
+		row := s.r.QueryRowContext(ctx, "SELECT "+readingCols+" FROM readings WHERE sensor_id = ? ORDER BY ts DESC, seq DESC LIMIT 1", id)
 		r, err := scanReading(row)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue

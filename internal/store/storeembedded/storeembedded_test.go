@@ -2,6 +2,7 @@ package storeembedded_test
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -52,5 +53,32 @@ func TestWriteAfterCloseFails(t *testing.T) {
 	s.Close()
 	if err := s.Write(context.Background(), []store.Reading{{SensorID: 1, Value: store.Value{Kind: store.KindLong}}}); err == nil {
 		t.Fatal("Write after Close succeeded")
+	}
+}
+
+// TestOpenMigratesReadingsWithoutSeq: a data dir written before readings
+// had a seq opens with its readings kept (seq 0), and same-instant readings
+// can then be added beside them.
+func TestOpenMigratesReadingsWithoutSeq(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "readings.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE readings (sensor_id INTEGER NOT NULL, ts INTEGER NOT NULL, device_id INTEGER NOT NULL,
+  kind INTEGER NOT NULL, v, recv INTEGER NOT NULL, proto TEXT NOT NULL, PRIMARY KEY (sensor_id, ts)) WITHOUT ROWID;
+INSERT INTO readings VALUES (2, 3, 1, 2, 4, 5, 'http');`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s := open(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Write(ctx, []store.Reading{{DeviceID: 1, SensorID: 2, TimeNS: 3, Seq: 1, Value: store.Value{Kind: store.KindLong, Long: 6}}}); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	got, _, err := s.List(ctx, store.ListQuery{SensorID: 2})
+	if err != nil || len(got) != 2 || got[0].Value.Long != 4 || got[0].Seq != 0 || got[1].Value.Long != 6 {
+		t.Fatalf("after migration List = %+v, %v; want the old reading (seq 0) and the new one", got, err)
 	}
 }

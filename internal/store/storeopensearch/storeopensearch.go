@@ -1,6 +1,6 @@
 // Package storeopensearch is the scaled time-series store: OpenSearch via
 // opensearch-go v4, bulk indexing with deterministic document ids
-// (`<sensor_id>_<timestamp_ns>`), an index template the platform installs
+// (`<sensor_id>_<timestamp_ns>`, `_<seq>` appended when seq is not 0), an index template the platform installs
 // itself (date_nanos timestamps, one typed field per value type, objects as
 // flat_object), and an optional per-sensor index mode named like the
 // original platform (`<device_id>_<sensor_id>`).
@@ -144,6 +144,7 @@ var readingsMappings = map[string]any{
 		"sensor_id":     map[string]any{"type": "long"},
 		"device_id":     map[string]any{"type": "long"},
 		"ts_ns":         map[string]any{"type": "long"},
+		"seq":           map[string]any{"type": "long"},
 		"timestamp":     map[string]any{"type": "date_nanos"},
 		"received":      map[string]any{"type": "date_nanos"},
 		"protocol":      map[string]any{"type": "keyword"},
@@ -179,7 +180,15 @@ func (s *Store) install(ctx context.Context) error {
 		return err
 	}
 	if s.cfg.Mode == ModeShared {
-		return s.createIndex(ctx, s.readingsIndex(), map[string]any{})
+		if err := s.createIndex(ctx, s.readingsIndex(), map[string]any{}); err != nil {
+			return err
+		}
+	}
+	// Indices created before readings had a seq get the field (strict
+	// mappings refuse unknown fields); adding a field is always allowed.
+	if _, err := s.do(ctx, http.MethodPut, "/"+s.allReadings()+"/_mapping?allow_no_indices=true&ignore_unavailable=true",
+		map[string]any{"properties": map[string]any{"seq": map[string]any{"type": "long"}}}, nil); err != nil {
+		return fmt.Errorf("add seq to readings mappings: %w", err)
 	}
 	return nil
 }
@@ -318,6 +327,7 @@ type doc struct {
 	SensorID     int64           `json:"sensor_id"`
 	DeviceID     int64           `json:"device_id"`
 	TsNS         int64           `json:"ts_ns"`
+	Seq          int64           `json:"seq"`
 	Timestamp    string          `json:"timestamp"`
 	Received     string          `json:"received,omitempty"`
 	Protocol     string          `json:"protocol,omitempty"`
@@ -333,7 +343,7 @@ type doc struct {
 func nsTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
 func toDoc(r store.Reading) doc {
-	d := doc{SensorID: r.SensorID, DeviceID: r.DeviceID, TsNS: r.TimeNS, Timestamp: nsTime(r.TimeNS), Protocol: r.Protocol, Kind: r.Value.Kind.String()}
+	d := doc{SensorID: r.SensorID, DeviceID: r.DeviceID, TsNS: r.TimeNS, Seq: r.Seq, Timestamp: nsTime(r.TimeNS), Protocol: r.Protocol, Kind: r.Value.Kind.String()}
 	if r.ReceiveTimeNS > 0 {
 		d.Received = nsTime(r.ReceiveTimeNS)
 	}
@@ -357,7 +367,7 @@ func toDoc(r store.Reading) doc {
 }
 
 func fromDoc(d doc, recv int64) store.Reading {
-	r := store.Reading{SensorID: d.SensorID, DeviceID: d.DeviceID, TimeNS: d.TsNS, Protocol: d.Protocol, ReceiveTimeNS: recv}
+	r := store.Reading{SensorID: d.SensorID, DeviceID: d.DeviceID, TimeNS: d.TsNS, Seq: d.Seq, Protocol: d.Protocol, ReceiveTimeNS: recv}
 	switch d.Kind {
 	case "double":
 		r.Value = store.Value{Kind: store.KindDouble, Double: deref(d.ValueDouble)}
@@ -381,8 +391,15 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// DocID is the deterministic document id of a reading.
-func DocID(sensorID, tsNS int64) string { return fmt.Sprintf("%d_%d", sensorID, tsNS) }
+// DocID is the deterministic document id of a reading: its identity
+// (sensor, timestamp, seq). Seq 0 keeps the id readings had before seq
+// existed, so documents written then are still replaced by their replays.
+func DocID(sensorID, tsNS, seq int64) string {
+	if seq == 0 {
+		return fmt.Sprintf("%d_%d", sensorID, tsNS)
+	}
+	return fmt.Sprintf("%d_%d_%d", sensorID, tsNS, seq)
+}
 
 // Write bulk-indexes rs. Documents OpenSearch rejects as malformed (4xx)
 // become dead letters; anything else transient fails the whole call so the
@@ -404,7 +421,7 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 		buf.WriteString(`{"index":{"_index":"`)
 		buf.WriteString(idx) // index names are [a-z0-9_-]
 		buf.WriteString(`","_id":"`)
-		buf.WriteString(DocID(r.SensorID, r.TimeNS))
+		buf.WriteString(DocID(r.SensorID, r.TimeNS, r.Seq))
 		buf.WriteString("\"}}\n")
 		if err := enc.Encode(toDoc(r)); err != nil {
 			return fmt.Errorf("encode reading: %w", err)
@@ -504,11 +521,6 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, b
 	dir := "asc"
 	if q.Order == store.Descending {
 		dir = "desc"
-		if q.HasAfter && (q.ToNS == 0 || q.AfterNS < q.ToNS) {
-			rng["lt"] = q.AfterNS
-		}
-	} else if q.HasAfter && q.AfterNS >= q.FromNS {
-		rng["gte"] = q.AfterNS + 1
 	}
 	body := map[string]any{
 		"size": limit + 1,
@@ -516,8 +528,11 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, b
 			map[string]any{"term": map[string]any{"sensor_id": q.SensorID}},
 			map[string]any{"range": map[string]any{"ts_ns": rng}},
 		}}},
-		"sort":             []any{map[string]any{"ts_ns": dir}},
+		"sort":             readingSort(dir),
 		"track_total_hits": false,
+	}
+	if q.HasAfter {
+		body["search_after"] = []int64{q.AfterNS, q.AfterSeq}
 	}
 	var res searchResponse
 	if err := s.search(ctx, s.searchIndex(q.SensorID), body, &res); err != nil {
@@ -548,7 +563,7 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 	fromMS := floorDiv(q.FromNS, int64(time.Millisecond))
 	offset := ((fromMS % ivMS) + ivMS) % ivMS
 	topHit := func(dir string) map[string]any {
-		return map[string]any{"top_hits": map[string]any{"size": 1, "sort": []any{map[string]any{"ts_ns": dir}}, "_source": []string{"value_num"}}}
+		return map[string]any{"top_hits": map[string]any{"size": 1, "sort": readingSort(dir), "_source": []string{"value_num"}}}
 	}
 	body := map[string]any{
 		"size": 0,
@@ -602,6 +617,15 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 	return out, nil
 }
 
+// readingSort orders readings by their identity (ts_ns, seq); documents
+// written before seq existed sort as seq 0.
+func readingSort(dir string) []any {
+	return []any{
+		map[string]any{"ts_ns": map[string]any{"order": dir}},
+		map[string]any{"seq": map[string]any{"order": dir, "missing": 0, "unmapped_type": "long"}},
+	}
+}
+
 func hitNum(hs []hit) float64 {
 	if len(hs) == 0 {
 		return 0
@@ -638,7 +662,7 @@ func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading,
 		"size":             len(sensorIDs),
 		"query":            map[string]any{"terms": map[string]any{"sensor_id": sensorIDs}},
 		"collapse":         map[string]any{"field": "sensor_id"},
-		"sort":             []any{map[string]any{"ts_ns": "desc"}},
+		"sort":             readingSort("desc"),
 		"track_total_hits": false,
 	}
 	var res searchResponse

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore NewStore) {
 	}{
 		{"TypedValuesRoundTrip", testTypedValues},
 		{"ReplayOverwritesNeverDuplicates", testReplay},
+		{"SameInstantReadingsAllKeptInSeqOrder", testSameInstant},
 		{"ListPaginatesStablyBothOrders", testListPagination},
 		{"ListRespectsRange", testListRange},
 		{"AggregateBuckets", testAggregate},
@@ -111,7 +112,8 @@ func (e *env) listAll(q store.ListQuery) []store.Reading {
 		if len(page) == 0 {
 			e.t.Fatal("List said more but returned an empty page")
 		}
-		q.AfterNS, q.HasAfter = page[len(page)-1].TimeNS, true
+		last := page[len(page)-1]
+		q.AfterNS, q.AfterSeq, q.HasAfter = last.TimeNS, last.Seq, true
 	}
 	e.t.Fatal("List did not terminate")
 	return nil
@@ -308,6 +310,51 @@ func unwrap(err error) error {
 		return nil
 	}
 	return u.Unwrap()
+}
+
+// testSameInstant: readings of one sensor that share an instant but differ
+// in Seq are distinct readings, listed (and paginated, in both orders) by
+// (TimeNS, Seq); rewriting one with the same (TimeNS, Seq) replaces only it.
+func testSameInstant(t *testing.T, e *env) {
+	ref := e.sensor(1)
+	seqd := func(ts, seq int64, v float64) store.Reading {
+		r := dbl(ref, ts, v)
+		r.Seq = seq
+		return r
+	}
+	e.write(seqd(t0, 2<<40|7, 3), seqd(t0, 0, 1), seqd(t0, 1<<40|9, 2), seqd(t0+1, 0, 4), seqd(t0+1, 5, 5))
+	e.write(seqd(t0, 1<<40|9, 2)) // a replay of one of them
+	for _, order := range []store.Order{store.Ascending, store.Descending} {
+		got := e.listAll(store.ListQuery{SensorID: ref.SensorID, Limit: 2, Order: order})
+		var vals []float64
+		for _, r := range got {
+			vals = append(vals, r.Value.Double)
+		}
+		want := []float64{1, 2, 3, 4, 5}
+		if order == store.Descending {
+			want = []float64{5, 4, 3, 2, 1}
+		}
+		if fmt.Sprint(vals) != fmt.Sprint(want) {
+			t.Errorf("order %d: values %v, want %v", order, vals, want)
+		}
+		if len(got) == 5 && (got[0].Seq != map[store.Order]int64{store.Ascending: 0, store.Descending: 5}[order]) {
+			t.Errorf("order %d: first seq %d", order, got[0].Seq)
+		}
+	}
+	got, err := e.s.Latest(e.ctx, []int64{ref.SensorID})
+	if err != nil {
+		t.Fatalf("Latest: %v", err)
+	}
+	if len(got) != 1 || got[0].Value.Double != 5 || got[0].Seq != 5 {
+		t.Errorf("Latest = %+v, want the reading with the highest seq at the newest instant (5)", got)
+	}
+	bs, err := e.s.Aggregate(e.ctx, store.AggregateQuery{SensorID: ref.SensorID, FromNS: t0 - int64(time.Second), ToNS: t0 + int64(time.Second), Interval: time.Hour})
+	if err != nil {
+		t.Fatalf("Aggregate: %v", err)
+	}
+	if len(bs) != 1 || bs[0].Count != 5 || bs[0].Sum != 15 || bs[0].First != 1 || bs[0].Last != 5 {
+		t.Errorf("Aggregate = %+v, want count 5 sum 15 first 1 last 5", bs)
+	}
 }
 
 func testLatest(t *testing.T, e *env) {

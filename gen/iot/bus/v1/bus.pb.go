@@ -45,7 +45,14 @@ type Record struct {
 	// receive_time_ns is when a gateway received the reading.
 	ReceiveTimeNs int64 `protobuf:"varint,9,opt,name=receive_time_ns,json=receiveTimeNs,proto3" json:"receive_time_ns,omitempty"`
 	// protocol is the edge that received it: http, ws, mqtt or grpc.
-	Protocol      string `protobuf:"bytes,10,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Protocol string `protobuf:"bytes,10,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// seq tells apart readings of one sensor sharing timestamp_ns: the
+	// reading's position among the same-instant readings of its sensor in the
+	// batch the device sent (high bits) and a hash of its value (low bits).
+	// (sensor_id, timestamp_ns, seq) is the reading's identity in the store,
+	// so a replayed batch or a redelivered record overwrites itself instead of
+	// duplicating, and distinct readings are never merged.
+	Seq           int64 `protobuf:"varint,11,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -167,6 +174,13 @@ func (x *Record) GetProtocol() string {
 	return ""
 }
 
+func (x *Record) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 type isRecord_Value interface {
 	isRecord_Value()
 }
@@ -257,7 +271,7 @@ var File_iot_bus_v1_bus_proto protoreflect.FileDescriptor
 const file_iot_bus_v1_bus_proto_rawDesc = "" +
 	"\n" +
 	"\x14iot/bus/v1/bus.proto\x12\n" +
-	"iot.bus.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xfc\x02\n" +
+	"iot.bus.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x8e\x03\n" +
 	"\x06Record\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\x03R\bdeviceId\x12\x1b\n" +
 	"\tsensor_id\x18\x02 \x01(\x03R\bsensorId\x12!\n" +
@@ -271,7 +285,8 @@ const file_iot_bus_v1_bus_proto_rawDesc = "" +
 	"\fobject_value\x18\b \x01(\v2\x17.google.protobuf.StructH\x00R\vobjectValue\x12&\n" +
 	"\x0freceive_time_ns\x18\t \x01(\x03R\rreceiveTimeNs\x12\x1a\n" +
 	"\bprotocol\x18\n" +
-	" \x01(\tR\bprotocolB\a\n" +
+	" \x01(\tR\bprotocol\x12\x10\n" +
+	"\x03seq\x18\v \x01(\x03R\x03seqB\a\n" +
 	"\x05value\";\n" +
 	"\vRecordBatch\x12,\n" +
 	"\arecords\x18\x01 \x03(\v2\x12.iot.bus.v1.RecordR\arecordsB9Z7github.com/iotplatform/iotplatform/gen/iot/bus/v1;busv1b\x06proto3"

@@ -1915,6 +1915,378 @@ func (x *ListDevicesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ImportDevicesRequest is a batch of devices to create.
+type ImportDevicesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// devices to create, at most 10,000.
+	Devices []*DeviceImport `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	// return_keys asks for each device's key (its current token) in the
+	// response.
+	ReturnKeys    bool `protobuf:"varint,2,opt,name=return_keys,json=returnKeys,proto3" json:"return_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportDevicesRequest) Reset() {
+	*x = ImportDevicesRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportDevicesRequest) ProtoMessage() {}
+
+func (x *ImportDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportDevicesRequest.ProtoReflect.Descriptor instead.
+func (*ImportDevicesRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ImportDevicesRequest) GetDevices() []*DeviceImport {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *ImportDevicesRequest) GetReturnKeys() bool {
+	if x != nil {
+		return x.ReturnKeys
+	}
+	return false
+}
+
+// DeviceImport is one row of an import: a device and its sensors.
+type DeviceImport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// external_id identifies the device in the caller's inventory (at most
+	// 200 characters, unique among the caller's devices and within the
+	// batch). When the caller already has a device with this external_id the
+	// row creates nothing and returns that device. Rows without one are
+	// always created.
+	ExternalId string `protobuf:"bytes,1,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// name must be 1 to 200 characters and unique among the caller's devices.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// description is free text (at most 2000 characters).
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// labels are free key/value pairs.
+	Labels map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// sensors to create with the device (at most 1000); same rules as
+	// CreateSensor.
+	Sensors       []*SensorImport `protobuf:"bytes,5,rep,name=sensors,proto3" json:"sensors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceImport) Reset() {
+	*x = DeviceImport{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceImport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceImport) ProtoMessage() {}
+
+func (x *DeviceImport) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceImport.ProtoReflect.Descriptor instead.
+func (*DeviceImport) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeviceImport) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *DeviceImport) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeviceImport) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *DeviceImport) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *DeviceImport) GetSensors() []*SensorImport {
+	if x != nil {
+		return x.Sensors
+	}
+	return nil
+}
+
+// SensorImport is one sensor of an imported device.
+type SensorImport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name must be 1 to 200 characters, without "/"; unique per path.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// description is free text.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// unit of measurement (free text).
+	Unit string `protobuf:"bytes,3,opt,name=unit,proto3" json:"unit,omitempty"`
+	// value_type of the readings; may be left unspecified when mapping is given.
+	ValueType ValueType `protobuf:"varint,4,opt,name=value_type,json=valueType,proto3,enum=iot.core.v1.ValueType" json:"value_type,omitempty"`
+	// path places the sensor in the device's tree, e.g. "wheels/front/left".
+	Path string `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	// mapping is the original API's type description, e.g. {"type":"double"}.
+	Mapping       string `protobuf:"bytes,6,opt,name=mapping,proto3" json:"mapping,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensorImport) Reset() {
+	*x = SensorImport{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensorImport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensorImport) ProtoMessage() {}
+
+func (x *SensorImport) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensorImport.ProtoReflect.Descriptor instead.
+func (*SensorImport) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SensorImport) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SensorImport) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *SensorImport) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *SensorImport) GetValueType() ValueType {
+	if x != nil {
+		return x.ValueType
+	}
+	return ValueType_VALUE_TYPE_UNSPECIFIED
+}
+
+func (x *SensorImport) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SensorImport) GetMapping() string {
+	if x != nil {
+		return x.Mapping
+	}
+	return ""
+}
+
+// ImportDevicesResponse reports each row, in request order.
+type ImportDevicesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results has one entry per row of the request, in the same order.
+	Results []*ImportedDevice `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// created counts the rows that created a device (the others existed).
+	Created       int32 `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportDevicesResponse) Reset() {
+	*x = ImportDevicesResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportDevicesResponse) ProtoMessage() {}
+
+func (x *ImportDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportDevicesResponse.ProtoReflect.Descriptor instead.
+func (*ImportDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ImportDevicesResponse) GetResults() []*ImportedDevice {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ImportDevicesResponse) GetCreated() int32 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+// ImportedDevice is the outcome of one import row.
+type ImportedDevice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id of the device.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// external_id of the row.
+	ExternalId string `protobuf:"bytes,2,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// created is false when the device already existed (same external_id).
+	Created bool `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
+	// sensor_ids of the row's sensors, in row order; for an existing device,
+	// the id of its sensor with the same path and name, or 0 if it has none.
+	SensorIds []int64 `protobuf:"varint,4,rep,packed,name=sensor_ids,json=sensorIds,proto3" json:"sensor_ids,omitempty"`
+	// key is the device's token, when return_keys was set.
+	Key           string `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedDevice) Reset() {
+	*x = ImportedDevice{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedDevice) ProtoMessage() {}
+
+func (x *ImportedDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedDevice.ProtoReflect.Descriptor instead.
+func (*ImportedDevice) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ImportedDevice) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ImportedDevice) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *ImportedDevice) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+func (x *ImportedDevice) GetSensorIds() []int64 {
+	if x != nil {
+		return x.SensorIds
+	}
+	return nil
+}
+
+func (x *ImportedDevice) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 // GetDeviceRequest names a device.
 type GetDeviceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1926,7 +2298,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2310,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2323,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetDeviceRequest) GetId() int64 {
@@ -1972,7 +2344,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2356,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2369,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetDeviceResponse) GetResult() *Device {
@@ -2027,7 +2399,7 @@ type UpdateDeviceRequest struct {
 
 func (x *UpdateDeviceRequest) Reset() {
 	*x = UpdateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2411,7 @@ func (x *UpdateDeviceRequest) String() string {
 func (*UpdateDeviceRequest) ProtoMessage() {}
 
 func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2424,7 @@ func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UpdateDeviceRequest) GetId() int64 {
@@ -2101,7 +2473,7 @@ type UpdateDeviceResponse struct {
 
 func (x *UpdateDeviceResponse) Reset() {
 	*x = UpdateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2485,7 @@ func (x *UpdateDeviceResponse) String() string {
 func (*UpdateDeviceResponse) ProtoMessage() {}
 
 func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2498,7 @@ func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateDeviceResponse) GetResult() *Device {
@@ -2147,7 +2519,7 @@ type DeleteDeviceRequest struct {
 
 func (x *DeleteDeviceRequest) Reset() {
 	*x = DeleteDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2531,7 @@ func (x *DeleteDeviceRequest) String() string {
 func (*DeleteDeviceRequest) ProtoMessage() {}
 
 func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2544,7 @@ func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteDeviceRequest) GetId() int64 {
@@ -2191,7 +2563,7 @@ type DeleteDeviceResponse struct {
 
 func (x *DeleteDeviceResponse) Reset() {
 	*x = DeleteDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2575,7 @@ func (x *DeleteDeviceResponse) String() string {
 func (*DeleteDeviceResponse) ProtoMessage() {}
 
 func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2588,7 @@ func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 // GetDeviceKeyRequest names a device.
@@ -2230,7 +2602,7 @@ type GetDeviceKeyRequest struct {
 
 func (x *GetDeviceKeyRequest) Reset() {
 	*x = GetDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2614,7 @@ func (x *GetDeviceKeyRequest) String() string {
 func (*GetDeviceKeyRequest) ProtoMessage() {}
 
 func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2627,7 @@ func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetDeviceKeyRequest) GetId() int64 {
@@ -2280,7 +2652,7 @@ type GetDeviceKeyResponse struct {
 
 func (x *GetDeviceKeyResponse) Reset() {
 	*x = GetDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2664,7 @@ func (x *GetDeviceKeyResponse) String() string {
 func (*GetDeviceKeyResponse) ProtoMessage() {}
 
 func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2677,7 @@ func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDeviceKeyResponse) GetToken() string {
@@ -2337,7 +2709,7 @@ type RotateDeviceKeyRequest struct {
 
 func (x *RotateDeviceKeyRequest) Reset() {
 	*x = RotateDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2721,7 @@ func (x *RotateDeviceKeyRequest) String() string {
 func (*RotateDeviceKeyRequest) ProtoMessage() {}
 
 func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2734,7 @@ func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RotateDeviceKeyRequest) GetId() int64 {
@@ -2392,7 +2764,7 @@ type RotateDeviceKeyResponse struct {
 
 func (x *RotateDeviceKeyResponse) Reset() {
 	*x = RotateDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2776,7 @@ func (x *RotateDeviceKeyResponse) String() string {
 func (*RotateDeviceKeyResponse) ProtoMessage() {}
 
 func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2789,7 @@ func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RotateDeviceKeyResponse) GetToken() string {
@@ -2445,7 +2817,7 @@ type GetDeviceTreeRequest struct {
 
 func (x *GetDeviceTreeRequest) Reset() {
 	*x = GetDeviceTreeRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +2829,7 @@ func (x *GetDeviceTreeRequest) String() string {
 func (*GetDeviceTreeRequest) ProtoMessage() {}
 
 func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +2842,7 @@ func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetDeviceTreeRequest) GetId() int64 {
@@ -2494,7 +2866,7 @@ type GetDeviceTreeResponse struct {
 
 func (x *GetDeviceTreeResponse) Reset() {
 	*x = GetDeviceTreeResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2878,7 @@ func (x *GetDeviceTreeResponse) String() string {
 func (*GetDeviceTreeResponse) ProtoMessage() {}
 
 func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2891,7 @@ func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetDeviceTreeResponse) GetDevice() *Device {
@@ -2559,7 +2931,7 @@ type CreateSensorRequest struct {
 
 func (x *CreateSensorRequest) Reset() {
 	*x = CreateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2571,7 +2943,7 @@ func (x *CreateSensorRequest) String() string {
 func (*CreateSensorRequest) ProtoMessage() {}
 
 func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2584,7 +2956,7 @@ func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorRequest.ProtoReflect.Descriptor instead.
 func (*CreateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateSensorRequest) GetDeviceId() int64 {
@@ -2647,7 +3019,7 @@ type CreateSensorResponse struct {
 
 func (x *CreateSensorResponse) Reset() {
 	*x = CreateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +3031,7 @@ func (x *CreateSensorResponse) String() string {
 func (*CreateSensorResponse) ProtoMessage() {}
 
 func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +3044,7 @@ func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorResponse.ProtoReflect.Descriptor instead.
 func (*CreateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateSensorResponse) GetSensor() *Sensor {
@@ -2693,7 +3065,7 @@ type ListSensorsRequest struct {
 
 func (x *ListSensorsRequest) Reset() {
 	*x = ListSensorsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +3077,7 @@ func (x *ListSensorsRequest) String() string {
 func (*ListSensorsRequest) ProtoMessage() {}
 
 func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +3090,7 @@ func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsRequest.ProtoReflect.Descriptor instead.
 func (*ListSensorsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListSensorsRequest) GetDeviceId() int64 {
@@ -2739,7 +3111,7 @@ type ListSensorsResponse struct {
 
 func (x *ListSensorsResponse) Reset() {
 	*x = ListSensorsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +3123,7 @@ func (x *ListSensorsResponse) String() string {
 func (*ListSensorsResponse) ProtoMessage() {}
 
 func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +3136,7 @@ func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsResponse.ProtoReflect.Descriptor instead.
 func (*ListSensorsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListSensorsResponse) GetResult() []*Sensor {
@@ -2787,7 +3159,7 @@ type GetSensorRequest struct {
 
 func (x *GetSensorRequest) Reset() {
 	*x = GetSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +3171,7 @@ func (x *GetSensorRequest) String() string {
 func (*GetSensorRequest) ProtoMessage() {}
 
 func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +3184,7 @@ func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRequest.ProtoReflect.Descriptor instead.
 func (*GetSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetSensorRequest) GetDeviceId() int64 {
@@ -2840,7 +3212,7 @@ type GetSensorResponse struct {
 
 func (x *GetSensorResponse) Reset() {
 	*x = GetSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +3224,7 @@ func (x *GetSensorResponse) String() string {
 func (*GetSensorResponse) ProtoMessage() {}
 
 func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +3237,7 @@ func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorResponse.ProtoReflect.Descriptor instead.
 func (*GetSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetSensorResponse) GetSensor() *Sensor {
@@ -2896,7 +3268,7 @@ type UpdateSensorRequest struct {
 
 func (x *UpdateSensorRequest) Reset() {
 	*x = UpdateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3280,7 @@ func (x *UpdateSensorRequest) String() string {
 func (*UpdateSensorRequest) ProtoMessage() {}
 
 func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3293,7 @@ func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *UpdateSensorRequest) GetDeviceId() int64 {
@@ -2977,7 +3349,7 @@ type UpdateSensorResponse struct {
 
 func (x *UpdateSensorResponse) Reset() {
 	*x = UpdateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3361,7 @@ func (x *UpdateSensorResponse) String() string {
 func (*UpdateSensorResponse) ProtoMessage() {}
 
 func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3374,7 @@ func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UpdateSensorResponse) GetSensor() *Sensor {
@@ -3025,7 +3397,7 @@ type DeleteSensorRequest struct {
 
 func (x *DeleteSensorRequest) Reset() {
 	*x = DeleteSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3037,7 +3409,7 @@ func (x *DeleteSensorRequest) String() string {
 func (*DeleteSensorRequest) ProtoMessage() {}
 
 func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3422,7 @@ func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DeleteSensorRequest) GetDeviceId() int64 {
@@ -3076,7 +3448,7 @@ type DeleteSensorResponse struct {
 
 func (x *DeleteSensorResponse) Reset() {
 	*x = DeleteSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3460,7 @@ func (x *DeleteSensorResponse) String() string {
 func (*DeleteSensorResponse) ProtoMessage() {}
 
 func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,7 +3473,7 @@ func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 // CreateConsumerRequest describes a new consumer.
@@ -3117,7 +3489,7 @@ type CreateConsumerRequest struct {
 
 func (x *CreateConsumerRequest) Reset() {
 	*x = CreateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3129,7 +3501,7 @@ func (x *CreateConsumerRequest) String() string {
 func (*CreateConsumerRequest) ProtoMessage() {}
 
 func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3142,7 +3514,7 @@ func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateConsumerRequest) GetName() string {
@@ -3170,7 +3542,7 @@ type CreateConsumerResponse struct {
 
 func (x *CreateConsumerResponse) Reset() {
 	*x = CreateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3182,7 +3554,7 @@ func (x *CreateConsumerResponse) String() string {
 func (*CreateConsumerResponse) ProtoMessage() {}
 
 func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3195,7 +3567,7 @@ func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CreateConsumerResponse) GetResult() *Consumer {
@@ -3218,7 +3590,7 @@ type ListConsumersRequest struct {
 
 func (x *ListConsumersRequest) Reset() {
 	*x = ListConsumersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3230,7 +3602,7 @@ func (x *ListConsumersRequest) String() string {
 func (*ListConsumersRequest) ProtoMessage() {}
 
 func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3243,7 +3615,7 @@ func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
 func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListConsumersRequest) GetPageSize() int32 {
@@ -3273,7 +3645,7 @@ type ListConsumersResponse struct {
 
 func (x *ListConsumersResponse) Reset() {
 	*x = ListConsumersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3657,7 @@ func (x *ListConsumersResponse) String() string {
 func (*ListConsumersResponse) ProtoMessage() {}
 
 func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3670,7 @@ func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
 func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListConsumersResponse) GetResult() []*Consumer {
@@ -3326,7 +3698,7 @@ type GetConsumerRequest struct {
 
 func (x *GetConsumerRequest) Reset() {
 	*x = GetConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3338,7 +3710,7 @@ func (x *GetConsumerRequest) String() string {
 func (*GetConsumerRequest) ProtoMessage() {}
 
 func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3351,7 +3723,7 @@ func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetConsumerRequest) GetId() int64 {
@@ -3372,7 +3744,7 @@ type GetConsumerResponse struct {
 
 func (x *GetConsumerResponse) Reset() {
 	*x = GetConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3756,7 @@ func (x *GetConsumerResponse) String() string {
 func (*GetConsumerResponse) ProtoMessage() {}
 
 func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3769,7 @@ func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetConsumerResponse) GetResult() *Consumer {
@@ -3422,7 +3794,7 @@ type UpdateConsumerRequest struct {
 
 func (x *UpdateConsumerRequest) Reset() {
 	*x = UpdateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3434,7 +3806,7 @@ func (x *UpdateConsumerRequest) String() string {
 func (*UpdateConsumerRequest) ProtoMessage() {}
 
 func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3447,7 +3819,7 @@ func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UpdateConsumerRequest) GetId() int64 {
@@ -3482,7 +3854,7 @@ type UpdateConsumerResponse struct {
 
 func (x *UpdateConsumerResponse) Reset() {
 	*x = UpdateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3494,7 +3866,7 @@ func (x *UpdateConsumerResponse) String() string {
 func (*UpdateConsumerResponse) ProtoMessage() {}
 
 func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3507,7 +3879,7 @@ func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UpdateConsumerResponse) GetResult() *Consumer {
@@ -3528,7 +3900,7 @@ type DeleteConsumerRequest struct {
 
 func (x *DeleteConsumerRequest) Reset() {
 	*x = DeleteConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3540,7 +3912,7 @@ func (x *DeleteConsumerRequest) String() string {
 func (*DeleteConsumerRequest) ProtoMessage() {}
 
 func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3553,7 +3925,7 @@ func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeleteConsumerRequest) GetId() int64 {
@@ -3572,7 +3944,7 @@ type DeleteConsumerResponse struct {
 
 func (x *DeleteConsumerResponse) Reset() {
 	*x = DeleteConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3584,7 +3956,7 @@ func (x *DeleteConsumerResponse) String() string {
 func (*DeleteConsumerResponse) ProtoMessage() {}
 
 func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3597,7 +3969,7 @@ func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 // GetConsumerKeyRequest names a consumer.
@@ -3611,7 +3983,7 @@ type GetConsumerKeyRequest struct {
 
 func (x *GetConsumerKeyRequest) Reset() {
 	*x = GetConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3623,7 +3995,7 @@ func (x *GetConsumerKeyRequest) String() string {
 func (*GetConsumerKeyRequest) ProtoMessage() {}
 
 func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3636,7 +4008,7 @@ func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetConsumerKeyRequest) GetId() int64 {
@@ -3660,7 +4032,7 @@ type GetConsumerKeyResponse struct {
 
 func (x *GetConsumerKeyResponse) Reset() {
 	*x = GetConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3672,7 +4044,7 @@ func (x *GetConsumerKeyResponse) String() string {
 func (*GetConsumerKeyResponse) ProtoMessage() {}
 
 func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3685,7 +4057,7 @@ func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetConsumerKeyResponse) GetToken() string {
@@ -3716,7 +4088,7 @@ type RotateConsumerKeyRequest struct {
 
 func (x *RotateConsumerKeyRequest) Reset() {
 	*x = RotateConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3728,7 +4100,7 @@ func (x *RotateConsumerKeyRequest) String() string {
 func (*RotateConsumerKeyRequest) ProtoMessage() {}
 
 func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3741,7 +4113,7 @@ func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RotateConsumerKeyRequest) GetId() int64 {
@@ -3771,7 +4143,7 @@ type RotateConsumerKeyResponse struct {
 
 func (x *RotateConsumerKeyResponse) Reset() {
 	*x = RotateConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3783,7 +4155,7 @@ func (x *RotateConsumerKeyResponse) String() string {
 func (*RotateConsumerKeyResponse) ProtoMessage() {}
 
 func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3796,7 +4168,7 @@ func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RotateConsumerKeyResponse) GetToken() string {
@@ -3826,7 +4198,7 @@ type GrantSensorRequest struct {
 
 func (x *GrantSensorRequest) Reset() {
 	*x = GrantSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3838,7 +4210,7 @@ func (x *GrantSensorRequest) String() string {
 func (*GrantSensorRequest) ProtoMessage() {}
 
 func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3851,7 +4223,7 @@ func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorRequest.ProtoReflect.Descriptor instead.
 func (*GrantSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GrantSensorRequest) GetConsumerId() int64 {
@@ -3879,7 +4251,7 @@ type GrantSensorResponse struct {
 
 func (x *GrantSensorResponse) Reset() {
 	*x = GrantSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3891,7 +4263,7 @@ func (x *GrantSensorResponse) String() string {
 func (*GrantSensorResponse) ProtoMessage() {}
 
 func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3904,7 +4276,7 @@ func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorResponse.ProtoReflect.Descriptor instead.
 func (*GrantSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GrantSensorResponse) GetResult() *Consumer {
@@ -3927,7 +4299,7 @@ type RevokeSensorRequest struct {
 
 func (x *RevokeSensorRequest) Reset() {
 	*x = RevokeSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3939,7 +4311,7 @@ func (x *RevokeSensorRequest) String() string {
 func (*RevokeSensorRequest) ProtoMessage() {}
 
 func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3952,7 +4324,7 @@ func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RevokeSensorRequest) GetConsumerId() int64 {
@@ -3980,7 +4352,7 @@ type RevokeSensorResponse struct {
 
 func (x *RevokeSensorResponse) Reset() {
 	*x = RevokeSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3992,7 +4364,7 @@ func (x *RevokeSensorResponse) String() string {
 func (*RevokeSensorResponse) ProtoMessage() {}
 
 func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4005,7 +4377,7 @@ func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RevokeSensorResponse) GetResult() *Consumer {
@@ -4042,7 +4414,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4054,7 +4426,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4067,7 +4439,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *AuditEvent) GetId() int64 {
@@ -4145,7 +4517,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4157,7 +4529,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4170,7 +4542,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -4242,7 +4614,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4254,7 +4626,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4267,7 +4639,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListAuditEventsResponse) GetResult() []*AuditEvent {
@@ -4418,7 +4790,40 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"nameFilter\"j\n" +
 	"\x13ListDevicesResponse\x12+\n" +
 	"\x06result\x18\x01 \x03(\v2\x13.iot.core.v1.DeviceR\x06result\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\"\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"l\n" +
+	"\x14ImportDevicesRequest\x123\n" +
+	"\adevices\x18\x01 \x03(\v2\x19.iot.core.v1.DeviceImportR\adevices\x12\x1f\n" +
+	"\vreturn_keys\x18\x02 \x01(\bR\n" +
+	"returnKeys\"\x94\x02\n" +
+	"\fDeviceImport\x12\x1f\n" +
+	"\vexternal_id\x18\x01 \x01(\tR\n" +
+	"externalId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12=\n" +
+	"\x06labels\x18\x04 \x03(\v2%.iot.core.v1.DeviceImport.LabelsEntryR\x06labels\x123\n" +
+	"\asensors\x18\x05 \x03(\v2\x19.iot.core.v1.SensorImportR\asensors\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x01\n" +
+	"\fSensorImport\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x12\n" +
+	"\x04unit\x18\x03 \x01(\tR\x04unit\x125\n" +
+	"\n" +
+	"value_type\x18\x04 \x01(\x0e2\x16.iot.core.v1.ValueTypeR\tvalueType\x12\x12\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\x12\x18\n" +
+	"\amapping\x18\x06 \x01(\tR\amapping\"h\n" +
+	"\x15ImportDevicesResponse\x125\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.iot.core.v1.ImportedDeviceR\aresults\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\x05R\acreated\"\x8c\x01\n" +
+	"\x0eImportedDevice\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1f\n" +
+	"\vexternal_id\x18\x02 \x01(\tR\n" +
+	"externalId\x12\x18\n" +
+	"\acreated\x18\x03 \x01(\bR\acreated\x12\x1d\n" +
+	"\n" +
+	"sensor_ids\x18\x04 \x03(\x03R\tsensorIds\x12\x10\n" +
+	"\x03key\x18\x05 \x01(\tR\x03key\"\"\n" +
 	"\x10GetDeviceRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"@\n" +
 	"\x11GetDeviceResponse\x12+\n" +
@@ -4586,7 +4991,7 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x0fVALUE_TYPE_LONG\x10\x02\x12\x16\n" +
 	"\x12VALUE_TYPE_BOOLEAN\x10\x03\x12\x15\n" +
 	"\x11VALUE_TYPE_STRING\x10\x04\x12\x15\n" +
-	"\x11VALUE_TYPE_OBJECT\x10\x052\xb9\x1e\n" +
+	"\x11VALUE_TYPE_OBJECT\x10\x052\xb1\x1f\n" +
 	"\vCoreService\x12_\n" +
 	"\x06SignIn\x12\x1a.iot.core.v1.SignInRequest\x1a\x1b.iot.core.v1.SignInResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/signin\x12r\n" +
 	"\fRefreshToken\x12 .iot.core.v1.RefreshTokenRequest\x1a!.iot.core.v1.RefreshTokenResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/users/refresh\x12c\n" +
@@ -4604,7 +5009,8 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\n" +
 	"DeleteUser\x12\x1e.iot.core.v1.DeleteUserRequest\x1a\x1f.iot.core.v1.DeleteUserResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/api/users/{id}\x12l\n" +
 	"\fCreateDevice\x12 .iot.core.v1.CreateDeviceRequest\x1a!.iot.core.v1.CreateDeviceResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/api/devices\x12f\n" +
-	"\vListDevices\x12\x1f.iot.core.v1.ListDevicesRequest\x1a .iot.core.v1.ListDevicesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/api/devices\x12e\n" +
+	"\vListDevices\x12\x1f.iot.core.v1.ListDevicesRequest\x1a .iot.core.v1.ListDevicesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/api/devices\x12v\n" +
+	"\rImportDevices\x12!.iot.core.v1.ImportDevicesRequest\x1a\".iot.core.v1.ImportDevicesResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/devices/import\x12e\n" +
 	"\tGetDevice\x12\x1d.iot.core.v1.GetDeviceRequest\x1a\x1e.iot.core.v1.GetDeviceResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/devices/{id}\x12q\n" +
 	"\fUpdateDevice\x12 .iot.core.v1.UpdateDeviceRequest\x1a!.iot.core.v1.UpdateDeviceResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*2\x11/api/devices/{id}\x12n\n" +
 	"\fDeleteDevice\x12 .iot.core.v1.DeleteDeviceRequest\x1a!.iot.core.v1.DeleteDeviceResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/api/devices/{id}\x12r\n" +
@@ -4641,7 +5047,7 @@ func file_iot_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_iot_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_iot_core_v1_core_proto_goTypes = []any{
 	(Role)(0),                         // 0: iot.core.v1.Role
 	(ValueType)(0),                    // 1: iot.core.v1.ValueType
@@ -4674,77 +5080,83 @@ var file_iot_core_v1_core_proto_goTypes = []any{
 	(*CreateDeviceResponse)(nil),      // 28: iot.core.v1.CreateDeviceResponse
 	(*ListDevicesRequest)(nil),        // 29: iot.core.v1.ListDevicesRequest
 	(*ListDevicesResponse)(nil),       // 30: iot.core.v1.ListDevicesResponse
-	(*GetDeviceRequest)(nil),          // 31: iot.core.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),         // 32: iot.core.v1.GetDeviceResponse
-	(*UpdateDeviceRequest)(nil),       // 33: iot.core.v1.UpdateDeviceRequest
-	(*UpdateDeviceResponse)(nil),      // 34: iot.core.v1.UpdateDeviceResponse
-	(*DeleteDeviceRequest)(nil),       // 35: iot.core.v1.DeleteDeviceRequest
-	(*DeleteDeviceResponse)(nil),      // 36: iot.core.v1.DeleteDeviceResponse
-	(*GetDeviceKeyRequest)(nil),       // 37: iot.core.v1.GetDeviceKeyRequest
-	(*GetDeviceKeyResponse)(nil),      // 38: iot.core.v1.GetDeviceKeyResponse
-	(*RotateDeviceKeyRequest)(nil),    // 39: iot.core.v1.RotateDeviceKeyRequest
-	(*RotateDeviceKeyResponse)(nil),   // 40: iot.core.v1.RotateDeviceKeyResponse
-	(*GetDeviceTreeRequest)(nil),      // 41: iot.core.v1.GetDeviceTreeRequest
-	(*GetDeviceTreeResponse)(nil),     // 42: iot.core.v1.GetDeviceTreeResponse
-	(*CreateSensorRequest)(nil),       // 43: iot.core.v1.CreateSensorRequest
-	(*CreateSensorResponse)(nil),      // 44: iot.core.v1.CreateSensorResponse
-	(*ListSensorsRequest)(nil),        // 45: iot.core.v1.ListSensorsRequest
-	(*ListSensorsResponse)(nil),       // 46: iot.core.v1.ListSensorsResponse
-	(*GetSensorRequest)(nil),          // 47: iot.core.v1.GetSensorRequest
-	(*GetSensorResponse)(nil),         // 48: iot.core.v1.GetSensorResponse
-	(*UpdateSensorRequest)(nil),       // 49: iot.core.v1.UpdateSensorRequest
-	(*UpdateSensorResponse)(nil),      // 50: iot.core.v1.UpdateSensorResponse
-	(*DeleteSensorRequest)(nil),       // 51: iot.core.v1.DeleteSensorRequest
-	(*DeleteSensorResponse)(nil),      // 52: iot.core.v1.DeleteSensorResponse
-	(*CreateConsumerRequest)(nil),     // 53: iot.core.v1.CreateConsumerRequest
-	(*CreateConsumerResponse)(nil),    // 54: iot.core.v1.CreateConsumerResponse
-	(*ListConsumersRequest)(nil),      // 55: iot.core.v1.ListConsumersRequest
-	(*ListConsumersResponse)(nil),     // 56: iot.core.v1.ListConsumersResponse
-	(*GetConsumerRequest)(nil),        // 57: iot.core.v1.GetConsumerRequest
-	(*GetConsumerResponse)(nil),       // 58: iot.core.v1.GetConsumerResponse
-	(*UpdateConsumerRequest)(nil),     // 59: iot.core.v1.UpdateConsumerRequest
-	(*UpdateConsumerResponse)(nil),    // 60: iot.core.v1.UpdateConsumerResponse
-	(*DeleteConsumerRequest)(nil),     // 61: iot.core.v1.DeleteConsumerRequest
-	(*DeleteConsumerResponse)(nil),    // 62: iot.core.v1.DeleteConsumerResponse
-	(*GetConsumerKeyRequest)(nil),     // 63: iot.core.v1.GetConsumerKeyRequest
-	(*GetConsumerKeyResponse)(nil),    // 64: iot.core.v1.GetConsumerKeyResponse
-	(*RotateConsumerKeyRequest)(nil),  // 65: iot.core.v1.RotateConsumerKeyRequest
-	(*RotateConsumerKeyResponse)(nil), // 66: iot.core.v1.RotateConsumerKeyResponse
-	(*GrantSensorRequest)(nil),        // 67: iot.core.v1.GrantSensorRequest
-	(*GrantSensorResponse)(nil),       // 68: iot.core.v1.GrantSensorResponse
-	(*RevokeSensorRequest)(nil),       // 69: iot.core.v1.RevokeSensorRequest
-	(*RevokeSensorResponse)(nil),      // 70: iot.core.v1.RevokeSensorResponse
-	(*AuditEvent)(nil),                // 71: iot.core.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),    // 72: iot.core.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),   // 73: iot.core.v1.ListAuditEventsResponse
-	nil,                               // 74: iot.core.v1.Device.LabelsEntry
-	nil,                               // 75: iot.core.v1.CreateDeviceRequest.LabelsEntry
-	nil,                               // 76: iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	nil,                               // 77: iot.core.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil),     // 78: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),     // 79: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),       // 80: google.protobuf.Duration
+	(*ImportDevicesRequest)(nil),      // 31: iot.core.v1.ImportDevicesRequest
+	(*DeviceImport)(nil),              // 32: iot.core.v1.DeviceImport
+	(*SensorImport)(nil),              // 33: iot.core.v1.SensorImport
+	(*ImportDevicesResponse)(nil),     // 34: iot.core.v1.ImportDevicesResponse
+	(*ImportedDevice)(nil),            // 35: iot.core.v1.ImportedDevice
+	(*GetDeviceRequest)(nil),          // 36: iot.core.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),         // 37: iot.core.v1.GetDeviceResponse
+	(*UpdateDeviceRequest)(nil),       // 38: iot.core.v1.UpdateDeviceRequest
+	(*UpdateDeviceResponse)(nil),      // 39: iot.core.v1.UpdateDeviceResponse
+	(*DeleteDeviceRequest)(nil),       // 40: iot.core.v1.DeleteDeviceRequest
+	(*DeleteDeviceResponse)(nil),      // 41: iot.core.v1.DeleteDeviceResponse
+	(*GetDeviceKeyRequest)(nil),       // 42: iot.core.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),      // 43: iot.core.v1.GetDeviceKeyResponse
+	(*RotateDeviceKeyRequest)(nil),    // 44: iot.core.v1.RotateDeviceKeyRequest
+	(*RotateDeviceKeyResponse)(nil),   // 45: iot.core.v1.RotateDeviceKeyResponse
+	(*GetDeviceTreeRequest)(nil),      // 46: iot.core.v1.GetDeviceTreeRequest
+	(*GetDeviceTreeResponse)(nil),     // 47: iot.core.v1.GetDeviceTreeResponse
+	(*CreateSensorRequest)(nil),       // 48: iot.core.v1.CreateSensorRequest
+	(*CreateSensorResponse)(nil),      // 49: iot.core.v1.CreateSensorResponse
+	(*ListSensorsRequest)(nil),        // 50: iot.core.v1.ListSensorsRequest
+	(*ListSensorsResponse)(nil),       // 51: iot.core.v1.ListSensorsResponse
+	(*GetSensorRequest)(nil),          // 52: iot.core.v1.GetSensorRequest
+	(*GetSensorResponse)(nil),         // 53: iot.core.v1.GetSensorResponse
+	(*UpdateSensorRequest)(nil),       // 54: iot.core.v1.UpdateSensorRequest
+	(*UpdateSensorResponse)(nil),      // 55: iot.core.v1.UpdateSensorResponse
+	(*DeleteSensorRequest)(nil),       // 56: iot.core.v1.DeleteSensorRequest
+	(*DeleteSensorResponse)(nil),      // 57: iot.core.v1.DeleteSensorResponse
+	(*CreateConsumerRequest)(nil),     // 58: iot.core.v1.CreateConsumerRequest
+	(*CreateConsumerResponse)(nil),    // 59: iot.core.v1.CreateConsumerResponse
+	(*ListConsumersRequest)(nil),      // 60: iot.core.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil),     // 61: iot.core.v1.ListConsumersResponse
+	(*GetConsumerRequest)(nil),        // 62: iot.core.v1.GetConsumerRequest
+	(*GetConsumerResponse)(nil),       // 63: iot.core.v1.GetConsumerResponse
+	(*UpdateConsumerRequest)(nil),     // 64: iot.core.v1.UpdateConsumerRequest
+	(*UpdateConsumerResponse)(nil),    // 65: iot.core.v1.UpdateConsumerResponse
+	(*DeleteConsumerRequest)(nil),     // 66: iot.core.v1.DeleteConsumerRequest
+	(*DeleteConsumerResponse)(nil),    // 67: iot.core.v1.DeleteConsumerResponse
+	(*GetConsumerKeyRequest)(nil),     // 68: iot.core.v1.GetConsumerKeyRequest
+	(*GetConsumerKeyResponse)(nil),    // 69: iot.core.v1.GetConsumerKeyResponse
+	(*RotateConsumerKeyRequest)(nil),  // 70: iot.core.v1.RotateConsumerKeyRequest
+	(*RotateConsumerKeyResponse)(nil), // 71: iot.core.v1.RotateConsumerKeyResponse
+	(*GrantSensorRequest)(nil),        // 72: iot.core.v1.GrantSensorRequest
+	(*GrantSensorResponse)(nil),       // 73: iot.core.v1.GrantSensorResponse
+	(*RevokeSensorRequest)(nil),       // 74: iot.core.v1.RevokeSensorRequest
+	(*RevokeSensorResponse)(nil),      // 75: iot.core.v1.RevokeSensorResponse
+	(*AuditEvent)(nil),                // 76: iot.core.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),    // 77: iot.core.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),   // 78: iot.core.v1.ListAuditEventsResponse
+	nil,                               // 79: iot.core.v1.Device.LabelsEntry
+	nil,                               // 80: iot.core.v1.CreateDeviceRequest.LabelsEntry
+	nil,                               // 81: iot.core.v1.DeviceImport.LabelsEntry
+	nil,                               // 82: iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	nil,                               // 83: iot.core.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),     // 84: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),     // 85: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),       // 86: google.protobuf.Duration
 }
 var file_iot_core_v1_core_proto_depIdxs = []int32{
 	0,  // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
-	78, // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	78, // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	74, // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
-	78, // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	78, // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
+	84, // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	84, // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	79, // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
+	84, // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	84, // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 6: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
-	78, // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
-	78, // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
-	78, // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
-	78, // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	84, // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
+	84, // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
+	84, // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
+	84, // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
 	6,  // 11: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
 	4,  // 12: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
-	78, // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
+	84, // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 14: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
-	78, // 15: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
-	78, // 16: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	84, // 15: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	84, // 16: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 17: iot.core.v1.RefreshTokenResponse.user:type_name -> iot.core.v1.User
-	78, // 18: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	84, // 18: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 19: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
 	0,  // 20: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
 	2,  // 21: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
@@ -4752,108 +5164,115 @@ var file_iot_core_v1_core_proto_depIdxs = []int32{
 	2,  // 23: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
 	0,  // 24: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
 	2,  // 25: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
-	75, // 26: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
+	80, // 26: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
 	3,  // 27: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
 	3,  // 28: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
-	3,  // 29: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
-	76, // 30: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	79, // 31: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 32: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
-	78, // 33: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	80, // 34: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
-	78, // 35: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 36: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
-	6,  // 37: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
-	1,  // 38: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
-	4,  // 39: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 40: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
-	4,  // 41: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 42: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	5,  // 43: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 44: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 45: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 46: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	78, // 47: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	80, // 48: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
-	78, // 49: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 50: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 51: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
-	78, // 52: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	77, // 53: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
-	78, // 54: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	78, // 55: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	71, // 56: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
-	7,  // 57: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
-	9,  // 58: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
-	11, // 59: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
-	13, // 60: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
-	15, // 61: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
-	17, // 62: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
-	19, // 63: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
-	21, // 64: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
-	23, // 65: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
-	25, // 66: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
-	27, // 67: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
-	29, // 68: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
-	31, // 69: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
-	33, // 70: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
-	35, // 71: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
-	37, // 72: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
-	39, // 73: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
-	41, // 74: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
-	43, // 75: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
-	45, // 76: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
-	47, // 77: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
-	49, // 78: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
-	51, // 79: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
-	53, // 80: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
-	55, // 81: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
-	57, // 82: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
-	59, // 83: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
-	61, // 84: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
-	63, // 85: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
-	65, // 86: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
-	67, // 87: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
-	69, // 88: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
-	72, // 89: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
-	8,  // 90: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
-	10, // 91: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
-	12, // 92: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
-	14, // 93: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
-	16, // 94: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
-	18, // 95: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
-	20, // 96: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
-	22, // 97: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
-	24, // 98: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
-	26, // 99: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
-	28, // 100: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
-	30, // 101: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
-	32, // 102: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
-	34, // 103: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
-	36, // 104: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
-	38, // 105: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
-	40, // 106: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
-	42, // 107: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
-	44, // 108: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
-	46, // 109: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
-	48, // 110: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
-	50, // 111: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
-	52, // 112: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
-	54, // 113: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
-	56, // 114: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
-	58, // 115: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
-	60, // 116: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
-	62, // 117: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
-	64, // 118: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
-	66, // 119: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
-	68, // 120: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
-	70, // 121: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
-	73, // 122: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
-	90, // [90:123] is the sub-list for method output_type
-	57, // [57:90] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	32, // 29: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
+	81, // 30: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
+	33, // 31: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
+	1,  // 32: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
+	35, // 33: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
+	3,  // 34: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
+	82, // 35: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	85, // 36: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 37: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
+	84, // 38: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	86, // 39: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
+	84, // 40: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 41: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
+	6,  // 42: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
+	1,  // 43: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
+	4,  // 44: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	4,  // 45: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
+	4,  // 46: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	4,  // 47: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,  // 48: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 49: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 50: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 51: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	84, // 52: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	86, // 53: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
+	84, // 54: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 55: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 56: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
+	84, // 57: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	83, // 58: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
+	84, // 59: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	84, // 60: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	76, // 61: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
+	7,  // 62: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
+	9,  // 63: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
+	11, // 64: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
+	13, // 65: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
+	15, // 66: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
+	17, // 67: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
+	19, // 68: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
+	21, // 69: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
+	23, // 70: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
+	25, // 71: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
+	27, // 72: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
+	29, // 73: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
+	31, // 74: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
+	36, // 75: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
+	38, // 76: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
+	40, // 77: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
+	42, // 78: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
+	44, // 79: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
+	46, // 80: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
+	48, // 81: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
+	50, // 82: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
+	52, // 83: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
+	54, // 84: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
+	56, // 85: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
+	58, // 86: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
+	60, // 87: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
+	62, // 88: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
+	64, // 89: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
+	66, // 90: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
+	68, // 91: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
+	70, // 92: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
+	72, // 93: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
+	74, // 94: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
+	77, // 95: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
+	8,  // 96: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
+	10, // 97: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
+	12, // 98: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
+	14, // 99: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
+	16, // 100: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
+	18, // 101: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
+	20, // 102: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
+	22, // 103: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
+	24, // 104: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
+	26, // 105: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
+	28, // 106: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
+	30, // 107: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
+	34, // 108: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
+	37, // 109: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
+	39, // 110: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
+	41, // 111: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
+	43, // 112: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
+	45, // 113: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
+	47, // 114: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
+	49, // 115: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
+	51, // 116: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
+	53, // 117: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
+	55, // 118: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
+	57, // 119: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
+	59, // 120: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
+	61, // 121: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
+	63, // 122: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
+	65, // 123: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
+	67, // 124: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
+	69, // 125: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
+	71, // 126: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
+	73, // 127: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
+	75, // 128: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
+	78, // 129: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
+	96, // [96:130] is the sub-list for method output_type
+	62, // [62:96] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_iot_core_v1_core_proto_init() }
@@ -4862,16 +5281,16 @@ func file_iot_core_v1_core_proto_init() {
 		return
 	}
 	file_iot_core_v1_core_proto_msgTypes[19].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[31].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[47].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[57].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[36].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[52].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[62].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_iot_core_v1_core_proto_rawDesc), len(file_iot_core_v1_core_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   76,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

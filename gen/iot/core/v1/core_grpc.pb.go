@@ -31,6 +31,7 @@ const (
 	CoreService_DeleteUser_FullMethodName        = "/iot.core.v1.CoreService/DeleteUser"
 	CoreService_CreateDevice_FullMethodName      = "/iot.core.v1.CoreService/CreateDevice"
 	CoreService_ListDevices_FullMethodName       = "/iot.core.v1.CoreService/ListDevices"
+	CoreService_ImportDevices_FullMethodName     = "/iot.core.v1.CoreService/ImportDevices"
 	CoreService_GetDevice_FullMethodName         = "/iot.core.v1.CoreService/GetDevice"
 	CoreService_UpdateDevice_FullMethodName      = "/iot.core.v1.CoreService/UpdateDevice"
 	CoreService_DeleteDevice_FullMethodName      = "/iot.core.v1.CoreService/DeleteDevice"
@@ -98,6 +99,16 @@ type CoreServiceClient interface {
 	// ListDevices lists the caller's devices (all devices for admins), ordered
 	// by id, one page at a time.
 	ListDevices(ctx context.Context, in *ListDevicesRequest, opts ...grpc.CallOption) (*ListDevicesResponse, error)
+	// ImportDevices creates up to 10,000 devices of the caller, each with its
+	// sensors, in one call and all or nothing: a bad row refuses the whole
+	// batch with InvalidArgument (HTTP 400) naming the row (0-based index in
+	// `devices`) and the reason, in the message and as BadRequest field
+	// violations ("devices[12].name"). A row whose external_id the caller
+	// already has creates nothing and returns the existing device, so a
+	// retried import creates nothing twice and returns the same ids. Device
+	// keys are returned when return_keys is set; they work on every edge at
+	// once.
+	ImportDevices(ctx context.Context, in *ImportDevicesRequest, opts ...grpc.CallOption) (*ImportDevicesResponse, error)
 	// GetDevice returns one device.
 	GetDevice(ctx context.Context, in *GetDeviceRequest, opts ...grpc.CallOption) (*GetDeviceResponse, error)
 	// UpdateDevice changes a device's name, description or labels. Fields not
@@ -271,6 +282,16 @@ func (c *coreServiceClient) ListDevices(ctx context.Context, in *ListDevicesRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListDevicesResponse)
 	err := c.cc.Invoke(ctx, CoreService_ListDevices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreServiceClient) ImportDevices(ctx context.Context, in *ImportDevicesRequest, opts ...grpc.CallOption) (*ImportDevicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportDevicesResponse)
+	err := c.cc.Invoke(ctx, CoreService_ImportDevices_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -531,6 +552,16 @@ type CoreServiceServer interface {
 	// ListDevices lists the caller's devices (all devices for admins), ordered
 	// by id, one page at a time.
 	ListDevices(context.Context, *ListDevicesRequest) (*ListDevicesResponse, error)
+	// ImportDevices creates up to 10,000 devices of the caller, each with its
+	// sensors, in one call and all or nothing: a bad row refuses the whole
+	// batch with InvalidArgument (HTTP 400) naming the row (0-based index in
+	// `devices`) and the reason, in the message and as BadRequest field
+	// violations ("devices[12].name"). A row whose external_id the caller
+	// already has creates nothing and returns the existing device, so a
+	// retried import creates nothing twice and returns the same ids. Device
+	// keys are returned when return_keys is set; they work on every edge at
+	// once.
+	ImportDevices(context.Context, *ImportDevicesRequest) (*ImportDevicesResponse, error)
 	// GetDevice returns one device.
 	GetDevice(context.Context, *GetDeviceRequest) (*GetDeviceResponse, error)
 	// UpdateDevice changes a device's name, description or labels. Fields not
@@ -624,6 +655,9 @@ func (UnimplementedCoreServiceServer) CreateDevice(context.Context, *CreateDevic
 }
 func (UnimplementedCoreServiceServer) ListDevices(context.Context, *ListDevicesRequest) (*ListDevicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDevices not implemented")
+}
+func (UnimplementedCoreServiceServer) ImportDevices(context.Context, *ImportDevicesRequest) (*ImportDevicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportDevices not implemented")
 }
 func (UnimplementedCoreServiceServer) GetDevice(context.Context, *GetDeviceRequest) (*GetDeviceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDevice not implemented")
@@ -920,6 +954,24 @@ func _CoreService_ListDevices_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CoreServiceServer).ListDevices(ctx, req.(*ListDevicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoreService_ImportDevices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportDevicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).ImportDevices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_ImportDevices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).ImportDevices(ctx, req.(*ImportDevicesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1356,6 +1408,10 @@ var CoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDevices",
 			Handler:    _CoreService_ListDevices_Handler,
+		},
+		{
+			MethodName: "ImportDevices",
+			Handler:    _CoreService_ImportDevices_Handler,
 		},
 		{
 			MethodName: "GetDevice",

@@ -61,6 +61,9 @@ const (
 	CoreServiceCreateDeviceProcedure = "/iot.core.v1.CoreService/CreateDevice"
 	// CoreServiceListDevicesProcedure is the fully-qualified name of the CoreService's ListDevices RPC.
 	CoreServiceListDevicesProcedure = "/iot.core.v1.CoreService/ListDevices"
+	// CoreServiceImportDevicesProcedure is the fully-qualified name of the CoreService's ImportDevices
+	// RPC.
+	CoreServiceImportDevicesProcedure = "/iot.core.v1.CoreService/ImportDevices"
 	// CoreServiceGetDeviceProcedure is the fully-qualified name of the CoreService's GetDevice RPC.
 	CoreServiceGetDeviceProcedure = "/iot.core.v1.CoreService/GetDevice"
 	// CoreServiceUpdateDeviceProcedure is the fully-qualified name of the CoreService's UpdateDevice
@@ -158,6 +161,16 @@ type CoreServiceClient interface {
 	// ListDevices lists the caller's devices (all devices for admins), ordered
 	// by id, one page at a time.
 	ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error)
+	// ImportDevices creates up to 10,000 devices of the caller, each with its
+	// sensors, in one call and all or nothing: a bad row refuses the whole
+	// batch with InvalidArgument (HTTP 400) naming the row (0-based index in
+	// `devices`) and the reason, in the message and as BadRequest field
+	// violations ("devices[12].name"). A row whose external_id the caller
+	// already has creates nothing and returns the existing device, so a
+	// retried import creates nothing twice and returns the same ids. Device
+	// keys are returned when return_keys is set; they work on every edge at
+	// once.
+	ImportDevices(context.Context, *v1.ImportDevicesRequest) (*v1.ImportDevicesResponse, error)
 	// GetDevice returns one device.
 	GetDevice(context.Context, *v1.GetDeviceRequest) (*v1.GetDeviceResponse, error)
 	// UpdateDevice changes a device's name, description or labels. Fields not
@@ -290,6 +303,12 @@ func NewCoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			httpClient,
 			baseURL+CoreServiceListDevicesProcedure,
 			connect.WithSchema(coreServiceMethods.ByName("ListDevices")),
+			connect.WithClientOptions(opts...),
+		),
+		importDevices: connect.NewClient[v1.ImportDevicesRequest, v1.ImportDevicesResponse](
+			httpClient,
+			baseURL+CoreServiceImportDevicesProcedure,
+			connect.WithSchema(coreServiceMethods.ByName("ImportDevices")),
 			connect.WithClientOptions(opts...),
 		),
 		getDevice: connect.NewClient[v1.GetDeviceRequest, v1.GetDeviceResponse](
@@ -435,6 +454,7 @@ type coreServiceClient struct {
 	deleteUser        *connect.Client[v1.DeleteUserRequest, v1.DeleteUserResponse]
 	createDevice      *connect.Client[v1.CreateDeviceRequest, v1.CreateDeviceResponse]
 	listDevices       *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
+	importDevices     *connect.Client[v1.ImportDevicesRequest, v1.ImportDevicesResponse]
 	getDevice         *connect.Client[v1.GetDeviceRequest, v1.GetDeviceResponse]
 	updateDevice      *connect.Client[v1.UpdateDeviceRequest, v1.UpdateDeviceResponse]
 	deleteDevice      *connect.Client[v1.DeleteDeviceRequest, v1.DeleteDeviceResponse]
@@ -560,6 +580,15 @@ func (c *coreServiceClient) CreateDevice(ctx context.Context, req *v1.CreateDevi
 // ListDevices calls iot.core.v1.CoreService.ListDevices.
 func (c *coreServiceClient) ListDevices(ctx context.Context, req *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error) {
 	response, err := c.listDevices.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ImportDevices calls iot.core.v1.CoreService.ImportDevices.
+func (c *coreServiceClient) ImportDevices(ctx context.Context, req *v1.ImportDevicesRequest) (*v1.ImportDevicesResponse, error) {
+	response, err := c.importDevices.CallUnary(ctx, connect.NewRequest(req))
 	if response != nil {
 		return response.Msg, err
 	}
@@ -792,6 +821,16 @@ type CoreServiceHandler interface {
 	// ListDevices lists the caller's devices (all devices for admins), ordered
 	// by id, one page at a time.
 	ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error)
+	// ImportDevices creates up to 10,000 devices of the caller, each with its
+	// sensors, in one call and all or nothing: a bad row refuses the whole
+	// batch with InvalidArgument (HTTP 400) naming the row (0-based index in
+	// `devices`) and the reason, in the message and as BadRequest field
+	// violations ("devices[12].name"). A row whose external_id the caller
+	// already has creates nothing and returns the existing device, so a
+	// retried import creates nothing twice and returns the same ids. Device
+	// keys are returned when return_keys is set; they work on every edge at
+	// once.
+	ImportDevices(context.Context, *v1.ImportDevicesRequest) (*v1.ImportDevicesResponse, error)
 	// GetDevice returns one device.
 	GetDevice(context.Context, *v1.GetDeviceRequest) (*v1.GetDeviceResponse, error)
 	// UpdateDevice changes a device's name, description or labels. Fields not
@@ -920,6 +959,12 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 		CoreServiceListDevicesProcedure,
 		svc.ListDevices,
 		connect.WithSchema(coreServiceMethods.ByName("ListDevices")),
+		connect.WithHandlerOptions(opts...),
+	)
+	coreServiceImportDevicesHandler := connect.NewUnaryHandlerSimple(
+		CoreServiceImportDevicesProcedure,
+		svc.ImportDevices,
+		connect.WithSchema(coreServiceMethods.ByName("ImportDevices")),
 		connect.WithHandlerOptions(opts...),
 	)
 	coreServiceGetDeviceHandler := connect.NewUnaryHandlerSimple(
@@ -1074,6 +1119,8 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 			coreServiceCreateDeviceHandler.ServeHTTP(w, r)
 		case CoreServiceListDevicesProcedure:
 			coreServiceListDevicesHandler.ServeHTTP(w, r)
+		case CoreServiceImportDevicesProcedure:
+			coreServiceImportDevicesHandler.ServeHTTP(w, r)
 		case CoreServiceGetDeviceProcedure:
 			coreServiceGetDeviceHandler.ServeHTTP(w, r)
 		case CoreServiceUpdateDeviceProcedure:
@@ -1171,6 +1218,10 @@ func (UnimplementedCoreServiceHandler) CreateDevice(context.Context, *v1.CreateD
 
 func (UnimplementedCoreServiceHandler) ListDevices(context.Context, *v1.ListDevicesRequest) (*v1.ListDevicesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.ListDevices is not implemented"))
+}
+
+func (UnimplementedCoreServiceHandler) ImportDevices(context.Context, *v1.ImportDevicesRequest) (*v1.ImportDevicesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.ImportDevices is not implemented"))
 }
 
 func (UnimplementedCoreServiceHandler) GetDevice(context.Context, *v1.GetDeviceRequest) (*v1.GetDeviceResponse, error) {

@@ -53,6 +53,9 @@ class CoreService(Protocol):
     async def list_devices(self, request: iot_dot_core_dot_v1_dot_core__pb2.ListDevicesRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ListDevicesResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def import_devices(self, request: iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def get_device(self, request: iot_dot_core_dot_v1_dot_core__pb2.GetDeviceRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.GetDeviceResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -241,6 +244,16 @@ class CoreServiceASGIApplication(ConnectASGIApplication[CoreService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.list_devices,
+                ),
+                "/iot.core.v1.CoreService/ImportDevices": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ImportDevices",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.import_devices,
                 ),
                 "/iot.core.v1.CoreService/GetDevice": Endpoint.unary(
                     method=MethodInfo(
@@ -705,6 +718,26 @@ class CoreServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def import_devices(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ImportDevices",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
     async def get_device(
         self,
         request: iot_dot_core_dot_v1_dot_core__pb2.GetDeviceRequest,
@@ -1151,6 +1184,8 @@ class CoreServiceSync(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def list_devices(self, request: iot_dot_core_dot_v1_dot_core__pb2.ListDevicesRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ListDevicesResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def import_devices(self, request: iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def get_device(self, request: iot_dot_core_dot_v1_dot_core__pb2.GetDeviceRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.GetDeviceResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def update_device(self, request: iot_dot_core_dot_v1_dot_core__pb2.UpdateDeviceRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.UpdateDeviceResponse:
@@ -1318,6 +1353,16 @@ class CoreServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.list_devices,
+                ),
+                "/iot.core.v1.CoreService/ImportDevices": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ImportDevices",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.import_devices,
                 ),
                 "/iot.core.v1.CoreService/GetDevice": EndpointSync.unary(
                     method=MethodInfo(
@@ -1776,6 +1821,26 @@ class CoreServiceClientSync(ConnectClientSync):
                 service_name="iot.core.v1.CoreService",
                 input=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesRequest,
                 output=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def import_devices(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ImportDevices",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

@@ -321,6 +321,73 @@ class ListDevicesResponse(_message.Message):
     next_page_token: str
     def __init__(self, result: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ImportDevicesRequest(_message.Message):
+    __slots__ = ("devices", "return_keys")
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    RETURN_KEYS_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[DeviceImport]
+    return_keys: bool
+    def __init__(self, devices: _Optional[_Iterable[_Union[DeviceImport, _Mapping]]] = ..., return_keys: _Optional[bool] = ...) -> None: ...
+
+class DeviceImport(_message.Message):
+    __slots__ = ("external_id", "name", "description", "labels", "sensors")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SENSORS_FIELD_NUMBER: _ClassVar[int]
+    external_id: str
+    name: str
+    description: str
+    labels: _containers.ScalarMap[str, str]
+    sensors: _containers.RepeatedCompositeFieldContainer[SensorImport]
+    def __init__(self, external_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., sensors: _Optional[_Iterable[_Union[SensorImport, _Mapping]]] = ...) -> None: ...
+
+class SensorImport(_message.Message):
+    __slots__ = ("name", "description", "unit", "value_type", "path", "mapping")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    unit: str
+    value_type: ValueType
+    path: str
+    mapping: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., unit: _Optional[str] = ..., value_type: _Optional[_Union[ValueType, str]] = ..., path: _Optional[str] = ..., mapping: _Optional[str] = ...) -> None: ...
+
+class ImportDevicesResponse(_message.Message):
+    __slots__ = ("results", "created")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ImportedDevice]
+    created: int
+    def __init__(self, results: _Optional[_Iterable[_Union[ImportedDevice, _Mapping]]] = ..., created: _Optional[int] = ...) -> None: ...
+
+class ImportedDevice(_message.Message):
+    __slots__ = ("id", "external_id", "created", "sensor_ids", "key")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    SENSOR_IDS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    external_id: str
+    created: bool
+    sensor_ids: _containers.RepeatedScalarFieldContainer[int]
+    key: str
+    def __init__(self, id: _Optional[int] = ..., external_id: _Optional[str] = ..., created: _Optional[bool] = ..., sensor_ids: _Optional[_Iterable[int]] = ..., key: _Optional[str] = ...) -> None: ...
+
 class GetDeviceRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]

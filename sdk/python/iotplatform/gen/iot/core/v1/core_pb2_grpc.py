@@ -98,6 +98,11 @@ class CoreServiceStub:
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesRequest.SerializeToString,
                 response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesResponse.FromString,
                 _registered_method=True)
+        self.ImportDevices = channel.unary_unary(
+                '/iot.core.v1.CoreService/ImportDevices',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse.FromString,
+                _registered_method=True)
         self.GetDevice = channel.unary_unary(
                 '/iot.core.v1.CoreService/GetDevice',
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.GetDeviceRequest.SerializeToString,
@@ -302,6 +307,21 @@ class CoreServiceServicer:
     def ListDevices(self, request, context):
         """ListDevices lists the caller's devices (all devices for admins), ordered
         by id, one page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportDevices(self, request, context):
+        """ImportDevices creates up to 10,000 devices of the caller, each with its
+        sensors, in one call and all or nothing: a bad row refuses the whole
+        batch with InvalidArgument (HTTP 400) naming the row (0-based index in
+        `devices`) and the reason, in the message and as BadRequest field
+        violations ("devices[12].name"). A row whose external_id the caller
+        already has creates nothing and returns the existing device, so a
+        retried import creates nothing twice and returns the same ids. Device
+        keys are returned when return_keys is set; they work on every edge at
+        once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -523,6 +543,11 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     servicer.ListDevices,
                     request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesRequest.FromString,
                     response_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListDevicesResponse.SerializeToString,
+            ),
+            'ImportDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportDevices,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse.SerializeToString,
             ),
             'GetDevice': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDevice,
@@ -958,6 +983,33 @@ class CoreService:
             '/iot.core.v1.CoreService/ListDevices',
             iot_dot_core_dot_v1_dot_core__pb2.ListDevicesRequest.SerializeToString,
             iot_dot_core_dot_v1_dot_core__pb2.ListDevicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/ImportDevices',
+            iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.ImportDevicesResponse.FromString,
             options,
             channel_credentials,
             insecure,
