@@ -69,8 +69,8 @@ func (s *Service) issueRefresh(ctx context.Context, u registry.User, out *corev1
 // token is the credential. It is used up; the new one keeps the expiry of
 // the session (RefreshTokenTTL after sign-in).
 func (s *Service) RefreshToken(ctx context.Context, req *corev1.RefreshTokenRequest) (*corev1.RefreshTokenResponse, error) {
-	if req.GetRefreshToken() == "" {
-		return nil, invalid("refresh_token", "required")
+	if req.GetRefreshToken() == "" { // the refresh token is the credential
+		return nil, errorf(connect.CodeUnauthenticated, "refresh_token required")
 	}
 	bad := connect.NewError(connect.CodeUnauthenticated, errBadRefresh)
 	old, err := s.reg.TakeRefreshToken(ctx, hashRefresh(req.GetRefreshToken()))
@@ -105,8 +105,8 @@ func (s *Service) RefreshToken(ctx context.Context, req *corev1.RefreshTokenRequ
 // SignOut implements CoreService.SignOut. Public: the refresh token is the
 // credential; an unknown token is not an error (signing out twice is fine).
 func (s *Service) SignOut(ctx context.Context, req *corev1.SignOutRequest) (*corev1.SignOutResponse, error) {
-	if req.GetRefreshToken() == "" {
-		return nil, invalid("refresh_token", "required")
+	if req.GetRefreshToken() == "" { // the refresh token is the credential
+		return nil, errorf(connect.CodeUnauthenticated, "refresh_token required")
 	}
 	if _, err := s.reg.TakeRefreshToken(ctx, hashRefresh(req.GetRefreshToken())); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		return nil, s.storeErr(ctx, "refresh token", err)
