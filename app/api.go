@@ -26,8 +26,8 @@ import (
 // roles register their services on.
 func (a *App) setupAPI() {
 	a.connectOpts = []connect.HandlerOption{
-		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.verifier)),
-		connect.WithReadMaxBytes(8 << 20),
+		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.verifier), streamCap{a.guards.streams}),
+		connect.WithReadMaxBytes(a.cfg.Limits.APIMaxBody),
 		// Small answers are cheaper to send than to gzip.
 		connect.WithCompressMinBytes(4 << 10),
 	}
@@ -161,6 +161,9 @@ func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		code, msg = ce.Code(), ce.Message()
+		if ra := ce.Meta().Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 	} else if st, ok := status.FromError(err); ok {
 		code, msg = connect.Code(st.Code()), st.Message()
 		if code == connect.CodeUnimplemented && msg == "" {

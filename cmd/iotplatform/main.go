@@ -19,7 +19,9 @@ import (
 	"github.com/iotplatform/iotplatform/app"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..." (make
+// build, the Dockerfile); a plain `go build` falls back to the VCS revision
+// the Go toolchain stamps into the binary (see buildVersion).
 var version = "dev"
 
 func main() {
@@ -38,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "iotplatform", version)
+		fmt.Fprintln(stdout, "iotplatform", buildVersion())
 		return nil
 	case "serve":
 		return serve(args[1:], stderr)
@@ -67,7 +69,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "version", version, "roles", cfg.Roles)
+	log.Info("starting", "version", buildVersion(), "roles", cfg.Roles)
 	a, err := app.New(log, cfg)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	// MaxPacket bounds every MQTT packet, CONNECT included, in bytes
 	// (default 1 MiB); larger ones close the connection before they are read.
 	MaxPacket int
+	// Streams caps the connections one device may hold (shared with its
+	// other streams; nil: unlimited). Over the cap CONNECT is refused.
+	Streams *limits.Streams
 }
 
 // Gateway is the MQTT server.
@@ -142,6 +146,8 @@ type session struct {
 
 	once sync.Once
 	q    chan job
+	// release gives back the device's stream (per-caller cap).
+	release func()
 	// ctx lives as long as the worker: a disconnect does not cancel it, so
 	// publishes the server fully received are still ingested.
 	ctx    context.Context
@@ -185,11 +191,16 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 		g.log.Info("mqtt connect refused", "client", cl.ID, "err", err)
 		return false
 	}
+	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "mqtt")
+	if !ok {
+		g.log.Info("mqtt connect refused: too many open streams", "device_id", p.ID, "client", cl.ID)
+		return false
+	}
 	// Client ids are scoped by device: another device reusing this id must
 	// not take this session over (MQTT's takeover is by client id).
 	cl.ID = strconv.FormatInt(p.ID, 10) + "/" + cl.ID
 	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), token: tok,
-		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize), gone: make(chan struct{})}
+		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize), gone: make(chan struct{}), release: release}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	g.sessions.Store(cl, s)
 	return true
@@ -215,6 +226,7 @@ func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 	if v, ok := g.sessions.LoadAndDelete(cl); ok {
 		s := v.(*session)
+		s.release()
 		s.goneOnce.Do(func() { close(s.gone) })
 		s.once.Do(func() { s.cancel() }) // no worker yet: nothing queued
 	}

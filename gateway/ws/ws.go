@@ -19,6 +19,7 @@ import (
 
 	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -38,6 +39,10 @@ type Config struct {
 	// WriteTimeout bounds writing one ack; a client that does not read its
 	// acks is disconnected (default 10 s).
 	WriteTimeout time.Duration
+	// Streams caps the connections one device may hold (shared with its
+	// other streams; nil: unlimited). Over the cap the upgrade is refused
+	// with 429.
+	Streams *limits.Streams
 }
 
 // SubprotocolBearer is offered by browser clients together with the token
@@ -105,6 +110,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
+	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "ws")
+	if !ok {
+		http.Error(w, "too many open streams for this device", http.StatusTooManyRequests)
+		return
+	}
+	defer release()
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: true} // tokens, not cookies: any origin
 	if subproto != "" {
 		opts.Subprotocols = []string{subproto}

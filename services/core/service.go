@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
@@ -38,6 +39,10 @@ type Config struct {
 	RefreshTokenTTL time.Duration
 	// Hash tunes the password KDF; zero uses DefaultHashParams.
 	Hash HashParams
+	// SignIn bounds the KDF work and throttles failed sign-ins.
+	SignIn SignInConfig
+	// Metrics registers the service's metrics (nil: unregistered).
+	Metrics prometheus.Registerer
 }
 
 // Service implements corev1connect.CoreServiceHandler (and the identical
@@ -48,6 +53,7 @@ type Service struct {
 	signer *authn.Signer
 	cfg    Config
 	prov   []Provisioner
+	signIn *signInGuard
 }
 
 // New returns the service.
@@ -61,7 +67,7 @@ func New(log *slog.Logger, reg registry.Registry, signer *authn.Signer, cfg Conf
 	if cfg.Hash == (HashParams{}) {
 		cfg.Hash = DefaultHashParams
 	}
-	return &Service{log: log, reg: reg, signer: signer, cfg: cfg, prov: prov}
+	return &Service{log: log, reg: reg, signer: signer, cfg: cfg, prov: prov, signIn: newSignInGuard(cfg.SignIn, cfg.Metrics)}
 }
 
 // The service serves Connect (simple handlers) and grpc-gateway alike.
@@ -103,7 +109,10 @@ func invalid(field, problem string) error {
 // storeErr maps a registry error to a Connect error; unexpected errors are
 // logged and hidden behind "internal error".
 func (s *Service) storeErr(ctx context.Context, what string, err error) error {
+	var ce *connect.Error
 	switch {
+	case errors.As(err, &ce): // already an answer (e.g. the KDF pool is busy)
+		return ce
 	case errors.Is(err, registry.ErrNotFound):
 		return errorf(connect.CodeNotFound, "%s not found", what)
 	case errors.Is(err, registry.ErrAlreadyExists):
