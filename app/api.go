@@ -92,13 +92,14 @@ func (a *App) finishAPI() {
 // middleware) and everything else to the Connect mux.
 func (a *App) rootHandler() http.Handler {
 	rest := authn.Middleware(a.verifier, a.rpcMetrics.rest(trimSlash(a.rest)))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Connect interceptors see the client certificate through the context.
+	return authn.WithPeerCertificates(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") && !a.bypassREST(r.URL.Path) {
 			rest.ServeHTTP(w, r)
 			return
 		}
 		a.api.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // restBypass lists /api/ path prefixes served by plain handlers on a.api

@@ -5,6 +5,7 @@ package http
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -68,7 +69,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, Response{Code: "method_not_allowed", Message: "use POST"})
 		return
 	}
-	p, status, err := Authenticate(r.Context(), g.auth, r.Header)
+	p, status, err := AuthenticateRequest(r, g.auth)
 	if err != nil {
 		writeJSON(w, status, Response{Code: http.StatusText(status), Message: err.Error()})
 		return
@@ -123,6 +124,31 @@ func Authenticate(ctx context.Context, a authn.Authenticator, h http.Header) (au
 		return authn.Principal{}, http.StatusUnauthorized, err
 	}
 	return AuthenticateToken(ctx, a, tok)
+}
+
+// AuthenticateRequest is Authenticate, falling back to the TLS client
+// certificate when the request has no authorization header.
+func AuthenticateRequest(r *http.Request, a authn.Authenticator) (authn.Principal, int, error) {
+	if r.Header.Get("Authorization") == "" {
+		if certs := authn.PeerCertificates(r.TLS); len(certs) > 0 {
+			return AuthenticateCertificate(r.Context(), a, certs)
+		}
+	}
+	return Authenticate(r.Context(), a, r.Header)
+}
+
+// AuthenticateCertificate authenticates a device by its TLS client
+// certificate (authn.AuthenticateCredentials): 401 when it is refused, like
+// a missing credential; 503 when the registry could not be asked in time.
+func AuthenticateCertificate(ctx context.Context, a authn.Authenticator, certs []*x509.Certificate) (authn.Principal, int, error) {
+	p, err := authn.AuthenticateCredentials(ctx, a, authn.Credentials{Certificates: certs})
+	if err != nil {
+		if ctx.Err() != nil {
+			return p, http.StatusServiceUnavailable, err
+		}
+		return p, http.StatusUnauthorized, authn.ErrInvalidCertificate
+	}
+	return p, http.StatusOK, nil
 }
 
 // AuthenticateToken is Authenticate for a bare token.

@@ -1,5 +1,6 @@
 // Package mqtt is the MQTT ingest gateway on mochi-mqtt (MQTT 3.1, 3.1.1
-// and 5): username `JWT` and the device token as password at CONNECT, publish
+// and 5): username `JWT` and the device token as password at CONNECT (or,
+// over TLS with mutual TLS enabled, a device client certificate), publish
 // to the topic `<device_id>`, QoS 0 or 1. A QoS 1 PUBACK is written only once
 // the readings are durable: OnPublish validates the payload and queues it to
 // the client's worker, which merges queued publishes into one bus publish and
@@ -9,6 +10,7 @@ package mqtt
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,9 +142,10 @@ func (g *Gateway) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Pac
 type session struct {
 	device int64
 	topic  string
-	token  string
-	v5     bool
-	cl     *mochi.Client
+	// recheck re-verifies the credentials of CONNECT (token or certificate).
+	recheck func(ctx context.Context) error
+	v5      bool
+	cl      *mochi.Client
 
 	once sync.Once
 	q    chan job
@@ -178,18 +181,30 @@ type job struct {
 	reason error
 }
 
-// OnConnectAuthenticate accepts username `JWT` with a device token.
+// OnConnectAuthenticate accepts username `JWT` with a device token, or
+// (any other username) a device client certificate on a TLS listener with
+// mutual TLS enabled (authn.AuthenticateCredentials).
 func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	if string(pk.Connect.Username) != "JWT" {
+	var creds authn.Credentials
+	if string(pk.Connect.Username) == "JWT" {
+		creds.Token = string(pk.Connect.Password)
+	} else if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		creds.Certificates = authn.PeerCertificates(&cs)
+	}
+	if creds.Token == "" && len(creds.Certificates) == 0 {
 		return false
 	}
-	tok := string(pk.Connect.Password)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	p, err := g.auth.Authenticate(ctx, tok)
+	p, err := authn.AuthenticateCredentials(ctx, g.auth, creds)
 	if err != nil || p.Kind != authn.KindDevice {
 		g.log.Info("mqtt connect refused", "client", cl.ID, "err", err)
 		return false
+	}
+	recheck := func(ctx context.Context) error {
+		_, err := authn.AuthenticateCredentials(ctx, g.auth, creds)
+		return err
 	}
 	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "mqtt")
 	if !ok {
@@ -199,7 +214,7 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	// Client ids are scoped by device: another device reusing this id must
 	// not take this session over (MQTT's takeover is by client id).
 	cl.ID = strconv.FormatInt(p.ID, 10) + "/" + cl.ID
-	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), token: tok,
+	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), recheck: recheck,
 		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize), gone: make(chan struct{}), release: release}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	g.sessions.Store(cl, s)
@@ -247,8 +262,8 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
-	if _, err := g.auth.Authenticate(s.ctx, s.token); err != nil { // rotation/revocation, cached
-		g.log.Info("mqtt token no longer valid", "device_id", s.device, "err", err)
+	if err := s.recheck(s.ctx); err != nil { // rotation/revocation, cached
+		g.log.Info("mqtt credentials no longer valid", "device_id", s.device, "err", err)
 		_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 		return pk, packets.ErrRejectPacket
 	}

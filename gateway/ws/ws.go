@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -103,8 +104,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tok, subproto, err := token(r)
 	var p authn.Principal
 	status := http.StatusUnauthorized
-	if err == nil {
+	certs := authn.PeerCertificates(r.TLS)
+	switch {
+	case err == nil:
 		p, status, err = gwhttp.AuthenticateToken(r.Context(), g.auth, tok)
+	case errors.Is(err, authn.ErrNoCredentials) && len(certs) > 0:
+		p, status, err = gwhttp.AuthenticateCertificate(r.Context(), g.auth, certs)
 	}
 	if err != nil {
 		http.Error(w, err.Error(), status)
@@ -125,7 +130,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(g.cfg.MaxMessage)
-	g.serve(context.WithoutCancel(r.Context()), c, p, tok)
+	recheck := func(ctx context.Context) (int, error) {
+		_, status, err := gwhttp.AuthenticateToken(ctx, g.auth, tok)
+		return status, err
+	}
+	if tok == "" {
+		recheck = func(ctx context.Context) (int, error) {
+			_, status, err := gwhttp.AuthenticateCertificate(ctx, g.auth, certs)
+			return status, err
+		}
+	}
+	g.serve(context.WithoutCancel(r.Context()), c, p, recheck)
 }
 
 // token finds the credentials: header, then bearer sub-protocol, then query.
@@ -155,7 +170,9 @@ func subprotocols(r *http.Request) []string {
 	return out
 }
 
-func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principal, tok string) {
+// serve reads messages until the connection ends; recheck re-verifies the
+// credentials the upgrade was authenticated with (token or certificate).
+func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principal, recheck func(context.Context) (int, error)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer c.CloseNow()
@@ -173,13 +190,13 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		var ack Ack
 		// Re-check rotation/revocation (cached, so bounded by the auth
 		// cache TTL and cheap).
-		if _, status, err := gwhttp.AuthenticateToken(ctx, g.auth, tok); err != nil {
+		if status, err := recheck(ctx); err != nil {
 			ack = Ack{Index: i, Status: status, Code: "unauthorized", Errors: []ingest.ItemError{{Index: -1, Code: "unauthorized", Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
 			wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
 			_ = c.Write(wctx, websocket.MessageText, b)
 			wcancel()
-			c.Close(websocket.StatusPolicyViolation, "token no longer valid")
+			c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
 			return
 		}
 		ack = g.handle(ctx, p, i, typ, msg)

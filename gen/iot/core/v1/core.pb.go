@@ -2806,6 +2806,358 @@ func (x *RotateDeviceKeyResponse) GetExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// DeviceCertificate is a client certificate registered for a device.
+type DeviceCertificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fingerprint is the SHA-256 of the certificate's DER bytes, 64 lowercase
+	// hex digits.
+	Fingerprint string `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// device_id is the device the certificate authenticates.
+	DeviceId int64 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// create_time is when the fingerprint was registered.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceCertificate) Reset() {
+	*x = DeviceCertificate{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceCertificate) ProtoMessage() {}
+
+func (x *DeviceCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceCertificate.ProtoReflect.Descriptor instead.
+func (*DeviceCertificate) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DeviceCertificate) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *DeviceCertificate) GetDeviceId() int64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *DeviceCertificate) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// AddDeviceCertificateRequest registers a fingerprint for a device.
+type AddDeviceCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// device_id is the device the certificate will authenticate.
+	DeviceId int64 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// fingerprint is the SHA-256 of the certificate's DER bytes in hex, any
+	// case, with or without colons (as printed by `openssl x509 -noout
+	// -fingerprint -sha256`).
+	Fingerprint   string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDeviceCertificateRequest) Reset() {
+	*x = AddDeviceCertificateRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDeviceCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDeviceCertificateRequest) ProtoMessage() {}
+
+func (x *AddDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDeviceCertificateRequest.ProtoReflect.Descriptor instead.
+func (*AddDeviceCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AddDeviceCertificateRequest) GetDeviceId() int64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *AddDeviceCertificateRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+// AddDeviceCertificateResponse carries the registered certificate.
+type AddDeviceCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result is the registration, fingerprint normalised to lowercase hex.
+	Result        *DeviceCertificate `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDeviceCertificateResponse) Reset() {
+	*x = AddDeviceCertificateResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDeviceCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDeviceCertificateResponse) ProtoMessage() {}
+
+func (x *AddDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDeviceCertificateResponse.ProtoReflect.Descriptor instead.
+func (*AddDeviceCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *AddDeviceCertificateResponse) GetResult() *DeviceCertificate {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// ListDeviceCertificatesRequest names a device.
+type ListDeviceCertificatesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// device_id of the device.
+	DeviceId      int64 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeviceCertificatesRequest) Reset() {
+	*x = ListDeviceCertificatesRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeviceCertificatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeviceCertificatesRequest) ProtoMessage() {}
+
+func (x *ListDeviceCertificatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeviceCertificatesRequest.ProtoReflect.Descriptor instead.
+func (*ListDeviceCertificatesRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListDeviceCertificatesRequest) GetDeviceId() int64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+// ListDeviceCertificatesResponse lists a device's certificates, oldest first.
+type ListDeviceCertificatesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result holds the registered certificates.
+	Result        []*DeviceCertificate `protobuf:"bytes,1,rep,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeviceCertificatesResponse) Reset() {
+	*x = ListDeviceCertificatesResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeviceCertificatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeviceCertificatesResponse) ProtoMessage() {}
+
+func (x *ListDeviceCertificatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeviceCertificatesResponse.ProtoReflect.Descriptor instead.
+func (*ListDeviceCertificatesResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListDeviceCertificatesResponse) GetResult() []*DeviceCertificate {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// RemoveDeviceCertificateRequest names a device and one of its fingerprints.
+type RemoveDeviceCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// device_id of the device.
+	DeviceId int64 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// fingerprint to remove, in any form AddDeviceCertificate accepts.
+	Fingerprint   string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveDeviceCertificateRequest) Reset() {
+	*x = RemoveDeviceCertificateRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveDeviceCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveDeviceCertificateRequest) ProtoMessage() {}
+
+func (x *RemoveDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveDeviceCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RemoveDeviceCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *RemoveDeviceCertificateRequest) GetDeviceId() int64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *RemoveDeviceCertificateRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+// RemoveDeviceCertificateResponse is empty.
+type RemoveDeviceCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveDeviceCertificateResponse) Reset() {
+	*x = RemoveDeviceCertificateResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveDeviceCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveDeviceCertificateResponse) ProtoMessage() {}
+
+func (x *RemoveDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveDeviceCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RemoveDeviceCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
+}
+
 // GetDeviceTreeRequest names a device.
 type GetDeviceTreeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2817,7 +3169,7 @@ type GetDeviceTreeRequest struct {
 
 func (x *GetDeviceTreeRequest) Reset() {
 	*x = GetDeviceTreeRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +3181,7 @@ func (x *GetDeviceTreeRequest) String() string {
 func (*GetDeviceTreeRequest) ProtoMessage() {}
 
 func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +3194,7 @@ func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetDeviceTreeRequest) GetId() int64 {
@@ -2866,7 +3218,7 @@ type GetDeviceTreeResponse struct {
 
 func (x *GetDeviceTreeResponse) Reset() {
 	*x = GetDeviceTreeResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2878,7 +3230,7 @@ func (x *GetDeviceTreeResponse) String() string {
 func (*GetDeviceTreeResponse) ProtoMessage() {}
 
 func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2891,7 +3243,7 @@ func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetDeviceTreeResponse) GetDevice() *Device {
@@ -2931,7 +3283,7 @@ type CreateSensorRequest struct {
 
 func (x *CreateSensorRequest) Reset() {
 	*x = CreateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3295,7 @@ func (x *CreateSensorRequest) String() string {
 func (*CreateSensorRequest) ProtoMessage() {}
 
 func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3308,7 @@ func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorRequest.ProtoReflect.Descriptor instead.
 func (*CreateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateSensorRequest) GetDeviceId() int64 {
@@ -3019,7 +3371,7 @@ type CreateSensorResponse struct {
 
 func (x *CreateSensorResponse) Reset() {
 	*x = CreateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +3383,7 @@ func (x *CreateSensorResponse) String() string {
 func (*CreateSensorResponse) ProtoMessage() {}
 
 func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +3396,7 @@ func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorResponse.ProtoReflect.Descriptor instead.
 func (*CreateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateSensorResponse) GetSensor() *Sensor {
@@ -3065,7 +3417,7 @@ type ListSensorsRequest struct {
 
 func (x *ListSensorsRequest) Reset() {
 	*x = ListSensorsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3429,7 @@ func (x *ListSensorsRequest) String() string {
 func (*ListSensorsRequest) ProtoMessage() {}
 
 func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3442,7 @@ func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsRequest.ProtoReflect.Descriptor instead.
 func (*ListSensorsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListSensorsRequest) GetDeviceId() int64 {
@@ -3111,7 +3463,7 @@ type ListSensorsResponse struct {
 
 func (x *ListSensorsResponse) Reset() {
 	*x = ListSensorsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +3475,7 @@ func (x *ListSensorsResponse) String() string {
 func (*ListSensorsResponse) ProtoMessage() {}
 
 func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3488,7 @@ func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsResponse.ProtoReflect.Descriptor instead.
 func (*ListSensorsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListSensorsResponse) GetResult() []*Sensor {
@@ -3159,7 +3511,7 @@ type GetSensorRequest struct {
 
 func (x *GetSensorRequest) Reset() {
 	*x = GetSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3523,7 @@ func (x *GetSensorRequest) String() string {
 func (*GetSensorRequest) ProtoMessage() {}
 
 func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3536,7 @@ func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRequest.ProtoReflect.Descriptor instead.
 func (*GetSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetSensorRequest) GetDeviceId() int64 {
@@ -3212,7 +3564,7 @@ type GetSensorResponse struct {
 
 func (x *GetSensorResponse) Reset() {
 	*x = GetSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3224,7 +3576,7 @@ func (x *GetSensorResponse) String() string {
 func (*GetSensorResponse) ProtoMessage() {}
 
 func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3237,7 +3589,7 @@ func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorResponse.ProtoReflect.Descriptor instead.
 func (*GetSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetSensorResponse) GetSensor() *Sensor {
@@ -3268,7 +3620,7 @@ type UpdateSensorRequest struct {
 
 func (x *UpdateSensorRequest) Reset() {
 	*x = UpdateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3632,7 @@ func (x *UpdateSensorRequest) String() string {
 func (*UpdateSensorRequest) ProtoMessage() {}
 
 func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3645,7 @@ func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *UpdateSensorRequest) GetDeviceId() int64 {
@@ -3349,7 +3701,7 @@ type UpdateSensorResponse struct {
 
 func (x *UpdateSensorResponse) Reset() {
 	*x = UpdateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3361,7 +3713,7 @@ func (x *UpdateSensorResponse) String() string {
 func (*UpdateSensorResponse) ProtoMessage() {}
 
 func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3374,7 +3726,7 @@ func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UpdateSensorResponse) GetSensor() *Sensor {
@@ -3397,7 +3749,7 @@ type DeleteSensorRequest struct {
 
 func (x *DeleteSensorRequest) Reset() {
 	*x = DeleteSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3761,7 @@ func (x *DeleteSensorRequest) String() string {
 func (*DeleteSensorRequest) ProtoMessage() {}
 
 func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3774,7 @@ func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DeleteSensorRequest) GetDeviceId() int64 {
@@ -3448,7 +3800,7 @@ type DeleteSensorResponse struct {
 
 func (x *DeleteSensorResponse) Reset() {
 	*x = DeleteSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3812,7 @@ func (x *DeleteSensorResponse) String() string {
 func (*DeleteSensorResponse) ProtoMessage() {}
 
 func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3825,7 @@ func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 // CreateConsumerRequest describes a new consumer.
@@ -3489,7 +3841,7 @@ type CreateConsumerRequest struct {
 
 func (x *CreateConsumerRequest) Reset() {
 	*x = CreateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +3853,7 @@ func (x *CreateConsumerRequest) String() string {
 func (*CreateConsumerRequest) ProtoMessage() {}
 
 func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +3866,7 @@ func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreateConsumerRequest) GetName() string {
@@ -3542,7 +3894,7 @@ type CreateConsumerResponse struct {
 
 func (x *CreateConsumerResponse) Reset() {
 	*x = CreateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3554,7 +3906,7 @@ func (x *CreateConsumerResponse) String() string {
 func (*CreateConsumerResponse) ProtoMessage() {}
 
 func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3567,7 +3919,7 @@ func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateConsumerResponse) GetResult() *Consumer {
@@ -3590,7 +3942,7 @@ type ListConsumersRequest struct {
 
 func (x *ListConsumersRequest) Reset() {
 	*x = ListConsumersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3602,7 +3954,7 @@ func (x *ListConsumersRequest) String() string {
 func (*ListConsumersRequest) ProtoMessage() {}
 
 func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3615,7 +3967,7 @@ func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
 func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListConsumersRequest) GetPageSize() int32 {
@@ -3645,7 +3997,7 @@ type ListConsumersResponse struct {
 
 func (x *ListConsumersResponse) Reset() {
 	*x = ListConsumersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3657,7 +4009,7 @@ func (x *ListConsumersResponse) String() string {
 func (*ListConsumersResponse) ProtoMessage() {}
 
 func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3670,7 +4022,7 @@ func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
 func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListConsumersResponse) GetResult() []*Consumer {
@@ -3698,7 +4050,7 @@ type GetConsumerRequest struct {
 
 func (x *GetConsumerRequest) Reset() {
 	*x = GetConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +4062,7 @@ func (x *GetConsumerRequest) String() string {
 func (*GetConsumerRequest) ProtoMessage() {}
 
 func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +4075,7 @@ func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetConsumerRequest) GetId() int64 {
@@ -3744,7 +4096,7 @@ type GetConsumerResponse struct {
 
 func (x *GetConsumerResponse) Reset() {
 	*x = GetConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3756,7 +4108,7 @@ func (x *GetConsumerResponse) String() string {
 func (*GetConsumerResponse) ProtoMessage() {}
 
 func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3769,7 +4121,7 @@ func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetConsumerResponse) GetResult() *Consumer {
@@ -3794,7 +4146,7 @@ type UpdateConsumerRequest struct {
 
 func (x *UpdateConsumerRequest) Reset() {
 	*x = UpdateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3806,7 +4158,7 @@ func (x *UpdateConsumerRequest) String() string {
 func (*UpdateConsumerRequest) ProtoMessage() {}
 
 func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3819,7 +4171,7 @@ func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdateConsumerRequest) GetId() int64 {
@@ -3854,7 +4206,7 @@ type UpdateConsumerResponse struct {
 
 func (x *UpdateConsumerResponse) Reset() {
 	*x = UpdateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3866,7 +4218,7 @@ func (x *UpdateConsumerResponse) String() string {
 func (*UpdateConsumerResponse) ProtoMessage() {}
 
 func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3879,7 +4231,7 @@ func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateConsumerResponse) GetResult() *Consumer {
@@ -3900,7 +4252,7 @@ type DeleteConsumerRequest struct {
 
 func (x *DeleteConsumerRequest) Reset() {
 	*x = DeleteConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3912,7 +4264,7 @@ func (x *DeleteConsumerRequest) String() string {
 func (*DeleteConsumerRequest) ProtoMessage() {}
 
 func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3925,7 +4277,7 @@ func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DeleteConsumerRequest) GetId() int64 {
@@ -3944,7 +4296,7 @@ type DeleteConsumerResponse struct {
 
 func (x *DeleteConsumerResponse) Reset() {
 	*x = DeleteConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3956,7 +4308,7 @@ func (x *DeleteConsumerResponse) String() string {
 func (*DeleteConsumerResponse) ProtoMessage() {}
 
 func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3969,7 +4321,7 @@ func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 // GetConsumerKeyRequest names a consumer.
@@ -3983,7 +4335,7 @@ type GetConsumerKeyRequest struct {
 
 func (x *GetConsumerKeyRequest) Reset() {
 	*x = GetConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +4347,7 @@ func (x *GetConsumerKeyRequest) String() string {
 func (*GetConsumerKeyRequest) ProtoMessage() {}
 
 func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +4360,7 @@ func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GetConsumerKeyRequest) GetId() int64 {
@@ -4032,7 +4384,7 @@ type GetConsumerKeyResponse struct {
 
 func (x *GetConsumerKeyResponse) Reset() {
 	*x = GetConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4044,7 +4396,7 @@ func (x *GetConsumerKeyResponse) String() string {
 func (*GetConsumerKeyResponse) ProtoMessage() {}
 
 func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4057,7 +4409,7 @@ func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetConsumerKeyResponse) GetToken() string {
@@ -4088,7 +4440,7 @@ type RotateConsumerKeyRequest struct {
 
 func (x *RotateConsumerKeyRequest) Reset() {
 	*x = RotateConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4100,7 +4452,7 @@ func (x *RotateConsumerKeyRequest) String() string {
 func (*RotateConsumerKeyRequest) ProtoMessage() {}
 
 func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4113,7 +4465,7 @@ func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RotateConsumerKeyRequest) GetId() int64 {
@@ -4143,7 +4495,7 @@ type RotateConsumerKeyResponse struct {
 
 func (x *RotateConsumerKeyResponse) Reset() {
 	*x = RotateConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4507,7 @@ func (x *RotateConsumerKeyResponse) String() string {
 func (*RotateConsumerKeyResponse) ProtoMessage() {}
 
 func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4520,7 @@ func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RotateConsumerKeyResponse) GetToken() string {
@@ -4198,7 +4550,7 @@ type GrantSensorRequest struct {
 
 func (x *GrantSensorRequest) Reset() {
 	*x = GrantSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4210,7 +4562,7 @@ func (x *GrantSensorRequest) String() string {
 func (*GrantSensorRequest) ProtoMessage() {}
 
 func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4223,7 +4575,7 @@ func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorRequest.ProtoReflect.Descriptor instead.
 func (*GrantSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GrantSensorRequest) GetConsumerId() int64 {
@@ -4251,7 +4603,7 @@ type GrantSensorResponse struct {
 
 func (x *GrantSensorResponse) Reset() {
 	*x = GrantSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4263,7 +4615,7 @@ func (x *GrantSensorResponse) String() string {
 func (*GrantSensorResponse) ProtoMessage() {}
 
 func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4276,7 +4628,7 @@ func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorResponse.ProtoReflect.Descriptor instead.
 func (*GrantSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GrantSensorResponse) GetResult() *Consumer {
@@ -4299,7 +4651,7 @@ type RevokeSensorRequest struct {
 
 func (x *RevokeSensorRequest) Reset() {
 	*x = RevokeSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[72]
+	mi := &file_iot_core_v1_core_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4311,7 +4663,7 @@ func (x *RevokeSensorRequest) String() string {
 func (*RevokeSensorRequest) ProtoMessage() {}
 
 func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[72]
+	mi := &file_iot_core_v1_core_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4324,7 +4676,7 @@ func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RevokeSensorRequest) GetConsumerId() int64 {
@@ -4352,7 +4704,7 @@ type RevokeSensorResponse struct {
 
 func (x *RevokeSensorResponse) Reset() {
 	*x = RevokeSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[73]
+	mi := &file_iot_core_v1_core_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4364,7 +4716,7 @@ func (x *RevokeSensorResponse) String() string {
 func (*RevokeSensorResponse) ProtoMessage() {}
 
 func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[73]
+	mi := &file_iot_core_v1_core_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4377,7 +4729,7 @@ func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *RevokeSensorResponse) GetResult() *Consumer {
@@ -4414,7 +4766,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[74]
+	mi := &file_iot_core_v1_core_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4426,7 +4778,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[74]
+	mi := &file_iot_core_v1_core_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4439,7 +4791,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *AuditEvent) GetId() int64 {
@@ -4517,7 +4869,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[75]
+	mi := &file_iot_core_v1_core_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +4881,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[75]
+	mi := &file_iot_core_v1_core_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +4894,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -4614,7 +4966,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[76]
+	mi := &file_iot_core_v1_core_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4978,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[76]
+	mi := &file_iot_core_v1_core_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4991,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListAuditEventsResponse) GetResult() []*AuditEvent {
@@ -4857,7 +5209,25 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x17RotateDeviceKeyResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"&\n" +
+	"expireTime\"\x8f\x01\n" +
+	"\x11DeviceCertificate\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\x03R\bdeviceId\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\\\n" +
+	"\x1bAddDeviceCertificateRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\x03R\bdeviceId\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"V\n" +
+	"\x1cAddDeviceCertificateResponse\x126\n" +
+	"\x06result\x18\x01 \x01(\v2\x1e.iot.core.v1.DeviceCertificateR\x06result\"<\n" +
+	"\x1dListDeviceCertificatesRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\x03R\bdeviceId\"X\n" +
+	"\x1eListDeviceCertificatesResponse\x126\n" +
+	"\x06result\x18\x01 \x03(\v2\x1e.iot.core.v1.DeviceCertificateR\x06result\"_\n" +
+	"\x1eRemoveDeviceCertificateRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\x03R\bdeviceId\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"!\n" +
+	"\x1fRemoveDeviceCertificateResponse\"&\n" +
 	"\x14GetDeviceTreeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"o\n" +
 	"\x15GetDeviceTreeResponse\x12+\n" +
@@ -4991,7 +5361,7 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x0fVALUE_TYPE_LONG\x10\x02\x12\x16\n" +
 	"\x12VALUE_TYPE_BOOLEAN\x10\x03\x12\x15\n" +
 	"\x11VALUE_TYPE_STRING\x10\x04\x12\x15\n" +
-	"\x11VALUE_TYPE_OBJECT\x10\x052\xb1\x1f\n" +
+	"\x11VALUE_TYPE_OBJECT\x10\x052\xa8#\n" +
 	"\vCoreService\x12_\n" +
 	"\x06SignIn\x12\x1a.iot.core.v1.SignInRequest\x1a\x1b.iot.core.v1.SignInResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/signin\x12r\n" +
 	"\fRefreshToken\x12 .iot.core.v1.RefreshTokenRequest\x1a!.iot.core.v1.RefreshTokenResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/users/refresh\x12c\n" +
@@ -5015,7 +5385,10 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\fUpdateDevice\x12 .iot.core.v1.UpdateDeviceRequest\x1a!.iot.core.v1.UpdateDeviceResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*2\x11/api/devices/{id}\x12n\n" +
 	"\fDeleteDevice\x12 .iot.core.v1.DeleteDeviceRequest\x1a!.iot.core.v1.DeleteDeviceResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/api/devices/{id}\x12r\n" +
 	"\fGetDeviceKey\x12 .iot.core.v1.GetDeviceKeyRequest\x1a!.iot.core.v1.GetDeviceKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/devices/{id}/key\x12\x85\x01\n" +
-	"\x0fRotateDeviceKey\x12#.iot.core.v1.RotateDeviceKeyRequest\x1a$.iot.core.v1.RotateDeviceKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/devices/{id}/key/rotate\x12v\n" +
+	"\x0fRotateDeviceKey\x12#.iot.core.v1.RotateDeviceKeyRequest\x1a$.iot.core.v1.RotateDeviceKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/devices/{id}/key/rotate\x12\x9d\x01\n" +
+	"\x14AddDeviceCertificate\x12(.iot.core.v1.AddDeviceCertificateRequest\x1a).iot.core.v1.AddDeviceCertificateResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/api/devices/{device_id}/certificates\x12\xa0\x01\n" +
+	"\x16ListDeviceCertificates\x12*.iot.core.v1.ListDeviceCertificatesRequest\x1a+.iot.core.v1.ListDeviceCertificatesResponse\"-\x82\xd3\xe4\x93\x02'\x12%/api/devices/{device_id}/certificates\x12\xb1\x01\n" +
+	"\x17RemoveDeviceCertificate\x12+.iot.core.v1.RemoveDeviceCertificateRequest\x1a,.iot.core.v1.RemoveDeviceCertificateResponse\";\x82\xd3\xe4\x93\x025*3/api/devices/{device_id}/certificates/{fingerprint}\x12v\n" +
 	"\rGetDeviceTree\x12!.iot.core.v1.GetDeviceTreeRequest\x1a\".iot.core.v1.GetDeviceTreeResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/devices/{id}/tree\x12\x88\x01\n" +
 	"\fCreateSensor\x12 .iot.core.v1.CreateSensorRequest\x1a!.iot.core.v1.CreateSensorResponse\"3\x82\xd3\xe4\x93\x02-:\x01*b\x06sensor\" /api/devices/{device_id}/sensors\x12z\n" +
 	"\vListSensors\x12\x1f.iot.core.v1.ListSensorsRequest\x1a .iot.core.v1.ListSensorsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/devices/{device_id}/sensors\x12\x81\x01\n" +
@@ -5047,232 +5420,248 @@ func file_iot_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_iot_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_iot_core_v1_core_proto_goTypes = []any{
-	(Role)(0),                         // 0: iot.core.v1.Role
-	(ValueType)(0),                    // 1: iot.core.v1.ValueType
-	(*User)(nil),                      // 2: iot.core.v1.User
-	(*Device)(nil),                    // 3: iot.core.v1.Device
-	(*Sensor)(nil),                    // 4: iot.core.v1.Sensor
-	(*Consumer)(nil),                  // 5: iot.core.v1.Consumer
-	(*TreeNode)(nil),                  // 6: iot.core.v1.TreeNode
-	(*SignInRequest)(nil),             // 7: iot.core.v1.SignInRequest
-	(*SignInResponse)(nil),            // 8: iot.core.v1.SignInResponse
-	(*RefreshTokenRequest)(nil),       // 9: iot.core.v1.RefreshTokenRequest
-	(*RefreshTokenResponse)(nil),      // 10: iot.core.v1.RefreshTokenResponse
-	(*SignOutRequest)(nil),            // 11: iot.core.v1.SignOutRequest
-	(*SignOutResponse)(nil),           // 12: iot.core.v1.SignOutResponse
-	(*GetCurrentUserRequest)(nil),     // 13: iot.core.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),    // 14: iot.core.v1.GetCurrentUserResponse
-	(*CreateUserRequest)(nil),         // 15: iot.core.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),        // 16: iot.core.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),          // 17: iot.core.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 18: iot.core.v1.ListUsersResponse
-	(*GetUserRequest)(nil),            // 19: iot.core.v1.GetUserRequest
-	(*GetUserResponse)(nil),           // 20: iot.core.v1.GetUserResponse
-	(*UpdateUserRequest)(nil),         // 21: iot.core.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),        // 22: iot.core.v1.UpdateUserResponse
-	(*ChangePasswordRequest)(nil),     // 23: iot.core.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),    // 24: iot.core.v1.ChangePasswordResponse
-	(*DeleteUserRequest)(nil),         // 25: iot.core.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),        // 26: iot.core.v1.DeleteUserResponse
-	(*CreateDeviceRequest)(nil),       // 27: iot.core.v1.CreateDeviceRequest
-	(*CreateDeviceResponse)(nil),      // 28: iot.core.v1.CreateDeviceResponse
-	(*ListDevicesRequest)(nil),        // 29: iot.core.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),       // 30: iot.core.v1.ListDevicesResponse
-	(*ImportDevicesRequest)(nil),      // 31: iot.core.v1.ImportDevicesRequest
-	(*DeviceImport)(nil),              // 32: iot.core.v1.DeviceImport
-	(*SensorImport)(nil),              // 33: iot.core.v1.SensorImport
-	(*ImportDevicesResponse)(nil),     // 34: iot.core.v1.ImportDevicesResponse
-	(*ImportedDevice)(nil),            // 35: iot.core.v1.ImportedDevice
-	(*GetDeviceRequest)(nil),          // 36: iot.core.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),         // 37: iot.core.v1.GetDeviceResponse
-	(*UpdateDeviceRequest)(nil),       // 38: iot.core.v1.UpdateDeviceRequest
-	(*UpdateDeviceResponse)(nil),      // 39: iot.core.v1.UpdateDeviceResponse
-	(*DeleteDeviceRequest)(nil),       // 40: iot.core.v1.DeleteDeviceRequest
-	(*DeleteDeviceResponse)(nil),      // 41: iot.core.v1.DeleteDeviceResponse
-	(*GetDeviceKeyRequest)(nil),       // 42: iot.core.v1.GetDeviceKeyRequest
-	(*GetDeviceKeyResponse)(nil),      // 43: iot.core.v1.GetDeviceKeyResponse
-	(*RotateDeviceKeyRequest)(nil),    // 44: iot.core.v1.RotateDeviceKeyRequest
-	(*RotateDeviceKeyResponse)(nil),   // 45: iot.core.v1.RotateDeviceKeyResponse
-	(*GetDeviceTreeRequest)(nil),      // 46: iot.core.v1.GetDeviceTreeRequest
-	(*GetDeviceTreeResponse)(nil),     // 47: iot.core.v1.GetDeviceTreeResponse
-	(*CreateSensorRequest)(nil),       // 48: iot.core.v1.CreateSensorRequest
-	(*CreateSensorResponse)(nil),      // 49: iot.core.v1.CreateSensorResponse
-	(*ListSensorsRequest)(nil),        // 50: iot.core.v1.ListSensorsRequest
-	(*ListSensorsResponse)(nil),       // 51: iot.core.v1.ListSensorsResponse
-	(*GetSensorRequest)(nil),          // 52: iot.core.v1.GetSensorRequest
-	(*GetSensorResponse)(nil),         // 53: iot.core.v1.GetSensorResponse
-	(*UpdateSensorRequest)(nil),       // 54: iot.core.v1.UpdateSensorRequest
-	(*UpdateSensorResponse)(nil),      // 55: iot.core.v1.UpdateSensorResponse
-	(*DeleteSensorRequest)(nil),       // 56: iot.core.v1.DeleteSensorRequest
-	(*DeleteSensorResponse)(nil),      // 57: iot.core.v1.DeleteSensorResponse
-	(*CreateConsumerRequest)(nil),     // 58: iot.core.v1.CreateConsumerRequest
-	(*CreateConsumerResponse)(nil),    // 59: iot.core.v1.CreateConsumerResponse
-	(*ListConsumersRequest)(nil),      // 60: iot.core.v1.ListConsumersRequest
-	(*ListConsumersResponse)(nil),     // 61: iot.core.v1.ListConsumersResponse
-	(*GetConsumerRequest)(nil),        // 62: iot.core.v1.GetConsumerRequest
-	(*GetConsumerResponse)(nil),       // 63: iot.core.v1.GetConsumerResponse
-	(*UpdateConsumerRequest)(nil),     // 64: iot.core.v1.UpdateConsumerRequest
-	(*UpdateConsumerResponse)(nil),    // 65: iot.core.v1.UpdateConsumerResponse
-	(*DeleteConsumerRequest)(nil),     // 66: iot.core.v1.DeleteConsumerRequest
-	(*DeleteConsumerResponse)(nil),    // 67: iot.core.v1.DeleteConsumerResponse
-	(*GetConsumerKeyRequest)(nil),     // 68: iot.core.v1.GetConsumerKeyRequest
-	(*GetConsumerKeyResponse)(nil),    // 69: iot.core.v1.GetConsumerKeyResponse
-	(*RotateConsumerKeyRequest)(nil),  // 70: iot.core.v1.RotateConsumerKeyRequest
-	(*RotateConsumerKeyResponse)(nil), // 71: iot.core.v1.RotateConsumerKeyResponse
-	(*GrantSensorRequest)(nil),        // 72: iot.core.v1.GrantSensorRequest
-	(*GrantSensorResponse)(nil),       // 73: iot.core.v1.GrantSensorResponse
-	(*RevokeSensorRequest)(nil),       // 74: iot.core.v1.RevokeSensorRequest
-	(*RevokeSensorResponse)(nil),      // 75: iot.core.v1.RevokeSensorResponse
-	(*AuditEvent)(nil),                // 76: iot.core.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),    // 77: iot.core.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),   // 78: iot.core.v1.ListAuditEventsResponse
-	nil,                               // 79: iot.core.v1.Device.LabelsEntry
-	nil,                               // 80: iot.core.v1.CreateDeviceRequest.LabelsEntry
-	nil,                               // 81: iot.core.v1.DeviceImport.LabelsEntry
-	nil,                               // 82: iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	nil,                               // 83: iot.core.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil),     // 84: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),     // 85: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),       // 86: google.protobuf.Duration
+	(Role)(0),                               // 0: iot.core.v1.Role
+	(ValueType)(0),                          // 1: iot.core.v1.ValueType
+	(*User)(nil),                            // 2: iot.core.v1.User
+	(*Device)(nil),                          // 3: iot.core.v1.Device
+	(*Sensor)(nil),                          // 4: iot.core.v1.Sensor
+	(*Consumer)(nil),                        // 5: iot.core.v1.Consumer
+	(*TreeNode)(nil),                        // 6: iot.core.v1.TreeNode
+	(*SignInRequest)(nil),                   // 7: iot.core.v1.SignInRequest
+	(*SignInResponse)(nil),                  // 8: iot.core.v1.SignInResponse
+	(*RefreshTokenRequest)(nil),             // 9: iot.core.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),            // 10: iot.core.v1.RefreshTokenResponse
+	(*SignOutRequest)(nil),                  // 11: iot.core.v1.SignOutRequest
+	(*SignOutResponse)(nil),                 // 12: iot.core.v1.SignOutResponse
+	(*GetCurrentUserRequest)(nil),           // 13: iot.core.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),          // 14: iot.core.v1.GetCurrentUserResponse
+	(*CreateUserRequest)(nil),               // 15: iot.core.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),              // 16: iot.core.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),                // 17: iot.core.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),               // 18: iot.core.v1.ListUsersResponse
+	(*GetUserRequest)(nil),                  // 19: iot.core.v1.GetUserRequest
+	(*GetUserResponse)(nil),                 // 20: iot.core.v1.GetUserResponse
+	(*UpdateUserRequest)(nil),               // 21: iot.core.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),              // 22: iot.core.v1.UpdateUserResponse
+	(*ChangePasswordRequest)(nil),           // 23: iot.core.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),          // 24: iot.core.v1.ChangePasswordResponse
+	(*DeleteUserRequest)(nil),               // 25: iot.core.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),              // 26: iot.core.v1.DeleteUserResponse
+	(*CreateDeviceRequest)(nil),             // 27: iot.core.v1.CreateDeviceRequest
+	(*CreateDeviceResponse)(nil),            // 28: iot.core.v1.CreateDeviceResponse
+	(*ListDevicesRequest)(nil),              // 29: iot.core.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),             // 30: iot.core.v1.ListDevicesResponse
+	(*ImportDevicesRequest)(nil),            // 31: iot.core.v1.ImportDevicesRequest
+	(*DeviceImport)(nil),                    // 32: iot.core.v1.DeviceImport
+	(*SensorImport)(nil),                    // 33: iot.core.v1.SensorImport
+	(*ImportDevicesResponse)(nil),           // 34: iot.core.v1.ImportDevicesResponse
+	(*ImportedDevice)(nil),                  // 35: iot.core.v1.ImportedDevice
+	(*GetDeviceRequest)(nil),                // 36: iot.core.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),               // 37: iot.core.v1.GetDeviceResponse
+	(*UpdateDeviceRequest)(nil),             // 38: iot.core.v1.UpdateDeviceRequest
+	(*UpdateDeviceResponse)(nil),            // 39: iot.core.v1.UpdateDeviceResponse
+	(*DeleteDeviceRequest)(nil),             // 40: iot.core.v1.DeleteDeviceRequest
+	(*DeleteDeviceResponse)(nil),            // 41: iot.core.v1.DeleteDeviceResponse
+	(*GetDeviceKeyRequest)(nil),             // 42: iot.core.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),            // 43: iot.core.v1.GetDeviceKeyResponse
+	(*RotateDeviceKeyRequest)(nil),          // 44: iot.core.v1.RotateDeviceKeyRequest
+	(*RotateDeviceKeyResponse)(nil),         // 45: iot.core.v1.RotateDeviceKeyResponse
+	(*DeviceCertificate)(nil),               // 46: iot.core.v1.DeviceCertificate
+	(*AddDeviceCertificateRequest)(nil),     // 47: iot.core.v1.AddDeviceCertificateRequest
+	(*AddDeviceCertificateResponse)(nil),    // 48: iot.core.v1.AddDeviceCertificateResponse
+	(*ListDeviceCertificatesRequest)(nil),   // 49: iot.core.v1.ListDeviceCertificatesRequest
+	(*ListDeviceCertificatesResponse)(nil),  // 50: iot.core.v1.ListDeviceCertificatesResponse
+	(*RemoveDeviceCertificateRequest)(nil),  // 51: iot.core.v1.RemoveDeviceCertificateRequest
+	(*RemoveDeviceCertificateResponse)(nil), // 52: iot.core.v1.RemoveDeviceCertificateResponse
+	(*GetDeviceTreeRequest)(nil),            // 53: iot.core.v1.GetDeviceTreeRequest
+	(*GetDeviceTreeResponse)(nil),           // 54: iot.core.v1.GetDeviceTreeResponse
+	(*CreateSensorRequest)(nil),             // 55: iot.core.v1.CreateSensorRequest
+	(*CreateSensorResponse)(nil),            // 56: iot.core.v1.CreateSensorResponse
+	(*ListSensorsRequest)(nil),              // 57: iot.core.v1.ListSensorsRequest
+	(*ListSensorsResponse)(nil),             // 58: iot.core.v1.ListSensorsResponse
+	(*GetSensorRequest)(nil),                // 59: iot.core.v1.GetSensorRequest
+	(*GetSensorResponse)(nil),               // 60: iot.core.v1.GetSensorResponse
+	(*UpdateSensorRequest)(nil),             // 61: iot.core.v1.UpdateSensorRequest
+	(*UpdateSensorResponse)(nil),            // 62: iot.core.v1.UpdateSensorResponse
+	(*DeleteSensorRequest)(nil),             // 63: iot.core.v1.DeleteSensorRequest
+	(*DeleteSensorResponse)(nil),            // 64: iot.core.v1.DeleteSensorResponse
+	(*CreateConsumerRequest)(nil),           // 65: iot.core.v1.CreateConsumerRequest
+	(*CreateConsumerResponse)(nil),          // 66: iot.core.v1.CreateConsumerResponse
+	(*ListConsumersRequest)(nil),            // 67: iot.core.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil),           // 68: iot.core.v1.ListConsumersResponse
+	(*GetConsumerRequest)(nil),              // 69: iot.core.v1.GetConsumerRequest
+	(*GetConsumerResponse)(nil),             // 70: iot.core.v1.GetConsumerResponse
+	(*UpdateConsumerRequest)(nil),           // 71: iot.core.v1.UpdateConsumerRequest
+	(*UpdateConsumerResponse)(nil),          // 72: iot.core.v1.UpdateConsumerResponse
+	(*DeleteConsumerRequest)(nil),           // 73: iot.core.v1.DeleteConsumerRequest
+	(*DeleteConsumerResponse)(nil),          // 74: iot.core.v1.DeleteConsumerResponse
+	(*GetConsumerKeyRequest)(nil),           // 75: iot.core.v1.GetConsumerKeyRequest
+	(*GetConsumerKeyResponse)(nil),          // 76: iot.core.v1.GetConsumerKeyResponse
+	(*RotateConsumerKeyRequest)(nil),        // 77: iot.core.v1.RotateConsumerKeyRequest
+	(*RotateConsumerKeyResponse)(nil),       // 78: iot.core.v1.RotateConsumerKeyResponse
+	(*GrantSensorRequest)(nil),              // 79: iot.core.v1.GrantSensorRequest
+	(*GrantSensorResponse)(nil),             // 80: iot.core.v1.GrantSensorResponse
+	(*RevokeSensorRequest)(nil),             // 81: iot.core.v1.RevokeSensorRequest
+	(*RevokeSensorResponse)(nil),            // 82: iot.core.v1.RevokeSensorResponse
+	(*AuditEvent)(nil),                      // 83: iot.core.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),          // 84: iot.core.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),         // 85: iot.core.v1.ListAuditEventsResponse
+	nil,                                     // 86: iot.core.v1.Device.LabelsEntry
+	nil,                                     // 87: iot.core.v1.CreateDeviceRequest.LabelsEntry
+	nil,                                     // 88: iot.core.v1.DeviceImport.LabelsEntry
+	nil,                                     // 89: iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	nil,                                     // 90: iot.core.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),           // 91: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),           // 92: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),             // 93: google.protobuf.Duration
 }
 var file_iot_core_v1_core_proto_depIdxs = []int32{
-	0,  // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
-	84, // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	84, // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	79, // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
-	84, // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	84, // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 6: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
-	84, // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
-	84, // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
-	84, // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
-	84, // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 11: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
-	4,  // 12: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
-	84, // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 14: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
-	84, // 15: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
-	84, // 16: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 17: iot.core.v1.RefreshTokenResponse.user:type_name -> iot.core.v1.User
-	84, // 18: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 19: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
-	0,  // 20: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
-	2,  // 21: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
-	2,  // 22: iot.core.v1.ListUsersResponse.result:type_name -> iot.core.v1.User
-	2,  // 23: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
-	0,  // 24: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
-	2,  // 25: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
-	80, // 26: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
-	3,  // 27: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
-	3,  // 28: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
-	32, // 29: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
-	81, // 30: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
-	33, // 31: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
-	1,  // 32: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
-	35, // 33: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
-	3,  // 34: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
-	82, // 35: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	85, // 36: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 37: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
-	84, // 38: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	86, // 39: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
-	84, // 40: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 41: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
-	6,  // 42: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
-	1,  // 43: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
-	4,  // 44: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 45: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
-	4,  // 46: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 47: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	5,  // 48: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 49: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 50: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 51: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	84, // 52: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	86, // 53: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
-	84, // 54: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 55: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 56: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
-	84, // 57: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	83, // 58: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
-	84, // 59: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	84, // 60: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	76, // 61: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
-	7,  // 62: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
-	9,  // 63: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
-	11, // 64: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
-	13, // 65: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
-	15, // 66: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
-	17, // 67: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
-	19, // 68: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
-	21, // 69: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
-	23, // 70: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
-	25, // 71: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
-	27, // 72: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
-	29, // 73: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
-	31, // 74: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
-	36, // 75: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
-	38, // 76: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
-	40, // 77: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
-	42, // 78: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
-	44, // 79: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
-	46, // 80: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
-	48, // 81: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
-	50, // 82: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
-	52, // 83: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
-	54, // 84: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
-	56, // 85: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
-	58, // 86: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
-	60, // 87: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
-	62, // 88: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
-	64, // 89: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
-	66, // 90: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
-	68, // 91: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
-	70, // 92: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
-	72, // 93: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
-	74, // 94: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
-	77, // 95: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
-	8,  // 96: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
-	10, // 97: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
-	12, // 98: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
-	14, // 99: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
-	16, // 100: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
-	18, // 101: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
-	20, // 102: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
-	22, // 103: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
-	24, // 104: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
-	26, // 105: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
-	28, // 106: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
-	30, // 107: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
-	34, // 108: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
-	37, // 109: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
-	39, // 110: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
-	41, // 111: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
-	43, // 112: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
-	45, // 113: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
-	47, // 114: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
-	49, // 115: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
-	51, // 116: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
-	53, // 117: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
-	55, // 118: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
-	57, // 119: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
-	59, // 120: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
-	61, // 121: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
-	63, // 122: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
-	65, // 123: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
-	67, // 124: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
-	69, // 125: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
-	71, // 126: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
-	73, // 127: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
-	75, // 128: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
-	78, // 129: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
-	96, // [96:130] is the sub-list for method output_type
-	62, // [62:96] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	0,   // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
+	91,  // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	91,  // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	86,  // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
+	91,  // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	91,  // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
+	1,   // 6: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
+	91,  // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
+	91,  // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
+	91,  // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
+	91,  // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	6,   // 11: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
+	4,   // 12: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
+	91,  // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 14: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
+	91,  // 15: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	91,  // 16: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 17: iot.core.v1.RefreshTokenResponse.user:type_name -> iot.core.v1.User
+	91,  // 18: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 19: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
+	0,   // 20: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
+	2,   // 21: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
+	2,   // 22: iot.core.v1.ListUsersResponse.result:type_name -> iot.core.v1.User
+	2,   // 23: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
+	0,   // 24: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
+	2,   // 25: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
+	87,  // 26: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
+	3,   // 27: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
+	3,   // 28: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
+	32,  // 29: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
+	88,  // 30: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
+	33,  // 31: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
+	1,   // 32: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
+	35,  // 33: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
+	3,   // 34: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
+	89,  // 35: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	92,  // 36: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,   // 37: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
+	91,  // 38: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	93,  // 39: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
+	91,  // 40: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	91,  // 41: iot.core.v1.DeviceCertificate.create_time:type_name -> google.protobuf.Timestamp
+	46,  // 42: iot.core.v1.AddDeviceCertificateResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	46,  // 43: iot.core.v1.ListDeviceCertificatesResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	3,   // 44: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
+	6,   // 45: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
+	1,   // 46: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
+	4,   // 47: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	4,   // 48: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
+	4,   // 49: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	4,   // 50: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,   // 51: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,   // 52: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
+	5,   // 53: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,   // 54: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	91,  // 55: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	93,  // 56: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
+	91,  // 57: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	5,   // 58: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
+	5,   // 59: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
+	91,  // 60: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	90,  // 61: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
+	91,  // 62: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	91,  // 63: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	83,  // 64: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
+	7,   // 65: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
+	9,   // 66: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
+	11,  // 67: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
+	13,  // 68: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
+	15,  // 69: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
+	17,  // 70: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
+	19,  // 71: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
+	21,  // 72: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
+	23,  // 73: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
+	25,  // 74: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
+	27,  // 75: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
+	29,  // 76: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
+	31,  // 77: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
+	36,  // 78: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
+	38,  // 79: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
+	40,  // 80: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
+	42,  // 81: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
+	44,  // 82: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
+	47,  // 83: iot.core.v1.CoreService.AddDeviceCertificate:input_type -> iot.core.v1.AddDeviceCertificateRequest
+	49,  // 84: iot.core.v1.CoreService.ListDeviceCertificates:input_type -> iot.core.v1.ListDeviceCertificatesRequest
+	51,  // 85: iot.core.v1.CoreService.RemoveDeviceCertificate:input_type -> iot.core.v1.RemoveDeviceCertificateRequest
+	53,  // 86: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
+	55,  // 87: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
+	57,  // 88: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
+	59,  // 89: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
+	61,  // 90: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
+	63,  // 91: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
+	65,  // 92: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
+	67,  // 93: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
+	69,  // 94: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
+	71,  // 95: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
+	73,  // 96: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
+	75,  // 97: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
+	77,  // 98: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
+	79,  // 99: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
+	81,  // 100: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
+	84,  // 101: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
+	8,   // 102: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
+	10,  // 103: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
+	12,  // 104: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
+	14,  // 105: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
+	16,  // 106: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
+	18,  // 107: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
+	20,  // 108: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
+	22,  // 109: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
+	24,  // 110: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
+	26,  // 111: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
+	28,  // 112: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
+	30,  // 113: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
+	34,  // 114: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
+	37,  // 115: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
+	39,  // 116: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
+	41,  // 117: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
+	43,  // 118: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
+	45,  // 119: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
+	48,  // 120: iot.core.v1.CoreService.AddDeviceCertificate:output_type -> iot.core.v1.AddDeviceCertificateResponse
+	50,  // 121: iot.core.v1.CoreService.ListDeviceCertificates:output_type -> iot.core.v1.ListDeviceCertificatesResponse
+	52,  // 122: iot.core.v1.CoreService.RemoveDeviceCertificate:output_type -> iot.core.v1.RemoveDeviceCertificateResponse
+	54,  // 123: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
+	56,  // 124: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
+	58,  // 125: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
+	60,  // 126: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
+	62,  // 127: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
+	64,  // 128: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
+	66,  // 129: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
+	68,  // 130: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
+	70,  // 131: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
+	72,  // 132: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
+	74,  // 133: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
+	76,  // 134: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
+	78,  // 135: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
+	80,  // 136: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
+	82,  // 137: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
+	85,  // 138: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
+	102, // [102:139] is the sub-list for method output_type
+	65,  // [65:102] is the sub-list for method input_type
+	65,  // [65:65] is the sub-list for extension type_name
+	65,  // [65:65] is the sub-list for extension extendee
+	0,   // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_iot_core_v1_core_proto_init() }
@@ -5282,15 +5671,15 @@ func file_iot_core_v1_core_proto_init() {
 	}
 	file_iot_core_v1_core_proto_msgTypes[19].OneofWrappers = []any{}
 	file_iot_core_v1_core_proto_msgTypes[36].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[52].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[62].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[59].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[69].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_iot_core_v1_core_proto_rawDesc), len(file_iot_core_v1_core_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   82,
+			NumMessages:   89,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
