@@ -9,6 +9,7 @@
 #   bench/registry.sh -mode create -vus 16 -duration 20s [-with-sensor]
 #   bench/registry.sh -mode import -devices 1000000
 #   bench/registry.sh -mode growth -devices 1000000 -vus 2 -duration 5s
+# IOT_BENCH_BINARY runs another build (e.g. an older commit's) instead.
 # pprof of the (grown) platform: http://127.0.0.1:28089/debug/pprof/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ start() { # start PORTBASE DSN -> sets $pw
   local base=$1 dsn=$2 dir
   dir=$(mktemp -d); dirs+=("$dir")
   pw="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  IOT_ADMIN_PASSWORD=$pw IOT_POSTGRES_DSN=$dsn bin/iotplatform serve --data-dir "$dir" \
+  IOT_ADMIN_PASSWORD=$pw IOT_POSTGRES_DSN=$dsn ${IOT_BENCH_BINARY:-bin/iotplatform} serve --data-dir "$dir" \
     --api-addr 127.0.0.1:${base}0 --http-addr 127.0.0.1:${base}3 --ws-addr 127.0.0.1:${base}5 --mqtt-addr 127.0.0.1:${base}8 \
     --debug-addr 127.0.0.1:${base}9 --log-level warn >"$dir/log" 2>&1 &
   pids+=($!)
