@@ -49,6 +49,20 @@ build: ## Build bin/iotplatform and bin/iotctl
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/iotplatform ./cmd/iotplatform
 	$(GO) build -o $(BIN)/iotctl ./cmd/iotctl
 
+.PHONY: build-static
+build-static: ## Build bin/static/iotplatform with CGO_ENABLED=0 (no Kafka bus: confluent-kafka-go needs cgo)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o $(BIN)/static/iotplatform ./cmd/iotplatform
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/static/iotctl ./cmd/iotctl
+
+# Cross builds use CGO_ENABLED=0: a cgo cross build would need a C cross
+# compiler for librdkafka (e.g. CC=aarch64-linux-gnu-gcc), which these
+# machines do not have, so the cross-built binaries have no Kafka bus. Build
+# on the target (or in the Dockerfile on an arm64 builder) for Kafka.
+.PHONY: build-arm64
+build-arm64: ## Cross-build bin/linux-arm64/{iotplatform,iotctl} (CGO_ENABLED=0: embedded bus only)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o $(BIN)/linux-arm64/iotplatform ./cmd/iotplatform
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/linux-arm64/iotctl ./cmd/iotctl
+
 .PHONY: run
 run: build ## Build and start the platform on embedded defaults (data in ./data)
 	@echo ""

@@ -64,6 +64,10 @@ type App struct {
 
 	// Set by the bus/store setups, used by the roles that need them.
 	ext extensions
+	// fn is set in function mode (NewFunction).
+	fn *functionSpec
+	// guards are the abuse defences shared by the listeners (limits.go).
+	guards *guards
 
 	// ready is closed once every server listens; Addr reports bound addresses.
 	ready chan struct{}
@@ -108,7 +112,7 @@ func (a *App) onClose(fn func() error) { a.closers = append(a.closers, fn) }
 
 // addServer serves h on addr for the process lifetime.
 func (a *App) addServer(name, addr string, h http.Handler) {
-	a.servers = append(a.servers, &server{name: name, addr: addr, srv: newHTTPServer(h), tls: a.tls[name]})
+	a.servers = append(a.servers, &server{name: name, addr: addr, srv: a.newServer(name, h), tls: a.tls[name]})
 }
 
 // addRunner runs fn until ctx is cancelled; an error stops the process.
@@ -157,7 +161,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 			}
 			return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
 		}
-		s.ln = ln
+		s.ln = a.capListener(s.name, ln)
 		a.mu.Lock()
 		a.addrs[s.name] = ln.Addr().String()
 		a.mu.Unlock()
@@ -206,6 +210,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 }
 
 func (a *App) setup(ctx context.Context) error {
+	a.setupLimits()
+	if a.fn != nil {
+		return a.setupFunction(ctx)
+	}
 	if err := a.setupRegistry(ctx); err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call the API ("*": any).
 	CORSOrigins string
 
+	Limits   LimitsConfig
 	Ingest   IngestConfig
 	TLS      TLSConfig
 	Pipeline PipelineConfig
@@ -59,6 +60,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.CORSOrigins, "cors-origins", "IOT_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API cross-origin (\"*\" for any); empty: same origin only")
 	str(fs, &c.DebugAddr, "debug-addr", "IOT_DEBUG_ADDR", "", "serve Go profiling (net/http/pprof) on this address; empty disables")
 	c.AdminPassword = os.Getenv("IOT_ADMIN_PASSWORD")
+	c.Limits.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.TLS.RegisterFlags(fs)
 	c.Pipeline.RegisterFlags(fs)
@@ -107,7 +109,7 @@ func (c *Config) Validate() error {
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		return errors.New("IOT_ADMIN_PASSWORD must have at least 8 characters")
 	}
-	return errors.Join(c.Ingest.Validate(), c.TLS.Validate(), c.Pipeline.Validate(), c.Query.Validate())
+	return errors.Join(c.Limits.Validate(), c.Ingest.Validate(), c.TLS.Validate(), c.Pipeline.Validate(), c.Query.Validate())
 }
 
 func str(fs *flag.FlagSet, p *string, name, env, def, usage string) {

@@ -80,6 +80,9 @@ func (c *IngestConfig) Validate() error {
 	if c.KafkaTopicMode != buskafka.ModeShared && c.KafkaTopicMode != buskafka.ModePerSensor {
 		errs = append(errs, fmt.Errorf("kafka-topic-mode %q: want shared or per-sensor", c.KafkaTopicMode))
 	}
+	if c.KafkaBrokers != "" && !buskafka.Available {
+		errs = append(errs, fmt.Errorf("kafka-brokers (IOT_KAFKA_BROKERS): %w", buskafka.ErrNotBuilt))
+	}
 	if c.EmbeddedBus != "wal" && c.EmbeddedBus != "direct" {
 		errs = append(errs, fmt.Errorf("embedded-bus (IOT_EMBEDDED_BUS) %q: want wal or direct", c.EmbeddedBus))
 	}
@@ -220,9 +223,9 @@ func (a *App) setupIngest(ctx context.Context) error {
 	}
 	log := a.log.With("component", "gateway")
 	a.addServer("http", c.HTTPAddr, withOps(gwhttp.New(log, a.verifier, svc, gwhttp.Config{MaxBody: int64(c.HTTPMaxBody)})))
-	a.addServer("ws", c.WSAddr, withOps(gwws.New(log, a.verifier, svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout})))
+	a.addServer("ws", c.WSAddr, withOps(gwws.New(log, a.verifier, svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout, Streams: a.guards.streams})))
 
-	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody}, a.metrics)
+	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody, Streams: a.guards.streams}, a.metrics)
 	if err != nil {
 		return err
 	}
@@ -230,6 +233,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen mqtt on %s: %w", c.MQTTAddr, err)
 	}
+	ln = a.capListener("mqtt", ln)
 	a.mu.Lock()
 	a.addrs["mqtt"] = ln.Addr().String()
 	a.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iotplatform/iotplatform/internal/tlsconfig"
+	"github.com/iotplatform/iotplatform/services/core"
 )
 
 // TLSConfig configures TLS on the listeners. One shared certificate pair
@@ -119,6 +120,7 @@ func (a *App) setupTLS() error {
 		}
 		rl.WatchPool(pool)
 		a.clientCAs = pool
+		a.verifier.EnableCertificates(pool.Get, core.Certificates{Reg: a.reg})
 	}
 	for _, l := range tlsListeners {
 		certFile, keyFile := c.pair(l.name)

@@ -62,6 +62,7 @@ type Platform struct {
 	Env  []string
 
 	generated bool
+	prefix    []string
 	// roots trust the server certificate when the platform serves TLS.
 	roots *x509.CertPool
 
@@ -84,6 +85,9 @@ type Options struct {
 	// GeneratedPassword leaves IOT_ADMIN_PASSWORD unset so the platform
 	// generates one (read it from <data-dir>/admin-password).
 	GeneratedPassword bool
+	// Prefix runs the binary through a command that execs it (same pid),
+	// e.g. prlimit --nofile=1024:1024.
+	Prefix []string
 	// TLSRoots trusts the server certificate of a platform started with TLS
 	// flags in Args: URL becomes https:// and Client trusts these roots.
 	TLSRoots *x509.CertPool
@@ -92,7 +96,7 @@ type Options struct {
 // Start runs the binary on free loopback ports and waits until /readyz is OK.
 func Start(t *testing.T, o Options) *Platform {
 	t.Helper()
-	p := &Platform{t: t, DataDir: o.DataDir, Args: o.Args, Env: o.Env, AdminPassword: o.AdminPassword, generated: o.GeneratedPassword, roots: o.TLSRoots}
+	p := &Platform{t: t, DataDir: o.DataDir, Args: o.Args, Env: o.Env, AdminPassword: o.AdminPassword, generated: o.GeneratedPassword, prefix: o.Prefix, roots: o.TLSRoots}
 	if p.DataDir == "" {
 		p.DataDir = t.TempDir()
 	}
@@ -112,6 +116,9 @@ func (p *Platform) start() {
 	args := append([]string{"serve", "--data-dir", p.DataDir, "--api-addr", p.API, "--http-addr", p.HTTP,
 		"--ws-addr", p.WS, "--mqtt-addr", p.MQTT, "--log-format", "text", "--auth-cache-ttl", "200ms"}, p.Args...)
 	cmd := exec.Command(binary, args...)
+	if len(p.prefix) > 0 {
+		cmd = exec.Command(p.prefix[0], append(append(p.prefix[1:len(p.prefix):len(p.prefix)], binary), args...)...)
+	}
 	cmd.Env = os.Environ()
 	if !p.generated {
 		cmd.Env = append(cmd.Env, "IOT_ADMIN_PASSWORD="+p.AdminPassword)

@@ -5,15 +5,18 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/coder/websocket"
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
@@ -254,5 +257,180 @@ func TestTLS_RefusesToStartOnBadFiles(t *testing.T) {
 				t.Fatalf("serve %v: err %v, output lacks %q:\n%s", tc.args, err, tc.want, out)
 			}
 		})
+	}
+}
+
+// deviceCert issues a device certificate (URI SAN iotplatform:device:<id>)
+// from ca and, when register is set, registers its fingerprint through REST
+// in the colon form openssl prints.
+func (tp *tlsPlatform) deviceCert(t *testing.T, ca *tlstest.CA, token, deviceID, name string, register bool) tlstest.Leaf {
+	t.Helper()
+	l := ca.Client(t, tp.dir, name, name, "iotplatform:device:"+deviceID)
+	if register {
+		fp := l.Fingerprint()
+		var colons []string
+		for i := 0; i < len(fp); i += 2 {
+			colons = append(colons, strings.ToUpper(fp[i:i+2]))
+		}
+		r := tp.Do("POST", "/api/devices/"+deviceID+"/certificates", token, map[string]string{"fingerprint": strings.Join(colons, ":")})
+		if r.Status != 200 || r.Str("result.fingerprint") != fp {
+			t.Fatalf("register certificate: %d %s", r.Status, r.Body)
+		}
+	}
+	return l
+}
+
+// mtlsEdges pushes one reading with certificate l (no token) through every
+// edge and returns, per edge, nil when accepted or the refusal seen.
+func (tp *tlsPlatform) mtlsEdges(t *testing.T, d Device, l tlstest.Leaf, value int) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	ca := tp.ca.CertFile
+	v := strconv.Itoa(value)
+	// HTTP gateway with curl.
+	code, err := run(t, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, "--cert", l.CertFile, "--key", l.KeyFile,
+		"-H", "Content-Type: application/json", "-d", `{"sensor_id":"`+d.SensorID+`","value":`+v+`}`, "https://"+tp.HTTP+"/")
+	if err != nil {
+		t.Fatalf("curl: %v %s", err, code)
+	}
+	out["http"] = code
+	// IngestService over gRPC with grpcurl.
+	g, _ := run(t, grpcurlPath(t), "-cacert", ca, "-cert", l.CertFile, "-key", l.KeyFile,
+		"-d", `{"readings":[{"sensor_id":`+d.SensorID+`,"double_value":`+v+`}]}`, tp.API, "iot.ingest.v1.IngestService/Ingest")
+	switch {
+	case strings.Contains(g, `"accepted": 1`):
+		out["grpc"] = "200"
+	case strings.Contains(g, "Unauthenticated"):
+		out["grpc"] = "Unauthenticated"
+	default:
+		out["grpc"] = g
+	}
+	// WebSocket over TLS (Go client).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := tp.tlsConfig(&l)
+	c, resp, err := websocket.Dial(ctx, "wss://"+tp.WS+"/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}})
+	if err != nil {
+		if resp == nil {
+			t.Fatalf("wss dial: %v", err)
+		}
+		out["ws"] = strconv.Itoa(resp.StatusCode)
+	} else {
+		wssPush(ctx, t, c, d.SensorID, v)
+		c.Close(websocket.StatusNormalClosure, "")
+		out["ws"] = "200"
+	}
+	// MQTT over TLS with mosquitto_pub --cert/--key, no username.
+	_, port, _ := net.SplitHostPort(tp.MQTT)
+	m, err := run(t, "mosquitto_pub", "-h", "localhost", "-p", port, "--cafile", ca, "--cert", l.CertFile, "--key", l.KeyFile,
+		"-V", "mqttv5", "-q", "1", "-i", "cert-"+v, "-t", d.ID, "-m", `{"sensor_id":`+d.SensorID+`,"value":`+v+`}`)
+	switch {
+	case err == nil:
+		out["mqtt"] = "200"
+	case strings.Contains(m, "Bad User Name or Password"): // MQTT 5 CONNACK 0x86
+		out["mqtt"] = "bad credentials"
+	default:
+		out["mqtt"] = m
+	}
+	// The Go SDK: gRPC over TLS with the certificate, a bidirectional stream.
+	sdk := iot.New(tp.URL(), iot.WithTLS(cfg), iot.WithGRPC())
+	s, err := sdk.Ingest.IngestStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Send(&ingestv1.IngestStreamRequest{Sequence: 1, Readings: []*ingestv1.Reading{{SensorId: mustID(t, d.SensorID), Value: &ingestv1.Reading_DoubleValue{DoubleValue: float64(value)}}}})
+	r, err := s.Receive()
+	switch {
+	case err == nil && r.GetAccepted() == 1:
+		out["sdk"] = "200"
+	case connect.CodeOf(err) == connect.CodeUnauthenticated:
+		out["sdk"] = "Unauthenticated"
+	default:
+		out["sdk"] = fmt.Sprint(r, err)
+	}
+	_ = s.CloseRequest()
+	return out
+}
+
+func wantEdges(t *testing.T, what string, got map[string]string, ok bool) {
+	t.Helper()
+	want := map[string]string{"http": "401", "grpc": "Unauthenticated", "ws": "401", "mqtt": "bad credentials", "sdk": "Unauthenticated"}
+	if ok {
+		want = map[string]string{"http": "200", "grpc": "200", "ws": "200", "mqtt": "200", "sdk": "200"}
+	}
+	for edge, w := range want {
+		if got[edge] != w {
+			t.Errorf("%s on %s: %q, want %q", what, edge, got[edge], w)
+		}
+	}
+}
+
+func TestMTLS_DeviceCertificatesOnEveryEdge(t *testing.T) {
+	needTool(t, "curl")
+	needTool(t, "mosquitto_pub")
+	grpcurlPath(t)
+	tp := startTLS(t, true)
+	admin := tp.AdminToken()
+	d := tp.NewDevice(admin, "mtls-device", "double")
+	good := tp.deviceCert(t, tp.devCA, admin, d.ID, "good", true)
+	unregistered := tp.deviceCert(t, tp.devCA, admin, d.ID, "unregistered", false)
+	foreignCA := tlstest.NewCA(t, tp.dir, "foreign")
+	foreign := tp.deviceCert(t, foreignCA, admin, d.ID, "foreign", true) // registered, but not issued by the client CA
+
+	wantEdges(t, "registered certificate", tp.mtlsEdges(t, d, good, 1), true)
+	wantEdges(t, "signed but unregistered certificate", tp.mtlsEdges(t, d, unregistered, 2), false)
+	wantEdges(t, "certificate of another CA", tp.mtlsEdges(t, d, foreign, 3), false)
+
+	// Token devices keep working on the same mutual-TLS ports.
+	if out, err := run(t, "curl", "-sS", "--cacert", tp.ca.CertFile, "-H", "authorization: Bearer "+d.Token,
+		"-H", "Content-Type: application/json", "-d", `{"sensor_id":"`+d.SensorID+`","value":4}`, "https://"+tp.HTTP+"/"); err != nil || !strings.Contains(out, `{"accepted":1}`) {
+		t.Errorf("token device on the mTLS port: %s %v", out, err)
+	}
+	// Only the registered certificate's 5 readings and the token's one landed.
+	if got := values(waitReadings(t, tp.Platform, admin, d.SensorID, 6)); fmt.Sprint(got) != "[1 1 1 1 1 4]" {
+		t.Errorf("stored readings %v, want five 1s (certificate) and 4 (token)", got)
+	}
+
+	// Listing and revocation: removing the fingerprint refuses the device
+	// within the auth cache TTL (200ms in these tests).
+	l := tp.Do("GET", "/api/devices/"+d.ID+"/certificates", admin, nil)
+	if l.Status != 200 || strings.Count(string(l.Body), `"fingerprint"`) != 2 || !strings.Contains(string(l.Body), good.Fingerprint()) {
+		t.Fatalf("list certificates: %d %s", l.Status, l.Body)
+	}
+	if r := tp.Do("DELETE", "/api/devices/"+d.ID+"/certificates/"+good.Fingerprint(), admin, nil); r.Status != 200 {
+		t.Fatalf("remove certificate: %d %s", r.Status, r.Body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	wantEdges(t, "removed certificate", tp.mtlsEdges(t, d, good, 5), false)
+}
+
+func TestMTLS_CertificateRegistrationIsOwnerOnly(t *testing.T) {
+	tp := startTLS(t, true)
+	admin := tp.AdminToken()
+	d := tp.NewDevice(admin, "owned", "double")
+	fp := strings.Repeat("ab", 32)
+	if r := tp.Do("POST", "/api/users", admin, map[string]string{"username": "mallory", "password": "mallory-pw-1"}); r.Status != 200 {
+		t.Fatalf("create user: %d %s", r.Status, r.Body)
+	}
+	mallory := tp.SignIn("mallory", "mallory-pw-1")
+	for _, c := range []struct {
+		method, path, token string
+		body                any
+		want                int
+	}{
+		{"POST", "/api/devices/" + d.ID + "/certificates", mallory, map[string]string{"fingerprint": fp}, 403},
+		{"POST", "/api/devices/" + d.ID + "/certificates", "", map[string]string{"fingerprint": fp}, 401},
+		{"POST", "/api/devices/" + d.ID + "/certificates", d.Token, map[string]string{"fingerprint": fp}, 403},
+		{"POST", "/api/devices/" + d.ID + "/certificates", admin, map[string]string{"fingerprint": "not-hex"}, 400},
+		{"POST", "/api/devices/" + d.ID + "/certificates", admin, map[string]string{"fingerprint": fp}, 200},
+		{"POST", "/api/devices/" + d.ID + "/certificates", admin, map[string]string{"fingerprint": strings.ToUpper(fp)}, 409},
+		{"GET", "/api/devices/" + d.ID + "/certificates", mallory, nil, 403},
+		{"DELETE", "/api/devices/" + d.ID + "/certificates/" + fp, mallory, nil, 403},
+		{"DELETE", "/api/devices/" + d.ID + "/certificates/" + strings.Repeat("cd", 32), admin, nil, 404},
+		{"DELETE", "/api/devices/" + d.ID + "/certificates/" + fp, admin, nil, 200},
+	} {
+		if r := tp.Do(c.method, c.path, c.token, c.body); r.Status != c.want {
+			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, r.Status, r.Body, c.want)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 // Command iotplatform is the platform's one server binary.
 //
 //	iotplatform serve [flags]   run the selected roles (all by default)
+//	iotplatform function [flags] serve Core procedures as a stateless function
+//	iotplatform healthcheck     exit 0 when /readyz answers 200 (container HEALTHCHECK)
 //	iotplatform version         print the version
 package main
 
@@ -19,7 +21,9 @@ import (
 	"github.com/iotplatform/iotplatform/app"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..." (make
+// build, the Dockerfile); a plain `go build` falls back to the VCS revision
+// the Go toolchain stamps into the binary (see buildVersion).
 var version = "dev"
 
 func main() {
@@ -38,10 +42,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "iotplatform", version)
+		fmt.Fprintln(stdout, "iotplatform", buildVersion())
 		return nil
 	case "serve":
 		return serve(args[1:], stderr)
+	case "function":
+		return function(args[1:], stderr)
+	case "healthcheck":
+		return healthcheck(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -51,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: iotplatform serve [flags] | iotplatform version\nrun `iotplatform serve -h` for the flags")
+	fmt.Fprintln(w, "usage: iotplatform serve [flags] | function [flags] | healthcheck [url] | version\nrun `iotplatform serve -h` or `iotplatform function -h` for the flags")
 }
 
 func serve(args []string, stderr io.Writer) error {
@@ -67,7 +75,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "version", version, "roles", cfg.Roles)
+	log.Info("starting", "version", buildVersion(), "roles", cfg.Roles)
 	a, err := app.New(log, cfg)
 	if err != nil {
 		return err

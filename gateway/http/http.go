@@ -5,6 +5,7 @@ package http
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -68,9 +69,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, Response{Code: "method_not_allowed", Message: "use POST"})
 		return
 	}
-	p, status, err := Authenticate(r.Context(), g.auth, r.Header)
+	p, status, err := AuthenticateRequest(r, g.auth)
 	if err != nil {
-		writeJSON(w, status, Response{Code: http.StatusText(status), Message: err.Error()})
+		writeJSON(w, status, Response{Code: CodeOfStatus(status), Message: err.Error()})
 		return
 	}
 	format, ok := formatOf(r.Header.Get("Content-Type"))
@@ -98,14 +99,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := g.ing.IngestPayload(r.Context(), p.ID, ingest.ProtocolHTTP, format, body)
 	if err != nil {
-		status, msg := StatusOf(err), err.Error()
-		switch {
-		case status == http.StatusServiceUnavailable:
-			// The ingest service logged the cause.
-			msg = "the platform cannot take readings right now; nothing was stored, retry later"
-		case status >= 500:
+		status, msg := StatusOf(err), MessageOf(err)
+		if status >= 500 && status != http.StatusServiceUnavailable {
 			g.log.Error("ingest failed", "device_id", p.ID, "status", status, "err", err)
-			msg = "internal error" // the cause stays in the log
 		}
 		writeJSON(w, status, Response{Code: codeOf(err), Message: msg, Errors: itemErrors(err)})
 		return
@@ -125,6 +121,31 @@ func Authenticate(ctx context.Context, a authn.Authenticator, h http.Header) (au
 	return AuthenticateToken(ctx, a, tok)
 }
 
+// AuthenticateRequest is Authenticate, falling back to the TLS client
+// certificate when the request has no authorization header.
+func AuthenticateRequest(r *http.Request, a authn.Authenticator) (authn.Principal, int, error) {
+	if r.Header.Get("Authorization") == "" {
+		if certs := authn.PeerCertificates(r.TLS); len(certs) > 0 {
+			return AuthenticateCertificate(r.Context(), a, certs)
+		}
+	}
+	return Authenticate(r.Context(), a, r.Header)
+}
+
+// AuthenticateCertificate authenticates a device by its TLS client
+// certificate (authn.AuthenticateCredentials): 401 when it is refused, like
+// a missing credential; 503 when the registry could not be asked in time.
+func AuthenticateCertificate(ctx context.Context, a authn.Authenticator, certs []*x509.Certificate) (authn.Principal, int, error) {
+	p, err := authn.AuthenticateCredentials(ctx, a, authn.Credentials{Certificates: certs})
+	if err != nil {
+		if ctx.Err() != nil {
+			return p, http.StatusServiceUnavailable, err
+		}
+		return p, http.StatusUnauthorized, authn.ErrInvalidCertificate
+	}
+	return p, http.StatusOK, nil
+}
+
 // AuthenticateToken is Authenticate for a bare token.
 func AuthenticateToken(ctx context.Context, a authn.Authenticator, tok string) (authn.Principal, int, error) {
 	p, err := a.Authenticate(ctx, tok)
@@ -138,6 +159,35 @@ func AuthenticateToken(ctx context.Context, a authn.Authenticator, tok string) (
 		return p, http.StatusForbidden, errors.New("not a device token")
 	}
 	return p, http.StatusOK, nil
+}
+
+// CodeOfStatus is the error code (docs/ERRORS.md) of an authentication
+// refusal's HTTP status, shared by the HTTP and WebSocket gateways.
+func CodeOfStatus(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "unauthenticated"
+	case http.StatusForbidden:
+		return "permission_denied"
+	case http.StatusServiceUnavailable:
+		return ingest.CodeUnavailable
+	case http.StatusTooManyRequests:
+		return "resource_exhausted"
+	}
+	return "internal"
+}
+
+// MessageOf is the message a device is told for an ingest error: the
+// refusal's own words, never the cause of an internal failure (logged).
+func MessageOf(err error) string {
+	switch StatusOf(err) {
+	case http.StatusServiceUnavailable:
+		// The ingest service logged the cause.
+		return "the platform cannot take readings right now; nothing was stored, retry later"
+	case http.StatusInternalServerError:
+		return "internal error"
+	}
+	return err.Error()
 }
 
 // StatusOf maps an ingest error to its HTTP status.

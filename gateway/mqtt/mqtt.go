@@ -1,5 +1,6 @@
 // Package mqtt is the MQTT ingest gateway on mochi-mqtt (MQTT 3.1, 3.1.1
-// and 5): username `JWT` and the device token as password at CONNECT, publish
+// and 5): username `JWT` and the device token as password at CONNECT (or,
+// over TLS with mutual TLS enabled, a device client certificate), publish
 // to the topic `<device_id>`, QoS 0 or 1. A QoS 1 PUBACK is written only once
 // the readings are durable: OnPublish validates the payload and queues it to
 // the client's worker, which merges queued publishes into one bus publish and
@@ -9,6 +10,7 @@ package mqtt
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +26,7 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -46,6 +49,9 @@ type Config struct {
 	// MaxPacket bounds every MQTT packet, CONNECT included, in bytes
 	// (default 1 MiB); larger ones close the connection before they are read.
 	MaxPacket int
+	// Streams caps the connections one device may hold (shared with its
+	// other streams; nil: unlimited). Over the cap CONNECT is refused.
+	Streams *limits.Streams
 }
 
 // Gateway is the MQTT server.
@@ -136,12 +142,15 @@ func (g *Gateway) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Pac
 type session struct {
 	device int64
 	topic  string
-	token  string
-	v5     bool
-	cl     *mochi.Client
+	// recheck re-verifies the credentials of CONNECT (token or certificate).
+	recheck func(ctx context.Context) error
+	v5      bool
+	cl      *mochi.Client
 
 	once sync.Once
 	q    chan job
+	// release gives back the device's stream (per-caller cap).
+	release func()
 	// ctx lives as long as the worker: a disconnect does not cancel it, so
 	// publishes the server fully received are still ingested.
 	ctx    context.Context
@@ -172,24 +181,41 @@ type job struct {
 	reason error
 }
 
-// OnConnectAuthenticate accepts username `JWT` with a device token.
+// OnConnectAuthenticate accepts username `JWT` with a device token, or
+// (any other username) a device client certificate on a TLS listener with
+// mutual TLS enabled (authn.AuthenticateCredentials).
 func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	if string(pk.Connect.Username) != "JWT" {
+	var creds authn.Credentials
+	if string(pk.Connect.Username) == "JWT" {
+		creds.Token = string(pk.Connect.Password)
+	} else if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		creds.Certificates = authn.PeerCertificates(&cs)
+	}
+	if creds.Token == "" && len(creds.Certificates) == 0 {
 		return false
 	}
-	tok := string(pk.Connect.Password)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	p, err := g.auth.Authenticate(ctx, tok)
+	p, err := authn.AuthenticateCredentials(ctx, g.auth, creds)
 	if err != nil || p.Kind != authn.KindDevice {
 		g.log.Info("mqtt connect refused", "client", cl.ID, "err", err)
+		return false
+	}
+	recheck := func(ctx context.Context) error {
+		_, err := authn.AuthenticateCredentials(ctx, g.auth, creds)
+		return err
+	}
+	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "mqtt")
+	if !ok {
+		g.log.Info("mqtt connect refused: too many open streams", "device_id", p.ID, "client", cl.ID)
 		return false
 	}
 	// Client ids are scoped by device: another device reusing this id must
 	// not take this session over (MQTT's takeover is by client id).
 	cl.ID = strconv.FormatInt(p.ID, 10) + "/" + cl.ID
-	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), token: tok,
-		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize), gone: make(chan struct{})}
+	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), recheck: recheck,
+		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize), gone: make(chan struct{}), release: release}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	g.sessions.Store(cl, s)
 	return true
@@ -215,6 +241,7 @@ func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 	if v, ok := g.sessions.LoadAndDelete(cl); ok {
 		s := v.(*session)
+		s.release()
 		s.goneOnce.Do(func() { close(s.gone) })
 		s.once.Do(func() { s.cancel() }) // no worker yet: nothing queued
 	}
@@ -235,17 +262,13 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
-	if _, err := g.auth.Authenticate(s.ctx, s.token); err != nil { // rotation/revocation, cached
-		g.log.Info("mqtt token no longer valid", "device_id", s.device, "err", err)
+	if err := s.recheck(s.ctx); err != nil { // rotation/revocation, cached
+		g.log.Info("mqtt credentials no longer valid", "device_id", s.device, "err", err)
 		_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 		return pk, packets.ErrRejectPacket
 	}
 	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID}
-	f := ingest.FormatProto
-	if p := bytes.TrimLeft(pk.Payload, " \t\r\n"); len(p) > 0 && (p[0] == '{' || p[0] == '[') {
-		f = ingest.FormatJSON
-	}
-	rs, err := ingest.Decode(f, pk.Payload)
+	rs, err := ingest.DecodeAny(pk.Payload)
 	if err == nil {
 		j.recs, err = g.ing.Records(s.ctx, s.device, ingest.ProtocolMQTT, rs)
 	}

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -38,6 +40,10 @@ type Config struct {
 	// WriteTimeout bounds writing one ack; a client that does not read its
 	// acks is disconnected (default 10 s).
 	WriteTimeout time.Duration
+	// Streams caps the connections one device may hold (shared with its
+	// other streams; nil: unlimited). Over the cap the upgrade is refused
+	// with 429.
+	Streams *limits.Streams
 }
 
 // SubprotocolBearer is offered by browser clients together with the token
@@ -80,12 +86,20 @@ type Ack struct {
 	Status   int                `json:"status"`
 	Accepted int                `json:"accepted"`
 	Code     string             `json:"code,omitempty"`
+	Message  string             `json:"message,omitempty"`
 	Errors   []ingest.ItemError `json:"errors,omitempty"`
 }
 
 type envelope struct {
 	Seq      *uint64         `json:"seq"`
 	Readings json.RawMessage `json:"readings"`
+}
+
+// refuse answers an upgrade with the error shape of docs/ERRORS.md.
+func refuse(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"code": gwhttp.CodeOfStatus(status), "message": msg})
 }
 
 // ServeHTTP authenticates the upgrade (401/403 refuse it) and serves the
@@ -98,13 +112,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tok, subproto, err := token(r)
 	var p authn.Principal
 	status := http.StatusUnauthorized
-	if err == nil {
+	certs := authn.PeerCertificates(r.TLS)
+	switch {
+	case err == nil:
 		p, status, err = gwhttp.AuthenticateToken(r.Context(), g.auth, tok)
+	case errors.Is(err, authn.ErrNoCredentials) && len(certs) > 0:
+		p, status, err = gwhttp.AuthenticateCertificate(r.Context(), g.auth, certs)
 	}
 	if err != nil {
-		http.Error(w, err.Error(), status)
+		refuse(w, status, err.Error())
 		return
 	}
+	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "ws")
+	if !ok {
+		refuse(w, http.StatusTooManyRequests, "too many open streams for this device")
+		return
+	}
+	defer release()
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: true} // tokens, not cookies: any origin
 	if subproto != "" {
 		opts.Subprotocols = []string{subproto}
@@ -114,7 +138,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(g.cfg.MaxMessage)
-	g.serve(context.WithoutCancel(r.Context()), c, p, tok)
+	recheck := func(ctx context.Context) (int, error) {
+		_, status, err := gwhttp.AuthenticateToken(ctx, g.auth, tok)
+		return status, err
+	}
+	if tok == "" {
+		recheck = func(ctx context.Context) (int, error) {
+			_, status, err := gwhttp.AuthenticateCertificate(ctx, g.auth, certs)
+			return status, err
+		}
+	}
+	g.serve(context.WithoutCancel(r.Context()), c, p, recheck)
 }
 
 // token finds the credentials: header, then bearer sub-protocol, then query.
@@ -144,7 +178,9 @@ func subprotocols(r *http.Request) []string {
 	return out
 }
 
-func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principal, tok string) {
+// serve reads messages until the connection ends; recheck re-verifies the
+// credentials the upgrade was authenticated with (token or certificate).
+func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principal, recheck func(context.Context) (int, error)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer c.CloseNow()
@@ -162,13 +198,14 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		var ack Ack
 		// Re-check rotation/revocation (cached, so bounded by the auth
 		// cache TTL and cheap).
-		if _, status, err := gwhttp.AuthenticateToken(ctx, g.auth, tok); err != nil {
-			ack = Ack{Index: i, Status: status, Code: "unauthorized", Errors: []ingest.ItemError{{Index: -1, Code: "unauthorized", Message: err.Error()}}}
+		if status, err := recheck(ctx); err != nil {
+			code := gwhttp.CodeOfStatus(status)
+			ack = Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
 			wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
 			_ = c.Write(wctx, websocket.MessageText, b)
 			wcancel()
-			c.Close(websocket.StatusPolicyViolation, "token no longer valid")
+			c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
 			return
 		}
 		ack = g.handle(ctx, p, i, typ, msg)
@@ -185,7 +222,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 
 func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) Ack {
 	ack := Ack{Index: i}
-	f := ingest.FormatProto
+	f := ingest.FormatAny // binary frames: protobuf, or JSON sent as binary
 	if typ == websocket.MessageText {
 		f = ingest.FormatJSON
 		if t := bytes.TrimLeft(msg, " \t\r\n"); len(t) > 0 && t[0] == '{' && bytes.Contains(t, []byte(`"readings"`)) {
@@ -199,7 +236,7 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 	if err != nil {
 		ack.Status = gwhttp.StatusOf(err)
 		items := ingest.ItemErrorsOf(err)
-		ack.Code = items[0].Code
+		ack.Code, ack.Message = items[0].Code, gwhttp.MessageOf(err)
 		ack.Errors = items
 		return ack
 	}

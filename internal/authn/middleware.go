@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,20 +10,39 @@ import (
 	"connectrpc.com/connect"
 )
 
-// Authenticator is what edges need from the verifier.
+// Authenticator is what edges need from the verifier. The Verifier also
+// authenticates device client certificates (CertificateAuthenticator); edges
+// reach that through AuthenticateCredentials.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (Principal, error)
 }
 
-// Middleware verifies the bearer token of every request that carries one and
-// stores the principal in the request context. Requests without a token pass
-// through anonymous (each RPC decides whether that is allowed); a malformed or
-// invalid token is refused with 401 and a JSON error.
+// CertificateAuthenticator verifies TLS client certificate chains (leaf
+// first); *Verifier implements it.
+type CertificateAuthenticator interface {
+	AuthenticateCertificate(ctx context.Context, chain []*x509.Certificate) (Principal, error)
+}
+
+// Middleware verifies the bearer token of every request that carries one
+// (else the TLS client certificate, if any) and stores the principal in the
+// request context. Requests without credentials pass through anonymous (each
+// RPC decides whether that is allowed); a malformed or invalid token or
+// certificate is refused with 401 and a JSON error.
 func Middleware(a Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := TokenFromHeader(r.Header)
 		if errors.Is(err, ErrNoCredentials) {
-			next.ServeHTTP(w, r)
+			certs := PeerCertificates(r.TLS)
+			if len(certs) == 0 {
+				next.ServeHTTP(w, r)
+				return
+			}
+			p, err := AuthenticateCredentials(r.Context(), a, Credentials{Certificates: certs})
+			if err != nil {
+				writeJSONError(w, http.StatusUnauthorized, "unauthenticated", publicMessage(err))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(withCertificates(WithPrincipal(r.Context(), p), a, certs)))
 			return
 		}
 		var p Principal
@@ -43,6 +63,8 @@ func publicMessage(err error) string {
 		return ErrMalformed.Error()
 	case errors.Is(err, ErrNoCredentials):
 		return ErrNoCredentials.Error()
+	case errors.Is(err, ErrInvalidCertificate):
+		return ErrInvalidCertificate.Error()
 	default:
 		return ErrInvalidToken.Error()
 	}
@@ -63,7 +85,15 @@ type interceptor struct{ a Authenticator }
 func (i interceptor) authenticate(ctx context.Context, h interface{ Get(string) string }) (context.Context, error) {
 	v := h.Get("Authorization")
 	if v == "" {
-		return ctx, nil
+		certs := peerFromContext(ctx)
+		if len(certs) == 0 {
+			return ctx, nil
+		}
+		p, err := AuthenticateCredentials(ctx, i.a, Credentials{Certificates: certs})
+		if err != nil {
+			return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New(publicMessage(err)))
+		}
+		return withCertificates(WithPrincipal(ctx, p), i.a, certs), nil
 	}
 	tok, err := ParseBearer(v)
 	if err == nil {
@@ -126,7 +156,14 @@ func withToken(ctx context.Context, a Authenticator, tok string) context.Context
 	})
 }
 
-// Reauthenticate verifies the caller's token again. Long-lived streams call
+// withCertificates is withToken for a caller authenticated by certificate.
+func withCertificates(ctx context.Context, a Authenticator, certs []*x509.Certificate) context.Context {
+	return context.WithValue(ctx, reauthKey{}, func(ctx context.Context) (Principal, error) {
+		return AuthenticateCredentials(ctx, a, Credentials{Certificates: certs})
+	})
+}
+
+// Reauthenticate verifies the caller's token (or certificate) again. Long-lived streams call
 // it per message or periodically, so a rotated key, a deleted device or an
 // expired user token ends them within the verifier's staleness bound. A
 // context without a token (in-process callers) keeps its principal.

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strconv"
@@ -82,6 +83,10 @@ type Verifier struct {
 	gens Generations
 	cfg  VerifierConfig
 	now  func() time.Time
+
+	// roots and certs enable device certificates (EnableCertificates).
+	roots func() *x509.CertPool
+	certs CertificateRegistry
 
 	mu    sync.RWMutex
 	cache map[string]cached

@@ -21,6 +21,15 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 )
 
+// PreconditionError is an ErrFailedPrecondition whose Reason is worded for
+// the caller ("the last admin cannot be deleted").
+type PreconditionError struct{ Reason string }
+
+func (e *PreconditionError) Error() string { return e.Reason + ": " + ErrFailedPrecondition.Error() }
+
+// Is makes errors.Is(err, ErrFailedPrecondition) hold.
+func (e *PreconditionError) Is(target error) bool { return target == ErrFailedPrecondition }
+
 // Role of a user.
 type Role string
 
@@ -102,6 +111,15 @@ type Consumer struct {
 	KeyGen    int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// DeviceCertificate is a client certificate registered for a device, by
+// fingerprint: the device may authenticate with it by mutual TLS.
+type DeviceCertificate struct {
+	// Fingerprint is the SHA-256 of the certificate's DER bytes, lowercase hex.
+	Fingerprint string
+	DeviceID    int64
+	CreatedAt   time.Time
 }
 
 // Page selects a window of an id-ordered list.
@@ -186,6 +204,17 @@ type Registry interface {
 	// ExternalID the owner already has are returned as they are. Results
 	// are in row order.
 	CreateDevices(ctx context.Context, rows []NewDevice) ([]ImportedDevice, error)
+
+	// AddDeviceCertificate registers c.Fingerprint for c.DeviceID;
+	// ErrAlreadyExists when the fingerprint is registered (for any device).
+	AddDeviceCertificate(ctx context.Context, c DeviceCertificate) (DeviceCertificate, error)
+	// GetDeviceCertificate finds a fingerprint; ErrNotFound when unknown.
+	GetDeviceCertificate(ctx context.Context, fingerprint string) (DeviceCertificate, error)
+	// ListDeviceCertificates returns the device's certificates, oldest first.
+	ListDeviceCertificates(ctx context.Context, deviceID int64) ([]DeviceCertificate, error)
+	// RemoveDeviceCertificate removes a fingerprint of the device;
+	// ErrNotFound when the device has no such fingerprint.
+	RemoveDeviceCertificate(ctx context.Context, deviceID int64, fingerprint string) error
 
 	CreateSensor(ctx context.Context, s Sensor) (Sensor, error)
 	GetSensor(ctx context.Context, id int64) (Sensor, error)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
@@ -34,6 +35,10 @@ type Config struct {
 	UserTokenTTL time.Duration
 	// Hash tunes the password KDF; zero uses DefaultHashParams.
 	Hash HashParams
+	// SignIn bounds the KDF work and throttles failed sign-ins.
+	SignIn SignInConfig
+	// Metrics registers the service's metrics (nil: unregistered).
+	Metrics prometheus.Registerer
 }
 
 // Service implements corev1connect.CoreServiceHandler (and the identical
@@ -44,6 +49,7 @@ type Service struct {
 	signer *authn.Signer
 	cfg    Config
 	prov   []Provisioner
+	signIn *signInGuard
 }
 
 // New returns the service.
@@ -54,7 +60,7 @@ func New(log *slog.Logger, reg registry.Registry, signer *authn.Signer, cfg Conf
 	if cfg.Hash == (HashParams{}) {
 		cfg.Hash = DefaultHashParams
 	}
-	return &Service{log: log, reg: reg, signer: signer, cfg: cfg, prov: prov}
+	return &Service{log: log, reg: reg, signer: signer, cfg: cfg, prov: prov, signIn: newSignInGuard(cfg.SignIn, cfg.Metrics)}
 }
 
 // The service serves Connect (simple handlers) and grpc-gateway alike.
@@ -96,13 +102,20 @@ func invalid(field, problem string) error {
 // storeErr maps a registry error to a Connect error; unexpected errors are
 // logged and hidden behind "internal error".
 func (s *Service) storeErr(ctx context.Context, what string, err error) error {
+	var ce *connect.Error
 	switch {
+	case errors.As(err, &ce): // already an answer (e.g. the KDF pool is busy)
+		return ce
 	case errors.Is(err, registry.ErrNotFound):
 		return errorf(connect.CodeNotFound, "%s not found", what)
 	case errors.Is(err, registry.ErrAlreadyExists):
 		return errorf(connect.CodeAlreadyExists, "%s with that name already exists", what)
 	case errors.Is(err, registry.ErrFailedPrecondition):
-		return errorf(connect.CodeFailedPrecondition, "%s: %v", what, err)
+		var pe *registry.PreconditionError
+		if errors.As(err, &pe) {
+			return errorf(connect.CodeFailedPrecondition, "%s", pe.Reason)
+		}
+		return errorf(connect.CodeFailedPrecondition, "%s cannot be changed that way now", what)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeCanceled, errors.New("request cancelled"))
 	}
@@ -125,8 +138,10 @@ func requireAdmin(ctx context.Context) (authn.Principal, error) {
 // owns reports whether p may manage a resource owned by ownerID.
 func owns(p authn.Principal, ownerID int64) bool { return p.Admin || p.ID == ownerID }
 
+// denied answers for a resource the caller may not see exactly as for one
+// that does not exist, so answers do not reveal what exists.
 func denied(what string) error {
-	return errorf(connect.CodePermissionDenied, "%s belongs to another user", what)
+	return errorf(connect.CodeNotFound, "%s not found", what)
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {

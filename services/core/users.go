@@ -11,6 +11,7 @@ import (
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -30,6 +31,11 @@ func (s *Service) SignIn(ctx context.Context, req *corev1.SignInRequest) (*corev
 	if req.GetPassword() == "" {
 		return nil, invalid("password", "required")
 	}
+	addr := limits.ClientAddr(ctx)
+	if err := s.signIn.admit(req.GetUsername(), addr); err != nil {
+		s.log.WarnContext(ctx, "sign-in throttled", "username", req.GetUsername(), "client_addr", addr)
+		return nil, err
+	}
 	u, err := s.reg.GetUserByName(ctx, req.GetUsername())
 	hash := u.PasswordHash
 	if err != nil {
@@ -38,10 +44,23 @@ func (s *Service) SignIn(ctx context.Context, req *corev1.SignInRequest) (*corev
 		}
 		hash = dummyHash
 	}
-	ok, herr := CheckPassword(req.GetPassword(), hash)
+	var ok bool
+	var herr error
+	if perr := s.signIn.kdf(ctx, func() { ok, herr = CheckPassword(req.GetPassword(), hash) }); perr != nil {
+		reason := "busy"
+		if connect.CodeOf(perr) == connect.CodeResourceExhausted {
+			reason = "throttled"
+		}
+		s.signIn.failures.WithLabelValues(reason).Inc()
+		return nil, perr
+	}
 	if err != nil || herr != nil || !ok {
+		backoff := s.signIn.failed(req.GetUsername(), addr)
+		s.log.WarnContext(ctx, "sign-in failed", "username", req.GetUsername(), "client_addr", addr,
+			"known_user", err == nil, "backoff", backoff)
 		return nil, connect.NewError(connect.CodeUnauthenticated, errBadCredentials)
 	}
+	s.signIn.succeeded(req.GetUsername())
 	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindUser, ID: u.ID, Admin: u.Role == registry.RoleAdmin}, u.TokenGen, s.cfg.UserTokenTTL)
 	if err != nil {
 		return nil, s.storeErr(ctx, "token", err)
@@ -88,7 +107,7 @@ func (s *Service) CreateUser(ctx context.Context, req *corev1.CreateUserRequest)
 }
 
 func (s *Service) createUser(ctx context.Context, name, display, pw string, role registry.Role) (registry.User, error) {
-	hash, err := HashPassword(pw, s.cfg.Hash)
+	hash, err := s.hash(ctx, pw)
 	if err != nil {
 		return registry.User{}, err
 	}
@@ -197,11 +216,15 @@ func (s *Service) ChangePassword(ctx context.Context, req *corev1.ChangePassword
 		if req.GetCurrentPassword() == "" {
 			return nil, invalid("current_password", "required")
 		}
-		if ok, _ := CheckPassword(req.GetCurrentPassword(), u.PasswordHash); !ok {
+		var ok bool
+		if err := s.signIn.kdf(ctx, func() { ok, _ = CheckPassword(req.GetCurrentPassword(), u.PasswordHash) }); err != nil {
+			return nil, err
+		}
+		if !ok {
 			return nil, errorf(connect.CodePermissionDenied, "current_password is wrong")
 		}
 	}
-	if u.PasswordHash, err = HashPassword(req.GetNewPassword(), s.cfg.Hash); err != nil {
+	if u.PasswordHash, err = s.hash(ctx, req.GetNewPassword()); err != nil {
 		return nil, s.storeErr(ctx, "user", err)
 	}
 	u.TokenGen++
@@ -296,4 +319,14 @@ func (s *Service) sensorsOfUser(ctx context.Context, userID int64) ([]registry.S
 		}
 		pg.AfterID = ds[len(ds)-1].ID
 	}
+}
+
+// hash hashes pw on the bounded KDF workers.
+func (s *Service) hash(ctx context.Context, pw string) (string, error) {
+	var h string
+	var herr error
+	if err := s.signIn.kdf(ctx, func() { h, herr = HashPassword(pw, s.cfg.Hash) }); err != nil {
+		return "", err
+	}
+	return h, herr
 }

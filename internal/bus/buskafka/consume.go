@@ -1,3 +1,5 @@
+//go:build cgo
+
 package buskafka
 
 import (
@@ -8,27 +10,6 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
-
-// Message is one consumed Kafka record.
-type Message struct {
-	Topic     string
-	Value     []byte
-	Timestamp time.Time
-}
-
-// RawHandler processes one batch; returning nil commits its offsets.
-type RawHandler func(ctx context.Context, msgs []Message) error
-
-// ConsumeConfig names what Consume reads.
-type ConsumeConfig struct {
-	Brokers string
-	Group   string
-	// Topics may be names or regular expressions starting with ^.
-	Topics   []string
-	MaxBatch int
-	// Security is SASL authentication and TLS towards the brokers.
-	Security Security
-}
 
 // Consume runs a consumer-group loop until ctx ends: batches of up to
 // MaxBatch messages go to h, and offsets are committed only after h returned
@@ -49,9 +30,9 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 		// default stalled those readings that long. 6 s (the broker's
 		// smallest allowed, group.min.session.timeout.ms) with a heartbeat
 		// every 1.5 s hands them to another member within ~10 s.
-		"session.timeout.ms":    6000,
-		"heartbeat.interval.ms": 1500,
-		"go.logs.channel.enable":             false,
+		"session.timeout.ms":     6000,
+		"heartbeat.interval.ms":  1500,
+		"go.logs.channel.enable": false,
 	}
 	if err := cfg.Security.apply(cm); err != nil {
 		return err

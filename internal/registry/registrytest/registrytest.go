@@ -23,6 +23,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"SensorsUniquePerDevicePath", testSensors},
 		{"DeleteDeviceCascades", testDeleteDeviceCascades},
 		{"KeyRotationBumpsGeneration", testRotation},
+		{"DeviceCertificates", testDeviceCertificates},
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
 		{"ReadsSeeEveryWrite", testReadAfterWrite},

@@ -2546,6 +2546,358 @@ func (x *RotateDeviceKeyResponse) GetToken() string {
 	return ""
 }
 
+// DeviceCertificate is a client certificate registered for a device.
+type DeviceCertificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fingerprint is the SHA-256 of the certificate's DER bytes, 64 lowercase
+	// hex digits.
+	Fingerprint string `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// device_id is the device the certificate authenticates.
+	DeviceId int64 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// create_time is when the fingerprint was registered.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceCertificate) Reset() {
+	*x = DeviceCertificate{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceCertificate) ProtoMessage() {}
+
+func (x *DeviceCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceCertificate.ProtoReflect.Descriptor instead.
+func (*DeviceCertificate) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *DeviceCertificate) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *DeviceCertificate) GetDeviceId() int64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *DeviceCertificate) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// AddDeviceCertificateRequest registers a fingerprint for a device.
+type AddDeviceCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// device_id is the device the certificate will authenticate.
+	DeviceId int64 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// fingerprint is the SHA-256 of the certificate's DER bytes in hex, any
+	// case, with or without colons (as printed by `openssl x509 -noout
+	// -fingerprint -sha256`).
+	Fingerprint   string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDeviceCertificateRequest) Reset() {
+	*x = AddDeviceCertificateRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDeviceCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDeviceCertificateRequest) ProtoMessage() {}
+
+func (x *AddDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDeviceCertificateRequest.ProtoReflect.Descriptor instead.
+func (*AddDeviceCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *AddDeviceCertificateRequest) GetDeviceId() int64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *AddDeviceCertificateRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+// AddDeviceCertificateResponse carries the registered certificate.
+type AddDeviceCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result is the registration, fingerprint normalised to lowercase hex.
+	Result        *DeviceCertificate `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDeviceCertificateResponse) Reset() {
+	*x = AddDeviceCertificateResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDeviceCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDeviceCertificateResponse) ProtoMessage() {}
+
+func (x *AddDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDeviceCertificateResponse.ProtoReflect.Descriptor instead.
+func (*AddDeviceCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *AddDeviceCertificateResponse) GetResult() *DeviceCertificate {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// ListDeviceCertificatesRequest names a device.
+type ListDeviceCertificatesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// device_id of the device.
+	DeviceId      int64 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeviceCertificatesRequest) Reset() {
+	*x = ListDeviceCertificatesRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeviceCertificatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeviceCertificatesRequest) ProtoMessage() {}
+
+func (x *ListDeviceCertificatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeviceCertificatesRequest.ProtoReflect.Descriptor instead.
+func (*ListDeviceCertificatesRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListDeviceCertificatesRequest) GetDeviceId() int64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+// ListDeviceCertificatesResponse lists a device's certificates, oldest first.
+type ListDeviceCertificatesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result holds the registered certificates.
+	Result        []*DeviceCertificate `protobuf:"bytes,1,rep,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeviceCertificatesResponse) Reset() {
+	*x = ListDeviceCertificatesResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeviceCertificatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeviceCertificatesResponse) ProtoMessage() {}
+
+func (x *ListDeviceCertificatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeviceCertificatesResponse.ProtoReflect.Descriptor instead.
+func (*ListDeviceCertificatesResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListDeviceCertificatesResponse) GetResult() []*DeviceCertificate {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// RemoveDeviceCertificateRequest names a device and one of its fingerprints.
+type RemoveDeviceCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// device_id of the device.
+	DeviceId int64 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// fingerprint to remove, in any form AddDeviceCertificate accepts.
+	Fingerprint   string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveDeviceCertificateRequest) Reset() {
+	*x = RemoveDeviceCertificateRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveDeviceCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveDeviceCertificateRequest) ProtoMessage() {}
+
+func (x *RemoveDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveDeviceCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RemoveDeviceCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *RemoveDeviceCertificateRequest) GetDeviceId() int64 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *RemoveDeviceCertificateRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+// RemoveDeviceCertificateResponse is empty.
+type RemoveDeviceCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveDeviceCertificateResponse) Reset() {
+	*x = RemoveDeviceCertificateResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveDeviceCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveDeviceCertificateResponse) ProtoMessage() {}
+
+func (x *RemoveDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveDeviceCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RemoveDeviceCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+}
+
 // GetDeviceTreeRequest names a device.
 type GetDeviceTreeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2557,7 +2909,7 @@ type GetDeviceTreeRequest struct {
 
 func (x *GetDeviceTreeRequest) Reset() {
 	*x = GetDeviceTreeRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2569,7 +2921,7 @@ func (x *GetDeviceTreeRequest) String() string {
 func (*GetDeviceTreeRequest) ProtoMessage() {}
 
 func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2582,7 +2934,7 @@ func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetDeviceTreeRequest) GetId() int64 {
@@ -2606,7 +2958,7 @@ type GetDeviceTreeResponse struct {
 
 func (x *GetDeviceTreeResponse) Reset() {
 	*x = GetDeviceTreeResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2970,7 @@ func (x *GetDeviceTreeResponse) String() string {
 func (*GetDeviceTreeResponse) ProtoMessage() {}
 
 func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2983,7 @@ func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetDeviceTreeResponse) GetDevice() *Device {
@@ -2671,7 +3023,7 @@ type CreateSensorRequest struct {
 
 func (x *CreateSensorRequest) Reset() {
 	*x = CreateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +3035,7 @@ func (x *CreateSensorRequest) String() string {
 func (*CreateSensorRequest) ProtoMessage() {}
 
 func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +3048,7 @@ func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorRequest.ProtoReflect.Descriptor instead.
 func (*CreateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateSensorRequest) GetDeviceId() int64 {
@@ -2759,7 +3111,7 @@ type CreateSensorResponse struct {
 
 func (x *CreateSensorResponse) Reset() {
 	*x = CreateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +3123,7 @@ func (x *CreateSensorResponse) String() string {
 func (*CreateSensorResponse) ProtoMessage() {}
 
 func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +3136,7 @@ func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorResponse.ProtoReflect.Descriptor instead.
 func (*CreateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateSensorResponse) GetSensor() *Sensor {
@@ -2805,7 +3157,7 @@ type ListSensorsRequest struct {
 
 func (x *ListSensorsRequest) Reset() {
 	*x = ListSensorsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +3169,7 @@ func (x *ListSensorsRequest) String() string {
 func (*ListSensorsRequest) ProtoMessage() {}
 
 func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,7 +3182,7 @@ func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsRequest.ProtoReflect.Descriptor instead.
 func (*ListSensorsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListSensorsRequest) GetDeviceId() int64 {
@@ -2851,7 +3203,7 @@ type ListSensorsResponse struct {
 
 func (x *ListSensorsResponse) Reset() {
 	*x = ListSensorsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +3215,7 @@ func (x *ListSensorsResponse) String() string {
 func (*ListSensorsResponse) ProtoMessage() {}
 
 func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3228,7 @@ func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsResponse.ProtoReflect.Descriptor instead.
 func (*ListSensorsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListSensorsResponse) GetResult() []*Sensor {
@@ -2899,7 +3251,7 @@ type GetSensorRequest struct {
 
 func (x *GetSensorRequest) Reset() {
 	*x = GetSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +3263,7 @@ func (x *GetSensorRequest) String() string {
 func (*GetSensorRequest) ProtoMessage() {}
 
 func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3276,7 @@ func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRequest.ProtoReflect.Descriptor instead.
 func (*GetSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetSensorRequest) GetDeviceId() int64 {
@@ -2952,7 +3304,7 @@ type GetSensorResponse struct {
 
 func (x *GetSensorResponse) Reset() {
 	*x = GetSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2964,7 +3316,7 @@ func (x *GetSensorResponse) String() string {
 func (*GetSensorResponse) ProtoMessage() {}
 
 func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2977,7 +3329,7 @@ func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorResponse.ProtoReflect.Descriptor instead.
 func (*GetSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetSensorResponse) GetSensor() *Sensor {
@@ -3008,7 +3360,7 @@ type UpdateSensorRequest struct {
 
 func (x *UpdateSensorRequest) Reset() {
 	*x = UpdateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3372,7 @@ func (x *UpdateSensorRequest) String() string {
 func (*UpdateSensorRequest) ProtoMessage() {}
 
 func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3385,7 @@ func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *UpdateSensorRequest) GetDeviceId() int64 {
@@ -3089,7 +3441,7 @@ type UpdateSensorResponse struct {
 
 func (x *UpdateSensorResponse) Reset() {
 	*x = UpdateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3453,7 @@ func (x *UpdateSensorResponse) String() string {
 func (*UpdateSensorResponse) ProtoMessage() {}
 
 func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3466,7 @@ func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateSensorResponse) GetSensor() *Sensor {
@@ -3137,7 +3489,7 @@ type DeleteSensorRequest struct {
 
 func (x *DeleteSensorRequest) Reset() {
 	*x = DeleteSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3501,7 @@ func (x *DeleteSensorRequest) String() string {
 func (*DeleteSensorRequest) ProtoMessage() {}
 
 func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3514,7 @@ func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DeleteSensorRequest) GetDeviceId() int64 {
@@ -3188,7 +3540,7 @@ type DeleteSensorResponse struct {
 
 func (x *DeleteSensorResponse) Reset() {
 	*x = DeleteSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3200,7 +3552,7 @@ func (x *DeleteSensorResponse) String() string {
 func (*DeleteSensorResponse) ProtoMessage() {}
 
 func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3213,7 +3565,7 @@ func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 // CreateConsumerRequest describes a new consumer.
@@ -3229,7 +3581,7 @@ type CreateConsumerRequest struct {
 
 func (x *CreateConsumerRequest) Reset() {
 	*x = CreateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3593,7 @@ func (x *CreateConsumerRequest) String() string {
 func (*CreateConsumerRequest) ProtoMessage() {}
 
 func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3606,7 @@ func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CreateConsumerRequest) GetName() string {
@@ -3282,7 +3634,7 @@ type CreateConsumerResponse struct {
 
 func (x *CreateConsumerResponse) Reset() {
 	*x = CreateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3646,7 @@ func (x *CreateConsumerResponse) String() string {
 func (*CreateConsumerResponse) ProtoMessage() {}
 
 func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3659,7 @@ func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CreateConsumerResponse) GetResult() *Consumer {
@@ -3330,7 +3682,7 @@ type ListConsumersRequest struct {
 
 func (x *ListConsumersRequest) Reset() {
 	*x = ListConsumersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3342,7 +3694,7 @@ func (x *ListConsumersRequest) String() string {
 func (*ListConsumersRequest) ProtoMessage() {}
 
 func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3707,7 @@ func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
 func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListConsumersRequest) GetPageSize() int32 {
@@ -3385,7 +3737,7 @@ type ListConsumersResponse struct {
 
 func (x *ListConsumersResponse) Reset() {
 	*x = ListConsumersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3397,7 +3749,7 @@ func (x *ListConsumersResponse) String() string {
 func (*ListConsumersResponse) ProtoMessage() {}
 
 func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3410,7 +3762,7 @@ func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
 func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListConsumersResponse) GetResult() []*Consumer {
@@ -3438,7 +3790,7 @@ type GetConsumerRequest struct {
 
 func (x *GetConsumerRequest) Reset() {
 	*x = GetConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3450,7 +3802,7 @@ func (x *GetConsumerRequest) String() string {
 func (*GetConsumerRequest) ProtoMessage() {}
 
 func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3463,7 +3815,7 @@ func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetConsumerRequest) GetId() int64 {
@@ -3484,7 +3836,7 @@ type GetConsumerResponse struct {
 
 func (x *GetConsumerResponse) Reset() {
 	*x = GetConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +3848,7 @@ func (x *GetConsumerResponse) String() string {
 func (*GetConsumerResponse) ProtoMessage() {}
 
 func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +3861,7 @@ func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetConsumerResponse) GetResult() *Consumer {
@@ -3534,7 +3886,7 @@ type UpdateConsumerRequest struct {
 
 func (x *UpdateConsumerRequest) Reset() {
 	*x = UpdateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3546,7 +3898,7 @@ func (x *UpdateConsumerRequest) String() string {
 func (*UpdateConsumerRequest) ProtoMessage() {}
 
 func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3559,7 +3911,7 @@ func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *UpdateConsumerRequest) GetId() int64 {
@@ -3594,7 +3946,7 @@ type UpdateConsumerResponse struct {
 
 func (x *UpdateConsumerResponse) Reset() {
 	*x = UpdateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3606,7 +3958,7 @@ func (x *UpdateConsumerResponse) String() string {
 func (*UpdateConsumerResponse) ProtoMessage() {}
 
 func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3619,7 +3971,7 @@ func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *UpdateConsumerResponse) GetResult() *Consumer {
@@ -3640,7 +3992,7 @@ type DeleteConsumerRequest struct {
 
 func (x *DeleteConsumerRequest) Reset() {
 	*x = DeleteConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3652,7 +4004,7 @@ func (x *DeleteConsumerRequest) String() string {
 func (*DeleteConsumerRequest) ProtoMessage() {}
 
 func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3665,7 +4017,7 @@ func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DeleteConsumerRequest) GetId() int64 {
@@ -3684,7 +4036,7 @@ type DeleteConsumerResponse struct {
 
 func (x *DeleteConsumerResponse) Reset() {
 	*x = DeleteConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3696,7 +4048,7 @@ func (x *DeleteConsumerResponse) String() string {
 func (*DeleteConsumerResponse) ProtoMessage() {}
 
 func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3709,7 +4061,7 @@ func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 // GetConsumerKeyRequest names a consumer.
@@ -3723,7 +4075,7 @@ type GetConsumerKeyRequest struct {
 
 func (x *GetConsumerKeyRequest) Reset() {
 	*x = GetConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3735,7 +4087,7 @@ func (x *GetConsumerKeyRequest) String() string {
 func (*GetConsumerKeyRequest) ProtoMessage() {}
 
 func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3748,7 +4100,7 @@ func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetConsumerKeyRequest) GetId() int64 {
@@ -3769,7 +4121,7 @@ type GetConsumerKeyResponse struct {
 
 func (x *GetConsumerKeyResponse) Reset() {
 	*x = GetConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +4133,7 @@ func (x *GetConsumerKeyResponse) String() string {
 func (*GetConsumerKeyResponse) ProtoMessage() {}
 
 func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +4146,7 @@ func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetConsumerKeyResponse) GetToken() string {
@@ -3815,7 +4167,7 @@ type RotateConsumerKeyRequest struct {
 
 func (x *RotateConsumerKeyRequest) Reset() {
 	*x = RotateConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3827,7 +4179,7 @@ func (x *RotateConsumerKeyRequest) String() string {
 func (*RotateConsumerKeyRequest) ProtoMessage() {}
 
 func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3840,7 +4192,7 @@ func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RotateConsumerKeyRequest) GetId() int64 {
@@ -3861,7 +4213,7 @@ type RotateConsumerKeyResponse struct {
 
 func (x *RotateConsumerKeyResponse) Reset() {
 	*x = RotateConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3873,7 +4225,7 @@ func (x *RotateConsumerKeyResponse) String() string {
 func (*RotateConsumerKeyResponse) ProtoMessage() {}
 
 func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3886,7 +4238,7 @@ func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RotateConsumerKeyResponse) GetToken() string {
@@ -3909,7 +4261,7 @@ type GrantSensorRequest struct {
 
 func (x *GrantSensorRequest) Reset() {
 	*x = GrantSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3921,7 +4273,7 @@ func (x *GrantSensorRequest) String() string {
 func (*GrantSensorRequest) ProtoMessage() {}
 
 func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3934,7 +4286,7 @@ func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorRequest.ProtoReflect.Descriptor instead.
 func (*GrantSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GrantSensorRequest) GetConsumerId() int64 {
@@ -3962,7 +4314,7 @@ type GrantSensorResponse struct {
 
 func (x *GrantSensorResponse) Reset() {
 	*x = GrantSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3974,7 +4326,7 @@ func (x *GrantSensorResponse) String() string {
 func (*GrantSensorResponse) ProtoMessage() {}
 
 func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3987,7 +4339,7 @@ func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorResponse.ProtoReflect.Descriptor instead.
 func (*GrantSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GrantSensorResponse) GetResult() *Consumer {
@@ -4010,7 +4362,7 @@ type RevokeSensorRequest struct {
 
 func (x *RevokeSensorRequest) Reset() {
 	*x = RevokeSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4022,7 +4374,7 @@ func (x *RevokeSensorRequest) String() string {
 func (*RevokeSensorRequest) ProtoMessage() {}
 
 func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4035,7 +4387,7 @@ func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RevokeSensorRequest) GetConsumerId() int64 {
@@ -4063,7 +4415,7 @@ type RevokeSensorResponse struct {
 
 func (x *RevokeSensorResponse) Reset() {
 	*x = RevokeSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4075,7 +4427,7 @@ func (x *RevokeSensorResponse) String() string {
 func (*RevokeSensorResponse) ProtoMessage() {}
 
 func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4088,7 +4440,7 @@ func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RevokeSensorResponse) GetResult() *Consumer {
@@ -4280,7 +4632,25 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x16RotateDeviceKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"/\n" +
 	"\x17RotateDeviceKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"&\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x8f\x01\n" +
+	"\x11DeviceCertificate\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\x03R\bdeviceId\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\\\n" +
+	"\x1bAddDeviceCertificateRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\x03R\bdeviceId\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"V\n" +
+	"\x1cAddDeviceCertificateResponse\x126\n" +
+	"\x06result\x18\x01 \x01(\v2\x1e.iot.core.v1.DeviceCertificateR\x06result\"<\n" +
+	"\x1dListDeviceCertificatesRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\x03R\bdeviceId\"X\n" +
+	"\x1eListDeviceCertificatesResponse\x126\n" +
+	"\x06result\x18\x01 \x03(\v2\x1e.iot.core.v1.DeviceCertificateR\x06result\"_\n" +
+	"\x1eRemoveDeviceCertificateRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\x03R\bdeviceId\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"!\n" +
+	"\x1fRemoveDeviceCertificateResponse\"&\n" +
 	"\x14GetDeviceTreeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"o\n" +
 	"\x15GetDeviceTreeResponse\x12+\n" +
@@ -4381,7 +4751,7 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x0fVALUE_TYPE_LONG\x10\x02\x12\x16\n" +
 	"\x12VALUE_TYPE_BOOLEAN\x10\x03\x12\x15\n" +
 	"\x11VALUE_TYPE_STRING\x10\x04\x12\x15\n" +
-	"\x11VALUE_TYPE_OBJECT\x10\x052\xe6\x1c\n" +
+	"\x11VALUE_TYPE_OBJECT\x10\x052\xdd \n" +
 	"\vCoreService\x12_\n" +
 	"\x06SignIn\x12\x1a.iot.core.v1.SignInRequest\x1a\x1b.iot.core.v1.SignInResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/signin\x12j\n" +
 	"\x0eGetCurrentUser\x12\".iot.core.v1.GetCurrentUserRequest\x1a#.iot.core.v1.GetCurrentUserResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/api/me\x12d\n" +
@@ -4403,7 +4773,10 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\fUpdateDevice\x12 .iot.core.v1.UpdateDeviceRequest\x1a!.iot.core.v1.UpdateDeviceResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*2\x11/api/devices/{id}\x12n\n" +
 	"\fDeleteDevice\x12 .iot.core.v1.DeleteDeviceRequest\x1a!.iot.core.v1.DeleteDeviceResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/api/devices/{id}\x12r\n" +
 	"\fGetDeviceKey\x12 .iot.core.v1.GetDeviceKeyRequest\x1a!.iot.core.v1.GetDeviceKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/devices/{id}/key\x12\x85\x01\n" +
-	"\x0fRotateDeviceKey\x12#.iot.core.v1.RotateDeviceKeyRequest\x1a$.iot.core.v1.RotateDeviceKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/devices/{id}/key/rotate\x12v\n" +
+	"\x0fRotateDeviceKey\x12#.iot.core.v1.RotateDeviceKeyRequest\x1a$.iot.core.v1.RotateDeviceKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/devices/{id}/key/rotate\x12\x9d\x01\n" +
+	"\x14AddDeviceCertificate\x12(.iot.core.v1.AddDeviceCertificateRequest\x1a).iot.core.v1.AddDeviceCertificateResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/api/devices/{device_id}/certificates\x12\xa0\x01\n" +
+	"\x16ListDeviceCertificates\x12*.iot.core.v1.ListDeviceCertificatesRequest\x1a+.iot.core.v1.ListDeviceCertificatesResponse\"-\x82\xd3\xe4\x93\x02'\x12%/api/devices/{device_id}/certificates\x12\xb1\x01\n" +
+	"\x17RemoveDeviceCertificate\x12+.iot.core.v1.RemoveDeviceCertificateRequest\x1a,.iot.core.v1.RemoveDeviceCertificateResponse\";\x82\xd3\xe4\x93\x025*3/api/devices/{device_id}/certificates/{fingerprint}\x12v\n" +
 	"\rGetDeviceTree\x12!.iot.core.v1.GetDeviceTreeRequest\x1a\".iot.core.v1.GetDeviceTreeResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/devices/{id}/tree\x12\x88\x01\n" +
 	"\fCreateSensor\x12 .iot.core.v1.CreateSensorRequest\x1a!.iot.core.v1.CreateSensorResponse\"3\x82\xd3\xe4\x93\x02-:\x01*b\x06sensor\" /api/devices/{device_id}/sensors\x12z\n" +
 	"\vListSensors\x12\x1f.iot.core.v1.ListSensorsRequest\x1a .iot.core.v1.ListSensorsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/devices/{device_id}/sensors\x12\x81\x01\n" +
@@ -4433,102 +4806,109 @@ func file_iot_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_iot_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
 var file_iot_core_v1_core_proto_goTypes = []any{
-	(Role)(0),                         // 0: iot.core.v1.Role
-	(ValueType)(0),                    // 1: iot.core.v1.ValueType
-	(*User)(nil),                      // 2: iot.core.v1.User
-	(*Device)(nil),                    // 3: iot.core.v1.Device
-	(*Sensor)(nil),                    // 4: iot.core.v1.Sensor
-	(*Consumer)(nil),                  // 5: iot.core.v1.Consumer
-	(*TreeNode)(nil),                  // 6: iot.core.v1.TreeNode
-	(*SignInRequest)(nil),             // 7: iot.core.v1.SignInRequest
-	(*SignInResponse)(nil),            // 8: iot.core.v1.SignInResponse
-	(*GetCurrentUserRequest)(nil),     // 9: iot.core.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),    // 10: iot.core.v1.GetCurrentUserResponse
-	(*CreateUserRequest)(nil),         // 11: iot.core.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),        // 12: iot.core.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),          // 13: iot.core.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 14: iot.core.v1.ListUsersResponse
-	(*GetUserRequest)(nil),            // 15: iot.core.v1.GetUserRequest
-	(*GetUserResponse)(nil),           // 16: iot.core.v1.GetUserResponse
-	(*UpdateUserRequest)(nil),         // 17: iot.core.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),        // 18: iot.core.v1.UpdateUserResponse
-	(*ChangePasswordRequest)(nil),     // 19: iot.core.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),    // 20: iot.core.v1.ChangePasswordResponse
-	(*DeleteUserRequest)(nil),         // 21: iot.core.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),        // 22: iot.core.v1.DeleteUserResponse
-	(*CreateDeviceRequest)(nil),       // 23: iot.core.v1.CreateDeviceRequest
-	(*CreateDeviceResponse)(nil),      // 24: iot.core.v1.CreateDeviceResponse
-	(*ListDevicesRequest)(nil),        // 25: iot.core.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),       // 26: iot.core.v1.ListDevicesResponse
-	(*ImportDevicesRequest)(nil),      // 27: iot.core.v1.ImportDevicesRequest
-	(*DeviceImport)(nil),              // 28: iot.core.v1.DeviceImport
-	(*SensorImport)(nil),              // 29: iot.core.v1.SensorImport
-	(*ImportDevicesResponse)(nil),     // 30: iot.core.v1.ImportDevicesResponse
-	(*ImportedDevice)(nil),            // 31: iot.core.v1.ImportedDevice
-	(*GetDeviceRequest)(nil),          // 32: iot.core.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),         // 33: iot.core.v1.GetDeviceResponse
-	(*UpdateDeviceRequest)(nil),       // 34: iot.core.v1.UpdateDeviceRequest
-	(*UpdateDeviceResponse)(nil),      // 35: iot.core.v1.UpdateDeviceResponse
-	(*DeleteDeviceRequest)(nil),       // 36: iot.core.v1.DeleteDeviceRequest
-	(*DeleteDeviceResponse)(nil),      // 37: iot.core.v1.DeleteDeviceResponse
-	(*GetDeviceKeyRequest)(nil),       // 38: iot.core.v1.GetDeviceKeyRequest
-	(*GetDeviceKeyResponse)(nil),      // 39: iot.core.v1.GetDeviceKeyResponse
-	(*RotateDeviceKeyRequest)(nil),    // 40: iot.core.v1.RotateDeviceKeyRequest
-	(*RotateDeviceKeyResponse)(nil),   // 41: iot.core.v1.RotateDeviceKeyResponse
-	(*GetDeviceTreeRequest)(nil),      // 42: iot.core.v1.GetDeviceTreeRequest
-	(*GetDeviceTreeResponse)(nil),     // 43: iot.core.v1.GetDeviceTreeResponse
-	(*CreateSensorRequest)(nil),       // 44: iot.core.v1.CreateSensorRequest
-	(*CreateSensorResponse)(nil),      // 45: iot.core.v1.CreateSensorResponse
-	(*ListSensorsRequest)(nil),        // 46: iot.core.v1.ListSensorsRequest
-	(*ListSensorsResponse)(nil),       // 47: iot.core.v1.ListSensorsResponse
-	(*GetSensorRequest)(nil),          // 48: iot.core.v1.GetSensorRequest
-	(*GetSensorResponse)(nil),         // 49: iot.core.v1.GetSensorResponse
-	(*UpdateSensorRequest)(nil),       // 50: iot.core.v1.UpdateSensorRequest
-	(*UpdateSensorResponse)(nil),      // 51: iot.core.v1.UpdateSensorResponse
-	(*DeleteSensorRequest)(nil),       // 52: iot.core.v1.DeleteSensorRequest
-	(*DeleteSensorResponse)(nil),      // 53: iot.core.v1.DeleteSensorResponse
-	(*CreateConsumerRequest)(nil),     // 54: iot.core.v1.CreateConsumerRequest
-	(*CreateConsumerResponse)(nil),    // 55: iot.core.v1.CreateConsumerResponse
-	(*ListConsumersRequest)(nil),      // 56: iot.core.v1.ListConsumersRequest
-	(*ListConsumersResponse)(nil),     // 57: iot.core.v1.ListConsumersResponse
-	(*GetConsumerRequest)(nil),        // 58: iot.core.v1.GetConsumerRequest
-	(*GetConsumerResponse)(nil),       // 59: iot.core.v1.GetConsumerResponse
-	(*UpdateConsumerRequest)(nil),     // 60: iot.core.v1.UpdateConsumerRequest
-	(*UpdateConsumerResponse)(nil),    // 61: iot.core.v1.UpdateConsumerResponse
-	(*DeleteConsumerRequest)(nil),     // 62: iot.core.v1.DeleteConsumerRequest
-	(*DeleteConsumerResponse)(nil),    // 63: iot.core.v1.DeleteConsumerResponse
-	(*GetConsumerKeyRequest)(nil),     // 64: iot.core.v1.GetConsumerKeyRequest
-	(*GetConsumerKeyResponse)(nil),    // 65: iot.core.v1.GetConsumerKeyResponse
-	(*RotateConsumerKeyRequest)(nil),  // 66: iot.core.v1.RotateConsumerKeyRequest
-	(*RotateConsumerKeyResponse)(nil), // 67: iot.core.v1.RotateConsumerKeyResponse
-	(*GrantSensorRequest)(nil),        // 68: iot.core.v1.GrantSensorRequest
-	(*GrantSensorResponse)(nil),       // 69: iot.core.v1.GrantSensorResponse
-	(*RevokeSensorRequest)(nil),       // 70: iot.core.v1.RevokeSensorRequest
-	(*RevokeSensorResponse)(nil),      // 71: iot.core.v1.RevokeSensorResponse
-	nil,                               // 72: iot.core.v1.Device.LabelsEntry
-	nil,                               // 73: iot.core.v1.CreateDeviceRequest.LabelsEntry
-	nil,                               // 74: iot.core.v1.DeviceImport.LabelsEntry
-	nil,                               // 75: iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil),     // 76: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),     // 77: google.protobuf.FieldMask
+	(Role)(0),                               // 0: iot.core.v1.Role
+	(ValueType)(0),                          // 1: iot.core.v1.ValueType
+	(*User)(nil),                            // 2: iot.core.v1.User
+	(*Device)(nil),                          // 3: iot.core.v1.Device
+	(*Sensor)(nil),                          // 4: iot.core.v1.Sensor
+	(*Consumer)(nil),                        // 5: iot.core.v1.Consumer
+	(*TreeNode)(nil),                        // 6: iot.core.v1.TreeNode
+	(*SignInRequest)(nil),                   // 7: iot.core.v1.SignInRequest
+	(*SignInResponse)(nil),                  // 8: iot.core.v1.SignInResponse
+	(*GetCurrentUserRequest)(nil),           // 9: iot.core.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),          // 10: iot.core.v1.GetCurrentUserResponse
+	(*CreateUserRequest)(nil),               // 11: iot.core.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),              // 12: iot.core.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),                // 13: iot.core.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),               // 14: iot.core.v1.ListUsersResponse
+	(*GetUserRequest)(nil),                  // 15: iot.core.v1.GetUserRequest
+	(*GetUserResponse)(nil),                 // 16: iot.core.v1.GetUserResponse
+	(*UpdateUserRequest)(nil),               // 17: iot.core.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),              // 18: iot.core.v1.UpdateUserResponse
+	(*ChangePasswordRequest)(nil),           // 19: iot.core.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),          // 20: iot.core.v1.ChangePasswordResponse
+	(*DeleteUserRequest)(nil),               // 21: iot.core.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),              // 22: iot.core.v1.DeleteUserResponse
+	(*CreateDeviceRequest)(nil),             // 23: iot.core.v1.CreateDeviceRequest
+	(*CreateDeviceResponse)(nil),            // 24: iot.core.v1.CreateDeviceResponse
+	(*ListDevicesRequest)(nil),              // 25: iot.core.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),             // 26: iot.core.v1.ListDevicesResponse
+	(*ImportDevicesRequest)(nil),            // 27: iot.core.v1.ImportDevicesRequest
+	(*DeviceImport)(nil),                    // 28: iot.core.v1.DeviceImport
+	(*SensorImport)(nil),                    // 29: iot.core.v1.SensorImport
+	(*ImportDevicesResponse)(nil),           // 30: iot.core.v1.ImportDevicesResponse
+	(*ImportedDevice)(nil),                  // 31: iot.core.v1.ImportedDevice
+	(*GetDeviceRequest)(nil),                // 32: iot.core.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),               // 33: iot.core.v1.GetDeviceResponse
+	(*UpdateDeviceRequest)(nil),             // 34: iot.core.v1.UpdateDeviceRequest
+	(*UpdateDeviceResponse)(nil),            // 35: iot.core.v1.UpdateDeviceResponse
+	(*DeleteDeviceRequest)(nil),             // 36: iot.core.v1.DeleteDeviceRequest
+	(*DeleteDeviceResponse)(nil),            // 37: iot.core.v1.DeleteDeviceResponse
+	(*GetDeviceKeyRequest)(nil),             // 38: iot.core.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),            // 39: iot.core.v1.GetDeviceKeyResponse
+	(*RotateDeviceKeyRequest)(nil),          // 40: iot.core.v1.RotateDeviceKeyRequest
+	(*RotateDeviceKeyResponse)(nil),         // 41: iot.core.v1.RotateDeviceKeyResponse
+	(*DeviceCertificate)(nil),               // 42: iot.core.v1.DeviceCertificate
+	(*AddDeviceCertificateRequest)(nil),     // 43: iot.core.v1.AddDeviceCertificateRequest
+	(*AddDeviceCertificateResponse)(nil),    // 44: iot.core.v1.AddDeviceCertificateResponse
+	(*ListDeviceCertificatesRequest)(nil),   // 45: iot.core.v1.ListDeviceCertificatesRequest
+	(*ListDeviceCertificatesResponse)(nil),  // 46: iot.core.v1.ListDeviceCertificatesResponse
+	(*RemoveDeviceCertificateRequest)(nil),  // 47: iot.core.v1.RemoveDeviceCertificateRequest
+	(*RemoveDeviceCertificateResponse)(nil), // 48: iot.core.v1.RemoveDeviceCertificateResponse
+	(*GetDeviceTreeRequest)(nil),            // 49: iot.core.v1.GetDeviceTreeRequest
+	(*GetDeviceTreeResponse)(nil),           // 50: iot.core.v1.GetDeviceTreeResponse
+	(*CreateSensorRequest)(nil),             // 51: iot.core.v1.CreateSensorRequest
+	(*CreateSensorResponse)(nil),            // 52: iot.core.v1.CreateSensorResponse
+	(*ListSensorsRequest)(nil),              // 53: iot.core.v1.ListSensorsRequest
+	(*ListSensorsResponse)(nil),             // 54: iot.core.v1.ListSensorsResponse
+	(*GetSensorRequest)(nil),                // 55: iot.core.v1.GetSensorRequest
+	(*GetSensorResponse)(nil),               // 56: iot.core.v1.GetSensorResponse
+	(*UpdateSensorRequest)(nil),             // 57: iot.core.v1.UpdateSensorRequest
+	(*UpdateSensorResponse)(nil),            // 58: iot.core.v1.UpdateSensorResponse
+	(*DeleteSensorRequest)(nil),             // 59: iot.core.v1.DeleteSensorRequest
+	(*DeleteSensorResponse)(nil),            // 60: iot.core.v1.DeleteSensorResponse
+	(*CreateConsumerRequest)(nil),           // 61: iot.core.v1.CreateConsumerRequest
+	(*CreateConsumerResponse)(nil),          // 62: iot.core.v1.CreateConsumerResponse
+	(*ListConsumersRequest)(nil),            // 63: iot.core.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil),           // 64: iot.core.v1.ListConsumersResponse
+	(*GetConsumerRequest)(nil),              // 65: iot.core.v1.GetConsumerRequest
+	(*GetConsumerResponse)(nil),             // 66: iot.core.v1.GetConsumerResponse
+	(*UpdateConsumerRequest)(nil),           // 67: iot.core.v1.UpdateConsumerRequest
+	(*UpdateConsumerResponse)(nil),          // 68: iot.core.v1.UpdateConsumerResponse
+	(*DeleteConsumerRequest)(nil),           // 69: iot.core.v1.DeleteConsumerRequest
+	(*DeleteConsumerResponse)(nil),          // 70: iot.core.v1.DeleteConsumerResponse
+	(*GetConsumerKeyRequest)(nil),           // 71: iot.core.v1.GetConsumerKeyRequest
+	(*GetConsumerKeyResponse)(nil),          // 72: iot.core.v1.GetConsumerKeyResponse
+	(*RotateConsumerKeyRequest)(nil),        // 73: iot.core.v1.RotateConsumerKeyRequest
+	(*RotateConsumerKeyResponse)(nil),       // 74: iot.core.v1.RotateConsumerKeyResponse
+	(*GrantSensorRequest)(nil),              // 75: iot.core.v1.GrantSensorRequest
+	(*GrantSensorResponse)(nil),             // 76: iot.core.v1.GrantSensorResponse
+	(*RevokeSensorRequest)(nil),             // 77: iot.core.v1.RevokeSensorRequest
+	(*RevokeSensorResponse)(nil),            // 78: iot.core.v1.RevokeSensorResponse
+	nil,                                     // 79: iot.core.v1.Device.LabelsEntry
+	nil,                                     // 80: iot.core.v1.CreateDeviceRequest.LabelsEntry
+	nil,                                     // 81: iot.core.v1.DeviceImport.LabelsEntry
+	nil,                                     // 82: iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil),           // 83: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),           // 84: google.protobuf.FieldMask
 }
 var file_iot_core_v1_core_proto_depIdxs = []int32{
 	0,  // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
-	76, // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	76, // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	72, // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
-	76, // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	76, // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
+	83, // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	83, // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	79, // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
+	83, // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	83, // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 6: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
-	76, // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
-	76, // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
-	76, // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
-	76, // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	83, // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
+	83, // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
+	83, // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
+	83, // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
 	6,  // 11: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
 	4,  // 12: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
-	76, // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
+	83, // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 14: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
 	2,  // 15: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
 	0,  // 16: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
@@ -4537,98 +4917,107 @@ var file_iot_core_v1_core_proto_depIdxs = []int32{
 	2,  // 19: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
 	0,  // 20: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
 	2,  // 21: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
-	73, // 22: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
+	80, // 22: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
 	3,  // 23: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
 	3,  // 24: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
 	28, // 25: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
-	74, // 26: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
+	81, // 26: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
 	29, // 27: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
 	1,  // 28: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
 	31, // 29: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
 	3,  // 30: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
-	75, // 31: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	77, // 32: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	82, // 31: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	84, // 32: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 33: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
-	3,  // 34: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
-	6,  // 35: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
-	1,  // 36: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
-	4,  // 37: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 38: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
-	4,  // 39: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 40: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	5,  // 41: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 42: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 43: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 44: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 45: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 46: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
-	7,  // 47: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
-	9,  // 48: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
-	11, // 49: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
-	13, // 50: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
-	15, // 51: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
-	17, // 52: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
-	19, // 53: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
-	21, // 54: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
-	23, // 55: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
-	25, // 56: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
-	27, // 57: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
-	32, // 58: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
-	34, // 59: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
-	36, // 60: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
-	38, // 61: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
-	40, // 62: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
-	42, // 63: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
-	44, // 64: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
-	46, // 65: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
-	48, // 66: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
-	50, // 67: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
-	52, // 68: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
-	54, // 69: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
-	56, // 70: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
-	58, // 71: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
-	60, // 72: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
-	62, // 73: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
-	64, // 74: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
-	66, // 75: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
-	68, // 76: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
-	70, // 77: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
-	8,  // 78: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
-	10, // 79: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
-	12, // 80: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
-	14, // 81: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
-	16, // 82: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
-	18, // 83: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
-	20, // 84: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
-	22, // 85: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
-	24, // 86: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
-	26, // 87: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
-	30, // 88: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
-	33, // 89: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
-	35, // 90: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
-	37, // 91: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
-	39, // 92: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
-	41, // 93: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
-	43, // 94: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
-	45, // 95: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
-	47, // 96: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
-	49, // 97: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
-	51, // 98: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
-	53, // 99: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
-	55, // 100: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
-	57, // 101: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
-	59, // 102: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
-	61, // 103: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
-	63, // 104: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
-	65, // 105: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
-	67, // 106: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
-	69, // 107: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
-	71, // 108: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
-	78, // [78:109] is the sub-list for method output_type
-	47, // [47:78] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	83, // 34: iot.core.v1.DeviceCertificate.create_time:type_name -> google.protobuf.Timestamp
+	42, // 35: iot.core.v1.AddDeviceCertificateResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	42, // 36: iot.core.v1.ListDeviceCertificatesResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	3,  // 37: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
+	6,  // 38: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
+	1,  // 39: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
+	4,  // 40: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	4,  // 41: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
+	4,  // 42: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	4,  // 43: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,  // 44: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 45: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 46: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 47: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 48: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
+	5,  // 49: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
+	7,  // 50: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
+	9,  // 51: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
+	11, // 52: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
+	13, // 53: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
+	15, // 54: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
+	17, // 55: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
+	19, // 56: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
+	21, // 57: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
+	23, // 58: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
+	25, // 59: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
+	27, // 60: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
+	32, // 61: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
+	34, // 62: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
+	36, // 63: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
+	38, // 64: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
+	40, // 65: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
+	43, // 66: iot.core.v1.CoreService.AddDeviceCertificate:input_type -> iot.core.v1.AddDeviceCertificateRequest
+	45, // 67: iot.core.v1.CoreService.ListDeviceCertificates:input_type -> iot.core.v1.ListDeviceCertificatesRequest
+	47, // 68: iot.core.v1.CoreService.RemoveDeviceCertificate:input_type -> iot.core.v1.RemoveDeviceCertificateRequest
+	49, // 69: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
+	51, // 70: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
+	53, // 71: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
+	55, // 72: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
+	57, // 73: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
+	59, // 74: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
+	61, // 75: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
+	63, // 76: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
+	65, // 77: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
+	67, // 78: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
+	69, // 79: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
+	71, // 80: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
+	73, // 81: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
+	75, // 82: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
+	77, // 83: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
+	8,  // 84: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
+	10, // 85: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
+	12, // 86: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
+	14, // 87: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
+	16, // 88: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
+	18, // 89: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
+	20, // 90: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
+	22, // 91: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
+	24, // 92: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
+	26, // 93: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
+	30, // 94: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
+	33, // 95: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
+	35, // 96: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
+	37, // 97: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
+	39, // 98: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
+	41, // 99: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
+	44, // 100: iot.core.v1.CoreService.AddDeviceCertificate:output_type -> iot.core.v1.AddDeviceCertificateResponse
+	46, // 101: iot.core.v1.CoreService.ListDeviceCertificates:output_type -> iot.core.v1.ListDeviceCertificatesResponse
+	48, // 102: iot.core.v1.CoreService.RemoveDeviceCertificate:output_type -> iot.core.v1.RemoveDeviceCertificateResponse
+	50, // 103: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
+	52, // 104: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
+	54, // 105: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
+	56, // 106: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
+	58, // 107: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
+	60, // 108: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
+	62, // 109: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
+	64, // 110: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
+	66, // 111: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
+	68, // 112: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
+	70, // 113: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
+	72, // 114: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
+	74, // 115: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
+	76, // 116: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
+	78, // 117: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
+	84, // [84:118] is the sub-list for method output_type
+	50, // [50:84] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_iot_core_v1_core_proto_init() }
@@ -4638,15 +5027,15 @@ func file_iot_core_v1_core_proto_init() {
 	}
 	file_iot_core_v1_core_proto_msgTypes[15].OneofWrappers = []any{}
 	file_iot_core_v1_core_proto_msgTypes[32].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[48].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[58].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[55].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[65].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_iot_core_v1_core_proto_rawDesc), len(file_iot_core_v1_core_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   74,
+			NumMessages:   81,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -609,6 +609,145 @@ func local_request_CoreService_RotateDeviceKey_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
+func request_CoreService_AddDeviceCertificate_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq AddDeviceCertificateRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["device_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "device_id")
+	}
+	protoReq.DeviceId, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "device_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.AddDeviceCertificate(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_CoreService_AddDeviceCertificate_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq AddDeviceCertificateRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["device_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "device_id")
+	}
+	protoReq.DeviceId, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "device_id", err)
+	}
+	msg, err := server.AddDeviceCertificate(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_CoreService_ListDeviceCertificates_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListDeviceCertificatesRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["device_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "device_id")
+	}
+	protoReq.DeviceId, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "device_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListDeviceCertificates(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_CoreService_ListDeviceCertificates_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListDeviceCertificatesRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["device_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "device_id")
+	}
+	protoReq.DeviceId, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "device_id", err)
+	}
+	msg, err := server.ListDeviceCertificates(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_CoreService_RemoveDeviceCertificate_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RemoveDeviceCertificateRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["device_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "device_id")
+	}
+	protoReq.DeviceId, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "device_id", err)
+	}
+	val, ok = pathParams["fingerprint"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "fingerprint")
+	}
+	protoReq.Fingerprint, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "fingerprint", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.RemoveDeviceCertificate(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_CoreService_RemoveDeviceCertificate_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RemoveDeviceCertificateRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["device_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "device_id")
+	}
+	protoReq.DeviceId, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "device_id", err)
+	}
+	val, ok = pathParams["fingerprint"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "fingerprint")
+	}
+	protoReq.Fingerprint, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "fingerprint", err)
+	}
+	msg, err := server.RemoveDeviceCertificate(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_CoreService_GetDeviceTree_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetDeviceTreeRequest
@@ -1598,6 +1737,66 @@ func RegisterCoreServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 		}
 		forward_CoreService_RotateDeviceKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_CoreService_AddDeviceCertificate_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/iot.core.v1.CoreService/AddDeviceCertificate", runtime.WithHTTPPathPattern("/api/devices/{device_id}/certificates"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_CoreService_AddDeviceCertificate_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CoreService_AddDeviceCertificate_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_CoreService_ListDeviceCertificates_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/iot.core.v1.CoreService/ListDeviceCertificates", runtime.WithHTTPPathPattern("/api/devices/{device_id}/certificates"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_CoreService_ListDeviceCertificates_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CoreService_ListDeviceCertificates_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodDelete, pattern_CoreService_RemoveDeviceCertificate_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/iot.core.v1.CoreService/RemoveDeviceCertificate", runtime.WithHTTPPathPattern("/api/devices/{device_id}/certificates/{fingerprint}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_CoreService_RemoveDeviceCertificate_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CoreService_RemoveDeviceCertificate_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_CoreService_GetDeviceTree_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -2210,6 +2409,57 @@ func RegisterCoreServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 		}
 		forward_CoreService_RotateDeviceKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_CoreService_AddDeviceCertificate_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/iot.core.v1.CoreService/AddDeviceCertificate", runtime.WithHTTPPathPattern("/api/devices/{device_id}/certificates"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_CoreService_AddDeviceCertificate_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CoreService_AddDeviceCertificate_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_CoreService_ListDeviceCertificates_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/iot.core.v1.CoreService/ListDeviceCertificates", runtime.WithHTTPPathPattern("/api/devices/{device_id}/certificates"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_CoreService_ListDeviceCertificates_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CoreService_ListDeviceCertificates_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodDelete, pattern_CoreService_RemoveDeviceCertificate_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/iot.core.v1.CoreService/RemoveDeviceCertificate", runtime.WithHTTPPathPattern("/api/devices/{device_id}/certificates/{fingerprint}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_CoreService_RemoveDeviceCertificate_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CoreService_RemoveDeviceCertificate_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_CoreService_GetDeviceTree_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -2496,69 +2746,75 @@ func (m response_CoreService_UpdateSensor_0) XXX_ResponseBody() interface{} {
 }
 
 var (
-	pattern_CoreService_SignIn_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "users", "signin"}, ""))
-	pattern_CoreService_GetCurrentUser_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "me"}, ""))
-	pattern_CoreService_CreateUser_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "users"}, ""))
-	pattern_CoreService_ListUsers_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "users"}, ""))
-	pattern_CoreService_GetUser_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "users", "id"}, ""))
-	pattern_CoreService_UpdateUser_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "users", "id"}, ""))
-	pattern_CoreService_ChangePassword_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "users", "id", "password"}, ""))
-	pattern_CoreService_DeleteUser_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "users", "id"}, ""))
-	pattern_CoreService_CreateDevice_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "devices"}, ""))
-	pattern_CoreService_ListDevices_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "devices"}, ""))
-	pattern_CoreService_ImportDevices_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "devices", "import"}, ""))
-	pattern_CoreService_GetDevice_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "devices", "id"}, ""))
-	pattern_CoreService_UpdateDevice_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "devices", "id"}, ""))
-	pattern_CoreService_DeleteDevice_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "devices", "id"}, ""))
-	pattern_CoreService_GetDeviceKey_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "id", "key"}, ""))
-	pattern_CoreService_RotateDeviceKey_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"api", "devices", "id", "key", "rotate"}, ""))
-	pattern_CoreService_GetDeviceTree_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "id", "tree"}, ""))
-	pattern_CoreService_CreateSensor_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "device_id", "sensors"}, ""))
-	pattern_CoreService_ListSensors_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "device_id", "sensors"}, ""))
-	pattern_CoreService_GetSensor_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "devices", "device_id", "sensors", "id"}, ""))
-	pattern_CoreService_UpdateSensor_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "devices", "device_id", "sensors", "id"}, ""))
-	pattern_CoreService_DeleteSensor_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "devices", "device_id", "sensors", "id"}, ""))
-	pattern_CoreService_CreateConsumer_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "consumers"}, ""))
-	pattern_CoreService_ListConsumers_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "consumers"}, ""))
-	pattern_CoreService_GetConsumer_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "consumers", "id"}, ""))
-	pattern_CoreService_UpdateConsumer_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "consumers", "id"}, ""))
-	pattern_CoreService_DeleteConsumer_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "consumers", "id"}, ""))
-	pattern_CoreService_GetConsumerKey_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "consumers", "id", "key"}, ""))
-	pattern_CoreService_RotateConsumerKey_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"api", "consumers", "id", "key", "rotate"}, ""))
-	pattern_CoreService_GrantSensor_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "consumers", "consumer_id", "sensors"}, ""))
-	pattern_CoreService_RevokeSensor_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "consumers", "consumer_id", "sensors", "sensor_id"}, ""))
+	pattern_CoreService_SignIn_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "users", "signin"}, ""))
+	pattern_CoreService_GetCurrentUser_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "me"}, ""))
+	pattern_CoreService_CreateUser_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "users"}, ""))
+	pattern_CoreService_ListUsers_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "users"}, ""))
+	pattern_CoreService_GetUser_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "users", "id"}, ""))
+	pattern_CoreService_UpdateUser_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "users", "id"}, ""))
+	pattern_CoreService_ChangePassword_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "users", "id", "password"}, ""))
+	pattern_CoreService_DeleteUser_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "users", "id"}, ""))
+	pattern_CoreService_CreateDevice_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "devices"}, ""))
+	pattern_CoreService_ListDevices_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "devices"}, ""))
+	pattern_CoreService_ImportDevices_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "devices", "import"}, ""))
+	pattern_CoreService_GetDevice_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "devices", "id"}, ""))
+	pattern_CoreService_UpdateDevice_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "devices", "id"}, ""))
+	pattern_CoreService_DeleteDevice_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "devices", "id"}, ""))
+	pattern_CoreService_GetDeviceKey_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "id", "key"}, ""))
+	pattern_CoreService_RotateDeviceKey_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"api", "devices", "id", "key", "rotate"}, ""))
+	pattern_CoreService_AddDeviceCertificate_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "device_id", "certificates"}, ""))
+	pattern_CoreService_ListDeviceCertificates_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "device_id", "certificates"}, ""))
+	pattern_CoreService_RemoveDeviceCertificate_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "devices", "device_id", "certificates", "fingerprint"}, ""))
+	pattern_CoreService_GetDeviceTree_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "id", "tree"}, ""))
+	pattern_CoreService_CreateSensor_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "device_id", "sensors"}, ""))
+	pattern_CoreService_ListSensors_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "device_id", "sensors"}, ""))
+	pattern_CoreService_GetSensor_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "devices", "device_id", "sensors", "id"}, ""))
+	pattern_CoreService_UpdateSensor_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "devices", "device_id", "sensors", "id"}, ""))
+	pattern_CoreService_DeleteSensor_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "devices", "device_id", "sensors", "id"}, ""))
+	pattern_CoreService_CreateConsumer_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "consumers"}, ""))
+	pattern_CoreService_ListConsumers_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "consumers"}, ""))
+	pattern_CoreService_GetConsumer_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "consumers", "id"}, ""))
+	pattern_CoreService_UpdateConsumer_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "consumers", "id"}, ""))
+	pattern_CoreService_DeleteConsumer_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "consumers", "id"}, ""))
+	pattern_CoreService_GetConsumerKey_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "consumers", "id", "key"}, ""))
+	pattern_CoreService_RotateConsumerKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"api", "consumers", "id", "key", "rotate"}, ""))
+	pattern_CoreService_GrantSensor_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "consumers", "consumer_id", "sensors"}, ""))
+	pattern_CoreService_RevokeSensor_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "consumers", "consumer_id", "sensors", "sensor_id"}, ""))
 )
 
 var (
-	forward_CoreService_SignIn_0            = runtime.ForwardResponseMessage
-	forward_CoreService_GetCurrentUser_0    = runtime.ForwardResponseMessage
-	forward_CoreService_CreateUser_0        = runtime.ForwardResponseMessage
-	forward_CoreService_ListUsers_0         = runtime.ForwardResponseMessage
-	forward_CoreService_GetUser_0           = runtime.ForwardResponseMessage
-	forward_CoreService_UpdateUser_0        = runtime.ForwardResponseMessage
-	forward_CoreService_ChangePassword_0    = runtime.ForwardResponseMessage
-	forward_CoreService_DeleteUser_0        = runtime.ForwardResponseMessage
-	forward_CoreService_CreateDevice_0      = runtime.ForwardResponseMessage
-	forward_CoreService_ListDevices_0       = runtime.ForwardResponseMessage
-	forward_CoreService_ImportDevices_0     = runtime.ForwardResponseMessage
-	forward_CoreService_GetDevice_0         = runtime.ForwardResponseMessage
-	forward_CoreService_UpdateDevice_0      = runtime.ForwardResponseMessage
-	forward_CoreService_DeleteDevice_0      = runtime.ForwardResponseMessage
-	forward_CoreService_GetDeviceKey_0      = runtime.ForwardResponseMessage
-	forward_CoreService_RotateDeviceKey_0   = runtime.ForwardResponseMessage
-	forward_CoreService_GetDeviceTree_0     = runtime.ForwardResponseMessage
-	forward_CoreService_CreateSensor_0      = runtime.ForwardResponseMessage
-	forward_CoreService_ListSensors_0       = runtime.ForwardResponseMessage
-	forward_CoreService_GetSensor_0         = runtime.ForwardResponseMessage
-	forward_CoreService_UpdateSensor_0      = runtime.ForwardResponseMessage
-	forward_CoreService_DeleteSensor_0      = runtime.ForwardResponseMessage
-	forward_CoreService_CreateConsumer_0    = runtime.ForwardResponseMessage
-	forward_CoreService_ListConsumers_0     = runtime.ForwardResponseMessage
-	forward_CoreService_GetConsumer_0       = runtime.ForwardResponseMessage
-	forward_CoreService_UpdateConsumer_0    = runtime.ForwardResponseMessage
-	forward_CoreService_DeleteConsumer_0    = runtime.ForwardResponseMessage
-	forward_CoreService_GetConsumerKey_0    = runtime.ForwardResponseMessage
-	forward_CoreService_RotateConsumerKey_0 = runtime.ForwardResponseMessage
-	forward_CoreService_GrantSensor_0       = runtime.ForwardResponseMessage
-	forward_CoreService_RevokeSensor_0      = runtime.ForwardResponseMessage
+	forward_CoreService_SignIn_0                  = runtime.ForwardResponseMessage
+	forward_CoreService_GetCurrentUser_0          = runtime.ForwardResponseMessage
+	forward_CoreService_CreateUser_0              = runtime.ForwardResponseMessage
+	forward_CoreService_ListUsers_0               = runtime.ForwardResponseMessage
+	forward_CoreService_GetUser_0                 = runtime.ForwardResponseMessage
+	forward_CoreService_UpdateUser_0              = runtime.ForwardResponseMessage
+	forward_CoreService_ChangePassword_0          = runtime.ForwardResponseMessage
+	forward_CoreService_DeleteUser_0              = runtime.ForwardResponseMessage
+	forward_CoreService_CreateDevice_0            = runtime.ForwardResponseMessage
+	forward_CoreService_ListDevices_0             = runtime.ForwardResponseMessage
+	forward_CoreService_ImportDevices_0           = runtime.ForwardResponseMessage
+	forward_CoreService_GetDevice_0               = runtime.ForwardResponseMessage
+	forward_CoreService_UpdateDevice_0            = runtime.ForwardResponseMessage
+	forward_CoreService_DeleteDevice_0            = runtime.ForwardResponseMessage
+	forward_CoreService_GetDeviceKey_0            = runtime.ForwardResponseMessage
+	forward_CoreService_RotateDeviceKey_0         = runtime.ForwardResponseMessage
+	forward_CoreService_AddDeviceCertificate_0    = runtime.ForwardResponseMessage
+	forward_CoreService_ListDeviceCertificates_0  = runtime.ForwardResponseMessage
+	forward_CoreService_RemoveDeviceCertificate_0 = runtime.ForwardResponseMessage
+	forward_CoreService_GetDeviceTree_0           = runtime.ForwardResponseMessage
+	forward_CoreService_CreateSensor_0            = runtime.ForwardResponseMessage
+	forward_CoreService_ListSensors_0             = runtime.ForwardResponseMessage
+	forward_CoreService_GetSensor_0               = runtime.ForwardResponseMessage
+	forward_CoreService_UpdateSensor_0            = runtime.ForwardResponseMessage
+	forward_CoreService_DeleteSensor_0            = runtime.ForwardResponseMessage
+	forward_CoreService_CreateConsumer_0          = runtime.ForwardResponseMessage
+	forward_CoreService_ListConsumers_0           = runtime.ForwardResponseMessage
+	forward_CoreService_GetConsumer_0             = runtime.ForwardResponseMessage
+	forward_CoreService_UpdateConsumer_0          = runtime.ForwardResponseMessage
+	forward_CoreService_DeleteConsumer_0          = runtime.ForwardResponseMessage
+	forward_CoreService_GetConsumerKey_0          = runtime.ForwardResponseMessage
+	forward_CoreService_RotateConsumerKey_0       = runtime.ForwardResponseMessage
+	forward_CoreService_GrantSensor_0             = runtime.ForwardResponseMessage
+	forward_CoreService_RevokeSensor_0            = runtime.ForwardResponseMessage
 )

@@ -19,37 +19,40 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CoreService_SignIn_FullMethodName            = "/iot.core.v1.CoreService/SignIn"
-	CoreService_GetCurrentUser_FullMethodName    = "/iot.core.v1.CoreService/GetCurrentUser"
-	CoreService_CreateUser_FullMethodName        = "/iot.core.v1.CoreService/CreateUser"
-	CoreService_ListUsers_FullMethodName         = "/iot.core.v1.CoreService/ListUsers"
-	CoreService_GetUser_FullMethodName           = "/iot.core.v1.CoreService/GetUser"
-	CoreService_UpdateUser_FullMethodName        = "/iot.core.v1.CoreService/UpdateUser"
-	CoreService_ChangePassword_FullMethodName    = "/iot.core.v1.CoreService/ChangePassword"
-	CoreService_DeleteUser_FullMethodName        = "/iot.core.v1.CoreService/DeleteUser"
-	CoreService_CreateDevice_FullMethodName      = "/iot.core.v1.CoreService/CreateDevice"
-	CoreService_ListDevices_FullMethodName       = "/iot.core.v1.CoreService/ListDevices"
-	CoreService_ImportDevices_FullMethodName     = "/iot.core.v1.CoreService/ImportDevices"
-	CoreService_GetDevice_FullMethodName         = "/iot.core.v1.CoreService/GetDevice"
-	CoreService_UpdateDevice_FullMethodName      = "/iot.core.v1.CoreService/UpdateDevice"
-	CoreService_DeleteDevice_FullMethodName      = "/iot.core.v1.CoreService/DeleteDevice"
-	CoreService_GetDeviceKey_FullMethodName      = "/iot.core.v1.CoreService/GetDeviceKey"
-	CoreService_RotateDeviceKey_FullMethodName   = "/iot.core.v1.CoreService/RotateDeviceKey"
-	CoreService_GetDeviceTree_FullMethodName     = "/iot.core.v1.CoreService/GetDeviceTree"
-	CoreService_CreateSensor_FullMethodName      = "/iot.core.v1.CoreService/CreateSensor"
-	CoreService_ListSensors_FullMethodName       = "/iot.core.v1.CoreService/ListSensors"
-	CoreService_GetSensor_FullMethodName         = "/iot.core.v1.CoreService/GetSensor"
-	CoreService_UpdateSensor_FullMethodName      = "/iot.core.v1.CoreService/UpdateSensor"
-	CoreService_DeleteSensor_FullMethodName      = "/iot.core.v1.CoreService/DeleteSensor"
-	CoreService_CreateConsumer_FullMethodName    = "/iot.core.v1.CoreService/CreateConsumer"
-	CoreService_ListConsumers_FullMethodName     = "/iot.core.v1.CoreService/ListConsumers"
-	CoreService_GetConsumer_FullMethodName       = "/iot.core.v1.CoreService/GetConsumer"
-	CoreService_UpdateConsumer_FullMethodName    = "/iot.core.v1.CoreService/UpdateConsumer"
-	CoreService_DeleteConsumer_FullMethodName    = "/iot.core.v1.CoreService/DeleteConsumer"
-	CoreService_GetConsumerKey_FullMethodName    = "/iot.core.v1.CoreService/GetConsumerKey"
-	CoreService_RotateConsumerKey_FullMethodName = "/iot.core.v1.CoreService/RotateConsumerKey"
-	CoreService_GrantSensor_FullMethodName       = "/iot.core.v1.CoreService/GrantSensor"
-	CoreService_RevokeSensor_FullMethodName      = "/iot.core.v1.CoreService/RevokeSensor"
+	CoreService_SignIn_FullMethodName                  = "/iot.core.v1.CoreService/SignIn"
+	CoreService_GetCurrentUser_FullMethodName          = "/iot.core.v1.CoreService/GetCurrentUser"
+	CoreService_CreateUser_FullMethodName              = "/iot.core.v1.CoreService/CreateUser"
+	CoreService_ListUsers_FullMethodName               = "/iot.core.v1.CoreService/ListUsers"
+	CoreService_GetUser_FullMethodName                 = "/iot.core.v1.CoreService/GetUser"
+	CoreService_UpdateUser_FullMethodName              = "/iot.core.v1.CoreService/UpdateUser"
+	CoreService_ChangePassword_FullMethodName          = "/iot.core.v1.CoreService/ChangePassword"
+	CoreService_DeleteUser_FullMethodName              = "/iot.core.v1.CoreService/DeleteUser"
+	CoreService_CreateDevice_FullMethodName            = "/iot.core.v1.CoreService/CreateDevice"
+	CoreService_ListDevices_FullMethodName             = "/iot.core.v1.CoreService/ListDevices"
+	CoreService_ImportDevices_FullMethodName           = "/iot.core.v1.CoreService/ImportDevices"
+	CoreService_GetDevice_FullMethodName               = "/iot.core.v1.CoreService/GetDevice"
+	CoreService_UpdateDevice_FullMethodName            = "/iot.core.v1.CoreService/UpdateDevice"
+	CoreService_DeleteDevice_FullMethodName            = "/iot.core.v1.CoreService/DeleteDevice"
+	CoreService_GetDeviceKey_FullMethodName            = "/iot.core.v1.CoreService/GetDeviceKey"
+	CoreService_RotateDeviceKey_FullMethodName         = "/iot.core.v1.CoreService/RotateDeviceKey"
+	CoreService_AddDeviceCertificate_FullMethodName    = "/iot.core.v1.CoreService/AddDeviceCertificate"
+	CoreService_ListDeviceCertificates_FullMethodName  = "/iot.core.v1.CoreService/ListDeviceCertificates"
+	CoreService_RemoveDeviceCertificate_FullMethodName = "/iot.core.v1.CoreService/RemoveDeviceCertificate"
+	CoreService_GetDeviceTree_FullMethodName           = "/iot.core.v1.CoreService/GetDeviceTree"
+	CoreService_CreateSensor_FullMethodName            = "/iot.core.v1.CoreService/CreateSensor"
+	CoreService_ListSensors_FullMethodName             = "/iot.core.v1.CoreService/ListSensors"
+	CoreService_GetSensor_FullMethodName               = "/iot.core.v1.CoreService/GetSensor"
+	CoreService_UpdateSensor_FullMethodName            = "/iot.core.v1.CoreService/UpdateSensor"
+	CoreService_DeleteSensor_FullMethodName            = "/iot.core.v1.CoreService/DeleteSensor"
+	CoreService_CreateConsumer_FullMethodName          = "/iot.core.v1.CoreService/CreateConsumer"
+	CoreService_ListConsumers_FullMethodName           = "/iot.core.v1.CoreService/ListConsumers"
+	CoreService_GetConsumer_FullMethodName             = "/iot.core.v1.CoreService/GetConsumer"
+	CoreService_UpdateConsumer_FullMethodName          = "/iot.core.v1.CoreService/UpdateConsumer"
+	CoreService_DeleteConsumer_FullMethodName          = "/iot.core.v1.CoreService/DeleteConsumer"
+	CoreService_GetConsumerKey_FullMethodName          = "/iot.core.v1.CoreService/GetConsumerKey"
+	CoreService_RotateConsumerKey_FullMethodName       = "/iot.core.v1.CoreService/RotateConsumerKey"
+	CoreService_GrantSensor_FullMethodName             = "/iot.core.v1.CoreService/GrantSensor"
+	CoreService_RevokeSensor_FullMethodName            = "/iot.core.v1.CoreService/RevokeSensor"
 )
 
 // CoreServiceClient is the client API for CoreService service.
@@ -111,6 +114,20 @@ type CoreServiceClient interface {
 	// RotateDeviceKey issues a new device token; every earlier token of the
 	// device is refused from then on (within the documented staleness bound).
 	RotateDeviceKey(ctx context.Context, in *RotateDeviceKeyRequest, opts ...grpc.CallOption) (*RotateDeviceKeyResponse, error)
+	// AddDeviceCertificate registers the SHA-256 fingerprint of a client
+	// certificate for a device, so the device may authenticate by mutual TLS
+	// instead of a token (when the deployment sets a client CA). The
+	// certificate must be issued by that CA and carry the URI SAN
+	// `iotplatform:device:<device id>`. A fingerprint belongs to one device.
+	// Owner or admin.
+	AddDeviceCertificate(ctx context.Context, in *AddDeviceCertificateRequest, opts ...grpc.CallOption) (*AddDeviceCertificateResponse, error)
+	// ListDeviceCertificates lists the certificate fingerprints registered for
+	// a device. Owner or admin.
+	ListDeviceCertificates(ctx context.Context, in *ListDeviceCertificatesRequest, opts ...grpc.CallOption) (*ListDeviceCertificatesResponse, error)
+	// RemoveDeviceCertificate removes a fingerprint: the certificate is refused
+	// from then on (within the documented staleness bound, --auth-cache-ttl),
+	// which is how a device certificate is revoked. Owner or admin.
+	RemoveDeviceCertificate(ctx context.Context, in *RemoveDeviceCertificateRequest, opts ...grpc.CallOption) (*RemoveDeviceCertificateResponse, error)
 	// GetDeviceTree returns the device's sensors arranged as a tree by path.
 	GetDeviceTree(ctx context.Context, in *GetDeviceTreeRequest, opts ...grpc.CallOption) (*GetDeviceTreeResponse, error)
 	// CreateSensor adds a sensor to a device. The REST response is the sensor
@@ -307,6 +324,36 @@ func (c *coreServiceClient) RotateDeviceKey(ctx context.Context, in *RotateDevic
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RotateDeviceKeyResponse)
 	err := c.cc.Invoke(ctx, CoreService_RotateDeviceKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreServiceClient) AddDeviceCertificate(ctx context.Context, in *AddDeviceCertificateRequest, opts ...grpc.CallOption) (*AddDeviceCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddDeviceCertificateResponse)
+	err := c.cc.Invoke(ctx, CoreService_AddDeviceCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreServiceClient) ListDeviceCertificates(ctx context.Context, in *ListDeviceCertificatesRequest, opts ...grpc.CallOption) (*ListDeviceCertificatesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeviceCertificatesResponse)
+	err := c.cc.Invoke(ctx, CoreService_ListDeviceCertificates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreServiceClient) RemoveDeviceCertificate(ctx context.Context, in *RemoveDeviceCertificateRequest, opts ...grpc.CallOption) (*RemoveDeviceCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveDeviceCertificateResponse)
+	err := c.cc.Invoke(ctx, CoreService_RemoveDeviceCertificate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -522,6 +569,20 @@ type CoreServiceServer interface {
 	// RotateDeviceKey issues a new device token; every earlier token of the
 	// device is refused from then on (within the documented staleness bound).
 	RotateDeviceKey(context.Context, *RotateDeviceKeyRequest) (*RotateDeviceKeyResponse, error)
+	// AddDeviceCertificate registers the SHA-256 fingerprint of a client
+	// certificate for a device, so the device may authenticate by mutual TLS
+	// instead of a token (when the deployment sets a client CA). The
+	// certificate must be issued by that CA and carry the URI SAN
+	// `iotplatform:device:<device id>`. A fingerprint belongs to one device.
+	// Owner or admin.
+	AddDeviceCertificate(context.Context, *AddDeviceCertificateRequest) (*AddDeviceCertificateResponse, error)
+	// ListDeviceCertificates lists the certificate fingerprints registered for
+	// a device. Owner or admin.
+	ListDeviceCertificates(context.Context, *ListDeviceCertificatesRequest) (*ListDeviceCertificatesResponse, error)
+	// RemoveDeviceCertificate removes a fingerprint: the certificate is refused
+	// from then on (within the documented staleness bound, --auth-cache-ttl),
+	// which is how a device certificate is revoked. Owner or admin.
+	RemoveDeviceCertificate(context.Context, *RemoveDeviceCertificateRequest) (*RemoveDeviceCertificateResponse, error)
 	// GetDeviceTree returns the device's sensors arranged as a tree by path.
 	GetDeviceTree(context.Context, *GetDeviceTreeRequest) (*GetDeviceTreeResponse, error)
 	// CreateSensor adds a sensor to a device. The REST response is the sensor
@@ -610,6 +671,15 @@ func (UnimplementedCoreServiceServer) GetDeviceKey(context.Context, *GetDeviceKe
 }
 func (UnimplementedCoreServiceServer) RotateDeviceKey(context.Context, *RotateDeviceKeyRequest) (*RotateDeviceKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateDeviceKey not implemented")
+}
+func (UnimplementedCoreServiceServer) AddDeviceCertificate(context.Context, *AddDeviceCertificateRequest) (*AddDeviceCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddDeviceCertificate not implemented")
+}
+func (UnimplementedCoreServiceServer) ListDeviceCertificates(context.Context, *ListDeviceCertificatesRequest) (*ListDeviceCertificatesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeviceCertificates not implemented")
+}
+func (UnimplementedCoreServiceServer) RemoveDeviceCertificate(context.Context, *RemoveDeviceCertificateRequest) (*RemoveDeviceCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveDeviceCertificate not implemented")
 }
 func (UnimplementedCoreServiceServer) GetDeviceTree(context.Context, *GetDeviceTreeRequest) (*GetDeviceTreeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeviceTree not implemented")
@@ -964,6 +1034,60 @@ func _CoreService_RotateDeviceKey_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoreService_AddDeviceCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddDeviceCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).AddDeviceCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_AddDeviceCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).AddDeviceCertificate(ctx, req.(*AddDeviceCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoreService_ListDeviceCertificates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeviceCertificatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).ListDeviceCertificates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_ListDeviceCertificates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).ListDeviceCertificates(ctx, req.(*ListDeviceCertificatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoreService_RemoveDeviceCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveDeviceCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).RemoveDeviceCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_RemoveDeviceCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).RemoveDeviceCertificate(ctx, req.(*RemoveDeviceCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CoreService_GetDeviceTree_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetDeviceTreeRequest)
 	if err := dec(in); err != nil {
@@ -1304,6 +1428,18 @@ var CoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateDeviceKey",
 			Handler:    _CoreService_RotateDeviceKey_Handler,
+		},
+		{
+			MethodName: "AddDeviceCertificate",
+			Handler:    _CoreService_AddDeviceCertificate_Handler,
+		},
+		{
+			MethodName: "ListDeviceCertificates",
+			Handler:    _CoreService_ListDeviceCertificates_Handler,
+		},
+		{
+			MethodName: "RemoveDeviceCertificate",
+			Handler:    _CoreService_RemoveDeviceCertificate_Handler,
 		},
 		{
 			MethodName: "GetDeviceTree",

@@ -73,6 +73,15 @@ const (
 	// CoreServiceRotateDeviceKeyProcedure is the fully-qualified name of the CoreService's
 	// RotateDeviceKey RPC.
 	CoreServiceRotateDeviceKeyProcedure = "/iot.core.v1.CoreService/RotateDeviceKey"
+	// CoreServiceAddDeviceCertificateProcedure is the fully-qualified name of the CoreService's
+	// AddDeviceCertificate RPC.
+	CoreServiceAddDeviceCertificateProcedure = "/iot.core.v1.CoreService/AddDeviceCertificate"
+	// CoreServiceListDeviceCertificatesProcedure is the fully-qualified name of the CoreService's
+	// ListDeviceCertificates RPC.
+	CoreServiceListDeviceCertificatesProcedure = "/iot.core.v1.CoreService/ListDeviceCertificates"
+	// CoreServiceRemoveDeviceCertificateProcedure is the fully-qualified name of the CoreService's
+	// RemoveDeviceCertificate RPC.
+	CoreServiceRemoveDeviceCertificateProcedure = "/iot.core.v1.CoreService/RemoveDeviceCertificate"
 	// CoreServiceGetDeviceTreeProcedure is the fully-qualified name of the CoreService's GetDeviceTree
 	// RPC.
 	CoreServiceGetDeviceTreeProcedure = "/iot.core.v1.CoreService/GetDeviceTree"
@@ -168,6 +177,20 @@ type CoreServiceClient interface {
 	// RotateDeviceKey issues a new device token; every earlier token of the
 	// device is refused from then on (within the documented staleness bound).
 	RotateDeviceKey(context.Context, *v1.RotateDeviceKeyRequest) (*v1.RotateDeviceKeyResponse, error)
+	// AddDeviceCertificate registers the SHA-256 fingerprint of a client
+	// certificate for a device, so the device may authenticate by mutual TLS
+	// instead of a token (when the deployment sets a client CA). The
+	// certificate must be issued by that CA and carry the URI SAN
+	// `iotplatform:device:<device id>`. A fingerprint belongs to one device.
+	// Owner or admin.
+	AddDeviceCertificate(context.Context, *v1.AddDeviceCertificateRequest) (*v1.AddDeviceCertificateResponse, error)
+	// ListDeviceCertificates lists the certificate fingerprints registered for
+	// a device. Owner or admin.
+	ListDeviceCertificates(context.Context, *v1.ListDeviceCertificatesRequest) (*v1.ListDeviceCertificatesResponse, error)
+	// RemoveDeviceCertificate removes a fingerprint: the certificate is refused
+	// from then on (within the documented staleness bound, --auth-cache-ttl),
+	// which is how a device certificate is revoked. Owner or admin.
+	RemoveDeviceCertificate(context.Context, *v1.RemoveDeviceCertificateRequest) (*v1.RemoveDeviceCertificateResponse, error)
 	// GetDeviceTree returns the device's sensors arranged as a tree by path.
 	GetDeviceTree(context.Context, *v1.GetDeviceTreeRequest) (*v1.GetDeviceTreeResponse, error)
 	// CreateSensor adds a sensor to a device. The REST response is the sensor
@@ -309,6 +332,24 @@ func NewCoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(coreServiceMethods.ByName("RotateDeviceKey")),
 			connect.WithClientOptions(opts...),
 		),
+		addDeviceCertificate: connect.NewClient[v1.AddDeviceCertificateRequest, v1.AddDeviceCertificateResponse](
+			httpClient,
+			baseURL+CoreServiceAddDeviceCertificateProcedure,
+			connect.WithSchema(coreServiceMethods.ByName("AddDeviceCertificate")),
+			connect.WithClientOptions(opts...),
+		),
+		listDeviceCertificates: connect.NewClient[v1.ListDeviceCertificatesRequest, v1.ListDeviceCertificatesResponse](
+			httpClient,
+			baseURL+CoreServiceListDeviceCertificatesProcedure,
+			connect.WithSchema(coreServiceMethods.ByName("ListDeviceCertificates")),
+			connect.WithClientOptions(opts...),
+		),
+		removeDeviceCertificate: connect.NewClient[v1.RemoveDeviceCertificateRequest, v1.RemoveDeviceCertificateResponse](
+			httpClient,
+			baseURL+CoreServiceRemoveDeviceCertificateProcedure,
+			connect.WithSchema(coreServiceMethods.ByName("RemoveDeviceCertificate")),
+			connect.WithClientOptions(opts...),
+		),
 		getDeviceTree: connect.NewClient[v1.GetDeviceTreeRequest, v1.GetDeviceTreeResponse](
 			httpClient,
 			baseURL+CoreServiceGetDeviceTreeProcedure,
@@ -404,37 +445,40 @@ func NewCoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 
 // coreServiceClient implements CoreServiceClient.
 type coreServiceClient struct {
-	signIn            *connect.Client[v1.SignInRequest, v1.SignInResponse]
-	getCurrentUser    *connect.Client[v1.GetCurrentUserRequest, v1.GetCurrentUserResponse]
-	createUser        *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
-	listUsers         *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
-	getUser           *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
-	updateUser        *connect.Client[v1.UpdateUserRequest, v1.UpdateUserResponse]
-	changePassword    *connect.Client[v1.ChangePasswordRequest, v1.ChangePasswordResponse]
-	deleteUser        *connect.Client[v1.DeleteUserRequest, v1.DeleteUserResponse]
-	createDevice      *connect.Client[v1.CreateDeviceRequest, v1.CreateDeviceResponse]
-	listDevices       *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
-	importDevices     *connect.Client[v1.ImportDevicesRequest, v1.ImportDevicesResponse]
-	getDevice         *connect.Client[v1.GetDeviceRequest, v1.GetDeviceResponse]
-	updateDevice      *connect.Client[v1.UpdateDeviceRequest, v1.UpdateDeviceResponse]
-	deleteDevice      *connect.Client[v1.DeleteDeviceRequest, v1.DeleteDeviceResponse]
-	getDeviceKey      *connect.Client[v1.GetDeviceKeyRequest, v1.GetDeviceKeyResponse]
-	rotateDeviceKey   *connect.Client[v1.RotateDeviceKeyRequest, v1.RotateDeviceKeyResponse]
-	getDeviceTree     *connect.Client[v1.GetDeviceTreeRequest, v1.GetDeviceTreeResponse]
-	createSensor      *connect.Client[v1.CreateSensorRequest, v1.CreateSensorResponse]
-	listSensors       *connect.Client[v1.ListSensorsRequest, v1.ListSensorsResponse]
-	getSensor         *connect.Client[v1.GetSensorRequest, v1.GetSensorResponse]
-	updateSensor      *connect.Client[v1.UpdateSensorRequest, v1.UpdateSensorResponse]
-	deleteSensor      *connect.Client[v1.DeleteSensorRequest, v1.DeleteSensorResponse]
-	createConsumer    *connect.Client[v1.CreateConsumerRequest, v1.CreateConsumerResponse]
-	listConsumers     *connect.Client[v1.ListConsumersRequest, v1.ListConsumersResponse]
-	getConsumer       *connect.Client[v1.GetConsumerRequest, v1.GetConsumerResponse]
-	updateConsumer    *connect.Client[v1.UpdateConsumerRequest, v1.UpdateConsumerResponse]
-	deleteConsumer    *connect.Client[v1.DeleteConsumerRequest, v1.DeleteConsumerResponse]
-	getConsumerKey    *connect.Client[v1.GetConsumerKeyRequest, v1.GetConsumerKeyResponse]
-	rotateConsumerKey *connect.Client[v1.RotateConsumerKeyRequest, v1.RotateConsumerKeyResponse]
-	grantSensor       *connect.Client[v1.GrantSensorRequest, v1.GrantSensorResponse]
-	revokeSensor      *connect.Client[v1.RevokeSensorRequest, v1.RevokeSensorResponse]
+	signIn                  *connect.Client[v1.SignInRequest, v1.SignInResponse]
+	getCurrentUser          *connect.Client[v1.GetCurrentUserRequest, v1.GetCurrentUserResponse]
+	createUser              *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
+	listUsers               *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
+	getUser                 *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
+	updateUser              *connect.Client[v1.UpdateUserRequest, v1.UpdateUserResponse]
+	changePassword          *connect.Client[v1.ChangePasswordRequest, v1.ChangePasswordResponse]
+	deleteUser              *connect.Client[v1.DeleteUserRequest, v1.DeleteUserResponse]
+	createDevice            *connect.Client[v1.CreateDeviceRequest, v1.CreateDeviceResponse]
+	listDevices             *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
+	importDevices           *connect.Client[v1.ImportDevicesRequest, v1.ImportDevicesResponse]
+	getDevice               *connect.Client[v1.GetDeviceRequest, v1.GetDeviceResponse]
+	updateDevice            *connect.Client[v1.UpdateDeviceRequest, v1.UpdateDeviceResponse]
+	deleteDevice            *connect.Client[v1.DeleteDeviceRequest, v1.DeleteDeviceResponse]
+	getDeviceKey            *connect.Client[v1.GetDeviceKeyRequest, v1.GetDeviceKeyResponse]
+	rotateDeviceKey         *connect.Client[v1.RotateDeviceKeyRequest, v1.RotateDeviceKeyResponse]
+	addDeviceCertificate    *connect.Client[v1.AddDeviceCertificateRequest, v1.AddDeviceCertificateResponse]
+	listDeviceCertificates  *connect.Client[v1.ListDeviceCertificatesRequest, v1.ListDeviceCertificatesResponse]
+	removeDeviceCertificate *connect.Client[v1.RemoveDeviceCertificateRequest, v1.RemoveDeviceCertificateResponse]
+	getDeviceTree           *connect.Client[v1.GetDeviceTreeRequest, v1.GetDeviceTreeResponse]
+	createSensor            *connect.Client[v1.CreateSensorRequest, v1.CreateSensorResponse]
+	listSensors             *connect.Client[v1.ListSensorsRequest, v1.ListSensorsResponse]
+	getSensor               *connect.Client[v1.GetSensorRequest, v1.GetSensorResponse]
+	updateSensor            *connect.Client[v1.UpdateSensorRequest, v1.UpdateSensorResponse]
+	deleteSensor            *connect.Client[v1.DeleteSensorRequest, v1.DeleteSensorResponse]
+	createConsumer          *connect.Client[v1.CreateConsumerRequest, v1.CreateConsumerResponse]
+	listConsumers           *connect.Client[v1.ListConsumersRequest, v1.ListConsumersResponse]
+	getConsumer             *connect.Client[v1.GetConsumerRequest, v1.GetConsumerResponse]
+	updateConsumer          *connect.Client[v1.UpdateConsumerRequest, v1.UpdateConsumerResponse]
+	deleteConsumer          *connect.Client[v1.DeleteConsumerRequest, v1.DeleteConsumerResponse]
+	getConsumerKey          *connect.Client[v1.GetConsumerKeyRequest, v1.GetConsumerKeyResponse]
+	rotateConsumerKey       *connect.Client[v1.RotateConsumerKeyRequest, v1.RotateConsumerKeyResponse]
+	grantSensor             *connect.Client[v1.GrantSensorRequest, v1.GrantSensorResponse]
+	revokeSensor            *connect.Client[v1.RevokeSensorRequest, v1.RevokeSensorResponse]
 }
 
 // SignIn calls iot.core.v1.CoreService.SignIn.
@@ -575,6 +619,33 @@ func (c *coreServiceClient) GetDeviceKey(ctx context.Context, req *v1.GetDeviceK
 // RotateDeviceKey calls iot.core.v1.CoreService.RotateDeviceKey.
 func (c *coreServiceClient) RotateDeviceKey(ctx context.Context, req *v1.RotateDeviceKeyRequest) (*v1.RotateDeviceKeyResponse, error) {
 	response, err := c.rotateDeviceKey.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// AddDeviceCertificate calls iot.core.v1.CoreService.AddDeviceCertificate.
+func (c *coreServiceClient) AddDeviceCertificate(ctx context.Context, req *v1.AddDeviceCertificateRequest) (*v1.AddDeviceCertificateResponse, error) {
+	response, err := c.addDeviceCertificate.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListDeviceCertificates calls iot.core.v1.CoreService.ListDeviceCertificates.
+func (c *coreServiceClient) ListDeviceCertificates(ctx context.Context, req *v1.ListDeviceCertificatesRequest) (*v1.ListDeviceCertificatesResponse, error) {
+	response, err := c.listDeviceCertificates.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RemoveDeviceCertificate calls iot.core.v1.CoreService.RemoveDeviceCertificate.
+func (c *coreServiceClient) RemoveDeviceCertificate(ctx context.Context, req *v1.RemoveDeviceCertificateRequest) (*v1.RemoveDeviceCertificateResponse, error) {
+	response, err := c.removeDeviceCertificate.CallUnary(ctx, connect.NewRequest(req))
 	if response != nil {
 		return response.Msg, err
 	}
@@ -768,6 +839,20 @@ type CoreServiceHandler interface {
 	// RotateDeviceKey issues a new device token; every earlier token of the
 	// device is refused from then on (within the documented staleness bound).
 	RotateDeviceKey(context.Context, *v1.RotateDeviceKeyRequest) (*v1.RotateDeviceKeyResponse, error)
+	// AddDeviceCertificate registers the SHA-256 fingerprint of a client
+	// certificate for a device, so the device may authenticate by mutual TLS
+	// instead of a token (when the deployment sets a client CA). The
+	// certificate must be issued by that CA and carry the URI SAN
+	// `iotplatform:device:<device id>`. A fingerprint belongs to one device.
+	// Owner or admin.
+	AddDeviceCertificate(context.Context, *v1.AddDeviceCertificateRequest) (*v1.AddDeviceCertificateResponse, error)
+	// ListDeviceCertificates lists the certificate fingerprints registered for
+	// a device. Owner or admin.
+	ListDeviceCertificates(context.Context, *v1.ListDeviceCertificatesRequest) (*v1.ListDeviceCertificatesResponse, error)
+	// RemoveDeviceCertificate removes a fingerprint: the certificate is refused
+	// from then on (within the documented staleness bound, --auth-cache-ttl),
+	// which is how a device certificate is revoked. Owner or admin.
+	RemoveDeviceCertificate(context.Context, *v1.RemoveDeviceCertificateRequest) (*v1.RemoveDeviceCertificateResponse, error)
 	// GetDeviceTree returns the device's sensors arranged as a tree by path.
 	GetDeviceTree(context.Context, *v1.GetDeviceTreeRequest) (*v1.GetDeviceTreeResponse, error)
 	// CreateSensor adds a sensor to a device. The REST response is the sensor
@@ -905,6 +990,24 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(coreServiceMethods.ByName("RotateDeviceKey")),
 		connect.WithHandlerOptions(opts...),
 	)
+	coreServiceAddDeviceCertificateHandler := connect.NewUnaryHandlerSimple(
+		CoreServiceAddDeviceCertificateProcedure,
+		svc.AddDeviceCertificate,
+		connect.WithSchema(coreServiceMethods.ByName("AddDeviceCertificate")),
+		connect.WithHandlerOptions(opts...),
+	)
+	coreServiceListDeviceCertificatesHandler := connect.NewUnaryHandlerSimple(
+		CoreServiceListDeviceCertificatesProcedure,
+		svc.ListDeviceCertificates,
+		connect.WithSchema(coreServiceMethods.ByName("ListDeviceCertificates")),
+		connect.WithHandlerOptions(opts...),
+	)
+	coreServiceRemoveDeviceCertificateHandler := connect.NewUnaryHandlerSimple(
+		CoreServiceRemoveDeviceCertificateProcedure,
+		svc.RemoveDeviceCertificate,
+		connect.WithSchema(coreServiceMethods.ByName("RemoveDeviceCertificate")),
+		connect.WithHandlerOptions(opts...),
+	)
 	coreServiceGetDeviceTreeHandler := connect.NewUnaryHandlerSimple(
 		CoreServiceGetDeviceTreeProcedure,
 		svc.GetDeviceTree,
@@ -1029,6 +1132,12 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 			coreServiceGetDeviceKeyHandler.ServeHTTP(w, r)
 		case CoreServiceRotateDeviceKeyProcedure:
 			coreServiceRotateDeviceKeyHandler.ServeHTTP(w, r)
+		case CoreServiceAddDeviceCertificateProcedure:
+			coreServiceAddDeviceCertificateHandler.ServeHTTP(w, r)
+		case CoreServiceListDeviceCertificatesProcedure:
+			coreServiceListDeviceCertificatesHandler.ServeHTTP(w, r)
+		case CoreServiceRemoveDeviceCertificateProcedure:
+			coreServiceRemoveDeviceCertificateHandler.ServeHTTP(w, r)
 		case CoreServiceGetDeviceTreeProcedure:
 			coreServiceGetDeviceTreeHandler.ServeHTTP(w, r)
 		case CoreServiceCreateSensorProcedure:
@@ -1130,6 +1239,18 @@ func (UnimplementedCoreServiceHandler) GetDeviceKey(context.Context, *v1.GetDevi
 
 func (UnimplementedCoreServiceHandler) RotateDeviceKey(context.Context, *v1.RotateDeviceKeyRequest) (*v1.RotateDeviceKeyResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.RotateDeviceKey is not implemented"))
+}
+
+func (UnimplementedCoreServiceHandler) AddDeviceCertificate(context.Context, *v1.AddDeviceCertificateRequest) (*v1.AddDeviceCertificateResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.AddDeviceCertificate is not implemented"))
+}
+
+func (UnimplementedCoreServiceHandler) ListDeviceCertificates(context.Context, *v1.ListDeviceCertificatesRequest) (*v1.ListDeviceCertificatesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.ListDeviceCertificates is not implemented"))
+}
+
+func (UnimplementedCoreServiceHandler) RemoveDeviceCertificate(context.Context, *v1.RemoveDeviceCertificateRequest) (*v1.RemoveDeviceCertificateResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.RemoveDeviceCertificate is not implemented"))
 }
 
 func (UnimplementedCoreServiceHandler) GetDeviceTree(context.Context, *v1.GetDeviceTreeRequest) (*v1.GetDeviceTreeResponse, error) {

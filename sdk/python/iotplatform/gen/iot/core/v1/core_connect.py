@@ -65,6 +65,15 @@ class CoreService(Protocol):
     async def rotate_device_key(self, request: iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def add_device_certificate(self, request: iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def list_device_certificates(self, request: iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def remove_device_certificate(self, request: iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def get_device_tree(self, request: iot_dot_core_dot_v1_dot_core__pb2.GetDeviceTreeRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.GetDeviceTreeResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -275,6 +284,36 @@ class CoreServiceASGIApplication(ConnectASGIApplication[CoreService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.rotate_device_key,
+                ),
+                "/iot.core.v1.CoreService/AddDeviceCertificate": Endpoint.unary(
+                    method=MethodInfo(
+                        name="AddDeviceCertificate",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.add_device_certificate,
+                ),
+                "/iot.core.v1.CoreService/ListDeviceCertificates": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListDeviceCertificates",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.list_device_certificates,
+                ),
+                "/iot.core.v1.CoreService/RemoveDeviceCertificate": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RemoveDeviceCertificate",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.remove_device_certificate,
                 ),
                 "/iot.core.v1.CoreService/GetDeviceTree": Endpoint.unary(
                     method=MethodInfo(
@@ -759,6 +798,66 @@ class CoreServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def add_device_certificate(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="AddDeviceCertificate",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def list_device_certificates(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListDeviceCertificates",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def remove_device_certificate(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RemoveDeviceCertificate",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
     async def get_device_tree(
         self,
         request: iot_dot_core_dot_v1_dot_core__pb2.GetDeviceTreeRequest,
@@ -1093,6 +1192,12 @@ class CoreServiceSync(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def rotate_device_key(self, request: iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def add_device_certificate(self, request: iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def list_device_certificates(self, request: iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def remove_device_certificate(self, request: iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def get_device_tree(self, request: iot_dot_core_dot_v1_dot_core__pb2.GetDeviceTreeRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.GetDeviceTreeResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def create_sensor(self, request: iot_dot_core_dot_v1_dot_core__pb2.CreateSensorRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.CreateSensorResponse:
@@ -1288,6 +1393,36 @@ class CoreServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.rotate_device_key,
+                ),
+                "/iot.core.v1.CoreService/AddDeviceCertificate": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="AddDeviceCertificate",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.add_device_certificate,
+                ),
+                "/iot.core.v1.CoreService/ListDeviceCertificates": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListDeviceCertificates",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.list_device_certificates,
+                ),
+                "/iot.core.v1.CoreService/RemoveDeviceCertificate": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RemoveDeviceCertificate",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.remove_device_certificate,
                 ),
                 "/iot.core.v1.CoreService/GetDeviceTree": EndpointSync.unary(
                     method=MethodInfo(
@@ -1766,6 +1901,66 @@ class CoreServiceClientSync(ConnectClientSync):
                 service_name="iot.core.v1.CoreService",
                 input=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest,
                 output=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def add_device_certificate(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="AddDeviceCertificate",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def list_device_certificates(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListDeviceCertificates",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def remove_device_certificate(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RemoveDeviceCertificate",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

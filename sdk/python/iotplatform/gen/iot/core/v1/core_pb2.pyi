@@ -426,6 +426,54 @@ class RotateDeviceKeyResponse(_message.Message):
     token: str
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
+class DeviceCertificate(_message.Message):
+    __slots__ = ("fingerprint", "device_id", "create_time")
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    device_id: int
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, fingerprint: _Optional[str] = ..., device_id: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AddDeviceCertificateRequest(_message.Message):
+    __slots__ = ("device_id", "fingerprint")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    device_id: int
+    fingerprint: str
+    def __init__(self, device_id: _Optional[int] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class AddDeviceCertificateResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: DeviceCertificate
+    def __init__(self, result: _Optional[_Union[DeviceCertificate, _Mapping]] = ...) -> None: ...
+
+class ListDeviceCertificatesRequest(_message.Message):
+    __slots__ = ("device_id",)
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    device_id: int
+    def __init__(self, device_id: _Optional[int] = ...) -> None: ...
+
+class ListDeviceCertificatesResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: _containers.RepeatedCompositeFieldContainer[DeviceCertificate]
+    def __init__(self, result: _Optional[_Iterable[_Union[DeviceCertificate, _Mapping]]] = ...) -> None: ...
+
+class RemoveDeviceCertificateRequest(_message.Message):
+    __slots__ = ("device_id", "fingerprint")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    device_id: int
+    fingerprint: str
+    def __init__(self, device_id: _Optional[int] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class RemoveDeviceCertificateResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class GetDeviceTreeRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -118,6 +118,21 @@ class CoreServiceStub:
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest.SerializeToString,
                 response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse.FromString,
                 _registered_method=True)
+        self.AddDeviceCertificate = channel.unary_unary(
+                '/iot.core.v1.CoreService/AddDeviceCertificate',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse.FromString,
+                _registered_method=True)
+        self.ListDeviceCertificates = channel.unary_unary(
+                '/iot.core.v1.CoreService/ListDeviceCertificates',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse.FromString,
+                _registered_method=True)
+        self.RemoveDeviceCertificate = channel.unary_unary(
+                '/iot.core.v1.CoreService/RemoveDeviceCertificate',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse.FromString,
+                _registered_method=True)
         self.GetDeviceTree = channel.unary_unary(
                 '/iot.core.v1.CoreService/GetDeviceTree',
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.GetDeviceTreeRequest.SerializeToString,
@@ -332,6 +347,35 @@ class CoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddDeviceCertificate(self, request, context):
+        """AddDeviceCertificate registers the SHA-256 fingerprint of a client
+        certificate for a device, so the device may authenticate by mutual TLS
+        instead of a token (when the deployment sets a client CA). The
+        certificate must be issued by that CA and carry the URI SAN
+        `iotplatform:device:<device id>`. A fingerprint belongs to one device.
+        Owner or admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeviceCertificates(self, request, context):
+        """ListDeviceCertificates lists the certificate fingerprints registered for
+        a device. Owner or admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveDeviceCertificate(self, request, context):
+        """RemoveDeviceCertificate removes a fingerprint: the certificate is refused
+        from then on (within the documented staleness bound, --auth-cache-ttl),
+        which is how a device certificate is revoked. Owner or admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDeviceTree(self, request, context):
         """GetDeviceTree returns the device's sensors arranged as a tree by path.
         """
@@ -521,6 +565,21 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     servicer.RotateDeviceKey,
                     request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest.FromString,
                     response_serializer=iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse.SerializeToString,
+            ),
+            'AddDeviceCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddDeviceCertificate,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse.SerializeToString,
+            ),
+            'ListDeviceCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeviceCertificates,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse.SerializeToString,
+            ),
+            'RemoveDeviceCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveDeviceCertificate,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse.SerializeToString,
             ),
             'GetDeviceTree': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDeviceTree,
@@ -1034,6 +1093,87 @@ class CoreService:
             '/iot.core.v1.CoreService/RotateDeviceKey',
             iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyRequest.SerializeToString,
             iot_dot_core_dot_v1_dot_core__pb2.RotateDeviceKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddDeviceCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/AddDeviceCertificate',
+            iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.AddDeviceCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeviceCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/ListDeviceCertificates',
+            iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.ListDeviceCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveDeviceCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/RemoveDeviceCertificate',
+            iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.RemoveDeviceCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,8 @@
+-- Client certificate fingerprints (SHA-256, lowercase hex) that let a
+-- device authenticate by mutual TLS. A fingerprint belongs to one device.
+CREATE TABLE device_certificates (
+  fingerprint TEXT PRIMARY KEY,
+  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX device_certificates_device ON device_certificates (device_id);
