@@ -575,7 +575,7 @@ func TestAbuse_RateLimitIsAnsweredOnEveryEdge(t *testing.T) {
 	}
 	// MQTT 3.1.1 has no PUBACK reason codes: the device is disconnected.
 	lost := make(chan struct{})
-	o := pahov3.NewClientOptions().AddBroker("tcp://"+p.MQTT).SetClientID("rl-"+a.ID).SetUsername("JWT").SetPassword(a.Token).
+	o := pahov3.NewClientOptions().AddBroker("tcp://" + p.MQTT).SetClientID("rl-" + a.ID).SetUsername("JWT").SetPassword(a.Token).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectionLostHandler(func(pahov3.Client, error) { close(lost) })
 	mc := pahov3.NewClient(o)
 	if tk := mc.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {

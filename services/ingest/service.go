@@ -90,7 +90,7 @@ func New(log *slog.Logger, cfg Config, sensors SensorGetter, pub bus.Publisher, 
 	devices, _ := sensors.(DeviceGetter)
 	return &Service{
 		limiter: newRateLimiter(cfg.Rate, cfg.Burst, devices, cfg.SensorCacheTTL),
-		log: log, pub: pub, dl: dl, cfg: cfg,
+		log:     log, pub: pub, dl: dl, cfg: cfg,
 		sensors: newSensorCache(sensors, cfg.SensorCacheTTL),
 		m:       newMetrics(reg),
 		now:     time.Now,
