@@ -76,6 +76,11 @@ func (a *App) setupCore(ctx context.Context) error {
 		// Printed once, on the console only (not in structured logs).
 		fmt.Fprintf(os.Stderr, "\n  Admin user: root\n  Password:   %s\n  (also saved to %s, mode 0600)\n\n", generated, file)
 	}
+	return a.mountCore(ctx, svc)
+}
+
+// mountCore serves svc over Connect/gRPC and REST (serve and function mode).
+func (a *App) mountCore(ctx context.Context, svc *core.Service) error {
 	a.api.Handle(corev1connect.NewCoreServiceHandler(svc, a.connectOpts...))
 	a.grpcServices = append(a.grpcServices, corev1connect.CoreServiceName)
 	if err := corev1.RegisterCoreServiceHandlerServer(ctx, a.rest, svc); err != nil {

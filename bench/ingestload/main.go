@@ -24,6 +24,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +57,7 @@ func (sensors) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
 func (sensors) TokenGeneration(context.Context, authn.Kind, int64) (int64, error) { return 1, nil }
 
 var (
-	mode    = flag.String("mode", "http", "http, http-batch, grpc, mqtt or kafka")
+	mode    = flag.String("mode", "http", "http, https, http-batch, grpc, mqtt or kafka")
 	dur     = flag.Duration("d", 10*time.Second, "duration of each measurement")
 	conns   = flag.Int("c", 64, "connections / clients")
 	inflt   = flag.Int("inflight", 16, "MQTT publishes in flight per client")
@@ -67,6 +68,7 @@ var (
 	httpGW  = flag.String("http-gw", "127.0.0.1:18083", "-mode=binary: HTTP gateway address")
 	mqttGW  = flag.String("mqtt-gw", "127.0.0.1:11883", "-mode=binary: MQTT gateway address")
 	adminPW = flag.String("password", "", "-mode=binary: root's password")
+	parts   = flag.String("parts", "http,lag,batch,mqtt", "-mode=binary: which measurements to run")
 	runs    = flag.Int("runs", 3, "alternating reference/gateway runs (http, mqtt); the median ratio is reported")
 )
 
@@ -114,6 +116,14 @@ func main() {
 		body := []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`)
 		pairs(func() result { return httpLoad(bare, tok, body) }, func() result { return httpLoad(gw, tok, body) },
 			"bare net/http 200:     ", "HTTP gateway (1/req):  ")
+	case "https":
+		// The same gateway over plain HTTP (reference) and TLS, keep-alive
+		// connections: the cost of encryption, handshakes amortised.
+		plain := serve(gwhttp.New(log, ver, svc, gwhttp.Config{}))
+		secure := serveTLS(gwhttp.New(log, ver, svc, gwhttp.Config{}))
+		body := body1()
+		pairs(func() result { return httpLoad(plain, tok, body) }, func() result { return httpLoad(secure, tok, body) },
+			"HTTP gateway, plain:   ", "HTTP gateway, TLS:     ")
 	case "http-batch":
 		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
 		var b bytes.Buffer
@@ -192,22 +202,28 @@ func binary(_ string, _ []byte) {
 		w.WriteHeader(200)
 	}))
 	gw := "http://" + *httpGW + "/"
-	pairs(func() result { return httpLoad(bare, tok, body) }, func() result { return httpLoad(gw, tok, body) },
-		"bare net/http 200:     ", "iotplatform HTTP (1/req, durable in SQLite):")
-	var b bytes.Buffer
-	b.WriteByte('[')
-	for i := 0; i < 1000; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"sensor_id":%s,"timestamp":%d,"value":%d.5}`, sensor, 1526717967000+int64(i), i)
+	metrics := "http://" + *httpGW + "/metrics"
+	var single []float64
+	if strings.Contains(*parts, "http") {
+		pairs(func() result { return httpLoad(bare, tok, body) }, func() result {
+			r := httpLoad(gw, tok, body)
+			single = append(single, r.rate)
+			return r
+		}, "bare net/http 200:     ", "iotplatform HTTP (1/req, durable):")
 	}
-	b.WriteByte(']')
-	c := *conns
-	*conns = min(c, 8)
-	r := httpLoad(gw, tok, b.Bytes())
-	*conns = c
-	fmt.Printf("iotplatform HTTP batches of 1000 (durable): %s => %.0f readings/s\n", r, r.rate*1000)
+	if strings.Contains(*parts, "lag") {
+		if len(single) == 0 {
+			single = append(single, httpLoad(gw, tok, body).rate)
+		}
+		slices.Sort(single)
+		lagAt(gw, metrics, tok, body, single[len(single)/2]/2)
+	}
+	if strings.Contains(*parts, "batch") {
+		batchesStored(gw, metrics, tok, sensor)
+	}
+	if !strings.Contains(*parts, "mqtt") {
+		return
+	}
 	port := freePort()
 	cmd := exec.Command("/usr/sbin/mosquitto", "-p", strconv.Itoa(port))
 	must(cmd.Start())
@@ -270,7 +286,7 @@ func (r result) String() string {
 }
 
 func httpLoad(url, tok string, body []byte) result {
-	tr := &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}
+	tr := &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, TLSClientConfig: httpTLS}
 	cl := &http.Client{Transport: tr}
 	return closedLoop(*conns, func() error {
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))

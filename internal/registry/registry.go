@@ -21,6 +21,15 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 )
 
+// PreconditionError is an ErrFailedPrecondition whose Reason is worded for
+// the caller ("the last admin cannot be deleted").
+type PreconditionError struct{ Reason string }
+
+func (e *PreconditionError) Error() string { return e.Reason + ": " + ErrFailedPrecondition.Error() }
+
+// Is makes errors.Is(err, ErrFailedPrecondition) hold.
+func (e *PreconditionError) Is(target error) bool { return target == ErrFailedPrecondition }
+
 // Role of a user.
 type Role string
 

@@ -111,7 +111,11 @@ func (s *Service) storeErr(ctx context.Context, what string, err error) error {
 	case errors.Is(err, registry.ErrAlreadyExists):
 		return errorf(connect.CodeAlreadyExists, "%s with that name already exists", what)
 	case errors.Is(err, registry.ErrFailedPrecondition):
-		return errorf(connect.CodeFailedPrecondition, "%s: %v", what, err)
+		var pe *registry.PreconditionError
+		if errors.As(err, &pe) {
+			return errorf(connect.CodeFailedPrecondition, "%s", pe.Reason)
+		}
+		return errorf(connect.CodeFailedPrecondition, "%s cannot be changed that way now", what)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeCanceled, errors.New("request cancelled"))
 	}
@@ -134,8 +138,10 @@ func requireAdmin(ctx context.Context) (authn.Principal, error) {
 // owns reports whether p may manage a resource owned by ownerID.
 func owns(p authn.Principal, ownerID int64) bool { return p.Admin || p.ID == ownerID }
 
+// denied answers for a resource the caller may not see exactly as for one
+// that does not exist, so answers do not reveal what exists.
 func denied(what string) error {
-	return errorf(connect.CodePermissionDenied, "%s belongs to another user", what)
+	return errorf(connect.CodeNotFound, "%s not found", what)
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {
