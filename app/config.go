@@ -23,6 +23,8 @@ type Config struct {
 	PostgresDSN   string
 	// UserTokenTTL is the lifetime of sign-in tokens.
 	UserTokenTTL time.Duration
+	// RefreshTokenTTL is how long a session can be refreshed after sign-in.
+	RefreshTokenTTL time.Duration
 	// AuthCacheTTL bounds how long a verified token is trusted before its
 	// rotation/revocation state is re-read: the staleness bound.
 	AuthCacheTTL time.Duration
@@ -52,7 +54,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	str(fs, &c.APIAddr, "api-addr", "IOT_API_ADDR", ":8080", "address of the API server (Connect, gRPC, gRPC-Web, REST, /metrics, /healthz)")
 	str(fs, &c.PostgresDSN, "postgres-dsn", "IOT_POSTGRES_DSN", "", "PostgreSQL DSN for the registry; empty uses SQLite in the data dir")
-	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", 12*time.Hour, "lifetime of user tokens from SignIn")
+	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", 15*time.Minute, "lifetime of user tokens from SignIn and RefreshToken")
+	dur(fs, &c.RefreshTokenTTL, "refresh-token-ttl", "IOT_REFRESH_TOKEN_TTL", 7*24*time.Hour, "how long after sign-in a session can be refreshed without signing in again")
 	dur(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
 	str(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of Ed25519 signing keys (*.pem); default <data-dir>/keys")
 	str(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with keys from this JWKS URL (for processes without the core role)")

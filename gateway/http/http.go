@@ -157,6 +157,9 @@ func AuthenticateToken(ctx context.Context, a authn.Authenticator, tok string) (
 		if ctx.Err() != nil {
 			return p, http.StatusServiceUnavailable, err
 		}
+		if errors.Is(err, authn.ErrTokenExpired) {
+			return p, http.StatusUnauthorized, authn.ErrTokenExpired
+		}
 		return p, http.StatusForbidden, authn.ErrInvalidToken
 	}
 	if p.Kind != authn.KindDevice {

@@ -242,6 +242,10 @@ type Registry interface {
 	// HasGrant reports whether the consumer may read the sensor.
 	HasGrant(ctx context.Context, consumerID, sensorID int64) (bool, error)
 
+	Keys
+	RefreshTokens
+	AuditLog
+
 	// Ping checks the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close() error

@@ -31,8 +31,12 @@ type Provisioner interface {
 
 // Config tunes the service.
 type Config struct {
-	// UserTokenTTL is the lifetime of SignIn tokens.
+	// UserTokenTTL is the lifetime of SignIn tokens (default
+	// DefaultUserTokenTTL).
 	UserTokenTTL time.Duration
+	// RefreshTokenTTL is how long a session can be refreshed after sign-in
+	// (default DefaultRefreshTokenTTL).
+	RefreshTokenTTL time.Duration
 	// Hash tunes the password KDF; zero uses DefaultHashParams.
 	Hash HashParams
 	// SignIn bounds the KDF work and throttles failed sign-ins.
@@ -55,7 +59,10 @@ type Service struct {
 // New returns the service.
 func New(log *slog.Logger, reg registry.Registry, signer *authn.Signer, cfg Config, prov ...Provisioner) *Service {
 	if cfg.UserTokenTTL <= 0 {
-		cfg.UserTokenTTL = 12 * time.Hour
+		cfg.UserTokenTTL = DefaultUserTokenTTL
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
 	}
 	if cfg.Hash == (HashParams{}) {
 		cfg.Hash = DefaultHashParams
