@@ -71,7 +71,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p, status, err := AuthenticateRequest(r, g.auth)
 	if err != nil {
-		writeJSON(w, status, Response{Code: http.StatusText(status), Message: err.Error()})
+		writeJSON(w, status, Response{Code: CodeOfStatus(status), Message: err.Error()})
 		return
 	}
 	format, ok := formatOf(r.Header.Get("Content-Type"))
@@ -99,14 +99,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := g.ing.IngestPayload(r.Context(), p.ID, ingest.ProtocolHTTP, format, body)
 	if err != nil {
-		status, msg := StatusOf(err), err.Error()
-		switch {
-		case status == http.StatusServiceUnavailable:
-			// The ingest service logged the cause.
-			msg = "the platform cannot take readings right now; nothing was stored, retry later"
-		case status >= 500:
+		status, msg := StatusOf(err), MessageOf(err)
+		if status >= 500 && status != http.StatusServiceUnavailable {
 			g.log.Error("ingest failed", "device_id", p.ID, "status", status, "err", err)
-			msg = "internal error" // the cause stays in the log
 		}
 		writeJSON(w, status, Response{Code: codeOf(err), Message: msg, Errors: itemErrors(err)})
 		return
@@ -158,12 +153,44 @@ func AuthenticateToken(ctx context.Context, a authn.Authenticator, tok string) (
 		if ctx.Err() != nil {
 			return p, http.StatusServiceUnavailable, err
 		}
+		if errors.Is(err, authn.ErrTokenExpired) {
+			return p, http.StatusUnauthorized, authn.ErrTokenExpired
+		}
 		return p, http.StatusForbidden, authn.ErrInvalidToken
 	}
 	if p.Kind != authn.KindDevice {
 		return p, http.StatusForbidden, errors.New("not a device token")
 	}
 	return p, http.StatusOK, nil
+}
+
+// CodeOfStatus is the error code (docs/ERRORS.md) of an authentication
+// refusal's HTTP status, shared by the HTTP and WebSocket gateways.
+func CodeOfStatus(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "unauthenticated"
+	case http.StatusForbidden:
+		return "permission_denied"
+	case http.StatusServiceUnavailable:
+		return ingest.CodeUnavailable
+	case http.StatusTooManyRequests:
+		return "resource_exhausted"
+	}
+	return "internal"
+}
+
+// MessageOf is the message a device is told for an ingest error: the
+// refusal's own words, never the cause of an internal failure (logged).
+func MessageOf(err error) string {
+	switch StatusOf(err) {
+	case http.StatusServiceUnavailable:
+		// The ingest service logged the cause.
+		return "the platform cannot take readings right now; nothing was stored, retry later"
+	case http.StatusInternalServerError:
+		return "internal error"
+	}
+	return err.Error()
 }
 
 // StatusOf maps an ingest error to its HTTP status.

@@ -268,11 +268,7 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		return pk, packets.ErrRejectPacket
 	}
 	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID}
-	f := ingest.FormatProto
-	if p := bytes.TrimLeft(pk.Payload, " \t\r\n"); len(p) > 0 && (p[0] == '{' || p[0] == '[') {
-		f = ingest.FormatJSON
-	}
-	rs, err := ingest.Decode(f, pk.Payload)
+	rs, err := ingest.DecodeAny(pk.Payload)
 	if err == nil {
 		j.recs, err = g.ing.Records(s.ctx, s.device, ingest.ProtocolMQTT, rs)
 	}

@@ -21,6 +21,15 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 )
 
+// PreconditionError is an ErrFailedPrecondition whose Reason is worded for
+// the caller ("the last admin cannot be deleted").
+type PreconditionError struct{ Reason string }
+
+func (e *PreconditionError) Error() string { return e.Reason + ": " + ErrFailedPrecondition.Error() }
+
+// Is makes errors.Is(err, ErrFailedPrecondition) hold.
+func (e *PreconditionError) Is(target error) bool { return target == ErrFailedPrecondition }
+
 // Role of a user.
 type Role string
 
@@ -227,6 +236,10 @@ type Registry interface {
 	Revoke(ctx context.Context, consumerID, sensorID int64) error
 	// HasGrant reports whether the consumer may read the sensor.
 	HasGrant(ctx context.Context, consumerID, sensorID int64) (bool, error)
+
+	Keys
+	RefreshTokens
+	AuditLog
 
 	// Ping checks the backend is reachable (readiness).
 	Ping(ctx context.Context) error

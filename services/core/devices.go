@@ -131,6 +131,7 @@ func (s *Service) DeleteDevice(ctx context.Context, req *corev1.DeleteDeviceRequ
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
 	}
+	s.audit(ctx, auditDeviceDelete, "device", req.GetId(), nil)
 	for _, sn := range sensors {
 		s.deprovision(ctx, sn)
 	}
@@ -143,27 +144,37 @@ func (s *Service) GetDeviceKey(ctx context.Context, req *corev1.GetDeviceKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindDevice, ID: d.ID}, d.KeyGen, 0)
+	exp, err := s.reg.KeyExpiry(ctx, registry.KeyDevice, d.ID, d.KeyGen)
 	if err != nil {
-		return nil, s.storeErr(ctx, "key", err)
+		return nil, s.storeErr(ctx, "device", err)
 	}
-	return &corev1.GetDeviceKeyResponse{Token: tok}, nil
+	tok, expPB, err := s.issueKey(ctx, authn.KindDevice, d.ID, d.KeyGen, exp)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, auditDeviceKeyIssue, "device", d.ID, expiryDetail(exp))
+	return &corev1.GetDeviceKeyResponse{Token: tok, ExpireTime: expPB}, nil
 }
 
 // RotateDeviceKey implements CoreService.RotateDeviceKey. Owner or admin.
 func (s *Service) RotateDeviceKey(ctx context.Context, req *corev1.RotateDeviceKeyRequest) (*corev1.RotateDeviceKeyResponse, error) {
+	exp, err := keyExpiry(req.GetTtl())
+	if err != nil {
+		return nil, err
+	}
 	if _, _, err := s.ownedDevice(ctx, req.GetId()); err != nil {
 		return nil, err
 	}
-	d, err := s.reg.RotateDeviceKey(ctx, req.GetId())
+	gen, err := s.reg.RotateKey(ctx, registry.KeyDevice, req.GetId(), exp)
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
 	}
-	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindDevice, ID: d.ID}, d.KeyGen, 0)
+	s.audit(ctx, auditDeviceKeyRot, "device", req.GetId(), expiryDetail(exp))
+	tok, expPB, err := s.issueKey(ctx, authn.KindDevice, req.GetId(), gen, exp)
 	if err != nil {
-		return nil, s.storeErr(ctx, "key", err)
+		return nil, err
 	}
-	return &corev1.RotateDeviceKeyResponse{Token: tok}, nil
+	return &corev1.RotateDeviceKeyResponse{Token: tok, ExpireTime: expPB}, nil
 }
 
 func checkName(field, v string) error {

@@ -218,7 +218,7 @@ func (s *Service) DeadLetter(ctx context.Context, device int64, p Protocol, payl
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	dl := bus.DeadLetter{DeviceID: device, Protocol: string(p), Reason: reason.Error(),
+	dl := bus.DeadLetter{DeviceID: device, Protocol: string(p), Reason: code + ": " + reason.Error(),
 		Payload: append([]byte(nil), payload...), TimeNS: s.now().UnixNano()}
 	if err := s.dl.WriteDeadLetters(ctx, []bus.DeadLetter{dl}); err != nil {
 		s.m.deadLetterFailures.Inc()

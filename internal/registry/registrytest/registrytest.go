@@ -27,6 +27,9 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
 		{"ReadsSeeEveryWrite", testReadAfterWrite},
+		{"KeyExpiryFollowsRotation", testKeyExpiry},
+		{"RefreshTokensUsedOnceAndRevocable", testRefreshTokens},
+		{"AuditLogFiltersAndPages", testAuditLog},
 		{"BulkImportAllOrNothing", testBulkAllOrNothing},
 		{"BulkImportIdempotentByExternalID", testBulkIdempotent},
 	}
