@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,7 +41,10 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call the API ("*": any).
 	CORSOrigins string
 
-	Limits   LimitsConfig
+	Limits LimitsConfig
+	// envErrs are IOT_* values that did not parse (Validate refuses them).
+	envErrs error
+
 	Ingest   IngestConfig
 	TLS      TLSConfig
 	Pipeline PipelineConfig
@@ -68,6 +72,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.TLS.RegisterFlags(fs)
 	c.Pipeline.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
+	c.envErrs = takeEnvErrors(fs)
 }
 
 // knownRoles lists every role in start order.
@@ -103,6 +108,9 @@ func (c *Config) RoleSet() (map[string]bool, error) {
 
 // Validate checks the configuration before anything starts.
 func (c *Config) Validate() error {
+	if c.envErrs != nil {
+		return fmt.Errorf("configuration: %w", c.envErrs)
+	}
 	if _, err := c.RoleSet(); err != nil {
 		return err
 	}
@@ -122,10 +130,36 @@ func str(fs *flag.FlagSet, p *string, name, env, def, usage string) {
 	fs.StringVar(p, name, def, usage+" ($"+env+")")
 }
 
+// badEnv collects IOT_* values that did not parse, per flag set, until
+// RegisterFlags moves them into the Config (Validate refuses to start).
+var badEnv struct {
+	sync.Mutex
+	m map[*flag.FlagSet][]error
+}
+
+func envError(fs *flag.FlagSet, env, value, want string) {
+	badEnv.Lock()
+	defer badEnv.Unlock()
+	if badEnv.m == nil {
+		badEnv.m = map[*flag.FlagSet][]error{}
+	}
+	badEnv.m[fs] = append(badEnv.m[fs], fmt.Errorf("%s=%q: %s", env, value, want))
+}
+
+func takeEnvErrors(fs *flag.FlagSet) error {
+	badEnv.Lock()
+	defer badEnv.Unlock()
+	errs := badEnv.m[fs]
+	delete(badEnv.m, fs)
+	return errors.Join(errs...)
+}
+
 func dur(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {
 	if v, ok := os.LookupEnv(env); ok {
 		if d, err := time.ParseDuration(v); err == nil {
 			def = d
+		} else {
+			envError(fs, env, v, "not a duration (e.g. 5s, 2m)")
 		}
 	}
 	fs.DurationVar(p, name, def, usage+" ($"+env+")")
@@ -135,6 +169,8 @@ func integer(fs *flag.FlagSet, p *int, name, env string, def int, usage string) 
 	if v, ok := os.LookupEnv(env); ok {
 		if n, err := strconv.Atoi(v); err == nil {
 			def = n
+		} else {
+			envError(fs, env, v, "not an integer")
 		}
 	}
 	fs.IntVar(p, name, def, usage+" ($"+env+")")

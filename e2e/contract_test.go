@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +89,69 @@ func TestContract_OneErrorShapeAndVocabularyEveryEdge(t *testing.T) {
 	if len(dls) != 1 || !strings.HasPrefix(dls[0].GetReason(), "malformed: ") || !strings.Contains(dls[0].GetReason(), "not JSON or protobuf") ||
 		!strings.Contains(dls[0].GetReason(), "as protobuf ReadingBatch") {
 		t.Errorf("MQTT text payload dead letter: %v", dls)
+	}
+}
+
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestReadyz_EveryListenerAndFalseWhenARoleCannotWork: /readyz and /healthz
+// answer on the API, HTTP and WebSocket ports; an ingest role on the
+// embedded bus without the pipeline role in its process is not ready.
+func TestReadyz_EveryListenerAndFalseWhenARoleCannotWork(t *testing.T) {
+	p := Start(t, Options{})
+	for _, addr := range []string{p.API, p.HTTP, p.WS} {
+		for _, path := range []string{"/readyz", "/healthz"} {
+			if s, body := getStatus(t, "http://"+addr+path); s != 200 {
+				t.Errorf("%s%s: %d %s", addr, path, s, body)
+			}
+		}
+	}
+
+	addrs := freeAddrs(t, 4)
+	cmd := exec.Command(binary, "serve", "--roles", "core,ingest,query", "--data-dir", t.TempDir(), "--api-addr", addrs[0],
+		"--http-addr", addrs[1], "--ws-addr", addrs[2], "--mqtt-addr", addrs[3])
+	cmd.Env = append(os.Environ(), "IOT_ADMIN_PASSWORD=pw-"+randHex(8))
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addrs[0] + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("split process did not start:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, addr := range []string{addrs[0], addrs[1], addrs[2]} {
+		if s, body := getStatus(t, "http://"+addr+"/readyz"); s != 503 || !strings.Contains(body, `"bus"`) {
+			t.Errorf("ingest without a pipeline on the embedded bus, %s/readyz: %d %s; want 503 naming the bus", addr, s, body)
+		}
+	}
+}
+
+// TestConfig_UnparsableValueRefusesToStart: the binary exits naming the
+// variable instead of using the default.
+func TestConfig_UnparsableValueRefusesToStart(t *testing.T) {
+	cmd := exec.Command(binary, "serve", "--data-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "IOT_MQTT_QUEUE=lots")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "IOT_MQTT_QUEUE") {
+		t.Fatalf("IOT_MQTT_QUEUE=lots: %v\n%s", err, out)
 	}
 }
