@@ -508,3 +508,39 @@ func TestMTLS_RemovingTheFingerprintEndsOpenConnections(t *testing.T) {
 		t.Errorf("stored readings %v, want only those sent before revocation [1 2 3]", got)
 	}
 }
+
+func TestTLS_PerListenerPairOverridesAndOnlyThatListenerServesTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "srv")
+	mqttCert := ca.Server(t, dir, "mqtt")
+	p := Start(t, Options{Args: []string{"--mqtt-tls-cert", mqttCert.CertFile, "--mqtt-tls-key", mqttCert.KeyFile}})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	tp := &tlsPlatform{Platform: p, roots: roots}
+	if got := tp.servedSerial(t, p.MQTT); got != mqttCert.Cert.SerialNumber.String() {
+		t.Errorf("MQTT presents serial %s, want its own certificate %s", got, mqttCert.Cert.SerialNumber)
+	}
+	// The other listeners stay plain: the harness reached /readyz over
+	// http://, and the HTTP gateway answers plain HTTP.
+	if s := postReading(t, p, "", "application/json", []byte(`{}`)); s != http.StatusUnauthorized {
+		t.Errorf("plain HTTP gateway answered %d, want 401", s)
+	}
+	if logs := p.Logs(); !strings.Contains(logs, "server=api addr="+p.API+" tls=false") || !strings.Contains(logs, "server=mqtt addr="+p.MQTT+" tls=true") {
+		t.Errorf("the listening log lines do not say which listeners are plain:\n%s", tail(p.Logs(), 20))
+	}
+
+	// A listener's own pair wins over the shared one.
+	shared := ca.Server(t, dir, "shared")
+	apiOwn := ca.Server(t, dir, "api")
+	sp := Start(t, Options{Args: []string{"--tls-cert", shared.CertFile, "--tls-key", shared.KeyFile,
+		"--api-tls-cert", apiOwn.CertFile, "--api-tls-key", apiOwn.KeyFile}, TLSRoots: roots})
+	stp := &tlsPlatform{Platform: sp, roots: roots}
+	if got := stp.servedSerial(t, sp.API); got != apiOwn.Cert.SerialNumber.String() {
+		t.Errorf("API presents serial %s, want its own %s", got, apiOwn.Cert.SerialNumber)
+	}
+	for _, addr := range []string{sp.HTTP, sp.WS, sp.MQTT} {
+		if got := stp.servedSerial(t, addr); got != shared.Cert.SerialNumber.String() {
+			t.Errorf("%s presents serial %s, want the shared %s", addr, got, shared.Cert.SerialNumber)
+		}
+	}
+}
