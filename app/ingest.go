@@ -214,6 +214,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 	}
 	svc := ingest.New(a.log.With("component", "ingest"), ingest.Config{
 		PublishTimeout: c.PublishTimeout, SensorCacheTTL: c.SensorCacheTTL, MaxBatch: c.MaxBatch,
+		Rate: a.cfg.Limits.IngestRate, Burst: int64(a.cfg.Limits.IngestBurst),
 	}, a.reg, a.ext.pub, dl, a.metrics)
 
 	a.api.Handle(ingestv1connect.NewIngestServiceHandler(ingest.NewHandler(svc, c.StreamInFlight), a.connectOpts...))

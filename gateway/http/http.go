@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/bus"
@@ -58,7 +59,7 @@ type Response struct {
 }
 
 // ServeHTTP implements the gateway contract: 200, 400, 401, 403, 405, 413,
-// 415, 422, 503.
+// 415, 422, 429 (the device's rate limit, with Retry-After), 503.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
 		http.NotFound(w, r)
@@ -102,6 +103,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, msg := StatusOf(err), MessageOf(err)
 		if status >= 500 && status != http.StatusServiceUnavailable {
 			g.log.Error("ingest failed", "device_id", p.ID, "status", status, "err", err)
+		}
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", strconv.Itoa(int((ingest.RetryAfter(err)+time.Second-1)/time.Second)))
 		}
 		writeJSON(w, status, Response{Code: codeOf(err), Message: msg, Errors: itemErrors(err)})
 		return
@@ -203,6 +207,8 @@ func StatusOf(err error) int {
 			return http.StatusUnprocessableEntity
 		case ingest.ClassTooLarge:
 			return http.StatusRequestEntityTooLarge
+		case ingest.ClassRateLimited:
+			return http.StatusTooManyRequests
 		}
 		return http.StatusBadRequest
 	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -82,9 +82,13 @@ type Device struct {
 	Description string
 	Labels      map[string]string
 	// KeyGen increases on every key rotation.
-	KeyGen    int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	KeyGen int64
+	// IngestRate (readings/s) and IngestBurst override the platform's
+	// default ingest limit for this device; 0 uses the default.
+	IngestRate  float64
+	IngestBurst int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Sensor is one measuring point of a device.
@@ -193,7 +197,8 @@ type Registry interface {
 	CreateDevice(ctx context.Context, d Device) (Device, error)
 	GetDevice(ctx context.Context, id int64) (Device, error)
 	ListDevices(ctx context.Context, f DeviceFilter, p Page) ([]Device, error)
-	// UpdateDevice writes Name, Description and Labels of d.
+	// UpdateDevice writes Name, Description, Labels, IngestRate and
+	// IngestBurst of d.
 	UpdateDevice(ctx context.Context, d Device) (Device, error)
 	// DeleteDevice removes the device and returns the sensors it had.
 	DeleteDevice(ctx context.Context, id int64) ([]Sensor, error)

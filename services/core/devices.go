@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"math"
+	"unicode"
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
@@ -26,7 +28,12 @@ func (s *Service) CreateDevice(ctx context.Context, req *corev1.CreateDeviceRequ
 	if err := checkLabels(req.GetLabels()); err != nil {
 		return nil, err
 	}
-	d, err := s.reg.CreateDevice(ctx, registry.Device{OwnerID: p.ID, Name: req.GetName(), Description: req.GetDescription(), Labels: req.GetLabels()})
+	rate, burst, err := ingestLimit(req.GetIngestLimit())
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.reg.CreateDevice(ctx, registry.Device{OwnerID: p.ID, Name: req.GetName(), Description: req.GetDescription(), Labels: req.GetLabels(),
+		IngestRate: rate, IngestBurst: burst})
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
 	}
@@ -90,7 +97,7 @@ func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequ
 	mask := map[string]bool{}
 	for _, path := range req.GetUpdateMask().GetPaths() {
 		switch path {
-		case "name", "description", "labels":
+		case "name", "description", "labels", "ingest_limit":
 			mask[path] = true
 		default:
 			return nil, invalid("update_mask", "unknown field "+path)
@@ -114,6 +121,11 @@ func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequ
 			return nil, err
 		}
 		d.Labels = req.GetLabels()
+	}
+	if mask["ingest_limit"] || (all && req.IngestLimit != nil) {
+		if d.IngestRate, d.IngestBurst, err = ingestLimit(req.GetIngestLimit()); err != nil {
+			return nil, err
+		}
 	}
 	d, err = s.reg.UpdateDevice(ctx, d)
 	if err != nil {
@@ -181,7 +193,19 @@ func checkName(field, v string) error {
 	if v == "" {
 		return invalid(field, "required")
 	}
+	for _, r := range v {
+		if unicode.IsControl(r) || isBidiControl(r) {
+			return invalid(field, "must not contain control characters (NUL, newlines, tabs) or bidirectional-override characters")
+		}
+	}
 	return checkText(field, v, 1, 200)
+}
+
+// isBidiControl reports the invisible characters that reorder text
+// (embeddings, overrides, isolates and marks), which let a name display as
+// another.
+func isBidiControl(r rune) bool {
+	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x200E || r == 0x200F || r == 0x061C
 }
 
 func checkText(field, v string, min, max int) error {
@@ -210,5 +234,21 @@ func checkLabels(l map[string]string) error {
 }
 
 func devicePB(d registry.Device) *corev1.Device {
-	return &corev1.Device{Id: d.ID, Name: d.Name, Description: d.Description, OwnerId: d.OwnerID, Labels: d.Labels, CreateTime: ts(d.CreatedAt), UpdateTime: ts(d.UpdatedAt)}
+	pb := &corev1.Device{Id: d.ID, Name: d.Name, Description: d.Description, OwnerId: d.OwnerID, Labels: d.Labels, CreateTime: ts(d.CreatedAt), UpdateTime: ts(d.UpdatedAt)}
+	if d.IngestRate != 0 || d.IngestBurst != 0 {
+		pb.IngestLimit = &corev1.IngestLimit{ReadingsPerSecond: d.IngestRate, Burst: d.IngestBurst}
+	}
+	return pb
+}
+
+// ingestLimit checks a device's ingest limit override (nil: the defaults).
+func ingestLimit(l *corev1.IngestLimit) (rate float64, burst int64, err error) {
+	rate, burst = l.GetReadingsPerSecond(), l.GetBurst()
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return 0, 0, invalid("ingest_limit.readings_per_second", "must be a finite number ≥ 0 (0: the platform default)")
+	}
+	if burst < 0 {
+		return 0, 0, invalid("ingest_limit.burst", "must be ≥ 0 (0: the platform default)")
+	}
+	return rate, burst, nil
 }

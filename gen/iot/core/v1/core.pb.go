@@ -252,7 +252,11 @@ type Device struct {
 	// create_time is when the device was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// update_time is when the device was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// ingest_limit overrides the platform's default ingest rate for this
+	// device; unset (or zero fields) uses the defaults (--ingest-rate,
+	// --ingest-burst).
+	IngestLimit   *IngestLimit `protobuf:"bytes,8,opt,name=ingest_limit,json=ingestLimit,proto3" json:"ingest_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +340,74 @@ func (x *Device) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Device) GetIngestLimit() *IngestLimit {
+	if x != nil {
+		return x.IngestLimit
+	}
+	return nil
+}
+
+// IngestLimit bounds the readings one device may send, on all edges
+// together (HTTP, WebSocket, MQTT, gRPC): a token bucket holding `burst`
+// readings, refilled at `readings_per_second`. A batch is taken whole when
+// the bucket holds at least min(batch size, burst) readings; otherwise it is
+// refused (HTTP 429 with Retry-After, resource_exhausted, MQTT 5 reason
+// 0x96) and nothing of it is stored.
+type IngestLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// readings_per_second is the sustained rate; 0 uses the platform default.
+	ReadingsPerSecond float64 `protobuf:"fixed64,1,opt,name=readings_per_second,json=readingsPerSecond,proto3" json:"readings_per_second,omitempty"`
+	// burst is the most readings accepted at once above the sustained rate; 0
+	// uses the platform default.
+	Burst         int64 `protobuf:"varint,2,opt,name=burst,proto3" json:"burst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestLimit) Reset() {
+	*x = IngestLimit{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestLimit) ProtoMessage() {}
+
+func (x *IngestLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestLimit.ProtoReflect.Descriptor instead.
+func (*IngestLimit) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IngestLimit) GetReadingsPerSecond() float64 {
+	if x != nil {
+		return x.ReadingsPerSecond
+	}
+	return 0
+}
+
+func (x *IngestLimit) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
 // Sensor is one measuring point of a device, producing a time series.
 type Sensor struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -368,7 +440,7 @@ type Sensor struct {
 
 func (x *Sensor) Reset() {
 	*x = Sensor{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[2]
+	mi := &file_iot_core_v1_core_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +452,7 @@ func (x *Sensor) String() string {
 func (*Sensor) ProtoMessage() {}
 
 func (x *Sensor) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[2]
+	mi := &file_iot_core_v1_core_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +465,7 @@ func (x *Sensor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sensor.ProtoReflect.Descriptor instead.
 func (*Sensor) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{2}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Sensor) GetId() int64 {
@@ -489,7 +561,7 @@ type Consumer struct {
 
 func (x *Consumer) Reset() {
 	*x = Consumer{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[3]
+	mi := &file_iot_core_v1_core_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +573,7 @@ func (x *Consumer) String() string {
 func (*Consumer) ProtoMessage() {}
 
 func (x *Consumer) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[3]
+	mi := &file_iot_core_v1_core_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +586,7 @@ func (x *Consumer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consumer.ProtoReflect.Descriptor instead.
 func (*Consumer) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{3}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Consumer) GetId() int64 {
@@ -584,7 +656,7 @@ type TreeNode struct {
 
 func (x *TreeNode) Reset() {
 	*x = TreeNode{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[4]
+	mi := &file_iot_core_v1_core_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +668,7 @@ func (x *TreeNode) String() string {
 func (*TreeNode) ProtoMessage() {}
 
 func (x *TreeNode) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[4]
+	mi := &file_iot_core_v1_core_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +681,7 @@ func (x *TreeNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TreeNode.ProtoReflect.Descriptor instead.
 func (*TreeNode) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{4}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TreeNode) GetName() string {
@@ -653,7 +725,7 @@ type SignInRequest struct {
 
 func (x *SignInRequest) Reset() {
 	*x = SignInRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[5]
+	mi := &file_iot_core_v1_core_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +737,7 @@ func (x *SignInRequest) String() string {
 func (*SignInRequest) ProtoMessage() {}
 
 func (x *SignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[5]
+	mi := &file_iot_core_v1_core_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +750,7 @@ func (x *SignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignInRequest.ProtoReflect.Descriptor instead.
 func (*SignInRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{5}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SignInRequest) GetUsername() string {
@@ -714,7 +786,7 @@ type SignInResponse struct {
 
 func (x *SignInResponse) Reset() {
 	*x = SignInResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[6]
+	mi := &file_iot_core_v1_core_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +798,7 @@ func (x *SignInResponse) String() string {
 func (*SignInResponse) ProtoMessage() {}
 
 func (x *SignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[6]
+	mi := &file_iot_core_v1_core_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +811,7 @@ func (x *SignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignInResponse.ProtoReflect.Descriptor instead.
 func (*SignInResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{6}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SignInResponse) GetToken() string {
@@ -788,7 +860,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[7]
+	mi := &file_iot_core_v1_core_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +872,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[7]
+	mi := &file_iot_core_v1_core_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +885,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{7}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RefreshTokenRequest) GetRefreshToken() string {
@@ -842,7 +914,7 @@ type RefreshTokenResponse struct {
 
 func (x *RefreshTokenResponse) Reset() {
 	*x = RefreshTokenResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	mi := &file_iot_core_v1_core_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +926,7 @@ func (x *RefreshTokenResponse) String() string {
 func (*RefreshTokenResponse) ProtoMessage() {}
 
 func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	mi := &file_iot_core_v1_core_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +939,7 @@ func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenResponse.ProtoReflect.Descriptor instead.
 func (*RefreshTokenResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{8}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RefreshTokenResponse) GetToken() string {
@@ -916,7 +988,7 @@ type SignOutRequest struct {
 
 func (x *SignOutRequest) Reset() {
 	*x = SignOutRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	mi := &file_iot_core_v1_core_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1000,7 @@ func (x *SignOutRequest) String() string {
 func (*SignOutRequest) ProtoMessage() {}
 
 func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	mi := &file_iot_core_v1_core_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1013,7 @@ func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutRequest.ProtoReflect.Descriptor instead.
 func (*SignOutRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{9}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SignOutRequest) GetRefreshToken() string {
@@ -960,7 +1032,7 @@ type SignOutResponse struct {
 
 func (x *SignOutResponse) Reset() {
 	*x = SignOutResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	mi := &file_iot_core_v1_core_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1044,7 @@ func (x *SignOutResponse) String() string {
 func (*SignOutResponse) ProtoMessage() {}
 
 func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	mi := &file_iot_core_v1_core_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1057,7 @@ func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutResponse.ProtoReflect.Descriptor instead.
 func (*SignOutResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{10}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{11}
 }
 
 // GetCurrentUserRequest is empty: the user comes from the token.
@@ -997,7 +1069,7 @@ type GetCurrentUserRequest struct {
 
 func (x *GetCurrentUserRequest) Reset() {
 	*x = GetCurrentUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[11]
+	mi := &file_iot_core_v1_core_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1081,7 @@ func (x *GetCurrentUserRequest) String() string {
 func (*GetCurrentUserRequest) ProtoMessage() {}
 
 func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[11]
+	mi := &file_iot_core_v1_core_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1094,7 @@ func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserRequest.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{11}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{12}
 }
 
 // GetCurrentUserResponse carries the caller.
@@ -1036,7 +1108,7 @@ type GetCurrentUserResponse struct {
 
 func (x *GetCurrentUserResponse) Reset() {
 	*x = GetCurrentUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[12]
+	mi := &file_iot_core_v1_core_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1120,7 @@ func (x *GetCurrentUserResponse) String() string {
 func (*GetCurrentUserResponse) ProtoMessage() {}
 
 func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[12]
+	mi := &file_iot_core_v1_core_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1133,7 @@ func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserResponse.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{12}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetCurrentUserResponse) GetResult() *User {
@@ -1088,7 +1160,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[13]
+	mi := &file_iot_core_v1_core_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1172,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[13]
+	mi := &file_iot_core_v1_core_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1185,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{13}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateUserRequest) GetUsername() string {
@@ -1155,7 +1227,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[14]
+	mi := &file_iot_core_v1_core_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1239,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[14]
+	mi := &file_iot_core_v1_core_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1252,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{14}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateUserResponse) GetResult() *User {
@@ -1203,7 +1275,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[15]
+	mi := &file_iot_core_v1_core_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1287,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[15]
+	mi := &file_iot_core_v1_core_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1300,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{15}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -1258,7 +1330,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[16]
+	mi := &file_iot_core_v1_core_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1342,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[16]
+	mi := &file_iot_core_v1_core_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1355,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{16}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListUsersResponse) GetResult() []*User {
@@ -1311,7 +1383,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[17]
+	mi := &file_iot_core_v1_core_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1395,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[17]
+	mi := &file_iot_core_v1_core_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1408,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{17}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetUserRequest) GetId() int64 {
@@ -1357,7 +1429,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[18]
+	mi := &file_iot_core_v1_core_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1441,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[18]
+	mi := &file_iot_core_v1_core_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1454,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{18}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetUserResponse) GetResult() *User {
@@ -1407,7 +1479,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[19]
+	mi := &file_iot_core_v1_core_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1491,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[19]
+	mi := &file_iot_core_v1_core_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1504,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{19}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateUserRequest) GetId() int64 {
@@ -1467,7 +1539,7 @@ type UpdateUserResponse struct {
 
 func (x *UpdateUserResponse) Reset() {
 	*x = UpdateUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[20]
+	mi := &file_iot_core_v1_core_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1551,7 @@ func (x *UpdateUserResponse) String() string {
 func (*UpdateUserResponse) ProtoMessage() {}
 
 func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[20]
+	mi := &file_iot_core_v1_core_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1564,7 @@ func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
 func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateUserResponse) GetResult() *User {
@@ -1517,7 +1589,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[21]
+	mi := &file_iot_core_v1_core_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1601,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[21]
+	mi := &file_iot_core_v1_core_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1614,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ChangePasswordRequest) GetId() int64 {
@@ -1575,7 +1647,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[22]
+	mi := &file_iot_core_v1_core_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1659,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[22]
+	mi := &file_iot_core_v1_core_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1672,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
 // DeleteUserRequest names a user.
@@ -1614,7 +1686,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[23]
+	mi := &file_iot_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1698,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[23]
+	mi := &file_iot_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1711,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteUserRequest) GetId() int64 {
@@ -1658,7 +1730,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	mi := &file_iot_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1742,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	mi := &file_iot_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1755,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 // CreateDeviceRequest describes a new device.
@@ -1694,14 +1766,17 @@ type CreateDeviceRequest struct {
 	// description is free text (at most 2000 characters).
 	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	// labels are free key/value pairs.
-	Labels        map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// ingest_limit overrides the platform's default ingest rate for the
+	// device (unset: the defaults).
+	IngestLimit   *IngestLimit `protobuf:"bytes,4,opt,name=ingest_limit,json=ingestLimit,proto3" json:"ingest_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateDeviceRequest) Reset() {
 	*x = CreateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	mi := &file_iot_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1788,7 @@ func (x *CreateDeviceRequest) String() string {
 func (*CreateDeviceRequest) ProtoMessage() {}
 
 func (x *CreateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	mi := &file_iot_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1801,7 @@ func (x *CreateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateDeviceRequest) GetName() string {
@@ -1750,6 +1825,13 @@ func (x *CreateDeviceRequest) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *CreateDeviceRequest) GetIngestLimit() *IngestLimit {
+	if x != nil {
+		return x.IngestLimit
+	}
+	return nil
+}
+
 // CreateDeviceResponse carries the new device.
 type CreateDeviceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1761,7 +1843,7 @@ type CreateDeviceResponse struct {
 
 func (x *CreateDeviceResponse) Reset() {
 	*x = CreateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[26]
+	mi := &file_iot_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +1855,7 @@ func (x *CreateDeviceResponse) String() string {
 func (*CreateDeviceResponse) ProtoMessage() {}
 
 func (x *CreateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[26]
+	mi := &file_iot_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +1868,7 @@ func (x *CreateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateDeviceResponse) GetResult() *Device {
@@ -1811,7 +1893,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[27]
+	mi := &file_iot_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +1905,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[27]
+	mi := &file_iot_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +1918,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListDevicesRequest) GetPageSize() int32 {
@@ -1873,7 +1955,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[28]
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1967,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[28]
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1980,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListDevicesResponse) GetResult() []*Device {
@@ -1929,7 +2011,7 @@ type ImportDevicesRequest struct {
 
 func (x *ImportDevicesRequest) Reset() {
 	*x = ImportDevicesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2023,7 @@ func (x *ImportDevicesRequest) String() string {
 func (*ImportDevicesRequest) ProtoMessage() {}
 
 func (x *ImportDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2036,7 @@ func (x *ImportDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ImportDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ImportDevicesRequest) GetDevices() []*DeviceImport {
@@ -1995,7 +2077,7 @@ type DeviceImport struct {
 
 func (x *DeviceImport) Reset() {
 	*x = DeviceImport{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2089,7 @@ func (x *DeviceImport) String() string {
 func (*DeviceImport) ProtoMessage() {}
 
 func (x *DeviceImport) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2102,7 @@ func (x *DeviceImport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceImport.ProtoReflect.Descriptor instead.
 func (*DeviceImport) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeviceImport) GetExternalId() string {
@@ -2079,7 +2161,7 @@ type SensorImport struct {
 
 func (x *SensorImport) Reset() {
 	*x = SensorImport{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2173,7 @@ func (x *SensorImport) String() string {
 func (*SensorImport) ProtoMessage() {}
 
 func (x *SensorImport) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2186,7 @@ func (x *SensorImport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorImport.ProtoReflect.Descriptor instead.
 func (*SensorImport) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SensorImport) GetName() string {
@@ -2162,7 +2244,7 @@ type ImportDevicesResponse struct {
 
 func (x *ImportDevicesResponse) Reset() {
 	*x = ImportDevicesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2256,7 @@ func (x *ImportDevicesResponse) String() string {
 func (*ImportDevicesResponse) ProtoMessage() {}
 
 func (x *ImportDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2269,7 @@ func (x *ImportDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ImportDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImportDevicesResponse) GetResults() []*ImportedDevice {
@@ -2224,7 +2306,7 @@ type ImportedDevice struct {
 
 func (x *ImportedDevice) Reset() {
 	*x = ImportedDevice{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2318,7 @@ func (x *ImportedDevice) String() string {
 func (*ImportedDevice) ProtoMessage() {}
 
 func (x *ImportedDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2331,7 @@ func (x *ImportedDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedDevice.ProtoReflect.Descriptor instead.
 func (*ImportedDevice) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImportedDevice) GetId() int64 {
@@ -2298,7 +2380,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2392,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2405,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetDeviceRequest) GetId() int64 {
@@ -2344,7 +2426,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2438,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2451,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetDeviceResponse) GetResult() *Device {
@@ -2391,15 +2473,20 @@ type UpdateDeviceRequest struct {
 	// labels replace all labels when "labels" is in update_mask, or when the
 	// mask is empty and labels is not empty.
 	Labels map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// update_mask names the fields to change: name, description, labels.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,5,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// update_mask names the fields to change: name, description, labels,
+	// ingest_limit.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,5,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// ingest_limit replaces the device's ingest limit when "ingest_limit" is in
+	// update_mask, or when the mask is empty and ingest_limit is set; an empty
+	// IngestLimit returns the device to the platform defaults.
+	IngestLimit   *IngestLimit `protobuf:"bytes,6,opt,name=ingest_limit,json=ingestLimit,proto3" json:"ingest_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateDeviceRequest) Reset() {
 	*x = UpdateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2498,7 @@ func (x *UpdateDeviceRequest) String() string {
 func (*UpdateDeviceRequest) ProtoMessage() {}
 
 func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2511,7 @@ func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateDeviceRequest) GetId() int64 {
@@ -2462,6 +2549,13 @@ func (x *UpdateDeviceRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 	return nil
 }
 
+func (x *UpdateDeviceRequest) GetIngestLimit() *IngestLimit {
+	if x != nil {
+		return x.IngestLimit
+	}
+	return nil
+}
+
 // UpdateDeviceResponse carries the changed device.
 type UpdateDeviceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2473,7 +2567,7 @@ type UpdateDeviceResponse struct {
 
 func (x *UpdateDeviceResponse) Reset() {
 	*x = UpdateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2579,7 @@ func (x *UpdateDeviceResponse) String() string {
 func (*UpdateDeviceResponse) ProtoMessage() {}
 
 func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2592,7 @@ func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateDeviceResponse) GetResult() *Device {
@@ -2519,7 +2613,7 @@ type DeleteDeviceRequest struct {
 
 func (x *DeleteDeviceRequest) Reset() {
 	*x = DeleteDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2625,7 @@ func (x *DeleteDeviceRequest) String() string {
 func (*DeleteDeviceRequest) ProtoMessage() {}
 
 func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2638,7 @@ func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteDeviceRequest) GetId() int64 {
@@ -2563,7 +2657,7 @@ type DeleteDeviceResponse struct {
 
 func (x *DeleteDeviceResponse) Reset() {
 	*x = DeleteDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2669,7 @@ func (x *DeleteDeviceResponse) String() string {
 func (*DeleteDeviceResponse) ProtoMessage() {}
 
 func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2682,7 @@ func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 // GetDeviceKeyRequest names a device.
@@ -2602,7 +2696,7 @@ type GetDeviceKeyRequest struct {
 
 func (x *GetDeviceKeyRequest) Reset() {
 	*x = GetDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2708,7 @@ func (x *GetDeviceKeyRequest) String() string {
 func (*GetDeviceKeyRequest) ProtoMessage() {}
 
 func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2721,7 @@ func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDeviceKeyRequest) GetId() int64 {
@@ -2652,7 +2746,7 @@ type GetDeviceKeyResponse struct {
 
 func (x *GetDeviceKeyResponse) Reset() {
 	*x = GetDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2758,7 @@ func (x *GetDeviceKeyResponse) String() string {
 func (*GetDeviceKeyResponse) ProtoMessage() {}
 
 func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2771,7 @@ func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetDeviceKeyResponse) GetToken() string {
@@ -2709,7 +2803,7 @@ type RotateDeviceKeyRequest struct {
 
 func (x *RotateDeviceKeyRequest) Reset() {
 	*x = RotateDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2815,7 @@ func (x *RotateDeviceKeyRequest) String() string {
 func (*RotateDeviceKeyRequest) ProtoMessage() {}
 
 func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2828,7 @@ func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RotateDeviceKeyRequest) GetId() int64 {
@@ -2764,7 +2858,7 @@ type RotateDeviceKeyResponse struct {
 
 func (x *RotateDeviceKeyResponse) Reset() {
 	*x = RotateDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2776,7 +2870,7 @@ func (x *RotateDeviceKeyResponse) String() string {
 func (*RotateDeviceKeyResponse) ProtoMessage() {}
 
 func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2789,7 +2883,7 @@ func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RotateDeviceKeyResponse) GetToken() string {
@@ -2822,7 +2916,7 @@ type DeviceCertificate struct {
 
 func (x *DeviceCertificate) Reset() {
 	*x = DeviceCertificate{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2928,7 @@ func (x *DeviceCertificate) String() string {
 func (*DeviceCertificate) ProtoMessage() {}
 
 func (x *DeviceCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2941,7 @@ func (x *DeviceCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCertificate.ProtoReflect.Descriptor instead.
 func (*DeviceCertificate) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeviceCertificate) GetFingerprint() string {
@@ -2886,7 +2980,7 @@ type AddDeviceCertificateRequest struct {
 
 func (x *AddDeviceCertificateRequest) Reset() {
 	*x = AddDeviceCertificateRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +2992,7 @@ func (x *AddDeviceCertificateRequest) String() string {
 func (*AddDeviceCertificateRequest) ProtoMessage() {}
 
 func (x *AddDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3005,7 @@ func (x *AddDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDeviceCertificateRequest.ProtoReflect.Descriptor instead.
 func (*AddDeviceCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddDeviceCertificateRequest) GetDeviceId() int64 {
@@ -2939,7 +3033,7 @@ type AddDeviceCertificateResponse struct {
 
 func (x *AddDeviceCertificateResponse) Reset() {
 	*x = AddDeviceCertificateResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2951,7 +3045,7 @@ func (x *AddDeviceCertificateResponse) String() string {
 func (*AddDeviceCertificateResponse) ProtoMessage() {}
 
 func (x *AddDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2964,7 +3058,7 @@ func (x *AddDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDeviceCertificateResponse.ProtoReflect.Descriptor instead.
 func (*AddDeviceCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddDeviceCertificateResponse) GetResult() *DeviceCertificate {
@@ -2985,7 +3079,7 @@ type ListDeviceCertificatesRequest struct {
 
 func (x *ListDeviceCertificatesRequest) Reset() {
 	*x = ListDeviceCertificatesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3091,7 @@ func (x *ListDeviceCertificatesRequest) String() string {
 func (*ListDeviceCertificatesRequest) ProtoMessage() {}
 
 func (x *ListDeviceCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3104,7 @@ func (x *ListDeviceCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeviceCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeviceCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListDeviceCertificatesRequest) GetDeviceId() int64 {
@@ -3031,7 +3125,7 @@ type ListDeviceCertificatesResponse struct {
 
 func (x *ListDeviceCertificatesResponse) Reset() {
 	*x = ListDeviceCertificatesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3043,7 +3137,7 @@ func (x *ListDeviceCertificatesResponse) String() string {
 func (*ListDeviceCertificatesResponse) ProtoMessage() {}
 
 func (x *ListDeviceCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3056,7 +3150,7 @@ func (x *ListDeviceCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeviceCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeviceCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListDeviceCertificatesResponse) GetResult() []*DeviceCertificate {
@@ -3079,7 +3173,7 @@ type RemoveDeviceCertificateRequest struct {
 
 func (x *RemoveDeviceCertificateRequest) Reset() {
 	*x = RemoveDeviceCertificateRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3091,7 +3185,7 @@ func (x *RemoveDeviceCertificateRequest) String() string {
 func (*RemoveDeviceCertificateRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3104,7 +3198,7 @@ func (x *RemoveDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveDeviceCertificateRequest) GetDeviceId() int64 {
@@ -3130,7 +3224,7 @@ type RemoveDeviceCertificateResponse struct {
 
 func (x *RemoveDeviceCertificateResponse) Reset() {
 	*x = RemoveDeviceCertificateResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3236,7 @@ func (x *RemoveDeviceCertificateResponse) String() string {
 func (*RemoveDeviceCertificateResponse) ProtoMessage() {}
 
 func (x *RemoveDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3249,7 @@ func (x *RemoveDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 // GetDeviceTreeRequest names a device.
@@ -3169,7 +3263,7 @@ type GetDeviceTreeRequest struct {
 
 func (x *GetDeviceTreeRequest) Reset() {
 	*x = GetDeviceTreeRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3181,7 +3275,7 @@ func (x *GetDeviceTreeRequest) String() string {
 func (*GetDeviceTreeRequest) ProtoMessage() {}
 
 func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3194,7 +3288,7 @@ func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetDeviceTreeRequest) GetId() int64 {
@@ -3218,7 +3312,7 @@ type GetDeviceTreeResponse struct {
 
 func (x *GetDeviceTreeResponse) Reset() {
 	*x = GetDeviceTreeResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3230,7 +3324,7 @@ func (x *GetDeviceTreeResponse) String() string {
 func (*GetDeviceTreeResponse) ProtoMessage() {}
 
 func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3243,7 +3337,7 @@ func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetDeviceTreeResponse) GetDevice() *Device {
@@ -3283,7 +3377,7 @@ type CreateSensorRequest struct {
 
 func (x *CreateSensorRequest) Reset() {
 	*x = CreateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3295,7 +3389,7 @@ func (x *CreateSensorRequest) String() string {
 func (*CreateSensorRequest) ProtoMessage() {}
 
 func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3308,7 +3402,7 @@ func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorRequest.ProtoReflect.Descriptor instead.
 func (*CreateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateSensorRequest) GetDeviceId() int64 {
@@ -3371,7 +3465,7 @@ type CreateSensorResponse struct {
 
 func (x *CreateSensorResponse) Reset() {
 	*x = CreateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3383,7 +3477,7 @@ func (x *CreateSensorResponse) String() string {
 func (*CreateSensorResponse) ProtoMessage() {}
 
 func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3396,7 +3490,7 @@ func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorResponse.ProtoReflect.Descriptor instead.
 func (*CreateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateSensorResponse) GetSensor() *Sensor {
@@ -3417,7 +3511,7 @@ type ListSensorsRequest struct {
 
 func (x *ListSensorsRequest) Reset() {
 	*x = ListSensorsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3523,7 @@ func (x *ListSensorsRequest) String() string {
 func (*ListSensorsRequest) ProtoMessage() {}
 
 func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3536,7 @@ func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsRequest.ProtoReflect.Descriptor instead.
 func (*ListSensorsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListSensorsRequest) GetDeviceId() int64 {
@@ -3463,7 +3557,7 @@ type ListSensorsResponse struct {
 
 func (x *ListSensorsResponse) Reset() {
 	*x = ListSensorsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3569,7 @@ func (x *ListSensorsResponse) String() string {
 func (*ListSensorsResponse) ProtoMessage() {}
 
 func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3582,7 @@ func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsResponse.ProtoReflect.Descriptor instead.
 func (*ListSensorsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListSensorsResponse) GetResult() []*Sensor {
@@ -3511,7 +3605,7 @@ type GetSensorRequest struct {
 
 func (x *GetSensorRequest) Reset() {
 	*x = GetSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3523,7 +3617,7 @@ func (x *GetSensorRequest) String() string {
 func (*GetSensorRequest) ProtoMessage() {}
 
 func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3536,7 +3630,7 @@ func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRequest.ProtoReflect.Descriptor instead.
 func (*GetSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetSensorRequest) GetDeviceId() int64 {
@@ -3564,7 +3658,7 @@ type GetSensorResponse struct {
 
 func (x *GetSensorResponse) Reset() {
 	*x = GetSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +3670,7 @@ func (x *GetSensorResponse) String() string {
 func (*GetSensorResponse) ProtoMessage() {}
 
 func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +3683,7 @@ func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorResponse.ProtoReflect.Descriptor instead.
 func (*GetSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetSensorResponse) GetSensor() *Sensor {
@@ -3620,7 +3714,7 @@ type UpdateSensorRequest struct {
 
 func (x *UpdateSensorRequest) Reset() {
 	*x = UpdateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +3726,7 @@ func (x *UpdateSensorRequest) String() string {
 func (*UpdateSensorRequest) ProtoMessage() {}
 
 func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +3739,7 @@ func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UpdateSensorRequest) GetDeviceId() int64 {
@@ -3701,7 +3795,7 @@ type UpdateSensorResponse struct {
 
 func (x *UpdateSensorResponse) Reset() {
 	*x = UpdateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3713,7 +3807,7 @@ func (x *UpdateSensorResponse) String() string {
 func (*UpdateSensorResponse) ProtoMessage() {}
 
 func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3726,7 +3820,7 @@ func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UpdateSensorResponse) GetSensor() *Sensor {
@@ -3749,7 +3843,7 @@ type DeleteSensorRequest struct {
 
 func (x *DeleteSensorRequest) Reset() {
 	*x = DeleteSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3761,7 +3855,7 @@ func (x *DeleteSensorRequest) String() string {
 func (*DeleteSensorRequest) ProtoMessage() {}
 
 func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3774,7 +3868,7 @@ func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DeleteSensorRequest) GetDeviceId() int64 {
@@ -3800,7 +3894,7 @@ type DeleteSensorResponse struct {
 
 func (x *DeleteSensorResponse) Reset() {
 	*x = DeleteSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3812,7 +3906,7 @@ func (x *DeleteSensorResponse) String() string {
 func (*DeleteSensorResponse) ProtoMessage() {}
 
 func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3825,7 +3919,7 @@ func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 // CreateConsumerRequest describes a new consumer.
@@ -3841,7 +3935,7 @@ type CreateConsumerRequest struct {
 
 func (x *CreateConsumerRequest) Reset() {
 	*x = CreateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3853,7 +3947,7 @@ func (x *CreateConsumerRequest) String() string {
 func (*CreateConsumerRequest) ProtoMessage() {}
 
 func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3866,7 +3960,7 @@ func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateConsumerRequest) GetName() string {
@@ -3894,7 +3988,7 @@ type CreateConsumerResponse struct {
 
 func (x *CreateConsumerResponse) Reset() {
 	*x = CreateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3906,7 +4000,7 @@ func (x *CreateConsumerResponse) String() string {
 func (*CreateConsumerResponse) ProtoMessage() {}
 
 func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3919,7 +4013,7 @@ func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateConsumerResponse) GetResult() *Consumer {
@@ -3942,7 +4036,7 @@ type ListConsumersRequest struct {
 
 func (x *ListConsumersRequest) Reset() {
 	*x = ListConsumersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4048,7 @@ func (x *ListConsumersRequest) String() string {
 func (*ListConsumersRequest) ProtoMessage() {}
 
 func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4061,7 @@ func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
 func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListConsumersRequest) GetPageSize() int32 {
@@ -3997,7 +4091,7 @@ type ListConsumersResponse struct {
 
 func (x *ListConsumersResponse) Reset() {
 	*x = ListConsumersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4009,7 +4103,7 @@ func (x *ListConsumersResponse) String() string {
 func (*ListConsumersResponse) ProtoMessage() {}
 
 func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4022,7 +4116,7 @@ func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
 func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListConsumersResponse) GetResult() []*Consumer {
@@ -4050,7 +4144,7 @@ type GetConsumerRequest struct {
 
 func (x *GetConsumerRequest) Reset() {
 	*x = GetConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4062,7 +4156,7 @@ func (x *GetConsumerRequest) String() string {
 func (*GetConsumerRequest) ProtoMessage() {}
 
 func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4075,7 +4169,7 @@ func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetConsumerRequest) GetId() int64 {
@@ -4096,7 +4190,7 @@ type GetConsumerResponse struct {
 
 func (x *GetConsumerResponse) Reset() {
 	*x = GetConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4108,7 +4202,7 @@ func (x *GetConsumerResponse) String() string {
 func (*GetConsumerResponse) ProtoMessage() {}
 
 func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4121,7 +4215,7 @@ func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetConsumerResponse) GetResult() *Consumer {
@@ -4146,7 +4240,7 @@ type UpdateConsumerRequest struct {
 
 func (x *UpdateConsumerRequest) Reset() {
 	*x = UpdateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4158,7 +4252,7 @@ func (x *UpdateConsumerRequest) String() string {
 func (*UpdateConsumerRequest) ProtoMessage() {}
 
 func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4171,7 +4265,7 @@ func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateConsumerRequest) GetId() int64 {
@@ -4206,7 +4300,7 @@ type UpdateConsumerResponse struct {
 
 func (x *UpdateConsumerResponse) Reset() {
 	*x = UpdateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4218,7 +4312,7 @@ func (x *UpdateConsumerResponse) String() string {
 func (*UpdateConsumerResponse) ProtoMessage() {}
 
 func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4231,7 +4325,7 @@ func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *UpdateConsumerResponse) GetResult() *Consumer {
@@ -4252,7 +4346,7 @@ type DeleteConsumerRequest struct {
 
 func (x *DeleteConsumerRequest) Reset() {
 	*x = DeleteConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4264,7 +4358,7 @@ func (x *DeleteConsumerRequest) String() string {
 func (*DeleteConsumerRequest) ProtoMessage() {}
 
 func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4277,7 +4371,7 @@ func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteConsumerRequest) GetId() int64 {
@@ -4296,7 +4390,7 @@ type DeleteConsumerResponse struct {
 
 func (x *DeleteConsumerResponse) Reset() {
 	*x = DeleteConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[72]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +4402,7 @@ func (x *DeleteConsumerResponse) String() string {
 func (*DeleteConsumerResponse) ProtoMessage() {}
 
 func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[72]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +4415,7 @@ func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 // GetConsumerKeyRequest names a consumer.
@@ -4335,7 +4429,7 @@ type GetConsumerKeyRequest struct {
 
 func (x *GetConsumerKeyRequest) Reset() {
 	*x = GetConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[73]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4347,7 +4441,7 @@ func (x *GetConsumerKeyRequest) String() string {
 func (*GetConsumerKeyRequest) ProtoMessage() {}
 
 func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[73]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4360,7 +4454,7 @@ func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetConsumerKeyRequest) GetId() int64 {
@@ -4384,7 +4478,7 @@ type GetConsumerKeyResponse struct {
 
 func (x *GetConsumerKeyResponse) Reset() {
 	*x = GetConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[74]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4396,7 +4490,7 @@ func (x *GetConsumerKeyResponse) String() string {
 func (*GetConsumerKeyResponse) ProtoMessage() {}
 
 func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[74]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4409,7 +4503,7 @@ func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetConsumerKeyResponse) GetToken() string {
@@ -4440,7 +4534,7 @@ type RotateConsumerKeyRequest struct {
 
 func (x *RotateConsumerKeyRequest) Reset() {
 	*x = RotateConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[75]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4452,7 +4546,7 @@ func (x *RotateConsumerKeyRequest) String() string {
 func (*RotateConsumerKeyRequest) ProtoMessage() {}
 
 func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[75]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4465,7 +4559,7 @@ func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RotateConsumerKeyRequest) GetId() int64 {
@@ -4495,7 +4589,7 @@ type RotateConsumerKeyResponse struct {
 
 func (x *RotateConsumerKeyResponse) Reset() {
 	*x = RotateConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[76]
+	mi := &file_iot_core_v1_core_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4507,7 +4601,7 @@ func (x *RotateConsumerKeyResponse) String() string {
 func (*RotateConsumerKeyResponse) ProtoMessage() {}
 
 func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[76]
+	mi := &file_iot_core_v1_core_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4520,7 +4614,7 @@ func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RotateConsumerKeyResponse) GetToken() string {
@@ -4550,7 +4644,7 @@ type GrantSensorRequest struct {
 
 func (x *GrantSensorRequest) Reset() {
 	*x = GrantSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[77]
+	mi := &file_iot_core_v1_core_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4562,7 +4656,7 @@ func (x *GrantSensorRequest) String() string {
 func (*GrantSensorRequest) ProtoMessage() {}
 
 func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[77]
+	mi := &file_iot_core_v1_core_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4575,7 +4669,7 @@ func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorRequest.ProtoReflect.Descriptor instead.
 func (*GrantSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{77}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GrantSensorRequest) GetConsumerId() int64 {
@@ -4603,7 +4697,7 @@ type GrantSensorResponse struct {
 
 func (x *GrantSensorResponse) Reset() {
 	*x = GrantSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[78]
+	mi := &file_iot_core_v1_core_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4615,7 +4709,7 @@ func (x *GrantSensorResponse) String() string {
 func (*GrantSensorResponse) ProtoMessage() {}
 
 func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[78]
+	mi := &file_iot_core_v1_core_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4628,7 +4722,7 @@ func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorResponse.ProtoReflect.Descriptor instead.
 func (*GrantSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{78}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *GrantSensorResponse) GetResult() *Consumer {
@@ -4651,7 +4745,7 @@ type RevokeSensorRequest struct {
 
 func (x *RevokeSensorRequest) Reset() {
 	*x = RevokeSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[79]
+	mi := &file_iot_core_v1_core_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4663,7 +4757,7 @@ func (x *RevokeSensorRequest) String() string {
 func (*RevokeSensorRequest) ProtoMessage() {}
 
 func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[79]
+	mi := &file_iot_core_v1_core_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4676,7 +4770,7 @@ func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{79}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *RevokeSensorRequest) GetConsumerId() int64 {
@@ -4704,7 +4798,7 @@ type RevokeSensorResponse struct {
 
 func (x *RevokeSensorResponse) Reset() {
 	*x = RevokeSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[80]
+	mi := &file_iot_core_v1_core_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4716,7 +4810,7 @@ func (x *RevokeSensorResponse) String() string {
 func (*RevokeSensorResponse) ProtoMessage() {}
 
 func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[80]
+	mi := &file_iot_core_v1_core_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4729,7 +4823,7 @@ func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{80}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RevokeSensorResponse) GetResult() *Consumer {
@@ -4766,7 +4860,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[81]
+	mi := &file_iot_core_v1_core_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4778,7 +4872,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[81]
+	mi := &file_iot_core_v1_core_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4791,7 +4885,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{81}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *AuditEvent) GetId() int64 {
@@ -4869,7 +4963,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[82]
+	mi := &file_iot_core_v1_core_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4881,7 +4975,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[82]
+	mi := &file_iot_core_v1_core_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4894,7 +4988,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{82}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -4966,7 +5060,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[83]
+	mi := &file_iot_core_v1_core_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4978,7 +5072,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[83]
+	mi := &file_iot_core_v1_core_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4991,7 +5085,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{83}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListAuditEventsResponse) GetResult() []*AuditEvent {
@@ -5021,7 +5115,7 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xd7\x02\n" +
+	"updateTime\"\x94\x03\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -5031,10 +5125,14 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x1a9\n" +
+	"updateTime\x12;\n" +
+	"\fingest_limit\x18\b \x01(\v2\x18.iot.core.v1.IngestLimitR\vingestLimit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"S\n" +
+	"\vIngestLimit\x12.\n" +
+	"\x13readings_per_second\x18\x01 \x01(\x01R\x11readingsPerSecond\x12\x14\n" +
+	"\x05burst\x18\x02 \x01(\x03R\x05burst\"\xde\x02\n" +
 	"\x06Sensor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\x03R\bdeviceId\x12\x12\n" +
@@ -5124,11 +5222,12 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x16ChangePasswordResponse\"#\n" +
 	"\x11DeleteUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x14\n" +
-	"\x12DeleteUserResponse\"\xcc\x01\n" +
+	"\x12DeleteUserResponse\"\x89\x02\n" +
 	"\x13CreateDeviceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12D\n" +
-	"\x06labels\x18\x03 \x03(\v2,.iot.core.v1.CreateDeviceRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x03 \x03(\v2,.iot.core.v1.CreateDeviceRequest.LabelsEntryR\x06labels\x12;\n" +
+	"\fingest_limit\x18\x04 \x01(\v2\x18.iot.core.v1.IngestLimitR\vingestLimit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
@@ -5179,14 +5278,15 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x10GetDeviceRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"@\n" +
 	"\x11GetDeviceResponse\x12+\n" +
-	"\x06result\x18\x01 \x01(\v2\x13.iot.core.v1.DeviceR\x06result\"\xbc\x02\n" +
+	"\x06result\x18\x01 \x01(\v2\x13.iot.core.v1.DeviceR\x06result\"\xf9\x02\n" +
 	"\x13UpdateDeviceRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
 	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12D\n" +
 	"\x06labels\x18\x04 \x03(\v2,.iot.core.v1.UpdateDeviceRequest.LabelsEntryR\x06labels\x12;\n" +
 	"\vupdate_mask\x18\x05 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\x1a9\n" +
+	"updateMask\x12;\n" +
+	"\fingest_limit\x18\x06 \x01(\v2\x18.iot.core.v1.IngestLimitR\vingestLimit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
@@ -5420,248 +5520,252 @@ func file_iot_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_iot_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
+var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_iot_core_v1_core_proto_goTypes = []any{
 	(Role)(0),                               // 0: iot.core.v1.Role
 	(ValueType)(0),                          // 1: iot.core.v1.ValueType
 	(*User)(nil),                            // 2: iot.core.v1.User
 	(*Device)(nil),                          // 3: iot.core.v1.Device
-	(*Sensor)(nil),                          // 4: iot.core.v1.Sensor
-	(*Consumer)(nil),                        // 5: iot.core.v1.Consumer
-	(*TreeNode)(nil),                        // 6: iot.core.v1.TreeNode
-	(*SignInRequest)(nil),                   // 7: iot.core.v1.SignInRequest
-	(*SignInResponse)(nil),                  // 8: iot.core.v1.SignInResponse
-	(*RefreshTokenRequest)(nil),             // 9: iot.core.v1.RefreshTokenRequest
-	(*RefreshTokenResponse)(nil),            // 10: iot.core.v1.RefreshTokenResponse
-	(*SignOutRequest)(nil),                  // 11: iot.core.v1.SignOutRequest
-	(*SignOutResponse)(nil),                 // 12: iot.core.v1.SignOutResponse
-	(*GetCurrentUserRequest)(nil),           // 13: iot.core.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),          // 14: iot.core.v1.GetCurrentUserResponse
-	(*CreateUserRequest)(nil),               // 15: iot.core.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),              // 16: iot.core.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),                // 17: iot.core.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),               // 18: iot.core.v1.ListUsersResponse
-	(*GetUserRequest)(nil),                  // 19: iot.core.v1.GetUserRequest
-	(*GetUserResponse)(nil),                 // 20: iot.core.v1.GetUserResponse
-	(*UpdateUserRequest)(nil),               // 21: iot.core.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),              // 22: iot.core.v1.UpdateUserResponse
-	(*ChangePasswordRequest)(nil),           // 23: iot.core.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),          // 24: iot.core.v1.ChangePasswordResponse
-	(*DeleteUserRequest)(nil),               // 25: iot.core.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),              // 26: iot.core.v1.DeleteUserResponse
-	(*CreateDeviceRequest)(nil),             // 27: iot.core.v1.CreateDeviceRequest
-	(*CreateDeviceResponse)(nil),            // 28: iot.core.v1.CreateDeviceResponse
-	(*ListDevicesRequest)(nil),              // 29: iot.core.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),             // 30: iot.core.v1.ListDevicesResponse
-	(*ImportDevicesRequest)(nil),            // 31: iot.core.v1.ImportDevicesRequest
-	(*DeviceImport)(nil),                    // 32: iot.core.v1.DeviceImport
-	(*SensorImport)(nil),                    // 33: iot.core.v1.SensorImport
-	(*ImportDevicesResponse)(nil),           // 34: iot.core.v1.ImportDevicesResponse
-	(*ImportedDevice)(nil),                  // 35: iot.core.v1.ImportedDevice
-	(*GetDeviceRequest)(nil),                // 36: iot.core.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),               // 37: iot.core.v1.GetDeviceResponse
-	(*UpdateDeviceRequest)(nil),             // 38: iot.core.v1.UpdateDeviceRequest
-	(*UpdateDeviceResponse)(nil),            // 39: iot.core.v1.UpdateDeviceResponse
-	(*DeleteDeviceRequest)(nil),             // 40: iot.core.v1.DeleteDeviceRequest
-	(*DeleteDeviceResponse)(nil),            // 41: iot.core.v1.DeleteDeviceResponse
-	(*GetDeviceKeyRequest)(nil),             // 42: iot.core.v1.GetDeviceKeyRequest
-	(*GetDeviceKeyResponse)(nil),            // 43: iot.core.v1.GetDeviceKeyResponse
-	(*RotateDeviceKeyRequest)(nil),          // 44: iot.core.v1.RotateDeviceKeyRequest
-	(*RotateDeviceKeyResponse)(nil),         // 45: iot.core.v1.RotateDeviceKeyResponse
-	(*DeviceCertificate)(nil),               // 46: iot.core.v1.DeviceCertificate
-	(*AddDeviceCertificateRequest)(nil),     // 47: iot.core.v1.AddDeviceCertificateRequest
-	(*AddDeviceCertificateResponse)(nil),    // 48: iot.core.v1.AddDeviceCertificateResponse
-	(*ListDeviceCertificatesRequest)(nil),   // 49: iot.core.v1.ListDeviceCertificatesRequest
-	(*ListDeviceCertificatesResponse)(nil),  // 50: iot.core.v1.ListDeviceCertificatesResponse
-	(*RemoveDeviceCertificateRequest)(nil),  // 51: iot.core.v1.RemoveDeviceCertificateRequest
-	(*RemoveDeviceCertificateResponse)(nil), // 52: iot.core.v1.RemoveDeviceCertificateResponse
-	(*GetDeviceTreeRequest)(nil),            // 53: iot.core.v1.GetDeviceTreeRequest
-	(*GetDeviceTreeResponse)(nil),           // 54: iot.core.v1.GetDeviceTreeResponse
-	(*CreateSensorRequest)(nil),             // 55: iot.core.v1.CreateSensorRequest
-	(*CreateSensorResponse)(nil),            // 56: iot.core.v1.CreateSensorResponse
-	(*ListSensorsRequest)(nil),              // 57: iot.core.v1.ListSensorsRequest
-	(*ListSensorsResponse)(nil),             // 58: iot.core.v1.ListSensorsResponse
-	(*GetSensorRequest)(nil),                // 59: iot.core.v1.GetSensorRequest
-	(*GetSensorResponse)(nil),               // 60: iot.core.v1.GetSensorResponse
-	(*UpdateSensorRequest)(nil),             // 61: iot.core.v1.UpdateSensorRequest
-	(*UpdateSensorResponse)(nil),            // 62: iot.core.v1.UpdateSensorResponse
-	(*DeleteSensorRequest)(nil),             // 63: iot.core.v1.DeleteSensorRequest
-	(*DeleteSensorResponse)(nil),            // 64: iot.core.v1.DeleteSensorResponse
-	(*CreateConsumerRequest)(nil),           // 65: iot.core.v1.CreateConsumerRequest
-	(*CreateConsumerResponse)(nil),          // 66: iot.core.v1.CreateConsumerResponse
-	(*ListConsumersRequest)(nil),            // 67: iot.core.v1.ListConsumersRequest
-	(*ListConsumersResponse)(nil),           // 68: iot.core.v1.ListConsumersResponse
-	(*GetConsumerRequest)(nil),              // 69: iot.core.v1.GetConsumerRequest
-	(*GetConsumerResponse)(nil),             // 70: iot.core.v1.GetConsumerResponse
-	(*UpdateConsumerRequest)(nil),           // 71: iot.core.v1.UpdateConsumerRequest
-	(*UpdateConsumerResponse)(nil),          // 72: iot.core.v1.UpdateConsumerResponse
-	(*DeleteConsumerRequest)(nil),           // 73: iot.core.v1.DeleteConsumerRequest
-	(*DeleteConsumerResponse)(nil),          // 74: iot.core.v1.DeleteConsumerResponse
-	(*GetConsumerKeyRequest)(nil),           // 75: iot.core.v1.GetConsumerKeyRequest
-	(*GetConsumerKeyResponse)(nil),          // 76: iot.core.v1.GetConsumerKeyResponse
-	(*RotateConsumerKeyRequest)(nil),        // 77: iot.core.v1.RotateConsumerKeyRequest
-	(*RotateConsumerKeyResponse)(nil),       // 78: iot.core.v1.RotateConsumerKeyResponse
-	(*GrantSensorRequest)(nil),              // 79: iot.core.v1.GrantSensorRequest
-	(*GrantSensorResponse)(nil),             // 80: iot.core.v1.GrantSensorResponse
-	(*RevokeSensorRequest)(nil),             // 81: iot.core.v1.RevokeSensorRequest
-	(*RevokeSensorResponse)(nil),            // 82: iot.core.v1.RevokeSensorResponse
-	(*AuditEvent)(nil),                      // 83: iot.core.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),          // 84: iot.core.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),         // 85: iot.core.v1.ListAuditEventsResponse
-	nil,                                     // 86: iot.core.v1.Device.LabelsEntry
-	nil,                                     // 87: iot.core.v1.CreateDeviceRequest.LabelsEntry
-	nil,                                     // 88: iot.core.v1.DeviceImport.LabelsEntry
-	nil,                                     // 89: iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	nil,                                     // 90: iot.core.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil),           // 91: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),           // 92: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),             // 93: google.protobuf.Duration
+	(*IngestLimit)(nil),                     // 4: iot.core.v1.IngestLimit
+	(*Sensor)(nil),                          // 5: iot.core.v1.Sensor
+	(*Consumer)(nil),                        // 6: iot.core.v1.Consumer
+	(*TreeNode)(nil),                        // 7: iot.core.v1.TreeNode
+	(*SignInRequest)(nil),                   // 8: iot.core.v1.SignInRequest
+	(*SignInResponse)(nil),                  // 9: iot.core.v1.SignInResponse
+	(*RefreshTokenRequest)(nil),             // 10: iot.core.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),            // 11: iot.core.v1.RefreshTokenResponse
+	(*SignOutRequest)(nil),                  // 12: iot.core.v1.SignOutRequest
+	(*SignOutResponse)(nil),                 // 13: iot.core.v1.SignOutResponse
+	(*GetCurrentUserRequest)(nil),           // 14: iot.core.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),          // 15: iot.core.v1.GetCurrentUserResponse
+	(*CreateUserRequest)(nil),               // 16: iot.core.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),              // 17: iot.core.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),                // 18: iot.core.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),               // 19: iot.core.v1.ListUsersResponse
+	(*GetUserRequest)(nil),                  // 20: iot.core.v1.GetUserRequest
+	(*GetUserResponse)(nil),                 // 21: iot.core.v1.GetUserResponse
+	(*UpdateUserRequest)(nil),               // 22: iot.core.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),              // 23: iot.core.v1.UpdateUserResponse
+	(*ChangePasswordRequest)(nil),           // 24: iot.core.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),          // 25: iot.core.v1.ChangePasswordResponse
+	(*DeleteUserRequest)(nil),               // 26: iot.core.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),              // 27: iot.core.v1.DeleteUserResponse
+	(*CreateDeviceRequest)(nil),             // 28: iot.core.v1.CreateDeviceRequest
+	(*CreateDeviceResponse)(nil),            // 29: iot.core.v1.CreateDeviceResponse
+	(*ListDevicesRequest)(nil),              // 30: iot.core.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),             // 31: iot.core.v1.ListDevicesResponse
+	(*ImportDevicesRequest)(nil),            // 32: iot.core.v1.ImportDevicesRequest
+	(*DeviceImport)(nil),                    // 33: iot.core.v1.DeviceImport
+	(*SensorImport)(nil),                    // 34: iot.core.v1.SensorImport
+	(*ImportDevicesResponse)(nil),           // 35: iot.core.v1.ImportDevicesResponse
+	(*ImportedDevice)(nil),                  // 36: iot.core.v1.ImportedDevice
+	(*GetDeviceRequest)(nil),                // 37: iot.core.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),               // 38: iot.core.v1.GetDeviceResponse
+	(*UpdateDeviceRequest)(nil),             // 39: iot.core.v1.UpdateDeviceRequest
+	(*UpdateDeviceResponse)(nil),            // 40: iot.core.v1.UpdateDeviceResponse
+	(*DeleteDeviceRequest)(nil),             // 41: iot.core.v1.DeleteDeviceRequest
+	(*DeleteDeviceResponse)(nil),            // 42: iot.core.v1.DeleteDeviceResponse
+	(*GetDeviceKeyRequest)(nil),             // 43: iot.core.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),            // 44: iot.core.v1.GetDeviceKeyResponse
+	(*RotateDeviceKeyRequest)(nil),          // 45: iot.core.v1.RotateDeviceKeyRequest
+	(*RotateDeviceKeyResponse)(nil),         // 46: iot.core.v1.RotateDeviceKeyResponse
+	(*DeviceCertificate)(nil),               // 47: iot.core.v1.DeviceCertificate
+	(*AddDeviceCertificateRequest)(nil),     // 48: iot.core.v1.AddDeviceCertificateRequest
+	(*AddDeviceCertificateResponse)(nil),    // 49: iot.core.v1.AddDeviceCertificateResponse
+	(*ListDeviceCertificatesRequest)(nil),   // 50: iot.core.v1.ListDeviceCertificatesRequest
+	(*ListDeviceCertificatesResponse)(nil),  // 51: iot.core.v1.ListDeviceCertificatesResponse
+	(*RemoveDeviceCertificateRequest)(nil),  // 52: iot.core.v1.RemoveDeviceCertificateRequest
+	(*RemoveDeviceCertificateResponse)(nil), // 53: iot.core.v1.RemoveDeviceCertificateResponse
+	(*GetDeviceTreeRequest)(nil),            // 54: iot.core.v1.GetDeviceTreeRequest
+	(*GetDeviceTreeResponse)(nil),           // 55: iot.core.v1.GetDeviceTreeResponse
+	(*CreateSensorRequest)(nil),             // 56: iot.core.v1.CreateSensorRequest
+	(*CreateSensorResponse)(nil),            // 57: iot.core.v1.CreateSensorResponse
+	(*ListSensorsRequest)(nil),              // 58: iot.core.v1.ListSensorsRequest
+	(*ListSensorsResponse)(nil),             // 59: iot.core.v1.ListSensorsResponse
+	(*GetSensorRequest)(nil),                // 60: iot.core.v1.GetSensorRequest
+	(*GetSensorResponse)(nil),               // 61: iot.core.v1.GetSensorResponse
+	(*UpdateSensorRequest)(nil),             // 62: iot.core.v1.UpdateSensorRequest
+	(*UpdateSensorResponse)(nil),            // 63: iot.core.v1.UpdateSensorResponse
+	(*DeleteSensorRequest)(nil),             // 64: iot.core.v1.DeleteSensorRequest
+	(*DeleteSensorResponse)(nil),            // 65: iot.core.v1.DeleteSensorResponse
+	(*CreateConsumerRequest)(nil),           // 66: iot.core.v1.CreateConsumerRequest
+	(*CreateConsumerResponse)(nil),          // 67: iot.core.v1.CreateConsumerResponse
+	(*ListConsumersRequest)(nil),            // 68: iot.core.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil),           // 69: iot.core.v1.ListConsumersResponse
+	(*GetConsumerRequest)(nil),              // 70: iot.core.v1.GetConsumerRequest
+	(*GetConsumerResponse)(nil),             // 71: iot.core.v1.GetConsumerResponse
+	(*UpdateConsumerRequest)(nil),           // 72: iot.core.v1.UpdateConsumerRequest
+	(*UpdateConsumerResponse)(nil),          // 73: iot.core.v1.UpdateConsumerResponse
+	(*DeleteConsumerRequest)(nil),           // 74: iot.core.v1.DeleteConsumerRequest
+	(*DeleteConsumerResponse)(nil),          // 75: iot.core.v1.DeleteConsumerResponse
+	(*GetConsumerKeyRequest)(nil),           // 76: iot.core.v1.GetConsumerKeyRequest
+	(*GetConsumerKeyResponse)(nil),          // 77: iot.core.v1.GetConsumerKeyResponse
+	(*RotateConsumerKeyRequest)(nil),        // 78: iot.core.v1.RotateConsumerKeyRequest
+	(*RotateConsumerKeyResponse)(nil),       // 79: iot.core.v1.RotateConsumerKeyResponse
+	(*GrantSensorRequest)(nil),              // 80: iot.core.v1.GrantSensorRequest
+	(*GrantSensorResponse)(nil),             // 81: iot.core.v1.GrantSensorResponse
+	(*RevokeSensorRequest)(nil),             // 82: iot.core.v1.RevokeSensorRequest
+	(*RevokeSensorResponse)(nil),            // 83: iot.core.v1.RevokeSensorResponse
+	(*AuditEvent)(nil),                      // 84: iot.core.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),          // 85: iot.core.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),         // 86: iot.core.v1.ListAuditEventsResponse
+	nil,                                     // 87: iot.core.v1.Device.LabelsEntry
+	nil,                                     // 88: iot.core.v1.CreateDeviceRequest.LabelsEntry
+	nil,                                     // 89: iot.core.v1.DeviceImport.LabelsEntry
+	nil,                                     // 90: iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	nil,                                     // 91: iot.core.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),           // 92: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),           // 93: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),             // 94: google.protobuf.Duration
 }
 var file_iot_core_v1_core_proto_depIdxs = []int32{
 	0,   // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
-	91,  // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	91,  // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	86,  // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
-	91,  // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	91,  // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
-	1,   // 6: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
-	91,  // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
-	91,  // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
-	91,  // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
-	91,  // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
-	6,   // 11: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
-	4,   // 12: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
-	91,  // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,   // 14: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
-	91,  // 15: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
-	91,  // 16: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,   // 17: iot.core.v1.RefreshTokenResponse.user:type_name -> iot.core.v1.User
-	91,  // 18: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
-	2,   // 19: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
-	0,   // 20: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
-	2,   // 21: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
-	2,   // 22: iot.core.v1.ListUsersResponse.result:type_name -> iot.core.v1.User
-	2,   // 23: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
-	0,   // 24: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
-	2,   // 25: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
-	87,  // 26: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
-	3,   // 27: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
-	3,   // 28: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
-	32,  // 29: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
-	88,  // 30: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
-	33,  // 31: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
-	1,   // 32: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
-	35,  // 33: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
-	3,   // 34: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
-	89,  // 35: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	92,  // 36: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,   // 37: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
-	91,  // 38: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	93,  // 39: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
-	91,  // 40: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	91,  // 41: iot.core.v1.DeviceCertificate.create_time:type_name -> google.protobuf.Timestamp
-	46,  // 42: iot.core.v1.AddDeviceCertificateResponse.result:type_name -> iot.core.v1.DeviceCertificate
-	46,  // 43: iot.core.v1.ListDeviceCertificatesResponse.result:type_name -> iot.core.v1.DeviceCertificate
-	3,   // 44: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
-	6,   // 45: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
-	1,   // 46: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
-	4,   // 47: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,   // 48: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
-	4,   // 49: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,   // 50: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	5,   // 51: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,   // 52: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
-	5,   // 53: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,   // 54: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	91,  // 55: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	93,  // 56: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
-	91,  // 57: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	5,   // 58: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
-	5,   // 59: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
-	91,  // 60: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	90,  // 61: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
-	91,  // 62: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	91,  // 63: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	83,  // 64: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
-	7,   // 65: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
-	9,   // 66: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
-	11,  // 67: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
-	13,  // 68: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
-	15,  // 69: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
-	17,  // 70: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
-	19,  // 71: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
-	21,  // 72: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
-	23,  // 73: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
-	25,  // 74: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
-	27,  // 75: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
-	29,  // 76: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
-	31,  // 77: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
-	36,  // 78: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
-	38,  // 79: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
-	40,  // 80: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
-	42,  // 81: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
-	44,  // 82: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
-	47,  // 83: iot.core.v1.CoreService.AddDeviceCertificate:input_type -> iot.core.v1.AddDeviceCertificateRequest
-	49,  // 84: iot.core.v1.CoreService.ListDeviceCertificates:input_type -> iot.core.v1.ListDeviceCertificatesRequest
-	51,  // 85: iot.core.v1.CoreService.RemoveDeviceCertificate:input_type -> iot.core.v1.RemoveDeviceCertificateRequest
-	53,  // 86: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
-	55,  // 87: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
-	57,  // 88: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
-	59,  // 89: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
-	61,  // 90: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
-	63,  // 91: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
-	65,  // 92: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
-	67,  // 93: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
-	69,  // 94: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
-	71,  // 95: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
-	73,  // 96: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
-	75,  // 97: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
-	77,  // 98: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
-	79,  // 99: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
-	81,  // 100: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
-	84,  // 101: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
-	8,   // 102: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
-	10,  // 103: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
-	12,  // 104: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
-	14,  // 105: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
-	16,  // 106: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
-	18,  // 107: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
-	20,  // 108: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
-	22,  // 109: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
-	24,  // 110: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
-	26,  // 111: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
-	28,  // 112: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
-	30,  // 113: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
-	34,  // 114: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
-	37,  // 115: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
-	39,  // 116: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
-	41,  // 117: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
-	43,  // 118: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
-	45,  // 119: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
-	48,  // 120: iot.core.v1.CoreService.AddDeviceCertificate:output_type -> iot.core.v1.AddDeviceCertificateResponse
-	50,  // 121: iot.core.v1.CoreService.ListDeviceCertificates:output_type -> iot.core.v1.ListDeviceCertificatesResponse
-	52,  // 122: iot.core.v1.CoreService.RemoveDeviceCertificate:output_type -> iot.core.v1.RemoveDeviceCertificateResponse
-	54,  // 123: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
-	56,  // 124: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
-	58,  // 125: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
-	60,  // 126: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
-	62,  // 127: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
-	64,  // 128: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
-	66,  // 129: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
-	68,  // 130: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
-	70,  // 131: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
-	72,  // 132: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
-	74,  // 133: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
-	76,  // 134: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
-	78,  // 135: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
-	80,  // 136: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
-	82,  // 137: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
-	85,  // 138: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
-	102, // [102:139] is the sub-list for method output_type
-	65,  // [65:102] is the sub-list for method input_type
-	65,  // [65:65] is the sub-list for extension type_name
-	65,  // [65:65] is the sub-list for extension extendee
-	0,   // [0:65] is the sub-list for field type_name
+	92,  // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	92,  // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	87,  // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
+	92,  // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	92,  // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
+	4,   // 6: iot.core.v1.Device.ingest_limit:type_name -> iot.core.v1.IngestLimit
+	1,   // 7: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
+	92,  // 8: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
+	92,  // 9: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
+	92,  // 10: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
+	92,  // 11: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	7,   // 12: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
+	5,   // 13: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
+	92,  // 14: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 15: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
+	92,  // 16: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	92,  // 17: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 18: iot.core.v1.RefreshTokenResponse.user:type_name -> iot.core.v1.User
+	92,  // 19: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 20: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
+	0,   // 21: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
+	2,   // 22: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
+	2,   // 23: iot.core.v1.ListUsersResponse.result:type_name -> iot.core.v1.User
+	2,   // 24: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
+	0,   // 25: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
+	2,   // 26: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
+	88,  // 27: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
+	4,   // 28: iot.core.v1.CreateDeviceRequest.ingest_limit:type_name -> iot.core.v1.IngestLimit
+	3,   // 29: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
+	3,   // 30: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
+	33,  // 31: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
+	89,  // 32: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
+	34,  // 33: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
+	1,   // 34: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
+	36,  // 35: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
+	3,   // 36: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
+	90,  // 37: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	93,  // 38: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,   // 39: iot.core.v1.UpdateDeviceRequest.ingest_limit:type_name -> iot.core.v1.IngestLimit
+	3,   // 40: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
+	92,  // 41: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 42: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
+	92,  // 43: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	92,  // 44: iot.core.v1.DeviceCertificate.create_time:type_name -> google.protobuf.Timestamp
+	47,  // 45: iot.core.v1.AddDeviceCertificateResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	47,  // 46: iot.core.v1.ListDeviceCertificatesResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	3,   // 47: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
+	7,   // 48: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
+	1,   // 49: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
+	5,   // 50: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,   // 51: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
+	5,   // 52: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,   // 53: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	6,   // 54: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 55: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 56: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 57: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	92,  // 58: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 59: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
+	92,  // 60: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	6,   // 61: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 62: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
+	92,  // 63: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	91,  // 64: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
+	92,  // 65: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	92,  // 66: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	84,  // 67: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
+	8,   // 68: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
+	10,  // 69: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
+	12,  // 70: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
+	14,  // 71: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
+	16,  // 72: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
+	18,  // 73: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
+	20,  // 74: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
+	22,  // 75: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
+	24,  // 76: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
+	26,  // 77: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
+	28,  // 78: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
+	30,  // 79: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
+	32,  // 80: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
+	37,  // 81: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
+	39,  // 82: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
+	41,  // 83: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
+	43,  // 84: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
+	45,  // 85: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
+	48,  // 86: iot.core.v1.CoreService.AddDeviceCertificate:input_type -> iot.core.v1.AddDeviceCertificateRequest
+	50,  // 87: iot.core.v1.CoreService.ListDeviceCertificates:input_type -> iot.core.v1.ListDeviceCertificatesRequest
+	52,  // 88: iot.core.v1.CoreService.RemoveDeviceCertificate:input_type -> iot.core.v1.RemoveDeviceCertificateRequest
+	54,  // 89: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
+	56,  // 90: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
+	58,  // 91: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
+	60,  // 92: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
+	62,  // 93: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
+	64,  // 94: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
+	66,  // 95: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
+	68,  // 96: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
+	70,  // 97: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
+	72,  // 98: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
+	74,  // 99: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
+	76,  // 100: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
+	78,  // 101: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
+	80,  // 102: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
+	82,  // 103: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
+	85,  // 104: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
+	9,   // 105: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
+	11,  // 106: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
+	13,  // 107: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
+	15,  // 108: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
+	17,  // 109: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
+	19,  // 110: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
+	21,  // 111: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
+	23,  // 112: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
+	25,  // 113: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
+	27,  // 114: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
+	29,  // 115: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
+	31,  // 116: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
+	35,  // 117: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
+	38,  // 118: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
+	40,  // 119: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
+	42,  // 120: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
+	44,  // 121: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
+	46,  // 122: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
+	49,  // 123: iot.core.v1.CoreService.AddDeviceCertificate:output_type -> iot.core.v1.AddDeviceCertificateResponse
+	51,  // 124: iot.core.v1.CoreService.ListDeviceCertificates:output_type -> iot.core.v1.ListDeviceCertificatesResponse
+	53,  // 125: iot.core.v1.CoreService.RemoveDeviceCertificate:output_type -> iot.core.v1.RemoveDeviceCertificateResponse
+	55,  // 126: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
+	57,  // 127: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
+	59,  // 128: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
+	61,  // 129: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
+	63,  // 130: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
+	65,  // 131: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
+	67,  // 132: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
+	69,  // 133: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
+	71,  // 134: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
+	73,  // 135: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
+	75,  // 136: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
+	77,  // 137: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
+	79,  // 138: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
+	81,  // 139: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
+	83,  // 140: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
+	86,  // 141: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
+	105, // [105:142] is the sub-list for method output_type
+	68,  // [68:105] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	68,  // [68:68] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_iot_core_v1_core_proto_init() }
@@ -5669,17 +5773,17 @@ func file_iot_core_v1_core_proto_init() {
 	if File_iot_core_v1_core_proto != nil {
 		return
 	}
-	file_iot_core_v1_core_proto_msgTypes[19].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[36].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[59].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[69].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[20].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[37].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[60].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[70].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_iot_core_v1_core_proto_rawDesc), len(file_iot_core_v1_core_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   89,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -54,7 +54,7 @@ class User(_message.Message):
     def __init__(self, id: _Optional[int] = ..., username: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("id", "name", "description", "owner_id", "labels", "create_time", "update_time")
+    __slots__ = ("id", "name", "description", "owner_id", "labels", "create_time", "update_time", "ingest_limit")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class Device(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    INGEST_LIMIT_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     description: str
@@ -76,7 +77,16 @@ class Device(_message.Message):
     labels: _containers.ScalarMap[str, str]
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., owner_id: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    ingest_limit: IngestLimit
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., owner_id: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ingest_limit: _Optional[_Union[IngestLimit, _Mapping]] = ...) -> None: ...
+
+class IngestLimit(_message.Message):
+    __slots__ = ("readings_per_second", "burst")
+    READINGS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    readings_per_second: float
+    burst: int
+    def __init__(self, readings_per_second: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
 
 class Sensor(_message.Message):
     __slots__ = ("id", "device_id", "name", "description", "unit", "value_type", "path", "mapping", "create_time", "update_time")
@@ -281,7 +291,7 @@ class DeleteUserResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CreateDeviceRequest(_message.Message):
-    __slots__ = ("name", "description", "labels")
+    __slots__ = ("name", "description", "labels", "ingest_limit")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -292,10 +302,12 @@ class CreateDeviceRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    INGEST_LIMIT_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    ingest_limit: IngestLimit
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., ingest_limit: _Optional[_Union[IngestLimit, _Mapping]] = ...) -> None: ...
 
 class CreateDeviceResponse(_message.Message):
     __slots__ = ("result",)
@@ -401,7 +413,7 @@ class GetDeviceResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[Device, _Mapping]] = ...) -> None: ...
 
 class UpdateDeviceRequest(_message.Message):
-    __slots__ = ("id", "name", "description", "labels", "update_mask")
+    __slots__ = ("id", "name", "description", "labels", "update_mask", "ingest_limit")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -414,12 +426,14 @@ class UpdateDeviceRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    INGEST_LIMIT_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     description: str
     labels: _containers.ScalarMap[str, str]
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    ingest_limit: IngestLimit
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., ingest_limit: _Optional[_Union[IngestLimit, _Mapping]] = ...) -> None: ...
 
 class UpdateDeviceResponse(_message.Message):
     __slots__ = ("result",)
