@@ -181,14 +181,14 @@ func routeOf(m protoreflect.MethodDescriptor) coreRoute {
 }
 
 // group is the named group a procedure belongs to, from its REST path: the
-// collection after /api/ (users, devices, consumers, audit, ...), with a
-// device's sensors as their own group and /api/me with users; "other" for a
+// collection after /api/ (users, devices, consumers, ...), with a device's
+// sensors as their own group and /api/me and /api/audit with users; "other" for a
 // procedure without a REST binding.
 func (r coreRoute) group() string {
 	switch p := r.path; {
 	case strings.HasPrefix(p, "/api/devices/{device_id}/sensors"):
 		return "sensors"
-	case p == "/api/me":
+	case p == "/api/me", p == "/api/audit":
 		return "users"
 	case strings.HasPrefix(p, "/api/"):
 		return r.segments[1]
