@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -84,8 +85,21 @@ func (s *Service) ImportDevices(ctx context.Context, req *corev1.ImportDevicesRe
 			}
 		}
 		if req.GetReturnKeys() {
-			if r.Key, err = s.signer.Issue(authn.Principal{Kind: authn.KindDevice, ID: d.Device.ID}, d.Device.KeyGen, 0); err != nil {
-				return nil, s.storeErr(ctx, "key", err)
+			// An existing device keeps its key's expiry: never hand out a
+			// key of the same generation that outlives it (or revives an
+			// expired one).
+			var exp time.Time
+			if !d.Created {
+				if exp, err = s.reg.KeyExpiry(ctx, registry.KeyDevice, d.Device.ID, d.Device.KeyGen); err != nil {
+					return nil, s.storeErr(ctx, "device", err)
+				}
+			}
+			if r.Key, _, err = s.issueKey(ctx, authn.KindDevice, d.Device.ID, d.Device.KeyGen, exp); err != nil {
+				var ce *connect.Error
+				if errors.As(err, &ce) && ce.Code() == connect.CodeFailedPrecondition {
+					return nil, errorf(connect.CodeFailedPrecondition, "devices[%d]: the key of existing device %d expired; rotate it to get a new one", i, d.Device.ID)
+				}
+				return nil, err
 			}
 		}
 		res.Results[i] = r
