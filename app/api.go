@@ -40,6 +40,7 @@ func (a *App) setupAPI() {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}}}),
 		runtime.WithErrorHandler(restError),
+		runtime.WithRoutingErrorHandler(restRoutingError),
 		runtime.WithForwardResponseOption(func(ctx context.Context, _ http.ResponseWriter, _ proto.Message) error {
 			if h := restInfoFrom(ctx); h != nil {
 				h.method, _ = runtime.RPCMethod(ctx)
@@ -172,6 +173,9 @@ func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 		code, msg = connect.Code(st.Code()), st.Message()
 		if code == connect.CodeUnimplemented && msg == "" {
 			code = connect.CodeNotFound
+		}
+		if code == connect.CodeInvalidArgument {
+			msg = transcoderMessage(msg)
 		}
 	}
 	if code == connect.CodeInternal || code == connect.CodeUnknown || code == connect.CodeDataLoss {

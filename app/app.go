@@ -64,6 +64,8 @@ type App struct {
 
 	// Set by the bus/store setups, used by the roles that need them.
 	ext extensions
+	// fn is set in function mode (NewFunction).
+	fn *functionSpec
 	// guards are the abuse defences shared by the listeners (limits.go).
 	guards *guards
 
@@ -209,6 +211,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 
 func (a *App) setup(ctx context.Context) error {
 	a.setupLimits()
+	if a.fn != nil {
+		return a.setupFunction(ctx)
+	}
 	if err := a.setupRegistry(ctx); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type Config struct {
 	PostgresDSN   string
 	// UserTokenTTL is the lifetime of sign-in tokens.
 	UserTokenTTL time.Duration
+	// RefreshTokenTTL is how long a session can be refreshed after sign-in.
+	RefreshTokenTTL time.Duration
 	// AuthCacheTTL bounds how long a verified token is trusted before its
 	// rotation/revocation state is re-read: the staleness bound.
 	AuthCacheTTL time.Duration
@@ -38,7 +41,10 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call the API ("*": any).
 	CORSOrigins string
 
-	Limits   LimitsConfig
+	Limits LimitsConfig
+	// envErrs are IOT_* values that did not parse (Validate refuses them).
+	envErrs error
+
 	Ingest   IngestConfig
 	TLS      TLSConfig
 	Pipeline PipelineConfig
@@ -52,7 +58,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	str(fs, &c.APIAddr, "api-addr", "IOT_API_ADDR", ":8080", "address of the API server (Connect, gRPC, gRPC-Web, REST, /metrics, /healthz)")
 	str(fs, &c.PostgresDSN, "postgres-dsn", "IOT_POSTGRES_DSN", "", "PostgreSQL DSN for the registry; empty uses SQLite in the data dir")
-	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", 12*time.Hour, "lifetime of user tokens from SignIn")
+	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", 15*time.Minute, "lifetime of user tokens from SignIn and RefreshToken")
+	dur(fs, &c.RefreshTokenTTL, "refresh-token-ttl", "IOT_REFRESH_TOKEN_TTL", 7*24*time.Hour, "how long after sign-in a session can be refreshed without signing in again")
 	dur(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
 	str(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of Ed25519 signing keys (*.pem); default <data-dir>/keys")
 	str(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with keys from this JWKS URL (for processes without the core role)")
@@ -65,6 +72,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.TLS.RegisterFlags(fs)
 	c.Pipeline.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
+	c.envErrs = takeEnvErrors(fs)
 }
 
 // knownRoles lists every role in start order.
@@ -100,6 +108,9 @@ func (c *Config) RoleSet() (map[string]bool, error) {
 
 // Validate checks the configuration before anything starts.
 func (c *Config) Validate() error {
+	if c.envErrs != nil {
+		return fmt.Errorf("configuration: %w", c.envErrs)
+	}
 	if _, err := c.RoleSet(); err != nil {
 		return err
 	}
@@ -119,10 +130,36 @@ func str(fs *flag.FlagSet, p *string, name, env, def, usage string) {
 	fs.StringVar(p, name, def, usage+" ($"+env+")")
 }
 
+// badEnv collects IOT_* values that did not parse, per flag set, until
+// RegisterFlags moves them into the Config (Validate refuses to start).
+var badEnv struct {
+	sync.Mutex
+	m map[*flag.FlagSet][]error
+}
+
+func envError(fs *flag.FlagSet, env, value, want string) {
+	badEnv.Lock()
+	defer badEnv.Unlock()
+	if badEnv.m == nil {
+		badEnv.m = map[*flag.FlagSet][]error{}
+	}
+	badEnv.m[fs] = append(badEnv.m[fs], fmt.Errorf("%s=%q: %s", env, value, want))
+}
+
+func takeEnvErrors(fs *flag.FlagSet) error {
+	badEnv.Lock()
+	defer badEnv.Unlock()
+	errs := badEnv.m[fs]
+	delete(badEnv.m, fs)
+	return errors.Join(errs...)
+}
+
 func dur(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {
 	if v, ok := os.LookupEnv(env); ok {
 		if d, err := time.ParseDuration(v); err == nil {
 			def = d
+		} else {
+			envError(fs, env, v, "not a duration (e.g. 5s, 2m)")
 		}
 	}
 	fs.DurationVar(p, name, def, usage+" ($"+env+")")
@@ -132,6 +169,8 @@ func integer(fs *flag.FlagSet, p *int, name, env string, def int, usage string) 
 	if v, ok := os.LookupEnv(env); ok {
 		if n, err := strconv.Atoi(v); err == nil {
 			def = n
+		} else {
+			envError(fs, env, v, "not an integer")
 		}
 	}
 	fs.IntVar(p, name, def, usage+" ($"+env+")")

@@ -2,6 +2,7 @@ package app
 
 import (
 	"flag"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +54,28 @@ func TestFlagsTakeEnvDefaultsAndFlagsWin(t *testing.T) {
 	}
 	if err := c.Validate(); err == nil {
 		t.Fatal("a 5-character admin password must be refused")
+	}
+}
+
+// TestConfig_UnparsableEnvRefusesToStartNamingTheVariable: IOT_* values that
+// do not parse are refused, not silently replaced by the default.
+func TestConfig_UnparsableEnvRefusesToStartNamingTheVariable(t *testing.T) {
+	for env, val := range map[string]string{"IOT_MQTT_QUEUE": "lots", "IOT_INGEST_PUBLISH_TIMEOUT": "soon", "IOT_KAFKA_PARTITIONS": "6x"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			c, err := ParseConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate()
+			if err == nil || !strings.Contains(err.Error(), env) || !strings.Contains(err.Error(), val) {
+				t.Fatalf("Validate with %s=%s: %v, want an error naming it", env, val, err)
+			}
+		})
+	}
+	t.Setenv("IOT_MQTT_QUEUE", "64")
+	c, err := ParseConfig()
+	if err != nil || c.Validate() != nil || c.Ingest.MQTTQueue != 64 {
+		t.Fatalf("IOT_MQTT_QUEUE=64: %v %v %d", err, c.Validate(), c.Ingest.MQTTQueue)
 	}
 }

@@ -63,7 +63,7 @@ func (a *App) setupAuth(context.Context) error {
 
 // setupCore serves CoreService and makes sure an admin exists.
 func (a *App) setupCore(ctx context.Context) error {
-	svc := core.New(a.log, a.reg, a.signer, core.Config{UserTokenTTL: a.cfg.UserTokenTTL, SignIn: a.cfg.Limits.SignIn, Metrics: a.metrics}, a.provisioners...)
+	svc := core.New(a.log, a.reg, a.signer, core.Config{UserTokenTTL: a.cfg.UserTokenTTL, RefreshTokenTTL: a.cfg.RefreshTokenTTL, SignIn: a.cfg.Limits.SignIn, Metrics: a.metrics}, a.provisioners...)
 	generated, err := svc.EnsureAdmin(ctx, a.cfg.AdminPassword)
 	if err != nil {
 		return fmt.Errorf("create admin: %w", err)
@@ -76,6 +76,11 @@ func (a *App) setupCore(ctx context.Context) error {
 		// Printed once, on the console only (not in structured logs).
 		fmt.Fprintf(os.Stderr, "\n  Admin user: root\n  Password:   %s\n  (also saved to %s, mode 0600)\n\n", generated, file)
 	}
+	return a.mountCore(ctx, svc)
+}
+
+// mountCore serves svc over Connect/gRPC and REST (serve and function mode).
+func (a *App) mountCore(ctx context.Context, svc *core.Service) error {
 	a.api.Handle(corev1connect.NewCoreServiceHandler(svc, a.connectOpts...))
 	a.grpcServices = append(a.grpcServices, corev1connect.CoreServiceName)
 	if err := corev1.RegisterCoreServiceHandlerServer(ctx, a.rest, svc); err != nil {

@@ -126,6 +126,11 @@ func (a *App) setupBus(ctx context.Context) error {
 	if c.KafkaBrokers == "" {
 		if a.roles["ingest"] != a.roles["pipeline"] {
 			a.log.Warn("the embedded bus needs the ingest and pipeline roles in one process; set --kafka-brokers to split them")
+			// Readings taken in here would reach no pipeline (or this
+			// pipeline would never see readings): not ready.
+			a.readyChecks["bus"] = func(context.Context) error {
+				return errors.New("embedded bus without both ingest and pipeline roles in this process; set --kafka-brokers")
+			}
 		}
 		if c.EmbeddedBus == "direct" || (!a.roles["ingest"] && !a.roles["pipeline"]) {
 			b := busembedded.New(c.PublishTimeout)
@@ -209,6 +214,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 	}
 	svc := ingest.New(a.log.With("component", "ingest"), ingest.Config{
 		PublishTimeout: c.PublishTimeout, SensorCacheTTL: c.SensorCacheTTL, MaxBatch: c.MaxBatch,
+		Rate: a.cfg.Limits.IngestRate, Burst: int64(a.cfg.Limits.IngestBurst),
 	}, a.reg, a.ext.pub, dl, a.metrics)
 
 	a.api.Handle(ingestv1connect.NewIngestServiceHandler(ingest.NewHandler(svc, c.StreamInFlight), a.connectOpts...))
@@ -219,6 +225,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 		mux.Handle("/", h)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		mux.HandleFunc("GET /readyz", a.readyz) // the same checks as the API port's
 		return mux
 	}
 	log := a.log.With("component", "gateway")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -48,6 +49,11 @@ type LimitsConfig struct {
 
 	SignIn core.SignInConfig
 
+	// IngestRate (readings/s per device, all edges together; 0: unlimited)
+	// and IngestBurst are the defaults a device's own limit in Core overrides.
+	IngestRate  float64
+	IngestBurst int
+
 	errs []error
 }
 
@@ -73,6 +79,8 @@ func (c *LimitsConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.int(fs, &c.SignIn.AccountFree, "signin-account-free", "IOT_SIGNIN_ACCOUNT_FREE", 5, "failed sign-ins in a row per account before exponential backoff (429 with Retry-After)")
 	c.int(fs, &c.SignIn.AddressFree, "signin-address-free", "IOT_SIGNIN_ADDRESS_FREE", 20, "failed sign-ins in a row per client address before exponential backoff")
 	c.dur(fs, &c.SignIn.BackoffBase, "signin-backoff-base", "IOT_SIGNIN_BACKOFF_BASE", time.Second, "first sign-in backoff window, doubled by each further failure")
+	c.float(fs, &c.IngestRate, "ingest-rate", "IOT_INGEST_RATE", 0, "default ingest limit of a device in readings/s over all edges (HTTP 429, resource_exhausted, MQTT 5 reason 0x96); 0: unlimited; a device's ingest_limit in Core overrides it")
+	c.int(fs, &c.IngestBurst, "ingest-burst", "IOT_INGEST_BURST", 0, "default burst of a device's ingest limit in readings; 0: one second's worth of --ingest-rate")
 	c.dur(fs, &c.SignIn.BackoffMax, "signin-backoff-max", "IOT_SIGNIN_BACKOFF_MAX", time.Minute, "longest sign-in backoff window (never a permanent lockout)")
 }
 
@@ -82,10 +90,13 @@ func (c *LimitsConfig) Validate() error {
 	for name, v := range map[string]int{"api-max-body": c.APIMaxBody, "body-min-rate": c.BodyMinRate, "api-max-conns": c.APIMaxConns,
 		"http-max-conns": c.HTTPMaxConns, "ws-max-conns": c.WSMaxConns, "mqtt-max-conns": c.MQTTMaxConns, "fd-reserve": c.FDReserve,
 		"max-streams-per-caller": c.MaxStreamsPerCaller, "signin-workers": c.SignIn.Workers, "signin-queue": c.SignIn.Queue, "signin-per-address": c.SignIn.PerAddress,
-		"signin-account-free": c.SignIn.AccountFree, "signin-address-free": c.SignIn.AddressFree} {
+		"signin-account-free": c.SignIn.AccountFree, "signin-address-free": c.SignIn.AddressFree, "ingest-burst": c.IngestBurst} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("--%s must not be negative", name))
 		}
+	}
+	if c.IngestRate < 0 || math.IsNaN(c.IngestRate) || math.IsInf(c.IngestRate, 0) {
+		errs = append(errs, errors.New("--ingest-rate must be a finite number ≥ 0"))
 	}
 	if c.APIMaxBody == 0 {
 		errs = append(errs, errors.New("--api-max-body must be positive"))
@@ -114,6 +125,17 @@ func (c *LimitsConfig) int(fs *flag.FlagSet, p *int, name, env string, def int, 
 		def = n
 	}
 	fs.IntVar(p, name, def, usage+" ($"+env+")")
+}
+
+func (c *LimitsConfig) float(fs *flag.FlagSet, p *float64, name, env string, def float64, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("$%s=%q: not a number", env, v))
+		}
+		def = f
+	}
+	fs.Float64Var(p, name, def, usage+" ($"+env+")")
 }
 
 func (c *LimitsConfig) dur(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {

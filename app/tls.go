@@ -146,7 +146,9 @@ func (a *App) setupTLS() error {
 
 // listenTLS wraps ln in TLS when listener name has a certificate.
 func (a *App) listenTLS(name string, ln net.Listener) net.Listener {
-	if cfg := a.tls[name]; cfg != nil {
+	cfg := a.tls[name]
+	a.log.Info("listening", "server", name, "addr", ln.Addr().String(), "tls", cfg != nil)
+	if cfg != nil {
 		return tls.NewListener(ln, cfg)
 	}
 	return ln

@@ -18,6 +18,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/coder/websocket"
 	"github.com/eclipse/paho.golang/paho"
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
 
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
@@ -509,4 +510,101 @@ func mqttPublishV5(t *testing.T, p *Platform, d Device, payload string) byte {
 	}
 	t.Fatalf("mqtt 5 publish: %v", err)
 	return 0
+}
+
+// TestAbuse_RateLimitIsAnsweredOnEveryEdge: a device over its ingest limit
+// is told so on every edge, never silently dropped, and the limit is one
+// bucket per device shared by all edges. Device A has its own limit set
+// through REST (1 reading/s, burst 2); device B gets the global default
+// from IOT_INGEST_RATE / IOT_INGEST_BURST.
+func TestAbuse_RateLimitIsAnsweredOnEveryEdge(t *testing.T) {
+	p := Start(t, Options{Env: []string{"IOT_INGEST_RATE=0.2", "IOT_INGEST_BURST=1"}, Args: []string{"--ingest-sensor-cache-ttl", "100ms"}})
+	admin := p.AdminToken()
+	a, b := p.NewDevice(admin, "limited", "double"), p.NewDevice(admin, "defaulted", "double")
+	upd := p.Do("PATCH", "/api/devices/"+a.ID, admin, `{"ingest_limit":{"readings_per_second":0.2,"burst":2}}`)
+	if upd.Status != 200 || !strings.Contains(string(upd.Body), `"readings_per_second":0.2`) {
+		t.Fatalf("set the device's ingest limit: %d %s", upd.Status, upd.Body)
+	}
+	if r := p.Do("PATCH", "/api/devices/"+a.ID, admin, `{"ingest_limit":{"readings_per_second":-1}}`); r.Status != 400 {
+		t.Fatalf("negative limit: %d %s, want 400", r.Status, r.Body)
+	}
+	time.Sleep(300 * time.Millisecond) // past the limit's cache TTL
+	reading := func(d Device) string { return `{"sensor_id":"` + d.SensorID + `","value":1}` }
+	post := func(d Device, body string) (int, http.Header, string) {
+		req, _ := http.NewRequest("POST", "http://"+p.HTTP+"/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		rb, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(rb)
+	}
+
+	// HTTP: the burst of 2 passes, the next batch is refused with 429.
+	if code, _, body := post(a, "["+reading(a)+","+reading(a)+"]"); code != 200 {
+		t.Fatalf("within the burst: %d %s", code, body)
+	}
+	code, h, body := post(a, reading(a))
+	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(body, `"rate_limited"`) {
+		t.Fatalf("over the limit on HTTP: %d %v %s, want 429 rate_limited with Retry-After", code, h, body)
+	}
+	// The same bucket on the other edges (nothing refills at 0.2/s here).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := iot.New(p.URL(), iot.WithToken(a.Token)).Ingest.Ingest(ctx, &ingestv1.IngestRequest{Readings: ingestBatch(t, a, 1).Readings})
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("over the limit on Connect: %v, want resource_exhausted", err)
+	}
+	if rc := mqttPublishV5(t, p, a, reading(a)); rc != 0x96 {
+		t.Fatalf("over the limit on MQTT 5: PUBACK reason 0x%x, want 0x96", rc)
+	}
+	ws, _, err := websocket.Dial(ctx, "ws://"+p.WS+"/", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + a.Token}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(reading(a))); err != nil {
+		t.Fatal(err)
+	}
+	_, ack, err := ws.Read(ctx)
+	if err != nil || !strings.Contains(string(ack), `"status":429`) || !strings.Contains(string(ack), `"code":"rate_limited"`) {
+		t.Fatalf("over the limit on WebSocket: %s %v, want a 429 rate_limited ack", ack, err)
+	}
+	// MQTT 3.1.1 has no PUBACK reason codes: the device is disconnected.
+	lost := make(chan struct{})
+	o := pahov3.NewClientOptions().AddBroker("tcp://" + p.MQTT).SetClientID("rl-" + a.ID).SetUsername("JWT").SetPassword(a.Token).
+		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectionLostHandler(func(pahov3.Client, error) { close(lost) })
+	mc := pahov3.NewClient(o)
+	if tk := mc.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatalf("mqtt 3.1.1 connect: %v", tk.Error())
+	}
+	mc.Publish(a.ID, 1, false, reading(a))
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("MQTT 3.1.1 publish over the limit: still connected")
+	}
+
+	// Device B: the global default (burst 1).
+	if code, _, body := post(b, reading(b)); code != 200 {
+		t.Fatalf("default limit, first reading: %d %s", code, body)
+	}
+	if code, _, _ := post(b, reading(b)); code != 429 {
+		t.Fatalf("default limit, second reading: %d, want 429", code)
+	}
+	// Nothing refused was stored: A has exactly its 2, B its 1.
+	for d, want := range map[*Device]int{&a: 2, &b: 1} {
+		if got := len(readingsREST(t, p, admin, d.SensorID, "")); got != want {
+			t.Errorf("device %s: %d readings stored, want %d", d.ID, got, want)
+		}
+	}
+	m := p.Do("GET", "/metrics", "", nil)
+	for _, proto := range []string{"http", "grpc", "mqtt", "ws"} {
+		if !strings.Contains(string(m.Body), `iot_ingest_rate_limited_total{protocol="`+proto+`"}`) {
+			t.Errorf("no iot_ingest_rate_limited_total for %s", proto)
+		}
+	}
 }

@@ -136,7 +136,8 @@ func TestREST_BadInput(t *testing.T) {
 		{"missing name", "POST", "/api/devices/", `{"description":"x"}`, 400, "name"},
 		{"duplicate name", "POST", "/api/devices/", `{"name":"box"}`, 409, ""},
 		{"unknown device", "GET", "/api/devices/424242", "", 404, ""},
-		{"non-numeric id", "GET", "/api/devices/abc", "", 400, ""},
+		{"non-numeric id", "GET", "/api/devices/abc", "", 400, "id must be a positive integer"},
+		{"truncated body", "POST", "/api/devices/", `{"name":"x"`, 400, "not valid JSON"},
 		{"bad mapping", "POST", "/api/devices/" + d.ID + "/sensors/", `{"name":"s","mapping":"{\"type\":\"banana\"}"}`, 400, "mapping"},
 		{"no type at all", "POST", "/api/devices/" + d.ID + "/sensors/", `{"name":"s"}`, 400, "value_type"},
 		{"slash in sensor name", "POST", "/api/devices/" + d.ID + "/sensors/", `{"name":"a/b","mapping":"{\"type\":\"long\"}"}`, 400, "name"},
@@ -159,7 +160,7 @@ func TestREST_BadInput(t *testing.T) {
 			if tc.mention != "" && !strings.Contains(r.Str("message"), tc.mention) {
 				t.Fatalf("message %q should name %q", r.Str("message"), tc.mention)
 			}
-			for _, leak := range []string{"sqlite", "SQL", "goroutine", ".go:"} {
+			for _, leak := range []string{"sqlite", "SQL", "goroutine", ".go:", "strconv", "proto:"} {
 				if strings.Contains(string(r.Body), leak) {
 					t.Fatalf("response leaks internals (%s): %s", leak, r.Body)
 				}
@@ -169,6 +170,38 @@ func TestREST_BadInput(t *testing.T) {
 	// A failed create left nothing behind.
 	if r := p.Do("GET", "/api/devices/"+d.ID+"/sensors/", jwt, nil); strings.Count(string(r.Body), `"id"`) != 1 {
 		t.Fatalf("failed creates left sensors behind: %s", r.Body)
+	}
+}
+
+// TestREST_WrongMethodIs405WithAllow: a path that exists answered with
+// another method is 405 naming the allowed ones, not 501.
+func TestREST_WrongMethodIs405WithAllow(t *testing.T) {
+	p := Start(t, Options{})
+	jwt := p.AdminToken()
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PUT", "/api/devices/1", "DELETE, GET, PATCH"},
+		{"DELETE", "/api/devices", "GET, POST"},
+		{"PATCH", "/api/devices/", "GET, POST"},
+		{"GET", "/api/users/signin", ""}, // GET /api/users/{id}: a route, answered by it
+		{"PUT", "/api/sensors/1/readings", "GET"},
+	} {
+		req, _ := http.NewRequest(tc.method, p.URL()+tc.path, nil)
+		req.Header.Set("authorization", "Bearer "+jwt)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if tc.allow == "" {
+			if resp.StatusCode == 405 || resp.StatusCode == 501 {
+				t.Errorf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, body)
+			}
+			continue
+		}
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow || !strings.Contains(string(body), `"code":"method_not_allowed"`) {
+			t.Errorf("%s %s: %d Allow=%q %s; want 405 Allow=%q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), body, tc.allow)
+		}
 	}
 }
 

@@ -262,29 +262,32 @@ func TestPermissions(t *testing.T) {
 	bobConsumer, _ := bob.CreateConsumer(ctx, &corev1.CreateConsumerRequest{Name: "bobjob"})
 
 	denied := connect.CodePermissionDenied
+	// Another user's resources answer like missing ones: nothing reveals
+	// what exists.
+	hidden := connect.CodeNotFound
 	unauth := connect.CodeUnauthenticated
 	tests := []struct {
 		name string
 		call func() error
 		want connect.Code
 	}{
-		{"bob cannot get alice's device", func() error { _, err := bob.GetDevice(ctx, &corev1.GetDeviceRequest{Id: did}); return err }, denied},
+		{"bob cannot get alice's device", func() error { _, err := bob.GetDevice(ctx, &corev1.GetDeviceRequest{Id: did}); return err }, hidden},
 		{"bob cannot update alice's device", func() error {
 			n := "x"
 			_, err := bob.UpdateDevice(ctx, &corev1.UpdateDeviceRequest{Id: did, Name: &n})
 			return err
-		}, denied},
-		{"bob cannot delete alice's device", func() error { _, err := bob.DeleteDevice(ctx, &corev1.DeleteDeviceRequest{Id: did}); return err }, denied},
-		{"bob cannot read alice's device key", func() error { _, err := bob.GetDeviceKey(ctx, &corev1.GetDeviceKeyRequest{Id: did}); return err }, denied},
+		}, hidden},
+		{"bob cannot delete alice's device", func() error { _, err := bob.DeleteDevice(ctx, &corev1.DeleteDeviceRequest{Id: did}); return err }, hidden},
+		{"bob cannot read alice's device key", func() error { _, err := bob.GetDeviceKey(ctx, &corev1.GetDeviceKeyRequest{Id: did}); return err }, hidden},
 		{"bob cannot add a sensor to alice's device", func() error {
 			_, err := bob.CreateSensor(ctx, &corev1.CreateSensorRequest{DeviceId: did, Name: "x", ValueType: corev1.ValueType_VALUE_TYPE_LONG})
 			return err
-		}, denied},
+		}, hidden},
 		{"bob cannot grant alice's sensor to his consumer", func() error {
 			_, err := bob.GrantSensor(ctx, &corev1.GrantSensorRequest{ConsumerId: bobConsumer.GetResult().GetId(), SensorId: sid})
 			return err
-		}, denied},
-		{"bob cannot see alice's consumer", func() error { _, err := bob.GetConsumer(ctx, &corev1.GetConsumerRequest{Id: cid}); return err }, denied},
+		}, hidden},
+		{"bob cannot see alice's consumer", func() error { _, err := bob.GetConsumer(ctx, &corev1.GetConsumerRequest{Id: cid}); return err }, hidden},
 		{"bob does not list alice's devices", func() error {
 			l, err := bob.ListDevices(ctx, &corev1.ListDevicesRequest{})
 			if err == nil && len(l.GetResult()) != 0 {
@@ -348,8 +351,12 @@ func TestPermissions(t *testing.T) {
 		})
 	}
 	// REST answers with the matching HTTP statuses.
-	if r := p.Do("GET", "/api/devices/"+dev.ID, bobTok, nil); r.Status != 403 {
-		t.Fatalf("REST other user's device: %d", r.Status)
+	foreign, missing := p.Do("GET", "/api/devices/"+dev.ID, bobTok, nil), p.Do("GET", "/api/devices/987654", bobTok, nil)
+	if foreign.Status != 404 || string(foreign.Body) != string(missing.Body) {
+		t.Fatalf("REST other user's device: %d %s, want the answer of a missing one: %d %s", foreign.Status, foreign.Body, missing.Status, missing.Body)
+	}
+	if r := p.Do("DELETE", "/api/users/1", p.AdminToken(), nil); r.Status != 400 || r.Str("code") != "failed_precondition" || r.Str("message") != "the last admin cannot be deleted" {
+		t.Fatalf("REST deleting the last admin: %d %s", r.Status, r.Body)
 	}
 	if r := p.Do("GET", "/api/devices/", "", nil); r.Status != 401 {
 		t.Fatalf("REST no token: %d", r.Status)

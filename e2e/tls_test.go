@@ -18,6 +18,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/coder/websocket"
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
@@ -431,6 +432,115 @@ func TestMTLS_CertificateRegistrationIsOwnerOnly(t *testing.T) {
 	} {
 		if r := tp.Do(c.method, c.path, c.token, c.body); r.Status != c.want {
 			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, r.Status, r.Body, c.want)
+		}
+	}
+}
+
+func TestMTLS_RemovingTheFingerprintEndsOpenConnections(t *testing.T) {
+	tp := startTLS(t, true)
+	admin := tp.AdminToken()
+	d := tp.NewDevice(admin, "open-conns", "double")
+	cert := tp.deviceCert(t, tp.devCA, admin, d.ID, "open", true)
+	cfg := tp.tlsConfig(&cert)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// WebSocket, MQTT and an IngestStream, each authenticated by the
+	// certificate only and working.
+	ws, _, err := websocket.Dial(ctx, "wss://"+tp.WS+"/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	wssPush(ctx, t, ws, d.SensorID, "1")
+	mc := pahov3.NewClient(pahov3.NewClientOptions().AddBroker("ssl://" + tp.MQTT).SetTLSConfig(cfg).
+		SetClientID("open-" + d.ID).SetProtocolVersion(4).SetAutoReconnect(false))
+	if tk := mc.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatalf("mqtt connect with a certificate: %v", tk.Error())
+	}
+	defer mc.Disconnect(0)
+	if tk := mc.Publish(d.ID, 1, false, `{"sensor_id":`+d.SensorID+`,"value":2}`); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+		t.Fatalf("mqtt publish: %v", tk.Error())
+	}
+	stream, err := iot.New(tp.URL(), iot.WithTLS(cfg), iot.WithGRPC()).Ingest.IngestStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sensor := mustID(t, d.SensorID)
+	send := func(seq uint64) (*ingestv1.IngestStreamResponse, error) {
+		if err := stream.Send(&ingestv1.IngestStreamRequest{Sequence: seq, Readings: []*ingestv1.Reading{{SensorId: sensor, Value: &ingestv1.Reading_DoubleValue{DoubleValue: float64(seq)}}}}); err != nil {
+			return nil, err
+		}
+		return stream.Receive()
+	}
+	if r, err := send(3); err != nil || r.GetAccepted() != 1 {
+		t.Fatalf("stream with a certificate: %v %v", r, err)
+	}
+
+	if r := tp.Do("DELETE", "/api/devices/"+d.ID+"/certificates/"+cert.Fingerprint(), admin, nil); r.Status != 200 {
+		t.Fatalf("remove certificate: %d %s", r.Status, r.Body)
+	}
+	time.Sleep(400 * time.Millisecond) // > --auth-cache-ttl (200ms)
+
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"sensor_id":`+d.SensorID+`,"value":4}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ack, err := ws.Read(ctx); err != nil || !bytes.Contains(ack, []byte(`"status":401`)) {
+		t.Errorf("WebSocket after revocation: ack %s, %v; want status 401", ack, err)
+	}
+	if _, _, err := ws.Read(ctx); err == nil {
+		t.Error("WebSocket still open after revocation")
+	}
+	tk := mc.Publish(d.ID, 1, false, `{"sensor_id":`+d.SensorID+`,"value":5}`)
+	if tk.WaitTimeout(5*time.Second) && tk.Error() == nil {
+		t.Error("MQTT publish acknowledged after revocation")
+	}
+	for deadline := time.Now().Add(5 * time.Second); mc.IsConnectionOpen(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Error("MQTT connection still open after revocation")
+			break
+		}
+	}
+	if r, err := send(6); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("IngestStream after revocation: %v %v, want Unauthenticated", r, err)
+	}
+	if got := values(waitReadings(t, tp.Platform, admin, d.SensorID, 3)); fmt.Sprint(got) != "[1 2 3]" {
+		t.Errorf("stored readings %v, want only those sent before revocation [1 2 3]", got)
+	}
+}
+
+func TestTLS_PerListenerPairOverridesAndOnlyThatListenerServesTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "srv")
+	mqttCert := ca.Server(t, dir, "mqtt")
+	p := Start(t, Options{Args: []string{"--mqtt-tls-cert", mqttCert.CertFile, "--mqtt-tls-key", mqttCert.KeyFile}})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	tp := &tlsPlatform{Platform: p, roots: roots}
+	if got := tp.servedSerial(t, p.MQTT); got != mqttCert.Cert.SerialNumber.String() {
+		t.Errorf("MQTT presents serial %s, want its own certificate %s", got, mqttCert.Cert.SerialNumber)
+	}
+	// The other listeners stay plain: the harness reached /readyz over
+	// http://, and the HTTP gateway answers plain HTTP.
+	if s := postReading(t, p, "", "application/json", []byte(`{}`)); s != http.StatusUnauthorized {
+		t.Errorf("plain HTTP gateway answered %d, want 401", s)
+	}
+	if logs := p.Logs(); !strings.Contains(logs, "server=api addr="+p.API+" tls=false") || !strings.Contains(logs, "server=mqtt addr="+p.MQTT+" tls=true") {
+		t.Errorf("the listening log lines do not say which listeners are plain:\n%s", tail(p.Logs(), 20))
+	}
+
+	// A listener's own pair wins over the shared one.
+	shared := ca.Server(t, dir, "shared")
+	apiOwn := ca.Server(t, dir, "api")
+	sp := Start(t, Options{Args: []string{"--tls-cert", shared.CertFile, "--tls-key", shared.KeyFile,
+		"--api-tls-cert", apiOwn.CertFile, "--api-tls-key", apiOwn.KeyFile}, TLSRoots: roots})
+	stp := &tlsPlatform{Platform: sp, roots: roots}
+	if got := stp.servedSerial(t, sp.API); got != apiOwn.Cert.SerialNumber.String() {
+		t.Errorf("API presents serial %s, want its own %s", got, apiOwn.Cert.SerialNumber)
+	}
+	for _, addr := range []string{sp.HTTP, sp.WS, sp.MQTT} {
+		if got := stp.servedSerial(t, addr); got != shared.Cert.SerialNumber.String() {
+			t.Errorf("%s presents serial %s, want the shared %s", addr, got, shared.Cert.SerialNumber)
 		}
 	}
 }

@@ -57,7 +57,7 @@ func (sensors) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
 func (sensors) TokenGeneration(context.Context, authn.Kind, int64) (int64, error) { return 1, nil }
 
 var (
-	mode     = flag.String("mode", "http", "http, http-batch, grpc, mqtt or kafka")
+	mode     = flag.String("mode", "http", "http, https, http-batch, grpc, mqtt or kafka")
 	dur      = flag.Duration("d", 10*time.Second, "duration of each measurement")
 	conns    = flag.Int("c", 64, "connections / clients")
 	inflt    = flag.Int("inflight", 16, "MQTT publishes in flight per client")
@@ -127,6 +127,14 @@ func main() {
 		body := []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`)
 		pairs(func() result { return httpLoad(bare, tok, body) }, func() result { return httpLoad(gw, tok, body) },
 			"bare net/http 200:     ", "HTTP gateway (1/req):  ")
+	case "https":
+		// The same gateway over plain HTTP (reference) and TLS, keep-alive
+		// connections: the cost of encryption, handshakes amortised.
+		plain := serve(gwhttp.New(log, ver, svc, gwhttp.Config{}))
+		secure := serveTLS(gwhttp.New(log, ver, svc, gwhttp.Config{}))
+		body := body1()
+		pairs(func() result { return httpLoad(plain, tok, body) }, func() result { return httpLoad(secure, tok, body) },
+			"HTTP gateway, plain:   ", "HTTP gateway, TLS:     ")
 	case "http-batch":
 		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
 		var b bytes.Buffer
@@ -305,7 +313,7 @@ func (r result) String() string {
 }
 
 func httpLoad(url, tok string, body []byte) result {
-	tr := &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}
+	tr := &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, TLSClientConfig: httpTLS}
 	cl := &http.Client{Transport: tr}
 	return closedLoop(*conns, func() error {
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))

@@ -1,6 +1,8 @@
 // Command iotplatform is the platform's one server binary.
 //
 //	iotplatform serve [flags]   run the selected roles (all by default)
+//	iotplatform function [flags] serve Core procedures as a stateless function
+//	iotplatform healthcheck     exit 0 when /readyz answers 200 (container HEALTHCHECK)
 //	iotplatform version         print the version
 package main
 
@@ -44,6 +46,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "serve":
 		return serve(args[1:], stderr)
+	case "function":
+		return function(args[1:], stderr)
+	case "healthcheck":
+		return healthcheck(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -53,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: iotplatform serve [flags] | iotplatform version\nrun `iotplatform serve -h` for the flags")
+	fmt.Fprintln(w, "usage: iotplatform serve [flags] | function [flags] | healthcheck [url] | version\nrun `iotplatform serve -h` or `iotplatform function -h` for the flags")
 }
 
 func serve(args []string, stderr io.Writer) error {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/bus"
@@ -58,7 +59,7 @@ type Response struct {
 }
 
 // ServeHTTP implements the gateway contract: 200, 400, 401, 403, 405, 413,
-// 415, 422, 503.
+// 415, 422, 429 (the device's rate limit, with Retry-After), 503.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
 		http.NotFound(w, r)
@@ -71,7 +72,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p, status, err := AuthenticateRequest(r, g.auth)
 	if err != nil {
-		writeJSON(w, status, Response{Code: http.StatusText(status), Message: err.Error()})
+		writeJSON(w, status, Response{Code: CodeOfStatus(status), Message: err.Error()})
 		return
 	}
 	format, ok := formatOf(r.Header.Get("Content-Type"))
@@ -99,14 +100,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := g.ing.IngestPayload(r.Context(), p.ID, ingest.ProtocolHTTP, format, body)
 	if err != nil {
-		status, msg := StatusOf(err), err.Error()
-		switch {
-		case status == http.StatusServiceUnavailable:
-			// The ingest service logged the cause.
-			msg = "the platform cannot take readings right now; nothing was stored, retry later"
-		case status >= 500:
+		status, msg := StatusOf(err), MessageOf(err)
+		if status >= 500 && status != http.StatusServiceUnavailable {
 			g.log.Error("ingest failed", "device_id", p.ID, "status", status, "err", err)
-			msg = "internal error" // the cause stays in the log
+		}
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", strconv.Itoa(int((ingest.RetryAfter(err)+time.Second-1)/time.Second)))
 		}
 		writeJSON(w, status, Response{Code: codeOf(err), Message: msg, Errors: itemErrors(err)})
 		return
@@ -158,12 +157,44 @@ func AuthenticateToken(ctx context.Context, a authn.Authenticator, tok string) (
 		if ctx.Err() != nil {
 			return p, http.StatusServiceUnavailable, err
 		}
+		if errors.Is(err, authn.ErrTokenExpired) {
+			return p, http.StatusUnauthorized, authn.ErrTokenExpired
+		}
 		return p, http.StatusForbidden, authn.ErrInvalidToken
 	}
 	if p.Kind != authn.KindDevice {
 		return p, http.StatusForbidden, errors.New("not a device token")
 	}
 	return p, http.StatusOK, nil
+}
+
+// CodeOfStatus is the error code (docs/ERRORS.md) of an authentication
+// refusal's HTTP status, shared by the HTTP and WebSocket gateways.
+func CodeOfStatus(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "unauthenticated"
+	case http.StatusForbidden:
+		return "permission_denied"
+	case http.StatusServiceUnavailable:
+		return ingest.CodeUnavailable
+	case http.StatusTooManyRequests:
+		return "resource_exhausted"
+	}
+	return "internal"
+}
+
+// MessageOf is the message a device is told for an ingest error: the
+// refusal's own words, never the cause of an internal failure (logged).
+func MessageOf(err error) string {
+	switch StatusOf(err) {
+	case http.StatusServiceUnavailable:
+		// The ingest service logged the cause.
+		return "the platform cannot take readings right now; nothing was stored, retry later"
+	case http.StatusInternalServerError:
+		return "internal error"
+	}
+	return err.Error()
 }
 
 // StatusOf maps an ingest error to its HTTP status.
@@ -176,6 +207,8 @@ func StatusOf(err error) int {
 			return http.StatusUnprocessableEntity
 		case ingest.ClassTooLarge:
 			return http.StatusRequestEntityTooLarge
+		case ingest.ClassRateLimited:
+			return http.StatusTooManyRequests
 		}
 		return http.StatusBadRequest
 	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -268,11 +268,7 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		return pk, packets.ErrRejectPacket
 	}
 	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID}
-	f := ingest.FormatProto
-	if p := bytes.TrimLeft(pk.Payload, " \t\r\n"); len(p) > 0 && (p[0] == '{' || p[0] == '[') {
-		f = ingest.FormatJSON
-	}
-	rs, err := ingest.Decode(f, pk.Payload)
+	rs, err := ingest.DecodeAny(pk.Payload)
 	if err == nil {
 		j.recs, err = g.ing.Records(s.ctx, s.device, ingest.ProtocolMQTT, rs)
 	}
@@ -283,7 +279,18 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			_ = g.srv.DisconnectClient(cl, packets.ErrServerUnavailable)
 			return pk, packets.ErrRejectPacket
 		}
-		g.deadLetters.Inc()
+		if be.Class == ingest.ClassRateLimited && (!s.v5 || j.qos == 0) {
+			// Over the device's rate limit and no PUBACK to carry the
+			// refusal (MQTT 3.x, or QoS 0): disconnect — MQTT 5 with
+			// reason 0x96 — rather than drop silently. A QoS 1 client
+			// resends the unacknowledged publish after reconnecting.
+			g.log.Info("mqtt publish over the device's rate limit, disconnecting", "device_id", s.device, "qos", j.qos)
+			_ = g.srv.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
+			return pk, packets.ErrRejectPacket
+		}
+		if be.Class != ingest.ClassRateLimited {
+			g.deadLetters.Inc()
+		}
 		if s.v5 {
 			code := reasonCode(be)
 			j.code = &code
@@ -306,6 +313,8 @@ func reasonCode(be *ingest.BatchError) packets.Code {
 		return packets.ErrImplementationSpecificError
 	case ingest.ClassTooLarge:
 		return packets.ErrPacketTooLarge
+	case ingest.ClassRateLimited:
+		return packets.ErrMessageRateTooHigh // 0x96
 	}
 	return packets.ErrPayloadFormatInvalid
 }

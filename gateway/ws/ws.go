@@ -86,12 +86,20 @@ type Ack struct {
 	Status   int                `json:"status"`
 	Accepted int                `json:"accepted"`
 	Code     string             `json:"code,omitempty"`
+	Message  string             `json:"message,omitempty"`
 	Errors   []ingest.ItemError `json:"errors,omitempty"`
 }
 
 type envelope struct {
 	Seq      *uint64         `json:"seq"`
 	Readings json.RawMessage `json:"readings"`
+}
+
+// refuse answers an upgrade with the error shape of docs/ERRORS.md.
+func refuse(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"code": gwhttp.CodeOfStatus(status), "message": msg})
 }
 
 // ServeHTTP authenticates the upgrade (401/403 refuse it) and serves the
@@ -112,12 +120,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, status, err = gwhttp.AuthenticateCertificate(r.Context(), g.auth, certs)
 	}
 	if err != nil {
-		http.Error(w, err.Error(), status)
+		refuse(w, status, err.Error())
 		return
 	}
 	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "ws")
 	if !ok {
-		http.Error(w, "too many open streams for this device", http.StatusTooManyRequests)
+		refuse(w, http.StatusTooManyRequests, "too many open streams for this device")
 		return
 	}
 	defer release()
@@ -191,7 +199,8 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		// Re-check rotation/revocation (cached, so bounded by the auth
 		// cache TTL and cheap).
 		if status, err := recheck(ctx); err != nil {
-			ack = Ack{Index: i, Status: status, Code: "unauthorized", Errors: []ingest.ItemError{{Index: -1, Code: "unauthorized", Message: err.Error()}}}
+			code := gwhttp.CodeOfStatus(status)
+			ack = Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
 			wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
 			_ = c.Write(wctx, websocket.MessageText, b)
@@ -213,7 +222,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 
 func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) Ack {
 	ack := Ack{Index: i}
-	f := ingest.FormatProto
+	f := ingest.FormatAny // binary frames: protobuf, or JSON sent as binary
 	if typ == websocket.MessageText {
 		f = ingest.FormatJSON
 		if t := bytes.TrimLeft(msg, " \t\r\n"); len(t) > 0 && t[0] == '{' && bytes.Contains(t, []byte(`"readings"`)) {
@@ -227,7 +236,7 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 	if err != nil {
 		ack.Status = gwhttp.StatusOf(err)
 		items := ingest.ItemErrorsOf(err)
-		ack.Code = items[0].Code
+		ack.Code, ack.Message = items[0].Code, gwhttp.MessageOf(err)
 		ack.Errors = items
 		return ack
 	}

@@ -181,6 +181,9 @@ func TestWS_IdleTimeoutAndRevocation(t *testing.T) {
 		for {
 			a := roundTrip(t, c, websocket.MessageText, []byte(`{"sensor_id":21,"value":3}`))
 			if a.Status == http.StatusForbidden {
+				if a.Code != "permission_denied" || a.Message == "" {
+					t.Fatalf("rotation ack %+v, want code permission_denied with a message", a)
+				}
 				break
 			}
 			if time.Now().After(deadline) {

@@ -63,6 +63,8 @@ func publicMessage(err error) string {
 		return ErrMalformed.Error()
 	case errors.Is(err, ErrNoCredentials):
 		return ErrNoCredentials.Error()
+	case errors.Is(err, ErrTokenExpired):
+		return ErrTokenExpired.Error()
 	case errors.Is(err, ErrInvalidCertificate):
 		return ErrInvalidCertificate.Error()
 	default:

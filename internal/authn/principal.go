@@ -37,6 +37,9 @@ var (
 	ErrNoCredentials = errors.New("authorization header missing")
 	ErrMalformed     = errors.New("authorization header malformed, want \"Bearer <token>\"")
 	ErrInvalidToken  = errors.New("token invalid, expired or revoked")
+	// ErrTokenExpired is wrapped together with ErrInvalidToken when the
+	// token's `exp` has passed, so edges can say so (401 "token expired").
+	ErrTokenExpired = errors.New("token expired")
 )
 
 type principalKey struct{}

@@ -120,7 +120,7 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 	c, ok := v.cache[token]
 	v.mu.RUnlock()
 	if ok && (!c.expires.IsZero() && !now.Before(c.expires)) {
-		return Principal{}, fmt.Errorf("%w: expired", ErrInvalidToken)
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenExpired)
 	}
 	if ok && now.Sub(c.checked) < v.cfg.CacheTTL {
 		return c.p, nil
@@ -154,6 +154,9 @@ func (v *Verifier) parse(ctx context.Context, token string) (cached, error) {
 		jwt.WithIssuer(Issuer),
 		jwt.WithTimeFunc(v.now),
 	)
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		return cached{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenExpired)
+	}
 	if err != nil {
 		return cached{}, fmt.Errorf("%w: %s", ErrInvalidToken, shortReason(err))
 	}
@@ -164,6 +167,9 @@ func (v *Verifier) parse(ctx context.Context, token string) (cached, error) {
 	p := Principal{Kind: cl.Kind, ID: id}
 	switch cl.Kind {
 	case KindUser:
+		if cl.ExpiresAt == nil { // user tokens are always issued short-lived
+			return cached{}, fmt.Errorf("%w: user token without expiry", ErrInvalidToken)
+		}
 		p.Admin = cl.Role == "admin"
 	case KindDevice, KindConsumer:
 	default:

@@ -21,6 +21,15 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 )
 
+// PreconditionError is an ErrFailedPrecondition whose Reason is worded for
+// the caller ("the last admin cannot be deleted").
+type PreconditionError struct{ Reason string }
+
+func (e *PreconditionError) Error() string { return e.Reason + ": " + ErrFailedPrecondition.Error() }
+
+// Is makes errors.Is(err, ErrFailedPrecondition) hold.
+func (e *PreconditionError) Is(target error) bool { return target == ErrFailedPrecondition }
+
 // Role of a user.
 type Role string
 
@@ -73,9 +82,13 @@ type Device struct {
 	Description string
 	Labels      map[string]string
 	// KeyGen increases on every key rotation.
-	KeyGen    int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	KeyGen int64
+	// IngestRate (readings/s) and IngestBurst override the platform's
+	// default ingest limit for this device; 0 uses the default.
+	IngestRate  float64
+	IngestBurst int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Sensor is one measuring point of a device.
@@ -184,7 +197,8 @@ type Registry interface {
 	CreateDevice(ctx context.Context, d Device) (Device, error)
 	GetDevice(ctx context.Context, id int64) (Device, error)
 	ListDevices(ctx context.Context, f DeviceFilter, p Page) ([]Device, error)
-	// UpdateDevice writes Name, Description and Labels of d.
+	// UpdateDevice writes Name, Description, Labels, IngestRate and
+	// IngestBurst of d.
 	UpdateDevice(ctx context.Context, d Device) (Device, error)
 	// DeleteDevice removes the device and returns the sensors it had.
 	DeleteDevice(ctx context.Context, id int64) ([]Sensor, error)
@@ -227,6 +241,10 @@ type Registry interface {
 	Revoke(ctx context.Context, consumerID, sensorID int64) error
 	// HasGrant reports whether the consumer may read the sensor.
 	HasGrant(ctx context.Context, consumerID, sensorID int64) (bool, error)
+
+	Keys
+	RefreshTokens
+	AuditLog
 
 	// Ping checks the backend is reachable (readiness).
 	Ping(ctx context.Context) error

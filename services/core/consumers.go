@@ -24,6 +24,7 @@ func (s *Service) CreateConsumer(ctx context.Context, req *corev1.CreateConsumer
 	if err != nil {
 		return nil, s.storeErr(ctx, "consumer", err)
 	}
+	s.audit(ctx, auditConsumerCreate, "consumer", c.ID, map[string]string{"name": c.Name})
 	return &corev1.CreateConsumerResponse{Result: consumerPB(c)}, nil
 }
 
@@ -107,6 +108,7 @@ func (s *Service) DeleteConsumer(ctx context.Context, req *corev1.DeleteConsumer
 	if err := s.reg.DeleteConsumer(ctx, req.GetId()); err != nil {
 		return nil, s.storeErr(ctx, "consumer", err)
 	}
+	s.audit(ctx, auditConsumerDelete, "consumer", req.GetId(), nil)
 	return &corev1.DeleteConsumerResponse{}, nil
 }
 
@@ -116,27 +118,37 @@ func (s *Service) GetConsumerKey(ctx context.Context, req *corev1.GetConsumerKey
 	if err != nil {
 		return nil, err
 	}
-	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindConsumer, ID: c.ID}, c.KeyGen, 0)
+	exp, err := s.reg.KeyExpiry(ctx, registry.KeyConsumer, c.ID, c.KeyGen)
 	if err != nil {
-		return nil, s.storeErr(ctx, "key", err)
+		return nil, s.storeErr(ctx, "consumer", err)
 	}
-	return &corev1.GetConsumerKeyResponse{Token: tok}, nil
+	tok, expPB, err := s.issueKey(ctx, authn.KindConsumer, c.ID, c.KeyGen, exp)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, auditConsumerKeyIss, "consumer", c.ID, expiryDetail(exp))
+	return &corev1.GetConsumerKeyResponse{Token: tok, ExpireTime: expPB}, nil
 }
 
 // RotateConsumerKey implements CoreService.RotateConsumerKey. Owner or admin.
 func (s *Service) RotateConsumerKey(ctx context.Context, req *corev1.RotateConsumerKeyRequest) (*corev1.RotateConsumerKeyResponse, error) {
+	exp, err := keyExpiry(req.GetTtl())
+	if err != nil {
+		return nil, err
+	}
 	if _, _, err := s.ownedConsumer(ctx, req.GetId()); err != nil {
 		return nil, err
 	}
-	c, err := s.reg.RotateConsumerKey(ctx, req.GetId())
+	gen, err := s.reg.RotateKey(ctx, registry.KeyConsumer, req.GetId(), exp)
 	if err != nil {
 		return nil, s.storeErr(ctx, "consumer", err)
 	}
-	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindConsumer, ID: c.ID}, c.KeyGen, 0)
+	s.audit(ctx, auditConsumerKeyRot, "consumer", req.GetId(), expiryDetail(exp))
+	tok, expPB, err := s.issueKey(ctx, authn.KindConsumer, req.GetId(), gen, exp)
 	if err != nil {
-		return nil, s.storeErr(ctx, "key", err)
+		return nil, err
 	}
-	return &corev1.RotateConsumerKeyResponse{Token: tok}, nil
+	return &corev1.RotateConsumerKeyResponse{Token: tok, ExpireTime: expPB}, nil
 }
 
 // GrantSensor implements CoreService.GrantSensor. Owner of both (or admin).
@@ -162,6 +174,7 @@ func (s *Service) GrantSensor(ctx context.Context, req *corev1.GrantSensorReques
 	if err := s.reg.Grant(ctx, req.GetConsumerId(), sn.ID); err != nil {
 		return nil, s.storeErr(ctx, "grant", err)
 	}
+	s.audit(ctx, auditGrantCreate, "consumer", req.GetConsumerId(), idDetail("sensor_id", sn.ID))
 	c, err := s.reg.GetConsumer(ctx, req.GetConsumerId())
 	if err != nil {
 		return nil, s.storeErr(ctx, "consumer", err)
@@ -177,6 +190,7 @@ func (s *Service) RevokeSensor(ctx context.Context, req *corev1.RevokeSensorRequ
 	if err := s.reg.Revoke(ctx, req.GetConsumerId(), req.GetSensorId()); err != nil {
 		return nil, s.storeErr(ctx, "grant", err)
 	}
+	s.audit(ctx, auditGrantRevoke, "consumer", req.GetConsumerId(), idDetail("sensor_id", req.GetSensorId()))
 	c, err := s.reg.GetConsumer(ctx, req.GetConsumerId())
 	if err != nil {
 		return nil, s.storeErr(ctx, "consumer", err)

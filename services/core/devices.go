@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"math"
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
@@ -26,7 +27,12 @@ func (s *Service) CreateDevice(ctx context.Context, req *corev1.CreateDeviceRequ
 	if err := checkLabels(req.GetLabels()); err != nil {
 		return nil, err
 	}
-	d, err := s.reg.CreateDevice(ctx, registry.Device{OwnerID: p.ID, Name: req.GetName(), Description: req.GetDescription(), Labels: req.GetLabels()})
+	rate, burst, err := ingestLimit(req.GetIngestLimit())
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.reg.CreateDevice(ctx, registry.Device{OwnerID: p.ID, Name: req.GetName(), Description: req.GetDescription(), Labels: req.GetLabels(),
+		IngestRate: rate, IngestBurst: burst})
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
 	}
@@ -90,7 +96,7 @@ func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequ
 	mask := map[string]bool{}
 	for _, path := range req.GetUpdateMask().GetPaths() {
 		switch path {
-		case "name", "description", "labels":
+		case "name", "description", "labels", "ingest_limit":
 			mask[path] = true
 		default:
 			return nil, invalid("update_mask", "unknown field "+path)
@@ -115,6 +121,11 @@ func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequ
 		}
 		d.Labels = req.GetLabels()
 	}
+	if mask["ingest_limit"] || (all && req.IngestLimit != nil) {
+		if d.IngestRate, d.IngestBurst, err = ingestLimit(req.GetIngestLimit()); err != nil {
+			return nil, err
+		}
+	}
 	d, err = s.reg.UpdateDevice(ctx, d)
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
@@ -131,6 +142,7 @@ func (s *Service) DeleteDevice(ctx context.Context, req *corev1.DeleteDeviceRequ
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
 	}
+	s.audit(ctx, auditDeviceDelete, "device", req.GetId(), nil)
 	for _, sn := range sensors {
 		s.deprovision(ctx, sn)
 	}
@@ -143,27 +155,37 @@ func (s *Service) GetDeviceKey(ctx context.Context, req *corev1.GetDeviceKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindDevice, ID: d.ID}, d.KeyGen, 0)
+	exp, err := s.reg.KeyExpiry(ctx, registry.KeyDevice, d.ID, d.KeyGen)
 	if err != nil {
-		return nil, s.storeErr(ctx, "key", err)
+		return nil, s.storeErr(ctx, "device", err)
 	}
-	return &corev1.GetDeviceKeyResponse{Token: tok}, nil
+	tok, expPB, err := s.issueKey(ctx, authn.KindDevice, d.ID, d.KeyGen, exp)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, auditDeviceKeyIssue, "device", d.ID, expiryDetail(exp))
+	return &corev1.GetDeviceKeyResponse{Token: tok, ExpireTime: expPB}, nil
 }
 
 // RotateDeviceKey implements CoreService.RotateDeviceKey. Owner or admin.
 func (s *Service) RotateDeviceKey(ctx context.Context, req *corev1.RotateDeviceKeyRequest) (*corev1.RotateDeviceKeyResponse, error) {
+	exp, err := keyExpiry(req.GetTtl())
+	if err != nil {
+		return nil, err
+	}
 	if _, _, err := s.ownedDevice(ctx, req.GetId()); err != nil {
 		return nil, err
 	}
-	d, err := s.reg.RotateDeviceKey(ctx, req.GetId())
+	gen, err := s.reg.RotateKey(ctx, registry.KeyDevice, req.GetId(), exp)
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
 	}
-	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindDevice, ID: d.ID}, d.KeyGen, 0)
+	s.audit(ctx, auditDeviceKeyRot, "device", req.GetId(), expiryDetail(exp))
+	tok, expPB, err := s.issueKey(ctx, authn.KindDevice, req.GetId(), gen, exp)
 	if err != nil {
-		return nil, s.storeErr(ctx, "key", err)
+		return nil, err
 	}
-	return &corev1.RotateDeviceKeyResponse{Token: tok}, nil
+	return &corev1.RotateDeviceKeyResponse{Token: tok, ExpireTime: expPB}, nil
 }
 
 func checkName(field, v string) error {
@@ -199,5 +221,21 @@ func checkLabels(l map[string]string) error {
 }
 
 func devicePB(d registry.Device) *corev1.Device {
-	return &corev1.Device{Id: d.ID, Name: d.Name, Description: d.Description, OwnerId: d.OwnerID, Labels: d.Labels, CreateTime: ts(d.CreatedAt), UpdateTime: ts(d.UpdatedAt)}
+	pb := &corev1.Device{Id: d.ID, Name: d.Name, Description: d.Description, OwnerId: d.OwnerID, Labels: d.Labels, CreateTime: ts(d.CreatedAt), UpdateTime: ts(d.UpdatedAt)}
+	if d.IngestRate != 0 || d.IngestBurst != 0 {
+		pb.IngestLimit = &corev1.IngestLimit{ReadingsPerSecond: d.IngestRate, Burst: d.IngestBurst}
+	}
+	return pb
+}
+
+// ingestLimit checks a device's ingest limit override (nil: the defaults).
+func ingestLimit(l *corev1.IngestLimit) (rate float64, burst int64, err error) {
+	rate, burst = l.GetReadingsPerSecond(), l.GetBurst()
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return 0, 0, invalid("ingest_limit.readings_per_second", "must be a finite number ≥ 0 (0: the platform default)")
+	}
+	if burst < 0 {
+		return 0, 0, invalid("ingest_limit.burst", "must be ≥ 0 (0: the platform default)")
+	}
+	return rate, burst, nil
 }

@@ -31,8 +31,12 @@ type Provisioner interface {
 
 // Config tunes the service.
 type Config struct {
-	// UserTokenTTL is the lifetime of SignIn tokens.
+	// UserTokenTTL is the lifetime of SignIn tokens (default
+	// DefaultUserTokenTTL).
 	UserTokenTTL time.Duration
+	// RefreshTokenTTL is how long a session can be refreshed after sign-in
+	// (default DefaultRefreshTokenTTL).
+	RefreshTokenTTL time.Duration
 	// Hash tunes the password KDF; zero uses DefaultHashParams.
 	Hash HashParams
 	// SignIn bounds the KDF work and throttles failed sign-ins.
@@ -55,7 +59,10 @@ type Service struct {
 // New returns the service.
 func New(log *slog.Logger, reg registry.Registry, signer *authn.Signer, cfg Config, prov ...Provisioner) *Service {
 	if cfg.UserTokenTTL <= 0 {
-		cfg.UserTokenTTL = 12 * time.Hour
+		cfg.UserTokenTTL = DefaultUserTokenTTL
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
 	}
 	if cfg.Hash == (HashParams{}) {
 		cfg.Hash = DefaultHashParams
@@ -111,7 +118,11 @@ func (s *Service) storeErr(ctx context.Context, what string, err error) error {
 	case errors.Is(err, registry.ErrAlreadyExists):
 		return errorf(connect.CodeAlreadyExists, "%s with that name already exists", what)
 	case errors.Is(err, registry.ErrFailedPrecondition):
-		return errorf(connect.CodeFailedPrecondition, "%s: %v", what, err)
+		var pe *registry.PreconditionError
+		if errors.As(err, &pe) {
+			return errorf(connect.CodeFailedPrecondition, "%s", pe.Reason)
+		}
+		return errorf(connect.CodeFailedPrecondition, "%s cannot be changed that way now", what)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeCanceled, errors.New("request cancelled"))
 	}
@@ -134,8 +145,10 @@ func requireAdmin(ctx context.Context) (authn.Principal, error) {
 // owns reports whether p may manage a resource owned by ownerID.
 func owns(p authn.Principal, ownerID int64) bool { return p.Admin || p.ID == ownerID }
 
+// denied answers for a resource the caller may not see exactly as for one
+// that does not exist, so answers do not reveal what exists.
 func denied(what string) error {
-	return errorf(connect.CodePermissionDenied, "%s belongs to another user", what)
+	return errorf(connect.CodeNotFound, "%s not found", what)
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {

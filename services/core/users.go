@@ -65,7 +65,11 @@ func (s *Service) SignIn(ctx context.Context, req *corev1.SignInRequest) (*corev
 	if err != nil {
 		return nil, s.storeErr(ctx, "token", err)
 	}
-	return &corev1.SignInResponse{Token: tok, ExpireTime: timestamppb.New(time.Now().Add(s.cfg.UserTokenTTL)), User: userPB(u)}, nil
+	out := &corev1.SignInResponse{Token: tok, ExpireTime: timestamppb.New(time.Now().Add(s.cfg.UserTokenTTL)), User: userPB(u)}
+	if err := s.issueRefresh(ctx, u, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // GetCurrentUser implements CoreService.GetCurrentUser. Users.
@@ -103,6 +107,7 @@ func (s *Service) CreateUser(ctx context.Context, req *corev1.CreateUserRequest)
 	if err != nil {
 		return nil, s.storeErr(ctx, "user", err)
 	}
+	s.audit(ctx, auditUserCreate, "user", u.ID, map[string]string{"username": u.Username, "role": string(u.Role)})
 	return &corev1.CreateUserResponse{Result: userPB(u)}, nil
 }
 
@@ -196,6 +201,9 @@ func (s *Service) UpdateUser(ctx context.Context, req *corev1.UpdateUserRequest)
 	if err != nil {
 		return nil, s.storeErr(ctx, "user", err)
 	}
+	if req.Role != nil {
+		s.audit(ctx, auditUserUpdate, "user", u.ID, map[string]string{"role": string(u.Role)})
+	}
 	return &corev1.UpdateUserResponse{Result: userPB(u)}, nil
 }
 
@@ -231,6 +239,15 @@ func (s *Service) ChangePassword(ctx context.Context, req *corev1.ChangePassword
 	if _, err := s.reg.UpdateUser(ctx, u); err != nil {
 		return nil, s.storeErr(ctx, "user", err)
 	}
+	// The new generation already refuses them; drop the rows too.
+	if _, err := s.reg.RevokeRefreshTokens(ctx, u.ID); err != nil {
+		s.log.WarnContext(ctx, "refresh tokens not deleted after a password change", "user_id", u.ID, "err", err)
+	}
+	if p.ID == u.ID {
+		s.audit(ctx, auditPasswordChange, "user", u.ID, nil)
+	} else {
+		s.audit(ctx, auditPasswordReset, "user", u.ID, nil)
+	}
 	return &corev1.ChangePasswordResponse{}, nil
 }
 
@@ -246,6 +263,7 @@ func (s *Service) DeleteUser(ctx context.Context, req *corev1.DeleteUserRequest)
 	if err := s.reg.DeleteUser(ctx, req.GetId()); err != nil {
 		return nil, s.storeErr(ctx, "user", err)
 	}
+	s.audit(ctx, auditUserDelete, "user", req.GetId(), nil)
 	for _, sn := range sensors {
 		s.deprovision(ctx, sn)
 	}

@@ -58,7 +58,7 @@ func ConnectError(err error) error {
 	switch {
 	case errors.As(err, &be):
 		code := connect.CodeInvalidArgument
-		if be.Class == ClassTooLarge {
+		if be.Class == ClassTooLarge || be.Class == ClassRateLimited {
 			code = connect.CodeResourceExhausted
 		}
 		ce := connect.NewError(code, err)

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Class says why a batch was refused, so every edge can map it to its own
@@ -20,6 +22,10 @@ const (
 	ClassRejected
 	// ClassTooLarge: more readings than the configured batch limit (HTTP 413).
 	ClassTooLarge
+	// ClassRateLimited: the device exceeded its ingest rate limit (HTTP 429
+	// with Retry-After, resource_exhausted, MQTT 5 reason 0x96); nothing of
+	// the batch was stored.
+	ClassRateLimited
 )
 
 // Item error codes (ItemError.Code), machine-readable and stable.
@@ -47,6 +53,18 @@ type ItemError struct {
 type BatchError struct {
 	Class Class
 	Items []ItemError
+	// RetryAfter is set for ClassRateLimited: when the batch would fit.
+	RetryAfter time.Duration
+}
+
+// RetryAfter returns how long the sender of a rate-limited batch should
+// wait (0 for other errors).
+func RetryAfter(err error) time.Duration {
+	var be *BatchError
+	if errors.As(err, &be) && be.Class == ClassRateLimited {
+		return be.RetryAfter
+	}
+	return 0
 }
 
 func (e *BatchError) Error() string {

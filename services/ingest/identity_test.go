@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
@@ -67,5 +68,23 @@ func TestRecords_UntimedReadingsGetDistinctIncreasingInstants(t *testing.T) {
 			}
 			last = r.GetTimestampNs()
 		}
+	}
+}
+
+func TestDecodeAny_TextThatIsNeitherIsRefusedWithBothErrors(t *testing.T) {
+	for _, p := range []string{"hello", "temperature=21.5", "42", "\x0a garbage"} {
+		_, err := ingest.DecodeAny([]byte(p))
+		be, ok := err.(*ingest.BatchError)
+		if !ok || be.Items[0].Code != ingest.CodeMalformed {
+			t.Fatalf("%q: err %v, want a malformed batch", p, err)
+		}
+		for _, want := range []string{"not JSON or protobuf", "as JSON:", "as protobuf ReadingBatch:"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: %v does not say %q", p, err, want)
+			}
+		}
+	}
+	if rs, err := ingest.DecodeAny([]byte(` [{"sensor_id":1,"value":2}]`)); err != nil || len(rs) != 1 {
+		t.Errorf("JSON: %v %v", rs, err)
 	}
 }

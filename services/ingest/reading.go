@@ -54,6 +54,8 @@ const (
 	FormatJSON Format = iota + 1
 	// FormatProto is a binary iot.ingest.v1.ReadingBatch.
 	FormatProto
+	// FormatAny is undeclared: JSON or protobuf, decided by DecodeAny.
+	FormatAny
 )
 
 // jsonReading mirrors the wire object; fields stay raw so every sensor_id,
@@ -70,6 +72,8 @@ func Decode(f Format, payload []byte) ([]Reading, error) {
 	switch f {
 	case FormatJSON:
 		return DecodeJSON(payload)
+	case FormatAny:
+		return DecodeAny(payload)
 	case FormatProto:
 		var b ingestv1.ReadingBatch
 		if err := proto.Unmarshal(payload, &b); err != nil {
@@ -78,6 +82,29 @@ func Decode(f Format, payload []byte) ([]Reading, error) {
 		return FromProto(b.GetReadings())
 	}
 	return nil, malformed(-1, CodeMalformed, "unsupported payload format")
+}
+
+// DecodeAny parses a payload whose format nobody declared (MQTT payloads,
+// WebSocket binary frames): JSON when it starts like JSON, else a protobuf
+// ReadingBatch; a payload that is neither is refused as "not JSON or
+// protobuf" with both parse errors, whatever its first byte.
+func DecodeAny(payload []byte) ([]Reading, error) {
+	if t := bytes.TrimLeft(payload, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		return DecodeJSON(payload)
+	}
+	var b ingestv1.ReadingBatch
+	perr := proto.Unmarshal(payload, &b)
+	if perr == nil && len(b.GetReadings()) > 0 {
+		return FromProto(b.GetReadings())
+	}
+	if perr == nil {
+		perr = fmt.Errorf("no readings in it")
+	}
+	_, jerr := scanReadings(payload)
+	if jerr == nil {
+		jerr = fmt.Errorf("not an object or array")
+	}
+	return nil, malformed(-1, CodeMalformed, "payload is not JSON or protobuf (as JSON: %v; as protobuf ReadingBatch: %v)", jerr, perr)
 }
 
 // DecodeJSON parses one reading object or an array of them.

@@ -50,6 +50,12 @@ type Config struct {
 	SensorCacheTTL time.Duration
 	// MaxBatch is the most readings one batch may carry.
 	MaxBatch int
+	// Rate is the default ingest limit of a device in readings per second,
+	// shared by all edges (≤ 0: unlimited); Burst is the default bucket size
+	// (≤ 0: one second's worth). A device's own IngestRate/IngestBurst in
+	// the registry override them.
+	Rate  float64
+	Burst int64
 }
 
 func (c *Config) defaults() {
@@ -73,6 +79,7 @@ type Service struct {
 	cfg     Config
 	m       *metrics
 	now     func() time.Time
+	limiter *rateLimiter
 }
 
 // New returns the ingest service publishing to pub. dl may be nil (dead
@@ -80,8 +87,10 @@ type Service struct {
 // (nil: unregistered).
 func New(log *slog.Logger, cfg Config, sensors SensorGetter, pub bus.Publisher, dl DeadLetterWriter, reg prometheus.Registerer) *Service {
 	cfg.defaults()
+	devices, _ := sensors.(DeviceGetter)
 	return &Service{
-		log: log, pub: pub, dl: dl, cfg: cfg,
+		limiter: newRateLimiter(cfg.Rate, cfg.Burst, devices, cfg.SensorCacheTTL),
+		log:     log, pub: pub, dl: dl, cfg: cfg,
 		sensors: newSensorCache(sensors, cfg.SensorCacheTTL),
 		m:       newMetrics(reg),
 		now:     time.Now,
@@ -125,6 +134,10 @@ func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Re
 			Message: fmt.Sprintf("%d readings exceed the batch limit of %d", len(rs), s.cfg.MaxBatch)}}}
 	}
 	now := s.now()
+	if wait := s.limiter.take(ctx, device, len(rs), now); wait > 0 {
+		s.m.rateLimited.WithLabelValues(string(p)).Inc()
+		return nil, rateLimited(len(rs), wait)
+	}
 	recv := now.UnixNano()
 	untimed := 0
 	for i := range rs {
@@ -218,7 +231,7 @@ func (s *Service) DeadLetter(ctx context.Context, device int64, p Protocol, payl
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	dl := bus.DeadLetter{DeviceID: device, Protocol: string(p), Reason: reason.Error(),
+	dl := bus.DeadLetter{DeviceID: device, Protocol: string(p), Reason: code + ": " + reason.Error(),
 		Payload: append([]byte(nil), payload...), TimeNS: s.now().UnixNano()}
 	if err := s.dl.WriteDeadLetters(ctx, []bus.DeadLetter{dl}); err != nil {
 		s.m.deadLetterFailures.Inc()
@@ -233,6 +246,7 @@ type metrics struct {
 	publishSeconds     *prometheus.HistogramVec
 	deadLetters        *prometheus.CounterVec
 	deadLetterFailures prometheus.Counter
+	rateLimited        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -253,9 +267,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		deadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "iot_ingest_dead_letter_write_failures_total", Help: "Dead letters that could not be written durably.",
 		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iot_ingest_rate_limited_total", Help: "Batches refused by the per-device ingest rate limit, by edge.",
+		}, []string{"protocol"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.readings, m.refusedBatches, m.publishSeconds, m.deadLetters, m.deadLetterFailures)
+		reg.MustRegister(m.readings, m.refusedBatches, m.publishSeconds, m.deadLetters, m.deadLetterFailures, m.rateLimited)
 	}
 	return m
 }
@@ -265,6 +282,6 @@ func (m *metrics) refused(p Protocol, err error) {
 	if !errors.As(err, &be) {
 		return
 	}
-	class := map[Class]string{ClassMalformed: "malformed", ClassRejected: "rejected", ClassTooLarge: "too_large"}[be.Class]
+	class := map[Class]string{ClassMalformed: "malformed", ClassRejected: "rejected", ClassTooLarge: "too_large", ClassRateLimited: "rate_limited"}[be.Class]
 	m.refusedBatches.WithLabelValues(string(p), class).Inc()
 }

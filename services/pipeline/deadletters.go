@@ -37,7 +37,7 @@ func (d *DeadLetterConsumer) Run(ctx context.Context) error {
 			var dl bus.DeadLetter
 			if err := json.Unmarshal(m.Value, &dl); err != nil {
 				// Keep even an undecodable letter: it is evidence.
-				dl = bus.DeadLetter{Reason: "undecodable dead letter: " + err.Error(), Payload: m.Value, TimeNS: m.Timestamp.UnixNano()}
+				dl = bus.DeadLetter{Reason: "malformed: undecodable dead letter: " + err.Error(), Payload: m.Value, TimeNS: m.Timestamp.UnixNano()}
 			}
 			dls = append(dls, dl)
 		}

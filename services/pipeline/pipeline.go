@@ -134,24 +134,25 @@ func (p *Pipeline) Handle(ctx context.Context, recs []*busv1.Record) error {
 	return nil
 }
 
-// convert returns the reading, or a dead-letter reason, or a transient error.
+// convert returns the reading, or a dead-letter reason ("<code>: <message>",
+// codes of docs/ERRORS.md), or a transient error.
 func (p *Pipeline) convert(ctx context.Context, rec *busv1.Record) (store.Reading, string, error) {
 	s, missing, err := p.sensor(ctx, rec.GetSensorId())
 	if err != nil {
 		return store.Reading{}, "", err
 	}
 	if missing {
-		return store.Reading{}, fmt.Sprintf("sensor %d does not exist (deleted after the reading was accepted?)", rec.GetSensorId()), nil
+		return store.Reading{}, fmt.Sprintf("unknown_sensor: sensor %d does not exist (deleted after the reading was accepted?)", rec.GetSensorId()), nil
 	}
 	if s.DeviceID != rec.GetDeviceId() {
-		return store.Reading{}, fmt.Sprintf("sensor %d belongs to device %d, not %d", s.ID, s.DeviceID, rec.GetDeviceId()), nil
+		return store.Reading{}, fmt.Sprintf("unknown_sensor: sensor %d belongs to device %d, not %d", s.ID, s.DeviceID, rec.GetDeviceId()), nil
 	}
 	v, err := ValueOf(rec)
 	if err != nil {
-		return store.Reading{}, err.Error(), nil
+		return store.Reading{}, "invalid_value: " + err.Error(), nil
 	}
 	if want := string(s.Type); v.Kind.String() != want {
-		return store.Reading{}, fmt.Sprintf("value is %s but sensor %d is declared %s", v.Kind, s.ID, want), nil
+		return store.Reading{}, fmt.Sprintf("invalid_value: value is %s but sensor %d is declared %s", v.Kind, s.ID, want), nil
 	}
 	return store.Reading{
 		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), TimeNS: rec.GetTimestampNs(), Seq: rec.GetSeq(),

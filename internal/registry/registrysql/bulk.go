@@ -21,36 +21,40 @@ func (r *DB) CreateDevices(ctx context.Context, rows []registry.NewDevice) ([]re
 	err := r.write(ctx, func(w wtx) error {
 		for i, row := range rows {
 			d := row.Device
-			var ext any
-			if row.ExternalID != "" {
-				ext = row.ExternalID
-				got, err := scanDevice(w.row(`SELECT `+deviceCols+` FROM devices WHERE owner_id = ? AND external_id = ?`, d.OwnerID, row.ExternalID))
-				switch {
-				case err == nil:
-					ss, err := r.listSensors(ctx, w.rows, got.ID)
-					if err != nil {
-						return err
-					}
-					out[i] = registry.ImportedDevice{Device: got, Sensors: ss}
-					continue
-				case !errors.Is(err, sql.ErrNoRows):
+			if row.ExternalID == "" {
+				dev, err := scanDevice(w.row(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now))
+				if err != nil {
+					return &registry.RowError{Row: i, Field: "name", Err: r.wrap("create device", err)}
+				}
+				if err := r.importSensors(w, now, i, dev, row.Sensors, &out[i]); err != nil {
 					return err
 				}
+				continue
 			}
+			// A taken external_id inserts nothing and returns no row (a
+			// taken name still fails).
 			dev, err := scanDevice(w.row(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at, external_id)
-		VALUES (?, ?, ?, ?, 0, ?, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now, ext))
-			if err != nil {
+		VALUES (?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (owner_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+		RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now, row.ExternalID))
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				got, err := scanDevice(w.row(`SELECT `+deviceCols+` FROM devices WHERE owner_id = ? AND external_id = ?`, d.OwnerID, row.ExternalID))
+				if err != nil {
+					return err
+				}
+				ss, err := r.listSensors(ctx, w.rows, got.ID)
+				if err != nil {
+					return err
+				}
+				out[i] = registry.ImportedDevice{Device: got, Sensors: ss}
+				continue
+			case err != nil:
 				return &registry.RowError{Row: i, Field: "name", Err: r.wrap("create device", err)}
 			}
-			ss := make([]registry.Sensor, len(row.Sensors))
-			for j, s := range row.Sensors {
-				ss[j], err = scanSensor(w.row(`INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols, dev.ID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
-				if err != nil {
-					return &registry.RowError{Row: i, Field: "sensors[" + strconv.Itoa(j) + "]", Err: r.wrap("create sensor", err)}
-				}
+			if err := r.importSensors(w, now, i, dev, row.Sensors, &out[i]); err != nil {
+				return err
 			}
-			out[i] = registry.ImportedDevice{Device: dev, Sensors: ss, Created: true}
 		}
 		return nil
 	})
@@ -64,4 +68,20 @@ func (r *DB) CreateDevices(ctx context.Context, rows []registry.NewDevice) ([]re
 		return nil, r.wrap("create devices", err)
 	}
 	return out, nil
+}
+
+// importSensors creates the sensors of an imported device and records the
+// row's outcome.
+func (r *DB) importSensors(w wtx, now int64, i int, dev registry.Device, sensors []registry.Sensor, out *registry.ImportedDevice) error {
+	ss := make([]registry.Sensor, len(sensors))
+	for j, s := range sensors {
+		var err error
+		ss[j], err = scanSensor(w.row(`INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols, dev.ID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
+		if err != nil {
+			return &registry.RowError{Row: i, Field: "sensors[" + strconv.Itoa(j) + "]", Err: r.wrap("create sensor", err)}
+		}
+	}
+	*out = registry.ImportedDevice{Device: dev, Sensors: ss, Created: true}
+	return nil
 }

@@ -10,13 +10,13 @@ import (
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
-const deviceCols = `id, owner_id, name, description, labels, key_gen, created_at, updated_at`
+const deviceCols = `id, owner_id, name, description, labels, key_gen, ingest_rate, ingest_burst, created_at, updated_at`
 
 func scanDevice(row interface{ Scan(...any) error }) (registry.Device, error) {
 	var d registry.Device
 	var labels string
 	var c, m int64
-	if err := row.Scan(&d.ID, &d.OwnerID, &d.Name, &d.Description, &labels, &d.KeyGen, &c, &m); err != nil {
+	if err := row.Scan(&d.ID, &d.OwnerID, &d.Name, &d.Description, &labels, &d.KeyGen, &d.IngestRate, &d.IngestBurst, &c, &m); err != nil {
 		return d, err
 	}
 	d.CreatedAt, d.UpdatedAt = fromMicros(c), fromMicros(m)
@@ -41,8 +41,8 @@ func (r *DB) CreateDevice(ctx context.Context, d registry.Device) (registry.Devi
 	now := micros(r.now())
 	var out registry.Device
 	err := r.write(ctx, func(w wtx) (err error) {
-		out, err = scanDevice(w.row(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now))
+		out, err = scanDevice(w.row(`INSERT INTO devices (owner_id, name, description, labels, key_gen, ingest_rate, ingest_burst, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), d.IngestRate, d.IngestBurst, now, now))
 		return err
 	})
 	// A sensor list read before the device existed may be cached empty.
@@ -100,8 +100,8 @@ func (r *DB) UpdateDevice(ctx context.Context, d registry.Device) (registry.Devi
 	now := micros(r.now())
 	var out registry.Device
 	err := r.write(ctx, func(w wtx) (err error) {
-		out, err = scanDevice(w.row(`UPDATE devices SET name = ?, description = ?, labels = ?, updated_at = ?
-		WHERE id = ? RETURNING `+deviceCols, d.Name, d.Description, labelsJSON(d.Labels), now, d.ID))
+		out, err = scanDevice(w.row(`UPDATE devices SET name = ?, description = ?, labels = ?, ingest_rate = ?, ingest_burst = ?, updated_at = ?
+		WHERE id = ? RETURNING `+deviceCols, d.Name, d.Description, labelsJSON(d.Labels), d.IngestRate, d.IngestBurst, now, d.ID))
 		return err
 	})
 	r.cache.invalidate(cacheKey{keyDevice, d.ID, 0})

@@ -2,7 +2,6 @@ package registrysql
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
@@ -97,7 +96,7 @@ func (r *DB) DeleteUser(ctx context.Context, id int64) error {
 				return err
 			}
 			if n <= 1 {
-				return fmt.Errorf("the last admin cannot be deleted: %w", registry.ErrFailedPrecondition)
+				return &registry.PreconditionError{Reason: "the last admin cannot be deleted"}
 			}
 		}
 		_, err := w.exec(`DELETE FROM users WHERE id = ?`, id)

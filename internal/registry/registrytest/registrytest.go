@@ -27,6 +27,9 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
 		{"ReadsSeeEveryWrite", testReadAfterWrite},
+		{"KeyExpiryFollowsRotation", testKeyExpiry},
+		{"RefreshTokensUsedOnceAndRevocable", testRefreshTokens},
+		{"AuditLogFiltersAndPages", testAuditLog},
 		{"BulkImportAllOrNothing", testBulkAllOrNothing},
 		{"BulkImportIdempotentByExternalID", testBulkIdempotent},
 	}
@@ -114,6 +117,16 @@ func testDevices(t *testing.T, r registry.Registry) {
 	if upd.Name != "truck" || len(upd.Labels) != 0 || upd.Description != "red" {
 		t.Fatalf("update = %+v", upd)
 	}
+	// The per-device ingest limit is kept on create and update.
+	lim := must(r.CreateDevice(ctx, registry.Device{OwnerID: b.ID, Name: "limited", IngestRate: 2.5, IngestBurst: 7}))
+	if got := must(r.GetDevice(ctx, lim.ID)); got.IngestRate != 2.5 || got.IngestBurst != 7 {
+		t.Fatalf("ingest limit = %v/%v, want 2.5/7", got.IngestRate, got.IngestBurst)
+	}
+	lim.IngestRate, lim.IngestBurst = 0, 100
+	if got := must(r.UpdateDevice(ctx, lim)); got.IngestRate != 0 || got.IngestBurst != 100 {
+		t.Fatalf("updated ingest limit = %v/%v, want 0/100", got.IngestRate, got.IngestBurst)
+	}
+	must(r.DeleteDevice(ctx, lim.ID))
 	mine := must(r.ListDevices(ctx, registry.DeviceFilter{OwnerID: a.ID}, registry.Page{Limit: 10}))
 	all := must(r.ListDevices(ctx, registry.DeviceFilter{}, registry.Page{Limit: 10}))
 	if len(mine) != 1 || len(all) != 2 {

@@ -465,7 +465,7 @@ func (s *Store) bulkFailures(ctx context.Context, rs []store.Reading, res bulkRe
 				r := rs[i]
 				payload, _ := json.Marshal(toDoc(r))
 				dls = append(dls, bus.DeadLetter{DeviceID: r.DeviceID, SensorID: r.SensorID, Protocol: r.Protocol,
-					Reason: "opensearch rejected the document: " + truncate(it.Error, 300), Payload: payload, TimeNS: time.Now().UnixNano()})
+					Reason: "store_rejected: opensearch rejected the document: " + truncate(it.Error, 300), Payload: payload, TimeNS: time.Now().UnixNano()})
 			default:
 				return fmt.Errorf("opensearch bulk item failed (%d): %s", it.Status, truncate(it.Error, 300))
 			}

@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -251,7 +252,11 @@ type Device struct {
 	// create_time is when the device was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// update_time is when the device was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// ingest_limit overrides the platform's default ingest rate for this
+	// device; unset (or zero fields) uses the defaults (--ingest-rate,
+	// --ingest-burst).
+	IngestLimit   *IngestLimit `protobuf:"bytes,8,opt,name=ingest_limit,json=ingestLimit,proto3" json:"ingest_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -335,6 +340,74 @@ func (x *Device) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Device) GetIngestLimit() *IngestLimit {
+	if x != nil {
+		return x.IngestLimit
+	}
+	return nil
+}
+
+// IngestLimit bounds the readings one device may send, on all edges
+// together (HTTP, WebSocket, MQTT, gRPC): a token bucket holding `burst`
+// readings, refilled at `readings_per_second`. A batch is taken whole when
+// the bucket holds at least min(batch size, burst) readings; otherwise it is
+// refused (HTTP 429 with Retry-After, resource_exhausted, MQTT 5 reason
+// 0x96) and nothing of it is stored.
+type IngestLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// readings_per_second is the sustained rate; 0 uses the platform default.
+	ReadingsPerSecond float64 `protobuf:"fixed64,1,opt,name=readings_per_second,json=readingsPerSecond,proto3" json:"readings_per_second,omitempty"`
+	// burst is the most readings accepted at once above the sustained rate; 0
+	// uses the platform default.
+	Burst         int64 `protobuf:"varint,2,opt,name=burst,proto3" json:"burst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestLimit) Reset() {
+	*x = IngestLimit{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestLimit) ProtoMessage() {}
+
+func (x *IngestLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestLimit.ProtoReflect.Descriptor instead.
+func (*IngestLimit) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IngestLimit) GetReadingsPerSecond() float64 {
+	if x != nil {
+		return x.ReadingsPerSecond
+	}
+	return 0
+}
+
+func (x *IngestLimit) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
 // Sensor is one measuring point of a device, producing a time series.
 type Sensor struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -367,7 +440,7 @@ type Sensor struct {
 
 func (x *Sensor) Reset() {
 	*x = Sensor{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[2]
+	mi := &file_iot_core_v1_core_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +452,7 @@ func (x *Sensor) String() string {
 func (*Sensor) ProtoMessage() {}
 
 func (x *Sensor) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[2]
+	mi := &file_iot_core_v1_core_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +465,7 @@ func (x *Sensor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sensor.ProtoReflect.Descriptor instead.
 func (*Sensor) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{2}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Sensor) GetId() int64 {
@@ -488,7 +561,7 @@ type Consumer struct {
 
 func (x *Consumer) Reset() {
 	*x = Consumer{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[3]
+	mi := &file_iot_core_v1_core_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +573,7 @@ func (x *Consumer) String() string {
 func (*Consumer) ProtoMessage() {}
 
 func (x *Consumer) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[3]
+	mi := &file_iot_core_v1_core_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +586,7 @@ func (x *Consumer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consumer.ProtoReflect.Descriptor instead.
 func (*Consumer) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{3}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Consumer) GetId() int64 {
@@ -583,7 +656,7 @@ type TreeNode struct {
 
 func (x *TreeNode) Reset() {
 	*x = TreeNode{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[4]
+	mi := &file_iot_core_v1_core_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +668,7 @@ func (x *TreeNode) String() string {
 func (*TreeNode) ProtoMessage() {}
 
 func (x *TreeNode) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[4]
+	mi := &file_iot_core_v1_core_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +681,7 @@ func (x *TreeNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TreeNode.ProtoReflect.Descriptor instead.
 func (*TreeNode) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{4}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TreeNode) GetName() string {
@@ -652,7 +725,7 @@ type SignInRequest struct {
 
 func (x *SignInRequest) Reset() {
 	*x = SignInRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[5]
+	mi := &file_iot_core_v1_core_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +737,7 @@ func (x *SignInRequest) String() string {
 func (*SignInRequest) ProtoMessage() {}
 
 func (x *SignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[5]
+	mi := &file_iot_core_v1_core_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +750,7 @@ func (x *SignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignInRequest.ProtoReflect.Descriptor instead.
 func (*SignInRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{5}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SignInRequest) GetUsername() string {
@@ -694,7 +767,7 @@ func (x *SignInRequest) GetPassword() string {
 	return ""
 }
 
-// SignInResponse carries a user token.
+// SignInResponse carries a user token and a refresh token.
 type SignInResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is a JWT to send as `authorization: Bearer <token>`.
@@ -702,14 +775,18 @@ type SignInResponse struct {
 	// expire_time is when the token stops working.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// user is the signed-in user.
-	User          *User `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	User *User `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// refresh_token is an opaque secret for RefreshToken; keep it private.
+	RefreshToken string `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// refresh_expire_time is when refresh_token stops working.
+	RefreshExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=refresh_expire_time,json=refreshExpireTime,proto3" json:"refresh_expire_time,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SignInResponse) Reset() {
 	*x = SignInResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[6]
+	mi := &file_iot_core_v1_core_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +798,7 @@ func (x *SignInResponse) String() string {
 func (*SignInResponse) ProtoMessage() {}
 
 func (x *SignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[6]
+	mi := &file_iot_core_v1_core_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +811,7 @@ func (x *SignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignInResponse.ProtoReflect.Descriptor instead.
 func (*SignInResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{6}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SignInResponse) GetToken() string {
@@ -758,6 +835,231 @@ func (x *SignInResponse) GetUser() *User {
 	return nil
 }
 
+func (x *SignInResponse) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *SignInResponse) GetRefreshExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefreshExpireTime
+	}
+	return nil
+}
+
+// RefreshTokenRequest carries a refresh token.
+type RefreshTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refresh_token from SignIn or the previous RefreshToken.
+	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshTokenRequest) Reset() {
+	*x = RefreshTokenRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshTokenRequest) ProtoMessage() {}
+
+func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
+func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RefreshTokenRequest) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+// RefreshTokenResponse carries a new user token and a new refresh token.
+type RefreshTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is a new user JWT.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when token stops working.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// user is the user the token belongs to.
+	User *User `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// refresh_token replaces the one presented, which no longer works.
+	RefreshToken string `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// refresh_expire_time is when refresh_token stops working.
+	RefreshExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=refresh_expire_time,json=refreshExpireTime,proto3" json:"refresh_expire_time,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RefreshTokenResponse) Reset() {
+	*x = RefreshTokenResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshTokenResponse) ProtoMessage() {}
+
+func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshTokenResponse.ProtoReflect.Descriptor instead.
+func (*RefreshTokenResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RefreshTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RefreshTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *RefreshTokenResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *RefreshTokenResponse) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *RefreshTokenResponse) GetRefreshExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefreshExpireTime
+	}
+	return nil
+}
+
+// SignOutRequest carries the refresh token to revoke.
+type SignOutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refresh_token to revoke.
+	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOutRequest) Reset() {
+	*x = SignOutRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOutRequest) ProtoMessage() {}
+
+func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOutRequest.ProtoReflect.Descriptor instead.
+func (*SignOutRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SignOutRequest) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+// SignOutResponse is empty.
+type SignOutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOutResponse) Reset() {
+	*x = SignOutResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOutResponse) ProtoMessage() {}
+
+func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOutResponse.ProtoReflect.Descriptor instead.
+func (*SignOutResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{11}
+}
+
 // GetCurrentUserRequest is empty: the user comes from the token.
 type GetCurrentUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -767,7 +1069,7 @@ type GetCurrentUserRequest struct {
 
 func (x *GetCurrentUserRequest) Reset() {
 	*x = GetCurrentUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[7]
+	mi := &file_iot_core_v1_core_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +1081,7 @@ func (x *GetCurrentUserRequest) String() string {
 func (*GetCurrentUserRequest) ProtoMessage() {}
 
 func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[7]
+	mi := &file_iot_core_v1_core_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +1094,7 @@ func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserRequest.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{7}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{12}
 }
 
 // GetCurrentUserResponse carries the caller.
@@ -806,7 +1108,7 @@ type GetCurrentUserResponse struct {
 
 func (x *GetCurrentUserResponse) Reset() {
 	*x = GetCurrentUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	mi := &file_iot_core_v1_core_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +1120,7 @@ func (x *GetCurrentUserResponse) String() string {
 func (*GetCurrentUserResponse) ProtoMessage() {}
 
 func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[8]
+	mi := &file_iot_core_v1_core_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +1133,7 @@ func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserResponse.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{8}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetCurrentUserResponse) GetResult() *User {
@@ -858,7 +1160,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	mi := &file_iot_core_v1_core_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1172,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[9]
+	mi := &file_iot_core_v1_core_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1185,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{9}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateUserRequest) GetUsername() string {
@@ -925,7 +1227,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	mi := &file_iot_core_v1_core_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1239,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[10]
+	mi := &file_iot_core_v1_core_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1252,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{10}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateUserResponse) GetResult() *User {
@@ -973,7 +1275,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[11]
+	mi := &file_iot_core_v1_core_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1287,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[11]
+	mi := &file_iot_core_v1_core_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1300,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{11}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -1028,7 +1330,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[12]
+	mi := &file_iot_core_v1_core_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1342,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[12]
+	mi := &file_iot_core_v1_core_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1355,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{12}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListUsersResponse) GetResult() []*User {
@@ -1081,7 +1383,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[13]
+	mi := &file_iot_core_v1_core_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1395,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[13]
+	mi := &file_iot_core_v1_core_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1408,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{13}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetUserRequest) GetId() int64 {
@@ -1127,7 +1429,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[14]
+	mi := &file_iot_core_v1_core_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1441,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[14]
+	mi := &file_iot_core_v1_core_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1454,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{14}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetUserResponse) GetResult() *User {
@@ -1177,7 +1479,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[15]
+	mi := &file_iot_core_v1_core_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1491,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[15]
+	mi := &file_iot_core_v1_core_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1504,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{15}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateUserRequest) GetId() int64 {
@@ -1237,7 +1539,7 @@ type UpdateUserResponse struct {
 
 func (x *UpdateUserResponse) Reset() {
 	*x = UpdateUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[16]
+	mi := &file_iot_core_v1_core_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1551,7 @@ func (x *UpdateUserResponse) String() string {
 func (*UpdateUserResponse) ProtoMessage() {}
 
 func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[16]
+	mi := &file_iot_core_v1_core_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1564,7 @@ func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
 func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{16}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateUserResponse) GetResult() *User {
@@ -1287,7 +1589,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[17]
+	mi := &file_iot_core_v1_core_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1601,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[17]
+	mi := &file_iot_core_v1_core_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1614,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{17}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ChangePasswordRequest) GetId() int64 {
@@ -1345,7 +1647,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[18]
+	mi := &file_iot_core_v1_core_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1659,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[18]
+	mi := &file_iot_core_v1_core_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1672,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{18}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
 // DeleteUserRequest names a user.
@@ -1384,7 +1686,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[19]
+	mi := &file_iot_core_v1_core_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1698,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[19]
+	mi := &file_iot_core_v1_core_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1711,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{19}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteUserRequest) GetId() int64 {
@@ -1428,7 +1730,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[20]
+	mi := &file_iot_core_v1_core_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1742,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[20]
+	mi := &file_iot_core_v1_core_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1755,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{20}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{25}
 }
 
 // CreateDeviceRequest describes a new device.
@@ -1464,14 +1766,17 @@ type CreateDeviceRequest struct {
 	// description is free text (at most 2000 characters).
 	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	// labels are free key/value pairs.
-	Labels        map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// ingest_limit overrides the platform's default ingest rate for the
+	// device (unset: the defaults).
+	IngestLimit   *IngestLimit `protobuf:"bytes,4,opt,name=ingest_limit,json=ingestLimit,proto3" json:"ingest_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateDeviceRequest) Reset() {
 	*x = CreateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[21]
+	mi := &file_iot_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1788,7 @@ func (x *CreateDeviceRequest) String() string {
 func (*CreateDeviceRequest) ProtoMessage() {}
 
 func (x *CreateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[21]
+	mi := &file_iot_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1801,7 @@ func (x *CreateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{21}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateDeviceRequest) GetName() string {
@@ -1520,6 +1825,13 @@ func (x *CreateDeviceRequest) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *CreateDeviceRequest) GetIngestLimit() *IngestLimit {
+	if x != nil {
+		return x.IngestLimit
+	}
+	return nil
+}
+
 // CreateDeviceResponse carries the new device.
 type CreateDeviceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1531,7 +1843,7 @@ type CreateDeviceResponse struct {
 
 func (x *CreateDeviceResponse) Reset() {
 	*x = CreateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[22]
+	mi := &file_iot_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1855,7 @@ func (x *CreateDeviceResponse) String() string {
 func (*CreateDeviceResponse) ProtoMessage() {}
 
 func (x *CreateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[22]
+	mi := &file_iot_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1868,7 @@ func (x *CreateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{22}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateDeviceResponse) GetResult() *Device {
@@ -1581,7 +1893,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[23]
+	mi := &file_iot_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1905,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[23]
+	mi := &file_iot_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1918,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{23}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListDevicesRequest) GetPageSize() int32 {
@@ -1643,7 +1955,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1967,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1980,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListDevicesResponse) GetResult() []*Device {
@@ -1699,7 +2011,7 @@ type ImportDevicesRequest struct {
 
 func (x *ImportDevicesRequest) Reset() {
 	*x = ImportDevicesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +2023,7 @@ func (x *ImportDevicesRequest) String() string {
 func (*ImportDevicesRequest) ProtoMessage() {}
 
 func (x *ImportDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +2036,7 @@ func (x *ImportDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ImportDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ImportDevicesRequest) GetDevices() []*DeviceImport {
@@ -1765,7 +2077,7 @@ type DeviceImport struct {
 
 func (x *DeviceImport) Reset() {
 	*x = DeviceImport{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[26]
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +2089,7 @@ func (x *DeviceImport) String() string {
 func (*DeviceImport) ProtoMessage() {}
 
 func (x *DeviceImport) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[26]
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2102,7 @@ func (x *DeviceImport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceImport.ProtoReflect.Descriptor instead.
 func (*DeviceImport) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeviceImport) GetExternalId() string {
@@ -1849,7 +2161,7 @@ type SensorImport struct {
 
 func (x *SensorImport) Reset() {
 	*x = SensorImport{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[27]
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +2173,7 @@ func (x *SensorImport) String() string {
 func (*SensorImport) ProtoMessage() {}
 
 func (x *SensorImport) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[27]
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +2186,7 @@ func (x *SensorImport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorImport.ProtoReflect.Descriptor instead.
 func (*SensorImport) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SensorImport) GetName() string {
@@ -1932,7 +2244,7 @@ type ImportDevicesResponse struct {
 
 func (x *ImportDevicesResponse) Reset() {
 	*x = ImportDevicesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[28]
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2256,7 @@ func (x *ImportDevicesResponse) String() string {
 func (*ImportDevicesResponse) ProtoMessage() {}
 
 func (x *ImportDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[28]
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2269,7 @@ func (x *ImportDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ImportDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImportDevicesResponse) GetResults() []*ImportedDevice {
@@ -1994,7 +2306,7 @@ type ImportedDevice struct {
 
 func (x *ImportedDevice) Reset() {
 	*x = ImportedDevice{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2318,7 @@ func (x *ImportedDevice) String() string {
 func (*ImportedDevice) ProtoMessage() {}
 
 func (x *ImportedDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2331,7 @@ func (x *ImportedDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedDevice.ProtoReflect.Descriptor instead.
 func (*ImportedDevice) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImportedDevice) GetId() int64 {
@@ -2068,7 +2380,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2392,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2405,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetDeviceRequest) GetId() int64 {
@@ -2114,7 +2426,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2438,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2451,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetDeviceResponse) GetResult() *Device {
@@ -2161,15 +2473,20 @@ type UpdateDeviceRequest struct {
 	// labels replace all labels when "labels" is in update_mask, or when the
 	// mask is empty and labels is not empty.
 	Labels map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// update_mask names the fields to change: name, description, labels.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,5,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// update_mask names the fields to change: name, description, labels,
+	// ingest_limit.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,5,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// ingest_limit replaces the device's ingest limit when "ingest_limit" is in
+	// update_mask, or when the mask is empty and ingest_limit is set; an empty
+	// IngestLimit returns the device to the platform defaults.
+	IngestLimit   *IngestLimit `protobuf:"bytes,6,opt,name=ingest_limit,json=ingestLimit,proto3" json:"ingest_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateDeviceRequest) Reset() {
 	*x = UpdateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2498,7 @@ func (x *UpdateDeviceRequest) String() string {
 func (*UpdateDeviceRequest) ProtoMessage() {}
 
 func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2511,7 @@ func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateDeviceRequest) GetId() int64 {
@@ -2232,6 +2549,13 @@ func (x *UpdateDeviceRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 	return nil
 }
 
+func (x *UpdateDeviceRequest) GetIngestLimit() *IngestLimit {
+	if x != nil {
+		return x.IngestLimit
+	}
+	return nil
+}
+
 // UpdateDeviceResponse carries the changed device.
 type UpdateDeviceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2243,7 +2567,7 @@ type UpdateDeviceResponse struct {
 
 func (x *UpdateDeviceResponse) Reset() {
 	*x = UpdateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2579,7 @@ func (x *UpdateDeviceResponse) String() string {
 func (*UpdateDeviceResponse) ProtoMessage() {}
 
 func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2592,7 @@ func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateDeviceResponse) GetResult() *Device {
@@ -2289,7 +2613,7 @@ type DeleteDeviceRequest struct {
 
 func (x *DeleteDeviceRequest) Reset() {
 	*x = DeleteDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2625,7 @@ func (x *DeleteDeviceRequest) String() string {
 func (*DeleteDeviceRequest) ProtoMessage() {}
 
 func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2638,7 @@ func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteDeviceRequest) GetId() int64 {
@@ -2333,7 +2657,7 @@ type DeleteDeviceResponse struct {
 
 func (x *DeleteDeviceResponse) Reset() {
 	*x = DeleteDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +2669,7 @@ func (x *DeleteDeviceResponse) String() string {
 func (*DeleteDeviceResponse) ProtoMessage() {}
 
 func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +2682,7 @@ func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 // GetDeviceKeyRequest names a device.
@@ -2372,7 +2696,7 @@ type GetDeviceKeyRequest struct {
 
 func (x *GetDeviceKeyRequest) Reset() {
 	*x = GetDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2708,7 @@ func (x *GetDeviceKeyRequest) String() string {
 func (*GetDeviceKeyRequest) ProtoMessage() {}
 
 func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2721,7 @@ func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDeviceKeyRequest) GetId() int64 {
@@ -2410,16 +2734,19 @@ func (x *GetDeviceKeyRequest) GetId() int64 {
 // GetDeviceKeyResponse carries the device token.
 type GetDeviceKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// token is the device JWT (no expiry); send it as `authorization: Bearer`
+	// token is the device JWT; send it as `authorization: Bearer`
 	// (HTTP, WebSocket, gRPC) or as the MQTT password with username `JWT`.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when the key stops working, as chosen at the last
+	// rotation; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDeviceKeyResponse) Reset() {
 	*x = GetDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2758,7 @@ func (x *GetDeviceKeyResponse) String() string {
 func (*GetDeviceKeyResponse) ProtoMessage() {}
 
 func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2771,7 @@ func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetDeviceKeyResponse) GetToken() string {
@@ -2454,18 +2781,29 @@ func (x *GetDeviceKeyResponse) GetToken() string {
 	return ""
 }
 
+func (x *GetDeviceKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // RotateDeviceKeyRequest names a device.
 type RotateDeviceKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id of the device.
-	Id            int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// ttl, when set and positive, makes the new key (and every token
+	// GetDeviceKey returns until the next rotation) expire after it, e.g.
+	// "86400s" in JSON. Unset: the key does not expire.
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateDeviceKeyRequest) Reset() {
 	*x = RotateDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2815,7 @@ func (x *RotateDeviceKeyRequest) String() string {
 func (*RotateDeviceKeyRequest) ProtoMessage() {}
 
 func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2828,7 @@ func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RotateDeviceKeyRequest) GetId() int64 {
@@ -2500,18 +2838,27 @@ func (x *RotateDeviceKeyRequest) GetId() int64 {
 	return 0
 }
 
+func (x *RotateDeviceKeyRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
 // RotateDeviceKeyResponse carries the new device token.
 type RotateDeviceKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is the new device JWT.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when the new key stops working; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateDeviceKeyResponse) Reset() {
 	*x = RotateDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2870,7 @@ func (x *RotateDeviceKeyResponse) String() string {
 func (*RotateDeviceKeyResponse) ProtoMessage() {}
 
 func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,7 +2883,7 @@ func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RotateDeviceKeyResponse) GetToken() string {
@@ -2544,6 +2891,13 @@ func (x *RotateDeviceKeyResponse) GetToken() string {
 		return x.Token
 	}
 	return ""
+}
+
+func (x *RotateDeviceKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
 }
 
 // DeviceCertificate is a client certificate registered for a device.
@@ -2562,7 +2916,7 @@ type DeviceCertificate struct {
 
 func (x *DeviceCertificate) Reset() {
 	*x = DeviceCertificate{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2928,7 @@ func (x *DeviceCertificate) String() string {
 func (*DeviceCertificate) ProtoMessage() {}
 
 func (x *DeviceCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,7 +2941,7 @@ func (x *DeviceCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCertificate.ProtoReflect.Descriptor instead.
 func (*DeviceCertificate) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeviceCertificate) GetFingerprint() string {
@@ -2626,7 +2980,7 @@ type AddDeviceCertificateRequest struct {
 
 func (x *AddDeviceCertificateRequest) Reset() {
 	*x = AddDeviceCertificateRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2992,7 @@ func (x *AddDeviceCertificateRequest) String() string {
 func (*AddDeviceCertificateRequest) ProtoMessage() {}
 
 func (x *AddDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +3005,7 @@ func (x *AddDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDeviceCertificateRequest.ProtoReflect.Descriptor instead.
 func (*AddDeviceCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddDeviceCertificateRequest) GetDeviceId() int64 {
@@ -2679,7 +3033,7 @@ type AddDeviceCertificateResponse struct {
 
 func (x *AddDeviceCertificateResponse) Reset() {
 	*x = AddDeviceCertificateResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +3045,7 @@ func (x *AddDeviceCertificateResponse) String() string {
 func (*AddDeviceCertificateResponse) ProtoMessage() {}
 
 func (x *AddDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,7 +3058,7 @@ func (x *AddDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDeviceCertificateResponse.ProtoReflect.Descriptor instead.
 func (*AddDeviceCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddDeviceCertificateResponse) GetResult() *DeviceCertificate {
@@ -2725,7 +3079,7 @@ type ListDeviceCertificatesRequest struct {
 
 func (x *ListDeviceCertificatesRequest) Reset() {
 	*x = ListDeviceCertificatesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +3091,7 @@ func (x *ListDeviceCertificatesRequest) String() string {
 func (*ListDeviceCertificatesRequest) ProtoMessage() {}
 
 func (x *ListDeviceCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +3104,7 @@ func (x *ListDeviceCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeviceCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeviceCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListDeviceCertificatesRequest) GetDeviceId() int64 {
@@ -2771,7 +3125,7 @@ type ListDeviceCertificatesResponse struct {
 
 func (x *ListDeviceCertificatesResponse) Reset() {
 	*x = ListDeviceCertificatesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2783,7 +3137,7 @@ func (x *ListDeviceCertificatesResponse) String() string {
 func (*ListDeviceCertificatesResponse) ProtoMessage() {}
 
 func (x *ListDeviceCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2796,7 +3150,7 @@ func (x *ListDeviceCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeviceCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeviceCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListDeviceCertificatesResponse) GetResult() []*DeviceCertificate {
@@ -2819,7 +3173,7 @@ type RemoveDeviceCertificateRequest struct {
 
 func (x *RemoveDeviceCertificateRequest) Reset() {
 	*x = RemoveDeviceCertificateRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +3185,7 @@ func (x *RemoveDeviceCertificateRequest) String() string {
 func (*RemoveDeviceCertificateRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +3198,7 @@ func (x *RemoveDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveDeviceCertificateRequest) GetDeviceId() int64 {
@@ -2870,7 +3224,7 @@ type RemoveDeviceCertificateResponse struct {
 
 func (x *RemoveDeviceCertificateResponse) Reset() {
 	*x = RemoveDeviceCertificateResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2882,7 +3236,7 @@ func (x *RemoveDeviceCertificateResponse) String() string {
 func (*RemoveDeviceCertificateResponse) ProtoMessage() {}
 
 func (x *RemoveDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2895,7 +3249,7 @@ func (x *RemoveDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 // GetDeviceTreeRequest names a device.
@@ -2909,7 +3263,7 @@ type GetDeviceTreeRequest struct {
 
 func (x *GetDeviceTreeRequest) Reset() {
 	*x = GetDeviceTreeRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3275,7 @@ func (x *GetDeviceTreeRequest) String() string {
 func (*GetDeviceTreeRequest) ProtoMessage() {}
 
 func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3288,7 @@ func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetDeviceTreeRequest) GetId() int64 {
@@ -2958,7 +3312,7 @@ type GetDeviceTreeResponse struct {
 
 func (x *GetDeviceTreeResponse) Reset() {
 	*x = GetDeviceTreeResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3324,7 @@ func (x *GetDeviceTreeResponse) String() string {
 func (*GetDeviceTreeResponse) ProtoMessage() {}
 
 func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3337,7 @@ func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetDeviceTreeResponse) GetDevice() *Device {
@@ -3023,7 +3377,7 @@ type CreateSensorRequest struct {
 
 func (x *CreateSensorRequest) Reset() {
 	*x = CreateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3389,7 @@ func (x *CreateSensorRequest) String() string {
 func (*CreateSensorRequest) ProtoMessage() {}
 
 func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3402,7 @@ func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorRequest.ProtoReflect.Descriptor instead.
 func (*CreateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateSensorRequest) GetDeviceId() int64 {
@@ -3111,7 +3465,7 @@ type CreateSensorResponse struct {
 
 func (x *CreateSensorResponse) Reset() {
 	*x = CreateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +3477,7 @@ func (x *CreateSensorResponse) String() string {
 func (*CreateSensorResponse) ProtoMessage() {}
 
 func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3490,7 @@ func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorResponse.ProtoReflect.Descriptor instead.
 func (*CreateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateSensorResponse) GetSensor() *Sensor {
@@ -3157,7 +3511,7 @@ type ListSensorsRequest struct {
 
 func (x *ListSensorsRequest) Reset() {
 	*x = ListSensorsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3523,7 @@ func (x *ListSensorsRequest) String() string {
 func (*ListSensorsRequest) ProtoMessage() {}
 
 func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3536,7 @@ func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsRequest.ProtoReflect.Descriptor instead.
 func (*ListSensorsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListSensorsRequest) GetDeviceId() int64 {
@@ -3203,7 +3557,7 @@ type ListSensorsResponse struct {
 
 func (x *ListSensorsResponse) Reset() {
 	*x = ListSensorsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3215,7 +3569,7 @@ func (x *ListSensorsResponse) String() string {
 func (*ListSensorsResponse) ProtoMessage() {}
 
 func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3228,7 +3582,7 @@ func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsResponse.ProtoReflect.Descriptor instead.
 func (*ListSensorsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListSensorsResponse) GetResult() []*Sensor {
@@ -3251,7 +3605,7 @@ type GetSensorRequest struct {
 
 func (x *GetSensorRequest) Reset() {
 	*x = GetSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3617,7 @@ func (x *GetSensorRequest) String() string {
 func (*GetSensorRequest) ProtoMessage() {}
 
 func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3630,7 @@ func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRequest.ProtoReflect.Descriptor instead.
 func (*GetSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetSensorRequest) GetDeviceId() int64 {
@@ -3304,7 +3658,7 @@ type GetSensorResponse struct {
 
 func (x *GetSensorResponse) Reset() {
 	*x = GetSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3316,7 +3670,7 @@ func (x *GetSensorResponse) String() string {
 func (*GetSensorResponse) ProtoMessage() {}
 
 func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +3683,7 @@ func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorResponse.ProtoReflect.Descriptor instead.
 func (*GetSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetSensorResponse) GetSensor() *Sensor {
@@ -3360,7 +3714,7 @@ type UpdateSensorRequest struct {
 
 func (x *UpdateSensorRequest) Reset() {
 	*x = UpdateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3372,7 +3726,7 @@ func (x *UpdateSensorRequest) String() string {
 func (*UpdateSensorRequest) ProtoMessage() {}
 
 func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3385,7 +3739,7 @@ func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UpdateSensorRequest) GetDeviceId() int64 {
@@ -3441,7 +3795,7 @@ type UpdateSensorResponse struct {
 
 func (x *UpdateSensorResponse) Reset() {
 	*x = UpdateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +3807,7 @@ func (x *UpdateSensorResponse) String() string {
 func (*UpdateSensorResponse) ProtoMessage() {}
 
 func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +3820,7 @@ func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UpdateSensorResponse) GetSensor() *Sensor {
@@ -3489,7 +3843,7 @@ type DeleteSensorRequest struct {
 
 func (x *DeleteSensorRequest) Reset() {
 	*x = DeleteSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +3855,7 @@ func (x *DeleteSensorRequest) String() string {
 func (*DeleteSensorRequest) ProtoMessage() {}
 
 func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +3868,7 @@ func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DeleteSensorRequest) GetDeviceId() int64 {
@@ -3540,7 +3894,7 @@ type DeleteSensorResponse struct {
 
 func (x *DeleteSensorResponse) Reset() {
 	*x = DeleteSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3906,7 @@ func (x *DeleteSensorResponse) String() string {
 func (*DeleteSensorResponse) ProtoMessage() {}
 
 func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3919,7 @@ func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 // CreateConsumerRequest describes a new consumer.
@@ -3581,7 +3935,7 @@ type CreateConsumerRequest struct {
 
 func (x *CreateConsumerRequest) Reset() {
 	*x = CreateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3947,7 @@ func (x *CreateConsumerRequest) String() string {
 func (*CreateConsumerRequest) ProtoMessage() {}
 
 func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3960,7 @@ func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateConsumerRequest) GetName() string {
@@ -3634,7 +3988,7 @@ type CreateConsumerResponse struct {
 
 func (x *CreateConsumerResponse) Reset() {
 	*x = CreateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +4000,7 @@ func (x *CreateConsumerResponse) String() string {
 func (*CreateConsumerResponse) ProtoMessage() {}
 
 func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +4013,7 @@ func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateConsumerResponse) GetResult() *Consumer {
@@ -3682,7 +4036,7 @@ type ListConsumersRequest struct {
 
 func (x *ListConsumersRequest) Reset() {
 	*x = ListConsumersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +4048,7 @@ func (x *ListConsumersRequest) String() string {
 func (*ListConsumersRequest) ProtoMessage() {}
 
 func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +4061,7 @@ func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
 func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListConsumersRequest) GetPageSize() int32 {
@@ -3737,7 +4091,7 @@ type ListConsumersResponse struct {
 
 func (x *ListConsumersResponse) Reset() {
 	*x = ListConsumersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3749,7 +4103,7 @@ func (x *ListConsumersResponse) String() string {
 func (*ListConsumersResponse) ProtoMessage() {}
 
 func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3762,7 +4116,7 @@ func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
 func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListConsumersResponse) GetResult() []*Consumer {
@@ -3790,7 +4144,7 @@ type GetConsumerRequest struct {
 
 func (x *GetConsumerRequest) Reset() {
 	*x = GetConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3802,7 +4156,7 @@ func (x *GetConsumerRequest) String() string {
 func (*GetConsumerRequest) ProtoMessage() {}
 
 func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3815,7 +4169,7 @@ func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetConsumerRequest) GetId() int64 {
@@ -3836,7 +4190,7 @@ type GetConsumerResponse struct {
 
 func (x *GetConsumerResponse) Reset() {
 	*x = GetConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3848,7 +4202,7 @@ func (x *GetConsumerResponse) String() string {
 func (*GetConsumerResponse) ProtoMessage() {}
 
 func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3861,7 +4215,7 @@ func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetConsumerResponse) GetResult() *Consumer {
@@ -3886,7 +4240,7 @@ type UpdateConsumerRequest struct {
 
 func (x *UpdateConsumerRequest) Reset() {
 	*x = UpdateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3898,7 +4252,7 @@ func (x *UpdateConsumerRequest) String() string {
 func (*UpdateConsumerRequest) ProtoMessage() {}
 
 func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3911,7 +4265,7 @@ func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateConsumerRequest) GetId() int64 {
@@ -3946,7 +4300,7 @@ type UpdateConsumerResponse struct {
 
 func (x *UpdateConsumerResponse) Reset() {
 	*x = UpdateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3958,7 +4312,7 @@ func (x *UpdateConsumerResponse) String() string {
 func (*UpdateConsumerResponse) ProtoMessage() {}
 
 func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3971,7 +4325,7 @@ func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *UpdateConsumerResponse) GetResult() *Consumer {
@@ -3992,7 +4346,7 @@ type DeleteConsumerRequest struct {
 
 func (x *DeleteConsumerRequest) Reset() {
 	*x = DeleteConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4358,7 @@ func (x *DeleteConsumerRequest) String() string {
 func (*DeleteConsumerRequest) ProtoMessage() {}
 
 func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4371,7 @@ func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteConsumerRequest) GetId() int64 {
@@ -4036,7 +4390,7 @@ type DeleteConsumerResponse struct {
 
 func (x *DeleteConsumerResponse) Reset() {
 	*x = DeleteConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4048,7 +4402,7 @@ func (x *DeleteConsumerResponse) String() string {
 func (*DeleteConsumerResponse) ProtoMessage() {}
 
 func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4061,7 +4415,7 @@ func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 // GetConsumerKeyRequest names a consumer.
@@ -4075,7 +4429,7 @@ type GetConsumerKeyRequest struct {
 
 func (x *GetConsumerKeyRequest) Reset() {
 	*x = GetConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4087,7 +4441,7 @@ func (x *GetConsumerKeyRequest) String() string {
 func (*GetConsumerKeyRequest) ProtoMessage() {}
 
 func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4100,7 +4454,7 @@ func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetConsumerKeyRequest) GetId() int64 {
@@ -4113,15 +4467,18 @@ func (x *GetConsumerKeyRequest) GetId() int64 {
 // GetConsumerKeyResponse carries the consumer token.
 type GetConsumerKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// token is the consumer JWT (no expiry).
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// token is the consumer JWT.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when the key stops working, as chosen at the last
+	// rotation; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetConsumerKeyResponse) Reset() {
 	*x = GetConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4133,7 +4490,7 @@ func (x *GetConsumerKeyResponse) String() string {
 func (*GetConsumerKeyResponse) ProtoMessage() {}
 
 func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4146,7 +4503,7 @@ func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetConsumerKeyResponse) GetToken() string {
@@ -4156,18 +4513,28 @@ func (x *GetConsumerKeyResponse) GetToken() string {
 	return ""
 }
 
+func (x *GetConsumerKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // RotateConsumerKeyRequest names a consumer.
 type RotateConsumerKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id of the consumer.
-	Id            int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// ttl, when set and positive, makes the new key expire after it, e.g.
+	// "86400s" in JSON. Unset: the key does not expire.
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateConsumerKeyRequest) Reset() {
 	*x = RotateConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4179,7 +4546,7 @@ func (x *RotateConsumerKeyRequest) String() string {
 func (*RotateConsumerKeyRequest) ProtoMessage() {}
 
 func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4192,7 +4559,7 @@ func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RotateConsumerKeyRequest) GetId() int64 {
@@ -4202,18 +4569,27 @@ func (x *RotateConsumerKeyRequest) GetId() int64 {
 	return 0
 }
 
+func (x *RotateConsumerKeyRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
 // RotateConsumerKeyResponse carries the new consumer token.
 type RotateConsumerKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is the new consumer JWT.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expire_time is when the new key stops working; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateConsumerKeyResponse) Reset() {
 	*x = RotateConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[72]
+	mi := &file_iot_core_v1_core_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4225,7 +4601,7 @@ func (x *RotateConsumerKeyResponse) String() string {
 func (*RotateConsumerKeyResponse) ProtoMessage() {}
 
 func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[72]
+	mi := &file_iot_core_v1_core_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4238,7 +4614,7 @@ func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RotateConsumerKeyResponse) GetToken() string {
@@ -4246,6 +4622,13 @@ func (x *RotateConsumerKeyResponse) GetToken() string {
 		return x.Token
 	}
 	return ""
+}
+
+func (x *RotateConsumerKeyResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
 }
 
 // GrantSensorRequest lets a consumer read a sensor.
@@ -4261,7 +4644,7 @@ type GrantSensorRequest struct {
 
 func (x *GrantSensorRequest) Reset() {
 	*x = GrantSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[73]
+	mi := &file_iot_core_v1_core_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4273,7 +4656,7 @@ func (x *GrantSensorRequest) String() string {
 func (*GrantSensorRequest) ProtoMessage() {}
 
 func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[73]
+	mi := &file_iot_core_v1_core_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4286,7 +4669,7 @@ func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorRequest.ProtoReflect.Descriptor instead.
 func (*GrantSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GrantSensorRequest) GetConsumerId() int64 {
@@ -4314,7 +4697,7 @@ type GrantSensorResponse struct {
 
 func (x *GrantSensorResponse) Reset() {
 	*x = GrantSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[74]
+	mi := &file_iot_core_v1_core_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4326,7 +4709,7 @@ func (x *GrantSensorResponse) String() string {
 func (*GrantSensorResponse) ProtoMessage() {}
 
 func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[74]
+	mi := &file_iot_core_v1_core_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4339,7 +4722,7 @@ func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorResponse.ProtoReflect.Descriptor instead.
 func (*GrantSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *GrantSensorResponse) GetResult() *Consumer {
@@ -4362,7 +4745,7 @@ type RevokeSensorRequest struct {
 
 func (x *RevokeSensorRequest) Reset() {
 	*x = RevokeSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[75]
+	mi := &file_iot_core_v1_core_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4374,7 +4757,7 @@ func (x *RevokeSensorRequest) String() string {
 func (*RevokeSensorRequest) ProtoMessage() {}
 
 func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[75]
+	mi := &file_iot_core_v1_core_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4387,7 +4770,7 @@ func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *RevokeSensorRequest) GetConsumerId() int64 {
@@ -4415,7 +4798,7 @@ type RevokeSensorResponse struct {
 
 func (x *RevokeSensorResponse) Reset() {
 	*x = RevokeSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[76]
+	mi := &file_iot_core_v1_core_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4427,7 +4810,7 @@ func (x *RevokeSensorResponse) String() string {
 func (*RevokeSensorResponse) ProtoMessage() {}
 
 func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[76]
+	mi := &file_iot_core_v1_core_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4440,7 +4823,7 @@ func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RevokeSensorResponse) GetResult() *Consumer {
@@ -4450,11 +4833,280 @@ func (x *RevokeSensorResponse) GetResult() *Consumer {
 	return nil
 }
 
+// AuditEvent is one entry of the audit log.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id orders the events; larger is newer.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// time is when the action happened.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// actor_id is the user who acted (0: the platform itself).
+	ActorId int64 `protobuf:"varint,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// action says what happened: user.create, user.update, user.delete,
+	// user.password.change, user.password.reset, device.delete,
+	// device.key.issue, device.key.rotate, consumer.create, consumer.delete,
+	// consumer.key.issue, consumer.key.rotate, grant.create, grant.revoke.
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// target_type is user, device or consumer.
+	TargetType string `protobuf:"bytes,5,opt,name=target_type,json=targetType,proto3" json:"target_type,omitempty"`
+	// target_id is the id of the user, device or consumer acted on.
+	TargetId int64 `protobuf:"varint,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// details are further facts, e.g. sensor_id for grants, expire_time for
+	// keys, role for users.
+	Details       map[string]string `protobuf:"bytes,7,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *AuditEvent) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetActorId() int64 {
+	if x != nil {
+		return x.ActorId
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTargetType() string {
+	if x != nil {
+		return x.TargetType
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTargetId() int64 {
+	if x != nil {
+		return x.TargetId
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetDetails() map[string]string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// ListAuditEventsRequest filters and pages the audit log; unset filters
+// match everything.
+type ListAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size is the most events to return (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is next_page_token of the previous page.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// actor_id keeps events by this user.
+	ActorId int64 `protobuf:"varint,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// action keeps events with this action, e.g. "device.key.rotate".
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// target_type keeps events on this kind of target: user, device, consumer.
+	TargetType string `protobuf:"bytes,5,opt,name=target_type,json=targetType,proto3" json:"target_type,omitempty"`
+	// target_id keeps events on this target id (use with target_type).
+	TargetId int64 `protobuf:"varint,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// start_time keeps events at or after it.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// end_time keeps events before it.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *ListAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetActorId() int64 {
+	if x != nil {
+		return x.ActorId
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetTargetType() string {
+	if x != nil {
+		return x.TargetType
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetTargetId() int64 {
+	if x != nil {
+		return x.TargetId
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// ListAuditEventsResponse is one page of the audit log.
+type ListAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result holds the events, newest first.
+	Result []*AuditEvent `protobuf:"bytes,1,rep,name=result,proto3" json:"result,omitempty"`
+	// next_page_token fetches the next (older) page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *ListAuditEventsResponse) GetResult() []*AuditEvent {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_iot_core_v1_core_proto protoreflect.FileDescriptor
 
 const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\n" +
-	"\x16iot/core/v1/core.proto\x12\viot.core.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x01\n" +
+	"\x16iot/core/v1/core.proto\x12\viot.core.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
@@ -4463,7 +5115,7 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xd7\x02\n" +
+	"updateTime\"\x94\x03\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -4473,10 +5125,14 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x1a9\n" +
+	"updateTime\x12;\n" +
+	"\fingest_limit\x18\b \x01(\v2\x18.iot.core.v1.IngestLimitR\vingestLimit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"S\n" +
+	"\vIngestLimit\x12.\n" +
+	"\x13readings_per_second\x18\x01 \x01(\x01R\x11readingsPerSecond\x12\x14\n" +
+	"\x05burst\x18\x02 \x01(\x03R\x05burst\"\xde\x02\n" +
 	"\x06Sensor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\x03R\bdeviceId\x12\x12\n" +
@@ -4510,12 +5166,26 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x06sensor\x18\x04 \x01(\v2\x13.iot.core.v1.SensorR\x06sensor\"G\n" +
 	"\rSignInRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x8a\x01\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\xfb\x01\n" +
 	"\x0eSignInResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12%\n" +
-	"\x04user\x18\x03 \x01(\v2\x11.iot.core.v1.UserR\x04user\"\x17\n" +
+	"\x04user\x18\x03 \x01(\v2\x11.iot.core.v1.UserR\x04user\x12#\n" +
+	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12J\n" +
+	"\x13refresh_expire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\":\n" +
+	"\x13RefreshTokenRequest\x12#\n" +
+	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"\x81\x02\n" +
+	"\x14RefreshTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12%\n" +
+	"\x04user\x18\x03 \x01(\v2\x11.iot.core.v1.UserR\x04user\x12#\n" +
+	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12J\n" +
+	"\x13refresh_expire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\"5\n" +
+	"\x0eSignOutRequest\x12#\n" +
+	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"\x11\n" +
+	"\x0fSignOutResponse\"\x17\n" +
 	"\x15GetCurrentUserRequest\"C\n" +
 	"\x16GetCurrentUserResponse\x12)\n" +
 	"\x06result\x18\x01 \x01(\v2\x11.iot.core.v1.UserR\x06result\"\x95\x01\n" +
@@ -4552,11 +5222,12 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x16ChangePasswordResponse\"#\n" +
 	"\x11DeleteUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x14\n" +
-	"\x12DeleteUserResponse\"\xcc\x01\n" +
+	"\x12DeleteUserResponse\"\x89\x02\n" +
 	"\x13CreateDeviceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12D\n" +
-	"\x06labels\x18\x03 \x03(\v2,.iot.core.v1.CreateDeviceRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x03 \x03(\v2,.iot.core.v1.CreateDeviceRequest.LabelsEntryR\x06labels\x12;\n" +
+	"\fingest_limit\x18\x04 \x01(\v2\x18.iot.core.v1.IngestLimitR\vingestLimit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
@@ -4607,14 +5278,15 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x10GetDeviceRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"@\n" +
 	"\x11GetDeviceResponse\x12+\n" +
-	"\x06result\x18\x01 \x01(\v2\x13.iot.core.v1.DeviceR\x06result\"\xbc\x02\n" +
+	"\x06result\x18\x01 \x01(\v2\x13.iot.core.v1.DeviceR\x06result\"\xf9\x02\n" +
 	"\x13UpdateDeviceRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
 	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12D\n" +
 	"\x06labels\x18\x04 \x03(\v2,.iot.core.v1.UpdateDeviceRequest.LabelsEntryR\x06labels\x12;\n" +
 	"\vupdate_mask\x18\x05 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\x1a9\n" +
+	"updateMask\x12;\n" +
+	"\fingest_limit\x18\x06 \x01(\v2\x18.iot.core.v1.IngestLimitR\vingestLimit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
@@ -4626,13 +5298,18 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x16\n" +
 	"\x14DeleteDeviceResponse\"%\n" +
 	"\x13GetDeviceKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\",\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"i\n" +
 	"\x14GetDeviceKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"(\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"U\n" +
 	"\x16RotateDeviceKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\"/\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"l\n" +
 	"\x17RotateDeviceKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\x8f\x01\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\x8f\x01\n" +
 	"\x11DeviceCertificate\x12 \n" +
 	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\x03R\bdeviceId\x12;\n" +
@@ -4721,13 +5398,18 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x18\n" +
 	"\x16DeleteConsumerResponse\"'\n" +
 	"\x15GetConsumerKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\".\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"k\n" +
 	"\x16GetConsumerKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"*\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"W\n" +
 	"\x18RotateConsumerKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\"1\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"n\n" +
 	"\x19RotateConsumerKeyResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"R\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"R\n" +
 	"\x12GrantSensorRequest\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\x03R\n" +
 	"consumerId\x12\x1b\n" +
@@ -4739,7 +5421,35 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"consumerId\x12\x1b\n" +
 	"\tsensor_id\x18\x02 \x01(\x03R\bsensorId\"E\n" +
 	"\x14RevokeSensorResponse\x12-\n" +
-	"\x06result\x18\x01 \x01(\v2\x15.iot.core.v1.ConsumerR\x06result*;\n" +
+	"\x06result\x18\x01 \x01(\v2\x15.iot.core.v1.ConsumerR\x06result\"\xb9\x02\n" +
+	"\n" +
+	"AuditEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\x03R\aactorId\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x1f\n" +
+	"\vtarget_type\x18\x05 \x01(\tR\n" +
+	"targetType\x12\x1b\n" +
+	"\ttarget_id\x18\x06 \x01(\x03R\btargetId\x12>\n" +
+	"\adetails\x18\a \x03(\v2$.iot.core.v1.AuditEvent.DetailsEntryR\adetails\x1a:\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb7\x02\n" +
+	"\x16ListAuditEventsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\x03R\aactorId\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x1f\n" +
+	"\vtarget_type\x18\x05 \x01(\tR\n" +
+	"targetType\x12\x1b\n" +
+	"\ttarget_id\x18\x06 \x01(\x03R\btargetId\x129\n" +
+	"\n" +
+	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"r\n" +
+	"\x17ListAuditEventsResponse\x12/\n" +
+	"\x06result\x18\x01 \x03(\v2\x17.iot.core.v1.AuditEventR\x06result\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -4751,9 +5461,11 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x0fVALUE_TYPE_LONG\x10\x02\x12\x16\n" +
 	"\x12VALUE_TYPE_BOOLEAN\x10\x03\x12\x15\n" +
 	"\x11VALUE_TYPE_STRING\x10\x04\x12\x15\n" +
-	"\x11VALUE_TYPE_OBJECT\x10\x052\xdd \n" +
+	"\x11VALUE_TYPE_OBJECT\x10\x052\xa8#\n" +
 	"\vCoreService\x12_\n" +
-	"\x06SignIn\x12\x1a.iot.core.v1.SignInRequest\x1a\x1b.iot.core.v1.SignInResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/signin\x12j\n" +
+	"\x06SignIn\x12\x1a.iot.core.v1.SignInRequest\x1a\x1b.iot.core.v1.SignInResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/signin\x12r\n" +
+	"\fRefreshToken\x12 .iot.core.v1.RefreshTokenRequest\x1a!.iot.core.v1.RefreshTokenResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/users/refresh\x12c\n" +
+	"\aSignOut\x12\x1b.iot.core.v1.SignOutRequest\x1a\x1c.iot.core.v1.SignOutResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/users/signout\x12j\n" +
 	"\x0eGetCurrentUser\x12\".iot.core.v1.GetCurrentUserRequest\x1a#.iot.core.v1.GetCurrentUserResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/api/me\x12d\n" +
 	"\n" +
 	"CreateUser\x12\x1e.iot.core.v1.CreateUserRequest\x1a\x1f.iot.core.v1.CreateUserResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
@@ -4791,7 +5503,9 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x0eGetConsumerKey\x12\".iot.core.v1.GetConsumerKeyRequest\x1a#.iot.core.v1.GetConsumerKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/consumers/{id}/key\x12\x8d\x01\n" +
 	"\x11RotateConsumerKey\x12%.iot.core.v1.RotateConsumerKeyRequest\x1a&.iot.core.v1.RotateConsumerKeyResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/consumers/{id}/key/rotate\x12\x81\x01\n" +
 	"\vGrantSensor\x12\x1f.iot.core.v1.GrantSensorRequest\x1a .iot.core.v1.GrantSensorResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/api/consumers/{consumer_id}/sensors\x12\x8d\x01\n" +
-	"\fRevokeSensor\x12 .iot.core.v1.RevokeSensorRequest\x1a!.iot.core.v1.RevokeSensorResponse\"8\x82\xd3\xe4\x93\x022*0/api/consumers/{consumer_id}/sensors/{sensor_id}B;Z9github.com/iotplatform/iotplatform/gen/iot/core/v1;corev1b\x06proto3"
+	"\fRevokeSensor\x12 .iot.core.v1.RevokeSensorRequest\x1a!.iot.core.v1.RevokeSensorResponse\"8\x82\xd3\xe4\x93\x022*0/api/consumers/{consumer_id}/sensors/{sensor_id}\x12p\n" +
+	"\x0fListAuditEvents\x12#.iot.core.v1.ListAuditEventsRequest\x1a$.iot.core.v1.ListAuditEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/api/auditB;Z9github.com/iotplatform/iotplatform/gen/iot/core/v1;corev1b\x06proto3"
 
 var (
 	file_iot_core_v1_core_proto_rawDescOnce sync.Once
@@ -4806,218 +5520,252 @@ func file_iot_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_iot_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
+var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_iot_core_v1_core_proto_goTypes = []any{
 	(Role)(0),                               // 0: iot.core.v1.Role
 	(ValueType)(0),                          // 1: iot.core.v1.ValueType
 	(*User)(nil),                            // 2: iot.core.v1.User
 	(*Device)(nil),                          // 3: iot.core.v1.Device
-	(*Sensor)(nil),                          // 4: iot.core.v1.Sensor
-	(*Consumer)(nil),                        // 5: iot.core.v1.Consumer
-	(*TreeNode)(nil),                        // 6: iot.core.v1.TreeNode
-	(*SignInRequest)(nil),                   // 7: iot.core.v1.SignInRequest
-	(*SignInResponse)(nil),                  // 8: iot.core.v1.SignInResponse
-	(*GetCurrentUserRequest)(nil),           // 9: iot.core.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),          // 10: iot.core.v1.GetCurrentUserResponse
-	(*CreateUserRequest)(nil),               // 11: iot.core.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),              // 12: iot.core.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),                // 13: iot.core.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),               // 14: iot.core.v1.ListUsersResponse
-	(*GetUserRequest)(nil),                  // 15: iot.core.v1.GetUserRequest
-	(*GetUserResponse)(nil),                 // 16: iot.core.v1.GetUserResponse
-	(*UpdateUserRequest)(nil),               // 17: iot.core.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),              // 18: iot.core.v1.UpdateUserResponse
-	(*ChangePasswordRequest)(nil),           // 19: iot.core.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),          // 20: iot.core.v1.ChangePasswordResponse
-	(*DeleteUserRequest)(nil),               // 21: iot.core.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),              // 22: iot.core.v1.DeleteUserResponse
-	(*CreateDeviceRequest)(nil),             // 23: iot.core.v1.CreateDeviceRequest
-	(*CreateDeviceResponse)(nil),            // 24: iot.core.v1.CreateDeviceResponse
-	(*ListDevicesRequest)(nil),              // 25: iot.core.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),             // 26: iot.core.v1.ListDevicesResponse
-	(*ImportDevicesRequest)(nil),            // 27: iot.core.v1.ImportDevicesRequest
-	(*DeviceImport)(nil),                    // 28: iot.core.v1.DeviceImport
-	(*SensorImport)(nil),                    // 29: iot.core.v1.SensorImport
-	(*ImportDevicesResponse)(nil),           // 30: iot.core.v1.ImportDevicesResponse
-	(*ImportedDevice)(nil),                  // 31: iot.core.v1.ImportedDevice
-	(*GetDeviceRequest)(nil),                // 32: iot.core.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),               // 33: iot.core.v1.GetDeviceResponse
-	(*UpdateDeviceRequest)(nil),             // 34: iot.core.v1.UpdateDeviceRequest
-	(*UpdateDeviceResponse)(nil),            // 35: iot.core.v1.UpdateDeviceResponse
-	(*DeleteDeviceRequest)(nil),             // 36: iot.core.v1.DeleteDeviceRequest
-	(*DeleteDeviceResponse)(nil),            // 37: iot.core.v1.DeleteDeviceResponse
-	(*GetDeviceKeyRequest)(nil),             // 38: iot.core.v1.GetDeviceKeyRequest
-	(*GetDeviceKeyResponse)(nil),            // 39: iot.core.v1.GetDeviceKeyResponse
-	(*RotateDeviceKeyRequest)(nil),          // 40: iot.core.v1.RotateDeviceKeyRequest
-	(*RotateDeviceKeyResponse)(nil),         // 41: iot.core.v1.RotateDeviceKeyResponse
-	(*DeviceCertificate)(nil),               // 42: iot.core.v1.DeviceCertificate
-	(*AddDeviceCertificateRequest)(nil),     // 43: iot.core.v1.AddDeviceCertificateRequest
-	(*AddDeviceCertificateResponse)(nil),    // 44: iot.core.v1.AddDeviceCertificateResponse
-	(*ListDeviceCertificatesRequest)(nil),   // 45: iot.core.v1.ListDeviceCertificatesRequest
-	(*ListDeviceCertificatesResponse)(nil),  // 46: iot.core.v1.ListDeviceCertificatesResponse
-	(*RemoveDeviceCertificateRequest)(nil),  // 47: iot.core.v1.RemoveDeviceCertificateRequest
-	(*RemoveDeviceCertificateResponse)(nil), // 48: iot.core.v1.RemoveDeviceCertificateResponse
-	(*GetDeviceTreeRequest)(nil),            // 49: iot.core.v1.GetDeviceTreeRequest
-	(*GetDeviceTreeResponse)(nil),           // 50: iot.core.v1.GetDeviceTreeResponse
-	(*CreateSensorRequest)(nil),             // 51: iot.core.v1.CreateSensorRequest
-	(*CreateSensorResponse)(nil),            // 52: iot.core.v1.CreateSensorResponse
-	(*ListSensorsRequest)(nil),              // 53: iot.core.v1.ListSensorsRequest
-	(*ListSensorsResponse)(nil),             // 54: iot.core.v1.ListSensorsResponse
-	(*GetSensorRequest)(nil),                // 55: iot.core.v1.GetSensorRequest
-	(*GetSensorResponse)(nil),               // 56: iot.core.v1.GetSensorResponse
-	(*UpdateSensorRequest)(nil),             // 57: iot.core.v1.UpdateSensorRequest
-	(*UpdateSensorResponse)(nil),            // 58: iot.core.v1.UpdateSensorResponse
-	(*DeleteSensorRequest)(nil),             // 59: iot.core.v1.DeleteSensorRequest
-	(*DeleteSensorResponse)(nil),            // 60: iot.core.v1.DeleteSensorResponse
-	(*CreateConsumerRequest)(nil),           // 61: iot.core.v1.CreateConsumerRequest
-	(*CreateConsumerResponse)(nil),          // 62: iot.core.v1.CreateConsumerResponse
-	(*ListConsumersRequest)(nil),            // 63: iot.core.v1.ListConsumersRequest
-	(*ListConsumersResponse)(nil),           // 64: iot.core.v1.ListConsumersResponse
-	(*GetConsumerRequest)(nil),              // 65: iot.core.v1.GetConsumerRequest
-	(*GetConsumerResponse)(nil),             // 66: iot.core.v1.GetConsumerResponse
-	(*UpdateConsumerRequest)(nil),           // 67: iot.core.v1.UpdateConsumerRequest
-	(*UpdateConsumerResponse)(nil),          // 68: iot.core.v1.UpdateConsumerResponse
-	(*DeleteConsumerRequest)(nil),           // 69: iot.core.v1.DeleteConsumerRequest
-	(*DeleteConsumerResponse)(nil),          // 70: iot.core.v1.DeleteConsumerResponse
-	(*GetConsumerKeyRequest)(nil),           // 71: iot.core.v1.GetConsumerKeyRequest
-	(*GetConsumerKeyResponse)(nil),          // 72: iot.core.v1.GetConsumerKeyResponse
-	(*RotateConsumerKeyRequest)(nil),        // 73: iot.core.v1.RotateConsumerKeyRequest
-	(*RotateConsumerKeyResponse)(nil),       // 74: iot.core.v1.RotateConsumerKeyResponse
-	(*GrantSensorRequest)(nil),              // 75: iot.core.v1.GrantSensorRequest
-	(*GrantSensorResponse)(nil),             // 76: iot.core.v1.GrantSensorResponse
-	(*RevokeSensorRequest)(nil),             // 77: iot.core.v1.RevokeSensorRequest
-	(*RevokeSensorResponse)(nil),            // 78: iot.core.v1.RevokeSensorResponse
-	nil,                                     // 79: iot.core.v1.Device.LabelsEntry
-	nil,                                     // 80: iot.core.v1.CreateDeviceRequest.LabelsEntry
-	nil,                                     // 81: iot.core.v1.DeviceImport.LabelsEntry
-	nil,                                     // 82: iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil),           // 83: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),           // 84: google.protobuf.FieldMask
+	(*IngestLimit)(nil),                     // 4: iot.core.v1.IngestLimit
+	(*Sensor)(nil),                          // 5: iot.core.v1.Sensor
+	(*Consumer)(nil),                        // 6: iot.core.v1.Consumer
+	(*TreeNode)(nil),                        // 7: iot.core.v1.TreeNode
+	(*SignInRequest)(nil),                   // 8: iot.core.v1.SignInRequest
+	(*SignInResponse)(nil),                  // 9: iot.core.v1.SignInResponse
+	(*RefreshTokenRequest)(nil),             // 10: iot.core.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),            // 11: iot.core.v1.RefreshTokenResponse
+	(*SignOutRequest)(nil),                  // 12: iot.core.v1.SignOutRequest
+	(*SignOutResponse)(nil),                 // 13: iot.core.v1.SignOutResponse
+	(*GetCurrentUserRequest)(nil),           // 14: iot.core.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),          // 15: iot.core.v1.GetCurrentUserResponse
+	(*CreateUserRequest)(nil),               // 16: iot.core.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),              // 17: iot.core.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),                // 18: iot.core.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),               // 19: iot.core.v1.ListUsersResponse
+	(*GetUserRequest)(nil),                  // 20: iot.core.v1.GetUserRequest
+	(*GetUserResponse)(nil),                 // 21: iot.core.v1.GetUserResponse
+	(*UpdateUserRequest)(nil),               // 22: iot.core.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),              // 23: iot.core.v1.UpdateUserResponse
+	(*ChangePasswordRequest)(nil),           // 24: iot.core.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),          // 25: iot.core.v1.ChangePasswordResponse
+	(*DeleteUserRequest)(nil),               // 26: iot.core.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),              // 27: iot.core.v1.DeleteUserResponse
+	(*CreateDeviceRequest)(nil),             // 28: iot.core.v1.CreateDeviceRequest
+	(*CreateDeviceResponse)(nil),            // 29: iot.core.v1.CreateDeviceResponse
+	(*ListDevicesRequest)(nil),              // 30: iot.core.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),             // 31: iot.core.v1.ListDevicesResponse
+	(*ImportDevicesRequest)(nil),            // 32: iot.core.v1.ImportDevicesRequest
+	(*DeviceImport)(nil),                    // 33: iot.core.v1.DeviceImport
+	(*SensorImport)(nil),                    // 34: iot.core.v1.SensorImport
+	(*ImportDevicesResponse)(nil),           // 35: iot.core.v1.ImportDevicesResponse
+	(*ImportedDevice)(nil),                  // 36: iot.core.v1.ImportedDevice
+	(*GetDeviceRequest)(nil),                // 37: iot.core.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),               // 38: iot.core.v1.GetDeviceResponse
+	(*UpdateDeviceRequest)(nil),             // 39: iot.core.v1.UpdateDeviceRequest
+	(*UpdateDeviceResponse)(nil),            // 40: iot.core.v1.UpdateDeviceResponse
+	(*DeleteDeviceRequest)(nil),             // 41: iot.core.v1.DeleteDeviceRequest
+	(*DeleteDeviceResponse)(nil),            // 42: iot.core.v1.DeleteDeviceResponse
+	(*GetDeviceKeyRequest)(nil),             // 43: iot.core.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),            // 44: iot.core.v1.GetDeviceKeyResponse
+	(*RotateDeviceKeyRequest)(nil),          // 45: iot.core.v1.RotateDeviceKeyRequest
+	(*RotateDeviceKeyResponse)(nil),         // 46: iot.core.v1.RotateDeviceKeyResponse
+	(*DeviceCertificate)(nil),               // 47: iot.core.v1.DeviceCertificate
+	(*AddDeviceCertificateRequest)(nil),     // 48: iot.core.v1.AddDeviceCertificateRequest
+	(*AddDeviceCertificateResponse)(nil),    // 49: iot.core.v1.AddDeviceCertificateResponse
+	(*ListDeviceCertificatesRequest)(nil),   // 50: iot.core.v1.ListDeviceCertificatesRequest
+	(*ListDeviceCertificatesResponse)(nil),  // 51: iot.core.v1.ListDeviceCertificatesResponse
+	(*RemoveDeviceCertificateRequest)(nil),  // 52: iot.core.v1.RemoveDeviceCertificateRequest
+	(*RemoveDeviceCertificateResponse)(nil), // 53: iot.core.v1.RemoveDeviceCertificateResponse
+	(*GetDeviceTreeRequest)(nil),            // 54: iot.core.v1.GetDeviceTreeRequest
+	(*GetDeviceTreeResponse)(nil),           // 55: iot.core.v1.GetDeviceTreeResponse
+	(*CreateSensorRequest)(nil),             // 56: iot.core.v1.CreateSensorRequest
+	(*CreateSensorResponse)(nil),            // 57: iot.core.v1.CreateSensorResponse
+	(*ListSensorsRequest)(nil),              // 58: iot.core.v1.ListSensorsRequest
+	(*ListSensorsResponse)(nil),             // 59: iot.core.v1.ListSensorsResponse
+	(*GetSensorRequest)(nil),                // 60: iot.core.v1.GetSensorRequest
+	(*GetSensorResponse)(nil),               // 61: iot.core.v1.GetSensorResponse
+	(*UpdateSensorRequest)(nil),             // 62: iot.core.v1.UpdateSensorRequest
+	(*UpdateSensorResponse)(nil),            // 63: iot.core.v1.UpdateSensorResponse
+	(*DeleteSensorRequest)(nil),             // 64: iot.core.v1.DeleteSensorRequest
+	(*DeleteSensorResponse)(nil),            // 65: iot.core.v1.DeleteSensorResponse
+	(*CreateConsumerRequest)(nil),           // 66: iot.core.v1.CreateConsumerRequest
+	(*CreateConsumerResponse)(nil),          // 67: iot.core.v1.CreateConsumerResponse
+	(*ListConsumersRequest)(nil),            // 68: iot.core.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil),           // 69: iot.core.v1.ListConsumersResponse
+	(*GetConsumerRequest)(nil),              // 70: iot.core.v1.GetConsumerRequest
+	(*GetConsumerResponse)(nil),             // 71: iot.core.v1.GetConsumerResponse
+	(*UpdateConsumerRequest)(nil),           // 72: iot.core.v1.UpdateConsumerRequest
+	(*UpdateConsumerResponse)(nil),          // 73: iot.core.v1.UpdateConsumerResponse
+	(*DeleteConsumerRequest)(nil),           // 74: iot.core.v1.DeleteConsumerRequest
+	(*DeleteConsumerResponse)(nil),          // 75: iot.core.v1.DeleteConsumerResponse
+	(*GetConsumerKeyRequest)(nil),           // 76: iot.core.v1.GetConsumerKeyRequest
+	(*GetConsumerKeyResponse)(nil),          // 77: iot.core.v1.GetConsumerKeyResponse
+	(*RotateConsumerKeyRequest)(nil),        // 78: iot.core.v1.RotateConsumerKeyRequest
+	(*RotateConsumerKeyResponse)(nil),       // 79: iot.core.v1.RotateConsumerKeyResponse
+	(*GrantSensorRequest)(nil),              // 80: iot.core.v1.GrantSensorRequest
+	(*GrantSensorResponse)(nil),             // 81: iot.core.v1.GrantSensorResponse
+	(*RevokeSensorRequest)(nil),             // 82: iot.core.v1.RevokeSensorRequest
+	(*RevokeSensorResponse)(nil),            // 83: iot.core.v1.RevokeSensorResponse
+	(*AuditEvent)(nil),                      // 84: iot.core.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),          // 85: iot.core.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),         // 86: iot.core.v1.ListAuditEventsResponse
+	nil,                                     // 87: iot.core.v1.Device.LabelsEntry
+	nil,                                     // 88: iot.core.v1.CreateDeviceRequest.LabelsEntry
+	nil,                                     // 89: iot.core.v1.DeviceImport.LabelsEntry
+	nil,                                     // 90: iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	nil,                                     // 91: iot.core.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),           // 92: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),           // 93: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),             // 94: google.protobuf.Duration
 }
 var file_iot_core_v1_core_proto_depIdxs = []int32{
-	0,  // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
-	83, // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	83, // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	79, // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
-	83, // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	83, // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 6: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
-	83, // 7: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
-	83, // 8: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
-	83, // 9: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
-	83, // 10: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 11: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
-	4,  // 12: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
-	83, // 13: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 14: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
-	2,  // 15: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
-	0,  // 16: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
-	2,  // 17: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
-	2,  // 18: iot.core.v1.ListUsersResponse.result:type_name -> iot.core.v1.User
-	2,  // 19: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
-	0,  // 20: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
-	2,  // 21: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
-	80, // 22: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
-	3,  // 23: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
-	3,  // 24: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
-	28, // 25: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
-	81, // 26: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
-	29, // 27: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
-	1,  // 28: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
-	31, // 29: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
-	3,  // 30: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
-	82, // 31: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	84, // 32: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 33: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
-	83, // 34: iot.core.v1.DeviceCertificate.create_time:type_name -> google.protobuf.Timestamp
-	42, // 35: iot.core.v1.AddDeviceCertificateResponse.result:type_name -> iot.core.v1.DeviceCertificate
-	42, // 36: iot.core.v1.ListDeviceCertificatesResponse.result:type_name -> iot.core.v1.DeviceCertificate
-	3,  // 37: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
-	6,  // 38: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
-	1,  // 39: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
-	4,  // 40: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 41: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
-	4,  // 42: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	4,  // 43: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	5,  // 44: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 45: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 46: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 47: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 48: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
-	5,  // 49: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
-	7,  // 50: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
-	9,  // 51: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
-	11, // 52: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
-	13, // 53: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
-	15, // 54: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
-	17, // 55: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
-	19, // 56: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
-	21, // 57: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
-	23, // 58: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
-	25, // 59: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
-	27, // 60: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
-	32, // 61: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
-	34, // 62: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
-	36, // 63: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
-	38, // 64: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
-	40, // 65: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
-	43, // 66: iot.core.v1.CoreService.AddDeviceCertificate:input_type -> iot.core.v1.AddDeviceCertificateRequest
-	45, // 67: iot.core.v1.CoreService.ListDeviceCertificates:input_type -> iot.core.v1.ListDeviceCertificatesRequest
-	47, // 68: iot.core.v1.CoreService.RemoveDeviceCertificate:input_type -> iot.core.v1.RemoveDeviceCertificateRequest
-	49, // 69: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
-	51, // 70: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
-	53, // 71: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
-	55, // 72: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
-	57, // 73: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
-	59, // 74: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
-	61, // 75: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
-	63, // 76: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
-	65, // 77: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
-	67, // 78: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
-	69, // 79: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
-	71, // 80: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
-	73, // 81: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
-	75, // 82: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
-	77, // 83: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
-	8,  // 84: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
-	10, // 85: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
-	12, // 86: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
-	14, // 87: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
-	16, // 88: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
-	18, // 89: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
-	20, // 90: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
-	22, // 91: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
-	24, // 92: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
-	26, // 93: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
-	30, // 94: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
-	33, // 95: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
-	35, // 96: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
-	37, // 97: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
-	39, // 98: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
-	41, // 99: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
-	44, // 100: iot.core.v1.CoreService.AddDeviceCertificate:output_type -> iot.core.v1.AddDeviceCertificateResponse
-	46, // 101: iot.core.v1.CoreService.ListDeviceCertificates:output_type -> iot.core.v1.ListDeviceCertificatesResponse
-	48, // 102: iot.core.v1.CoreService.RemoveDeviceCertificate:output_type -> iot.core.v1.RemoveDeviceCertificateResponse
-	50, // 103: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
-	52, // 104: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
-	54, // 105: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
-	56, // 106: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
-	58, // 107: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
-	60, // 108: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
-	62, // 109: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
-	64, // 110: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
-	66, // 111: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
-	68, // 112: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
-	70, // 113: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
-	72, // 114: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
-	74, // 115: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
-	76, // 116: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
-	78, // 117: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
-	84, // [84:118] is the sub-list for method output_type
-	50, // [50:84] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	0,   // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
+	92,  // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	92,  // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	87,  // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
+	92,  // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	92,  // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
+	4,   // 6: iot.core.v1.Device.ingest_limit:type_name -> iot.core.v1.IngestLimit
+	1,   // 7: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
+	92,  // 8: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
+	92,  // 9: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
+	92,  // 10: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
+	92,  // 11: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	7,   // 12: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
+	5,   // 13: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
+	92,  // 14: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 15: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
+	92,  // 16: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	92,  // 17: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 18: iot.core.v1.RefreshTokenResponse.user:type_name -> iot.core.v1.User
+	92,  // 19: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	2,   // 20: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
+	0,   // 21: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
+	2,   // 22: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
+	2,   // 23: iot.core.v1.ListUsersResponse.result:type_name -> iot.core.v1.User
+	2,   // 24: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
+	0,   // 25: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
+	2,   // 26: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
+	88,  // 27: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
+	4,   // 28: iot.core.v1.CreateDeviceRequest.ingest_limit:type_name -> iot.core.v1.IngestLimit
+	3,   // 29: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
+	3,   // 30: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
+	33,  // 31: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
+	89,  // 32: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
+	34,  // 33: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
+	1,   // 34: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
+	36,  // 35: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
+	3,   // 36: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
+	90,  // 37: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	93,  // 38: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,   // 39: iot.core.v1.UpdateDeviceRequest.ingest_limit:type_name -> iot.core.v1.IngestLimit
+	3,   // 40: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
+	92,  // 41: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 42: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
+	92,  // 43: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	92,  // 44: iot.core.v1.DeviceCertificate.create_time:type_name -> google.protobuf.Timestamp
+	47,  // 45: iot.core.v1.AddDeviceCertificateResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	47,  // 46: iot.core.v1.ListDeviceCertificatesResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	3,   // 47: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
+	7,   // 48: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
+	1,   // 49: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
+	5,   // 50: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,   // 51: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
+	5,   // 52: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,   // 53: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	6,   // 54: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 55: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 56: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 57: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	92,  // 58: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 59: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
+	92,  // 60: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	6,   // 61: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 62: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
+	92,  // 63: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	91,  // 64: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
+	92,  // 65: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	92,  // 66: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	84,  // 67: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
+	8,   // 68: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
+	10,  // 69: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
+	12,  // 70: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
+	14,  // 71: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
+	16,  // 72: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
+	18,  // 73: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
+	20,  // 74: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
+	22,  // 75: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
+	24,  // 76: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
+	26,  // 77: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
+	28,  // 78: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
+	30,  // 79: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
+	32,  // 80: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
+	37,  // 81: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
+	39,  // 82: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
+	41,  // 83: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
+	43,  // 84: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
+	45,  // 85: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
+	48,  // 86: iot.core.v1.CoreService.AddDeviceCertificate:input_type -> iot.core.v1.AddDeviceCertificateRequest
+	50,  // 87: iot.core.v1.CoreService.ListDeviceCertificates:input_type -> iot.core.v1.ListDeviceCertificatesRequest
+	52,  // 88: iot.core.v1.CoreService.RemoveDeviceCertificate:input_type -> iot.core.v1.RemoveDeviceCertificateRequest
+	54,  // 89: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
+	56,  // 90: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
+	58,  // 91: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
+	60,  // 92: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
+	62,  // 93: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
+	64,  // 94: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
+	66,  // 95: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
+	68,  // 96: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
+	70,  // 97: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
+	72,  // 98: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
+	74,  // 99: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
+	76,  // 100: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
+	78,  // 101: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
+	80,  // 102: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
+	82,  // 103: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
+	85,  // 104: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
+	9,   // 105: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
+	11,  // 106: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
+	13,  // 107: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
+	15,  // 108: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
+	17,  // 109: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
+	19,  // 110: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
+	21,  // 111: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
+	23,  // 112: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
+	25,  // 113: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
+	27,  // 114: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
+	29,  // 115: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
+	31,  // 116: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
+	35,  // 117: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
+	38,  // 118: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
+	40,  // 119: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
+	42,  // 120: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
+	44,  // 121: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
+	46,  // 122: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
+	49,  // 123: iot.core.v1.CoreService.AddDeviceCertificate:output_type -> iot.core.v1.AddDeviceCertificateResponse
+	51,  // 124: iot.core.v1.CoreService.ListDeviceCertificates:output_type -> iot.core.v1.ListDeviceCertificatesResponse
+	53,  // 125: iot.core.v1.CoreService.RemoveDeviceCertificate:output_type -> iot.core.v1.RemoveDeviceCertificateResponse
+	55,  // 126: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
+	57,  // 127: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
+	59,  // 128: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
+	61,  // 129: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
+	63,  // 130: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
+	65,  // 131: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
+	67,  // 132: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
+	69,  // 133: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
+	71,  // 134: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
+	73,  // 135: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
+	75,  // 136: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
+	77,  // 137: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
+	79,  // 138: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
+	81,  // 139: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
+	83,  // 140: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
+	86,  // 141: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
+	105, // [105:142] is the sub-list for method output_type
+	68,  // [68:105] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	68,  // [68:68] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_iot_core_v1_core_proto_init() }
@@ -5025,17 +5773,17 @@ func file_iot_core_v1_core_proto_init() {
 	if File_iot_core_v1_core_proto != nil {
 		return
 	}
-	file_iot_core_v1_core_proto_msgTypes[15].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[32].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[55].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[65].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[20].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[37].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[60].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[70].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_iot_core_v1_core_proto_rawDesc), len(file_iot_core_v1_core_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   81,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

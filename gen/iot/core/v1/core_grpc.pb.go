@@ -20,6 +20,8 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	CoreService_SignIn_FullMethodName                  = "/iot.core.v1.CoreService/SignIn"
+	CoreService_RefreshToken_FullMethodName            = "/iot.core.v1.CoreService/RefreshToken"
+	CoreService_SignOut_FullMethodName                 = "/iot.core.v1.CoreService/SignOut"
 	CoreService_GetCurrentUser_FullMethodName          = "/iot.core.v1.CoreService/GetCurrentUser"
 	CoreService_CreateUser_FullMethodName              = "/iot.core.v1.CoreService/CreateUser"
 	CoreService_ListUsers_FullMethodName               = "/iot.core.v1.CoreService/ListUsers"
@@ -53,6 +55,7 @@ const (
 	CoreService_RotateConsumerKey_FullMethodName       = "/iot.core.v1.CoreService/RotateConsumerKey"
 	CoreService_GrantSensor_FullMethodName             = "/iot.core.v1.CoreService/GrantSensor"
 	CoreService_RevokeSensor_FullMethodName            = "/iot.core.v1.CoreService/RevokeSensor"
+	CoreService_ListAuditEvents_FullMethodName         = "/iot.core.v1.CoreService/ListAuditEvents"
 )
 
 // CoreServiceClient is the client API for CoreService service.
@@ -64,9 +67,18 @@ const (
 // consumers use. Every RPC except SignIn requires a bearer token in the
 // `authorization` header. REST paths keep the original TUM IoT platform's API.
 type CoreServiceClient interface {
-	// SignIn exchanges a username and password for a user token (a JWT with an
-	// expiry). A wrong password and an unknown user get the same answer.
+	// SignIn exchanges a username and password for a short-lived user token
+	// (a JWT with an expiry) and a refresh token. A wrong password and an
+	// unknown user get the same answer.
 	SignIn(ctx context.Context, in *SignInRequest, opts ...grpc.CallOption) (*SignInResponse, error)
+	// RefreshToken exchanges a refresh token for a new user token and a new
+	// refresh token; the one presented stops working (each refresh token works
+	// once). Public: the refresh token is the credential. A password change,
+	// a role change or deleting the user retires its refresh tokens.
+	RefreshToken(ctx context.Context, in *RefreshTokenRequest, opts ...grpc.CallOption) (*RefreshTokenResponse, error)
+	// SignOut revokes a refresh token. Public: the refresh token is the
+	// credential. User tokens already issued keep working until they expire.
+	SignOut(ctx context.Context, in *SignOutRequest, opts ...grpc.CallOption) (*SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
 	GetCurrentUser(ctx context.Context, in *GetCurrentUserRequest, opts ...grpc.CallOption) (*GetCurrentUserResponse, error)
 	// CreateUser adds a user. Admins only.
@@ -160,6 +172,9 @@ type CoreServiceClient interface {
 	GrantSensor(ctx context.Context, in *GrantSensorRequest, opts ...grpc.CallOption) (*GrantSensorResponse, error)
 	// RevokeSensor withdraws a grant.
 	RevokeSensor(ctx context.Context, in *RevokeSensorRequest, opts ...grpc.CallOption) (*RevokeSensorResponse, error)
+	// ListAuditEvents lists the audit log, newest first: key issue, rotation
+	// and deletion, and admin actions (users, grants, consumers). Admins only.
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
 type coreServiceClient struct {
@@ -174,6 +189,26 @@ func (c *coreServiceClient) SignIn(ctx context.Context, in *SignInRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SignInResponse)
 	err := c.cc.Invoke(ctx, CoreService_SignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreServiceClient) RefreshToken(ctx context.Context, in *RefreshTokenRequest, opts ...grpc.CallOption) (*RefreshTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshTokenResponse)
+	err := c.cc.Invoke(ctx, CoreService_RefreshToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreServiceClient) SignOut(ctx context.Context, in *SignOutRequest, opts ...grpc.CallOption) (*SignOutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignOutResponse)
+	err := c.cc.Invoke(ctx, CoreService_SignOut_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -510,6 +545,16 @@ func (c *coreServiceClient) RevokeSensor(ctx context.Context, in *RevokeSensorRe
 	return out, nil
 }
 
+func (c *coreServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, CoreService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoreServiceServer is the server API for CoreService service.
 // All implementations should embed UnimplementedCoreServiceServer
 // for forward compatibility.
@@ -519,9 +564,18 @@ func (c *coreServiceClient) RevokeSensor(ctx context.Context, in *RevokeSensorRe
 // consumers use. Every RPC except SignIn requires a bearer token in the
 // `authorization` header. REST paths keep the original TUM IoT platform's API.
 type CoreServiceServer interface {
-	// SignIn exchanges a username and password for a user token (a JWT with an
-	// expiry). A wrong password and an unknown user get the same answer.
+	// SignIn exchanges a username and password for a short-lived user token
+	// (a JWT with an expiry) and a refresh token. A wrong password and an
+	// unknown user get the same answer.
 	SignIn(context.Context, *SignInRequest) (*SignInResponse, error)
+	// RefreshToken exchanges a refresh token for a new user token and a new
+	// refresh token; the one presented stops working (each refresh token works
+	// once). Public: the refresh token is the credential. A password change,
+	// a role change or deleting the user retires its refresh tokens.
+	RefreshToken(context.Context, *RefreshTokenRequest) (*RefreshTokenResponse, error)
+	// SignOut revokes a refresh token. Public: the refresh token is the
+	// credential. User tokens already issued keep working until they expire.
+	SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
 	GetCurrentUser(context.Context, *GetCurrentUserRequest) (*GetCurrentUserResponse, error)
 	// CreateUser adds a user. Admins only.
@@ -615,6 +669,9 @@ type CoreServiceServer interface {
 	GrantSensor(context.Context, *GrantSensorRequest) (*GrantSensorResponse, error)
 	// RevokeSensor withdraws a grant.
 	RevokeSensor(context.Context, *RevokeSensorRequest) (*RevokeSensorResponse, error)
+	// ListAuditEvents lists the audit log, newest first: key issue, rotation
+	// and deletion, and admin actions (users, grants, consumers). Admins only.
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 }
 
 // UnimplementedCoreServiceServer should be embedded to have
@@ -626,6 +683,12 @@ type UnimplementedCoreServiceServer struct{}
 
 func (UnimplementedCoreServiceServer) SignIn(context.Context, *SignInRequest) (*SignInResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignIn not implemented")
+}
+func (UnimplementedCoreServiceServer) RefreshToken(context.Context, *RefreshTokenRequest) (*RefreshTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshToken not implemented")
+}
+func (UnimplementedCoreServiceServer) SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignOut not implemented")
 }
 func (UnimplementedCoreServiceServer) GetCurrentUser(context.Context, *GetCurrentUserRequest) (*GetCurrentUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCurrentUser not implemented")
@@ -726,6 +789,9 @@ func (UnimplementedCoreServiceServer) GrantSensor(context.Context, *GrantSensorR
 func (UnimplementedCoreServiceServer) RevokeSensor(context.Context, *RevokeSensorRequest) (*RevokeSensorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeSensor not implemented")
 }
+func (UnimplementedCoreServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
 func (UnimplementedCoreServiceServer) testEmbeddedByValue() {}
 
 // UnsafeCoreServiceServer may be embedded to opt out of forward compatibility for this service.
@@ -760,6 +826,42 @@ func _CoreService_SignIn_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CoreServiceServer).SignIn(ctx, req.(*SignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoreService_RefreshToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).RefreshToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_RefreshToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).RefreshToken(ctx, req.(*RefreshTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoreService_SignOut_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignOutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).SignOut(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_SignOut_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).SignOut(ctx, req.(*SignOutRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1358,6 +1460,24 @@ func _CoreService_RevokeSensor_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoreService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoreService_ServiceDesc is the grpc.ServiceDesc for CoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1368,6 +1488,14 @@ var CoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignIn",
 			Handler:    _CoreService_SignIn_Handler,
+		},
+		{
+			MethodName: "RefreshToken",
+			Handler:    _CoreService_RefreshToken_Handler,
+		},
+		{
+			MethodName: "SignOut",
+			Handler:    _CoreService_SignOut_Handler,
 		},
 		{
 			MethodName: "GetCurrentUser",
@@ -1500,6 +1628,10 @@ var CoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeSensor",
 			Handler:    _CoreService_RevokeSensor_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _CoreService_ListAuditEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -35,6 +35,11 @@ const (
 const (
 	// CoreServiceSignInProcedure is the fully-qualified name of the CoreService's SignIn RPC.
 	CoreServiceSignInProcedure = "/iot.core.v1.CoreService/SignIn"
+	// CoreServiceRefreshTokenProcedure is the fully-qualified name of the CoreService's RefreshToken
+	// RPC.
+	CoreServiceRefreshTokenProcedure = "/iot.core.v1.CoreService/RefreshToken"
+	// CoreServiceSignOutProcedure is the fully-qualified name of the CoreService's SignOut RPC.
+	CoreServiceSignOutProcedure = "/iot.core.v1.CoreService/SignOut"
 	// CoreServiceGetCurrentUserProcedure is the fully-qualified name of the CoreService's
 	// GetCurrentUser RPC.
 	CoreServiceGetCurrentUserProcedure = "/iot.core.v1.CoreService/GetCurrentUser"
@@ -123,13 +128,25 @@ const (
 	// CoreServiceRevokeSensorProcedure is the fully-qualified name of the CoreService's RevokeSensor
 	// RPC.
 	CoreServiceRevokeSensorProcedure = "/iot.core.v1.CoreService/RevokeSensor"
+	// CoreServiceListAuditEventsProcedure is the fully-qualified name of the CoreService's
+	// ListAuditEvents RPC.
+	CoreServiceListAuditEventsProcedure = "/iot.core.v1.CoreService/ListAuditEvents"
 )
 
 // CoreServiceClient is a client for the iot.core.v1.CoreService service.
 type CoreServiceClient interface {
-	// SignIn exchanges a username and password for a user token (a JWT with an
-	// expiry). A wrong password and an unknown user get the same answer.
+	// SignIn exchanges a username and password for a short-lived user token
+	// (a JWT with an expiry) and a refresh token. A wrong password and an
+	// unknown user get the same answer.
 	SignIn(context.Context, *v1.SignInRequest) (*v1.SignInResponse, error)
+	// RefreshToken exchanges a refresh token for a new user token and a new
+	// refresh token; the one presented stops working (each refresh token works
+	// once). Public: the refresh token is the credential. A password change,
+	// a role change or deleting the user retires its refresh tokens.
+	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
+	// SignOut revokes a refresh token. Public: the refresh token is the
+	// credential. User tokens already issued keep working until they expire.
+	SignOut(context.Context, *v1.SignOutRequest) (*v1.SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
 	GetCurrentUser(context.Context, *v1.GetCurrentUserRequest) (*v1.GetCurrentUserResponse, error)
 	// CreateUser adds a user. Admins only.
@@ -223,6 +240,9 @@ type CoreServiceClient interface {
 	GrantSensor(context.Context, *v1.GrantSensorRequest) (*v1.GrantSensorResponse, error)
 	// RevokeSensor withdraws a grant.
 	RevokeSensor(context.Context, *v1.RevokeSensorRequest) (*v1.RevokeSensorResponse, error)
+	// ListAuditEvents lists the audit log, newest first: key issue, rotation
+	// and deletion, and admin actions (users, grants, consumers). Admins only.
+	ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error)
 }
 
 // NewCoreServiceClient constructs a client for the iot.core.v1.CoreService service. By default, it
@@ -240,6 +260,18 @@ func NewCoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			httpClient,
 			baseURL+CoreServiceSignInProcedure,
 			connect.WithSchema(coreServiceMethods.ByName("SignIn")),
+			connect.WithClientOptions(opts...),
+		),
+		refreshToken: connect.NewClient[v1.RefreshTokenRequest, v1.RefreshTokenResponse](
+			httpClient,
+			baseURL+CoreServiceRefreshTokenProcedure,
+			connect.WithSchema(coreServiceMethods.ByName("RefreshToken")),
+			connect.WithClientOptions(opts...),
+		),
+		signOut: connect.NewClient[v1.SignOutRequest, v1.SignOutResponse](
+			httpClient,
+			baseURL+CoreServiceSignOutProcedure,
+			connect.WithSchema(coreServiceMethods.ByName("SignOut")),
 			connect.WithClientOptions(opts...),
 		),
 		getCurrentUser: connect.NewClient[v1.GetCurrentUserRequest, v1.GetCurrentUserResponse](
@@ -440,12 +472,20 @@ func NewCoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(coreServiceMethods.ByName("RevokeSensor")),
 			connect.WithClientOptions(opts...),
 		),
+		listAuditEvents: connect.NewClient[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse](
+			httpClient,
+			baseURL+CoreServiceListAuditEventsProcedure,
+			connect.WithSchema(coreServiceMethods.ByName("ListAuditEvents")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // coreServiceClient implements CoreServiceClient.
 type coreServiceClient struct {
 	signIn                  *connect.Client[v1.SignInRequest, v1.SignInResponse]
+	refreshToken            *connect.Client[v1.RefreshTokenRequest, v1.RefreshTokenResponse]
+	signOut                 *connect.Client[v1.SignOutRequest, v1.SignOutResponse]
 	getCurrentUser          *connect.Client[v1.GetCurrentUserRequest, v1.GetCurrentUserResponse]
 	createUser              *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
 	listUsers               *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
@@ -479,11 +519,30 @@ type coreServiceClient struct {
 	rotateConsumerKey       *connect.Client[v1.RotateConsumerKeyRequest, v1.RotateConsumerKeyResponse]
 	grantSensor             *connect.Client[v1.GrantSensorRequest, v1.GrantSensorResponse]
 	revokeSensor            *connect.Client[v1.RevokeSensorRequest, v1.RevokeSensorResponse]
+	listAuditEvents         *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
 }
 
 // SignIn calls iot.core.v1.CoreService.SignIn.
 func (c *coreServiceClient) SignIn(ctx context.Context, req *v1.SignInRequest) (*v1.SignInResponse, error) {
 	response, err := c.signIn.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RefreshToken calls iot.core.v1.CoreService.RefreshToken.
+func (c *coreServiceClient) RefreshToken(ctx context.Context, req *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error) {
+	response, err := c.refreshToken.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// SignOut calls iot.core.v1.CoreService.SignOut.
+func (c *coreServiceClient) SignOut(ctx context.Context, req *v1.SignOutRequest) (*v1.SignOutResponse, error) {
+	response, err := c.signOut.CallUnary(ctx, connect.NewRequest(req))
 	if response != nil {
 		return response.Msg, err
 	}
@@ -787,11 +846,29 @@ func (c *coreServiceClient) RevokeSensor(ctx context.Context, req *v1.RevokeSens
 	return nil, err
 }
 
+// ListAuditEvents calls iot.core.v1.CoreService.ListAuditEvents.
+func (c *coreServiceClient) ListAuditEvents(ctx context.Context, req *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error) {
+	response, err := c.listAuditEvents.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // CoreServiceHandler is an implementation of the iot.core.v1.CoreService service.
 type CoreServiceHandler interface {
-	// SignIn exchanges a username and password for a user token (a JWT with an
-	// expiry). A wrong password and an unknown user get the same answer.
+	// SignIn exchanges a username and password for a short-lived user token
+	// (a JWT with an expiry) and a refresh token. A wrong password and an
+	// unknown user get the same answer.
 	SignIn(context.Context, *v1.SignInRequest) (*v1.SignInResponse, error)
+	// RefreshToken exchanges a refresh token for a new user token and a new
+	// refresh token; the one presented stops working (each refresh token works
+	// once). Public: the refresh token is the credential. A password change,
+	// a role change or deleting the user retires its refresh tokens.
+	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
+	// SignOut revokes a refresh token. Public: the refresh token is the
+	// credential. User tokens already issued keep working until they expire.
+	SignOut(context.Context, *v1.SignOutRequest) (*v1.SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
 	GetCurrentUser(context.Context, *v1.GetCurrentUserRequest) (*v1.GetCurrentUserResponse, error)
 	// CreateUser adds a user. Admins only.
@@ -885,6 +962,9 @@ type CoreServiceHandler interface {
 	GrantSensor(context.Context, *v1.GrantSensorRequest) (*v1.GrantSensorResponse, error)
 	// RevokeSensor withdraws a grant.
 	RevokeSensor(context.Context, *v1.RevokeSensorRequest) (*v1.RevokeSensorResponse, error)
+	// ListAuditEvents lists the audit log, newest first: key issue, rotation
+	// and deletion, and admin actions (users, grants, consumers). Admins only.
+	ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error)
 }
 
 // NewCoreServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -898,6 +978,18 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 		CoreServiceSignInProcedure,
 		svc.SignIn,
 		connect.WithSchema(coreServiceMethods.ByName("SignIn")),
+		connect.WithHandlerOptions(opts...),
+	)
+	coreServiceRefreshTokenHandler := connect.NewUnaryHandlerSimple(
+		CoreServiceRefreshTokenProcedure,
+		svc.RefreshToken,
+		connect.WithSchema(coreServiceMethods.ByName("RefreshToken")),
+		connect.WithHandlerOptions(opts...),
+	)
+	coreServiceSignOutHandler := connect.NewUnaryHandlerSimple(
+		CoreServiceSignOutProcedure,
+		svc.SignOut,
+		connect.WithSchema(coreServiceMethods.ByName("SignOut")),
 		connect.WithHandlerOptions(opts...),
 	)
 	coreServiceGetCurrentUserHandler := connect.NewUnaryHandlerSimple(
@@ -1098,10 +1190,20 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(coreServiceMethods.ByName("RevokeSensor")),
 		connect.WithHandlerOptions(opts...),
 	)
+	coreServiceListAuditEventsHandler := connect.NewUnaryHandlerSimple(
+		CoreServiceListAuditEventsProcedure,
+		svc.ListAuditEvents,
+		connect.WithSchema(coreServiceMethods.ByName("ListAuditEvents")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/iot.core.v1.CoreService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CoreServiceSignInProcedure:
 			coreServiceSignInHandler.ServeHTTP(w, r)
+		case CoreServiceRefreshTokenProcedure:
+			coreServiceRefreshTokenHandler.ServeHTTP(w, r)
+		case CoreServiceSignOutProcedure:
+			coreServiceSignOutHandler.ServeHTTP(w, r)
 		case CoreServiceGetCurrentUserProcedure:
 			coreServiceGetCurrentUserHandler.ServeHTTP(w, r)
 		case CoreServiceCreateUserProcedure:
@@ -1168,6 +1270,8 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 			coreServiceGrantSensorHandler.ServeHTTP(w, r)
 		case CoreServiceRevokeSensorProcedure:
 			coreServiceRevokeSensorHandler.ServeHTTP(w, r)
+		case CoreServiceListAuditEventsProcedure:
+			coreServiceListAuditEventsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1179,6 +1283,14 @@ type UnimplementedCoreServiceHandler struct{}
 
 func (UnimplementedCoreServiceHandler) SignIn(context.Context, *v1.SignInRequest) (*v1.SignInResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.SignIn is not implemented"))
+}
+
+func (UnimplementedCoreServiceHandler) RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.RefreshToken is not implemented"))
+}
+
+func (UnimplementedCoreServiceHandler) SignOut(context.Context, *v1.SignOutRequest) (*v1.SignOutResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.SignOut is not implemented"))
 }
 
 func (UnimplementedCoreServiceHandler) GetCurrentUser(context.Context, *v1.GetCurrentUserRequest) (*v1.GetCurrentUserResponse, error) {
@@ -1311,4 +1423,8 @@ func (UnimplementedCoreServiceHandler) GrantSensor(context.Context, *v1.GrantSen
 
 func (UnimplementedCoreServiceHandler) RevokeSensor(context.Context, *v1.RevokeSensorRequest) (*v1.RevokeSensorResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.RevokeSensor is not implemented"))
+}
+
+func (UnimplementedCoreServiceHandler) ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.ListAuditEvents is not implemented"))
 }

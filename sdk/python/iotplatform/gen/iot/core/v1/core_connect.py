@@ -20,6 +20,12 @@ class CoreService(Protocol):
     async def sign_in(self, request: iot_dot_core_dot_v1_dot_core__pb2.SignInRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.SignInResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def refresh_token(self, request: iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def sign_out(self, request: iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def get_current_user(self, request: iot_dot_core_dot_v1_dot_core__pb2.GetCurrentUserRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.GetCurrentUserResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -119,6 +125,9 @@ class CoreService(Protocol):
     async def revoke_sensor(self, request: iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def list_audit_events(self, request: iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
 
 class CoreServiceASGIApplication(ConnectASGIApplication[CoreService]):
     def __init__(self, service: CoreService | AsyncGenerator[CoreService], *, interceptors: Iterable[Interceptor]=(), read_max_bytes: int | None = None, compressions: Iterable[Compression] | None = None) -> None:
@@ -134,6 +143,26 @@ class CoreServiceASGIApplication(ConnectASGIApplication[CoreService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.sign_in,
+                ),
+                "/iot.core.v1.CoreService/RefreshToken": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RefreshToken",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.refresh_token,
+                ),
+                "/iot.core.v1.CoreService/SignOut": Endpoint.unary(
+                    method=MethodInfo(
+                        name="SignOut",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.sign_out,
                 ),
                 "/iot.core.v1.CoreService/GetCurrentUser": Endpoint.unary(
                     method=MethodInfo(
@@ -465,6 +494,16 @@ class CoreServiceASGIApplication(ConnectASGIApplication[CoreService]):
                     ),
                     function=svc.revoke_sensor,
                 ),
+                "/iot.core.v1.CoreService/ListAuditEvents": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListAuditEvents",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.list_audit_events,
+                ),
             },
             interceptors=interceptors,
             read_max_bytes=read_max_bytes,
@@ -492,6 +531,46 @@ class CoreServiceClient(ConnectClient):
                 service_name="iot.core.v1.CoreService",
                 input=iot_dot_core_dot_v1_dot_core__pb2.SignInRequest,
                 output=iot_dot_core_dot_v1_dot_core__pb2.SignInResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def refresh_token(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RefreshToken",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def sign_out(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SignOut",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,
@@ -1158,9 +1237,33 @@ class CoreServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def list_audit_events(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListAuditEvents",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 class CoreServiceSync(Protocol):
     def sign_in(self, request: iot_dot_core_dot_v1_dot_core__pb2.SignInRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.SignInResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def refresh_token(self, request: iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def sign_out(self, request: iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def get_current_user(self, request: iot_dot_core_dot_v1_dot_core__pb2.GetCurrentUserRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.GetCurrentUserResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
@@ -1228,6 +1331,8 @@ class CoreServiceSync(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def revoke_sensor(self, request: iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def list_audit_events(self, request: iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
 class CoreServiceWSGIApplication(ConnectWSGIApplication):
@@ -1243,6 +1348,26 @@ class CoreServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.sign_in,
+                ),
+                "/iot.core.v1.CoreService/RefreshToken": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RefreshToken",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.refresh_token,
+                ),
+                "/iot.core.v1.CoreService/SignOut": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="SignOut",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.sign_out,
                 ),
                 "/iot.core.v1.CoreService/GetCurrentUser": EndpointSync.unary(
                     method=MethodInfo(
@@ -1574,6 +1699,16 @@ class CoreServiceWSGIApplication(ConnectWSGIApplication):
                     ),
                     function=service.revoke_sensor,
                 ),
+                "/iot.core.v1.CoreService/ListAuditEvents": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListAuditEvents",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.list_audit_events,
+                ),
             },
             interceptors=interceptors,
             read_max_bytes=read_max_bytes,
@@ -1601,6 +1736,46 @@ class CoreServiceClientSync(ConnectClientSync):
                 service_name="iot.core.v1.CoreService",
                 input=iot_dot_core_dot_v1_dot_core__pb2.SignInRequest,
                 output=iot_dot_core_dot_v1_dot_core__pb2.SignInResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def refresh_token(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RefreshToken",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def sign_out(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SignOut",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,
@@ -2261,6 +2436,26 @@ class CoreServiceClientSync(ConnectClientSync):
                 service_name="iot.core.v1.CoreService",
                 input=iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorRequest,
                 output=iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def list_audit_events(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListAuditEvents",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

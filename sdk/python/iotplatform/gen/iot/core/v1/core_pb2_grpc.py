@@ -43,6 +43,16 @@ class CoreServiceStub:
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.SignInRequest.SerializeToString,
                 response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.SignInResponse.FromString,
                 _registered_method=True)
+        self.RefreshToken = channel.unary_unary(
+                '/iot.core.v1.CoreService/RefreshToken',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse.FromString,
+                _registered_method=True)
+        self.SignOut = channel.unary_unary(
+                '/iot.core.v1.CoreService/SignOut',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse.FromString,
+                _registered_method=True)
         self.GetCurrentUser = channel.unary_unary(
                 '/iot.core.v1.CoreService/GetCurrentUser',
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.GetCurrentUserRequest.SerializeToString,
@@ -208,6 +218,11 @@ class CoreServiceStub:
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorRequest.SerializeToString,
                 response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/iot.core.v1.CoreService/ListAuditEvents',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class CoreServiceServicer:
@@ -218,8 +233,27 @@ class CoreServiceServicer:
     """
 
     def SignIn(self, request, context):
-        """SignIn exchanges a username and password for a user token (a JWT with an
-        expiry). A wrong password and an unknown user get the same answer.
+        """SignIn exchanges a username and password for a short-lived user token
+        (a JWT with an expiry) and a refresh token. A wrong password and an
+        unknown user get the same answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshToken(self, request, context):
+        """RefreshToken exchanges a refresh token for a new user token and a new
+        refresh token; the one presented stops working (each refresh token works
+        once). Public: the refresh token is the credential. A password change,
+        a role change or deleting the user retires its refresh tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignOut(self, request, context):
+        """SignOut revokes a refresh token. Public: the refresh token is the
+        credential. User tokens already issued keep working until they expire.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -483,6 +517,14 @@ class CoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """ListAuditEvents lists the audit log, newest first: key issue, rotation
+        and deletion, and admin actions (users, grants, consumers). Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -490,6 +532,16 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     servicer.SignIn,
                     request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.SignInRequest.FromString,
                     response_serializer=iot_dot_core_dot_v1_dot_core__pb2.SignInResponse.SerializeToString,
+            ),
+            'RefreshToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshToken,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse.SerializeToString,
+            ),
+            'SignOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignOut,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse.SerializeToString,
             ),
             'GetCurrentUser': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCurrentUser,
@@ -656,6 +708,11 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorRequest.FromString,
                     response_serializer=iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorResponse.SerializeToString,
             ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'iot.core.v1.CoreService', rpc_method_handlers)
@@ -688,6 +745,60 @@ class CoreService:
             '/iot.core.v1.CoreService/SignIn',
             iot_dot_core_dot_v1_dot_core__pb2.SignInRequest.SerializeToString,
             iot_dot_core_dot_v1_dot_core__pb2.SignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/RefreshToken',
+            iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.RefreshTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/SignOut',
+            iot_dot_core_dot_v1_dot_core__pb2.SignOutRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.SignOutResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1579,6 +1690,33 @@ class CoreService:
             '/iot.core.v1.CoreService/RevokeSensor',
             iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorRequest.SerializeToString,
             iot_dot_core_dot_v1_dot_core__pb2.RevokeSensorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/ListAuditEvents',
+            iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
