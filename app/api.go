@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +58,9 @@ func (a *App) setupAPI() {
 // document, and serves the API on cfg.APIAddr.
 func (a *App) finishAPI() {
 	a.api.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(a.grpcServices...)))
-	reflector := grpcreflect.NewStaticReflector(a.grpcServices...)
+	// Reflection lists the health service too (`grpcurl list` shows
+	// grpc.health.v1.Health, the service load balancers probe).
+	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(a.grpcServices), grpchealth.HealthV1ServiceName)...)
 	a.api.Handle(grpcreflect.NewHandlerV1(reflector))
 	a.api.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	a.api.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))

@@ -189,7 +189,7 @@ func (r coreRoute) group() string {
 		return "sensors"
 	case strings.HasPrefix(p, "/api/devices"):
 		return "devices"
-	case strings.HasPrefix(p, "/api/users"), p == "/api/me":
+	case strings.HasPrefix(p, "/api/users"), p == "/api/me", p == "/api/audit":
 		return "users"
 	}
 	return "other"

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,50 @@ func TestConfig_UnparsableValueRefusesToStart(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "IOT_MQTT_QUEUE") {
 		t.Fatalf("IOT_MQTT_QUEUE=lots: %v\n%s", err, out)
+	}
+}
+
+// TestContract_SmallerEdges: grpcurl lists the health service; the
+// WebSocket gateway takes a bare JWT in authorization like the original
+// (a non-JWT value stays 401); device and sensor names refuse control and
+// bidirectional-override characters.
+func TestContract_SmallerEdges(t *testing.T) {
+	p := Start(t, Options{})
+	admin := p.AdminToken()
+	grpcurl, _ := filepath.Abs(filepath.Join("..", "bin", "tools", "grpcurl"))
+	if _, err := os.Stat(grpcurl); err != nil {
+		t.Fatalf("grpcurl not installed (make tools): %v", err)
+	}
+	out, err := exec.Command(grpcurl, "-plaintext", p.API, "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "grpc.health.v1.Health") {
+		t.Errorf("grpcurl list: %v\n%s", err, out)
+	}
+
+	d := p.NewDevice(admin, "bare", "double")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+p.WS+"/", &websocket.DialOptions{HTTPHeader: http.Header{"authorization": {d.Token}}})
+	if err != nil {
+		t.Fatalf("WebSocket with a bare JWT in authorization: %v", err)
+	}
+	_ = c.Write(ctx, websocket.MessageText, []byte(`{"sensor_id":`+d.SensorID+`,"value":1}`))
+	if _, ack, err := c.Read(ctx); err != nil || !strings.Contains(string(ack), `"status":200`) {
+		t.Errorf("bare JWT ack: %s %v", ack, err)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	if _, resp, err := websocket.Dial(ctx, "ws://"+p.WS+"/", &websocket.DialOptions{HTTPHeader: http.Header{"authorization": {"not-a-jwt"}}}); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Errorf("WebSocket with a non-JWT authorization: %v %v, want 401", err, resp)
+	}
+
+	for _, name := range []string{"nul\x00name", "line\nbreak", "tab\tname", "evil\u202Egnp.exe", "iso\u2066late"} {
+		if r := p.Do("POST", "/api/devices/", admin, map[string]string{"name": name}); r.Status != 400 || r.Str("code") != "invalid_argument" {
+			t.Errorf("device name %q: %d %s", name, r.Status, r.Body)
+		}
+		if r := p.Do("POST", "/api/devices/"+d.ID+"/sensors/", admin, map[string]string{"name": name, "mapping": `{"type":"long"}`}); r.Status != 400 {
+			t.Errorf("sensor name %q: %d %s", name, r.Status, r.Body)
+		}
+	}
+	if r := p.Do("POST", "/api/devices/", admin, map[string]string{"name": "Küche – Sensor 1"}); r.Status != 200 {
+		t.Errorf("plain Unicode name refused: %d %s", r.Status, r.Body)
 	}
 }

@@ -50,8 +50,36 @@ ensure_db() {
   fi
 }
 
+# ensure_tls: give the cluster a self-signed certificate for 127.0.0.1/localhost (made once,
+# copied to $PG_DIR/ca.pem for clients' sslrootcert) and ssl = on. TLS is optional for clients:
+# sslmode=disable keeps working. On a running server the change is applied by a reload (no restart).
+ensure_tls() {
+  local changed=0
+  if [[ ! -s "$PG_DATA/server.crt" || ! -s "$PG_DATA/server.key" ]]; then
+    need_cmd openssl openssl
+    openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 3650 \
+      -subj "/CN=iotplatform test postgres" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+      -keyout "$PG_DATA/server.key" -out "$PG_DATA/server.crt" >"$PG_DIR/openssl.log" 2>&1 \
+      || die "openssl could not make the PostgreSQL test certificate" "$PG_DIR/openssl.log"
+    chown postgres: "$PG_DATA/server.key" "$PG_DATA/server.crt"
+    chmod 600 "$PG_DATA/server.key"
+    changed=1
+  fi
+  cp "$PG_DATA/server.crt" "$PG_DIR/ca.pem.tmp" && chmod 644 "$PG_DIR/ca.pem.tmp" && mv "$PG_DIR/ca.pem.tmp" "$PG_DIR/ca.pem"
+  if ! grep -q '^ssl = on' "$PG_DATA/postgresql.conf"; then
+    printf "ssl = on\n" >>"$PG_DATA/postgresql.conf"
+    changed=1
+  fi
+  if ((changed)) && is_running; then
+    log "TLS turned on: reloading the configuration"
+    as_pg "$BIN/pg_ctl" -D "$PG_DATA" -s reload || die "pg_ctl reload failed" "$PG_LOG"
+  fi
+}
+
 cmd_start() {
   if is_running; then
+    BIN="$(pg_bindir)" || die "pg_ctl not found"
+    ensure_tls
     return 0
   fi
   BIN="$(pg_bindir)" || { ensure_apt postgresql; BIN="$(pg_bindir)" || die "postgresql installed but no /usr/lib/postgresql/*/bin/pg_ctl"; }
@@ -89,6 +117,7 @@ full_page_writes = off
 log_min_messages = warning
 EOF
   fi
+  ensure_tls
   # The port lives in postgresql.conf; keep it in step with IOT_TEST_PG_PORT.
   sed -i "s/^port = .*/port = $PG_PORT/" "$PG_DATA/postgresql.conf"
 
@@ -131,6 +160,7 @@ cmd_status() {
 
 cmd_env() {
   echo "IOT_TEST_POSTGRES_DSN=postgres://$PG_USER@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable"
+  echo "IOT_TEST_POSTGRES_CA_FILE=$PG_DIR/ca.pem"
 }
 
 case "${1:-}" in

@@ -153,8 +153,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // token finds the credentials: header, then bearer sub-protocol, then query.
 func token(r *http.Request) (tok, subproto string, err error) {
-	if r.Header.Get("Authorization") != "" {
+	if v := r.Header.Get("Authorization"); v != "" {
 		tok, err = authn.TokenFromHeader(r.Header)
+		if err != nil && looksLikeJWT(v) {
+			// The original WebSocket gateway took the bare JWT as the
+			// header value; a value that is not a JWT stays a 401.
+			return strings.TrimSpace(v), "", nil
+		}
 		return tok, "", err
 	}
 	if protos := subprotocols(r); len(protos) == 2 && protos[0] == SubprotocolBearer {
@@ -164,6 +169,20 @@ func token(r *http.Request) (tok, subproto string, err error) {
 		return q, "", nil
 	}
 	return "", "", authn.ErrNoCredentials
+}
+
+// looksLikeJWT reports a compact JWS: three non-empty base64url parts.
+func looksLikeJWT(v string) bool {
+	parts := strings.Split(strings.TrimSpace(v), ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func subprotocols(r *http.Request) []string {

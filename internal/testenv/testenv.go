@@ -52,3 +52,9 @@ func KafkaSASLListener(t testing.TB) KafkaSASL {
 		PasswordFile: get(t, "IOT_TEST_KAFKA_SASL_PASSWORD_FILE", "Kafka SASL listener"),
 	}
 }
+
+// PostgresCAFile returns the CA (the self-signed server certificate) of the
+// test PostgreSQL server's TLS, for sslrootcert.
+func PostgresCAFile(t testing.TB) string {
+	return get(t, "IOT_TEST_POSTGRES_CA_FILE", "PostgreSQL TLS certificate")
+}

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"math"
+	"unicode"
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
@@ -192,7 +193,19 @@ func checkName(field, v string) error {
 	if v == "" {
 		return invalid(field, "required")
 	}
+	for _, r := range v {
+		if unicode.IsControl(r) || isBidiControl(r) {
+			return invalid(field, "must not contain control characters (NUL, newlines, tabs) or bidirectional-override characters")
+		}
+	}
 	return checkText(field, v, 1, 200)
+}
+
+// isBidiControl reports the invisible characters that reorder text
+// (embeddings, overrides, isolates and marks), which let a name display as
+// another.
+func isBidiControl(r rune) bool {
+	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x200E || r == 0x200F || r == 0x061C
 }
 
 func checkText(field, v string, min, max int) error {

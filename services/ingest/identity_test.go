@@ -88,3 +88,26 @@ func TestDecodeAny_TextThatIsNeitherIsRefusedWithBothErrors(t *testing.T) {
 		t.Errorf("JSON: %v %v", rs, err)
 	}
 }
+
+func TestCoerce_NumbersInDecimalNotationOnly(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{})
+	for _, tc := range []struct {
+		body string
+		ok   bool
+	}{
+		{`{"sensor_id":11,"value":"0x1p3"}`, false}, // hexadecimal float
+		{`{"sensor_id":11,"value":"1_000"}`, false},
+		{`{"sensor_id":11,"value":"inf"}`, false},
+		{`{"sensor_id":12,"value":"0x10"}`, false}, // long sensor
+		{`{"sensor_id":11,"value":"8"}`, true},
+		{`{"sensor_id":11,"value":" -1.5e3 "}`, true},
+		{`{"sensor_id":11,"value":".5"}`, true},
+		{`{"sensor_id":11,"timestamp":"0x1p30","value":1}`, false},
+		{`{"sensor_id":11,"timestamp":"1.5e9","value":1}`, true},
+	} {
+		_, err := e.Service.IngestPayload(context.Background(), ingesttest.DeviceA, ingest.ProtocolHTTP, ingest.FormatJSON, []byte(tc.body))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok=%v", tc.body, err, tc.ok)
+		}
+	}
+}

@@ -45,6 +45,9 @@ func ParseTimestamp(s string) (int64, error) {
 func parseNumericTimestamp(s string) (int64, error) {
 	s = strings.TrimPrefix(s, "+")
 	if strings.ContainsAny(s, "eE") {
+		if !isDecimal(s) {
+			return 0, errTimestamp
+		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
 			return 0, errTimestamp

@@ -159,8 +159,38 @@ func setDouble(f float64, rec *busv1.Record) error {
 	return nil
 }
 
+// isDecimal reports whether s is a number in decimal notation (sign,
+// digits, optional fraction and exponent): strconv.ParseFloat also takes
+// hexadecimal floats ("0x1p3"), underscores, "inf" and "nan", which are
+// not numbers a sensor sends.
+func isDecimal(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	mant, exp, hasExp := strings.Cut(strings.ToLower(s), "e")
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := func(d string) bool {
+		for _, c := range d {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	if intPart+frac == "" || !digits(intPart) || !digits(frac) {
+		return false
+	}
+	if hasExp {
+		exp = strings.TrimLeft(exp, "+-")
+		return exp != "" && digits(exp)
+	}
+	return true
+}
+
 func parseDouble(s string, rec *busv1.Record) error {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	s = strings.TrimSpace(s)
+	if !isDecimal(s) {
+		return errWantType(registry.TypeDouble)
+	}
+	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return errWantType(registry.TypeDouble)
 	}
@@ -180,6 +210,9 @@ func parseLong(s string, rec *busv1.Record) error {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		rec.Value = &busv1.Record_LongValue{LongValue: n}
 		return nil
+	}
+	if !isDecimal(s) {
+		return errWantType(registry.TypeLong)
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
