@@ -120,3 +120,41 @@ func testBulkIdempotent(t *testing.T, r registry.Registry) {
 		t.Fatalf("alice has %d devices, want 72", n)
 	}
 }
+
+// testKeysetPagingStable: pages continue after the last id seen, so rows
+// created or deleted between two pages neither shift nor repeat rows, and
+// the last page of an owner's devices is found by key among other owners'.
+func testKeysetPagingStable(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a, b := user(t, r, "alice", registry.RoleUser), user(t, r, "bob", registry.RoleUser)
+	var mine []int64
+	for i := range 10 {
+		mine = append(mine, must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: fmt.Sprint("a", i)})).ID)
+		must(r.CreateDevice(ctx, registry.Device{OwnerID: b.ID, Name: fmt.Sprint("b", i)}))
+	}
+	f := registry.DeviceFilter{OwnerID: a.ID}
+	p1 := must(r.ListDevices(ctx, f, registry.Page{Limit: 4}))
+	// Between the pages: delete a row of page 1 and one of page 2, add one.
+	must(r.DeleteDevice(ctx, mine[1]))
+	must(r.DeleteDevice(ctx, mine[5]))
+	added := must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "late"}))
+	var rest []int64
+	for p := (registry.Page{AfterID: p1[len(p1)-1].ID, Limit: 4}); ; {
+		ds := must(r.ListDevices(ctx, f, p))
+		for _, d := range ds {
+			rest = append(rest, d.ID)
+		}
+		if len(ds) < p.Limit {
+			break
+		}
+		p.AfterID = ds[len(ds)-1].ID
+	}
+	want := []int64{mine[4], mine[6], mine[7], mine[8], mine[9], added.ID}
+	if fmt.Sprint(rest) != fmt.Sprint(want) {
+		t.Fatalf("pages after the first = %v, want %v", rest, want)
+	}
+	last := must(r.ListDevices(ctx, f, registry.Page{AfterID: mine[8], Limit: 100}))
+	if len(last) != 2 || last[0].ID != mine[9] || last[1].ID != added.ID {
+		t.Fatalf("last page by key = %+v", last)
+	}
+}

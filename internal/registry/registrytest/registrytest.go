@@ -32,6 +32,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"AuditLogFiltersAndPages", testAuditLog},
 		{"BulkImportAllOrNothing", testBulkAllOrNothing},
 		{"BulkImportIdempotentByExternalID", testBulkIdempotent},
+		{"KeysetPagingStableUnderWrites", testKeysetPagingStable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })

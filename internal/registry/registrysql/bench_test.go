@@ -1,0 +1,74 @@
+package registrysql_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
+)
+
+// BenchmarkGrowth measures registry reads without HTTP on a small (1,000
+// devices) and a large (200,000 devices, one sensor each) SQLite registry
+// of one owner: the first and the last page of 100 (by key, over the
+// (owner_id, id) index), and GetDevice/ListSensors of random devices
+// (mostly read-cache misses in the large registry).
+//
+//	go test -run '^$' -bench Growth -benchtime 3000x ./internal/registry/registrysql/
+func BenchmarkGrowth(b *testing.B) {
+	for _, n := range []int{1_000, 200_000} {
+		ctx := context.Background()
+		r, err := registrysql.OpenSQLite(ctx, filepath.Join(b.TempDir(), "r.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		u, _ := r.CreateUser(ctx, registry.User{Username: "u", Role: registry.RoleUser, PasswordHash: "h"})
+		var ids []int64
+		for from := 0; from < n; from += registry.MaxImport {
+			rows := make([]registry.NewDevice, 0, registry.MaxImport)
+			for i := from; i < min(from+registry.MaxImport, n); i++ {
+				rows = append(rows, registry.NewDevice{
+					Device:     registry.Device{OwnerID: u.ID, Name: fmt.Sprint("device-", i), Labels: map[string]string{"site": "plant-7"}},
+					ExternalID: fmt.Sprint("inv-", i), Sensors: []registry.Sensor{{Name: "temp", Type: registry.TypeDouble}},
+				})
+			}
+			out, err := r.CreateDevices(ctx, rows)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, d := range out {
+				ids = append(ids, d.Device.ID)
+			}
+		}
+		f := registry.DeviceFilter{OwnerID: u.ID}
+		page := func(after int64) func(b *testing.B) {
+			return func(b *testing.B) {
+				for b.Loop() {
+					if ds, err := r.ListDevices(ctx, f, registry.Page{AfterID: after, Limit: 100}); err != nil || len(ds) != 100 {
+						b.Fatal(err, len(ds))
+					}
+				}
+			}
+		}
+		b.Run(fmt.Sprintf("devices=%d/ListDevicesFirstPage", n), page(0))
+		b.Run(fmt.Sprintf("devices=%d/ListDevicesLastPage", n), page(ids[len(ids)-101]))
+		b.Run(fmt.Sprintf("devices=%d/GetDevice", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := r.GetDevice(ctx, ids[rand.IntN(len(ids))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("devices=%d/ListSensors", n), func(b *testing.B) {
+			for b.Loop() {
+				if ss, err := r.ListSensors(ctx, ids[rand.IntN(len(ids))]); err != nil || len(ss) != 1 {
+					b.Fatal(err)
+				}
+			}
+		})
+		r.Close()
+	}
+}
