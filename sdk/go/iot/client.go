@@ -10,9 +10,11 @@ package iot
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
@@ -32,6 +34,12 @@ type Client struct {
 
 	mu    sync.RWMutex
 	token string
+	// refresh and expires are set by SignIn: the refresh token and when
+	// the user token expires.
+	refresh string
+	expires time.Time
+	// refreshing serialises refreshes (each refresh token works once).
+	refreshing sync.Mutex
 }
 
 type config struct {
@@ -113,14 +121,88 @@ func (c *Client) Token() string {
 	return c.token
 }
 
-// SignIn signs in as a user and keeps the token for later calls.
+// SignIn signs in as a user and keeps the token for later calls. The user
+// token is short-lived; the client renews it with the refresh token from
+// SignIn before it expires (see Refresh), until the session ends.
 func (c *Client) SignIn(ctx context.Context, username, password string) error {
 	resp, err := c.Core.SignIn(ctx, &corev1.SignInRequest{Username: username, Password: password})
 	if err != nil {
 		return err
 	}
-	c.SetToken(resp.GetToken())
+	c.setSession(resp.GetToken(), resp.GetRefreshToken(), resp.GetExpireTime().AsTime())
 	return nil
+}
+
+func (c *Client) setSession(token, refresh string, expires time.Time) {
+	c.mu.Lock()
+	c.token, c.refresh, c.expires = token, refresh, expires
+	c.mu.Unlock()
+}
+
+// refreshMargin is how long before its expiry a user token is renewed.
+const refreshMargin = 30 * time.Second
+
+// Refresh trades the refresh token from SignIn for a new user token (and a
+// new refresh token). Calls do it on their own when the user token is about
+// to expire; an error means the session is over (sign in again).
+func (c *Client) Refresh(ctx context.Context) error {
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
+	return c.refreshLocked(ctx)
+}
+
+func (c *Client) refreshLocked(ctx context.Context) error {
+	c.mu.RLock()
+	rt := c.refresh
+	c.mu.RUnlock()
+	if rt == "" {
+		return errors.New("iot: no refresh token (sign in first)")
+	}
+	resp, err := c.Core.RefreshToken(ctx, &corev1.RefreshTokenRequest{RefreshToken: rt})
+	if err != nil {
+		c.setSession(c.Token(), "", time.Time{}) // used up or revoked either way
+		return err
+	}
+	c.setSession(resp.GetToken(), resp.GetRefreshToken(), resp.GetExpireTime().AsTime())
+	return nil
+}
+
+// refreshIfDue renews the user token when it expires within refreshMargin.
+// Failures are left to the call itself, which then gets unauthenticated.
+func (c *Client) refreshIfDue(ctx context.Context) {
+	due := func() bool {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return c.refresh != "" && time.Until(c.expires) < refreshMargin
+	}
+	if !due() {
+		return
+	}
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
+	if due() { // another call may have refreshed meanwhile
+		_ = c.refreshLocked(ctx)
+	}
+}
+
+// SignOut revokes the refresh token and forgets the session.
+func (c *Client) SignOut(ctx context.Context) error {
+	c.mu.RLock()
+	rt := c.refresh
+	c.mu.RUnlock()
+	c.setSession("", "", time.Time{})
+	if rt == "" {
+		return nil
+	}
+	_, err := c.Core.SignOut(ctx, &corev1.SignOutRequest{RefreshToken: rt})
+	return err
+}
+
+// sessionProcedure reports the public session procedures, which are sent
+// without the user token and never trigger a refresh.
+func sessionProcedure(p string) bool {
+	return p == corev1connect.CoreServiceRefreshTokenProcedure || p == corev1connect.CoreServiceSignInProcedure ||
+		p == corev1connect.CoreServiceSignOutProcedure
 }
 
 // DeviceClient returns a client that acts as a device, with the device key
@@ -139,6 +221,11 @@ type bearer struct{ c *Client }
 
 func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if sessionProcedure(req.Spec().Procedure) {
+			// Public: an expired user token sent along would only be refused.
+			return next(ctx, req)
+		}
+		b.c.refreshIfDue(ctx)
 		if t := b.c.Token(); t != "" {
 			req.Header().Set("Authorization", "Bearer "+t)
 		}
@@ -148,6 +235,7 @@ func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 
 func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		b.c.refreshIfDue(ctx)
 		conn := next(ctx, spec)
 		if t := b.c.Token(); t != "" {
 			conn.RequestHeader().Set("Authorization", "Bearer "+t)

@@ -16,10 +16,10 @@ import (
 )
 
 // startPlatform runs the whole platform in-process on loopback ports.
-func startPlatform(t *testing.T) string {
+func startPlatform(t *testing.T, extra ...string) string {
 	t.Helper()
-	cfg, err := app.ParseConfig("--data-dir", t.TempDir(), "--api-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--ws-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0")
+	cfg, err := app.ParseConfig(append([]string{"--data-dir", t.TempDir(), "--api-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--ws-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0"}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
