@@ -166,7 +166,7 @@ func (a *App) setupPipeline(ctx context.Context) error {
 		if group == "" {
 			group = "iot-pipeline"
 		}
-		dl := pipeline.NewDeadLetterConsumer(a.log.With("component", "deadletters"), kc.Brokers, kc.Security, group+"-deadletters", a.ext.store)
+		dl := pipeline.NewDeadLetterConsumer(a.log.With("component", "deadletters"), kc.Brokers, kc.Security, group+"-deadletters", kc.Topic, a.ext.store)
 		a.addRunner("deadletters", dl.Run)
 	}
 	return nil

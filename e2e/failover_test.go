@@ -131,3 +131,32 @@ func TestPipeline_KillDashNineTakeOverWithinSeconds(t *testing.T) {
 		t.Errorf("survivor logged errors:\n%s", tail(p2.Logs(), 20))
 	}
 }
+
+// TestKafka_TwoDeploymentsOnOneBrokerKeepTheirDeadLetters: deployments
+// that share a broker (different --kafka-topic) each list only their own
+// dead letters.
+func TestKafka_TwoDeploymentsOnOneBrokerKeepTheirDeadLetters(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	start := func(name string) (*Platform, Device) {
+		suffix := randHex(4)
+		p := Start(t, Options{Args: []string{"--kafka-brokers", brokers, "--kafka-topic", name + "-" + suffix + ".readings",
+			"--kafka-group", "e2e-" + name + "-" + suffix}})
+		return p, p.NewDevice(p.AdminToken(), name, "double")
+	}
+	a, da := start("depa")
+	b, db := start("depb")
+	mosquittoPub(t, a, da, 1, "mqttv311", "payload of a")
+	mosquittoPub(t, b, db, 1, "mqttv311", "payload of b")
+	for _, tc := range []struct {
+		p    *Platform
+		d    Device
+		want string
+	}{{a, da, "payload of a"}, {b, db, "payload of b"}} {
+		dls := waitDeadLetters(t, tc.p, tc.p.AdminToken(), tc.d)
+		time.Sleep(2 * time.Second) // a letter of the other deployment would arrive by now
+		all := waitDeadLetters(t, tc.p, tc.p.AdminToken(), Device{ID: tc.d.ID})
+		if len(dls) != 1 || string(dls[0].GetPayload()) != tc.want || len(all) != 1 {
+			t.Errorf("deployment of %q lists dead letters %v", tc.want, all)
+		}
+	}
+}

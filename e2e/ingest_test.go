@@ -185,7 +185,7 @@ func TestIngest_KafkaAllEdgesConsumedBack(t *testing.T) {
 	}
 
 	// An invalid MQTT 3.1.1 payload cannot be refused: it is dead-lettered
-	// to iot.deadletter (JSON) before the PUBACK.
+	// to the deployment's dead-letter topic (JSON) before the PUBACK.
 	o := pahov3.NewClientOptions().AddBroker("tcp://" + p.MQTT).SetClientID("e2e-dl-" + d.ID).
 		SetUsername("JWT").SetPassword(d.Token).SetProtocolVersion(4).SetAutoReconnect(false)
 	mc := pahov3.NewClient(o)
@@ -202,12 +202,12 @@ func TestIngest_KafkaAllEdgesConsumedBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SubscribeTopics([]string{bus.DeadLetterTopic}, nil); err != nil {
+	if err := c.SubscribeTopics([]string{bus.DeadLetterTopicFor(topic)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		if time.Now().After(deadline) {
-			t.Fatal("dead letter not found in " + bus.DeadLetterTopic)
+			t.Fatal("dead letter not found in " + bus.DeadLetterTopicFor(topic))
 		}
 		m, err := c.ReadMessage(time.Second)
 		if err != nil {

@@ -7,6 +7,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"strings"
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 )
@@ -51,3 +52,15 @@ type DeadLetter struct {
 // DeadLetterTopic is the Kafka topic dead letters are written to; the
 // pipeline consumes it into the store.
 const DeadLetterTopic = "iot.deadletter"
+
+// DeadLetterTopicFor is the dead-letter topic of the deployment whose
+// shared readings topic is readingsTopic: "<topic without .readings>.deadletter"
+// (iot.readings → iot.deadletter, acme.readings → acme.deadletter,
+// plant-7 → plant-7.deadletter), so deployments sharing a broker never read
+// each other's dead letters.
+func DeadLetterTopicFor(readingsTopic string) string {
+	if readingsTopic == "" {
+		return DeadLetterTopic
+	}
+	return strings.TrimSuffix(readingsTopic, ".readings") + ".deadletter"
+}

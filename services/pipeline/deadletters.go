@@ -19,18 +19,20 @@ type DeadLetterConsumer struct {
 	brokers string
 	sec     buskafka.Security
 	group   string
+	topic   string
 	w       store.Writer
 }
 
-// NewDeadLetterConsumer consumes bus.DeadLetterTopic in consumer group
-// group into w, authenticating to the brokers with sec.
-func NewDeadLetterConsumer(log *slog.Logger, brokers string, sec buskafka.Security, group string, w store.Writer) *DeadLetterConsumer {
-	return &DeadLetterConsumer{log: log, brokers: brokers, sec: sec, group: group, w: w}
+// NewDeadLetterConsumer consumes the dead-letter topic of the deployment
+// whose readings topic is readingsTopic (bus.DeadLetterTopicFor) in
+// consumer group group into w, authenticating to the brokers with sec.
+func NewDeadLetterConsumer(log *slog.Logger, brokers string, sec buskafka.Security, group, readingsTopic string, w store.Writer) *DeadLetterConsumer {
+	return &DeadLetterConsumer{log: log, brokers: brokers, sec: sec, group: group, topic: bus.DeadLetterTopicFor(readingsTopic), w: w}
 }
 
 // Run consumes until ctx is done.
 func (d *DeadLetterConsumer) Run(ctx context.Context) error {
-	cfg := buskafka.ConsumeConfig{Brokers: d.brokers, Group: d.group, Topics: []string{bus.DeadLetterTopic}, MaxBatch: 500, Security: d.sec}
+	cfg := buskafka.ConsumeConfig{Brokers: d.brokers, Group: d.group, Topics: []string{d.topic}, MaxBatch: 500, Security: d.sec}
 	return buskafka.Consume(ctx, d.log, cfg, func(ctx context.Context, msgs []buskafka.Message) error {
 		dls := make([]bus.DeadLetter, 0, len(msgs))
 		for _, m := range msgs {

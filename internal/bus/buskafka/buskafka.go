@@ -161,10 +161,11 @@ func (pr *Producer) produce(ctx context.Context, msgs []*kafka.Message) error {
 	}
 }
 
-// WriteDeadLetters writes dls as JSON to bus.DeadLetterTopic and waits for
+// WriteDeadLetters writes dls as JSON to the deployment's dead-letter topic
+// (bus.DeadLetterTopicFor the readings topic) and waits for
 // their delivery.
 func (pr *Producer) WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error {
-	topic := bus.DeadLetterTopic
+	topic := bus.DeadLetterTopicFor(pr.cfg.Topic)
 	msgs := make([]*kafka.Message, len(dls))
 	for i, d := range dls {
 		b, err := json.Marshal(d)
@@ -214,7 +215,7 @@ func (pr *Producer) Close() error {
 // EnsureTopics creates the shared topic (shared mode) and the dead-letter
 // topic if missing.
 func (pr *Producer) EnsureTopics(ctx context.Context) error {
-	specs := []kafka.TopicSpecification{{Topic: bus.DeadLetterTopic, NumPartitions: 1, ReplicationFactor: pr.cfg.ReplicationFactor}}
+	specs := []kafka.TopicSpecification{{Topic: bus.DeadLetterTopicFor(pr.cfg.Topic), NumPartitions: 1, ReplicationFactor: pr.cfg.ReplicationFactor}}
 	if pr.cfg.TopicMode == ModeShared {
 		specs = append(specs, kafka.TopicSpecification{Topic: pr.cfg.Topic, NumPartitions: pr.cfg.Partitions, ReplicationFactor: pr.cfg.ReplicationFactor})
 	}
