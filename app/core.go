@@ -63,7 +63,7 @@ func (a *App) setupAuth(context.Context) error {
 
 // setupCore serves CoreService and makes sure an admin exists.
 func (a *App) setupCore(ctx context.Context) error {
-	svc := core.New(a.log, a.reg, a.signer, core.Config{UserTokenTTL: a.cfg.UserTokenTTL, RefreshTokenTTL: a.cfg.RefreshTokenTTL, SignIn: a.cfg.Limits.SignIn, Metrics: a.metrics}, a.provisioners...)
+	svc := core.New(a.log, a.reg, a.signer, a.coreConfig(), a.provisioners...)
 	generated, err := svc.EnsureAdmin(ctx, a.cfg.AdminPassword)
 	if err != nil {
 		return fmt.Errorf("create admin: %w", err)
@@ -87,4 +87,9 @@ func (a *App) mountCore(ctx context.Context, svc *core.Service) error {
 		return fmt.Errorf("register core REST: %w", err)
 	}
 	return nil
+}
+
+// coreConfig is the Core service configuration (serve and function mode).
+func (a *App) coreConfig() core.Config {
+	return core.Config{UserTokenTTL: a.cfg.UserTokenTTL, RefreshTokenTTL: a.cfg.RefreshTokenTTL, SignIn: a.cfg.Limits.SignIn, Metrics: a.metrics}
 }

@@ -79,7 +79,7 @@ func (c *FunctionConfig) RegisterFlags(fs *flag.FlagSet) {
 }
 
 // signingProcedures issue tokens, so they need the private keys.
-var signingProcedures = []string{"SignIn", "GetDeviceKey", "RotateDeviceKey", "GetConsumerKey", "RotateConsumerKey", "ImportDevices"}
+var signingProcedures = []string{"SignIn", "RefreshToken", "GetDeviceKey", "RotateDeviceKey", "GetConsumerKey", "RotateConsumerKey", "ImportDevices"}
 
 // Validate checks the function flags and returns the selected procedures.
 func (c *FunctionConfig) Validate() ([]string, error) {
@@ -180,17 +180,18 @@ func routeOf(m protoreflect.MethodDescriptor) coreRoute {
 	return r
 }
 
-// group is the named group a procedure belongs to, from its REST path.
+// group is the named group a procedure belongs to, from its REST path: the
+// collection after /api/ (users, devices, consumers, ...), with a device's
+// sensors as their own group and /api/me and /api/audit with users; "other" for a
+// procedure without a REST binding.
 func (r coreRoute) group() string {
 	switch p := r.path; {
-	case strings.HasPrefix(p, "/api/consumers"):
-		return "consumers"
 	case strings.HasPrefix(p, "/api/devices/{device_id}/sensors"):
 		return "sensors"
-	case strings.HasPrefix(p, "/api/devices"):
-		return "devices"
-	case strings.HasPrefix(p, "/api/users"), p == "/api/me", p == "/api/audit":
+	case p == "/api/me", p == "/api/audit":
 		return "users"
+	case strings.HasPrefix(p, "/api/"):
+		return r.segments[1]
 	}
 	return "other"
 }
@@ -281,7 +282,7 @@ func (a *App) setupFunction(ctx context.Context) error {
 		return err
 	}
 	a.setupAPI()
-	svc := core.New(a.log, a.reg, a.signer, core.Config{UserTokenTTL: a.cfg.UserTokenTTL})
+	svc := core.New(a.log, a.reg, a.signer, a.coreConfig())
 	if a.cfg.AdminPassword != "" && slices.Contains(a.fn.procedures, "SignIn") {
 		if _, err := svc.EnsureAdmin(ctx, a.cfg.AdminPassword); err != nil {
 			return fmt.Errorf("create admin: %w", err)
