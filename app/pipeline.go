@@ -31,7 +31,7 @@ type PipelineConfig struct {
 func (c *PipelineConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.Store, "store", "IOT_STORE", "", "time-series store: embedded (SQLite in the data dir) or opensearch; empty picks opensearch when --opensearch-url is set, else embedded")
 	str(fs, &c.OpenSearchURL, "opensearch-url", "IOT_OPENSEARCH_URL", "", "OpenSearch URL(s), comma-separated")
-	str(fs, &c.OpenSearchMode, "opensearch-index-mode", "IOT_OPENSEARCH_INDEX_MODE", storeopensearch.ModeShared, "OpenSearch index layout: shared (one index) or per-sensor (<device_id>_<sensor_id>)")
+	str(fs, &c.OpenSearchMode, "opensearch-index-mode", "IOT_OPENSEARCH_INDEX_MODE", storeopensearch.ModeShared, "OpenSearch index layout: shared (one index) or per-sensor (<prefix>-<device_id>_<sensor_id>)")
 	str(fs, &c.OpenSearchPrefix, "opensearch-prefix", "IOT_OPENSEARCH_PREFIX", "iot", "prefix of the shared OpenSearch indices and template")
 	integer(fs, &c.OpenSearchReplica, "opensearch-replicas", "IOT_OPENSEARCH_REPLICAS", 0, "replicas per OpenSearch shard (0 on a single node)")
 	integer(fs, &c.OpenSearchShards, "opensearch-shards", "IOT_OPENSEARCH_SHARDS", 1, "primary shards per readings index")

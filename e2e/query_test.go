@@ -327,10 +327,11 @@ func TestQuery_KillDashNineKeepsEveryAcknowledgedReading(t *testing.T) {
 
 func TestQuery_OpenSearchPerSensorIndexFollowsTheSensor(t *testing.T) {
 	osURL := testenv.OpenSearchURL(t)
-	p := Start(t, Options{Args: []string{"--opensearch-url", osURL, "--opensearch-index-mode", "per-sensor", "--opensearch-prefix", "e2e-ps-" + randHex(4)}})
+	prefix := "e2e-ps-" + randHex(4)
+	p := Start(t, Options{Args: []string{"--opensearch-url", osURL, "--opensearch-index-mode", "per-sensor", "--opensearch-prefix", prefix}})
 	admin := p.AdminToken()
 	d := p.NewDevice(admin, "ps", "double")
-	index := osURL + "/" + d.ID + "_" + d.SensorID
+	index := osURL + "/" + prefix + "-" + d.ID + "_" + d.SensorID
 	status := func() int {
 		res, err := http.Get(index)
 		if err != nil {

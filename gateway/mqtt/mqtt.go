@@ -69,8 +69,29 @@ type Gateway struct {
 	denied      prometheus.Counter
 }
 
+// v3ConnackCodes makes mochi answer MQTT 3.x clients with MQTT 3.1.1
+// CONNACK return codes where it would send an MQTT 5 reason code (0x82
+// "protocol violation" is not a 3.1.1 code): a bad protocol name or level
+// is 0x01 (unacceptable protocol version), credential flag mismatches
+// (password flag with an empty password, ...) are 0x04 (bad user name or
+// password). mochi keeps this table in a package variable.
+var v3ConnackCodes sync.Once
+
+func mapV3ConnackCodes() {
+	v3ConnackCodes.Do(func() {
+		for _, c := range []packets.Code{packets.ErrProtocolViolationProtocolName, packets.ErrProtocolViolationProtocolVersion} {
+			packets.V5CodesToV3[c] = packets.Err3UnsupportedProtocolVersion
+		}
+		for _, c := range []packets.Code{packets.ErrProtocolViolationFlagNoPassword, packets.ErrProtocolViolationPasswordNoFlag,
+			packets.ErrProtocolViolationUsernameNoFlag, packets.ErrProtocolViolationPasswordTooLong, packets.ErrProtocolViolationUsernameTooLong} {
+			packets.V5CodesToV3[c] = packets.ErrMalformedUsernameOrPassword
+		}
+	})
+}
+
 // New returns the gateway; reg registers its metrics (nil: unregistered).
 func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, reg prometheus.Registerer) (*Gateway, error) {
+	mapV3ConnackCodes()
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 256
 	}

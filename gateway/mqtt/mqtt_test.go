@@ -2,6 +2,7 @@ package mqtt_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -344,5 +345,44 @@ func TestMQTT_QoS2IsRefused(t *testing.T) {
 	}
 	if n := len(e.Sink.Records()); n != 0 {
 		t.Fatalf("%d readings stored from a refused QoS 2 publish", n)
+	}
+}
+
+// TestMQTT3_ConnackUsesMQTT311ReturnCodes: a bad protocol name and a
+// password flag with an empty password are answered with 3.1.1 CONNACK
+// return codes (0x01, 0x04), not MQTT 5's 0x82.
+func TestMQTT3_ConnackUsesMQTT311ReturnCodes(t *testing.T) {
+	_, addr := start(t, ingesttest.Options{})
+	connect := func(name string, flags byte, payload []byte) byte {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		vh := append([]byte{0, byte(len(name))}, name...)
+		vh = append(vh, 4, flags, 0, 60) // level 4 (3.1.1), flags, keepalive
+		body := append(vh, payload...)
+		if _, err := conn.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			t.Fatalf("no CONNACK: %v", err)
+		}
+		if buf[0] != 0x20 {
+			t.Fatalf("not a CONNACK: % x", buf)
+		}
+		return buf[3]
+	}
+	clientID := []byte{0, 2, 'c', '1'}
+	if code := connect("MQTX", 0x02, clientID); code != 0x01 {
+		t.Errorf("bad protocol name: return code %#x, want 0x01", code)
+	}
+	user := []byte{0, 3, 'J', 'W', 'T'}
+	emptyPassword := []byte{0, 0}
+	if code := connect("MQTT", 0x02|0x80|0x40, append(append(append([]byte{}, clientID...), user...), emptyPassword...)); code != 0x04 {
+		t.Errorf("empty password: return code %#x, want 0x04", code)
 	}
 }

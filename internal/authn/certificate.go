@@ -99,10 +99,9 @@ func (v *Verifier) AuthenticateCertificate(ctx context.Context, chain []*x509.Ce
 	}
 	leaf := chain[0]
 	fp := Fingerprint(leaf)
-	key := "cert:" + fp // cannot collide with a JWT (no colon in base64url)
 	now := v.now()
 	v.mu.RLock()
-	c, ok := v.cache[key]
+	c, ok := v.certCache[fp] // never the token cache: a token must not be able to name a certificate
 	v.mu.RUnlock()
 	if ok && now.Sub(c.checked) < v.cfg.CacheTTL && now.Before(c.expires) {
 		return c.p, nil
@@ -113,25 +112,40 @@ func (v *Verifier) AuthenticateCertificate(ctx context.Context, chain []*x509.Ce
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: v.roots(), Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		v.forget(key)
+		v.forgetCert(fp)
 		return Principal{}, fmt.Errorf("%w: not issued by the client CA or expired", ErrInvalidCertificate)
 	}
 	id, err := DeviceIDOf(leaf)
 	if err != nil {
-		v.forget(key)
+		v.forgetCert(fp)
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidCertificate, err.Error())
 	}
 	dev, err := v.certs.CertificateDevice(ctx, fp)
 	if err != nil || dev != id {
-		v.forget(key)
+		v.forgetCert(fp)
 		if err != nil && ctx.Err() != nil {
 			return Principal{}, ctx.Err()
 		}
 		return Principal{}, fmt.Errorf("%w: fingerprint not registered for device %d", ErrInvalidCertificate, id)
 	}
 	c = cached{p: Principal{Kind: KindDevice, ID: id}, expires: leaf.NotAfter, checked: now}
-	v.remember(key, c)
+	v.rememberCert(fp, c)
 	return c.p, nil
+}
+
+func (v *Verifier) rememberCert(fp string, c cached) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.certCache == nil || len(v.certCache) >= v.cfg.CacheSize {
+		v.certCache = map[string]cached{} // rare: as many devices as cache slots
+	}
+	v.certCache[fp] = c
+}
+
+func (v *Verifier) forgetCert(fp string) {
+	v.mu.Lock()
+	delete(v.certCache, fp)
+	v.mu.Unlock()
 }
 
 // Credentials are what a caller presented: a bearer token and the TLS

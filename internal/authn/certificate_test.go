@@ -152,3 +152,21 @@ func TestMiddleware_CertificateWhenNoToken(t *testing.T) {
 		t.Fatalf("unregistered certificate: %d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestAuthenticate_TokenCannotNameACachedCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "devices")
+	leaf := ca.Client(t, dir, "d4", "x", DeviceURIPrefix+"4")
+	v, _ := certVerifier(t, ca, &fakeCerts{m: map[string]int64{leaf.Fingerprint(): 4}})
+	ctx := context.Background()
+	if _, err := v.AuthenticateCertificate(ctx, []*x509.Certificate{leaf.Cert}); err != nil {
+		t.Fatal(err)
+	}
+	// Fingerprints are public; a bearer string built from one must not
+	// match the certificate's cache entry.
+	for _, tok := range []string{leaf.Fingerprint(), "cert:" + leaf.Fingerprint()} {
+		if p, err := v.Authenticate(ctx, tok); err == nil {
+			t.Fatalf("token %q authenticated as %+v", tok, p)
+		}
+	}
+}

@@ -89,7 +89,10 @@ type Verifier struct {
 	certs CertificateRegistry
 
 	mu    sync.RWMutex
-	cache map[string]cached
+	cache map[string]cached // by token
+	// certCache holds verified client certificates by fingerprint, apart
+	// from the token cache so no bearer string can ever match one.
+	certCache map[string]cached
 }
 
 type cached struct {

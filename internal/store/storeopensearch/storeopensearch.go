@@ -3,7 +3,8 @@
 // (`<sensor_id>_<timestamp_ns>`, `_<seq>` appended when seq is not 0), an index template the platform installs
 // itself (date_nanos timestamps, one typed field per value type, objects as
 // flat_object), and an optional per-sensor index mode named like the
-// original platform (`<device_id>_<sensor_id>`).
+// original platform, behind the deployment's prefix (`<prefix>-<device_id>_<sensor_id>`,
+// so deployments sharing a cluster never meet).
 package storeopensearch
 
 import (
@@ -109,7 +110,7 @@ func (s *Store) deadLettersIndex() string { return s.cfg.Prefix + "-deadletters"
 // sensorIndex is the index holding ref's readings.
 func (s *Store) sensorIndex(ref store.SensorRef) string {
 	if s.cfg.Mode == ModePerSensor {
-		return fmt.Sprintf("%d_%d", ref.DeviceID, ref.SensorID)
+		return fmt.Sprintf("%s-%d_%d", s.cfg.Prefix, ref.DeviceID, ref.SensorID)
 	}
 	return s.readingsIndex()
 }
@@ -117,14 +118,14 @@ func (s *Store) sensorIndex(ref store.SensorRef) string {
 // searchIndex is the index expression for reading one sensor.
 func (s *Store) searchIndex(sensorID int64) string {
 	if s.cfg.Mode == ModePerSensor {
-		return fmt.Sprintf("*_%d", sensorID)
+		return fmt.Sprintf("%s-*_%d", s.cfg.Prefix, sensorID)
 	}
 	return s.readingsIndex()
 }
 
 func (s *Store) allReadings() string {
 	if s.cfg.Mode == ModePerSensor {
-		return "*_*"
+		return s.cfg.Prefix + "-*_*"
 	}
 	return s.readingsIndex()
 }
@@ -848,7 +849,44 @@ func (s *Store) Search(ctx context.Context, ref store.SensorRef, body []byte) ([
 	if err != nil {
 		return nil, 0, err
 	}
-	return raw, status, nil
+	return hideIndexNames(raw, s.sensorIndex(ref), s.readingsIndex()), status, nil
+}
+
+// hideIndexNames removes the internal index names from a search answer
+// (hit "_index" fields, and the names inside error reasons), so consumers
+// learn nothing about the deployment's layout.
+func hideIndexNames(raw []byte, names ...string) []byte {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return raw
+	}
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case map[string]any:
+			delete(t, "_index")
+			for k, e := range t {
+				t[k] = walk(e)
+			}
+		case []any:
+			for i, e := range t {
+				t[i] = walk(e)
+			}
+		case string:
+			for _, n := range names {
+				t = strings.ReplaceAll(t, n, "readings")
+			}
+			return t
+		}
+		return x
+	}
+	out, err := json.Marshal(walk(v))
+	if err != nil {
+		return raw
+	}
+	return out
 }
 
 // ScopeSearch validates a consumer's search body and returns it wrapped in
@@ -869,7 +907,7 @@ func ScopeSearch(sensorID int64, body []byte) ([]byte, error) {
 		if !searchKeys[k] {
 			return nil, fmt.Errorf("%w: top-level key %q is not supported", ErrForbiddenQuery, k)
 		}
-		if err := checkScope(v, k); err != nil {
+		if err := checkScope(v, k, 1); err != nil {
 			return nil, err
 		}
 		out[k] = v
@@ -890,7 +928,14 @@ func ScopeSearch(sensorID int64, body []byte) ([]byte, error) {
 }
 
 // checkScope walks v (found under key parent) for forbidden constructs.
-func checkScope(v any, parent string) error {
+// maxQueryDepth bounds how deeply a consumer query may nest objects and
+// arrays (OpenSearch itself fails far deeper queries with a server error).
+const maxQueryDepth = 32
+
+func checkScope(v any, parent string, depth int) error {
+	if depth > maxQueryDepth {
+		return fmt.Errorf("%w: the query nests deeper than %d levels", ErrForbiddenQuery, maxQueryDepth)
+	}
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
@@ -903,13 +948,13 @@ func checkScope(v any, parent string) error {
 					return fmt.Errorf("%w: min_doc_count below 1 is only allowed on histograms", ErrForbiddenQuery)
 				}
 			}
-			if err := checkScope(e, k); err != nil {
+			if err := checkScope(e, k, depth+1); err != nil {
 				return err
 			}
 		}
 	case []any:
 		for _, e := range x {
-			if err := checkScope(e, parent); err != nil {
+			if err := checkScope(e, parent, depth+1); err != nil {
 				return err
 			}
 		}

@@ -87,6 +87,7 @@ func TestSearchProxy_RestrictsToSensor(t *testing.T) {
 		{"global aggregation refused", `{"aggs":{"g":{"global":{},"aggs":{"m":{"max":{"field":"value_num"}}}}}}`, true, ""},
 		{"terms lookup into another index refused", `{"query":{"terms":{"sensor_id":{"index":"x","id":"1","path":"a"}}}}`, true, ""},
 		{"unknown top-level key refused", `{"index":"iot-readings"}`, true, ""},
+		{"deeply nested query refused", `{"query":` + strings.Repeat(`{"bool":{"must":[`, 40) + `{"match_all":{}}` + strings.Repeat(`]}}`, 40) + `}`, true, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,7 +104,45 @@ func TestSearchProxy_RestrictsToSensor(t *testing.T) {
 			if !strings.Contains(string(raw), tc.want) || strings.Contains(string(raw), `"sensor_id":11`) {
 				t.Errorf("response %s: want only sensor 10", raw)
 			}
+			if strings.Contains(string(raw), "-readings") || strings.Contains(string(raw), `"_index"`) {
+				t.Errorf("response %s names the internal index", raw)
+			}
 		})
 	}
 	_ = b
+}
+
+// TestPerSensor_TwoDeploymentsOnOneClusterDoNotMeet: per-sensor indices
+// carry the deployment prefix, so the same device and sensor ids of two
+// deployments never share (or read) an index.
+func TestPerSensor_TwoDeploymentsOnOneClusterDoNotMeet(t *testing.T) {
+	ctx := context.Background()
+	a, b := open(t, storeopensearch.ModePerSensor), open(t, storeopensearch.ModePerSensor)
+	ref := store.SensorRef{DeviceID: 3, SensorID: 4}
+	for _, s := range []*storeopensearch.Store{a, b} {
+		if err := s.CreateSensor(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Write(ctx, []store.Reading{{DeviceID: 3, SensorID: 4, TimeNS: 1e18, Value: store.Value{Kind: store.KindLong, Long: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*storeopensearch.Store{a, b} {
+		if err := s.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _, err := b.List(ctx, store.ListQuery{SensorID: 4})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("the other deployment sees %d readings (%v)", len(got), err)
+	}
+	if got, _, err := a.List(ctx, store.ListQuery{SensorID: 4}); err != nil || len(got) != 1 {
+		t.Fatalf("own readings: %d %v", len(got), err)
+	}
+	if err := b.DropSensor(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := a.List(ctx, store.ListQuery{SensorID: 4}); err != nil || len(got) != 1 {
+		t.Fatalf("dropping the sensor in the other deployment removed ours: %d %v", len(got), err)
+	}
 }
