@@ -104,6 +104,7 @@ func New(log *slog.Logger, cfg Config) (*App, error) {
 	}
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.rpcMetrics = newRPCMetrics(a.metrics)
+	a.readyChecks["disk"] = diskSpaceCheck(cfg.DataDir, minFreeBytes)
 	return a, nil
 }
 

@@ -158,3 +158,27 @@ func TestCreateSensor_ProvisionerFailureLeavesNoRow(t *testing.T) {
 		t.Fatalf("a failed create left %d sensors", len(ss))
 	}
 }
+
+// fullDisk is a registry whose writes fail like SQLite on a full volume.
+type fullDisk struct{ registry.Registry }
+
+func (fullDisk) CreateDevice(context.Context, registry.Device) (registry.Device, error) {
+	return registry.Device{}, errors.New("create device: database or disk is full (13)")
+}
+
+func TestCreateDevice_FullDiskIsUnavailableNotInternal(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registrysql.OpenSQLite(ctx, filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	svc := New(slog.New(slog.NewTextHandler(io.Discard, nil)), fullDisk{reg}, authn.NewSigner(authn.NewKeySet(priv)), Config{}, nil)
+	u, _ := reg.CreateUser(ctx, registry.User{Username: "alice", Role: registry.RoleUser, PasswordHash: "x"})
+	uctx := authn.WithPrincipal(ctx, authn.Principal{Kind: authn.KindUser, ID: u.ID})
+	_, err = svc.CreateDevice(uctx, &corev1.CreateDeviceRequest{Name: "car"})
+	if connect.CodeOf(err) != connect.CodeUnavailable || strings.Contains(err.Error(), "(13)") {
+		t.Fatalf("err = %v, want Unavailable (503) without the SQLite text", err)
+	}
+}

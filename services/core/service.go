@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -125,9 +127,24 @@ func (s *Service) storeErr(ctx context.Context, what string, err error) error {
 		return errorf(connect.CodeFailedPrecondition, "%s cannot be changed that way now", what)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeCanceled, errors.New("request cancelled"))
+	case storageFull(err):
+		s.log.ErrorContext(ctx, "registry storage full", "what", what, "err", err)
+		return errorf(connect.CodeUnavailable, "the registry cannot store changes right now (storage full); nothing was changed, retry later")
 	}
 	s.log.ErrorContext(ctx, "registry failure", "what", what, "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// storageFull reports a registry write that failed because its volume is
+// full (SQLite: SQLITE_FULL "database or disk is full"; the OS: ENOSPC;
+// PostgreSQL: SQLSTATE 53100 disk_full), which is unavailability, not a bug.
+func storageFull(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "no space left on device") ||
+		strings.Contains(msg, "SQLSTATE 53100")
 }
 
 func requireUser(ctx context.Context) (authn.Principal, error) {
