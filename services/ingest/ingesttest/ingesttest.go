@@ -196,10 +196,16 @@ func New(t testing.TB, opt Options) *Env {
 	return e
 }
 
-// Token issues a token of kind for id.
+// Token issues a token of kind for id, shaped like Core issues them: a user
+// token expires (15 minutes, as sign-in gives; the verifier refuses user
+// tokens without `exp`), device and consumer keys do not.
 func (e *Env) Token(t testing.TB, kind authn.Kind, id int64) string {
 	t.Helper()
-	tok, err := e.Signer.Issue(authn.Principal{Kind: kind, ID: id}, 1, 0)
+	var ttl time.Duration
+	if kind == authn.KindUser {
+		ttl = 15 * time.Minute
+	}
+	tok, err := e.Signer.Issue(authn.Principal{Kind: kind, ID: id}, 1, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
