@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,10 @@ import (
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
+
+// auditDevicesImport records an import (one event per call, naming how many
+// devices it created and whether it handed out their keys).
+const auditDevicesImport = "devices.import"
 
 // Import limits.
 const (
@@ -85,26 +90,27 @@ func (s *Service) ImportDevices(ctx context.Context, req *corev1.ImportDevicesRe
 			}
 		}
 		if req.GetReturnKeys() {
-			// An existing device keeps its key's expiry: never hand out a
-			// key of the same generation that outlives it (or revives an
-			// expired one).
+			// A new device's key never expires; an existing one's keeps the
+			// expiry its last rotation gave it (as GetDeviceKey).
 			var exp time.Time
 			if !d.Created {
 				if exp, err = s.reg.KeyExpiry(ctx, registry.KeyDevice, d.Device.ID, d.Device.KeyGen); err != nil {
 					return nil, s.storeErr(ctx, "device", err)
 				}
 			}
-			if r.Key, _, err = s.issueKey(ctx, authn.KindDevice, d.Device.ID, d.Device.KeyGen, exp); err != nil {
-				var ce *connect.Error
-				if errors.As(err, &ce) && ce.Code() == connect.CodeFailedPrecondition {
-					return nil, errorf(connect.CodeFailedPrecondition, "devices[%d]: the key of existing device %d expired; rotate it to get a new one", i, d.Device.ID)
+			// The devices are written by now: an existing device whose key
+			// expired gets no key (rotate it) instead of failing the call.
+			if exp.IsZero() || time.Until(exp) > 0 {
+				if r.Key, _, err = s.issueKey(ctx, authn.KindDevice, d.Device.ID, d.Device.KeyGen, exp); err != nil {
+					return nil, err
 				}
-				return nil, err
 			}
 		}
 		res.Results[i] = r
 	}
-	s.log.InfoContext(ctx, "devices imported", "user_id", p.ID, "rows", len(rows), "created", res.Created)
+	s.audit(ctx, auditDevicesImport, "user", p.ID, map[string]string{
+		"rows": strconv.Itoa(len(rows)), "created": strconv.Itoa(int(res.Created)), "keys_returned": strconv.FormatBool(req.GetReturnKeys()),
+	})
 	return res, nil
 }
 
