@@ -57,23 +57,34 @@ func (sensors) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
 func (sensors) TokenGeneration(context.Context, authn.Kind, int64) (int64, error) { return 1, nil }
 
 var (
-	mode    = flag.String("mode", "http", "http, https, http-batch, grpc, mqtt or kafka")
-	dur     = flag.Duration("d", 10*time.Second, "duration of each measurement")
-	conns   = flag.Int("c", 64, "connections / clients")
-	inflt   = flag.Int("inflight", 16, "MQTT publishes in flight per client")
-	brokers = flag.String("kafka", "127.0.0.1:59092", "Kafka brokers for -mode=kafka")
-	recSize = flag.Int("size", 100, "record size for -mode=kafka")
-	cpuProf = flag.String("cpuprofile", "", "write a CPU profile of this process (gateway + load generator)")
-	apiURL  = flag.String("api", "", "-mode=binary: API URL of a running iotplatform (e.g. http://127.0.0.1:18080)")
-	httpGW  = flag.String("http-gw", "127.0.0.1:18083", "-mode=binary: HTTP gateway address")
-	mqttGW  = flag.String("mqtt-gw", "127.0.0.1:11883", "-mode=binary: MQTT gateway address")
-	adminPW = flag.String("password", "", "-mode=binary: root's password")
-	parts   = flag.String("parts", "http,lag,batch,mqtt", "-mode=binary: which measurements to run")
-	runs    = flag.Int("runs", 3, "alternating reference/gateway runs (http, mqtt); the median ratio is reported")
+	mode     = flag.String("mode", "http", "http, https, http-batch, grpc, mqtt or kafka")
+	dur      = flag.Duration("d", 10*time.Second, "duration of each measurement")
+	conns    = flag.Int("c", 64, "connections / clients")
+	inflt    = flag.Int("inflight", 16, "MQTT publishes in flight per client")
+	brokers  = flag.String("kafka", "127.0.0.1:59092", "Kafka brokers for -mode=kafka")
+	recSize  = flag.Int("size", 100, "record size for -mode=kafka")
+	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of this process (gateway + load generator)")
+	apiURL   = flag.String("api", "", "-mode=binary: API URL of a running iotplatform (e.g. http://127.0.0.1:18080)")
+	httpGW   = flag.String("http-gw", "127.0.0.1:18083", "-mode=binary: HTTP gateway address")
+	mqttGW   = flag.String("mqtt-gw", "127.0.0.1:11883", "-mode=binary: MQTT gateway address")
+	adminPW  = flag.String("password", "", "-mode=binary: root's password")
+	bareAddr = flag.String("bare-addr", "127.0.0.1:0", "-mode=bare: address of the bare handler process")
+	parts    = flag.String("parts", "http,lag,batch,mqtt", "-mode=binary: which measurements to run")
+	runs     = flag.Int("runs", 3, "alternating reference/gateway runs (http, mqtt); the median ratio is reported")
 )
 
 func main() {
 	flag.Parse()
+	if *mode == "bare" {
+		ln, err := net.Listen("tcp", *bareAddr)
+		must(err)
+		fmt.Println(ln.Addr().String())
+		must(http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(200)
+		})))
+		return
+	}
 	if *cpuProf != "" {
 		f, err := os.Create(*cpuProf)
 		must(err)
@@ -190,6 +201,21 @@ func pairs(ref, subject func() result, refName, subjName string) {
 	fmt.Printf("ratios %.2f, median %.2f\n", ratios, ratios[len(ratios)/2])
 }
 
+// bareProcess starts this binary with -mode=bare and returns its URL.
+func bareProcess() (string, func()) {
+	exe, err := os.Executable()
+	must(err)
+	cmd := exec.Command(exe, "-mode=bare")
+	out, err := cmd.StdoutPipe()
+	must(err)
+	must(cmd.Start())
+	cleanups = append(cleanups, func() { _ = cmd.Process.Kill() })
+	var addr string
+	_, err = fmt.Fscanln(out, &addr)
+	must(err)
+	return "http://" + addr + "/", func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+}
+
 func body1() []byte { return []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`) }
 
 // binary drives a running iotplatform (embedded bus + embedded store: the
@@ -197,10 +223,11 @@ func body1() []byte { return []byte(`{"sensor_id":"4","timestamp":1526717967,"va
 func binary(_ string, _ []byte) {
 	tok, sensor := provision()
 	body := []byte(`{"sensor_id":"` + sensor + `","timestamp":1526717967,"value":"21.5"}`)
-	bare := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(200)
-	}))
+	// The bare handler runs in its own process like the server under test:
+	// inside the load generator it would share that process's CPU share
+	// with the clients (on a busy machine that halves it).
+	bare, stopBare := bareProcess()
+	defer stopBare()
 	gw := "http://" + *httpGW + "/"
 	metrics := "http://" + *httpGW + "/metrics"
 	var single []float64

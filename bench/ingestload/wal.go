@@ -41,7 +41,9 @@ func scrape(url, family string) map[string]float64 {
 
 // backlog is the write-ahead log's unapplied record count (0 when the
 // binary runs another bus).
-func backlog(metrics string) float64 { return scrape(metrics, "iot_wal_backlog_records")["iot_wal_backlog_records"] }
+func backlog(metrics string) float64 {
+	return scrape(metrics, "iot_wal_backlog_records")["iot_wal_backlog_records"]
+}
 
 // histQuantile returns quantile q of the difference of two scrapes of a
 // histogram (upper bound of the bucket holding it) and the sample count.
