@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -19,7 +20,12 @@ var usernameRE = regexp.MustCompile(`^[a-z0-9_]{3,30}$`)
 
 // dummyHash is checked against when the user does not exist, so an unknown
 // user costs as much as a wrong password.
-var dummyHash, _ = HashPassword("not-a-password", DefaultHashParams)
+// It is computed on first use, not at package init: an argon2id hash at
+// init cost every process start (and a function's cold start) 50-300 ms.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("not-a-password", DefaultHashParams)
+	return h
+})
 
 var errBadCredentials = errors.New("invalid username or password")
 
@@ -42,7 +48,7 @@ func (s *Service) SignIn(ctx context.Context, req *corev1.SignInRequest) (*corev
 		if !errors.Is(err, registry.ErrNotFound) {
 			return nil, s.storeErr(ctx, "user", err)
 		}
-		hash = dummyHash
+		hash = dummyHash()
 	}
 	var ok bool
 	var herr error
