@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -13,6 +15,10 @@ import (
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
+
+// auditDevicesImport records an import (one event per call, naming how many
+// devices it created and whether it handed out their keys).
+const auditDevicesImport = "devices.import"
 
 // Import limits.
 const (
@@ -84,13 +90,27 @@ func (s *Service) ImportDevices(ctx context.Context, req *corev1.ImportDevicesRe
 			}
 		}
 		if req.GetReturnKeys() {
-			if r.Key, err = s.signer.Issue(authn.Principal{Kind: authn.KindDevice, ID: d.Device.ID}, d.Device.KeyGen, 0); err != nil {
-				return nil, s.storeErr(ctx, "key", err)
+			// A new device's key never expires; an existing one's keeps the
+			// expiry its last rotation gave it (as GetDeviceKey).
+			var exp time.Time
+			if !d.Created {
+				if exp, err = s.reg.KeyExpiry(ctx, registry.KeyDevice, d.Device.ID, d.Device.KeyGen); err != nil {
+					return nil, s.storeErr(ctx, "device", err)
+				}
+			}
+			// The devices are written by now: an existing device whose key
+			// expired gets no key (rotate it) instead of failing the call.
+			if exp.IsZero() || time.Until(exp) > 0 {
+				if r.Key, _, err = s.issueKey(ctx, authn.KindDevice, d.Device.ID, d.Device.KeyGen, exp); err != nil {
+					return nil, err
+				}
 			}
 		}
 		res.Results[i] = r
 	}
-	s.log.InfoContext(ctx, "devices imported", "user_id", p.ID, "rows", len(rows), "created", res.Created)
+	s.audit(ctx, auditDevicesImport, "user", p.ID, map[string]string{
+		"rows": strconv.Itoa(len(rows)), "created": strconv.Itoa(int(res.Created)), "keys_returned": strconv.FormatBool(req.GetReturnKeys()),
+	})
 	return res, nil
 }
 

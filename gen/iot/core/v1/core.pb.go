@@ -2298,7 +2298,9 @@ type ImportedDevice struct {
 	// sensor_ids of the row's sensors, in row order; for an existing device,
 	// the id of its sensor with the same path and name, or 0 if it has none.
 	SensorIds []int64 `protobuf:"varint,4,rep,packed,name=sensor_ids,json=sensorIds,proto3" json:"sensor_ids,omitempty"`
-	// key is the device's token, when return_keys was set.
+	// key is the device's token, when return_keys was set: a new device's
+	// never expires; an existing device's keeps the expiry of its last
+	// rotation, and is empty if that passed (rotate the key).
 	Key           string `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

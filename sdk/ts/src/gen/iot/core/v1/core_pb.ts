@@ -1223,7 +1223,9 @@ export type ImportedDevice = Message<"iot.core.v1.ImportedDevice"> & {
   sensorIds: bigint[];
 
   /**
-   * key is the device's token, when return_keys was set.
+   * key is the device's token, when return_keys was set: a new device's
+   * never expires; an existing device's keeps the expiry of its last
+   * rotation, and is empty if that passed (rotate the key).
    *
    * @generated from field: string key = 5;
    */
