@@ -424,6 +424,7 @@ func TestMTLS_CertificateRegistrationIsOwnerOnly(t *testing.T) {
 		{"POST", "/api/devices/" + d.ID + "/certificates", "", map[string]string{"fingerprint": fp}, 401},
 		{"POST", "/api/devices/" + d.ID + "/certificates", d.Token, map[string]string{"fingerprint": fp}, 403},
 		{"POST", "/api/devices/" + d.ID + "/certificates", admin, map[string]string{"fingerprint": "not-hex"}, 400},
+		// 200, not 409: none of the refused attempts above registered fp.
 		{"POST", "/api/devices/" + d.ID + "/certificates", admin, map[string]string{"fingerprint": fp}, 200},
 		{"POST", "/api/devices/" + d.ID + "/certificates", admin, map[string]string{"fingerprint": strings.ToUpper(fp)}, 409},
 		{"GET", "/api/devices/" + d.ID + "/certificates", mallory, nil, 404},

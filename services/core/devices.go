@@ -32,6 +32,9 @@ func (s *Service) CreateDevice(ctx context.Context, req *corev1.CreateDeviceRequ
 	if err != nil {
 		return nil, err
 	}
+	if (rate != 0 || burst != 0) && !p.Admin {
+		return nil, errIngestLimitAdmin()
+	}
 	d, err := s.reg.CreateDevice(ctx, registry.Device{OwnerID: p.ID, Name: req.GetName(), Description: req.GetDescription(), Labels: req.GetLabels(),
 		IngestRate: rate, IngestBurst: burst})
 	if err != nil {
@@ -90,7 +93,7 @@ func (s *Service) GetDevice(ctx context.Context, req *corev1.GetDeviceRequest) (
 
 // UpdateDevice implements CoreService.UpdateDevice. Owner or admin.
 func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequest) (*corev1.UpdateDeviceResponse, error) {
-	d, _, err := s.ownedDevice(ctx, req.GetId())
+	d, p, err := s.ownedDevice(ctx, req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +126,14 @@ func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequ
 		d.Labels = req.GetLabels()
 	}
 	if mask["ingest_limit"] || (all && req.IngestLimit != nil) {
-		if d.IngestRate, d.IngestBurst, err = ingestLimit(req.GetIngestLimit()); err != nil {
+		rate, burst, err := ingestLimit(req.GetIngestLimit())
+		if err != nil {
 			return nil, err
 		}
+		if (rate != d.IngestRate || burst != d.IngestBurst) && !p.Admin {
+			return nil, errIngestLimitAdmin()
+		}
+		d.IngestRate, d.IngestBurst = rate, burst
 	}
 	d, err = s.reg.UpdateDevice(ctx, d)
 	if err != nil {
@@ -239,6 +247,13 @@ func devicePB(d registry.Device) *corev1.Device {
 		pb.IngestLimit = &corev1.IngestLimit{ReadingsPerSecond: d.IngestRate, Burst: d.IngestBurst}
 	}
 	return pb
+}
+
+// errIngestLimitAdmin refuses a non-admin's change of a device's ingest
+// limit: the limit protects the platform from a flooding device, so its
+// owner must not be able to lift (or reset) it.
+func errIngestLimitAdmin() error {
+	return errorf(connect.CodePermissionDenied, "ingest_limit: only an admin sets or changes a device's ingest limit")
 }
 
 // ingestLimit checks a device's ingest limit override (nil: the defaults).
