@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
 )
 
 // Config is the root configuration: one field group per concern, each
@@ -40,6 +42,9 @@ type Config struct {
 	DebugAddr string
 	// CORSOrigins are the browser origins allowed to call the API ("*": any).
 	CORSOrigins string
+	// RegistryCacheEntries bounds the embedded registry's read cache (an
+	// LRU, ~0.7 KB per device entry); 0 disables it.
+	RegistryCacheEntries int
 
 	Limits LimitsConfig
 	// envErrs are IOT_* values that did not parse (Validate refuses them).
@@ -65,6 +70,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with keys from this JWKS URL (for processes without the core role)")
 	dur(fs, &c.ShutdownTimeout, "shutdown-timeout", "IOT_SHUTDOWN_TIMEOUT", 15*time.Second, "graceful shutdown limit")
 	str(fs, &c.CORSOrigins, "cors-origins", "IOT_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API cross-origin (\"*\" for any); empty: same origin only")
+	integer(fs, &c.RegistryCacheEntries, "registry-cache-entries", "IOT_REGISTRY_CACHE_ENTRIES", registrysql.DefaultCacheEntries, "rows the embedded (SQLite) registry keeps in its LRU read cache, about 0.7 KB each; 0 disables it (entries live 1s at most)")
 	str(fs, &c.DebugAddr, "debug-addr", "IOT_DEBUG_ADDR", "", "serve Go profiling (net/http/pprof) on this address; empty disables")
 	c.AdminPassword = os.Getenv("IOT_ADMIN_PASSWORD")
 	c.Limits.RegisterFlags(fs)
@@ -116,6 +122,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("data-dir must not be empty")
+	}
+	if c.RegistryCacheEntries < 0 {
+		return errors.New("registry-cache-entries (IOT_REGISTRY_CACHE_ENTRIES) must not be negative")
 	}
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		return errors.New("IOT_ADMIN_PASSWORD must have at least 8 characters")

@@ -79,3 +79,21 @@ func TestConfig_UnparsableEnvRefusesToStartNamingTheVariable(t *testing.T) {
 		t.Fatalf("IOT_MQTT_QUEUE=64: %v %v %d", err, c.Validate(), c.Ingest.MQTTQueue)
 	}
 }
+
+// TestConfig_RegistryCacheEntries: the registry's read cache size comes
+// from IOT_REGISTRY_CACHE_ENTRIES (0 turns the cache off), a negative size
+// is refused naming the variable.
+func TestConfig_RegistryCacheEntries(t *testing.T) {
+	t.Setenv("IOT_REGISTRY_CACHE_ENTRIES", "5000")
+	c, err := ParseConfig()
+	if err != nil || c.Validate() != nil || c.RegistryCacheEntries != 5000 {
+		t.Fatalf("IOT_REGISTRY_CACHE_ENTRIES=5000: %v %v %d", err, c.Validate(), c.RegistryCacheEntries)
+	}
+	if registryCacheEntries(0) >= 0 || registryCacheEntries(5000) != 5000 {
+		t.Fatal("0 must turn the cache off, not select the default")
+	}
+	c, _ = ParseConfig("--registry-cache-entries", "-1")
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "IOT_REGISTRY_CACHE_ENTRIES") {
+		t.Fatalf("Validate with -1 = %v, want an error naming the variable", err)
+	}
+}

@@ -25,7 +25,7 @@ func (a *App) setupRegistry(ctx context.Context) error {
 	} else {
 		path := filepath.Join(a.cfg.DataDir, "registry.db")
 		var db *registrysql.DB
-		db, err = registrysql.OpenSQLiteConfig(ctx, path, registrysql.SQLiteConfig{Log: a.log.With("component", "registry")})
+		db, err = registrysql.OpenSQLiteConfig(ctx, path, registrysql.SQLiteConfig{Log: a.log.With("component", "registry"), CacheEntries: registryCacheEntries(a.cfg.RegistryCacheEntries)})
 		if err == nil {
 			a.reg = db
 			a.registerWAL("registry", db)
@@ -92,4 +92,13 @@ func (a *App) mountCore(ctx context.Context, svc *core.Service) error {
 // coreConfig is the Core service configuration (serve and function mode).
 func (a *App) coreConfig() core.Config {
 	return core.Config{UserTokenTTL: a.cfg.UserTokenTTL, RefreshTokenTTL: a.cfg.RefreshTokenTTL, SignIn: a.cfg.Limits.SignIn, Metrics: a.metrics}
+}
+
+// registryCacheEntries maps the flag (0: no cache) to SQLiteConfig (0:
+// default, negative: no cache).
+func registryCacheEntries(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -73,7 +73,7 @@ func (c *FunctionConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.PostgresDSN, "postgres-dsn", "IOT_POSTGRES_DSN", "", "PostgreSQL DSN of the registry (required)")
 	str(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of the Ed25519 signing keys (*.pem), needed by procedures that issue tokens")
 	str(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with the keys of this JWKS URL; empty uses the keys in --keys-dir")
-	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", 12*time.Hour, "lifetime of user tokens from SignIn")
+	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", core.DefaultUserTokenTTL, "lifetime of user tokens from SignIn and RefreshToken")
 	dur(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
 	str(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 }

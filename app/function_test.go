@@ -1,8 +1,11 @@
 package app
 
 import (
+	"flag"
 	"slices"
 	"testing"
+
+	"github.com/iotplatform/iotplatform/services/core"
 )
 
 func TestFunctionGroups_EveryProcedureHasOneNamedGroup(t *testing.T) {
@@ -63,5 +66,19 @@ func TestFunctionConfig_Validate(t *testing.T) {
 	c.Contract = "lambda"
 	if _, err := c.Validate(); err == nil {
 		t.Fatal("unknown contract accepted")
+	}
+}
+
+// TestFunctionConfig_UserTokensShortLivedByDefault: a function serving
+// SignIn/RefreshToken issues user tokens as short-lived as serve does (a
+// stolen access token cannot be cut short by sign-out or refresh rotation).
+func TestFunctionConfig_UserTokensShortLivedByDefault(t *testing.T) {
+	t.Setenv("IOT_USER_TOKEN_TTL", "")
+	var fc FunctionConfig
+	fc.RegisterFlags(flag.NewFlagSet("function", flag.ContinueOnError))
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
+	if fc.UserTokenTTL != c.UserTokenTTL || fc.UserTokenTTL != core.DefaultUserTokenTTL {
+		t.Fatalf("function user-token-ttl default %v, serve %v, core default %v: want all equal", fc.UserTokenTTL, c.UserTokenTTL, core.DefaultUserTokenTTL)
 	}
 }

@@ -129,10 +129,16 @@ func Open(log *slog.Logger, cfg Config, reg prometheus.Registerer) (*Log, error)
 	if cfg.MaxApplyBatch <= 0 {
 		cfg.MaxApplyBatch = 20_000
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	// The log holds every device's readings: private to the platform's
+	// user (a directory created by an older version is tightened too, which
+	// also covers its older files).
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(cfg.Dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err := os.Chmod(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("make log dir private: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.Dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open log lock: %w", err)
 	}
@@ -226,7 +232,7 @@ func (l *Log) recover() error {
 	if next < applied {
 		return fmt.Errorf("%w: checkpoint %d is past the end of the log (%d)", ErrCorrupt, applied, next)
 	}
-	ckpt, err := os.OpenFile(filepath.Join(dir, ckptName), os.O_CREATE|os.O_RDWR, 0o644)
+	ckpt, err := os.OpenFile(filepath.Join(dir, ckptName), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("open checkpoint: %w", err)
 	}
@@ -235,7 +241,7 @@ func (l *Log) recover() error {
 		segs = []segment{{path: filepath.Join(dir, segName(next)), first: next}}
 	}
 	tail := &segs[len(segs)-1]
-	f, err := os.OpenFile(tail.path, os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(tail.path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("open segment: %w", err)
 	}
@@ -435,7 +441,7 @@ func (l *Log) rotate() error {
 	next := l.next
 	l.mu.Unlock()
 	path := filepath.Join(l.cfg.Dir, segName(next))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}

@@ -15,7 +15,8 @@ import (
 // devices) and a large (200,000 devices, one sensor each) SQLite registry
 // of one owner: the first and the last page of 100 (by key, over the
 // (owner_id, id) index), and GetDevice/ListSensors of random devices
-// (mostly read-cache misses in the large registry).
+// (mostly read-cache misses in the large registry), and GetDevice of a
+// working set of 1,000 devices (read-cache hits at any size).
 //
 //	go test -run '^$' -bench Growth -benchtime 3000x ./internal/registry/registrysql/
 func BenchmarkGrowth(b *testing.B) {
@@ -58,6 +59,16 @@ func BenchmarkGrowth(b *testing.B) {
 		b.Run(fmt.Sprintf("devices=%d/GetDevice", n), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := r.GetDevice(ctx, ids[rand.IntN(len(ids))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// The working set: 1,000 devices read again and again stay in the
+		// LRU read cache whatever the registry's size.
+		hot := ids[len(ids)-1_000:]
+		b.Run(fmt.Sprintf("devices=%d/GetDeviceHot1000", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := r.GetDevice(ctx, hot[rand.IntN(len(hot))]); err != nil {
 					b.Fatal(err)
 				}
 			}

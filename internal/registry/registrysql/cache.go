@@ -1,24 +1,35 @@
 package registrysql
 
 import (
+	"container/list"
 	"sync"
 	"time"
 )
 
+// DefaultCacheEntries is the read cache's default size in entries. An entry
+// costs about 0.7 KB for a device with one label (less for users, sensors
+// and grants; see TestReadCache_MemoryPerEntry), so the default holds at
+// most ~70 MB.
+const DefaultCacheEntries = 100_000
+
 // readCache keeps recently read rows of the embedded SQLite registry, so
 // hot reads (token generations, device ownership, sensor lists) skip SQL.
+// It is a bounded LRU: when full, the least recently used entry goes, so the
+// working set stays cached whatever the registry's size.
 // Every write in this process drops the rows it changed, and a read that raced with a write
 // is not stored (see get). Entries also expire after ttl, which bounds how
 // stale a row can be when another process writes the same file.
 type readCache struct {
-	mu  sync.RWMutex
+	mu  sync.Mutex
 	gen uint64 // bumped after every write
-	m   map[cacheKey]cacheEntry
+	m   map[cacheKey]*list.Element
+	lru list.List // of *cacheEntry, most recently used first
 	max int
 	ttl time.Duration
 }
 
 type cacheEntry struct {
+	k     cacheKey
 	v     any
 	until time.Time
 }
@@ -38,8 +49,13 @@ const (
 	keyGrant
 )
 
+// newReadCache returns a cache of at most max entries (nil, no caching, when
+// max is 0) whose entries live ttl.
 func newReadCache(max int, ttl time.Duration) *readCache {
-	return &readCache{m: map[cacheKey]cacheEntry{}, max: max, ttl: ttl}
+	if max <= 0 {
+		return nil
+	}
+	return &readCache{m: map[cacheKey]*list.Element{}, max: max, ttl: ttl}
 }
 
 // get returns the cached value of k or loads it. A loaded value is stored
@@ -50,26 +66,53 @@ func get[T any](c *readCache, k cacheKey, load func() (T, error), clone func(T) 
 		return load()
 	}
 	now := time.Now()
-	c.mu.RLock()
-	e, ok := c.m[k]
-	gen := c.gen
-	c.mu.RUnlock()
-	if ok && now.Before(e.until) {
-		return clone(e.v.(T)), nil
+	c.mu.Lock()
+	el, ok := c.m[k]
+	if ok {
+		e := el.Value.(*cacheEntry)
+		if now.Before(e.until) {
+			c.lru.MoveToFront(el)
+			v := e.v.(T)
+			c.mu.Unlock()
+			return clone(v), nil
+		}
 	}
+	gen := c.gen
+	c.mu.Unlock()
 	out, err := load()
 	if err != nil {
 		return out, err
 	}
+	v := clone(out)
 	c.mu.Lock()
 	if c.gen == gen {
-		if len(c.m) >= c.max {
-			clear(c.m)
-		}
-		c.m[k] = cacheEntry{v: clone(out), until: now.Add(c.ttl)}
+		c.put(k, v, now.Add(c.ttl))
 	}
 	c.mu.Unlock()
 	return out, nil
+}
+
+// put stores k (c.mu held), evicting the least recently used entry when full.
+func (c *readCache) put(k cacheKey, v any, until time.Time) {
+	if el, ok := c.m[k]; ok {
+		e := el.Value.(*cacheEntry)
+		e.v, e.until = v, until
+		c.lru.MoveToFront(el)
+		return
+	}
+	for c.lru.Len() >= c.max {
+		old := c.lru.Back()
+		delete(c.m, old.Value.(*cacheEntry).k)
+		c.lru.Remove(old)
+	}
+	c.m[k] = c.lru.PushFront(&cacheEntry{k: k, v: v, until: until})
+}
+
+// len returns the number of entries.
+func (c *readCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
 }
 
 // invalidate drops the given keys after a write changed their rows, or
@@ -84,9 +127,13 @@ func (c *readCache) invalidate(keys ...cacheKey) {
 	c.gen++
 	if len(keys) == 0 {
 		clear(c.m)
+		c.lru.Init()
 	}
 	for _, k := range keys {
-		delete(c.m, k)
+		if el, ok := c.m[k]; ok {
+			delete(c.m, k)
+			c.lru.Remove(el)
+		}
 	}
 	c.mu.Unlock()
 }

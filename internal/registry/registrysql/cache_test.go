@@ -68,3 +68,81 @@ func TestReadCache_EntriesExpire(t *testing.T) {
 		t.Fatalf("read after the TTL = %d, want the new row", v)
 	}
 }
+
+// TestReadCache_LRUBoundKeepsHotEntries: the cache never holds more than
+// its bound, a full cache evicts the least recently used entry (not
+// everything), and an entry read again and again stays cached while a
+// stream of one-off reads passes through.
+func TestReadCache_LRUBoundKeepsHotEntries(t *testing.T) {
+	const max = 100
+	c := newReadCache(max, time.Minute)
+	loads := map[int64]int{}
+	read := func(id int64) int64 {
+		v, err := get(c, cacheKey{keyDevice, id, 0}, func() (int64, error) { loads[id]++; return id, nil }, same)
+		if err != nil || v != id {
+			t.Fatalf("get %d = %d, %v", id, v, err)
+		}
+		return v
+	}
+	const hot = 10
+	for id := int64(1_000); id < 100_000; id++ {
+		read(id % hot) // the working set
+		read(id)       // a cold device, never read again
+		if n := c.len(); n > max {
+			t.Fatalf("cache holds %d entries, bound %d", n, max)
+		}
+	}
+	for id := int64(0); id < hot; id++ {
+		if loads[id] != 1 {
+			t.Fatalf("hot device %d loaded %d times, want once (evicted by cold reads)", id, loads[id])
+		}
+	}
+	if c.len() != max {
+		t.Fatalf("cache holds %d entries, want it full at %d", c.len(), max)
+	}
+	// The oldest cold entries went first: the last max-hot cold ids are cached.
+	before := loads[99_999]
+	read(99_999)
+	if loads[99_999] != before {
+		t.Fatal("the most recent cold read was evicted")
+	}
+	read(1_000)
+	if loads[1_000] != 2 {
+		t.Fatal("the least recently used entry was not evicted")
+	}
+}
+
+// TestReadCache_ZeroDisables: a cache of 0 entries is no cache; every read
+// loads.
+func TestReadCache_ZeroDisables(t *testing.T) {
+	c := newReadCache(0, time.Minute)
+	n := 0
+	for range 3 {
+		get(c, cacheKey{keyUser, 1, 0}, func() (int, error) { n++; return n, nil }, same)
+	}
+	if n != 3 {
+		t.Fatalf("loads = %d, want 3 with the cache off", n)
+	}
+	c.invalidate() // a nil cache accepts writes' invalidations
+}
+
+// TestReadCache_InvalidateDropsFromLRU: a write's invalidation removes the
+// key from the map and from the LRU list alike.
+func TestReadCache_InvalidateDropsFromLRU(t *testing.T) {
+	c := newReadCache(3, time.Minute)
+	for id := int64(1); id <= 3; id++ {
+		get(c, cacheKey{keyDevice, id, 0}, func() (int64, error) { return id, nil }, same)
+	}
+	c.invalidate(cacheKey{keyDevice, 2, 0})
+	if c.len() != 2 || len(c.m) != 2 {
+		t.Fatalf("after invalidating one key: list %d, map %d", c.len(), len(c.m))
+	}
+	v, _ := get(c, cacheKey{keyDevice, 2, 0}, func() (int64, error) { return 22, nil }, same)
+	if v != 22 {
+		t.Fatalf("read after the write = %d, want the new row", v)
+	}
+	c.invalidate()
+	if c.len() != 0 || len(c.m) != 0 {
+		t.Fatalf("after invalidating all: list %d, map %d", c.len(), len(c.m))
+	}
+}

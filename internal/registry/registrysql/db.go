@@ -62,6 +62,11 @@ var postgresDialect = dialect{
 	},
 }
 
+// CacheTTL bounds how stale a cached registry row can be when another
+// process writes the same SQLite file (writes in this process drop the rows
+// they change at once).
+const CacheTTL = time.Second
+
 // DB is a registry.Registry over database/sql.
 type DB struct {
 	db  *sql.DB
@@ -87,6 +92,9 @@ type SQLiteConfig struct {
 	WALMaxBytes int64
 	// Log receives checkpoint warnings (default: discarded).
 	Log *slog.Logger
+	// CacheEntries bounds the read cache (an LRU) in entries: 0 means
+	// DefaultCacheEntries, a negative value disables the cache.
+	CacheEntries int
 }
 
 // OpenSQLite opens (creating if needed) the SQLite registry at path.
@@ -130,7 +138,10 @@ func OpenSQLiteConfig(ctx context.Context, path string, cfg SQLiteConfig) (*DB, 
 	r.gc = newGroupCommitter(r, w, r.wal)
 	// Writes in this process drop the rows they change from the cache; the
 	// TTL bounds the staleness if another process shares the data dir.
-	r.cache = newReadCache(100_000, time.Second)
+	if cfg.CacheEntries == 0 {
+		cfg.CacheEntries = DefaultCacheEntries
+	}
+	r.cache = newReadCache(cfg.CacheEntries, CacheTTL)
 	return r, nil
 }
 
