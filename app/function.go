@@ -302,7 +302,7 @@ func (a *App) setupFunction(ctx context.Context) error {
 	}
 	h := a.functionFilter(a.rootHandler())
 	if a.fn.cfg.Contract == ContractOpenWhisk {
-		h = newOpenWhiskAction(a.log, h)
+		h = newOpenWhiskAction(a.log, a.guards.proxies, h)
 	}
 	a.addServer("api", a.cfg.APIAddr, h)
 	a.log.Info("function", "contract", a.fn.cfg.Contract, "procedures", strings.Join(a.fn.procedures, ","))

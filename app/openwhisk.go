@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+
+	"github.com/iotplatform/iotplatform/internal/limits"
 )
 
 // owMaxBody bounds /init and /run payloads (OpenWhisk's own limit is 5 MB).
@@ -23,13 +25,16 @@ const owMaxBody = 8 << 20
 // parameters (__ow_method, __ow_headers, __ow_path, __ow_query, __ow_body)
 // become one HTTP request and whose answer is {statusCode, headers, body}.
 type openWhiskAction struct {
-	log    *slog.Logger
-	next   http.Handler
-	inited atomic.Bool
+	log *slog.Logger
+	// proxies are the operator's trusted proxies (--trusted-proxies); the
+	// invoker calling /run is trusted as well.
+	proxies limits.Proxies
+	next    http.Handler
+	inited  atomic.Bool
 }
 
-func newOpenWhiskAction(log *slog.Logger, next http.Handler) http.Handler {
-	return &openWhiskAction{log: log, next: next}
+func newOpenWhiskAction(log *slog.Logger, proxies limits.Proxies, next http.Handler) http.Handler {
+	return &openWhiskAction{log: log, proxies: proxies, next: next}
 }
 
 func (o *openWhiskAction) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +80,13 @@ func (o *openWhiskAction) run(w http.ResponseWriter, r *http.Request) {
 		// failed activation.
 		owError(w, http.StatusBadGateway, err.Error())
 		return
+	}
+	// Every /run comes from the invoker: the web caller's address is the
+	// right-most X-Forwarded-For hop OpenWhisk's edge wrote into
+	// __ow_headers, so per-address throttles do not lump all callers
+	// together (hops further left are the caller's own words).
+	if addr, ok := o.proxies.ForwardedClient(req.Header); ok {
+		req = req.WithContext(limits.WithClientAddr(req.Context(), addr))
 	}
 	rec := httptest.NewRecorder()
 	o.next.ServeHTTP(rec, req)

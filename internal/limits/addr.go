@@ -91,3 +91,21 @@ func (p Proxies) ClientAddr(r *http.Request) string {
 	}
 	return host
 }
+
+// ForwardedClient returns the right-most X-Forwarded-For address of h that
+// is not a trusted proxy, for a caller that is itself trusted by contract
+// (an OpenWhisk invoker passing the web request's headers); ok is false
+// without such an address.
+func (p Proxies) ForwardedClient(h http.Header) (addr string, ok bool) {
+	hops := strings.Split(strings.Join(h.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return "", false
+		}
+		if !p.trusted(a) {
+			return a.Unmap().String(), true
+		}
+	}
+	return "", false
+}
