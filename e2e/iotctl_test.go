@@ -4,16 +4,19 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestIotctl_AdministerPushAndRead drives the CLI as an operator would.
 func TestIotctl_AdministerPushAndRead(t *testing.T) {
 	p := Start(t, Options{})
+	config := t.TempDir()
 	ctl := func(token, stdin string, args ...string) (string, error) {
 		cmd := exec.Command(iotctl, args...)
-		cmd.Env = append(os.Environ(), "IOT_API="+p.URL(), "IOT_TOKEN="+token, "IOT_PASSWORD=")
+		cmd.Env = append(os.Environ(), "IOT_API="+p.URL(), "IOT_TOKEN="+token, "IOT_PASSWORD=", "XDG_CONFIG_HOME="+config)
 		cmd.Stdin = strings.NewReader(stdin)
 		out, err := cmd.CombinedOutput()
 		return strings.TrimSpace(string(out)), err
@@ -61,4 +64,80 @@ func TestIotctl_AdministerPushAndRead(t *testing.T) {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestIotctl_LoginKeepsTheSessionAndRenewsTheToken: login prints the user
+// token and stores the session with its refresh token (0600); once the
+// user token has expired iotctl renews it through the refresh token, both
+// with that token in IOT_TOKEN (export IOT_TOKEN=$(iotctl login ...)) and
+// with no token at all, and keeps the rotated refresh token. Another token
+// in IOT_TOKEN is used as is.
+func TestIotctl_LoginKeepsTheSessionAndRenewsTheToken(t *testing.T) {
+	p := Start(t, Options{Args: []string{"--user-token-ttl", "3s"}})
+	config := t.TempDir()
+	ctl := func(token string, args ...string) (string, error) {
+		cmd := exec.Command(iotctl, args...)
+		cmd.Env = append(os.Environ(), "IOT_API="+p.URL(), "IOT_TOKEN="+token, "IOT_PASSWORD="+p.AdminPassword, "XDG_CONFIG_HOME="+config)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	path := filepath.Join(config, "iotctl", "session.json")
+	stored := func() map[string]any {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("session file: %v %v, want mode 0600", fi, err)
+		}
+		b, _ := os.ReadFile(path)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	tok, err := ctl("", "login", "root")
+	if err != nil || strings.Count(tok, ".") != 2 {
+		t.Fatalf("login: %v %s", err, tok)
+	}
+	first := stored()
+	rt, _ := first["refresh_token"].(string)
+	if !strings.HasPrefix(rt, "iotr_") || first["token"] != tok || first["api"] != p.URL() {
+		t.Fatalf("stored session: %v", first)
+	}
+
+	time.Sleep(3500 * time.Millisecond) // the user token has expired
+	if me := p.Do("GET", "/api/me", tok, nil); me.Status != 401 {
+		t.Fatalf("the printed token should have expired: %d %s", me.Status, me.Body)
+	}
+	if out, err := ctl(tok, "devices", "list"); err != nil {
+		t.Fatalf("devices list with the expired login token: %v %s", err, out)
+	}
+	second := stored()
+	if second["refresh_token"] == rt || second["token"] == tok || second["login_token"] != tok {
+		t.Fatalf("the renewed session was not kept: %v", second)
+	}
+	// The old refresh token was used up by the renewal.
+	if r := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": rt}); r.Status != 401 {
+		t.Fatalf("reusing the first refresh token: %d %s, want 401", r.Status, r.Body)
+	}
+
+	time.Sleep(3500 * time.Millisecond)
+	if out, err := ctl("", "consumers", "list"); err != nil {
+		t.Fatalf("consumers list from the stored session alone: %v %s", err, out)
+	}
+	if third := stored(); third["refresh_token"] == second["refresh_token"] {
+		t.Fatalf("second renewal not kept: %v", third)
+	}
+
+	// Without the session an expired token is refused: the renewal above is
+	// what made it work. A token that is not the session's is used as is.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ctl(tok, "devices", "list"); err == nil || !strings.Contains(out, "unauthenticated") {
+		t.Fatalf("expired token without a session: %v %s", err, out)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("a session file appeared without login")
+	}
 }

@@ -391,8 +391,13 @@ func (b *bench) scenarios() ([]scenario, result, error) {
 		return func(int) error { return b.do("GET", path(), nil, nil) }
 	}
 	pick := func() int64 { return b.ids[rand.IntN(len(b.ids))] }
+	// The working set: the last 1,000 devices, read again and again (the
+	// whole small registry), which the LRU read cache keeps at any size.
+	hot := b.ids[max(0, len(b.ids)-1_000):]
+	pickHot := func() int64 { return hot[rand.IntN(len(hot))] }
 	return []scenario{
 		{"GetDevice REST (random device)", get(func() string { return fmt.Sprintf("/api/devices/%d", pick()) })},
+		{"GetDevice REST (working set of 1,000 devices)", get(func() string { return fmt.Sprintf("/api/devices/%d", pickHot()) })},
 		{"ListSensors REST (random device)", get(func() string { return fmt.Sprintf("/api/devices/%d/sensors", pick()) })},
 		{"ListDevices REST first page (100)", get(func() string { return "/api/devices?page_size=100" })},
 		{"ListDevices REST last page (100, by key)", get(func() string { return "/api/devices?page_size=100&page_token=" + last })},

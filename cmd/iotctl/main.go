@@ -32,7 +32,8 @@ import (
 
 const usage = `usage: iotctl [--api URL] [--token TOKEN] COMMAND [ARGS]
 
-  login USERNAME                      print a user token (password from $IOT_PASSWORD or stdin)
+  login USERNAME                      print a user token (password from $IOT_PASSWORD or stdin) and keep
+                                      the session in $XDG_CONFIG_HOME/iotctl/session.json (0600)
   devices list | create NAME [DESC] | get ID | delete ID | key ID | rotate-key ID | tree ID
   devices import [--keys] [--batch N] FILE|-   create devices with sensors from CSV or JSON (see docs/CORE.md)
   sensors list DEVICE | create DEVICE NAME TYPE [PATH]    (TYPE: double, long, boolean, string, object)
@@ -41,7 +42,9 @@ const usage = `usage: iotctl [--api URL] [--token TOKEN] COMMAND [ARGS]
   readings SENSOR [LIMIT]             newest readings first
   latest SENSOR...                    the last reading of each sensor
 
-The API URL and token default to $IOT_API (http://localhost:8080) and $IOT_TOKEN.
+The API URL and token default to $IOT_API (http://localhost:8080) and $IOT_TOKEN. Without a token, or
+with the one login printed, the stored session is used and its 15-minute user token renewed with the
+refresh token when it expires.
 `
 
 func main() {
@@ -76,15 +79,29 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c := iot.New(*api, iot.WithToken(*token))
+	path, err := sessionPath()
+	if err != nil {
+		return err
+	}
+	sess, err := loadSession(path)
+	if err != nil && fs.Arg(0) != "login" {
+		return err
+	}
+	cred, resumed := sess.clientOptions(*api, *token)
+	c := iot.New(*api, cred)
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	var (
-		msg proto.Message
-		err error
-	)
+	if cmd == "login" {
+		return login(ctx, c, *api, path, rest, stdin, out)
+	}
+	if resumed {
+		defer func() {
+			if err := sess.update(path, c); err != nil {
+				fmt.Fprintln(os.Stderr, "iotctl:", err)
+			}
+		}()
+	}
+	var msg proto.Message
 	switch cmd {
-	case "login":
-		return login(ctx, c, rest, stdin, out)
 	case "devices":
 		if len(rest) > 0 && rest[0] == "import" {
 			msg, err = importDevices(ctx, c, rest[1:], stdin)
@@ -119,7 +136,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 	return err
 }
 
-func login(ctx context.Context, c *iot.Client, args []string, stdin io.Reader, out io.Writer) error {
+// login signs in, prints the user token and stores the session (with its
+// refresh token) for later runs.
+func login(ctx context.Context, c *iot.Client, api, path string, args []string, stdin io.Reader, out io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("usage: iotctl login USERNAME")
 	}
@@ -134,7 +153,12 @@ func login(ctx context.Context, c *iot.Client, args []string, stdin io.Reader, o
 	if err := c.SignIn(ctx, args[0], pw); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(out, c.Token())
+	tok, rt, exp := c.Session()
+	s := &session{API: api, LoginToken: tok, Token: tok, RefreshToken: rt, ExpireTime: exp}
+	if err := s.save(path); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(out, tok)
 	return err
 }
 

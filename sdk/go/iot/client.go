@@ -47,6 +47,8 @@ type config struct {
 	h2c      bool
 	tls      *tls.Config
 	token    string
+	refresh  string
+	expires  time.Time
 	protocol connect.ClientOption
 }
 
@@ -55,6 +57,13 @@ type Option func(*config)
 
 // WithToken sets the token to send (a user, device or consumer JWT).
 func WithToken(token string) Option { return func(c *config) { c.token = token } }
+
+// WithSession resumes a signed-in session saved from Session: the user
+// token, the refresh token and the token's expiry (zero: renew at the first
+// call). The client renews the token like after SignIn.
+func WithSession(token, refresh string, expires time.Time) Option {
+	return func(c *config) { c.token, c.refresh, c.expires = token, refresh, expires }
+}
 
 // WithHTTPClient replaces the HTTP client.
 func WithHTTPClient(hc connect.HTTPClient) Option { return func(c *config) { c.hc = hc } }
@@ -96,7 +105,7 @@ func New(baseURL string, opts ...Option) *Client {
 	default:
 		cfg.hc = http.DefaultClient
 	}
-	c := &Client{token: cfg.token}
+	c := &Client{token: cfg.token, refresh: cfg.refresh, expires: cfg.expires}
 	copts := []connect.ClientOption{connect.WithInterceptors(c.interceptor())}
 	if cfg.protocol != nil {
 		copts = append(copts, cfg.protocol)
@@ -119,6 +128,15 @@ func (c *Client) Token() string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.token
+}
+
+// Session returns the current user token, refresh token and the token's
+// expiry, e.g. to store them and resume with WithSession. An empty refresh
+// token means there is no session to renew.
+func (c *Client) Session() (token, refresh string, expires time.Time) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.token, c.refresh, c.expires
 }
 
 // SignIn signs in as a user and keeps the token for later calls. The user
