@@ -24,10 +24,12 @@ const DeviceURIPrefix = "iotplatform:device:"
 // credentials.
 var ErrInvalidCertificate = errors.New("client certificate invalid, unregistered or revoked")
 
-// CertificateRegistry tells the verifier which device a certificate
-// fingerprint is registered for; any error refuses the certificate.
+// CertificateRegistry tells the verifier whether a certificate fingerprint
+// is registered for the device the certificate names; any error refuses
+// the certificate. The lookup is per device: fingerprints are public, so a
+// registration on any other device must not matter.
 type CertificateRegistry interface {
-	CertificateDevice(ctx context.Context, fingerprint string) (int64, error)
+	CertificateRegistered(ctx context.Context, deviceID int64, fingerprint string) error
 }
 
 // Fingerprint is the lowercase hex SHA-256 of a certificate's DER bytes,
@@ -78,7 +80,7 @@ func DeviceIDOf(c *x509.Certificate) (int64, error) {
 
 // EnableCertificates lets the verifier authenticate devices by client
 // certificate: roots returns the current client CA pool (it may change when
-// the CA file is reloaded), reg maps registered fingerprints to devices.
+// the CA file is reloaded), reg tells which fingerprints are registered for which devices.
 // Call it before serving.
 func (v *Verifier) EnableCertificates(roots func() *x509.CertPool, reg CertificateRegistry) {
 	v.roots, v.certs = roots, reg
@@ -120,10 +122,9 @@ func (v *Verifier) AuthenticateCertificate(ctx context.Context, chain []*x509.Ce
 		v.forgetCert(fp)
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidCertificate, err.Error())
 	}
-	dev, err := v.certs.CertificateDevice(ctx, fp)
-	if err != nil || dev != id {
+	if err := v.certs.CertificateRegistered(ctx, id, fp); err != nil {
 		v.forgetCert(fp)
-		if err != nil && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return Principal{}, ctx.Err()
 		}
 		return Principal{}, fmt.Errorf("%w: fingerprint not registered for device %d", ErrInvalidCertificate, id)

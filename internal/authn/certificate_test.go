@@ -15,20 +15,49 @@ import (
 )
 
 type fakeCerts struct {
-	mu sync.Mutex
-	m  map[string]int64
-	n  int // lookups
+	mu   sync.Mutex
+	m    map[string]int64 // fingerprint -> device
+	also map[string][]int64
+	n    int // lookups
 }
 
-func (f *fakeCerts) CertificateDevice(_ context.Context, fp string) (int64, error) {
+func (f *fakeCerts) CertificateRegistered(_ context.Context, device int64, fp string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
-	id, ok := f.m[fp]
-	if !ok {
-		return 0, errors.New("not found")
+	if id, ok := f.m[fp]; ok && id == device {
+		return nil
 	}
-	return id, nil
+	for _, id := range f.also[fp] {
+		if id == device {
+			return nil
+		}
+	}
+	return errors.New("not found")
+}
+
+// A fingerprint registered on a device the certificate does not name
+// (another owner squatting a public fingerprint) neither authenticates as
+// that device nor stops the certificate authenticating as the device it
+// names.
+func TestAuthenticateCertificate_SquattedFingerprintIgnored(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "devices")
+	leaf := ca.Client(t, dir, "d7", "x", DeviceURIPrefix+"7")
+	reg := &fakeCerts{m: map[string]int64{leaf.Fingerprint(): 8}} // squatter's device 8 only
+	v, now := certVerifier(t, ca, reg)
+	ctx := context.Background()
+	chain := []*x509.Certificate{leaf.Cert}
+	if p, err := v.AuthenticateCertificate(ctx, chain); !errors.Is(err, ErrInvalidCertificate) {
+		t.Fatalf("fingerprint registered only on a device the certificate does not name: %+v %v", p, err)
+	}
+	reg.mu.Lock()
+	reg.also = map[string][]int64{leaf.Fingerprint(): {7}} // the owner registers it too
+	reg.mu.Unlock()
+	*now = now.Add(1100 * time.Millisecond)
+	if p, err := v.AuthenticateCertificate(ctx, chain); err != nil || p != (Principal{Kind: KindDevice, ID: 7}) {
+		t.Fatalf("owner's registration beside a squatter's: %+v %v", p, err)
+	}
 }
 
 func certVerifier(t *testing.T, ca *tlstest.CA, reg CertificateRegistry) (*Verifier, *time.Time) {

@@ -211,10 +211,13 @@ type Registry interface {
 	CreateDevices(ctx context.Context, rows []NewDevice) ([]ImportedDevice, error)
 
 	// AddDeviceCertificate registers c.Fingerprint for c.DeviceID;
-	// ErrAlreadyExists when the fingerprint is registered (for any device).
+	// ErrAlreadyExists when the fingerprint is already registered for that
+	// device (other devices' registrations never matter: fingerprints are
+	// public, so they must not let anyone block or claim another's).
 	AddDeviceCertificate(ctx context.Context, c DeviceCertificate) (DeviceCertificate, error)
-	// GetDeviceCertificate finds a fingerprint; ErrNotFound when unknown.
-	GetDeviceCertificate(ctx context.Context, fingerprint string) (DeviceCertificate, error)
+	// GetDeviceCertificate finds a fingerprint registered for the device;
+	// ErrNotFound when it is not.
+	GetDeviceCertificate(ctx context.Context, deviceID int64, fingerprint string) (DeviceCertificate, error)
 	// ListDeviceCertificates returns the device's certificates, oldest first.
 	ListDeviceCertificates(ctx context.Context, deviceID int64) ([]DeviceCertificate, error)
 	// RemoveDeviceCertificate removes a fingerprint of the device;

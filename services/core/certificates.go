@@ -23,7 +23,7 @@ func (s *Service) AddDeviceCertificate(ctx context.Context, req *corev1.AddDevic
 	}
 	c, err := s.reg.AddDeviceCertificate(ctx, registry.DeviceCertificate{Fingerprint: fp, DeviceID: d.ID})
 	if errors.Is(err, registry.ErrAlreadyExists) {
-		return nil, errorf(connect.CodeAlreadyExists, "this certificate fingerprint is already registered")
+		return nil, errorf(connect.CodeAlreadyExists, "this certificate fingerprint is already registered for this device")
 	}
 	if err != nil {
 		return nil, s.storeErr(ctx, "device certificate", err)
@@ -68,12 +68,12 @@ func certificatePB(c registry.DeviceCertificate) *corev1.DeviceCertificate {
 	return &corev1.DeviceCertificate{Fingerprint: c.Fingerprint, DeviceId: c.DeviceID, CreateTime: ts(c.CreatedAt)}
 }
 
-// Certificates adapts a registry to authn.CertificateRegistry: the device a
-// client certificate fingerprint is registered for.
+// Certificates adapts a registry to authn.CertificateRegistry: whether a
+// client certificate fingerprint is registered for the device it names.
 type Certificates struct{ Reg registry.Registry }
 
-// CertificateDevice implements authn.CertificateRegistry.
-func (c Certificates) CertificateDevice(ctx context.Context, fingerprint string) (int64, error) {
-	dc, err := c.Reg.GetDeviceCertificate(ctx, fingerprint)
-	return dc.DeviceID, err
+// CertificateRegistered implements authn.CertificateRegistry.
+func (c Certificates) CertificateRegistered(ctx context.Context, deviceID int64, fingerprint string) error {
+	_, err := c.Reg.GetDeviceCertificate(ctx, deviceID, fingerprint)
+	return err
 }

@@ -29,8 +29,8 @@ func (r *DB) AddDeviceCertificate(ctx context.Context, c registry.DeviceCertific
 }
 
 // GetDeviceCertificate implements registry.Registry.
-func (r *DB) GetDeviceCertificate(ctx context.Context, fingerprint string) (registry.DeviceCertificate, error) {
-	c, err := scanCert(r.row(ctx, `SELECT `+certCols+` FROM device_certificates WHERE fingerprint = ?`, fingerprint))
+func (r *DB) GetDeviceCertificate(ctx context.Context, deviceID int64, fingerprint string) (registry.DeviceCertificate, error) {
+	c, err := scanCert(r.row(ctx, `SELECT `+certCols+` FROM device_certificates WHERE device_id = ? AND fingerprint = ?`, deviceID, fingerprint))
 	return c, r.wrap("get device certificate", err)
 }
 

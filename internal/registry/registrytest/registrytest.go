@@ -24,6 +24,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"DeleteDeviceCascades", testDeleteDeviceCascades},
 		{"KeyRotationBumpsGeneration", testRotation},
 		{"DeviceCertificates", testDeviceCertificates},
+		{"DeviceCertificateSquatting", testDeviceCertificateSquatting},
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
 		{"ReadsSeeEveryWrite", testReadAfterWrite},

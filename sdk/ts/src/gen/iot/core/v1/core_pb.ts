@@ -2941,8 +2941,10 @@ export const CoreService: GenService<{
    * certificate for a device, so the device may authenticate by mutual TLS
    * instead of a token (when the deployment sets a client CA). The
    * certificate must be issued by that CA and carry the URI SAN
-   * `iotplatform:device:<device id>`. A fingerprint belongs to one device.
-   * Owner or admin.
+   * `iotplatform:device:<device id>`; it authenticates only as that device,
+   * so registering a fingerprint on another device has no effect.
+   * AlreadyExists when the fingerprint is already registered for this
+   * device. Owner or admin.
    *
    * @generated from rpc iot.core.v1.CoreService.AddDeviceCertificate
    */
