@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -354,10 +355,11 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 			}
 			return
 		case strings.HasPrefix(path, "/api/"):
-			if rt, ok := matchREST(routes, r.Method, path); !ok {
-				notServed(w, r, fmt.Sprintf("no Core procedure at %s %s (this function serves %s)", r.Method, path, list))
+			method := restMethod(r)
+			if rt, ok := matchREST(routes, method, path); !ok {
+				notServed(w, r, fmt.Sprintf("no Core procedure at %s %s (this function serves %s)", method, path, list))
 			} else if !served[rt.procedure] {
-				notServed(w, r, fmt.Sprintf("%s %s is procedure %s, which is not served by this function (it serves %s)", r.Method, path, rt.procedure, list))
+				notServed(w, r, fmt.Sprintf("%s %s is procedure %s, which is not served by this function (it serves %s)", method, path, rt.procedure, list))
 			} else {
 				next.ServeHTTP(w, r)
 			}
@@ -365,6 +367,19 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 		}
 		notServed(w, r, fmt.Sprintf("no route %s (this function serves %s)", path, list))
 	})
+}
+
+// restMethod is the method the REST transcoder will route r by: like
+// grpc-gateway, a form-encoded POST may name another method in
+// X-HTTP-Method-Override, which must not reach a procedure this function
+// does not serve.
+func restMethod(r *http.Request) string {
+	if o := r.Header.Get("X-HTTP-Method-Override"); o != "" && r.Method == http.MethodPost {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/x-www-form-urlencoded" {
+			return strings.ToUpper(o)
+		}
+	}
+	return r.Method
 }
 
 // notServed writes a 404 (Connect/REST JSON error) or, for gRPC clients, a

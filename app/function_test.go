@@ -2,7 +2,10 @@ package app
 
 import (
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/iotplatform/iotplatform/services/core"
@@ -80,5 +83,36 @@ func TestFunctionConfig_UserTokensShortLivedByDefault(t *testing.T) {
 	c.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
 	if fc.UserTokenTTL != c.UserTokenTTL || fc.UserTokenTTL != core.DefaultUserTokenTTL {
 		t.Fatalf("function user-token-ttl default %v, serve %v, core default %v: want all equal", fc.UserTokenTTL, c.UserTokenTTL, core.DefaultUserTokenTTL)
+	}
+}
+
+// TestFunctionFilter_MethodOverrideCannotReachAnotherProcedure: the REST
+// transcoder honours X-HTTP-Method-Override on form-encoded POSTs, so a
+// CreateDevice-only function must not let `POST /api/devices` with
+// `X-HTTP-Method-Override: GET` through to ListDevices.
+func TestFunctionFilter_MethodOverrideCannotReachAnotherProcedure(t *testing.T) {
+	a := &App{fn: &functionSpec{procedures: []string{"CreateDevice"}}}
+	reached := 0
+	h := a.functionFilter(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ }))
+	do := func(override, ct string) int {
+		r := httptest.NewRequest(http.MethodPost, "/api/devices", strings.NewReader("name=x"))
+		r.Header.Set("Content-Type", ct)
+		if override != "" {
+			r.Header.Set("X-HTTP-Method-Override", override)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if code := do("GET", "application/x-www-form-urlencoded"); code != http.StatusNotFound || reached != 0 {
+		t.Fatalf("POST /api/devices overridden to GET (ListDevices, not served): %d, reached the handler %d times; want 404", code, reached)
+	}
+	if code := do("get", "application/x-www-form-urlencoded; charset=utf-8"); code != http.StatusNotFound || reached != 0 {
+		t.Fatalf("lowercase override with charset: %d, reached %d; want 404", code, reached)
+	}
+	do("", "application/json")
+	do("GET", "application/json") // the transcoder ignores the override here: still CreateDevice
+	if reached != 2 {
+		t.Fatalf("CreateDevice requests reached the handler %d times, want 2", reached)
 	}
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"sync"
 	"time"
@@ -29,6 +30,13 @@ var dummyHash = sync.OnceValue(func() string {
 
 var errBadCredentials = errors.New("invalid username or password")
 
+// Sign-in input bounds, generous above what CreateUser allows (usernames of
+// 30, passwords of 256 characters) so no existing account is locked out.
+const (
+	maxSignInUsername = 256
+	maxSignInPassword = 1024
+)
+
 // SignIn implements CoreService.SignIn. Public.
 func (s *Service) SignIn(ctx context.Context, req *corev1.SignInRequest) (*corev1.SignInResponse, error) {
 	if req.GetUsername() == "" {
@@ -36,6 +44,14 @@ func (s *Service) SignIn(ctx context.Context, req *corev1.SignInRequest) (*corev
 	}
 	if req.GetPassword() == "" {
 		return nil, invalid("password", "required")
+	}
+	// No account has longer credentials: refuse them before the throttles
+	// keep the username as a key and before the KDF hashes the password.
+	if len(req.GetUsername()) > maxSignInUsername {
+		return nil, invalid("username", fmt.Sprintf("at most %d bytes", maxSignInUsername))
+	}
+	if len(req.GetPassword()) > maxSignInPassword {
+		return nil, invalid("password", fmt.Sprintf("at most %d bytes", maxSignInPassword))
 	}
 	addr := limits.ClientAddr(ctx)
 	if err := s.signIn.admit(req.GetUsername(), addr); err != nil {
