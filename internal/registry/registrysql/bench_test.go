@@ -16,13 +16,15 @@ import (
 // of one owner: the first and the last page of 100 (by key, over the
 // (owner_id, id) index), and GetDevice/ListSensors of random devices
 // (mostly read-cache misses in the large registry), and GetDevice of a
-// working set of 1,000 devices (read-cache hits at any size).
+// working set of 1,000 devices (read-cache hits at any size), and the
+// SQLite point read without the cache (GetDeviceUncached).
 //
 //	go test -run '^$' -bench Growth -benchtime 3000x ./internal/registry/registrysql/
 func BenchmarkGrowth(b *testing.B) {
 	for _, n := range []int{1_000, 200_000} {
 		ctx := context.Background()
-		r, err := registrysql.OpenSQLite(ctx, filepath.Join(b.TempDir(), "r.db"))
+		path := filepath.Join(b.TempDir(), "r.db")
+		r, err := registrysql.OpenSQLite(ctx, path)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -76,6 +78,19 @@ func BenchmarkGrowth(b *testing.B) {
 				}
 			}
 		})
+		// The SQLite point read itself: the same file without a read cache.
+		nc, err := registrysql.OpenSQLiteConfig(ctx, path, registrysql.SQLiteConfig{CacheEntries: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("devices=%d/GetDeviceUncached", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := nc.GetDevice(ctx, ids[rand.IntN(len(ids))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		nc.Close()
 		b.Run(fmt.Sprintf("devices=%d/ListSensors", n), func(b *testing.B) {
 			for b.Loop() {
 				if ss, err := r.ListSensors(ctx, ids[rand.IntN(len(ids))]); err != nil || len(ss) != 1 {
