@@ -15,7 +15,7 @@ import (
 
 // setupRegistry opens PostgreSQL when a DSN is given, else SQLite in the data dir.
 func (a *App) setupRegistry(ctx context.Context) error {
-	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	var err error

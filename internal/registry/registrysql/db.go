@@ -110,6 +110,9 @@ func OpenSQLiteConfig(ctx context.Context, path string, cfg SQLiteConfig) (*DB, 
 	// mmap_size: readers map the file instead of copying pages through
 	// read(2), so a lookup in a registry of millions of rows costs about
 	// what it costs in a small one.
+	if err := sqlitewal.Private(path); err != nil { // password hashes, key generations
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
 	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate" +
 		"&_pragma=mmap_size(1073741824)" + sqlitewal.Pragma(cfg.WALMaxBytes)
 	db, err := sql.Open("sqlite", dsn)

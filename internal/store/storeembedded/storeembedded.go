@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -117,8 +115,8 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	if cfg.MaxGroup <= 0 {
 		cfg.MaxGroup = 20000
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
-		return nil, fmt.Errorf("create store dir: %w", err)
+	if err := sqlitewal.Private(cfg.Path); err != nil { // every device's readings
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	dsn := "file:" + cfg.Path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate" +
 		sqlitewal.Pragma(cfg.WALMaxBytes)
