@@ -28,6 +28,14 @@ const (
 	auditGrantRevoke    = "grant.revoke"
 )
 
+// Audit actions on what may authenticate as a device (certificates) and on
+// the operator's flood control (the ingest limit).
+const (
+	auditDeviceCertAdd     = "device.certificate.add"
+	auditDeviceCertRemove  = "device.certificate.remove"
+	auditDeviceIngestLimit = "device.ingest_limit.change"
+)
+
 // audit records an action of the calling user in the audit log and in the
 // structured log. The action already happened: a failure to store the
 // event is logged at error level, not returned.

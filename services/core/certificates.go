@@ -28,6 +28,7 @@ func (s *Service) AddDeviceCertificate(ctx context.Context, req *corev1.AddDevic
 	if err != nil {
 		return nil, s.storeErr(ctx, "device certificate", err)
 	}
+	s.audit(ctx, auditDeviceCertAdd, "device", d.ID, map[string]string{"fingerprint": fp})
 	return &corev1.AddDeviceCertificateResponse{Result: certificatePB(c)}, nil
 }
 
@@ -61,6 +62,7 @@ func (s *Service) RemoveDeviceCertificate(ctx context.Context, req *corev1.Remov
 	if err := s.reg.RemoveDeviceCertificate(ctx, d.ID, fp); err != nil {
 		return nil, s.storeErr(ctx, "device certificate", err)
 	}
+	s.audit(ctx, auditDeviceCertRemove, "device", d.ID, map[string]string{"fingerprint": fp})
 	return &corev1.RemoveDeviceCertificateResponse{}, nil
 }
 

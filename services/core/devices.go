@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"math"
+	"strconv"
 	"unicode"
 	"unicode/utf8"
 
@@ -39,6 +40,9 @@ func (s *Service) CreateDevice(ctx context.Context, req *corev1.CreateDeviceRequ
 		IngestRate: rate, IngestBurst: burst})
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
+	}
+	if rate != 0 || burst != 0 {
+		s.audit(ctx, auditDeviceIngestLimit, "device", d.ID, limitDetail(rate, burst))
 	}
 	return &corev1.CreateDeviceResponse{Result: devicePB(d)}, nil
 }
@@ -125,6 +129,7 @@ func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequ
 		}
 		d.Labels = req.GetLabels()
 	}
+	limitChanged := false
 	if mask["ingest_limit"] || (all && req.IngestLimit != nil) {
 		rate, burst, err := ingestLimit(req.GetIngestLimit())
 		if err != nil {
@@ -133,11 +138,15 @@ func (s *Service) UpdateDevice(ctx context.Context, req *corev1.UpdateDeviceRequ
 		if (rate != d.IngestRate || burst != d.IngestBurst) && !p.Admin {
 			return nil, errIngestLimitAdmin()
 		}
+		limitChanged = rate != d.IngestRate || burst != d.IngestBurst
 		d.IngestRate, d.IngestBurst = rate, burst
 	}
 	d, err = s.reg.UpdateDevice(ctx, d)
 	if err != nil {
 		return nil, s.storeErr(ctx, "device", err)
+	}
+	if limitChanged {
+		s.audit(ctx, auditDeviceIngestLimit, "device", d.ID, limitDetail(d.IngestRate, d.IngestBurst))
 	}
 	return &corev1.UpdateDeviceResponse{Result: devicePB(d)}, nil
 }
@@ -257,6 +266,12 @@ func errIngestLimitAdmin() error {
 }
 
 // ingestLimit checks a device's ingest limit override (nil: the defaults).
+// limitDetail describes an ingest limit for the audit log (0: the platform
+// default).
+func limitDetail(rate float64, burst int64) map[string]string {
+	return map[string]string{"readings_per_second": strconv.FormatFloat(rate, 'g', -1, 64), "burst": strconv.FormatInt(burst, 10)}
+}
+
 func ingestLimit(l *corev1.IngestLimit) (rate float64, burst int64, err error) {
 	rate, burst = l.GetReadingsPerSecond(), l.GetBurst()
 	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {

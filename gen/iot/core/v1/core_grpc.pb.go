@@ -175,7 +175,10 @@ type CoreServiceClient interface {
 	// RevokeSensor withdraws a grant.
 	RevokeSensor(ctx context.Context, in *RevokeSensorRequest, opts ...grpc.CallOption) (*RevokeSensorResponse, error)
 	// ListAuditEvents lists the audit log, newest first: key issue, rotation
-	// and deletion, and admin actions (users, grants, consumers). Admins only.
+	// and deletion, device certificate registration and removal
+	// (`device.certificate.add`, `device.certificate.remove`), ingest limit
+	// changes (`device.ingest_limit.change`), and admin actions (users,
+	// grants, consumers). Admins only.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
@@ -674,7 +677,10 @@ type CoreServiceServer interface {
 	// RevokeSensor withdraws a grant.
 	RevokeSensor(context.Context, *RevokeSensorRequest) (*RevokeSensorResponse, error)
 	// ListAuditEvents lists the audit log, newest first: key issue, rotation
-	// and deletion, and admin actions (users, grants, consumers). Admins only.
+	// and deletion, device certificate registration and removal
+	// (`device.certificate.add`, `device.certificate.remove`), ingest limit
+	// changes (`device.ingest_limit.change`), and admin actions (users,
+	// grants, consumers). Admins only.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 }
 

@@ -243,7 +243,10 @@ type CoreServiceClient interface {
 	// RevokeSensor withdraws a grant.
 	RevokeSensor(context.Context, *v1.RevokeSensorRequest) (*v1.RevokeSensorResponse, error)
 	// ListAuditEvents lists the audit log, newest first: key issue, rotation
-	// and deletion, and admin actions (users, grants, consumers). Admins only.
+	// and deletion, device certificate registration and removal
+	// (`device.certificate.add`, `device.certificate.remove`), ingest limit
+	// changes (`device.ingest_limit.change`), and admin actions (users,
+	// grants, consumers). Admins only.
 	ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error)
 }
 
@@ -967,7 +970,10 @@ type CoreServiceHandler interface {
 	// RevokeSensor withdraws a grant.
 	RevokeSensor(context.Context, *v1.RevokeSensorRequest) (*v1.RevokeSensorResponse, error)
 	// ListAuditEvents lists the audit log, newest first: key issue, rotation
-	// and deletion, and admin actions (users, grants, consumers). Admins only.
+	// and deletion, device certificate registration and removal
+	// (`device.certificate.add`, `device.certificate.remove`), ingest limit
+	// changes (`device.ingest_limit.change`), and admin actions (users,
+	// grants, consumers). Admins only.
 	ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error)
 }
 

@@ -521,7 +521,10 @@ class CoreServiceServicer:
 
     def ListAuditEvents(self, request, context):
         """ListAuditEvents lists the audit log, newest first: key issue, rotation
-        and deletion, and admin actions (users, grants, consumers). Admins only.
+        and deletion, device certificate registration and removal
+        (`device.certificate.add`, `device.certificate.remove`), ingest limit
+        changes (`device.ingest_limit.change`), and admin actions (users,
+        grants, consumers). Admins only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -3130,7 +3130,10 @@ export const CoreService: GenService<{
   },
   /**
    * ListAuditEvents lists the audit log, newest first: key issue, rotation
-   * and deletion, and admin actions (users, grants, consumers). Admins only.
+   * and deletion, device certificate registration and removal
+   * (`device.certificate.add`, `device.certificate.remove`), ingest limit
+   * changes (`device.ingest_limit.change`), and admin actions (users,
+   * grants, consumers). Admins only.
    *
    * @generated from rpc iot.core.v1.CoreService.ListAuditEvents
    */
