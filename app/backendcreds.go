@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
@@ -23,8 +22,6 @@ type KafkaSecurityConfig struct {
 	CAFile       string
 	CertFile     string
 	KeyFile      string
-	// envErr is a malformed IOT_KAFKA_TLS, reported by Validate.
-	envErr error
 }
 
 // RegisterFlags binds the Kafka security flags.
@@ -32,7 +29,7 @@ func (c *KafkaSecurityConfig) RegisterFlags(fs *flag.FlagSet) {
 	str(fs, &c.Mechanism, "kafka-sasl-mechanism", "IOT_KAFKA_SASL_MECHANISM", "", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL")
 	str(fs, &c.Username, "kafka-sasl-username", "IOT_KAFKA_SASL_USERNAME", "", "Kafka SASL user")
 	str(fs, &c.PasswordFile, "kafka-sasl-password-file", "IOT_KAFKA_SASL_PASSWORD_FILE", "", "file holding the Kafka SASL password (or set IOT_KAFKA_SASL_PASSWORD)")
-	c.envErr = envBool(fs, &c.TLS, "kafka-tls", "IOT_KAFKA_TLS", false, "connect to the Kafka brokers over TLS (implied by --kafka-ca-file)")
+	boolean(fs, &c.TLS, "kafka-tls", "IOT_KAFKA_TLS", false, "connect to the Kafka brokers over TLS (implied by --kafka-ca-file)")
 	str(fs, &c.CAFile, "kafka-ca-file", "IOT_KAFKA_CA_FILE", "", "PEM CA bundle verifying the Kafka brokers' certificates; empty: system roots")
 	str(fs, &c.CertFile, "kafka-cert-file", "IOT_KAFKA_CERT_FILE", "", "PEM client certificate for Kafka mutual TLS")
 	str(fs, &c.KeyFile, "kafka-key-file", "IOT_KAFKA_KEY_FILE", "", "PEM private key of --kafka-cert-file")
@@ -49,7 +46,7 @@ func (c *KafkaSecurityConfig) Validate() error {
 	if err := c.security().Validate(); err != nil {
 		return fmt.Errorf("%w (IOT_KAFKA_SASL_MECHANISM, IOT_KAFKA_SASL_USERNAME, IOT_KAFKA_SASL_PASSWORD[_FILE], IOT_KAFKA_CERT_FILE/IOT_KAFKA_KEY_FILE)", err)
 	}
-	return errors.Join(c.envErr, fileReadable("IOT_KAFKA_SASL_PASSWORD_FILE", c.PasswordFile), fileReadable("IOT_KAFKA_CA_FILE", c.CAFile),
+	return errors.Join(fileReadable("IOT_KAFKA_SASL_PASSWORD_FILE", c.PasswordFile), fileReadable("IOT_KAFKA_CA_FILE", c.CAFile),
 		fileReadable("IOT_KAFKA_CERT_FILE", c.CertFile), fileReadable("IOT_KAFKA_KEY_FILE", c.KeyFile))
 }
 
@@ -107,20 +104,4 @@ func fileReadable(env, path string) error {
 	}
 	f.Close()
 	return nil
-}
-
-// envBool binds a boolean flag defaulting to env; a malformed env value is
-// returned as an error naming the variable.
-func envBool(fs *flag.FlagSet, p *bool, name, env string, def bool, usage string) error {
-	var err error
-	if v, ok := os.LookupEnv(env); ok {
-		b, perr := strconv.ParseBool(v)
-		if perr != nil {
-			err = fmt.Errorf("%s=%q: want true or false", env, v)
-		} else {
-			def = b
-		}
-	}
-	fs.BoolVar(p, name, def, usage+" ($"+env+")")
-	return err
 }

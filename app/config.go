@@ -174,6 +174,30 @@ func dur(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration
 	fs.DurationVar(p, name, def, usage+" ($"+env+")")
 }
 
+// number is dur for a float64.
+func number(fs *flag.FlagSet, p *float64, name, env string, def float64, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			def = f
+		} else {
+			envError(fs, env, v, "not a number")
+		}
+	}
+	fs.Float64Var(p, name, def, usage+" ($"+env+")")
+}
+
+// boolean is dur for a bool.
+func boolean(fs *flag.FlagSet, p *bool, name, env string, def bool, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			def = b
+		} else {
+			envError(fs, env, v, "want true or false")
+		}
+	}
+	fs.BoolVar(p, name, def, usage+" ($"+env+")")
+}
+
 func integer(fs *flag.FlagSet, p *int, name, env string, def int, usage string) {
 	if v, ok := os.LookupEnv(env); ok {
 		if n, err := strconv.Atoi(v); err == nil {

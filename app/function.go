@@ -59,6 +59,8 @@ type FunctionConfig struct {
 	UserTokenTTL time.Duration
 	AuthCacheTTL time.Duration
 	LogLevel     string
+	// envErrs are IOT_* values that did not parse (Validate refuses them).
+	envErrs error
 }
 
 // RegisterFlags binds the function flags, with IOT_* environment defaults.
@@ -77,6 +79,7 @@ func (c *FunctionConfig) RegisterFlags(fs *flag.FlagSet) {
 	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", core.DefaultUserTokenTTL, "lifetime of user tokens from SignIn and RefreshToken")
 	dur(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
 	str(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	c.envErrs = takeEnvErrors(fs)
 }
 
 // signingProcedures issue tokens, so they need the private keys.
@@ -85,6 +88,9 @@ var signingProcedures = []string{"SignIn", "RefreshToken", "GetDeviceKey", "Rota
 // Validate checks the function flags and returns the selected procedures.
 func (c *FunctionConfig) Validate() ([]string, error) {
 	var errs []error
+	if c.envErrs != nil {
+		errs = append(errs, c.envErrs)
+	}
 	routes := coreRoutes()
 	known := map[string]bool{}
 	for _, r := range routes {

@@ -86,6 +86,23 @@ func TestFunctionConfig_UserTokensShortLivedByDefault(t *testing.T) {
 	}
 }
 
+// TestFunctionConfig_UnparsableEnvRefusesToStart: function mode refuses
+// IOT_* values that do not parse, naming the variable, like serve does.
+func TestFunctionConfig_UnparsableEnvRefusesToStart(t *testing.T) {
+	for env, val := range map[string]string{"IOT_USER_TOKEN_TTL": "soon", "IOT_AUTH_CACHE_TTL": "5 s"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			var fc FunctionConfig
+			fc.RegisterFlags(flag.NewFlagSet("function", flag.ContinueOnError))
+			fc.Procedures, fc.PostgresDSN, fc.JWKSURL = "GetDevice", "postgres://x", "http://core/jwks"
+			_, err := fc.Validate()
+			if err == nil || !strings.Contains(err.Error(), env) || !strings.Contains(err.Error(), val) {
+				t.Fatalf("Validate with %s=%q: %v, want an error naming it", env, val, err)
+			}
+		})
+	}
+}
+
 // TestFunctionFilter_MethodOverrideCannotReachAnotherProcedure: the REST
 // transcoder honours X-HTTP-Method-Override on form-encoded POSTs, so a
 // CreateDevice-only function must not let `POST /api/devices` with

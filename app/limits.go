@@ -8,8 +8,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -53,40 +51,38 @@ type LimitsConfig struct {
 	// and IngestBurst are the defaults a device's own limit in Core overrides.
 	IngestRate  float64
 	IngestBurst int
-
-	errs []error
 }
 
 // RegisterFlags binds the limit flags.
 func (c *LimitsConfig) RegisterFlags(fs *flag.FlagSet) {
-	c.int(fs, &c.APIMaxBody, "api-max-body", "IOT_API_MAX_BODY", 8<<20, "largest request body and Connect/gRPC message on the API in bytes (413 / resource_exhausted above)")
-	c.int(fs, &c.BodyMinRate, "body-min-rate", "IOT_BODY_MIN_RATE", 1024, "slowest accepted request body in bytes/s after --body-grace, on every HTTP listener (streaming RPCs exempt); 0 disables")
-	c.dur(fs, &c.BodyGrace, "body-grace", "IOT_BODY_GRACE", 10*time.Second, "time a request body may take before --body-min-rate applies")
-	c.dur(fs, &c.ReadHeaderTimeout, "read-header-timeout", "IOT_READ_HEADER_TIMEOUT", 10*time.Second, "time to read a request's headers on every HTTP listener")
-	c.dur(fs, &c.IdleTimeout, "idle-timeout", "IOT_IDLE_TIMEOUT", 120*time.Second, "keep-alive HTTP connections idle this long are closed")
-	c.int(fs, &c.APIMaxConns, "api-max-conns", "IOT_API_MAX_CONNS", 0, "most open API connections; 0: the descriptors reserved by --fd-reserve")
-	c.int(fs, &c.HTTPMaxConns, "http-max-conns", "IOT_HTTP_MAX_CONNS", 0, "most open HTTP ingest connections; 0: bounded by the edges' shared descriptor budget only")
-	c.int(fs, &c.WSMaxConns, "ws-max-conns", "IOT_WS_MAX_CONNS", 0, "most open WebSocket connections; 0: bounded by the edges' shared descriptor budget only")
-	c.int(fs, &c.MQTTMaxConns, "mqtt-max-conns", "IOT_MQTT_MAX_CONNS", 0, "most open MQTT connections; 0: bounded by the edges' shared descriptor budget only")
-	c.int(fs, &c.FDReserve, "fd-reserve", "IOT_FD_RESERVE", 0, "file descriptors kept for the API and internal use; the device edges share the rest of RLIMIT_NOFILE (0: a quarter, at least 256)")
-	c.dur(fs, &c.MQTTConnectTimeout, "mqtt-connect-timeout", "IOT_MQTT_CONNECT_TIMEOUT", 10*time.Second, "MQTT connections that have not sent CONNECT within this time are closed")
-	c.int(fs, &c.MaxStreamsPerCaller, "max-streams-per-caller", "IOT_MAX_STREAMS_PER_CALLER", 100, "concurrent Subscribe, IngestStream, WebSocket and MQTT streams one token subject may hold; 0: unlimited")
+	integer(fs, &c.APIMaxBody, "api-max-body", "IOT_API_MAX_BODY", 8<<20, "largest request body and Connect/gRPC message on the API in bytes (413 / resource_exhausted above)")
+	integer(fs, &c.BodyMinRate, "body-min-rate", "IOT_BODY_MIN_RATE", 1024, "slowest accepted request body in bytes/s after --body-grace, on every HTTP listener (streaming RPCs exempt); 0 disables")
+	dur(fs, &c.BodyGrace, "body-grace", "IOT_BODY_GRACE", 10*time.Second, "time a request body may take before --body-min-rate applies")
+	dur(fs, &c.ReadHeaderTimeout, "read-header-timeout", "IOT_READ_HEADER_TIMEOUT", 10*time.Second, "time to read a request's headers on every HTTP listener")
+	dur(fs, &c.IdleTimeout, "idle-timeout", "IOT_IDLE_TIMEOUT", 120*time.Second, "keep-alive HTTP connections idle this long are closed")
+	integer(fs, &c.APIMaxConns, "api-max-conns", "IOT_API_MAX_CONNS", 0, "most open API connections; 0: the descriptors reserved by --fd-reserve")
+	integer(fs, &c.HTTPMaxConns, "http-max-conns", "IOT_HTTP_MAX_CONNS", 0, "most open HTTP ingest connections; 0: bounded by the edges' shared descriptor budget only")
+	integer(fs, &c.WSMaxConns, "ws-max-conns", "IOT_WS_MAX_CONNS", 0, "most open WebSocket connections; 0: bounded by the edges' shared descriptor budget only")
+	integer(fs, &c.MQTTMaxConns, "mqtt-max-conns", "IOT_MQTT_MAX_CONNS", 0, "most open MQTT connections; 0: bounded by the edges' shared descriptor budget only")
+	integer(fs, &c.FDReserve, "fd-reserve", "IOT_FD_RESERVE", 0, "file descriptors kept for the API and internal use; the device edges share the rest of RLIMIT_NOFILE (0: a quarter, at least 256)")
+	dur(fs, &c.MQTTConnectTimeout, "mqtt-connect-timeout", "IOT_MQTT_CONNECT_TIMEOUT", 10*time.Second, "MQTT connections that have not sent CONNECT within this time are closed")
+	integer(fs, &c.MaxStreamsPerCaller, "max-streams-per-caller", "IOT_MAX_STREAMS_PER_CALLER", 100, "concurrent Subscribe, IngestStream, WebSocket and MQTT streams one token subject may hold; 0: unlimited")
 	str(fs, &c.TrustedProxies, "trusted-proxies", "IOT_TRUSTED_PROXIES", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed for per-address throttling; empty: none")
-	c.int(fs, &c.SignIn.Workers, "signin-workers", "IOT_SIGNIN_WORKERS", 0, "concurrent password hashes (argon2id, 19 MiB each); 0: the number of CPUs")
-	c.int(fs, &c.SignIn.Queue, "signin-queue", "IOT_SIGNIN_QUEUE", 32, "sign-ins waiting for a hash worker; more are refused at once (503)")
-	c.dur(fs, &c.SignIn.Wait, "signin-wait", "IOT_SIGNIN_WAIT", 2*time.Second, "how long a sign-in waits for a hash worker before 503 with Retry-After")
-	c.int(fs, &c.SignIn.PerAddress, "signin-per-address", "IOT_SIGNIN_PER_ADDRESS", 4, "sign-ins one client address may have waiting or hashing at once; more are refused (429)")
-	c.int(fs, &c.SignIn.AccountFree, "signin-account-free", "IOT_SIGNIN_ACCOUNT_FREE", 5, "failed sign-ins in a row per account before exponential backoff (429 with Retry-After)")
-	c.int(fs, &c.SignIn.AddressFree, "signin-address-free", "IOT_SIGNIN_ADDRESS_FREE", 20, "failed sign-ins in a row per client address before exponential backoff")
-	c.dur(fs, &c.SignIn.BackoffBase, "signin-backoff-base", "IOT_SIGNIN_BACKOFF_BASE", time.Second, "first sign-in backoff window, doubled by each further failure")
-	c.float(fs, &c.IngestRate, "ingest-rate", "IOT_INGEST_RATE", 0, "default ingest limit of a device in readings/s over all edges (HTTP 429, resource_exhausted, MQTT 5 reason 0x96); 0: unlimited; a device's ingest_limit in Core overrides it")
-	c.int(fs, &c.IngestBurst, "ingest-burst", "IOT_INGEST_BURST", 0, "default burst of a device's ingest limit in readings; 0: one second's worth of --ingest-rate")
-	c.dur(fs, &c.SignIn.BackoffMax, "signin-backoff-max", "IOT_SIGNIN_BACKOFF_MAX", time.Minute, "longest sign-in backoff window (never a permanent lockout)")
+	integer(fs, &c.SignIn.Workers, "signin-workers", "IOT_SIGNIN_WORKERS", 0, "concurrent password hashes (argon2id, 19 MiB each); 0: the number of CPUs")
+	integer(fs, &c.SignIn.Queue, "signin-queue", "IOT_SIGNIN_QUEUE", 32, "sign-ins waiting for a hash worker; more are refused at once (503)")
+	dur(fs, &c.SignIn.Wait, "signin-wait", "IOT_SIGNIN_WAIT", 2*time.Second, "how long a sign-in waits for a hash worker before 503 with Retry-After")
+	integer(fs, &c.SignIn.PerAddress, "signin-per-address", "IOT_SIGNIN_PER_ADDRESS", 4, "sign-ins one client address may have waiting or hashing at once; more are refused (429)")
+	integer(fs, &c.SignIn.AccountFree, "signin-account-free", "IOT_SIGNIN_ACCOUNT_FREE", 5, "failed sign-ins in a row per account before exponential backoff (429 with Retry-After)")
+	integer(fs, &c.SignIn.AddressFree, "signin-address-free", "IOT_SIGNIN_ADDRESS_FREE", 20, "failed sign-ins in a row per client address before exponential backoff")
+	dur(fs, &c.SignIn.BackoffBase, "signin-backoff-base", "IOT_SIGNIN_BACKOFF_BASE", time.Second, "first sign-in backoff window, doubled by each further failure")
+	number(fs, &c.IngestRate, "ingest-rate", "IOT_INGEST_RATE", 0, "default ingest limit of a device in readings/s over all edges (HTTP 429, resource_exhausted, MQTT 5 reason 0x96); 0: unlimited; a device's ingest_limit in Core overrides it")
+	integer(fs, &c.IngestBurst, "ingest-burst", "IOT_INGEST_BURST", 0, "default burst of a device's ingest limit in readings; 0: one second's worth of --ingest-rate")
+	dur(fs, &c.SignIn.BackoffMax, "signin-backoff-max", "IOT_SIGNIN_BACKOFF_MAX", time.Minute, "longest sign-in backoff window (never a permanent lockout)")
 }
 
-// Validate checks the limit flags (and the IOT_* values that did not parse).
+// Validate checks the limit flags.
 func (c *LimitsConfig) Validate() error {
-	errs := append([]error(nil), c.errs...)
+	var errs []error
 	for name, v := range map[string]int{"api-max-body": c.APIMaxBody, "body-min-rate": c.BodyMinRate, "api-max-conns": c.APIMaxConns,
 		"http-max-conns": c.HTTPMaxConns, "ws-max-conns": c.WSMaxConns, "mqtt-max-conns": c.MQTTMaxConns, "fd-reserve": c.FDReserve,
 		"max-streams-per-caller": c.MaxStreamsPerCaller, "signin-workers": c.SignIn.Workers, "signin-queue": c.SignIn.Queue, "signin-per-address": c.SignIn.PerAddress,
@@ -112,41 +108,6 @@ func (c *LimitsConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("--trusted-proxies ($IOT_TRUSTED_PROXIES): %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// int and dur are like integer and dur, but an IOT_* value that does not
-// parse is an error naming the variable instead of being ignored.
-func (c *LimitsConfig) int(fs *flag.FlagSet, p *int, name, env string, def int, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("$%s=%q: not an integer", env, v))
-		}
-		def = n
-	}
-	fs.IntVar(p, name, def, usage+" ($"+env+")")
-}
-
-func (c *LimitsConfig) float(fs *flag.FlagSet, p *float64, name, env string, def float64, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("$%s=%q: not a number", env, v))
-		}
-		def = f
-	}
-	fs.Float64Var(p, name, def, usage+" ($"+env+")")
-}
-
-func (c *LimitsConfig) dur(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("$%s=%q: not a duration (e.g. 10s)", env, v))
-		}
-		def = d
-	}
-	fs.DurationVar(p, name, def, usage+" ($"+env+")")
 }
 
 // guards is the per-process state of the defences.
