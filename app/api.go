@@ -80,6 +80,9 @@ func (a *App) finishAPI() {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(iotplatform.OpenAPI)
 	})
+	if err := a.setupConsole(); err != nil {
+		a.log.Error("web console not served", "err", err)
+	}
 	var origins []string
 	if a.cfg.CORSOrigins != "" {
 		origins = strings.Split(a.cfg.CORSOrigins, ",")

@@ -54,6 +54,7 @@ type Config struct {
 	TLS      TLSConfig
 	Pipeline PipelineConfig
 	Query    QueryConfig
+	Console  ConsoleConfig
 }
 
 // RegisterFlags binds every field to fs, with IOT_* environment defaults.
@@ -78,6 +79,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.TLS.RegisterFlags(fs)
 	c.Pipeline.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
+	c.Console.RegisterFlags(fs)
 	c.envErrs = takeEnvErrors(fs)
 }
 
