@@ -6,9 +6,9 @@ import (
 	"flag"
 	"time"
 
-	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
 	"github.com/iotplatform/iotplatform/services/query"
 )
 
@@ -54,7 +54,7 @@ func (a *App) setupQuery(ctx context.Context) error {
 	}
 	svc := query.New(a.log.With("component", "query"), a.reg, st, cfg)
 	a.api.Handle(queryv1connect.NewQueryServiceHandler(svc, a.connectOpts...))
-	if err := queryv1.RegisterQueryServiceHandlerServer(ctx, a.rest, query.RESTServer{Service: svc}); err != nil {
+	if err := queryv1grpc.RegisterQueryServiceHandlerServer(ctx, a.rest, query.RESTServer{Service: svc}); err != nil {
 		return err
 	}
 	a.grpcServices = append(a.grpcServices, queryv1connect.QueryServiceName)
