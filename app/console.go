@@ -3,8 +3,10 @@ package app
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"html"
 	"io/fs"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/web"
 )
 
@@ -23,8 +26,11 @@ type ConsoleConfig struct {
 
 // RegisterFlags binds the console flags with IOT_* environment defaults.
 func (c *ConsoleConfig) RegisterFlags(fs *flag.FlagSet) {
-	boolean(fs, &c.Enabled, "console", "IOT_CONSOLE", true, "serve the web console on the API server at / and /devices")
+	envflag.Bool(fs, &c.Enabled, "console", "IOT_CONSOLE", true, "serve the web console on the API server at / and /devices")
 }
+
+// Validate has nothing to refuse: the console has one on/off switch.
+func (c *ConsoleConfig) Validate() error { return nil }
 
 // consoleRoutes are the console's page paths (the first path segment);
 // they all answer index.html and the single-page app routes in the browser.
@@ -43,14 +49,19 @@ type consoleFile struct {
 	cache       string
 }
 
-// setupConsole mounts the embedded console on the API mux.
-func (a *App) setupConsole() error {
+// consoleFiles are the console's files by path (index.html, assets/…).
+type consoleFiles map[string]*consoleFile
+
+// initConsole is the console module: it mounts the embedded console on the
+// API mux (pages and assets; see consoleRoutes) and returns its files, nil
+// when --console=false.
+func (a *App) initConsole(context.Context) (consoleFiles, error) {
 	if !a.cfg.Console.Enabled {
-		return nil
+		return nil, nil
 	}
 	files, err := loadConsole(web.Dist(), a.consoleSettings())
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("web console: %w", err)
 	}
 	serve := func(name string) http.HandlerFunc {
 		f := files[name]
@@ -71,7 +82,7 @@ func (a *App) setupConsole() error {
 		}
 		f.serve(w, r)
 	})
-	return nil
+	return files, nil
 }
 
 // consoleSettings are the device-facing ports the console's "connect this
@@ -95,8 +106,8 @@ func (a *App) consoleSettings() map[string]string {
 
 // loadConsole reads the built console into memory, puts settings into
 // index.html and pre-compresses the text files.
-func loadConsole(dist fs.FS, settings map[string]string) (map[string]*consoleFile, error) {
-	files := map[string]*consoleFile{}
+func loadConsole(dist fs.FS, settings map[string]string) (consoleFiles, error) {
+	files := consoleFiles{}
 	err := fs.WalkDir(dist, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

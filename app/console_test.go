@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +14,7 @@ func TestConsoleRoutes(t *testing.T) {
 	a := &App{api: http.NewServeMux(), cfg: Config{Console: ConsoleConfig{Enabled: true}}}
 	a.cfg.Ingest.HTTPAddr, a.cfg.Ingest.MQTTAddr = "127.0.0.1:18083", ":1883"
 	a.api.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("metrics")) })
-	if err := a.setupConsole(); err != nil {
+	if _, err := a.initConsole(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	get := func(path, enc string) *http.Response {
@@ -65,7 +66,7 @@ func TestConsoleRoutes(t *testing.T) {
 
 func TestConsoleDisabled(t *testing.T) {
 	a := &App{api: http.NewServeMux()}
-	if err := a.setupConsole(); err != nil {
+	if files, err := a.initConsole(context.Background()); err != nil || files != nil {
 		t.Fatal(err)
 	}
 	w := httptest.NewRecorder()
