@@ -22,6 +22,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/tlsconfig"
+	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
@@ -68,6 +69,8 @@ type App struct {
 	fn *functionSpec
 	// guards are the abuse defences shared by the listeners (limits.go).
 	guards *guards
+	// commands is the command service (core and ingest roles; commands.go).
+	commands *command.Service
 
 	// ready is closed once every server listens; Addr reports bound addresses.
 	ready chan struct{}
@@ -235,6 +238,7 @@ func (a *App) setup(ctx context.Context) error {
 		{true, a.setupStore},
 		{true, a.setupBus},
 		{a.roles["core"], a.setupCore},
+		{a.roles["core"] || a.roles["ingest"], a.setupCommands},
 		{a.roles["pipeline"], a.setupPipeline},
 		{a.roles["ingest"], a.setupIngest},
 		{a.roles["query"], a.setupQuery},
