@@ -10,7 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	"github.com/iotplatform/iotplatform/gateway/httpgw"
 	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
 	gwws "github.com/iotplatform/iotplatform/gateway/ws"
 	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
@@ -18,6 +18,7 @@ import (
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/ingest"
@@ -38,36 +39,36 @@ type CommandConfig struct {
 
 // RegisterFlags binds the command flags.
 func (c *CommandConfig) RegisterFlags(fs *flag.FlagSet) {
-	integer(fs, &c.MaxPayload, "command-max-payload", "IOT_COMMAND_MAX_PAYLOAD", 64<<10, "largest command payload and device answer in bytes")
-	integer(fs, &c.MaxAttributes, "command-max-attributes", "IOT_COMMAND_MAX_ATTRIBUTES", 16<<10, "largest reported or desired attributes document in bytes")
-	integer(fs, &c.MaxPending, "command-max-pending", "IOT_COMMAND_MAX_PENDING", 100, "commands of one device not yet final (queued, sent, delivered); more are refused with resource_exhausted")
-	dur(fs, &c.DefaultTTL, "command-default-ttl", "IOT_COMMAND_DEFAULT_TTL", time.Hour, "time to live of a command sent without one")
-	dur(fs, &c.MaxWait, "command-max-wait", "IOT_COMMAND_MAX_WAIT", time.Minute, "longest SendCommand wait for the device's answer")
-	dur(fs, &c.PollMaxWait, "command-poll-max-wait", "IOT_COMMAND_POLL_MAX_WAIT", time.Minute, "longest HTTP long-poll (GET /commands?wait=) on the HTTP gateway")
-	integer(fs, &c.PollPerDevice, "command-poll-per-device", "IOT_COMMAND_POLL_PER_DEVICE", 2, "HTTP long-polls one device may hold open (429 above)")
-	integer(fs, &c.PollTotal, "command-poll-total", "IOT_COMMAND_POLL_TOTAL", 1000, "HTTP long-polls open at once on the gateway (429 above)")
+	envflag.Int(fs, &c.MaxPayload, "command-max-payload", "IOT_COMMAND_MAX_PAYLOAD", 64<<10, "largest command payload and device answer in bytes")
+	envflag.Int(fs, &c.MaxAttributes, "command-max-attributes", "IOT_COMMAND_MAX_ATTRIBUTES", 16<<10, "largest reported or desired attributes document in bytes")
+	envflag.Int(fs, &c.MaxPending, "command-max-pending", "IOT_COMMAND_MAX_PENDING", 100, "commands of one device not yet final (queued, sent, delivered); more are refused with resource_exhausted")
+	envflag.Duration(fs, &c.DefaultTTL, "command-default-ttl", "IOT_COMMAND_DEFAULT_TTL", time.Hour, "time to live of a command sent without one")
+	envflag.Duration(fs, &c.MaxWait, "command-max-wait", "IOT_COMMAND_MAX_WAIT", time.Minute, "longest SendCommand wait for the device's answer")
+	envflag.Duration(fs, &c.PollMaxWait, "command-poll-max-wait", "IOT_COMMAND_POLL_MAX_WAIT", time.Minute, "longest HTTP long-poll (GET /commands?wait=) on the HTTP gateway")
+	envflag.Int(fs, &c.PollPerDevice, "command-poll-per-device", "IOT_COMMAND_POLL_PER_DEVICE", 2, "HTTP long-polls one device may hold open (429 above)")
+	envflag.Int(fs, &c.PollTotal, "command-poll-total", "IOT_COMMAND_POLL_TOTAL", 1000, "HTTP long-polls open at once on the gateway (429 above)")
 }
 
 // Validate checks the command flags.
 func (c *CommandConfig) Validate() error {
 	var errs []error
 	if c.MaxPayload <= 0 || c.MaxPayload > 16<<20 {
-		errs = append(errs, errors.New("command-max-payload (IOT_COMMAND_MAX_PAYLOAD) must be between 1 and 16 MiB"))
+		errs = append(errs, envflag.Errorf("command-max-payload", "must be between 1 and 16 MiB"))
 	}
 	if c.MaxAttributes <= 0 || c.MaxAttributes > 1<<20 {
-		errs = append(errs, errors.New("command-max-attributes (IOT_COMMAND_MAX_ATTRIBUTES) must be between 1 and 1 MiB"))
+		errs = append(errs, envflag.Errorf("command-max-attributes", "must be between 1 and 1 MiB"))
 	}
 	if c.MaxPending <= 0 {
-		errs = append(errs, errors.New("command-max-pending (IOT_COMMAND_MAX_PENDING) must be positive"))
+		errs = append(errs, envflag.Errorf("command-max-pending", "must be positive"))
 	}
 	if c.DefaultTTL <= 0 {
-		errs = append(errs, errors.New("command-default-ttl (IOT_COMMAND_DEFAULT_TTL) must be positive"))
+		errs = append(errs, envflag.Errorf("command-default-ttl", "must be positive"))
 	}
 	if c.MaxWait <= 0 {
-		errs = append(errs, errors.New("command-max-wait (IOT_COMMAND_MAX_WAIT) must be positive"))
+		errs = append(errs, envflag.Errorf("command-max-wait", "must be positive"))
 	}
 	if c.PollMaxWait <= 0 {
-		errs = append(errs, errors.New("command-poll-max-wait (IOT_COMMAND_POLL_MAX_WAIT) must be positive"))
+		errs = append(errs, envflag.Errorf("command-poll-max-wait", "must be positive"))
 	}
 	if c.PollPerDevice <= 0 || c.PollTotal <= 0 {
 		errs = append(errs, errors.New("command-poll-per-device (IOT_COMMAND_POLL_PER_DEVICE) and command-poll-total (IOT_COMMAND_POLL_TOTAL) must be positive"))
@@ -75,44 +76,44 @@ func (c *CommandConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// setupCommands creates the command service (core and ingest roles) over
-// the registry's command store and serves CommandService on the core role.
-func (a *App) setupCommands(ctx context.Context) error {
+// initCommands creates the command service (a dependency of the core and
+// ingest roles) over the registry's command store and serves
+// CommandService on the core role.
+func (a *App) initCommands(ctx context.Context) (*command.Service, error) {
 	store, ok := a.reg.(registry.Commands)
 	if !ok {
 		a.log.Warn("the registry backend keeps no commands: commands and device state are off")
-		return nil
+		return nil, nil
 	}
 	c := &a.cfg.Commands
-	if a.cfg.PostgresDSN == "" {
+	if a.cfg.Registry.PostgresDSN == "" {
 		// One process owns the embedded registry: connections counted by
 		// a previous run (killed without closing them) are gone.
 		if err := store.ResetConnections(ctx); err != nil {
-			return fmt.Errorf("reset device connections: %w", err)
+			return nil, fmt.Errorf("reset device connections: %w", err)
 		}
 	}
 	svc := command.New(a.log.With("component", "commands"), command.Config{MaxPayload: c.MaxPayload, MaxAttributes: c.MaxAttributes,
 		MaxPending: c.MaxPending, DefaultTTL: c.DefaultTTL, MaxWait: c.MaxWait}, store, a.reg, a.metrics)
-	a.commands = svc
 	a.addRunner("commands", svc.Run)
-	if a.roles["core"] {
+	if a.roles.Has(RoleCore) {
 		a.api.Handle(commandv1connect.NewCommandServiceHandler(svc, a.connectOpts...))
 		a.grpcServices = append(a.grpcServices, commandv1connect.CommandServiceName)
 		if err := commandv1.RegisterCommandServiceHandlerServer(ctx, a.rest, command.RESTServer{Service: svc}); err != nil {
-			return fmt.Errorf("register command REST: %w", err)
+			return nil, fmt.Errorf("register command REST: %w", err)
 		}
 	}
-	return nil
+	return svc, nil
 }
 
 // enableCommands turns on command delivery on the device edges and serves
 // DeviceService (the gRPC device stream) next to IngestService.
-func (a *App) enableCommands(ing *ingest.Service, h *gwhttp.Gateway, w *gwws.Gateway, m *gwmqtt.Gateway) {
+func (a *App) enableCommands(ing *ingest.Service, h *httpgw.Gateway, w *gwws.Gateway, m *gwmqtt.Gateway) {
 	if a.commands == nil {
 		return
 	}
 	c := &a.cfg.Commands
-	h.EnableCommands(a.commands, gwhttp.PollConfig{MaxWait: c.PollMaxWait, MaxPerDevice: c.PollPerDevice, MaxTotal: c.PollTotal, MaxBody: int64(c.MaxPayload)})
+	h.EnableCommands(a.commands, httpgw.PollConfig{MaxWait: c.PollMaxWait, MaxPerDevice: c.PollPerDevice, MaxTotal: c.PollTotal, MaxBody: int64(c.MaxPayload)})
 	w.EnableCommands(a.commands)
 	m.EnableCommands(a.commands)
 	a.api.Handle(commandv1connect.NewDeviceServiceHandler(command.NewDeviceHandler(a.commands, streamReadings{ing}), a.connectOpts...))

@@ -23,7 +23,7 @@ func startPlatform(t *testing.T, extra ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.AdminPassword = "sdk-test-password"
+	cfg.Core.AdminPassword = "sdk-test-password"
 	a, err := app.New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package http
+package httpgw
 
 import (
 	"context"
@@ -214,4 +214,3 @@ func (g *Gateway) poll(w http.ResponseWriter, r *http.Request, device int64) {
 		}
 	}
 }
-
