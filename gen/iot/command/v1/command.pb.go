@@ -8,7 +8,6 @@ package commandv1
 
 import (
 	v1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
-	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"

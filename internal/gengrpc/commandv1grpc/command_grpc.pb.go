@@ -4,10 +4,11 @@
 // - protoc             (unknown)
 // source: iot/command/v1/command.proto
 
-package commandv1
+package commandv1grpc
 
 import (
 	context "context"
+	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -41,27 +42,27 @@ type CommandServiceClient interface {
 	// returns once the device answered (succeeded or failed), the command
 	// expired, or wait passed — whichever comes first; the command is
 	// returned with its status at that moment.
-	SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error)
+	SendCommand(ctx context.Context, in *commandv1.SendCommandRequest, opts ...grpc.CallOption) (*commandv1.SendCommandResponse, error)
 	// GetCommand returns a command with its status history.
-	GetCommand(ctx context.Context, in *GetCommandRequest, opts ...grpc.CallOption) (*GetCommandResponse, error)
+	GetCommand(ctx context.Context, in *commandv1.GetCommandRequest, opts ...grpc.CallOption) (*commandv1.GetCommandResponse, error)
 	// ListCommands returns a device's commands, oldest first, with their
 	// status histories.
-	ListCommands(ctx context.Context, in *ListCommandsRequest, opts ...grpc.CallOption) (*ListCommandsResponse, error)
+	ListCommands(ctx context.Context, in *commandv1.ListCommandsRequest, opts ...grpc.CallOption) (*commandv1.ListCommandsResponse, error)
 	// CancelCommand cancels a command that was not yet answered; a command
 	// that already reached a final status is left as it is
 	// (FAILED_PRECONDITION).
-	CancelCommand(ctx context.Context, in *CancelCommandRequest, opts ...grpc.CallOption) (*CancelCommandResponse, error)
+	CancelCommand(ctx context.Context, in *commandv1.CancelCommandRequest, opts ...grpc.CallOption) (*commandv1.CancelCommandResponse, error)
 	// GetDeviceState returns whether the device is connected (on which edge,
 	// since when), when it was last seen, and its reported and desired
 	// attributes.
-	GetDeviceState(ctx context.Context, in *GetDeviceStateRequest, opts ...grpc.CallOption) (*GetDeviceStateResponse, error)
+	GetDeviceState(ctx context.Context, in *commandv1.GetDeviceStateRequest, opts ...grpc.CallOption) (*commandv1.GetDeviceStateResponse, error)
 	// SetDesiredAttributes replaces the device's desired attributes (a JSON
 	// object) and delivers them to the device like a command named
 	// "$desired".
-	SetDesiredAttributes(ctx context.Context, in *SetDesiredAttributesRequest, opts ...grpc.CallOption) (*SetDesiredAttributesResponse, error)
+	SetDesiredAttributes(ctx context.Context, in *commandv1.SetDesiredAttributesRequest, opts ...grpc.CallOption) (*commandv1.SetDesiredAttributesResponse, error)
 	// WatchDeviceStates streams the state of the named devices: first their
 	// current state, then every change (connection, last seen, attributes).
-	WatchDeviceStates(ctx context.Context, in *WatchDeviceStatesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDeviceStatesResponse], error)
+	WatchDeviceStates(ctx context.Context, in *commandv1.WatchDeviceStatesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[commandv1.WatchDeviceStatesResponse], error)
 }
 
 type commandServiceClient struct {
@@ -72,9 +73,9 @@ func NewCommandServiceClient(cc grpc.ClientConnInterface) CommandServiceClient {
 	return &commandServiceClient{cc}
 }
 
-func (c *commandServiceClient) SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error) {
+func (c *commandServiceClient) SendCommand(ctx context.Context, in *commandv1.SendCommandRequest, opts ...grpc.CallOption) (*commandv1.SendCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(SendCommandResponse)
+	out := new(commandv1.SendCommandResponse)
 	err := c.cc.Invoke(ctx, CommandService_SendCommand_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -82,9 +83,9 @@ func (c *commandServiceClient) SendCommand(ctx context.Context, in *SendCommandR
 	return out, nil
 }
 
-func (c *commandServiceClient) GetCommand(ctx context.Context, in *GetCommandRequest, opts ...grpc.CallOption) (*GetCommandResponse, error) {
+func (c *commandServiceClient) GetCommand(ctx context.Context, in *commandv1.GetCommandRequest, opts ...grpc.CallOption) (*commandv1.GetCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetCommandResponse)
+	out := new(commandv1.GetCommandResponse)
 	err := c.cc.Invoke(ctx, CommandService_GetCommand_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -92,9 +93,9 @@ func (c *commandServiceClient) GetCommand(ctx context.Context, in *GetCommandReq
 	return out, nil
 }
 
-func (c *commandServiceClient) ListCommands(ctx context.Context, in *ListCommandsRequest, opts ...grpc.CallOption) (*ListCommandsResponse, error) {
+func (c *commandServiceClient) ListCommands(ctx context.Context, in *commandv1.ListCommandsRequest, opts ...grpc.CallOption) (*commandv1.ListCommandsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListCommandsResponse)
+	out := new(commandv1.ListCommandsResponse)
 	err := c.cc.Invoke(ctx, CommandService_ListCommands_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -102,9 +103,9 @@ func (c *commandServiceClient) ListCommands(ctx context.Context, in *ListCommand
 	return out, nil
 }
 
-func (c *commandServiceClient) CancelCommand(ctx context.Context, in *CancelCommandRequest, opts ...grpc.CallOption) (*CancelCommandResponse, error) {
+func (c *commandServiceClient) CancelCommand(ctx context.Context, in *commandv1.CancelCommandRequest, opts ...grpc.CallOption) (*commandv1.CancelCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CancelCommandResponse)
+	out := new(commandv1.CancelCommandResponse)
 	err := c.cc.Invoke(ctx, CommandService_CancelCommand_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -112,9 +113,9 @@ func (c *commandServiceClient) CancelCommand(ctx context.Context, in *CancelComm
 	return out, nil
 }
 
-func (c *commandServiceClient) GetDeviceState(ctx context.Context, in *GetDeviceStateRequest, opts ...grpc.CallOption) (*GetDeviceStateResponse, error) {
+func (c *commandServiceClient) GetDeviceState(ctx context.Context, in *commandv1.GetDeviceStateRequest, opts ...grpc.CallOption) (*commandv1.GetDeviceStateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetDeviceStateResponse)
+	out := new(commandv1.GetDeviceStateResponse)
 	err := c.cc.Invoke(ctx, CommandService_GetDeviceState_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -122,9 +123,9 @@ func (c *commandServiceClient) GetDeviceState(ctx context.Context, in *GetDevice
 	return out, nil
 }
 
-func (c *commandServiceClient) SetDesiredAttributes(ctx context.Context, in *SetDesiredAttributesRequest, opts ...grpc.CallOption) (*SetDesiredAttributesResponse, error) {
+func (c *commandServiceClient) SetDesiredAttributes(ctx context.Context, in *commandv1.SetDesiredAttributesRequest, opts ...grpc.CallOption) (*commandv1.SetDesiredAttributesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(SetDesiredAttributesResponse)
+	out := new(commandv1.SetDesiredAttributesResponse)
 	err := c.cc.Invoke(ctx, CommandService_SetDesiredAttributes_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -132,13 +133,13 @@ func (c *commandServiceClient) SetDesiredAttributes(ctx context.Context, in *Set
 	return out, nil
 }
 
-func (c *commandServiceClient) WatchDeviceStates(ctx context.Context, in *WatchDeviceStatesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDeviceStatesResponse], error) {
+func (c *commandServiceClient) WatchDeviceStates(ctx context.Context, in *commandv1.WatchDeviceStatesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[commandv1.WatchDeviceStatesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &CommandService_ServiceDesc.Streams[0], CommandService_WatchDeviceStates_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[WatchDeviceStatesRequest, WatchDeviceStatesResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[commandv1.WatchDeviceStatesRequest, commandv1.WatchDeviceStatesResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -149,7 +150,7 @@ func (c *commandServiceClient) WatchDeviceStates(ctx context.Context, in *WatchD
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type CommandService_WatchDeviceStatesClient = grpc.ServerStreamingClient[WatchDeviceStatesResponse]
+type CommandService_WatchDeviceStatesClient = grpc.ServerStreamingClient[commandv1.WatchDeviceStatesResponse]
 
 // CommandServiceServer is the server API for CommandService service.
 // All implementations should embed UnimplementedCommandServiceServer
@@ -164,27 +165,27 @@ type CommandServiceServer interface {
 	// returns once the device answered (succeeded or failed), the command
 	// expired, or wait passed — whichever comes first; the command is
 	// returned with its status at that moment.
-	SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error)
+	SendCommand(context.Context, *commandv1.SendCommandRequest) (*commandv1.SendCommandResponse, error)
 	// GetCommand returns a command with its status history.
-	GetCommand(context.Context, *GetCommandRequest) (*GetCommandResponse, error)
+	GetCommand(context.Context, *commandv1.GetCommandRequest) (*commandv1.GetCommandResponse, error)
 	// ListCommands returns a device's commands, oldest first, with their
 	// status histories.
-	ListCommands(context.Context, *ListCommandsRequest) (*ListCommandsResponse, error)
+	ListCommands(context.Context, *commandv1.ListCommandsRequest) (*commandv1.ListCommandsResponse, error)
 	// CancelCommand cancels a command that was not yet answered; a command
 	// that already reached a final status is left as it is
 	// (FAILED_PRECONDITION).
-	CancelCommand(context.Context, *CancelCommandRequest) (*CancelCommandResponse, error)
+	CancelCommand(context.Context, *commandv1.CancelCommandRequest) (*commandv1.CancelCommandResponse, error)
 	// GetDeviceState returns whether the device is connected (on which edge,
 	// since when), when it was last seen, and its reported and desired
 	// attributes.
-	GetDeviceState(context.Context, *GetDeviceStateRequest) (*GetDeviceStateResponse, error)
+	GetDeviceState(context.Context, *commandv1.GetDeviceStateRequest) (*commandv1.GetDeviceStateResponse, error)
 	// SetDesiredAttributes replaces the device's desired attributes (a JSON
 	// object) and delivers them to the device like a command named
 	// "$desired".
-	SetDesiredAttributes(context.Context, *SetDesiredAttributesRequest) (*SetDesiredAttributesResponse, error)
+	SetDesiredAttributes(context.Context, *commandv1.SetDesiredAttributesRequest) (*commandv1.SetDesiredAttributesResponse, error)
 	// WatchDeviceStates streams the state of the named devices: first their
 	// current state, then every change (connection, last seen, attributes).
-	WatchDeviceStates(*WatchDeviceStatesRequest, grpc.ServerStreamingServer[WatchDeviceStatesResponse]) error
+	WatchDeviceStates(*commandv1.WatchDeviceStatesRequest, grpc.ServerStreamingServer[commandv1.WatchDeviceStatesResponse]) error
 }
 
 // UnimplementedCommandServiceServer should be embedded to have
@@ -194,25 +195,25 @@ type CommandServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedCommandServiceServer struct{}
 
-func (UnimplementedCommandServiceServer) SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error) {
+func (UnimplementedCommandServiceServer) SendCommand(context.Context, *commandv1.SendCommandRequest) (*commandv1.SendCommandResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendCommand not implemented")
 }
-func (UnimplementedCommandServiceServer) GetCommand(context.Context, *GetCommandRequest) (*GetCommandResponse, error) {
+func (UnimplementedCommandServiceServer) GetCommand(context.Context, *commandv1.GetCommandRequest) (*commandv1.GetCommandResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCommand not implemented")
 }
-func (UnimplementedCommandServiceServer) ListCommands(context.Context, *ListCommandsRequest) (*ListCommandsResponse, error) {
+func (UnimplementedCommandServiceServer) ListCommands(context.Context, *commandv1.ListCommandsRequest) (*commandv1.ListCommandsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCommands not implemented")
 }
-func (UnimplementedCommandServiceServer) CancelCommand(context.Context, *CancelCommandRequest) (*CancelCommandResponse, error) {
+func (UnimplementedCommandServiceServer) CancelCommand(context.Context, *commandv1.CancelCommandRequest) (*commandv1.CancelCommandResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelCommand not implemented")
 }
-func (UnimplementedCommandServiceServer) GetDeviceState(context.Context, *GetDeviceStateRequest) (*GetDeviceStateResponse, error) {
+func (UnimplementedCommandServiceServer) GetDeviceState(context.Context, *commandv1.GetDeviceStateRequest) (*commandv1.GetDeviceStateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeviceState not implemented")
 }
-func (UnimplementedCommandServiceServer) SetDesiredAttributes(context.Context, *SetDesiredAttributesRequest) (*SetDesiredAttributesResponse, error) {
+func (UnimplementedCommandServiceServer) SetDesiredAttributes(context.Context, *commandv1.SetDesiredAttributesRequest) (*commandv1.SetDesiredAttributesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetDesiredAttributes not implemented")
 }
-func (UnimplementedCommandServiceServer) WatchDeviceStates(*WatchDeviceStatesRequest, grpc.ServerStreamingServer[WatchDeviceStatesResponse]) error {
+func (UnimplementedCommandServiceServer) WatchDeviceStates(*commandv1.WatchDeviceStatesRequest, grpc.ServerStreamingServer[commandv1.WatchDeviceStatesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchDeviceStates not implemented")
 }
 func (UnimplementedCommandServiceServer) testEmbeddedByValue() {}
@@ -236,7 +237,7 @@ func RegisterCommandServiceServer(s grpc.ServiceRegistrar, srv CommandServiceSer
 }
 
 func _CommandService_SendCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SendCommandRequest)
+	in := new(commandv1.SendCommandRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -248,13 +249,13 @@ func _CommandService_SendCommand_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: CommandService_SendCommand_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CommandServiceServer).SendCommand(ctx, req.(*SendCommandRequest))
+		return srv.(CommandServiceServer).SendCommand(ctx, req.(*commandv1.SendCommandRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CommandService_GetCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetCommandRequest)
+	in := new(commandv1.GetCommandRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -266,13 +267,13 @@ func _CommandService_GetCommand_Handler(srv interface{}, ctx context.Context, de
 		FullMethod: CommandService_GetCommand_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CommandServiceServer).GetCommand(ctx, req.(*GetCommandRequest))
+		return srv.(CommandServiceServer).GetCommand(ctx, req.(*commandv1.GetCommandRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CommandService_ListCommands_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListCommandsRequest)
+	in := new(commandv1.ListCommandsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -284,13 +285,13 @@ func _CommandService_ListCommands_Handler(srv interface{}, ctx context.Context, 
 		FullMethod: CommandService_ListCommands_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CommandServiceServer).ListCommands(ctx, req.(*ListCommandsRequest))
+		return srv.(CommandServiceServer).ListCommands(ctx, req.(*commandv1.ListCommandsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CommandService_CancelCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CancelCommandRequest)
+	in := new(commandv1.CancelCommandRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -302,13 +303,13 @@ func _CommandService_CancelCommand_Handler(srv interface{}, ctx context.Context,
 		FullMethod: CommandService_CancelCommand_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CommandServiceServer).CancelCommand(ctx, req.(*CancelCommandRequest))
+		return srv.(CommandServiceServer).CancelCommand(ctx, req.(*commandv1.CancelCommandRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CommandService_GetDeviceState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetDeviceStateRequest)
+	in := new(commandv1.GetDeviceStateRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -320,13 +321,13 @@ func _CommandService_GetDeviceState_Handler(srv interface{}, ctx context.Context
 		FullMethod: CommandService_GetDeviceState_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CommandServiceServer).GetDeviceState(ctx, req.(*GetDeviceStateRequest))
+		return srv.(CommandServiceServer).GetDeviceState(ctx, req.(*commandv1.GetDeviceStateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CommandService_SetDesiredAttributes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SetDesiredAttributesRequest)
+	in := new(commandv1.SetDesiredAttributesRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -338,21 +339,21 @@ func _CommandService_SetDesiredAttributes_Handler(srv interface{}, ctx context.C
 		FullMethod: CommandService_SetDesiredAttributes_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CommandServiceServer).SetDesiredAttributes(ctx, req.(*SetDesiredAttributesRequest))
+		return srv.(CommandServiceServer).SetDesiredAttributes(ctx, req.(*commandv1.SetDesiredAttributesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CommandService_WatchDeviceStates_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(WatchDeviceStatesRequest)
+	m := new(commandv1.WatchDeviceStatesRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(CommandServiceServer).WatchDeviceStates(m, &grpc.GenericServerStream[WatchDeviceStatesRequest, WatchDeviceStatesResponse]{ServerStream: stream})
+	return srv.(CommandServiceServer).WatchDeviceStates(m, &grpc.GenericServerStream[commandv1.WatchDeviceStatesRequest, commandv1.WatchDeviceStatesResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type CommandService_WatchDeviceStatesServer = grpc.ServerStreamingServer[WatchDeviceStatesResponse]
+type CommandService_WatchDeviceStatesServer = grpc.ServerStreamingServer[commandv1.WatchDeviceStatesResponse]
 
 // CommandService_ServiceDesc is the grpc.ServiceDesc for CommandService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -411,7 +412,7 @@ const (
 type DeviceServiceClient interface {
 	// Connect opens the device's stream. Commands queued for the device are
 	// sent at once, in order, and new ones as they are sent.
-	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error)
+	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[commandv1.ConnectRequest, commandv1.ConnectResponse], error)
 }
 
 type deviceServiceClient struct {
@@ -422,18 +423,18 @@ func NewDeviceServiceClient(cc grpc.ClientConnInterface) DeviceServiceClient {
 	return &deviceServiceClient{cc}
 }
 
-func (c *deviceServiceClient) Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error) {
+func (c *deviceServiceClient) Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[commandv1.ConnectRequest, commandv1.ConnectResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &DeviceService_ServiceDesc.Streams[0], DeviceService_Connect_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[ConnectRequest, ConnectResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[commandv1.ConnectRequest, commandv1.ConnectResponse]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type DeviceService_ConnectClient = grpc.BidiStreamingClient[ConnectRequest, ConnectResponse]
+type DeviceService_ConnectClient = grpc.BidiStreamingClient[commandv1.ConnectRequest, commandv1.ConnectResponse]
 
 // DeviceServiceServer is the server API for DeviceService service.
 // All implementations should embed UnimplementedDeviceServiceServer
@@ -446,7 +447,7 @@ type DeviceService_ConnectClient = grpc.BidiStreamingClient[ConnectRequest, Conn
 type DeviceServiceServer interface {
 	// Connect opens the device's stream. Commands queued for the device are
 	// sent at once, in order, and new ones as they are sent.
-	Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error
+	Connect(grpc.BidiStreamingServer[commandv1.ConnectRequest, commandv1.ConnectResponse]) error
 }
 
 // UnimplementedDeviceServiceServer should be embedded to have
@@ -456,7 +457,7 @@ type DeviceServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedDeviceServiceServer struct{}
 
-func (UnimplementedDeviceServiceServer) Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error {
+func (UnimplementedDeviceServiceServer) Connect(grpc.BidiStreamingServer[commandv1.ConnectRequest, commandv1.ConnectResponse]) error {
 	return status.Error(codes.Unimplemented, "method Connect not implemented")
 }
 func (UnimplementedDeviceServiceServer) testEmbeddedByValue() {}
@@ -480,11 +481,11 @@ func RegisterDeviceServiceServer(s grpc.ServiceRegistrar, srv DeviceServiceServe
 }
 
 func _DeviceService_Connect_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(DeviceServiceServer).Connect(&grpc.GenericServerStream[ConnectRequest, ConnectResponse]{ServerStream: stream})
+	return srv.(DeviceServiceServer).Connect(&grpc.GenericServerStream[commandv1.ConnectRequest, commandv1.ConnectResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type DeviceService_ConnectServer = grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]
+type DeviceService_ConnectServer = grpc.BidiStreamingServer[commandv1.ConnectRequest, commandv1.ConnectResponse]
 
 // DeviceService_ServiceDesc is the grpc.ServiceDesc for DeviceService service.
 // It's only intended for direct use with grpc.RegisterService,

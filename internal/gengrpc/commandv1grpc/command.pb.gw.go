@@ -6,11 +6,12 @@ Package commandv1 is a reverse proxy.
 
 It translates gRPC into RESTful JSON APIs.
 */
-package commandv1
+package commandv1grpc
 
 import (
 	"context"
 	"errors"
+	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
 	"io"
 	"net/http"
 
@@ -37,7 +38,7 @@ var (
 
 func request_CommandService_SendCommand_0(ctx context.Context, marshaler runtime.Marshaler, client CommandServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SendCommandRequest
+		protoReq commandv1.SendCommandRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -61,7 +62,7 @@ func request_CommandService_SendCommand_0(ctx context.Context, marshaler runtime
 
 func local_request_CommandService_SendCommand_0(ctx context.Context, marshaler runtime.Marshaler, server CommandServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SendCommandRequest
+		protoReq commandv1.SendCommandRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -82,7 +83,7 @@ func local_request_CommandService_SendCommand_0(ctx context.Context, marshaler r
 
 func request_CommandService_GetCommand_0(ctx context.Context, marshaler runtime.Marshaler, client CommandServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCommandRequest
+		protoReq commandv1.GetCommandRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -103,7 +104,7 @@ func request_CommandService_GetCommand_0(ctx context.Context, marshaler runtime.
 
 func local_request_CommandService_GetCommand_0(ctx context.Context, marshaler runtime.Marshaler, server CommandServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCommandRequest
+		protoReq commandv1.GetCommandRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -123,7 +124,7 @@ var filter_CommandService_ListCommands_0 = &utilities.DoubleArray{Encoding: map[
 
 func request_CommandService_ListCommands_0(ctx context.Context, marshaler runtime.Marshaler, client CommandServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListCommandsRequest
+		protoReq commandv1.ListCommandsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -150,7 +151,7 @@ func request_CommandService_ListCommands_0(ctx context.Context, marshaler runtim
 
 func local_request_CommandService_ListCommands_0(ctx context.Context, marshaler runtime.Marshaler, server CommandServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListCommandsRequest
+		protoReq commandv1.ListCommandsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -174,7 +175,7 @@ func local_request_CommandService_ListCommands_0(ctx context.Context, marshaler 
 
 func request_CommandService_CancelCommand_0(ctx context.Context, marshaler runtime.Marshaler, client CommandServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CancelCommandRequest
+		protoReq commandv1.CancelCommandRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -198,7 +199,7 @@ func request_CommandService_CancelCommand_0(ctx context.Context, marshaler runti
 
 func local_request_CommandService_CancelCommand_0(ctx context.Context, marshaler runtime.Marshaler, server CommandServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CancelCommandRequest
+		protoReq commandv1.CancelCommandRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -219,7 +220,7 @@ func local_request_CommandService_CancelCommand_0(ctx context.Context, marshaler
 
 func request_CommandService_GetDeviceState_0(ctx context.Context, marshaler runtime.Marshaler, client CommandServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetDeviceStateRequest
+		protoReq commandv1.GetDeviceStateRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -240,7 +241,7 @@ func request_CommandService_GetDeviceState_0(ctx context.Context, marshaler runt
 
 func local_request_CommandService_GetDeviceState_0(ctx context.Context, marshaler runtime.Marshaler, server CommandServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetDeviceStateRequest
+		protoReq commandv1.GetDeviceStateRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -258,7 +259,7 @@ func local_request_CommandService_GetDeviceState_0(ctx context.Context, marshale
 
 func request_CommandService_SetDesiredAttributes_0(ctx context.Context, marshaler runtime.Marshaler, client CommandServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SetDesiredAttributesRequest
+		protoReq commandv1.SetDesiredAttributesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -282,7 +283,7 @@ func request_CommandService_SetDesiredAttributes_0(ctx context.Context, marshale
 
 func local_request_CommandService_SetDesiredAttributes_0(ctx context.Context, marshaler runtime.Marshaler, server CommandServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SetDesiredAttributesRequest
+		protoReq commandv1.SetDesiredAttributesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
