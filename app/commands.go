@@ -13,12 +13,12 @@ import (
 	"github.com/iotplatform/iotplatform/gateway/httpgw"
 	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
 	gwws "github.com/iotplatform/iotplatform/gateway/ws"
-	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/commandv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/ingest"
@@ -99,7 +99,7 @@ func (a *App) initCommands(ctx context.Context) (*command.Service, error) {
 	if a.roles.Has(RoleCore) {
 		a.api.Handle(commandv1connect.NewCommandServiceHandler(svc, a.connectOpts...))
 		a.grpcServices = append(a.grpcServices, commandv1connect.CommandServiceName)
-		if err := commandv1.RegisterCommandServiceHandlerServer(ctx, a.rest, command.RESTServer{Service: svc}); err != nil {
+		if err := commandv1grpc.RegisterCommandServiceHandlerServer(ctx, a.rest, command.RESTServer{Service: svc}); err != nil {
 			return nil, fmt.Errorf("register command REST: %w", err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/commandv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -403,7 +404,7 @@ func statePB(s registry.DeviceState) *commandv1.DeviceState {
 // RESTServer adapts the service to the REST transcoder.
 type RESTServer struct{ *Service }
 
-var _ commandv1.CommandServiceServer = RESTServer{}
+var _ commandv1grpc.CommandServiceServer = RESTServer{}
 
 // WatchDeviceStates is only available over Connect, gRPC and gRPC-Web.
 func (RESTServer) WatchDeviceStates(*commandv1.WatchDeviceStatesRequest, grpc.ServerStreamingServer[commandv1.WatchDeviceStatesResponse]) error {
