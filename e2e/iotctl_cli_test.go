@@ -205,10 +205,14 @@ func TestIotctl_ProfilesSelectPlatformAndCredentials(t *testing.T) {
 		t.Fatalf("after profiles use default: %s", out)
 	}
 
-	// A device key stored with --with-token pushes as the device.
+	// A device key stored with --with-token pushes as the device; the
+	// current profile stays the user's.
 	dev := a.NewDevice(a.AdminToken(), "keyed", "double")
 	c.must(dev.Token+"\n", "login", "--profile", "dev", "--api", a.URL(), "--with-token")
-	if m := c.mustJSON("push", dev.SensorID, "7.5"); dig(m, "accepted") != "1" {
+	if out := c.must("", "profiles", "list", "-o", "csv"); !strings.Contains(out, "default,true,") || !strings.Contains(out, "dev,false,"+a.URL()+",,true") {
+		t.Fatalf("after login --with-token:\n%s", out)
+	}
+	if m := c.mustJSON("--profile", "dev", "push", dev.SensorID, "7.5"); dig(m, "accepted") != "1" {
 		t.Fatalf("push with the stored device key: %v", m)
 	}
 	if out, errOut, err := c.run("", "--profile", "dev", "devices", "list"); err == nil || !strings.Contains(errOut, "permission_denied") {
