@@ -368,11 +368,11 @@ step("users: bad input refused; a non-admin user sees no admin pages and no othe
   // Reset the new user's password: too short is refused, then a good one works.
   await page.getByRole("row", { name: new RegExp(s.user) }).getByRole("button", { name: "Reset password" }).click();
   await page.getByLabel("New password", { exact: true }).fill("short");
-  await page.getByRole("button", { name: "Set password" }).click();
+  await page.getByRole("button", { name: "Set password", exact: true }).click();
   await page.getByRole("alert").filter({ hasText: /password must be 8 to 256/ }).waitFor();
   s.userPw = "pw2-" + Math.random().toString(36).slice(2, 12);
   await page.getByLabel("New password", { exact: true }).fill(s.userPw);
-  await page.getByRole("button", { name: "Set password" }).click();
+  await page.getByRole("button", { name: "Set password", exact: true }).click();
   await page.getByRole("status").filter({ hasText: `Password of ${s.user} reset.` }).waitFor();
   await shot(page, "users");
   // The user in a browser of their own.
