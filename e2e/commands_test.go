@@ -414,7 +414,9 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.CloseNow()
-		waitState("online on ws", func(st *commandv1.DeviceState) bool { return st.GetOnline() && st.GetEdge() == "ws" && st.GetOnlineSince() != nil })
+		waitState("online on ws", func(st *commandv1.DeviceState) bool {
+			return st.GetOnline() && st.GetEdge() == "ws" && st.GetOnlineSince() != nil
+		})
 		_, msg, err := c.Read(ctx)
 		if err != nil || !bytes.Contains(msg, []byte(`"name":"$desired"`)) || !bytes.Contains(msg, []byte(`"desired":{"interval":10}`)) || !bytes.Contains(msg, []byte(`"version":1`)) {
 			t.Fatalf("desired delivery %s %v", msg, err)
