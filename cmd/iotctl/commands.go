@@ -251,4 +251,3 @@ func readLine(cmd *cobra.Command) (string, error) {
 	}
 	return strings.TrimRight(line, "\r\n"), nil
 }
-
