@@ -46,6 +46,7 @@ type App struct {
 	ingest    *ingest.Service
 	query     *query.Service
 	commands  *command.Service // commands (commands.go)
+	console   consoleFiles     // console (nil with --console=false)
 
 	// The process: what every module may register on.
 	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.

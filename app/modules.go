@@ -20,6 +20,7 @@ const (
 	modStore    moduleName = "store"    // time-series store: embedded or OpenSearch (store.go)
 	modBus      moduleName = "bus"      // write-ahead log, direct hand-off or Kafka (bus.go)
 	modServer   moduleName = "server"   // the API listener, after every role registered (api.go)
+	modConsole  moduleName = "console"  // the web console at / and /devices (console.go)
 	modFunction moduleName = "function" // `iotplatform function`: filtered Core (function.go)
 
 	modCore     = moduleName(RoleCore)     // CoreService (core.go)
@@ -90,7 +91,11 @@ func (a *App) modules() map[moduleName]module {
 			a.commands, err = a.initCommands(ctx)
 			return err
 		}},
-		modServer: {deps: []moduleName{modAPI, modTLS}, init: func(context.Context) error {
+		modConsole: {deps: []moduleName{modAPI}, init: func(ctx context.Context) (err error) {
+			a.console, err = a.initConsole(ctx)
+			return err
+		}},
+		modServer: {deps: []moduleName{modAPI, modTLS, modConsole}, init: func(context.Context) error {
 			a.initServer()
 			return nil
 		}},
