@@ -94,6 +94,7 @@ func New(log *slog.Logger, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	roles, _ := cfg.RoleSet()
+	log = wrapLogger(log, cfg.Telemetry)
 	a := &App{
 		log: log, cfg: cfg, roles: roles,
 		api:         http.NewServeMux(),
@@ -211,6 +212,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 }
 
 func (a *App) setup(ctx context.Context) error {
+	if err := a.setupTelemetry(ctx); err != nil {
+		return err
+	}
 	a.setupLimits()
 	if a.fn != nil {
 		return a.setupFunction(ctx)

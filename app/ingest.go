@@ -20,6 +20,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
 	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
 	"github.com/iotplatform/iotplatform/internal/bus/buswal"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -215,7 +216,7 @@ func (a *App) setupIngest(ctx context.Context) error {
 	svc := ingest.New(a.log.With("component", "ingest"), ingest.Config{
 		PublishTimeout: c.PublishTimeout, SensorCacheTTL: c.SensorCacheTTL, MaxBatch: c.MaxBatch,
 		Rate: a.cfg.Limits.IngestRate, Burst: int64(a.cfg.Limits.IngestBurst),
-	}, a.reg, a.ext.pub, dl, a.metrics)
+	}, a.reg, telemetry.Publisher(a.ext.pub), dl, a.metrics)
 
 	a.api.Handle(ingestv1connect.NewIngestServiceHandler(ingest.NewHandler(svc, c.StreamInFlight), a.connectOpts...))
 	a.grpcServices = append(a.grpcServices, ingestv1connect.IngestServiceName)
@@ -229,10 +230,10 @@ func (a *App) setupIngest(ctx context.Context) error {
 		return mux
 	}
 	log := a.log.With("component", "gateway")
-	a.addServer("http", c.HTTPAddr, withOps(gwhttp.New(log, a.verifier, svc, gwhttp.Config{MaxBody: int64(c.HTTPMaxBody)})))
-	a.addServer("ws", c.WSAddr, withOps(gwws.New(log, a.verifier, svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout, Streams: a.guards.streams})))
+	a.addServer("http", c.HTTPAddr, withOps(telemetry.HTTP("http", gwhttp.New(log, a.auth(), svc, gwhttp.Config{MaxBody: int64(c.HTTPMaxBody)}))))
+	a.addServer("ws", c.WSAddr, withOps(telemetry.HTTP("ws", gwws.New(log, a.auth(), svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout, Streams: a.guards.streams}))))
 
-	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody, Streams: a.guards.streams}, a.metrics)
+	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody, Streams: a.guards.streams}, a.metrics)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/store"
 	"github.com/iotplatform/iotplatform/internal/store/storeembedded"
 	"github.com/iotplatform/iotplatform/internal/store/storeopensearch"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
 	"github.com/iotplatform/iotplatform/services/pipeline"
 )
 
@@ -158,9 +159,9 @@ func (a *App) setupPipeline(ctx context.Context) error {
 	if a.ext.sub == nil || a.ext.store == nil {
 		return errors.New("pipeline role needs a bus subscriber and a store")
 	}
-	p := pipeline.New(a.log.With("component", "pipeline"), a.reg, a.ext.store, pipeline.Config{}, a.metrics)
+	p := pipeline.New(a.log.With("component", "pipeline"), a.reg, telemetry.Writer(a.ext.store), pipeline.Config{}, a.metrics)
 	a.ext.pipeline = p
-	a.addRunner("pipeline", func(ctx context.Context) error { return p.Run(ctx, a.ext.sub) })
+	a.addRunner("pipeline", func(ctx context.Context) error { return a.ext.sub.Subscribe(ctx, telemetry.Handler(p.Handle)) })
 	if kc := a.cfg.Ingest.kafka(); kc.Brokers != "" {
 		group := kc.Group
 		if group == "" {
