@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/telemetry"
 )
 
@@ -28,24 +30,24 @@ type TelemetryConfig struct {
 
 // RegisterFlags binds the telemetry flags.
 func (c *TelemetryConfig) RegisterFlags(fs *flag.FlagSet) {
-	str(fs, &c.OTLPEndpoint, "otlp-endpoint", "IOT_OTLP_ENDPOINT", "", "send traces to this OTLP receiver (http://host:4318 for http/protobuf, http://host:4317 for grpc); empty: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, and without those tracing is off")
-	str(fs, &c.OTLPProtocol, "otlp-protocol", "IOT_OTLP_PROTOCOL", "", "OTLP protocol: grpc or http/protobuf; empty: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL, else http/protobuf")
-	number(fs, &c.SampleRatio, "trace-sample-ratio", "IOT_TRACE_SAMPLE_RATIO", -1, "share of new traces recorded, 0 to 1 (a sampled parent is always followed); negative: OTEL_TRACES_SAMPLER_ARG for a traceidratio sampler, else 1")
-	boolean(fs, &c.TrustRemote, "trace-trust-remote", "IOT_TRACE_TRUST_REMOTE", false, "continue the trace context (traceparent) callers send instead of starting a new trace linked to it")
-	integer(fs, &c.LogSampleFirst, "log-sample-first", "IOT_LOG_SAMPLE_FIRST", 10, "log at most this many warnings or errors with the same message per second (the next one carries suppressed=<count>); 0 logs all")
+	envflag.String(fs, &c.OTLPEndpoint, "otlp-endpoint", "IOT_OTLP_ENDPOINT", "", "send traces to this OTLP receiver (http://host:4318 for http/protobuf, http://host:4317 for grpc); empty: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, and without those tracing is off")
+	envflag.String(fs, &c.OTLPProtocol, "otlp-protocol", "IOT_OTLP_PROTOCOL", "", "OTLP protocol: grpc or http/protobuf; empty: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL, else http/protobuf")
+	envflag.Float64(fs, &c.SampleRatio, "trace-sample-ratio", "IOT_TRACE_SAMPLE_RATIO", -1, "share of new traces recorded, 0 to 1 (a sampled parent is always followed); negative: OTEL_TRACES_SAMPLER_ARG for a traceidratio sampler, else 1")
+	envflag.Bool(fs, &c.TrustRemote, "trace-trust-remote", "IOT_TRACE_TRUST_REMOTE", false, "continue the trace context (traceparent) callers send instead of starting a new trace linked to it")
+	envflag.Int(fs, &c.LogSampleFirst, "log-sample-first", "IOT_LOG_SAMPLE_FIRST", 10, "log at most this many warnings or errors with the same message per second (the next one carries suppressed=<count>); 0 logs all")
 }
 
 // Validate checks the telemetry flags.
 func (c *TelemetryConfig) Validate() error {
 	var errs []error
 	if c.LogSampleFirst < 0 {
-		errs = append(errs, errors.New("log-sample-first (IOT_LOG_SAMPLE_FIRST) must not be negative"))
+		errs = append(errs, envflag.Errorf("log-sample-first", "must not be negative"))
 	}
 	if c.SampleRatio > 1 {
-		errs = append(errs, errors.New("trace-sample-ratio (IOT_TRACE_SAMPLE_RATIO) must be at most 1"))
+		errs = append(errs, envflag.Errorf("trace-sample-ratio", "must be at most 1"))
 	}
 	if err := c.config().Validate(); err != nil {
-		errs = append(errs, errors.New("otlp-endpoint/otlp-protocol (IOT_OTLP_ENDPOINT, IOT_OTLP_PROTOCOL): "+err.Error()))
+		errs = append(errs, fmt.Errorf("%s, %s: %w", envflag.Name("otlp-endpoint"), envflag.Name("otlp-protocol"), err))
 	}
 	return errors.Join(errs...)
 }
@@ -64,17 +66,14 @@ func wrapLogger(log *slog.Logger, c TelemetryConfig) *slog.Logger {
 	return slog.New(telemetry.LogHandler(h))
 }
 
-// setupTelemetry starts tracing when an OTLP endpoint is configured; the
-// exporter is flushed last at shutdown.
-func (a *App) setupTelemetry(ctx context.Context) error {
+// initTelemetry starts tracing when an OTLP endpoint is configured; the
+// exporter is flushed last at shutdown (its closer is registered first).
+func (a *App) initTelemetry(ctx context.Context) (*telemetry.Provider, error) {
 	cfg := a.cfg.Telemetry.config()
 	cfg.Attributes = map[string]string{"iot.roles": a.cfg.Roles}
 	p, err := telemetry.Setup(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	if !p.Enabled() {
-		return nil
+	if err != nil || !p.Enabled() {
+		return p, err
 	}
 	a.log.Info("tracing on", "otlp_endpoint", a.cfg.Telemetry.OTLPEndpoint, "sample_ratio", a.cfg.Telemetry.SampleRatio)
 	a.onClose(func() error {
@@ -82,7 +81,7 @@ func (a *App) setupTelemetry(ctx context.Context) error {
 		defer cancel()
 		return p.Shutdown(sctx)
 	})
-	return nil
+	return p, nil
 }
 
 // auth is the authenticator the edges and the API use: the verifier, with
