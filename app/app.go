@@ -19,6 +19,7 @@ import (
 
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/telemetry"
+	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/core"
 	"github.com/iotplatform/iotplatform/services/ingest"
 	"github.com/iotplatform/iotplatform/services/pipeline"
@@ -46,6 +47,7 @@ type App struct {
 	ingest    *ingest.Service
 	query     *query.Service
 	tracing   *telemetry.Provider // telemetry (disabled without an OTLP endpoint)
+	commands  *command.Service    // commands (commands.go)
 
 	// The process: what every module may register on.
 	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.

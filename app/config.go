@@ -32,6 +32,7 @@ type Config struct {
 	Query    QueryConfig    // query.go
 	// Telemetry is tracing and log sampling.
 	Telemetry TelemetryConfig // telemetry.go
+	Commands  CommandConfig   // commands.go
 
 	// envErrs are IOT_* values that did not parse (Validate refuses them).
 	envErrs error
@@ -54,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Ingest.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
 	c.Telemetry.RegisterFlags(fs)
+	c.Commands.RegisterFlags(fs)
 	c.envErrs = envflag.Errors(fs)
 }
 
@@ -77,7 +79,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, envflag.Errorf("shutdown-timeout", "must be positive"))
 	}
 	errs = append(errs, c.Registry.Validate(), c.Auth.Validate(), c.Core.Validate(), c.Limits.Validate(), c.TLS.Validate(),
-		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Telemetry.Validate(), c.Bus.validateRoles(roles))
+		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Commands.Validate(), c.Telemetry.Validate(), c.Bus.validateRoles(roles))
 	return errors.Join(errs...)
 }
 
