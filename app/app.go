@@ -46,8 +46,12 @@ type App struct {
 	pipeline  *pipeline.Pipeline
 	ingest    *ingest.Service
 	query     *query.Service
-	tracing   *telemetry.Provider // telemetry (disabled without an OTLP endpoint)
-	commands  *command.Service    // commands (commands.go)
+	commands  *command.Service // commands (commands.go)
+	console   consoleFiles     // console (nil with --console=false)
+
+	// tracing is what the telemetry module provides (disabled without an
+	// OTLP endpoint; telemetry.go).
+	tracing *telemetry.Provider
 
 	// The process: what every module may register on.
 	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.

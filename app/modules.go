@@ -12,16 +12,16 @@ type moduleName string
 
 // The modules. docs/ARCHITECTURE.md draws them with their dependencies.
 const (
-	modLimits    moduleName = "limits"    // connection budget, body guards, stream caps (limits.go)
-	modRegistry  moduleName = "registry"  // metadata registry: SQLite or PostgreSQL (registry.go)
-	modAuth      moduleName = "auth"      // signing keys and THE token verifier (auth.go)
-	modTLS       moduleName = "tls"       // listener certificates and device CAs (tls.go)
-	modAPI       moduleName = "api"       // Connect options and the REST transcoder (api.go)
-	modStore     moduleName = "store"     // time-series store: embedded or OpenSearch (store.go)
-	modBus       moduleName = "bus"       // write-ahead log, direct hand-off or Kafka (bus.go)
-	modServer    moduleName = "server"    // the API listener, after every role registered (api.go)
-	modFunction  moduleName = "function"  // `iotplatform function`: filtered Core (function.go)
-	modTelemetry moduleName = "telemetry" // OpenTelemetry tracing, off without an OTLP endpoint (telemetry.go)
+	modLimits   moduleName = "limits"   // connection budget, body guards, stream caps (limits.go)
+	modRegistry moduleName = "registry" // metadata registry: SQLite or PostgreSQL (registry.go)
+	modAuth     moduleName = "auth"     // signing keys and THE token verifier (auth.go)
+	modTLS      moduleName = "tls"      // listener certificates and device CAs (tls.go)
+	modAPI      moduleName = "api"      // Connect options and the REST transcoder (api.go)
+	modStore    moduleName = "store"    // time-series store: embedded or OpenSearch (store.go)
+	modBus      moduleName = "bus"      // write-ahead log, direct hand-off or Kafka (bus.go)
+	modServer   moduleName = "server"   // the API listener, after every role registered (api.go)
+	modConsole  moduleName = "console"  // the web console at / and /devices (console.go)
+	modFunction moduleName = "function" // `iotplatform function`: filtered Core (function.go)
 
 	modCore     = moduleName(RoleCore)     // CoreService (core.go)
 	modPipeline = moduleName(RolePipeline) // bus → store (pipeline.go)
@@ -95,7 +95,11 @@ func (a *App) modules() map[moduleName]module {
 			a.commands, err = a.initCommands(ctx)
 			return err
 		}},
-		modServer: {deps: []moduleName{modAPI, modTLS}, init: func(context.Context) error {
+		modConsole: {deps: []moduleName{modAPI}, init: func(ctx context.Context) (err error) {
+			a.console, err = a.initConsole(ctx)
+			return err
+		}},
+		modServer: {deps: []moduleName{modAPI, modTLS, modConsole}, init: func(context.Context) error {
 			a.initServer()
 			return nil
 		}},

@@ -15,6 +15,10 @@ import (
 	"github.com/iotplatform/iotplatform/internal/telemetry"
 )
 
+// modTelemetry is the module that starts tracing (the module map needs it
+// before the api, ingest and pipeline modules).
+const modTelemetry moduleName = "telemetry"
+
 // TelemetryConfig configures tracing (OpenTelemetry over OTLP) and log
 // sampling (docs/OPERATIONS.md).
 type TelemetryConfig struct {
