@@ -45,6 +45,10 @@ type module struct {
 func (a *App) modules() map[moduleName]module {
 	return map[moduleName]module{
 		modLimits: {init: func(context.Context) error { a.guards = a.initLimits(); return nil }},
+		modTelemetry: {init: func(ctx context.Context) (err error) {
+			a.tracing, err = a.initTelemetry(ctx)
+			return err
+		}},
 		modRegistry: {init: func(ctx context.Context) (err error) {
 			a.reg, err = a.initRegistry(ctx)
 			return err
@@ -57,7 +61,7 @@ func (a *App) modules() map[moduleName]module {
 			a.tlsParts, err = a.initTLS()
 			return err
 		}},
-		modAPI: {deps: []moduleName{modLimits, modAuth, modTLS}, init: func(context.Context) error {
+		modAPI: {deps: []moduleName{modTelemetry, modLimits, modAuth, modTLS}, init: func(context.Context) error {
 			a.apiParts = a.initAPI()
 			return nil
 		}},
@@ -75,11 +79,11 @@ func (a *App) modules() map[moduleName]module {
 			a.core, err = a.initCore(ctx)
 			return err
 		}},
-		modPipeline: {deps: []moduleName{modRegistry, modStore, modBus}, init: func(ctx context.Context) (err error) {
+		modPipeline: {deps: []moduleName{modTelemetry, modRegistry, modStore, modBus}, init: func(ctx context.Context) (err error) {
 			a.pipeline, err = a.initPipeline(ctx)
 			return err
 		}},
-		modIngest: {deps: []moduleName{modRegistry, modAuth, modTLS, modAPI, modStore, modBus, modCommands}, init: func(ctx context.Context) (err error) {
+		modIngest: {deps: []moduleName{modTelemetry, modRegistry, modAuth, modTLS, modAPI, modStore, modBus, modCommands}, init: func(ctx context.Context) (err error) {
 			a.ingest, err = a.initIngest(ctx)
 			return err
 		}},
