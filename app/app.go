@@ -238,6 +238,7 @@ func (a *App) setup(ctx context.Context) error {
 		{a.roles["pipeline"], a.setupPipeline},
 		{a.roles["ingest"], a.setupIngest},
 		{a.roles["query"], a.setupQuery},
+		{a.roles["core"] || a.roles["pipeline"], a.setupRules},
 	}
 	for _, s := range steps {
 		if !s.on {

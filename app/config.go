@@ -54,6 +54,7 @@ type Config struct {
 	TLS      TLSConfig
 	Pipeline PipelineConfig
 	Query    QueryConfig
+	Rules    RulesConfig
 }
 
 // RegisterFlags binds every field to fs, with IOT_* environment defaults.
@@ -78,6 +79,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.TLS.RegisterFlags(fs)
 	c.Pipeline.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
+	c.Rules.RegisterFlags(fs)
 	c.envErrs = takeEnvErrors(fs)
 }
 
@@ -129,7 +131,7 @@ func (c *Config) Validate() error {
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		return errors.New("IOT_ADMIN_PASSWORD must have at least 8 characters")
 	}
-	return errors.Join(c.Limits.Validate(), c.Ingest.Validate(), c.TLS.Validate(), c.Pipeline.Validate(), c.Query.Validate())
+	return errors.Join(c.Limits.Validate(), c.Ingest.Validate(), c.TLS.Validate(), c.Pipeline.Validate(), c.Query.Validate(), c.Rules.Validate())
 }
 
 func str(fs *flag.FlagSet, p *string, name, env, def, usage string) {
