@@ -32,10 +32,11 @@ $(TOOLS)/.stamp: tools/go.mod tools/go.sum
 tools: $(TOOLS)/.stamp ## Install the pinned code generators (buf, protoc plugins) and grpcurl into bin/tools
 
 .PHONY: generate
-generate: tools ## Regenerate gen/ (Go, Connect, gRPC, grpc-gateway, OpenAPI) from proto/
+generate: tools ## Regenerate gen/ (Go, Connect), internal/gengrpc/ (gRPC, grpc-gateway), openapi/ and the SDKs from proto/
 	$(TOOLS)/buf format -w proto
 	$(TOOLS)/buf lint
 	$(TOOLS)/buf generate
+	$(GO) run ./internal/cmd/genpost
 	scripts/sdk-generate.sh
 
 .PHONY: lint

@@ -13,6 +13,8 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
+	github.com/iotplatform/iotplatform/gen v0.0.0
+	github.com/iotplatform/iotplatform/sdk/go v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/opensearch-project/opensearch-go/v4 v4.8.1
@@ -49,4 +51,11 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
+)
+
+// The generated code (gen/) and the Go SDK (sdk/go) are modules of their own
+// in this repository, so SDK users do not download the server's dependencies.
+replace (
+	github.com/iotplatform/iotplatform/gen => ./gen
+	github.com/iotplatform/iotplatform/sdk/go => ./sdk/go
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -21,19 +22,47 @@ import (
 
 	"github.com/iotplatform/iotplatform"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/restjson"
 )
 
-// setupAPI prepares the Connect options and the REST transcoder that the
+// APIConfig configures the API server (Connect, gRPC, gRPC-Web, REST,
+// /metrics, /healthz, /readyz) and the profiling listener.
+type APIConfig struct {
+	Addr string
+	// CORSOrigins are the browser origins allowed to call the API ("*": any).
+	CORSOrigins string
+	// DebugAddr serves net/http/pprof when set (keep it on loopback).
+	DebugAddr string
+}
+
+// RegisterFlags binds the API flags.
+func (c *APIConfig) RegisterFlags(fs *flag.FlagSet) {
+	envflag.String(fs, &c.Addr, "api-addr", "IOT_API_ADDR", ":8080", "address of the API server (Connect, gRPC, gRPC-Web, REST, /metrics, /healthz)")
+	envflag.String(fs, &c.CORSOrigins, "cors-origins", "IOT_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API cross-origin (\"*\" for any); empty: same origin only")
+	envflag.String(fs, &c.DebugAddr, "debug-addr", "IOT_DEBUG_ADDR", "", "serve Go profiling (net/http/pprof) on this address; empty disables")
+}
+
+// apiParts is what the api module provides to the modules that serve
+// RPCs: the Connect handler options (metrics, authentication, stream cap,
+// limits) and the REST transcoder. Handlers go on a.api, the mux every
+// module registers on.
+type apiParts struct {
+	connectOpts []connect.HandlerOption
+	rest        *runtime.ServeMux
+}
+
+// initAPI prepares the Connect options and the REST transcoder that the
 // roles register their services on.
-func (a *App) setupAPI() {
-	a.connectOpts = []connect.HandlerOption{
+func (a *App) initAPI() apiParts {
+	var p apiParts
+	p.connectOpts = []connect.HandlerOption{
 		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.verifier), streamCap{a.guards.streams}),
 		connect.WithReadMaxBytes(a.cfg.Limits.APIMaxBody),
 		// Small answers are cheaper to send than to gzip.
 		connect.WithCompressMinBytes(4 << 10),
 	}
-	a.rest = runtime.NewServeMux(
+	p.rest = runtime.NewServeMux(
 		// restjson writes protojson's JSON for these options from cached
 		// per-type plans (protojson was half the CPU of REST reads).
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: restjson.Marshaler{JSONPb: &runtime.JSONPb{
@@ -52,11 +81,13 @@ func (a *App) setupAPI() {
 		// middleware; do not forward arbitrary headers as metadata.
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 	)
+	return p
 }
 
-// finishAPI mounts health, reflection, metrics, keys and the OpenAPI
-// document, and serves the API on cfg.APIAddr.
-func (a *App) finishAPI() {
+// initServer mounts health, reflection, metrics, keys and the OpenAPI
+// document, and serves the API on --api-addr. It runs after every role
+// module has registered its handlers.
+func (a *App) initServer() {
 	a.api.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(a.grpcServices...)))
 	// Reflection lists the health service too (`grpcurl list` shows
 	// grpc.health.v1.Health, the service load balancers probe).
@@ -81,17 +112,17 @@ func (a *App) finishAPI() {
 		w.Write(iotplatform.OpenAPI)
 	})
 	var origins []string
-	if a.cfg.CORSOrigins != "" {
-		origins = strings.Split(a.cfg.CORSOrigins, ",")
+	if a.cfg.API.CORSOrigins != "" {
+		origins = strings.Split(a.cfg.API.CORSOrigins, ",")
 	}
-	a.addServer("api", a.cfg.APIAddr, withCORS(origins, a.rootHandler()))
-	if a.cfg.DebugAddr != "" {
+	a.addServer("api", a.cfg.API.Addr, withCORS(origins, a.rootHandler()))
+	if a.cfg.API.DebugAddr != "" {
 		dbg := http.NewServeMux()
 		dbg.HandleFunc("/debug/pprof/", pprof.Index)
 		dbg.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		dbg.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		dbg.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		a.addServer("debug", a.cfg.DebugAddr, dbg)
+		a.addServer("debug", a.cfg.API.DebugAddr, dbg)
 	}
 }
 

@@ -14,38 +14,45 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
-	"github.com/iotplatform/iotplatform/internal/tlsconfig"
 	"github.com/iotplatform/iotplatform/services/core"
+	"github.com/iotplatform/iotplatform/services/ingest"
+	"github.com/iotplatform/iotplatform/services/pipeline"
+	"github.com/iotplatform/iotplatform/services/query"
+	"github.com/iotplatform/iotplatform/services/rules"
 )
 
-// App is one running platform process.
+// App is one running platform process: the modules its roles need
+// (modules.go), and the listeners, runners and closers they registered.
 type App struct {
 	log   *slog.Logger
 	cfg   Config
-	roles map[string]bool
+	roles Roles
 
-	reg      registry.Registry
-	keys     *authn.KeySet
-	signer   *authn.Signer
-	verifier *authn.Verifier
+	// What the modules provide, each set once by the module map from its
+	// init function's result (nil or zero when the module does not run).
+	reg       registry.Registry // registry
+	authParts                   // auth: keys, signer, verifier
+	tlsParts                    // tls: listener configurations, device CAs
+	apiParts                    // api: connectOpts, rest
+	guards    *guards           // limits: the abuse defences shared by the listeners
+	store     *storeParts       // store (nil when no role reads or writes readings)
+	bus       *busParts         // bus
+	core      *core.Service
+	pipeline  *pipeline.Pipeline
+	ingest    *ingest.Service
+	query     *query.Service
+	rules     *rules.Service // rules (with core)
+	alerting  *rules.Engine  // alerting (with the pipeline)
 
-	// api serves Connect/gRPC/gRPC-Web handlers by procedure path; rest is
-	// the grpc-gateway transcoder serving /api/*.
-	api         *http.ServeMux
-	rest        *runtime.ServeMux
-	metrics     *prometheus.Registry
-	rpcMetrics  *rpcMetrics
-	connectOpts []connect.HandlerOption
-	// provisioners are told about sensor creation/deletion (per-sensor
-	// topics and indices); bus and store add theirs in setup.
-	provisioners []core.Provisioner
+	// The process: what every module may register on.
+	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.
+	api        *http.ServeMux
+	metrics    *prometheus.Registry
+	rpcMetrics *rpcMetrics
 	// readyChecks must all pass for /readyz.
 	readyChecks map[string]func(context.Context) error
 	// grpcServices lists services for reflection and health.
@@ -57,17 +64,8 @@ type App struct {
 	runners []runner
 	closers []func() error
 
-	// tls holds the TLS configuration of each TLS listener by name;
-	// clientCAs is the device CA pool (nil: no device certificates).
-	tls       map[string]*tls.Config
-	clientCAs *tlsconfig.Pool
-
-	// Set by the bus/store setups, used by the roles that need them.
-	ext extensions
 	// fn is set in function mode (NewFunction).
 	fn *functionSpec
-	// guards are the abuse defences shared by the listeners (limits.go).
-	guards *guards
 
 	// ready is closed once every server listens; Addr reports bound addresses.
 	ready chan struct{}
@@ -93,7 +91,7 @@ func New(log *slog.Logger, cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	roles, _ := cfg.RoleSet()
+	roles, _ := ParseRoles(cfg.Roles) // validated
 	a := &App{
 		log: log, cfg: cfg, roles: roles,
 		api:         http.NewServeMux(),
@@ -210,44 +208,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	return err
 }
 
+// setup runs the module map: the modules of the process's roles and
+// everything they depend on, in dependency order.
 func (a *App) setup(ctx context.Context) error {
-	a.setupLimits()
 	if a.fn != nil {
-		return a.setupFunction(ctx)
+		return initModules(ctx, a.functionModules(), []moduleName{modFunction})
 	}
-	if err := a.setupRegistry(ctx); err != nil {
-		return err
-	}
-	if err := a.setupAuth(ctx); err != nil {
-		return err
-	}
-	if err := a.setupTLS(); err != nil {
-		return err
-	}
-	a.setupAPI()
-	// Store and bus come first: they may add provisioners that Core calls
-	// (per-sensor topics and indices), and each decides from a.roles what it
-	// needs to open.
-	steps := []struct {
-		on bool
-		fn func(context.Context) error
-	}{
-		{true, a.setupStore},
-		{true, a.setupBus},
-		{a.roles["core"], a.setupCore},
-		{a.roles["pipeline"], a.setupPipeline},
-		{a.roles["ingest"], a.setupIngest},
-		{a.roles["query"], a.setupQuery},
-		{a.roles["core"] || a.roles["pipeline"], a.setupRules},
-	}
-	for _, s := range steps {
-		if !s.on {
-			continue
-		}
-		if err := s.fn(ctx); err != nil {
-			return err
-		}
-	}
-	a.finishAPI()
-	return nil
+	return initModules(ctx, a.modules(), a.targets())
 }

@@ -9,18 +9,17 @@ import (
 func TestRoleSet(t *testing.T) {
 	tests := []struct {
 		roles string
-		want  []string
+		want  []Role
 		err   bool
 	}{
-		{"all", []string{"core", "pipeline", "ingest", "query"}, false},
-		{"core,query", []string{"core", "query"}, false},
-		{" ingest ", []string{"ingest"}, false},
+		{"all", []Role{RoleCore, RolePipeline, RoleIngest, RoleQuery}, false},
+		{"core,query", []Role{RoleCore, RoleQuery}, false},
+		{" ingest ", []Role{RoleIngest}, false},
 		{"core,bogus", nil, true},
 		{"", nil, true},
 	}
 	for _, tc := range tests {
-		c := Config{Roles: tc.roles}
-		got, err := c.RoleSet()
+		got, err := ParseRoles(tc.roles)
 		if tc.err {
 			if err == nil {
 				t.Errorf("RoleSet(%q) accepted", tc.roles)
@@ -32,7 +31,7 @@ func TestRoleSet(t *testing.T) {
 			continue
 		}
 		for _, r := range tc.want {
-			if !got[r] {
+			if !got.Has(r) {
 				t.Errorf("RoleSet(%q) lacks %s", tc.roles, r)
 			}
 		}
@@ -49,8 +48,8 @@ func TestFlagsTakeEnvDefaultsAndFlagsWin(t *testing.T) {
 	if err := fs.Parse([]string{"--data-dir", "/tmp/from-flag"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.APIAddr != "127.0.0.1:9999" || c.DataDir != "/tmp/from-flag" {
-		t.Fatalf("api=%q data=%q", c.APIAddr, c.DataDir)
+	if c.API.Addr != "127.0.0.1:9999" || c.DataDir != "/tmp/from-flag" {
+		t.Fatalf("api=%q data=%q", c.API.Addr, c.DataDir)
 	}
 	if err := c.Validate(); err == nil {
 		t.Fatal("a 5-character admin password must be refused")
@@ -87,8 +86,8 @@ func TestConfig_UnparsableEnvRefusesToStartNamingTheVariable(t *testing.T) {
 func TestConfig_RegistryCacheEntries(t *testing.T) {
 	t.Setenv("IOT_REGISTRY_CACHE_ENTRIES", "5000")
 	c, err := ParseConfig()
-	if err != nil || c.Validate() != nil || c.RegistryCacheEntries != 5000 {
-		t.Fatalf("IOT_REGISTRY_CACHE_ENTRIES=5000: %v %v %d", err, c.Validate(), c.RegistryCacheEntries)
+	if err != nil || c.Validate() != nil || c.Registry.CacheEntries != 5000 {
+		t.Fatalf("IOT_REGISTRY_CACHE_ENTRIES=5000: %v %v %d", err, c.Validate(), c.Registry.CacheEntries)
 	}
 	if registryCacheEntries(0) >= 0 || registryCacheEntries(5000) != 5000 {
 		t.Fatal("0 must turn the cache off, not select the default")

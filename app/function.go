@@ -22,7 +22,10 @@ import (
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
+	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
@@ -69,17 +72,17 @@ func (c *FunctionConfig) RegisterFlags(fs *flag.FlagSet) {
 	if p := os.Getenv("PORT"); p != "" {
 		addr = ":" + p
 	}
-	str(fs, &c.Procedures, "procedures", "IOT_FUNCTION_PROCEDURES", "", "comma-separated CoreService procedures to serve, e.g. SignIn,GetDevice")
-	str(fs, &c.Group, "group", "IOT_FUNCTION_GROUP", "", "a named group of procedures to serve: "+strings.Join(groupNames(), ", "))
-	str(fs, &c.Contract, "contract", "IOT_FUNCTION_CONTRACT", ContractHTTP, "http (Cloud Run / Knative: REST and Connect on $PORT) or openwhisk (POST /init and /run)")
-	str(fs, &c.Addr, "addr", "IOT_FUNCTION_ADDR", addr, "listen address (default :$PORT, else :8080)")
-	str(fs, &c.PostgresDSN, "postgres-dsn", "IOT_POSTGRES_DSN", "", "PostgreSQL DSN of the registry (required)")
-	str(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of the Ed25519 signing keys (*.pem), needed by procedures that issue tokens")
-	str(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with the keys of this JWKS URL; empty uses the keys in --keys-dir")
-	dur(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", core.DefaultUserTokenTTL, "lifetime of user tokens from SignIn and RefreshToken")
-	dur(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
-	str(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	c.envErrs = takeEnvErrors(fs)
+	envflag.String(fs, &c.Procedures, "procedures", "IOT_FUNCTION_PROCEDURES", "", "comma-separated CoreService procedures to serve, e.g. SignIn,GetDevice")
+	envflag.String(fs, &c.Group, "group", "IOT_FUNCTION_GROUP", "", "a named group of procedures to serve: "+strings.Join(groupNames(), ", "))
+	envflag.String(fs, &c.Contract, "contract", "IOT_FUNCTION_CONTRACT", ContractHTTP, "http (Cloud Run / Knative: REST and Connect on $PORT) or openwhisk (POST /init and /run)")
+	envflag.String(fs, &c.Addr, "addr", "IOT_FUNCTION_ADDR", addr, "listen address (default :$PORT, else :8080)")
+	envflag.String(fs, &c.PostgresDSN, "postgres-dsn", "IOT_POSTGRES_DSN", "", "PostgreSQL DSN of the registry (required)")
+	envflag.String(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of the Ed25519 signing keys (*.pem), needed by procedures that issue tokens")
+	envflag.String(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with the keys of this JWKS URL; empty uses the keys in --keys-dir")
+	envflag.Duration(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", core.DefaultUserTokenTTL, "lifetime of user tokens from SignIn and RefreshToken")
+	envflag.Duration(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
+	envflag.String(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	c.envErrs = envflag.Errors(fs)
 }
 
 // signingProcedures issue tokens, so they need the private keys.
@@ -143,6 +146,7 @@ func (c *FunctionConfig) Validate() ([]string, error) {
 
 // coreRoute is one CoreService procedure and its REST binding.
 type coreRoute struct {
+	service   string // fully-qualified service name
 	procedure string
 	method    string   // HTTP method of the REST binding
 	segments  []string // path segments; "" matches any one segment
@@ -152,12 +156,17 @@ type coreRoute struct {
 // coreRoutes reads the procedures and their google.api.http bindings from
 // the CoreService descriptor, so new procedures need no list here.
 func coreRoutes() []coreRoute {
-	sd := corev1.File_iot_core_v1_core_proto.Services().ByName("CoreService")
 	var out []coreRoute
-	ms := sd.Methods()
-	for i := range ms.Len() {
-		m := ms.Get(i)
-		out = append(out, routeOf(m))
+	for _, sd := range []protoreflect.ServiceDescriptor{
+		corev1.File_iot_core_v1_core_proto.Services().ByName("CoreService"),
+		rulesv1.File_iot_rules_v1_rules_proto.Services().ByName("RulesService"), // rules.go
+	} {
+		ms := sd.Methods()
+		for i := range ms.Len() {
+			r := routeOf(ms.Get(i))
+			r.service = string(sd.FullName())
+			out = append(out, r)
+		}
 	}
 	return out
 }
@@ -197,6 +206,10 @@ func (r coreRoute) group() string {
 		return "sensors"
 	case p == "/api/me", p == "/api/audit":
 		return "users"
+	case r.service == rulesv1connect.RulesServiceName && (p == "" || strings.HasPrefix(p, "/api/alerts")):
+		return "alerts" // WatchAlerts has no REST binding
+	case r.service == rulesv1connect.RulesServiceName:
+		return "rules"
 	case strings.HasPrefix(p, "/api/"):
 		return r.segments[1]
 	}
@@ -262,8 +275,8 @@ func NewFunction(log *slog.Logger, fc FunctionConfig) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Roles, cfg.PostgresDSN, cfg.KeysDir, cfg.JWKSURL = "core", fc.PostgresDSN, fc.KeysDir, fc.JWKSURL
-	cfg.UserTokenTTL, cfg.AuthCacheTTL, cfg.APIAddr = fc.UserTokenTTL, fc.AuthCacheTTL, fc.Addr
+	cfg.Roles, cfg.Registry.PostgresDSN, cfg.Auth.KeysDir, cfg.Auth.JWKSURL = "core", fc.PostgresDSN, fc.KeysDir, fc.JWKSURL
+	cfg.Core.UserTokenTTL, cfg.Auth.CacheTTL, cfg.API.Addr = fc.UserTokenTTL, fc.AuthCacheTTL, fc.Addr
 	cfg.DataDir = os.TempDir() // never written: the registry is PostgreSQL and keys come from KeysDir
 	a, err := New(log, cfg)
 	if err != nil {
@@ -279,23 +292,35 @@ type functionSpec struct {
 	procedures []string
 }
 
-// setupFunction replaces setup in function mode: registry, keys, Core
-// (filtered to the selected procedures) and the contract's server.
-func (a *App) setupFunction(ctx context.Context) error {
-	if err := a.setupRegistry(ctx); err != nil {
+// functionModules is the module map of `iotplatform function`: the serve
+// map with the auth module replaced (a function never creates keys), no
+// TLS (the platform in front terminates it), and the function module
+// serving Core filtered to the selected procedures.
+func (a *App) functionModules() map[moduleName]module {
+	mods := a.modules()
+	mods[modAuth] = module{deps: []moduleName{modRegistry}, init: func(context.Context) (err error) {
+		a.authParts, err = a.initFunctionAuth()
 		return err
-	}
-	if err := a.setupFunctionAuth(); err != nil {
-		return err
-	}
-	a.setupAPI()
+	}}
+	mods[modAPI] = module{deps: []moduleName{modLimits, modAuth}, init: mods[modAPI].init}
+	mods[modFunction] = module{deps: []moduleName{modRegistry, modAuth, modAPI}, init: a.initFunction}
+	return mods
+}
+
+// initFunction serves Core, filtered to the selected procedures, on the
+// contract's server.
+func (a *App) initFunction(ctx context.Context) error {
 	svc := core.New(a.log, a.reg, a.signer, a.coreConfig())
-	if a.cfg.AdminPassword != "" && slices.Contains(a.fn.procedures, "SignIn") {
-		if _, err := svc.EnsureAdmin(ctx, a.cfg.AdminPassword); err != nil {
+	if a.cfg.Core.AdminPassword != "" && slices.Contains(a.fn.procedures, "SignIn") {
+		if _, err := svc.EnsureAdmin(ctx, a.cfg.Core.AdminPassword); err != nil {
 			return fmt.Errorf("create admin: %w", err)
 		}
 	}
+	a.core = svc
 	if err := a.mountCore(ctx, svc); err != nil {
+		return err
+	}
+	if err := a.functionRules(ctx); err != nil {
 		return err
 	}
 	a.api.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
@@ -311,30 +336,32 @@ func (a *App) setupFunction(ctx context.Context) error {
 	if a.fn.cfg.Contract == ContractOpenWhisk {
 		h = newOpenWhiskAction(a.log, a.guards.proxies, h)
 	}
-	a.addServer("api", a.cfg.APIAddr, h)
+	a.addServer("api", a.cfg.API.Addr, h)
 	a.log.Info("function", "contract", a.fn.cfg.Contract, "procedures", strings.Join(a.fn.procedures, ","))
 	return nil
 }
 
-// setupFunctionAuth loads existing keys (a function never creates them) and
+// initFunctionAuth loads existing keys (a function never creates them) and
 // verifies by JWKS when a URL is given.
-func (a *App) setupFunctionAuth() error {
+func (a *App) initFunctionAuth() (authParts, error) {
+	c := &a.cfg.Auth
+	var p authParts
 	var src authn.KeySource
-	if dir := a.cfg.KeysDir; dir != "" {
+	if dir := c.KeysDir; dir != "" {
 		if files, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(files) == 0 {
-			return fmt.Errorf("keys-dir (IOT_KEYS_DIR): no *.pem signing keys in %s (a function never creates keys: mount the Secret)", dir)
+			return p, fmt.Errorf("keys-dir (IOT_KEYS_DIR): no *.pem signing keys in %s (a function never creates keys: mount the Secret)", dir)
 		}
 		keys, err := authn.LoadOrCreateKeys(dir)
 		if err != nil {
-			return fmt.Errorf("signing keys: %w", err)
+			return p, fmt.Errorf("signing keys: %w", err)
 		}
-		a.keys, a.signer, src = keys, authn.NewSigner(keys), keys
+		p.keys, p.signer, src = keys, authn.NewSigner(keys), keys
 	}
-	if a.cfg.JWKSURL != "" {
-		src = authn.NewJWKSSource(a.cfg.JWKSURL, nil)
+	if c.JWKSURL != "" {
+		src = authn.NewJWKSSource(c.JWKSURL, nil)
 	}
-	a.verifier = authn.NewVerifier(src, core.Generations{Reg: a.reg}, authn.VerifierConfig{CacheTTL: a.cfg.AuthCacheTTL})
-	return nil
+	p.verifier = authn.NewVerifier(src, core.Generations{Reg: a.reg}, authn.VerifierConfig{CacheTTL: c.CacheTTL})
+	return p, nil
 }
 
 // functionFilter answers 404 for every Core procedure this function does not
@@ -346,15 +373,15 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 		served[p] = true
 	}
 	list := strings.Join(a.fn.procedures, ", ")
-	prefix := "/" + corev1connect.CoreServiceName + "/"
+	prefix, rulesPrefix := "/"+corev1connect.CoreServiceName+"/", "/"+rulesv1connect.RulesServiceName+"/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
 		switch {
 		case path == "/healthz" || path == "/readyz" || path == "/.well-known/jwks.json":
 			next.ServeHTTP(w, r)
 			return
-		case strings.HasPrefix(path, prefix):
-			if proc := strings.TrimPrefix(path, prefix); served[proc] {
+		case strings.HasPrefix(path, prefix), strings.HasPrefix(path, rulesPrefix):
+			if proc := path[strings.LastIndexByte(path, '/')+1:]; served[proc] {
 				next.ServeHTTP(w, r)
 			} else {
 				notServed(w, r, fmt.Sprintf("procedure %s is not served by this function (it serves %s)", proc, list))

@@ -81,8 +81,8 @@ func TestFunctionConfig_UserTokensShortLivedByDefault(t *testing.T) {
 	fc.RegisterFlags(flag.NewFlagSet("function", flag.ContinueOnError))
 	var c Config
 	c.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
-	if fc.UserTokenTTL != c.UserTokenTTL || fc.UserTokenTTL != core.DefaultUserTokenTTL {
-		t.Fatalf("function user-token-ttl default %v, serve %v, core default %v: want all equal", fc.UserTokenTTL, c.UserTokenTTL, core.DefaultUserTokenTTL)
+	if fc.UserTokenTTL != c.Core.UserTokenTTL || fc.UserTokenTTL != core.DefaultUserTokenTTL {
+		t.Fatalf("function user-token-ttl default %v, serve %v, core default %v: want all equal", fc.UserTokenTTL, c.Core.UserTokenTTL, core.DefaultUserTokenTTL)
 	}
 }
 

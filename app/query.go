@@ -6,9 +6,10 @@ import (
 	"flag"
 	"time"
 
-	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/envflag"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
 	"github.com/iotplatform/iotplatform/services/query"
 )
 
@@ -23,43 +24,44 @@ type QueryConfig struct {
 
 // RegisterFlags binds the query flags.
 func (c *QueryConfig) RegisterFlags(fs *flag.FlagSet) {
-	dur(fs, &c.AuthCacheTTL, "query-auth-cache-ttl", "IOT_QUERY_AUTH_CACHE_TTL", 5*time.Second, "how long sensor ownership and consumer grants are cached by the query role (at most 5s): the bound on revocation")
-	dur(fs, &c.PollInterval, "query-poll-interval", "IOT_QUERY_POLL_INTERVAL", time.Second, "Subscribe poll interval when the pipeline runs in another process")
+	envflag.Duration(fs, &c.AuthCacheTTL, "query-auth-cache-ttl", "IOT_QUERY_AUTH_CACHE_TTL", 5*time.Second, "how long sensor ownership and consumer grants are cached by the query role (at most 5s): the bound on revocation")
+	envflag.Duration(fs, &c.PollInterval, "query-poll-interval", "IOT_QUERY_POLL_INTERVAL", time.Second, "Subscribe poll interval when the pipeline runs in another process")
 }
 
 // Validate checks the query flags.
 func (c *QueryConfig) Validate() error {
-	if c.AuthCacheTTL > 5*time.Second {
-		return errors.New("--query-auth-cache-ttl must be at most 5s")
+	var errs []error
+	if c.AuthCacheTTL > 5*time.Second || c.AuthCacheTTL < 0 {
+		errs = append(errs, envflag.Errorf("query-auth-cache-ttl", "must be between 0 and 5s"))
 	}
 	if c.PollInterval <= 0 {
-		return errors.New("--query-poll-interval must be positive")
+		errs = append(errs, envflag.Errorf("query-poll-interval", "must be positive"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// setupQuery registers QueryService (Connect, gRPC, gRPC-Web, REST) and the
+// initQuery registers QueryService (Connect, gRPC, gRPC-Web, REST) and the
 // consumer search proxy.
-func (a *App) setupQuery(ctx context.Context) error {
-	if a.ext.store == nil {
-		return errors.New("query role needs a store")
+func (a *App) initQuery(ctx context.Context) (*query.Service, error) {
+	if a.store == nil {
+		return nil, errors.New("query role needs a store")
 	}
 	cfg := query.Config{AuthCacheTTL: a.cfg.Query.AuthCacheTTL}
-	if !a.roles["pipeline"] {
+	if !a.roles.Has(RolePipeline) {
 		cfg.PollInterval = a.cfg.Query.PollInterval
 	}
-	st := a.ext.store
-	if a.ext.wal != nil && a.roles["pipeline"] {
-		st = readBarrier{Store: st, wal: a.ext.wal}
+	st := a.store.Store
+	if a.bus.wal != nil && a.roles.Has(RolePipeline) {
+		st = readBarrier{Store: st, wal: a.bus.wal}
 	}
 	svc := query.New(a.log.With("component", "query"), a.reg, st, cfg)
 	a.api.Handle(queryv1connect.NewQueryServiceHandler(svc, a.connectOpts...))
-	if err := queryv1.RegisterQueryServiceHandlerServer(ctx, a.rest, query.RESTServer{Service: svc}); err != nil {
-		return err
+	if err := queryv1grpc.RegisterQueryServiceHandlerServer(ctx, a.rest, query.RESTServer{Service: svc}); err != nil {
+		return nil, err
 	}
 	a.grpcServices = append(a.grpcServices, queryv1connect.QueryServiceName)
-	search := svc.SearchHandler(a.ext.search)
+	search := svc.SearchHandler(a.store.search)
 	a.api.Handle(query.SearchPrefix, authn.Middleware(a.verifier, search))
 	a.restBypass = append(a.restBypass, query.SearchPrefix)
-	return nil
+	return svc, nil
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/tlsconfig"
 	"github.com/iotplatform/iotplatform/services/core"
 )
@@ -47,28 +49,18 @@ var tlsListeners = []struct {
 
 // RegisterFlags binds the TLS flags.
 func (c *TLSConfig) RegisterFlags(fs *flag.FlagSet) {
-	str(fs, &c.CertFile, "tls-cert", "IOT_TLS_CERT", "", "PEM certificate chain served by every listener (turns TLS on); empty: plain unless a listener has its own")
-	str(fs, &c.KeyFile, "tls-key", "IOT_TLS_KEY", "", "PEM private key of --tls-cert")
+	envflag.String(fs, &c.CertFile, "tls-cert", "IOT_TLS_CERT", "", "PEM certificate chain served by every listener (turns TLS on); empty: plain unless a listener has its own")
+	envflag.String(fs, &c.KeyFile, "tls-key", "IOT_TLS_KEY", "", "PEM private key of --tls-cert")
 	c.Listeners = map[string]*ListenerTLS{}
 	for _, l := range tlsListeners {
 		lt := &ListenerTLS{}
 		c.Listeners[l.name] = lt
-		env := "IOT_" + upper(l.name) + "_TLS_"
-		str(fs, &lt.CertFile, l.name+"-tls-cert", env+"CERT", "", "PEM certificate chain of the "+l.name+" listener (overrides --tls-cert)")
-		str(fs, &lt.KeyFile, l.name+"-tls-key", env+"KEY", "", "PEM private key of --"+l.name+"-tls-cert")
+		env := "IOT_" + strings.ToUpper(l.name) + "_TLS_"
+		envflag.String(fs, &lt.CertFile, l.name+"-tls-cert", env+"CERT", "", "PEM certificate chain of the "+l.name+" listener (overrides --tls-cert)")
+		envflag.String(fs, &lt.KeyFile, l.name+"-tls-key", env+"KEY", "", "PEM private key of --"+l.name+"-tls-cert")
 	}
-	str(fs, &c.ClientCAFile, "tls-client-ca", "IOT_TLS_CLIENT_CA", "", "PEM CA certificate(s) issuing device client certificates (mutual TLS); empty: devices use tokens only")
-	dur(fs, &c.ReloadInterval, "tls-reload-interval", "IOT_TLS_RELOAD_INTERVAL", 5*time.Second, "how often certificate, key and CA files are checked for changes")
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'a' <= c && c <= 'z' {
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
+	envflag.String(fs, &c.ClientCAFile, "tls-client-ca", "IOT_TLS_CLIENT_CA", "", "PEM CA certificate(s) issuing device client certificates (mutual TLS); empty: devices use tokens only")
+	envflag.Duration(fs, &c.ReloadInterval, "tls-reload-interval", "IOT_TLS_RELOAD_INTERVAL", 5*time.Second, "how often certificate, key and CA files are checked for changes")
 }
 
 // pair returns the certificate pair of listener name ("" when plain).
@@ -92,7 +84,7 @@ func (c *TLSConfig) Validate() error {
 			continue
 		}
 		if (lt.CertFile == "") != (lt.KeyFile == "") {
-			env := "IOT_" + upper(l.name) + "_TLS_"
+			env := "IOT_" + strings.ToUpper(l.name) + "_TLS_"
 			errs = append(errs, fmt.Errorf("%sCERT (--%s-tls-cert) and %sKEY (--%s-tls-key) must be set together", env, l.name, env, l.name))
 		}
 		anyTLS = anyTLS || lt.CertFile != ""
@@ -106,20 +98,28 @@ func (c *TLSConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// setupTLS loads every listener's certificate (refusing to start on a bad
+// tlsParts is what the tls module provides: each TLS listener's
+// configuration by name, and the device CA pool (nil: no device
+// certificates).
+type tlsParts struct {
+	tls       map[string]*tls.Config
+	clientCAs *tlsconfig.Pool
+}
+
+// initTLS loads every listener's certificate (refusing to start on a bad
 // file) and the client CA, and polls the files for changes.
-func (a *App) setupTLS() error {
+func (a *App) initTLS() (tlsParts, error) {
 	c := &a.cfg.TLS
-	a.tls = map[string]*tls.Config{}
+	p := tlsParts{tls: map[string]*tls.Config{}}
 	rl := tlsconfig.NewReloader(a.log.With("component", "tls"), c.ReloadInterval)
 	loaded := map[[2]string]*tlsconfig.Certificate{}
 	if c.ClientCAFile != "" {
 		pool, err := tlsconfig.LoadPool(c.ClientCAFile)
 		if err != nil {
-			return fmt.Errorf("IOT_TLS_CLIENT_CA: %w", err)
+			return p, fmt.Errorf("IOT_TLS_CLIENT_CA: %w", err)
 		}
 		rl.WatchPool(pool)
-		a.clientCAs = pool
+		p.clientCAs = pool
 		a.verifier.EnableCertificates(pool.Get, core.Certificates{Reg: a.reg})
 	}
 	for _, l := range tlsListeners {
@@ -131,17 +131,17 @@ func (a *App) setupTLS() error {
 		if cert == nil {
 			var err error
 			if cert, err = tlsconfig.LoadCertificate(certFile, keyFile); err != nil {
-				return fmt.Errorf("%s listener: %w", l.name, err)
+				return p, fmt.Errorf("%s listener: %w", l.name, err)
 			}
 			loaded[[2]string{certFile, keyFile}] = cert
 			rl.WatchCertificate(cert)
 		}
-		a.tls[l.name] = tlsconfig.Server(cert, l.protos, a.clientCAs != nil)
+		p.tls[l.name] = tlsconfig.Server(cert, l.protos, p.clientCAs != nil)
 	}
-	if len(loaded) > 0 || a.clientCAs != nil {
+	if len(loaded) > 0 || p.clientCAs != nil {
 		a.addRunner("tls-reload", rl.Run)
 	}
-	return nil
+	return p, nil
 }
 
 // listenTLS wraps ln in TLS when listener name has a certificate.

@@ -28,7 +28,7 @@ func TestConfig_EmbeddedBusDefaultsToTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Ingest.EmbeddedBus != "wal" || c.Ingest.WALMaxBacklog != 500_000 {
-		t.Fatalf("defaults: embedded bus %q, backlog %d", c.Ingest.EmbeddedBus, c.Ingest.WALMaxBacklog)
+	if c.Bus.EmbeddedBus != "wal" || c.Bus.WALMaxBacklog != 500_000 {
+		t.Fatalf("defaults: embedded bus %q, backlog %d", c.Bus.EmbeddedBus, c.Bus.WALMaxBacklog)
 	}
 }

@@ -33,7 +33,7 @@ import (
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/net/http2"
 
-	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	"github.com/iotplatform/iotplatform/gateway/httpgw"
 	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
@@ -123,20 +123,20 @@ func main() {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.WriteHeader(200)
 		}))
-		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{}))
+		gw := serve(httpgw.New(log, ver, svc, httpgw.Config{}))
 		body := []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`)
 		pairs(func() result { return httpLoad(bare, tok, body) }, func() result { return httpLoad(gw, tok, body) },
 			"bare net/http 200:     ", "HTTP gateway (1/req):  ")
 	case "https":
 		// The same gateway over plain HTTP (reference) and TLS, keep-alive
 		// connections: the cost of encryption, handshakes amortised.
-		plain := serve(gwhttp.New(log, ver, svc, gwhttp.Config{}))
-		secure := serveTLS(gwhttp.New(log, ver, svc, gwhttp.Config{}))
+		plain := serve(httpgw.New(log, ver, svc, httpgw.Config{}))
+		secure := serveTLS(httpgw.New(log, ver, svc, httpgw.Config{}))
 		body := body1()
 		pairs(func() result { return httpLoad(plain, tok, body) }, func() result { return httpLoad(secure, tok, body) },
 			"HTTP gateway, plain:   ", "HTTP gateway, TLS:     ")
 	case "http-batch":
-		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
+		gw := serve(httpgw.New(log, ver, svc, httpgw.Config{MaxBody: 8 << 20}))
 		var b bytes.Buffer
 		b.WriteByte('[')
 		for i := 0; i < 1000; i++ {
@@ -168,7 +168,7 @@ func main() {
 	case "binary":
 		binary(tok, body1())
 	case "kafka":
-		gw := serve(gwhttp.New(log, ver, svc, gwhttp.Config{MaxBody: 8 << 20}))
+		gw := serve(httpgw.New(log, ver, svc, httpgw.Config{MaxBody: 8 << 20}))
 		val := bytes.Repeat([]byte("x"), max(1, *recSize-40))
 		var b bytes.Buffer
 		b.WriteByte('[')

@@ -18,7 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	"github.com/iotplatform/iotplatform/gateway/httpgw"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/services/ingest"
@@ -99,7 +99,7 @@ type envelope struct {
 func refuse(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"code": gwhttp.CodeOfStatus(status), "message": msg})
+	_ = json.NewEncoder(w).Encode(map[string]string{"code": httpgw.CodeOfStatus(status), "message": msg})
 }
 
 // ServeHTTP authenticates the upgrade (401/403 refuse it) and serves the
@@ -115,9 +115,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	certs := authn.PeerCertificates(r.TLS)
 	switch {
 	case err == nil:
-		p, status, err = gwhttp.AuthenticateToken(r.Context(), g.auth, tok)
+		p, status, err = httpgw.AuthenticateToken(r.Context(), g.auth, tok)
 	case errors.Is(err, authn.ErrNoCredentials) && len(certs) > 0:
-		p, status, err = gwhttp.AuthenticateCertificate(r.Context(), g.auth, certs)
+		p, status, err = httpgw.AuthenticateCertificate(r.Context(), g.auth, certs)
 	}
 	if err != nil {
 		refuse(w, status, err.Error())
@@ -139,12 +139,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(g.cfg.MaxMessage)
 	recheck := func(ctx context.Context) (int, error) {
-		_, status, err := gwhttp.AuthenticateToken(ctx, g.auth, tok)
+		_, status, err := httpgw.AuthenticateToken(ctx, g.auth, tok)
 		return status, err
 	}
 	if tok == "" {
 		recheck = func(ctx context.Context) (int, error) {
-			_, status, err := gwhttp.AuthenticateCertificate(ctx, g.auth, certs)
+			_, status, err := httpgw.AuthenticateCertificate(ctx, g.auth, certs)
 			return status, err
 		}
 	}
@@ -218,7 +218,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		// Re-check rotation/revocation (cached, so bounded by the auth
 		// cache TTL and cheap).
 		if status, err := recheck(ctx); err != nil {
-			code := gwhttp.CodeOfStatus(status)
+			code := httpgw.CodeOfStatus(status)
 			ack = Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
 			wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
@@ -253,9 +253,9 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 	}
 	n, err := g.ing.IngestPayload(ctx, p.ID, ingest.ProtocolWS, f, msg)
 	if err != nil {
-		ack.Status = gwhttp.StatusOf(err)
+		ack.Status = httpgw.StatusOf(err)
 		items := ingest.ItemErrorsOf(err)
-		ack.Code, ack.Message = items[0].Code, gwhttp.MessageOf(err)
+		ack.Code, ack.Message = items[0].Code, httpgw.MessageOf(err)
 		ack.Errors = items
 		return ack
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
 	"github.com/iotplatform/iotplatform/internal/store"
@@ -108,7 +109,7 @@ func newFixture(t *testing.T) *fixture {
 	}), runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 		writeConnectError(w, err) // app/api.go's restError does the same mapping
 	}))
-	if err := queryv1.RegisterQueryServiceHandlerServer(ctx, gw, RESTServer{f.svc}); err != nil {
+	if err := queryv1grpc.RegisterQueryServiceHandlerServer(ctx, gw, RESTServer{f.svc}); err != nil {
 		t.Fatal(err)
 	}
 	rest := authn.Middleware(f.toks, gw)

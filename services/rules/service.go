@@ -20,6 +20,7 @@ import (
 	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/rulesv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -61,7 +62,7 @@ func NewService(log *slog.Logger, reg Registry, rs registry.Rules, cfg ServiceCo
 // WatchAlerts is not exposed over REST.
 type RESTServer struct{ *Service }
 
-var _ rulesv1.RulesServiceServer = RESTServer{}
+var _ rulesv1grpc.RulesServiceServer = RESTServer{}
 
 // WatchAlerts is only available over Connect, gRPC and gRPC-Web.
 func (RESTServer) WatchAlerts(*rulesv1.WatchAlertsRequest, grpc.ServerStreamingServer[rulesv1.WatchAlertsResponse]) error {

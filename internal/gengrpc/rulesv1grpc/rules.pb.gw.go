@@ -6,11 +6,12 @@ Package rulesv1 is a reverse proxy.
 
 It translates gRPC into RESTful JSON APIs.
 */
-package rulesv1
+package rulesv1grpc
 
 import (
 	"context"
 	"errors"
+	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
 	"io"
 	"net/http"
 
@@ -37,7 +38,7 @@ var (
 
 func request_RulesService_CreateRule_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateRuleRequest
+		protoReq rulesv1.CreateRuleRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -52,7 +53,7 @@ func request_RulesService_CreateRule_0(ctx context.Context, marshaler runtime.Ma
 
 func local_request_RulesService_CreateRule_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateRuleRequest
+		protoReq rulesv1.CreateRuleRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -64,7 +65,7 @@ func local_request_RulesService_CreateRule_0(ctx context.Context, marshaler runt
 
 func request_RulesService_GetRule_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetRuleRequest
+		protoReq rulesv1.GetRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -85,7 +86,7 @@ func request_RulesService_GetRule_0(ctx context.Context, marshaler runtime.Marsh
 
 func local_request_RulesService_GetRule_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetRuleRequest
+		protoReq rulesv1.GetRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -105,7 +106,7 @@ var filter_RulesService_ListRules_0 = &utilities.DoubleArray{Encoding: map[strin
 
 func request_RulesService_ListRules_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListRulesRequest
+		protoReq rulesv1.ListRulesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -123,7 +124,7 @@ func request_RulesService_ListRules_0(ctx context.Context, marshaler runtime.Mar
 
 func local_request_RulesService_ListRules_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListRulesRequest
+		protoReq rulesv1.ListRulesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -138,7 +139,7 @@ func local_request_RulesService_ListRules_0(ctx context.Context, marshaler runti
 
 func request_RulesService_DeleteRule_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteRuleRequest
+		protoReq rulesv1.DeleteRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -159,7 +160,7 @@ func request_RulesService_DeleteRule_0(ctx context.Context, marshaler runtime.Ma
 
 func local_request_RulesService_DeleteRule_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteRuleRequest
+		protoReq rulesv1.DeleteRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -179,7 +180,7 @@ var filter_RulesService_ListAlerts_0 = &utilities.DoubleArray{Encoding: map[stri
 
 func request_RulesService_ListAlerts_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAlertsRequest
+		protoReq rulesv1.ListAlertsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -197,7 +198,7 @@ func request_RulesService_ListAlerts_0(ctx context.Context, marshaler runtime.Ma
 
 func local_request_RulesService_ListAlerts_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAlertsRequest
+		protoReq rulesv1.ListAlertsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -212,7 +213,7 @@ func local_request_RulesService_ListAlerts_0(ctx context.Context, marshaler runt
 
 func request_RulesService_GetAlert_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetAlertRequest
+		protoReq rulesv1.GetAlertRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -233,7 +234,7 @@ func request_RulesService_GetAlert_0(ctx context.Context, marshaler runtime.Mars
 
 func local_request_RulesService_GetAlert_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetAlertRequest
+		protoReq rulesv1.GetAlertRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -251,7 +252,7 @@ func local_request_RulesService_GetAlert_0(ctx context.Context, marshaler runtim
 
 func request_RulesService_AcknowledgeAlert_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq AcknowledgeAlertRequest
+		protoReq rulesv1.AcknowledgeAlertRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -275,7 +276,7 @@ func request_RulesService_AcknowledgeAlert_0(ctx context.Context, marshaler runt
 
 func local_request_RulesService_AcknowledgeAlert_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq AcknowledgeAlertRequest
+		protoReq rulesv1.AcknowledgeAlertRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -296,7 +297,7 @@ func local_request_RulesService_AcknowledgeAlert_0(ctx context.Context, marshale
 
 func request_RulesService_SetSensorRetention_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SetSensorRetentionRequest
+		protoReq rulesv1.SetSensorRetentionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -320,7 +321,7 @@ func request_RulesService_SetSensorRetention_0(ctx context.Context, marshaler ru
 
 func local_request_RulesService_SetSensorRetention_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SetSensorRetentionRequest
+		protoReq rulesv1.SetSensorRetentionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -341,7 +342,7 @@ func local_request_RulesService_SetSensorRetention_0(ctx context.Context, marsha
 
 func request_RulesService_GetSensorRetention_0(ctx context.Context, marshaler runtime.Marshaler, client RulesServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetSensorRetentionRequest
+		protoReq rulesv1.GetSensorRetentionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -362,7 +363,7 @@ func request_RulesService_GetSensorRetention_0(ctx context.Context, marshaler ru
 
 func local_request_RulesService_GetSensorRetention_0(ctx context.Context, marshaler runtime.Marshaler, server RulesServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetSensorRetentionRequest
+		protoReq rulesv1.GetSensorRetentionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)

@@ -1,4 +1,4 @@
-package http_test
+package httpgw_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	gwhttp "github.com/iotplatform/iotplatform/gateway/http"
+	"github.com/iotplatform/iotplatform/gateway/httpgw"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
@@ -22,7 +22,7 @@ import (
 
 func TestGateway_StatusCodes(t *testing.T) {
 	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 200 * time.Millisecond})
-	srv := httptest.NewServer(gwhttp.New(e.Log, e.Verifier, e.Service, gwhttp.Config{MaxBody: 1024}))
+	srv := httptest.NewServer(httpgw.New(e.Log, e.Verifier, e.Service, httpgw.Config{MaxBody: 1024}))
 	defer srv.Close()
 	devA := e.DeviceToken(t, ingesttest.DeviceA)
 	pb, _ := proto.Marshal(&ingestv1.ReadingBatch{Readings: []*ingestv1.Reading{{SensorId: 11, Value: &ingestv1.Reading_DoubleValue{DoubleValue: 1}}}})
@@ -68,7 +68,7 @@ func TestGateway_StatusCodes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var r gwhttp.Response
+			var r httpgw.Response
 			_ = json.NewDecoder(resp.Body).Decode(&r)
 			if resp.StatusCode != c.want {
 				t.Fatalf("status %d (%+v), want %d", resp.StatusCode, r, c.want)
@@ -91,7 +91,7 @@ func TestGateway_StatusCodes(t *testing.T) {
 
 func TestGateway_RevokedTokenRefusedAfterCacheTTL(t *testing.T) {
 	e := ingesttest.New(t, ingesttest.Options{})
-	srv := httptest.NewServer(gwhttp.New(e.Log, e.Verifier, e.Service, gwhttp.Config{}))
+	srv := httptest.NewServer(httpgw.New(e.Log, e.Verifier, e.Service, httpgw.Config{}))
 	defer srv.Close()
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
 	post := func() int {
@@ -128,7 +128,7 @@ func TestGateway_KafkaDownIs503(t *testing.T) {
 	}
 	defer p.Close()
 	svc := ingest.New(e.Log, ingest.Config{PublishTimeout: 300 * time.Millisecond}, e.Sensors, p, p, nil)
-	srv := httptest.NewServer(gwhttp.New(e.Log, e.Verifier, svc, gwhttp.Config{}))
+	srv := httptest.NewServer(httpgw.New(e.Log, e.Verifier, svc, httpgw.Config{}))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"sensor_id":11,"value":1}`))
 	req.Header.Set("Content-Type", "application/json")

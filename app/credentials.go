@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
+	"github.com/iotplatform/iotplatform/internal/envflag"
 )
 
 // KafkaSecurityConfig holds the flags for SASL authentication and TLS
@@ -26,13 +27,13 @@ type KafkaSecurityConfig struct {
 
 // RegisterFlags binds the Kafka security flags.
 func (c *KafkaSecurityConfig) RegisterFlags(fs *flag.FlagSet) {
-	str(fs, &c.Mechanism, "kafka-sasl-mechanism", "IOT_KAFKA_SASL_MECHANISM", "", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL")
-	str(fs, &c.Username, "kafka-sasl-username", "IOT_KAFKA_SASL_USERNAME", "", "Kafka SASL user")
-	str(fs, &c.PasswordFile, "kafka-sasl-password-file", "IOT_KAFKA_SASL_PASSWORD_FILE", "", "file holding the Kafka SASL password (or set IOT_KAFKA_SASL_PASSWORD)")
-	boolean(fs, &c.TLS, "kafka-tls", "IOT_KAFKA_TLS", false, "connect to the Kafka brokers over TLS (implied by --kafka-ca-file)")
-	str(fs, &c.CAFile, "kafka-ca-file", "IOT_KAFKA_CA_FILE", "", "PEM CA bundle verifying the Kafka brokers' certificates; empty: system roots")
-	str(fs, &c.CertFile, "kafka-cert-file", "IOT_KAFKA_CERT_FILE", "", "PEM client certificate for Kafka mutual TLS")
-	str(fs, &c.KeyFile, "kafka-key-file", "IOT_KAFKA_KEY_FILE", "", "PEM private key of --kafka-cert-file")
+	envflag.String(fs, &c.Mechanism, "kafka-sasl-mechanism", "IOT_KAFKA_SASL_MECHANISM", "", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL")
+	envflag.String(fs, &c.Username, "kafka-sasl-username", "IOT_KAFKA_SASL_USERNAME", "", "Kafka SASL user")
+	envflag.String(fs, &c.PasswordFile, "kafka-sasl-password-file", "IOT_KAFKA_SASL_PASSWORD_FILE", "", "file holding the Kafka SASL password (or set IOT_KAFKA_SASL_PASSWORD)")
+	envflag.Bool(fs, &c.TLS, "kafka-tls", "IOT_KAFKA_TLS", false, "connect to the Kafka brokers over TLS (implied by --kafka-ca-file)")
+	envflag.String(fs, &c.CAFile, "kafka-ca-file", "IOT_KAFKA_CA_FILE", "", "PEM CA bundle verifying the Kafka brokers' certificates; empty: system roots")
+	envflag.String(fs, &c.CertFile, "kafka-cert-file", "IOT_KAFKA_CERT_FILE", "", "PEM client certificate for Kafka mutual TLS")
+	envflag.String(fs, &c.KeyFile, "kafka-key-file", "IOT_KAFKA_KEY_FILE", "", "PEM private key of --kafka-cert-file")
 	c.Password = os.Getenv("IOT_KAFKA_SASL_PASSWORD")
 }
 
@@ -62,9 +63,9 @@ type OpenSearchAuthConfig struct {
 
 // RegisterFlags binds the OpenSearch credential flags.
 func (c *OpenSearchAuthConfig) RegisterFlags(fs *flag.FlagSet) {
-	str(fs, &c.Username, "opensearch-username", "IOT_OPENSEARCH_USERNAME", "", "OpenSearch basic-auth user; empty: no authentication")
-	str(fs, &c.PasswordFile, "opensearch-password-file", "IOT_OPENSEARCH_PASSWORD_FILE", "", "file holding the OpenSearch password (or set IOT_OPENSEARCH_PASSWORD)")
-	str(fs, &c.CAFile, "opensearch-ca-file", "IOT_OPENSEARCH_CA_FILE", "", "PEM CA bundle verifying the OpenSearch nodes' HTTPS certificates; empty: system roots")
+	envflag.String(fs, &c.Username, "opensearch-username", "IOT_OPENSEARCH_USERNAME", "", "OpenSearch basic-auth user; empty: no authentication")
+	envflag.String(fs, &c.PasswordFile, "opensearch-password-file", "IOT_OPENSEARCH_PASSWORD_FILE", "", "file holding the OpenSearch password (or set IOT_OPENSEARCH_PASSWORD)")
+	envflag.String(fs, &c.CAFile, "opensearch-ca-file", "IOT_OPENSEARCH_CA_FILE", "", "PEM CA bundle verifying the OpenSearch nodes' HTTPS certificates; empty: system roots")
 	c.Password = os.Getenv("IOT_OPENSEARCH_PASSWORD")
 }
 

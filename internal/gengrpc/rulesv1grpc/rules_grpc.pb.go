@@ -4,10 +4,11 @@
 // - protoc             (unknown)
 // source: iot/rules/v1/rules.proto
 
-package rulesv1
+package rulesv1grpc
 
 import (
 	context "context"
+	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -43,30 +44,30 @@ type RulesServiceClient interface {
 	// CreateRule adds a rule on one of the caller's sensors (or, for an
 	// absence rule, a whole device). It applies to readings stored from about
 	// one second after it was created.
-	CreateRule(ctx context.Context, in *CreateRuleRequest, opts ...grpc.CallOption) (*CreateRuleResponse, error)
+	CreateRule(ctx context.Context, in *rulesv1.CreateRuleRequest, opts ...grpc.CallOption) (*rulesv1.CreateRuleResponse, error)
 	// GetRule returns one rule. Owner or admin.
-	GetRule(ctx context.Context, in *GetRuleRequest, opts ...grpc.CallOption) (*GetRuleResponse, error)
+	GetRule(ctx context.Context, in *rulesv1.GetRuleRequest, opts ...grpc.CallOption) (*rulesv1.GetRuleResponse, error)
 	// ListRules lists the caller's rules (admins: all), by id.
-	ListRules(ctx context.Context, in *ListRulesRequest, opts ...grpc.CallOption) (*ListRulesResponse, error)
+	ListRules(ctx context.Context, in *rulesv1.ListRulesRequest, opts ...grpc.CallOption) (*rulesv1.ListRulesResponse, error)
 	// DeleteRule removes a rule; its alerts stay listed.
-	DeleteRule(ctx context.Context, in *DeleteRuleRequest, opts ...grpc.CallOption) (*DeleteRuleResponse, error)
+	DeleteRule(ctx context.Context, in *rulesv1.DeleteRuleRequest, opts ...grpc.CallOption) (*rulesv1.DeleteRuleResponse, error)
 	// ListAlerts lists alerts of the caller's rules, newest first.
-	ListAlerts(ctx context.Context, in *ListAlertsRequest, opts ...grpc.CallOption) (*ListAlertsResponse, error)
+	ListAlerts(ctx context.Context, in *rulesv1.ListAlertsRequest, opts ...grpc.CallOption) (*rulesv1.ListAlertsResponse, error)
 	// GetAlert returns one alert with its webhook delivery attempts.
-	GetAlert(ctx context.Context, in *GetAlertRequest, opts ...grpc.CallOption) (*GetAlertResponse, error)
+	GetAlert(ctx context.Context, in *rulesv1.GetAlertRequest, opts ...grpc.CallOption) (*rulesv1.GetAlertResponse, error)
 	// AcknowledgeAlert records that the calling person has seen the alert.
 	// Acknowledging twice keeps the first acknowledgement.
-	AcknowledgeAlert(ctx context.Context, in *AcknowledgeAlertRequest, opts ...grpc.CallOption) (*AcknowledgeAlertResponse, error)
+	AcknowledgeAlert(ctx context.Context, in *rulesv1.AcknowledgeAlertRequest, opts ...grpc.CallOption) (*rulesv1.AcknowledgeAlertResponse, error)
 	// WatchAlerts streams alert events (fired, resolved, acknowledged) of the
 	// caller's rules as they happen, after those since `after_event_id`. The
 	// first message carries no event: it confirms the watch and holds the id
 	// of the last event before it.
-	WatchAlerts(ctx context.Context, in *WatchAlertsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAlertsResponse], error)
+	WatchAlerts(ctx context.Context, in *rulesv1.WatchAlertsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[rulesv1.WatchAlertsResponse], error)
 	// SetSensorRetention sets how long a sensor's raw readings are kept,
 	// overriding the platform default; a zero duration removes the override.
-	SetSensorRetention(ctx context.Context, in *SetSensorRetentionRequest, opts ...grpc.CallOption) (*SetSensorRetentionResponse, error)
+	SetSensorRetention(ctx context.Context, in *rulesv1.SetSensorRetentionRequest, opts ...grpc.CallOption) (*rulesv1.SetSensorRetentionResponse, error)
 	// GetSensorRetention returns the retention that applies to a sensor.
-	GetSensorRetention(ctx context.Context, in *GetSensorRetentionRequest, opts ...grpc.CallOption) (*GetSensorRetentionResponse, error)
+	GetSensorRetention(ctx context.Context, in *rulesv1.GetSensorRetentionRequest, opts ...grpc.CallOption) (*rulesv1.GetSensorRetentionResponse, error)
 }
 
 type rulesServiceClient struct {
@@ -77,9 +78,9 @@ func NewRulesServiceClient(cc grpc.ClientConnInterface) RulesServiceClient {
 	return &rulesServiceClient{cc}
 }
 
-func (c *rulesServiceClient) CreateRule(ctx context.Context, in *CreateRuleRequest, opts ...grpc.CallOption) (*CreateRuleResponse, error) {
+func (c *rulesServiceClient) CreateRule(ctx context.Context, in *rulesv1.CreateRuleRequest, opts ...grpc.CallOption) (*rulesv1.CreateRuleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CreateRuleResponse)
+	out := new(rulesv1.CreateRuleResponse)
 	err := c.cc.Invoke(ctx, RulesService_CreateRule_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -87,9 +88,9 @@ func (c *rulesServiceClient) CreateRule(ctx context.Context, in *CreateRuleReque
 	return out, nil
 }
 
-func (c *rulesServiceClient) GetRule(ctx context.Context, in *GetRuleRequest, opts ...grpc.CallOption) (*GetRuleResponse, error) {
+func (c *rulesServiceClient) GetRule(ctx context.Context, in *rulesv1.GetRuleRequest, opts ...grpc.CallOption) (*rulesv1.GetRuleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetRuleResponse)
+	out := new(rulesv1.GetRuleResponse)
 	err := c.cc.Invoke(ctx, RulesService_GetRule_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -97,9 +98,9 @@ func (c *rulesServiceClient) GetRule(ctx context.Context, in *GetRuleRequest, op
 	return out, nil
 }
 
-func (c *rulesServiceClient) ListRules(ctx context.Context, in *ListRulesRequest, opts ...grpc.CallOption) (*ListRulesResponse, error) {
+func (c *rulesServiceClient) ListRules(ctx context.Context, in *rulesv1.ListRulesRequest, opts ...grpc.CallOption) (*rulesv1.ListRulesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListRulesResponse)
+	out := new(rulesv1.ListRulesResponse)
 	err := c.cc.Invoke(ctx, RulesService_ListRules_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -107,9 +108,9 @@ func (c *rulesServiceClient) ListRules(ctx context.Context, in *ListRulesRequest
 	return out, nil
 }
 
-func (c *rulesServiceClient) DeleteRule(ctx context.Context, in *DeleteRuleRequest, opts ...grpc.CallOption) (*DeleteRuleResponse, error) {
+func (c *rulesServiceClient) DeleteRule(ctx context.Context, in *rulesv1.DeleteRuleRequest, opts ...grpc.CallOption) (*rulesv1.DeleteRuleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DeleteRuleResponse)
+	out := new(rulesv1.DeleteRuleResponse)
 	err := c.cc.Invoke(ctx, RulesService_DeleteRule_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -117,9 +118,9 @@ func (c *rulesServiceClient) DeleteRule(ctx context.Context, in *DeleteRuleReque
 	return out, nil
 }
 
-func (c *rulesServiceClient) ListAlerts(ctx context.Context, in *ListAlertsRequest, opts ...grpc.CallOption) (*ListAlertsResponse, error) {
+func (c *rulesServiceClient) ListAlerts(ctx context.Context, in *rulesv1.ListAlertsRequest, opts ...grpc.CallOption) (*rulesv1.ListAlertsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListAlertsResponse)
+	out := new(rulesv1.ListAlertsResponse)
 	err := c.cc.Invoke(ctx, RulesService_ListAlerts_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -127,9 +128,9 @@ func (c *rulesServiceClient) ListAlerts(ctx context.Context, in *ListAlertsReque
 	return out, nil
 }
 
-func (c *rulesServiceClient) GetAlert(ctx context.Context, in *GetAlertRequest, opts ...grpc.CallOption) (*GetAlertResponse, error) {
+func (c *rulesServiceClient) GetAlert(ctx context.Context, in *rulesv1.GetAlertRequest, opts ...grpc.CallOption) (*rulesv1.GetAlertResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetAlertResponse)
+	out := new(rulesv1.GetAlertResponse)
 	err := c.cc.Invoke(ctx, RulesService_GetAlert_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -137,9 +138,9 @@ func (c *rulesServiceClient) GetAlert(ctx context.Context, in *GetAlertRequest, 
 	return out, nil
 }
 
-func (c *rulesServiceClient) AcknowledgeAlert(ctx context.Context, in *AcknowledgeAlertRequest, opts ...grpc.CallOption) (*AcknowledgeAlertResponse, error) {
+func (c *rulesServiceClient) AcknowledgeAlert(ctx context.Context, in *rulesv1.AcknowledgeAlertRequest, opts ...grpc.CallOption) (*rulesv1.AcknowledgeAlertResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(AcknowledgeAlertResponse)
+	out := new(rulesv1.AcknowledgeAlertResponse)
 	err := c.cc.Invoke(ctx, RulesService_AcknowledgeAlert_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -147,13 +148,13 @@ func (c *rulesServiceClient) AcknowledgeAlert(ctx context.Context, in *Acknowled
 	return out, nil
 }
 
-func (c *rulesServiceClient) WatchAlerts(ctx context.Context, in *WatchAlertsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAlertsResponse], error) {
+func (c *rulesServiceClient) WatchAlerts(ctx context.Context, in *rulesv1.WatchAlertsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[rulesv1.WatchAlertsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &RulesService_ServiceDesc.Streams[0], RulesService_WatchAlerts_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[WatchAlertsRequest, WatchAlertsResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[rulesv1.WatchAlertsRequest, rulesv1.WatchAlertsResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -164,11 +165,11 @@ func (c *rulesServiceClient) WatchAlerts(ctx context.Context, in *WatchAlertsReq
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type RulesService_WatchAlertsClient = grpc.ServerStreamingClient[WatchAlertsResponse]
+type RulesService_WatchAlertsClient = grpc.ServerStreamingClient[rulesv1.WatchAlertsResponse]
 
-func (c *rulesServiceClient) SetSensorRetention(ctx context.Context, in *SetSensorRetentionRequest, opts ...grpc.CallOption) (*SetSensorRetentionResponse, error) {
+func (c *rulesServiceClient) SetSensorRetention(ctx context.Context, in *rulesv1.SetSensorRetentionRequest, opts ...grpc.CallOption) (*rulesv1.SetSensorRetentionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(SetSensorRetentionResponse)
+	out := new(rulesv1.SetSensorRetentionResponse)
 	err := c.cc.Invoke(ctx, RulesService_SetSensorRetention_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -176,9 +177,9 @@ func (c *rulesServiceClient) SetSensorRetention(ctx context.Context, in *SetSens
 	return out, nil
 }
 
-func (c *rulesServiceClient) GetSensorRetention(ctx context.Context, in *GetSensorRetentionRequest, opts ...grpc.CallOption) (*GetSensorRetentionResponse, error) {
+func (c *rulesServiceClient) GetSensorRetention(ctx context.Context, in *rulesv1.GetSensorRetentionRequest, opts ...grpc.CallOption) (*rulesv1.GetSensorRetentionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetSensorRetentionResponse)
+	out := new(rulesv1.GetSensorRetentionResponse)
 	err := c.cc.Invoke(ctx, RulesService_GetSensorRetention_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -198,30 +199,30 @@ type RulesServiceServer interface {
 	// CreateRule adds a rule on one of the caller's sensors (or, for an
 	// absence rule, a whole device). It applies to readings stored from about
 	// one second after it was created.
-	CreateRule(context.Context, *CreateRuleRequest) (*CreateRuleResponse, error)
+	CreateRule(context.Context, *rulesv1.CreateRuleRequest) (*rulesv1.CreateRuleResponse, error)
 	// GetRule returns one rule. Owner or admin.
-	GetRule(context.Context, *GetRuleRequest) (*GetRuleResponse, error)
+	GetRule(context.Context, *rulesv1.GetRuleRequest) (*rulesv1.GetRuleResponse, error)
 	// ListRules lists the caller's rules (admins: all), by id.
-	ListRules(context.Context, *ListRulesRequest) (*ListRulesResponse, error)
+	ListRules(context.Context, *rulesv1.ListRulesRequest) (*rulesv1.ListRulesResponse, error)
 	// DeleteRule removes a rule; its alerts stay listed.
-	DeleteRule(context.Context, *DeleteRuleRequest) (*DeleteRuleResponse, error)
+	DeleteRule(context.Context, *rulesv1.DeleteRuleRequest) (*rulesv1.DeleteRuleResponse, error)
 	// ListAlerts lists alerts of the caller's rules, newest first.
-	ListAlerts(context.Context, *ListAlertsRequest) (*ListAlertsResponse, error)
+	ListAlerts(context.Context, *rulesv1.ListAlertsRequest) (*rulesv1.ListAlertsResponse, error)
 	// GetAlert returns one alert with its webhook delivery attempts.
-	GetAlert(context.Context, *GetAlertRequest) (*GetAlertResponse, error)
+	GetAlert(context.Context, *rulesv1.GetAlertRequest) (*rulesv1.GetAlertResponse, error)
 	// AcknowledgeAlert records that the calling person has seen the alert.
 	// Acknowledging twice keeps the first acknowledgement.
-	AcknowledgeAlert(context.Context, *AcknowledgeAlertRequest) (*AcknowledgeAlertResponse, error)
+	AcknowledgeAlert(context.Context, *rulesv1.AcknowledgeAlertRequest) (*rulesv1.AcknowledgeAlertResponse, error)
 	// WatchAlerts streams alert events (fired, resolved, acknowledged) of the
 	// caller's rules as they happen, after those since `after_event_id`. The
 	// first message carries no event: it confirms the watch and holds the id
 	// of the last event before it.
-	WatchAlerts(*WatchAlertsRequest, grpc.ServerStreamingServer[WatchAlertsResponse]) error
+	WatchAlerts(*rulesv1.WatchAlertsRequest, grpc.ServerStreamingServer[rulesv1.WatchAlertsResponse]) error
 	// SetSensorRetention sets how long a sensor's raw readings are kept,
 	// overriding the platform default; a zero duration removes the override.
-	SetSensorRetention(context.Context, *SetSensorRetentionRequest) (*SetSensorRetentionResponse, error)
+	SetSensorRetention(context.Context, *rulesv1.SetSensorRetentionRequest) (*rulesv1.SetSensorRetentionResponse, error)
 	// GetSensorRetention returns the retention that applies to a sensor.
-	GetSensorRetention(context.Context, *GetSensorRetentionRequest) (*GetSensorRetentionResponse, error)
+	GetSensorRetention(context.Context, *rulesv1.GetSensorRetentionRequest) (*rulesv1.GetSensorRetentionResponse, error)
 }
 
 // UnimplementedRulesServiceServer should be embedded to have
@@ -231,34 +232,34 @@ type RulesServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedRulesServiceServer struct{}
 
-func (UnimplementedRulesServiceServer) CreateRule(context.Context, *CreateRuleRequest) (*CreateRuleResponse, error) {
+func (UnimplementedRulesServiceServer) CreateRule(context.Context, *rulesv1.CreateRuleRequest) (*rulesv1.CreateRuleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateRule not implemented")
 }
-func (UnimplementedRulesServiceServer) GetRule(context.Context, *GetRuleRequest) (*GetRuleResponse, error) {
+func (UnimplementedRulesServiceServer) GetRule(context.Context, *rulesv1.GetRuleRequest) (*rulesv1.GetRuleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRule not implemented")
 }
-func (UnimplementedRulesServiceServer) ListRules(context.Context, *ListRulesRequest) (*ListRulesResponse, error) {
+func (UnimplementedRulesServiceServer) ListRules(context.Context, *rulesv1.ListRulesRequest) (*rulesv1.ListRulesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRules not implemented")
 }
-func (UnimplementedRulesServiceServer) DeleteRule(context.Context, *DeleteRuleRequest) (*DeleteRuleResponse, error) {
+func (UnimplementedRulesServiceServer) DeleteRule(context.Context, *rulesv1.DeleteRuleRequest) (*rulesv1.DeleteRuleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteRule not implemented")
 }
-func (UnimplementedRulesServiceServer) ListAlerts(context.Context, *ListAlertsRequest) (*ListAlertsResponse, error) {
+func (UnimplementedRulesServiceServer) ListAlerts(context.Context, *rulesv1.ListAlertsRequest) (*rulesv1.ListAlertsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAlerts not implemented")
 }
-func (UnimplementedRulesServiceServer) GetAlert(context.Context, *GetAlertRequest) (*GetAlertResponse, error) {
+func (UnimplementedRulesServiceServer) GetAlert(context.Context, *rulesv1.GetAlertRequest) (*rulesv1.GetAlertResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAlert not implemented")
 }
-func (UnimplementedRulesServiceServer) AcknowledgeAlert(context.Context, *AcknowledgeAlertRequest) (*AcknowledgeAlertResponse, error) {
+func (UnimplementedRulesServiceServer) AcknowledgeAlert(context.Context, *rulesv1.AcknowledgeAlertRequest) (*rulesv1.AcknowledgeAlertResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AcknowledgeAlert not implemented")
 }
-func (UnimplementedRulesServiceServer) WatchAlerts(*WatchAlertsRequest, grpc.ServerStreamingServer[WatchAlertsResponse]) error {
+func (UnimplementedRulesServiceServer) WatchAlerts(*rulesv1.WatchAlertsRequest, grpc.ServerStreamingServer[rulesv1.WatchAlertsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchAlerts not implemented")
 }
-func (UnimplementedRulesServiceServer) SetSensorRetention(context.Context, *SetSensorRetentionRequest) (*SetSensorRetentionResponse, error) {
+func (UnimplementedRulesServiceServer) SetSensorRetention(context.Context, *rulesv1.SetSensorRetentionRequest) (*rulesv1.SetSensorRetentionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetSensorRetention not implemented")
 }
-func (UnimplementedRulesServiceServer) GetSensorRetention(context.Context, *GetSensorRetentionRequest) (*GetSensorRetentionResponse, error) {
+func (UnimplementedRulesServiceServer) GetSensorRetention(context.Context, *rulesv1.GetSensorRetentionRequest) (*rulesv1.GetSensorRetentionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSensorRetention not implemented")
 }
 func (UnimplementedRulesServiceServer) testEmbeddedByValue() {}
@@ -282,7 +283,7 @@ func RegisterRulesServiceServer(s grpc.ServiceRegistrar, srv RulesServiceServer)
 }
 
 func _RulesService_CreateRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CreateRuleRequest)
+	in := new(rulesv1.CreateRuleRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -294,13 +295,13 @@ func _RulesService_CreateRule_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: RulesService_CreateRule_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).CreateRule(ctx, req.(*CreateRuleRequest))
+		return srv.(RulesServiceServer).CreateRule(ctx, req.(*rulesv1.CreateRuleRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _RulesService_GetRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetRuleRequest)
+	in := new(rulesv1.GetRuleRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -312,13 +313,13 @@ func _RulesService_GetRule_Handler(srv interface{}, ctx context.Context, dec fun
 		FullMethod: RulesService_GetRule_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).GetRule(ctx, req.(*GetRuleRequest))
+		return srv.(RulesServiceServer).GetRule(ctx, req.(*rulesv1.GetRuleRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _RulesService_ListRules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListRulesRequest)
+	in := new(rulesv1.ListRulesRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -330,13 +331,13 @@ func _RulesService_ListRules_Handler(srv interface{}, ctx context.Context, dec f
 		FullMethod: RulesService_ListRules_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).ListRules(ctx, req.(*ListRulesRequest))
+		return srv.(RulesServiceServer).ListRules(ctx, req.(*rulesv1.ListRulesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _RulesService_DeleteRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DeleteRuleRequest)
+	in := new(rulesv1.DeleteRuleRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -348,13 +349,13 @@ func _RulesService_DeleteRule_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: RulesService_DeleteRule_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).DeleteRule(ctx, req.(*DeleteRuleRequest))
+		return srv.(RulesServiceServer).DeleteRule(ctx, req.(*rulesv1.DeleteRuleRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _RulesService_ListAlerts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListAlertsRequest)
+	in := new(rulesv1.ListAlertsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -366,13 +367,13 @@ func _RulesService_ListAlerts_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: RulesService_ListAlerts_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).ListAlerts(ctx, req.(*ListAlertsRequest))
+		return srv.(RulesServiceServer).ListAlerts(ctx, req.(*rulesv1.ListAlertsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _RulesService_GetAlert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetAlertRequest)
+	in := new(rulesv1.GetAlertRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -384,13 +385,13 @@ func _RulesService_GetAlert_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: RulesService_GetAlert_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).GetAlert(ctx, req.(*GetAlertRequest))
+		return srv.(RulesServiceServer).GetAlert(ctx, req.(*rulesv1.GetAlertRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _RulesService_AcknowledgeAlert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(AcknowledgeAlertRequest)
+	in := new(rulesv1.AcknowledgeAlertRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -402,24 +403,24 @@ func _RulesService_AcknowledgeAlert_Handler(srv interface{}, ctx context.Context
 		FullMethod: RulesService_AcknowledgeAlert_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).AcknowledgeAlert(ctx, req.(*AcknowledgeAlertRequest))
+		return srv.(RulesServiceServer).AcknowledgeAlert(ctx, req.(*rulesv1.AcknowledgeAlertRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _RulesService_WatchAlerts_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(WatchAlertsRequest)
+	m := new(rulesv1.WatchAlertsRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(RulesServiceServer).WatchAlerts(m, &grpc.GenericServerStream[WatchAlertsRequest, WatchAlertsResponse]{ServerStream: stream})
+	return srv.(RulesServiceServer).WatchAlerts(m, &grpc.GenericServerStream[rulesv1.WatchAlertsRequest, rulesv1.WatchAlertsResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type RulesService_WatchAlertsServer = grpc.ServerStreamingServer[WatchAlertsResponse]
+type RulesService_WatchAlertsServer = grpc.ServerStreamingServer[rulesv1.WatchAlertsResponse]
 
 func _RulesService_SetSensorRetention_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SetSensorRetentionRequest)
+	in := new(rulesv1.SetSensorRetentionRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -431,13 +432,13 @@ func _RulesService_SetSensorRetention_Handler(srv interface{}, ctx context.Conte
 		FullMethod: RulesService_SetSensorRetention_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).SetSensorRetention(ctx, req.(*SetSensorRetentionRequest))
+		return srv.(RulesServiceServer).SetSensorRetention(ctx, req.(*rulesv1.SetSensorRetentionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _RulesService_GetSensorRetention_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetSensorRetentionRequest)
+	in := new(rulesv1.GetSensorRetentionRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -449,7 +450,7 @@ func _RulesService_GetSensorRetention_Handler(srv interface{}, ctx context.Conte
 		FullMethod: RulesService_GetSensorRetention_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(RulesServiceServer).GetSensorRetention(ctx, req.(*GetSensorRetentionRequest))
+		return srv.(RulesServiceServer).GetSensorRetention(ctx, req.(*rulesv1.GetSensorRetentionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

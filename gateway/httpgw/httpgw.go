@@ -1,7 +1,7 @@
-// Package http is the HTTP ingest gateway, the original platform's contract:
+// Package httpgw is the HTTP ingest gateway, the original platform's contract:
 // POST / with a JSON reading (or array) or a protobuf ReadingBatch and
 // `authorization: Bearer <device token>`.
-package http
+package httpgw
 
 import (
 	"context"

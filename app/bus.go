@@ -1,0 +1,189 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
+	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
+	"github.com/iotplatform/iotplatform/internal/bus/buswal"
+	"github.com/iotplatform/iotplatform/internal/envflag"
+	"github.com/iotplatform/iotplatform/services/core"
+	"github.com/iotplatform/iotplatform/services/ingest"
+)
+
+// BusConfig selects and configures the bus between ingest and the
+// pipeline: the embedded write-ahead log (or direct hand-off), or Kafka.
+type BusConfig struct {
+	// KafkaBrokers selects the Kafka bus; empty uses the embedded bus.
+	KafkaBrokers string
+	// EmbeddedBus is "wal" (a write-ahead log in the data dir, the
+	// pipeline applies it behind the ack) or "direct" (Publish runs the
+	// pipeline and returns after the store commit).
+	EmbeddedBus string
+	// WALMaxBacklog bounds the records acked but not yet stored.
+	WALMaxBacklog   int
+	KafkaTopicMode  string
+	KafkaTopic      string
+	KafkaGroup      string
+	KafkaPartitions int
+	KafkaSecurity   KafkaSecurityConfig
+	// PublishTimeout bounds how long a batch waits for the bus to make it
+	// durable before ingest refuses it (503).
+	PublishTimeout time.Duration
+}
+
+// RegisterFlags binds the bus flags.
+func (c *BusConfig) RegisterFlags(fs *flag.FlagSet) {
+	envflag.String(fs, &c.KafkaBrokers, "kafka-brokers", "IOT_KAFKA_BROKERS", "", "Kafka bootstrap servers; empty uses the embedded bus")
+	envflag.String(fs, &c.EmbeddedBus, "embedded-bus", "IOT_EMBEDDED_BUS", "wal", "embedded bus without Kafka: wal (write-ahead log in <data-dir>/wal, acked after its fsync, applied to the store behind) or direct (acked after the store commit)")
+	envflag.Int(fs, &c.WALMaxBacklog, "wal-max-backlog", "IOT_WAL_MAX_BACKLOG", 500_000, "readings acked into the write-ahead log but not yet stored; beyond it ingest waits, then answers 503")
+	envflag.String(fs, &c.KafkaTopicMode, "kafka-topic-mode", "IOT_KAFKA_TOPIC_MODE", buskafka.ModeShared, "Kafka topic layout: shared (one topic keyed by device) or per-sensor (<device_id>_<sensor_id>)")
+	envflag.String(fs, &c.KafkaTopic, "kafka-topic", "IOT_KAFKA_TOPIC", buskafka.DefaultTopic, "the shared readings topic")
+	envflag.String(fs, &c.KafkaGroup, "kafka-group", "IOT_KAFKA_GROUP", "iot-pipeline", "consumer group of the pipeline")
+	envflag.Int(fs, &c.KafkaPartitions, "kafka-partitions", "IOT_KAFKA_PARTITIONS", 6, "partitions of the shared topic when it is created")
+	c.KafkaSecurity.RegisterFlags(fs)
+	envflag.Duration(fs, &c.PublishTimeout, "ingest-publish-timeout", "IOT_INGEST_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch may wait for the bus before it is refused (503)")
+}
+
+// Validate checks the bus flags.
+func (c *BusConfig) Validate() error {
+	var errs []error
+	if c.KafkaTopicMode != buskafka.ModeShared && c.KafkaTopicMode != buskafka.ModePerSensor {
+		errs = append(errs, envflag.Errorf("kafka-topic-mode", "%q: want shared or per-sensor", c.KafkaTopicMode))
+	}
+	if c.KafkaBrokers != "" && !buskafka.Available {
+		errs = append(errs, fmt.Errorf("kafka-brokers (IOT_KAFKA_BROKERS): %w", buskafka.ErrNotBuilt))
+	}
+	if c.EmbeddedBus != "wal" && c.EmbeddedBus != "direct" {
+		errs = append(errs, envflag.Errorf("embedded-bus", "%q: want wal or direct", c.EmbeddedBus))
+	}
+	if c.WALMaxBacklog <= 0 {
+		errs = append(errs, envflag.Errorf("wal-max-backlog", "must be positive"))
+	}
+	if c.KafkaPartitions <= 0 {
+		errs = append(errs, envflag.Errorf("kafka-partitions", "must be positive"))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, envflag.Errorf("ingest-publish-timeout", "must be positive"))
+	}
+	errs = append(errs, c.KafkaSecurity.Validate())
+	return errors.Join(errs...)
+}
+
+// validateRoles refuses role sets the bus cannot connect: on the embedded
+// bus, ingest and pipeline hand readings over inside one process, so one
+// without the other would take readings no pipeline ever stores (or run a
+// pipeline that never sees any).
+func (c *BusConfig) validateRoles(roles Roles) error {
+	if c.KafkaBrokers == "" && roles.Has(RoleIngest) != roles.Has(RolePipeline) {
+		return fmt.Errorf("--roles (IOT_ROLES) %s: on the embedded bus the ingest and pipeline roles must run in one process; set --kafka-brokers (IOT_KAFKA_BROKERS) to run them apart", roles)
+	}
+	return nil
+}
+
+func (c *BusConfig) kafka() buskafka.Config {
+	return buskafka.Config{Brokers: c.KafkaBrokers, TopicMode: c.KafkaTopicMode, Topic: c.KafkaTopic,
+		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout, Security: c.KafkaSecurity.security()}
+}
+
+// busParts is what the bus module provides.
+type busParts struct {
+	// pub is set for the ingest and core roles, sub for the pipeline.
+	pub bus.Publisher
+	sub bus.Subscriber
+	// deadLetters is the Kafka dead-letter writer (nil on the embedded
+	// bus, where the store's writer is used).
+	deadLetters ingest.DeadLetterWriter
+	// embedded is set on the embedded bus (direct hand-off or write-ahead
+	// log): readiness waits for the in-process pipeline to subscribe.
+	embedded interface{ Subscribed() bool }
+	// wal is set on the write-ahead log bus (queries wait on it to read
+	// their writes).
+	wal *buswal.Log
+	// provisioners create and delete per-sensor topics with the sensor.
+	provisioners []core.Provisioner
+}
+
+// initBus opens the bus: Kafka when --kafka-brokers is set, else the
+// write-ahead log (or the direct hand-off) for the in-process pipeline.
+func (a *App) initBus(ctx context.Context) (*busParts, error) {
+	c := &a.cfg.Bus
+	p := &busParts{}
+	if c.KafkaBrokers == "" {
+		if c.EmbeddedBus == "direct" || (!a.roles.Has(RoleIngest) && !a.roles.Has(RolePipeline)) {
+			b := busembedded.New(c.PublishTimeout)
+			p.pub, p.sub, p.embedded = b, b, b
+			return p, nil
+		}
+		l, err := buswal.Open(a.log.With("component", "wal"), buswal.Config{
+			Dir: filepath.Join(a.cfg.DataDir, "wal"), MaxBacklog: c.WALMaxBacklog, PublishTimeout: c.PublishTimeout,
+		}, a.metrics)
+		if err != nil {
+			return nil, fmt.Errorf("open write-ahead log: %w", err)
+		}
+		a.onClose(l.Close)
+		p.pub, p.sub, p.embedded, p.wal = l, l, l, l
+		return p, nil
+	}
+	kc := c.kafka()
+	if a.roles.Has(RoleIngest) || a.roles.Has(RoleCore) {
+		pr, err := buskafka.NewProducer(a.log.With("component", "kafka"), kc)
+		if err != nil {
+			return nil, err
+		}
+		a.onClose(pr.Close)
+		// Kafka being down must not keep Core from starting: ingest answers
+		// 503 (and /readyz is red) until the brokers are back.
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = pr.EnsureTopics(tctx)
+		cancel()
+		if err != nil {
+			a.log.Warn("kafka topics not created yet, retrying in the background", "err", err)
+			a.addRunner("kafka-topics", func(ctx context.Context) error {
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(5 * time.Second):
+					}
+					tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					err := pr.EnsureTopics(tctx)
+					cancel()
+					if err == nil {
+						a.log.Info("kafka topics ready")
+						return nil
+					}
+					a.log.Warn("kafka topics not created yet", "err", err)
+				}
+			})
+		}
+		p.pub, p.deadLetters = pr, pr
+		a.readyChecks["kafka"] = pr.Ping
+		if kc.TopicMode == buskafka.ModePerSensor {
+			p.provisioners = append(p.provisioners, pr.Provisioner())
+		}
+	}
+	if a.roles.Has(RolePipeline) {
+		s, err := buskafka.NewSubscriber(a.log.With("component", "kafka"), kc)
+		if err != nil {
+			return nil, err
+		}
+		p.sub = s
+	}
+	return p, nil
+}
+
+// embeddedBusReady is the readiness check for the embedded bus: ingest
+// answers 503 until the in-process pipeline has subscribed.
+func (a *App) embeddedBusReady(context.Context) error {
+	if a.bus.embedded != nil && !a.bus.embedded.Subscribed() {
+		return errors.New("embedded bus: pipeline not subscribed")
+	}
+	return nil
+}
