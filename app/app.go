@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/core"
 	"github.com/iotplatform/iotplatform/services/ingest"
 	"github.com/iotplatform/iotplatform/services/pipeline"
@@ -45,8 +46,9 @@ type App struct {
 	pipeline  *pipeline.Pipeline
 	ingest    *ingest.Service
 	query     *query.Service
-	rules     *rules.Service // rules (with core)
-	alerting  *rules.Engine  // alerting (with the pipeline)
+	rules     *rules.Service   // rules (with core)
+	alerting  *rules.Engine    // alerting (with the pipeline)
+	commands  *command.Service // commands (commands.go)
 
 	// The process: what every module may register on.
 	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.

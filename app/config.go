@@ -31,6 +31,7 @@ type Config struct {
 	Ingest   IngestConfig   // ingest.go
 	Query    QueryConfig    // query.go
 	Rules    RulesConfig    // rules.go
+	Commands CommandConfig  // commands.go
 
 	// envErrs are IOT_* values that did not parse (Validate refuses them).
 	envErrs error
@@ -53,6 +54,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Ingest.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
 	c.Rules.RegisterFlags(fs)
+	c.Commands.RegisterFlags(fs)
 	c.envErrs = envflag.Errors(fs)
 }
 
@@ -76,7 +78,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, envflag.Errorf("shutdown-timeout", "must be positive"))
 	}
 	errs = append(errs, c.Registry.Validate(), c.Auth.Validate(), c.Core.Validate(), c.Limits.Validate(), c.TLS.Validate(),
-		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Rules.Validate(), c.Bus.validateRoles(roles))
+		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Rules.Validate(), c.Commands.Validate(), c.Bus.validateRoles(roles))
 	return errors.Join(errs...)
 }
 

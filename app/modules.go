@@ -28,6 +28,8 @@ const (
 	modPipeline = moduleName(RolePipeline) // bus → store (pipeline.go)
 	modIngest   = moduleName(RoleIngest)   // device edges + IngestService (ingest.go)
 	modQuery    = moduleName(RoleQuery)    // QueryService + search proxy (query.go)
+
+	modCommands moduleName = "commands" // command queue, device sessions and state, CommandService (commands.go)
 )
 
 // module is one entry of the module map: the modules it needs, and its
@@ -70,7 +72,7 @@ func (a *App) modules() map[moduleName]module {
 		}},
 		// Core after store and bus: they provide the provisioners Core calls
 		// when a sensor is created or deleted (per-sensor topics, indices).
-		modCore: {deps: []moduleName{modRegistry, modAuth, modAPI, modStore, modBus}, init: func(ctx context.Context) (err error) {
+		modCore: {deps: []moduleName{modRegistry, modAuth, modAPI, modStore, modBus, modCommands}, init: func(ctx context.Context) (err error) {
 			a.core, err = a.initCore(ctx)
 			return err
 		}},
@@ -78,7 +80,7 @@ func (a *App) modules() map[moduleName]module {
 			a.pipeline, err = a.initPipeline(ctx)
 			return err
 		}},
-		modIngest: {deps: []moduleName{modRegistry, modAuth, modTLS, modAPI, modStore, modBus}, init: func(ctx context.Context) (err error) {
+		modIngest: {deps: []moduleName{modRegistry, modAuth, modTLS, modAPI, modStore, modBus, modCommands}, init: func(ctx context.Context) (err error) {
 			a.ingest, err = a.initIngest(ctx)
 			return err
 		}},
@@ -92,6 +94,10 @@ func (a *App) modules() map[moduleName]module {
 		}},
 		modAlerting: {deps: []moduleName{modRegistry, modStore, modPipeline}, init: func(ctx context.Context) (err error) {
 			a.alerting, err = a.initAlerting(ctx)
+			return err
+		}},
+		modCommands: {deps: []moduleName{modRegistry, modAuth, modAPI}, init: func(ctx context.Context) (err error) {
+			a.commands, err = a.initCommands(ctx)
 			return err
 		}},
 		modServer: {deps: []moduleName{modAPI, modTLS}, init: func(context.Context) error {

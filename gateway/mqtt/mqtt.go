@@ -65,6 +65,10 @@ type Gateway struct {
 
 	sessions sync.Map // *mochi.Client → *session
 
+	// cmds delivers commands (nil: subscriptions are refused); commands.go.
+	cmds        Commands
+	cmdSessions sync.Map // *mochi.Client → *cmdSession
+
 	deadLetters prometheus.Counter
 	denied      prometheus.Counter
 }
@@ -105,7 +109,7 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	caps.MaximumPacketSize = uint32(cfg.MaxPacket)
 	caps.MaximumQos = 1
 	caps.RetainAvailable = 0
-	caps.WildcardSubAvailable = 0
+	caps.WildcardSubAvailable = 1 // <device_id>/commands/# (commands.go)
 	caps.SharedSubAvailable = 0
 	caps.MaximumSessionExpiryInterval = 0
 	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg,
@@ -144,7 +148,8 @@ func (g *Gateway) ID() string { return "iotplatform-ingest" }
 
 // Provides implements mochi.Hook.
 func (g *Gateway) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPacketRead, mochi.OnPublish, mochi.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPacketRead, mochi.OnPublish, mochi.OnDisconnect,
+		mochi.OnSessionEstablished, mochi.OnSubscribed, mochi.OnQosComplete}, []byte{b})
 }
 
 // OnPacketRead refuses QoS 2 publishes: the server offers QoS 0 and 1 only
@@ -242,11 +247,15 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	return true
 }
 
-// OnACLCheck lets a device publish only to its own topic and subscribe to
-// nothing.
+// OnACLCheck lets a device publish only to its own topic and, with
+// commands enabled, subscribe to its command topic and answer there
+// (commandACL).
 func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	s := g.session(cl)
 	if write && s != nil && topic == s.topic {
+		return true
+	}
+	if g.commandACL(s, topic, write) {
 		return true
 	}
 	g.denied.Inc()
@@ -262,6 +271,7 @@ func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 	if v, ok := g.sessions.LoadAndDelete(cl); ok {
 		s := v.(*session)
+		g.detachCommands(cl)
 		s.release()
 		s.goneOnce.Do(func() { close(s.gone) })
 		s.once.Do(func() { s.cancel() }) // no worker yet: nothing queued
@@ -287,6 +297,12 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		g.log.Info("mqtt credentials no longer valid", "device_id", s.device, "err", err)
 		_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 		return pk, packets.ErrRejectPacket
+	}
+	if g.cmds != nil {
+		if pk.TopicName != s.topic {
+			return g.commandPublish(cl, s, pk)
+		}
+		g.cmds.Seen(s.device)
 	}
 	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID}
 	rs, err := ingest.DecodeAny(pk.Payload)

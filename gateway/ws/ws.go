@@ -56,6 +56,8 @@ type Gateway struct {
 	auth authn.Authenticator
 	ing  Ingester
 	cfg  Config
+	// cmds delivers commands (nil: readings only); commands.go.
+	cmds Commands
 }
 
 // New returns the gateway handler.
@@ -203,6 +205,9 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer c.CloseNow()
+	if g.cmds != nil {
+		defer g.serveCommands(ctx, c, p)()
+	}
 	go g.keepAlive(ctx, c)
 	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { c.Close(websocket.StatusPolicyViolation, "idle timeout") })
 	defer idle.Stop()
@@ -240,6 +245,11 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 }
 
 func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) Ack {
+	if g.cmds != nil {
+		if ack, ok := g.commandMessage(ctx, p, i, typ, msg); ok {
+			return ack
+		}
+	}
 	ack := Ack{Index: i}
 	f := ingest.FormatAny // binary frames: protobuf, or JSON sent as binary
 	if typ == websocket.MessageText {

@@ -17,6 +17,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
@@ -32,6 +33,11 @@ type Client struct {
 	Query  queryv1connect.QueryServiceClient
 	// Rules manages rules, alerts and retention (docs/RULES.md).
 	Rules rulesv1connect.RulesServiceClient
+	// Command sends commands to devices and serves device state (users).
+	Command commandv1connect.CommandServiceClient
+	// Device is the device side: one stream for readings, commands and
+	// answers (device tokens).
+	Device commandv1connect.DeviceServiceClient
 
 	// baseURL and opts are what New was given, for DeviceClient.
 	baseURL string
@@ -122,6 +128,8 @@ func New(baseURL string, opts ...Option) *Client {
 	c.Ingest = ingestv1connect.NewIngestServiceClient(cfg.hc, baseURL, copts...)
 	c.Query = queryv1connect.NewQueryServiceClient(cfg.hc, baseURL, copts...)
 	c.Rules = rulesv1connect.NewRulesServiceClient(cfg.hc, baseURL, copts...)
+	c.Command = commandv1connect.NewCommandServiceClient(cfg.hc, baseURL, copts...)
+	c.Device = commandv1connect.NewDeviceServiceClient(cfg.hc, baseURL, copts...)
 	return c
 }
 
