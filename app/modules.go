@@ -20,6 +20,7 @@ const (
 	modStore    moduleName = "store"    // time-series store: embedded or OpenSearch (store.go)
 	modBus      moduleName = "bus"      // write-ahead log, direct hand-off or Kafka (bus.go)
 	modServer   moduleName = "server"   // the API listener, after every role registered (api.go)
+	modConsole  moduleName = "console"  // the web console at / and /devices (console.go)
 	modFunction moduleName = "function" // `iotplatform function`: filtered Core (function.go)
 
 	modCore     = moduleName(RoleCore)     // CoreService (core.go)
@@ -44,6 +45,10 @@ type module struct {
 func (a *App) modules() map[moduleName]module {
 	return map[moduleName]module{
 		modLimits: {init: func(context.Context) error { a.guards = a.initLimits(); return nil }},
+		modTelemetry: {init: func(ctx context.Context) (err error) {
+			a.tracing, err = a.initTelemetry(ctx)
+			return err
+		}},
 		modRegistry: {init: func(ctx context.Context) (err error) {
 			a.reg, err = a.initRegistry(ctx)
 			return err
@@ -56,7 +61,7 @@ func (a *App) modules() map[moduleName]module {
 			a.tlsParts, err = a.initTLS()
 			return err
 		}},
-		modAPI: {deps: []moduleName{modLimits, modAuth, modTLS}, init: func(context.Context) error {
+		modAPI: {deps: []moduleName{modTelemetry, modLimits, modAuth, modTLS}, init: func(context.Context) error {
 			a.apiParts = a.initAPI()
 			return nil
 		}},
@@ -74,11 +79,11 @@ func (a *App) modules() map[moduleName]module {
 			a.core, err = a.initCore(ctx)
 			return err
 		}},
-		modPipeline: {deps: []moduleName{modRegistry, modStore, modBus}, init: func(ctx context.Context) (err error) {
+		modPipeline: {deps: []moduleName{modTelemetry, modRegistry, modStore, modBus}, init: func(ctx context.Context) (err error) {
 			a.pipeline, err = a.initPipeline(ctx)
 			return err
 		}},
-		modIngest: {deps: []moduleName{modRegistry, modAuth, modTLS, modAPI, modStore, modBus, modCommands}, init: func(ctx context.Context) (err error) {
+		modIngest: {deps: []moduleName{modTelemetry, modRegistry, modAuth, modTLS, modAPI, modStore, modBus, modCommands}, init: func(ctx context.Context) (err error) {
 			a.ingest, err = a.initIngest(ctx)
 			return err
 		}},
@@ -90,7 +95,11 @@ func (a *App) modules() map[moduleName]module {
 			a.commands, err = a.initCommands(ctx)
 			return err
 		}},
-		modServer: {deps: []moduleName{modAPI, modTLS}, init: func(context.Context) error {
+		modConsole: {deps: []moduleName{modAPI}, init: func(ctx context.Context) (err error) {
+			a.console, err = a.initConsole(ctx)
+			return err
+		}},
+		modServer: {deps: []moduleName{modAPI, modTLS, modConsole}, init: func(context.Context) error {
 			a.initServer()
 			return nil
 		}},

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/coder/websocket"
 	"github.com/eclipse/paho.golang/paho"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -329,6 +330,21 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		if resp, _ := poll("0.2"); resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("empty poll: %d", resp.StatusCode)
 		}
+		// Two long-polls per device at most (IOT_COMMAND_POLL_PER_DEVICE): the
+		// third is refused with 429 while they wait.
+		held := make(chan int, 2)
+		for range 2 {
+			go func() { r, _ := poll("1"); held <- r.StatusCode }()
+		}
+		time.Sleep(300 * time.Millisecond)
+		if resp, b := poll("1"); resp.StatusCode != http.StatusTooManyRequests || !bytes.Contains(b, []byte("too many long-polls")) {
+			t.Fatalf("third poll: %d %s", resp.StatusCode, b)
+		}
+		<-held
+		<-held
+		if resp, b := poll("3600"); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("hour-long poll: %d %s", resp.StatusCode, b)
+		}
 		done := make(chan []byte, 1)
 		go func() { _, b := poll("20"); done <- b }()
 		time.Sleep(300 * time.Millisecond) // the poll is waiting
@@ -352,6 +368,82 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+o.Token)
 		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("other device's answer: %v %v", resp, err)
+		}
+	})
+
+	t.Run("DesiredAttributesAndWatchedState", func(t *testing.T) {
+		d := p.NewDevice(tok, "shadow", "double")
+		user := iot.New(p.URL(), iot.WithToken(tok))
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		w, err := user.Command.WatchDeviceStates(wctx, &commandv1.WatchDeviceStatesRequest{DeviceIds: []int64{mustID(t, d.ID)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		states := make(chan *commandv1.DeviceState, 16)
+		go func() {
+			for w.Receive() {
+				states <- w.Msg().GetState()
+			}
+			close(states)
+		}()
+		waitState := func(what string, ok func(*commandv1.DeviceState) bool) {
+			t.Helper()
+			for {
+				select {
+				case st, more := <-states:
+					if !more {
+						t.Fatalf("watch ended waiting for %s: %v", what, w.Err())
+					}
+					if ok(st) {
+						return
+					}
+				case <-time.After(15 * time.Second):
+					t.Fatalf("no state with %s", what)
+				}
+			}
+		}
+		waitState("the first state (offline)", func(st *commandv1.DeviceState) bool { return !st.GetOnline() })
+		// Desired attributes set while offline reach the device as $desired.
+		r := p.Do("PUT", "/api/devices/"+d.ID+"/state/desired", tok, map[string]any{"desired": map[string]any{"interval": 10}})
+		if r.Status != 200 || r.Str("result.desired_version") != "1" || r.Str("command.name") != "$desired" {
+			t.Fatalf("set desired: %d %s", r.Status, r.Body)
+		}
+		c, _, err := websocket.Dial(ctx, "ws://"+p.WS+"/", &websocket.DialOptions{HTTPHeader: http.Header{"authorization": {"Bearer " + d.Token}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		waitState("online on ws", func(st *commandv1.DeviceState) bool {
+			return st.GetOnline() && st.GetEdge() == "ws" && st.GetOnlineSince() != nil
+		})
+		_, msg, err := c.Read(ctx)
+		if err != nil || !bytes.Contains(msg, []byte(`"name":"$desired"`)) || !bytes.Contains(msg, []byte(`"desired":{"interval":10}`)) || !bytes.Contains(msg, []byte(`"version":1`)) {
+			t.Fatalf("desired delivery %s %v", msg, err)
+		}
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"reported","attributes":{"interval":10,"fw":"2.0"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		if _, ack, err := c.Read(ctx); err != nil || !bytes.Contains(ack, []byte(`"status":200`)) {
+			t.Fatalf("reported ack %s %v", ack, err)
+		}
+		waitState("reported attributes", func(st *commandv1.DeviceState) bool {
+			return st.GetReported().GetFields()["fw"].GetStringValue() == "2.0" && st.GetDesired().GetFields()["interval"].GetNumberValue() == 10
+		})
+		c.Close(websocket.StatusNormalClosure, "")
+		waitState("offline again", func(st *commandv1.DeviceState) bool { return !st.GetOnline() && st.GetLastSeen() != nil })
+		// Another user cannot watch it.
+		p.Do("POST", "/api/users", tok, map[string]any{"username": "eve" + d.ID, "password": "password-eve", "role": "user"})
+		eve := iot.New(p.URL(), iot.WithToken(p.SignIn("eve"+d.ID, "password-eve")))
+		ew, err := eve.Command.WatchDeviceStates(ctx, &commandv1.WatchDeviceStatesRequest{DeviceIds: []int64{mustID(t, d.ID)}})
+		if err == nil {
+			for ew.Receive() {
+				t.Fatal("another user watched the device")
+			}
+			err = ew.Err()
+		}
+		if connect.CodeOf(err) != connect.CodeNotFound {
+			t.Fatalf("another user's watch: %v", err)
 		}
 	})
 

@@ -111,7 +111,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status, msg := StatusOf(err), MessageOf(err)
 		if status >= 500 && status != http.StatusServiceUnavailable {
-			g.log.Error("ingest failed", "device_id", p.ID, "status", status, "err", err)
+			g.log.ErrorContext(r.Context(), "ingest failed", "device_id", p.ID, "status", status, "err", err)
 		}
 		if status == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", strconv.Itoa(int((ingest.RetryAfter(err)+time.Second-1)/time.Second)))

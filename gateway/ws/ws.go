@@ -222,7 +222,9 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		var ack Ack
 		// Re-check rotation/revocation (cached, so bounded by the auth
 		// cache TTL and cheap).
-		if status, err := recheck(ctx); err != nil {
+		mctx, span := startMessage(ctx, len(msg))
+		if status, err := recheck(mctx); err != nil {
+			endMessage(span, Ack{Status: status})
 			code := httpgw.CodeOfStatus(status)
 			ack = Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
@@ -232,7 +234,8 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 			c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
 			return
 		}
-		ack = g.handle(ctx, p, i, typ, msg)
+		ack = g.handle(mctx, p, i, typ, msg)
+		endMessage(span, ack)
 		b, _ := json.Marshal(ack)
 		wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
 		err = c.Write(wctx, websocket.MessageText, b)
