@@ -109,6 +109,10 @@ test-short: ## Unit tests only (no external services; integration tests skip)
 bench: build test-services ## Run the benchmarks (results go to docs/BENCHMARKS.md by hand)
 	eval "$$(deploy/scripts/test-services.sh env)" && bench/run.sh
 
+.PHONY: bench-console
+bench-console: ## The web console's budgets in headless Chromium: bundle size, first load, 100k-point chart, live chart at 1,000 readings/s
+	bench/console.sh
+
 .PHONY: bench-paper
 bench-paper: build test-services ## The WoSC'22 paper's eight endpoints × three load shapes × three topologies (results: docs/BENCHMARKS.md)
 	eval "$$(deploy/scripts/test-services.sh env)" && $(GO) run ./bench/paper -bin $(BIN)/iotplatform $(BENCH_PAPER_FLAGS)
