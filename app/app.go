@@ -18,10 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
+	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/core"
 	"github.com/iotplatform/iotplatform/services/ingest"
 	"github.com/iotplatform/iotplatform/services/pipeline"
 	"github.com/iotplatform/iotplatform/services/query"
+	"github.com/iotplatform/iotplatform/services/rules"
 )
 
 // App is one running platform process: the modules its roles need
@@ -44,6 +47,14 @@ type App struct {
 	pipeline  *pipeline.Pipeline
 	ingest    *ingest.Service
 	query     *query.Service
+	rules     *rules.Service   // rules (with core)
+	alerting  *rules.Engine    // alerting (with the pipeline)
+	commands  *command.Service // commands (commands.go)
+	console   consoleFiles     // console (nil with --console=false)
+
+	// tracing is what the telemetry module provides (disabled without an
+	// OTLP endpoint; telemetry.go).
+	tracing *telemetry.Provider
 
 	// The process: what every module may register on.
 	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.
@@ -89,6 +100,7 @@ func New(log *slog.Logger, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	roles, _ := ParseRoles(cfg.Roles) // validated
+	log = wrapLogger(log, cfg.Telemetry)
 	a := &App{
 		log: log, cfg: cfg, roles: roles,
 		api:         http.NewServeMux(),
