@@ -45,7 +45,7 @@ for d in sdk/ts/src/gen sdk/python/iotplatform/gen; do
 done
 [[ $stale == 0 ]] || die "generated SDK code is stale: run make generate"
 
-passed=0 failed=0 status=0 summary=()
+passed=0 failed=0 status=0 summary=() step_start=$SECONDS
 
 # record NAME EXIT PASS FAIL: adds a step's counts; a failing exit or no
 # passing test counts as a failure.
@@ -56,7 +56,8 @@ record() {
 		[[ $fail == 0 ]] && fail=1
 	fi
 	passed=$((passed + pass)) failed=$((failed + fail))
-	summary+=("$name: $pass passed, $fail failed (exit $rc)")
+	summary+=("$name: $pass passed, $fail failed (exit $rc, $((SECONDS - step_start))s)")
+	step_start=$SECONDS
 }
 
 # node_counts LOG: the spec reporter ends with "ℹ pass N" / "ℹ fail N".
@@ -70,6 +71,7 @@ py_counts() {
 }
 
 echo "sdk-test: Go (sdk/go module: tests and examples)"
+step_start=$SECONDS
 (cd sdk/go && go test -count=1 -v ./...) >"$tmp/go.log" 2>&1
 go_rc=$?
 grep -E '^(--- |ok|FAIL|panic)' "$tmp/go.log"
@@ -77,6 +79,7 @@ grep -E '^(--- |ok|FAIL|panic)' "$tmp/go.log"
 record "Go SDK" $go_rc "$(grep -c -- '^--- PASS' "$tmp/go.log")" "$(grep -c -- '^--- FAIL' "$tmp/go.log")"
 
 echo "sdk-test: TypeScript (node --test)"
+step_start=$SECONDS
 (cd sdk/ts && npm run build --silent) || die "tsc"
 (cd sdk/ts && node --test --test-concurrency=1 --test-reporter=spec dist/test/*.test.js) >"$tmp/ts.log" 2>&1
 ts_rc=$?
@@ -85,6 +88,7 @@ cat "$tmp/ts.log"
 record "TypeScript" $ts_rc $(node_counts "$tmp/ts.log")
 
 echo "sdk-test: Python (pytest)"
+step_start=$SECONDS
 (cd sdk/python && .venv/bin/python -m pytest -q -rs) >"$tmp/py.log" 2>&1
 py_rc=$?
 cat "$tmp/py.log"
@@ -92,7 +96,10 @@ cat "$tmp/py.log"
 record "Python" $py_rc $(py_counts "$tmp/py.log")
 
 echo "sdk-test: building the artefacts (scripts/sdk-build.sh)"
+step_start=$SECONDS
 scripts/sdk-build.sh || die "scripts/sdk-build.sh"
+summary+=("build the artefacts (make sdk): $((SECONDS - step_start))s")
+step_start=$SECONDS
 version=$(tr -d '[:space:]' <VERSION)
 
 echo "sdk-test: npm tarball in a fresh project"
@@ -140,6 +147,7 @@ cat "$tmp/ts-pkg.log"
 record "TypeScript tarball" $tsp_rc $(node_counts "$tmp/ts-pkg.log")
 
 echo "sdk-test: wheel in a fresh virtualenv"
+step_start=$SECONDS
 venv=$tmp/py-venv
 python3 -m venv --without-pip "$venv" || die "python3 -m venv"
 sdk/python/.venv/bin/pip --python "$venv/bin/python" install --quiet --no-compile --disable-pip-version-check \
@@ -155,6 +163,7 @@ cat "$tmp/py-wheel.log"
 record "Python wheel" $pyw_rc $(py_counts "$tmp/py-wheel.log")
 
 echo "sdk-test: OpenAPI 3.1 (openapi-spec-validator) and Swagger UI files"
+step_start=$SECONDS
 sdk/python/.venv/bin/openapi-spec-validator openapi/openapi.json >"$tmp/oas.log" 2>&1
 oas_rc=$?
 sdk/python/.venv/bin/python - "$version" >>"$tmp/oas.log" 2>&1 <<'PY' || oas_rc=1
