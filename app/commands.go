@@ -106,6 +106,14 @@ func (a *App) initCommands(ctx context.Context) (*command.Service, error) {
 	return svc, nil
 }
 
+// mountFunctionCommands serves CommandService in a function (its role is
+// core; the registry is PostgreSQL: ingest processes LISTEN for the
+// commands sent here).
+func (a *App) mountFunctionCommands(ctx context.Context) (err error) {
+	a.commands, err = a.initCommands(ctx)
+	return err
+}
+
 // enableCommands turns on command delivery on the device edges and serves
 // DeviceService (the gRPC device stream) next to IngestService.
 func (a *App) enableCommands(ing *ingest.Service, h *httpgw.Gateway, w *gwws.Gateway, m *gwmqtt.Gateway) {

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
@@ -142,8 +144,10 @@ func (c *FunctionConfig) Validate() ([]string, error) {
 	return procs, errors.Join(errs...)
 }
 
-// coreRoute is one CoreService procedure and its REST binding.
+// coreRoute is one CoreService (or CommandService) procedure and its REST
+// binding.
 type coreRoute struct {
+	service   string // full service name
 	procedure string
 	method    string   // HTTP method of the REST binding
 	segments  []string // path segments; "" matches any one segment
@@ -152,13 +156,20 @@ type coreRoute struct {
 
 // coreRoutes reads the procedures and their google.api.http bindings from
 // the CoreService descriptor, so new procedures need no list here.
+// CommandService (commands.go) is served by functions too: it needs only
+// the registry.
 func coreRoutes() []coreRoute {
-	sd := corev1.File_iot_core_v1_core_proto.Services().ByName("CoreService")
 	var out []coreRoute
-	ms := sd.Methods()
-	for i := range ms.Len() {
-		m := ms.Get(i)
-		out = append(out, routeOf(m))
+	for _, sd := range []protoreflect.ServiceDescriptor{
+		corev1.File_iot_core_v1_core_proto.Services().ByName("CoreService"),
+		commandv1.File_iot_command_v1_command_proto.Services().ByName("CommandService"),
+	} {
+		ms := sd.Methods()
+		for i := range ms.Len() {
+			r := routeOf(ms.Get(i))
+			r.service = string(sd.FullName())
+			out = append(out, r)
+		}
 	}
 	return out
 }
@@ -194,6 +205,9 @@ func routeOf(m protoreflect.MethodDescriptor) coreRoute {
 // procedure without a REST binding.
 func (r coreRoute) group() string {
 	switch p := r.path; {
+	case r.service == commandv1connect.CommandServiceName:
+		return "commands"
+
 	case strings.HasPrefix(p, "/api/devices/{device_id}/sensors"):
 		return "sensors"
 	case p == "/api/me", p == "/api/audit":
@@ -308,6 +322,11 @@ func (a *App) initFunction(ctx context.Context) error {
 	if err := a.mountCore(ctx, svc); err != nil {
 		return err
 	}
+	if slices.ContainsFunc(procedureGroups()["commands"], func(p string) bool { return slices.Contains(a.fn.procedures, p) }) {
+		if err := a.mountFunctionCommands(ctx); err != nil {
+			return err
+		}
+	}
 	a.api.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	a.api.HandleFunc("GET /readyz", a.readyz)
 	if a.keys != nil {
@@ -358,15 +377,23 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 		served[p] = true
 	}
 	list := strings.Join(a.fn.procedures, ", ")
-	prefix := "/" + corev1connect.CoreServiceName + "/"
+	prefixes := []string{"/" + corev1connect.CoreServiceName + "/", "/" + commandv1connect.CommandServiceName + "/"}
+	rpcPrefix := func(path string) string {
+		for _, p := range prefixes {
+			if strings.HasPrefix(path, p) {
+				return p
+			}
+		}
+		return ""
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
-		switch {
+		switch prefix := rpcPrefix(path); {
 		case path == "/healthz" || path == "/readyz" || path == "/.well-known/jwks.json":
 			next.ServeHTTP(w, r)
 			return
-		case strings.HasPrefix(path, prefix):
-			if proc := strings.TrimPrefix(path, prefix); served[proc] {
+		case prefix != "":
+			if proc := strings.TrimPrefix(path, prefix); served[proc] && servedBy(routes, prefix, proc) {
 				next.ServeHTTP(w, r)
 			} else {
 				notServed(w, r, fmt.Sprintf("procedure %s is not served by this function (it serves %s)", proc, list))
@@ -385,6 +412,17 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 		}
 		notServed(w, r, fmt.Sprintf("no route %s (this function serves %s)", path, list))
 	})
+}
+
+// servedBy reports whether proc is a procedure of the service at prefix
+// (GetCommand is not a CoreService procedure).
+func servedBy(routes []coreRoute, prefix, proc string) bool {
+	for _, r := range routes {
+		if r.procedure == proc && "/"+r.service+"/" == prefix {
+			return true
+		}
+	}
+	return false
 }
 
 // restMethod is the method the REST transcoder will route r by: like
