@@ -106,12 +106,17 @@ func (a *App) initCommands(ctx context.Context) (*command.Service, error) {
 	return svc, nil
 }
 
-// mountFunctionCommands serves CommandService in a function (its role is
-// core; the registry is PostgreSQL: ingest processes LISTEN for the
-// commands sent here).
-func (a *App) mountFunctionCommands(ctx context.Context) (err error) {
-	a.commands, err = a.initCommands(ctx)
-	return err
+// functionCommands serves CommandService in a function that serves one of
+// its procedures (its role is core; the registry is PostgreSQL: ingest
+// processes LISTEN for the commands sent here).
+func (a *App) functionCommands(ctx context.Context) (err error) {
+	for _, r := range coreRoutes() {
+		if r.service == commandv1connect.CommandServiceName && slices.Contains(a.fn.procedures, r.procedure) {
+			a.commands, err = a.initCommands(ctx)
+			return err
+		}
+	}
+	return nil
 }
 
 // enableCommands turns on command delivery on the device edges and serves

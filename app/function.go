@@ -24,6 +24,8 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
+	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/services/core"
@@ -144,10 +146,9 @@ func (c *FunctionConfig) Validate() ([]string, error) {
 	return procs, errors.Join(errs...)
 }
 
-// coreRoute is one CoreService (or CommandService) procedure and its REST
-// binding.
+// coreRoute is one CoreService procedure and its REST binding.
 type coreRoute struct {
-	service   string // full service name
+	service   string // fully-qualified service name
 	procedure string
 	method    string   // HTTP method of the REST binding
 	segments  []string // path segments; "" matches any one segment
@@ -156,13 +157,12 @@ type coreRoute struct {
 
 // coreRoutes reads the procedures and their google.api.http bindings from
 // the CoreService descriptor, so new procedures need no list here.
-// CommandService (commands.go) is served by functions too: it needs only
-// the registry.
 func coreRoutes() []coreRoute {
 	var out []coreRoute
 	for _, sd := range []protoreflect.ServiceDescriptor{
 		corev1.File_iot_core_v1_core_proto.Services().ByName("CoreService"),
-		commandv1.File_iot_command_v1_command_proto.Services().ByName("CommandService"),
+		rulesv1.File_iot_rules_v1_rules_proto.Services().ByName("RulesService"),         // rules.go
+		commandv1.File_iot_command_v1_command_proto.Services().ByName("CommandService"), // commands.go
 	} {
 		ms := sd.Methods()
 		for i := range ms.Len() {
@@ -205,13 +205,16 @@ func routeOf(m protoreflect.MethodDescriptor) coreRoute {
 // procedure without a REST binding.
 func (r coreRoute) group() string {
 	switch p := r.path; {
-	case r.service == commandv1connect.CommandServiceName:
-		return "commands"
-
 	case strings.HasPrefix(p, "/api/devices/{device_id}/sensors"):
 		return "sensors"
 	case p == "/api/me", p == "/api/audit":
 		return "users"
+	case r.service == rulesv1connect.RulesServiceName && (p == "" || strings.HasPrefix(p, "/api/alerts")):
+		return "alerts" // WatchAlerts has no REST binding
+	case r.service == rulesv1connect.RulesServiceName:
+		return "rules"
+	case r.service == commandv1connect.CommandServiceName:
+		return "commands"
 	case strings.HasPrefix(p, "/api/"):
 		return r.segments[1]
 	}
@@ -322,10 +325,11 @@ func (a *App) initFunction(ctx context.Context) error {
 	if err := a.mountCore(ctx, svc); err != nil {
 		return err
 	}
-	if slices.ContainsFunc(procedureGroups()["commands"], func(p string) bool { return slices.Contains(a.fn.procedures, p) }) {
-		if err := a.mountFunctionCommands(ctx); err != nil {
-			return err
-		}
+	if err := a.functionRules(ctx); err != nil {
+		return err
+	}
+	if err := a.functionCommands(ctx); err != nil {
+		return err
 	}
 	a.api.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	a.api.HandleFunc("GET /readyz", a.readyz)
@@ -377,23 +381,16 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 		served[p] = true
 	}
 	list := strings.Join(a.fn.procedures, ", ")
-	prefixes := []string{"/" + corev1connect.CoreServiceName + "/", "/" + commandv1connect.CommandServiceName + "/"}
-	rpcPrefix := func(path string) string {
-		for _, p := range prefixes {
-			if strings.HasPrefix(path, p) {
-				return p
-			}
-		}
-		return ""
-	}
+	prefix, rulesPrefix := "/"+corev1connect.CoreServiceName+"/", "/"+rulesv1connect.RulesServiceName+"/"
+	commandsPrefix := "/" + commandv1connect.CommandServiceName + "/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
-		switch prefix := rpcPrefix(path); {
+		switch {
 		case path == "/healthz" || path == "/readyz" || path == "/.well-known/jwks.json":
 			next.ServeHTTP(w, r)
 			return
-		case prefix != "":
-			if proc := strings.TrimPrefix(path, prefix); served[proc] && servedBy(routes, prefix, proc) {
+		case strings.HasPrefix(path, prefix), strings.HasPrefix(path, rulesPrefix), strings.HasPrefix(path, commandsPrefix):
+			if proc := path[strings.LastIndexByte(path, '/')+1:]; served[proc] {
 				next.ServeHTTP(w, r)
 			} else {
 				notServed(w, r, fmt.Sprintf("procedure %s is not served by this function (it serves %s)", proc, list))
@@ -412,17 +409,6 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 		}
 		notServed(w, r, fmt.Sprintf("no route %s (this function serves %s)", path, list))
 	})
-}
-
-// servedBy reports whether proc is a procedure of the service at prefix
-// (GetCommand is not a CoreService procedure).
-func servedBy(routes []coreRoute, prefix, proc string) bool {
-	for _, r := range routes {
-		if r.procedure == proc && "/"+r.service+"/" == prefix {
-			return true
-		}
-	}
-	return false
 }
 
 // restMethod is the method the REST transcoder will route r by: like
