@@ -242,6 +242,57 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		}
 	})
 
+	t.Run("MQTTRedeliveredUntilPUBACK", func(t *testing.T) {
+		d := p.NewDevice(tok, "nopuback", "double")
+		connect5 := func(manual bool) (*paho.Client, chan *paho.Publish) {
+			conn, err := net.Dial("tcp", p.MQTT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan *paho.Publish, 4)
+			c := paho.NewClient(paho.ClientConfig{Conn: conn, EnableManualAcknowledgment: manual, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(r paho.PublishReceived) (bool, error) { got <- r.Packet; return true, nil }}})
+			if _, err := c.Connect(ctx, &paho.Connect{ClientID: "nopuback-" + d.ID, CleanStart: true, KeepAlive: 30,
+				UsernameFlag: true, Username: "JWT", PasswordFlag: true, Password: []byte(d.Token)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: d.ID + "/commands/#", QoS: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+			return c, got
+		}
+		recv := func(got chan *paho.Publish) *paho.Publish {
+			select {
+			case pb := <-got:
+				return pb
+			case <-time.After(15 * time.Second):
+				t.Fatal("no command")
+			}
+			return nil
+		}
+		// The first connection never acknowledges (no PUBACK): the command
+		// stays sent, and comes again on the next connection.
+		c1, got1 := connect5(true)
+		id := sendCommand(t, p, tok, d.ID, "switch", map[string]any{"json_payload": "on"})
+		if pb := recv(got1); string(pb.Properties.CorrelationData) != id {
+			t.Fatalf("first delivery %+v", pb)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if r := p.Do("GET", "/api/commands/"+id, tok, nil); r.Str("result.status") != "COMMAND_STATUS_SENT" {
+			t.Fatalf("without PUBACK: %s", r.Body)
+		}
+		c1.Disconnect(&paho.Disconnect{})
+		c2, got2 := connect5(false)
+		defer c2.Disconnect(&paho.Disconnect{})
+		if pb := recv(got2); string(pb.Properties.CorrelationData) != id {
+			t.Fatalf("redelivery %+v", pb)
+		}
+		r := waitStatus(t, p, tok, id, "COMMAND_STATUS_DELIVERED")
+		if got := strings.Join(history(r), ","); got != "QUEUED,SENT,SENT,DELIVERED" {
+			t.Fatalf("history %s", got)
+		}
+	})
+
 	t.Run("WebSocket", func(t *testing.T) {
 		d := p.NewDevice(tok, "ws", "double")
 		c, _, err := websocket.Dial(ctx, "ws://"+p.WS+"/", &websocket.DialOptions{HTTPHeader: http.Header{"authorization": {"Bearer " + d.Token}}})
