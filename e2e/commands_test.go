@@ -422,6 +422,40 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		}
 	})
 
+	t.Run("Iotctl", func(t *testing.T) {
+		d := p.NewDevice(tok, "ctl", "double")
+		ctl := newCtl(t, "IOT_API="+p.URL(), "IOT_TOKEN="+tok)
+		var sent struct {
+			Result struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(ctl.must("", "command", "send", d.ID, "reboot", `{"delay":5}`, "--ttl", "10m")), &sent); err != nil || sent.Result.ID == "" {
+			t.Fatalf("iotctl command send: %v %+v", err, sent)
+		}
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.HTTP+"/commands?wait=10", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Contains(b, []byte(`"payload":{"delay":5}`)) {
+			t.Fatalf("device got %s", b)
+		}
+		if out := ctl.must("", "command", "get", sent.Result.ID); !strings.Contains(out, "COMMAND_STATUS_DELIVERED") {
+			t.Fatalf("iotctl command get: %s", out)
+		}
+		if out := ctl.must("", "command", "state", d.ID); !strings.Contains(out, `"last_seen"`) {
+			t.Fatalf("iotctl command state: %s", out)
+		}
+		if _, errOut, err := ctl.run("", "command", "send", d.ID, "x", "{not json"); err == nil || !strings.Contains(errOut, "not JSON") {
+			t.Fatalf("bad payload accepted: %v %s", err, errOut)
+		}
+	})
+
 	t.Run("DesiredAttributesAndWatchedState", func(t *testing.T) {
 		d := p.NewDevice(tok, "shadow", "double")
 		user := iot.New(p.URL(), iot.WithToken(tok))
