@@ -39,10 +39,11 @@ generate: tools ## Regenerate gen/ (Go, Connect, gRPC, grpc-gateway, OpenAPI) fr
 	scripts/sdk-generate.sh
 
 .PHONY: lint
-lint: tools ## buf lint, buf format check and go vet
+lint: tools ## buf lint, buf format check, go vet and the import rules of docs/ARCHITECTURE.md
 	$(TOOLS)/buf lint
 	$(TOOLS)/buf format -d --exit-code proto
 	$(GO) vet ./...
+	$(GO) test -count=1 -run '^TestImportRules' .
 
 .PHONY: build
 build: ## Build bin/iotplatform and bin/iotctl
