@@ -32,10 +32,11 @@ $(TOOLS)/.stamp: tools/go.mod tools/go.sum
 tools: $(TOOLS)/.stamp ## Install the pinned code generators (buf, protoc plugins) and grpcurl into bin/tools
 
 .PHONY: generate
-generate: tools ## Regenerate gen/ (Go, Connect, gRPC, grpc-gateway, OpenAPI) from proto/
+generate: tools ## Regenerate gen/ (Go, Connect), internal/gengrpc/ (gRPC, grpc-gateway), openapi/ and the SDKs from proto/
 	$(TOOLS)/buf format -w proto
 	$(TOOLS)/buf lint
 	$(TOOLS)/buf generate
+	$(GO) run ./internal/cmd/genpost
 	scripts/sdk-generate.sh
 
 .PHONY: lint
@@ -68,6 +69,7 @@ build-arm64: ## Cross-build bin/linux-arm64/{iotplatform,iotctl} (CGO_ENABLED=0:
 run: build ## Build and start the platform on embedded defaults (data in ./data)
 	@echo ""
 	@echo "  iotplatform $(VERSION) — embedded defaults (SQLite registry, embedded bus and store)"
+	@echo "  Web console:                          http://localhost:8080/"
 	@echo "  API (Connect, gRPC, gRPC-Web, REST):  http://localhost:8080   e.g. curl localhost:8080/healthz"
 	@echo "  OpenAPI document:                     http://localhost:8080/openapi.json"
 	@echo "  Metrics:                              http://localhost:8080/metrics"
@@ -83,6 +85,12 @@ run: build ## Build and start the platform on embedded defaults (data in ./data)
 test-services: ## Install and start the real PostgreSQL, Kafka and OpenSearch used by the tests
 	deploy/scripts/test-services.sh up
 	@if [ -x scripts/install-test-tools.sh ]; then scripts/install-test-tools.sh; fi
+	scripts/install-console-test-tools.sh
+
+.PHONY: web
+web: ## Rebuild the web console bundle into web/dist (needs Node 20+; commit web/dist)
+	scripts/install-console-test-tools.sh --npm-only
+	cd web && node build.mjs
 
 .PHONY: test
 test: tools test-services lint ## Install everything the tests need and run all of them (Go, then the SDKs)

@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
-// TestGeneratedCodeIsFresh regenerates gen/ into a temporary directory with
-// the pinned tools and fails when the committed code differs: run
+// TestGeneratedCodeIsFresh regenerates gen/, internal/gengrpc/ and
+// openapi/openapi.json into a temporary directory with the pinned tools (buf,
+// then internal/cmd/genpost) and fails when the committed code differs: run
 // `make generate` and commit.
 func TestGeneratedCodeIsFresh(t *testing.T) {
 	buf, err := filepath.Abs("bin/tools/buf")
@@ -33,19 +34,28 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 	if b, err := lint.CombinedOutput(); err != nil {
 		t.Fatalf("buf lint: %v\n%s", err, b)
 	}
-	fresh := tree(t, filepath.Join(out, "gen"))
-	committed := tree(t, "gen")
-	for name, want := range fresh {
-		got, ok := committed[name]
-		if !ok {
-			t.Errorf("gen/%s is missing: run `make generate`", name)
-		} else if !bytes.Equal(got, want) {
-			t.Errorf("gen/%s is stale: run `make generate`", name)
-		}
+	post := exec.Command("go", "run", "./internal/cmd/genpost", "-stage", filepath.Join(out, ".gen"), "-root", out)
+	if b, err := post.CombinedOutput(); err != nil {
+		t.Fatalf("genpost: %v\n%s", err, b)
 	}
-	for name := range committed {
-		if _, ok := fresh[name]; !ok {
-			t.Errorf("gen/%s is not generated from proto/ any more: delete it (make generate)", name)
+	for _, dir := range []string{"gen/iot", "internal/gengrpc", "openapi"} {
+		fresh := tree(t, filepath.Join(out, dir))
+		committed := tree(t, dir)
+		if len(fresh) == 0 {
+			t.Errorf("nothing generated into %s", dir)
+		}
+		for name, want := range fresh {
+			got, ok := committed[name]
+			if !ok {
+				t.Errorf("%s/%s is missing: run `make generate`", dir, name)
+			} else if !bytes.Equal(got, want) {
+				t.Errorf("%s/%s is stale: run `make generate`", dir, name)
+			}
+		}
+		for name := range committed {
+			if _, ok := fresh[name]; !ok {
+				t.Errorf("%s/%s is not generated from proto/ any more: delete it (make generate)", dir, name)
+			}
 		}
 	}
 }

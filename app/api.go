@@ -25,6 +25,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/restjson"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
 )
 
 // APIConfig configures the API server (Connect, gRPC, gRPC-Web, REST,
@@ -57,12 +58,12 @@ type apiParts struct {
 // roles register their services on.
 func (a *App) initAPI() apiParts {
 	var p apiParts
-	p.connectOpts = []connect.HandlerOption{
-		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.verifier), streamCap{a.guards.streams}),
+	p.connectOpts = append(a.traceOpts(),
+		connect.WithInterceptors(a.rpcMetrics.interceptor(), authn.NewInterceptor(a.auth()), streamCap{a.guards.streams}),
 		connect.WithReadMaxBytes(a.cfg.Limits.APIMaxBody),
 		// Small answers are cheaper to send than to gzip.
-		connect.WithCompressMinBytes(4 << 10),
-	}
+		connect.WithCompressMinBytes(4<<10),
+	)
 	p.rest = runtime.NewServeMux(
 		// restjson writes protojson's JSON for these options from cached
 		// per-type plans (protojson was half the CPU of REST reads).
@@ -130,15 +131,15 @@ func (a *App) initServer() {
 // rootHandler sends /api/* to the REST transcoder (behind the auth
 // middleware) and everything else to the Connect mux.
 func (a *App) rootHandler() http.Handler {
-	rest := authn.Middleware(a.verifier, a.rpcMetrics.rest(trimSlash(a.rest)))
+	rest := telemetry.HTTP("rest", authn.Middleware(a.auth(), a.rpcMetrics.rest(trimSlash(a.rest))))
 	// Connect interceptors see the client certificate through the context.
-	return authn.WithPeerCertificates(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return telemetry.RequestIDs(authn.WithPeerCertificates(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") && !a.bypassREST(r.URL.Path) {
 			rest.ServeHTTP(w, r)
 			return
 		}
 		a.api.ServeHTTP(w, r)
-	}))
+	})))
 }
 
 // restBypass lists /api/ path prefixes served by plain handlers on a.api

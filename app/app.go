@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
+	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/core"
 	"github.com/iotplatform/iotplatform/services/ingest"
 	"github.com/iotplatform/iotplatform/services/pipeline"
@@ -44,6 +46,12 @@ type App struct {
 	pipeline  *pipeline.Pipeline
 	ingest    *ingest.Service
 	query     *query.Service
+	commands  *command.Service // commands (commands.go)
+	console   consoleFiles     // console (nil with --console=false)
+
+	// tracing is what the telemetry module provides (disabled without an
+	// OTLP endpoint; telemetry.go).
+	tracing *telemetry.Provider
 
 	// The process: what every module may register on.
 	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.
@@ -89,6 +97,7 @@ func New(log *slog.Logger, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	roles, _ := ParseRoles(cfg.Roles) // validated
+	log = wrapLogger(log, cfg.Telemetry)
 	a := &App{
 		log: log, cfg: cfg, roles: roles,
 		api:         http.NewServeMux(),

@@ -30,6 +30,11 @@ type Config struct {
 	Store    StoreConfig    // store.go
 	Ingest   IngestConfig   // ingest.go
 	Query    QueryConfig    // query.go
+	Commands CommandConfig  // commands.go
+	Console  ConsoleConfig  // console.go
+
+	// Telemetry is tracing and log sampling (telemetry.go).
+	Telemetry TelemetryConfig
 
 	// envErrs are IOT_* values that did not parse (Validate refuses them).
 	envErrs error
@@ -51,6 +56,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Store.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
+	c.Telemetry.RegisterFlags(fs)
+	c.Commands.RegisterFlags(fs)
+	c.Console.RegisterFlags(fs)
 	c.envErrs = envflag.Errors(fs)
 }
 
@@ -74,7 +82,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, envflag.Errorf("shutdown-timeout", "must be positive"))
 	}
 	errs = append(errs, c.Registry.Validate(), c.Auth.Validate(), c.Core.Validate(), c.Limits.Validate(), c.TLS.Validate(),
-		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Bus.validateRoles(roles))
+		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Commands.Validate(), c.Console.Validate(), c.Telemetry.Validate(), c.Bus.validateRoles(roles))
 	return errors.Join(errs...)
 }
 

@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	"github.com/iotplatform/iotplatform/internal/envflag"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/corev1grpc"
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
@@ -77,7 +77,7 @@ func (a *App) initCore(ctx context.Context) (*core.Service, error) {
 func (a *App) mountCore(ctx context.Context, svc *core.Service) error {
 	a.api.Handle(corev1connect.NewCoreServiceHandler(svc, a.connectOpts...))
 	a.grpcServices = append(a.grpcServices, corev1connect.CoreServiceName)
-	if err := corev1.RegisterCoreServiceHandlerServer(ctx, a.rest, svc); err != nil {
+	if err := corev1grpc.RegisterCoreServiceHandlerServer(ctx, a.rest, svc); err != nil {
 		return fmt.Errorf("register core REST: %w", err)
 	}
 	return nil

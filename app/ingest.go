@@ -17,6 +17,7 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
 	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/envflag"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -86,9 +87,9 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	svc := ingest.New(a.log.With("component", "ingest"), ingest.Config{
 		PublishTimeout: a.cfg.Bus.PublishTimeout, SensorCacheTTL: c.SensorCacheTTL, MaxBatch: c.MaxBatch,
 		Rate: a.cfg.Limits.IngestRate, Burst: int64(a.cfg.Limits.IngestBurst),
-	}, a.reg, a.bus.pub, dl, a.metrics)
+	}, a.reg, telemetry.Publisher(a.bus.pub), dl, a.metrics)
 
-	a.api.Handle(ingestv1connect.NewIngestServiceHandler(ingest.NewHandler(svc, c.StreamInFlight), a.connectOpts...))
+	a.api.Handle(ingestv1connect.NewIngestServiceHandler(ingest.NewHandler(svc, c.StreamInFlight), a.ingestHandlerOptions()...))
 	a.grpcServices = append(a.grpcServices, ingestv1connect.IngestServiceName)
 
 	withOps := func(h http.Handler) http.Handler {
@@ -100,13 +101,16 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 		return mux
 	}
 	log := a.log.With("component", "gateway")
-	a.addServer("http", c.HTTPAddr, withOps(httpgw.New(log, a.verifier, svc, httpgw.Config{MaxBody: int64(c.HTTPMaxBody)})))
-	a.addServer("ws", c.WSAddr, withOps(gwws.New(log, a.verifier, svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout, Streams: a.guards.streams})))
+	hg := httpgw.New(log, a.auth(), svc, httpgw.Config{MaxBody: int64(c.HTTPMaxBody)})
+	wg := gwws.New(log, a.auth(), svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout, Streams: a.guards.streams})
+	a.addServer("http", c.HTTPAddr, withOps(telemetry.HTTP("http", hg)))
+	a.addServer("ws", c.WSAddr, withOps(telemetry.HTTP("ws", wg)))
 
-	g, err := gwmqtt.New(log, a.verifier, svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody, Streams: a.guards.streams}, a.metrics)
+	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody, Streams: a.guards.streams}, a.metrics)
 	if err != nil {
 		return nil, err
 	}
+	a.enableCommands(svc, hg, wg, g)
 	ln, err := net.Listen("tcp", c.MQTTAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen mqtt on %s: %w", c.MQTTAddr, err)

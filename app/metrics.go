@@ -7,6 +7,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iotplatform/iotplatform/internal/telemetry"
 )
 
 // rpcMetrics counts and times every RPC, whether it arrives over Connect,
@@ -100,5 +102,6 @@ func (m *rpcMetrics) rest(next http.Handler) http.Handler {
 			code = info.code.String()
 		}
 		m.observe(proc, "rest", code, start)
+		telemetry.NameSpan(r.Context(), proc)
 	})
 }

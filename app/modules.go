@@ -20,12 +20,15 @@ const (
 	modStore    moduleName = "store"    // time-series store: embedded or OpenSearch (store.go)
 	modBus      moduleName = "bus"      // write-ahead log, direct hand-off or Kafka (bus.go)
 	modServer   moduleName = "server"   // the API listener, after every role registered (api.go)
+	modConsole  moduleName = "console"  // the web console at / and /devices (console.go)
 	modFunction moduleName = "function" // `iotplatform function`: filtered Core (function.go)
 
 	modCore     = moduleName(RoleCore)     // CoreService (core.go)
 	modPipeline = moduleName(RolePipeline) // bus → store (pipeline.go)
 	modIngest   = moduleName(RoleIngest)   // device edges + IngestService (ingest.go)
 	modQuery    = moduleName(RoleQuery)    // QueryService + search proxy (query.go)
+
+	modCommands moduleName = "commands" // command queue, device sessions and state, CommandService (commands.go)
 )
 
 // module is one entry of the module map: the modules it needs, and its
@@ -42,6 +45,10 @@ type module struct {
 func (a *App) modules() map[moduleName]module {
 	return map[moduleName]module{
 		modLimits: {init: func(context.Context) error { a.guards = a.initLimits(); return nil }},
+		modTelemetry: {init: func(ctx context.Context) (err error) {
+			a.tracing, err = a.initTelemetry(ctx)
+			return err
+		}},
 		modRegistry: {init: func(ctx context.Context) (err error) {
 			a.reg, err = a.initRegistry(ctx)
 			return err
@@ -54,7 +61,7 @@ func (a *App) modules() map[moduleName]module {
 			a.tlsParts, err = a.initTLS()
 			return err
 		}},
-		modAPI: {deps: []moduleName{modLimits, modAuth, modTLS}, init: func(context.Context) error {
+		modAPI: {deps: []moduleName{modTelemetry, modLimits, modAuth, modTLS}, init: func(context.Context) error {
 			a.apiParts = a.initAPI()
 			return nil
 		}},
@@ -68,15 +75,15 @@ func (a *App) modules() map[moduleName]module {
 		}},
 		// Core after store and bus: they provide the provisioners Core calls
 		// when a sensor is created or deleted (per-sensor topics, indices).
-		modCore: {deps: []moduleName{modRegistry, modAuth, modAPI, modStore, modBus}, init: func(ctx context.Context) (err error) {
+		modCore: {deps: []moduleName{modRegistry, modAuth, modAPI, modStore, modBus, modCommands}, init: func(ctx context.Context) (err error) {
 			a.core, err = a.initCore(ctx)
 			return err
 		}},
-		modPipeline: {deps: []moduleName{modRegistry, modStore, modBus}, init: func(ctx context.Context) (err error) {
+		modPipeline: {deps: []moduleName{modTelemetry, modRegistry, modStore, modBus}, init: func(ctx context.Context) (err error) {
 			a.pipeline, err = a.initPipeline(ctx)
 			return err
 		}},
-		modIngest: {deps: []moduleName{modRegistry, modAuth, modTLS, modAPI, modStore, modBus}, init: func(ctx context.Context) (err error) {
+		modIngest: {deps: []moduleName{modTelemetry, modRegistry, modAuth, modTLS, modAPI, modStore, modBus, modCommands}, init: func(ctx context.Context) (err error) {
 			a.ingest, err = a.initIngest(ctx)
 			return err
 		}},
@@ -84,7 +91,15 @@ func (a *App) modules() map[moduleName]module {
 			a.query, err = a.initQuery(ctx)
 			return err
 		}},
-		modServer: {deps: []moduleName{modAPI, modTLS}, init: func(context.Context) error {
+		modCommands: {deps: []moduleName{modRegistry, modAuth, modAPI}, init: func(ctx context.Context) (err error) {
+			a.commands, err = a.initCommands(ctx)
+			return err
+		}},
+		modConsole: {deps: []moduleName{modAPI}, init: func(ctx context.Context) (err error) {
+			a.console, err = a.initConsole(ctx)
+			return err
+		}},
+		modServer: {deps: []moduleName{modAPI, modTLS, modConsole}, init: func(context.Context) error {
 			a.initServer()
 			return nil
 		}},

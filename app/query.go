@@ -6,10 +6,10 @@ import (
 	"flag"
 	"time"
 
-	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
 	"github.com/iotplatform/iotplatform/services/query"
 )
 
@@ -56,7 +56,7 @@ func (a *App) initQuery(ctx context.Context) (*query.Service, error) {
 	}
 	svc := query.New(a.log.With("component", "query"), a.reg, st, cfg)
 	a.api.Handle(queryv1connect.NewQueryServiceHandler(svc, a.connectOpts...))
-	if err := queryv1.RegisterQueryServiceHandlerServer(ctx, a.rest, query.RESTServer{Service: svc}); err != nil {
+	if err := queryv1grpc.RegisterQueryServiceHandlerServer(ctx, a.rest, query.RESTServer{Service: svc}); err != nil {
 		return nil, err
 	}
 	a.grpcServices = append(a.grpcServices, queryv1connect.QueryServiceName)

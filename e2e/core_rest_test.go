@@ -244,7 +244,7 @@ func TestOps_HealthMetricsOpenAPIJWKS(t *testing.T) {
 			t.Errorf("%s: %d, want body containing %s; got %.300s", path, resp.StatusCode, want, b)
 		}
 	}
-	committed, err := os.ReadFile(filepath.Join("..", "gen", "openapi", "iotplatform.swagger.json"))
+	committed, err := os.ReadFile(filepath.Join("..", "openapi", "openapi.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestOps_HealthMetricsOpenAPIJWKS(t *testing.T) {
 	served, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if string(served) != string(committed) {
-		t.Error("served OpenAPI differs from the committed gen/openapi document")
+		t.Error("served OpenAPI differs from the committed openapi/openapi.json")
 	}
 }
 

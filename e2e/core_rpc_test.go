@@ -19,6 +19,7 @@ import (
 
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/corev1grpc"
 	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
 
@@ -207,7 +208,7 @@ func TestRPC_GRPCGoClientAndReflection(t *testing.T) {
 		t.Fatalf("health: %v %v", h, err)
 	}
 
-	cl := corev1.NewCoreServiceClient(conn)
+	cl := corev1grpc.NewCoreServiceClient(conn)
 	in, err := cl.SignIn(ctx, &corev1.SignInRequest{Username: "root", Password: p.AdminPassword})
 	if err != nil {
 		t.Fatal(err)

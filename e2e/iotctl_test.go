@@ -56,8 +56,11 @@ func TestIotctl_AdministerPushAndRead(t *testing.T) {
 	if out, err := ctl(key, "", "devices", "list"); err == nil || !strings.Contains(out, "permission_denied") {
 		t.Fatalf("device key listing devices: %v %s", err, out)
 	}
-	if out, err := ctl(tok, "", "frobnicate"); err == nil || !strings.Contains(out, "usage:") {
+	if out, err := ctl(tok, "", "frobnicate"); err == nil || !strings.Contains(out, `unknown command "frobnicate"`) || !strings.Contains(out, "iotctl help") {
 		t.Fatalf("unknown command: %v %s", err, out)
+	}
+	if out, err := ctl(tok, "", "sensors", "create", dev); err == nil || !strings.Contains(out, "wrong number of arguments") || !strings.Contains(out, "Usage:") {
+		t.Fatalf("missing arguments: %v %s", err, out)
 	}
 }
 
@@ -67,7 +70,8 @@ func toJSON(v any) string {
 }
 
 // TestIotctl_LoginKeepsTheSessionAndRenewsTheToken: login prints the user
-// token and stores the session with its refresh token (0600); once the
+// token and stores the session with its refresh token in the profile file
+// (0600); once the
 // user token has expired iotctl renews it through the refresh token, both
 // with that token in IOT_TOKEN (export IOT_TOKEN=$(iotctl login ...)) and
 // with no token at all, and keeps the rotated refresh token. Another token
@@ -81,19 +85,21 @@ func TestIotctl_LoginKeepsTheSessionAndRenewsTheToken(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
-	path := filepath.Join(config, "iotctl", "session.json")
+	path := filepath.Join(config, "iotctl", "config.json")
 	stored := func() map[string]any {
 		t.Helper()
 		fi, err := os.Stat(path)
 		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Fatalf("session file: %v %v, want mode 0600", fi, err)
+			t.Fatalf("profile file: %v %v, want mode 0600", fi, err)
 		}
 		b, _ := os.ReadFile(path)
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
+		var m struct {
+			Profiles map[string]map[string]any `json:"profiles"`
 		}
-		return m
+		if err := json.Unmarshal(b, &m); err != nil || m.Profiles["default"] == nil {
+			t.Fatalf("profile file: %v %s", err, b)
+		}
+		return m.Profiles["default"]
 	}
 	tok, err := ctl("", "login", "root")
 	if err != nil || strings.Count(tok, ".") != 2 {
@@ -138,6 +144,6 @@ func TestIotctl_LoginKeepsTheSessionAndRenewsTheToken(t *testing.T) {
 		t.Fatalf("expired token without a session: %v %s", err, out)
 	}
 	if _, err := os.Stat(path); err == nil {
-		t.Fatal("a session file appeared without login")
+		t.Fatal("a profile file appeared without login")
 	}
 }

@@ -7,15 +7,16 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -24,15 +25,6 @@ import (
 	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
 
-const importUsage = `usage: iotctl devices import [--keys] [--batch N] FILE|-
-
-FILE is CSV (a header row naming the columns external_id, name, description,
-labels ("k=v;k2=v2"), sensor, type, unit, path; several rows with the same
-external_id add sensors to one device) or JSON (an array of devices as in
-ImportDevicesRequest.devices, or {"devices": [...]}). Devices go to the
-platform in batches of --batch (at most 10000), each all or nothing; rows with
-an external_id are never created twice, so rerunning a failed import is safe.`
-
 // importRow is one device to import and where it is in the input ("line 4"
 // of a CSV file, "device 2" of a JSON array).
 type importRow struct {
@@ -40,16 +32,45 @@ type importRow struct {
 	where string
 }
 
-func importDevices(ctx context.Context, c *iot.Client, args []string, stdin io.Reader) (proto.Message, error) {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	keys := fs.Bool("keys", false, "return each device's key")
-	batch := fs.Int("batch", 10000, "devices per call (at most 10000)")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || *batch < 1 || *batch > 10000 {
-		return nil, errors.New(importUsage)
+func (a *app) importCommand() *cobra.Command {
+	var keys bool
+	var batch int
+	cmd := &cobra.Command{
+		Use:   "import [--keys] [--batch N] FILE|-",
+		Short: "Create devices with sensors from CSV or JSON (see docs/CORE.md)",
+		Long: `FILE is CSV (a header row naming the columns external_id, name, description,
+labels ("k=v;k2=v2"), sensor, type, unit, path; several rows with the same
+external_id add sensors to one device) or JSON (an array of devices as in
+ImportDevicesRequest.devices, or {"devices": [...]}). Devices go to the
+platform in batches of --batch (at most 10000), each all or nothing; rows with
+an external_id are never created twice, so rerunning a failed import is safe.`,
+		Args: nArgs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if batch < 1 || batch > 10000 {
+				return usageErr(cmd, "--batch %d: want 1 to 10000", batch)
+			}
+			c, err := a.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Hour) // many batches
+			defer cancel()
+			res, err := importDevices(ctx, c, args[0], keys, batch, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			return emit(a.out, a.output, res)
+		},
 	}
+	cmd.Flags().BoolVar(&keys, "keys", false, "return each device's key")
+	cmd.Flags().IntVar(&batch, "batch", 10000, "devices per call (at most 10000)")
+	return cmd
+}
+
+func importDevices(ctx context.Context, c *iot.Client, name string, keys bool, batchSize int, stdin io.Reader) (proto.Message, error) {
+	batch := &batchSize
 	var r io.Reader = stdin
-	if name := fs.Arg(0); name != "-" {
+	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
 			return nil, err
@@ -76,7 +97,7 @@ func importDevices(ctx context.Context, c *iot.Client, args []string, stdin io.R
 	out := &corev1.ImportDevicesResponse{}
 	for start := 0; start < len(rows); start += *batch {
 		part := rows[start:min(start+*batch, len(rows))]
-		req := &corev1.ImportDevicesRequest{ReturnKeys: *keys, Devices: make([]*corev1.DeviceImport, len(part))}
+		req := &corev1.ImportDevicesRequest{ReturnKeys: keys, Devices: make([]*corev1.DeviceImport, len(part))}
 		for i, row := range part {
 			req.Devices[i] = row.dev
 		}

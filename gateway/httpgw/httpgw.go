@@ -38,6 +38,9 @@ type Gateway struct {
 	ing  Ingester
 	cfg  Config
 	bufs sync.Pool
+	// cmds and polls serve the command endpoints (nil: none); commands.go.
+	cmds  Commands
+	polls *polls
 }
 
 // New returns the gateway handler.
@@ -61,6 +64,9 @@ type Response struct {
 // 415, 422, 429 (the device's rate limit, with Retry-After), 503.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
+		if g.cmds != nil && g.serveCommands(w, r) {
+			return
+		}
 		http.NotFound(w, r)
 		return
 	}
@@ -74,6 +80,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status := authn.DeviceStatus(err)
 		writeJSON(w, status, Response{Code: apierror.CodeOfStatus(status), Message: err.Error()})
 		return
+	}
+	if g.cmds != nil {
+		g.cmds.Seen(p.ID)
 	}
 	format, ok := formatOf(r.Header.Get("Content-Type"))
 	if !ok {
@@ -102,7 +111,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status, msg := ingest.HTTPStatus(err), ingest.PublicMessage(err)
 		if status >= 500 && status != http.StatusServiceUnavailable {
-			g.log.Error("ingest failed", "device_id", p.ID, "status", status, "err", err)
+			g.log.ErrorContext(r.Context(), "ingest failed", "device_id", p.ID, "status", status, "err", err)
 		}
 		if status == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", strconv.Itoa(int((ingest.RetryAfter(err)+time.Second-1)/time.Second)))

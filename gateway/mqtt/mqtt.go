@@ -65,6 +65,10 @@ type Gateway struct {
 
 	sessions sync.Map // *mochi.Client → *session
 
+	// cmds delivers commands (nil: subscriptions are refused); commands.go.
+	cmds        Commands
+	cmdSessions sync.Map // *mochi.Client → *cmdSession
+
 	deadLetters prometheus.Counter
 	denied      prometheus.Counter
 }
@@ -105,7 +109,7 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	caps.MaximumPacketSize = uint32(cfg.MaxPacket)
 	caps.MaximumQos = 1
 	caps.RetainAvailable = 0
-	caps.WildcardSubAvailable = 0
+	caps.WildcardSubAvailable = 1 // <device_id>/commands/# (commands.go)
 	caps.SharedSubAvailable = 0
 	caps.MaximumSessionExpiryInterval = 0
 	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg,
@@ -144,7 +148,8 @@ func (g *Gateway) ID() string { return "iotplatform-ingest" }
 
 // Provides implements mochi.Hook.
 func (g *Gateway) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPacketRead, mochi.OnPublish, mochi.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPacketRead, mochi.OnPublish, mochi.OnDisconnect,
+		mochi.OnSessionEstablished, mochi.OnSubscribed, mochi.OnQosComplete}, []byte{b})
 }
 
 // OnPacketRead refuses QoS 2 publishes: the server offers QoS 0 and 1 only
@@ -200,6 +205,9 @@ type job struct {
 	// dead (MQTT 3.x): dead-letter payload with reason, then ack.
 	dead   []byte
 	reason error
+	// span is the publish's trace span (a no-op span when not traced),
+	// ended once the publish is acknowledged or refused.
+	span pubSpan
 }
 
 // OnConnectAuthenticate accepts username `JWT` with a device token, or
@@ -242,11 +250,15 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	return true
 }
 
-// OnACLCheck lets a device publish only to its own topic and subscribe to
-// nothing.
+// OnACLCheck lets a device publish only to its own topic and, with
+// commands enabled, subscribe to its command topic and answer there
+// (commandACL).
 func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	s := g.session(cl)
 	if write && s != nil && topic == s.topic {
+		return true
+	}
+	if g.commandACL(s, topic, write) {
 		return true
 	}
 	g.denied.Inc()
@@ -262,6 +274,7 @@ func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 	if v, ok := g.sessions.LoadAndDelete(cl); ok {
 		s := v.(*session)
+		g.detachCommands(cl)
 		s.release()
 		s.goneOnce.Do(func() { close(s.gone) })
 		s.once.Do(func() { s.cancel() }) // no worker yet: nothing queued
@@ -283,20 +296,30 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
-	if err := s.recheck(s.ctx); err != nil { // rotation/revocation, cached
-		g.log.Info("mqtt credentials no longer valid", "device_id", s.device, "err", err)
+	ctx, span := startPublish(s, pk)
+	if err := s.recheck(ctx); err != nil { // rotation/revocation, cached
+		g.log.InfoContext(ctx, "mqtt credentials no longer valid", "device_id", s.device, "err", err)
+		endSpan(span, err)
 		_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 		return pk, packets.ErrRejectPacket
 	}
-	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID}
+	if g.cmds != nil {
+		if pk.TopicName != s.topic {
+			endSpan(span, nil)
+			return g.commandPublish(cl, s, pk)
+		}
+		g.cmds.Seen(s.device)
+	}
+	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID, span: span}
 	rs, err := ingest.DecodeAny(pk.Payload)
 	if err == nil {
-		j.recs, err = g.ing.Records(s.ctx, s.device, ingest.ProtocolMQTT, rs)
+		j.recs, err = g.ing.Records(ctx, s.device, ingest.ProtocolMQTT, rs)
 	}
 	if err != nil {
 		var be *ingest.BatchError
 		if !errors.As(err, &be) { // registry trouble: refuse like an unavailable bus
-			g.log.Warn("mqtt publish refused", "device_id", s.device, "err", err)
+			g.log.WarnContext(ctx, "mqtt publish refused", "device_id", s.device, "err", err)
+			endSpan(span, err)
 			_ = g.srv.DisconnectClient(cl, packets.ErrServerUnavailable)
 			return pk, packets.ErrRejectPacket
 		}
@@ -305,7 +328,8 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			// refusal (MQTT 3.x, or QoS 0): disconnect — MQTT 5 with
 			// reason 0x96 — rather than drop silently. A QoS 1 client
 			// resends the unacknowledged publish after reconnecting.
-			g.log.Info("mqtt publish over the device's rate limit, disconnecting", "device_id", s.device, "qos", j.qos)
+			g.log.InfoContext(ctx, "mqtt publish over the device's rate limit, disconnecting", "device_id", s.device, "qos", j.qos)
+			endSpan(span, err)
 			_ = g.srv.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
 			return pk, packets.ErrRejectPacket
 		}
@@ -324,6 +348,7 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	select {
 	case s.q <- j: // blocks the client's read loop when full: back-pressure
 	case <-s.ctx.Done(): // the worker stopped after a bus failure
+		endSpan(span, s.ctx.Err())
 	}
 	return pk, packets.ErrRejectPacket
 }
@@ -368,7 +393,11 @@ func (g *Gateway) work(s *session) {
 				break drain
 			}
 		}
-		if err := g.process(s, batch); err != nil {
+		err := g.process(s, batch)
+		for _, j := range batch {
+			endSpan(j.span, err)
+		}
+		if err != nil {
 			if s.disconnected() {
 				g.log.Warn("mqtt publishes of a disconnected client not durable; unacknowledged, dropped", "device_id", s.device, "err", err)
 				return

@@ -56,6 +56,8 @@ type Gateway struct {
 	auth authn.Authenticator
 	ing  Ingester
 	cfg  Config
+	// cmds delivers commands (nil: readings only); commands.go.
+	cmds Commands
 }
 
 // New returns the gateway handler.
@@ -199,6 +201,9 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer c.CloseNow()
+	if g.cmds != nil {
+		defer g.serveCommands(ctx, c, p)()
+	}
 	go g.keepAlive(ctx, c)
 	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { c.Close(websocket.StatusPolicyViolation, "idle timeout") })
 	defer idle.Stop()
@@ -213,7 +218,9 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		var ack Ack
 		// Re-check rotation/revocation (cached, so bounded by the auth
 		// cache TTL and cheap).
-		if status, err := recheck(ctx); err != nil {
+		mctx, span := startMessage(ctx, len(msg))
+		if status, err := recheck(mctx); err != nil {
+			endMessage(span, Ack{Status: status})
 			code := apierror.CodeOfStatus(status)
 			ack = Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
@@ -223,7 +230,8 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 			c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
 			return
 		}
-		ack = g.handle(ctx, p, i, typ, msg)
+		ack = g.handle(mctx, p, i, typ, msg)
+		endMessage(span, ack)
 		b, _ := json.Marshal(ack)
 		wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
 		err = c.Write(wctx, websocket.MessageText, b)
@@ -236,6 +244,11 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 }
 
 func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) Ack {
+	if g.cmds != nil {
+		if ack, ok := g.commandMessage(ctx, p, i, typ, msg); ok {
+			return ack
+		}
+	}
 	ack := Ack{Index: i}
 	f := ingest.FormatAny // binary frames: protobuf, or JSON sent as binary
 	if typ == websocket.MessageText {

@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/corev1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -75,7 +75,7 @@ func New(log *slog.Logger, reg registry.Registry, signer *authn.Signer, cfg Conf
 // The service serves Connect (simple handlers) and grpc-gateway alike.
 var (
 	_ corev1connect.CoreServiceHandler = (*Service)(nil)
-	_ corev1.CoreServiceServer         = (*Service)(nil)
+	_ corev1grpc.CoreServiceServer     = (*Service)(nil)
 )
 
 // Generations adapts a registry to authn.Generations: the current token

@@ -7,11 +7,13 @@ import (
 	"io"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/trace"
 
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
 )
 
 // Handler implements IngestService over the ingest path. The caller must be
@@ -135,25 +137,13 @@ func (h *Handler) IngestStream(ctx context.Context, stream *connect.BidiStream[i
 		}
 	}()
 	for req := range queue {
-		// The stream may outlive the key: a rotation or deletion ends it.
-		if _, err := authn.Reauthenticate(ctx); err != nil {
-			return err
-		}
-		resp := &ingestv1.IngestStreamResponse{Sequence: req.GetSequence()}
-		rs, err := FromProto(req.GetReadings())
-		var n int
-		if err == nil {
-			n, err = h.svc.Ingest(ctx, p.ID, ProtocolGRPC, rs)
-		} else {
-			h.svc.m.refused(ProtocolGRPC, err)
-		}
+		// Each batch is a trace of its own, linked to the stream's.
+		mctx, span := telemetry.StartLinked(ctx, "IngestStream batch", trace.SpanKindServer)
+		resp, err := h.streamBatch(mctx, p.ID, req)
+		telemetry.Fail(span, err)
+		span.End()
 		if err != nil {
-			if ctx.Err() != nil {
-				return connect.NewError(connect.CodeCanceled, ctx.Err())
-			}
-			resp.Errors = ItemErrorsProto(ItemErrorsOf(err))
-		} else {
-			resp.Accepted = int32(n)
+			return err
 		}
 		if err := stream.Send(resp); err != nil {
 			return fmt.Errorf("send ack %d: %w", req.GetSequence(), err)
@@ -163,4 +153,29 @@ func (h *Handler) IngestStream(ctx context.Context, stream *connect.BidiStream[i
 		return err
 	}
 	return nil
+}
+
+// streamBatch ingests one IngestStream batch; an error ends the stream.
+func (h *Handler) streamBatch(ctx context.Context, device int64, req *ingestv1.IngestStreamRequest) (*ingestv1.IngestStreamResponse, error) {
+	// The stream may outlive the key: a rotation or deletion ends it.
+	if _, err := authn.Reauthenticate(ctx); err != nil {
+		return nil, err
+	}
+	resp := &ingestv1.IngestStreamResponse{Sequence: req.GetSequence()}
+	rs, err := FromProto(req.GetReadings())
+	var n int
+	if err == nil {
+		n, err = h.svc.Ingest(ctx, device, ProtocolGRPC, rs)
+	} else {
+		h.svc.m.refused(ProtocolGRPC, err)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, connect.NewError(connect.CodeCanceled, ctx.Err())
+		}
+		resp.Errors = ItemErrorsProto(ItemErrorsOf(err))
+	} else {
+		resp.Accepted = int32(n)
+	}
+	return resp, nil
 }

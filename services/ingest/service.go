@@ -118,9 +118,9 @@ func (s *Service) Ingest(ctx context.Context, device int64, p Protocol, rs []Rea
 	return len(recs), nil
 }
 
-// Records validates rs for device and builds the bus records (all or
-// nothing).
-func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Reading) ([]*busv1.Record, error) {
+// records validates rs for device and builds the bus records (all or
+// nothing); Records (trace.go) is it inside an "ingest.validate" span.
+func (s *Service) records(ctx context.Context, device int64, p Protocol, rs []Reading) ([]*busv1.Record, error) {
 	if len(rs) == 0 {
 		return nil, malformed(-1, CodeMissingField, "no readings")
 	}
@@ -220,7 +220,7 @@ func (s *Service) DeadLetter(ctx context.Context, device int64, p Protocol, payl
 		code = be.Items[0].Code
 	}
 	s.m.deadLetters.WithLabelValues(string(p), code).Inc()
-	s.log.Warn("dead-lettered payload", "device_id", device, "protocol", p, "reason", reason.Error(), "bytes", len(payload))
+	s.log.WarnContext(ctx, "dead-lettered payload", "device_id", device, "protocol", p, "reason", reason.Error(), "bytes", len(payload))
 	if s.dl == nil {
 		return nil
 	}

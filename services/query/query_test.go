@@ -23,6 +23,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/deadletter"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
 	"github.com/iotplatform/iotplatform/internal/store"
@@ -109,7 +110,7 @@ func newFixture(t *testing.T) *fixture {
 	}), runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 		apierror.WriteConnect(w, err) // the mapper app/api.go's restError uses
 	}))
-	if err := queryv1.RegisterQueryServiceHandlerServer(ctx, gw, RESTServer{f.svc}); err != nil {
+	if err := queryv1grpc.RegisterQueryServiceHandlerServer(ctx, gw, RESTServer{f.svc}); err != nil {
 		t.Fatal(err)
 	}
 	rest := authn.Middleware(f.toks, gw)

@@ -17,6 +17,7 @@ import (
 	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
@@ -52,10 +53,10 @@ func New(log *slog.Logger, reg Registry, st store.Store, cfg Config) *Service {
 }
 
 // RESTServer adapts the service to the grpc-gateway server interface
-// (queryv1.QueryServiceServer); Subscribe is not exposed over REST.
+// (queryv1grpc.QueryServiceServer); Subscribe is not exposed over REST.
 type RESTServer struct{ *Service }
 
-var _ queryv1.QueryServiceServer = RESTServer{}
+var _ queryv1grpc.QueryServiceServer = RESTServer{}
 
 // Subscribe is only available over Connect, gRPC and gRPC-Web.
 func (RESTServer) Subscribe(*queryv1.SubscribeRequest, grpc.ServerStreamingServer[queryv1.SubscribeResponse]) error {

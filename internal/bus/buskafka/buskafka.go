@@ -114,6 +114,14 @@ func (pr *Producer) Publish(ctx context.Context, recs []*busv1.Record) error {
 	}
 	msgs := make([]*kafka.Message, len(recs))
 	for i, r := range recs {
+		var headers []kafka.Header
+		if tp := r.GetTraceparent(); tp != "" {
+			// The trace context travels as a header (readable by any
+			// Kafka tooling), not in the value.
+			headers = []kafka.Header{{Key: TraceparentHeader, Value: []byte(tp)}}
+			r = proto.CloneOf(r)
+			r.Traceparent = ""
+		}
 		b, err := proto.Marshal(r)
 		if err != nil {
 			return fmt.Errorf("marshal record: %w", err)
@@ -123,7 +131,7 @@ func (pr *Producer) Publish(ctx context.Context, recs []*busv1.Record) error {
 			topic = SensorTopic(r.GetDeviceId(), r.GetSensorId())
 		}
 		msgs[i] = &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-			Key: strconv.AppendInt(nil, r.GetDeviceId(), 10), Value: b}
+			Key: strconv.AppendInt(nil, r.GetDeviceId(), 10), Value: b, Headers: headers}
 	}
 	return pr.produce(ctx, msgs)
 }

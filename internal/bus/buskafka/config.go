@@ -104,7 +104,14 @@ type Message struct {
 	Topic     string
 	Value     []byte
 	Timestamp time.Time
+	// Traceparent is the record's "traceparent" header (W3C trace
+	// context), empty when the record was not traced.
+	Traceparent string
 }
+
+// TraceparentHeader is the Kafka record header carrying a traced record's
+// W3C trace context (busv1.Record.traceparent travels here, not in the value).
+const TraceparentHeader = "traceparent"
 
 // RawHandler processes one batch; returning nil commits its offsets.
 type RawHandler func(ctx context.Context, msgs []Message) error

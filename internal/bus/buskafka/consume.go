@@ -66,7 +66,13 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 				authFailed = false
 				tp := kafka.TopicPartition{Topic: e.TopicPartition.Topic, Partition: e.TopicPartition.Partition}
 				last[tp] = e.TopicPartition.Offset
-				msgs = append(msgs, Message{Topic: *tp.Topic, Value: e.Value, Timestamp: e.Timestamp})
+				m := Message{Topic: *tp.Topic, Value: e.Value, Timestamp: e.Timestamp}
+				for _, h := range e.Headers {
+					if h.Key == TraceparentHeader {
+						m.Traceparent = string(h.Value)
+					}
+				}
+				msgs = append(msgs, m)
 			case kafka.Error:
 				if e.Code() == kafka.ErrAuthentication {
 					if !authFailed {

@@ -47,6 +47,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, h bus.Handler) error {
 				s.log.Error("undecodable bus record skipped", "topic", m.Topic, "err", err)
 				continue
 			}
+			if m.Traceparent != "" {
+				r.Traceparent = m.Traceparent
+			}
 			recs = append(recs, &r)
 		}
 		if len(recs) == 0 {

@@ -33,6 +33,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("DeliversEveryRecordInDeviceOrder", func(t *testing.T) { testDelivers(t, f(t)) })
 	t.Run("UnavailableWhenNothingCanTakeIt", func(t *testing.T) { testUnavailable(t, f(t)) })
 	t.Run("RedeliversAfterHandlerError", func(t *testing.T) { testRedeliver(t, f(t)) })
+	t.Run("CarriesTraceContext", func(t *testing.T) { testTraceContext(t, f(t)) })
 	t.Run("EmptyPublishIsNoop", func(t *testing.T) {
 		b := f(t)
 		if err := b.Pub.Publish(t.Context(), nil); err != nil {
@@ -181,5 +182,27 @@ func testRedeliver(t *testing.T, b Backend) {
 	}
 	if !got[1] || !got[2] {
 		t.Fatalf("after handler errors the records were not delivered again: %v", seen)
+	}
+}
+
+// testTraceContext: a record's traceparent reaches the subscriber unchanged,
+// and records without one stay without.
+func testTraceContext(t *testing.T, b Backend) {
+	c := newCollector()
+	subscribe(t, b.NewSub(), c.handle)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	traced, plain := Rec(8, 80, 1), Rec(8, 80, 2)
+	traced.Traceparent = tp
+	publishRetry(t, b.Pub, []*busv1.Record{traced, plain})
+	seen := c.waitFor(t, 2)
+	got := map[int64]string{}
+	for _, r := range seen {
+		got[r.GetTimestampNs()] = r.GetTraceparent()
+	}
+	if got[1] != tp || got[2] != "" {
+		t.Fatalf("traceparents after the bus: traced %q, plain %q; want %q and empty", got[1], got[2], tp)
+	}
+	if traced.GetTraceparent() != tp {
+		t.Fatalf("Publish changed the caller's record: traceparent %q", traced.GetTraceparent())
 	}
 }

@@ -81,6 +81,8 @@ type DB struct {
 	gc *groupCommitter
 	// wal keeps the SQLite write-ahead log bounded (nil on PostgreSQL).
 	wal *sqlitewal.Keeper
+	// changes announces command and device state writes (commands.go).
+	changes broadcaster
 }
 
 var _ registry.Registry = (*DB)(nil)

@@ -34,6 +34,8 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"BulkImportAllOrNothing", testBulkAllOrNothing},
 		{"BulkImportIdempotentByExternalID", testBulkIdempotent},
 		{"KeysetPagingStableUnderWrites", testKeysetPagingStable},
+		{"CommandLifecycle", testCommandLifecycle},
+		{"DeviceState", testDeviceState},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })

@@ -11,14 +11,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"connectrpc.com/connect"
-	"golang.org/x/net/http2"
 
+	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
@@ -31,6 +30,15 @@ type Client struct {
 	Core   corev1connect.CoreServiceClient
 	Ingest ingestv1connect.IngestServiceClient
 	Query  queryv1connect.QueryServiceClient
+	// Command sends commands to devices and serves device state (users).
+	Command commandv1connect.CommandServiceClient
+	// Device is the device side: one stream for readings, commands and
+	// answers (device tokens).
+	Device commandv1connect.DeviceServiceClient
+
+	// baseURL and opts are what New was given, for DeviceClient.
+	baseURL string
+	opts    []Option
 
 	mu    sync.RWMutex
 	token string
@@ -55,8 +63,11 @@ type config struct {
 // Option configures New.
 type Option func(*config)
 
-// WithToken sets the token to send (a user, device or consumer JWT).
-func WithToken(token string) Option { return func(c *config) { c.token = token } }
+// WithToken sets the token to send (a user, device or consumer JWT), in
+// place of any session set before.
+func WithToken(token string) Option {
+	return func(c *config) { c.token, c.refresh, c.expires = token, "", time.Time{} }
+}
 
 // WithSession resumes a signed-in session saved from Session: the user
 // token, the refresh token and the token's expiry (zero: renew at the first
@@ -105,7 +116,7 @@ func New(baseURL string, opts ...Option) *Client {
 	default:
 		cfg.hc = http.DefaultClient
 	}
-	c := &Client{token: cfg.token, refresh: cfg.refresh, expires: cfg.expires}
+	c := &Client{baseURL: baseURL, opts: opts, token: cfg.token, refresh: cfg.refresh, expires: cfg.expires}
 	copts := []connect.ClientOption{connect.WithInterceptors(c.interceptor())}
 	if cfg.protocol != nil {
 		copts = append(copts, cfg.protocol)
@@ -113,6 +124,8 @@ func New(baseURL string, opts ...Option) *Client {
 	c.Core = corev1connect.NewCoreServiceClient(cfg.hc, baseURL, copts...)
 	c.Ingest = ingestv1connect.NewIngestServiceClient(cfg.hc, baseURL, copts...)
 	c.Query = queryv1connect.NewQueryServiceClient(cfg.hc, baseURL, copts...)
+	c.Command = commandv1connect.NewCommandServiceClient(cfg.hc, baseURL, copts...)
+	c.Device = commandv1connect.NewDeviceServiceClient(cfg.hc, baseURL, copts...)
 	return c
 }
 
@@ -223,14 +236,19 @@ func sessionProcedure(p string) bool {
 		p == corev1connect.CoreServiceSignOutProcedure
 }
 
-// DeviceClient returns a client that acts as a device, with the device key
-// of deviceID fetched with this client's (user) token.
-func (c *Client) DeviceClient(ctx context.Context, baseURL string, deviceID int64, opts ...Option) (*Client, error) {
+// BaseURL returns the API URL the client talks to.
+func (c *Client) BaseURL() string { return c.baseURL }
+
+// DeviceClient returns a client of the same API, with the same options
+// (protocol, TLS, HTTP client) plus opts, that acts as a device: it sends
+// the device key of deviceID, fetched with this client's (user) token.
+func (c *Client) DeviceClient(ctx context.Context, deviceID int64, opts ...Option) (*Client, error) {
 	k, err := c.Core.GetDeviceKey(ctx, &corev1.GetDeviceKeyRequest{Id: deviceID})
 	if err != nil {
 		return nil, err
 	}
-	return New(baseURL, append(opts, WithToken(k.GetToken()))...), nil
+	all := append(append(append([]Option{}, c.opts...), opts...), WithToken(k.GetToken()))
+	return New(c.baseURL, all...), nil
 }
 
 func (c *Client) interceptor() connect.Interceptor { return bearer{c} }
@@ -269,10 +287,7 @@ func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.
 // H2C returns an HTTP client speaking HTTP/2 without TLS (prior knowledge),
 // for http:// URLs.
 func H2C() *http.Client {
-	return &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &p}}
 }

@@ -2,51 +2,21 @@ package iot_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 
 	"connectrpc.com/connect"
 
-	"github.com/iotplatform/iotplatform/app"
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
 
-// startPlatform runs the whole platform in-process on loopback ports.
-func startPlatform(t *testing.T, extra ...string) string {
-	t.Helper()
-	cfg, err := app.ParseConfig(append([]string{"--data-dir", t.TempDir(), "--api-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--ws-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0"}, extra...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Core.AdminPassword = "sdk-test-password"
-	a, err := app.New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("platform stopped with %v", err)
-		}
-	})
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		t.Fatalf("platform failed to start: %v", err)
-	}
-	return "http://" + a.Addr("api")
-}
-
+// TestClient_SignInManageAndIngest runs sign-in, device management, device
+// ingest (through DeviceClient, which inherits the protocol) and a query
+// over Connect, gRPC and gRPC-Web against the built binary.
 func TestClient_SignInManageAndIngest(t *testing.T) {
-	url := startPlatform(t)
+	url := baseURL
 	ctx := context.Background()
 	for _, proto := range []struct {
 		name string
@@ -71,7 +41,7 @@ func TestClient_SignInManageAndIngest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dev, err := c.DeviceClient(ctx, url, d.GetResult().GetId(), proto.opts...)
+			dev, err := c.DeviceClient(ctx, d.GetResult().GetId())
 			if err != nil {
 				t.Fatal(err)
 			}

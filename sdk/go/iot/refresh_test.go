@@ -17,7 +17,7 @@ func TestClient_RenewsShortLivedUserTokens(t *testing.T) {
 	url := startPlatform(t, "--user-token-ttl", "2s")
 	ctx := context.Background()
 	c := iot.New(url)
-	if err := c.SignIn(ctx, "root", "sdk-test-password"); err != nil {
+	if err := c.SignIn(ctx, "root", testPassword); err != nil {
 		t.Fatal(err)
 	}
 	first := c.Token()

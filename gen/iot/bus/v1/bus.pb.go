@@ -52,7 +52,13 @@ type Record struct {
 	// (sensor_id, timestamp_ns, seq) is the reading's identity in the store,
 	// so a replayed batch or a redelivered record overwrites itself instead of
 	// duplicating, and distinct readings are never merged.
-	Seq           int64 `protobuf:"varint,11,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq int64 `protobuf:"varint,11,opt,name=seq,proto3" json:"seq,omitempty"`
+	// traceparent is the W3C trace context (https://www.w3.org/TR/trace-context/
+	// traceparent header) of the span that published the record, set only when
+	// the reading is sampled for tracing; empty otherwise. The write-ahead log
+	// keeps it in the record; on Kafka it travels as the record's
+	// "traceparent" header instead and is restored here on consumption.
+	Traceparent   string `protobuf:"bytes,12,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -181,6 +187,13 @@ func (x *Record) GetSeq() int64 {
 	return 0
 }
 
+func (x *Record) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
 type isRecord_Value interface {
 	isRecord_Value()
 }
@@ -271,7 +284,7 @@ var File_iot_bus_v1_bus_proto protoreflect.FileDescriptor
 const file_iot_bus_v1_bus_proto_rawDesc = "" +
 	"\n" +
 	"\x14iot/bus/v1/bus.proto\x12\n" +
-	"iot.bus.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x8e\x03\n" +
+	"iot.bus.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xb0\x03\n" +
 	"\x06Record\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\x03R\bdeviceId\x12\x1b\n" +
 	"\tsensor_id\x18\x02 \x01(\x03R\bsensorId\x12!\n" +
@@ -286,7 +299,8 @@ const file_iot_bus_v1_bus_proto_rawDesc = "" +
 	"\x0freceive_time_ns\x18\t \x01(\x03R\rreceiveTimeNs\x12\x1a\n" +
 	"\bprotocol\x18\n" +
 	" \x01(\tR\bprotocol\x12\x10\n" +
-	"\x03seq\x18\v \x01(\x03R\x03seqB\a\n" +
+	"\x03seq\x18\v \x01(\x03R\x03seq\x12 \n" +
+	"\vtraceparent\x18\f \x01(\tR\vtraceparentB\a\n" +
 	"\x05value\";\n" +
 	"\vRecordBatch\x12,\n" +
 	"\arecords\x18\x01 \x03(\v2\x12.iot.bus.v1.RecordR\arecordsB9Z7github.com/iotplatform/iotplatform/gen/iot/bus/v1;busv1b\x06proto3"

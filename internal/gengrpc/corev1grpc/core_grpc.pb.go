@@ -4,10 +4,11 @@
 // - protoc             (unknown)
 // source: iot/core/v1/core.proto
 
-package corev1
+package corev1grpc
 
 import (
 	context "context"
+	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -70,38 +71,38 @@ type CoreServiceClient interface {
 	// SignIn exchanges a username and password for a short-lived user token
 	// (a JWT with an expiry) and a refresh token. A wrong password and an
 	// unknown user get the same answer.
-	SignIn(ctx context.Context, in *SignInRequest, opts ...grpc.CallOption) (*SignInResponse, error)
+	SignIn(ctx context.Context, in *corev1.SignInRequest, opts ...grpc.CallOption) (*corev1.SignInResponse, error)
 	// RefreshToken exchanges a refresh token for a new user token and a new
 	// refresh token; the one presented stops working (each refresh token works
 	// once). Public: the refresh token is the credential. A password change,
 	// a role change or deleting the user retires its refresh tokens.
-	RefreshToken(ctx context.Context, in *RefreshTokenRequest, opts ...grpc.CallOption) (*RefreshTokenResponse, error)
+	RefreshToken(ctx context.Context, in *corev1.RefreshTokenRequest, opts ...grpc.CallOption) (*corev1.RefreshTokenResponse, error)
 	// SignOut revokes a refresh token. Public: the refresh token is the
 	// credential. User tokens already issued keep working until they expire.
-	SignOut(ctx context.Context, in *SignOutRequest, opts ...grpc.CallOption) (*SignOutResponse, error)
+	SignOut(ctx context.Context, in *corev1.SignOutRequest, opts ...grpc.CallOption) (*corev1.SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
-	GetCurrentUser(ctx context.Context, in *GetCurrentUserRequest, opts ...grpc.CallOption) (*GetCurrentUserResponse, error)
+	GetCurrentUser(ctx context.Context, in *corev1.GetCurrentUserRequest, opts ...grpc.CallOption) (*corev1.GetCurrentUserResponse, error)
 	// CreateUser adds a user. Admins only.
-	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
+	CreateUser(ctx context.Context, in *corev1.CreateUserRequest, opts ...grpc.CallOption) (*corev1.CreateUserResponse, error)
 	// ListUsers lists all users. Admins only.
-	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	ListUsers(ctx context.Context, in *corev1.ListUsersRequest, opts ...grpc.CallOption) (*corev1.ListUsersResponse, error)
 	// GetUser returns one user. Admins, or the user itself.
-	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
+	GetUser(ctx context.Context, in *corev1.GetUserRequest, opts ...grpc.CallOption) (*corev1.GetUserResponse, error)
 	// UpdateUser changes a user's display name or role. Admins may change
 	// anything; a user may change its own display name only.
-	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error)
+	UpdateUser(ctx context.Context, in *corev1.UpdateUserRequest, opts ...grpc.CallOption) (*corev1.UpdateUserResponse, error)
 	// ChangePassword sets a new password. A user changing its own password must
 	// give the current one; an admin may reset anyone's. Existing user tokens of
 	// that user stop working.
-	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	ChangePassword(ctx context.Context, in *corev1.ChangePasswordRequest, opts ...grpc.CallOption) (*corev1.ChangePasswordResponse, error)
 	// DeleteUser removes a user together with its devices, sensors and consumers.
 	// Admins only; the last admin cannot be deleted.
-	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	DeleteUser(ctx context.Context, in *corev1.DeleteUserRequest, opts ...grpc.CallOption) (*corev1.DeleteUserResponse, error)
 	// CreateDevice registers a device owned by the caller.
-	CreateDevice(ctx context.Context, in *CreateDeviceRequest, opts ...grpc.CallOption) (*CreateDeviceResponse, error)
+	CreateDevice(ctx context.Context, in *corev1.CreateDeviceRequest, opts ...grpc.CallOption) (*corev1.CreateDeviceResponse, error)
 	// ListDevices lists the caller's devices (all devices for admins), ordered
 	// by id, one page at a time.
-	ListDevices(ctx context.Context, in *ListDevicesRequest, opts ...grpc.CallOption) (*ListDevicesResponse, error)
+	ListDevices(ctx context.Context, in *corev1.ListDevicesRequest, opts ...grpc.CallOption) (*corev1.ListDevicesResponse, error)
 	// ImportDevices creates up to 10,000 devices of the caller, each with its
 	// sensors, in one call and all or nothing: a bad row refuses the whole
 	// batch with InvalidArgument (HTTP 400) naming the row (0-based index in
@@ -111,21 +112,21 @@ type CoreServiceClient interface {
 	// retried import creates nothing twice and returns the same ids. Device
 	// keys are returned when return_keys is set; they work on every edge at
 	// once.
-	ImportDevices(ctx context.Context, in *ImportDevicesRequest, opts ...grpc.CallOption) (*ImportDevicesResponse, error)
+	ImportDevices(ctx context.Context, in *corev1.ImportDevicesRequest, opts ...grpc.CallOption) (*corev1.ImportDevicesResponse, error)
 	// GetDevice returns one device.
-	GetDevice(ctx context.Context, in *GetDeviceRequest, opts ...grpc.CallOption) (*GetDeviceResponse, error)
+	GetDevice(ctx context.Context, in *corev1.GetDeviceRequest, opts ...grpc.CallOption) (*corev1.GetDeviceResponse, error)
 	// UpdateDevice changes a device's name, description or labels. Fields not
 	// named in update_mask are left alone; an empty mask updates every field
 	// that is set in the request.
-	UpdateDevice(ctx context.Context, in *UpdateDeviceRequest, opts ...grpc.CallOption) (*UpdateDeviceResponse, error)
+	UpdateDevice(ctx context.Context, in *corev1.UpdateDeviceRequest, opts ...grpc.CallOption) (*corev1.UpdateDeviceResponse, error)
 	// DeleteDevice removes a device and all of its sensors. Its key stops working.
-	DeleteDevice(ctx context.Context, in *DeleteDeviceRequest, opts ...grpc.CallOption) (*DeleteDeviceResponse, error)
+	DeleteDevice(ctx context.Context, in *corev1.DeleteDeviceRequest, opts ...grpc.CallOption) (*corev1.DeleteDeviceResponse, error)
 	// GetDeviceKey returns the device's current token, which the device presents
 	// to the gateways.
-	GetDeviceKey(ctx context.Context, in *GetDeviceKeyRequest, opts ...grpc.CallOption) (*GetDeviceKeyResponse, error)
+	GetDeviceKey(ctx context.Context, in *corev1.GetDeviceKeyRequest, opts ...grpc.CallOption) (*corev1.GetDeviceKeyResponse, error)
 	// RotateDeviceKey issues a new device token; every earlier token of the
 	// device is refused from then on (within the documented staleness bound).
-	RotateDeviceKey(ctx context.Context, in *RotateDeviceKeyRequest, opts ...grpc.CallOption) (*RotateDeviceKeyResponse, error)
+	RotateDeviceKey(ctx context.Context, in *corev1.RotateDeviceKeyRequest, opts ...grpc.CallOption) (*corev1.RotateDeviceKeyResponse, error)
 	// AddDeviceCertificate registers the SHA-256 fingerprint of a client
 	// certificate for a device, so the device may authenticate by mutual TLS
 	// instead of a token (when the deployment sets a client CA). The
@@ -134,52 +135,52 @@ type CoreServiceClient interface {
 	// so registering a fingerprint on another device has no effect.
 	// AlreadyExists when the fingerprint is already registered for this
 	// device. Owner or admin.
-	AddDeviceCertificate(ctx context.Context, in *AddDeviceCertificateRequest, opts ...grpc.CallOption) (*AddDeviceCertificateResponse, error)
+	AddDeviceCertificate(ctx context.Context, in *corev1.AddDeviceCertificateRequest, opts ...grpc.CallOption) (*corev1.AddDeviceCertificateResponse, error)
 	// ListDeviceCertificates lists the certificate fingerprints registered for
 	// a device. Owner or admin.
-	ListDeviceCertificates(ctx context.Context, in *ListDeviceCertificatesRequest, opts ...grpc.CallOption) (*ListDeviceCertificatesResponse, error)
+	ListDeviceCertificates(ctx context.Context, in *corev1.ListDeviceCertificatesRequest, opts ...grpc.CallOption) (*corev1.ListDeviceCertificatesResponse, error)
 	// RemoveDeviceCertificate removes a fingerprint: the certificate is refused
 	// from then on (within the documented staleness bound, --auth-cache-ttl),
 	// which is how a device certificate is revoked. Owner or admin.
-	RemoveDeviceCertificate(ctx context.Context, in *RemoveDeviceCertificateRequest, opts ...grpc.CallOption) (*RemoveDeviceCertificateResponse, error)
+	RemoveDeviceCertificate(ctx context.Context, in *corev1.RemoveDeviceCertificateRequest, opts ...grpc.CallOption) (*corev1.RemoveDeviceCertificateResponse, error)
 	// GetDeviceTree returns the device's sensors arranged as a tree by path.
-	GetDeviceTree(ctx context.Context, in *GetDeviceTreeRequest, opts ...grpc.CallOption) (*GetDeviceTreeResponse, error)
+	GetDeviceTree(ctx context.Context, in *corev1.GetDeviceTreeRequest, opts ...grpc.CallOption) (*corev1.GetDeviceTreeResponse, error)
 	// CreateSensor adds a sensor to a device. The REST response is the sensor
 	// itself, as in the original API.
-	CreateSensor(ctx context.Context, in *CreateSensorRequest, opts ...grpc.CallOption) (*CreateSensorResponse, error)
+	CreateSensor(ctx context.Context, in *corev1.CreateSensorRequest, opts ...grpc.CallOption) (*corev1.CreateSensorResponse, error)
 	// ListSensors lists a device's sensors ordered by id.
-	ListSensors(ctx context.Context, in *ListSensorsRequest, opts ...grpc.CallOption) (*ListSensorsResponse, error)
+	ListSensors(ctx context.Context, in *corev1.ListSensorsRequest, opts ...grpc.CallOption) (*corev1.ListSensorsResponse, error)
 	// GetSensor returns one sensor of a device.
-	GetSensor(ctx context.Context, in *GetSensorRequest, opts ...grpc.CallOption) (*GetSensorResponse, error)
+	GetSensor(ctx context.Context, in *corev1.GetSensorRequest, opts ...grpc.CallOption) (*corev1.GetSensorResponse, error)
 	// UpdateSensor changes a sensor's name, description, unit or path. The value
 	// type cannot change once readings may exist.
-	UpdateSensor(ctx context.Context, in *UpdateSensorRequest, opts ...grpc.CallOption) (*UpdateSensorResponse, error)
+	UpdateSensor(ctx context.Context, in *corev1.UpdateSensorRequest, opts ...grpc.CallOption) (*corev1.UpdateSensorResponse, error)
 	// DeleteSensor removes a sensor and its consumer grants.
-	DeleteSensor(ctx context.Context, in *DeleteSensorRequest, opts ...grpc.CallOption) (*DeleteSensorResponse, error)
+	DeleteSensor(ctx context.Context, in *corev1.DeleteSensorRequest, opts ...grpc.CallOption) (*corev1.DeleteSensorResponse, error)
 	// CreateConsumer registers a read-only data consumer owned by the caller.
-	CreateConsumer(ctx context.Context, in *CreateConsumerRequest, opts ...grpc.CallOption) (*CreateConsumerResponse, error)
+	CreateConsumer(ctx context.Context, in *corev1.CreateConsumerRequest, opts ...grpc.CallOption) (*corev1.CreateConsumerResponse, error)
 	// ListConsumers lists the caller's consumers (all for admins).
-	ListConsumers(ctx context.Context, in *ListConsumersRequest, opts ...grpc.CallOption) (*ListConsumersResponse, error)
+	ListConsumers(ctx context.Context, in *corev1.ListConsumersRequest, opts ...grpc.CallOption) (*corev1.ListConsumersResponse, error)
 	// GetConsumer returns one consumer with its granted sensors.
-	GetConsumer(ctx context.Context, in *GetConsumerRequest, opts ...grpc.CallOption) (*GetConsumerResponse, error)
+	GetConsumer(ctx context.Context, in *corev1.GetConsumerRequest, opts ...grpc.CallOption) (*corev1.GetConsumerResponse, error)
 	// UpdateConsumer changes a consumer's name or description.
-	UpdateConsumer(ctx context.Context, in *UpdateConsumerRequest, opts ...grpc.CallOption) (*UpdateConsumerResponse, error)
+	UpdateConsumer(ctx context.Context, in *corev1.UpdateConsumerRequest, opts ...grpc.CallOption) (*corev1.UpdateConsumerResponse, error)
 	// DeleteConsumer removes a consumer; its key stops working.
-	DeleteConsumer(ctx context.Context, in *DeleteConsumerRequest, opts ...grpc.CallOption) (*DeleteConsumerResponse, error)
+	DeleteConsumer(ctx context.Context, in *corev1.DeleteConsumerRequest, opts ...grpc.CallOption) (*corev1.DeleteConsumerResponse, error)
 	// GetConsumerKey returns the consumer's current token.
-	GetConsumerKey(ctx context.Context, in *GetConsumerKeyRequest, opts ...grpc.CallOption) (*GetConsumerKeyResponse, error)
+	GetConsumerKey(ctx context.Context, in *corev1.GetConsumerKeyRequest, opts ...grpc.CallOption) (*corev1.GetConsumerKeyResponse, error)
 	// RotateConsumerKey issues a new consumer token and retires the old ones.
-	RotateConsumerKey(ctx context.Context, in *RotateConsumerKeyRequest, opts ...grpc.CallOption) (*RotateConsumerKeyResponse, error)
+	RotateConsumerKey(ctx context.Context, in *corev1.RotateConsumerKeyRequest, opts ...grpc.CallOption) (*corev1.RotateConsumerKeyResponse, error)
 	// GrantSensor lets a consumer read a sensor. The caller must own both.
-	GrantSensor(ctx context.Context, in *GrantSensorRequest, opts ...grpc.CallOption) (*GrantSensorResponse, error)
+	GrantSensor(ctx context.Context, in *corev1.GrantSensorRequest, opts ...grpc.CallOption) (*corev1.GrantSensorResponse, error)
 	// RevokeSensor withdraws a grant.
-	RevokeSensor(ctx context.Context, in *RevokeSensorRequest, opts ...grpc.CallOption) (*RevokeSensorResponse, error)
+	RevokeSensor(ctx context.Context, in *corev1.RevokeSensorRequest, opts ...grpc.CallOption) (*corev1.RevokeSensorResponse, error)
 	// ListAuditEvents lists the audit log, newest first: key issue, rotation
 	// and deletion, device certificate registration and removal
 	// (`device.certificate.add`, `device.certificate.remove`), ingest limit
 	// changes (`device.ingest_limit.change`), and admin actions (users,
 	// grants, consumers). Admins only.
-	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	ListAuditEvents(ctx context.Context, in *corev1.ListAuditEventsRequest, opts ...grpc.CallOption) (*corev1.ListAuditEventsResponse, error)
 }
 
 type coreServiceClient struct {
@@ -190,9 +191,9 @@ func NewCoreServiceClient(cc grpc.ClientConnInterface) CoreServiceClient {
 	return &coreServiceClient{cc}
 }
 
-func (c *coreServiceClient) SignIn(ctx context.Context, in *SignInRequest, opts ...grpc.CallOption) (*SignInResponse, error) {
+func (c *coreServiceClient) SignIn(ctx context.Context, in *corev1.SignInRequest, opts ...grpc.CallOption) (*corev1.SignInResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(SignInResponse)
+	out := new(corev1.SignInResponse)
 	err := c.cc.Invoke(ctx, CoreService_SignIn_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -200,9 +201,9 @@ func (c *coreServiceClient) SignIn(ctx context.Context, in *SignInRequest, opts 
 	return out, nil
 }
 
-func (c *coreServiceClient) RefreshToken(ctx context.Context, in *RefreshTokenRequest, opts ...grpc.CallOption) (*RefreshTokenResponse, error) {
+func (c *coreServiceClient) RefreshToken(ctx context.Context, in *corev1.RefreshTokenRequest, opts ...grpc.CallOption) (*corev1.RefreshTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RefreshTokenResponse)
+	out := new(corev1.RefreshTokenResponse)
 	err := c.cc.Invoke(ctx, CoreService_RefreshToken_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -210,9 +211,9 @@ func (c *coreServiceClient) RefreshToken(ctx context.Context, in *RefreshTokenRe
 	return out, nil
 }
 
-func (c *coreServiceClient) SignOut(ctx context.Context, in *SignOutRequest, opts ...grpc.CallOption) (*SignOutResponse, error) {
+func (c *coreServiceClient) SignOut(ctx context.Context, in *corev1.SignOutRequest, opts ...grpc.CallOption) (*corev1.SignOutResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(SignOutResponse)
+	out := new(corev1.SignOutResponse)
 	err := c.cc.Invoke(ctx, CoreService_SignOut_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -220,9 +221,9 @@ func (c *coreServiceClient) SignOut(ctx context.Context, in *SignOutRequest, opt
 	return out, nil
 }
 
-func (c *coreServiceClient) GetCurrentUser(ctx context.Context, in *GetCurrentUserRequest, opts ...grpc.CallOption) (*GetCurrentUserResponse, error) {
+func (c *coreServiceClient) GetCurrentUser(ctx context.Context, in *corev1.GetCurrentUserRequest, opts ...grpc.CallOption) (*corev1.GetCurrentUserResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetCurrentUserResponse)
+	out := new(corev1.GetCurrentUserResponse)
 	err := c.cc.Invoke(ctx, CoreService_GetCurrentUser_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -230,9 +231,9 @@ func (c *coreServiceClient) GetCurrentUser(ctx context.Context, in *GetCurrentUs
 	return out, nil
 }
 
-func (c *coreServiceClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error) {
+func (c *coreServiceClient) CreateUser(ctx context.Context, in *corev1.CreateUserRequest, opts ...grpc.CallOption) (*corev1.CreateUserResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CreateUserResponse)
+	out := new(corev1.CreateUserResponse)
 	err := c.cc.Invoke(ctx, CoreService_CreateUser_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -240,9 +241,9 @@ func (c *coreServiceClient) CreateUser(ctx context.Context, in *CreateUserReques
 	return out, nil
 }
 
-func (c *coreServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+func (c *coreServiceClient) ListUsers(ctx context.Context, in *corev1.ListUsersRequest, opts ...grpc.CallOption) (*corev1.ListUsersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListUsersResponse)
+	out := new(corev1.ListUsersResponse)
 	err := c.cc.Invoke(ctx, CoreService_ListUsers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -250,9 +251,9 @@ func (c *coreServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest,
 	return out, nil
 }
 
-func (c *coreServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error) {
+func (c *coreServiceClient) GetUser(ctx context.Context, in *corev1.GetUserRequest, opts ...grpc.CallOption) (*corev1.GetUserResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetUserResponse)
+	out := new(corev1.GetUserResponse)
 	err := c.cc.Invoke(ctx, CoreService_GetUser_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -260,9 +261,9 @@ func (c *coreServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opt
 	return out, nil
 }
 
-func (c *coreServiceClient) UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error) {
+func (c *coreServiceClient) UpdateUser(ctx context.Context, in *corev1.UpdateUserRequest, opts ...grpc.CallOption) (*corev1.UpdateUserResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(UpdateUserResponse)
+	out := new(corev1.UpdateUserResponse)
 	err := c.cc.Invoke(ctx, CoreService_UpdateUser_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -270,9 +271,9 @@ func (c *coreServiceClient) UpdateUser(ctx context.Context, in *UpdateUserReques
 	return out, nil
 }
 
-func (c *coreServiceClient) ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error) {
+func (c *coreServiceClient) ChangePassword(ctx context.Context, in *corev1.ChangePasswordRequest, opts ...grpc.CallOption) (*corev1.ChangePasswordResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ChangePasswordResponse)
+	out := new(corev1.ChangePasswordResponse)
 	err := c.cc.Invoke(ctx, CoreService_ChangePassword_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -280,9 +281,9 @@ func (c *coreServiceClient) ChangePassword(ctx context.Context, in *ChangePasswo
 	return out, nil
 }
 
-func (c *coreServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+func (c *coreServiceClient) DeleteUser(ctx context.Context, in *corev1.DeleteUserRequest, opts ...grpc.CallOption) (*corev1.DeleteUserResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DeleteUserResponse)
+	out := new(corev1.DeleteUserResponse)
 	err := c.cc.Invoke(ctx, CoreService_DeleteUser_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -290,9 +291,9 @@ func (c *coreServiceClient) DeleteUser(ctx context.Context, in *DeleteUserReques
 	return out, nil
 }
 
-func (c *coreServiceClient) CreateDevice(ctx context.Context, in *CreateDeviceRequest, opts ...grpc.CallOption) (*CreateDeviceResponse, error) {
+func (c *coreServiceClient) CreateDevice(ctx context.Context, in *corev1.CreateDeviceRequest, opts ...grpc.CallOption) (*corev1.CreateDeviceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CreateDeviceResponse)
+	out := new(corev1.CreateDeviceResponse)
 	err := c.cc.Invoke(ctx, CoreService_CreateDevice_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -300,9 +301,9 @@ func (c *coreServiceClient) CreateDevice(ctx context.Context, in *CreateDeviceRe
 	return out, nil
 }
 
-func (c *coreServiceClient) ListDevices(ctx context.Context, in *ListDevicesRequest, opts ...grpc.CallOption) (*ListDevicesResponse, error) {
+func (c *coreServiceClient) ListDevices(ctx context.Context, in *corev1.ListDevicesRequest, opts ...grpc.CallOption) (*corev1.ListDevicesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListDevicesResponse)
+	out := new(corev1.ListDevicesResponse)
 	err := c.cc.Invoke(ctx, CoreService_ListDevices_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -310,9 +311,9 @@ func (c *coreServiceClient) ListDevices(ctx context.Context, in *ListDevicesRequ
 	return out, nil
 }
 
-func (c *coreServiceClient) ImportDevices(ctx context.Context, in *ImportDevicesRequest, opts ...grpc.CallOption) (*ImportDevicesResponse, error) {
+func (c *coreServiceClient) ImportDevices(ctx context.Context, in *corev1.ImportDevicesRequest, opts ...grpc.CallOption) (*corev1.ImportDevicesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ImportDevicesResponse)
+	out := new(corev1.ImportDevicesResponse)
 	err := c.cc.Invoke(ctx, CoreService_ImportDevices_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -320,9 +321,9 @@ func (c *coreServiceClient) ImportDevices(ctx context.Context, in *ImportDevices
 	return out, nil
 }
 
-func (c *coreServiceClient) GetDevice(ctx context.Context, in *GetDeviceRequest, opts ...grpc.CallOption) (*GetDeviceResponse, error) {
+func (c *coreServiceClient) GetDevice(ctx context.Context, in *corev1.GetDeviceRequest, opts ...grpc.CallOption) (*corev1.GetDeviceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetDeviceResponse)
+	out := new(corev1.GetDeviceResponse)
 	err := c.cc.Invoke(ctx, CoreService_GetDevice_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -330,9 +331,9 @@ func (c *coreServiceClient) GetDevice(ctx context.Context, in *GetDeviceRequest,
 	return out, nil
 }
 
-func (c *coreServiceClient) UpdateDevice(ctx context.Context, in *UpdateDeviceRequest, opts ...grpc.CallOption) (*UpdateDeviceResponse, error) {
+func (c *coreServiceClient) UpdateDevice(ctx context.Context, in *corev1.UpdateDeviceRequest, opts ...grpc.CallOption) (*corev1.UpdateDeviceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(UpdateDeviceResponse)
+	out := new(corev1.UpdateDeviceResponse)
 	err := c.cc.Invoke(ctx, CoreService_UpdateDevice_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -340,9 +341,9 @@ func (c *coreServiceClient) UpdateDevice(ctx context.Context, in *UpdateDeviceRe
 	return out, nil
 }
 
-func (c *coreServiceClient) DeleteDevice(ctx context.Context, in *DeleteDeviceRequest, opts ...grpc.CallOption) (*DeleteDeviceResponse, error) {
+func (c *coreServiceClient) DeleteDevice(ctx context.Context, in *corev1.DeleteDeviceRequest, opts ...grpc.CallOption) (*corev1.DeleteDeviceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DeleteDeviceResponse)
+	out := new(corev1.DeleteDeviceResponse)
 	err := c.cc.Invoke(ctx, CoreService_DeleteDevice_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -350,9 +351,9 @@ func (c *coreServiceClient) DeleteDevice(ctx context.Context, in *DeleteDeviceRe
 	return out, nil
 }
 
-func (c *coreServiceClient) GetDeviceKey(ctx context.Context, in *GetDeviceKeyRequest, opts ...grpc.CallOption) (*GetDeviceKeyResponse, error) {
+func (c *coreServiceClient) GetDeviceKey(ctx context.Context, in *corev1.GetDeviceKeyRequest, opts ...grpc.CallOption) (*corev1.GetDeviceKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetDeviceKeyResponse)
+	out := new(corev1.GetDeviceKeyResponse)
 	err := c.cc.Invoke(ctx, CoreService_GetDeviceKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -360,9 +361,9 @@ func (c *coreServiceClient) GetDeviceKey(ctx context.Context, in *GetDeviceKeyRe
 	return out, nil
 }
 
-func (c *coreServiceClient) RotateDeviceKey(ctx context.Context, in *RotateDeviceKeyRequest, opts ...grpc.CallOption) (*RotateDeviceKeyResponse, error) {
+func (c *coreServiceClient) RotateDeviceKey(ctx context.Context, in *corev1.RotateDeviceKeyRequest, opts ...grpc.CallOption) (*corev1.RotateDeviceKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RotateDeviceKeyResponse)
+	out := new(corev1.RotateDeviceKeyResponse)
 	err := c.cc.Invoke(ctx, CoreService_RotateDeviceKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -370,9 +371,9 @@ func (c *coreServiceClient) RotateDeviceKey(ctx context.Context, in *RotateDevic
 	return out, nil
 }
 
-func (c *coreServiceClient) AddDeviceCertificate(ctx context.Context, in *AddDeviceCertificateRequest, opts ...grpc.CallOption) (*AddDeviceCertificateResponse, error) {
+func (c *coreServiceClient) AddDeviceCertificate(ctx context.Context, in *corev1.AddDeviceCertificateRequest, opts ...grpc.CallOption) (*corev1.AddDeviceCertificateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(AddDeviceCertificateResponse)
+	out := new(corev1.AddDeviceCertificateResponse)
 	err := c.cc.Invoke(ctx, CoreService_AddDeviceCertificate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -380,9 +381,9 @@ func (c *coreServiceClient) AddDeviceCertificate(ctx context.Context, in *AddDev
 	return out, nil
 }
 
-func (c *coreServiceClient) ListDeviceCertificates(ctx context.Context, in *ListDeviceCertificatesRequest, opts ...grpc.CallOption) (*ListDeviceCertificatesResponse, error) {
+func (c *coreServiceClient) ListDeviceCertificates(ctx context.Context, in *corev1.ListDeviceCertificatesRequest, opts ...grpc.CallOption) (*corev1.ListDeviceCertificatesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListDeviceCertificatesResponse)
+	out := new(corev1.ListDeviceCertificatesResponse)
 	err := c.cc.Invoke(ctx, CoreService_ListDeviceCertificates_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -390,9 +391,9 @@ func (c *coreServiceClient) ListDeviceCertificates(ctx context.Context, in *List
 	return out, nil
 }
 
-func (c *coreServiceClient) RemoveDeviceCertificate(ctx context.Context, in *RemoveDeviceCertificateRequest, opts ...grpc.CallOption) (*RemoveDeviceCertificateResponse, error) {
+func (c *coreServiceClient) RemoveDeviceCertificate(ctx context.Context, in *corev1.RemoveDeviceCertificateRequest, opts ...grpc.CallOption) (*corev1.RemoveDeviceCertificateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RemoveDeviceCertificateResponse)
+	out := new(corev1.RemoveDeviceCertificateResponse)
 	err := c.cc.Invoke(ctx, CoreService_RemoveDeviceCertificate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -400,9 +401,9 @@ func (c *coreServiceClient) RemoveDeviceCertificate(ctx context.Context, in *Rem
 	return out, nil
 }
 
-func (c *coreServiceClient) GetDeviceTree(ctx context.Context, in *GetDeviceTreeRequest, opts ...grpc.CallOption) (*GetDeviceTreeResponse, error) {
+func (c *coreServiceClient) GetDeviceTree(ctx context.Context, in *corev1.GetDeviceTreeRequest, opts ...grpc.CallOption) (*corev1.GetDeviceTreeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetDeviceTreeResponse)
+	out := new(corev1.GetDeviceTreeResponse)
 	err := c.cc.Invoke(ctx, CoreService_GetDeviceTree_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -410,9 +411,9 @@ func (c *coreServiceClient) GetDeviceTree(ctx context.Context, in *GetDeviceTree
 	return out, nil
 }
 
-func (c *coreServiceClient) CreateSensor(ctx context.Context, in *CreateSensorRequest, opts ...grpc.CallOption) (*CreateSensorResponse, error) {
+func (c *coreServiceClient) CreateSensor(ctx context.Context, in *corev1.CreateSensorRequest, opts ...grpc.CallOption) (*corev1.CreateSensorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CreateSensorResponse)
+	out := new(corev1.CreateSensorResponse)
 	err := c.cc.Invoke(ctx, CoreService_CreateSensor_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -420,9 +421,9 @@ func (c *coreServiceClient) CreateSensor(ctx context.Context, in *CreateSensorRe
 	return out, nil
 }
 
-func (c *coreServiceClient) ListSensors(ctx context.Context, in *ListSensorsRequest, opts ...grpc.CallOption) (*ListSensorsResponse, error) {
+func (c *coreServiceClient) ListSensors(ctx context.Context, in *corev1.ListSensorsRequest, opts ...grpc.CallOption) (*corev1.ListSensorsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListSensorsResponse)
+	out := new(corev1.ListSensorsResponse)
 	err := c.cc.Invoke(ctx, CoreService_ListSensors_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -430,9 +431,9 @@ func (c *coreServiceClient) ListSensors(ctx context.Context, in *ListSensorsRequ
 	return out, nil
 }
 
-func (c *coreServiceClient) GetSensor(ctx context.Context, in *GetSensorRequest, opts ...grpc.CallOption) (*GetSensorResponse, error) {
+func (c *coreServiceClient) GetSensor(ctx context.Context, in *corev1.GetSensorRequest, opts ...grpc.CallOption) (*corev1.GetSensorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetSensorResponse)
+	out := new(corev1.GetSensorResponse)
 	err := c.cc.Invoke(ctx, CoreService_GetSensor_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -440,9 +441,9 @@ func (c *coreServiceClient) GetSensor(ctx context.Context, in *GetSensorRequest,
 	return out, nil
 }
 
-func (c *coreServiceClient) UpdateSensor(ctx context.Context, in *UpdateSensorRequest, opts ...grpc.CallOption) (*UpdateSensorResponse, error) {
+func (c *coreServiceClient) UpdateSensor(ctx context.Context, in *corev1.UpdateSensorRequest, opts ...grpc.CallOption) (*corev1.UpdateSensorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(UpdateSensorResponse)
+	out := new(corev1.UpdateSensorResponse)
 	err := c.cc.Invoke(ctx, CoreService_UpdateSensor_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -450,9 +451,9 @@ func (c *coreServiceClient) UpdateSensor(ctx context.Context, in *UpdateSensorRe
 	return out, nil
 }
 
-func (c *coreServiceClient) DeleteSensor(ctx context.Context, in *DeleteSensorRequest, opts ...grpc.CallOption) (*DeleteSensorResponse, error) {
+func (c *coreServiceClient) DeleteSensor(ctx context.Context, in *corev1.DeleteSensorRequest, opts ...grpc.CallOption) (*corev1.DeleteSensorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DeleteSensorResponse)
+	out := new(corev1.DeleteSensorResponse)
 	err := c.cc.Invoke(ctx, CoreService_DeleteSensor_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -460,9 +461,9 @@ func (c *coreServiceClient) DeleteSensor(ctx context.Context, in *DeleteSensorRe
 	return out, nil
 }
 
-func (c *coreServiceClient) CreateConsumer(ctx context.Context, in *CreateConsumerRequest, opts ...grpc.CallOption) (*CreateConsumerResponse, error) {
+func (c *coreServiceClient) CreateConsumer(ctx context.Context, in *corev1.CreateConsumerRequest, opts ...grpc.CallOption) (*corev1.CreateConsumerResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CreateConsumerResponse)
+	out := new(corev1.CreateConsumerResponse)
 	err := c.cc.Invoke(ctx, CoreService_CreateConsumer_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -470,9 +471,9 @@ func (c *coreServiceClient) CreateConsumer(ctx context.Context, in *CreateConsum
 	return out, nil
 }
 
-func (c *coreServiceClient) ListConsumers(ctx context.Context, in *ListConsumersRequest, opts ...grpc.CallOption) (*ListConsumersResponse, error) {
+func (c *coreServiceClient) ListConsumers(ctx context.Context, in *corev1.ListConsumersRequest, opts ...grpc.CallOption) (*corev1.ListConsumersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListConsumersResponse)
+	out := new(corev1.ListConsumersResponse)
 	err := c.cc.Invoke(ctx, CoreService_ListConsumers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -480,9 +481,9 @@ func (c *coreServiceClient) ListConsumers(ctx context.Context, in *ListConsumers
 	return out, nil
 }
 
-func (c *coreServiceClient) GetConsumer(ctx context.Context, in *GetConsumerRequest, opts ...grpc.CallOption) (*GetConsumerResponse, error) {
+func (c *coreServiceClient) GetConsumer(ctx context.Context, in *corev1.GetConsumerRequest, opts ...grpc.CallOption) (*corev1.GetConsumerResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetConsumerResponse)
+	out := new(corev1.GetConsumerResponse)
 	err := c.cc.Invoke(ctx, CoreService_GetConsumer_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -490,9 +491,9 @@ func (c *coreServiceClient) GetConsumer(ctx context.Context, in *GetConsumerRequ
 	return out, nil
 }
 
-func (c *coreServiceClient) UpdateConsumer(ctx context.Context, in *UpdateConsumerRequest, opts ...grpc.CallOption) (*UpdateConsumerResponse, error) {
+func (c *coreServiceClient) UpdateConsumer(ctx context.Context, in *corev1.UpdateConsumerRequest, opts ...grpc.CallOption) (*corev1.UpdateConsumerResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(UpdateConsumerResponse)
+	out := new(corev1.UpdateConsumerResponse)
 	err := c.cc.Invoke(ctx, CoreService_UpdateConsumer_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -500,9 +501,9 @@ func (c *coreServiceClient) UpdateConsumer(ctx context.Context, in *UpdateConsum
 	return out, nil
 }
 
-func (c *coreServiceClient) DeleteConsumer(ctx context.Context, in *DeleteConsumerRequest, opts ...grpc.CallOption) (*DeleteConsumerResponse, error) {
+func (c *coreServiceClient) DeleteConsumer(ctx context.Context, in *corev1.DeleteConsumerRequest, opts ...grpc.CallOption) (*corev1.DeleteConsumerResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DeleteConsumerResponse)
+	out := new(corev1.DeleteConsumerResponse)
 	err := c.cc.Invoke(ctx, CoreService_DeleteConsumer_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -510,9 +511,9 @@ func (c *coreServiceClient) DeleteConsumer(ctx context.Context, in *DeleteConsum
 	return out, nil
 }
 
-func (c *coreServiceClient) GetConsumerKey(ctx context.Context, in *GetConsumerKeyRequest, opts ...grpc.CallOption) (*GetConsumerKeyResponse, error) {
+func (c *coreServiceClient) GetConsumerKey(ctx context.Context, in *corev1.GetConsumerKeyRequest, opts ...grpc.CallOption) (*corev1.GetConsumerKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetConsumerKeyResponse)
+	out := new(corev1.GetConsumerKeyResponse)
 	err := c.cc.Invoke(ctx, CoreService_GetConsumerKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -520,9 +521,9 @@ func (c *coreServiceClient) GetConsumerKey(ctx context.Context, in *GetConsumerK
 	return out, nil
 }
 
-func (c *coreServiceClient) RotateConsumerKey(ctx context.Context, in *RotateConsumerKeyRequest, opts ...grpc.CallOption) (*RotateConsumerKeyResponse, error) {
+func (c *coreServiceClient) RotateConsumerKey(ctx context.Context, in *corev1.RotateConsumerKeyRequest, opts ...grpc.CallOption) (*corev1.RotateConsumerKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RotateConsumerKeyResponse)
+	out := new(corev1.RotateConsumerKeyResponse)
 	err := c.cc.Invoke(ctx, CoreService_RotateConsumerKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -530,9 +531,9 @@ func (c *coreServiceClient) RotateConsumerKey(ctx context.Context, in *RotateCon
 	return out, nil
 }
 
-func (c *coreServiceClient) GrantSensor(ctx context.Context, in *GrantSensorRequest, opts ...grpc.CallOption) (*GrantSensorResponse, error) {
+func (c *coreServiceClient) GrantSensor(ctx context.Context, in *corev1.GrantSensorRequest, opts ...grpc.CallOption) (*corev1.GrantSensorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GrantSensorResponse)
+	out := new(corev1.GrantSensorResponse)
 	err := c.cc.Invoke(ctx, CoreService_GrantSensor_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -540,9 +541,9 @@ func (c *coreServiceClient) GrantSensor(ctx context.Context, in *GrantSensorRequ
 	return out, nil
 }
 
-func (c *coreServiceClient) RevokeSensor(ctx context.Context, in *RevokeSensorRequest, opts ...grpc.CallOption) (*RevokeSensorResponse, error) {
+func (c *coreServiceClient) RevokeSensor(ctx context.Context, in *corev1.RevokeSensorRequest, opts ...grpc.CallOption) (*corev1.RevokeSensorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RevokeSensorResponse)
+	out := new(corev1.RevokeSensorResponse)
 	err := c.cc.Invoke(ctx, CoreService_RevokeSensor_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -550,9 +551,9 @@ func (c *coreServiceClient) RevokeSensor(ctx context.Context, in *RevokeSensorRe
 	return out, nil
 }
 
-func (c *coreServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+func (c *coreServiceClient) ListAuditEvents(ctx context.Context, in *corev1.ListAuditEventsRequest, opts ...grpc.CallOption) (*corev1.ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListAuditEventsResponse)
+	out := new(corev1.ListAuditEventsResponse)
 	err := c.cc.Invoke(ctx, CoreService_ListAuditEvents_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -572,38 +573,38 @@ type CoreServiceServer interface {
 	// SignIn exchanges a username and password for a short-lived user token
 	// (a JWT with an expiry) and a refresh token. A wrong password and an
 	// unknown user get the same answer.
-	SignIn(context.Context, *SignInRequest) (*SignInResponse, error)
+	SignIn(context.Context, *corev1.SignInRequest) (*corev1.SignInResponse, error)
 	// RefreshToken exchanges a refresh token for a new user token and a new
 	// refresh token; the one presented stops working (each refresh token works
 	// once). Public: the refresh token is the credential. A password change,
 	// a role change or deleting the user retires its refresh tokens.
-	RefreshToken(context.Context, *RefreshTokenRequest) (*RefreshTokenResponse, error)
+	RefreshToken(context.Context, *corev1.RefreshTokenRequest) (*corev1.RefreshTokenResponse, error)
 	// SignOut revokes a refresh token. Public: the refresh token is the
 	// credential. User tokens already issued keep working until they expire.
-	SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error)
+	SignOut(context.Context, *corev1.SignOutRequest) (*corev1.SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
-	GetCurrentUser(context.Context, *GetCurrentUserRequest) (*GetCurrentUserResponse, error)
+	GetCurrentUser(context.Context, *corev1.GetCurrentUserRequest) (*corev1.GetCurrentUserResponse, error)
 	// CreateUser adds a user. Admins only.
-	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
+	CreateUser(context.Context, *corev1.CreateUserRequest) (*corev1.CreateUserResponse, error)
 	// ListUsers lists all users. Admins only.
-	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	ListUsers(context.Context, *corev1.ListUsersRequest) (*corev1.ListUsersResponse, error)
 	// GetUser returns one user. Admins, or the user itself.
-	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
+	GetUser(context.Context, *corev1.GetUserRequest) (*corev1.GetUserResponse, error)
 	// UpdateUser changes a user's display name or role. Admins may change
 	// anything; a user may change its own display name only.
-	UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error)
+	UpdateUser(context.Context, *corev1.UpdateUserRequest) (*corev1.UpdateUserResponse, error)
 	// ChangePassword sets a new password. A user changing its own password must
 	// give the current one; an admin may reset anyone's. Existing user tokens of
 	// that user stop working.
-	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	ChangePassword(context.Context, *corev1.ChangePasswordRequest) (*corev1.ChangePasswordResponse, error)
 	// DeleteUser removes a user together with its devices, sensors and consumers.
 	// Admins only; the last admin cannot be deleted.
-	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	DeleteUser(context.Context, *corev1.DeleteUserRequest) (*corev1.DeleteUserResponse, error)
 	// CreateDevice registers a device owned by the caller.
-	CreateDevice(context.Context, *CreateDeviceRequest) (*CreateDeviceResponse, error)
+	CreateDevice(context.Context, *corev1.CreateDeviceRequest) (*corev1.CreateDeviceResponse, error)
 	// ListDevices lists the caller's devices (all devices for admins), ordered
 	// by id, one page at a time.
-	ListDevices(context.Context, *ListDevicesRequest) (*ListDevicesResponse, error)
+	ListDevices(context.Context, *corev1.ListDevicesRequest) (*corev1.ListDevicesResponse, error)
 	// ImportDevices creates up to 10,000 devices of the caller, each with its
 	// sensors, in one call and all or nothing: a bad row refuses the whole
 	// batch with InvalidArgument (HTTP 400) naming the row (0-based index in
@@ -613,21 +614,21 @@ type CoreServiceServer interface {
 	// retried import creates nothing twice and returns the same ids. Device
 	// keys are returned when return_keys is set; they work on every edge at
 	// once.
-	ImportDevices(context.Context, *ImportDevicesRequest) (*ImportDevicesResponse, error)
+	ImportDevices(context.Context, *corev1.ImportDevicesRequest) (*corev1.ImportDevicesResponse, error)
 	// GetDevice returns one device.
-	GetDevice(context.Context, *GetDeviceRequest) (*GetDeviceResponse, error)
+	GetDevice(context.Context, *corev1.GetDeviceRequest) (*corev1.GetDeviceResponse, error)
 	// UpdateDevice changes a device's name, description or labels. Fields not
 	// named in update_mask are left alone; an empty mask updates every field
 	// that is set in the request.
-	UpdateDevice(context.Context, *UpdateDeviceRequest) (*UpdateDeviceResponse, error)
+	UpdateDevice(context.Context, *corev1.UpdateDeviceRequest) (*corev1.UpdateDeviceResponse, error)
 	// DeleteDevice removes a device and all of its sensors. Its key stops working.
-	DeleteDevice(context.Context, *DeleteDeviceRequest) (*DeleteDeviceResponse, error)
+	DeleteDevice(context.Context, *corev1.DeleteDeviceRequest) (*corev1.DeleteDeviceResponse, error)
 	// GetDeviceKey returns the device's current token, which the device presents
 	// to the gateways.
-	GetDeviceKey(context.Context, *GetDeviceKeyRequest) (*GetDeviceKeyResponse, error)
+	GetDeviceKey(context.Context, *corev1.GetDeviceKeyRequest) (*corev1.GetDeviceKeyResponse, error)
 	// RotateDeviceKey issues a new device token; every earlier token of the
 	// device is refused from then on (within the documented staleness bound).
-	RotateDeviceKey(context.Context, *RotateDeviceKeyRequest) (*RotateDeviceKeyResponse, error)
+	RotateDeviceKey(context.Context, *corev1.RotateDeviceKeyRequest) (*corev1.RotateDeviceKeyResponse, error)
 	// AddDeviceCertificate registers the SHA-256 fingerprint of a client
 	// certificate for a device, so the device may authenticate by mutual TLS
 	// instead of a token (when the deployment sets a client CA). The
@@ -636,52 +637,52 @@ type CoreServiceServer interface {
 	// so registering a fingerprint on another device has no effect.
 	// AlreadyExists when the fingerprint is already registered for this
 	// device. Owner or admin.
-	AddDeviceCertificate(context.Context, *AddDeviceCertificateRequest) (*AddDeviceCertificateResponse, error)
+	AddDeviceCertificate(context.Context, *corev1.AddDeviceCertificateRequest) (*corev1.AddDeviceCertificateResponse, error)
 	// ListDeviceCertificates lists the certificate fingerprints registered for
 	// a device. Owner or admin.
-	ListDeviceCertificates(context.Context, *ListDeviceCertificatesRequest) (*ListDeviceCertificatesResponse, error)
+	ListDeviceCertificates(context.Context, *corev1.ListDeviceCertificatesRequest) (*corev1.ListDeviceCertificatesResponse, error)
 	// RemoveDeviceCertificate removes a fingerprint: the certificate is refused
 	// from then on (within the documented staleness bound, --auth-cache-ttl),
 	// which is how a device certificate is revoked. Owner or admin.
-	RemoveDeviceCertificate(context.Context, *RemoveDeviceCertificateRequest) (*RemoveDeviceCertificateResponse, error)
+	RemoveDeviceCertificate(context.Context, *corev1.RemoveDeviceCertificateRequest) (*corev1.RemoveDeviceCertificateResponse, error)
 	// GetDeviceTree returns the device's sensors arranged as a tree by path.
-	GetDeviceTree(context.Context, *GetDeviceTreeRequest) (*GetDeviceTreeResponse, error)
+	GetDeviceTree(context.Context, *corev1.GetDeviceTreeRequest) (*corev1.GetDeviceTreeResponse, error)
 	// CreateSensor adds a sensor to a device. The REST response is the sensor
 	// itself, as in the original API.
-	CreateSensor(context.Context, *CreateSensorRequest) (*CreateSensorResponse, error)
+	CreateSensor(context.Context, *corev1.CreateSensorRequest) (*corev1.CreateSensorResponse, error)
 	// ListSensors lists a device's sensors ordered by id.
-	ListSensors(context.Context, *ListSensorsRequest) (*ListSensorsResponse, error)
+	ListSensors(context.Context, *corev1.ListSensorsRequest) (*corev1.ListSensorsResponse, error)
 	// GetSensor returns one sensor of a device.
-	GetSensor(context.Context, *GetSensorRequest) (*GetSensorResponse, error)
+	GetSensor(context.Context, *corev1.GetSensorRequest) (*corev1.GetSensorResponse, error)
 	// UpdateSensor changes a sensor's name, description, unit or path. The value
 	// type cannot change once readings may exist.
-	UpdateSensor(context.Context, *UpdateSensorRequest) (*UpdateSensorResponse, error)
+	UpdateSensor(context.Context, *corev1.UpdateSensorRequest) (*corev1.UpdateSensorResponse, error)
 	// DeleteSensor removes a sensor and its consumer grants.
-	DeleteSensor(context.Context, *DeleteSensorRequest) (*DeleteSensorResponse, error)
+	DeleteSensor(context.Context, *corev1.DeleteSensorRequest) (*corev1.DeleteSensorResponse, error)
 	// CreateConsumer registers a read-only data consumer owned by the caller.
-	CreateConsumer(context.Context, *CreateConsumerRequest) (*CreateConsumerResponse, error)
+	CreateConsumer(context.Context, *corev1.CreateConsumerRequest) (*corev1.CreateConsumerResponse, error)
 	// ListConsumers lists the caller's consumers (all for admins).
-	ListConsumers(context.Context, *ListConsumersRequest) (*ListConsumersResponse, error)
+	ListConsumers(context.Context, *corev1.ListConsumersRequest) (*corev1.ListConsumersResponse, error)
 	// GetConsumer returns one consumer with its granted sensors.
-	GetConsumer(context.Context, *GetConsumerRequest) (*GetConsumerResponse, error)
+	GetConsumer(context.Context, *corev1.GetConsumerRequest) (*corev1.GetConsumerResponse, error)
 	// UpdateConsumer changes a consumer's name or description.
-	UpdateConsumer(context.Context, *UpdateConsumerRequest) (*UpdateConsumerResponse, error)
+	UpdateConsumer(context.Context, *corev1.UpdateConsumerRequest) (*corev1.UpdateConsumerResponse, error)
 	// DeleteConsumer removes a consumer; its key stops working.
-	DeleteConsumer(context.Context, *DeleteConsumerRequest) (*DeleteConsumerResponse, error)
+	DeleteConsumer(context.Context, *corev1.DeleteConsumerRequest) (*corev1.DeleteConsumerResponse, error)
 	// GetConsumerKey returns the consumer's current token.
-	GetConsumerKey(context.Context, *GetConsumerKeyRequest) (*GetConsumerKeyResponse, error)
+	GetConsumerKey(context.Context, *corev1.GetConsumerKeyRequest) (*corev1.GetConsumerKeyResponse, error)
 	// RotateConsumerKey issues a new consumer token and retires the old ones.
-	RotateConsumerKey(context.Context, *RotateConsumerKeyRequest) (*RotateConsumerKeyResponse, error)
+	RotateConsumerKey(context.Context, *corev1.RotateConsumerKeyRequest) (*corev1.RotateConsumerKeyResponse, error)
 	// GrantSensor lets a consumer read a sensor. The caller must own both.
-	GrantSensor(context.Context, *GrantSensorRequest) (*GrantSensorResponse, error)
+	GrantSensor(context.Context, *corev1.GrantSensorRequest) (*corev1.GrantSensorResponse, error)
 	// RevokeSensor withdraws a grant.
-	RevokeSensor(context.Context, *RevokeSensorRequest) (*RevokeSensorResponse, error)
+	RevokeSensor(context.Context, *corev1.RevokeSensorRequest) (*corev1.RevokeSensorResponse, error)
 	// ListAuditEvents lists the audit log, newest first: key issue, rotation
 	// and deletion, device certificate registration and removal
 	// (`device.certificate.add`, `device.certificate.remove`), ingest limit
 	// changes (`device.ingest_limit.change`), and admin actions (users,
 	// grants, consumers). Admins only.
-	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	ListAuditEvents(context.Context, *corev1.ListAuditEventsRequest) (*corev1.ListAuditEventsResponse, error)
 }
 
 // UnimplementedCoreServiceServer should be embedded to have
@@ -691,115 +692,115 @@ type CoreServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedCoreServiceServer struct{}
 
-func (UnimplementedCoreServiceServer) SignIn(context.Context, *SignInRequest) (*SignInResponse, error) {
+func (UnimplementedCoreServiceServer) SignIn(context.Context, *corev1.SignInRequest) (*corev1.SignInResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignIn not implemented")
 }
-func (UnimplementedCoreServiceServer) RefreshToken(context.Context, *RefreshTokenRequest) (*RefreshTokenResponse, error) {
+func (UnimplementedCoreServiceServer) RefreshToken(context.Context, *corev1.RefreshTokenRequest) (*corev1.RefreshTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RefreshToken not implemented")
 }
-func (UnimplementedCoreServiceServer) SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error) {
+func (UnimplementedCoreServiceServer) SignOut(context.Context, *corev1.SignOutRequest) (*corev1.SignOutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignOut not implemented")
 }
-func (UnimplementedCoreServiceServer) GetCurrentUser(context.Context, *GetCurrentUserRequest) (*GetCurrentUserResponse, error) {
+func (UnimplementedCoreServiceServer) GetCurrentUser(context.Context, *corev1.GetCurrentUserRequest) (*corev1.GetCurrentUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCurrentUser not implemented")
 }
-func (UnimplementedCoreServiceServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
+func (UnimplementedCoreServiceServer) CreateUser(context.Context, *corev1.CreateUserRequest) (*corev1.CreateUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
 }
-func (UnimplementedCoreServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+func (UnimplementedCoreServiceServer) ListUsers(context.Context, *corev1.ListUsersRequest) (*corev1.ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
 }
-func (UnimplementedCoreServiceServer) GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error) {
+func (UnimplementedCoreServiceServer) GetUser(context.Context, *corev1.GetUserRequest) (*corev1.GetUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
 }
-func (UnimplementedCoreServiceServer) UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error) {
+func (UnimplementedCoreServiceServer) UpdateUser(context.Context, *corev1.UpdateUserRequest) (*corev1.UpdateUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateUser not implemented")
 }
-func (UnimplementedCoreServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
+func (UnimplementedCoreServiceServer) ChangePassword(context.Context, *corev1.ChangePasswordRequest) (*corev1.ChangePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
 }
-func (UnimplementedCoreServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+func (UnimplementedCoreServiceServer) DeleteUser(context.Context, *corev1.DeleteUserRequest) (*corev1.DeleteUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
 }
-func (UnimplementedCoreServiceServer) CreateDevice(context.Context, *CreateDeviceRequest) (*CreateDeviceResponse, error) {
+func (UnimplementedCoreServiceServer) CreateDevice(context.Context, *corev1.CreateDeviceRequest) (*corev1.CreateDeviceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateDevice not implemented")
 }
-func (UnimplementedCoreServiceServer) ListDevices(context.Context, *ListDevicesRequest) (*ListDevicesResponse, error) {
+func (UnimplementedCoreServiceServer) ListDevices(context.Context, *corev1.ListDevicesRequest) (*corev1.ListDevicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDevices not implemented")
 }
-func (UnimplementedCoreServiceServer) ImportDevices(context.Context, *ImportDevicesRequest) (*ImportDevicesResponse, error) {
+func (UnimplementedCoreServiceServer) ImportDevices(context.Context, *corev1.ImportDevicesRequest) (*corev1.ImportDevicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportDevices not implemented")
 }
-func (UnimplementedCoreServiceServer) GetDevice(context.Context, *GetDeviceRequest) (*GetDeviceResponse, error) {
+func (UnimplementedCoreServiceServer) GetDevice(context.Context, *corev1.GetDeviceRequest) (*corev1.GetDeviceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDevice not implemented")
 }
-func (UnimplementedCoreServiceServer) UpdateDevice(context.Context, *UpdateDeviceRequest) (*UpdateDeviceResponse, error) {
+func (UnimplementedCoreServiceServer) UpdateDevice(context.Context, *corev1.UpdateDeviceRequest) (*corev1.UpdateDeviceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateDevice not implemented")
 }
-func (UnimplementedCoreServiceServer) DeleteDevice(context.Context, *DeleteDeviceRequest) (*DeleteDeviceResponse, error) {
+func (UnimplementedCoreServiceServer) DeleteDevice(context.Context, *corev1.DeleteDeviceRequest) (*corev1.DeleteDeviceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteDevice not implemented")
 }
-func (UnimplementedCoreServiceServer) GetDeviceKey(context.Context, *GetDeviceKeyRequest) (*GetDeviceKeyResponse, error) {
+func (UnimplementedCoreServiceServer) GetDeviceKey(context.Context, *corev1.GetDeviceKeyRequest) (*corev1.GetDeviceKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeviceKey not implemented")
 }
-func (UnimplementedCoreServiceServer) RotateDeviceKey(context.Context, *RotateDeviceKeyRequest) (*RotateDeviceKeyResponse, error) {
+func (UnimplementedCoreServiceServer) RotateDeviceKey(context.Context, *corev1.RotateDeviceKeyRequest) (*corev1.RotateDeviceKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateDeviceKey not implemented")
 }
-func (UnimplementedCoreServiceServer) AddDeviceCertificate(context.Context, *AddDeviceCertificateRequest) (*AddDeviceCertificateResponse, error) {
+func (UnimplementedCoreServiceServer) AddDeviceCertificate(context.Context, *corev1.AddDeviceCertificateRequest) (*corev1.AddDeviceCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AddDeviceCertificate not implemented")
 }
-func (UnimplementedCoreServiceServer) ListDeviceCertificates(context.Context, *ListDeviceCertificatesRequest) (*ListDeviceCertificatesResponse, error) {
+func (UnimplementedCoreServiceServer) ListDeviceCertificates(context.Context, *corev1.ListDeviceCertificatesRequest) (*corev1.ListDeviceCertificatesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeviceCertificates not implemented")
 }
-func (UnimplementedCoreServiceServer) RemoveDeviceCertificate(context.Context, *RemoveDeviceCertificateRequest) (*RemoveDeviceCertificateResponse, error) {
+func (UnimplementedCoreServiceServer) RemoveDeviceCertificate(context.Context, *corev1.RemoveDeviceCertificateRequest) (*corev1.RemoveDeviceCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveDeviceCertificate not implemented")
 }
-func (UnimplementedCoreServiceServer) GetDeviceTree(context.Context, *GetDeviceTreeRequest) (*GetDeviceTreeResponse, error) {
+func (UnimplementedCoreServiceServer) GetDeviceTree(context.Context, *corev1.GetDeviceTreeRequest) (*corev1.GetDeviceTreeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeviceTree not implemented")
 }
-func (UnimplementedCoreServiceServer) CreateSensor(context.Context, *CreateSensorRequest) (*CreateSensorResponse, error) {
+func (UnimplementedCoreServiceServer) CreateSensor(context.Context, *corev1.CreateSensorRequest) (*corev1.CreateSensorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateSensor not implemented")
 }
-func (UnimplementedCoreServiceServer) ListSensors(context.Context, *ListSensorsRequest) (*ListSensorsResponse, error) {
+func (UnimplementedCoreServiceServer) ListSensors(context.Context, *corev1.ListSensorsRequest) (*corev1.ListSensorsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSensors not implemented")
 }
-func (UnimplementedCoreServiceServer) GetSensor(context.Context, *GetSensorRequest) (*GetSensorResponse, error) {
+func (UnimplementedCoreServiceServer) GetSensor(context.Context, *corev1.GetSensorRequest) (*corev1.GetSensorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSensor not implemented")
 }
-func (UnimplementedCoreServiceServer) UpdateSensor(context.Context, *UpdateSensorRequest) (*UpdateSensorResponse, error) {
+func (UnimplementedCoreServiceServer) UpdateSensor(context.Context, *corev1.UpdateSensorRequest) (*corev1.UpdateSensorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateSensor not implemented")
 }
-func (UnimplementedCoreServiceServer) DeleteSensor(context.Context, *DeleteSensorRequest) (*DeleteSensorResponse, error) {
+func (UnimplementedCoreServiceServer) DeleteSensor(context.Context, *corev1.DeleteSensorRequest) (*corev1.DeleteSensorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSensor not implemented")
 }
-func (UnimplementedCoreServiceServer) CreateConsumer(context.Context, *CreateConsumerRequest) (*CreateConsumerResponse, error) {
+func (UnimplementedCoreServiceServer) CreateConsumer(context.Context, *corev1.CreateConsumerRequest) (*corev1.CreateConsumerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateConsumer not implemented")
 }
-func (UnimplementedCoreServiceServer) ListConsumers(context.Context, *ListConsumersRequest) (*ListConsumersResponse, error) {
+func (UnimplementedCoreServiceServer) ListConsumers(context.Context, *corev1.ListConsumersRequest) (*corev1.ListConsumersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConsumers not implemented")
 }
-func (UnimplementedCoreServiceServer) GetConsumer(context.Context, *GetConsumerRequest) (*GetConsumerResponse, error) {
+func (UnimplementedCoreServiceServer) GetConsumer(context.Context, *corev1.GetConsumerRequest) (*corev1.GetConsumerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConsumer not implemented")
 }
-func (UnimplementedCoreServiceServer) UpdateConsumer(context.Context, *UpdateConsumerRequest) (*UpdateConsumerResponse, error) {
+func (UnimplementedCoreServiceServer) UpdateConsumer(context.Context, *corev1.UpdateConsumerRequest) (*corev1.UpdateConsumerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateConsumer not implemented")
 }
-func (UnimplementedCoreServiceServer) DeleteConsumer(context.Context, *DeleteConsumerRequest) (*DeleteConsumerResponse, error) {
+func (UnimplementedCoreServiceServer) DeleteConsumer(context.Context, *corev1.DeleteConsumerRequest) (*corev1.DeleteConsumerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteConsumer not implemented")
 }
-func (UnimplementedCoreServiceServer) GetConsumerKey(context.Context, *GetConsumerKeyRequest) (*GetConsumerKeyResponse, error) {
+func (UnimplementedCoreServiceServer) GetConsumerKey(context.Context, *corev1.GetConsumerKeyRequest) (*corev1.GetConsumerKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConsumerKey not implemented")
 }
-func (UnimplementedCoreServiceServer) RotateConsumerKey(context.Context, *RotateConsumerKeyRequest) (*RotateConsumerKeyResponse, error) {
+func (UnimplementedCoreServiceServer) RotateConsumerKey(context.Context, *corev1.RotateConsumerKeyRequest) (*corev1.RotateConsumerKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateConsumerKey not implemented")
 }
-func (UnimplementedCoreServiceServer) GrantSensor(context.Context, *GrantSensorRequest) (*GrantSensorResponse, error) {
+func (UnimplementedCoreServiceServer) GrantSensor(context.Context, *corev1.GrantSensorRequest) (*corev1.GrantSensorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GrantSensor not implemented")
 }
-func (UnimplementedCoreServiceServer) RevokeSensor(context.Context, *RevokeSensorRequest) (*RevokeSensorResponse, error) {
+func (UnimplementedCoreServiceServer) RevokeSensor(context.Context, *corev1.RevokeSensorRequest) (*corev1.RevokeSensorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeSensor not implemented")
 }
-func (UnimplementedCoreServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+func (UnimplementedCoreServiceServer) ListAuditEvents(context.Context, *corev1.ListAuditEventsRequest) (*corev1.ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
 }
 func (UnimplementedCoreServiceServer) testEmbeddedByValue() {}
@@ -823,7 +824,7 @@ func RegisterCoreServiceServer(s grpc.ServiceRegistrar, srv CoreServiceServer) {
 }
 
 func _CoreService_SignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SignInRequest)
+	in := new(corev1.SignInRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -835,13 +836,13 @@ func _CoreService_SignIn_Handler(srv interface{}, ctx context.Context, dec func(
 		FullMethod: CoreService_SignIn_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).SignIn(ctx, req.(*SignInRequest))
+		return srv.(CoreServiceServer).SignIn(ctx, req.(*corev1.SignInRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_RefreshToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RefreshTokenRequest)
+	in := new(corev1.RefreshTokenRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -853,13 +854,13 @@ func _CoreService_RefreshToken_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_RefreshToken_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).RefreshToken(ctx, req.(*RefreshTokenRequest))
+		return srv.(CoreServiceServer).RefreshToken(ctx, req.(*corev1.RefreshTokenRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_SignOut_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SignOutRequest)
+	in := new(corev1.SignOutRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -871,13 +872,13 @@ func _CoreService_SignOut_Handler(srv interface{}, ctx context.Context, dec func
 		FullMethod: CoreService_SignOut_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).SignOut(ctx, req.(*SignOutRequest))
+		return srv.(CoreServiceServer).SignOut(ctx, req.(*corev1.SignOutRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GetCurrentUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetCurrentUserRequest)
+	in := new(corev1.GetCurrentUserRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -889,13 +890,13 @@ func _CoreService_GetCurrentUser_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: CoreService_GetCurrentUser_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GetCurrentUser(ctx, req.(*GetCurrentUserRequest))
+		return srv.(CoreServiceServer).GetCurrentUser(ctx, req.(*corev1.GetCurrentUserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_CreateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CreateUserRequest)
+	in := new(corev1.CreateUserRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -907,13 +908,13 @@ func _CoreService_CreateUser_Handler(srv interface{}, ctx context.Context, dec f
 		FullMethod: CoreService_CreateUser_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).CreateUser(ctx, req.(*CreateUserRequest))
+		return srv.(CoreServiceServer).CreateUser(ctx, req.(*corev1.CreateUserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListUsersRequest)
+	in := new(corev1.ListUsersRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -925,13 +926,13 @@ func _CoreService_ListUsers_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: CoreService_ListUsers_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).ListUsers(ctx, req.(*ListUsersRequest))
+		return srv.(CoreServiceServer).ListUsers(ctx, req.(*corev1.ListUsersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetUserRequest)
+	in := new(corev1.GetUserRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -943,13 +944,13 @@ func _CoreService_GetUser_Handler(srv interface{}, ctx context.Context, dec func
 		FullMethod: CoreService_GetUser_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GetUser(ctx, req.(*GetUserRequest))
+		return srv.(CoreServiceServer).GetUser(ctx, req.(*corev1.GetUserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_UpdateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(UpdateUserRequest)
+	in := new(corev1.UpdateUserRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -961,13 +962,13 @@ func _CoreService_UpdateUser_Handler(srv interface{}, ctx context.Context, dec f
 		FullMethod: CoreService_UpdateUser_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).UpdateUser(ctx, req.(*UpdateUserRequest))
+		return srv.(CoreServiceServer).UpdateUser(ctx, req.(*corev1.UpdateUserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_ChangePassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ChangePasswordRequest)
+	in := new(corev1.ChangePasswordRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -979,13 +980,13 @@ func _CoreService_ChangePassword_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: CoreService_ChangePassword_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).ChangePassword(ctx, req.(*ChangePasswordRequest))
+		return srv.(CoreServiceServer).ChangePassword(ctx, req.(*corev1.ChangePasswordRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DeleteUserRequest)
+	in := new(corev1.DeleteUserRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -997,13 +998,13 @@ func _CoreService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec f
 		FullMethod: CoreService_DeleteUser_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+		return srv.(CoreServiceServer).DeleteUser(ctx, req.(*corev1.DeleteUserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_CreateDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CreateDeviceRequest)
+	in := new(corev1.CreateDeviceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1015,13 +1016,13 @@ func _CoreService_CreateDevice_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_CreateDevice_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).CreateDevice(ctx, req.(*CreateDeviceRequest))
+		return srv.(CoreServiceServer).CreateDevice(ctx, req.(*corev1.CreateDeviceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_ListDevices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListDevicesRequest)
+	in := new(corev1.ListDevicesRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1033,13 +1034,13 @@ func _CoreService_ListDevices_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: CoreService_ListDevices_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).ListDevices(ctx, req.(*ListDevicesRequest))
+		return srv.(CoreServiceServer).ListDevices(ctx, req.(*corev1.ListDevicesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_ImportDevices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ImportDevicesRequest)
+	in := new(corev1.ImportDevicesRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1051,13 +1052,13 @@ func _CoreService_ImportDevices_Handler(srv interface{}, ctx context.Context, de
 		FullMethod: CoreService_ImportDevices_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).ImportDevices(ctx, req.(*ImportDevicesRequest))
+		return srv.(CoreServiceServer).ImportDevices(ctx, req.(*corev1.ImportDevicesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GetDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetDeviceRequest)
+	in := new(corev1.GetDeviceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1069,13 +1070,13 @@ func _CoreService_GetDevice_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: CoreService_GetDevice_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GetDevice(ctx, req.(*GetDeviceRequest))
+		return srv.(CoreServiceServer).GetDevice(ctx, req.(*corev1.GetDeviceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_UpdateDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(UpdateDeviceRequest)
+	in := new(corev1.UpdateDeviceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1087,13 +1088,13 @@ func _CoreService_UpdateDevice_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_UpdateDevice_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).UpdateDevice(ctx, req.(*UpdateDeviceRequest))
+		return srv.(CoreServiceServer).UpdateDevice(ctx, req.(*corev1.UpdateDeviceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_DeleteDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DeleteDeviceRequest)
+	in := new(corev1.DeleteDeviceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1105,13 +1106,13 @@ func _CoreService_DeleteDevice_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_DeleteDevice_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).DeleteDevice(ctx, req.(*DeleteDeviceRequest))
+		return srv.(CoreServiceServer).DeleteDevice(ctx, req.(*corev1.DeleteDeviceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GetDeviceKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetDeviceKeyRequest)
+	in := new(corev1.GetDeviceKeyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1123,13 +1124,13 @@ func _CoreService_GetDeviceKey_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_GetDeviceKey_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GetDeviceKey(ctx, req.(*GetDeviceKeyRequest))
+		return srv.(CoreServiceServer).GetDeviceKey(ctx, req.(*corev1.GetDeviceKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_RotateDeviceKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RotateDeviceKeyRequest)
+	in := new(corev1.RotateDeviceKeyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1141,13 +1142,13 @@ func _CoreService_RotateDeviceKey_Handler(srv interface{}, ctx context.Context, 
 		FullMethod: CoreService_RotateDeviceKey_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).RotateDeviceKey(ctx, req.(*RotateDeviceKeyRequest))
+		return srv.(CoreServiceServer).RotateDeviceKey(ctx, req.(*corev1.RotateDeviceKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_AddDeviceCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(AddDeviceCertificateRequest)
+	in := new(corev1.AddDeviceCertificateRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1159,13 +1160,13 @@ func _CoreService_AddDeviceCertificate_Handler(srv interface{}, ctx context.Cont
 		FullMethod: CoreService_AddDeviceCertificate_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).AddDeviceCertificate(ctx, req.(*AddDeviceCertificateRequest))
+		return srv.(CoreServiceServer).AddDeviceCertificate(ctx, req.(*corev1.AddDeviceCertificateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_ListDeviceCertificates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListDeviceCertificatesRequest)
+	in := new(corev1.ListDeviceCertificatesRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1177,13 +1178,13 @@ func _CoreService_ListDeviceCertificates_Handler(srv interface{}, ctx context.Co
 		FullMethod: CoreService_ListDeviceCertificates_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).ListDeviceCertificates(ctx, req.(*ListDeviceCertificatesRequest))
+		return srv.(CoreServiceServer).ListDeviceCertificates(ctx, req.(*corev1.ListDeviceCertificatesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_RemoveDeviceCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RemoveDeviceCertificateRequest)
+	in := new(corev1.RemoveDeviceCertificateRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1195,13 +1196,13 @@ func _CoreService_RemoveDeviceCertificate_Handler(srv interface{}, ctx context.C
 		FullMethod: CoreService_RemoveDeviceCertificate_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).RemoveDeviceCertificate(ctx, req.(*RemoveDeviceCertificateRequest))
+		return srv.(CoreServiceServer).RemoveDeviceCertificate(ctx, req.(*corev1.RemoveDeviceCertificateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GetDeviceTree_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetDeviceTreeRequest)
+	in := new(corev1.GetDeviceTreeRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1213,13 +1214,13 @@ func _CoreService_GetDeviceTree_Handler(srv interface{}, ctx context.Context, de
 		FullMethod: CoreService_GetDeviceTree_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GetDeviceTree(ctx, req.(*GetDeviceTreeRequest))
+		return srv.(CoreServiceServer).GetDeviceTree(ctx, req.(*corev1.GetDeviceTreeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_CreateSensor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CreateSensorRequest)
+	in := new(corev1.CreateSensorRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1231,13 +1232,13 @@ func _CoreService_CreateSensor_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_CreateSensor_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).CreateSensor(ctx, req.(*CreateSensorRequest))
+		return srv.(CoreServiceServer).CreateSensor(ctx, req.(*corev1.CreateSensorRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_ListSensors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListSensorsRequest)
+	in := new(corev1.ListSensorsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1249,13 +1250,13 @@ func _CoreService_ListSensors_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: CoreService_ListSensors_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).ListSensors(ctx, req.(*ListSensorsRequest))
+		return srv.(CoreServiceServer).ListSensors(ctx, req.(*corev1.ListSensorsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GetSensor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetSensorRequest)
+	in := new(corev1.GetSensorRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1267,13 +1268,13 @@ func _CoreService_GetSensor_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: CoreService_GetSensor_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GetSensor(ctx, req.(*GetSensorRequest))
+		return srv.(CoreServiceServer).GetSensor(ctx, req.(*corev1.GetSensorRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_UpdateSensor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(UpdateSensorRequest)
+	in := new(corev1.UpdateSensorRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1285,13 +1286,13 @@ func _CoreService_UpdateSensor_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_UpdateSensor_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).UpdateSensor(ctx, req.(*UpdateSensorRequest))
+		return srv.(CoreServiceServer).UpdateSensor(ctx, req.(*corev1.UpdateSensorRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_DeleteSensor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DeleteSensorRequest)
+	in := new(corev1.DeleteSensorRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1303,13 +1304,13 @@ func _CoreService_DeleteSensor_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_DeleteSensor_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).DeleteSensor(ctx, req.(*DeleteSensorRequest))
+		return srv.(CoreServiceServer).DeleteSensor(ctx, req.(*corev1.DeleteSensorRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_CreateConsumer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CreateConsumerRequest)
+	in := new(corev1.CreateConsumerRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1321,13 +1322,13 @@ func _CoreService_CreateConsumer_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: CoreService_CreateConsumer_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).CreateConsumer(ctx, req.(*CreateConsumerRequest))
+		return srv.(CoreServiceServer).CreateConsumer(ctx, req.(*corev1.CreateConsumerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_ListConsumers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListConsumersRequest)
+	in := new(corev1.ListConsumersRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1339,13 +1340,13 @@ func _CoreService_ListConsumers_Handler(srv interface{}, ctx context.Context, de
 		FullMethod: CoreService_ListConsumers_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).ListConsumers(ctx, req.(*ListConsumersRequest))
+		return srv.(CoreServiceServer).ListConsumers(ctx, req.(*corev1.ListConsumersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GetConsumer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetConsumerRequest)
+	in := new(corev1.GetConsumerRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1357,13 +1358,13 @@ func _CoreService_GetConsumer_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: CoreService_GetConsumer_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GetConsumer(ctx, req.(*GetConsumerRequest))
+		return srv.(CoreServiceServer).GetConsumer(ctx, req.(*corev1.GetConsumerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_UpdateConsumer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(UpdateConsumerRequest)
+	in := new(corev1.UpdateConsumerRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1375,13 +1376,13 @@ func _CoreService_UpdateConsumer_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: CoreService_UpdateConsumer_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).UpdateConsumer(ctx, req.(*UpdateConsumerRequest))
+		return srv.(CoreServiceServer).UpdateConsumer(ctx, req.(*corev1.UpdateConsumerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_DeleteConsumer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DeleteConsumerRequest)
+	in := new(corev1.DeleteConsumerRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1393,13 +1394,13 @@ func _CoreService_DeleteConsumer_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: CoreService_DeleteConsumer_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).DeleteConsumer(ctx, req.(*DeleteConsumerRequest))
+		return srv.(CoreServiceServer).DeleteConsumer(ctx, req.(*corev1.DeleteConsumerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GetConsumerKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetConsumerKeyRequest)
+	in := new(corev1.GetConsumerKeyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1411,13 +1412,13 @@ func _CoreService_GetConsumerKey_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: CoreService_GetConsumerKey_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GetConsumerKey(ctx, req.(*GetConsumerKeyRequest))
+		return srv.(CoreServiceServer).GetConsumerKey(ctx, req.(*corev1.GetConsumerKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_RotateConsumerKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RotateConsumerKeyRequest)
+	in := new(corev1.RotateConsumerKeyRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1429,13 +1430,13 @@ func _CoreService_RotateConsumerKey_Handler(srv interface{}, ctx context.Context
 		FullMethod: CoreService_RotateConsumerKey_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).RotateConsumerKey(ctx, req.(*RotateConsumerKeyRequest))
+		return srv.(CoreServiceServer).RotateConsumerKey(ctx, req.(*corev1.RotateConsumerKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_GrantSensor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GrantSensorRequest)
+	in := new(corev1.GrantSensorRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1447,13 +1448,13 @@ func _CoreService_GrantSensor_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: CoreService_GrantSensor_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).GrantSensor(ctx, req.(*GrantSensorRequest))
+		return srv.(CoreServiceServer).GrantSensor(ctx, req.(*corev1.GrantSensorRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_RevokeSensor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RevokeSensorRequest)
+	in := new(corev1.RevokeSensorRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1465,13 +1466,13 @@ func _CoreService_RevokeSensor_Handler(srv interface{}, ctx context.Context, dec
 		FullMethod: CoreService_RevokeSensor_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).RevokeSensor(ctx, req.(*RevokeSensorRequest))
+		return srv.(CoreServiceServer).RevokeSensor(ctx, req.(*corev1.RevokeSensorRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _CoreService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListAuditEventsRequest)
+	in := new(corev1.ListAuditEventsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -1483,7 +1484,7 @@ func _CoreService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, 
 		FullMethod: CoreService_ListAuditEvents_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+		return srv.(CoreServiceServer).ListAuditEvents(ctx, req.(*corev1.ListAuditEventsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

@@ -6,11 +6,12 @@ Package queryv1 is a reverse proxy.
 
 It translates gRPC into RESTful JSON APIs.
 */
-package queryv1
+package queryv1grpc
 
 import (
 	"context"
 	"errors"
+	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"io"
 	"net/http"
 
@@ -39,7 +40,7 @@ var filter_QueryService_ListReadings_0 = &utilities.DoubleArray{Encoding: map[st
 
 func request_QueryService_ListReadings_0(ctx context.Context, marshaler runtime.Marshaler, client QueryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListReadingsRequest
+		protoReq queryv1.ListReadingsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -66,7 +67,7 @@ func request_QueryService_ListReadings_0(ctx context.Context, marshaler runtime.
 
 func local_request_QueryService_ListReadings_0(ctx context.Context, marshaler runtime.Marshaler, server QueryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListReadingsRequest
+		protoReq queryv1.ListReadingsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -92,7 +93,7 @@ var filter_QueryService_Aggregate_0 = &utilities.DoubleArray{Encoding: map[strin
 
 func request_QueryService_Aggregate_0(ctx context.Context, marshaler runtime.Marshaler, client QueryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq AggregateRequest
+		protoReq queryv1.AggregateRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -119,7 +120,7 @@ func request_QueryService_Aggregate_0(ctx context.Context, marshaler runtime.Mar
 
 func local_request_QueryService_Aggregate_0(ctx context.Context, marshaler runtime.Marshaler, server QueryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq AggregateRequest
+		protoReq queryv1.AggregateRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -145,7 +146,7 @@ var filter_QueryService_Latest_0 = &utilities.DoubleArray{Encoding: map[string]i
 
 func request_QueryService_Latest_0(ctx context.Context, marshaler runtime.Marshaler, client QueryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LatestRequest
+		protoReq queryv1.LatestRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -163,7 +164,7 @@ func request_QueryService_Latest_0(ctx context.Context, marshaler runtime.Marsha
 
 func local_request_QueryService_Latest_0(ctx context.Context, marshaler runtime.Marshaler, server QueryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LatestRequest
+		protoReq queryv1.LatestRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -180,7 +181,7 @@ var filter_QueryService_ListDeadLetters_0 = &utilities.DoubleArray{Encoding: map
 
 func request_QueryService_ListDeadLetters_0(ctx context.Context, marshaler runtime.Marshaler, client QueryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListDeadLettersRequest
+		protoReq queryv1.ListDeadLettersRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -198,7 +199,7 @@ func request_QueryService_ListDeadLetters_0(ctx context.Context, marshaler runti
 
 func local_request_QueryService_ListDeadLetters_0(ctx context.Context, marshaler runtime.Marshaler, server QueryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListDeadLettersRequest
+		protoReq queryv1.ListDeadLettersRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {

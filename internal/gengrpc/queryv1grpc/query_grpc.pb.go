@@ -4,10 +4,11 @@
 // - protoc             (unknown)
 // source: iot/query/v1/query.proto
 
-package queryv1
+package queryv1grpc
 
 import (
 	context "context"
+	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -43,20 +44,20 @@ type QueryServiceClient interface {
 	// ListReadings returns one sensor's readings in [from, to), oldest first
 	// unless order is descending, one page at a time. Pages are stable: a page
 	// token continues after the last returned reading's timestamp.
-	ListReadings(ctx context.Context, in *ListReadingsRequest, opts ...grpc.CallOption) (*ListReadingsResponse, error)
+	ListReadings(ctx context.Context, in *queryv1.ListReadingsRequest, opts ...grpc.CallOption) (*queryv1.ListReadingsResponse, error)
 	// Aggregate groups one sensor's readings in [from, to) into buckets of
 	// `interval` starting at `from`. Empty buckets are omitted.
-	Aggregate(ctx context.Context, in *AggregateRequest, opts ...grpc.CallOption) (*AggregateResponse, error)
+	Aggregate(ctx context.Context, in *queryv1.AggregateRequest, opts ...grpc.CallOption) (*queryv1.AggregateResponse, error)
 	// Latest returns the newest reading of each requested sensor that has one.
-	Latest(ctx context.Context, in *LatestRequest, opts ...grpc.CallOption) (*LatestResponse, error)
+	Latest(ctx context.Context, in *queryv1.LatestRequest, opts ...grpc.CallOption) (*queryv1.LatestResponse, error)
 	// Subscribe streams readings of the sensors as they are stored. With
 	// `since`, stored readings from that time on are sent first, so a client
 	// resumes after a disconnect by passing the last timestamp it saw.
 	// Over Connect this works from a browser (server streaming over fetch).
-	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
+	Subscribe(ctx context.Context, in *queryv1.SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[queryv1.SubscribeResponse], error)
 	// ListDeadLetters lists readings that could never be stored, newest first:
 	// all of them for admins, those of the caller's devices for users.
-	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
+	ListDeadLetters(ctx context.Context, in *queryv1.ListDeadLettersRequest, opts ...grpc.CallOption) (*queryv1.ListDeadLettersResponse, error)
 }
 
 type queryServiceClient struct {
@@ -67,9 +68,9 @@ func NewQueryServiceClient(cc grpc.ClientConnInterface) QueryServiceClient {
 	return &queryServiceClient{cc}
 }
 
-func (c *queryServiceClient) ListReadings(ctx context.Context, in *ListReadingsRequest, opts ...grpc.CallOption) (*ListReadingsResponse, error) {
+func (c *queryServiceClient) ListReadings(ctx context.Context, in *queryv1.ListReadingsRequest, opts ...grpc.CallOption) (*queryv1.ListReadingsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListReadingsResponse)
+	out := new(queryv1.ListReadingsResponse)
 	err := c.cc.Invoke(ctx, QueryService_ListReadings_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -77,9 +78,9 @@ func (c *queryServiceClient) ListReadings(ctx context.Context, in *ListReadingsR
 	return out, nil
 }
 
-func (c *queryServiceClient) Aggregate(ctx context.Context, in *AggregateRequest, opts ...grpc.CallOption) (*AggregateResponse, error) {
+func (c *queryServiceClient) Aggregate(ctx context.Context, in *queryv1.AggregateRequest, opts ...grpc.CallOption) (*queryv1.AggregateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(AggregateResponse)
+	out := new(queryv1.AggregateResponse)
 	err := c.cc.Invoke(ctx, QueryService_Aggregate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -87,9 +88,9 @@ func (c *queryServiceClient) Aggregate(ctx context.Context, in *AggregateRequest
 	return out, nil
 }
 
-func (c *queryServiceClient) Latest(ctx context.Context, in *LatestRequest, opts ...grpc.CallOption) (*LatestResponse, error) {
+func (c *queryServiceClient) Latest(ctx context.Context, in *queryv1.LatestRequest, opts ...grpc.CallOption) (*queryv1.LatestResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LatestResponse)
+	out := new(queryv1.LatestResponse)
 	err := c.cc.Invoke(ctx, QueryService_Latest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -97,13 +98,13 @@ func (c *queryServiceClient) Latest(ctx context.Context, in *LatestRequest, opts
 	return out, nil
 }
 
-func (c *queryServiceClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error) {
+func (c *queryServiceClient) Subscribe(ctx context.Context, in *queryv1.SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[queryv1.SubscribeResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &QueryService_ServiceDesc.Streams[0], QueryService_Subscribe_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[SubscribeRequest, SubscribeResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[queryv1.SubscribeRequest, queryv1.SubscribeResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -114,11 +115,11 @@ func (c *queryServiceClient) Subscribe(ctx context.Context, in *SubscribeRequest
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type QueryService_SubscribeClient = grpc.ServerStreamingClient[SubscribeResponse]
+type QueryService_SubscribeClient = grpc.ServerStreamingClient[queryv1.SubscribeResponse]
 
-func (c *queryServiceClient) ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error) {
+func (c *queryServiceClient) ListDeadLetters(ctx context.Context, in *queryv1.ListDeadLettersRequest, opts ...grpc.CallOption) (*queryv1.ListDeadLettersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListDeadLettersResponse)
+	out := new(queryv1.ListDeadLettersResponse)
 	err := c.cc.Invoke(ctx, QueryService_ListDeadLetters_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -143,20 +144,20 @@ type QueryServiceServer interface {
 	// ListReadings returns one sensor's readings in [from, to), oldest first
 	// unless order is descending, one page at a time. Pages are stable: a page
 	// token continues after the last returned reading's timestamp.
-	ListReadings(context.Context, *ListReadingsRequest) (*ListReadingsResponse, error)
+	ListReadings(context.Context, *queryv1.ListReadingsRequest) (*queryv1.ListReadingsResponse, error)
 	// Aggregate groups one sensor's readings in [from, to) into buckets of
 	// `interval` starting at `from`. Empty buckets are omitted.
-	Aggregate(context.Context, *AggregateRequest) (*AggregateResponse, error)
+	Aggregate(context.Context, *queryv1.AggregateRequest) (*queryv1.AggregateResponse, error)
 	// Latest returns the newest reading of each requested sensor that has one.
-	Latest(context.Context, *LatestRequest) (*LatestResponse, error)
+	Latest(context.Context, *queryv1.LatestRequest) (*queryv1.LatestResponse, error)
 	// Subscribe streams readings of the sensors as they are stored. With
 	// `since`, stored readings from that time on are sent first, so a client
 	// resumes after a disconnect by passing the last timestamp it saw.
 	// Over Connect this works from a browser (server streaming over fetch).
-	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
+	Subscribe(*queryv1.SubscribeRequest, grpc.ServerStreamingServer[queryv1.SubscribeResponse]) error
 	// ListDeadLetters lists readings that could never be stored, newest first:
 	// all of them for admins, those of the caller's devices for users.
-	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
+	ListDeadLetters(context.Context, *queryv1.ListDeadLettersRequest) (*queryv1.ListDeadLettersResponse, error)
 }
 
 // UnimplementedQueryServiceServer should be embedded to have
@@ -166,19 +167,19 @@ type QueryServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedQueryServiceServer struct{}
 
-func (UnimplementedQueryServiceServer) ListReadings(context.Context, *ListReadingsRequest) (*ListReadingsResponse, error) {
+func (UnimplementedQueryServiceServer) ListReadings(context.Context, *queryv1.ListReadingsRequest) (*queryv1.ListReadingsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListReadings not implemented")
 }
-func (UnimplementedQueryServiceServer) Aggregate(context.Context, *AggregateRequest) (*AggregateResponse, error) {
+func (UnimplementedQueryServiceServer) Aggregate(context.Context, *queryv1.AggregateRequest) (*queryv1.AggregateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Aggregate not implemented")
 }
-func (UnimplementedQueryServiceServer) Latest(context.Context, *LatestRequest) (*LatestResponse, error) {
+func (UnimplementedQueryServiceServer) Latest(context.Context, *queryv1.LatestRequest) (*queryv1.LatestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Latest not implemented")
 }
-func (UnimplementedQueryServiceServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error {
+func (UnimplementedQueryServiceServer) Subscribe(*queryv1.SubscribeRequest, grpc.ServerStreamingServer[queryv1.SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
 }
-func (UnimplementedQueryServiceServer) ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error) {
+func (UnimplementedQueryServiceServer) ListDeadLetters(context.Context, *queryv1.ListDeadLettersRequest) (*queryv1.ListDeadLettersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeadLetters not implemented")
 }
 func (UnimplementedQueryServiceServer) testEmbeddedByValue() {}
@@ -202,7 +203,7 @@ func RegisterQueryServiceServer(s grpc.ServiceRegistrar, srv QueryServiceServer)
 }
 
 func _QueryService_ListReadings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListReadingsRequest)
+	in := new(queryv1.ListReadingsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -214,13 +215,13 @@ func _QueryService_ListReadings_Handler(srv interface{}, ctx context.Context, de
 		FullMethod: QueryService_ListReadings_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(QueryServiceServer).ListReadings(ctx, req.(*ListReadingsRequest))
+		return srv.(QueryServiceServer).ListReadings(ctx, req.(*queryv1.ListReadingsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _QueryService_Aggregate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(AggregateRequest)
+	in := new(queryv1.AggregateRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -232,13 +233,13 @@ func _QueryService_Aggregate_Handler(srv interface{}, ctx context.Context, dec f
 		FullMethod: QueryService_Aggregate_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(QueryServiceServer).Aggregate(ctx, req.(*AggregateRequest))
+		return srv.(QueryServiceServer).Aggregate(ctx, req.(*queryv1.AggregateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _QueryService_Latest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LatestRequest)
+	in := new(queryv1.LatestRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -250,24 +251,24 @@ func _QueryService_Latest_Handler(srv interface{}, ctx context.Context, dec func
 		FullMethod: QueryService_Latest_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(QueryServiceServer).Latest(ctx, req.(*LatestRequest))
+		return srv.(QueryServiceServer).Latest(ctx, req.(*queryv1.LatestRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _QueryService_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(SubscribeRequest)
+	m := new(queryv1.SubscribeRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(QueryServiceServer).Subscribe(m, &grpc.GenericServerStream[SubscribeRequest, SubscribeResponse]{ServerStream: stream})
+	return srv.(QueryServiceServer).Subscribe(m, &grpc.GenericServerStream[queryv1.SubscribeRequest, queryv1.SubscribeResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type QueryService_SubscribeServer = grpc.ServerStreamingServer[SubscribeResponse]
+type QueryService_SubscribeServer = grpc.ServerStreamingServer[queryv1.SubscribeResponse]
 
 func _QueryService_ListDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListDeadLettersRequest)
+	in := new(queryv1.ListDeadLettersRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -279,7 +280,7 @@ func _QueryService_ListDeadLetters_Handler(srv interface{}, ctx context.Context,
 		FullMethod: QueryService_ListDeadLetters_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(QueryServiceServer).ListDeadLetters(ctx, req.(*ListDeadLettersRequest))
+		return srv.(QueryServiceServer).ListDeadLetters(ctx, req.(*queryv1.ListDeadLettersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

@@ -6,11 +6,12 @@ Package corev1 is a reverse proxy.
 
 It translates gRPC into RESTful JSON APIs.
 */
-package corev1
+package corev1grpc
 
 import (
 	"context"
 	"errors"
+	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"io"
 	"net/http"
 
@@ -37,7 +38,7 @@ var (
 
 func request_CoreService_SignIn_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SignInRequest
+		protoReq corev1.SignInRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -52,7 +53,7 @@ func request_CoreService_SignIn_0(ctx context.Context, marshaler runtime.Marshal
 
 func local_request_CoreService_SignIn_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SignInRequest
+		protoReq corev1.SignInRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -64,7 +65,7 @@ func local_request_CoreService_SignIn_0(ctx context.Context, marshaler runtime.M
 
 func request_CoreService_RefreshToken_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RefreshTokenRequest
+		protoReq corev1.RefreshTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -79,7 +80,7 @@ func request_CoreService_RefreshToken_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_RefreshToken_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RefreshTokenRequest
+		protoReq corev1.RefreshTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -91,7 +92,7 @@ func local_request_CoreService_RefreshToken_0(ctx context.Context, marshaler run
 
 func request_CoreService_SignOut_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SignOutRequest
+		protoReq corev1.SignOutRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -106,7 +107,7 @@ func request_CoreService_SignOut_0(ctx context.Context, marshaler runtime.Marsha
 
 func local_request_CoreService_SignOut_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SignOutRequest
+		protoReq corev1.SignOutRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -118,7 +119,7 @@ func local_request_CoreService_SignOut_0(ctx context.Context, marshaler runtime.
 
 func request_CoreService_GetCurrentUser_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCurrentUserRequest
+		protoReq corev1.GetCurrentUserRequest
 		metadata runtime.ServerMetadata
 	)
 	if req.Body != nil {
@@ -130,7 +131,7 @@ func request_CoreService_GetCurrentUser_0(ctx context.Context, marshaler runtime
 
 func local_request_CoreService_GetCurrentUser_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCurrentUserRequest
+		protoReq corev1.GetCurrentUserRequest
 		metadata runtime.ServerMetadata
 	)
 	msg, err := server.GetCurrentUser(ctx, &protoReq)
@@ -139,7 +140,7 @@ func local_request_CoreService_GetCurrentUser_0(ctx context.Context, marshaler r
 
 func request_CoreService_CreateUser_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateUserRequest
+		protoReq corev1.CreateUserRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -154,7 +155,7 @@ func request_CoreService_CreateUser_0(ctx context.Context, marshaler runtime.Mar
 
 func local_request_CoreService_CreateUser_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateUserRequest
+		protoReq corev1.CreateUserRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -168,7 +169,7 @@ var filter_CoreService_ListUsers_0 = &utilities.DoubleArray{Encoding: map[string
 
 func request_CoreService_ListUsers_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListUsersRequest
+		protoReq corev1.ListUsersRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -186,7 +187,7 @@ func request_CoreService_ListUsers_0(ctx context.Context, marshaler runtime.Mars
 
 func local_request_CoreService_ListUsers_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListUsersRequest
+		protoReq corev1.ListUsersRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -201,7 +202,7 @@ func local_request_CoreService_ListUsers_0(ctx context.Context, marshaler runtim
 
 func request_CoreService_GetUser_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetUserRequest
+		protoReq corev1.GetUserRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -222,7 +223,7 @@ func request_CoreService_GetUser_0(ctx context.Context, marshaler runtime.Marsha
 
 func local_request_CoreService_GetUser_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetUserRequest
+		protoReq corev1.GetUserRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -240,7 +241,7 @@ func local_request_CoreService_GetUser_0(ctx context.Context, marshaler runtime.
 
 func request_CoreService_UpdateUser_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateUserRequest
+		protoReq corev1.UpdateUserRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -264,7 +265,7 @@ func request_CoreService_UpdateUser_0(ctx context.Context, marshaler runtime.Mar
 
 func local_request_CoreService_UpdateUser_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateUserRequest
+		protoReq corev1.UpdateUserRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -285,7 +286,7 @@ func local_request_CoreService_UpdateUser_0(ctx context.Context, marshaler runti
 
 func request_CoreService_ChangePassword_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ChangePasswordRequest
+		protoReq corev1.ChangePasswordRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -309,7 +310,7 @@ func request_CoreService_ChangePassword_0(ctx context.Context, marshaler runtime
 
 func local_request_CoreService_ChangePassword_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ChangePasswordRequest
+		protoReq corev1.ChangePasswordRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -330,7 +331,7 @@ func local_request_CoreService_ChangePassword_0(ctx context.Context, marshaler r
 
 func request_CoreService_DeleteUser_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteUserRequest
+		protoReq corev1.DeleteUserRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -351,7 +352,7 @@ func request_CoreService_DeleteUser_0(ctx context.Context, marshaler runtime.Mar
 
 func local_request_CoreService_DeleteUser_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteUserRequest
+		protoReq corev1.DeleteUserRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -369,7 +370,7 @@ func local_request_CoreService_DeleteUser_0(ctx context.Context, marshaler runti
 
 func request_CoreService_CreateDevice_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateDeviceRequest
+		protoReq corev1.CreateDeviceRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -384,7 +385,7 @@ func request_CoreService_CreateDevice_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_CreateDevice_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateDeviceRequest
+		protoReq corev1.CreateDeviceRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -398,7 +399,7 @@ var filter_CoreService_ListDevices_0 = &utilities.DoubleArray{Encoding: map[stri
 
 func request_CoreService_ListDevices_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListDevicesRequest
+		protoReq corev1.ListDevicesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -416,7 +417,7 @@ func request_CoreService_ListDevices_0(ctx context.Context, marshaler runtime.Ma
 
 func local_request_CoreService_ListDevices_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListDevicesRequest
+		protoReq corev1.ListDevicesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -431,7 +432,7 @@ func local_request_CoreService_ListDevices_0(ctx context.Context, marshaler runt
 
 func request_CoreService_ImportDevices_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ImportDevicesRequest
+		protoReq corev1.ImportDevicesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -446,7 +447,7 @@ func request_CoreService_ImportDevices_0(ctx context.Context, marshaler runtime.
 
 func local_request_CoreService_ImportDevices_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ImportDevicesRequest
+		protoReq corev1.ImportDevicesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -458,7 +459,7 @@ func local_request_CoreService_ImportDevices_0(ctx context.Context, marshaler ru
 
 func request_CoreService_GetDevice_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetDeviceRequest
+		protoReq corev1.GetDeviceRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -479,7 +480,7 @@ func request_CoreService_GetDevice_0(ctx context.Context, marshaler runtime.Mars
 
 func local_request_CoreService_GetDevice_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetDeviceRequest
+		protoReq corev1.GetDeviceRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -497,7 +498,7 @@ func local_request_CoreService_GetDevice_0(ctx context.Context, marshaler runtim
 
 func request_CoreService_UpdateDevice_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateDeviceRequest
+		protoReq corev1.UpdateDeviceRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -521,7 +522,7 @@ func request_CoreService_UpdateDevice_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_UpdateDevice_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateDeviceRequest
+		protoReq corev1.UpdateDeviceRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -542,7 +543,7 @@ func local_request_CoreService_UpdateDevice_0(ctx context.Context, marshaler run
 
 func request_CoreService_DeleteDevice_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteDeviceRequest
+		protoReq corev1.DeleteDeviceRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -563,7 +564,7 @@ func request_CoreService_DeleteDevice_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_DeleteDevice_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteDeviceRequest
+		protoReq corev1.DeleteDeviceRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -581,7 +582,7 @@ func local_request_CoreService_DeleteDevice_0(ctx context.Context, marshaler run
 
 func request_CoreService_GetDeviceKey_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetDeviceKeyRequest
+		protoReq corev1.GetDeviceKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -602,7 +603,7 @@ func request_CoreService_GetDeviceKey_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_GetDeviceKey_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetDeviceKeyRequest
+		protoReq corev1.GetDeviceKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -620,7 +621,7 @@ func local_request_CoreService_GetDeviceKey_0(ctx context.Context, marshaler run
 
 func request_CoreService_RotateDeviceKey_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RotateDeviceKeyRequest
+		protoReq corev1.RotateDeviceKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -644,7 +645,7 @@ func request_CoreService_RotateDeviceKey_0(ctx context.Context, marshaler runtim
 
 func local_request_CoreService_RotateDeviceKey_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RotateDeviceKeyRequest
+		protoReq corev1.RotateDeviceKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -665,7 +666,7 @@ func local_request_CoreService_RotateDeviceKey_0(ctx context.Context, marshaler 
 
 func request_CoreService_AddDeviceCertificate_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq AddDeviceCertificateRequest
+		protoReq corev1.AddDeviceCertificateRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -689,7 +690,7 @@ func request_CoreService_AddDeviceCertificate_0(ctx context.Context, marshaler r
 
 func local_request_CoreService_AddDeviceCertificate_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq AddDeviceCertificateRequest
+		protoReq corev1.AddDeviceCertificateRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -710,7 +711,7 @@ func local_request_CoreService_AddDeviceCertificate_0(ctx context.Context, marsh
 
 func request_CoreService_ListDeviceCertificates_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListDeviceCertificatesRequest
+		protoReq corev1.ListDeviceCertificatesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -731,7 +732,7 @@ func request_CoreService_ListDeviceCertificates_0(ctx context.Context, marshaler
 
 func local_request_CoreService_ListDeviceCertificates_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListDeviceCertificatesRequest
+		protoReq corev1.ListDeviceCertificatesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -749,7 +750,7 @@ func local_request_CoreService_ListDeviceCertificates_0(ctx context.Context, mar
 
 func request_CoreService_RemoveDeviceCertificate_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RemoveDeviceCertificateRequest
+		protoReq corev1.RemoveDeviceCertificateRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -778,7 +779,7 @@ func request_CoreService_RemoveDeviceCertificate_0(ctx context.Context, marshale
 
 func local_request_CoreService_RemoveDeviceCertificate_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RemoveDeviceCertificateRequest
+		protoReq corev1.RemoveDeviceCertificateRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -804,7 +805,7 @@ func local_request_CoreService_RemoveDeviceCertificate_0(ctx context.Context, ma
 
 func request_CoreService_GetDeviceTree_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetDeviceTreeRequest
+		protoReq corev1.GetDeviceTreeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -825,7 +826,7 @@ func request_CoreService_GetDeviceTree_0(ctx context.Context, marshaler runtime.
 
 func local_request_CoreService_GetDeviceTree_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetDeviceTreeRequest
+		protoReq corev1.GetDeviceTreeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -843,7 +844,7 @@ func local_request_CoreService_GetDeviceTree_0(ctx context.Context, marshaler ru
 
 func request_CoreService_CreateSensor_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateSensorRequest
+		protoReq corev1.CreateSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -867,7 +868,7 @@ func request_CoreService_CreateSensor_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_CreateSensor_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateSensorRequest
+		protoReq corev1.CreateSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -888,7 +889,7 @@ func local_request_CoreService_CreateSensor_0(ctx context.Context, marshaler run
 
 func request_CoreService_ListSensors_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListSensorsRequest
+		protoReq corev1.ListSensorsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -909,7 +910,7 @@ func request_CoreService_ListSensors_0(ctx context.Context, marshaler runtime.Ma
 
 func local_request_CoreService_ListSensors_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListSensorsRequest
+		protoReq corev1.ListSensorsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -927,7 +928,7 @@ func local_request_CoreService_ListSensors_0(ctx context.Context, marshaler runt
 
 func request_CoreService_GetSensor_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetSensorRequest
+		protoReq corev1.GetSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -956,7 +957,7 @@ func request_CoreService_GetSensor_0(ctx context.Context, marshaler runtime.Mars
 
 func local_request_CoreService_GetSensor_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetSensorRequest
+		protoReq corev1.GetSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -982,7 +983,7 @@ func local_request_CoreService_GetSensor_0(ctx context.Context, marshaler runtim
 
 func request_CoreService_UpdateSensor_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateSensorRequest
+		protoReq corev1.UpdateSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1014,7 +1015,7 @@ func request_CoreService_UpdateSensor_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_UpdateSensor_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateSensorRequest
+		protoReq corev1.UpdateSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1043,7 +1044,7 @@ func local_request_CoreService_UpdateSensor_0(ctx context.Context, marshaler run
 
 func request_CoreService_DeleteSensor_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteSensorRequest
+		protoReq corev1.DeleteSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1072,7 +1073,7 @@ func request_CoreService_DeleteSensor_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_DeleteSensor_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteSensorRequest
+		protoReq corev1.DeleteSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1098,7 +1099,7 @@ func local_request_CoreService_DeleteSensor_0(ctx context.Context, marshaler run
 
 func request_CoreService_CreateConsumer_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateConsumerRequest
+		protoReq corev1.CreateConsumerRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -1113,7 +1114,7 @@ func request_CoreService_CreateConsumer_0(ctx context.Context, marshaler runtime
 
 func local_request_CoreService_CreateConsumer_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateConsumerRequest
+		protoReq corev1.CreateConsumerRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -1127,7 +1128,7 @@ var filter_CoreService_ListConsumers_0 = &utilities.DoubleArray{Encoding: map[st
 
 func request_CoreService_ListConsumers_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListConsumersRequest
+		protoReq corev1.ListConsumersRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -1145,7 +1146,7 @@ func request_CoreService_ListConsumers_0(ctx context.Context, marshaler runtime.
 
 func local_request_CoreService_ListConsumers_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListConsumersRequest
+		protoReq corev1.ListConsumersRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -1160,7 +1161,7 @@ func local_request_CoreService_ListConsumers_0(ctx context.Context, marshaler ru
 
 func request_CoreService_GetConsumer_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetConsumerRequest
+		protoReq corev1.GetConsumerRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1181,7 +1182,7 @@ func request_CoreService_GetConsumer_0(ctx context.Context, marshaler runtime.Ma
 
 func local_request_CoreService_GetConsumer_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetConsumerRequest
+		protoReq corev1.GetConsumerRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1199,7 +1200,7 @@ func local_request_CoreService_GetConsumer_0(ctx context.Context, marshaler runt
 
 func request_CoreService_UpdateConsumer_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateConsumerRequest
+		protoReq corev1.UpdateConsumerRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1223,7 +1224,7 @@ func request_CoreService_UpdateConsumer_0(ctx context.Context, marshaler runtime
 
 func local_request_CoreService_UpdateConsumer_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateConsumerRequest
+		protoReq corev1.UpdateConsumerRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1244,7 +1245,7 @@ func local_request_CoreService_UpdateConsumer_0(ctx context.Context, marshaler r
 
 func request_CoreService_DeleteConsumer_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteConsumerRequest
+		protoReq corev1.DeleteConsumerRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1265,7 +1266,7 @@ func request_CoreService_DeleteConsumer_0(ctx context.Context, marshaler runtime
 
 func local_request_CoreService_DeleteConsumer_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteConsumerRequest
+		protoReq corev1.DeleteConsumerRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1283,7 +1284,7 @@ func local_request_CoreService_DeleteConsumer_0(ctx context.Context, marshaler r
 
 func request_CoreService_GetConsumerKey_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetConsumerKeyRequest
+		protoReq corev1.GetConsumerKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1304,7 +1305,7 @@ func request_CoreService_GetConsumerKey_0(ctx context.Context, marshaler runtime
 
 func local_request_CoreService_GetConsumerKey_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetConsumerKeyRequest
+		protoReq corev1.GetConsumerKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1322,7 +1323,7 @@ func local_request_CoreService_GetConsumerKey_0(ctx context.Context, marshaler r
 
 func request_CoreService_RotateConsumerKey_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RotateConsumerKeyRequest
+		protoReq corev1.RotateConsumerKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1346,7 +1347,7 @@ func request_CoreService_RotateConsumerKey_0(ctx context.Context, marshaler runt
 
 func local_request_CoreService_RotateConsumerKey_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RotateConsumerKeyRequest
+		protoReq corev1.RotateConsumerKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1367,7 +1368,7 @@ func local_request_CoreService_RotateConsumerKey_0(ctx context.Context, marshale
 
 func request_CoreService_GrantSensor_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GrantSensorRequest
+		protoReq corev1.GrantSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1391,7 +1392,7 @@ func request_CoreService_GrantSensor_0(ctx context.Context, marshaler runtime.Ma
 
 func local_request_CoreService_GrantSensor_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GrantSensorRequest
+		protoReq corev1.GrantSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1412,7 +1413,7 @@ func local_request_CoreService_GrantSensor_0(ctx context.Context, marshaler runt
 
 func request_CoreService_RevokeSensor_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RevokeSensorRequest
+		protoReq corev1.RevokeSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1441,7 +1442,7 @@ func request_CoreService_RevokeSensor_0(ctx context.Context, marshaler runtime.M
 
 func local_request_CoreService_RevokeSensor_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RevokeSensorRequest
+		protoReq corev1.RevokeSensorRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1469,7 +1470,7 @@ var filter_CoreService_ListAuditEvents_0 = &utilities.DoubleArray{Encoding: map[
 
 func request_CoreService_ListAuditEvents_0(ctx context.Context, marshaler runtime.Marshaler, client CoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAuditEventsRequest
+		protoReq corev1.ListAuditEventsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -1487,7 +1488,7 @@ func request_CoreService_ListAuditEvents_0(ctx context.Context, marshaler runtim
 
 func local_request_CoreService_ListAuditEvents_0(ctx context.Context, marshaler runtime.Marshaler, server CoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAuditEventsRequest
+		protoReq corev1.ListAuditEventsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -1964,7 +1965,7 @@ func RegisterCoreServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_CoreService_CreateSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_CreateSensor_0{resp.(*CreateSensorResponse)}, mux.GetForwardResponseOptions()...)
+		forward_CoreService_CreateSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_CreateSensor_0{resp.(*corev1.CreateSensorResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_CoreService_ListSensors_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2004,7 +2005,7 @@ func RegisterCoreServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_CoreService_GetSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_GetSensor_0{resp.(*GetSensorResponse)}, mux.GetForwardResponseOptions()...)
+		forward_CoreService_GetSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_GetSensor_0{resp.(*corev1.GetSensorResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPatch, pattern_CoreService_UpdateSensor_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2024,7 +2025,7 @@ func RegisterCoreServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_CoreService_UpdateSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_UpdateSensor_0{resp.(*UpdateSensorResponse)}, mux.GetForwardResponseOptions()...)
+		forward_CoreService_UpdateSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_UpdateSensor_0{resp.(*corev1.UpdateSensorResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_CoreService_DeleteSensor_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2675,7 +2676,7 @@ func RegisterCoreServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_CoreService_CreateSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_CreateSensor_0{resp.(*CreateSensorResponse)}, mux.GetForwardResponseOptions()...)
+		forward_CoreService_CreateSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_CreateSensor_0{resp.(*corev1.CreateSensorResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_CoreService_ListSensors_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2709,7 +2710,7 @@ func RegisterCoreServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_CoreService_GetSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_GetSensor_0{resp.(*GetSensorResponse)}, mux.GetForwardResponseOptions()...)
+		forward_CoreService_GetSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_GetSensor_0{resp.(*corev1.GetSensorResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPatch, pattern_CoreService_UpdateSensor_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2726,7 +2727,7 @@ func RegisterCoreServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_CoreService_UpdateSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_UpdateSensor_0{resp.(*UpdateSensorResponse)}, mux.GetForwardResponseOptions()...)
+		forward_CoreService_UpdateSensor_0(annotatedContext, mux, outboundMarshaler, w, req, response_CoreService_UpdateSensor_0{resp.(*corev1.UpdateSensorResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_CoreService_DeleteSensor_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2919,7 +2920,7 @@ func RegisterCoreServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 }
 
 type response_CoreService_CreateSensor_0 struct {
-	*CreateSensorResponse
+	*corev1.CreateSensorResponse
 }
 
 func (m response_CoreService_CreateSensor_0) XXX_ResponseBody() interface{} {
@@ -2928,7 +2929,7 @@ func (m response_CoreService_CreateSensor_0) XXX_ResponseBody() interface{} {
 }
 
 type response_CoreService_GetSensor_0 struct {
-	*GetSensorResponse
+	*corev1.GetSensorResponse
 }
 
 func (m response_CoreService_GetSensor_0) XXX_ResponseBody() interface{} {
@@ -2937,7 +2938,7 @@ func (m response_CoreService_GetSensor_0) XXX_ResponseBody() interface{} {
 }
 
 type response_CoreService_UpdateSensor_0 struct {
-	*UpdateSensorResponse
+	*corev1.UpdateSensorResponse
 }
 
 func (m response_CoreService_UpdateSensor_0) XXX_ResponseBody() interface{} {

@@ -4,10 +4,11 @@
 // - protoc             (unknown)
 // source: iot/ingest/v1/ingest.proto
 
-package ingestv1
+package ingestv1grpc
 
 import (
 	context "context"
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -32,12 +33,12 @@ const (
 // once every reading in it is durable, and a batch is all-or-nothing.
 type IngestServiceClient interface {
 	// Ingest stores one batch of readings and answers when they are durable.
-	Ingest(ctx context.Context, in *IngestRequest, opts ...grpc.CallOption) (*IngestResponse, error)
+	Ingest(ctx context.Context, in *ingestv1.IngestRequest, opts ...grpc.CallOption) (*ingestv1.IngestResponse, error)
 	// IngestStream is for firmware that pushes continuously: the device sends
 	// batches with increasing sequence numbers and the server acknowledges each
 	// sequence once its readings are durable, in order. The server reads ahead
 	// only a bounded number of batches (flow control).
-	IngestStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[IngestStreamRequest, IngestStreamResponse], error)
+	IngestStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse], error)
 }
 
 type ingestServiceClient struct {
@@ -48,9 +49,9 @@ func NewIngestServiceClient(cc grpc.ClientConnInterface) IngestServiceClient {
 	return &ingestServiceClient{cc}
 }
 
-func (c *ingestServiceClient) Ingest(ctx context.Context, in *IngestRequest, opts ...grpc.CallOption) (*IngestResponse, error) {
+func (c *ingestServiceClient) Ingest(ctx context.Context, in *ingestv1.IngestRequest, opts ...grpc.CallOption) (*ingestv1.IngestResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(IngestResponse)
+	out := new(ingestv1.IngestResponse)
 	err := c.cc.Invoke(ctx, IngestService_Ingest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -58,18 +59,18 @@ func (c *ingestServiceClient) Ingest(ctx context.Context, in *IngestRequest, opt
 	return out, nil
 }
 
-func (c *ingestServiceClient) IngestStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[IngestStreamRequest, IngestStreamResponse], error) {
+func (c *ingestServiceClient) IngestStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &IngestService_ServiceDesc.Streams[0], IngestService_IngestStream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[IngestStreamRequest, IngestStreamResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type IngestService_IngestStreamClient = grpc.BidiStreamingClient[IngestStreamRequest, IngestStreamResponse]
+type IngestService_IngestStreamClient = grpc.BidiStreamingClient[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse]
 
 // IngestServiceServer is the server API for IngestService service.
 // All implementations should embed UnimplementedIngestServiceServer
@@ -80,12 +81,12 @@ type IngestService_IngestStreamClient = grpc.BidiStreamingClient[IngestStreamReq
 // once every reading in it is durable, and a batch is all-or-nothing.
 type IngestServiceServer interface {
 	// Ingest stores one batch of readings and answers when they are durable.
-	Ingest(context.Context, *IngestRequest) (*IngestResponse, error)
+	Ingest(context.Context, *ingestv1.IngestRequest) (*ingestv1.IngestResponse, error)
 	// IngestStream is for firmware that pushes continuously: the device sends
 	// batches with increasing sequence numbers and the server acknowledges each
 	// sequence once its readings are durable, in order. The server reads ahead
 	// only a bounded number of batches (flow control).
-	IngestStream(grpc.BidiStreamingServer[IngestStreamRequest, IngestStreamResponse]) error
+	IngestStream(grpc.BidiStreamingServer[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse]) error
 }
 
 // UnimplementedIngestServiceServer should be embedded to have
@@ -95,10 +96,10 @@ type IngestServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedIngestServiceServer struct{}
 
-func (UnimplementedIngestServiceServer) Ingest(context.Context, *IngestRequest) (*IngestResponse, error) {
+func (UnimplementedIngestServiceServer) Ingest(context.Context, *ingestv1.IngestRequest) (*ingestv1.IngestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ingest not implemented")
 }
-func (UnimplementedIngestServiceServer) IngestStream(grpc.BidiStreamingServer[IngestStreamRequest, IngestStreamResponse]) error {
+func (UnimplementedIngestServiceServer) IngestStream(grpc.BidiStreamingServer[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method IngestStream not implemented")
 }
 func (UnimplementedIngestServiceServer) testEmbeddedByValue() {}
@@ -122,7 +123,7 @@ func RegisterIngestServiceServer(s grpc.ServiceRegistrar, srv IngestServiceServe
 }
 
 func _IngestService_Ingest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(IngestRequest)
+	in := new(ingestv1.IngestRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -134,17 +135,17 @@ func _IngestService_Ingest_Handler(srv interface{}, ctx context.Context, dec fun
 		FullMethod: IngestService_Ingest_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(IngestServiceServer).Ingest(ctx, req.(*IngestRequest))
+		return srv.(IngestServiceServer).Ingest(ctx, req.(*ingestv1.IngestRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _IngestService_IngestStream_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(IngestServiceServer).IngestStream(&grpc.GenericServerStream[IngestStreamRequest, IngestStreamResponse]{ServerStream: stream})
+	return srv.(IngestServiceServer).IngestStream(&grpc.GenericServerStream[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type IngestService_IngestStreamServer = grpc.BidiStreamingServer[IngestStreamRequest, IngestStreamResponse]
+type IngestService_IngestStreamServer = grpc.BidiStreamingServer[ingestv1.IngestStreamRequest, ingestv1.IngestStreamResponse]
 
 // IngestService_ServiceDesc is the grpc.ServiceDesc for IngestService service.
 // It's only intended for direct use with grpc.RegisterService,

@@ -1,0 +1,118 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/iotplatform/iotplatform/internal/apierror"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/services/command"
+	"github.com/iotplatform/iotplatform/services/ingest"
+)
+
+// Commands is what the gateway needs of the command service
+// (command.Service). With it, commands are pushed down every connection as
+// text frames (command.Message, "type": "command"), and the device sends up,
+// each answered with an ack frame like readings:
+//
+//	{"type": "ack", "id": 42}                                   delivered
+//	{"type": "response", "id": 42, "status": "succeeded", "result": {...}}
+//	{"type": "reported", "attributes": {"firmware": "1.2"}}
+type Commands interface {
+	Attach(device int64, edge string, ready bool) *command.Session
+	Sent(ctx context.Context, sess *command.Session, c registry.Command) bool
+	Ack(ctx context.Context, device, id int64, how string) error
+	Respond(ctx context.Context, device, id int64, success bool, result []byte, msg string) error
+	Report(ctx context.Context, device int64, doc []byte) error
+	Seen(device int64)
+}
+
+// EnableCommands turns command delivery on.
+func (g *Gateway) EnableCommands(c Commands) { g.cmds = c }
+
+// serveCommands attaches the connection's session and writes its commands
+// until the returned stop is called.
+func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.Principal) (stop func()) {
+	sess := g.cmds.Attach(p.ID, command.EdgeWS, true)
+	go func() {
+		for {
+			select {
+			case <-sess.Done():
+				return
+			case cmd := <-sess.Commands():
+				if !g.cmds.Sent(ctx, sess, cmd) {
+					continue
+				}
+				wctx, cancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
+				err := c.Write(wctx, websocket.MessageText, command.Encode(cmd))
+				cancel()
+				if err != nil {
+					c.CloseNow() // sent again on the next connection
+					return
+				}
+			}
+		}
+	}()
+	return sess.Close
+}
+
+// deviceMessage is a command-side message from the device.
+type deviceMessage struct {
+	Type       string          `json:"type"`
+	ID         int64           `json:"id"`
+	Attributes json.RawMessage `json:"attributes"`
+}
+
+// commandMessage handles a text message that is an ack, a response or
+// reported attributes (ok false: it is readings).
+func (g *Gateway) commandMessage(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) (Ack, bool) {
+	g.cmds.Seen(p.ID)
+	t := bytes.TrimLeft(msg, " \t\r\n")
+	if typ != websocket.MessageText || len(t) == 0 || t[0] != '{' || !bytes.Contains(t, []byte(`"type"`)) {
+		return Ack{}, false
+	}
+	var m deviceMessage
+	if json.Unmarshal(t, &m) != nil {
+		return Ack{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	switch m.Type {
+	case "ack":
+		err = g.cmds.Ack(ctx, p.ID, m.ID, "acknowledged on ws")
+	case "response":
+		a := command.ParseAnswer(t)
+		if a.Result == nil || a.Success && bytes.Equal(a.Result, t) { // the whole message is no result
+			var r struct {
+				Result json.RawMessage `json:"result"`
+			}
+			_ = json.Unmarshal(t, &r)
+			a.Result = nil
+			if len(r.Result) > 0 && string(r.Result) != "null" {
+				a.Result = r.Result
+			}
+		}
+		err = g.cmds.Respond(ctx, p.ID, m.ID, a.Success, a.Result, a.Message)
+	case "reported":
+		err = g.cmds.Report(ctx, p.ID, m.Attributes)
+	default:
+		return Ack{}, false
+	}
+	ack := Ack{Index: i, Status: http.StatusOK}
+	if err != nil {
+		ack.Status, ack.Code, ack.Message = http.StatusBadRequest, "invalid_argument", err.Error()
+		if !command.IsDeviceError(err) {
+			g.log.Warn("ws command message failed", "device_id", p.ID, "err", err)
+			ack.Status, ack.Code, ack.Message = http.StatusServiceUnavailable, apierror.CodeOfStatus(http.StatusServiceUnavailable), "the platform cannot record this right now; send it again later"
+		}
+		ack.Errors = []ingest.ItemError{{Index: -1, Code: ack.Code, Message: ack.Message}}
+	}
+	return ack, true
+}

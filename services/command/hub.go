@@ -1,0 +1,293 @@
+package command
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iotplatform/iotplatform/internal/registry"
+)
+
+// Edges are the device edges a session can be on.
+const (
+	EdgeHTTP = "http"
+	EdgeWS   = "ws"
+	EdgeMQTT = "mqtt"
+	EdgeGRPC = "grpc"
+)
+
+// Session is one connection (or long-poll) of a device in this process.
+// Commands for the device arrive on Commands(); the edge marks each Sent
+// before writing it, and the device's acknowledgements and answers go to
+// Service.Ack and Service.Respond.
+type Session struct {
+	Device int64
+	Edge   string
+	Since  time.Time
+
+	hub  *hub
+	out  chan registry.Command
+	done chan struct{}
+	once sync.Once
+	// ready and inflight are guarded by hub.mu: ready sessions receive
+	// commands; inflight are the ids pushed to this session.
+	ready    bool
+	inflight map[int64]bool
+}
+
+// Commands delivers the commands to write to the device, in order.
+func (s *Session) Commands() <-chan registry.Command { return s.out }
+
+// Done is closed when the session is closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Ready makes the session receive commands (MQTT: once the device
+// subscribed to its command topic).
+func (s *Session) Ready() {
+	s.hub.mu.Lock()
+	s.ready = true
+	s.hub.mu.Unlock()
+	s.hub.kick(s.Device)
+}
+
+// Close ends the session; commands pushed to it and not yet sent stay
+// queued, commands sent and not yet acknowledged are sent again on the
+// device's next session.
+func (s *Session) Close() {
+	s.once.Do(func() {
+		close(s.done)
+		s.hub.detach(s)
+	})
+}
+
+// hub tracks the sessions of this process and pushes pending commands to
+// them, one dispatcher per device at a time.
+type hub struct {
+	log   *slog.Logger
+	store registry.Commands
+	now   func() time.Time
+
+	mu      sync.Mutex
+	devices map[int64]*deviceSessions
+	// edges counts, per edge, the devices with at least one session on it.
+	perEdge map[[2]any]int
+
+	connected *prometheus.GaugeVec
+	state     chan func(context.Context)
+	seen      sync.Map // device → time.Time of the last recorded touch
+}
+
+type deviceSessions struct {
+	sessions []*Session
+	running  bool
+	again    bool
+}
+
+func newHub(log *slog.Logger, store registry.Commands, reg prometheus.Registerer) *hub {
+	h := &hub{log: log, store: store, now: time.Now, devices: map[int64]*deviceSessions{}, perEdge: map[[2]any]int{},
+		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "iot_devices_connected",
+			Help: "Devices with at least one open connection (or long-poll) to this process, by edge."}, []string{"edge"}),
+		state: make(chan func(context.Context), 4096),
+	}
+	for _, e := range []string{EdgeHTTP, EdgeWS, EdgeMQTT, EdgeGRPC} {
+		h.connected.WithLabelValues(e).Set(0)
+	}
+	if reg != nil {
+		reg.MustRegister(h.connected)
+	}
+	return h
+}
+
+// runState applies the connection and last-seen writes in order (a
+// disconnect must not overtake its connect).
+func (h *hub) runState(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case fn := <-h.state:
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			fn(fctx)
+			cancel()
+		}
+	}
+}
+
+// stateWrite queues a state write; must writes (connects, disconnects)
+// wait for room, touches are dropped when the queue is full.
+func (h *hub) stateWrite(must bool, fn func(context.Context)) {
+	if must {
+		h.state <- fn
+		return
+	}
+	select {
+	case h.state <- fn:
+	default:
+	}
+}
+
+func (h *hub) attach(device int64, edge string, ready bool) *Session {
+	s := &Session{Device: device, Edge: edge, Since: h.now(), hub: h, out: make(chan registry.Command, 16),
+		done: make(chan struct{}), ready: ready, inflight: map[int64]bool{}}
+	h.mu.Lock()
+	d := h.devices[device]
+	if d == nil {
+		d = &deviceSessions{}
+		h.devices[device] = d
+	}
+	d.sessions = append(d.sessions, s)
+	k := [2]any{edge, device}
+	h.perEdge[k]++
+	if h.perEdge[k] == 1 {
+		h.connected.WithLabelValues(edge).Inc()
+	}
+	h.mu.Unlock()
+	at := s.Since
+	h.stateWrite(true, func(ctx context.Context) {
+		if err := h.store.DeviceConnected(ctx, device, edge, at); err != nil {
+			h.log.Warn("record device connection", "device_id", device, "edge", edge, "err", err)
+		}
+	})
+	if ready {
+		h.kick(device)
+	}
+	return s
+}
+
+func (h *hub) detach(s *Session) {
+	h.mu.Lock()
+	if d := h.devices[s.Device]; d != nil {
+		for i, o := range d.sessions {
+			if o == s {
+				d.sessions = append(d.sessions[:i], d.sessions[i+1:]...)
+				break
+			}
+		}
+		if len(d.sessions) == 0 && !d.running {
+			delete(h.devices, s.Device)
+		}
+	}
+	k := [2]any{s.Edge, s.Device}
+	h.perEdge[k]--
+	if h.perEdge[k] <= 0 {
+		delete(h.perEdge, k)
+		h.connected.WithLabelValues(s.Edge).Dec()
+	}
+	h.mu.Unlock()
+	at := h.now()
+	h.stateWrite(true, func(ctx context.Context) {
+		if err := h.store.DeviceDisconnected(ctx, s.Device, at); err != nil {
+			h.log.Warn("record device disconnection", "device_id", s.Device, "err", err)
+		}
+	})
+}
+
+// touch records activity of the device, at most every few seconds.
+func (h *hub) touch(device int64) {
+	now := h.now()
+	if v, ok := h.seen.Load(device); ok && now.Sub(v.(time.Time)) < 5*time.Second {
+		return
+	}
+	h.seen.Store(device, now)
+	h.stateWrite(false, func(ctx context.Context) {
+		if err := h.store.TouchDevice(ctx, device, now); err != nil {
+			h.log.Debug("record last seen", "device_id", device, "err", err)
+		}
+	})
+}
+
+// local lists the devices with sessions in this process.
+func (h *hub) local() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]int64, 0, len(h.devices))
+	for id := range h.devices {
+		out = append(out, id)
+	}
+	return out
+}
+
+// kick makes the device's dispatcher push its pending commands to its
+// newest ready session (a no-op when it has none in this process).
+func (h *hub) kick(device int64) {
+	h.mu.Lock()
+	d := h.devices[device]
+	if d == nil || len(d.sessions) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	if d.running {
+		d.again = true
+		h.mu.Unlock()
+		return
+	}
+	d.running = true
+	h.mu.Unlock()
+	go h.dispatch(device, d)
+}
+
+func (h *hub) pick(d *deviceSessions) *Session {
+	for i := len(d.sessions) - 1; i >= 0; i-- {
+		if d.sessions[i].ready {
+			return d.sessions[i]
+		}
+	}
+	return nil
+}
+
+func (h *hub) dispatch(device int64, d *deviceSessions) {
+	for {
+		h.mu.Lock()
+		s := h.pick(d)
+		h.mu.Unlock()
+		if s != nil {
+			h.push(device, s)
+		}
+		h.mu.Lock()
+		if !d.again || len(d.sessions) == 0 {
+			d.running, d.again = false, false
+			if len(d.sessions) == 0 {
+				delete(h.devices, device)
+			}
+			h.mu.Unlock()
+			return
+		}
+		d.again = false
+		h.mu.Unlock()
+	}
+}
+
+// push sends the device's pending commands that s has not had yet.
+func (h *hub) push(device int64, s *Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmds, err := h.store.PendingCommands(ctx, device, h.now(), 64)
+	if err != nil {
+		h.log.Warn("load pending commands", "device_id", device, "err", err)
+		return
+	}
+	for _, c := range cmds {
+		h.mu.Lock()
+		seen := s.inflight[c.ID]
+		s.inflight[c.ID] = true
+		h.mu.Unlock()
+		if seen {
+			continue
+		}
+		select {
+		case s.out <- c:
+		case <-s.done:
+			return
+		case <-time.After(30 * time.Second):
+			// The edge does not take commands (a stuck writer): leave
+			// the rest queued for the next kick.
+			h.mu.Lock()
+			delete(s.inflight, c.ID)
+			h.mu.Unlock()
+			return
+		}
+	}
+}

@@ -1,0 +1,28 @@
+package ingest
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
+)
+
+// Records validates rs for device and builds the bus records (all or
+// nothing). When the request is traced, validation is an "ingest.validate"
+// span and the records carry the request's trace context through the bus.
+func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Reading) ([]*busv1.Record, error) {
+	vctx, span := telemetry.Start(ctx, "ingest.validate", trace.SpanKindInternal)
+	recs, err := s.records(vctx, device, p, rs)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int64("iot.device.id", device), attribute.String("iot.protocol", string(p)), attribute.Int("iot.readings", len(rs)))
+		telemetry.Fail(span, err)
+	}
+	span.End()
+	if err == nil {
+		telemetry.StampRecords(ctx, recs)
+	}
+	return recs, err
+}
