@@ -172,7 +172,7 @@ func (a *app) simulate(cmd *cobra.Command, o simOptions) error {
 	} else if !strings.Contains(o.mqttAddr, "://") {
 		o.mqttAddr = "tcp://" + o.mqttAddr
 	}
-	pctx, cancel := context.WithTimeout(cmd.Context(), a.timeout+time.Duration(o.devices*o.sensors)*100*time.Millisecond)
+	pctx, cancel := context.WithTimeout(cmd.Context(), a.timeout+time.Duration(o.devices)*10*time.Millisecond)
 	devs, err := a.simDevices(pctx, c, o)
 	cancel()
 	if err != nil {
@@ -276,21 +276,28 @@ func (a *app) simDevices(ctx context.Context, c *iot.Client, o simOptions) ([]si
 			_, _ = rand.Read(b)
 			prefix = "sim-" + hex.EncodeToString(b)
 		}
+		// One ImportDevices call creates the devices with their sensors and
+		// returns the ids and keys (all or nothing).
+		req := &corev1.ImportDevicesRequest{ReturnKeys: true}
 		for i := range o.devices {
-			dev, err := c.Core.CreateDevice(ctx, &corev1.CreateDeviceRequest{Name: fmt.Sprintf("%s-%d", prefix, i+1), Description: "created by iotctl simulate"})
-			if err != nil {
-				return nil, fmt.Errorf("create device: %w", err)
-			}
-			d := simDevice{id: dev.GetResult().GetId()}
+			d := &corev1.DeviceImport{ExternalId: fmt.Sprintf("%s-%d", prefix, i+1), Name: fmt.Sprintf("%s-%d", prefix, i+1),
+				Description: "created by iotctl simulate"}
 			for j := range o.sensors {
-				s, err := c.Core.CreateSensor(ctx, &corev1.CreateSensorRequest{DeviceId: d.id, Name: fmt.Sprintf("s%d", j+1), ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE})
-				if err != nil {
-					return nil, fmt.Errorf("create sensor: %w", err)
-				}
-				d.sensors = append(d.sensors, s.GetSensor().GetId())
+				d.Sensors = append(d.Sensors, &corev1.SensorImport{Name: fmt.Sprintf("s%d", j+1), ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE})
 			}
-			devs = append(devs, d)
+			req.Devices = append(req.Devices, d)
 		}
+		res, err := c.Core.ImportDevices(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("create devices: %w", err)
+		}
+		for _, r := range res.GetResults() {
+			devs = append(devs, simDevice{id: r.GetId(), key: r.GetKey(), sensors: r.GetSensorIds()})
+		}
+		if len(devs) != o.devices {
+			return nil, fmt.Errorf("create devices: %d of %d created", len(devs), o.devices)
+		}
+		return devs, nil
 	}
 	for i := range devs {
 		k, err := c.Core.GetDeviceKey(ctx, &corev1.GetDeviceKeyRequest{Id: devs[i].id})
