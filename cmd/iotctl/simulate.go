@@ -196,7 +196,7 @@ func (a *app) simulate(cmd *cobra.Command, o simOptions) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.runDevice(ctx, o, d, st)
+			a.runDevice(ctx, cmd.Context(), o, d, st)
 		}()
 	}
 	wg.Wait()
@@ -309,10 +309,12 @@ func (a *app) simDevices(ctx context.Context, c *iot.Client, o simOptions) ([]si
 	return devs, nil
 }
 
-// runDevice sends the device's batches at the rate until ctx ends or
-// --count batches were sent, then waits for the outstanding acks.
-func (a *app) runDevice(ctx context.Context, o simOptions, d simDevice, st *simStats) {
-	s, err := a.newSender(ctx, o, d, st)
+// runDevice sends the device's batches at the rate until ctx ends (--for)
+// or --count batches were sent, then waits for the outstanding acks. Sends
+// run under sendCtx (ended only by an interrupt), so a batch under way when
+// --for ends is still answered and counted.
+func (a *app) runDevice(ctx, sendCtx context.Context, o simOptions, d simDevice, st *simStats) {
+	s, err := a.newSender(sendCtx, o, d, st)
 	if err != nil {
 		st.fail(o.sensorsOr(d), err)
 		return
@@ -328,8 +330,8 @@ func (a *app) runDevice(ctx context.Context, o simOptions, d simDevice, st *simS
 			batch[j] = &ingestv1.Reading{SensorId: sid, Timestamp: timestamppb.New(now), Value: &ingestv1.Reading_DoubleValue{DoubleValue: v}}
 		}
 		st.sent.Add(int64(len(batch)))
-		if err := s.send(ctx, seq, batch); err != nil {
-			if ctx.Err() != nil {
+		if err := s.send(sendCtx, seq, batch); err != nil {
+			if sendCtx.Err() != nil {
 				st.sent.Add(-int64(len(batch)))
 				return
 			}
