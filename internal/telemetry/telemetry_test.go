@@ -28,7 +28,10 @@ func (p *fakePub) Publish(context.Context, []*busv1.Record) error { p.n++; retur
 
 type fakeWriter struct{ wrote int }
 
-func (w *fakeWriter) Write(_ context.Context, rs []store.Reading) error { w.wrote += len(rs); return nil }
+func (w *fakeWriter) Write(_ context.Context, rs []store.Reading) error {
+	w.wrote += len(rs)
+	return nil
+}
 func (w *fakeWriter) WriteDeadLetters(context.Context, []bus.DeadLetter) error {
 	return nil
 }
