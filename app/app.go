@@ -24,6 +24,7 @@ import (
 	"github.com/iotplatform/iotplatform/services/ingest"
 	"github.com/iotplatform/iotplatform/services/pipeline"
 	"github.com/iotplatform/iotplatform/services/query"
+	"github.com/iotplatform/iotplatform/services/rules"
 )
 
 // App is one running platform process: the modules its roles need
@@ -46,6 +47,8 @@ type App struct {
 	pipeline  *pipeline.Pipeline
 	ingest    *ingest.Service
 	query     *query.Service
+	rules     *rules.Service   // rules (with core)
+	alerting  *rules.Engine    // alerting (with the pipeline)
 	commands  *command.Service // commands (commands.go)
 	console   consoleFiles     // console (nil with --console=false)
 

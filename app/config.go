@@ -30,6 +30,7 @@ type Config struct {
 	Store    StoreConfig    // store.go
 	Ingest   IngestConfig   // ingest.go
 	Query    QueryConfig    // query.go
+	Rules    RulesConfig    // rules.go
 	Commands CommandConfig  // commands.go
 	Console  ConsoleConfig  // console.go
 
@@ -56,6 +57,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Store.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.Query.RegisterFlags(fs)
+	c.Rules.RegisterFlags(fs)
 	c.Telemetry.RegisterFlags(fs)
 	c.Commands.RegisterFlags(fs)
 	c.Console.RegisterFlags(fs)
@@ -82,7 +84,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, envflag.Errorf("shutdown-timeout", "must be positive"))
 	}
 	errs = append(errs, c.Registry.Validate(), c.Auth.Validate(), c.Core.Validate(), c.Limits.Validate(), c.TLS.Validate(),
-		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Commands.Validate(), c.Console.Validate(), c.Telemetry.Validate(), c.Bus.validateRoles(roles))
+		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Commands.Validate(), c.Console.Validate(), c.Rules.Validate(), c.Telemetry.Validate(), c.Bus.validateRoles(roles))
 	return errors.Join(errs...)
 }
 

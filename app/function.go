@@ -20,8 +20,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
+	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/services/core"
@@ -144,6 +148,7 @@ func (c *FunctionConfig) Validate() ([]string, error) {
 
 // coreRoute is one CoreService procedure and its REST binding.
 type coreRoute struct {
+	service   string // fully-qualified service name
 	procedure string
 	method    string   // HTTP method of the REST binding
 	segments  []string // path segments; "" matches any one segment
@@ -153,12 +158,18 @@ type coreRoute struct {
 // coreRoutes reads the procedures and their google.api.http bindings from
 // the CoreService descriptor, so new procedures need no list here.
 func coreRoutes() []coreRoute {
-	sd := corev1.File_iot_core_v1_core_proto.Services().ByName("CoreService")
 	var out []coreRoute
-	ms := sd.Methods()
-	for i := range ms.Len() {
-		m := ms.Get(i)
-		out = append(out, routeOf(m))
+	for _, sd := range []protoreflect.ServiceDescriptor{
+		corev1.File_iot_core_v1_core_proto.Services().ByName("CoreService"),
+		rulesv1.File_iot_rules_v1_rules_proto.Services().ByName("RulesService"),         // rules.go
+		commandv1.File_iot_command_v1_command_proto.Services().ByName("CommandService"), // commands.go
+	} {
+		ms := sd.Methods()
+		for i := range ms.Len() {
+			r := routeOf(ms.Get(i))
+			r.service = string(sd.FullName())
+			out = append(out, r)
+		}
 	}
 	return out
 }
@@ -198,6 +209,12 @@ func (r coreRoute) group() string {
 		return "sensors"
 	case p == "/api/me", p == "/api/audit":
 		return "users"
+	case r.service == rulesv1connect.RulesServiceName && (p == "" || strings.HasPrefix(p, "/api/alerts")):
+		return "alerts" // WatchAlerts has no REST binding
+	case r.service == rulesv1connect.RulesServiceName:
+		return "rules"
+	case r.service == commandv1connect.CommandServiceName:
+		return "commands"
 	case strings.HasPrefix(p, "/api/"):
 		return r.segments[1]
 	}
@@ -308,6 +325,12 @@ func (a *App) initFunction(ctx context.Context) error {
 	if err := a.mountCore(ctx, svc); err != nil {
 		return err
 	}
+	if err := a.functionRules(ctx); err != nil {
+		return err
+	}
+	if err := a.functionCommands(ctx); err != nil {
+		return err
+	}
 	a.api.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	a.api.HandleFunc("GET /readyz", a.readyz)
 	if a.keys != nil {
@@ -358,15 +381,16 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 		served[p] = true
 	}
 	list := strings.Join(a.fn.procedures, ", ")
-	prefix := "/" + corev1connect.CoreServiceName + "/"
+	prefix, rulesPrefix := "/"+corev1connect.CoreServiceName+"/", "/"+rulesv1connect.RulesServiceName+"/"
+	commandsPrefix := "/" + commandv1connect.CommandServiceName + "/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
 		switch {
 		case path == "/healthz" || path == "/readyz" || path == "/.well-known/jwks.json":
 			next.ServeHTTP(w, r)
 			return
-		case strings.HasPrefix(path, prefix):
-			if proc := strings.TrimPrefix(path, prefix); served[proc] {
+		case strings.HasPrefix(path, prefix), strings.HasPrefix(path, rulesPrefix), strings.HasPrefix(path, commandsPrefix):
+			if proc := path[strings.LastIndexByte(path, '/')+1:]; served[proc] {
 				next.ServeHTTP(w, r)
 			} else {
 				notServed(w, r, fmt.Sprintf("procedure %s is not served by this function (it serves %s)", proc, list))

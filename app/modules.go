@@ -22,6 +22,8 @@ const (
 	modServer   moduleName = "server"   // the API listener, after every role registered (api.go)
 	modConsole  moduleName = "console"  // the web console at / and /devices (console.go)
 	modFunction moduleName = "function" // `iotplatform function`: filtered Core (function.go)
+	modRules    moduleName = "rules"    // RulesService: rules, alerts, retention settings (rules.go)
+	modAlerting moduleName = "alerting" // rule evaluation in the pipeline, webhooks (rules.go)
 
 	modCore     = moduleName(RoleCore)     // CoreService (core.go)
 	modPipeline = moduleName(RolePipeline) // bus → store (pipeline.go)
@@ -91,6 +93,14 @@ func (a *App) modules() map[moduleName]module {
 			a.query, err = a.initQuery(ctx)
 			return err
 		}},
+		modRules: {deps: []moduleName{modRegistry, modAuth, modAPI}, init: func(ctx context.Context) (err error) {
+			a.rules, err = a.initRules(ctx)
+			return err
+		}},
+		modAlerting: {deps: []moduleName{modRegistry, modStore, modPipeline}, init: func(ctx context.Context) (err error) {
+			a.alerting, err = a.initAlerting(ctx)
+			return err
+		}},
 		modCommands: {deps: []moduleName{modRegistry, modAuth, modAPI}, init: func(ctx context.Context) (err error) {
 			a.commands, err = a.initCommands(ctx)
 			return err
@@ -114,6 +124,13 @@ func (a *App) targets() []moduleName {
 		if a.roles.Has(r) {
 			out = append(out, moduleName(r))
 		}
+	}
+	// Rules are served with Core and evaluated by the pipeline.
+	if a.roles.Has(RoleCore) {
+		out = append(out, modRules)
+	}
+	if a.roles.Has(RolePipeline) {
+		out = append(out, modAlerting)
 	}
 	return append(out, modServer)
 }

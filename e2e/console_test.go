@@ -30,6 +30,10 @@ func TestConsole_Chromium(t *testing.T) {
 	}
 	p := Start(t, Options{})
 	artifacts, _ := filepath.Abs("../web/artifacts")
+	old, _ := filepath.Glob(filepath.Join(artifacts, "failed-step-*.png"))
+	for _, f := range old {
+		os.Remove(f)
+	}
 	os.MkdirAll(artifacts, 0o755)
 	_, mqttPort, _ := strings.Cut(p.MQTT, ":")
 	args := []string{"--test", "--test-concurrency=1", "--test-reporter=spec", "--test-timeout=120000"}

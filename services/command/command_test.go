@@ -142,8 +142,15 @@ func TestDeviceCalls_OnlyTheAddressedDevice(t *testing.T) {
 		t.Fatalf("large attributes: %v", err)
 	}
 	// A queued command answered at once counts as delivered first.
-	if err := f.svc.Respond(f.ctx, f.device.ID, id, false, nil, "busy"); err == nil {
-		t.Fatal("answer to a command never sent accepted")
+	if err := f.svc.Respond(f.ctx, f.device.ID, id, false, nil, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.svc.store.GetCommand(f.ctx, id)
+	if got.Status != registry.CommandFailed || len(got.History) != 3 || got.History[1].Status != registry.CommandDelivered {
+		t.Fatalf("answered queued command: %+v", got)
+	}
+	if err := f.svc.Respond(f.ctx, f.device.ID, id, true, nil, ""); !errors.Is(err, registry.ErrFailedPrecondition) {
+		t.Fatalf("second answer: %v", err)
 	}
 }
 

@@ -234,11 +234,13 @@ func (s *Service) Ack(ctx context.Context, device, id int64, how string) error {
 	if err != nil {
 		return err
 	}
-	if c.Status != registry.CommandSent {
+	// A queued command may be acknowledged too: a device that learnt its
+	// id (a stream that sends at once, a retry) must not be refused.
+	if c.Status != registry.CommandSent && c.Status != registry.CommandQueued {
 		return nil
 	}
 	_, err = s.store.UpdateCommand(ctx, id, registry.CommandUpdate{To: registry.CommandDelivered,
-		From: []registry.CommandStatus{registry.CommandSent}, At: s.now(), Detail: how})
+		From: []registry.CommandStatus{registry.CommandQueued, registry.CommandSent}, At: s.now(), Detail: how})
 	if err == nil {
 		s.transitions.WithLabelValues(string(registry.CommandDelivered)).Inc()
 	} else if errors.Is(err, registry.ErrFailedPrecondition) {

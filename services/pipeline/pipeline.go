@@ -52,6 +52,8 @@ type Pipeline struct {
 
 	mu    sync.RWMutex
 	cache map[int64]cachedSensor
+	// observe is told about every stored batch (rule evaluation); nil: none.
+	observe func(ctx context.Context, rs []store.Reading) error
 
 	readings *prometheus.CounterVec
 	batches  prometheus.Histogram
@@ -94,6 +96,11 @@ func (p *Pipeline) Run(ctx context.Context, sub bus.Subscriber) error {
 	return sub.Subscribe(ctx, p.Handle)
 }
 
+// Observe makes fn see every batch once it is durably stored, before the
+// batch is acknowledged to the bus: an error from fn redelivers the batch
+// (the store's identities make the rewrite harmless). Set it before Run.
+func (p *Pipeline) Observe(fn func(ctx context.Context, rs []store.Reading) error) { p.observe = fn }
+
 // Forget drops a sensor from the cache (called when it is deleted in this
 // process, so its readings are dead-lettered at once).
 func (p *Pipeline) Forget(sensorID int64) {
@@ -133,6 +140,11 @@ func (p *Pipeline) Handle(ctx context.Context, recs []*busv1.Record) error {
 		return fmt.Errorf("store readings: %w", err)
 	}
 	p.ops.stored(rs, wstart, p.now())
+	if p.observe != nil && len(rs) > 0 {
+		if err := p.observe(ctx, rs); err != nil {
+			return fmt.Errorf("evaluate rules: %w", err)
+		}
+	}
 	p.readings.WithLabelValues("stored").Add(float64(len(rs)))
 	p.readings.WithLabelValues("dead_lettered").Add(float64(len(dls)))
 	p.batches.Observe(p.now().Sub(start).Seconds())

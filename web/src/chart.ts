@@ -40,7 +40,9 @@ export function sensorCharts(el: HTMLElement, sensors: core.Sensor[], signal: Ab
     replace(el, title, h("p", { class: "empty" }, "No sensors to chart yet."));
     return;
   }
-  const state: State = { selected: new Set(opts.initial ?? [String((sensors.find(isNumeric) ?? sensors[0]).id)]), range: "live", raw: false };
+  // Every numeric sensor (up to five) on one chart to start with.
+  const first = sensors.filter(isNumeric).slice(0, 5);
+  const state: State = { selected: new Set(opts.initial ?? (first.length ? first : sensors.slice(0, 1)).map((s) => String(s.id))), range: "live", raw: false };
   const checks = h(
     "fieldset",
     { class: "pick" },

@@ -111,19 +111,28 @@ step("device page: add sensors (name, description, type, unit, path), bad input 
   await page.getByRole("status").filter({ hasText: "Sensor “speed” added" }).waitFor();
   await addSensor("door", "door open", "boolean", "", "body");
   await page.getByRole("status").filter({ hasText: "Sensor “door” added" }).waitFor();
+  await addSensor("rpm", "engine speed", "long (integer)", "1/min", "engine");
+  await page.getByRole("status").filter({ hasText: "Sensor “rpm” added" }).waitFor();
   const [, sensors] = await rest("GET", `/api/devices/${s.deviceId}/sensors`, admin);
   const list = sensors.result ?? sensors;
-  assert.equal(list.length, 2);
+  assert.equal(list.length, 3);
+  const bySensor = Object.fromEntries(list.map((x) => [x.name, x]));
+  assert.equal(bySensor.speed.description, "vehicle speed");
+  assert.equal(bySensor.speed.unit, "km/h");
+  assert.equal(bySensor.speed.path, "engine");
+  assert.equal(bySensor.rpm.value_type, "VALUE_TYPE_LONG");
+  assert.equal(bySensor.door.value_type, "VALUE_TYPE_BOOLEAN");
   // Duplicate sensor: refused in words, nothing created.
   await addSensor("speed", "again", "double (number)", "km/h", "engine");
   await page.locator("form .error").filter({ hasText: /exists/i }).waitFor();
   const [, again] = await rest("GET", `/api/devices/${s.deviceId}/sensors`, admin);
-  assert.equal((again.result ?? again).length, 2, "no duplicate sensor");
+  assert.equal((again.result ?? again).length, 3, "no duplicate sensor");
   await page.getByRole("button", { name: "Cancel" }).click();
   // The tree shows paths and the sensor ids.
-  const speed = page.locator("li.sensor", { hasText: "speed" });
+  const speed = page.locator(`li.sensor[data-name="speed"]`);
   s.speedId = await speed.getByTestId("sensor-id").innerText();
-  s.doorId = await page.locator("li.sensor", { hasText: "door" }).getByTestId("sensor-id").innerText();
+  s.doorId = await page.locator(`li.sensor[data-name="door"]`).getByTestId("sensor-id").innerText();
+  s.rpmId = await page.locator(`li.sensor[data-name="rpm"]`).getByTestId("sensor-id").innerText();
   assert.equal(s.speedId, String(list.find((x) => x.name === "speed").id));
   await page.locator(".tree .seg", { hasText: "engine/" }).waitFor();
   assert.match(await speed.locator(".sid").getAttribute("title"), /sensor_id/);
@@ -162,7 +171,277 @@ step("connect this device: the curl and mosquitto_pub snippets work when pasted,
   run(mq);
   // Both readings reach the latest-value cell and the live chart.
   await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /4[12]\.5 km\/h/ }).waitFor({ timeout: 15_000 });
-  await page.locator(".chart-info").filter({ hasText: /Live: [2-9]\d* readings received|Live: \d{2,} readings/ }).waitFor();
+  await page.locator(".chart-info").filter({ hasText: /Live: ([3-9]|\d{2,}) readings received/ }).waitFor();
+  assert.ok(await page.evaluate(() => performance.getEntriesByName("iot-chart-live-frame").length > 0), "the live chart redrew");
   await page.getByTestId("last-seen").filter({ hasText: /ago/ }).waitFor({ timeout: 10_000 });
   await shot(page, "device");
+});
+
+step("the WebSocket, grpcurl and iotctl snippets work when pasted", async () => {
+  const page = s.page;
+  const run = (text) => execFileSync("bash", ["-c", "set -euo pipefail\n" + text], { encoding: "utf8", timeout: 20_000 });
+  // WebSocket: the JavaScript snippet in a blank browser page.
+  await page.getByRole("tab", { name: "WebSocket (JavaScript)" }).click();
+  const js = await page.locator('pre[data-snippet="websocket"]').innerText();
+  const blank = await browser.newPage();
+  const ack = await blank.evaluate(
+    (code) =>
+      new Promise((resolve, reject) => {
+        const console = { log: resolve }; // the snippet logs the acknowledgement
+        setTimeout(() => reject(new Error("no acknowledgement in 10 s")), 10_000);
+        // eslint-disable-next-line no-eval
+        eval(code.replace('"value":21.5', '"value":43.5'));
+        void console;
+      }),
+    js,
+  );
+  await blank.close();
+  assert.match(String(ack), /"status":200/);
+  await page.getByRole("tab", { name: "grpcurl (gRPC stream)" }).click();
+  const g = (await page.locator('pre[data-snippet="grpcurl"]').innerText()).replace(/^grpcurl /m, `${process.env.IOT_CONSOLE_GRPCURL} `).replace('"double_value":21.5', '"double_value":44.5');
+  assert.match(run(g), /"accepted": 1/);
+  await page.getByRole("tab", { name: "iotctl" }).click();
+  const ctl = (await page.locator('pre[data-snippet="iotctl"]').innerText()).replace("bin/iotctl", process.env.IOT_CONSOLE_IOTCTL).replace("'21.5'", "'45.5'");
+  run(ctl);
+  await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /45\.5 km\/h/ }).waitFor({ timeout: 15_000 });
+  // The SDK snippets name the real address and ids.
+  await page.getByRole("tab", { name: "Python SDK" }).click();
+  assert.match(await page.locator('pre[data-snippet="python"]').innerText(), new RegExp(`sensor_id=${s.speedId}, double_value=21.5`));
+});
+
+step("history chart: Aggregate min/avg/max buckets, raw readings when zoomed in, several sensors, a boolean as a state timeline", async () => {
+  const page = s.page;
+  // 6,000 speed and rpm readings over the last 10 minutes (one HTTP batch each), door states.
+  const now = Date.now();
+  const batch = (sensor, f) => Array.from({ length: 6000 }, (_, i) => ({ sensor_id: sensor, timestamp: now - 600_000 + i * 100, value: f(i) }));
+  for (const body of [batch(s.speedId, (i) => 50 + 20 * Math.sin(i / 300) + (i % 7)), batch(s.rpmId, (i) => 1000 + (i % 500)), [0, 1, 2, 3].map((i) => ({ sensor_id: s.doorId, timestamp: now - 500_000 + i * 100_000, value: i % 2 === 0 }))]) {
+    const r = await fetch(env.http, { method: "POST", headers: { authorization: `Bearer ${s.deviceToken}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    assert.equal(r.status, 200, await r.text());
+  }
+  assert.ok(await page.getByRole("checkbox", { name: /engine\/rpm/ }).isChecked(), "numeric sensors are on the chart from the start");
+  await page.getByRole("checkbox", { name: /body\/door/ }).check();
+  await page.getByLabel("Time range", { exact: true }).selectOption("15m");
+  const info = page.locator(".chart-info");
+  await info.filter({ hasText: /(speed|rpm) \d+ buckets of \d+s; (speed|rpm) \d+ buckets/ }).waitFor();
+  const legend = await page.locator(".u-legend").innerText();
+  for (const want of ["speed (km/h) avg", "speed max", "speed min", "rpm (1/min) avg"]) assert.ok(legend.includes(want), `legend has ${want}: ${legend}`);
+  // The boolean sensor: a timeline and a table of its states.
+  const door = page.locator(`[data-state="${s.doorId}"]`);
+  await door.locator(".timeline .seg").first().waitFor();
+  assert.equal(await door.locator("tbody tr").count(), 4);
+  await shot(page, "history");
+  // Zoom into ~20 s by dragging across the plot: raw readings.
+  const box = await page.locator(".u-over").boundingBox();
+  const x = box.x + box.width * 0.9;
+  await page.mouse.move(x, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(x + box.width * 0.02, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await info.filter({ hasText: /speed \d+ raw readings/ }).waitFor();
+  assert.ok(await page.evaluate(() => performance.getEntriesByName("iot-chart-draw").length >= 2));
+  // Custom range with the end before the start: a message, no request.
+  await page.getByLabel("Time range", { exact: true }).selectOption("custom");
+  await page.getByLabel("From", { exact: true }).fill("2026-01-02T00:00:00");
+  await page.getByLabel("To", { exact: true }).fill("2026-01-01T00:00:00");
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.getByRole("alert").filter({ hasText: "The start must be before the end." }).waitFor();
+  await page.getByLabel("Time range", { exact: true }).selectOption("live");
+});
+
+step("dead letters: an MQTT 3.1.1 publish to an unknown sensor is listed with its reason, filtered by device", async () => {
+  const page = s.page;
+  execFileSync("mosquitto_pub", ["-h", env.mqttHost, "-p", env.mqttPort, "-V", "mqttv311", "-q", "1", "-u", "JWT", "-P", s.deviceToken, "-t", s.deviceId, "-m", '{"sensor_id":"999999","value":1}'], { timeout: 10_000 });
+  await page.getByRole("link", { name: "Dead letters" }).click();
+  await page.getByRole("heading", { name: "Dead letters" }).waitFor();
+  await page.getByLabel("Device", { exact: true }).selectOption(s.deviceId);
+  const row = page.locator("tr[data-deadletter]").first();
+  await row.waitFor();
+  assert.match(await row.innerText(), /unknown_sensor|unknown sensor/i);
+  assert.match(await row.locator(".payload").innerText(), /999999/);
+  assert.match(page.url(), new RegExp(`device=${s.deviceId}`));
+  await shot(page, "deadletters");
+});
+
+step("device key rotation warns what stops working, and the old key fails afterwards", async () => {
+  const page = s.page;
+  await page.goto(`/devices/${s.deviceId}`);
+  await page.getByRole("button", { name: "Rotate key…" }).click();
+  const dlg = page.getByRole("dialog", { name: "Rotate the device key?" });
+  assert.match(await dlg.innerText(), /current key stops working/);
+  await dlg.getByRole("button", { name: "Cancel" }).click();
+  const push = (token) => fetch(env.http, { method: "POST", headers: { authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify({ sensor_id: s.speedId, value: 1 }) });
+  assert.equal((await push(s.deviceToken)).status, 200, "cancel keeps the key");
+  await page.getByRole("button", { name: "Rotate key…" }).click();
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.getByRole("dialog").getByRole("button", { name: "Rotate key" }).click()]);
+  const fresh = JSON.parse(readFileSync(await dl.path(), "utf8")).token;
+  assert.notEqual(fresh, s.deviceToken);
+  await page.getByRole("status").filter({ hasText: "the old key no longer works" }).waitFor();
+  let status = 0;
+  for (let i = 0; i < 50 && status !== 403; i++) {
+    status = (await push(s.deviceToken)).status;
+    if (status !== 403) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(status, 403, "the old key is refused");
+  assert.equal((await push(fresh)).status, 200, "the new key works");
+  s.deviceToken = fresh;
+});
+
+step("consumers: bad input refused, add, grant and revoke, the downloaded key reads only its granted sensor, rotation stops the old key", async () => {
+  const page = s.page;
+  const countConsumers = async () => (await rest("GET", "/api/consumers?page_size=1000", admin))[1].result.length;
+  await page.getByRole("link", { name: "Consumers" }).click();
+  await page.getByRole("heading", { name: "Consumers" }).waitFor();
+  const before = await countConsumers();
+  await page.getByRole("button", { name: "Add consumer" }).click();
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.getByRole("alert").filter({ hasText: "Give the consumer a name." }).waitFor();
+  assert.equal(await countConsumers(), before);
+  const name = uniq("analytics");
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.getByRole("row", { name: new RegExp(name) }).getByRole("link", { name: "View" }).click();
+  await page.getByRole("heading", { name }).waitFor();
+  const cid = page.url().split("/").pop();
+  const grants = async () => (await rest("GET", `/api/consumers/${cid}`, admin))[1].result.sensor_ids ?? [];
+  // Bad sensor ids: refused in words, nothing granted.
+  for (const [bad, msg] of [["abc", /positive whole number/], ["999999", /not found|does not exist|unknown/i]]) {
+    await page.getByLabel("Sensor id", { exact: true }).fill(bad);
+    await page.getByRole("button", { name: "Grant" }).click();
+    await page.locator("form .error").filter({ hasText: msg }).waitFor();
+    assert.doesNotMatch(await page.locator("form .error").innerText(), /[{}]/);
+  }
+  assert.deepEqual(await grants(), []);
+  for (const sid of [s.speedId, s.doorId]) {
+    await page.getByLabel("Sensor id", { exact: true }).fill(sid);
+    await page.getByRole("button", { name: "Grant" }).click();
+    await page.locator(`[data-grant="${sid}"]`).waitFor();
+  }
+  await page.getByRole("button", { name: `Revoke sensor ${s.doorId}` }).click();
+  await page.getByRole("status").filter({ hasText: `Sensor ${s.doorId} revoked` }).waitFor();
+  assert.deepEqual((await grants()).map(String), [s.speedId]);
+  await shot(page, "consumer");
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download consumer key" }).click()]);
+  assert.equal(dl.suggestedFilename(), `consumer-${cid}-key.json`);
+  const key = JSON.parse(readFileSync(await dl.path(), "utf8")).token;
+  const read = async (token, sid) => (await rest("GET", `/api/sensors/${sid}/readings?limit=1`, token))[0];
+  assert.equal(await read(key, s.speedId), 200, "the granted sensor");
+  for (const sid of [s.doorId, s.rpmId]) assert.notEqual(await read(key, sid), 200, `sensor ${sid} is not granted`);
+  assert.notEqual((await rest("GET", "/api/devices", key))[0], 200, "a consumer key manages nothing");
+  // Rotation.
+  await page.getByRole("button", { name: "Rotate key…" }).click();
+  assert.match(await page.getByRole("dialog").innerText(), /current key stops working/);
+  const [dl2] = await Promise.all([page.waitForEvent("download"), page.getByRole("dialog").getByRole("button", { name: "Rotate key" }).click()]);
+  const fresh = JSON.parse(readFileSync(await dl2.path(), "utf8")).token;
+  let status = 200;
+  for (let i = 0; i < 50 && status === 200; i++) {
+    status = await read(key, s.speedId);
+    if (status === 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.notEqual(status, 200, "the old consumer key is refused");
+  assert.equal(await read(fresh, s.speedId), 200);
+});
+
+step("users: bad input refused; a non-admin user sees no admin pages and no other user's devices", async () => {
+  const page = s.page;
+  const countUsers = async () => (await rest("GET", "/api/users?page_size=1000", admin))[1].result.length;
+  await page.getByRole("link", { name: "Users" }).click();
+  await page.getByRole("heading", { name: "Users" }).waitFor();
+  const before = await countUsers();
+  await page.getByRole("button", { name: "Add user" }).click();
+  const add = async (u, pw) => {
+    await page.getByLabel("Username", { exact: true }).fill(u);
+    await page.getByLabel("Password", { exact: true }).fill(pw);
+    await page.getByRole("button", { name: "Add", exact: true }).click();
+  };
+  await add("Bad Name!", "longenough");
+  await page.getByRole("alert").filter({ hasText: /username must be 3 to 30/ }).waitFor();
+  await add("alice_" + Math.random().toString(36).slice(2, 6), "short");
+  await page.getByRole("alert").filter({ hasText: /password must be 8 to 256/ }).waitFor();
+  await add("root", "longenough1");
+  await page.locator("form .error").filter({ hasText: /exists/i }).waitFor();
+  assert.equal(await countUsers(), before, "nothing created");
+  s.user = "bob_" + Math.random().toString(36).slice(2, 6);
+  s.userPw = "pw-" + Math.random().toString(36).slice(2, 12);
+  await add(s.user, s.userPw);
+  await page.getByRole("status").filter({ hasText: `User ${s.user} created.` }).waitFor();
+  assert.equal(await countUsers(), before + 1);
+  // Reset the new user's password: too short is refused, then a good one works.
+  await page.getByRole("row", { name: new RegExp(s.user) }).getByRole("button", { name: "Reset password" }).click();
+  await page.getByLabel("New password", { exact: true }).fill("short");
+  await page.getByRole("button", { name: "Set password", exact: true }).click();
+  await page.getByRole("alert").filter({ hasText: /password must be 8 to 256/ }).waitFor();
+  s.userPw = "pw2-" + Math.random().toString(36).slice(2, 12);
+  await page.getByLabel("New password", { exact: true }).fill(s.userPw);
+  await page.getByRole("button", { name: "Set password", exact: true }).click();
+  await page.getByRole("status").filter({ hasText: `Password of ${s.user} reset.` }).waitFor();
+  await shot(page, "users");
+  // The user in a browser of their own.
+  const up = (s.userPage = await newPage(browser, problems));
+  await signIn(up, s.user, s.userPw);
+  await up.getByText("No devices yet").waitFor();
+  assert.equal(await up.getByRole("link", { name: s.deviceName }).count(), 0, "root's device is not listed");
+  assert.equal(await up.getByRole("navigation").getByRole("link", { name: "Users" }).count(), 0, "no Users link");
+  await up.goto("/users");
+  await up.getByRole("heading", { name: "Administrators only" }).waitFor();
+  await up.goto(`/devices/${s.deviceId}`);
+  const err = up.getByRole("alert");
+  await err.waitFor();
+  assert.match(await err.innerText(), /not allowed|not found/i);
+  assert.doesNotMatch(await err.innerText(), /[{}]/);
+  assert.equal(await up.getByRole("button", { name: "Download device key" }).count(), 0);
+});
+
+step("session: an expired or revoked token sends the user back to sign-in with a message, and back to the page", async () => {
+  const up = s.userPage;
+  await up.goto("/consumers");
+  await up.getByRole("heading", { name: "Consumers" }).waitFor();
+  // A token the server no longer accepts (as after expiry): the next API call fails.
+  await up.evaluate(() => {
+    const k = "iotplatform.session";
+    const sess = JSON.parse(sessionStorage.getItem(k));
+    sess.token = sess.token.slice(0, -4) + "AAAA";
+    sessionStorage.setItem(k, JSON.stringify(sess));
+  });
+  await up.goto("/consumers");
+  await up.getByRole("heading", { name: "Sign in to iotplatform" }).waitFor();
+  await up.getByRole("alert").filter({ hasText: "Your session has expired" }).waitFor();
+  await up.getByLabel("Username", { exact: true }).fill(s.user);
+  await up.getByLabel("Password", { exact: true }).fill(s.userPw);
+  await up.getByRole("button", { name: "Sign in" }).click();
+  await up.getByRole("heading", { name: "Consumers" }).waitFor();
+  // Past its expiry time: sign-in with the message, without an API call.
+  await up.evaluate(() => {
+    const k = "iotplatform.session";
+    const sess = JSON.parse(sessionStorage.getItem(k));
+    sess.expires = Date.now() - 1000;
+    sessionStorage.setItem(k, JSON.stringify(sess));
+  });
+  await up.goto("/devices");
+  await up.getByRole("alert").filter({ hasText: "Your session has expired" }).waitFor();
+  await shot(up, "session-expired");
+  await up.context().close();
+});
+
+step("health strip and charts page; keyboard: tab to a link and open it with Enter", async () => {
+  const page = s.page;
+  await page.goto(`/charts?device=${s.deviceId}`);
+  await page.getByTestId("ready").filter({ hasText: "Ready" }).waitFor();
+  await page.getByTestId("ingest-rate").waitFor();
+  await page.locator(".chart-info").filter({ hasText: /Live/ }).waitFor();
+  await shot(page, "charts");
+  await page.goto("/devices");
+  await page.getByRole("heading", { name: "Devices" }).waitFor();
+  const link = page.getByRole("link", { name: s.deviceName });
+  await link.focus();
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: s.deviceName }).waitFor();
+  // Tab from the main region reaches the page's buttons in order.
+  await page.locator("main").focus();
+  for (let i = 0; i < 20; i++) {
+    await page.keyboard.press("Tab");
+    if ((await page.evaluate(() => document.activeElement?.textContent)) === "Add sensor") break;
+  }
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Add sensor");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("name")), "name", "the form's first field has focus");
 });

@@ -34,6 +34,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"BulkImportAllOrNothing", testBulkAllOrNothing},
 		{"BulkImportIdempotentByExternalID", testBulkIdempotent},
 		{"KeysetPagingStableUnderWrites", testKeysetPagingStable},
+		{"RulesTransitionsAlertsDeliveries", testRules},
 		{"CommandLifecycle", testCommandLifecycle},
 		{"DeviceState", testDeviceState},
 	}

@@ -1,5 +1,5 @@
 // Package iot is the Go SDK of iotplatform: typed clients for CoreService,
-// IngestService and QueryService over Connect (default), gRPC or gRPC-Web,
+// IngestService, QueryService and RulesService over Connect (default), gRPC or gRPC-Web,
 // with the bearer token handled for you (unary and streaming calls).
 //
 //	c := iot.New("http://localhost:8080")
@@ -22,6 +22,7 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
+	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
 )
 
 // Client talks to one platform. Its fields are the generated clients; every
@@ -30,6 +31,8 @@ type Client struct {
 	Core   corev1connect.CoreServiceClient
 	Ingest ingestv1connect.IngestServiceClient
 	Query  queryv1connect.QueryServiceClient
+	// Rules manages rules, alerts and retention (docs/RULES.md).
+	Rules rulesv1connect.RulesServiceClient
 	// Command sends commands to devices and serves device state (users).
 	Command commandv1connect.CommandServiceClient
 	// Device is the device side: one stream for readings, commands and
@@ -124,6 +127,7 @@ func New(baseURL string, opts ...Option) *Client {
 	c.Core = corev1connect.NewCoreServiceClient(cfg.hc, baseURL, copts...)
 	c.Ingest = ingestv1connect.NewIngestServiceClient(cfg.hc, baseURL, copts...)
 	c.Query = queryv1connect.NewQueryServiceClient(cfg.hc, baseURL, copts...)
+	c.Rules = rulesv1connect.NewRulesServiceClient(cfg.hc, baseURL, copts...)
 	c.Command = commandv1connect.NewCommandServiceClient(cfg.hc, baseURL, copts...)
 	c.Device = commandv1connect.NewDeviceServiceClient(cfg.hc, baseURL, copts...)
 	return c

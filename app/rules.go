@@ -1,0 +1,133 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
+	"github.com/iotplatform/iotplatform/internal/envflag"
+	"github.com/iotplatform/iotplatform/internal/gengrpc/rulesv1grpc"
+	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/services/rules"
+)
+
+// RulesConfig configures rules, alerts, webhooks and retention (docs/RULES.md).
+type RulesConfig struct {
+	WebhookBackoff     time.Duration
+	WebhookMaxBackoff  time.Duration
+	WebhookMaxAttempts int
+	WebhookTimeout     time.Duration
+	// RawRetention is how long raw readings are kept by default (0: forever).
+	RawRetention time.Duration
+	// MinuteRetention is how long per-minute aggregates are kept (0: forever).
+	MinuteRetention time.Duration
+	// RetentionInterval is how often expired readings are looked for.
+	RetentionInterval time.Duration
+}
+
+// RegisterFlags binds the rules flags.
+func (c *RulesConfig) RegisterFlags(fs *flag.FlagSet) {
+	envflag.Duration(fs, &c.WebhookBackoff, "webhook-backoff", "IOT_WEBHOOK_BACKOFF", time.Second, "wait after a failed webhook delivery; doubles with every further failure")
+	envflag.Duration(fs, &c.WebhookMaxBackoff, "webhook-max-backoff", "IOT_WEBHOOK_MAX_BACKOFF", 5*time.Minute, "longest wait between webhook delivery attempts")
+	envflag.Int(fs, &c.WebhookMaxAttempts, "webhook-max-attempts", "IOT_WEBHOOK_MAX_ATTEMPTS", 10, "webhook delivery attempts before giving up")
+	envflag.Duration(fs, &c.WebhookTimeout, "webhook-timeout", "IOT_WEBHOOK_TIMEOUT", 10*time.Second, "time limit of one webhook delivery attempt")
+	envflag.Duration(fs, &c.RawRetention, "retention-raw", "IOT_RETENTION_RAW", 0, "how long raw readings are kept unless a sensor overrides it (0: forever)")
+	envflag.Duration(fs, &c.MinuteRetention, "retention-minute-rollups", "IOT_RETENTION_MINUTE_ROLLUPS", 0, "how long per-minute aggregates are kept (0: forever; per-hour aggregates are kept forever)")
+	envflag.Duration(fs, &c.RetentionInterval, "retention-interval", "IOT_RETENTION_INTERVAL", time.Minute, "how often expired readings are deleted")
+}
+
+// Validate checks the rules flags.
+func (c *RulesConfig) Validate() error {
+	var errs []error
+	if c.WebhookBackoff <= 0 || c.WebhookMaxBackoff < c.WebhookBackoff {
+		errs = append(errs, envflag.Errorf("webhook-backoff", "must be positive and at most --webhook-max-backoff"))
+	}
+	if c.WebhookMaxAttempts < 1 {
+		errs = append(errs, envflag.Errorf("webhook-max-attempts", "must be at least 1"))
+	}
+	if c.WebhookTimeout <= 0 {
+		errs = append(errs, envflag.Errorf("webhook-timeout", "must be positive"))
+	}
+	if c.RawRetention < 0 || (c.RawRetention > 0 && c.RawRetention < time.Minute) {
+		errs = append(errs, envflag.Errorf("retention-raw", "must be 0 (forever) or at least 1m"))
+	}
+	if c.MinuteRetention < 0 || (c.MinuteRetention > 0 && c.MinuteRetention < time.Hour) {
+		errs = append(errs, envflag.Errorf("retention-minute-rollups", "must be 0 (forever) or at least 1h"))
+	}
+	if c.RetentionInterval <= 0 {
+		errs = append(errs, envflag.Errorf("retention-interval", "must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// rulesStore is the registry's rules contract.
+func (a *App) rulesStore() (registry.Rules, error) {
+	rs, ok := a.reg.(registry.Rules)
+	if !ok {
+		return nil, fmt.Errorf("registry %T does not store rules", a.reg)
+	}
+	return rs, nil
+}
+
+// initRules serves RulesService (Connect, gRPC, gRPC-Web, REST).
+func (a *App) initRules(ctx context.Context) (*rules.Service, error) {
+	rs, err := a.rulesStore()
+	if err != nil {
+		return nil, err
+	}
+	c := a.cfg.Rules
+	svc := rules.NewService(a.log.With("component", "rules"), a.reg, rs, rules.ServiceConfig{RawRetention: c.RawRetention, MinuteRetention: c.MinuteRetention})
+	return svc, a.mountRules(ctx, svc)
+}
+
+func (a *App) mountRules(ctx context.Context, svc *rules.Service) error {
+	a.api.Handle(rulesv1connect.NewRulesServiceHandler(svc, a.connectOpts...))
+	a.grpcServices = append(a.grpcServices, rulesv1connect.RulesServiceName)
+	if err := rulesv1grpc.RegisterRulesServiceHandlerServer(ctx, a.rest, rules.RESTServer{Service: svc}); err != nil {
+		return fmt.Errorf("register rules REST: %w", err)
+	}
+	return nil
+}
+
+// initAlerting evaluates rules on every batch the pipeline stores and
+// delivers webhooks.
+func (a *App) initAlerting(ctx context.Context) (*rules.Engine, error) {
+	rs, err := a.rulesStore()
+	if err != nil {
+		return nil, err
+	}
+	if a.pipeline == nil || a.store == nil {
+		return nil, errors.New("rule evaluation needs the pipeline and a store")
+	}
+	c := a.cfg.Rules
+	eng := rules.NewEngine(a.log.With("component", "rules"), rs, a.reg, a.store.Store,
+		rules.EngineConfig{Shared: a.cfg.Bus.KafkaBrokers != ""}, a.metrics)
+	if err := eng.Load(ctx); err != nil {
+		return nil, fmt.Errorf("load rules: %w", err)
+	}
+	n := rules.NewNotifier(a.log.With("component", "webhooks"), rs, rules.NotifierConfig{
+		Backoff: c.WebhookBackoff, MaxBackoff: c.WebhookMaxBackoff, MaxAttempts: c.WebhookMaxAttempts, Timeout: c.WebhookTimeout,
+	}, nil, a.metrics)
+	eng.OnDeliveries(n.Wake)
+	a.pipeline.Observe(eng.Observe)
+	a.addRunner("rules", eng.Run)
+	a.addRunner("webhooks", n.Run)
+	return eng, nil
+}
+
+// functionRules serves RulesService in function mode when a selected
+// procedure is one of its own (function.go filters the rest).
+func (a *App) functionRules(ctx context.Context) error {
+	for _, r := range coreRoutes() {
+		if r.service == rulesv1connect.RulesServiceName && slices.Contains(a.fn.procedures, r.procedure) {
+			svc, err := a.initRules(ctx)
+			a.rules = svc
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// bashBlocks returns the ```bash blocks of a document section.
+func bashBlocks(t *testing.T, doc, heading string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "docs", doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, heading)
+	if i < 0 {
+		t.Fatalf("%s has no section %q", doc, heading)
+	}
+	s = s[i:]
+	if j := strings.Index(s[3:], "\n## "); j >= 0 {
+		s = s[:j+3]
+	}
+	var out []string
+	for {
+		a := strings.Index(s, "```bash\n")
+		if a < 0 {
+			return out
+		}
+		s = s[a+len("```bash\n"):]
+		e := strings.Index(s, "```")
+		out = append(out, s[:e])
+		s = s[e+3:]
+	}
+}
+
+// TestRULESDoc_ExampleRunsAsWritten runs the rules example of docs/RULES.md
+// after the README's walk-through with bash, curl and jq.
+func TestRULESDoc_ExampleRunsAsWritten(t *testing.T) {
+	readme := bashBlocks(t, "../README.md", "## Walk-through with curl")
+	example := bashBlocks(t, "RULES.md", "## Example")
+	if len(readme) < 1 || len(example) != 1 {
+		t.Fatalf("blocks: readme %d, rules %d", len(readme), len(example))
+	}
+	p := Start(t, Options{GeneratedPassword: true})
+	script := strings.NewReplacer(
+		"http://localhost:8080", "http://"+p.API,
+		"http://localhost:8083/", "http://"+p.HTTP+"/",
+		"data/admin-password", filepath.Join(p.DataDir, "admin-password"),
+	).Replace("set -euo pipefail\n" + readme[0] + "\necho\n" + example[0])
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("script failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `{"state":"STATE_RESOLVED","value":"9.5","resolve_value":"7"}`) || !strings.Contains(string(out), `"1"`) {
+		t.Fatalf("unexpected output:\n%s", out)
+	}
+}
