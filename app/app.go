@@ -49,6 +49,7 @@ type App struct {
 	query     *query.Service
 	rules     *rules.Service   // rules (with core)
 	alerting  *rules.Engine    // alerting (with the pipeline)
+	retention *rules.Retainer  // retention (with the pipeline)
 	commands  *command.Service // commands (commands.go)
 	console   consoleFiles     // console (nil with --console=false)
 

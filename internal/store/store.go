@@ -267,3 +267,22 @@ func ClampLimit(n, def int) int {
 	}
 	return n
 }
+
+// RetentionPolicy says what a retention pass may delete.
+type RetentionPolicy struct {
+	// RawBefore returns the instant (ns) before which a sensor's raw
+	// readings are expired; 0 keeps them.
+	RawBefore func(sensorID int64) int64
+	// MinuteBeforeNS is the instant before which per-minute aggregates
+	// are folded into per-hour ones and deleted; 0 keeps them.
+	MinuteBeforeNS int64
+}
+
+// Expirer deletes expired readings in small steps, keeping their per-minute
+// and per-hour aggregates, which Aggregate reads for ranges whose raw
+// readings are gone. Stores that support retention implement it.
+type Expirer interface {
+	// Expire deletes up to about limit expired rows in one short write and
+	// reports how many it deleted (0: nothing is left to delete now).
+	Expire(ctx context.Context, p RetentionPolicy, limit int) (int, error)
+}

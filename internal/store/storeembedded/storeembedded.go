@@ -40,7 +40,11 @@ type Store struct {
 	w    *sql.DB // single connection, used only by the committer
 	r    *sql.DB // readers (WAL lets them run beside the writer)
 	reqs chan *writeReq
-	quit chan struct{}
+	// jobs are retention deletes, run by the committer between commits.
+	jobs chan *job
+	// expireCursor is the sensor the last Expire call stopped after.
+	expireCursor int64
+	quit         chan struct{}
 	done chan struct{}
 	feed *store.Feed
 	// dirty is set when minutes may wait for compaction; lastCompact is
@@ -129,7 +133,7 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	if _, err := w.ExecContext(ctx, schema+rollupSchema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+rollupSchema+retentionSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("create store schema: %w", err)
 	}
@@ -148,6 +152,7 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	s := &Store{
 		log: log, cfg: cfg, w: w, r: r,
 		reqs:  make(chan *writeReq, 1024),
+		jobs:  make(chan *job),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 		feed:  store.NewFeed(),
@@ -233,6 +238,9 @@ func (s *Store) commitLoop() {
 		var first *writeReq
 		select {
 		case first = <-s.reqs:
+		case j := <-s.jobs:
+			s.doJob(j)
+			continue
 		case <-s.quit:
 			s.drainClosed()
 			return
@@ -255,6 +263,9 @@ func (s *Store) commitLoop() {
 			}
 			select {
 			case first = <-s.reqs:
+			case j := <-s.jobs:
+				s.doJob(j)
+				continue
 			case <-s.quit:
 				s.drainClosed()
 				return
@@ -559,7 +570,7 @@ func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading,
 
 // DeleteSensor removes the sensor's readings.
 func (s *Store) DeleteSensor(ctx context.Context, sensorID int64) error {
-	for _, table := range []string{"readings", "rollups", "rollups_dirty"} {
+	for _, table := range []string{"readings", "rollups", "rollups_dirty", "rollups_hour", "horizons"} {
 		if _, err := s.w.ExecContext(ctx, "DELETE FROM "+table+" WHERE sensor_id = ?", sensorID); err != nil {
 			return fmt.Errorf("delete readings of sensor %d: %w", sensorID, err)
 		}
