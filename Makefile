@@ -40,10 +40,11 @@ generate: tools ## Regenerate gen/ (Go, Connect), internal/gengrpc/ (gRPC, grpc-
 	scripts/sdk-generate.sh
 
 .PHONY: lint
-lint: tools ## buf lint, buf format check and go vet
+lint: tools ## buf lint, buf format check, go vet and the import rules of docs/ARCHITECTURE.md
 	$(TOOLS)/buf lint
 	$(TOOLS)/buf format -d --exit-code proto
 	$(GO) vet ./...
+	$(GO) test -count=1 -run '^TestImportRules' .
 
 .PHONY: build
 build: ## Build bin/iotplatform and bin/iotctl

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -26,6 +26,7 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/services/core"
@@ -434,7 +435,5 @@ func notServed(w http.ResponseWriter, r *http.Request, msg string) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusNotFound)
-	json.NewEncoder(w).Encode(map[string]string{"code": "not_found", "message": msg})
+	apierror.Write(w, http.StatusNotFound, connect.CodeNotFound.String(), msg)
 }

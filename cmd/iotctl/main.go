@@ -139,7 +139,7 @@ A signed-in profile keeps its refresh token and renews the 15-minute user token 
 	root.CompletionOptions.HiddenDefaultCmd = false
 	root.AddGroup(&cobra.Group{ID: "admin", Title: "Administration:"}, &cobra.Group{ID: "data", Title: "Data:"},
 		&cobra.Group{ID: "session", Title: "Sign-in and profiles:"})
-	for _, c := range []*cobra.Command{a.devicesCommand(), a.sensorsCommand(), a.consumersCommand()} {
+	for _, c := range []*cobra.Command{a.devicesCommand(), a.sensorsCommand(), a.consumersCommand(), a.commandCommand()} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/iotplatform/iotplatform/gateway/httpgw"
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/services/command"
@@ -110,7 +110,7 @@ func (g *Gateway) commandMessage(ctx context.Context, p authn.Principal, i int, 
 		ack.Status, ack.Code, ack.Message = http.StatusBadRequest, "invalid_argument", err.Error()
 		if !command.IsDeviceError(err) {
 			g.log.Warn("ws command message failed", "device_id", p.ID, "err", err)
-			ack.Status, ack.Code, ack.Message = http.StatusServiceUnavailable, httpgw.CodeOfStatus(http.StatusServiceUnavailable), "the platform cannot record this right now; send it again later"
+			ack.Status, ack.Code, ack.Message = http.StatusServiceUnavailable, apierror.CodeOfStatus(http.StatusServiceUnavailable), "the platform cannot record this right now; send it again later"
 		}
 		ack.Errors = []ingest.ItemError{{Index: -1, Code: ack.Code, Message: ack.Message}}
 	}

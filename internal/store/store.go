@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 )
 
 // Errors backends return, wrapped, so callers can map them with errors.Is.
@@ -209,7 +209,7 @@ type DeadLetterQuery struct {
 // DeadLetter is a stored dead letter.
 type DeadLetter struct {
 	ID string
-	bus.DeadLetter
+	deadletter.Letter
 }
 
 // Writer writes readings and dead letters.
@@ -217,7 +217,7 @@ type Writer interface {
 	// Write stores readings idempotently; it returns once they are durable.
 	Write(ctx context.Context, rs []Reading) error
 	// WriteDeadLetters stores payloads that can never become readings.
-	WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error
+	WriteDeadLetters(ctx context.Context, dls []deadletter.Letter) error
 }
 
 // Reader queries readings and dead letters.
@@ -243,6 +243,10 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// ErrForbiddenQuery means a search body tried to leave the sensor's scope
+// (Searcher.Search wraps it; the proxy answers 400).
+var ErrForbiddenQuery = errors.New("search body not allowed")
 
 // Searcher runs a raw OpenSearch query DSL body restricted to one sensor
 // (the consumer search proxy). Only the OpenSearch store implements it.

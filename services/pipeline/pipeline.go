@@ -25,6 +25,7 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
@@ -112,7 +113,7 @@ func (p *Pipeline) Forget(sensorID int64) {
 func (p *Pipeline) Handle(ctx context.Context, recs []*busv1.Record) error {
 	start := p.now()
 	rs := make([]store.Reading, 0, len(recs))
-	var dls []bus.DeadLetter
+	var dls []deadletter.Letter
 	for _, rec := range recs {
 		r, reason, err := p.convert(ctx, rec)
 		if err != nil {
@@ -212,12 +213,12 @@ func (p *Pipeline) sensor(ctx context.Context, id int64) (registry.Sensor, bool,
 	return s, missing, nil
 }
 
-func (p *Pipeline) deadLetter(rec *busv1.Record, reason string) bus.DeadLetter {
+func (p *Pipeline) deadLetter(rec *busv1.Record, reason string) deadletter.Letter {
 	payload, err := protojson.Marshal(rec)
 	if err != nil {
 		payload = nil
 	}
-	return bus.DeadLetter{
+	return deadletter.Letter{
 		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), Protocol: rec.GetProtocol(),
 		Reason: reason, Payload: payload, TimeNS: p.now().UnixNano(),
 	}

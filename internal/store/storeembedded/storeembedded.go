@@ -17,7 +17,7 @@ import (
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
-	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/sqlitewal"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
@@ -86,7 +86,7 @@ func (s *Store) compactPass() {
 
 type writeReq struct {
 	rs   []store.Reading
-	dls  []bus.DeadLetter
+	dls  []deadletter.Letter
 	errc chan error
 }
 
@@ -200,7 +200,7 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 }
 
 // WriteDeadLetters stores dead letters durably.
-func (s *Store) WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error {
+func (s *Store) WriteDeadLetters(ctx context.Context, dls []deadletter.Letter) error {
 	if len(dls) == 0 {
 		return nil
 	}
