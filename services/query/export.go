@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
@@ -37,12 +38,12 @@ func (s *Service) ExportHandler(sensors SensorLister) http.Handler {
 	mux.HandleFunc("GET "+ExportPrefix+"sensors/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil || id <= 0 {
-			writeError(w, http.StatusBadRequest, "invalid_argument", "sensor_id must be a positive integer")
+			apierror.Write(w, http.StatusBadRequest, "invalid_argument", "sensor_id must be a positive integer")
 			return
 		}
 		sn, err := s.authz.authorize(r.Context(), id, readData)
 		if err != nil {
-			writeConnectError(w, toConnect(r.Context(), s.log, err))
+			apierror.WriteConnect(w, toConnect(r.Context(), s.log, err))
 			return
 		}
 		s.export(w, r, fmt.Sprintf("sensor-%d", id), []int64{sn.ID})
@@ -50,18 +51,18 @@ func (s *Service) ExportHandler(sensors SensorLister) http.Handler {
 	mux.HandleFunc("GET "+ExportPrefix+"devices/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil || id <= 0 {
-			writeError(w, http.StatusBadRequest, "invalid_argument", "device_id must be a positive integer")
+			apierror.Write(w, http.StatusBadRequest, "invalid_argument", "device_id must be a positive integer")
 			return
 		}
 		ss, err := sensors.ListSensors(r.Context(), id)
 		if err != nil || len(ss) == 0 {
-			writeError(w, http.StatusNotFound, "not_found", "device not found or without sensors")
+			apierror.Write(w, http.StatusNotFound, "not_found", "device not found or without sensors")
 			return
 		}
 		var ids []int64
 		for _, sn := range ss {
 			if _, err := s.authz.authorize(r.Context(), sn.ID, readData); err != nil {
-				writeConnectError(w, toConnect(r.Context(), s.log, err))
+				apierror.WriteConnect(w, toConnect(r.Context(), s.log, err))
 				return
 			}
 			ids = append(ids, sn.ID)
@@ -81,7 +82,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, name string, se
 		}
 	}
 	if err != nil {
-		writeConnectError(w, toConnect(r.Context(), s.log, err))
+		apierror.WriteConnect(w, toConnect(r.Context(), s.log, err))
 		return
 	}
 	to, _, _ := parseTime("to", q.Get("to"))
@@ -90,7 +91,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, name string, se
 		format = "csv"
 	}
 	if format != "csv" && format != "ndjson" {
-		writeError(w, http.StatusBadRequest, "invalid_argument", "format: want csv or ndjson")
+		apierror.Write(w, http.StatusBadRequest, "invalid_argument", "format: want csv or ndjson")
 		return
 	}
 	ctype := map[string]string{"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}[format]
