@@ -172,7 +172,7 @@ func (a *app) simulate(cmd *cobra.Command, o simOptions) error {
 	} else if !strings.Contains(o.mqttAddr, "://") {
 		o.mqttAddr = "tcp://" + o.mqttAddr
 	}
-	pctx, cancel := context.WithTimeout(cmd.Context(), a.timeout+time.Duration(o.devices*o.sensors)*100*time.Millisecond)
+	pctx, cancel := context.WithTimeout(cmd.Context(), a.timeout+time.Duration(o.devices)*10*time.Millisecond)
 	devs, err := a.simDevices(pctx, c, o)
 	cancel()
 	if err != nil {
@@ -196,7 +196,7 @@ func (a *app) simulate(cmd *cobra.Command, o simOptions) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.runDevice(ctx, o, d, st)
+			a.runDevice(ctx, cmd.Context(), o, d, st)
 		}()
 	}
 	wg.Wait()
@@ -276,21 +276,28 @@ func (a *app) simDevices(ctx context.Context, c *iot.Client, o simOptions) ([]si
 			_, _ = rand.Read(b)
 			prefix = "sim-" + hex.EncodeToString(b)
 		}
+		// One ImportDevices call creates the devices with their sensors and
+		// returns the ids and keys (all or nothing).
+		req := &corev1.ImportDevicesRequest{ReturnKeys: true}
 		for i := range o.devices {
-			dev, err := c.Core.CreateDevice(ctx, &corev1.CreateDeviceRequest{Name: fmt.Sprintf("%s-%d", prefix, i+1), Description: "created by iotctl simulate"})
-			if err != nil {
-				return nil, fmt.Errorf("create device: %w", err)
-			}
-			d := simDevice{id: dev.GetResult().GetId()}
+			d := &corev1.DeviceImport{ExternalId: fmt.Sprintf("%s-%d", prefix, i+1), Name: fmt.Sprintf("%s-%d", prefix, i+1),
+				Description: "created by iotctl simulate"}
 			for j := range o.sensors {
-				s, err := c.Core.CreateSensor(ctx, &corev1.CreateSensorRequest{DeviceId: d.id, Name: fmt.Sprintf("s%d", j+1), ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE})
-				if err != nil {
-					return nil, fmt.Errorf("create sensor: %w", err)
-				}
-				d.sensors = append(d.sensors, s.GetSensor().GetId())
+				d.Sensors = append(d.Sensors, &corev1.SensorImport{Name: fmt.Sprintf("s%d", j+1), ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE})
 			}
-			devs = append(devs, d)
+			req.Devices = append(req.Devices, d)
 		}
+		res, err := c.Core.ImportDevices(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("create devices: %w", err)
+		}
+		for _, r := range res.GetResults() {
+			devs = append(devs, simDevice{id: r.GetId(), key: r.GetKey(), sensors: r.GetSensorIds()})
+		}
+		if len(devs) != o.devices {
+			return nil, fmt.Errorf("create devices: %d of %d created", len(devs), o.devices)
+		}
+		return devs, nil
 	}
 	for i := range devs {
 		k, err := c.Core.GetDeviceKey(ctx, &corev1.GetDeviceKeyRequest{Id: devs[i].id})
@@ -302,10 +309,12 @@ func (a *app) simDevices(ctx context.Context, c *iot.Client, o simOptions) ([]si
 	return devs, nil
 }
 
-// runDevice sends the device's batches at the rate until ctx ends or
-// --count batches were sent, then waits for the outstanding acks.
-func (a *app) runDevice(ctx context.Context, o simOptions, d simDevice, st *simStats) {
-	s, err := a.newSender(ctx, o, d, st)
+// runDevice sends the device's batches at the rate until ctx ends (--for)
+// or --count batches were sent, then waits for the outstanding acks. Sends
+// run under sendCtx (ended only by an interrupt), so a batch under way when
+// --for ends is still answered and counted.
+func (a *app) runDevice(ctx, sendCtx context.Context, o simOptions, d simDevice, st *simStats) {
+	s, err := a.newSender(sendCtx, o, d, st)
 	if err != nil {
 		st.fail(o.sensorsOr(d), err)
 		return
@@ -321,8 +330,8 @@ func (a *app) runDevice(ctx context.Context, o simOptions, d simDevice, st *simS
 			batch[j] = &ingestv1.Reading{SensorId: sid, Timestamp: timestamppb.New(now), Value: &ingestv1.Reading_DoubleValue{DoubleValue: v}}
 		}
 		st.sent.Add(int64(len(batch)))
-		if err := s.send(ctx, seq, batch); err != nil {
-			if ctx.Err() != nil {
+		if err := s.send(sendCtx, seq, batch); err != nil {
+			if sendCtx.Err() != nil {
 				st.sent.Add(-int64(len(batch)))
 				return
 			}
