@@ -170,11 +170,9 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	failed := map[string]string{}
-	for name, check := range a.readyChecks {
-		if err := check(ctx); err != nil {
-			a.log.Warn("not ready", "check", name, "err", err)
-			failed[name] = "unavailable"
-		}
+	for name, err := range a.checkReadiness(ctx) {
+		a.log.WarnContext(ctx, "not ready", "check", name, "err", err)
+		failed[name] = "unavailable"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if len(failed) > 0 {
