@@ -180,7 +180,7 @@ func TestObservability_DashboardAndAlertRulesQueryExportedMetrics(t *testing.T) 
 			base = strings.TrimSuffix(base, suffix)
 		}
 		if strings.HasPrefix(base, "iot_") && !strings.Contains(string(doc), "`"+base+"`") {
-			t.Errorf("docs/OPERATIONS.md does not explain %s", base)
+			t.Errorf("docs/OPERATIONS.md does not explain %s: add it to a metric table there (name, type, labels, meaning)", base)
 		}
 	}
 }
