@@ -40,10 +40,11 @@ generate: tools ## Regenerate gen/ (Go, Connect), internal/gengrpc/ (gRPC, grpc-
 	scripts/sdk-generate.sh
 
 .PHONY: lint
-lint: tools ## buf lint, buf format check and go vet
+lint: tools ## buf lint, buf format check, go vet and the import rules of docs/ARCHITECTURE.md
 	$(TOOLS)/buf lint
 	$(TOOLS)/buf format -d --exit-code proto
 	$(GO) vet ./...
+	$(GO) test -count=1 -run '^TestImportRules' .
 
 .PHONY: build
 build: ## Build bin/iotplatform and bin/iotctl
@@ -97,8 +98,12 @@ test: tools test-services lint ## Install everything the tests need and run all 
 	IOT_TEST_REQUIRE_SERVICES=1 $(GO) test $(GO_TEST_FLAGS) ./...
 	scripts/sdk-test.sh
 
+.PHONY: sdk
+sdk: ## Build the SDK artefacts into bin/sdk: Go module checks, the npm tarball, the Python wheel and sdist
+	scripts/sdk-build.sh
+
 .PHONY: test-sdk
-test-sdk: tools ## Test the TypeScript and Python SDKs against the built binary
+test-sdk: tools ## Test the Go, TypeScript and Python SDKs as users install them (module, tarball, wheel), OpenAPI lint, /docs
 	scripts/sdk-test.sh
 
 .PHONY: test-short

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/iotplatform/iotplatform"
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/restjson"
@@ -108,10 +108,7 @@ func (a *App) initServer() {
 			w.Write(a.keys.JWKS())
 		})
 	}
-	a.api.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(iotplatform.OpenAPI)
-	})
+	a.mountDocs() // /openapi.json and Swagger UI at /docs/ (docs.go)
 	var origins []string
 	if a.cfg.API.CORSOrigins != "" {
 		origins = strings.Split(a.cfg.API.CORSOrigins, ",")
@@ -169,11 +166,9 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	failed := map[string]string{}
-	for name, check := range a.readyChecks {
-		if err := check(ctx); err != nil {
-			a.log.Warn("not ready", "check", name, "err", err)
-			failed[name] = "unavailable"
-		}
+	for name, err := range a.checkReadiness(ctx) {
+		a.log.WarnContext(ctx, "not ready", "check", name, "err", err)
+		failed[name] = "unavailable"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if len(failed) > 0 {
@@ -184,49 +179,26 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"status": "ok"})
 }
 
-// httpStatus maps Connect codes to HTTP statuses for REST answers.
-var httpStatus = map[connect.Code]int{
-	connect.CodeCanceled: 499, connect.CodeUnknown: 500, connect.CodeInvalidArgument: 400,
-	connect.CodeDeadlineExceeded: 504, connect.CodeNotFound: 404, connect.CodeAlreadyExists: 409,
-	connect.CodePermissionDenied: 403, connect.CodeResourceExhausted: 429, connect.CodeFailedPrecondition: 400,
-	connect.CodeAborted: 409, connect.CodeOutOfRange: 400, connect.CodeUnimplemented: 501,
-	connect.CodeInternal: 500, connect.CodeUnavailable: 503, connect.CodeDataLoss: 500,
-	connect.CodeUnauthenticated: 401,
-}
-
 // restError writes errors from services (Connect errors) and from the
-// transcoder itself (gRPC status errors) as {"code", "message"} JSON.
+// transcoder itself (gRPC status errors) in the one error shape
+// (apierror.WriteConnect).
 func restError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
-	code, msg := connect.CodeInternal, "internal error"
 	var ce *connect.Error
-	if errors.As(err, &ce) {
-		code, msg = ce.Code(), ce.Message()
-		if ra := ce.Meta().Get("Retry-After"); ra != "" {
-			w.Header().Set("Retry-After", ra)
-		}
-	} else if st, ok := status.FromError(err); ok {
-		code, msg = connect.Code(st.Code()), st.Message()
-		if code == connect.CodeUnimplemented && msg == "" {
-			code = connect.CodeNotFound
-		}
-		if code == connect.CodeInvalidArgument {
-			msg = transcoderMessage(msg)
+	if !errors.As(err, &ce) {
+		if st, ok := status.FromError(err); ok {
+			code, msg := connect.Code(st.Code()), st.Message()
+			if code == connect.CodeUnimplemented && msg == "" {
+				code = connect.CodeNotFound
+			}
+			if code == connect.CodeInvalidArgument {
+				msg = transcoderMessage(msg)
+			}
+			err = connect.NewError(code, errors.New(msg))
 		}
 	}
-	if code == connect.CodeInternal || code == connect.CodeUnknown || code == connect.CodeDataLoss {
-		msg = "internal error"
-	}
+	code := apierror.WriteConnect(w, err)
 	if h := restInfoFrom(ctx); h != nil {
 		h.method, _ = runtime.RPCMethod(ctx)
 		h.code = code
 	}
-	body := map[string]any{"code": code.String(), "message": msg}
-	if ce != nil {
-		if v := restDetails(ce); len(v) > 0 {
-			body["details"] = v
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus[code])
-	json.NewEncoder(w).Encode(body)
 }

@@ -49,12 +49,15 @@ type App struct {
 	query     *query.Service
 	rules     *rules.Service   // rules (with core)
 	alerting  *rules.Engine    // alerting (with the pipeline)
+	retention *rules.Retainer  // retention (with the pipeline)
 	commands  *command.Service // commands (commands.go)
 	console   consoleFiles     // console (nil with --console=false)
 
 	// tracing is what the telemetry module provides (disabled without an
 	// OTLP endpoint; telemetry.go).
 	tracing *telemetry.Provider
+	// ops are the readiness gauges (opsmetrics.go; nil in function mode).
+	ops *opsGauges
 
 	// The process: what every module may register on.
 	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.

@@ -12,9 +12,9 @@ import (
 	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
 	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
 	"github.com/iotplatform/iotplatform/internal/bus/buswal"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/services/core"
-	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
 // BusConfig selects and configures the bus between ingest and the
@@ -98,8 +98,10 @@ type busParts struct {
 	pub bus.Publisher
 	sub bus.Subscriber
 	// deadLetters is the Kafka dead-letter writer (nil on the embedded
-	// bus, where the store's writer is used).
-	deadLetters ingest.DeadLetterWriter
+	// bus, where the store's writer is used); deadLetterSub consumes what
+	// it wrote, for the pipeline role.
+	deadLetters   deadletter.Writer
+	deadLetterSub deadletter.Subscriber
 	// embedded is set on the embedded bus (direct hand-off or write-ahead
 	// log): readiness waits for the in-process pipeline to subscribe.
 	embedded interface{ Subscribed() bool }
@@ -174,7 +176,7 @@ func (a *App) initBus(ctx context.Context) (*busParts, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.sub = s
+		p.sub, p.deadLetterSub = s, s
 	}
 	return p, nil
 }

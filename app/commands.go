@@ -106,6 +106,19 @@ func (a *App) initCommands(ctx context.Context) (*command.Service, error) {
 	return svc, nil
 }
 
+// functionCommands serves CommandService in a function that serves one of
+// its procedures (its role is core; the registry is PostgreSQL: ingest
+// processes LISTEN for the commands sent here).
+func (a *App) functionCommands(ctx context.Context) (err error) {
+	for _, r := range coreRoutes() {
+		if r.service == commandv1connect.CommandServiceName && slices.Contains(a.fn.procedures, r.procedure) {
+			a.commands, err = a.initCommands(ctx)
+			return err
+		}
+	}
+	return nil
+}
+
 // enableCommands turns on command delivery on the device edges and serves
 // DeviceService (the gRPC device stream) next to IngestService.
 func (a *App) enableCommands(ing *ingest.Service, h *httpgw.Gateway, w *gwws.Gateway, m *gwmqtt.Gateway) {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,14 +15,18 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
+	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	corev1 "github.com/iotplatform/iotplatform/gen/iot/core/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
 	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/services/core"
@@ -159,7 +162,8 @@ func coreRoutes() []coreRoute {
 	var out []coreRoute
 	for _, sd := range []protoreflect.ServiceDescriptor{
 		corev1.File_iot_core_v1_core_proto.Services().ByName("CoreService"),
-		rulesv1.File_iot_rules_v1_rules_proto.Services().ByName("RulesService"), // rules.go
+		rulesv1.File_iot_rules_v1_rules_proto.Services().ByName("RulesService"),         // rules.go
+		commandv1.File_iot_command_v1_command_proto.Services().ByName("CommandService"), // commands.go
 	} {
 		ms := sd.Methods()
 		for i := range ms.Len() {
@@ -210,6 +214,8 @@ func (r coreRoute) group() string {
 		return "alerts" // WatchAlerts has no REST binding
 	case r.service == rulesv1connect.RulesServiceName:
 		return "rules"
+	case r.service == commandv1connect.CommandServiceName:
+		return "commands"
 	case strings.HasPrefix(p, "/api/"):
 		return r.segments[1]
 	}
@@ -323,6 +329,9 @@ func (a *App) initFunction(ctx context.Context) error {
 	if err := a.functionRules(ctx); err != nil {
 		return err
 	}
+	if err := a.functionCommands(ctx); err != nil {
+		return err
+	}
 	a.api.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	a.api.HandleFunc("GET /readyz", a.readyz)
 	if a.keys != nil {
@@ -374,13 +383,14 @@ func (a *App) functionFilter(next http.Handler) http.Handler {
 	}
 	list := strings.Join(a.fn.procedures, ", ")
 	prefix, rulesPrefix := "/"+corev1connect.CoreServiceName+"/", "/"+rulesv1connect.RulesServiceName+"/"
+	commandsPrefix := "/" + commandv1connect.CommandServiceName + "/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
 		switch {
 		case path == "/healthz" || path == "/readyz" || path == "/.well-known/jwks.json":
 			next.ServeHTTP(w, r)
 			return
-		case strings.HasPrefix(path, prefix), strings.HasPrefix(path, rulesPrefix):
+		case strings.HasPrefix(path, prefix), strings.HasPrefix(path, rulesPrefix), strings.HasPrefix(path, commandsPrefix):
 			if proc := path[strings.LastIndexByte(path, '/')+1:]; served[proc] {
 				next.ServeHTTP(w, r)
 			} else {
@@ -425,7 +435,5 @@ func notServed(w http.ResponseWriter, r *http.Request, msg string) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusNotFound)
-	json.NewEncoder(w).Encode(map[string]string{"code": "not_found", "message": msg})
+	apierror.Write(w, http.StatusNotFound, connect.CodeNotFound.String(), msg)
 }

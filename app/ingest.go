@@ -15,6 +15,7 @@ import (
 	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
 	gwws "github.com/iotplatform/iotplatform/gateway/ws"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/telemetry"
 	"github.com/iotplatform/iotplatform/services/ingest"
@@ -71,7 +72,7 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	c := &a.cfg.Ingest
 	// Dead letters: Kafka topic iot.deadletter (the pipeline consumes it
 	// into the store), or straight into the store on the embedded bus.
-	var dl ingest.DeadLetterWriter
+	var dl deadletter.Writer
 	switch {
 	case a.bus.deadLetters != nil:
 		dl = a.bus.deadLetters

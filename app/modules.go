@@ -12,18 +12,19 @@ type moduleName string
 
 // The modules. docs/ARCHITECTURE.md draws them with their dependencies.
 const (
-	modLimits   moduleName = "limits"   // connection budget, body guards, stream caps (limits.go)
-	modRegistry moduleName = "registry" // metadata registry: SQLite or PostgreSQL (registry.go)
-	modAuth     moduleName = "auth"     // signing keys and THE token verifier (auth.go)
-	modTLS      moduleName = "tls"      // listener certificates and device CAs (tls.go)
-	modAPI      moduleName = "api"      // Connect options and the REST transcoder (api.go)
-	modStore    moduleName = "store"    // time-series store: embedded or OpenSearch (store.go)
-	modBus      moduleName = "bus"      // write-ahead log, direct hand-off or Kafka (bus.go)
-	modServer   moduleName = "server"   // the API listener, after every role registered (api.go)
-	modConsole  moduleName = "console"  // the web console at / and /devices (console.go)
-	modFunction moduleName = "function" // `iotplatform function`: filtered Core (function.go)
-	modRules    moduleName = "rules"    // RulesService: rules, alerts, retention settings (rules.go)
-	modAlerting moduleName = "alerting" // rule evaluation in the pipeline, webhooks (rules.go)
+	modLimits    moduleName = "limits"    // connection budget, body guards, stream caps (limits.go)
+	modRegistry  moduleName = "registry"  // metadata registry: SQLite or PostgreSQL (registry.go)
+	modAuth      moduleName = "auth"      // signing keys and THE token verifier (auth.go)
+	modTLS       moduleName = "tls"       // listener certificates and device CAs (tls.go)
+	modAPI       moduleName = "api"       // Connect options and the REST transcoder (api.go)
+	modStore     moduleName = "store"     // time-series store: embedded or OpenSearch (store.go)
+	modBus       moduleName = "bus"       // write-ahead log, direct hand-off or Kafka (bus.go)
+	modServer    moduleName = "server"    // the API listener, after every role registered (api.go)
+	modConsole   moduleName = "console"   // the web console at / and /devices (console.go)
+	modFunction  moduleName = "function"  // `iotplatform function`: filtered Core (function.go)
+	modRules     moduleName = "rules"     // RulesService: rules, alerts, retention settings (rules.go)
+	modAlerting  moduleName = "alerting"  // rule evaluation in the pipeline, webhooks (rules.go)
+	modRetention moduleName = "retention" // deletes expired readings, keeps their aggregates (rules.go)
 
 	modCore     = moduleName(RoleCore)     // CoreService (core.go)
 	modPipeline = moduleName(RolePipeline) // bus → store (pipeline.go)
@@ -101,6 +102,10 @@ func (a *App) modules() map[moduleName]module {
 			a.alerting, err = a.initAlerting(ctx)
 			return err
 		}},
+		modRetention: {deps: []moduleName{modRegistry, modStore, modPipeline}, init: func(ctx context.Context) (err error) {
+			a.retention, err = a.initRetention(ctx)
+			return err
+		}},
 		modCommands: {deps: []moduleName{modRegistry, modAuth, modAPI}, init: func(ctx context.Context) (err error) {
 			a.commands, err = a.initCommands(ctx)
 			return err
@@ -130,7 +135,7 @@ func (a *App) targets() []moduleName {
 		out = append(out, modRules)
 	}
 	if a.roles.Has(RolePipeline) {
-		out = append(out, modAlerting)
+		out = append(out, modAlerting, modRetention)
 	}
 	return append(out, modServer)
 }

@@ -16,14 +16,11 @@ func (a *App) initPipeline(context.Context) (*pipeline.Pipeline, error) {
 	}
 	p := pipeline.New(a.log.With("component", "pipeline"), a.reg, telemetry.Writer(a.store.Store), pipeline.Config{}, a.metrics)
 	sub := a.bus.sub
+	a.registerBusLag()
 	a.addRunner("pipeline", func(ctx context.Context) error { return sub.Subscribe(ctx, telemetry.Handler(p.Handle)) })
-	if kc := a.cfg.Bus.kafka(); kc.Brokers != "" {
-		group := kc.Group
-		if group == "" {
-			group = "iot-pipeline"
-		}
-		dl := pipeline.NewDeadLetterConsumer(a.log.With("component", "deadletters"), kc.Brokers, kc.Security, group+"-deadletters", kc.Topic, a.store.Store)
-		a.addRunner("deadletters", dl.Run)
+	if dls := a.bus.deadLetterSub; dls != nil {
+		st := a.store.Store
+		a.addRunner("deadletters", func(ctx context.Context) error { return dls.SubscribeDeadLetters(ctx, st.WriteDeadLetters) })
 	}
 	return p, nil
 }

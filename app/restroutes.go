@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	"github.com/iotplatform/iotplatform"
+	"github.com/iotplatform/iotplatform/internal/apierror"
 )
 
 // restRoute is one path template of the REST API and its methods, read
@@ -79,11 +80,11 @@ func restRoutingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 		}
-		writeAPIError(w, status, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
+		apierror.Write(w, status, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
 		return
 	}
 	if status == http.StatusNotFound {
-		writeAPIError(w, status, connect.CodeNotFound.String(), "no API resource at "+r.URL.Path)
+		apierror.Write(w, status, connect.CodeNotFound.String(), "no API resource at "+r.URL.Path)
 		return
 	}
 	runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, status)
@@ -91,14 +92,6 @@ func restRoutingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 
 // CodeMethodNotAllowed is the error code of a wrong HTTP method (405).
 const CodeMethodNotAllowed = "method_not_allowed"
-
-// writeAPIError writes the one error body of the API: {"code", "message"}
-// (docs/ERRORS.md).
-func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
-}
 
 // transcoderMessage turns the REST transcoder's own parse errors (Go error
 // chains such as `type mismatch, parameter: id, error: strconv.ParseInt:

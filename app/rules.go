@@ -12,6 +12,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/gengrpc/rulesv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/store"
 	"github.com/iotplatform/iotplatform/services/rules"
 )
 
@@ -130,4 +131,24 @@ func (a *App) functionRules(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// initRetention deletes expired readings in the background on stores that
+// support it (the embedded store); on OpenSearch it reports that it cannot.
+func (a *App) initRetention(context.Context) (*rules.Retainer, error) {
+	rs, err := a.rulesStore()
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := a.store.Store.(store.Expirer)
+	if !ok {
+		a.log.Warn("this store does not delete expired readings: --retention-raw and per-sensor retention are not applied", "store", a.cfg.Store.kind())
+		return nil, nil
+	}
+	c := a.cfg.Rules
+	r := rules.NewRetainer(a.log.With("component", "retention"), rs, ex, rules.RetentionConfig{
+		Raw: c.RawRetention, Minute: c.MinuteRetention, Interval: c.RetentionInterval,
+	}, a.metrics)
+	a.addRunner("retention", r.Run)
+	return r, nil
 }

@@ -18,7 +18,8 @@ import (
 // Core's JWKS). Commands sent through Core reach a device on MQTT at the
 // first ingest process and one on WebSocket at the second (PostgreSQL
 // LISTEN/NOTIFY carries them), their answers reach Core, and Core serves the
-// devices' connection state.
+// devices' connection state. A function serving only the commands group
+// sends commands too.
 func TestCommands_TwoIngestProcessesOverPostgreSQL(t *testing.T) {
 	dsn, brokers := freshPostgres(t), testenv.KafkaBrokers(t)
 	admin, n := "pw-"+randHex(8), randHex(4)
@@ -76,6 +77,9 @@ func TestCommands_TwoIngestProcessesOverPostgreSQL(t *testing.T) {
 	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response","id":`+id2+`,"status":"succeeded","result":{"ok":true}}`)); err != nil {
 		t.Fatal(err)
 	}
+	if _, ack, err := c.Read(ctx); err != nil || !bytes.Contains(ack, []byte(`"status":200`)) {
+		t.Fatalf("ack of the answer: %s %v", ack, err)
+	}
 	select {
 	case r := <-answered:
 		if r.Status != 200 || r.Str("result.status") != "COMMAND_STATUS_SUCCEEDED" || r.Str("result.id") != id2 {
@@ -83,6 +87,18 @@ func TestCommands_TwoIngestProcessesOverPostgreSQL(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("SendCommand with wait did not return")
+	}
+
+	// A function serving the commands group (iotplatform function --group
+	// commands) sends to the same device; Core procedures are not served.
+	fn := startFunction(t, "fn-commands", []string{"--group", "commands", "--postgres-dsn", dsn,
+		"--jwks-url", "http://" + coreAddrs[0] + "/.well-known/jwks.json"}, nil)
+	id3 := sendCommand(t, fn, tok, d2.ID, "three", nil)
+	if _, msg, err := c.Read(ctx); err != nil || !bytes.Contains(msg, []byte(`"id":`+id3+`,`)) {
+		t.Fatalf("ingest-2 delivered %s %v (want the function's command %s)", msg, err, id3)
+	}
+	if r := fn.Do("GET", "/api/devices/"+d2.ID, tok, nil); r.Status != http.StatusNotFound || !strings.Contains(r.Str("message"), "not served") {
+		t.Fatalf("the commands function served GetDevice: %d %s", r.Status, r.Body)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/testenv"
 	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
@@ -213,7 +214,7 @@ func TestIngest_KafkaAllEdgesConsumedBack(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		var dl bus.DeadLetter
+		var dl deadletter.Letter
 		if err := json.Unmarshal(m.Value, &dl); err != nil {
 			t.Fatalf("dead letter is not JSON: %v", err)
 		}

@@ -146,4 +146,20 @@ func TestIotctl_LoginKeepsTheSessionAndRenewsTheToken(t *testing.T) {
 	if _, err := os.Stat(path); err == nil {
 		t.Fatal("a profile file appeared without login")
 	}
+
+	// A session.json of an earlier iotctl (same fields) is taken over as
+	// the default profile and renewed into config.json.
+	r := p.Do("POST", "/api/users/signin", "", map[string]string{"username": "root", "password": p.AdminPassword})
+	old := map[string]any{"api": p.URL(), "login_token": r.Str("token"), "token": r.Str("token"),
+		"refresh_token": r.Str("refresh_token"), "expire_time": "2000-01-01T00:00:00Z"}
+	b, _ := json.Marshal(old)
+	if err := os.WriteFile(filepath.Join(config, "iotctl", "session.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ctl("", "devices", "list"); err != nil {
+		t.Fatalf("devices list from an old session.json: %v %s", err, out)
+	}
+	if migrated := stored(); migrated["refresh_token"] == old["refresh_token"] || migrated["api"] != p.URL() {
+		t.Fatalf("session.json not taken over: %v", migrated)
+	}
 }

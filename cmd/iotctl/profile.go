@@ -54,10 +54,17 @@ func configPath() (string, error) {
 }
 
 // loadConfig returns the stored profiles (none when the file does not exist).
+// A session.json of earlier iotctl versions beside it becomes the "default"
+// profile (written to config.json at the next save).
 func loadConfig(path string) (*config, error) {
 	cfg := &config{Profiles: map[string]*profile{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		old, oerr := os.ReadFile(filepath.Join(filepath.Dir(path), "session.json"))
+		var p profile
+		if oerr == nil && json.Unmarshal(old, &p) == nil && p.API != "" {
+			cfg.Profiles[defaultProfile] = &p
+		}
 		return cfg, nil
 	}
 	if err != nil {

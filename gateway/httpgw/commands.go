@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iotplatform/iotplatform/internal/apierror"
+	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/services/command"
 )
@@ -121,9 +123,10 @@ func (g *Gateway) serveCommands(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
 		return true
 	}
-	p, status, err := AuthenticateRequest(r, g.auth)
+	p, err := authn.DeviceFromRequest(r, g.auth)
 	if err != nil {
-		writeError(w, status, CodeOfStatus(status), err.Error())
+		status := authn.DeviceStatus(err)
+		writeError(w, status, apierror.CodeOfStatus(status), err.Error())
 		return true
 	}
 	g.cmds.Seen(p.ID)

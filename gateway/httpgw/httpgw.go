@@ -5,7 +5,6 @@ package httpgw
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,8 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
-	"github.com/iotplatform/iotplatform/internal/bus"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -76,9 +75,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, Response{Code: "method_not_allowed", Message: "use POST"})
 		return
 	}
-	p, status, err := AuthenticateRequest(r, g.auth)
+	p, err := authn.DeviceFromRequest(r, g.auth)
 	if err != nil {
-		writeJSON(w, status, Response{Code: CodeOfStatus(status), Message: err.Error()})
+		status := authn.DeviceStatus(err)
+		writeJSON(w, status, Response{Code: apierror.CodeOfStatus(status), Message: err.Error()})
 		return
 	}
 	if g.cmds != nil {
@@ -109,7 +109,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := g.ing.IngestPayload(r.Context(), p.ID, ingest.ProtocolHTTP, format, body)
 	if err != nil {
-		status, msg := StatusOf(err), MessageOf(err)
+		status, msg := ingest.HTTPStatus(err), ingest.PublicMessage(err)
 		if status >= 500 && status != http.StatusServiceUnavailable {
 			g.log.ErrorContext(r.Context(), "ingest failed", "device_id", p.ID, "status", status, "err", err)
 		}
@@ -120,110 +120,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, Response{Accepted: n})
-}
-
-// Authenticate verifies the bearer token of h and requires a device: 401 for
-// a missing or malformed header, 403 for an invalid, revoked or non-device
-// token (the original gateways' contract). It is shared with the WebSocket
-// gateway's upgrade.
-func Authenticate(ctx context.Context, a authn.Authenticator, h http.Header) (authn.Principal, int, error) {
-	tok, err := authn.TokenFromHeader(h)
-	if err != nil {
-		return authn.Principal{}, http.StatusUnauthorized, err
-	}
-	return AuthenticateToken(ctx, a, tok)
-}
-
-// AuthenticateRequest is Authenticate, falling back to the TLS client
-// certificate when the request has no authorization header.
-func AuthenticateRequest(r *http.Request, a authn.Authenticator) (authn.Principal, int, error) {
-	if r.Header.Get("Authorization") == "" {
-		if certs := authn.PeerCertificates(r.TLS); len(certs) > 0 {
-			return AuthenticateCertificate(r.Context(), a, certs)
-		}
-	}
-	return Authenticate(r.Context(), a, r.Header)
-}
-
-// AuthenticateCertificate authenticates a device by its TLS client
-// certificate (authn.AuthenticateCredentials): 401 when it is refused, like
-// a missing credential; 503 when the registry could not be asked in time.
-func AuthenticateCertificate(ctx context.Context, a authn.Authenticator, certs []*x509.Certificate) (authn.Principal, int, error) {
-	p, err := authn.AuthenticateCredentials(ctx, a, authn.Credentials{Certificates: certs})
-	if err != nil {
-		if ctx.Err() != nil {
-			return p, http.StatusServiceUnavailable, err
-		}
-		return p, http.StatusUnauthorized, authn.ErrInvalidCertificate
-	}
-	return p, http.StatusOK, nil
-}
-
-// AuthenticateToken is Authenticate for a bare token.
-func AuthenticateToken(ctx context.Context, a authn.Authenticator, tok string) (authn.Principal, int, error) {
-	p, err := a.Authenticate(ctx, tok)
-	if err != nil {
-		if ctx.Err() != nil {
-			return p, http.StatusServiceUnavailable, err
-		}
-		if errors.Is(err, authn.ErrTokenExpired) {
-			return p, http.StatusUnauthorized, authn.ErrTokenExpired
-		}
-		return p, http.StatusForbidden, authn.ErrInvalidToken
-	}
-	if p.Kind != authn.KindDevice {
-		return p, http.StatusForbidden, errors.New("not a device token")
-	}
-	return p, http.StatusOK, nil
-}
-
-// CodeOfStatus is the error code (docs/ERRORS.md) of an authentication
-// refusal's HTTP status, shared by the HTTP and WebSocket gateways.
-func CodeOfStatus(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "unauthenticated"
-	case http.StatusForbidden:
-		return "permission_denied"
-	case http.StatusServiceUnavailable:
-		return ingest.CodeUnavailable
-	case http.StatusTooManyRequests:
-		return "resource_exhausted"
-	}
-	return "internal"
-}
-
-// MessageOf is the message a device is told for an ingest error: the
-// refusal's own words, never the cause of an internal failure (logged).
-func MessageOf(err error) string {
-	switch StatusOf(err) {
-	case http.StatusServiceUnavailable:
-		// The ingest service logged the cause.
-		return "the platform cannot take readings right now; nothing was stored, retry later"
-	case http.StatusInternalServerError:
-		return "internal error"
-	}
-	return err.Error()
-}
-
-// StatusOf maps an ingest error to its HTTP status.
-func StatusOf(err error) int {
-	var be *ingest.BatchError
-	switch {
-	case errors.As(err, &be):
-		switch be.Class {
-		case ingest.ClassRejected:
-			return http.StatusUnprocessableEntity
-		case ingest.ClassTooLarge:
-			return http.StatusRequestEntityTooLarge
-		case ingest.ClassRateLimited:
-			return http.StatusTooManyRequests
-		}
-		return http.StatusBadRequest
-	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 func codeOf(err error) string {

@@ -212,7 +212,7 @@ type job struct {
 
 // OnConnectAuthenticate accepts username `JWT` with a device token, or
 // (any other username) a device client certificate on a TLS listener with
-// mutual TLS enabled (authn.AuthenticateCredentials).
+// mutual TLS enabled (authn.AuthenticateDevice).
 func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	var creds authn.Credentials
 	if string(pk.Connect.Username) == "JWT" {
@@ -226,13 +226,13 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	p, err := authn.AuthenticateCredentials(ctx, g.auth, creds)
-	if err != nil || p.Kind != authn.KindDevice {
+	p, err := authn.AuthenticateDevice(ctx, g.auth, creds)
+	if err != nil {
 		g.log.Info("mqtt connect refused", "client", cl.ID, "err", err)
 		return false
 	}
 	recheck := func(ctx context.Context) error {
-		_, err := authn.AuthenticateCredentials(ctx, g.auth, creds)
+		_, err := authn.AuthenticateDevice(ctx, g.auth, creds)
 		return err
 	}
 	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "mqtt")

@@ -9,7 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/iotplatform/iotplatform/gateway/httpgw"
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/services/command"
@@ -37,8 +37,9 @@ type Commands interface {
 func (g *Gateway) EnableCommands(c Commands) { g.cmds = c }
 
 // serveCommands attaches the connection's session and writes its commands
-// until the returned stop is called.
-func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.Principal) (stop func()) {
+// until the returned stop is called; recheck re-verifies the credentials
+// before each command (a rotated or revoked key receives none).
+func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.Principal, recheck func(context.Context) (int, error)) (stop func()) {
 	sess := g.cmds.Attach(p.ID, command.EdgeWS, true)
 	go func() {
 		for {
@@ -46,6 +47,10 @@ func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.
 			case <-sess.Done():
 				return
 			case cmd := <-sess.Commands():
+				if _, err := recheck(ctx); err != nil {
+					c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
+					return
+				}
 				if !g.cmds.Sent(ctx, sess, cmd) {
 					continue
 				}
@@ -110,7 +115,7 @@ func (g *Gateway) commandMessage(ctx context.Context, p authn.Principal, i int, 
 		ack.Status, ack.Code, ack.Message = http.StatusBadRequest, "invalid_argument", err.Error()
 		if !command.IsDeviceError(err) {
 			g.log.Warn("ws command message failed", "device_id", p.ID, "err", err)
-			ack.Status, ack.Code, ack.Message = http.StatusServiceUnavailable, httpgw.CodeOfStatus(http.StatusServiceUnavailable), "the platform cannot record this right now; send it again later"
+			ack.Status, ack.Code, ack.Message = http.StatusServiceUnavailable, apierror.CodeOfStatus(http.StatusServiceUnavailable), "the platform cannot record this right now; send it again later"
 		}
 		ack.Errors = []ingest.ItemError{{Index: -1, Code: ack.Code, Message: ack.Message}}
 	}

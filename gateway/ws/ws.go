@@ -18,7 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/iotplatform/iotplatform/gateway/httpgw"
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/services/ingest"
@@ -101,7 +101,7 @@ type envelope struct {
 func refuse(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"code": httpgw.CodeOfStatus(status), "message": msg})
+	apierror.Write(w, status, apierror.CodeOfStatus(status), msg)
 }
 
 // ServeHTTP authenticates the upgrade (401/403 refuse it) and serves the
@@ -112,17 +112,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, subproto, err := token(r)
-	var p authn.Principal
-	status := http.StatusUnauthorized
-	certs := authn.PeerCertificates(r.TLS)
-	switch {
+	var creds authn.Credentials
+	switch certs := authn.PeerCertificates(r.TLS); {
 	case err == nil:
-		p, status, err = httpgw.AuthenticateToken(r.Context(), g.auth, tok)
+		creds.Token = tok
 	case errors.Is(err, authn.ErrNoCredentials) && len(certs) > 0:
-		p, status, err = httpgw.AuthenticateCertificate(r.Context(), g.auth, certs)
+		creds.Certificates, err = certs, nil
+	}
+	var p authn.Principal
+	if err == nil {
+		p, err = authn.AuthenticateDevice(r.Context(), g.auth, creds)
 	}
 	if err != nil {
-		refuse(w, status, err.Error())
+		refuse(w, authn.DeviceStatus(err), err.Error())
 		return
 	}
 	release, ok := g.cfg.Streams.Acquire(limits.Caller(string(p.Kind), p.ID), "ws")
@@ -141,14 +143,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(g.cfg.MaxMessage)
 	recheck := func(ctx context.Context) (int, error) {
-		_, status, err := httpgw.AuthenticateToken(ctx, g.auth, tok)
-		return status, err
-	}
-	if tok == "" {
-		recheck = func(ctx context.Context) (int, error) {
-			_, status, err := httpgw.AuthenticateCertificate(ctx, g.auth, certs)
-			return status, err
-		}
+		_, err := authn.AuthenticateDevice(ctx, g.auth, creds)
+		return authn.DeviceStatus(err), err
 	}
 	g.serve(context.WithoutCancel(r.Context()), c, p, recheck)
 }
@@ -206,7 +202,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 	defer cancel()
 	defer c.CloseNow()
 	if g.cmds != nil {
-		defer g.serveCommands(ctx, c, p)()
+		defer g.serveCommands(ctx, c, p, recheck)()
 	}
 	go g.keepAlive(ctx, c)
 	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { c.Close(websocket.StatusPolicyViolation, "idle timeout") })
@@ -225,7 +221,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		mctx, span := startMessage(ctx, len(msg))
 		if status, err := recheck(mctx); err != nil {
 			endMessage(span, Ack{Status: status})
-			code := httpgw.CodeOfStatus(status)
+			code := apierror.CodeOfStatus(status)
 			ack = Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 			b, _ := json.Marshal(ack)
 			wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
@@ -266,9 +262,9 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 	}
 	n, err := g.ing.IngestPayload(ctx, p.ID, ingest.ProtocolWS, f, msg)
 	if err != nil {
-		ack.Status = httpgw.StatusOf(err)
+		ack.Status = ingest.HTTPStatus(err)
 		items := ingest.ItemErrorsOf(err)
-		ack.Code, ack.Message = items[0].Code, httpgw.MessageOf(err)
+		ack.Code, ack.Message = items[0].Code, ingest.PublicMessage(err)
 		ack.Errors = items
 		return ack
 	}

@@ -3,11 +3,12 @@ package authn
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"net/http"
 
 	"connectrpc.com/connect"
+
+	"github.com/iotplatform/iotplatform/internal/apierror"
 )
 
 // Authenticator is what edges need from the verifier. The Verifier also
@@ -73,9 +74,7 @@ func publicMessage(err error) string {
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
+	apierror.Write(w, status, code, msg)
 }
 
 // NewInterceptor returns a Connect interceptor doing what Middleware does for

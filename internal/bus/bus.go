@@ -34,23 +34,8 @@ type Subscriber interface {
 	Subscribe(ctx context.Context, h Handler) error
 }
 
-// DeadLetter is a payload that can never be stored, kept with the reason.
-// It is JSON-encoded (these tags) as the value of the Kafka topic
-// DeadLetterTopic.
-type DeadLetter struct {
-	DeviceID int64 `json:"device_id"`
-	// SensorID is 0 when the payload could not be attributed to a sensor.
-	SensorID int64  `json:"sensor_id,omitempty"`
-	Protocol string `json:"protocol"`
-	Reason   string `json:"reason"`
-	// Payload is the raw payload as received (base64 in JSON).
-	Payload []byte `json:"payload"`
-	// TimeNS is when it was dead-lettered, in ns since the epoch.
-	TimeNS int64 `json:"time_ns"`
-}
-
-// DeadLetterTopic is the Kafka topic dead letters are written to; the
-// pipeline consumes it into the store.
+// DeadLetterTopic is the Kafka topic dead letters (deadletter.Letter, as
+// JSON) are written to; the pipeline role consumes it into the store.
 const DeadLetterTopic = "iot.deadletter"
 
 // DeadLetterTopicFor is the dead-letter topic of the deployment whose

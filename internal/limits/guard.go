@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iotplatform/iotplatform/internal/apierror"
 )
 
 // GuardConfig tunes the request guard of one HTTP listener.
@@ -96,10 +97,8 @@ func Guard(cfg GuardConfig, m *GuardMetrics, h http.Handler) http.Handler {
 }
 
 func refuse(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Connection", "close")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
+	apierror.Write(w, status, code, msg)
 }
 
 const (

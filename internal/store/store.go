@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 )
 
 // Errors backends return, wrapped, so callers can map them with errors.Is.
@@ -209,7 +209,7 @@ type DeadLetterQuery struct {
 // DeadLetter is a stored dead letter.
 type DeadLetter struct {
 	ID string
-	bus.DeadLetter
+	deadletter.Letter
 }
 
 // Writer writes readings and dead letters.
@@ -217,7 +217,7 @@ type Writer interface {
 	// Write stores readings idempotently; it returns once they are durable.
 	Write(ctx context.Context, rs []Reading) error
 	// WriteDeadLetters stores payloads that can never become readings.
-	WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error
+	WriteDeadLetters(ctx context.Context, dls []deadletter.Letter) error
 }
 
 // Reader queries readings and dead letters.
@@ -244,6 +244,10 @@ type Store interface {
 	Close() error
 }
 
+// ErrForbiddenQuery means a search body tried to leave the sensor's scope
+// (Searcher.Search wraps it; the proxy answers 400).
+var ErrForbiddenQuery = errors.New("search body not allowed")
+
 // Searcher runs a raw OpenSearch query DSL body restricted to one sensor
 // (the consumer search proxy). Only the OpenSearch store implements it.
 type Searcher interface {
@@ -266,4 +270,23 @@ func ClampLimit(n, def int) int {
 		return MaxLimit
 	}
 	return n
+}
+
+// RetentionPolicy says what a retention pass may delete.
+type RetentionPolicy struct {
+	// RawBefore returns the instant (ns) before which a sensor's raw
+	// readings are expired; 0 keeps them.
+	RawBefore func(sensorID int64) int64
+	// MinuteBeforeNS is the instant before which per-minute aggregates
+	// are folded into per-hour ones and deleted; 0 keeps them.
+	MinuteBeforeNS int64
+}
+
+// Expirer deletes expired readings in small steps, keeping their per-minute
+// and per-hour aggregates, which Aggregate reads for ranges whose raw
+// readings are gone. Stores that support retention implement it.
+type Expirer interface {
+	// Expire deletes up to about limit expired rows in one short write and
+	// reports how many it deleted (0: nothing is left to delete now).
+	Expire(ctx context.Context, p RetentionPolicy, limit int) (int, error)
 }

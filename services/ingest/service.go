@@ -16,6 +16,7 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -33,12 +34,6 @@ const (
 // SensorGetter is what the ingest path needs from the registry.
 type SensorGetter interface {
 	GetSensor(ctx context.Context, id int64) (registry.Sensor, error)
-}
-
-// DeadLetterWriter durably records payloads that can never be stored (MQTT
-// 3.x clients cannot be told their payload was refused).
-type DeadLetterWriter interface {
-	WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error
 }
 
 // Config tunes the service.
@@ -74,7 +69,7 @@ func (c *Config) defaults() {
 type Service struct {
 	log     *slog.Logger
 	pub     bus.Publisher
-	dl      DeadLetterWriter
+	dl      deadletter.Writer
 	sensors *sensorCache
 	cfg     Config
 	m       *metrics
@@ -85,7 +80,7 @@ type Service struct {
 // New returns the ingest service publishing to pub. dl may be nil (dead
 // letters are then only logged and counted). reg registers the metrics
 // (nil: unregistered).
-func New(log *slog.Logger, cfg Config, sensors SensorGetter, pub bus.Publisher, dl DeadLetterWriter, reg prometheus.Registerer) *Service {
+func New(log *slog.Logger, cfg Config, sensors SensorGetter, pub bus.Publisher, dl deadletter.Writer, reg prometheus.Registerer) *Service {
 	cfg.defaults()
 	devices, _ := sensors.(DeviceGetter)
 	return &Service{
@@ -231,9 +226,9 @@ func (s *Service) DeadLetter(ctx context.Context, device int64, p Protocol, payl
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	dl := bus.DeadLetter{DeviceID: device, Protocol: string(p), Reason: code + ": " + reason.Error(),
+	dl := deadletter.Letter{DeviceID: device, Protocol: string(p), Reason: code + ": " + reason.Error(),
 		Payload: append([]byte(nil), payload...), TimeNS: s.now().UnixNano()}
-	if err := s.dl.WriteDeadLetters(ctx, []bus.DeadLetter{dl}); err != nil {
+	if err := s.dl.WriteDeadLetters(ctx, []deadletter.Letter{dl}); err != nil {
 		s.m.deadLetterFailures.Inc()
 		return fmt.Errorf("write dead letter: %w", err)
 	}
@@ -270,6 +265,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iot_ingest_rate_limited_total", Help: "Batches refused by the per-device ingest rate limit, by edge.",
 		}, []string{"protocol"}),
+	}
+	// Exported at 0 from the start, so rates and alerts see every edge.
+	for _, p := range []Protocol{ProtocolHTTP, ProtocolWS, ProtocolMQTT, ProtocolGRPC} {
+		m.readings.WithLabelValues(string(p), "accepted")
+		m.readings.WithLabelValues(string(p), "unavailable")
+		m.rateLimited.WithLabelValues(string(p))
 	}
 	if reg != nil {
 		reg.MustRegister(m.readings, m.refusedBatches, m.publishSeconds, m.deadLetters, m.deadLetterFailures, m.rateLimited)

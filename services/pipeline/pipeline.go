@@ -25,6 +25,7 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
@@ -57,6 +58,7 @@ type Pipeline struct {
 
 	readings *prometheus.CounterVec
 	batches  prometheus.Histogram
+	ops      *opsMetrics // metrics.go
 }
 
 type cachedSensor struct {
@@ -86,6 +88,7 @@ func New(log *slog.Logger, sensors Sensors, w store.Writer, cfg Config, reg prom
 	if reg != nil {
 		reg.MustRegister(p.readings, p.batches)
 	}
+	p.ops = newOpsMetrics(reg)
 	return p
 }
 
@@ -112,7 +115,7 @@ func (p *Pipeline) Forget(sensorID int64) {
 func (p *Pipeline) Handle(ctx context.Context, recs []*busv1.Record) error {
 	start := p.now()
 	rs := make([]store.Reading, 0, len(recs))
-	var dls []bus.DeadLetter
+	var dls []deadletter.Letter
 	for _, rec := range recs {
 		r, reason, err := p.convert(ctx, rec)
 		if err != nil {
@@ -129,12 +132,15 @@ func (p *Pipeline) Handle(ctx context.Context, recs []*busv1.Record) error {
 			return fmt.Errorf("write dead letters: %w", err)
 		}
 		for _, d := range dls {
-			p.log.Warn("reading dead-lettered", "device_id", d.DeviceID, "sensor_id", d.SensorID, "reason", d.Reason)
+			p.ops.deadLettered(d.Reason)
+			p.log.WarnContext(ctx, "reading dead-lettered", "device_id", d.DeviceID, "sensor_id", d.SensorID, "reason", d.Reason)
 		}
 	}
+	wstart := p.now()
 	if err := p.w.Write(ctx, rs); err != nil {
 		return fmt.Errorf("store readings: %w", err)
 	}
+	p.ops.stored(rs, wstart, p.now())
 	if p.observe != nil && len(rs) > 0 {
 		if err := p.observe(ctx, rs); err != nil {
 			return fmt.Errorf("evaluate rules: %w", err)
@@ -212,12 +218,12 @@ func (p *Pipeline) sensor(ctx context.Context, id int64) (registry.Sensor, bool,
 	return s, missing, nil
 }
 
-func (p *Pipeline) deadLetter(rec *busv1.Record, reason string) bus.DeadLetter {
+func (p *Pipeline) deadLetter(rec *busv1.Record, reason string) deadletter.Letter {
 	payload, err := protojson.Marshal(rec)
 	if err != nil {
 		payload = nil
 	}
-	return bus.DeadLetter{
+	return deadletter.Letter{
 		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), Protocol: rec.GetProtocol(),
 		Reason: reason, Payload: payload, TimeNS: p.now().UnixNano(),
 	}

@@ -20,8 +20,9 @@ import (
 
 	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
-	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
@@ -107,7 +108,7 @@ func newFixture(t *testing.T) *fixture {
 	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{UseProtoNames: true},
 	}), runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
-		writeConnectError(w, err) // app/api.go's restError does the same mapping
+		apierror.WriteConnect(w, err) // the mapper app/api.go's restError uses
 	}))
 	if err := queryv1grpc.RegisterQueryServiceHandlerServer(ctx, gw, RESTServer{f.svc}); err != nil {
 		t.Fatal(err)
@@ -408,7 +409,7 @@ func TestSearchProxy_EmbeddedAnswers501(t *testing.T) {
 func TestListDeadLetters_OnlyOwnDevices(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	err := f.st.WriteDeadLetters(ctx, []bus.DeadLetter{
+	err := f.st.WriteDeadLetters(ctx, []deadletter.Letter{
 		{DeviceID: f.dev.ID, SensorID: f.sensor.ID, Reason: "mine", TimeNS: 1},
 		{DeviceID: f.other.DeviceID, SensorID: f.other.ID, Reason: "bobs", TimeNS: 2},
 	})

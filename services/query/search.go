@@ -1,16 +1,13 @@
 package query
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
 
-	"connectrpc.com/connect"
-
+	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/store"
-	"github.com/iotplatform/iotplatform/internal/store/storeopensearch"
 )
 
 // SearchPath is the route of the consumer search proxy (the original
@@ -32,32 +29,32 @@ func (s *Service) SearchHandler(searcher store.Searcher) http.Handler {
 	h := func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("sensor_id"), 10, 64)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_argument", "sensor_id must be an integer")
+			apierror.Write(w, http.StatusBadRequest, "invalid_argument", "sensor_id must be an integer")
 			return
 		}
 		sensor, err := s.authz.authorize(r.Context(), id, readData)
 		if err != nil {
-			writeConnectError(w, toConnect(r.Context(), s.log, err))
+			apierror.WriteConnect(w, toConnect(r.Context(), s.log, err))
 			return
 		}
 		if searcher == nil {
-			writeError(w, http.StatusNotImplemented, "unimplemented",
+			apierror.Write(w, http.StatusNotImplemented, "unimplemented",
 				"the search proxy needs the OpenSearch store (--store=opensearch); on the embedded store use GET /api/sensors/{sensor_id}/readings and /aggregate")
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSearchBody))
 		if err != nil {
-			writeError(w, http.StatusRequestEntityTooLarge, "invalid_argument", "search body larger than 1 MiB")
+			apierror.Write(w, http.StatusRequestEntityTooLarge, "invalid_argument", "search body larger than 1 MiB")
 			return
 		}
 		raw, status, err := searcher.Search(r.Context(), store.SensorRef{DeviceID: sensor.DeviceID, SensorID: sensor.ID}, body)
-		if errors.Is(err, storeopensearch.ErrForbiddenQuery) {
-			writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		if errors.Is(err, store.ErrForbiddenQuery) {
+			apierror.Write(w, http.StatusBadRequest, "invalid_argument", err.Error())
 			return
 		}
 		if err != nil {
 			s.log.ErrorContext(r.Context(), "search proxy failed", "sensor_id", id, "err", err)
-			writeError(w, http.StatusBadGateway, "unavailable", "the search backend could not answer")
+			apierror.Write(w, http.StatusBadGateway, "unavailable", "the search backend could not answer")
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -67,33 +64,4 @@ func (s *Service) SearchHandler(searcher store.Searcher) http.Handler {
 	mux.HandleFunc("POST "+SearchPath, h)
 	mux.HandleFunc("GET "+SearchPath, h)
 	return mux
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
-}
-
-func writeConnectError(w http.ResponseWriter, err error) {
-	code := connect.CodeOf(err)
-	status := http.StatusInternalServerError
-	switch code {
-	case connect.CodeUnauthenticated:
-		status = http.StatusUnauthorized
-	case connect.CodePermissionDenied:
-		status = http.StatusForbidden
-	case connect.CodeNotFound:
-		status = http.StatusNotFound
-	case connect.CodeInvalidArgument:
-		status = http.StatusBadRequest
-	case connect.CodeUnavailable:
-		status = http.StatusServiceUnavailable
-	}
-	msg := err.Error()
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		msg = ce.Message()
-	}
-	writeError(w, status, code.String(), msg)
 }

@@ -18,6 +18,7 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -172,7 +173,7 @@ func (pr *Producer) produce(ctx context.Context, msgs []*kafka.Message) error {
 // WriteDeadLetters writes dls as JSON to the deployment's dead-letter topic
 // (bus.DeadLetterTopicFor the readings topic) and waits for
 // their delivery.
-func (pr *Producer) WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error {
+func (pr *Producer) WriteDeadLetters(ctx context.Context, dls []deadletter.Letter) error {
 	topic := bus.DeadLetterTopicFor(pr.cfg.Topic)
 	msgs := make([]*kafka.Message, len(dls))
 	for i, d := range dls {

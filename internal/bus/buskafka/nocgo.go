@@ -8,6 +8,7 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -30,7 +31,7 @@ func NewProducer(*slog.Logger, Config) (*Producer, error) { return nil, ErrNotBu
 func (*Producer) Publish(context.Context, []*busv1.Record) error { return ErrNotBuilt }
 
 // WriteDeadLetters returns ErrNotBuilt.
-func (*Producer) WriteDeadLetters(context.Context, []bus.DeadLetter) error { return ErrNotBuilt }
+func (*Producer) WriteDeadLetters(context.Context, []deadletter.Letter) error { return ErrNotBuilt }
 
 // Ping returns ErrNotBuilt.
 func (*Producer) Ping(context.Context) error { return ErrNotBuilt }

@@ -257,9 +257,21 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 		p.addRaw(ts, num, isNum)
 		add(ts, p)
 	}
+	// Before the sensor's raw horizon (retention deleted the raw readings)
+	// the per-minute and per-hour aggregates answer.
 	rawFrom := q.FromNS
-	if end := floorTo(q.ToNS, rollupG); q.FromNS%rollupG == 0 && iv%rollupG == 0 && end > q.FromNS {
-		if err := s.aggregateRollups(ctx, tx, q.SensorID, q.FromNS, end, add, addRaw); err != nil {
+	rawHorizon, minuteHorizon, err := horizon(ctx, tx, q.SensorID)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate readings: %w", err)
+	}
+	if rawHorizon > rawFrom {
+		if err := aggregateExpired(ctx, tx, q.SensorID, rawFrom, min(rawHorizon, q.ToNS), minuteHorizon, add); err != nil {
+			return nil, fmt.Errorf("aggregate readings: %w", err)
+		}
+		rawFrom = min(rawHorizon, q.ToNS)
+	}
+	if end := floorTo(q.ToNS, rollupG); q.FromNS%rollupG == 0 && iv%rollupG == 0 && end > rawFrom {
+		if err := s.aggregateRollups(ctx, tx, q.SensorID, rawFrom, end, add, addRaw); err != nil {
 			return nil, fmt.Errorf("aggregate readings: %w", err)
 		}
 		rawFrom = end

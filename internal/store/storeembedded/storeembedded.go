@@ -17,7 +17,7 @@ import (
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
-	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/sqlitewal"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
@@ -40,9 +40,13 @@ type Store struct {
 	w    *sql.DB // single connection, used only by the committer
 	r    *sql.DB // readers (WAL lets them run beside the writer)
 	reqs chan *writeReq
-	quit chan struct{}
-	done chan struct{}
-	feed *store.Feed
+	// jobs are retention deletes, run by the committer between commits.
+	jobs chan *job
+	// expireCursor is the sensor the last Expire call stopped after.
+	expireCursor int64
+	quit         chan struct{}
+	done         chan struct{}
+	feed         *store.Feed
 	// dirty is set when minutes may wait for compaction; lastCompact is
 	// when the last compaction pass ended (committer goroutine only).
 	dirty       bool
@@ -82,7 +86,7 @@ func (s *Store) compactPass() {
 
 type writeReq struct {
 	rs   []store.Reading
-	dls  []bus.DeadLetter
+	dls  []deadletter.Letter
 	errc chan error
 }
 
@@ -129,7 +133,7 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	if _, err := w.ExecContext(ctx, schema+rollupSchema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+rollupSchema+retentionSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("create store schema: %w", err)
 	}
@@ -148,6 +152,7 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	s := &Store{
 		log: log, cfg: cfg, w: w, r: r,
 		reqs:  make(chan *writeReq, 1024),
+		jobs:  make(chan *job),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 		feed:  store.NewFeed(),
@@ -195,7 +200,7 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 }
 
 // WriteDeadLetters stores dead letters durably.
-func (s *Store) WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error {
+func (s *Store) WriteDeadLetters(ctx context.Context, dls []deadletter.Letter) error {
 	if len(dls) == 0 {
 		return nil
 	}
@@ -233,6 +238,9 @@ func (s *Store) commitLoop() {
 		var first *writeReq
 		select {
 		case first = <-s.reqs:
+		case j := <-s.jobs:
+			s.doJob(j)
+			continue
 		case <-s.quit:
 			s.drainClosed()
 			return
@@ -255,6 +263,9 @@ func (s *Store) commitLoop() {
 			}
 			select {
 			case first = <-s.reqs:
+			case j := <-s.jobs:
+				s.doJob(j)
+				continue
 			case <-s.quit:
 				s.drainClosed()
 				return
@@ -559,7 +570,7 @@ func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading,
 
 // DeleteSensor removes the sensor's readings.
 func (s *Store) DeleteSensor(ctx context.Context, sensorID int64) error {
-	for _, table := range []string{"readings", "rollups", "rollups_dirty"} {
+	for _, table := range []string{"readings", "rollups", "rollups_dirty", "rollups_hour", "horizons"} {
 		if _, err := s.w.ExecContext(ctx, "DELETE FROM "+table+" WHERE sensor_id = ?", sensorID); err != nil {
 			return fmt.Errorf("delete readings of sensor %d: %w", sensorID, err)
 		}

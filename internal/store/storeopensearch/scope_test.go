@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/iotplatform/iotplatform/internal/store"
 )
 
 // TestScopeSearch_RefusesWaysOutOfTheSensor lists bodies that could read
@@ -32,7 +34,7 @@ func TestScopeSearch_RefusesWaysOutOfTheSensor(t *testing.T) {
 	}
 	for name, body := range refused {
 		t.Run("refuses "+name, func(t *testing.T) {
-			if _, err := ScopeSearch(5, []byte(body)); !errors.Is(err, ErrForbiddenQuery) {
+			if _, err := ScopeSearch(5, []byte(body)); !errors.Is(err, store.ErrForbiddenQuery) {
 				t.Fatalf("accepted: %s (err %v)", body, err)
 			}
 		})

@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,7 +25,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/opensearch-project/opensearch-go/v4"
 
-	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
 
@@ -457,7 +456,7 @@ type bulkResponse struct {
 }
 
 func (s *Store) bulkFailures(ctx context.Context, rs []store.Reading, res bulkResponse) error {
-	var dls []bus.DeadLetter
+	var dls []deadletter.Letter
 	for i, item := range res.Items {
 		for _, it := range item {
 			switch {
@@ -465,7 +464,7 @@ func (s *Store) bulkFailures(ctx context.Context, rs []store.Reading, res bulkRe
 			case it.Status >= 400 && it.Status < 500 && it.Status != http.StatusTooManyRequests && i < len(rs):
 				r := rs[i]
 				payload, _ := json.Marshal(toDoc(r))
-				dls = append(dls, bus.DeadLetter{DeviceID: r.DeviceID, SensorID: r.SensorID, Protocol: r.Protocol,
+				dls = append(dls, deadletter.Letter{DeviceID: r.DeviceID, SensorID: r.SensorID, Protocol: r.Protocol,
 					Reason: "store_rejected: opensearch rejected the document: " + truncate(it.Error, 300), Payload: payload, TimeNS: time.Now().UnixNano()})
 			default:
 				return fmt.Errorf("opensearch bulk item failed (%d): %s", it.Status, truncate(it.Error, 300))
@@ -742,7 +741,7 @@ type dlDoc struct {
 
 // WriteDeadLetters indexes dead letters (refresh=wait_for: they are rare and
 // listed right after).
-func (s *Store) WriteDeadLetters(ctx context.Context, dls []bus.DeadLetter) error {
+func (s *Store) WriteDeadLetters(ctx context.Context, dls []deadletter.Letter) error {
 	if len(dls) == 0 {
 		return nil
 	}
@@ -797,7 +796,7 @@ func (s *Store) ListDeadLetters(ctx context.Context, q store.DeadLetterQuery) ([
 		if err := json.Unmarshal(h.Source, &d); err != nil {
 			return nil, "", fmt.Errorf("decode dead letter: %w", err)
 		}
-		out = append(out, store.DeadLetter{ID: d.ID, DeadLetter: bus.DeadLetter{DeviceID: d.DeviceID, SensorID: d.SensorID, Protocol: d.Protocol, Reason: d.Reason, Payload: d.Payload, TimeNS: d.TimeNS}})
+		out = append(out, store.DeadLetter{ID: d.ID, Letter: deadletter.Letter{DeviceID: d.DeviceID, SensorID: d.SensorID, Protocol: d.Protocol, Reason: d.Reason, Payload: d.Payload, TimeNS: d.TimeNS}})
 	}
 	next := ""
 	if len(out) > limit {
@@ -807,9 +806,6 @@ func (s *Store) ListDeadLetters(ctx context.Context, q store.DeadLetterQuery) ([
 	}
 	return out, next, nil
 }
-
-// ErrForbiddenQuery means a search body tried to leave the sensor's scope.
-var ErrForbiddenQuery = errors.New("search body not allowed")
 
 // searchKeys are the top-level search body keys the proxy passes on.
 var searchKeys = map[string]bool{
@@ -890,7 +886,7 @@ func hideIndexNames(raw []byte, names ...string) []byte {
 }
 
 // ScopeSearch validates a consumer's search body and returns it wrapped in
-// a filter on sensorID; errors wrap ErrForbiddenQuery.
+// a filter on sensorID; errors wrap store.ErrForbiddenQuery.
 func ScopeSearch(sensorID int64, body []byte) ([]byte, error) {
 	var in map[string]any
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -899,13 +895,13 @@ func ScopeSearch(sensorID int64, body []byte) ([]byte, error) {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
 		if err := dec.Decode(&in); err != nil {
-			return nil, fmt.Errorf("%w: body is not a JSON object: %v", ErrForbiddenQuery, err)
+			return nil, fmt.Errorf("%w: body is not a JSON object: %v", store.ErrForbiddenQuery, err)
 		}
 	}
 	out := map[string]any{}
 	for k, v := range in {
 		if !searchKeys[k] {
-			return nil, fmt.Errorf("%w: top-level key %q is not supported", ErrForbiddenQuery, k)
+			return nil, fmt.Errorf("%w: top-level key %q is not supported", store.ErrForbiddenQuery, k)
 		}
 		if err := checkScope(v, k, 1); err != nil {
 			return nil, err
@@ -934,18 +930,18 @@ const maxQueryDepth = 32
 
 func checkScope(v any, parent string, depth int) error {
 	if depth > maxQueryDepth {
-		return fmt.Errorf("%w: the query nests deeper than %d levels", ErrForbiddenQuery, maxQueryDepth)
+		return fmt.Errorf("%w: the query nests deeper than %d levels", store.ErrForbiddenQuery, maxQueryDepth)
 	}
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
 			if forbiddenKeys[k] {
-				return fmt.Errorf("%w: %q may not appear in a consumer query", ErrForbiddenQuery, k)
+				return fmt.Errorf("%w: %q may not appear in a consumer query", store.ErrForbiddenQuery, k)
 			}
 			if k == "min_doc_count" && !emptyBucketAggs[parent] {
 				// Numbers and numeric strings alike (OpenSearch coerces both).
 				if f, err := strconv.ParseFloat(fmt.Sprint(e), 64); err != nil || f < 1 {
-					return fmt.Errorf("%w: min_doc_count below 1 is only allowed on histograms", ErrForbiddenQuery)
+					return fmt.Errorf("%w: min_doc_count below 1 is only allowed on histograms", store.ErrForbiddenQuery)
 				}
 			}
 			if err := checkScope(e, k, depth+1); err != nil {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iotplatform/iotplatform/internal/bus"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/store"
 )
 
@@ -390,11 +390,11 @@ func testDeleteSensor(t *testing.T, e *env) {
 
 func testDeadLetters(t *testing.T, e *env) {
 	d1, d2 := e.base+1, e.base+2
-	var dls []bus.DeadLetter
+	var dls []deadletter.Letter
 	for i := range 5 {
-		dls = append(dls, bus.DeadLetter{DeviceID: d1, SensorID: e.base + 10, Protocol: "mqtt", Reason: fmt.Sprintf("reason %d", i), Payload: []byte(`{"v":"x"}`), TimeNS: t0 + int64(i)})
+		dls = append(dls, deadletter.Letter{DeviceID: d1, SensorID: e.base + 10, Protocol: "mqtt", Reason: fmt.Sprintf("reason %d", i), Payload: []byte(`{"v":"x"}`), TimeNS: t0 + int64(i)})
 	}
-	dls = append(dls, bus.DeadLetter{DeviceID: d2, SensorID: e.base + 20, Protocol: "http", Reason: "other", TimeNS: t0 + 100})
+	dls = append(dls, deadletter.Letter{DeviceID: d2, SensorID: e.base + 20, Protocol: "http", Reason: "other", TimeNS: t0 + 100})
 	if err := e.s.WriteDeadLetters(e.ctx, dls); err != nil {
 		t.Fatalf("WriteDeadLetters: %v", err)
 	}

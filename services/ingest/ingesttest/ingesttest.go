@@ -1,6 +1,6 @@
 // Package ingesttest gives gateway tests a complete in-process ingest path:
 // a real authn.Verifier over a fresh Ed25519 key, an in-memory sensor table,
-// the embedded bus with a recording (and blockable) durable sink, and the
+// a recording (and blockable) durable sink standing in for the bus, and the
 // ingest.Service on top.
 package ingesttest
 
@@ -18,7 +18,7 @@ import (
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/bus"
-	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
@@ -62,12 +62,14 @@ func (s *Sensors) Rotate(device int64) {
 	s.gens[device]++
 }
 
-// Sink is a durable-store stand-in subscribed to the embedded bus.
+// Sink is the bus and the durable store in one: Publish returns once the
+// records are kept, like the embedded bus handing them to the pipeline.
 type Sink struct {
+	timeout time.Duration
 	mu      sync.Mutex
 	recs    []*busv1.Record
 	blocked chan struct{} // non-nil: handler waits until closed or ctx ends
-	dls     []bus.DeadLetter
+	dls     []deadletter.Letter
 }
 
 func (k *Sink) handle(ctx context.Context, recs []*busv1.Record) error {
@@ -84,6 +86,21 @@ func (k *Sink) handle(ctx context.Context, recs []*busv1.Record) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.recs = append(k.recs, recs...)
+	return nil
+}
+
+// Publish implements bus.Publisher: nil once recs are recorded; an error
+// wrapping bus.ErrUnavailable when the sink is blocked past the publish
+// timeout or ctx ends.
+func (k *Sink) Publish(ctx context.Context, recs []*busv1.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	if err := k.handle(ctx, recs); err != nil {
+		return fmt.Errorf("test sink: %w: %w", bus.ErrUnavailable, err)
+	}
 	return nil
 }
 
@@ -111,8 +128,8 @@ func (k *Sink) Records() []*busv1.Record {
 	return append([]*busv1.Record(nil), k.recs...)
 }
 
-// WriteDeadLetters implements ingest.DeadLetterWriter.
-func (k *Sink) WriteDeadLetters(_ context.Context, dls []bus.DeadLetter) error {
+// WriteDeadLetters implements deadletter.Writer.
+func (k *Sink) WriteDeadLetters(_ context.Context, dls []deadletter.Letter) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.dls = append(k.dls, dls...)
@@ -120,10 +137,10 @@ func (k *Sink) WriteDeadLetters(_ context.Context, dls []bus.DeadLetter) error {
 }
 
 // DeadLetters returns the dead letters written.
-func (k *Sink) DeadLetters() []bus.DeadLetter {
+func (k *Sink) DeadLetters() []deadletter.Letter {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return append([]bus.DeadLetter(nil), k.dls...)
+	return append([]deadletter.Letter(nil), k.dls...)
 }
 
 // Env is a complete ingest path for tests.
@@ -132,9 +149,10 @@ type Env struct {
 	Sensors  *Sensors
 	Signer   *authn.Signer
 	Verifier *authn.Verifier
-	Bus      *busembedded.Bus
-	Sink     *Sink
-	Service  *ingest.Service
+	// Bus is the Sink, as the service sees it.
+	Bus     bus.Publisher
+	Sink    *Sink
+	Service *ingest.Service
 }
 
 // Fixture ids: device 1 owns sensors 11 (double), 12 (long), 13 (boolean),
@@ -157,7 +175,7 @@ type Options struct {
 	PublishTimeout time.Duration
 }
 
-// New builds an Env; the sink is subscribed until the test ends.
+// New builds an Env.
 func New(t testing.TB, opt Options) *Env {
 	t.Helper()
 	if opt.PublishTimeout <= 0 {
@@ -181,18 +199,11 @@ func New(t testing.TB, opt Options) *Env {
 		Log: log, Sensors: s,
 		Signer:   authn.NewSigner(keys),
 		Verifier: authn.NewVerifier(keys, s, authn.VerifierConfig{CacheTTL: 50 * time.Millisecond}),
-		Bus:      busembedded.New(opt.PublishTimeout),
-		Sink:     &Sink{},
+		Sink:     &Sink{timeout: opt.PublishTimeout},
 	}
+	e.Bus = e.Sink
 	e.Service = ingest.New(log, ingest.Config{PublishTimeout: opt.PublishTimeout, SensorCacheTTL: 50 * time.Millisecond},
 		s, e.Bus, e.Sink, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = e.Bus.Subscribe(ctx, e.Sink.handle) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for !e.Bus.Subscribed() {
-		time.Sleep(time.Millisecond)
-	}
 	return e
 }
 
