@@ -38,6 +38,7 @@ generate: tools ## Regenerate gen/ (Go, Connect), internal/gengrpc/ (gRPC, grpc-
 	$(TOOLS)/buf generate
 	$(GO) run ./internal/cmd/genpost
 	scripts/sdk-generate.sh
+	$(MAKE) web
 
 .PHONY: lint
 lint: tools ## buf lint, buf format check, go vet and the import rules of docs/ARCHITECTURE.md
