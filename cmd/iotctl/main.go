@@ -143,7 +143,7 @@ A signed-in profile keeps its refresh token and renews the 15-minute user token 
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.pushCommand(), a.readingsCommand(), a.latestCommand(), a.tailCommand(), a.simulateCommand()} {
+	for _, c := range []*cobra.Command{a.pushCommand(), a.readingsCommand(), a.latestCommand(), a.tailCommand(), a.simulateCommand(), a.exportCommand(), a.backfillCommand()} {
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}

@@ -458,7 +458,13 @@ func (w *wsSender) read(ctx context.Context) {
 				}
 			}
 		}
-		n := <-w.slots
+		var n int
+		select {
+		case n = <-w.slots:
+		default:
+			w.st.fail(1, fmt.Errorf("ws: a frame with no message outstanding: %.100s", msg))
+			continue
+		}
 		var ans gatewayAnswer
 		if err := json.Unmarshal(msg, &ans); err != nil || ans.Status != 200 {
 			w.st.fail(n, fmt.Errorf("ws %d %s %s", ans.Status, ans.Code, ans.Message))
