@@ -320,6 +320,28 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		}
 	})
 
+	t.Run("RotatedKeyReceivesNoCommand", func(t *testing.T) {
+		d := p.NewDevice(tok, "rotated", "double")
+		c, _, err := websocket.Dial(ctx, "ws://"+p.WS+"/", &websocket.DialOptions{HTTPHeader: http.Header{"authorization": {"Bearer " + d.Token}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		waitOnline(t, p, tok, d.ID, "ws")
+		if r := p.Do("POST", "/api/devices/"+d.ID+"/key/rotate", tok, map[string]any{}); r.Status != 200 {
+			t.Fatalf("rotate: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(400 * time.Millisecond) // the auth cache TTL of the test platform is 200ms
+		id := sendCommand(t, p, tok, d.ID, "secret", nil)
+		if _, msg, err := c.Read(ctx); err == nil {
+			t.Fatalf("the old key received %s", msg)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if r := p.Do("GET", "/api/commands/"+id, tok, nil); r.Str("result.status") != "COMMAND_STATUS_QUEUED" {
+			t.Fatalf("command after the old key's connection: %s", r.Body)
+		}
+	})
+
 	t.Run("GoSDKOverGRPCStream", func(t *testing.T) {
 		d := p.NewDevice(tok, "grpc", "double")
 		dev := iot.New(p.URL(), iot.WithGRPC(), iot.WithToken(d.Token))
