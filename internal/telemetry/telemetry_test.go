@@ -16,8 +16,8 @@ import (
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
-	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/store"
 	"github.com/iotplatform/iotplatform/internal/telemetry"
 	"github.com/iotplatform/iotplatform/internal/telemetry/otlptest"
@@ -29,7 +29,10 @@ func (p *fakePub) Publish(context.Context, []*busv1.Record) error { p.n++; retur
 
 type fakeWriter struct{ wrote int }
 
-func (w *fakeWriter) Write(_ context.Context, rs []store.Reading) error { w.wrote += len(rs); return nil }
+func (w *fakeWriter) Write(_ context.Context, rs []store.Reading) error {
+	w.wrote += len(rs)
+	return nil
+}
 func (w *fakeWriter) WriteDeadLetters(context.Context, []deadletter.Letter) error {
 	return nil
 }

@@ -45,8 +45,8 @@ type Store struct {
 	// expireCursor is the sensor the last Expire call stopped after.
 	expireCursor int64
 	quit         chan struct{}
-	done chan struct{}
-	feed *store.Feed
+	done         chan struct{}
+	feed         *store.Feed
 	// dirty is set when minutes may wait for compaction; lastCompact is
 	// when the last compaction pass ended (committer goroutine only).
 	dirty       bool
