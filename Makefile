@@ -102,8 +102,12 @@ test: tools test-services lint ## Install everything the tests need and run all 
 	IOT_TEST_REQUIRE_SERVICES=1 $(GO) test $(GO_TEST_FLAGS) ./...
 	scripts/sdk-test.sh
 
+.PHONY: sdk
+sdk: ## Build the SDK artefacts into bin/sdk: Go module checks, the npm tarball, the Python wheel and sdist
+	scripts/sdk-build.sh
+
 .PHONY: test-sdk
-test-sdk: tools ## Test the TypeScript and Python SDKs against the built binary
+test-sdk: tools ## Test the Go, TypeScript and Python SDKs as users install them (module, tarball, wheel), OpenAPI lint, /docs
 	scripts/sdk-test.sh
 
 .PHONY: test-short

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/iotplatform/iotplatform"
 	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
@@ -109,10 +108,7 @@ func (a *App) initServer() {
 			w.Write(a.keys.JWKS())
 		})
 	}
-	a.api.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(iotplatform.OpenAPI)
-	})
+	a.mountDocs() // /openapi.json and Swagger UI at /docs/ (docs.go)
 	var origins []string
 	if a.cfg.API.CORSOrigins != "" {
 		origins = strings.Split(a.cfg.API.CORSOrigins, ",")
@@ -170,11 +166,9 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	failed := map[string]string{}
-	for name, check := range a.readyChecks {
-		if err := check(ctx); err != nil {
-			a.log.Warn("not ready", "check", name, "err", err)
-			failed[name] = "unavailable"
-		}
+	for name, err := range a.checkReadiness(ctx) {
+		a.log.WarnContext(ctx, "not ready", "check", name, "err", err)
+		failed[name] = "unavailable"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if len(failed) > 0 {

@@ -56,6 +56,8 @@ type App struct {
 	// tracing is what the telemetry module provides (disabled without an
 	// OTLP endpoint; telemetry.go).
 	tracing *telemetry.Provider
+	// ops are the readiness gauges (opsmetrics.go; nil in function mode).
+	ops *opsGauges
 
 	// The process: what every module may register on.
 	// api serves Connect/gRPC/gRPC-Web handlers by procedure path.

@@ -16,6 +16,7 @@ func (a *App) initPipeline(context.Context) (*pipeline.Pipeline, error) {
 	}
 	p := pipeline.New(a.log.With("component", "pipeline"), a.reg, telemetry.Writer(a.store.Store), pipeline.Config{}, a.metrics)
 	sub := a.bus.sub
+	a.registerBusLag()
 	a.addRunner("pipeline", func(ctx context.Context) error { return sub.Subscribe(ctx, telemetry.Handler(p.Handle)) })
 	if dls := a.bus.deadLetterSub; dls != nil {
 		st := a.store.Store

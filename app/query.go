@@ -63,5 +63,8 @@ func (a *App) initQuery(ctx context.Context) (*query.Service, error) {
 	search := svc.SearchHandler(a.store.search)
 	a.api.Handle(query.SearchPrefix, authn.Middleware(a.verifier, search))
 	a.restBypass = append(a.restBypass, query.SearchPrefix)
+	// CSV/NDJSON downloads (docs/RULES.md, Export and backfill).
+	a.api.Handle(query.ExportPrefix, authn.Middleware(a.verifier, svc.ExportHandler(a.reg)))
+	a.restBypass = append(a.restBypass, query.ExportPrefix)
 	return svc, nil
 }

@@ -75,6 +75,7 @@ func wrapLogger(log *slog.Logger, c TelemetryConfig) *slog.Logger {
 func (a *App) initTelemetry(ctx context.Context) (*telemetry.Provider, error) {
 	cfg := a.cfg.Telemetry.config()
 	cfg.Attributes = map[string]string{"iot.roles": a.cfg.Roles}
+	a.registerOpsMetrics()
 	p, err := telemetry.Setup(ctx, cfg)
 	if err != nil || !p.Enabled() {
 		return p, err

@@ -137,6 +137,7 @@ func (a *App) initTLS() (tlsParts, error) {
 			rl.WatchCertificate(cert)
 		}
 		p.tls[l.name] = tlsconfig.Server(cert, l.protos, p.clientCAs != nil)
+		a.registerCertExpiry(l.name, cert)
 	}
 	if len(loaded) > 0 || p.clientCAs != nil {
 		a.addRunner("tls-reload", rl.Run)

@@ -242,6 +242,57 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		}
 	})
 
+	t.Run("MQTTRedeliveredUntilPUBACK", func(t *testing.T) {
+		d := p.NewDevice(tok, "nopuback", "double")
+		connect5 := func(manual bool) (*paho.Client, chan *paho.Publish) {
+			conn, err := net.Dial("tcp", p.MQTT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan *paho.Publish, 4)
+			c := paho.NewClient(paho.ClientConfig{Conn: conn, EnableManualAcknowledgment: manual, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(r paho.PublishReceived) (bool, error) { got <- r.Packet; return true, nil }}})
+			if _, err := c.Connect(ctx, &paho.Connect{ClientID: "nopuback-" + d.ID, CleanStart: true, KeepAlive: 30,
+				UsernameFlag: true, Username: "JWT", PasswordFlag: true, Password: []byte(d.Token)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: d.ID + "/commands/#", QoS: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+			return c, got
+		}
+		recv := func(got chan *paho.Publish) *paho.Publish {
+			select {
+			case pb := <-got:
+				return pb
+			case <-time.After(15 * time.Second):
+				t.Fatal("no command")
+			}
+			return nil
+		}
+		// The first connection never acknowledges (no PUBACK): the command
+		// stays sent, and comes again on the next connection.
+		c1, got1 := connect5(true)
+		id := sendCommand(t, p, tok, d.ID, "switch", map[string]any{"json_payload": "on"})
+		if pb := recv(got1); string(pb.Properties.CorrelationData) != id {
+			t.Fatalf("first delivery %+v", pb)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if r := p.Do("GET", "/api/commands/"+id, tok, nil); r.Str("result.status") != "COMMAND_STATUS_SENT" {
+			t.Fatalf("without PUBACK: %s", r.Body)
+		}
+		c1.Disconnect(&paho.Disconnect{})
+		c2, got2 := connect5(false)
+		defer c2.Disconnect(&paho.Disconnect{})
+		if pb := recv(got2); string(pb.Properties.CorrelationData) != id {
+			t.Fatalf("redelivery %+v", pb)
+		}
+		r := waitStatus(t, p, tok, id, "COMMAND_STATUS_DELIVERED")
+		if got := strings.Join(history(r), ","); got != "QUEUED,SENT,SENT,DELIVERED" {
+			t.Fatalf("history %s", got)
+		}
+	})
+
 	t.Run("WebSocket", func(t *testing.T) {
 		d := p.NewDevice(tok, "ws", "double")
 		c, _, err := websocket.Dial(ctx, "ws://"+p.WS+"/", &websocket.DialOptions{HTTPHeader: http.Header{"authorization": {"Bearer " + d.Token}}})
@@ -266,6 +317,28 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		r := waitStatus(t, p, tok, id, "COMMAND_STATUS_SUCCEEDED")
 		if got := strings.Join(history(r), ","); got != "QUEUED,SENT,DELIVERED,SUCCEEDED" || r.Str("result.result") != "blinked" {
 			t.Fatalf("history %s %s", got, r.Body)
+		}
+	})
+
+	t.Run("RotatedKeyReceivesNoCommand", func(t *testing.T) {
+		d := p.NewDevice(tok, "rotated", "double")
+		c, _, err := websocket.Dial(ctx, "ws://"+p.WS+"/", &websocket.DialOptions{HTTPHeader: http.Header{"authorization": {"Bearer " + d.Token}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		waitOnline(t, p, tok, d.ID, "ws")
+		if r := p.Do("POST", "/api/devices/"+d.ID+"/key/rotate", tok, map[string]any{}); r.Status != 200 {
+			t.Fatalf("rotate: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(400 * time.Millisecond) // the auth cache TTL of the test platform is 200ms
+		id := sendCommand(t, p, tok, d.ID, "secret", nil)
+		if _, msg, err := c.Read(ctx); err == nil {
+			t.Fatalf("the old key received %s", msg)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if r := p.Do("GET", "/api/commands/"+id, tok, nil); r.Str("result.status") != "COMMAND_STATUS_QUEUED" {
+			t.Fatalf("command after the old key's connection: %s", r.Body)
 		}
 	})
 
@@ -368,6 +441,40 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+o.Token)
 		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("other device's answer: %v %v", resp, err)
+		}
+	})
+
+	t.Run("Iotctl", func(t *testing.T) {
+		d := p.NewDevice(tok, "ctl", "double")
+		ctl := newCtl(t, "IOT_API="+p.URL(), "IOT_TOKEN="+tok)
+		var sent struct {
+			Result struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(ctl.must("", "command", "send", d.ID, "reboot", `{"delay":5}`, "--ttl", "10m")), &sent); err != nil || sent.Result.ID == "" {
+			t.Fatalf("iotctl command send: %v %+v", err, sent)
+		}
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.HTTP+"/commands?wait=10", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Contains(b, []byte(`"payload":{"delay":5}`)) {
+			t.Fatalf("device got %s", b)
+		}
+		if out := ctl.must("", "command", "get", sent.Result.ID); !strings.Contains(out, "COMMAND_STATUS_DELIVERED") {
+			t.Fatalf("iotctl command get: %s", out)
+		}
+		if out := ctl.must("", "command", "state", d.ID); !strings.Contains(out, `"last_seen"`) {
+			t.Fatalf("iotctl command state: %s", out)
+		}
+		if _, errOut, err := ctl.run("", "command", "send", d.ID, "x", "{not json"); err == nil || !strings.Contains(errOut, "not JSON") {
+			t.Fatalf("bad payload accepted: %v %s", err, errOut)
 		}
 	})
 

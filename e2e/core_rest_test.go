@@ -232,6 +232,8 @@ func TestOps_HealthMetricsOpenAPIJWKS(t *testing.T) {
 		"/metrics?wal":           `iot_sqlite_wal_bytes{db="registry"}`,
 		"/metrics?store-wal":     `iot_sqlite_wal_checkpoints_total{db="readings"}`,
 		"/openapi.json":          `"/api/devices/{device_id}/sensors"`,
+		"/openapi.json?search":   `"/api/consumers/consume/{sensor_id}/_search"`,
+		"/docs/":                 `<script src="swagger-ui-bundle.js"`,
 		"/.well-known/jwks.json": `"crv":"Ed25519"`,
 	} {
 		resp, err := http.Get(p.URL() + path)

@@ -3,7 +3,8 @@
 # from proto/iot/{core,ingest,query} (the internal bus envelope is left out).
 #
 #   scripts/sdk-generate.sh              install what is missing, regenerate in place
-#   scripts/sdk-generate.sh --deps-only  only install (npm ci in sdk/ts, sdk/python/.venv)
+#   scripts/sdk-generate.sh --deps-only  only install (npm ci in sdk/ts, sdk/python/.venv and
+#                                        its wheelhouse for the wheel test)
 #   scripts/sdk-generate.sh --out DIR    regenerate into DIR/sdk/... (freshness check)
 #
 # Installing is skipped when sdk/ts/node_modules and sdk/python/.venv match the
@@ -39,13 +40,16 @@ ensure_ts() {
 
 ensure_py() {
 	local want have="" py=${PYTHON:-python3}
-	want=$(sha sdk/python/requirements.txt)
+	want=$(sha sdk/python/requirements.txt sdk/python/requirements-wheel.txt)
 	[[ -f sdk/python/.venv/.iot-deps ]] && have=$(cat sdk/python/.venv/.iot-deps)
 	if [[ $want != "$have" ]]; then
 		echo "sdk-generate: creating sdk/python/.venv"
 		rm -rf sdk/python/.venv
 		"$py" -m venv sdk/python/.venv
 		sdk/python/.venv/bin/pip install --quiet --disable-pip-version-check -r sdk/python/requirements.txt
+		# The wheel test installs the built wheel into a fresh virtualenv from here.
+		sdk/python/.venv/bin/pip download --quiet --disable-pip-version-check \
+			-d sdk/python/.venv/wheelhouse -r sdk/python/requirements-wheel.txt
 		echo "$want" >sdk/python/.venv/.iot-deps
 	fi
 }

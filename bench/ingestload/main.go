@@ -55,7 +55,7 @@ func (sensors) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
 func (sensors) TokenGeneration(context.Context, authn.Kind, int64) (int64, error) { return 1, nil }
 
 var (
-	mode     = flag.String("mode", "http", "http, https, http-batch, grpc, mqtt or kafka")
+	mode     = flag.String("mode", "http", "http, https, http-batch, grpc, mqtt, kafka, binary or tracing-ab")
 	dur      = flag.Duration("d", 10*time.Second, "duration of each measurement")
 	conns    = flag.Int("c", 64, "connections / clients")
 	inflt    = flag.Int("inflight", 16, "MQTT publishes in flight per client")
@@ -165,6 +165,8 @@ func main() {
 			"mosquitto QoS1:        ", "MQTT gateway QoS1:     ")
 	case "binary":
 		binary(tok, body1())
+	case "tracing-ab":
+		tracingAB()
 	case "kafka":
 		gw := serve(httpgw.New(log, ver, svc, httpgw.Config{MaxBody: 8 << 20}))
 		val := bytes.Repeat([]byte("x"), max(1, *recSize-40))

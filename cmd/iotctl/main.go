@@ -139,11 +139,11 @@ A signed-in profile keeps its refresh token and renews the 15-minute user token 
 	root.CompletionOptions.HiddenDefaultCmd = false
 	root.AddGroup(&cobra.Group{ID: "admin", Title: "Administration:"}, &cobra.Group{ID: "data", Title: "Data:"},
 		&cobra.Group{ID: "session", Title: "Sign-in and profiles:"})
-	for _, c := range []*cobra.Command{a.devicesCommand(), a.sensorsCommand(), a.consumersCommand()} {
+	for _, c := range []*cobra.Command{a.devicesCommand(), a.sensorsCommand(), a.consumersCommand(), a.commandCommand()} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.pushCommand(), a.readingsCommand(), a.latestCommand(), a.tailCommand(), a.simulateCommand()} {
+	for _, c := range []*cobra.Command{a.pushCommand(), a.readingsCommand(), a.latestCommand(), a.tailCommand(), a.simulateCommand(), a.exportCommand(), a.backfillCommand()} {
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}
@@ -193,13 +193,14 @@ func (a *app) loadConfig() error {
 	return nil
 }
 
-// apiURL is --api, else $IOT_API, else the profile's, else localhost.
+// apiURL is --api, else $IOT_API, else the profile's, else localhost
+// (without a trailing slash).
 func (a *app) apiURL() string {
 	switch {
 	case a.api != "":
-		return a.api
+		return strings.TrimRight(a.api, "/")
 	case os.Getenv("IOT_API") != "":
-		return os.Getenv("IOT_API")
+		return strings.TrimRight(os.Getenv("IOT_API"), "/")
 	case a.prof != nil && a.prof.API != "":
 		return a.prof.API
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -90,7 +91,7 @@ second it prints sent, acknowledged (durable) readings, acked/s and errors to st
 the end a summary in the -o format. Exits 1 when any reading was refused or not acknowledged.
 
 The gateways default to the API host with the standard ports (HTTP :8083, WebSocket :8765,
-MQTT :1883); grpc streams IngestStream to the API URL. MQTT publishes with QoS 1 (the PUBACK
+MQTT :1883), over TLS when the API URL is https; grpc streams IngestStream to the API URL. MQTT publishes with QoS 1 (the PUBACK
 is the acknowledgement); with --qos 0 nothing is acknowledged and only "sent" counts.
 
   iotctl simulate --devices 10 --sensors 3 --rate 5 --protocol mqtt --for 30s`,
@@ -160,19 +161,25 @@ func (a *app) simulate(cmd *cobra.Command, o simOptions) error {
 	if err != nil || api.Host == "" {
 		return fmt.Errorf("API URL %q: %v", a.apiURL(), err)
 	}
+	// The gateways default to the API's host and standard ports, with TLS
+	// when the API is https (trusting the system roots, or $SSL_CERT_FILE).
 	host := api.Hostname()
+	web, ws, mqtt := "http://", "ws://", "tcp://"
+	if api.Scheme == "https" {
+		web, ws, mqtt = "https://", "wss://", "tls://"
+	}
 	if o.httpURL == "" {
-		o.httpURL = "http://" + hostPort(host, "8083") + "/"
+		o.httpURL = web + hostPort(host, "8083") + "/"
 	}
 	if o.wsURL == "" {
-		o.wsURL = "ws://" + hostPort(host, "8765") + "/"
+		o.wsURL = ws + hostPort(host, "8765") + "/"
 	}
 	if o.mqttAddr == "" {
-		o.mqttAddr = "tcp://" + hostPort(host, "1883")
+		o.mqttAddr = mqtt + hostPort(host, "1883")
 	} else if !strings.Contains(o.mqttAddr, "://") {
-		o.mqttAddr = "tcp://" + o.mqttAddr
+		o.mqttAddr = mqtt + o.mqttAddr
 	}
-	pctx, cancel := context.WithTimeout(cmd.Context(), a.timeout+time.Duration(o.devices*o.sensors)*100*time.Millisecond)
+	pctx, cancel := context.WithTimeout(cmd.Context(), a.timeout+time.Duration(o.devices)*10*time.Millisecond)
 	devs, err := a.simDevices(pctx, c, o)
 	cancel()
 	if err != nil {
@@ -196,7 +203,7 @@ func (a *app) simulate(cmd *cobra.Command, o simOptions) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.runDevice(ctx, o, d, st)
+			a.runDevice(ctx, cmd.Context(), o, d, st)
 		}()
 	}
 	wg.Wait()
@@ -276,21 +283,28 @@ func (a *app) simDevices(ctx context.Context, c *iot.Client, o simOptions) ([]si
 			_, _ = rand.Read(b)
 			prefix = "sim-" + hex.EncodeToString(b)
 		}
+		// One ImportDevices call creates the devices with their sensors and
+		// returns the ids and keys (all or nothing).
+		req := &corev1.ImportDevicesRequest{ReturnKeys: true}
 		for i := range o.devices {
-			dev, err := c.Core.CreateDevice(ctx, &corev1.CreateDeviceRequest{Name: fmt.Sprintf("%s-%d", prefix, i+1), Description: "created by iotctl simulate"})
-			if err != nil {
-				return nil, fmt.Errorf("create device: %w", err)
-			}
-			d := simDevice{id: dev.GetResult().GetId()}
+			d := &corev1.DeviceImport{ExternalId: fmt.Sprintf("%s-%d", prefix, i+1), Name: fmt.Sprintf("%s-%d", prefix, i+1),
+				Description: "created by iotctl simulate"}
 			for j := range o.sensors {
-				s, err := c.Core.CreateSensor(ctx, &corev1.CreateSensorRequest{DeviceId: d.id, Name: fmt.Sprintf("s%d", j+1), ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE})
-				if err != nil {
-					return nil, fmt.Errorf("create sensor: %w", err)
-				}
-				d.sensors = append(d.sensors, s.GetSensor().GetId())
+				d.Sensors = append(d.Sensors, &corev1.SensorImport{Name: fmt.Sprintf("s%d", j+1), ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE})
 			}
-			devs = append(devs, d)
+			req.Devices = append(req.Devices, d)
 		}
+		res, err := c.Core.ImportDevices(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("create devices: %w", err)
+		}
+		for _, r := range res.GetResults() {
+			devs = append(devs, simDevice{id: r.GetId(), key: r.GetKey(), sensors: r.GetSensorIds()})
+		}
+		if len(devs) != o.devices {
+			return nil, fmt.Errorf("create devices: %d of %d created", len(devs), o.devices)
+		}
+		return devs, nil
 	}
 	for i := range devs {
 		k, err := c.Core.GetDeviceKey(ctx, &corev1.GetDeviceKeyRequest{Id: devs[i].id})
@@ -302,10 +316,12 @@ func (a *app) simDevices(ctx context.Context, c *iot.Client, o simOptions) ([]si
 	return devs, nil
 }
 
-// runDevice sends the device's batches at the rate until ctx ends or
-// --count batches were sent, then waits for the outstanding acks.
-func (a *app) runDevice(ctx context.Context, o simOptions, d simDevice, st *simStats) {
-	s, err := a.newSender(ctx, o, d, st)
+// runDevice sends the device's batches at the rate until ctx ends (--for)
+// or --count batches were sent, then waits for the outstanding acks. Sends
+// run under sendCtx (ended only by an interrupt), so a batch under way when
+// --for ends is still answered and counted.
+func (a *app) runDevice(ctx, sendCtx context.Context, o simOptions, d simDevice, st *simStats) {
+	s, err := a.newSender(sendCtx, o, d, st)
 	if err != nil {
 		st.fail(o.sensorsOr(d), err)
 		return
@@ -321,8 +337,8 @@ func (a *app) runDevice(ctx context.Context, o simOptions, d simDevice, st *simS
 			batch[j] = &ingestv1.Reading{SensorId: sid, Timestamp: timestamppb.New(now), Value: &ingestv1.Reading_DoubleValue{DoubleValue: v}}
 		}
 		st.sent.Add(int64(len(batch)))
-		if err := s.send(ctx, seq, batch); err != nil {
-			if ctx.Err() != nil {
+		if err := s.send(sendCtx, seq, batch); err != nil {
+			if sendCtx.Err() != nil {
 				st.sent.Add(-int64(len(batch)))
 				return
 			}
@@ -449,7 +465,13 @@ func (w *wsSender) read(ctx context.Context) {
 				}
 			}
 		}
-		n := <-w.slots
+		var n int
+		select {
+		case n = <-w.slots:
+		default:
+			w.st.fail(1, fmt.Errorf("ws: a frame with no message outstanding: %.100s", msg))
+			continue
+		}
 		var ans gatewayAnswer
 		if err := json.Unmarshal(msg, &ans); err != nil || ans.Status != 200 {
 			w.st.fail(n, fmt.Errorf("ws %d %s %s", ans.Status, ans.Code, ans.Message))
@@ -552,7 +574,11 @@ type grpcSender struct {
 }
 
 func newGRPCSender(api string, o simOptions, d simDevice, st *simStats) (*grpcSender, error) {
-	c := iot.New(api, iot.WithToken(d.key), iot.WithGRPC())
+	opts := []iot.Option{iot.WithToken(d.key), iot.WithGRPC()}
+	if strings.HasPrefix(api, "https://") {
+		opts = append(opts, iot.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12}))
+	}
+	c := iot.New(api, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	stream, err := c.Ingest.IngestStream(ctx)
 	if err != nil {

@@ -157,6 +157,12 @@ func (g *Gateway) sendCommands(cl *mochi.Client, s *session, cs *cmdSession) {
 			return
 		case c := <-cs.sess.Commands():
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := s.recheck(ctx); err != nil { // a rotated or revoked key receives no command
+				cancel()
+				g.log.Info("mqtt credentials no longer valid", "device_id", s.device, "err", err)
+				_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+				return
+			}
 			if g.cmds.Sent(ctx, cs.sess, c) {
 				g.writeCommand(ctx, cl, s, cs, c)
 			}

@@ -37,8 +37,9 @@ type Commands interface {
 func (g *Gateway) EnableCommands(c Commands) { g.cmds = c }
 
 // serveCommands attaches the connection's session and writes its commands
-// until the returned stop is called.
-func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.Principal) (stop func()) {
+// until the returned stop is called; recheck re-verifies the credentials
+// before each command (a rotated or revoked key receives none).
+func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.Principal, recheck func(context.Context) (int, error)) (stop func()) {
 	sess := g.cmds.Attach(p.ID, command.EdgeWS, true)
 	go func() {
 		for {
@@ -46,6 +47,10 @@ func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.
 			case <-sess.Done():
 				return
 			case cmd := <-sess.Commands():
+				if _, err := recheck(ctx); err != nil {
+					c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
+					return
+				}
 				if !g.cmds.Sent(ctx, sess, cmd) {
 					continue
 				}

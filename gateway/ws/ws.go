@@ -202,7 +202,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 	defer cancel()
 	defer c.CloseNow()
 	if g.cmds != nil {
-		defer g.serveCommands(ctx, c, p)()
+		defer g.serveCommands(ctx, c, p, recheck)()
 	}
 	go g.keepAlive(ctx, c)
 	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { c.Close(websocket.StatusPolicyViolation, "idle timeout") })

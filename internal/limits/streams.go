@@ -26,6 +26,9 @@ func NewStreams(max int, reg prometheus.Registerer) *Streams {
 	s := &Streams{max: max, n: map[string]int{}, refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "iot_streams_refused_total", Help: "Streams refused because the caller already held the most allowed, by kind (rpc, ws, mqtt).",
 	}, []string{"kind"})}
+	for _, k := range []string{"rpc", "ws", "mqtt"} { // exported at 0 from the start
+		s.refused.WithLabelValues(k)
+	}
 	if reg != nil {
 		reg.MustRegister(s.refused)
 	}

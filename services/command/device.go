@@ -59,6 +59,11 @@ func (h *DeviceHandler) Connect(ctx context.Context, stream *connect.BidiStream[
 			case <-ctx.Done():
 				return
 			case c := <-sess.Commands():
+				// A rotated or revoked key receives no command.
+				if _, err := authn.Reauthenticate(ctx); err != nil {
+					cancel()
+					return
+				}
 				if !h.svc.Sent(ctx, sess, c) {
 					continue
 				}

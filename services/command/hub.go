@@ -185,10 +185,13 @@ func (h *hub) detach(s *Session) {
 	})
 }
 
-// touch records activity of the device, at most every few seconds.
+// touchEvery bounds how often a device's last-seen time is written.
+const touchEvery = 10 * time.Second
+
+// touch records activity of the device, at most every touchEvery.
 func (h *hub) touch(device int64) {
 	now := h.now()
-	if v, ok := h.seen.Load(device); ok && now.Sub(v.(time.Time)) < 5*time.Second {
+	if v, ok := h.seen.Load(device); ok && now.Sub(v.(time.Time)) < touchEvery {
 		return
 	}
 	h.seen.Store(device, now)

@@ -92,6 +92,9 @@ func newSignInGuard(cfg SignInConfig, reg prometheus.Registerer) *signInGuard {
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iot_signin_failures_total",
 			Help: "Refused sign-ins by reason: bad_credentials, throttled (backoff), busy (KDF pool full)."}, []string{"reason"}),
 	}
+	for _, r := range []string{"bad_credentials", "throttled", "busy"} { // exported at 0 from the start
+		g.failures.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(g.failures)
 	}

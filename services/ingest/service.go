@@ -286,6 +286,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "iot_ingest_rate_limited_total", Help: "Batches refused by the per-device ingest rate limit, by edge.",
 		}, []string{"protocol"}),
 	}
+	// Exported at 0 from the start, so rates and alerts see every edge.
+	for _, p := range []Protocol{ProtocolHTTP, ProtocolWS, ProtocolMQTT, ProtocolGRPC} {
+		m.readings.WithLabelValues(string(p), "accepted")
+		m.readings.WithLabelValues(string(p), "unavailable")
+		m.rateLimited.WithLabelValues(string(p))
+	}
 	if reg != nil {
 		reg.MustRegister(m.readings, m.refusedBatches, m.publishSeconds, m.deadLetters, m.deadLetterFailures, m.rateLimited)
 	}

@@ -58,6 +58,7 @@ type Pipeline struct {
 
 	readings *prometheus.CounterVec
 	batches  prometheus.Histogram
+	ops      *opsMetrics // metrics.go
 }
 
 type cachedSensor struct {
@@ -87,6 +88,7 @@ func New(log *slog.Logger, sensors Sensors, w store.Writer, cfg Config, reg prom
 	if reg != nil {
 		reg.MustRegister(p.readings, p.batches)
 	}
+	p.ops = newOpsMetrics(reg)
 	return p
 }
 
@@ -130,12 +132,15 @@ func (p *Pipeline) Handle(ctx context.Context, recs []*busv1.Record) error {
 			return fmt.Errorf("write dead letters: %w", err)
 		}
 		for _, d := range dls {
-			p.log.Warn("reading dead-lettered", "device_id", d.DeviceID, "sensor_id", d.SensorID, "reason", d.Reason)
+			p.ops.deadLettered(d.Reason)
+			p.log.WarnContext(ctx, "reading dead-lettered", "device_id", d.DeviceID, "sensor_id", d.SensorID, "reason", d.Reason)
 		}
 	}
+	wstart := p.now()
 	if err := p.w.Write(ctx, rs); err != nil {
 		return fmt.Errorf("store readings: %w", err)
 	}
+	p.ops.stored(rs, wstart, p.now())
 	if p.observe != nil && len(rs) > 0 {
 		if err := p.observe(ctx, rs); err != nil {
 			return fmt.Errorf("evaluate rules: %w", err)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -125,6 +126,10 @@ type ConsumeConfig struct {
 	MaxBatch int
 	// Security is SASL authentication and TLS towards the brokers.
 	Security Security
+	// Lag, when set, receives the group's consumer lag in records (summed
+	// over the partitions this member holds) every 5 s; it keeps its value
+	// (-1 at first) until the first measurement.
+	Lag *atomic.Int64
 }
 
 // ErrNotBuilt is returned by every constructor of a binary built without

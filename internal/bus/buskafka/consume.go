@@ -45,9 +45,20 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 	if err := c.SubscribeTopics(cfg.Topics, nil); err != nil {
 		return fmt.Errorf("subscribe %v: %w", cfg.Topics, err)
 	}
+	if cfg.Lag != nil {
+		lctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); trackLag(lctx, c, cfg.Lag) }()
+		defer func() { stop(); <-done }() // before c.Close
+	}
 	var (
 		msgs []Message
-		last = map[kafka.TopicPartition]kafka.Offset{}
+		// last is the highest offset of each partition in the batch, keyed
+		// by topic name and partition (a TopicPartition key would hold the
+		// topic as a pointer, one per message: every message became its
+		// own entry and the commit went to whichever came last in the
+		// map's order, often not the highest offset).
+		last = map[partitionKey]kafka.Offset{}
 		// authFailed keeps a refused login from being logged on every poll.
 		authFailed bool
 	)
@@ -65,7 +76,7 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 			case *kafka.Message:
 				authFailed = false
 				tp := kafka.TopicPartition{Topic: e.TopicPartition.Topic, Partition: e.TopicPartition.Partition}
-				last[tp] = e.TopicPartition.Offset
+				last[partitionKey{*tp.Topic, tp.Partition}] = e.TopicPartition.Offset
 				m := Message{Topic: *tp.Topic, Value: e.Value, Timestamp: e.Timestamp}
 				for _, h := range e.Headers {
 					if h.Key == TraceparentHeader {
@@ -100,13 +111,18 @@ func Consume(ctx context.Context, log *slog.Logger, cfg ConsumeConfig, h RawHand
 			}
 		}
 		offs := make([]kafka.TopicPartition, 0, len(last))
-		for tp, off := range last {
-			tp.Offset = off + 1
-			offs = append(offs, tp)
+		for k, off := range last {
+			offs = append(offs, kafka.TopicPartition{Topic: &k.topic, Partition: k.partition, Offset: off + 1})
 		}
 		if _, err := c.CommitOffsets(offs); err != nil {
 			log.Warn("kafka commit failed (messages will be redelivered)", "err", err)
 		}
 	}
 	return nil
+}
+
+// partitionKey names one partition of one topic.
+type partitionKey struct {
+	topic     string
+	partition int32
 }

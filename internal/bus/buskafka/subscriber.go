@@ -3,6 +3,7 @@ package buskafka
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -14,6 +15,8 @@ import (
 type Subscriber struct {
 	log *slog.Logger
 	cfg Config
+	// lag is the consumer lag in records (-1: not reported yet).
+	lag atomic.Int64
 }
 
 var _ bus.Subscriber = (*Subscriber)(nil)
@@ -24,7 +27,17 @@ func NewSubscriber(log *slog.Logger, cfg Config) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Subscriber{log: log, cfg: cfg}, nil
+	s := &Subscriber{log: log, cfg: cfg}
+	s.lag.Store(-1)
+	return s, nil
+}
+
+// Lag returns the records this member's partitions are behind the end of
+// the log, as the client last reported it (every 5 s while subscribed), and
+// false before the first report.
+func (s *Subscriber) Lag() (int64, bool) {
+	n := s.lag.Load()
+	return n, n >= 0
 }
 
 // Subscribe delivers batches to h until ctx ends. Offsets are committed
@@ -36,7 +49,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, h bus.Handler) error {
 	if s.cfg.TopicMode == ModePerSensor {
 		topic = PerSensorPattern
 	}
-	cfg := ConsumeConfig{Brokers: s.cfg.Brokers, Group: s.cfg.Group, Topics: []string{topic}, MaxBatch: s.cfg.MaxBatch, Security: s.cfg.Security}
+	cfg := ConsumeConfig{Brokers: s.cfg.Brokers, Group: s.cfg.Group, Topics: []string{topic}, MaxBatch: s.cfg.MaxBatch, Security: s.cfg.Security, Lag: &s.lag}
 	return Consume(ctx, s.log, cfg, func(ctx context.Context, msgs []Message) error {
 		recs := make([]*busv1.Record, 0, len(msgs))
 		for _, m := range msgs {

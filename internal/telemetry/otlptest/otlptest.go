@@ -52,27 +52,45 @@ type Receiver struct {
 	spans []Span
 }
 
-// Start starts a receiver for the test's lifetime.
+// Start starts a receiver on 127.0.0.1 for the test's lifetime.
 func Start(t testing.TB) *Receiver {
 	t.Helper()
-	r := &Receiver{}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	r, stop, err := Listen("127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return r
+}
+
+// Listen starts a receiver with OTLP/gRPC on grpcAddr and OTLP/HTTP on
+// httpAddr (benchmarks use it as a sink); stop closes both.
+func Listen(grpcAddr, httpAddr string) (r *Receiver, stop func(), err error) {
+	r = &Receiver{}
+	gl, err := net.Listen("tcp", grpcAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	hl, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		gl.Close()
+		return nil, nil, err
 	}
 	gs := grpc.NewServer()
 	coltracepb.RegisterTraceServiceServer(gs, r)
 	go gs.Serve(gl)
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	hs := &http.Server{Handler: http.HandlerFunc(r.serveHTTP), ReadHeaderTimeout: 5 * time.Second}
 	go hs.Serve(hl)
 	r.GRPCAddr = gl.Addr().String()
 	r.HTTPURL = "http://" + hl.Addr().String()
-	t.Cleanup(func() { gs.Stop(); hs.Close() })
-	return r
+	return r, func() { gs.Stop(); hs.Close() }, nil
+}
+
+// Count returns how many spans were received.
+func (r *Receiver) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.spans)
 }
 
 // Export implements the OTLP gRPC trace service.

@@ -112,3 +112,20 @@ export async function signIn(
   await client.signIn(username, password);
   return client;
 }
+
+export {
+  IotPlatform,
+  Devices,
+  Sensors,
+  Consumers,
+  type Id,
+  type Value,
+  type SensorType,
+  type Time,
+  type Reading,
+  type Bucket,
+  type NewReading,
+  type Device,
+  type Sensor,
+  type Consumer,
+} from "./platform.js";

@@ -1,0 +1,148 @@
+"""The ergonomic clients (IotPlatform, AsyncIotPlatform) against the real binary.
+
+scripts/sdk-test.sh also runs this file in a fresh virtualenv that installed
+the built wheel (IOT_SDK_FROM_WHEEL=1 checks that the wheel is what runs).
+"""
+
+import asyncio
+import datetime as dt
+import os
+import sys
+import threading
+
+import grpc
+import pytest
+
+import iotplatform
+from iotplatform import IotPlatform
+from iotplatform.aio import AsyncIotPlatform
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def test_runs_the_installed_wheel_when_asked():
+    if os.environ.get("IOT_SDK_FROM_WHEEL") != "1":
+        pytest.skip("run from the source tree (scripts/sdk-test.sh runs it from the wheel too)")
+    assert iotplatform.__file__.startswith(sys.prefix), iotplatform.__file__
+    assert "site-packages" in iotplatform.__file__
+
+
+def test_sync_devices_ingest_subscribe_query_consumers(platform):
+    with IotPlatform(platform.target) as client:
+        client.sign_in("root", platform.admin_password)
+        dev = client.devices.create(name="py-ergonomic", labels={"kind": "car"})
+        assert dev.id > 0
+        assert any(d.id == dev.id for d in client.devices.list(name_filter="py-ergonomic"))
+        speed = client.sensors.create(dev.id, name="speed", type="double", unit="km/h")
+        label = client.sensors.create(dev.id, name="label", type="string")
+        assert sorted(s.name for s in client.sensors.list(dev.id)) == ["label", "speed"]
+        with pytest.raises(ValueError):
+            client.sensors.create(dev.id, name="x", type="float")
+
+        live = []
+        subscribed = threading.Event()
+
+        def listen():
+            it = client.subscribe(speed.id, since=T0 - dt.timedelta(minutes=1))
+            subscribed.set()
+            for r in it:
+                live.append(r)
+                if len(live) == 3:
+                    it.close()
+                    return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        subscribed.wait(5)
+
+        with client.as_device(dev.id) as device:
+            device.ingest(speed.id, 10.5, T0)
+            n = device.ingest_many(
+                [
+                    (speed.id, 20.5, T0 + dt.timedelta(minutes=1)),
+                    {"sensor_id": speed.id, "value": 30.5, "timestamp": (T0 + dt.timedelta(minutes=2)).timestamp()},
+                    (label.id, "parked"),
+                ]
+            )
+            assert n == 3
+            with pytest.raises(grpc.RpcError) as err:
+                device.ingest(speed.id, "fast")
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            with pytest.raises(grpc.RpcError) as err:
+                device.devices.list()
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+        listener.join(10)
+        assert [r["value"] for r in live] == [10.5, 20.5, 30.5]
+        assert live[0]["time"] == T0 and live[0]["sensor_id"] == speed.id and live[0]["device_id"] == dev.id
+
+        rows = client.query(speed.id, start=T0, end=T0 + dt.timedelta(hours=1))
+        assert isinstance(rows, list) and isinstance(rows[0], dict)
+        assert [(r["time"], r["value"]) for r in rows] == [
+            (T0, 10.5),
+            (T0 + dt.timedelta(minutes=1), 20.5),
+            (T0 + dt.timedelta(minutes=2), 30.5),
+        ]
+        assert [r["value"] for r in client.query(speed.id, start=T0, limit=2, newest_first=True)] == [30.5, 20.5]
+        buckets = client.aggregate(speed.id, "1h", fn=["avg", "max"], start=T0, end="2026-01-01T13:00:00Z")
+        assert len(buckets) == 1
+        assert buckets[0]["count"] == 3 and buckets[0]["avg"] == 20.5 and buckets[0]["max"] == 30.5
+        assert "min" not in buckets[0]
+        assert [r["value"] for r in client.latest([label.id])] == ["parked"]
+
+        consumer = client.consumers.create(name="py-dashboard")
+        assert list(client.consumers.grant(consumer.id, speed.id).sensor_ids) == [speed.id]
+        with client.as_consumer(consumer.id) as reader:
+            assert len(reader.query(speed.id)) == 3
+            with pytest.raises(grpc.RpcError) as err:
+                reader.query(label.id)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        client.consumers.revoke(consumer.id, speed.id)
+        client.consumers.delete(consumer.id)
+        assert all(c.id != consumer.id for c in client.consumers.list())
+
+        client.devices.delete(dev.id)
+        with pytest.raises(grpc.RpcError) as err:
+            client.devices.get(dev.id)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_query_df_is_a_time_indexed_dataframe(platform):
+    pd = pytest.importorskip("pandas", reason="pandas is the optional extra iotplatform[pandas]")
+    with IotPlatform(platform.target) as client:
+        client.sign_in("root", platform.admin_password)
+        dev = client.devices.create(name="py-pandas")
+        s = client.sensors.create(dev.id, name="t", type="long")
+        with client.as_device(dev.id) as device:
+            device.ingest_many([(s.id, i, T0 + dt.timedelta(seconds=i)) for i in range(5)])
+        df = client.query_df(s.id, start=T0)
+        assert isinstance(df, pd.DataFrame)
+        assert list(df["value"]) == [0, 1, 2, 3, 4]
+        assert df.index[0] == pd.Timestamp(T0)
+
+
+def test_asyncio_client(platform):
+    async def main():
+        async with AsyncIotPlatform(platform.target) as client:
+            await client.sign_in("root", platform.admin_password)
+            dev = await client.devices.create(name="py-async")
+            s = await client.sensors.create(dev.id, name="on", type="boolean")
+            device = await client.as_device(dev.id)
+            async with device:
+                await device.ingest(s.id, True, T0)
+                assert await device.ingest_many([(s.id, False, T0 + dt.timedelta(seconds=1))]) == 1
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await device.devices.list()
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            live = []
+            async for r in client.subscribe(s.id, since=T0):
+                live.append(r["value"])
+                if len(live) == 2:
+                    break
+            assert live == [True, False]
+            rows = await client.query(s.id, start=T0)
+            assert [r["value"] for r in rows] == [True, False]
+            assert (await client.latest(s.id))[0]["value"] is False
+            await client.devices.delete(dev.id)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
