@@ -193,13 +193,14 @@ func (a *app) loadConfig() error {
 	return nil
 }
 
-// apiURL is --api, else $IOT_API, else the profile's, else localhost.
+// apiURL is --api, else $IOT_API, else the profile's, else localhost
+// (without a trailing slash).
 func (a *app) apiURL() string {
 	switch {
 	case a.api != "":
-		return a.api
+		return strings.TrimRight(a.api, "/")
 	case os.Getenv("IOT_API") != "":
-		return os.Getenv("IOT_API")
+		return strings.TrimRight(os.Getenv("IOT_API"), "/")
 	case a.prof != nil && a.prof.API != "":
 		return a.prof.API
 	}

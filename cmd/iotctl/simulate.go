@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -90,7 +91,7 @@ second it prints sent, acknowledged (durable) readings, acked/s and errors to st
 the end a summary in the -o format. Exits 1 when any reading was refused or not acknowledged.
 
 The gateways default to the API host with the standard ports (HTTP :8083, WebSocket :8765,
-MQTT :1883); grpc streams IngestStream to the API URL. MQTT publishes with QoS 1 (the PUBACK
+MQTT :1883), over TLS when the API URL is https; grpc streams IngestStream to the API URL. MQTT publishes with QoS 1 (the PUBACK
 is the acknowledgement); with --qos 0 nothing is acknowledged and only "sent" counts.
 
   iotctl simulate --devices 10 --sensors 3 --rate 5 --protocol mqtt --for 30s`,
@@ -160,17 +161,23 @@ func (a *app) simulate(cmd *cobra.Command, o simOptions) error {
 	if err != nil || api.Host == "" {
 		return fmt.Errorf("API URL %q: %v", a.apiURL(), err)
 	}
+	// The gateways default to the API's host and standard ports, with TLS
+	// when the API is https (trusting the system roots, or $SSL_CERT_FILE).
 	host := api.Hostname()
+	web, ws, mqtt := "http://", "ws://", "tcp://"
+	if api.Scheme == "https" {
+		web, ws, mqtt = "https://", "wss://", "tls://"
+	}
 	if o.httpURL == "" {
-		o.httpURL = "http://" + hostPort(host, "8083") + "/"
+		o.httpURL = web + hostPort(host, "8083") + "/"
 	}
 	if o.wsURL == "" {
-		o.wsURL = "ws://" + hostPort(host, "8765") + "/"
+		o.wsURL = ws + hostPort(host, "8765") + "/"
 	}
 	if o.mqttAddr == "" {
-		o.mqttAddr = "tcp://" + hostPort(host, "1883")
+		o.mqttAddr = mqtt + hostPort(host, "1883")
 	} else if !strings.Contains(o.mqttAddr, "://") {
-		o.mqttAddr = "tcp://" + o.mqttAddr
+		o.mqttAddr = mqtt + o.mqttAddr
 	}
 	pctx, cancel := context.WithTimeout(cmd.Context(), a.timeout+time.Duration(o.devices)*10*time.Millisecond)
 	devs, err := a.simDevices(pctx, c, o)
@@ -567,7 +574,11 @@ type grpcSender struct {
 }
 
 func newGRPCSender(api string, o simOptions, d simDevice, st *simStats) (*grpcSender, error) {
-	c := iot.New(api, iot.WithToken(d.key), iot.WithGRPC())
+	opts := []iot.Option{iot.WithToken(d.key), iot.WithGRPC()}
+	if strings.HasPrefix(api, "https://") {
+		opts = append(opts, iot.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12}))
+	}
+	c := iot.New(api, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	stream, err := c.Ingest.IngestStream(ctx)
 	if err != nil {
