@@ -4,6 +4,7 @@
 #   2. fails if the committed generated SDK code differs from a fresh generation,
 #   3. Go: the sdk/go module's tests and Example functions (own module; a fresh
 #      module outside the repo requiring it gets no server dependencies),
+#   then builds the artefacts with scripts/sdk-build.sh (make sdk), and tests
 #   4. TypeScript: node --test on the sources (Connect, gRPC, gRPC-Web, the
 #      ergonomic client, Swagger UI at /docs in headless Chromium),
 #   5. Python: pytest on the sources (gRPC, Connect, the ergonomic clients),
@@ -78,9 +79,16 @@ grep -E '^(--- |ok|FAIL|panic)' "$tmp/go.log"
 [[ $go_rc == 0 ]] || tail -40 "$tmp/go.log"
 record "Go SDK" $go_rc "$(grep -c -- '^--- PASS' "$tmp/go.log")" "$(grep -c -- '^--- FAIL' "$tmp/go.log")"
 
+# The artefacts first: npm pack builds sdk/ts/dist (sources and tests) on its way.
+echo "sdk-test: building the artefacts (scripts/sdk-build.sh)"
+step_start=$SECONDS
+scripts/sdk-build.sh || die "scripts/sdk-build.sh"
+summary+=("build the artefacts (make sdk): $((SECONDS - step_start))s")
+step_start=$SECONDS
+version=$(tr -d '[:space:]' <VERSION)
+
 echo "sdk-test: TypeScript (node --test)"
 step_start=$SECONDS
-(cd sdk/ts && npm run build --silent) || die "tsc"
 (cd sdk/ts && node --test --test-concurrency=1 --test-reporter=spec dist/test/*.test.js) >"$tmp/ts.log" 2>&1
 ts_rc=$?
 cat "$tmp/ts.log"
@@ -94,13 +102,6 @@ py_rc=$?
 cat "$tmp/py.log"
 # shellcheck disable=SC2046
 record "Python" $py_rc $(py_counts "$tmp/py.log")
-
-echo "sdk-test: building the artefacts (scripts/sdk-build.sh)"
-step_start=$SECONDS
-scripts/sdk-build.sh || die "scripts/sdk-build.sh"
-summary+=("build the artefacts (make sdk): $((SECONDS - step_start))s")
-step_start=$SECONDS
-version=$(tr -d '[:space:]' <VERSION)
 
 echo "sdk-test: npm tarball in a fresh project"
 app=$tmp/ts-app
