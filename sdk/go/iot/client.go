@@ -5,6 +5,13 @@
 //	c := iot.New("http://localhost:8080")
 //	if err := c.SignIn(ctx, "root", password); err != nil { ... }
 //	dev, err := c.Core.CreateDevice(ctx, &corev1.CreateDeviceRequest{Name: "car"})
+//
+// The SDK is the module github.com/iotplatform/iotplatform/sdk/go; it needs
+// connect, protobuf and the generated code's module
+// github.com/iotplatform/iotplatform/gen, not the server. The Example
+// functions (sign in, manage devices, push readings, stream ingest with
+// acknowledgements, subscribe, query) run against a real platform in its
+// tests; docs/SDK.md has the install commands.
 package iot
 
 import (
