@@ -36,6 +36,7 @@ func RequestIDs(next http.Handler) http.Handler {
 // "rest"): request ids as RequestIDs, and, when tracing is on, a server
 // span per request continuing the caller's W3C trace context.
 func HTTP(server string, next http.Handler) http.Handler {
+	post, get := "POST "+server, "GET "+server
 	traced := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t := tracer()
 		if t == nil {
@@ -43,16 +44,30 @@ func HTTP(server string, next http.Handler) http.Handler {
 			return
 		}
 		ctx := r.Context()
-		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-			attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
-			attribute.String("iot.server", server), attribute.String("iot.request_id", RequestID(ctx)))}
-		if rctx := otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header)); trustRemote.Load() {
-			ctx = rctx
-		} else if sc := trace.SpanContextFromContext(rctx); sc.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+		if r.Header.Get("Traceparent") != "" {
+			if rctx := otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header)); trustRemote.Load() {
+				ctx = rctx
+			} else if sc := trace.SpanContextFromContext(rctx); sc.IsValid() {
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+			}
 		}
-		ctx, span := t.Start(ctx, r.Method+" "+server, opts...)
+		name := post
+		switch r.Method {
+		case http.MethodPost:
+		case http.MethodGet:
+			name = get
+		default:
+			name = r.Method + " " + server
+		}
+		ctx, span := t.Start(ctx, name, opts...)
 		defer span.End()
+		if !span.IsRecording() { // not sampled: only the context travels on
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+			attribute.String("iot.server", server), attribute.String("iot.request_id", RequestID(ctx)))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, spanNameKey{}, span)))
 		span.SetAttributes(attribute.Int("http.response.status_code", sw.status))

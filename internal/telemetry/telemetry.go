@@ -269,6 +269,11 @@ func Start(ctx context.Context, name string, kind trace.SpanKind) (context.Conte
 	if t == nil {
 		return ctx, noopSpan
 	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !sc.IsSampled() {
+		// A child of an unsampled span is never recorded (parent-based
+		// sampling): skip making one.
+		return ctx, noopSpan
+	}
 	return (*t).Start(ctx, name, trace.WithSpanKind(kind))
 }
 

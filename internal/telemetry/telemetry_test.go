@@ -258,3 +258,65 @@ func TestSamplingHandler_BoundsRepeatedWarnings(t *testing.T) {
 		t.Fatalf("next window's first line does not count the suppressed ones: %s", buf.String())
 	}
 }
+
+// TestUnsampled_ChildrenCostNothing: with tracing on but a request not
+// sampled, the spans inside it are not even started.
+func TestUnsampled_ChildrenCostNothing(t *testing.T) {
+	rcv := otlptest.Start(t)
+	p, err := telemetry.Setup(context.Background(), telemetry.Config{Endpoint: rcv.GRPCAddr, Protocol: telemetry.ProtocolGRPC, SampleRatio: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allocs float64
+	h := telemetry.HTTP("http", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !trace.SpanContextFromContext(r.Context()).IsValid() {
+			t.Error("no span context in an unsampled request")
+		}
+		allocs = testing.AllocsPerRun(100, func() {
+			_, span := telemetry.Start(r.Context(), "child", trace.SpanKindInternal)
+			span.End()
+		})
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil))
+	if allocs != 0 {
+		t.Errorf("child span of an unsampled request: %v allocations, want 0", allocs)
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := rcv.Count(); n != 0 {
+		t.Errorf("%d spans exported at sample ratio 0", n)
+	}
+}
+
+// BenchmarkHTTP_Unsampled is the per-request cost of the HTTP middleware
+// and two child spans with tracing on at sample ratio 0 (the 99 % of
+// requests a 1 % ratio does not record); compare BenchmarkHTTP_Off.
+func BenchmarkHTTP_Unsampled(b *testing.B) {
+	rcv := otlptest.Start(b)
+	p, err := telemetry.Setup(context.Background(), telemetry.Config{Endpoint: rcv.GRPCAddr, Protocol: telemetry.ProtocolGRPC, SampleRatio: 0})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	benchHTTP(b)
+}
+
+// BenchmarkHTTP_Off is BenchmarkHTTP_Unsampled with tracing off (request
+// ids only).
+func BenchmarkHTTP_Off(b *testing.B) { benchHTTP(b) }
+
+func benchHTTP(b *testing.B) {
+	h := telemetry.HTTP("http", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 2 {
+			_, span := telemetry.Start(r.Context(), "child", trace.SpanKindInternal)
+			span.End()
+		}
+	}))
+	req := httptest.NewRequest("POST", "/", nil)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
+	}
+}
