@@ -407,9 +407,9 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		// third is refused with 429 while they wait.
 		held := make(chan int, 2)
 		for range 2 {
-			go func() { r, _ := poll("1"); held <- r.StatusCode }()
+			go func() { r, _ := poll("3"); held <- r.StatusCode }()
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(time.Second)
 		if resp, b := poll("1"); resp.StatusCode != http.StatusTooManyRequests || !bytes.Contains(b, []byte("too many long-polls")) {
 			t.Fatalf("third poll: %d %s", resp.StatusCode, b)
 		}

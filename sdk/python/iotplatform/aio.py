@@ -25,6 +25,7 @@ from iotplatform._convert import Bucket, Reading, ReadingInput, Time, Value
 from iotplatform.gen.iot.core.v1 import core_pb2, core_pb2_grpc
 from iotplatform.gen.iot.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from iotplatform.gen.iot.query.v1 import query_pb2, query_pb2_grpc
+from iotplatform.gen.iot.command.v1 import command_pb2_grpc
 
 
 def _channel(target: str, credentials: Optional[grpc.ChannelCredentials]) -> grpc.aio.Channel:
@@ -46,6 +47,8 @@ class _Rpc:
         self.core = core_pb2_grpc.CoreServiceStub(self.channel)
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self.channel)
         self.query = query_pb2_grpc.QueryServiceStub(self.channel)
+        self.command = command_pb2_grpc.CommandServiceStub(self.channel)
+        self.device = command_pb2_grpc.DeviceServiceStub(self.channel)
 
     def md(self) -> Tuple[Tuple[str, str], ...]:
         """Call metadata: the bearer token, if any."""

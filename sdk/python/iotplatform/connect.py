@@ -10,6 +10,7 @@ from iotplatform.gen.iot.core.v1 import core_pb2
 from iotplatform.gen.iot.core.v1.core_connect import CoreServiceClientSync
 from iotplatform.gen.iot.ingest.v1.ingest_connect import IngestServiceClientSync
 from iotplatform.gen.iot.query.v1.query_connect import QueryServiceClientSync
+from iotplatform.gen.iot.command.v1.command_connect import CommandServiceClientSync
 
 
 class _Bearer:
@@ -41,6 +42,7 @@ class ConnectClient:
         self.core = CoreServiceClientSync(self.base_url, interceptors=interceptors)
         self.ingest = IngestServiceClientSync(self.base_url, interceptors=interceptors)
         self.query = QueryServiceClientSync(self.base_url, interceptors=interceptors)
+        self.command = CommandServiceClientSync(self.base_url, interceptors=interceptors)
 
     def sign_in(self, username: str, password: str) -> core_pb2.SignInResponse:
         """Signs in as a user and keeps the token for later calls."""

@@ -112,3 +112,35 @@ def test_push_100_readings_and_read_them_back(admin):
     got = [r.double_value for r in readings]
     assert got == values
     assert statistics.fmean(got) == pytest.approx(statistics.fmean(values))
+
+
+def test_command_reaches_the_device_stream_and_its_answer_is_recorded(admin):
+    import threading
+
+    from iotplatform.gen.iot.command.v1 import command_pb2
+
+    dev, _ = _device_with_sensor(admin)
+    sent = admin.command.SendCommand(command_pb2.SendCommandRequest(device_id=dev.id, name="reboot"))
+    assert sent.result.status == command_pb2.COMMAND_STATUS_QUEUED
+
+    arrived = threading.Event()
+    with admin.device_client(dev.id) as device:
+        def messages():
+            arrived.wait(10)  # answer once the command came down the stream
+            yield command_pb2.ConnectRequest(ack=command_pb2.CommandAck(command_id=sent.result.id))
+            yield command_pb2.ConnectRequest(response=command_pb2.CommandResponse(command_id=sent.result.id, success=True))
+
+        names = []
+        for m in device.device.Connect(messages(), timeout=15):
+            if m.HasField("command"):
+                names.append(m.command.name)
+                arrived.set()
+    assert names == ["reboot"]
+    got = admin.command.GetCommand(command_pb2.GetCommandRequest(id=sent.result.id)).result
+    assert got.status == command_pb2.COMMAND_STATUS_SUCCEEDED
+    assert [e.status for e in got.history] == [
+        command_pb2.COMMAND_STATUS_QUEUED,
+        command_pb2.COMMAND_STATUS_SENT,
+        command_pb2.COMMAND_STATUS_DELIVERED,
+        command_pb2.COMMAND_STATUS_SUCCEEDED,
+    ]

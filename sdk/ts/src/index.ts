@@ -19,11 +19,13 @@ import { CoreService } from "./gen/iot/core/v1/core_pb.js";
 import type { SignInResponse } from "./gen/iot/core/v1/core_pb.js";
 import { IngestService } from "./gen/iot/ingest/v1/ingest_pb.js";
 import { QueryService } from "./gen/iot/query/v1/query_pb.js";
+import { CommandService, DeviceService } from "./gen/iot/command/v1/command_pb.js";
 
 export * as core from "./gen/iot/core/v1/core_pb.js";
 export * as ingest from "./gen/iot/ingest/v1/ingest_pb.js";
 export * as query from "./gen/iot/query/v1/query_pb.js";
-export { CoreService, IngestService, QueryService };
+export * as command from "./gen/iot/command/v1/command_pb.js";
+export { CoreService, IngestService, QueryService, CommandService, DeviceService };
 export { Code, ConnectError } from "@connectrpc/connect";
 
 /** Builds the transport a client uses; the interceptors must be installed on it. */
@@ -56,6 +58,8 @@ export interface IotClient {
   readonly ingest: Client<typeof IngestService>;
   /** Stored and live readings. */
   readonly query: Client<typeof QueryService>;
+  /** Commands to devices and device state (docs/COMMANDS.md). */
+  readonly command: Client<typeof CommandService>;
   /** The token sent with every call, if any. */
   token: string | undefined;
   /** Signs in as a user and keeps the token for later calls. */
@@ -84,6 +88,7 @@ export function createClient(baseUrl: string, options: ClientOptions = {}): IotC
     core,
     ingest: createConnectClient(IngestService, transport),
     query: createConnectClient(QueryService, transport),
+    command: createConnectClient(CommandService, transport),
     get token() {
       return state.token;
     },

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 
-import { Code, ConnectError, core, createClient, signIn, type ClientOptions } from "../src/index.js";
+import { Code, ConnectError, command, core, createClient, signIn, type ClientOptions } from "../src/index.js";
 import { adminPassword, startPlatform, type Platform } from "./server.js";
 
 const transports: Record<string, Omit<ClientOptions, "token">> = {
@@ -40,6 +40,30 @@ for (const [name, options] of Object.entries(transports)) {
         return true;
       });
       assert.equal(iot.token, undefined);
+    });
+
+    test("send a command, the device answers it over HTTP, read its history", async () => {
+      const iot = await signIn(platform.baseUrl, "root", adminPassword, options);
+      seq++;
+      const dev = await iot.core.createDevice({ name: `ts-cmd-${seq}` });
+      const deviceId = dev.result!.id;
+      const sent = await iot.command.sendCommand({ deviceId, name: "reboot", ttl: { seconds: 60n } });
+      assert.equal(sent.result?.status, command.CommandStatus.QUEUED);
+      const id = sent.result!.id;
+      const key = await iot.core.getDeviceKey({ id: deviceId });
+      const answer = await fetch(`${platform.httpUrl}/commands/${id}/response`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${key.token}` },
+        body: JSON.stringify({ status: "succeeded", result: { rebooted: true } }),
+      });
+      assert.equal(answer.status, 204);
+      const got = await iot.command.getCommand({ id });
+      assert.equal(got.result?.status, command.CommandStatus.SUCCEEDED);
+      assert.deepEqual(got.result?.history.map((e) => e.status), [
+        command.CommandStatus.QUEUED,
+        command.CommandStatus.DELIVERED,
+        command.CommandStatus.SUCCEEDED,
+      ]);
     });
 
     test("sign in, create device and sensor, ingest as the device, read back", async (t) => {

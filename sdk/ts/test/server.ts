@@ -9,6 +9,8 @@ export const adminPassword = "sdk-test-password";
 
 export interface Platform {
   baseUrl: string;
+  /** httpUrl is the HTTP device gateway (readings, command long-polls). */
+  httpUrl: string;
   stop(): Promise<void>;
 }
 
@@ -73,7 +75,7 @@ export async function startPlatform(): Promise<Platform> {
     try {
       const r = await fetch(`${baseUrl}/readyz`);
       if (r.status === 200) {
-        return { baseUrl, stop };
+        return { baseUrl, httpUrl: `http://127.0.0.1:${http}`, stop };
       }
     } catch {
       // not listening yet
