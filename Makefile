@@ -15,7 +15,8 @@ TOOL_PKGS := github.com/bufbuild/buf/cmd/buf \
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc \
 	connectrpc.com/connect/cmd/protoc-gen-connect-go \
 	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
-	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
+	github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2 \
+	honnef.co/go/tools/cmd/staticcheck
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 # make run binds to loopback; `make run RUN_FLAGS=` listens on every interface.
 RUN_FLAGS ?= --api-addr 127.0.0.1:8080 --http-addr 127.0.0.1:8083 --ws-addr 127.0.0.1:8765 --mqtt-addr 127.0.0.1:1883
@@ -40,11 +41,14 @@ generate: tools ## Regenerate gen/ (Go, Connect), internal/gengrpc/ (gRPC, grpc-
 	scripts/sdk-generate.sh
 
 .PHONY: lint
-lint: tools ## buf lint, buf format check, go vet and the import rules of docs/ARCHITECTURE.md
+lint: tools ## buf lint and format, gofmt, go vet, staticcheck, go mod tidy, the import rules and generated-file marks
 	$(TOOLS)/buf lint
 	$(TOOLS)/buf format -d --exit-code proto
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	$(GO) test -count=1 -run '^TestImportRules' .
+	$(TOOLS)/staticcheck ./...
+	$(GO) mod tidy -diff
+	$(GO) test -count=1 -run '^(TestImportRules|TestGitattributes)' .
 
 .PHONY: build
 build: ## Build bin/iotplatform and bin/iotctl
@@ -107,8 +111,8 @@ test-sdk: tools ## Test the Go, TypeScript and Python SDKs as users install them
 	scripts/sdk-test.sh
 
 .PHONY: test-short
-test-short: ## Unit tests only (no external services; integration tests skip)
-	$(GO) test -count=1 ./...
+test-short: ## Unit tests only: -short skips the e2e suite and every test needing a real service
+	$(GO) test -short -count=1 ./...
 
 .PHONY: bench
 bench: build test-services ## Run the benchmarks (results go to docs/BENCHMARKS.md by hand)

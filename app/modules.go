@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"sort"
 )
 
 // moduleName names one module of a process. The role modules carry their
@@ -193,14 +192,4 @@ func initModules(ctx context.Context, mods map[moduleName]module, targets []modu
 		}
 	}
 	return nil
-}
-
-// moduleNames lists the modules of a map, sorted (for tests and docs).
-func moduleNames(mods map[moduleName]module) []moduleName {
-	out := make([]moduleName, 0, len(mods))
-	for m := range mods {
-		out = append(out, m)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }

@@ -147,11 +147,11 @@ func (a *App) initStore(ctx context.Context) (*storeParts, error) {
 type osProvisioner struct{ s *storeopensearch.Store }
 
 func (p osProvisioner) SensorCreated(ctx context.Context, s registry.Sensor) error {
-	return p.s.CreateSensor(ctx, store.SensorRef{DeviceID: s.DeviceID, SensorID: s.ID})
+	return p.s.CreateSensorIndex(ctx, store.SensorRef{DeviceID: s.DeviceID, SensorID: s.ID})
 }
 
 func (p osProvisioner) SensorDeleted(ctx context.Context, s registry.Sensor) error {
-	return p.s.DropSensor(ctx, store.SensorRef{DeviceID: s.DeviceID, SensorID: s.ID})
+	return p.s.DeleteSensorIndex(ctx, store.SensorRef{DeviceID: s.DeviceID, SensorID: s.ID})
 }
 
 // embeddedProvisioner deletes a sensor's readings with the sensor and makes

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +31,11 @@ import (
 var binary, iotctl string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: skipped in -short mode (these tests build and start the binary)")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "iotplatform-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

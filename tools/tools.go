@@ -1,6 +1,7 @@
 //go:build tools
 
-// Package tools pins the code generators used by `make generate`.
+// Package tools pins the code generators used by `make generate` and the
+// linter used by `make lint` (staticcheck).
 package tools
 
 import (
@@ -11,4 +12,5 @@ import (
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2"
 	_ "google.golang.org/grpc/cmd/protoc-gen-go-grpc"
 	_ "google.golang.org/protobuf/cmd/protoc-gen-go"
+	_ "honnef.co/go/tools/cmd/staticcheck"
 )

@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -31,7 +30,6 @@ import (
 
 	"connectrpc.com/connect"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
-	"golang.org/x/net/http2"
 
 	"github.com/iotplatform/iotplatform/gateway/httpgw"
 	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
@@ -381,9 +379,7 @@ func grpcLoad(ver *authn.Verifier, svc *ingest.Service, tok string, stored *atom
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(err)
 	go (&http.Server{Handler: mux, Protocols: p}).Serve(ln)
-	hc := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, n, a)
-	}}}
+	hc := &http.Client{Transport: &http.Transport{Protocols: p}}
 	c := ingestv1connect.NewIngestServiceClient(hc, "http://"+ln.Addr().String(), connect.WithGRPC(), connect.WithInterceptors(bearer(tok)))
 	rs := make([]*ingestv1.Reading, 1000)
 	for i := range rs {

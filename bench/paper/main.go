@@ -280,7 +280,6 @@ type topology struct {
 	dirs  []string
 	// base URLs per endpoint family.
 	users, devices, sensors, ingest, query string
-	admin                                  string
 	dsn                                    string
 	keys                                   string
 	dropDB                                 func()

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 	"sync"
@@ -84,8 +83,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.cmds != nil {
 		g.cmds.Seen(p.ID)
 	}
-	format, ok := formatOf(r.Header.Get("Content-Type"))
-	if !ok {
+	// The contract asks devices to declare the format: no Content-Type is
+	// refused like an unknown one.
+	format, ok := ingest.FormatOf(r.Header.Get("Content-Type"))
+	if !ok || format == ingest.FormatAny {
 		writeJSON(w, http.StatusUnsupportedMediaType, Response{Code: "unsupported_media_type",
 			Message: "Content-Type must be application/json or application/x-protobuf"})
 		return
@@ -135,20 +136,6 @@ func itemErrors(err error) []ingest.ItemError {
 		return be.Items
 	}
 	return nil
-}
-
-func formatOf(ct string) (ingest.Format, bool) {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return 0, false
-	}
-	switch mt {
-	case "application/json":
-		return ingest.FormatJSON, true
-	case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf":
-		return ingest.FormatProto, true
-	}
-	return 0, false
 }
 
 func readAll(r io.Reader, b []byte) ([]byte, error) {

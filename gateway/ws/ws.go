@@ -250,9 +250,12 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 		}
 	}
 	ack := Ack{Index: i}
-	f := ingest.FormatAny // binary frames: protobuf, or JSON sent as binary
+	media := "" // binary frames: protobuf, or JSON sent as binary
 	if typ == websocket.MessageText {
-		f = ingest.FormatJSON
+		media = ingest.MediaJSON
+	}
+	f, _ := ingest.FormatOf(media)
+	if typ == websocket.MessageText {
 		if t := bytes.TrimLeft(msg, " \t\r\n"); len(t) > 0 && t[0] == '{' && bytes.Contains(t, []byte(`"readings"`)) {
 			var env envelope
 			if json.Unmarshal(t, &env) == nil && env.Readings != nil {

@@ -222,7 +222,7 @@ func TestJWKSSource_DropsKeysRemovedFromCore(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		switch {
 		case down:
-			http.Error(w, "down", 503)
+			http.Error(w, "down", http.StatusServiceUnavailable)
 		case published:
 			w.Write(keys.JWKS())
 		default:

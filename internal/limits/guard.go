@@ -171,9 +171,8 @@ func (b *guardBody) Close() error { return b.rc.Close() }
 // body, so that the refusal (413/408) is what the client sees.
 type guardWriter struct {
 	http.ResponseWriter
-	b       *guardBody
-	wrote   bool
-	refused bool
+	b     *guardBody
+	wrote bool
 }
 
 func (w *guardWriter) blocked() bool { return w.b.state.Load() != stateOK && !w.wrote }

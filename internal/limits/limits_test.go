@@ -161,7 +161,7 @@ func TestListen_ClosesConnectionsOverTheCapsAndReleases(t *testing.T) {
 	// The pool (3) is shared: another listener's connection counts too.
 	other := Listen(inner, ListenerConfig{Name: "o", Pool: pool}, nil)
 	_ = other
-	if !pool.acquire() || !pool.acquire() || pool.acquire() {
+	if second, third, fourth := pool.acquire(), pool.acquire(), pool.acquire(); !second || !third || fourth {
 		t.Fatalf("pool accounting: one connection open, want two more to fit and a third refused")
 	}
 }

@@ -2,7 +2,8 @@
 // deploy/scripts/test-services.sh (PostgreSQL, Kafka, OpenSearch).
 //
 // `make test` starts them and sets IOT_TEST_REQUIRE_SERVICES=1, so a missing
-// service fails the run; a plain `go test` without them skips those tests.
+// service fails the run; a plain `go test` without them skips those tests,
+// and `go test -short` (make test-short) always does.
 package testenv
 
 import (
@@ -12,6 +13,9 @@ import (
 
 func get(t testing.TB, env, what string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs a real %s: skipped in -short mode (make test-short)", what)
+	}
 	v := os.Getenv(env)
 	if v != "" {
 		return v

@@ -41,14 +41,12 @@ func (h *Handler) Ingest(ctx context.Context, req *ingestv1.IngestRequest) (*ing
 	if err != nil {
 		return nil, err
 	}
-	rs, err := FromProto(req.GetReadings())
+	rs, err := h.svc.DecodeProto(ProtocolGRPC, req.GetReadings())
 	if err == nil {
 		var n int
 		if n, err = h.svc.Ingest(ctx, p.ID, ProtocolGRPC, rs); err == nil {
 			return &ingestv1.IngestResponse{Accepted: int32(n)}, nil
 		}
-	} else {
-		h.svc.m.refused(ProtocolGRPC, err)
 	}
 	return nil, ConnectError(err)
 }
@@ -162,12 +160,10 @@ func (h *Handler) streamBatch(ctx context.Context, device int64, req *ingestv1.I
 		return nil, err
 	}
 	resp := &ingestv1.IngestStreamResponse{Sequence: req.GetSequence()}
-	rs, err := FromProto(req.GetReadings())
+	rs, err := h.svc.DecodeProto(ProtocolGRPC, req.GetReadings())
 	var n int
 	if err == nil {
 		n, err = h.svc.Ingest(ctx, device, ProtocolGRPC, rs)
-	} else {
-		h.svc.m.refused(ProtocolGRPC, err)
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
@@ -64,6 +65,32 @@ type jsonReading struct {
 	SensorID  json.RawMessage `json:"sensor_id"`
 	Timestamp json.RawMessage `json:"timestamp"`
 	Value     json.RawMessage `json:"value"`
+}
+
+// MediaJSON is the media type of JSON readings (a WebSocket text frame is
+// JSON by definition).
+const MediaJSON = "application/json"
+
+// FormatOf is the one payload-format decision of every edge: a declared
+// media type decides (the HTTP Content-Type; a WebSocket text frame is
+// MediaJSON); an undeclared payload ("": MQTT, WebSocket binary frames) is
+// FormatAny, which Decode resolves by its first byte. ok is false for a
+// media type that is neither JSON nor protobuf.
+func FormatOf(mediaType string) (f Format, ok bool) {
+	if mediaType == "" {
+		return FormatAny, true
+	}
+	mt, _, err := mime.ParseMediaType(mediaType)
+	if err != nil {
+		return 0, false
+	}
+	switch mt {
+	case MediaJSON:
+		return FormatJSON, true
+	case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf":
+		return FormatProto, true
+	}
+	return 0, false
 }
 
 // Decode parses a payload into readings. Errors are *BatchError of class

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/internal/bus"
 	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/registry"
@@ -96,20 +97,39 @@ func New(log *slog.Logger, cfg Config, sensors SensorGetter, pub bus.Publisher, 
 // number of accepted readings. Errors: *BatchError for refused batches,
 // bus.ErrUnavailable (wrapped) when the bus could not take it in time.
 func (s *Service) IngestPayload(ctx context.Context, device int64, p Protocol, f Format, payload []byte) (int, error) {
-	rs, err := Decode(f, payload)
+	rs, err := s.DecodePayload(p, f, payload)
 	if err != nil {
-		s.m.refused(p, err)
 		return 0, err
 	}
 	return s.Ingest(ctx, device, p, rs)
 }
 
+// DecodePayload is Decode for an edge: a refused payload is counted in
+// iot_ingest_refused_batches_total under protocol p.
+func (s *Service) DecodePayload(p Protocol, f Format, payload []byte) ([]Reading, error) {
+	rs, err := Decode(f, payload)
+	if err != nil {
+		s.m.refused(p, err)
+	}
+	return rs, err
+}
+
+// DecodeProto is FromProto for an edge (IngestService), counted like
+// DecodePayload.
+func (s *Service) DecodeProto(p Protocol, in []*ingestv1.Reading) ([]Reading, error) {
+	rs, err := FromProto(in)
+	if err != nil {
+		s.m.refused(p, err)
+	}
+	return rs, err
+}
+
 // Ingest checks every reading against its sensor and publishes the batch,
-// returning once it is durable.
+// returning once it is durable: Records, then Publish, the two steps every
+// edge goes through (MQTT calls them apart, acking between).
 func (s *Service) Ingest(ctx context.Context, device int64, p Protocol, rs []Reading) (int, error) {
 	recs, err := s.Records(ctx, device, p, rs)
 	if err != nil {
-		s.m.refused(p, err)
 		return 0, err
 	}
 	if err := s.Publish(ctx, p, recs); err != nil {

@@ -10,9 +10,11 @@ import (
 	"github.com/iotplatform/iotplatform/internal/telemetry"
 )
 
-// Records validates rs for device and builds the bus records (all or
-// nothing). When the request is traced, validation is an "ingest.validate"
-// span and the records carry the request's trace context through the bus.
+// Records is the validate step every edge goes through: it checks rs for
+// device and builds the bus records (all or nothing); a refused batch is
+// counted in iot_ingest_refused_batches_total under protocol p. When the
+// request is traced, validation is an "ingest.validate" span and the
+// records carry the request's trace context through the bus.
 func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Reading) ([]*busv1.Record, error) {
 	vctx, span := telemetry.Start(ctx, "ingest.validate", trace.SpanKindInternal)
 	recs, err := s.records(vctx, device, p, rs)
@@ -21,7 +23,9 @@ func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Re
 		telemetry.Fail(span, err)
 	}
 	span.End()
-	if err == nil {
+	if err != nil {
+		s.m.refused(p, err)
+	} else {
 		telemetry.StampRecords(ctx, recs)
 	}
 	return recs, err

@@ -209,9 +209,6 @@ func (l *Log) recover() error {
 		if s.first != next && i > 0 {
 			return fmt.Errorf("%w: segment %s starts at record %d, want %d (a segment is missing)", ErrCorrupt, filepath.Base(s.path), s.first, next)
 		}
-		if i == 0 {
-			next = s.first
-		}
 		last := i == len(segs)-1
 		res, err := scanSegment(s.path, s.first, applied, last, func(_ uint64, rec *busv1.Record) error {
 			recs = append(recs, rec)

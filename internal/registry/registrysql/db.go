@@ -263,15 +263,6 @@ func (r *DB) rows(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 	return st.QueryContext(ctx, args...)
 }
 
-// exec runs a statement through the statement cache.
-func (r *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	st, err := r.prepared(ctx, r.d.rebind(q))
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
 type rowScanner interface{ Scan(...any) error }
 
 type errRow struct{ err error }
@@ -310,13 +301,6 @@ func (r *DB) Close() error {
 
 // queryFunc runs a query written with ? placeholders.
 type queryFunc func(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-
-// txRows returns the queryFunc of a transaction.
-func (r *DB) txRows(tx *sql.Tx) queryFunc {
-	return func(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-		return tx.QueryContext(ctx, r.d.rebind(q), args...)
-	}
-}
 
 // wrap turns driver errors into registry errors with a short context.
 func (r *DB) wrap(what string, err error) error {

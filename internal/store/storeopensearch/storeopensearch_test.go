@@ -41,9 +41,9 @@ type perSensor struct {
 	t *testing.T
 }
 
-func (p perSensor) CreateSensor(ctx context.Context, ref store.SensorRef) error {
-	p.t.Cleanup(func() { _ = p.DropSensor(context.Background(), ref) })
-	return p.Store.CreateSensor(ctx, ref)
+func (p perSensor) CreateSensorIndex(ctx context.Context, ref store.SensorRef) error {
+	p.t.Cleanup(func() { _ = p.DeleteSensorIndex(context.Background(), ref) })
+	return p.Store.CreateSensorIndex(ctx, ref)
 }
 
 func TestConformance(t *testing.T) {
@@ -120,7 +120,7 @@ func TestPerSensor_TwoDeploymentsOnOneClusterDoNotMeet(t *testing.T) {
 	a, b := open(t, storeopensearch.ModePerSensor), open(t, storeopensearch.ModePerSensor)
 	ref := store.SensorRef{DeviceID: 3, SensorID: 4}
 	for _, s := range []*storeopensearch.Store{a, b} {
-		if err := s.CreateSensor(ctx, ref); err != nil {
+		if err := s.CreateSensorIndex(ctx, ref); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +139,7 @@ func TestPerSensor_TwoDeploymentsOnOneClusterDoNotMeet(t *testing.T) {
 	if got, _, err := a.List(ctx, store.ListQuery{SensorID: 4}); err != nil || len(got) != 1 {
 		t.Fatalf("own readings: %d %v", len(got), err)
 	}
-	if err := b.DropSensor(ctx, ref); err != nil {
+	if err := b.DeleteSensorIndex(ctx, ref); err != nil {
 		t.Fatal(err)
 	}
 	if got, _, err := a.List(ctx, store.ListQuery{SensorID: 4}); err != nil || len(got) != 1 {

@@ -23,7 +23,7 @@ type Refresher interface {
 
 // Provisioner is implemented by backends that create per-sensor resources.
 type Provisioner interface {
-	CreateSensor(ctx context.Context, s store.SensorRef) error
+	CreateSensorIndex(ctx context.Context, s store.SensorRef) error
 }
 
 // NewStore returns a fresh, empty store for one test; cleanup is the
@@ -69,7 +69,7 @@ type env struct {
 func (e *env) sensor(n int64) store.SensorRef {
 	ref := store.SensorRef{DeviceID: e.base + 500 + n%2, SensorID: e.base + n}
 	if p, ok := e.s.(Provisioner); ok {
-		if err := p.CreateSensor(e.ctx, ref); err != nil {
+		if err := p.CreateSensorIndex(e.ctx, ref); err != nil {
 			e.t.Fatalf("create sensor: %v", err)
 		}
 	}

@@ -1,0 +1,216 @@
+package storeopensearch
+
+// This file holds the range, aggregate and latest queries.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/iotplatform/iotplatform/internal/store"
+)
+
+type hit struct {
+	ID     string          `json:"_id"`
+	Source json.RawMessage `json:"_source"`
+	Sort   []any           `json:"sort"`
+}
+
+type searchResponse struct {
+	Hits struct {
+		Hits []hit `json:"hits"`
+	} `json:"hits"`
+	Aggregations json.RawMessage `json:"aggregations"`
+}
+
+func (s *Store) search(ctx context.Context, index string, body any, out any) error {
+	_, err := s.do(ctx, http.MethodPost, "/"+index+"/_search?allow_no_indices=true&ignore_unavailable=true", body, out)
+	return err
+}
+
+func decodeReading(h hit) (store.Reading, error) {
+	var d struct {
+		doc
+		Received string `json:"received"`
+	}
+	if err := json.Unmarshal(h.Source, &d); err != nil {
+		return store.Reading{}, fmt.Errorf("decode reading document: %w", err)
+	}
+	var recv int64
+	if t, err := time.Parse(time.RFC3339Nano, d.Received); err == nil {
+		recv = t.UnixNano()
+	}
+	return fromDoc(d.doc, recv), nil
+}
+
+// List returns a page of one sensor's readings.
+func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, bool, error) {
+	limit := store.ClampLimit(q.Limit, 100)
+	rng := map[string]any{"gte": q.FromNS}
+	if q.ToNS != 0 {
+		rng["lt"] = q.ToNS
+	}
+	dir := "asc"
+	if q.Order == store.Descending {
+		dir = "desc"
+	}
+	body := map[string]any{
+		"size": limit + 1,
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			map[string]any{"term": map[string]any{"sensor_id": q.SensorID}},
+			map[string]any{"range": map[string]any{"ts_ns": rng}},
+		}}},
+		"sort":             readingSort(dir),
+		"track_total_hits": false,
+	}
+	if q.HasAfter {
+		body["search_after"] = []int64{q.AfterNS, q.AfterSeq}
+	}
+	var res searchResponse
+	if err := s.search(ctx, s.searchIndex(q.SensorID), body, &res); err != nil {
+		return nil, false, fmt.Errorf("list readings: %w", err)
+	}
+	out := make([]store.Reading, 0, len(res.Hits.Hits))
+	for _, h := range res.Hits.Hits {
+		r, err := decodeReading(h)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// Aggregate runs a date_histogram (millisecond bucket precision) with stats
+// and first/last top hits per bucket.
+func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.Bucket, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	ivMS := q.Interval.Milliseconds()
+	fromMS := floorDiv(q.FromNS, int64(time.Millisecond))
+	offset := ((fromMS % ivMS) + ivMS) % ivMS
+	topHit := func(dir string) map[string]any {
+		return map[string]any{"top_hits": map[string]any{"size": 1, "sort": readingSort(dir), "_source": []string{"value_num"}}}
+	}
+	body := map[string]any{
+		"size": 0,
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			map[string]any{"term": map[string]any{"sensor_id": q.SensorID}},
+			map[string]any{"range": map[string]any{"ts_ns": map[string]any{"gte": q.FromNS, "lt": q.ToNS}}},
+		}}},
+		"aggs": map[string]any{"b": map[string]any{
+			"date_histogram": map[string]any{"field": "timestamp", "fixed_interval": fmt.Sprintf("%dms", ivMS), "offset": fmt.Sprintf("%dms", offset), "min_doc_count": 1},
+			"aggs": map[string]any{
+				"st":    map[string]any{"stats": map[string]any{"field": "value_num"}},
+				"first": topHit("asc"),
+				"last":  topHit("desc"),
+			},
+		}},
+	}
+	var res struct {
+		Aggregations struct {
+			B struct {
+				Buckets []struct {
+					Key      int64 `json:"key"`
+					DocCount int64 `json:"doc_count"`
+					St       struct {
+						Min, Max, Avg *float64
+						Sum           float64
+					} `json:"st"`
+					First struct {
+						Hits struct{ Hits []hit } `json:"hits"`
+					} `json:"first"`
+					Last struct {
+						Hits struct{ Hits []hit } `json:"hits"`
+					} `json:"last"`
+				} `json:"buckets"`
+			} `json:"b"`
+		} `json:"aggregations"`
+	}
+	if err := s.search(ctx, s.searchIndex(q.SensorID), body, &res); err != nil {
+		return nil, fmt.Errorf("aggregate readings: %w", err)
+	}
+	iv := int64(q.Interval)
+	out := make([]store.Bucket, 0, len(res.Aggregations.B.Buckets))
+	for _, b := range res.Aggregations.B.Buckets {
+		keyNS := b.Key * int64(time.Millisecond)
+		idx := floorDiv(keyNS-q.FromNS+iv/2, iv) // key is the ms-rounded bucket start
+		out = append(out, store.Bucket{
+			StartNS: q.FromNS + idx*iv, Count: b.DocCount,
+			Avg: deref(b.St.Avg), Min: deref(b.St.Min), Max: deref(b.St.Max), Sum: b.St.Sum,
+			First: hitNum(b.First.Hits.Hits), Last: hitNum(b.Last.Hits.Hits),
+		})
+	}
+	return out, nil
+}
+
+// readingSort orders readings by their identity (ts_ns, seq); documents
+// written before seq existed sort as seq 0.
+func readingSort(dir string) []any {
+	return []any{
+		map[string]any{"ts_ns": map[string]any{"order": dir}},
+		map[string]any{"seq": map[string]any{"order": dir, "missing": 0, "unmapped_type": "long"}},
+	}
+}
+
+func hitNum(hs []hit) float64 {
+	if len(hs) == 0 {
+		return 0
+	}
+	var d struct {
+		ValueNum *float64 `json:"value_num"`
+	}
+	_ = json.Unmarshal(hs[0].Source, &d)
+	return deref(d.ValueNum)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// Latest returns the newest reading of each sensor (field collapsing).
+func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading, error) {
+	if len(sensorIDs) == 0 {
+		return nil, nil
+	}
+	idx := s.readingsIndex()
+	if s.cfg.Mode == ModePerSensor {
+		names := make([]string, len(sensorIDs))
+		for i, id := range sensorIDs {
+			names[i] = s.searchIndex(id)
+		}
+		idx = strings.Join(names, ",")
+	}
+	body := map[string]any{
+		"size":             len(sensorIDs),
+		"query":            map[string]any{"terms": map[string]any{"sensor_id": sensorIDs}},
+		"collapse":         map[string]any{"field": "sensor_id"},
+		"sort":             readingSort("desc"),
+		"track_total_hits": false,
+	}
+	var res searchResponse
+	if err := s.search(ctx, idx, body, &res); err != nil {
+		return nil, fmt.Errorf("latest readings: %w", err)
+	}
+	out := make([]store.Reading, 0, len(res.Hits.Hits))
+	for _, h := range res.Hits.Hits {
+		r, err := decodeReading(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
