@@ -10,6 +10,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
 	"github.com/iotplatform/iotplatform/services/query"
 )
 
@@ -54,6 +55,7 @@ func (a *App) initQuery(ctx context.Context) (*query.Service, error) {
 	if a.bus.wal != nil && a.roles.Has(RolePipeline) {
 		st = readBarrier{Store: st, wal: a.bus.wal}
 	}
+	st = telemetry.Store(st) // query reads as spans when tracing
 	svc := query.New(a.log.With("component", "query"), a.reg, st, cfg)
 	a.api.Handle(queryv1connect.NewQueryServiceHandler(svc, a.connectOpts...))
 	if err := queryv1grpc.RegisterQueryServiceHandlerServer(ctx, a.rest, query.RESTServer{Service: svc}); err != nil {

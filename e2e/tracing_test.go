@@ -87,6 +87,19 @@ func TestTracing_EveryEdgeOneConnectedTraceToStoreWrite(t *testing.T) {
 	d := p.NewDevice(p.AdminToken(), "traced", "double")
 	pushAllEdges(t, p, d)
 	checkReadingTraces(t, rcv)
+	// The query path: a REST read is a span named after its RPC, with the
+	// store read as its child.
+	if rs := readingsREST(t, p, p.AdminToken(), d.SensorID, ""); len(rs) != 7 {
+		t.Fatalf("read back %d readings, want 7", len(rs))
+	}
+	spans, ok := rcv.WaitFor(10*time.Second, func(s []otlptest.Span) bool { return len(otlptest.Find(s, "store.list")) > 0 })
+	if !ok {
+		t.Fatal("no store.list span for the REST read")
+	}
+	sl := otlptest.Find(spans, "store.list")[0]
+	if path, ok := otlptest.Path(rcv.Trace(sl.TraceID), sl); !ok || path != "/iot.query.v1.QueryService/ListReadings > store.list" {
+		t.Errorf("query trace %q (connected %v)", path, ok)
+	}
 	// RPCs are traced too (connect's interceptor, REST by the middleware).
 	if _, ok := rcv.WaitFor(10*time.Second, func(s []otlptest.Span) bool {
 		return len(otlptest.Find(s, "iot.ingest.v1.IngestService/IngestStream")) > 0 && len(otlptest.Find(s, "/iot.core.v1.CoreService/CreateDevice")) > 0

@@ -56,6 +56,7 @@ type Engine struct {
 	notify func()
 
 	mu       sync.Mutex
+	scratch  scratch
 	version  int64
 	bySensor map[int64][]*rule
 	absence  []*rule
@@ -222,6 +223,38 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// scratch is reused by every Observe call (under mu): a batch touches
+// thousands of keys, and allocating their work anew each time cost more
+// than evaluating them.
+type scratch struct {
+	idx   map[key]*work
+	works []*work
+	pool  []*work
+}
+
+func (sc *scratch) reset() {
+	if sc.idx == nil {
+		sc.idx = map[key]*work{}
+	}
+	clear(sc.idx)
+	sc.pool = append(sc.pool, sc.works...)
+	sc.works = sc.works[:0]
+}
+
+func (sc *scratch) get(k key, ru *rule) *work {
+	var w *work
+	if n := len(sc.pool); n > 0 {
+		w, sc.pool = sc.pool[n-1], sc.pool[:n-1]
+		w.rs, w.trans = w.rs[:0], w.trans[:0]
+	} else {
+		w = &work{}
+	}
+	w.k, w.ru = k, ru
+	sc.idx[k] = w
+	sc.works = append(sc.works, w)
+	return w
+}
+
 // work is the evaluation of one key over one batch.
 type work struct {
 	k     key
@@ -239,21 +272,20 @@ func (e *Engine) Observe(ctx context.Context, rs []store.Reading) error {
 	if len(e.bySensor) == 0 {
 		return nil
 	}
-	var works []*work
-	idx := map[key]*work{}
+	sc := &e.scratch
+	sc.reset()
 	for i := range rs {
 		r := &rs[i]
 		for _, ru := range e.bySensor[r.SensorID] {
 			k := key{ru.ID, r.SensorID}
-			w := idx[k]
+			w := sc.idx[k]
 			if w == nil {
-				w = &work{k: k, ru: ru}
-				idx[k] = w
-				works = append(works, w)
+				w = sc.get(k, ru)
 			}
 			w.rs = append(w.rs, r)
 		}
 	}
+	works := sc.works
 	if len(works) == 0 {
 		return nil
 	}
@@ -300,8 +332,12 @@ func (e *Engine) Observe(ctx context.Context, rs []store.Reading) error {
 			}
 			i += len(w.trans)
 			if ok {
-				en := w.en
-				e.states[w.k] = &en
+				if en := e.states[w.k]; en != nil {
+					*en = w.en
+				} else {
+					en := w.en
+					e.states[w.k] = &en
+				}
 			} else {
 				retry = append(retry, w)
 			}

@@ -194,12 +194,19 @@ func (n *Notifier) deliver(ctx context.Context, d registry.Delivery) {
 		n.log.Warn("webhook delivery: alert unreadable", "alert_id", d.AlertID, "err", err)
 		return // the lease expires and it is tried again
 	}
-	secret := ""
-	if ru, err := n.rules.GetRule(ctx, a.RuleID); err == nil {
-		secret = ru.WebhookSecret
-	} else if !errors.Is(err, registry.ErrNotFound) {
+	ru, err := n.rules.GetRule(ctx, a.RuleID)
+	if errors.Is(err, registry.ErrNotFound) {
+		// The rule and its secret are gone: nothing may be sent in its name.
+		rec.Error = "rule deleted"
+		if err := n.rules.RecordDelivery(context.WithoutCancel(ctx), rec, 0, true); err != nil {
+			n.log.Warn("record webhook delivery failed", "alert_id", d.AlertID, "err", err)
+		}
 		return
 	}
+	if err != nil {
+		return // the lease expires and it is tried again
+	}
+	secret := ru.WebhookSecret
 	body, _ := json.Marshal(Payload{Event: d.Event, DeliveryID: d.ID, Attempt: attempt, Alert: AlertPayload{
 		ID: a.ID, RuleID: a.RuleID, RuleName: a.RuleName, SensorID: a.SensorID, DeviceID: a.DeviceID,
 		State: a.State, Value: a.Value, FireTime: rfc3339(a.FireNS), ResolveTime: rfc3339(a.ResolveNS), ResolveValue: a.ResolveValue,

@@ -76,31 +76,38 @@ func (s *Store) doJob(j *job) {
 	j.errc <- err
 }
 
-// Expire implements store.Expirer: it visits sensors from where the last
-// call stopped and deletes up to about limit rows.
+// Expire implements store.Expirer: in one write transaction it visits
+// sensors from where the last call stopped and deletes up to about limit
+// rows (one fsync per step, not per sensor).
 func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) (int, error) {
 	if limit <= 0 {
 		limit = 5000
 	}
 	total := 0
-	for visited := 0; total < limit && visited < 256; visited++ {
-		var sensor int64
-		err := s.r.QueryRowContext(ctx, "SELECT sensor_id FROM readings WHERE sensor_id > ? ORDER BY sensor_id LIMIT 1", s.expireCursor).Scan(&sensor)
-		if errors.Is(err, sql.ErrNoRows) {
-			s.expireCursor = 0
-			break
+	err := s.runJob(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for visited := 0; total < limit && visited < 256; visited++ {
+			var sensor int64
+			err := tx.QueryRowContext(ctx, "SELECT sensor_id FROM readings WHERE sensor_id > ? ORDER BY sensor_id LIMIT 1", s.expireCursor).Scan(&sensor)
+			if errors.Is(err, sql.ErrNoRows) {
+				s.expireCursor = 0
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			n, more, err := expireSensor(ctx, tx, p, sensor, limit-total)
+			if err != nil {
+				return fmt.Errorf("sensor %d: %w", sensor, err)
+			}
+			total += n
+			if !more {
+				s.expireCursor = sensor
+			}
 		}
-		if err != nil {
-			return total, fmt.Errorf("expire readings: %w", err)
-		}
-		n, more, err := s.expireSensor(ctx, p, sensor, limit-total)
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if !more {
-			s.expireCursor = sensor
-		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire readings: %w", err)
 	}
 	if p.MinuteBeforeNS > 0 && total < limit {
 		n, err := s.expireMinutes(ctx, floorTo(p.MinuteBeforeNS, hourG), limit-total)
@@ -114,52 +121,43 @@ func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) 
 
 // expireSensor deletes up to limit raw rows of one sensor; more reports
 // that expired rows remain.
-func (s *Store) expireSensor(ctx context.Context, p store.RetentionPolicy, sensor int64, limit int) (int, bool, error) {
+func expireSensor(ctx context.Context, tx *sql.Tx, p store.RetentionPolicy, sensor int64, limit int) (int, bool, error) {
 	cut := p.RawBefore(sensor)
 	if cut <= 0 {
 		return 0, false, nil
 	}
 	cut = floorTo(cut, rollupG) // whole minutes: their aggregates stay exact
-	var deleted int
-	more := false
-	err := s.runJob(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		// Never past a minute whose aggregate is not computed yet.
-		var dirty sql.NullInt64
-		if err := tx.QueryRowContext(ctx, "SELECT MIN(t) FROM rollups_dirty WHERE sensor_id = ? AND t < ?", sensor, cut).Scan(&dirty); err != nil {
-			return err
-		}
-		if dirty.Valid {
-			cut = dirty.Int64
-		}
-		bound := cut
-		var ts int64
-		err := tx.QueryRowContext(ctx, "SELECT ts FROM readings WHERE sensor_id = ? AND ts < ? ORDER BY ts LIMIT 1 OFFSET ?", sensor, cut, limit).Scan(&ts)
-		switch {
-		case err == nil:
-			more = true
-			bound = floorTo(ts, rollupG)
-			if first := firstMinute(ctx, tx, sensor); bound <= first {
-				bound = first + rollupG // one minute holds more than limit rows: take it whole
-			}
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM readings WHERE sensor_id = ? AND ts < ?", sensor, bound)
-		if err != nil {
-			return err
-		}
-		n, _ := res.RowsAffected()
-		deleted = int(n)
-		if n > 0 {
-			_, err = tx.ExecContext(ctx, `INSERT INTO horizons (sensor_id, raw_before) VALUES (?, ?)
-				ON CONFLICT (sensor_id) DO UPDATE SET raw_before = MAX(raw_before, excluded.raw_before)`, sensor, bound)
-		}
-		return err
-	})
-	if err != nil {
-		return 0, false, fmt.Errorf("expire readings of sensor %d: %w", sensor, err)
+	// Never past a minute whose aggregate is not computed yet.
+	var dirty sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT MIN(t) FROM rollups_dirty WHERE sensor_id = ? AND t < ?", sensor, cut).Scan(&dirty); err != nil {
+		return 0, false, err
 	}
-	return deleted, more, nil
+	if dirty.Valid {
+		cut = dirty.Int64
+	}
+	bound, more := cut, false
+	var ts int64
+	err := tx.QueryRowContext(ctx, "SELECT ts FROM readings WHERE sensor_id = ? AND ts < ? ORDER BY ts LIMIT 1 OFFSET ?", sensor, cut, limit).Scan(&ts)
+	switch {
+	case err == nil:
+		more = true
+		bound = floorTo(ts, rollupG)
+		if first := firstMinute(ctx, tx, sensor); bound <= first {
+			bound = first + rollupG // one minute holds more than limit rows: take it whole
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return 0, false, err
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM readings WHERE sensor_id = ? AND ts < ?", sensor, bound)
+	if err != nil {
+		return 0, false, err
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		_, err = tx.ExecContext(ctx, `INSERT INTO horizons (sensor_id, raw_before) VALUES (?, ?)
+			ON CONFLICT (sensor_id) DO UPDATE SET raw_before = MAX(raw_before, excluded.raw_before)`, sensor, bound)
+	}
+	return int(n), more, err
 }
 
 func firstMinute(ctx context.Context, tx *sql.Tx, sensor int64) int64 {

@@ -12,7 +12,7 @@ import (
 
 // TestModule_FreshProjectGetsNoServerDependencies builds a program in a new
 // module outside the repository that requires the SDK by its module path
-// (replaced by this directory, as `go get` would fetch it) and checks that
+// (replaced by this directory with the commands docs/SDK.md gives) and checks that
 // its module graph and go.sum hold connect and protobuf but not the server
 // module, Kafka, SQLite, OpenSearch or gRPC.
 func TestModule_FreshProjectGetsNoServerDependencies(t *testing.T) {
@@ -27,9 +27,6 @@ func TestModule_FreshProjectGetsNoServerDependencies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("go.mod", "module example.com/producer\n\ngo 1.26\n\n"+
-		"require github.com/iotplatform/iotplatform/sdk/go v0.0.0\n\n"+
-		"replace (\n\tgithub.com/iotplatform/iotplatform/sdk/go => "+sdkDir+"\n\tgithub.com/iotplatform/iotplatform/gen => "+genDir+"\n)\n")
 	write("main.go", `package main
 
 import (
@@ -56,6 +53,11 @@ func main() {
 		}
 		return string(out)
 	}
+	// The commands of docs/SDK.md ("require them from a checkout").
+	goCmd("mod", "init", "example.com/producer")
+	goCmd("mod", "edit", "-require=github.com/iotplatform/iotplatform/sdk/go@v0.0.0",
+		"-replace=github.com/iotplatform/iotplatform/sdk/go="+sdkDir,
+		"-replace=github.com/iotplatform/iotplatform/gen="+genDir)
 	goCmd("mod", "tidy")
 	goCmd("build", "-o", filepath.Join(dir, "producer"), ".")
 	if out, err := exec.Command(filepath.Join(dir, "producer")).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "true" {

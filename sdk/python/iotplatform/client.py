@@ -10,6 +10,7 @@ from iotplatform.gen.iot.core.v1 import core_pb2, core_pb2_grpc
 from iotplatform.gen.iot.ingest.v1 import ingest_pb2_grpc
 from iotplatform.gen.iot.query.v1 import query_pb2_grpc
 from iotplatform.gen.iot.command.v1 import command_pb2_grpc
+from iotplatform.gen.iot.rules.v1 import rules_pb2_grpc
 
 
 class _Bearer(
@@ -99,6 +100,7 @@ class Client:
         self.query = query_pb2_grpc.QueryServiceStub(channel)
         self.command = command_pb2_grpc.CommandServiceStub(channel)
         self.device = command_pb2_grpc.DeviceServiceStub(channel)
+        self.rules = rules_pb2_grpc.RulesServiceStub(channel)
 
     def sign_in(self, username: str, password: str) -> core_pb2.SignInResponse:
         """Signs in as a user and keeps the token for later calls."""

@@ -20,12 +20,14 @@ import type { SignInResponse } from "./gen/iot/core/v1/core_pb.js";
 import { IngestService } from "./gen/iot/ingest/v1/ingest_pb.js";
 import { QueryService } from "./gen/iot/query/v1/query_pb.js";
 import { CommandService, DeviceService } from "./gen/iot/command/v1/command_pb.js";
+import { RulesService } from "./gen/iot/rules/v1/rules_pb.js";
 
 export * as core from "./gen/iot/core/v1/core_pb.js";
 export * as ingest from "./gen/iot/ingest/v1/ingest_pb.js";
 export * as query from "./gen/iot/query/v1/query_pb.js";
 export * as command from "./gen/iot/command/v1/command_pb.js";
-export { CoreService, IngestService, QueryService, CommandService, DeviceService };
+export * as rules from "./gen/iot/rules/v1/rules_pb.js";
+export { CoreService, IngestService, QueryService, CommandService, DeviceService, RulesService };
 export { Code, ConnectError } from "@connectrpc/connect";
 
 /** Builds the transport a client uses; the interceptors must be installed on it. */
@@ -60,6 +62,8 @@ export interface IotClient {
   readonly query: Client<typeof QueryService>;
   /** Commands to devices and device state (docs/COMMANDS.md). */
   readonly command: Client<typeof CommandService>;
+  /** Rules, alerts and retention (docs/RULES.md). */
+  readonly rules: Client<typeof RulesService>;
   /** The token sent with every call, if any. */
   token: string | undefined;
   /** Signs in as a user and keeps the token for later calls. */
@@ -89,6 +93,7 @@ export function createClient(baseUrl: string, options: ClientOptions = {}): IotC
     ingest: createConnectClient(IngestService, transport),
     query: createConnectClient(QueryService, transport),
     command: createConnectClient(CommandService, transport),
+    rules: createConnectClient(RulesService, transport),
     get token() {
       return state.token;
     },
