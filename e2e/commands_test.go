@@ -357,6 +357,24 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 		if r, err := s.Receive(); err != nil || r.GetReadingsAck().GetAccepted() != 1 {
 			t.Fatalf("readings ack %v %v", r, err)
 		}
+		// The device stream and an IngestStream of another device both count
+		// as connected on the grpc edge.
+		other := p.NewDevice(tok, "grpc-ingest", "double")
+		is, err := iot.New(p.URL(), iot.WithGRPC(), iot.WithToken(other.Token)).Ingest.IngestStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherSensor, _ := strconv.ParseInt(other.SensorID, 10, 64)
+		if err := is.Send(&ingestv1.IngestStreamRequest{Sequence: 1, Readings: []*ingestv1.Reading{{SensorId: otherSensor, Value: &ingestv1.Reading_DoubleValue{DoubleValue: 1}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := is.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		if m := p.Do("GET", "/metrics", "", nil); !bytes.Contains(m.Body, []byte(`iot_devices_connected{edge="grpc"} 2`)) {
+			t.Fatalf("grpc gauge: %s", grepLines(m.Body, "iot_devices_connected"))
+		}
+		_ = is.CloseRequest()
 		user := iot.New(p.URL(), iot.WithGRPC(), iot.WithToken(tok))
 		sent, err := user.Command.SendCommand(ctx, &commandv1.SendCommandRequest{DeviceId: mustID(t, d.ID), Name: "calibrate",
 			Payload: &commandv1.SendCommandRequest_BinaryPayload{BinaryPayload: []byte{1, 2, 3}}})
@@ -590,4 +608,15 @@ func TestCommands_AllEdgesOfflineQueueExpiryAndCrash(t *testing.T) {
 			t.Fatalf("list %s", l.Body)
 		}
 	})
+}
+
+// grepLines returns the lines of b containing s.
+func grepLines(b []byte, s string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -252,7 +252,8 @@ func csvRows(t *testing.T, s string) [][]string {
 }
 
 // TestIotctl_OutputFormats: -o json (default), table and csv print the
-// same answers: a list's rows, a wrapped message, a reading's value column.
+// same answers: a list's rows, a wrapped message, a reading's value column;
+// device ids complete from the API.
 func TestIotctl_OutputFormats(t *testing.T) {
 	p := Start(t, Options{})
 	c := newCtl(t, "IOT_API="+p.URL(), "IOT_TOKEN="+p.AdminToken())
@@ -284,6 +285,12 @@ func TestIotctl_OutputFormats(t *testing.T) {
 	}
 	if m := c.mustJSON("-o", "json", "devices", "get", id); dig(m, "result", "name") != "fmt-car" {
 		t.Fatalf("devices get -o json: %v", m)
+	}
+	// Device ids complete from the API, with their names.
+	for _, args := range [][]string{{"__complete", "devices", "tree", ""}, {"__complete", "sensors", "create", ""}} {
+		if out := c.must("", args...); !strings.Contains(out, id+"\tfmt-car\n") {
+			t.Errorf("%v: no %s<TAB>fmt-car in\n%s", args, id, out)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -37,6 +38,29 @@ func nArgs(min, max int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// completeDevices offers the caller's device ids (with their names) for
+// the first argument, asking the API with a short deadline.
+func (a *app) completeDevices(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	c, err := a.connect()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
+	defer cancel()
+	res, err := c.Core.ListDevices(ctx, &corev1.ListDevicesRequest{PageSize: 1000})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	out := make([]string, 0, len(res.GetResult()))
+	for _, d := range res.GetResult() {
+		out = append(out, strconv.FormatInt(d.GetId(), 10)+"\t"+d.GetName())
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // idCommand is a command taking one id and making one call with it.
@@ -77,23 +101,24 @@ func (a *app) devicesCommand() *cobra.Command {
 			}
 			return a.call(cmd, func(ctx context.Context, c *iot.Client) (any, error) { return c.Core.CreateDevice(ctx, req) })
 		}}
+	devID := func(c *cobra.Command) *cobra.Command { c.ValidArgsFunction = a.completeDevices; return c }
 	return group("devices", "Manage devices (list, create, get, delete, keys, tree, import)",
 		list, create,
-		a.idCommand("get", "Show a device", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
+		devID(a.idCommand("get", "Show a device", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
 			return c.Core.GetDevice(ctx, &corev1.GetDeviceRequest{Id: id})
-		}),
-		a.idCommand("delete", "Delete a device with its sensors", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
+		})),
+		devID(a.idCommand("delete", "Delete a device with its sensors", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
 			return c.Core.DeleteDevice(ctx, &corev1.DeleteDeviceRequest{Id: id})
-		}),
-		a.idCommand("key", "Print the device's key (the token it pushes with)", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
+		})),
+		devID(a.idCommand("key", "Print the device's key (the token it pushes with)", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
 			return c.Core.GetDeviceKey(ctx, &corev1.GetDeviceKeyRequest{Id: id})
-		}),
-		a.idCommand("rotate-key", "Issue a new device key; the old one stops working", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
+		})),
+		devID(a.idCommand("rotate-key", "Issue a new device key; the old one stops working", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
 			return c.Core.RotateDeviceKey(ctx, &corev1.RotateDeviceKeyRequest{Id: id})
-		}),
-		a.idCommand("tree", "Show the device's sensors as a tree of paths", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
+		})),
+		devID(a.idCommand("tree", "Show the device's sensors as a tree of paths", func(ctx context.Context, c *iot.Client, id int64) (any, error) {
 			return c.Core.GetDeviceTree(ctx, &corev1.GetDeviceTreeRequest{Id: id})
-		}),
+		})),
 		a.importCommand(),
 	)
 }
@@ -101,7 +126,7 @@ func (a *app) devicesCommand() *cobra.Command {
 var valueTypes = []string{"double", "long", "boolean", "string", "object"}
 
 func (a *app) sensorsCommand() *cobra.Command {
-	list := &cobra.Command{Use: "list DEVICE", Short: "List a device's sensors", Args: nArgs(1, 1),
+	list := &cobra.Command{Use: "list DEVICE", Short: "List a device's sensors", Args: nArgs(1, 1), ValidArgsFunction: a.completeDevices,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids, err := parseIDs(cmd, args)
 			if err != nil {
@@ -113,8 +138,11 @@ func (a *app) sensorsCommand() *cobra.Command {
 		}}
 	create := &cobra.Command{Use: "create DEVICE NAME TYPE [PATH]", Short: "Create a sensor (TYPE: double, long, boolean, string, object)",
 		Args: nArgs(3, 4),
-		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-			if len(args) == 2 {
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, s string) ([]string, cobra.ShellCompDirective) {
+			switch len(args) {
+			case 0:
+				return a.completeDevices(cmd, args, s)
+			case 2:
 				return valueTypes, cobra.ShellCompDirectiveNoFileComp
 			}
 			return nil, cobra.ShellCompDirectiveNoFileComp
