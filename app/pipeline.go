@@ -14,7 +14,7 @@ func (a *App) initPipeline(context.Context) (*pipeline.Pipeline, error) {
 	if a.bus.sub == nil || a.store == nil {
 		return nil, errors.New("pipeline role needs a bus subscriber and a store")
 	}
-	p := pipeline.New(a.log.With("component", "pipeline"), a.reg, telemetry.Writer(a.store.Store), pipeline.Config{}, a.metrics)
+	p := pipeline.New(a.log.With("component", "pipeline"), a.reg, telemetry.Writer(a.store.Store), pipeline.Config{SensorCacheTTL: a.cfg.Ingest.SensorCacheTTL}, a.metrics)
 	sub := a.bus.sub
 	a.registerBusLag()
 	a.addRunner("pipeline", func(ctx context.Context) error { return sub.Subscribe(ctx, telemetry.Handler(p.Handle)) })

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestDocs_EveryFlagExists: every flag a doc's flag table lists (`| `--x“)
+// TestDocs_EveryFlagExists: every flag in a row of a docs flag table
 // is a flag of `iotplatform serve` or `function`, and every IOT_* variable
 // the README and docs/ name is one of theirs, one read from the environment
 // only, one of iotctl's, or one a test harness reads: a

@@ -59,7 +59,7 @@ func (c *Config) defaults() {
 		c.PublishTimeout = 5 * time.Second
 	}
 	if c.SensorCacheTTL <= 0 {
-		c.SensorCacheTTL = 2 * time.Second
+		c.SensorCacheTTL = registry.DefaultSensorCacheTTL
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 10_000
@@ -71,7 +71,7 @@ type Service struct {
 	log     *slog.Logger
 	pub     bus.Publisher
 	dl      deadletter.Writer
-	sensors *sensorCache
+	sensors *registry.SensorCache
 	cfg     Config
 	m       *metrics
 	now     func() time.Time
@@ -87,7 +87,7 @@ func New(log *slog.Logger, cfg Config, sensors SensorGetter, pub bus.Publisher, 
 	return &Service{
 		limiter: newRateLimiter(cfg.Rate, cfg.Burst, devices, cfg.SensorCacheTTL),
 		log:     log, pub: pub, dl: dl, cfg: cfg,
-		sensors: newSensorCache(sensors, cfg.SensorCacheTTL),
+		sensors: registry.NewSensorCache(sensors, cfg.SensorCacheTTL),
 		m:       newMetrics(reg),
 		now:     time.Now,
 	}
@@ -176,7 +176,7 @@ func (s *Service) records(ctx context.Context, device int64, p Protocol, rs []Re
 		r := &rs[i]
 		if r.SensorID != lastID || i == 0 { // batches usually repeat sensors
 			lastID = r.SensorID
-			last, lastErr = s.sensors.get(ctx, r.SensorID, now)
+			last, lastErr = s.sensors.GetSensor(ctx, r.SensorID)
 		}
 		sen, err := last, lastErr
 		if err != nil {

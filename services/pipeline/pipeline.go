@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,21 +37,19 @@ type Sensors interface {
 // Config tunes the pipeline.
 type Config struct {
 	// SensorCacheTTL bounds how long a sensor's type and existence are
-	// cached (default 5s): a deleted sensor's readings are dead-lettered at
-	// most this long after the deletion.
+	// cached (default registry.DefaultSensorCacheTTL): a deleted sensor's
+	// readings are dead-lettered at most this long after the deletion.
 	SensorCacheTTL time.Duration
 }
 
 // Pipeline is the bus handler writing to the store.
 type Pipeline struct {
 	log     *slog.Logger
-	sensors Sensors
+	sensors *registry.SensorCache
 	w       store.Writer
 	cfg     Config
 	now     func() time.Time
 
-	mu    sync.RWMutex
-	cache map[int64]cachedSensor
 	// observe is told about every stored batch (rule evaluation); nil: none.
 	observe func(ctx context.Context, rs []store.Reading) error
 
@@ -61,20 +58,10 @@ type Pipeline struct {
 	ops      *opsMetrics // metrics.go
 }
 
-type cachedSensor struct {
-	s       registry.Sensor
-	missing bool
-	until   time.Time
-}
-
 // New returns a pipeline writing to w; metrics go to reg (may be nil).
 func New(log *slog.Logger, sensors Sensors, w store.Writer, cfg Config, reg prometheus.Registerer) *Pipeline {
-	if cfg.SensorCacheTTL <= 0 {
-		cfg.SensorCacheTTL = 5 * time.Second
-	}
 	p := &Pipeline{
-		log: log, sensors: sensors, w: w, cfg: cfg, now: time.Now,
-		cache: map[int64]cachedSensor{},
+		log: log, sensors: registry.NewSensorCache(sensors, cfg.SensorCacheTTL), w: w, cfg: cfg, now: time.Now,
 		readings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iot_pipeline_readings_total",
 			Help: "Readings handled by the pipeline, by result (stored, dead_lettered).",
@@ -104,11 +91,7 @@ func (p *Pipeline) Observe(fn func(ctx context.Context, rs []store.Reading) erro
 
 // Forget drops a sensor from the cache (called when it is deleted in this
 // process, so its readings are dead-lettered at once).
-func (p *Pipeline) Forget(sensorID int64) {
-	p.mu.Lock()
-	delete(p.cache, sensorID)
-	p.mu.Unlock()
-}
+func (p *Pipeline) Forget(sensorID int64) { p.sensors.Forget(sensorID) }
 
 // Handle validates recs against the registry and stores them; it is a
 // bus.Handler.
@@ -200,21 +183,11 @@ func ValueOf(rec *busv1.Record) (store.Value, error) {
 }
 
 func (p *Pipeline) sensor(ctx context.Context, id int64) (registry.Sensor, bool, error) {
-	now := p.now()
-	p.mu.RLock()
-	c, ok := p.cache[id]
-	p.mu.RUnlock()
-	if ok && now.Before(c.until) {
-		return c.s, c.missing, nil
-	}
 	s, err := p.sensors.GetSensor(ctx, id)
 	missing := errors.Is(err, registry.ErrNotFound)
 	if err != nil && !missing {
 		return registry.Sensor{}, false, fmt.Errorf("look up sensor %d: %w", id, err)
 	}
-	p.mu.Lock()
-	p.cache[id] = cachedSensor{s: s, missing: missing, until: now.Add(p.cfg.SensorCacheTTL)}
-	p.mu.Unlock()
 	return s, missing, nil
 }
 
