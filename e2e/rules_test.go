@@ -109,6 +109,14 @@ func TestRules_EmbeddedThresholdAlertWebhookRetriedSignedAcknowledged(t *testing
 	if r := p.Do("GET", "/api/rules/"+ruleID, admin, nil); r.Status != 200 || r.Str("result.threshold.op") != "OP_ABOVE" || r.Str("result.has_webhook_secret") != "true" || strings.Contains(string(r.Body), "e2e-secret") {
 		t.Fatalf("get rule: %d %s", r.Status, r.Body)
 	}
+	if r := p.Do("POST", "/api/rules", admin, map[string]any{"name": "cooler", "sensor_id": d.SensorID, "threshold": map[string]any{"op": "OP_ABOVE", "high": 1000},
+		"command": map[string]any{"name": "cool", "json_payload": map[string]any{"level": 3}}}); r.Status != 200 || r.Str("result.command.name") != "cool" {
+		t.Fatalf("rule with a command: %d %s", r.Status, r.Body)
+	}
+	if r := p.Do("POST", "/api/rules", admin, map[string]any{"name": "bad", "sensor_id": d.SensorID, "threshold": map[string]any{"op": "OP_ABOVE", "high": 1},
+		"command": map[string]any{"name": "no spaces"}}); r.Status != 400 {
+		t.Fatalf("bad command name: %d %s", r.Status, r.Body)
+	}
 	if r := p.Do("POST", "/api/rules", admin, map[string]any{"name": "x", "sensor_id": d.SensorID, "equals": map[string]any{"bool_value": true}}); r.Status != 400 {
 		t.Fatalf("equals on a double sensor: %d %s, want 400", r.Status, r.Body)
 	}

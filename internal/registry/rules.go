@@ -77,6 +77,9 @@ type Transition struct {
 	ResolveValue string
 	// WebhookURL, when set, queues a delivery of the event.
 	WebhookURL string
+	// Command queues the rule's command to its device with a fired alert
+	// (delivered by the notifier, event "command").
+	Command bool
 }
 
 // Delivery is a queued webhook delivery of one alert event.

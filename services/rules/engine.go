@@ -324,7 +324,7 @@ func (e *Engine) Observe(ctx context.Context, rs []store.Reading) error {
 			for j := range w.trans {
 				if applied[i+j] {
 					e.transitions.WithLabelValues("applied").Inc()
-					deliveries = deliveries || w.trans[j].WebhookURL != ""
+					deliveries = deliveries || w.trans[j].WebhookURL != "" || w.trans[j].Command
 				} else {
 					e.transitions.WithLabelValues("conflict").Inc()
 					ok = false
@@ -452,7 +452,7 @@ func (e *Engine) step(w *work, r *store.Reading, viol bool) {
 		e.push(w, registry.Transition{Fire: &registry.Alert{
 			ID: id, RuleID: w.ru.ID, OwnerID: w.ru.OwnerID, RuleName: w.ru.Name,
 			SensorID: r.SensorID, DeviceID: r.DeviceID, Value: valueText(r.Value), FireNS: r.TimeNS,
-		}, WebhookURL: w.ru.WebhookURL})
+		}, WebhookURL: w.ru.WebhookURL, Command: w.ru.spec.Command != nil})
 	case !viol && st.Firing:
 		id := st.AlertID
 		st.Firing, st.AlertID = false, ""
@@ -534,7 +534,7 @@ func (e *Engine) CheckAbsence(ctx context.Context) error {
 			e.push(w, registry.Transition{Fire: &registry.Alert{
 				ID: id, RuleID: ru.ID, OwnerID: ru.OwnerID, RuleName: ru.Name,
 				SensorID: ru.SensorID, DeviceID: ru.DeviceID, FireNS: last + limit,
-			}, WebhookURL: ru.WebhookURL})
+			}, WebhookURL: ru.WebhookURL, Command: ru.spec.Command != nil})
 		case st.Firing && last > st.LastSeenNS:
 			id := st.AlertID
 			st.Firing, st.AlertID, st.LastSeenNS = false, "", last
@@ -549,7 +549,7 @@ func (e *Engine) CheckAbsence(ctx context.Context) error {
 	for i, ok := range applied {
 		if ok {
 			e.transitions.WithLabelValues("applied").Inc()
-			if trans[i].WebhookURL != "" {
+			if trans[i].WebhookURL != "" || trans[i].Command {
 				e.notify()
 			}
 		} else {

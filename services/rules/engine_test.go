@@ -358,3 +358,42 @@ func TestNotifier_RetriesWithBackoffSignedAndRecorded(t *testing.T) {
 		t.Fatalf("gaps %v %v: want backoff 100ms then 200ms", g1, g2)
 	}
 }
+
+// TestNotifier_RuleCommandQueuedOncePerFiring: a rule with a command queues
+// it to its device each time it fires (not when it resolves), once per
+// crossing even when the batch is replayed.
+func TestNotifier_RuleCommandQueuedOncePerFiring(t *testing.T) {
+	f := newFixture(t)
+	s := f.sensor("temp", registry.TypeDouble)
+	b, _ := json.Marshal(Spec{Op: OpAbove, High: 10, Command: &CommandSpec{Name: "cool", Payload: json.RawMessage(`{"level":3}`)}})
+	ru, err := f.reg.CreateRule(context.Background(), registry.Rule{OwnerID: f.owner.ID, Name: "cool it", SensorID: s.ID, DeviceID: f.device.ID, Kind: KindThreshold, Spec: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.engine(false)
+	n := NewNotifier(slog.New(slog.DiscardHandler), f.reg, NotifierConfig{Poll: 20 * time.Millisecond}, nil, nil)
+	e.OnDeliveries(n.Wake)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	batch := doubles(s, time.Now().UnixNano(), 11, 5, 12)
+	f.feed(e, batch)
+	f.feed(f.engine(false), batch) // replayed after a restart
+	var cmds []registry.Command
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if cmds, err = f.reg.ListCommands(context.Background(), f.device.ID, registry.Page{Limit: 10}); err != nil {
+			t.Fatal(err)
+		}
+		if len(cmds) >= 2 {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmds, _ = f.reg.ListCommands(context.Background(), f.device.ID, registry.Page{Limit: 10})
+	if len(cmds) != 2 || cmds[0].Name != "cool" || string(cmds[0].Payload) != `{"level":3}` || cmds[0].CreatedBy != f.owner.ID {
+		t.Fatalf("commands %+v, want 2 (one per firing)", cmds)
+	}
+	if as := f.alerts(ru.ID); len(as) != 2 {
+		t.Fatalf("alerts %+v", as)
+	}
+}

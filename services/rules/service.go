@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	rulesv1 "github.com/iotplatform/iotplatform/gen/iot/rules/v1"
@@ -68,6 +71,9 @@ var _ rulesv1grpc.RulesServiceServer = RESTServer{}
 func (RESTServer) WatchAlerts(*rulesv1.WatchAlertsRequest, grpc.ServerStreamingServer[rulesv1.WatchAlertsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("WatchAlerts is a server stream: use Connect, gRPC or gRPC-Web"))
 }
+
+// commandName is what the command service accepts as a command name.
+var commandName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 func invalid(field, problem string) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %s", field, problem))
@@ -239,6 +245,20 @@ func (s *Service) CreateRule(ctx context.Context, req *rulesv1.CreateRuleRequest
 	kind, sp, err := specOf(req, typ)
 	if err != nil {
 		return nil, err
+	}
+	if c := req.GetCommand(); c != nil {
+		if !commandName.MatchString(c.GetName()) {
+			return nil, invalid("command.name", "1-64 letters, digits, '_', '-' or '.'")
+		}
+		cs := &CommandSpec{Name: c.GetName()}
+		if c.GetJsonPayload() != nil {
+			b, err := protojson.Marshal(c.GetJsonPayload())
+			if err != nil || len(b) > 16<<10 {
+				return nil, invalid("command.json_payload", "a JSON object of at most 16 KiB")
+			}
+			cs.Payload = b
+		}
+		sp.Command = cs
 	}
 	r.Kind = kind
 	r.Spec, _ = json.Marshal(sp)
@@ -519,6 +539,15 @@ func rulePB(r registry.Rule) *rulesv1.Rule {
 		WebhookUrl: r.WebhookURL, HasWebhookSecret: r.WebhookSecret != "", CreateTime: ts(r.CreatedNS),
 	}
 	sp, _ := decodeSpec(r.Spec)
+	if c := sp.Command; c != nil {
+		out.Command = &rulesv1.RuleCommand{Name: c.Name}
+		if len(c.Payload) > 0 {
+			st := &structpb.Struct{}
+			if protojson.Unmarshal(c.Payload, st) == nil {
+				out.Command.JsonPayload = st
+			}
+		}
+	}
 	switch r.Kind {
 	case KindThreshold:
 		t := &rulesv1.Threshold{Op: rulesv1.Threshold_Op(sp.Op), Low: sp.Low, High: sp.High}

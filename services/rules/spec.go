@@ -43,6 +43,14 @@ type Spec struct {
 	// EqBool or EqString is the value an equals rule looks for.
 	EqBool   *bool   `json:"eq_bool,omitempty"`
 	EqString *string `json:"eq_string,omitempty"`
+	// Command is sent to the rule's device each time it fires.
+	Command *CommandSpec `json:"command,omitempty"`
+}
+
+// CommandSpec is the command a rule sends (docs/COMMANDS.md).
+type CommandSpec struct {
+	Name    string          `json:"name"`
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 func decodeSpec(b []byte) (Spec, error) {

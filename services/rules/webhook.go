@@ -206,6 +206,10 @@ func (n *Notifier) deliver(ctx context.Context, d registry.Delivery) {
 	if err != nil {
 		return // the lease expires and it is tried again
 	}
+	if d.Event == "command" {
+		n.sendCommand(ctx, d, rec, ru)
+		return
+	}
 	secret := ru.WebhookSecret
 	body, _ := json.Marshal(Payload{Event: d.Event, DeliveryID: d.ID, Attempt: attempt, Alert: AlertPayload{
 		ID: a.ID, RuleID: a.RuleID, RuleName: a.RuleName, SensorID: a.SensorID, DeviceID: a.DeviceID,
@@ -276,3 +280,50 @@ func errText(err error) string {
 	}
 	return s
 }
+
+// sendCommand queues the rule's command to its device, like SendCommand
+// does (docs/COMMANDS.md), and records it as the delivery's attempt. A
+// crash between the two queues it again on the next attempt: at least once.
+func (n *Notifier) sendCommand(ctx context.Context, d registry.Delivery, rec registry.DeliveryAttempt, ru registry.Rule) {
+	done, due := true, int64(0)
+	sp, err := decodeSpec(ru.Spec)
+	cmds, ok := n.rules.(registry.Commands)
+	switch {
+	case err != nil || sp.Command == nil:
+		rec.Error = "the rule has no command"
+	case !ok:
+		rec.Error = "commands are not available on this registry"
+	default:
+		now := n.now()
+		payload := []byte(sp.Command.Payload)
+		if payload == nil {
+			payload = []byte{}
+		}
+		c, err := cmds.EnqueueCommand(ctx, registry.Command{DeviceID: ru.DeviceID, Name: sp.Command.Name, Payload: payload,
+			CreatedBy: ru.OwnerID, CreatedAt: now, ExpiresAt: now.Add(CommandTTL)}, CommandMaxPending)
+		if err != nil {
+			rec.Error = "queue command: " + errText(err)
+			if rec.Attempt < n.cfg.MaxAttempts {
+				done, due = false, now.Add(n.backoff(rec.Attempt)).UnixNano()
+			}
+		} else {
+			rec.OK, rec.StatusCode = true, int(c.ID) // the command id, for GetAlert's deliveries
+		}
+	}
+	if rec.OK {
+		n.attempts.WithLabelValues("ok").Inc()
+	} else {
+		n.attempts.WithLabelValues("failed").Inc()
+	}
+	if err := n.rules.RecordDelivery(context.WithoutCancel(ctx), rec, due, done); err != nil {
+		n.log.Warn("record rule command failed", "alert_id", d.AlertID, "err", err)
+	}
+}
+
+// CommandTTL is how long a rule's command waits for its device, and
+// CommandMaxPending how many unfinished commands a device may have before a
+// rule's command waits for room (the command service's default).
+const (
+	CommandTTL        = time.Hour
+	CommandMaxPending = 100
+)

@@ -210,6 +210,11 @@ func applyTransition(w wtx, t registry.Transition, now int64) (bool, error) {
 			if err := addEvent(w, a.ID, "fired", a.OwnerID, now, t.WebhookURL); err != nil {
 				return false, err
 			}
+			if t.Command {
+				if _, err := w.exec(`INSERT INTO alert_deliveries (alert_id, event, url, due_ns) VALUES (?, 'command', '', ?)`, a.ID, now); err != nil {
+					return false, err
+				}
+			}
 		}
 	}
 	return true, nil

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -77,7 +78,7 @@ func (x Threshold_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Threshold_Op.Descriptor instead.
 func (Threshold_Op) EnumDescriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{1, 0}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{2, 0}
 }
 
 // State of an alert.
@@ -130,7 +131,7 @@ func (x Alert_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Alert_State.Descriptor instead.
 func (Alert_State) EnumDescriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{13, 0}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{14, 0}
 }
 
 // Rule watches one sensor (or one device, for absence) and raises alerts.
@@ -161,7 +162,9 @@ type Rule struct {
 	// is never returned.
 	HasWebhookSecret bool `protobuf:"varint,11,opt,name=has_webhook_secret,json=hasWebhookSecret,proto3" json:"has_webhook_secret,omitempty"`
 	// create_time is when the rule was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// command is sent to the rule's device when the rule fires (unset: none).
+	Command       *RuleCommand `protobuf:"bytes,13,opt,name=command,proto3" json:"command,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,6 +298,13 @@ func (x *Rule) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Rule) GetCommand() *RuleCommand {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
 type isRule_Condition interface {
 	isRule_Condition()
 }
@@ -327,6 +337,62 @@ func (*Rule_Rate) isRule_Condition() {}
 
 func (*Rule_Equals) isRule_Condition() {}
 
+// RuleCommand is a command (docs/COMMANDS.md) a rule sends to its device
+// each time it fires: the actuator loop.
+type RuleCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name of the command (1-64 letters, digits, '_', '-' or '.').
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// json_payload of the command (at most 16 KiB).
+	JsonPayload   *structpb.Struct `protobuf:"bytes,2,opt,name=json_payload,json=jsonPayload,proto3" json:"json_payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuleCommand) Reset() {
+	*x = RuleCommand{}
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleCommand) ProtoMessage() {}
+
+func (x *RuleCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleCommand.ProtoReflect.Descriptor instead.
+func (*RuleCommand) Descriptor() ([]byte, []int) {
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RuleCommand) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RuleCommand) GetJsonPayload() *structpb.Struct {
+	if x != nil {
+		return x.JsonPayload
+	}
+	return nil
+}
+
 // Threshold compares numeric values with bounds.
 type Threshold struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -345,7 +411,7 @@ type Threshold struct {
 
 func (x *Threshold) Reset() {
 	*x = Threshold{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[1]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +423,7 @@ func (x *Threshold) String() string {
 func (*Threshold) ProtoMessage() {}
 
 func (x *Threshold) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[1]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +436,7 @@ func (x *Threshold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Threshold.ProtoReflect.Descriptor instead.
 func (*Threshold) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{1}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Threshold) GetOp() Threshold_Op {
@@ -413,7 +479,7 @@ type Absence struct {
 
 func (x *Absence) Reset() {
 	*x = Absence{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[2]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +491,7 @@ func (x *Absence) String() string {
 func (*Absence) ProtoMessage() {}
 
 func (x *Absence) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[2]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +504,7 @@ func (x *Absence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Absence.ProtoReflect.Descriptor instead.
 func (*Absence) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{2}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Absence) GetSeconds() int64 {
@@ -460,7 +526,7 @@ type RateOfChange struct {
 
 func (x *RateOfChange) Reset() {
 	*x = RateOfChange{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[3]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +538,7 @@ func (x *RateOfChange) String() string {
 func (*RateOfChange) ProtoMessage() {}
 
 func (x *RateOfChange) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[3]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +551,7 @@ func (x *RateOfChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateOfChange.ProtoReflect.Descriptor instead.
 func (*RateOfChange) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{3}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RateOfChange) GetMaxPerSecond() float64 {
@@ -512,7 +578,7 @@ type Equals struct {
 
 func (x *Equals) Reset() {
 	*x = Equals{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[4]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +590,7 @@ func (x *Equals) String() string {
 func (*Equals) ProtoMessage() {}
 
 func (x *Equals) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[4]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +603,7 @@ func (x *Equals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Equals.ProtoReflect.Descriptor instead.
 func (*Equals) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{4}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Equals) GetValue() isEquals_Value {
@@ -605,13 +671,15 @@ type CreateRuleRequest struct {
 	WebhookUrl string `protobuf:"bytes,8,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
 	// webhook_secret keys the HMAC-SHA256 signature header of deliveries.
 	WebhookSecret string `protobuf:"bytes,9,opt,name=webhook_secret,json=webhookSecret,proto3" json:"webhook_secret,omitempty"`
+	// command is sent to the rule's device each time the rule fires.
+	Command       *RuleCommand `protobuf:"bytes,10,opt,name=command,proto3" json:"command,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRuleRequest) Reset() {
 	*x = CreateRuleRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[5]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +691,7 @@ func (x *CreateRuleRequest) String() string {
 func (*CreateRuleRequest) ProtoMessage() {}
 
 func (x *CreateRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[5]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +704,7 @@ func (x *CreateRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRuleRequest.ProtoReflect.Descriptor instead.
 func (*CreateRuleRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{5}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateRuleRequest) GetName() string {
@@ -717,6 +785,13 @@ func (x *CreateRuleRequest) GetWebhookSecret() string {
 	return ""
 }
 
+func (x *CreateRuleRequest) GetCommand() *RuleCommand {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
 type isCreateRuleRequest_Condition interface {
 	isCreateRuleRequest_Condition()
 }
@@ -760,7 +835,7 @@ type CreateRuleResponse struct {
 
 func (x *CreateRuleResponse) Reset() {
 	*x = CreateRuleResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[6]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +847,7 @@ func (x *CreateRuleResponse) String() string {
 func (*CreateRuleResponse) ProtoMessage() {}
 
 func (x *CreateRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[6]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +860,7 @@ func (x *CreateRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRuleResponse.ProtoReflect.Descriptor instead.
 func (*CreateRuleResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{6}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateRuleResponse) GetResult() *Rule {
@@ -806,7 +881,7 @@ type GetRuleRequest struct {
 
 func (x *GetRuleRequest) Reset() {
 	*x = GetRuleRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[7]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +893,7 @@ func (x *GetRuleRequest) String() string {
 func (*GetRuleRequest) ProtoMessage() {}
 
 func (x *GetRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[7]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +906,7 @@ func (x *GetRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleRequest.ProtoReflect.Descriptor instead.
 func (*GetRuleRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{7}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetRuleRequest) GetId() int64 {
@@ -852,7 +927,7 @@ type GetRuleResponse struct {
 
 func (x *GetRuleResponse) Reset() {
 	*x = GetRuleResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[8]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +939,7 @@ func (x *GetRuleResponse) String() string {
 func (*GetRuleResponse) ProtoMessage() {}
 
 func (x *GetRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[8]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +952,7 @@ func (x *GetRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleResponse.ProtoReflect.Descriptor instead.
 func (*GetRuleResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{8}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRuleResponse) GetResult() *Rule {
@@ -902,7 +977,7 @@ type ListRulesRequest struct {
 
 func (x *ListRulesRequest) Reset() {
 	*x = ListRulesRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[9]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +989,7 @@ func (x *ListRulesRequest) String() string {
 func (*ListRulesRequest) ProtoMessage() {}
 
 func (x *ListRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[9]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1002,7 @@ func (x *ListRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRulesRequest.ProtoReflect.Descriptor instead.
 func (*ListRulesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{9}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListRulesRequest) GetPageSize() int32 {
@@ -964,7 +1039,7 @@ type ListRulesResponse struct {
 
 func (x *ListRulesResponse) Reset() {
 	*x = ListRulesResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[10]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1051,7 @@ func (x *ListRulesResponse) String() string {
 func (*ListRulesResponse) ProtoMessage() {}
 
 func (x *ListRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[10]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1064,7 @@ func (x *ListRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRulesResponse.ProtoReflect.Descriptor instead.
 func (*ListRulesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{10}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRulesResponse) GetResult() []*Rule {
@@ -1017,7 +1092,7 @@ type DeleteRuleRequest struct {
 
 func (x *DeleteRuleRequest) Reset() {
 	*x = DeleteRuleRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[11]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1104,7 @@ func (x *DeleteRuleRequest) String() string {
 func (*DeleteRuleRequest) ProtoMessage() {}
 
 func (x *DeleteRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[11]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1117,7 @@ func (x *DeleteRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRuleRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{11}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteRuleRequest) GetId() int64 {
@@ -1061,7 +1136,7 @@ type DeleteRuleResponse struct {
 
 func (x *DeleteRuleResponse) Reset() {
 	*x = DeleteRuleResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[12]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1148,7 @@ func (x *DeleteRuleResponse) String() string {
 func (*DeleteRuleResponse) ProtoMessage() {}
 
 func (x *DeleteRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[12]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1161,7 @@ func (x *DeleteRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRuleResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{12}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{13}
 }
 
 // Alert is one firing of a rule: from the crossing reading until the reading
@@ -1128,7 +1203,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[13]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1215,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[13]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1228,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{13}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Alert) GetId() string {
@@ -1268,7 +1343,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[14]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1355,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[14]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1368,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{14}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Delivery) GetEvent() string {
@@ -1355,7 +1430,7 @@ type ListAlertsRequest struct {
 
 func (x *ListAlertsRequest) Reset() {
 	*x = ListAlertsRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[15]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1442,7 @@ func (x *ListAlertsRequest) String() string {
 func (*ListAlertsRequest) ProtoMessage() {}
 
 func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[15]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1455,7 @@ func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{15}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListAlertsRequest) GetPageSize() int32 {
@@ -1424,7 +1499,7 @@ type ListAlertsResponse struct {
 
 func (x *ListAlertsResponse) Reset() {
 	*x = ListAlertsResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[16]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1511,7 @@ func (x *ListAlertsResponse) String() string {
 func (*ListAlertsResponse) ProtoMessage() {}
 
 func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[16]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1524,7 @@ func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{16}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListAlertsResponse) GetResult() []*Alert {
@@ -1477,7 +1552,7 @@ type GetAlertRequest struct {
 
 func (x *GetAlertRequest) Reset() {
 	*x = GetAlertRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[17]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1564,7 @@ func (x *GetAlertRequest) String() string {
 func (*GetAlertRequest) ProtoMessage() {}
 
 func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[17]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1577,7 @@ func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRequest.ProtoReflect.Descriptor instead.
 func (*GetAlertRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{17}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetAlertRequest) GetId() string {
@@ -1525,7 +1600,7 @@ type GetAlertResponse struct {
 
 func (x *GetAlertResponse) Reset() {
 	*x = GetAlertResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[18]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1612,7 @@ func (x *GetAlertResponse) String() string {
 func (*GetAlertResponse) ProtoMessage() {}
 
 func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[18]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1625,7 @@ func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertResponse.ProtoReflect.Descriptor instead.
 func (*GetAlertResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{18}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetAlertResponse) GetResult() *Alert {
@@ -1578,7 +1653,7 @@ type AcknowledgeAlertRequest struct {
 
 func (x *AcknowledgeAlertRequest) Reset() {
 	*x = AcknowledgeAlertRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[19]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1665,7 @@ func (x *AcknowledgeAlertRequest) String() string {
 func (*AcknowledgeAlertRequest) ProtoMessage() {}
 
 func (x *AcknowledgeAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[19]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1678,7 @@ func (x *AcknowledgeAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeAlertRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeAlertRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{19}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AcknowledgeAlertRequest) GetId() string {
@@ -1624,7 +1699,7 @@ type AcknowledgeAlertResponse struct {
 
 func (x *AcknowledgeAlertResponse) Reset() {
 	*x = AcknowledgeAlertResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[20]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1711,7 @@ func (x *AcknowledgeAlertResponse) String() string {
 func (*AcknowledgeAlertResponse) ProtoMessage() {}
 
 func (x *AcknowledgeAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[20]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1724,7 @@ func (x *AcknowledgeAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeAlertResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeAlertResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{20}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AcknowledgeAlertResponse) GetResult() *Alert {
@@ -1670,7 +1745,7 @@ type WatchAlertsRequest struct {
 
 func (x *WatchAlertsRequest) Reset() {
 	*x = WatchAlertsRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[21]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1757,7 @@ func (x *WatchAlertsRequest) String() string {
 func (*WatchAlertsRequest) ProtoMessage() {}
 
 func (x *WatchAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[21]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1770,7 @@ func (x *WatchAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlertsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{21}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchAlertsRequest) GetAfterEventId() int64 {
@@ -1721,7 +1796,7 @@ type WatchAlertsResponse struct {
 
 func (x *WatchAlertsResponse) Reset() {
 	*x = WatchAlertsResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[22]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1808,7 @@ func (x *WatchAlertsResponse) String() string {
 func (*WatchAlertsResponse) ProtoMessage() {}
 
 func (x *WatchAlertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[22]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1821,7 @@ func (x *WatchAlertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlertsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAlertsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{22}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchAlertsResponse) GetEventId() int64 {
@@ -1783,7 +1858,7 @@ type SetSensorRetentionRequest struct {
 
 func (x *SetSensorRetentionRequest) Reset() {
 	*x = SetSensorRetentionRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[23]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +1870,7 @@ func (x *SetSensorRetentionRequest) String() string {
 func (*SetSensorRetentionRequest) ProtoMessage() {}
 
 func (x *SetSensorRetentionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[23]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +1883,7 @@ func (x *SetSensorRetentionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSensorRetentionRequest.ProtoReflect.Descriptor instead.
 func (*SetSensorRetentionRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{23}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetSensorRetentionRequest) GetSensorId() int64 {
@@ -1838,7 +1913,7 @@ type SetSensorRetentionResponse struct {
 
 func (x *SetSensorRetentionResponse) Reset() {
 	*x = SetSensorRetentionResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[24]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +1925,7 @@ func (x *SetSensorRetentionResponse) String() string {
 func (*SetSensorRetentionResponse) ProtoMessage() {}
 
 func (x *SetSensorRetentionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[24]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +1938,7 @@ func (x *SetSensorRetentionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSensorRetentionResponse.ProtoReflect.Descriptor instead.
 func (*SetSensorRetentionResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{24}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetSensorRetentionResponse) GetRaw() *durationpb.Duration {
@@ -1891,7 +1966,7 @@ type GetSensorRetentionRequest struct {
 
 func (x *GetSensorRetentionRequest) Reset() {
 	*x = GetSensorRetentionRequest{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[25]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +1978,7 @@ func (x *GetSensorRetentionRequest) String() string {
 func (*GetSensorRetentionRequest) ProtoMessage() {}
 
 func (x *GetSensorRetentionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[25]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +1991,7 @@ func (x *GetSensorRetentionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRetentionRequest.ProtoReflect.Descriptor instead.
 func (*GetSensorRetentionRequest) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{25}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetSensorRetentionRequest) GetSensorId() int64 {
@@ -1941,7 +2016,7 @@ type GetSensorRetentionResponse struct {
 
 func (x *GetSensorRetentionResponse) Reset() {
 	*x = GetSensorRetentionResponse{}
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[26]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2028,7 @@ func (x *GetSensorRetentionResponse) String() string {
 func (*GetSensorRetentionResponse) ProtoMessage() {}
 
 func (x *GetSensorRetentionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_rules_v1_rules_proto_msgTypes[26]
+	mi := &file_iot_rules_v1_rules_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2041,7 @@ func (x *GetSensorRetentionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRetentionResponse.ProtoReflect.Descriptor instead.
 func (*GetSensorRetentionResponse) Descriptor() ([]byte, []int) {
-	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{26}
+	return file_iot_rules_v1_rules_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetSensorRetentionResponse) GetRaw() *durationpb.Duration {
@@ -1994,7 +2069,7 @@ var File_iot_rules_v1_rules_proto protoreflect.FileDescriptor
 
 const file_iot_rules_v1_rules_proto_rawDesc = "" +
 	"\n" +
-	"\x18iot/rules/v1/rules.proto\x12\fiot.rules.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x03\n" +
+	"\x18iot/rules/v1/rules.proto\x12\fiot.rules.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x04\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\x03R\aownerId\x12\x12\n" +
@@ -2010,8 +2085,12 @@ const file_iot_rules_v1_rules_proto_rawDesc = "" +
 	"webhookUrl\x12,\n" +
 	"\x12has_webhook_secret\x18\v \x01(\bR\x10hasWebhookSecret\x12;\n" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTimeB\v\n" +
-	"\tcondition\"\xda\x01\n" +
+	"createTime\x123\n" +
+	"\acommand\x18\r \x01(\v2\x19.iot.rules.v1.RuleCommandR\acommandB\v\n" +
+	"\tcondition\"]\n" +
+	"\vRuleCommand\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
+	"\fjson_payload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\vjsonPayload\"\xda\x01\n" +
 	"\tThreshold\x12*\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x1a.iot.rules.v1.Threshold.OpR\x02op\x12\x10\n" +
 	"\x03low\x18\x02 \x01(\x01R\x03low\x12\x12\n" +
@@ -2031,7 +2110,7 @@ const file_iot_rules_v1_rules_proto_rawDesc = "" +
 	"\n" +
 	"bool_value\x18\x01 \x01(\bH\x00R\tboolValue\x12#\n" +
 	"\fstring_value\x18\x02 \x01(\tH\x00R\vstringValueB\a\n" +
-	"\x05value\"\x84\x03\n" +
+	"\x05value\"\xb9\x03\n" +
 	"\x11CreateRuleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tsensor_id\x18\x02 \x01(\x03R\bsensorId\x12\x1b\n" +
@@ -2042,7 +2121,9 @@ const file_iot_rules_v1_rules_proto_rawDesc = "" +
 	"\x06equals\x18\a \x01(\v2\x14.iot.rules.v1.EqualsH\x00R\x06equals\x12\x1f\n" +
 	"\vwebhook_url\x18\b \x01(\tR\n" +
 	"webhookUrl\x12%\n" +
-	"\x0ewebhook_secret\x18\t \x01(\tR\rwebhookSecretB\v\n" +
+	"\x0ewebhook_secret\x18\t \x01(\tR\rwebhookSecret\x123\n" +
+	"\acommand\x18\n" +
+	" \x01(\v2\x19.iot.rules.v1.RuleCommandR\acommandB\v\n" +
 	"\tcondition\"@\n" +
 	"\x12CreateRuleResponse\x12*\n" +
 	"\x06result\x18\x01 \x01(\v2\x12.iot.rules.v1.RuleR\x06result\" \n" +
@@ -2161,96 +2242,101 @@ func file_iot_rules_v1_rules_proto_rawDescGZIP() []byte {
 }
 
 var file_iot_rules_v1_rules_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_iot_rules_v1_rules_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_iot_rules_v1_rules_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_iot_rules_v1_rules_proto_goTypes = []any{
 	(Threshold_Op)(0),                  // 0: iot.rules.v1.Threshold.Op
 	(Alert_State)(0),                   // 1: iot.rules.v1.Alert.State
 	(*Rule)(nil),                       // 2: iot.rules.v1.Rule
-	(*Threshold)(nil),                  // 3: iot.rules.v1.Threshold
-	(*Absence)(nil),                    // 4: iot.rules.v1.Absence
-	(*RateOfChange)(nil),               // 5: iot.rules.v1.RateOfChange
-	(*Equals)(nil),                     // 6: iot.rules.v1.Equals
-	(*CreateRuleRequest)(nil),          // 7: iot.rules.v1.CreateRuleRequest
-	(*CreateRuleResponse)(nil),         // 8: iot.rules.v1.CreateRuleResponse
-	(*GetRuleRequest)(nil),             // 9: iot.rules.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),            // 10: iot.rules.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),           // 11: iot.rules.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),          // 12: iot.rules.v1.ListRulesResponse
-	(*DeleteRuleRequest)(nil),          // 13: iot.rules.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),         // 14: iot.rules.v1.DeleteRuleResponse
-	(*Alert)(nil),                      // 15: iot.rules.v1.Alert
-	(*Delivery)(nil),                   // 16: iot.rules.v1.Delivery
-	(*ListAlertsRequest)(nil),          // 17: iot.rules.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),         // 18: iot.rules.v1.ListAlertsResponse
-	(*GetAlertRequest)(nil),            // 19: iot.rules.v1.GetAlertRequest
-	(*GetAlertResponse)(nil),           // 20: iot.rules.v1.GetAlertResponse
-	(*AcknowledgeAlertRequest)(nil),    // 21: iot.rules.v1.AcknowledgeAlertRequest
-	(*AcknowledgeAlertResponse)(nil),   // 22: iot.rules.v1.AcknowledgeAlertResponse
-	(*WatchAlertsRequest)(nil),         // 23: iot.rules.v1.WatchAlertsRequest
-	(*WatchAlertsResponse)(nil),        // 24: iot.rules.v1.WatchAlertsResponse
-	(*SetSensorRetentionRequest)(nil),  // 25: iot.rules.v1.SetSensorRetentionRequest
-	(*SetSensorRetentionResponse)(nil), // 26: iot.rules.v1.SetSensorRetentionResponse
-	(*GetSensorRetentionRequest)(nil),  // 27: iot.rules.v1.GetSensorRetentionRequest
-	(*GetSensorRetentionResponse)(nil), // 28: iot.rules.v1.GetSensorRetentionResponse
-	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 30: google.protobuf.Duration
+	(*RuleCommand)(nil),                // 3: iot.rules.v1.RuleCommand
+	(*Threshold)(nil),                  // 4: iot.rules.v1.Threshold
+	(*Absence)(nil),                    // 5: iot.rules.v1.Absence
+	(*RateOfChange)(nil),               // 6: iot.rules.v1.RateOfChange
+	(*Equals)(nil),                     // 7: iot.rules.v1.Equals
+	(*CreateRuleRequest)(nil),          // 8: iot.rules.v1.CreateRuleRequest
+	(*CreateRuleResponse)(nil),         // 9: iot.rules.v1.CreateRuleResponse
+	(*GetRuleRequest)(nil),             // 10: iot.rules.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),            // 11: iot.rules.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),           // 12: iot.rules.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),          // 13: iot.rules.v1.ListRulesResponse
+	(*DeleteRuleRequest)(nil),          // 14: iot.rules.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),         // 15: iot.rules.v1.DeleteRuleResponse
+	(*Alert)(nil),                      // 16: iot.rules.v1.Alert
+	(*Delivery)(nil),                   // 17: iot.rules.v1.Delivery
+	(*ListAlertsRequest)(nil),          // 18: iot.rules.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),         // 19: iot.rules.v1.ListAlertsResponse
+	(*GetAlertRequest)(nil),            // 20: iot.rules.v1.GetAlertRequest
+	(*GetAlertResponse)(nil),           // 21: iot.rules.v1.GetAlertResponse
+	(*AcknowledgeAlertRequest)(nil),    // 22: iot.rules.v1.AcknowledgeAlertRequest
+	(*AcknowledgeAlertResponse)(nil),   // 23: iot.rules.v1.AcknowledgeAlertResponse
+	(*WatchAlertsRequest)(nil),         // 24: iot.rules.v1.WatchAlertsRequest
+	(*WatchAlertsResponse)(nil),        // 25: iot.rules.v1.WatchAlertsResponse
+	(*SetSensorRetentionRequest)(nil),  // 26: iot.rules.v1.SetSensorRetentionRequest
+	(*SetSensorRetentionResponse)(nil), // 27: iot.rules.v1.SetSensorRetentionResponse
+	(*GetSensorRetentionRequest)(nil),  // 28: iot.rules.v1.GetSensorRetentionRequest
+	(*GetSensorRetentionResponse)(nil), // 29: iot.rules.v1.GetSensorRetentionResponse
+	(*timestamppb.Timestamp)(nil),      // 30: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),            // 31: google.protobuf.Struct
+	(*durationpb.Duration)(nil),        // 32: google.protobuf.Duration
 }
 var file_iot_rules_v1_rules_proto_depIdxs = []int32{
-	3,  // 0: iot.rules.v1.Rule.threshold:type_name -> iot.rules.v1.Threshold
-	4,  // 1: iot.rules.v1.Rule.absence:type_name -> iot.rules.v1.Absence
-	5,  // 2: iot.rules.v1.Rule.rate:type_name -> iot.rules.v1.RateOfChange
-	6,  // 3: iot.rules.v1.Rule.equals:type_name -> iot.rules.v1.Equals
-	29, // 4: iot.rules.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 5: iot.rules.v1.Threshold.op:type_name -> iot.rules.v1.Threshold.Op
-	30, // 6: iot.rules.v1.Threshold.duration:type_name -> google.protobuf.Duration
-	3,  // 7: iot.rules.v1.CreateRuleRequest.threshold:type_name -> iot.rules.v1.Threshold
-	4,  // 8: iot.rules.v1.CreateRuleRequest.absence:type_name -> iot.rules.v1.Absence
-	5,  // 9: iot.rules.v1.CreateRuleRequest.rate:type_name -> iot.rules.v1.RateOfChange
-	6,  // 10: iot.rules.v1.CreateRuleRequest.equals:type_name -> iot.rules.v1.Equals
-	2,  // 11: iot.rules.v1.CreateRuleResponse.result:type_name -> iot.rules.v1.Rule
-	2,  // 12: iot.rules.v1.GetRuleResponse.result:type_name -> iot.rules.v1.Rule
-	2,  // 13: iot.rules.v1.ListRulesResponse.result:type_name -> iot.rules.v1.Rule
-	1,  // 14: iot.rules.v1.Alert.state:type_name -> iot.rules.v1.Alert.State
-	29, // 15: iot.rules.v1.Alert.fire_time:type_name -> google.protobuf.Timestamp
-	29, // 16: iot.rules.v1.Alert.resolve_time:type_name -> google.protobuf.Timestamp
-	29, // 17: iot.rules.v1.Alert.acknowledge_time:type_name -> google.protobuf.Timestamp
-	29, // 18: iot.rules.v1.Alert.create_time:type_name -> google.protobuf.Timestamp
-	29, // 19: iot.rules.v1.Delivery.time:type_name -> google.protobuf.Timestamp
-	1,  // 20: iot.rules.v1.ListAlertsRequest.state:type_name -> iot.rules.v1.Alert.State
-	15, // 21: iot.rules.v1.ListAlertsResponse.result:type_name -> iot.rules.v1.Alert
-	15, // 22: iot.rules.v1.GetAlertResponse.result:type_name -> iot.rules.v1.Alert
-	16, // 23: iot.rules.v1.GetAlertResponse.deliveries:type_name -> iot.rules.v1.Delivery
-	15, // 24: iot.rules.v1.AcknowledgeAlertResponse.result:type_name -> iot.rules.v1.Alert
-	15, // 25: iot.rules.v1.WatchAlertsResponse.alert:type_name -> iot.rules.v1.Alert
-	30, // 26: iot.rules.v1.SetSensorRetentionRequest.raw:type_name -> google.protobuf.Duration
-	30, // 27: iot.rules.v1.SetSensorRetentionResponse.raw:type_name -> google.protobuf.Duration
-	30, // 28: iot.rules.v1.GetSensorRetentionResponse.raw:type_name -> google.protobuf.Duration
-	30, // 29: iot.rules.v1.GetSensorRetentionResponse.minute_rollups:type_name -> google.protobuf.Duration
-	7,  // 30: iot.rules.v1.RulesService.CreateRule:input_type -> iot.rules.v1.CreateRuleRequest
-	9,  // 31: iot.rules.v1.RulesService.GetRule:input_type -> iot.rules.v1.GetRuleRequest
-	11, // 32: iot.rules.v1.RulesService.ListRules:input_type -> iot.rules.v1.ListRulesRequest
-	13, // 33: iot.rules.v1.RulesService.DeleteRule:input_type -> iot.rules.v1.DeleteRuleRequest
-	17, // 34: iot.rules.v1.RulesService.ListAlerts:input_type -> iot.rules.v1.ListAlertsRequest
-	19, // 35: iot.rules.v1.RulesService.GetAlert:input_type -> iot.rules.v1.GetAlertRequest
-	21, // 36: iot.rules.v1.RulesService.AcknowledgeAlert:input_type -> iot.rules.v1.AcknowledgeAlertRequest
-	23, // 37: iot.rules.v1.RulesService.WatchAlerts:input_type -> iot.rules.v1.WatchAlertsRequest
-	25, // 38: iot.rules.v1.RulesService.SetSensorRetention:input_type -> iot.rules.v1.SetSensorRetentionRequest
-	27, // 39: iot.rules.v1.RulesService.GetSensorRetention:input_type -> iot.rules.v1.GetSensorRetentionRequest
-	8,  // 40: iot.rules.v1.RulesService.CreateRule:output_type -> iot.rules.v1.CreateRuleResponse
-	10, // 41: iot.rules.v1.RulesService.GetRule:output_type -> iot.rules.v1.GetRuleResponse
-	12, // 42: iot.rules.v1.RulesService.ListRules:output_type -> iot.rules.v1.ListRulesResponse
-	14, // 43: iot.rules.v1.RulesService.DeleteRule:output_type -> iot.rules.v1.DeleteRuleResponse
-	18, // 44: iot.rules.v1.RulesService.ListAlerts:output_type -> iot.rules.v1.ListAlertsResponse
-	20, // 45: iot.rules.v1.RulesService.GetAlert:output_type -> iot.rules.v1.GetAlertResponse
-	22, // 46: iot.rules.v1.RulesService.AcknowledgeAlert:output_type -> iot.rules.v1.AcknowledgeAlertResponse
-	24, // 47: iot.rules.v1.RulesService.WatchAlerts:output_type -> iot.rules.v1.WatchAlertsResponse
-	26, // 48: iot.rules.v1.RulesService.SetSensorRetention:output_type -> iot.rules.v1.SetSensorRetentionResponse
-	28, // 49: iot.rules.v1.RulesService.GetSensorRetention:output_type -> iot.rules.v1.GetSensorRetentionResponse
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	4,  // 0: iot.rules.v1.Rule.threshold:type_name -> iot.rules.v1.Threshold
+	5,  // 1: iot.rules.v1.Rule.absence:type_name -> iot.rules.v1.Absence
+	6,  // 2: iot.rules.v1.Rule.rate:type_name -> iot.rules.v1.RateOfChange
+	7,  // 3: iot.rules.v1.Rule.equals:type_name -> iot.rules.v1.Equals
+	30, // 4: iot.rules.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	3,  // 5: iot.rules.v1.Rule.command:type_name -> iot.rules.v1.RuleCommand
+	31, // 6: iot.rules.v1.RuleCommand.json_payload:type_name -> google.protobuf.Struct
+	0,  // 7: iot.rules.v1.Threshold.op:type_name -> iot.rules.v1.Threshold.Op
+	32, // 8: iot.rules.v1.Threshold.duration:type_name -> google.protobuf.Duration
+	4,  // 9: iot.rules.v1.CreateRuleRequest.threshold:type_name -> iot.rules.v1.Threshold
+	5,  // 10: iot.rules.v1.CreateRuleRequest.absence:type_name -> iot.rules.v1.Absence
+	6,  // 11: iot.rules.v1.CreateRuleRequest.rate:type_name -> iot.rules.v1.RateOfChange
+	7,  // 12: iot.rules.v1.CreateRuleRequest.equals:type_name -> iot.rules.v1.Equals
+	3,  // 13: iot.rules.v1.CreateRuleRequest.command:type_name -> iot.rules.v1.RuleCommand
+	2,  // 14: iot.rules.v1.CreateRuleResponse.result:type_name -> iot.rules.v1.Rule
+	2,  // 15: iot.rules.v1.GetRuleResponse.result:type_name -> iot.rules.v1.Rule
+	2,  // 16: iot.rules.v1.ListRulesResponse.result:type_name -> iot.rules.v1.Rule
+	1,  // 17: iot.rules.v1.Alert.state:type_name -> iot.rules.v1.Alert.State
+	30, // 18: iot.rules.v1.Alert.fire_time:type_name -> google.protobuf.Timestamp
+	30, // 19: iot.rules.v1.Alert.resolve_time:type_name -> google.protobuf.Timestamp
+	30, // 20: iot.rules.v1.Alert.acknowledge_time:type_name -> google.protobuf.Timestamp
+	30, // 21: iot.rules.v1.Alert.create_time:type_name -> google.protobuf.Timestamp
+	30, // 22: iot.rules.v1.Delivery.time:type_name -> google.protobuf.Timestamp
+	1,  // 23: iot.rules.v1.ListAlertsRequest.state:type_name -> iot.rules.v1.Alert.State
+	16, // 24: iot.rules.v1.ListAlertsResponse.result:type_name -> iot.rules.v1.Alert
+	16, // 25: iot.rules.v1.GetAlertResponse.result:type_name -> iot.rules.v1.Alert
+	17, // 26: iot.rules.v1.GetAlertResponse.deliveries:type_name -> iot.rules.v1.Delivery
+	16, // 27: iot.rules.v1.AcknowledgeAlertResponse.result:type_name -> iot.rules.v1.Alert
+	16, // 28: iot.rules.v1.WatchAlertsResponse.alert:type_name -> iot.rules.v1.Alert
+	32, // 29: iot.rules.v1.SetSensorRetentionRequest.raw:type_name -> google.protobuf.Duration
+	32, // 30: iot.rules.v1.SetSensorRetentionResponse.raw:type_name -> google.protobuf.Duration
+	32, // 31: iot.rules.v1.GetSensorRetentionResponse.raw:type_name -> google.protobuf.Duration
+	32, // 32: iot.rules.v1.GetSensorRetentionResponse.minute_rollups:type_name -> google.protobuf.Duration
+	8,  // 33: iot.rules.v1.RulesService.CreateRule:input_type -> iot.rules.v1.CreateRuleRequest
+	10, // 34: iot.rules.v1.RulesService.GetRule:input_type -> iot.rules.v1.GetRuleRequest
+	12, // 35: iot.rules.v1.RulesService.ListRules:input_type -> iot.rules.v1.ListRulesRequest
+	14, // 36: iot.rules.v1.RulesService.DeleteRule:input_type -> iot.rules.v1.DeleteRuleRequest
+	18, // 37: iot.rules.v1.RulesService.ListAlerts:input_type -> iot.rules.v1.ListAlertsRequest
+	20, // 38: iot.rules.v1.RulesService.GetAlert:input_type -> iot.rules.v1.GetAlertRequest
+	22, // 39: iot.rules.v1.RulesService.AcknowledgeAlert:input_type -> iot.rules.v1.AcknowledgeAlertRequest
+	24, // 40: iot.rules.v1.RulesService.WatchAlerts:input_type -> iot.rules.v1.WatchAlertsRequest
+	26, // 41: iot.rules.v1.RulesService.SetSensorRetention:input_type -> iot.rules.v1.SetSensorRetentionRequest
+	28, // 42: iot.rules.v1.RulesService.GetSensorRetention:input_type -> iot.rules.v1.GetSensorRetentionRequest
+	9,  // 43: iot.rules.v1.RulesService.CreateRule:output_type -> iot.rules.v1.CreateRuleResponse
+	11, // 44: iot.rules.v1.RulesService.GetRule:output_type -> iot.rules.v1.GetRuleResponse
+	13, // 45: iot.rules.v1.RulesService.ListRules:output_type -> iot.rules.v1.ListRulesResponse
+	15, // 46: iot.rules.v1.RulesService.DeleteRule:output_type -> iot.rules.v1.DeleteRuleResponse
+	19, // 47: iot.rules.v1.RulesService.ListAlerts:output_type -> iot.rules.v1.ListAlertsResponse
+	21, // 48: iot.rules.v1.RulesService.GetAlert:output_type -> iot.rules.v1.GetAlertResponse
+	23, // 49: iot.rules.v1.RulesService.AcknowledgeAlert:output_type -> iot.rules.v1.AcknowledgeAlertResponse
+	25, // 50: iot.rules.v1.RulesService.WatchAlerts:output_type -> iot.rules.v1.WatchAlertsResponse
+	27, // 51: iot.rules.v1.RulesService.SetSensorRetention:output_type -> iot.rules.v1.SetSensorRetentionResponse
+	29, // 52: iot.rules.v1.RulesService.GetSensorRetention:output_type -> iot.rules.v1.GetSensorRetentionResponse
+	43, // [43:53] is the sub-list for method output_type
+	33, // [33:43] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_iot_rules_v1_rules_proto_init() }
@@ -2264,11 +2350,11 @@ func file_iot_rules_v1_rules_proto_init() {
 		(*Rule_Rate)(nil),
 		(*Rule_Equals)(nil),
 	}
-	file_iot_rules_v1_rules_proto_msgTypes[4].OneofWrappers = []any{
+	file_iot_rules_v1_rules_proto_msgTypes[5].OneofWrappers = []any{
 		(*Equals_BoolValue)(nil),
 		(*Equals_StringValue)(nil),
 	}
-	file_iot_rules_v1_rules_proto_msgTypes[5].OneofWrappers = []any{
+	file_iot_rules_v1_rules_proto_msgTypes[6].OneofWrappers = []any{
 		(*CreateRuleRequest_Threshold)(nil),
 		(*CreateRuleRequest_Absence)(nil),
 		(*CreateRuleRequest_Rate)(nil),
@@ -2280,7 +2366,7 @@ func file_iot_rules_v1_rules_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_iot_rules_v1_rules_proto_rawDesc), len(file_iot_rules_v1_rules_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

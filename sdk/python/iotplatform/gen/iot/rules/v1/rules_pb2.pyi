@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -13,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Rule(_message.Message):
-    __slots__ = ("id", "owner_id", "name", "sensor_id", "device_id", "threshold", "absence", "rate", "equals", "webhook_url", "has_webhook_secret", "create_time")
+    __slots__ = ("id", "owner_id", "name", "sensor_id", "device_id", "threshold", "absence", "rate", "equals", "webhook_url", "has_webhook_secret", "create_time", "command")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +27,7 @@ class Rule(_message.Message):
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     HAS_WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
     id: int
     owner_id: int
     name: str
@@ -38,7 +40,16 @@ class Rule(_message.Message):
     webhook_url: str
     has_webhook_secret: bool
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., owner_id: _Optional[int] = ..., name: _Optional[str] = ..., sensor_id: _Optional[int] = ..., device_id: _Optional[int] = ..., threshold: _Optional[_Union[Threshold, _Mapping]] = ..., absence: _Optional[_Union[Absence, _Mapping]] = ..., rate: _Optional[_Union[RateOfChange, _Mapping]] = ..., equals: _Optional[_Union[Equals, _Mapping]] = ..., webhook_url: _Optional[str] = ..., has_webhook_secret: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    command: RuleCommand
+    def __init__(self, id: _Optional[int] = ..., owner_id: _Optional[int] = ..., name: _Optional[str] = ..., sensor_id: _Optional[int] = ..., device_id: _Optional[int] = ..., threshold: _Optional[_Union[Threshold, _Mapping]] = ..., absence: _Optional[_Union[Absence, _Mapping]] = ..., rate: _Optional[_Union[RateOfChange, _Mapping]] = ..., equals: _Optional[_Union[Equals, _Mapping]] = ..., webhook_url: _Optional[str] = ..., has_webhook_secret: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., command: _Optional[_Union[RuleCommand, _Mapping]] = ...) -> None: ...
+
+class RuleCommand(_message.Message):
+    __slots__ = ("name", "json_payload")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    JSON_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    json_payload: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., json_payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Threshold(_message.Message):
     __slots__ = ("op", "low", "high", "duration")
@@ -83,7 +94,7 @@ class Equals(_message.Message):
     def __init__(self, bool_value: _Optional[bool] = ..., string_value: _Optional[str] = ...) -> None: ...
 
 class CreateRuleRequest(_message.Message):
-    __slots__ = ("name", "sensor_id", "device_id", "threshold", "absence", "rate", "equals", "webhook_url", "webhook_secret")
+    __slots__ = ("name", "sensor_id", "device_id", "threshold", "absence", "rate", "equals", "webhook_url", "webhook_secret", "command")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SENSOR_ID_FIELD_NUMBER: _ClassVar[int]
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +104,7 @@ class CreateRuleRequest(_message.Message):
     EQUALS_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
     name: str
     sensor_id: int
     device_id: int
@@ -102,7 +114,8 @@ class CreateRuleRequest(_message.Message):
     equals: Equals
     webhook_url: str
     webhook_secret: str
-    def __init__(self, name: _Optional[str] = ..., sensor_id: _Optional[int] = ..., device_id: _Optional[int] = ..., threshold: _Optional[_Union[Threshold, _Mapping]] = ..., absence: _Optional[_Union[Absence, _Mapping]] = ..., rate: _Optional[_Union[RateOfChange, _Mapping]] = ..., equals: _Optional[_Union[Equals, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ...) -> None: ...
+    command: RuleCommand
+    def __init__(self, name: _Optional[str] = ..., sensor_id: _Optional[int] = ..., device_id: _Optional[int] = ..., threshold: _Optional[_Union[Threshold, _Mapping]] = ..., absence: _Optional[_Union[Absence, _Mapping]] = ..., rate: _Optional[_Union[RateOfChange, _Mapping]] = ..., equals: _Optional[_Union[Equals, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., command: _Optional[_Union[RuleCommand, _Mapping]] = ...) -> None: ...
 
 class CreateRuleResponse(_message.Message):
     __slots__ = ("result",)

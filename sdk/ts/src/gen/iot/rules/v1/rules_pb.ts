@@ -6,14 +6,14 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file iot/rules/v1/rules.proto.
  */
 export const file_iot_rules_v1_rules: GenFile = /*@__PURE__*/
-  fileDesc("Chhpb3QvcnVsZXMvdjEvcnVsZXMucHJvdG8SDGlvdC5ydWxlcy52MSLzAgoEUnVsZRIKCgJpZBgBIAEoAxIQCghvd25lcl9pZBgCIAEoAxIMCgRuYW1lGAMgASgJEhEKCXNlbnNvcl9pZBgEIAEoAxIRCglkZXZpY2VfaWQYBSABKAMSLAoJdGhyZXNob2xkGAYgASgLMhcuaW90LnJ1bGVzLnYxLlRocmVzaG9sZEgAEigKB2Fic2VuY2UYByABKAsyFS5pb3QucnVsZXMudjEuQWJzZW5jZUgAEioKBHJhdGUYCCABKAsyGi5pb3QucnVsZXMudjEuUmF0ZU9mQ2hhbmdlSAASJgoGZXF1YWxzGAkgASgLMhQuaW90LnJ1bGVzLnYxLkVxdWFsc0gAEhMKC3dlYmhvb2tfdXJsGAogASgJEhoKEmhhc193ZWJob29rX3NlY3JldBgLIAEoCBIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCwoJY29uZGl0aW9uIsEBCglUaHJlc2hvbGQSJgoCb3AYASABKA4yGi5pb3QucnVsZXMudjEuVGhyZXNob2xkLk9wEgsKA2xvdxgCIAEoARIMCgRoaWdoGAMgASgBEisKCGR1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkQKAk9wEhIKDk9QX1VOU1BFQ0lGSUVEEAASDAoIT1BfQUJPVkUQARIMCghPUF9CRUxPVxACEg4KCk9QX09VVFNJREUQAyIaCgdBYnNlbmNlEg8KB3NlY29uZHMYASABKAMiJgoMUmF0ZU9mQ2hhbmdlEhYKDm1heF9wZXJfc2Vjb25kGAEgASgBIj8KBkVxdWFscxIUCgpib29sX3ZhbHVlGAEgASgISAASFgoMc3RyaW5nX3ZhbHVlGAIgASgJSABCBwoFdmFsdWUirQIKEUNyZWF0ZVJ1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJc2Vuc29yX2lkGAIgASgDEhEKCWRldmljZV9pZBgDIAEoAxIsCgl0aHJlc2hvbGQYBCABKAsyFy5pb3QucnVsZXMudjEuVGhyZXNob2xkSAASKAoHYWJzZW5jZRgFIAEoCzIVLmlvdC5ydWxlcy52MS5BYnNlbmNlSAASKgoEcmF0ZRgGIAEoCzIaLmlvdC5ydWxlcy52MS5SYXRlT2ZDaGFuZ2VIABImCgZlcXVhbHMYByABKAsyFC5pb3QucnVsZXMudjEuRXF1YWxzSAASEwoLd2ViaG9va191cmwYCCABKAkSFgoOd2ViaG9va19zZWNyZXQYCSABKAlCCwoJY29uZGl0aW9uIjgKEkNyZWF0ZVJ1bGVSZXNwb25zZRIiCgZyZXN1bHQYASABKAsyEi5pb3QucnVsZXMudjEuUnVsZSIcCg5HZXRSdWxlUmVxdWVzdBIKCgJpZBgBIAEoAyI1Cg9HZXRSdWxlUmVzcG9uc2USIgoGcmVzdWx0GAEgASgLMhIuaW90LnJ1bGVzLnYxLlJ1bGUiTAoQTGlzdFJ1bGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCglzZW5zb3JfaWQYAyABKAMiUAoRTGlzdFJ1bGVzUmVzcG9uc2USIgoGcmVzdWx0GAEgAygLMhIuaW90LnJ1bGVzLnYxLlJ1bGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh8KEURlbGV0ZVJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgDIhQKEkRlbGV0ZVJ1bGVSZXNwb25zZSLUAwoFQWxlcnQSCgoCaWQYASABKAkSDwoHcnVsZV9pZBgCIAEoAxIRCglydWxlX25hbWUYAyABKAkSEQoJc2Vuc29yX2lkGAQgASgDEhEKCWRldmljZV9pZBgFIAEoAxIoCgVzdGF0ZRgGIAEoDjIZLmlvdC5ydWxlcy52MS5BbGVydC5TdGF0ZRINCgV2YWx1ZRgHIAEoCRItCglmaXJlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHJlc29sdmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVzb2x2ZV92YWx1ZRgKIAEoCRIXCg9hY2tub3dsZWRnZWRfYnkYCyABKAMSNAoQYWNrbm93bGVkZ2VfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfRklSSU5HEAESEgoOU1RBVEVfUkVTT0xWRUQQAiKEAQoIRGVsaXZlcnkSDQoFZXZlbnQYASABKAkSDwoHYXR0ZW1wdBgCIAEoBRITCgtzdGF0dXNfY29kZRgDIAEoBRINCgVlcnJvchgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIKCgJvaxgGIAEoCCJ1ChFMaXN0QWxlcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIPCgdydWxlX2lkGAMgASgDEigKBXN0YXRlGAQgASgOMhkuaW90LnJ1bGVzLnYxLkFsZXJ0LlN0YXRlIlIKEkxpc3RBbGVydHNSZXNwb25zZRIjCgZyZXN1bHQYASADKAsyEy5pb3QucnVsZXMudjEuQWxlcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh0KD0dldEFsZXJ0UmVxdWVzdBIKCgJpZBgBIAEoCSJjChBHZXRBbGVydFJlc3BvbnNlEiMKBnJlc3VsdBgBIAEoCzITLmlvdC5ydWxlcy52MS5BbGVydBIqCgpkZWxpdmVyaWVzGAIgAygLMhYuaW90LnJ1bGVzLnYxLkRlbGl2ZXJ5IiUKF0Fja25vd2xlZGdlQWxlcnRSZXF1ZXN0EgoKAmlkGAEgASgJIj8KGEFja25vd2xlZGdlQWxlcnRSZXNwb25zZRIjCgZyZXN1bHQYASABKAsyEy5pb3QucnVsZXMudjEuQWxlcnQiLAoSV2F0Y2hBbGVydHNSZXF1ZXN0EhYKDmFmdGVyX2V2ZW50X2lkGAEgASgDIloKE1dhdGNoQWxlcnRzUmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAMSDQoFZXZlbnQYAiABKAkSIgoFYWxlcnQYAyABKAsyEy5pb3QucnVsZXMudjEuQWxlcnQiVgoZU2V0U2Vuc29yUmV0ZW50aW9uUmVxdWVzdBIRCglzZW5zb3JfaWQYASABKAMSJgoDcmF3GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlgKGlNldFNlbnNvclJldGVudGlvblJlc3BvbnNlEiYKA3JhdxgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpvdmVycmlkZGVuGAIgASgIIi4KGUdldFNlbnNvclJldGVudGlvblJlcXVlc3QSEQoJc2Vuc29yX2lkGAEgASgDIosBChpHZXRTZW5zb3JSZXRlbnRpb25SZXNwb25zZRImCgNyYXcYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKb3ZlcnJpZGRlbhgCIAEoCBIxCg5taW51dGVfcm9sbHVwcxgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbjL4CAoMUnVsZXNTZXJ2aWNlEmYKCkNyZWF0ZVJ1bGUSHy5pb3QucnVsZXMudjEuQ3JlYXRlUnVsZVJlcXVlc3QaIC5pb3QucnVsZXMudjEuQ3JlYXRlUnVsZVJlc3BvbnNlIhWC0+STAg86ASoiCi9hcGkvcnVsZXMSXwoHR2V0UnVsZRIcLmlvdC5ydWxlcy52MS5HZXRSdWxlUmVxdWVzdBodLmlvdC5ydWxlcy52MS5HZXRSdWxlUmVzcG9uc2UiF4LT5JMCERIPL2FwaS9ydWxlcy97aWR9EmAKCUxpc3RSdWxlcxIeLmlvdC5ydWxlcy52MS5MaXN0UnVsZXNSZXF1ZXN0Gh8uaW90LnJ1bGVzLnYxLkxpc3RSdWxlc1Jlc3BvbnNlIhKC0+STAgwSCi9hcGkvcnVsZXMSaAoKRGVsZXRlUnVsZRIfLmlvdC5ydWxlcy52MS5EZWxldGVSdWxlUmVxdWVzdBogLmlvdC5ydWxlcy52MS5EZWxldGVSdWxlUmVzcG9uc2UiF4LT5JMCESoPL2FwaS9ydWxlcy97aWR9EmQKCkxpc3RBbGVydHMSHy5pb3QucnVsZXMudjEuTGlzdEFsZXJ0c1JlcXVlc3QaIC5pb3QucnVsZXMudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlIhOC0+STAg0SCy9hcGkvYWxlcnRzEmMKCEdldEFsZXJ0Eh0uaW90LnJ1bGVzLnYxLkdldEFsZXJ0UmVxdWVzdBoeLmlvdC5ydWxlcy52MS5HZXRBbGVydFJlc3BvbnNlIhiC0+STAhISEC9hcGkvYWxlcnRzL3tpZH0SggEKEEFja25vd2xlZGdlQWxlcnQSJS5pb3QucnVsZXMudjEuQWNrbm93bGVkZ2VBbGVydFJlcXVlc3QaJi5pb3QucnVsZXMudjEuQWNrbm93bGVkZ2VBbGVydFJlc3BvbnNlIh+C0+STAhk6ASoiFC9hcGkvYWxlcnRzL3tpZH0vYWNrElQKC1dhdGNoQWxlcnRzEiAuaW90LnJ1bGVzLnYxLldhdGNoQWxlcnRzUmVxdWVzdBohLmlvdC5ydWxlcy52MS5XYXRjaEFsZXJ0c1Jlc3BvbnNlMAESlgEKElNldFNlbnNvclJldGVudGlvbhInLmlvdC5ydWxlcy52MS5TZXRTZW5zb3JSZXRlbnRpb25SZXF1ZXN0GiguaW90LnJ1bGVzLnYxLlNldFNlbnNvclJldGVudGlvblJlc3BvbnNlIi2C0+STAic6ASoaIi9hcGkvc2Vuc29ycy97c2Vuc29yX2lkfS9yZXRlbnRpb24SkwEKEkdldFNlbnNvclJldGVudGlvbhInLmlvdC5ydWxlcy52MS5HZXRTZW5zb3JSZXRlbnRpb25SZXF1ZXN0GiguaW90LnJ1bGVzLnYxLkdldFNlbnNvclJldGVudGlvblJlc3BvbnNlIiqC0+STAiQSIi9hcGkvc2Vuc29ycy97c2Vuc29yX2lkfS9yZXRlbnRpb25CPVo7Z2l0aHViLmNvbS9pb3RwbGF0Zm9ybS9pb3RwbGF0Zm9ybS9nZW4vaW90L3J1bGVzL3YxO3J1bGVzdjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhpb3QvcnVsZXMvdjEvcnVsZXMucHJvdG8SDGlvdC5ydWxlcy52MSKfAwoEUnVsZRIKCgJpZBgBIAEoAxIQCghvd25lcl9pZBgCIAEoAxIMCgRuYW1lGAMgASgJEhEKCXNlbnNvcl9pZBgEIAEoAxIRCglkZXZpY2VfaWQYBSABKAMSLAoJdGhyZXNob2xkGAYgASgLMhcuaW90LnJ1bGVzLnYxLlRocmVzaG9sZEgAEigKB2Fic2VuY2UYByABKAsyFS5pb3QucnVsZXMudjEuQWJzZW5jZUgAEioKBHJhdGUYCCABKAsyGi5pb3QucnVsZXMudjEuUmF0ZU9mQ2hhbmdlSAASJgoGZXF1YWxzGAkgASgLMhQuaW90LnJ1bGVzLnYxLkVxdWFsc0gAEhMKC3dlYmhvb2tfdXJsGAogASgJEhoKEmhhc193ZWJob29rX3NlY3JldBgLIAEoCBIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoHY29tbWFuZBgNIAEoCzIZLmlvdC5ydWxlcy52MS5SdWxlQ29tbWFuZEILCgljb25kaXRpb24iSgoLUnVsZUNvbW1hbmQSDAoEbmFtZRgBIAEoCRItCgxqc29uX3BheWxvYWQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IsEBCglUaHJlc2hvbGQSJgoCb3AYASABKA4yGi5pb3QucnVsZXMudjEuVGhyZXNob2xkLk9wEgsKA2xvdxgCIAEoARIMCgRoaWdoGAMgASgBEisKCGR1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkQKAk9wEhIKDk9QX1VOU1BFQ0lGSUVEEAASDAoIT1BfQUJPVkUQARIMCghPUF9CRUxPVxACEg4KCk9QX09VVFNJREUQAyIaCgdBYnNlbmNlEg8KB3NlY29uZHMYASABKAMiJgoMUmF0ZU9mQ2hhbmdlEhYKDm1heF9wZXJfc2Vjb25kGAEgASgBIj8KBkVxdWFscxIUCgpib29sX3ZhbHVlGAEgASgISAASFgoMc3RyaW5nX3ZhbHVlGAIgASgJSABCBwoFdmFsdWUi2QIKEUNyZWF0ZVJ1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJc2Vuc29yX2lkGAIgASgDEhEKCWRldmljZV9pZBgDIAEoAxIsCgl0aHJlc2hvbGQYBCABKAsyFy5pb3QucnVsZXMudjEuVGhyZXNob2xkSAASKAoHYWJzZW5jZRgFIAEoCzIVLmlvdC5ydWxlcy52MS5BYnNlbmNlSAASKgoEcmF0ZRgGIAEoCzIaLmlvdC5ydWxlcy52MS5SYXRlT2ZDaGFuZ2VIABImCgZlcXVhbHMYByABKAsyFC5pb3QucnVsZXMudjEuRXF1YWxzSAASEwoLd2ViaG9va191cmwYCCABKAkSFgoOd2ViaG9va19zZWNyZXQYCSABKAkSKgoHY29tbWFuZBgKIAEoCzIZLmlvdC5ydWxlcy52MS5SdWxlQ29tbWFuZEILCgljb25kaXRpb24iOAoSQ3JlYXRlUnVsZVJlc3BvbnNlEiIKBnJlc3VsdBgBIAEoCzISLmlvdC5ydWxlcy52MS5SdWxlIhwKDkdldFJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgDIjUKD0dldFJ1bGVSZXNwb25zZRIiCgZyZXN1bHQYASABKAsyEi5pb3QucnVsZXMudjEuUnVsZSJMChBMaXN0UnVsZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCXNlbnNvcl9pZBgDIAEoAyJQChFMaXN0UnVsZXNSZXNwb25zZRIiCgZyZXN1bHQYASADKAsyEi5pb3QucnVsZXMudjEuUnVsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHwoRRGVsZXRlUnVsZVJlcXVlc3QSCgoCaWQYASABKAMiFAoSRGVsZXRlUnVsZVJlc3BvbnNlItQDCgVBbGVydBIKCgJpZBgBIAEoCRIPCgdydWxlX2lkGAIgASgDEhEKCXJ1bGVfbmFtZRgDIAEoCRIRCglzZW5zb3JfaWQYBCABKAMSEQoJZGV2aWNlX2lkGAUgASgDEigKBXN0YXRlGAYgASgOMhkuaW90LnJ1bGVzLnYxLkFsZXJ0LlN0YXRlEg0KBXZhbHVlGAcgASgJEi0KCWZpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVzb2x2ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXNvbHZlX3ZhbHVlGAogASgJEhcKD2Fja25vd2xlZGdlZF9ieRgLIAEoAxI0ChBhY2tub3dsZWRnZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9GSVJJTkcQARISCg5TVEFURV9SRVNPTFZFRBACIoQBCghEZWxpdmVyeRINCgVldmVudBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhMKC3N0YXR1c19jb2RlGAMgASgFEg0KBWVycm9yGAQgASgJEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgoKAm9rGAYgASgIInUKEUxpc3RBbGVydHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg8KB3J1bGVfaWQYAyABKAMSKAoFc3RhdGUYBCABKA4yGS5pb3QucnVsZXMudjEuQWxlcnQuU3RhdGUiUgoSTGlzdEFsZXJ0c1Jlc3BvbnNlEiMKBnJlc3VsdBgBIAMoCzITLmlvdC5ydWxlcy52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHQoPR2V0QWxlcnRSZXF1ZXN0EgoKAmlkGAEgASgJImMKEEdldEFsZXJ0UmVzcG9uc2USIwoGcmVzdWx0GAEgASgLMhMuaW90LnJ1bGVzLnYxLkFsZXJ0EioKCmRlbGl2ZXJpZXMYAiADKAsyFi5pb3QucnVsZXMudjEuRGVsaXZlcnkiJQoXQWNrbm93bGVkZ2VBbGVydFJlcXVlc3QSCgoCaWQYASABKAkiPwoYQWNrbm93bGVkZ2VBbGVydFJlc3BvbnNlEiMKBnJlc3VsdBgBIAEoCzITLmlvdC5ydWxlcy52MS5BbGVydCIsChJXYXRjaEFsZXJ0c1JlcXVlc3QSFgoOYWZ0ZXJfZXZlbnRfaWQYASABKAMiWgoTV2F0Y2hBbGVydHNSZXNwb25zZRIQCghldmVudF9pZBgBIAEoAxINCgVldmVudBgCIAEoCRIiCgVhbGVydBgDIAEoCzITLmlvdC5ydWxlcy52MS5BbGVydCJWChlTZXRTZW5zb3JSZXRlbnRpb25SZXF1ZXN0EhEKCXNlbnNvcl9pZBgBIAEoAxImCgNyYXcYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iWAoaU2V0U2Vuc29yUmV0ZW50aW9uUmVzcG9uc2USJgoDcmF3GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCm92ZXJyaWRkZW4YAiABKAgiLgoZR2V0U2Vuc29yUmV0ZW50aW9uUmVxdWVzdBIRCglzZW5zb3JfaWQYASABKAMiiwEKGkdldFNlbnNvclJldGVudGlvblJlc3BvbnNlEiYKA3JhdxgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpvdmVycmlkZGVuGAIgASgIEjEKDm1pbnV0ZV9yb2xsdXBzGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uMvgICgxSdWxlc1NlcnZpY2USZgoKQ3JlYXRlUnVsZRIfLmlvdC5ydWxlcy52MS5DcmVhdGVSdWxlUmVxdWVzdBogLmlvdC5ydWxlcy52MS5DcmVhdGVSdWxlUmVzcG9uc2UiFYLT5JMCDzoBKiIKL2FwaS9ydWxlcxJfCgdHZXRSdWxlEhwuaW90LnJ1bGVzLnYxLkdldFJ1bGVSZXF1ZXN0Gh0uaW90LnJ1bGVzLnYxLkdldFJ1bGVSZXNwb25zZSIXgtPkkwIREg8vYXBpL3J1bGVzL3tpZH0SYAoJTGlzdFJ1bGVzEh4uaW90LnJ1bGVzLnYxLkxpc3RSdWxlc1JlcXVlc3QaHy5pb3QucnVsZXMudjEuTGlzdFJ1bGVzUmVzcG9uc2UiEoLT5JMCDBIKL2FwaS9ydWxlcxJoCgpEZWxldGVSdWxlEh8uaW90LnJ1bGVzLnYxLkRlbGV0ZVJ1bGVSZXF1ZXN0GiAuaW90LnJ1bGVzLnYxLkRlbGV0ZVJ1bGVSZXNwb25zZSIXgtPkkwIRKg8vYXBpL3J1bGVzL3tpZH0SZAoKTGlzdEFsZXJ0cxIfLmlvdC5ydWxlcy52MS5MaXN0QWxlcnRzUmVxdWVzdBogLmlvdC5ydWxlcy52MS5MaXN0QWxlcnRzUmVzcG9uc2UiE4LT5JMCDRILL2FwaS9hbGVydHMSYwoIR2V0QWxlcnQSHS5pb3QucnVsZXMudjEuR2V0QWxlcnRSZXF1ZXN0Gh4uaW90LnJ1bGVzLnYxLkdldEFsZXJ0UmVzcG9uc2UiGILT5JMCEhIQL2FwaS9hbGVydHMve2lkfRKCAQoQQWNrbm93bGVkZ2VBbGVydBIlLmlvdC5ydWxlcy52MS5BY2tub3dsZWRnZUFsZXJ0UmVxdWVzdBomLmlvdC5ydWxlcy52MS5BY2tub3dsZWRnZUFsZXJ0UmVzcG9uc2UiH4LT5JMCGToBKiIUL2FwaS9hbGVydHMve2lkfS9hY2sSVAoLV2F0Y2hBbGVydHMSIC5pb3QucnVsZXMudjEuV2F0Y2hBbGVydHNSZXF1ZXN0GiEuaW90LnJ1bGVzLnYxLldhdGNoQWxlcnRzUmVzcG9uc2UwARKWAQoSU2V0U2Vuc29yUmV0ZW50aW9uEicuaW90LnJ1bGVzLnYxLlNldFNlbnNvclJldGVudGlvblJlcXVlc3QaKC5pb3QucnVsZXMudjEuU2V0U2Vuc29yUmV0ZW50aW9uUmVzcG9uc2UiLYLT5JMCJzoBKhoiL2FwaS9zZW5zb3JzL3tzZW5zb3JfaWR9L3JldGVudGlvbhKTAQoSR2V0U2Vuc29yUmV0ZW50aW9uEicuaW90LnJ1bGVzLnYxLkdldFNlbnNvclJldGVudGlvblJlcXVlc3QaKC5pb3QucnVsZXMudjEuR2V0U2Vuc29yUmV0ZW50aW9uUmVzcG9uc2UiKoLT5JMCJBIiL2FwaS9zZW5zb3JzL3tzZW5zb3JfaWR9L3JldGVudGlvbkI9WjtnaXRodWIuY29tL2lvdHBsYXRmb3JtL2lvdHBsYXRmb3JtL2dlbi9pb3QvcnVsZXMvdjE7cnVsZXN2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Rule watches one sensor (or one device, for absence) and raises alerts.
@@ -116,6 +116,13 @@ export type Rule = Message<"iot.rules.v1.Rule"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 12;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * command is sent to the rule's device when the rule fires (unset: none).
+   *
+   * @generated from field: iot.rules.v1.RuleCommand command = 13;
+   */
+  command?: RuleCommand | undefined;
 };
 
 /**
@@ -124,6 +131,35 @@ export type Rule = Message<"iot.rules.v1.Rule"> & {
  */
 export const RuleSchema: GenMessage<Rule> = /*@__PURE__*/
   messageDesc(file_iot_rules_v1_rules, 0);
+
+/**
+ * RuleCommand is a command (docs/COMMANDS.md) a rule sends to its device
+ * each time it fires: the actuator loop.
+ *
+ * @generated from message iot.rules.v1.RuleCommand
+ */
+export type RuleCommand = Message<"iot.rules.v1.RuleCommand"> & {
+  /**
+   * name of the command (1-64 letters, digits, '_', '-' or '.').
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * json_payload of the command (at most 16 KiB).
+   *
+   * @generated from field: google.protobuf.Struct json_payload = 2;
+   */
+  jsonPayload?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message iot.rules.v1.RuleCommand.
+ * Use `create(RuleCommandSchema)` to create a new message.
+ */
+export const RuleCommandSchema: GenMessage<RuleCommand> = /*@__PURE__*/
+  messageDesc(file_iot_rules_v1_rules, 1);
 
 /**
  * Threshold compares numeric values with bounds.
@@ -166,7 +202,7 @@ export type Threshold = Message<"iot.rules.v1.Threshold"> & {
  * Use `create(ThresholdSchema)` to create a new message.
  */
 export const ThresholdSchema: GenMessage<Threshold> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 1);
+  messageDesc(file_iot_rules_v1_rules, 2);
 
 /**
  * Op says which values violate the rule.
@@ -207,7 +243,7 @@ export enum Threshold_Op {
  * Describes the enum iot.rules.v1.Threshold.Op.
  */
 export const Threshold_OpSchema: GenEnum<Threshold_Op> = /*@__PURE__*/
-  enumDesc(file_iot_rules_v1_rules, 1, 0);
+  enumDesc(file_iot_rules_v1_rules, 2, 0);
 
 /**
  * Absence fires when the sensor (or any sensor of the device) sent nothing
@@ -229,7 +265,7 @@ export type Absence = Message<"iot.rules.v1.Absence"> & {
  * Use `create(AbsenceSchema)` to create a new message.
  */
 export const AbsenceSchema: GenMessage<Absence> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 2);
+  messageDesc(file_iot_rules_v1_rules, 3);
 
 /**
  * RateOfChange fires when |Δvalue / Δt| between consecutive readings exceeds
@@ -251,7 +287,7 @@ export type RateOfChange = Message<"iot.rules.v1.RateOfChange"> & {
  * Use `create(RateOfChangeSchema)` to create a new message.
  */
 export const RateOfChangeSchema: GenMessage<RateOfChange> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 3);
+  messageDesc(file_iot_rules_v1_rules, 4);
 
 /**
  * Equals fires while a boolean or string sensor's value equals the given
@@ -289,7 +325,7 @@ export type Equals = Message<"iot.rules.v1.Equals"> & {
  * Use `create(EqualsSchema)` to create a new message.
  */
 export const EqualsSchema: GenMessage<Equals> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 4);
+  messageDesc(file_iot_rules_v1_rules, 5);
 
 /**
  * CreateRuleRequest describes the new rule.
@@ -370,6 +406,13 @@ export type CreateRuleRequest = Message<"iot.rules.v1.CreateRuleRequest"> & {
    * @generated from field: string webhook_secret = 9;
    */
   webhookSecret: string;
+
+  /**
+   * command is sent to the rule's device each time the rule fires.
+   *
+   * @generated from field: iot.rules.v1.RuleCommand command = 10;
+   */
+  command?: RuleCommand | undefined;
 };
 
 /**
@@ -377,7 +420,7 @@ export type CreateRuleRequest = Message<"iot.rules.v1.CreateRuleRequest"> & {
  * Use `create(CreateRuleRequestSchema)` to create a new message.
  */
 export const CreateRuleRequestSchema: GenMessage<CreateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 5);
+  messageDesc(file_iot_rules_v1_rules, 6);
 
 /**
  * CreateRuleResponse returns the rule.
@@ -398,7 +441,7 @@ export type CreateRuleResponse = Message<"iot.rules.v1.CreateRuleResponse"> & {
  * Use `create(CreateRuleResponseSchema)` to create a new message.
  */
 export const CreateRuleResponseSchema: GenMessage<CreateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 6);
+  messageDesc(file_iot_rules_v1_rules, 7);
 
 /**
  * GetRuleRequest names a rule.
@@ -419,7 +462,7 @@ export type GetRuleRequest = Message<"iot.rules.v1.GetRuleRequest"> & {
  * Use `create(GetRuleRequestSchema)` to create a new message.
  */
 export const GetRuleRequestSchema: GenMessage<GetRuleRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 7);
+  messageDesc(file_iot_rules_v1_rules, 8);
 
 /**
  * GetRuleResponse returns the rule.
@@ -440,7 +483,7 @@ export type GetRuleResponse = Message<"iot.rules.v1.GetRuleResponse"> & {
  * Use `create(GetRuleResponseSchema)` to create a new message.
  */
 export const GetRuleResponseSchema: GenMessage<GetRuleResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 8);
+  messageDesc(file_iot_rules_v1_rules, 9);
 
 /**
  * ListRulesRequest pages through rules.
@@ -475,7 +518,7 @@ export type ListRulesRequest = Message<"iot.rules.v1.ListRulesRequest"> & {
  * Use `create(ListRulesRequestSchema)` to create a new message.
  */
 export const ListRulesRequestSchema: GenMessage<ListRulesRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 9);
+  messageDesc(file_iot_rules_v1_rules, 10);
 
 /**
  * ListRulesResponse is one page of rules.
@@ -503,7 +546,7 @@ export type ListRulesResponse = Message<"iot.rules.v1.ListRulesResponse"> & {
  * Use `create(ListRulesResponseSchema)` to create a new message.
  */
 export const ListRulesResponseSchema: GenMessage<ListRulesResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 10);
+  messageDesc(file_iot_rules_v1_rules, 11);
 
 /**
  * DeleteRuleRequest names a rule.
@@ -524,7 +567,7 @@ export type DeleteRuleRequest = Message<"iot.rules.v1.DeleteRuleRequest"> & {
  * Use `create(DeleteRuleRequestSchema)` to create a new message.
  */
 export const DeleteRuleRequestSchema: GenMessage<DeleteRuleRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 11);
+  messageDesc(file_iot_rules_v1_rules, 12);
 
 /**
  * DeleteRuleResponse is empty.
@@ -539,7 +582,7 @@ export type DeleteRuleResponse = Message<"iot.rules.v1.DeleteRuleResponse"> & {
  * Use `create(DeleteRuleResponseSchema)` to create a new message.
  */
 export const DeleteRuleResponseSchema: GenMessage<DeleteRuleResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 12);
+  messageDesc(file_iot_rules_v1_rules, 13);
 
 /**
  * Alert is one firing of a rule: from the crossing reading until the reading
@@ -648,7 +691,7 @@ export type Alert = Message<"iot.rules.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 13);
+  messageDesc(file_iot_rules_v1_rules, 14);
 
 /**
  * State of an alert.
@@ -682,7 +725,7 @@ export enum Alert_State {
  * Describes the enum iot.rules.v1.Alert.State.
  */
 export const Alert_StateSchema: GenEnum<Alert_State> = /*@__PURE__*/
-  enumDesc(file_iot_rules_v1_rules, 13, 0);
+  enumDesc(file_iot_rules_v1_rules, 14, 0);
 
 /**
  * Delivery is one webhook delivery attempt of an alert event.
@@ -738,7 +781,7 @@ export type Delivery = Message<"iot.rules.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 14);
+  messageDesc(file_iot_rules_v1_rules, 15);
 
 /**
  * ListAlertsRequest pages through alerts.
@@ -780,7 +823,7 @@ export type ListAlertsRequest = Message<"iot.rules.v1.ListAlertsRequest"> & {
  * Use `create(ListAlertsRequestSchema)` to create a new message.
  */
 export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 15);
+  messageDesc(file_iot_rules_v1_rules, 16);
 
 /**
  * ListAlertsResponse is one page of alerts.
@@ -808,7 +851,7 @@ export type ListAlertsResponse = Message<"iot.rules.v1.ListAlertsResponse"> & {
  * Use `create(ListAlertsResponseSchema)` to create a new message.
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 16);
+  messageDesc(file_iot_rules_v1_rules, 17);
 
 /**
  * GetAlertRequest names an alert.
@@ -829,7 +872,7 @@ export type GetAlertRequest = Message<"iot.rules.v1.GetAlertRequest"> & {
  * Use `create(GetAlertRequestSchema)` to create a new message.
  */
 export const GetAlertRequestSchema: GenMessage<GetAlertRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 17);
+  messageDesc(file_iot_rules_v1_rules, 18);
 
 /**
  * GetAlertResponse returns the alert and its deliveries.
@@ -857,7 +900,7 @@ export type GetAlertResponse = Message<"iot.rules.v1.GetAlertResponse"> & {
  * Use `create(GetAlertResponseSchema)` to create a new message.
  */
 export const GetAlertResponseSchema: GenMessage<GetAlertResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 18);
+  messageDesc(file_iot_rules_v1_rules, 19);
 
 /**
  * AcknowledgeAlertRequest names an alert.
@@ -878,7 +921,7 @@ export type AcknowledgeAlertRequest = Message<"iot.rules.v1.AcknowledgeAlertRequ
  * Use `create(AcknowledgeAlertRequestSchema)` to create a new message.
  */
 export const AcknowledgeAlertRequestSchema: GenMessage<AcknowledgeAlertRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 19);
+  messageDesc(file_iot_rules_v1_rules, 20);
 
 /**
  * AcknowledgeAlertResponse returns the alert.
@@ -899,7 +942,7 @@ export type AcknowledgeAlertResponse = Message<"iot.rules.v1.AcknowledgeAlertRes
  * Use `create(AcknowledgeAlertResponseSchema)` to create a new message.
  */
 export const AcknowledgeAlertResponseSchema: GenMessage<AcknowledgeAlertResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 20);
+  messageDesc(file_iot_rules_v1_rules, 21);
 
 /**
  * WatchAlertsRequest starts a stream of alert events.
@@ -920,7 +963,7 @@ export type WatchAlertsRequest = Message<"iot.rules.v1.WatchAlertsRequest"> & {
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 21);
+  messageDesc(file_iot_rules_v1_rules, 22);
 
 /**
  * WatchAlertsResponse is one alert event.
@@ -956,7 +999,7 @@ export type WatchAlertsResponse = Message<"iot.rules.v1.WatchAlertsResponse"> & 
  * Use `create(WatchAlertsResponseSchema)` to create a new message.
  */
 export const WatchAlertsResponseSchema: GenMessage<WatchAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 22);
+  messageDesc(file_iot_rules_v1_rules, 23);
 
 /**
  * SetSensorRetentionRequest sets a sensor's retention.
@@ -984,7 +1027,7 @@ export type SetSensorRetentionRequest = Message<"iot.rules.v1.SetSensorRetention
  * Use `create(SetSensorRetentionRequestSchema)` to create a new message.
  */
 export const SetSensorRetentionRequestSchema: GenMessage<SetSensorRetentionRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 23);
+  messageDesc(file_iot_rules_v1_rules, 24);
 
 /**
  * SetSensorRetentionResponse returns the retention now in force.
@@ -1012,7 +1055,7 @@ export type SetSensorRetentionResponse = Message<"iot.rules.v1.SetSensorRetentio
  * Use `create(SetSensorRetentionResponseSchema)` to create a new message.
  */
 export const SetSensorRetentionResponseSchema: GenMessage<SetSensorRetentionResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 24);
+  messageDesc(file_iot_rules_v1_rules, 25);
 
 /**
  * GetSensorRetentionRequest names a sensor.
@@ -1033,7 +1076,7 @@ export type GetSensorRetentionRequest = Message<"iot.rules.v1.GetSensorRetention
  * Use `create(GetSensorRetentionRequestSchema)` to create a new message.
  */
 export const GetSensorRetentionRequestSchema: GenMessage<GetSensorRetentionRequest> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 25);
+  messageDesc(file_iot_rules_v1_rules, 26);
 
 /**
  * GetSensorRetentionResponse returns the retention in force.
@@ -1068,7 +1111,7 @@ export type GetSensorRetentionResponse = Message<"iot.rules.v1.GetSensorRetentio
  * Use `create(GetSensorRetentionResponseSchema)` to create a new message.
  */
 export const GetSensorRetentionResponseSchema: GenMessage<GetSensorRetentionResponse> = /*@__PURE__*/
-  messageDesc(file_iot_rules_v1_rules, 26);
+  messageDesc(file_iot_rules_v1_rules, 27);
 
 /**
  * RulesService manages rules evaluated on the stream of stored readings, the
