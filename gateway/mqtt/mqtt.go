@@ -35,7 +35,7 @@ import (
 // can be merged into one durable bus publish.
 type Ingester interface {
 	DecodePayload(p ingest.Protocol, f ingest.Format, payload []byte) ([]ingest.Reading, error)
-	Records(ctx context.Context, device int64, p ingest.Protocol, rs []ingest.Reading) ([]*busv1.Record, error)
+	Validate(ctx context.Context, device int64, p ingest.Protocol, rs []ingest.Reading) ([]*busv1.Record, error)
 	Publish(ctx context.Context, p ingest.Protocol, recs []*busv1.Record) error
 	DeadLetter(ctx context.Context, device int64, p ingest.Protocol, payload []byte, reason error) error
 }
@@ -314,7 +314,7 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID, span: span}
 	rs, err := g.ing.DecodePayload(ingest.ProtocolMQTT, ingest.FormatAny, pk.Payload)
 	if err == nil {
-		j.recs, err = g.ing.Records(ctx, s.device, ingest.ProtocolMQTT, rs)
+		j.recs, err = g.ing.Validate(ctx, s.device, ingest.ProtocolMQTT, rs)
 	}
 	if err != nil {
 		var be *ingest.BatchError

@@ -30,7 +30,7 @@ func (okBus) Publish(context.Context, []*busv1.Record) error { return nil }
 
 // TestMetrics_EveryEdgeStepCountsRefusals: the decode and validate steps
 // count refused batches whichever edge calls them — MQTT calls
-// DecodePayload and Records apart, IngestService DecodeProto — and
+// DecodePayload and Validate apart, IngestService DecodeProto — and
 // Publish counts accepted readings.
 func TestMetrics_EveryEdgeStepCountsRefusals(t *testing.T) {
 	s := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{}, oneSensor{}, okBus{}, nil, prometheus.NewRegistry())
@@ -44,7 +44,7 @@ func TestMetrics_EveryEdgeStepCountsRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Records(context.Background(), 1, ProtocolMQTT, rs); err == nil {
+	if _, err := s.Validate(context.Background(), 1, ProtocolMQTT, rs); err == nil {
 		t.Fatal("unknown sensor validated")
 	}
 	if got, got2 := refused(ProtocolMQTT, "malformed"), refused(ProtocolMQTT, "rejected"); got != 1 || got2 != 1 {

@@ -125,10 +125,10 @@ func (s *Service) DecodeProto(p Protocol, in []*ingestv1.Reading) ([]Reading, er
 }
 
 // Ingest checks every reading against its sensor and publishes the batch,
-// returning once it is durable: Records, then Publish, the two steps every
+// returning once it is durable: Validate, then Publish, the two steps every
 // edge goes through (MQTT calls them apart, acking between).
 func (s *Service) Ingest(ctx context.Context, device int64, p Protocol, rs []Reading) (int, error) {
-	recs, err := s.Records(ctx, device, p, rs)
+	recs, err := s.Validate(ctx, device, p, rs)
 	if err != nil {
 		return 0, err
 	}
@@ -138,9 +138,9 @@ func (s *Service) Ingest(ctx context.Context, device int64, p Protocol, rs []Rea
 	return len(recs), nil
 }
 
-// records validates rs for device and builds the bus records (all or
-// nothing); Records (trace.go) is it inside an "ingest.validate" span.
-func (s *Service) records(ctx context.Context, device int64, p Protocol, rs []Reading) ([]*busv1.Record, error) {
+// validate checks rs for device and builds the bus records (all or
+// nothing); Validate (trace.go) is it inside an "ingest.validate" span.
+func (s *Service) validate(ctx context.Context, device int64, p Protocol, rs []Reading) ([]*busv1.Record, error) {
 	if len(rs) == 0 {
 		return nil, malformed(-1, CodeMissingField, "no readings")
 	}

@@ -210,7 +210,7 @@ func FuzzDecodeJSON(f *testing.F) {
 				t.Fatalf("invalid reading decoded: %+v", r)
 			}
 		}
-		recs, err := e.Service.Records(context.Background(), ingesttest.DeviceA, ingest.ProtocolHTTP, rs)
+		recs, err := e.Service.Validate(context.Background(), ingesttest.DeviceA, ingest.ProtocolHTTP, rs)
 		if err == nil && len(recs) != len(rs) {
 			t.Fatalf("%d records for %d readings", len(recs), len(rs))
 		}

@@ -10,14 +10,14 @@ import (
 	"github.com/iotplatform/iotplatform/internal/telemetry"
 )
 
-// Records is the validate step every edge goes through: it checks rs for
+// Validate is the validate step every edge goes through: it checks rs for
 // device and builds the bus records (all or nothing); a refused batch is
 // counted in iot_ingest_refused_batches_total under protocol p. When the
 // request is traced, validation is an "ingest.validate" span and the
 // records carry the request's trace context through the bus.
-func (s *Service) Records(ctx context.Context, device int64, p Protocol, rs []Reading) ([]*busv1.Record, error) {
+func (s *Service) Validate(ctx context.Context, device int64, p Protocol, rs []Reading) ([]*busv1.Record, error) {
 	vctx, span := telemetry.Start(ctx, "ingest.validate", trace.SpanKindInternal)
-	recs, err := s.records(vctx, device, p, rs)
+	recs, err := s.validate(vctx, device, p, rs)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int64("iot.device.id", device), attribute.String("iot.protocol", string(p)), attribute.Int("iot.readings", len(rs)))
 		telemetry.Fail(span, err)
