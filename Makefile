@@ -39,6 +39,7 @@ generate: tools ## Regenerate gen/ (Go, Connect), internal/gengrpc/ (gRPC, grpc-
 	$(TOOLS)/buf generate
 	$(GO) run ./internal/cmd/genpost
 	scripts/sdk-generate.sh
+	$(MAKE) web
 
 .PHONY: lint
 lint: tools ## buf lint and format, gofmt, go vet, staticcheck, go mod tidy, the import rules and generated-file marks
@@ -117,6 +118,10 @@ test-short: ## Unit tests only: -short skips the e2e suite and every test needin
 .PHONY: bench
 bench: build test-services ## Run the benchmarks (results go to docs/BENCHMARKS.md by hand)
 	eval "$$(deploy/scripts/test-services.sh env)" && bench/run.sh
+
+.PHONY: bench-console
+bench-console: ## The web console's budgets in headless Chromium: bundle size, first load, 100k-point chart, live chart at 1,000 readings/s
+	bench/console.sh
 
 .PHONY: bench-paper
 bench-paper: build test-services ## The WoSC'22 paper's eight endpoints × three load shapes × three topologies (results: docs/BENCHMARKS.md)
