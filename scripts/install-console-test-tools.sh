@@ -19,3 +19,7 @@ if ! [ -f "$stamp" ] || ! cmp -s web/package-lock.json "$stamp"; then
   (cd web && npm ci --no-audit --no-fund --loglevel=error)
   cp web/package-lock.json "$stamp"
 fi
+# The console's sources are type-checked against sdk/ts/src (web/bundle_test.go),
+# whose imports resolve from sdk/ts/node_modules: install those too (a no-op
+# when they match sdk/ts/package-lock.json).
+scripts/sdk-generate.sh --deps-only

@@ -283,6 +283,9 @@ func (s *Service) SetDesiredAttributes(ctx context.Context, req *commandv1.SetDe
 
 // WatchDeviceStates implements CommandService.WatchDeviceStates.
 func (s *Service) WatchDeviceStates(ctx context.Context, req *commandv1.WatchDeviceStatesRequest, stream *connect.ServerStream[commandv1.WatchDeviceStatesResponse]) error {
+	if _, err := authn.Require(ctx, authn.KindUser); err != nil {
+		return err // who asks comes before what is asked: no token, no validation hints
+	}
 	ids := req.GetDeviceIds()
 	if len(ids) == 0 || len(ids) > 1000 {
 		return errorf(connect.CodeInvalidArgument, "device_ids: name 1 to 1000 devices")
