@@ -28,7 +28,9 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
 	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/envflag"
+	"github.com/iotplatform/iotplatform/internal/telemetry"
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
@@ -65,6 +67,9 @@ type FunctionConfig struct {
 	UserTokenTTL time.Duration
 	AuthCacheTTL time.Duration
 	LogLevel     string
+	// Telemetry is tracing and log sampling, the same flags and IOT_*/OTEL_*
+	// variables as `serve` (telemetry.go, docs/OPERATIONS.md).
+	Telemetry TelemetryConfig
 	// envErrs are IOT_* values that did not parse (Validate refuses them).
 	envErrs error
 }
@@ -83,8 +88,9 @@ func (c *FunctionConfig) RegisterFlags(fs *flag.FlagSet) {
 	envflag.String(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of the Ed25519 signing keys (*.pem), needed by procedures that issue tokens")
 	envflag.String(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with the keys of this JWKS URL; empty uses the keys in --keys-dir")
 	envflag.Duration(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", core.DefaultUserTokenTTL, "lifetime of user tokens from SignIn and RefreshToken")
-	envflag.Duration(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
+	envflag.Duration(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", cache.TTL, "how long a verified token or device certificate is trusted before rotation/revocation is re-checked (at most 2s, the staleness bound, internal/cache.TTL)")
 	envflag.String(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	c.Telemetry.RegisterFlags(fs)
 	c.envErrs = envflag.Errors(fs)
 }
 
@@ -140,8 +146,11 @@ func (c *FunctionConfig) Validate() ([]string, error) {
 			errs = append(errs, fmt.Errorf("keys-dir (IOT_KEYS_DIR): procedure %s issues tokens and needs the signing keys", p))
 		}
 	}
-	if c.UserTokenTTL <= 0 || c.AuthCacheTTL < 0 {
-		errs = append(errs, errors.New("user-token-ttl (IOT_USER_TOKEN_TTL) must be positive and auth-cache-ttl (IOT_AUTH_CACHE_TTL) not negative"))
+	if c.UserTokenTTL <= 0 || c.AuthCacheTTL < 0 || c.AuthCacheTTL > cache.TTL {
+		errs = append(errs, errors.New("user-token-ttl (IOT_USER_TOKEN_TTL) must be positive and auth-cache-ttl (IOT_AUTH_CACHE_TTL) between 0 and 2s"))
+	}
+	if err := c.Telemetry.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	sort.Strings(procs)
 	return procs, errors.Join(errs...)
@@ -283,6 +292,7 @@ func NewFunction(log *slog.Logger, fc FunctionConfig) (*App, error) {
 	}
 	cfg.Roles, cfg.Registry.PostgresDSN, cfg.Auth.KeysDir, cfg.Auth.JWKSURL = "core", fc.PostgresDSN, fc.KeysDir, fc.JWKSURL
 	cfg.Core.UserTokenTTL, cfg.Auth.CacheTTL, cfg.API.Addr = fc.UserTokenTTL, fc.AuthCacheTTL, fc.Addr
+	cfg.Telemetry = fc.Telemetry
 	cfg.DataDir = os.TempDir() // never written: the registry is PostgreSQL and keys come from KeysDir
 	a, err := New(log, cfg)
 	if err != nil {
@@ -308,7 +318,7 @@ func (a *App) functionModules() map[moduleName]module {
 		a.authParts, err = a.initFunctionAuth()
 		return err
 	}}
-	mods[modAPI] = module{deps: []moduleName{modLimits, modAuth}, init: mods[modAPI].init}
+	mods[modAPI] = module{deps: []moduleName{modTelemetry, modLimits, modAuth}, init: mods[modAPI].init}
 	mods[modFunction] = module{deps: []moduleName{modRegistry, modAuth, modAPI}, init: a.initFunction}
 	return mods
 }
@@ -343,7 +353,9 @@ func (a *App) initFunction(ctx context.Context) error {
 	}
 	h := a.functionFilter(a.rootHandler())
 	if a.fn.cfg.Contract == ContractOpenWhisk {
-		h = newOpenWhiskAction(a.log, a.guards.proxies, h)
+		// Each activation is a "POST openwhisk" span; the procedure it runs
+		// is its child (the RPC or REST span, as on the server).
+		h = telemetry.HTTP("openwhisk", newOpenWhiskAction(a.log, a.guards.proxies, h))
 	}
 	a.addServer("api", a.cfg.API.Addr, h)
 	a.log.Info("function", "contract", a.fn.cfg.Contract, "procedures", strings.Join(a.fn.procedures, ","))

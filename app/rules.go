@@ -37,7 +37,7 @@ func (c *RulesConfig) RegisterFlags(fs *flag.FlagSet) {
 	envflag.Int(fs, &c.WebhookMaxAttempts, "webhook-max-attempts", "IOT_WEBHOOK_MAX_ATTEMPTS", 10, "webhook delivery attempts before giving up")
 	envflag.Duration(fs, &c.WebhookTimeout, "webhook-timeout", "IOT_WEBHOOK_TIMEOUT", 10*time.Second, "time limit of one webhook delivery attempt")
 	envflag.Duration(fs, &c.RawRetention, "retention-raw", "IOT_RETENTION_RAW", 0, "how long raw readings are kept unless a sensor overrides it (0: forever)")
-	envflag.Duration(fs, &c.MinuteRetention, "retention-minute-rollups", "IOT_RETENTION_MINUTE_ROLLUPS", 0, "how long per-minute aggregates are kept (0: forever; per-hour aggregates are kept forever)")
+	envflag.Duration(fs, &c.MinuteRetention, "retention-minute-rollups", "IOT_RETENTION_MINUTE_ROLLUPS", 0, "how long per-minute aggregates are kept before they are folded into per-hour ones (0: forever; embedded store only, OpenSearch keeps them)")
 	envflag.Duration(fs, &c.RetentionInterval, "retention-interval", "IOT_RETENTION_INTERVAL", time.Minute, "how often expired readings are deleted")
 }
 
@@ -133,8 +133,8 @@ func (a *App) functionRules(ctx context.Context) error {
 	return nil
 }
 
-// initRetention deletes expired readings in the background on stores that
-// support it (the embedded store); on OpenSearch it reports that it cannot.
+// initRetention deletes expired readings in the background (both stores
+// implement store.Expirer, docs/RULES.md).
 func (a *App) initRetention(context.Context) (*rules.Retainer, error) {
 	rs, err := a.rulesStore()
 	if err != nil {
@@ -142,8 +142,7 @@ func (a *App) initRetention(context.Context) (*rules.Retainer, error) {
 	}
 	ex, ok := a.store.Store.(store.Expirer)
 	if !ok {
-		a.log.Warn("this store does not delete expired readings: --retention-raw and per-sensor retention are not applied", "store", a.cfg.Store.kind())
-		return nil, nil
+		return nil, fmt.Errorf("store %s does not support retention", a.cfg.Store.kind())
 	}
 	c := a.cfg.Rules
 	r := rules.NewRetainer(a.log.With("component", "retention"), rs, ex, rules.RetentionConfig{

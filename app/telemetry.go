@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -75,6 +76,9 @@ func wrapLogger(log *slog.Logger, c TelemetryConfig) *slog.Logger {
 func (a *App) initTelemetry(ctx context.Context) (*telemetry.Provider, error) {
 	cfg := a.cfg.Telemetry.config()
 	cfg.Attributes = map[string]string{"iot.roles": a.cfg.Roles}
+	if a.fn != nil { // function mode: which function this process is
+		cfg.Attributes = map[string]string{"iot.roles": "function", "iot.function.contract": a.fn.cfg.Contract, "iot.function.procedures": strings.Join(a.fn.procedures, ",")}
+	}
 	a.registerOpsMetrics()
 	p, err := telemetry.Setup(ctx, cfg)
 	if err != nil || !p.Enabled() {

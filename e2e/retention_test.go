@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iotplatform/iotplatform/internal/testenv"
 )
 
 // TestRetention_OnlyExpiredReadingsGoAndOldAggregatesStillAnswer: with a
@@ -13,7 +15,17 @@ import (
 // 72 h keeps its old readings; Aggregate over the old range answers the
 // same as before, from the per-minute aggregates.
 func TestRetention_OnlyExpiredReadingsGoAndOldAggregatesStillAnswer(t *testing.T) {
-	p := Start(t, Options{Args: []string{"--retention-raw", "24h", "--retention-interval", "500ms"}})
+	testRetention(t, nil)
+}
+
+// TestRetention_OpenSearch: the same on the OpenSearch store (per-sensor
+// indices): a bounded range delete per sensor, minute rollups answer.
+func TestRetention_OpenSearch(t *testing.T) {
+	testRetention(t, []string{"--opensearch-url", testenv.OpenSearchURL(t), "--opensearch-index-mode", "per-sensor", "--opensearch-prefix", "e2e-ret-" + randHex(4)})
+}
+
+func testRetention(t *testing.T, args []string) {
+	p := Start(t, Options{Args: append([]string{"--retention-raw", "24h", "--retention-interval", "500ms"}, args...)})
 	admin := p.AdminToken()
 	a := p.NewDevice(admin, "ret-a", "double")
 	b := p.NewDevice(admin, "ret-b", "double")
@@ -40,6 +52,10 @@ func TestRetention_OnlyExpiredReadingsGoAndOldAggregatesStillAnswer(t *testing.T
 		return fmt.Sprintf("/api/sensors/%s/aggregate?from=%d&to=%d&interval=1h&fn=avg&fn=count&fn=max", d.SensorID, old.UnixMilli(), old.Add(time.Hour).UnixMilli())
 	}
 	before := p.Do("GET", aggPath(a), admin, nil)
+	for end := time.Now().Add(10 * time.Second); before.Status == 200 && string(before.Body) == `{"buckets":[]}` && time.Now().Before(end); {
+		time.Sleep(200 * time.Millisecond) // OpenSearch: searchable after its refresh interval
+		before = p.Do("GET", aggPath(a), admin, nil)
+	}
 	if before.Status != 200 || !strings.Contains(string(before.Body), `"count":"600"`) {
 		t.Fatalf("aggregate before: %d %s", before.Status, before.Body)
 	}

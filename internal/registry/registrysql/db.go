@@ -20,6 +20,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/sqlitewal"
 )
@@ -62,11 +63,6 @@ var postgresDialect = dialect{
 	},
 }
 
-// CacheTTL bounds how stale a cached registry row can be when another
-// process writes the same SQLite file (writes in this process drop the rows
-// they change at once).
-const CacheTTL = time.Second
-
 // DB is a registry.Registry over database/sql.
 type DB struct {
 	db  *sql.DB
@@ -83,6 +79,8 @@ type DB struct {
 	wal *sqlitewal.Keeper
 	// changes announces command and device state writes (commands.go).
 	changes broadcaster
+	// owner is this handle's id in connection_leases (leases.go).
+	owner string
 }
 
 var _ registry.Registry = (*DB)(nil)
@@ -146,7 +144,7 @@ func OpenSQLiteConfig(ctx context.Context, path string, cfg SQLiteConfig) (*DB, 
 	if cfg.CacheEntries == 0 {
 		cfg.CacheEntries = DefaultCacheEntries
 	}
-	r.cache = newReadCache(cfg.CacheEntries, CacheTTL)
+	r.cache = newReadCache(cfg.CacheEntries, cache.TTL)
 	return r, nil
 }
 
@@ -174,7 +172,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 }
 
 func open(ctx context.Context, db *sql.DB, d dialect) (*DB, error) {
-	r := &DB{db: db, d: d, now: time.Now}
+	r := &DB{db: db, d: d, now: time.Now, owner: newOwner()}
 	if err := r.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

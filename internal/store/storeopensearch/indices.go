@@ -68,6 +68,9 @@ func (s *Store) install(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.installRollups(ctx); err != nil {
+		return err
+	}
 	// Indices created before readings had a seq get the field (strict
 	// mappings refuse unknown fields); adding a field is always allowed.
 	if _, err := s.do(ctx, http.MethodPut, "/"+s.allReadings()+"/_mapping?allow_no_indices=true&ignore_unavailable=true",
@@ -111,7 +114,7 @@ func (s *Store) DeleteSensorIndex(ctx context.Context, ref store.SensorRef) erro
 	s.mu.Lock()
 	delete(s.indices, name)
 	s.mu.Unlock()
-	return nil
+	return s.deleteRollups(ctx, ref.SensorID)
 }
 
 func (s *Store) ensureIndex(ctx context.Context, name string) error {
@@ -136,19 +139,22 @@ func (s *Store) DeleteSensor(ctx context.Context, sensorID int64) error {
 	_, err := s.do(ctx, http.MethodPost, "/"+s.searchIndex(sensorID)+"/_delete_by_query?refresh=true&conflicts=proceed&allow_no_indices=true&ignore_unavailable=true", body, nil)
 	if err != nil && strings.Contains(err.Error(), "no handler found") {
 		// A node without the reindex module: delete page by page.
-		err = s.deleteByPages(ctx, sensorID)
+		_, err = s.deleteByPages(ctx, s.searchIndex(sensorID), body["query"])
 	}
 	if err != nil {
 		return fmt.Errorf("delete readings of sensor %d: %w", sensorID, err)
 	}
-	return nil
+	return s.deleteRollups(ctx, sensorID)
 }
 
-func (s *Store) deleteByPages(ctx context.Context, sensorID int64) error {
+// deleteByPages deletes the documents of index matching query page by page
+// (search, then bulk delete); it returns how many it deleted.
+func (s *Store) deleteByPages(ctx context.Context, index string, query any) (int, error) {
+	n := 0
 	for {
 		body := map[string]any{
 			"size": store.MaxLimit, "_source": false,
-			"query": map[string]any{"term": map[string]any{"sensor_id": sensorID}},
+			"query": query,
 		}
 		var res struct {
 			Hits struct {
@@ -158,11 +164,11 @@ func (s *Store) deleteByPages(ctx context.Context, sensorID int64) error {
 				} `json:"hits"`
 			} `json:"hits"`
 		}
-		if err := s.search(ctx, s.searchIndex(sensorID), body, &res); err != nil {
-			return err
+		if err := s.search(ctx, index, body, &res); err != nil {
+			return n, err
 		}
 		if len(res.Hits.Hits) == 0 {
-			return nil
+			return n, nil
 		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
@@ -171,10 +177,11 @@ func (s *Store) deleteByPages(ctx context.Context, sensorID int64) error {
 		}
 		raw, status, err := s.raw(ctx, http.MethodPost, "/_bulk?refresh=true", "application/x-ndjson", &buf)
 		if err != nil {
-			return err
+			return n, err
 		}
 		if status >= 300 {
-			return fmt.Errorf("opensearch bulk delete: %d %s", status, truncate(raw, 500))
+			return n, fmt.Errorf("opensearch bulk delete: %d %s", status, truncate(raw, 500))
 		}
+		n += len(res.Hits.Hits)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,31 +90,76 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, b
 }
 
 // Aggregate runs a date_histogram (millisecond bucket precision) with stats
-// and first/last top hits per bucket.
+// and first/last top hits per bucket over the raw readings; before the
+// sensor's raw horizon (retention deleted the raw readings) the minute
+// rollups answer.
 func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.Bucket, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	ivMS := q.Interval.Milliseconds()
-	fromMS := floorDiv(q.FromNS, int64(time.Millisecond))
-	offset := ((fromMS % ivMS) + ivMS) % ivMS
+	iv := int64(q.Interval)
+	acc := map[int64]*partial{}
+	add := func(idx int64, p partial) {
+		a := acc[idx]
+		if a == nil {
+			a = &partial{}
+			acc[idx] = a
+		}
+		a.merge(p)
+	}
+	horizon, err := s.rawHorizon(ctx, q.SensorID)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate readings: %w", err)
+	}
+	rawFrom := q.FromNS
+	if horizon > rawFrom {
+		rawFrom = min(horizon, q.ToNS)
+		if err := s.aggregateRollups(ctx, q.SensorID, q.FromNS, rawFrom, iv, add); err != nil {
+			return nil, fmt.Errorf("aggregate readings: %w", err)
+		}
+	}
+	if rawFrom < q.ToNS {
+		// Buckets stay aligned on q.FromNS.
+		shift := floorDiv(rawFrom-q.FromNS, iv)
+		start := q.FromNS + shift*iv
+		err := s.aggregateRaw(ctx, q.SensorID, start, q.ToNS, iv, func(idx int64, p partial) { add(idx+shift, p) }, rawFrom)
+		if err != nil {
+			return nil, fmt.Errorf("aggregate readings: %w", err)
+		}
+	}
+	idxs := make([]int64, 0, len(acc))
+	for i := range acc {
+		idxs = append(idxs, i)
+	}
+	slices.Sort(idxs)
+	out := make([]store.Bucket, len(idxs))
+	for i, idx := range idxs {
+		out[i] = acc[idx].bucket(q.FromNS + idx*iv)
+	}
+	return out, nil
+}
+
+// aggregateRaw summarises the raw readings of [from, to) (from may be
+// raised by an optional minimum) into buckets of iv starting at from.
+func (s *Store) aggregateRaw(ctx context.Context, sensor, from, to, iv int64, add func(idx int64, p partial), atLeast ...int64) error {
+	gte := from
+	for _, a := range atLeast {
+		gte = max(gte, a)
+	}
 	topHit := func(dir string) map[string]any {
-		return map[string]any{"top_hits": map[string]any{"size": 1, "sort": readingSort(dir), "_source": []string{"value_num"}}}
+		return map[string]any{"top_hits": map[string]any{"size": 1, "sort": readingSort(dir), "_source": []string{"value_num", "ts_ns"}}}
 	}
 	body := map[string]any{
 		"size": 0,
 		"query": map[string]any{"bool": map[string]any{"filter": []any{
-			map[string]any{"term": map[string]any{"sensor_id": q.SensorID}},
-			map[string]any{"range": map[string]any{"ts_ns": map[string]any{"gte": q.FromNS, "lt": q.ToNS}}},
+			map[string]any{"term": map[string]any{"sensor_id": sensor}},
+			map[string]any{"range": map[string]any{"ts_ns": map[string]any{"gte": gte, "lt": to}}},
 		}}},
-		"aggs": map[string]any{"b": map[string]any{
-			"date_histogram": map[string]any{"field": "timestamp", "fixed_interval": fmt.Sprintf("%dms", ivMS), "offset": fmt.Sprintf("%dms", offset), "min_doc_count": 1},
-			"aggs": map[string]any{
-				"st":    map[string]any{"stats": map[string]any{"field": "value_num"}},
-				"first": topHit("asc"),
-				"last":  topHit("desc"),
-			},
-		}},
+		"aggs": map[string]any{"b": histogram("timestamp", from, iv, map[string]any{
+			"st":    map[string]any{"stats": map[string]any{"field": "value_num"}},
+			"first": topHit("asc"),
+			"last":  topHit("desc"),
+		})},
 	}
 	var res struct {
 		Aggregations struct {
@@ -122,8 +168,9 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 					Key      int64 `json:"key"`
 					DocCount int64 `json:"doc_count"`
 					St       struct {
-						Min, Max, Avg *float64
-						Sum           float64
+						Count    int64
+						Min, Max *float64
+						Sum      float64
 					} `json:"st"`
 					First struct {
 						Hits struct{ Hits []hit } `json:"hits"`
@@ -135,21 +182,28 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 			} `json:"b"`
 		} `json:"aggregations"`
 	}
-	if err := s.search(ctx, s.searchIndex(q.SensorID), body, &res); err != nil {
-		return nil, fmt.Errorf("aggregate readings: %w", err)
+	if err := s.search(ctx, s.searchIndex(sensor), body, &res); err != nil {
+		return err
 	}
-	iv := int64(q.Interval)
-	out := make([]store.Bucket, 0, len(res.Aggregations.B.Buckets))
 	for _, b := range res.Aggregations.B.Buckets {
-		keyNS := b.Key * int64(time.Millisecond)
-		idx := floorDiv(keyNS-q.FromNS+iv/2, iv) // key is the ms-rounded bucket start
-		out = append(out, store.Bucket{
-			StartNS: q.FromNS + idx*iv, Count: b.DocCount,
-			Avg: deref(b.St.Avg), Min: deref(b.St.Min), Max: deref(b.St.Max), Sum: b.St.Sum,
-			First: hitNum(b.First.Hits.Hits), Last: hitNum(b.Last.Hits.Hits),
-		})
+		p := partial{c: b.DocCount, nc: b.St.Count, sum: b.St.Sum, mn: deref(b.St.Min), mx: deref(b.St.Max)}
+		p.fts, p.fv, p.fNum = hitTSNum(b.First.Hits.Hits)
+		p.lts, p.lv, p.lNum = hitTSNum(b.Last.Hits.Hits)
+		add(bucketIdx(b.Key, from, iv), p)
 	}
-	return out, nil
+	return nil
+}
+
+func hitTSNum(hs []hit) (int64, float64, bool) {
+	if len(hs) == 0 {
+		return 0, 0, false
+	}
+	var d struct {
+		TsNS     int64    `json:"ts_ns"`
+		ValueNum *float64 `json:"value_num"`
+	}
+	_ = json.Unmarshal(hs[0].Source, &d)
+	return d.TsNS, deref(d.ValueNum), d.ValueNum != nil
 }
 
 // readingSort orders readings by their identity (ts_ns, seq); documents
@@ -159,17 +213,6 @@ func readingSort(dir string) []any {
 		map[string]any{"ts_ns": map[string]any{"order": dir}},
 		map[string]any{"seq": map[string]any{"order": dir, "missing": 0, "unmapped_type": "long"}},
 	}
-}
-
-func hitNum(hs []hit) float64 {
-	if len(hs) == 0 {
-		return 0
-	}
-	var d struct {
-		ValueNum *float64 `json:"value_num"`
-	}
-	_ = json.Unmarshal(hs[0].Source, &d)
-	return deref(d.ValueNum)
 }
 
 func floorDiv(a, b int64) int64 {

@@ -57,6 +57,8 @@ type Store struct {
 
 	mu      sync.Mutex
 	indices map[string]bool // per-sensor indices known to exist
+	// expireCursor is the sensor the last Expire call finished.
+	expireCursor int64
 }
 
 // Open connects, installs the index template and creates the shared indices.

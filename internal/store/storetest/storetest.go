@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DeadLettersFilterAndPaginate", testDeadLetters},
 		{"ConcurrentWritesAllStored", testConcurrentWrites},
 		{"FeedDeliversWrittenReadings", testFeed},
+		{"RetentionDeletesOnlyExpiredAggregatesStillAnswer", testRetention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

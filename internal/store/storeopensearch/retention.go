@@ -1,0 +1,448 @@
+package storeopensearch
+
+// This file holds retention: per-minute aggregates of expired readings in
+// the rollups index (<prefix>-rollups), the per-sensor raw horizon, and the
+// bounded, throttled per-sensor range delete of expired raw readings.
+//
+// Why a range delete and not time-partitioned indices: readings live in one
+// index per sensor (or the shared index), written by a fixed name that the
+// per-sensor mode shares with the original platform. Partitioning by time
+// would change the write path, every reader and the index names operators
+// and the search proxy know. Instead each step deletes at most about
+// `limit` of the OLDEST readings of ONE sensor (`ts_ns < bound` on that
+// sensor's index, `_delete_by_query` with `requests_per_second` throttling
+// and `conflicts=proceed`), so a step is a bounded range delete, never a
+// delete-by-query over everything, and ingest is never blocked (it runs on
+// the retention runner, not the write path).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iotplatform/iotplatform/internal/store"
+)
+
+const minuteNS = int64(time.Minute)
+
+// deleteRate throttles the range delete (documents per second).
+const deleteRate = 20000
+
+var _ store.Expirer = (*Store)(nil)
+
+func (s *Store) rollupsIndex() string { return s.cfg.Prefix + "-rollups" }
+
+// Rollup documents (id m_<sensor>_<t>) hold a minute's summary; the horizon
+// document (id h_<sensor>) says before when the sensor's raw readings were
+// deleted (Aggregate answers from the rollups there).
+var rollupMappings = map[string]any{
+	"dynamic": "strict",
+	"properties": map[string]any{
+		"sensor_id": map[string]any{"type": "long"}, "t": map[string]any{"type": "date_nanos"},
+		"c": map[string]any{"type": "long"}, "nc": map[string]any{"type": "long"},
+		"sm": map[string]any{"type": "double"}, "mn": map[string]any{"type": "double"}, "mx": map[string]any{"type": "double"},
+		"fts": map[string]any{"type": "long"}, "fv": map[string]any{"type": "double"},
+		"lts": map[string]any{"type": "long"}, "lv": map[string]any{"type": "double"},
+		"raw_before": map[string]any{"type": "long"},
+	},
+}
+
+func (s *Store) installRollups(ctx context.Context) error {
+	return s.createIndex(ctx, s.rollupsIndex(), map[string]any{
+		"settings": map[string]any{"number_of_shards": 1, "number_of_replicas": s.cfg.Replicas},
+		"mappings": rollupMappings,
+	})
+}
+
+// partial is a mergeable summary of readings (the embedded store's shape).
+type partial struct {
+	c, nc      int64
+	sum        float64
+	mn, mx     float64
+	fts, lts   int64
+	fv, lv     float64
+	fNum, lNum bool
+}
+
+func (p *partial) merge(o partial) {
+	if o.c == 0 {
+		return
+	}
+	if p.c == 0 {
+		*p = o
+		return
+	}
+	if o.nc > 0 {
+		if p.nc == 0 {
+			p.mn, p.mx = o.mn, o.mx
+		} else {
+			p.mn, p.mx = math.Min(p.mn, o.mn), math.Max(p.mx, o.mx)
+		}
+	}
+	p.c += o.c
+	p.nc += o.nc
+	p.sum += o.sum
+	if o.fts < p.fts {
+		p.fts, p.fv, p.fNum = o.fts, o.fv, o.fNum
+	}
+	if o.lts >= p.lts {
+		p.lts, p.lv, p.lNum = o.lts, o.lv, o.lNum
+	}
+}
+
+func (p partial) bucket(start int64) store.Bucket {
+	b := store.Bucket{StartNS: start, Count: p.c, Sum: p.sum}
+	if p.nc > 0 {
+		b.Avg, b.Min, b.Max = p.sum/float64(p.nc), p.mn, p.mx
+	}
+	if p.fNum {
+		b.First = p.fv
+	}
+	if p.lNum {
+		b.Last = p.lv
+	}
+	return b
+}
+
+type rollupDoc struct {
+	SensorID int64    `json:"sensor_id"`
+	T        string   `json:"t"`
+	C        int64    `json:"c"`
+	NC       int64    `json:"nc"`
+	Sum      float64  `json:"sm"`
+	Min      *float64 `json:"mn,omitempty"`
+	Max      *float64 `json:"mx,omitempty"`
+	FTS      int64    `json:"fts"`
+	FV       *float64 `json:"fv,omitempty"`
+	LTS      int64    `json:"lts"`
+	LV       *float64 `json:"lv,omitempty"`
+}
+
+func optF(ok bool, v float64) *float64 {
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+func toRollup(sensor, t int64, p partial) rollupDoc {
+	return rollupDoc{SensorID: sensor, T: nsTime(t), C: p.c, NC: p.nc, Sum: p.sum, Min: optF(p.nc > 0, p.mn), Max: optF(p.nc > 0, p.mx),
+		FTS: p.fts, FV: optF(p.fNum, p.fv), LTS: p.lts, LV: optF(p.lNum, p.lv)}
+}
+
+func (d rollupDoc) partial() partial {
+	return partial{c: d.C, nc: d.NC, sum: d.Sum, mn: deref(d.Min), mx: deref(d.Max), fts: d.FTS, fv: deref(d.FV), fNum: d.FV != nil,
+		lts: d.LTS, lv: deref(d.LV), lNum: d.LV != nil}
+}
+
+func rollupID(sensor, t int64) string {
+	return "m_" + strconv.FormatInt(sensor, 10) + "_" + strconv.FormatInt(t, 10)
+}
+
+func horizonID(sensor int64) string { return "h_" + strconv.FormatInt(sensor, 10) }
+
+// rawHorizon returns the instant before which sensor's raw readings were
+// deleted (0: none were).
+func (s *Store) rawHorizon(ctx context.Context, sensor int64) (int64, error) {
+	var res struct {
+		Found  bool `json:"found"`
+		Source struct {
+			RawBefore int64 `json:"raw_before"`
+		} `json:"_source"`
+	}
+	status, err := s.do(ctx, http.MethodGet, "/"+s.rollupsIndex()+"/_doc/"+horizonID(sensor), nil, &res)
+	if status == http.StatusNotFound {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read retention horizon: %w", err)
+	}
+	return res.Source.RawBefore, nil
+}
+
+// aggregateRollups adds the minute rollups of [from, to) to add, bucketed
+// like Aggregate (a minute starting before from counts in the first bucket).
+func (s *Store) aggregateRollups(ctx context.Context, sensor, from, to int64, iv int64, add func(idx int64, p partial)) error {
+	body := map[string]any{
+		"size": 0,
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			map[string]any{"term": map[string]any{"sensor_id": sensor}},
+			map[string]any{"range": map[string]any{"t": map[string]any{"gte": nsTime(floorTo(from, minuteNS)), "lt": nsTime(to)}}},
+		}}},
+		"aggs": map[string]any{"b": histogram("t", from, iv, map[string]any{
+			"c": map[string]any{"sum": map[string]any{"field": "c"}}, "nc": map[string]any{"sum": map[string]any{"field": "nc"}},
+			"sm": map[string]any{"sum": map[string]any{"field": "sm"}}, "mn": map[string]any{"min": map[string]any{"field": "mn"}},
+			"mx":    map[string]any{"max": map[string]any{"field": "mx"}},
+			"first": map[string]any{"top_hits": map[string]any{"size": 1, "sort": []any{map[string]any{"fts": "asc"}}}},
+			"last":  map[string]any{"top_hits": map[string]any{"size": 1, "sort": []any{map[string]any{"lts": "desc"}}}},
+		})},
+	}
+	var res struct {
+		Aggregations struct {
+			B struct {
+				Buckets []struct {
+					Key         int64 `json:"key"`
+					C, NC, SM   struct{ Value float64 }
+					MN, MX      struct{ Value *float64 }
+					First, Last struct {
+						Hits struct{ Hits []hit } `json:"hits"`
+					}
+				} `json:"buckets"`
+			} `json:"b"`
+		} `json:"aggregations"`
+	}
+	if err := s.search(ctx, s.rollupsIndex(), body, &res); err != nil {
+		return fmt.Errorf("read rollups: %w", err)
+	}
+	for _, b := range res.Aggregations.B.Buckets {
+		p := partial{c: int64(b.C.Value), nc: int64(b.NC.Value), sum: b.SM.Value, mn: deref(b.MN.Value), mx: deref(b.MX.Value)}
+		var f, l rollupDoc
+		if len(b.First.Hits.Hits) > 0 {
+			_ = json.Unmarshal(b.First.Hits.Hits[0].Source, &f)
+		}
+		if len(b.Last.Hits.Hits) > 0 {
+			_ = json.Unmarshal(b.Last.Hits.Hits[0].Source, &l)
+		}
+		p.fts, p.fv, p.fNum = f.FTS, deref(f.FV), f.FV != nil
+		p.lts, p.lv, p.lNum = l.LTS, deref(l.LV), l.LV != nil
+		add(max(0, bucketIdx(b.Key, from, iv)), p)
+	}
+	return nil
+}
+
+// histogram is a date_histogram of buckets [from + k*iv, ...) at
+// millisecond precision.
+func histogram(field string, from, iv int64, sub map[string]any) map[string]any {
+	ivMS := iv / int64(time.Millisecond)
+	fromMS := floorDiv(from, int64(time.Millisecond))
+	offset := ((fromMS % ivMS) + ivMS) % ivMS
+	return map[string]any{
+		"date_histogram": map[string]any{"field": field, "fixed_interval": fmt.Sprintf("%dms", ivMS), "offset": fmt.Sprintf("%dms", offset), "min_doc_count": 1},
+		"aggs":           sub,
+	}
+}
+
+// bucketIdx maps a histogram key (ms, rounded bucket start) to the index
+// of its bucket.
+func bucketIdx(keyMS, from, iv int64) int64 {
+	return floorDiv(keyMS*int64(time.Millisecond)-from+iv/2, iv)
+}
+
+func floorTo(t, g int64) int64 { return floorDiv(t, g) * g }
+
+// Expire implements store.Expirer: it visits sensors from where the last
+// call stopped and, per sensor, summarises the oldest expired readings
+// (about limit in all) into minute rollups, moves the sensor's raw horizon,
+// then range-deletes them. It returns the readings deleted.
+func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) (int, error) {
+	if limit <= 0 || limit > store.MaxLimit {
+		limit = min(5000, store.MaxLimit)
+	}
+	s.mu.Lock()
+	cursor := s.expireCursor
+	s.mu.Unlock()
+	total := 0
+	for visited := 0; total < limit && visited < 256; {
+		ids, err := s.sensorsAfter(ctx, cursor, 64)
+		if err != nil {
+			return total, err
+		}
+		if len(ids) == 0 {
+			cursor = 0
+			break
+		}
+		for _, id := range ids {
+			visited++
+			cut := floorTo(p.RawBefore(id), minuteNS)
+			more := false
+			if cut > 0 {
+				var n int
+				n, more, err = s.expireSensor(ctx, id, cut, limit-total)
+				total += n
+				if err != nil {
+					return total, fmt.Errorf("expire readings of sensor %d: %w", id, err)
+				}
+			}
+			if more {
+				break
+			}
+			cursor = id
+			if total >= limit {
+				break
+			}
+		}
+	}
+	s.mu.Lock()
+	s.expireCursor = cursor
+	s.mu.Unlock()
+	return total, nil
+}
+
+// sensorsAfter lists up to n sensor ids greater than after that have readings.
+func (s *Store) sensorsAfter(ctx context.Context, after int64, n int) ([]int64, error) {
+	comp := map[string]any{"size": n, "sources": []any{map[string]any{"id": map[string]any{"terms": map[string]any{"field": "sensor_id"}}}}}
+	if after > 0 {
+		comp["after"] = map[string]any{"id": after}
+	}
+	var res struct {
+		Aggregations struct {
+			S struct {
+				Buckets []struct {
+					Key struct{ ID int64 } `json:"key"`
+				} `json:"buckets"`
+			} `json:"s"`
+		} `json:"aggregations"`
+	}
+	body := map[string]any{"size": 0, "aggs": map[string]any{"s": map[string]any{"composite": comp}}}
+	if err := s.search(ctx, s.allReadings(), body, &res); err != nil {
+		return nil, fmt.Errorf("list sensors: %w", err)
+	}
+	ids := make([]int64, len(res.Aggregations.S.Buckets))
+	for i, b := range res.Aggregations.S.Buckets {
+		ids[i] = b.Key.ID
+	}
+	return ids, nil
+}
+
+// nthBefore returns the ts of the n-th (from 0) oldest reading of sensor
+// before cut.
+func (s *Store) nthBefore(ctx context.Context, sensor, cut int64, n int) (int64, bool, error) {
+	body := map[string]any{
+		"from": n, "size": 1, "_source": []string{"ts_ns"}, "track_total_hits": false,
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			map[string]any{"term": map[string]any{"sensor_id": sensor}},
+			map[string]any{"range": map[string]any{"ts_ns": map[string]any{"lt": cut}}},
+		}}},
+		"sort": readingSort("asc"),
+	}
+	var res searchResponse
+	if err := s.search(ctx, s.searchIndex(sensor), body, &res); err != nil {
+		return 0, false, err
+	}
+	if len(res.Hits.Hits) == 0 {
+		return 0, false, nil
+	}
+	var d struct {
+		TsNS int64 `json:"ts_ns"`
+	}
+	if err := json.Unmarshal(res.Hits.Hits[0].Source, &d); err != nil {
+		return 0, false, err
+	}
+	return d.TsNS, true, nil
+}
+
+// expireSensor handles whole minutes of one sensor's readings before cut,
+// about limit readings; more reports that expired readings remain.
+func (s *Store) expireSensor(ctx context.Context, sensor, cut int64, limit int) (int, bool, error) {
+	idx := s.searchIndex(sensor)
+	// Every acknowledged write is searchable before it is summarised.
+	if _, err := s.do(ctx, http.MethodPost, "/"+idx+"/_refresh?allow_no_indices=true&ignore_unavailable=true", nil, nil); err != nil {
+		return 0, false, err
+	}
+	first, ok, err := s.nthBefore(ctx, sensor, cut, 0)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	from, bound, more := floorTo(first, minuteNS), cut, false
+	if ts, ok, err := s.nthBefore(ctx, sensor, cut, limit); err != nil {
+		return 0, false, err
+	} else if ok {
+		more, bound = true, max(floorTo(ts, minuteNS), from+minuteNS) // a minute is taken whole
+	}
+	horizon, err := s.rawHorizon(ctx, sensor)
+	if err != nil {
+		return 0, false, err
+	}
+	mins := map[int64]*partial{}
+	err = s.aggregateRaw(ctx, sensor, from, bound, minuteNS, func(i int64, p partial) {
+		mins[from+i*minuteNS] = &p
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	// Readings that arrived late, before the horizon, join their minute's
+	// existing rollup.
+	var old []string
+	for t := range mins {
+		if t < horizon {
+			old = append(old, rollupID(sensor, t))
+		}
+	}
+	if len(old) > 0 {
+		var res struct {
+			Docs []struct {
+				Found  bool      `json:"found"`
+				Source rollupDoc `json:"_source"`
+			} `json:"docs"`
+		}
+		if _, err := s.do(ctx, http.MethodPost, "/"+s.rollupsIndex()+"/_mget", map[string]any{"ids": old}, &res); err != nil {
+			return 0, false, fmt.Errorf("read rollups: %w", err)
+		}
+		for _, d := range res.Docs {
+			if t, err := time.Parse(time.RFC3339Nano, d.Source.T); d.Found && err == nil {
+				mins[t.UnixNano()].merge(d.Source.partial())
+			}
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for t, p := range mins {
+		_ = enc.Encode(map[string]any{"index": map[string]any{"_index": s.rollupsIndex(), "_id": rollupID(sensor, t)}})
+		_ = enc.Encode(toRollup(sensor, t, *p))
+	}
+	_ = enc.Encode(map[string]any{"index": map[string]any{"_index": s.rollupsIndex(), "_id": horizonID(sensor)}})
+	_ = enc.Encode(map[string]any{"sensor_id": sensor, "raw_before": max(horizon, bound)})
+	raw, status, err := s.raw(ctx, http.MethodPost, "/_bulk?refresh=true", "application/x-ndjson", &buf)
+	if err != nil {
+		return 0, false, err
+	}
+	var br bulkResponse
+	if status >= 300 || json.Unmarshal(raw, &br) != nil || br.Errors {
+		return 0, false, fmt.Errorf("write rollups: %d %s", status, truncate(raw, 500))
+	}
+	// Only now, with the summaries and the horizon durable, the range delete.
+	var del struct {
+		Deleted  int   `json:"deleted"`
+		Failures []any `json:"failures"`
+	}
+	body := map[string]any{"query": map[string]any{"bool": map[string]any{"filter": []any{
+		map[string]any{"term": map[string]any{"sensor_id": sensor}},
+		map[string]any{"range": map[string]any{"ts_ns": map[string]any{"lt": bound}}},
+	}}}}
+	path := fmt.Sprintf("/%s/_delete_by_query?conflicts=proceed&refresh=true&slices=auto&requests_per_second=%d&allow_no_indices=true&ignore_unavailable=true", idx, deleteRate)
+	if _, err := s.do(ctx, http.MethodPost, path, body, &del); err != nil {
+		if !strings.Contains(err.Error(), "no handler found") {
+			return 0, false, fmt.Errorf("delete expired readings: %w", err)
+		}
+		// A cluster without the reindex module: search the (bounded) range
+		// and bulk-delete it.
+		n, err := s.deleteByPages(ctx, idx, body["query"])
+		if err != nil {
+			return n, true, fmt.Errorf("delete expired readings: %w", err)
+		}
+		return n, more, nil
+	}
+	if len(del.Failures) > 0 {
+		return del.Deleted, true, fmt.Errorf("delete expired readings: %d failures", len(del.Failures))
+	}
+	return del.Deleted, more, nil
+}
+
+// deleteRollups removes a deleted sensor's rollups and horizon.
+func (s *Store) deleteRollups(ctx context.Context, sensor int64) error {
+	body := map[string]any{"query": map[string]any{"term": map[string]any{"sensor_id": sensor}}}
+	_, err := s.do(ctx, http.MethodPost, "/"+s.rollupsIndex()+"/_delete_by_query?refresh=true&conflicts=proceed&ignore_unavailable=true", body, nil)
+	if err != nil && strings.Contains(err.Error(), "no handler found") {
+		_, err = s.deleteByPages(ctx, s.rollupsIndex(), body["query"])
+	}
+	if err != nil {
+		return fmt.Errorf("delete rollups of sensor %d: %w", sensor, err)
+	}
+	return nil
+}
