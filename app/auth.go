@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/services/core"
 )
@@ -26,15 +27,15 @@ type AuthConfig struct {
 
 // RegisterFlags binds the auth flags.
 func (c *AuthConfig) RegisterFlags(fs *flag.FlagSet) {
-	envflag.Duration(fs, &c.CacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
+	envflag.Duration(fs, &c.CacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", cache.TTL, "how long a verified token or device certificate is trusted before rotation/revocation is re-checked (at most 2s, the staleness bound, internal/cache.TTL)")
 	envflag.String(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of Ed25519 signing keys (*.pem); default <data-dir>/keys")
 	envflag.String(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with keys from this JWKS URL (for processes without the core role)")
 }
 
 // Validate checks the auth flags.
 func (c *AuthConfig) Validate() error {
-	if c.CacheTTL < 0 {
-		return envflag.Errorf("auth-cache-ttl", "must not be negative")
+	if c.CacheTTL < 0 || c.CacheTTL > cache.TTL {
+		return envflag.Errorf("auth-cache-ttl", "must be between 0 and %s (the staleness bound)", cache.TTL)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/rules/v1/rulesv1connect"
 	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/telemetry"
 	"github.com/iotplatform/iotplatform/services/core"
@@ -87,7 +88,7 @@ func (c *FunctionConfig) RegisterFlags(fs *flag.FlagSet) {
 	envflag.String(fs, &c.KeysDir, "keys-dir", "IOT_KEYS_DIR", "", "directory of the Ed25519 signing keys (*.pem), needed by procedures that issue tokens")
 	envflag.String(fs, &c.JWKSURL, "jwks-url", "IOT_JWKS_URL", "", "verify tokens with the keys of this JWKS URL; empty uses the keys in --keys-dir")
 	envflag.Duration(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", core.DefaultUserTokenTTL, "lifetime of user tokens from SignIn and RefreshToken")
-	envflag.Duration(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", 5*time.Second, "how long a verified token is trusted before rotation/revocation is re-checked")
+	envflag.Duration(fs, &c.AuthCacheTTL, "auth-cache-ttl", "IOT_AUTH_CACHE_TTL", cache.TTL, "how long a verified token or device certificate is trusted before rotation/revocation is re-checked (at most 2s, the staleness bound, internal/cache.TTL)")
 	envflag.String(fs, &c.LogLevel, "log-level", "IOT_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	c.Telemetry.RegisterFlags(fs)
 	c.envErrs = envflag.Errors(fs)
@@ -145,8 +146,8 @@ func (c *FunctionConfig) Validate() ([]string, error) {
 			errs = append(errs, fmt.Errorf("keys-dir (IOT_KEYS_DIR): procedure %s issues tokens and needs the signing keys", p))
 		}
 	}
-	if c.UserTokenTTL <= 0 || c.AuthCacheTTL < 0 {
-		errs = append(errs, errors.New("user-token-ttl (IOT_USER_TOKEN_TTL) must be positive and auth-cache-ttl (IOT_AUTH_CACHE_TTL) not negative"))
+	if c.UserTokenTTL <= 0 || c.AuthCacheTTL < 0 || c.AuthCacheTTL > cache.TTL {
+		errs = append(errs, errors.New("user-token-ttl (IOT_USER_TOKEN_TTL) must be positive and auth-cache-ttl (IOT_AUTH_CACHE_TTL) between 0 and 2s"))
 	}
 	if err := c.Telemetry.Validate(); err != nil {
 		errs = append(errs, err)

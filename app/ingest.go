@@ -15,6 +15,7 @@ import (
 	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
 	gwws "github.com/iotplatform/iotplatform/gateway/ws"
 	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/telemetry"
@@ -43,7 +44,7 @@ func (c *IngestConfig) RegisterFlags(fs *flag.FlagSet) {
 	envflag.String(fs, &c.MQTTAddr, "mqtt-addr", "IOT_MQTT_ADDR", ":1883", "address of the MQTT ingest gateway")
 	envflag.Int(fs, &c.HTTPMaxBody, "http-max-body", "IOT_HTTP_MAX_BODY", 1<<20, "largest HTTP body, WebSocket message and MQTT packet in bytes (HTTP 413 above)")
 	envflag.Int(fs, &c.MaxBatch, "ingest-max-batch", "IOT_INGEST_MAX_BATCH", 10000, "most readings in one batch")
-	envflag.Duration(fs, &c.SensorCacheTTL, "ingest-sensor-cache-ttl", "IOT_INGEST_SENSOR_CACHE_TTL", 2*time.Second, "how long a sensor lookup is reused by the ingest path and the pipeline (registry.SensorCache): the bound on noticing a sensor created, deleted or retyped in another process")
+	envflag.Duration(fs, &c.SensorCacheTTL, "ingest-sensor-cache-ttl", "IOT_INGEST_SENSOR_CACHE_TTL", cache.TTL, "how long a sensor lookup is reused by the ingest path and the pipeline (registry.SensorCache): the bound on noticing a sensor created, deleted or retyped in another process")
 	envflag.Int(fs, &c.StreamInFlight, "ingest-stream-inflight", "IOT_INGEST_STREAM_INFLIGHT", 8, "batches an IngestStream reads ahead of its acks")
 	envflag.Duration(fs, &c.WSIdleTimeout, "ws-idle-timeout", "IOT_WS_IDLE_TIMEOUT", 5*time.Minute, "close WebSocket connections without data for this long")
 	envflag.Int(fs, &c.MQTTQueue, "mqtt-queue", "IOT_MQTT_QUEUE", 256, "publishes per MQTT client waiting for durability before reading stops")

@@ -102,10 +102,8 @@ func (v *Verifier) AuthenticateCertificate(ctx context.Context, chain []*x509.Ce
 	leaf := chain[0]
 	fp := Fingerprint(leaf)
 	now := v.now()
-	v.mu.RLock()
-	c, ok := v.certCache[fp] // never the token cache: a token must not be able to name a certificate
-	v.mu.RUnlock()
-	if ok && now.Sub(c.checked) < v.cfg.CacheTTL && now.Before(c.expires) {
+	c, ok, _ := v.certCache.Get(fp) // never the token cache: a token must not be able to name a certificate
+	if ok && now.Before(c.expires) {
 		return c.p, nil
 	}
 	inter := x509.NewCertPool()
@@ -114,39 +112,24 @@ func (v *Verifier) AuthenticateCertificate(ctx context.Context, chain []*x509.Ce
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: v.roots(), Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		v.forgetCert(fp)
+		v.certCache.Forget(fp)
 		return Principal{}, fmt.Errorf("%w: not issued by the client CA or expired", ErrInvalidCertificate)
 	}
 	id, err := DeviceIDOf(leaf)
 	if err != nil {
-		v.forgetCert(fp)
+		v.certCache.Forget(fp)
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidCertificate, err.Error())
 	}
 	if err := v.certs.CertificateRegistered(ctx, id, fp); err != nil {
-		v.forgetCert(fp)
+		v.certCache.Forget(fp)
 		if ctx.Err() != nil {
 			return Principal{}, ctx.Err()
 		}
 		return Principal{}, fmt.Errorf("%w: fingerprint not registered for device %d", ErrInvalidCertificate, id)
 	}
-	c = cached{p: Principal{Kind: KindDevice, ID: id}, expires: leaf.NotAfter, checked: now}
-	v.rememberCert(fp, c)
+	c = cached{p: Principal{Kind: KindDevice, ID: id}, expires: leaf.NotAfter}
+	v.certCache.Put(fp, c)
 	return c.p, nil
-}
-
-func (v *Verifier) rememberCert(fp string, c cached) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.certCache == nil || len(v.certCache) >= v.cfg.CacheSize {
-		v.certCache = map[string]cached{} // rare: as many devices as cache slots
-	}
-	v.certCache[fp] = c
-}
-
-func (v *Verifier) forgetCert(fp string) {
-	v.mu.Lock()
-	delete(v.certCache, fp)
-	v.mu.Unlock()
 }
 
 // Credentials are what a caller presented: a bearer token and the TLS

@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/iotplatform/iotplatform/internal/cache"
 )
 
 // Issuer is the `iss` claim of every platform token.
@@ -71,9 +72,11 @@ type Generations interface {
 // VerifierConfig tunes the verifier.
 type VerifierConfig struct {
 	// CacheTTL bounds how long a verified token is trusted without asking
-	// Generations again: the staleness bound for rotation and revocation.
+	// Generations again: the staleness bound for rotation and revocation
+	// (≤ 0: cache.TTL, the platform's one bound).
 	CacheTTL time.Duration
-	// CacheSize bounds the number of cached tokens.
+	// CacheSize bounds the number of cached tokens (and, apart, of cached
+	// certificates); ≤ 0: cache.DefaultMaxEntries.
 	CacheSize int
 }
 
@@ -88,62 +91,56 @@ type Verifier struct {
 	roots func() *x509.CertPool
 	certs CertificateRegistry
 
-	mu    sync.RWMutex
-	cache map[string]cached // by token
-	// certCache holds verified client certificates by fingerprint, apart
-	// from the token cache so no bearer string can ever match one.
-	certCache map[string]cached
+	// tokens holds verified tokens (the platform's one read cache,
+	// internal/cache); certs holds verified client certificates by
+	// fingerprint, apart from the token cache so no bearer string can ever
+	// match one.
+	tokens    *cache.Cache[string, cached]
+	certCache *cache.Cache[string, cached]
 }
 
 type cached struct {
 	p       Principal
 	gen     int64
 	expires time.Time // token expiry (zero: none)
-	checked time.Time // when the generation was last confirmed
 }
 
 // NewVerifier returns a verifier resolving keys through keys and checking
 // rotation/revocation through gens.
 func NewVerifier(keys KeySource, gens Generations, cfg VerifierConfig) *Verifier {
 	if cfg.CacheTTL <= 0 {
-		cfg.CacheTTL = 5 * time.Second
+		cfg.CacheTTL = cache.TTL
 	}
-	if cfg.CacheSize <= 0 {
-		cfg.CacheSize = 100_000
-	}
-	return &Verifier{keys: keys, gens: gens, cfg: cfg, now: time.Now, cache: map[string]cached{}}
+	v := &Verifier{keys: keys, gens: gens, cfg: cfg, now: time.Now}
+	cc := cache.Config{TTL: cfg.CacheTTL, MaxEntries: cfg.CacheSize, Now: func() time.Time { return v.now() }}
+	v.tokens = cache.New[string, cached](cc)
+	v.certCache = cache.New[string, cached](cc)
+	return v
 }
 
-// Authenticate verifies token and returns its principal. The signature is
-// checked once per token; the subject's generation is re-checked at most
-// every CacheTTL. Errors are ErrInvalidToken (wrapped) for any bad token.
+// Authenticate verifies token and returns its principal. A verified token
+// (signature and the subject's generation) is trusted for CacheTTL, then
+// verified again. Errors are ErrInvalidToken (wrapped) for any bad token.
 func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, error) {
-	now := v.now()
-	v.mu.RLock()
-	c, ok := v.cache[token]
-	v.mu.RUnlock()
-	if ok && (!c.expires.IsZero() && !now.Before(c.expires)) {
-		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenExpired)
-	}
-	if ok && now.Sub(c.checked) < v.cfg.CacheTTL {
+	if c, ok, _ := v.tokens.Get(token); ok {
+		if !c.expires.IsZero() && !v.now().Before(c.expires) {
+			return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenExpired)
+		}
 		return c.p, nil
 	}
-	if !ok {
-		var err error
-		if c, err = v.parse(ctx, token); err != nil {
-			return Principal{}, err
-		}
+	c, err := v.parse(ctx, token)
+	if err != nil {
+		return Principal{}, err
 	}
 	cur, err := v.gens.TokenGeneration(ctx, c.p.Kind, c.p.ID)
 	if err != nil || cur != c.gen {
-		v.forget(token)
+		v.tokens.Forget(token)
 		if err != nil && ctx.Err() != nil {
 			return Principal{}, ctx.Err()
 		}
 		return Principal{}, fmt.Errorf("%w: revoked", ErrInvalidToken)
 	}
-	c.checked = now
-	v.remember(token, c)
+	v.tokens.Put(token, c)
 	return c.p, nil
 }
 
@@ -198,24 +195,4 @@ func shortReason(err error) string {
 	default:
 		return "rejected"
 	}
-}
-
-func (v *Verifier) remember(token string, c cached) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if len(v.cache) >= v.cfg.CacheSize {
-		for k := range v.cache { // evict an arbitrary tenth
-			delete(v.cache, k)
-			if len(v.cache) < v.cfg.CacheSize*9/10 {
-				break
-			}
-		}
-	}
-	v.cache[token] = c
-}
-
-func (v *Verifier) forget(token string) {
-	v.mu.Lock()
-	delete(v.cache, token)
-	v.mu.Unlock()
 }

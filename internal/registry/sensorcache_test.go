@@ -29,9 +29,8 @@ func (c *countingSensors) GetSensor(_ context.Context, id int64) (Sensor, error)
 // TTL, then re-read; other errors are never kept; Forget re-reads at once.
 func TestSensorCache_StalenessBound(t *testing.T) {
 	src := &countingSensors{s: map[int64]Sensor{1: {ID: 1, DeviceID: 7, Type: TypeDouble}}}
-	c := NewSensorCache(src, time.Second)
 	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
+	c := newSensorCache(src, time.Second, func() time.Time { return now })
 	ctx := context.Background()
 	for range 3 {
 		if s, err := c.GetSensor(ctx, 1); err != nil || s.DeviceID != 7 {
@@ -65,7 +64,7 @@ func TestSensorCache_StalenessBound(t *testing.T) {
 	if src.calls != calls+2 {
 		t.Fatalf("a registry error was cached")
 	}
-	if NewSensorCache(src, 0).ttl != DefaultSensorCacheTTL {
+	if NewSensorCache(src, 0).c.TTL() != DefaultSensorCacheTTL {
 		t.Fatal("ttl 0 must select the default bound")
 	}
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -30,74 +30,58 @@ const (
 )
 
 // authorizer decides who may read which sensor, caching registry answers
-// for at most ttl: that is the staleness bound of a revoked grant, a
-// deleted sensor or a changed owner.
+// in the platform's one read cache (internal/cache) for at most ttl: that is
+// the staleness bound of a revoked grant, a deleted sensor or a changed owner.
 type authorizer struct {
 	reg Registry
-	ttl time.Duration
-	now func() time.Time
 
-	mu      sync.Mutex
-	sensors map[int64]cached[registry.Sensor]
-	owners  map[int64]cached[int64]
-	grants  map[[2]int64]cached[bool]
-}
-
-type cached[V any] struct {
-	v     V
-	err   error
-	until time.Time
+	sensors *cache.Cache[int64, registry.Sensor]
+	owners  *cache.Cache[int64, int64]
+	grants  *cache.Cache[[2]int64, bool]
 }
 
 func newAuthorizer(reg Registry, ttl time.Duration) *authorizer {
+	return newAuthorizerClock(reg, ttl, nil)
+}
+
+// newAuthorizerClock is newAuthorizer on the clock now (nil: time.Now).
+func newAuthorizerClock(reg Registry, ttl time.Duration, now func() time.Time) *authorizer {
+	// Not-found answers are cached too; transient errors are not.
+	cfg := cache.Config{TTL: ttl, Now: now, KeepError: func(err error) bool { return errors.Is(err, registry.ErrNotFound) }}
 	return &authorizer{
-		reg: reg, ttl: ttl, now: time.Now,
-		sensors: map[int64]cached[registry.Sensor]{},
-		owners:  map[int64]cached[int64]{},
-		grants:  map[[2]int64]cached[bool]{},
+		reg:     reg,
+		sensors: cache.New[int64, registry.Sensor](cfg),
+		owners:  cache.New[int64, int64](cfg),
+		grants:  cache.New[[2]int64, bool](cfg),
 	}
 }
 
-// lookup returns m[k] if fresh, else calls fetch and caches the answer
-// (not-found answers too; transient errors are not cached).
 type freshKey struct{}
 
 // fresh makes the authorizer skip its cache (long-lived streams re-checking).
 func fresh(ctx context.Context) context.Context { return context.WithValue(ctx, freshKey{}, true) }
 
-func lookup[K comparable, V any](ctx context.Context, a *authorizer, m map[K]cached[V], k K, fetch func() (V, error)) (V, error) {
-	now := a.now()
-	a.mu.Lock()
-	c, ok := m[k]
-	a.mu.Unlock()
-	if ok && now.Before(c.until) && ctx.Value(freshKey{}) == nil {
-		return c.v, c.err
+// lookup returns c's answer for k, reloading it when ctx asks for a fresh one.
+func lookup[K comparable, V any](ctx context.Context, c *cache.Cache[K, V], k K, fetch func() (V, error)) (V, error) {
+	if ctx.Value(freshKey{}) != nil {
+		c.Forget(k)
 	}
-	v, err := fetch()
-	if err == nil || errors.Is(err, registry.ErrNotFound) {
-		a.mu.Lock()
-		if len(m) > 100_000 {
-			clear(m)
-		}
-		m[k] = cached[V]{v: v, err: err, until: now.Add(a.ttl)}
-		a.mu.Unlock()
-	}
-	return v, err
+	return c.Load(k, fetch)
 }
 
 func (a *authorizer) sensor(ctx context.Context, id int64) (registry.Sensor, error) {
-	return lookup(ctx, a, a.sensors, id, func() (registry.Sensor, error) { return a.reg.GetSensor(ctx, id) })
+	return lookup(ctx, a.sensors, id, func() (registry.Sensor, error) { return a.reg.GetSensor(ctx, id) })
 }
 
 func (a *authorizer) owner(ctx context.Context, deviceID int64) (int64, error) {
-	return lookup(ctx, a, a.owners, deviceID, func() (int64, error) {
+	return lookup(ctx, a.owners, deviceID, func() (int64, error) {
 		d, err := a.reg.GetDevice(ctx, deviceID)
 		return d.OwnerID, err
 	})
 }
 
 func (a *authorizer) granted(ctx context.Context, consumerID, sensorID int64) (bool, error) {
-	return lookup(ctx, a, a.grants, [2]int64{consumerID, sensorID}, func() (bool, error) {
+	return lookup(ctx, a.grants, [2]int64{consumerID, sensorID}, func() (bool, error) {
 		return a.reg.HasGrant(ctx, consumerID, sensorID)
 	})
 }

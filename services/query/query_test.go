@@ -220,7 +220,7 @@ func TestAuthorization(t *testing.T) {
 func TestConsumerRevocation_EffectiveAfterCacheTTL(t *testing.T) {
 	f := newFixture(t)
 	now := time.Now()
-	f.svc.authz.now = func() time.Time { return now }
+	f.svc.authz = newAuthorizerClock(f.svc.authz.reg, f.svc.cfg.AuthCacheTTL, func() time.Time { return now })
 	ctx := context.Background()
 	call := func() error {
 		_, err := f.client.ListReadings(auth(ctx, "consumer"), &queryv1.ListReadingsRequest{SensorId: f.sensor.ID})

@@ -17,6 +17,7 @@ import (
 	queryv1 "github.com/iotplatform/iotplatform/gen/iot/query/v1"
 	"github.com/iotplatform/iotplatform/gen/iot/query/v1/queryv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/gengrpc/queryv1grpc"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/store"
@@ -25,7 +26,8 @@ import (
 // Config tunes the service.
 type Config struct {
 	// AuthCacheTTL bounds how long sensor ownership and consumer grants are
-	// cached (default and maximum 5s): a revoked grant stops working within it.
+	// cached (default and maximum cache.TTL, the platform's one staleness
+	// bound): a revoked grant stops working within it.
 	AuthCacheTTL time.Duration
 	// PollInterval makes Subscribe poll the store at this interval instead of
 	// listening to the in-process feed (for query processes that do not run
@@ -46,8 +48,8 @@ var _ queryv1connect.QueryServiceHandler = (*Service)(nil)
 
 // New returns the service reading from st.
 func New(log *slog.Logger, reg Registry, st store.Store, cfg Config) *Service {
-	if cfg.AuthCacheTTL <= 0 || cfg.AuthCacheTTL > 5*time.Second {
-		cfg.AuthCacheTTL = 5 * time.Second
+	if cfg.AuthCacheTTL <= 0 || cfg.AuthCacheTTL > cache.TTL {
+		cfg.AuthCacheTTL = cache.TTL
 	}
 	return &Service{log: log, st: st, authz: newAuthorizer(reg, cfg.AuthCacheTTL), cfg: cfg}
 }

@@ -59,7 +59,7 @@ func (r *DB) CreateDevices(ctx context.Context, rows []registry.NewDevice) ([]re
 		return nil
 	})
 	// Sensor lists of ids read before they existed may be cached empty.
-	r.cache.invalidate()
+	r.cache.Forget()
 	if err != nil {
 		var re *registry.RowError
 		if errors.As(err, &re) {

@@ -1,9 +1,9 @@
 package registrysql
 
 import (
-	"container/list"
-	"sync"
 	"time"
+
+	"github.com/iotplatform/iotplatform/internal/cache"
 )
 
 // DefaultCacheEntries is the read cache's default size in entries. An entry
@@ -14,25 +14,11 @@ const DefaultCacheEntries = 100_000
 
 // readCache keeps recently read rows of the embedded SQLite registry, so
 // hot reads (token generations, device ownership, sensor lists) skip SQL.
-// It is a bounded LRU: when full, the least recently used entry goes, so the
-// working set stays cached whatever the registry's size.
-// Every write in this process drops the rows it changed, and a read that raced with a write
-// is not stored (see get). Entries also expire after ttl, which bounds how
-// stale a row can be when another process writes the same file.
-type readCache struct {
-	mu  sync.Mutex
-	gen uint64 // bumped after every write
-	m   map[cacheKey]*list.Element
-	lru list.List // of *cacheEntry, most recently used first
-	max int
-	ttl time.Duration
-}
-
-type cacheEntry struct {
-	k     cacheKey
-	v     any
-	until time.Time
-}
+// It is the platform's one read cache (internal/cache: a bounded LRU whose
+// entries live cache.TTL). Every write in this process drops the rows it
+// changed, and a read that raced with a write is not stored; the TTL bounds
+// how stale a row can be when another process writes the same file.
+type readCache = cache.Cache[cacheKey, any]
 
 type cacheKey struct {
 	kind byte
@@ -55,87 +41,27 @@ func newReadCache(max int, ttl time.Duration) *readCache {
 	if max <= 0 {
 		return nil
 	}
-	return &readCache{m: map[cacheKey]*list.Element{}, max: max, ttl: ttl}
+	return cache.New[cacheKey, any](cache.Config{MaxEntries: max, TTL: ttl})
 }
 
-// get returns the cached value of k or loads it. A loaded value is stored
-// only if no write finished while it was loading, so a stale row can never
-// outlive the write that changed it.
+// get returns the cached value of k or loads it; clone keeps callers from
+// sharing (and mutating) the cached value.
 func get[T any](c *readCache, k cacheKey, load func() (T, error), clone func(T) T) (T, error) {
 	if c == nil {
 		return load()
 	}
-	now := time.Now()
-	c.mu.Lock()
-	el, ok := c.m[k]
-	if ok {
-		e := el.Value.(*cacheEntry)
-		if now.Before(e.until) {
-			c.lru.MoveToFront(el)
-			v := e.v.(T)
-			c.mu.Unlock()
-			return clone(v), nil
+	v, err := c.Load(k, func() (any, error) {
+		out, err := load()
+		if err != nil {
+			return nil, err
 		}
-	}
-	gen := c.gen
-	c.mu.Unlock()
-	out, err := load()
+		return clone(out), nil
+	})
 	if err != nil {
-		return out, err
+		var zero T
+		return zero, err
 	}
-	v := clone(out)
-	c.mu.Lock()
-	if c.gen == gen {
-		c.put(k, v, now.Add(c.ttl))
-	}
-	c.mu.Unlock()
-	return out, nil
-}
-
-// put stores k (c.mu held), evicting the least recently used entry when full.
-func (c *readCache) put(k cacheKey, v any, until time.Time) {
-	if el, ok := c.m[k]; ok {
-		e := el.Value.(*cacheEntry)
-		e.v, e.until = v, until
-		c.lru.MoveToFront(el)
-		return
-	}
-	for c.lru.Len() >= c.max {
-		old := c.lru.Back()
-		delete(c.m, old.Value.(*cacheEntry).k)
-		c.lru.Remove(old)
-	}
-	c.m[k] = c.lru.PushFront(&cacheEntry{k: k, v: v, until: until})
-}
-
-// len returns the number of entries.
-func (c *readCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len()
-}
-
-// invalidate drops the given keys after a write changed their rows, or
-// empties the cache when no key is given (writes whose effects spread, such
-// as cascading deletes). Either way a read that was loading meanwhile is not
-// stored (see get).
-func (c *readCache) invalidate(keys ...cacheKey) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	c.gen++
-	if len(keys) == 0 {
-		clear(c.m)
-		c.lru.Init()
-	}
-	for _, k := range keys {
-		if el, ok := c.m[k]; ok {
-			delete(c.m, k)
-			c.lru.Remove(el)
-		}
-	}
-	c.mu.Unlock()
+	return clone(v.(T)), nil
 }
 
 func same[T any](v T) T { return v }

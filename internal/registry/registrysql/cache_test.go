@@ -21,7 +21,7 @@ func TestReadCache_RacingWriteIsNeverCached(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
 				db.Add(1)
-				c.invalidate()
+				c.Forget()
 			}
 		}()
 	}
@@ -88,7 +88,7 @@ func TestReadCache_LRUBoundKeepsHotEntries(t *testing.T) {
 	for id := int64(1_000); id < 100_000; id++ {
 		read(id % hot) // the working set
 		read(id)       // a cold device, never read again
-		if n := c.len(); n > max {
+		if n := c.Len(); n > max {
 			t.Fatalf("cache holds %d entries, bound %d", n, max)
 		}
 	}
@@ -97,8 +97,8 @@ func TestReadCache_LRUBoundKeepsHotEntries(t *testing.T) {
 			t.Fatalf("hot device %d loaded %d times, want once (evicted by cold reads)", id, loads[id])
 		}
 	}
-	if c.len() != max {
-		t.Fatalf("cache holds %d entries, want it full at %d", c.len(), max)
+	if c.Len() != max {
+		t.Fatalf("cache holds %d entries, want it full at %d", c.Len(), max)
 	}
 	// The oldest cold entries went first: the last max-hot cold ids are cached.
 	before := loads[99_999]
@@ -123,7 +123,7 @@ func TestReadCache_ZeroDisables(t *testing.T) {
 	if n != 3 {
 		t.Fatalf("loads = %d, want 3 with the cache off", n)
 	}
-	c.invalidate() // a nil cache accepts writes' invalidations
+	c.Forget() // a nil cache accepts writes' invalidations
 }
 
 // TestReadCache_InvalidateDropsFromLRU: a write's invalidation removes the
@@ -133,16 +133,16 @@ func TestReadCache_InvalidateDropsFromLRU(t *testing.T) {
 	for id := int64(1); id <= 3; id++ {
 		get(c, cacheKey{keyDevice, id, 0}, func() (int64, error) { return id, nil }, same)
 	}
-	c.invalidate(cacheKey{keyDevice, 2, 0})
-	if c.len() != 2 || len(c.m) != 2 {
-		t.Fatalf("after invalidating one key: list %d, map %d", c.len(), len(c.m))
+	c.Forget(cacheKey{keyDevice, 2, 0})
+	if c.Len() != 2 {
+		t.Fatalf("after invalidating one key: list %d", c.Len())
 	}
 	v, _ := get(c, cacheKey{keyDevice, 2, 0}, func() (int64, error) { return 22, nil }, same)
 	if v != 22 {
 		t.Fatalf("read after the write = %d, want the new row", v)
 	}
-	c.invalidate()
-	if c.len() != 0 || len(c.m) != 0 {
-		t.Fatalf("after invalidating all: list %d, map %d", c.len(), len(c.m))
+	c.Forget()
+	if c.Len() != 0 {
+		t.Fatalf("after invalidating all: list %d", c.Len())
 	}
 }

@@ -26,7 +26,7 @@ func TestReadCache_MemoryPerEntry(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	per := float64(after.HeapAlloc-before.HeapAlloc) / n
-	t.Logf("read cache: %.0f bytes per device entry (%d entries)", per, c.len())
+	t.Logf("read cache: %.0f bytes per device entry (%d entries)", per, c.Len())
 	if per > 1024 {
 		t.Fatalf("%.0f bytes per cached device, documented ~0.7 KB", per)
 	}

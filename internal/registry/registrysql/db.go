@@ -20,6 +20,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/sqlitewal"
 )
@@ -61,11 +62,6 @@ var postgresDialect = dialect{
 		return errors.As(err, &pe) && pe.Code == "23505"
 	},
 }
-
-// CacheTTL bounds how stale a cached registry row can be when another
-// process writes the same SQLite file (writes in this process drop the rows
-// they change at once).
-const CacheTTL = time.Second
 
 // DB is a registry.Registry over database/sql.
 type DB struct {
@@ -146,7 +142,7 @@ func OpenSQLiteConfig(ctx context.Context, path string, cfg SQLiteConfig) (*DB, 
 	if cfg.CacheEntries == 0 {
 		cfg.CacheEntries = DefaultCacheEntries
 	}
-	r.cache = newReadCache(cfg.CacheEntries, CacheTTL)
+	r.cache = newReadCache(cfg.CacheEntries, cache.TTL)
 	return r, nil
 }
 

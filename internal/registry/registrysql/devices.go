@@ -46,7 +46,7 @@ func (r *DB) CreateDevice(ctx context.Context, d registry.Device) (registry.Devi
 		return err
 	})
 	// A sensor list read before the device existed may be cached empty.
-	r.cache.invalidate(cacheKey{keyDevice, out.ID, 0}, cacheKey{keySensors, out.ID, 0})
+	r.cache.Forget(cacheKey{keyDevice, out.ID, 0}, cacheKey{keySensors, out.ID, 0})
 	return out, r.wrap("create device", err)
 }
 
@@ -104,13 +104,13 @@ func (r *DB) UpdateDevice(ctx context.Context, d registry.Device) (registry.Devi
 		WHERE id = ? RETURNING `+deviceCols, d.Name, d.Description, labelsJSON(d.Labels), d.IngestRate, d.IngestBurst, now, d.ID))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keyDevice, d.ID, 0})
+	r.cache.Forget(cacheKey{keyDevice, d.ID, 0})
 	return out, r.wrap("update device", err)
 }
 
 // DeleteDevice implements registry.Registry.
 func (r *DB) DeleteDevice(ctx context.Context, id int64) ([]registry.Sensor, error) {
-	defer r.cache.invalidate()
+	defer r.cache.Forget()
 	var sensors []registry.Sensor
 	err := r.write(ctx, func(w wtx) error {
 		var err error
@@ -135,7 +135,7 @@ func (r *DB) RotateDeviceKey(ctx context.Context, id int64) (registry.Device, er
 		WHERE id = ? RETURNING `+deviceCols, now, id))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keyDevice, id, 0})
+	r.cache.Forget(cacheKey{keyDevice, id, 0})
 	return d, r.wrap("rotate device key", err)
 }
 

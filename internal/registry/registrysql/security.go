@@ -40,7 +40,7 @@ func (r *DB) RotateKey(ctx context.Context, kind registry.KeyKind, id int64, exp
 			string(kind), id, gen, micros(expiresAt))
 		return err
 	})
-	r.cache.invalidate(ck)
+	r.cache.Forget(ck)
 	return gen, r.wrap("rotate "+string(kind)+" key", err)
 }
 

@@ -28,7 +28,7 @@ func (r *DB) CreateSensor(ctx context.Context, s registry.Sensor) (registry.Sens
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols, s.DeviceID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keySensors, s.DeviceID, 0}, cacheKey{keySensor, out.ID, 0})
+	r.cache.Forget(cacheKey{keySensors, s.DeviceID, 0}, cacheKey{keySensor, out.ID, 0})
 	if err != nil && !r.d.isUnique(err) {
 		// A missing device violates the foreign key.
 		if _, gerr := r.GetDevice(ctx, s.DeviceID); gerr != nil {
@@ -81,13 +81,13 @@ func (r *DB) UpdateSensor(ctx context.Context, s registry.Sensor) (registry.Sens
 		WHERE id = ? RETURNING `+sensorCols, s.Name, s.Description, s.Unit, s.Path, now, s.ID))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keySensor, s.ID, 0}, cacheKey{keySensors, out.DeviceID, 0}, cacheKey{keySensors, s.DeviceID, 0})
+	r.cache.Forget(cacheKey{keySensor, s.ID, 0}, cacheKey{keySensors, out.DeviceID, 0}, cacheKey{keySensors, s.DeviceID, 0})
 	return out, r.wrap("update sensor", err)
 }
 
 // DeleteSensor implements registry.Registry.
 func (r *DB) DeleteSensor(ctx context.Context, id int64) error {
-	defer r.cache.invalidate()
+	defer r.cache.Forget()
 	return r.wrap("delete sensor", r.write(ctx, func(w wtx) error {
 		res, err := w.exec(`DELETE FROM sensors WHERE id = ?`, id)
 		if err == nil {
@@ -135,7 +135,7 @@ func (r *DB) CreateConsumer(ctx context.Context, c registry.Consumer) (registry.
 		VALUES (?, ?, ?, 0, ?, ?) RETURNING `+consumerCols, c.OwnerID, c.Name, c.Description, now, now))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keyConsumer, out.ID, 0})
+	r.cache.Forget(cacheKey{keyConsumer, out.ID, 0})
 	out.SensorIDs = []int64{}
 	return out, r.wrap("create consumer", err)
 }
@@ -198,7 +198,7 @@ func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.
 		WHERE id = ? RETURNING `+consumerCols, c.Name, c.Description, now, c.ID))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keyConsumer, c.ID, 0})
+	r.cache.Forget(cacheKey{keyConsumer, c.ID, 0})
 	if err == nil {
 		out, err = r.withGrants(ctx, out)
 	}
@@ -207,7 +207,7 @@ func (r *DB) UpdateConsumer(ctx context.Context, c registry.Consumer) (registry.
 
 // DeleteConsumer implements registry.Registry.
 func (r *DB) DeleteConsumer(ctx context.Context, id int64) error {
-	defer r.cache.invalidate()
+	defer r.cache.Forget()
 	return r.wrap("delete consumer", r.write(ctx, func(w wtx) error {
 		res, err := w.exec(`DELETE FROM consumers WHERE id = ?`, id)
 		if err == nil {
@@ -226,7 +226,7 @@ func (r *DB) RotateConsumerKey(ctx context.Context, id int64) (registry.Consumer
 		WHERE id = ? RETURNING `+consumerCols, now, id))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keyConsumer, id, 0})
+	r.cache.Forget(cacheKey{keyConsumer, id, 0})
 	if err == nil {
 		c, err = r.withGrants(ctx, c)
 	}
@@ -235,7 +235,7 @@ func (r *DB) RotateConsumerKey(ctx context.Context, id int64) (registry.Consumer
 
 // Grant implements registry.Registry.
 func (r *DB) Grant(ctx context.Context, consumerID, sensorID int64) error {
-	defer r.cache.invalidate(cacheKey{keyConsumer, consumerID, 0}, cacheKey{keyGrant, consumerID, sensorID})
+	defer r.cache.Forget(cacheKey{keyConsumer, consumerID, 0}, cacheKey{keyGrant, consumerID, sensorID})
 	return r.wrap("grant", r.write(ctx, func(w wtx) error {
 		checks := []struct {
 			q  string
@@ -261,7 +261,7 @@ func (r *DB) Grant(ctx context.Context, consumerID, sensorID int64) error {
 
 // Revoke implements registry.Registry.
 func (r *DB) Revoke(ctx context.Context, consumerID, sensorID int64) error {
-	defer r.cache.invalidate(cacheKey{keyConsumer, consumerID, 0}, cacheKey{keyGrant, consumerID, sensorID})
+	defer r.cache.Forget(cacheKey{keyConsumer, consumerID, 0}, cacheKey{keyGrant, consumerID, sensorID})
 	return r.wrap("revoke", r.write(ctx, func(w wtx) error {
 		res, err := w.exec(`DELETE FROM grants WHERE consumer_id = ? AND sensor_id = ?`, consumerID, sensorID)
 		if err == nil {

@@ -26,7 +26,7 @@ func (r *DB) CreateUser(ctx context.Context, u registry.User) (registry.User, er
 		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+userCols, u.Username, u.DisplayName, string(u.Role), u.PasswordHash, now, now))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keyUser, out.ID, 0})
+	r.cache.Forget(cacheKey{keyUser, out.ID, 0})
 	return out, r.wrap("create user", err)
 }
 
@@ -71,7 +71,7 @@ func (r *DB) UpdateUser(ctx context.Context, u registry.User) (registry.User, er
 		WHERE id = ? RETURNING `+userCols, u.DisplayName, string(u.Role), u.PasswordHash, u.TokenGen, now, u.ID))
 		return err
 	})
-	r.cache.invalidate(cacheKey{keyUser, u.ID, 0})
+	r.cache.Forget(cacheKey{keyUser, u.ID, 0})
 	return out, r.wrap("update user", err)
 }
 
@@ -84,7 +84,7 @@ func (r *DB) CountAdmins(ctx context.Context) (int, error) {
 
 // DeleteUser implements registry.Registry.
 func (r *DB) DeleteUser(ctx context.Context, id int64) error {
-	defer r.cache.invalidate()
+	defer r.cache.Forget()
 	return r.wrap("delete user", r.write(ctx, func(w wtx) error {
 		var role string
 		if err := w.row(`SELECT role FROM users WHERE id = ?`, id).Scan(&role); err != nil {
