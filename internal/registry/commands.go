@@ -93,6 +93,15 @@ type DeviceState struct {
 	DesiredAt      time.Time
 }
 
+// ConnectionLeaseTTL bounds how long the connections counted by a process
+// that died without closing them (kill -9, a lost machine) keep its devices
+// online: a process renews its lease every ConnectionLeaseRenew, and a lease
+// not renewed for ConnectionLeaseTTL counts no connection.
+const (
+	ConnectionLeaseTTL   = 15 * time.Second
+	ConnectionLeaseRenew = 3 * time.Second
+)
+
 // Commands is the durable command queue and the device state store. The SQL
 // registry implements it on SQLite and PostgreSQL; changes made by any
 // process sharing the backend reach WatchChanges.
@@ -128,6 +137,16 @@ type Commands interface {
 	// ResetConnections uncounts every connection (an embedded process
 	// starting: no connection survived the previous one).
 	ResetConnections(ctx context.Context) error
+	// RenewConnectionLease keeps the connections this registry handle
+	// counted (DeviceConnected) counted until now+ConnectionLeaseTTL. lost
+	// is true when the lease had expired and been swept meanwhile: the
+	// caller records its open connections again.
+	RenewConnectionLease(ctx context.Context, now time.Time) (lost bool, err error)
+	// SweepConnections uncounts the connections of every handle (process)
+	// whose lease expired before now, and returns the devices it changed.
+	// Reads already treat such connections as closed; this makes it
+	// permanent and announces the change (WatchChanges).
+	SweepConnections(ctx context.Context, now time.Time) ([]int64, error)
 	// TouchDevice sets the device's last-seen time.
 	TouchDevice(ctx context.Context, deviceID int64, at time.Time) error
 	// SetReportedAttributes stores the device's reported attributes.

@@ -113,6 +113,7 @@ func New(log *slog.Logger, cfg Config, store registry.Commands, devices Devices,
 func (s *Service) Run(ctx context.Context) error {
 	go s.hub.runState(ctx)
 	go s.housekeeping(ctx)
+	go s.leases(ctx)
 	return s.store.WatchChanges(ctx, func(device int64) {
 		if device == 0 {
 			for _, d := range s.hub.local() {

@@ -296,11 +296,21 @@ func scanState(row rowScanner) (registry.DeviceState, error) {
 	return s, err
 }
 
-// GetDeviceState implements registry.Commands.
+// GetDeviceState implements registry.Commands. Connections counted by a
+// process whose lease expired (it died without closing them) are not
+// counted, swept or not (leases.go).
 func (r *DB) GetDeviceState(ctx context.Context, deviceID int64) (registry.DeviceState, error) {
 	s, err := scanState(r.row(ctx, `SELECT `+stateCols+` FROM device_state WHERE device_id = ?`, deviceID))
 	if err == sql.ErrNoRows {
 		return registry.DeviceState{DeviceID: deviceID}, nil
+	}
+	if err == nil && s.Connections > 0 {
+		var gone int64
+		if gone, err = r.expiredConnections(ctx, deviceID, r.now()); err == nil && gone > 0 {
+			if s.Connections -= gone; s.Connections <= 0 {
+				s.Connections, s.Edge, s.OnlineSince = 0, "", time.Time{}
+			}
+		}
 	}
 	return s, r.wrap("get device state", err)
 }
@@ -330,28 +340,67 @@ func (r *DB) stateWrite(ctx context.Context, what string, deviceID int64, q stri
 	return out, nil
 }
 
-// DeviceConnected implements registry.Commands.
+// DeviceConnected implements registry.Commands: the connection is counted
+// on the device and as this handle's (its lease, leases.go).
 func (r *DB) DeviceConnected(ctx context.Context, deviceID int64, edge string, at time.Time) error {
 	t := micros(at)
-	_, err := r.stateWrite(ctx, "device connected", deviceID, `UPDATE device_state SET
+	return r.connectionWrite(ctx, "device connected", deviceID, func(w wtx) (bool, error) {
+		return true, r.countConnection(w, deviceID)
+	}, `UPDATE device_state SET
 		edge = CASE WHEN connections = 0 THEN ? ELSE edge END,
 		online_since = CASE WHEN connections = 0 THEN ? ELSE online_since END,
 		connections = connections + 1, last_seen = ? WHERE device_id = ?`, edge, t, t, deviceID)
-	return err
 }
 
-// DeviceDisconnected implements registry.Commands.
+// DeviceDisconnected implements registry.Commands. A connection this handle
+// no longer counts (swept after its lease expired) only updates last seen.
 func (r *DB) DeviceDisconnected(ctx context.Context, deviceID int64, at time.Time) error {
-	_, err := r.stateWrite(ctx, "device disconnected", deviceID, `UPDATE device_state SET
+	return r.connectionWrite(ctx, "device disconnected", deviceID, func(w wtx) (bool, error) {
+		counted, err := r.uncountConnection(w, deviceID)
+		if err == nil && !counted {
+			_, err = w.exec(`UPDATE device_state SET last_seen = ? WHERE device_id = ?`, micros(at), deviceID)
+		}
+		return counted, err
+	}, `UPDATE device_state SET
 		edge = CASE WHEN connections <= 1 THEN '' ELSE edge END,
 		online_since = CASE WHEN connections <= 1 THEN 0 ELSE online_since END,
 		connections = CASE WHEN connections <= 1 THEN 0 ELSE connections - 1 END, last_seen = ? WHERE device_id = ?`, micros(at), deviceID)
-	return err
+}
+
+// connectionWrite upserts the device's state row, runs own (this handle's
+// count) and, when it reports true, q; then announces the change.
+func (r *DB) connectionWrite(ctx context.Context, what string, deviceID int64, own func(w wtx) (bool, error), q string, args ...any) error {
+	err := r.write(ctx, func(w wtx) error {
+		if _, err := w.exec(`INSERT INTO device_state (device_id) VALUES (?) ON CONFLICT (device_id) DO NOTHING`, deviceID); err != nil {
+			return err
+		}
+		apply, err := own(w)
+		if err != nil {
+			return err
+		}
+		if apply {
+			if _, err := w.exec(q, args...); err != nil {
+				return err
+			}
+		}
+		return r.notify(w, deviceID)
+	})
+	if err != nil {
+		return r.wrap(what, err)
+	}
+	r.changes.publish(deviceID)
+	return nil
 }
 
 // ResetConnections implements registry.Commands.
 func (r *DB) ResetConnections(ctx context.Context) error {
 	err := r.write(ctx, func(w wtx) error {
+		if _, err := w.exec(`DELETE FROM device_connections`); err != nil {
+			return err
+		}
+		if _, err := w.exec(`DELETE FROM connection_leases`); err != nil {
+			return err
+		}
 		_, err := w.exec(`UPDATE device_state SET connections = 0, edge = '', online_since = 0 WHERE connections <> 0`)
 		return err
 	})

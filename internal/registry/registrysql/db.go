@@ -79,6 +79,8 @@ type DB struct {
 	wal *sqlitewal.Keeper
 	// changes announces command and device state writes (commands.go).
 	changes broadcaster
+	// owner is this handle's id in connection_leases (leases.go).
+	owner string
 }
 
 var _ registry.Registry = (*DB)(nil)
@@ -170,7 +172,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 }
 
 func open(ctx context.Context, db *sql.DB, d dialect) (*DB, error) {
-	r := &DB{db: db, d: d, now: time.Now}
+	r := &DB{db: db, d: d, now: time.Now, owner: newOwner()}
 	if err := r.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
