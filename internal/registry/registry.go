@@ -69,7 +69,9 @@ type User struct {
 	PasswordHash string
 	// TokenGen increases whenever the user's tokens must stop working
 	// (password change); tokens carry the generation they were issued for.
-	TokenGen  int64
+	TokenGen int64
+	// Disabled users cannot sign in; disabling also bumps TokenGen.
+	Disabled  bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -187,11 +189,13 @@ type Registry interface {
 	GetUser(ctx context.Context, id int64) (User, error)
 	GetUserByName(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context, p Page) ([]User, error)
-	// UpdateUser writes DisplayName, Role, PasswordHash and TokenGen of u.
+	// UpdateUser writes DisplayName, Role, PasswordHash, TokenGen and
+	// Disabled of u.
 	UpdateUser(ctx context.Context, u User) (User, error)
 	// DeleteUser removes the user with its devices, sensors and consumers.
 	// Deleting the last admin fails with ErrFailedPrecondition.
 	DeleteUser(ctx context.Context, id int64) error
+	// CountAdmins counts the admins that are not disabled.
 	CountAdmins(ctx context.Context) (int, error)
 
 	CreateDevice(ctx context.Context, d Device) (Device, error)

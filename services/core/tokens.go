@@ -84,8 +84,8 @@ func (s *Service) RefreshToken(ctx context.Context, req *corev1.RefreshTokenRequ
 		return nil, bad
 	}
 	u, err := s.reg.GetUser(ctx, old.UserID)
-	if errors.Is(err, registry.ErrNotFound) || (err == nil && u.TokenGen != old.UserGen) {
-		return nil, bad // user deleted, password or role changed
+	if errors.Is(err, registry.ErrNotFound) || (err == nil && (u.TokenGen != old.UserGen || u.Disabled)) {
+		return nil, bad // user deleted, disabled, password or role changed
 	}
 	if err != nil {
 		return nil, s.storeErr(ctx, "user", err)

@@ -83,6 +83,10 @@ func (s *Service) SignIn(ctx context.Context, req *corev1.SignInRequest) (*corev
 		return nil, connect.NewError(connect.CodeUnauthenticated, errBadCredentials)
 	}
 	s.signIn.succeeded(req.GetUsername())
+	if u.Disabled {
+		s.log.WarnContext(ctx, "sign-in of a disabled user", "username", req.GetUsername(), "client_addr", addr)
+		return nil, connect.NewError(connect.CodePermissionDenied, errUserDisabled)
+	}
 	tok, err := s.signer.Issue(authn.Principal{Kind: authn.KindUser, ID: u.ID, Admin: u.Role == registry.RoleAdmin}, u.TokenGen, s.cfg.UserTokenTTL)
 	if err != nil {
 		return nil, s.storeErr(ctx, "token", err)
@@ -334,7 +338,7 @@ func userPB(u registry.User) *corev1.User {
 	if u.Role == registry.RoleAdmin {
 		role = corev1.Role_ROLE_ADMIN
 	}
-	return &corev1.User{Id: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: role, CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt)}
+	return &corev1.User{Id: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: role, CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt), Disabled: u.Disabled}
 }
 
 // sensorsOfUser lists every sensor of the user's devices, so their

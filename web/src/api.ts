@@ -2,7 +2,7 @@
 // generated clients of @iotplatform/sdk over Connect (connect-web, fetch).
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { CoreService, QueryService, core } from "@iotplatform/sdk";
+import { CommandService, CoreService, QueryService, core } from "@iotplatform/sdk";
 
 export { core };
 export { query } from "@iotplatform/sdk";
@@ -63,6 +63,7 @@ const bearer: Interceptor = (next) => async (req) => {
 const transport = createConnectTransport({ baseUrl: location.origin, interceptors: [bearer] });
 export const coreApi: Client<typeof CoreService> = createClient(CoreService, transport);
 export const queryApi: Client<typeof QueryService> = createClient(QueryService, transport);
+export const commandApi: Client<typeof CommandService> = createClient(CommandService, transport);
 
 /** Signs in and keeps the session. */
 export async function signIn(username: string, password: string): Promise<Session> {
@@ -97,6 +98,7 @@ export function errorText(e: unknown): string {
       case Code.NotFound:
         return m ? `Not found: ${m}` : "It does not exist (any more).";
       case Code.PermissionDenied:
+        if (/disabled/i.test(m)) return m; // SignIn of a disabled account: the platform's sentence says it all
         return `You are not allowed to do that${m ? `: ${m}` : "."}`;
       case Code.Unauthenticated:
         return m && /password|username|credential/i.test(m) ? m : EXPIRED;

@@ -140,6 +140,7 @@ step("device page: add sensors (name, description, type, unit, path), bad input 
 
 step("download device key: the file holds a working device token", async () => {
   const page = s.page;
+  await page.getByTestId("last-seen").filter({ hasText: /^never$/ }).waitFor(); // the device never connected
   const [dl] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download device key" }).click()]);
   assert.equal(dl.suggestedFilename(), `device-${s.deviceId}-key.json`);
   const key = JSON.parse(readFileSync(await dl.path(), "utf8"));
@@ -173,7 +174,19 @@ step("connect this device: the curl and mosquitto_pub snippets work when pasted,
   await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /4[12]\.5 km\/h/ }).waitFor({ timeout: 15_000 });
   await page.locator(".chart-info").filter({ hasText: /Live: ([3-9]|\d{2,}) readings received/ }).waitFor();
   assert.ok(await page.evaluate(() => performance.getEntriesByName("iot-chart-live-frame").length > 0), "the live chart redrew");
+  // Connection and last seen come from the device state API (GetDeviceState), not the newest
+  // reading: the page shows the state's last_seen and, with mosquitto_pub gone, "offline".
   await page.getByTestId("last-seen").filter({ hasText: /ago/ }).waitFor({ timeout: 10_000 });
+  let st, shown;
+  for (let i = 0; i < 60; i++) {
+    st = (await rest("GET", `/api/devices/${s.deviceId}/state`, admin))[1].result;
+    shown = await page.getByTestId("last-seen").locator("time").getAttribute("datetime");
+    if (st.last_seen && Math.abs(Date.parse(shown) - Date.parse(st.last_seen)) < 1000 && !st.online) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(Math.abs(Date.parse(shown) - Date.parse(st.last_seen)) < 1000, `last seen ${shown} is the state's ${st.last_seen}`);
+  assert.ok(Date.now() - Date.parse(shown) < 60_000, "last seen is the connection time, not the 1 min old reading");
+  await page.getByTestId("online").filter({ hasText: /^offline$/ }).waitFor();
   await shot(page, "device");
 });
 
@@ -419,6 +432,32 @@ step("session: an expired or revoked token sends the user back to sign-in with a
   await up.goto("/devices");
   await up.getByRole("alert").filter({ hasText: "Your session has expired" }).waitFor();
   await shot(up, "session-expired");
+  await up.context().close();
+});
+
+step("users: an admin disables a user, whose sign-in then says so; enabling lets them in again", async () => {
+  const page = s.page;
+  await page.goto("/users");
+  const row = page.getByRole("row", { name: new RegExp(s.user) });
+  await row.getByRole("button", { name: "Disable" }).click();
+  await page.getByRole("status").filter({ hasText: `${s.user} is disabled` }).waitFor();
+  await row.getByRole("cell", { name: "disabled", exact: true }).waitFor();
+  assert.equal(await page.getByRole("row", { name: /^root/ }).getByRole("button", { name: "Disable" }).count(), 0, "no Disable for oneself");
+  const users = (await rest("GET", "/api/users?page_size=1000", admin))[1].result;
+  assert.equal(users.find((u) => u.username === s.user).disabled, true, "disabled through the API");
+  const up = await newPage(browser, problems);
+  await up.goto("/signin");
+  await up.getByLabel("Username", { exact: true }).fill(s.user);
+  await up.getByLabel("Password", { exact: true }).fill(s.userPw);
+  await up.getByRole("button", { name: "Sign in" }).click();
+  const alert = up.getByRole("alert").filter({ hasText: /account is disabled/ });
+  await alert.waitFor();
+  assert.doesNotMatch(await alert.innerText(), /not allowed|[{}]/, "the platform's sentence, not a generic one");
+  await shot(up, "signin-disabled");
+  await row.getByRole("button", { name: "Enable" }).click();
+  await page.getByRole("status").filter({ hasText: `${s.user} is enabled again` }).waitFor();
+  await up.getByRole("button", { name: "Sign in" }).click();
+  await up.getByRole("heading", { name: "Devices" }).waitFor();
   await up.context().close();
 });
 

@@ -29,6 +29,7 @@ const (
 	CoreService_GetUser_FullMethodName                 = "/iot.core.v1.CoreService/GetUser"
 	CoreService_UpdateUser_FullMethodName              = "/iot.core.v1.CoreService/UpdateUser"
 	CoreService_ChangePassword_FullMethodName          = "/iot.core.v1.CoreService/ChangePassword"
+	CoreService_SetUserDisabled_FullMethodName         = "/iot.core.v1.CoreService/SetUserDisabled"
 	CoreService_DeleteUser_FullMethodName              = "/iot.core.v1.CoreService/DeleteUser"
 	CoreService_CreateDevice_FullMethodName            = "/iot.core.v1.CoreService/CreateDevice"
 	CoreService_ListDevices_FullMethodName             = "/iot.core.v1.CoreService/ListDevices"
@@ -95,6 +96,12 @@ type CoreServiceClient interface {
 	// give the current one; an admin may reset anyone's. Existing user tokens of
 	// that user stop working.
 	ChangePassword(ctx context.Context, in *corev1.ChangePasswordRequest, opts ...grpc.CallOption) (*corev1.ChangePasswordResponse, error)
+	// SetUserDisabled disables or re-enables a user. Admins only. A disabled
+	// user cannot sign in (PERMISSION_DENIED), its refresh tokens stop working
+	// at once and its user tokens are refused within the auth cache staleness
+	// bound (--auth-cache-ttl). Admins cannot disable themselves, and the last
+	// enabled admin cannot be disabled. Its devices and consumers keep working.
+	SetUserDisabled(ctx context.Context, in *corev1.SetUserDisabledRequest, opts ...grpc.CallOption) (*corev1.SetUserDisabledResponse, error)
 	// DeleteUser removes a user together with its devices, sensors and consumers.
 	// Admins only; the last admin cannot be deleted.
 	DeleteUser(ctx context.Context, in *corev1.DeleteUserRequest, opts ...grpc.CallOption) (*corev1.DeleteUserResponse, error)
@@ -275,6 +282,16 @@ func (c *coreServiceClient) ChangePassword(ctx context.Context, in *corev1.Chang
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(corev1.ChangePasswordResponse)
 	err := c.cc.Invoke(ctx, CoreService_ChangePassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreServiceClient) SetUserDisabled(ctx context.Context, in *corev1.SetUserDisabledRequest, opts ...grpc.CallOption) (*corev1.SetUserDisabledResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(corev1.SetUserDisabledResponse)
+	err := c.cc.Invoke(ctx, CoreService_SetUserDisabled_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -597,6 +614,12 @@ type CoreServiceServer interface {
 	// give the current one; an admin may reset anyone's. Existing user tokens of
 	// that user stop working.
 	ChangePassword(context.Context, *corev1.ChangePasswordRequest) (*corev1.ChangePasswordResponse, error)
+	// SetUserDisabled disables or re-enables a user. Admins only. A disabled
+	// user cannot sign in (PERMISSION_DENIED), its refresh tokens stop working
+	// at once and its user tokens are refused within the auth cache staleness
+	// bound (--auth-cache-ttl). Admins cannot disable themselves, and the last
+	// enabled admin cannot be disabled. Its devices and consumers keep working.
+	SetUserDisabled(context.Context, *corev1.SetUserDisabledRequest) (*corev1.SetUserDisabledResponse, error)
 	// DeleteUser removes a user together with its devices, sensors and consumers.
 	// Admins only; the last admin cannot be deleted.
 	DeleteUser(context.Context, *corev1.DeleteUserRequest) (*corev1.DeleteUserResponse, error)
@@ -718,6 +741,9 @@ func (UnimplementedCoreServiceServer) UpdateUser(context.Context, *corev1.Update
 }
 func (UnimplementedCoreServiceServer) ChangePassword(context.Context, *corev1.ChangePasswordRequest) (*corev1.ChangePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedCoreServiceServer) SetUserDisabled(context.Context, *corev1.SetUserDisabledRequest) (*corev1.SetUserDisabledResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUserDisabled not implemented")
 }
 func (UnimplementedCoreServiceServer) DeleteUser(context.Context, *corev1.DeleteUserRequest) (*corev1.DeleteUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
@@ -981,6 +1007,24 @@ func _CoreService_ChangePassword_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CoreServiceServer).ChangePassword(ctx, req.(*corev1.ChangePasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoreService_SetUserDisabled_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(corev1.SetUserDisabledRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreServiceServer).SetUserDisabled(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreService_SetUserDisabled_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreServiceServer).SetUserDisabled(ctx, req.(*corev1.SetUserDisabledRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1531,6 +1575,10 @@ var CoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangePassword",
 			Handler:    _CoreService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "SetUserDisabled",
+			Handler:    _CoreService_SetUserDisabled_Handler,
 		},
 		{
 			MethodName: "DeleteUser",

@@ -6,13 +6,14 @@ import (
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
-const userCols = `id, username, display_name, role, password_hash, token_gen, created_at, updated_at`
+const userCols = `id, username, display_name, role, password_hash, token_gen, disabled, created_at, updated_at`
 
 func scanUser(row interface{ Scan(...any) error }) (registry.User, error) {
 	var u registry.User
 	var role string
-	var c, m int64
-	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &role, &u.PasswordHash, &u.TokenGen, &c, &m)
+	var c, m, disabled int64
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &role, &u.PasswordHash, &u.TokenGen, &disabled, &c, &m)
+	u.Disabled = disabled != 0
 	u.Role, u.CreatedAt, u.UpdatedAt = registry.Role(role), fromMicros(c), fromMicros(m)
 	return u, err
 }
@@ -67,8 +68,8 @@ func (r *DB) UpdateUser(ctx context.Context, u registry.User) (registry.User, er
 	now := micros(r.now())
 	var out registry.User
 	err := r.write(ctx, func(w wtx) (err error) {
-		out, err = scanUser(w.row(`UPDATE users SET display_name = ?, role = ?, password_hash = ?, token_gen = ?, updated_at = ?
-		WHERE id = ? RETURNING `+userCols, u.DisplayName, string(u.Role), u.PasswordHash, u.TokenGen, now, u.ID))
+		out, err = scanUser(w.row(`UPDATE users SET display_name = ?, role = ?, password_hash = ?, token_gen = ?, disabled = ?, updated_at = ?
+		WHERE id = ? RETURNING `+userCols, u.DisplayName, string(u.Role), u.PasswordHash, u.TokenGen, boolInt(u.Disabled), now, u.ID))
 		return err
 	})
 	r.cache.Forget(cacheKey{keyUser, u.ID, 0})
@@ -78,7 +79,7 @@ func (r *DB) UpdateUser(ctx context.Context, u registry.User) (registry.User, er
 // CountAdmins implements registry.Registry.
 func (r *DB) CountAdmins(ctx context.Context) (int, error) {
 	var n int
-	err := r.row(ctx, `SELECT COUNT(*) FROM users WHERE role = ?`, string(registry.RoleAdmin)).Scan(&n)
+	err := r.row(ctx, `SELECT COUNT(*) FROM users WHERE role = ? AND disabled = 0`, string(registry.RoleAdmin)).Scan(&n)
 	return n, r.wrap("count admins", err)
 }
 
@@ -87,12 +88,13 @@ func (r *DB) DeleteUser(ctx context.Context, id int64) error {
 	defer r.cache.Forget()
 	return r.wrap("delete user", r.write(ctx, func(w wtx) error {
 		var role string
-		if err := w.row(`SELECT role FROM users WHERE id = ?`, id).Scan(&role); err != nil {
+		var disabled int64
+		if err := w.row(`SELECT role, disabled FROM users WHERE id = ?`, id).Scan(&role, &disabled); err != nil {
 			return err
 		}
-		if role == string(registry.RoleAdmin) {
+		if role == string(registry.RoleAdmin) && disabled == 0 {
 			var n int
-			if err := w.row(`SELECT COUNT(*) FROM users WHERE role = ?`, role).Scan(&n); err != nil {
+			if err := w.row(`SELECT COUNT(*) FROM users WHERE role = ? AND disabled = 0`, role).Scan(&n); err != nil {
 				return err
 			}
 			if n <= 1 {
@@ -102,4 +104,11 @@ func (r *DB) DeleteUser(ctx context.Context, id int64) error {
 		_, err := w.exec(`DELETE FROM users WHERE id = ?`, id)
 		return err
 	}))
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -18,6 +18,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 	}{
 		{"Users", testUsers},
 		{"LastAdminCannotBeDeleted", testLastAdmin},
+		{"DisabledUsers", testDisabledUsers},
 		{"DevicesScopedByOwner", testDevices},
 		{"DeviceListPaginationAndFilter", testDevicePages},
 		{"SensorsUniquePerDevicePath", testSensors},
@@ -356,5 +357,47 @@ func testReadAfterWrite(t *testing.T, r registry.Registry) {
 	}
 	if got := must(r.GetConsumer(ctx, c.ID)); len(got.SensorIDs) != 0 {
 		t.Fatal("consumer still lists a deleted sensor")
+	}
+}
+
+// testDisabledUsers checks that Disabled round-trips through UpdateUser,
+// GetUser, GetUserByName and ListUsers, and that disabled admins do not
+// count: the last enabled admin cannot be deleted.
+func testDisabledUsers(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "root", registry.RoleAdmin)
+	b := user(t, r, "bob", registry.RoleAdmin)
+	if b.Disabled {
+		t.Fatal("a new user is disabled")
+	}
+	if n := must(r.CountAdmins(ctx)); n != 2 {
+		t.Fatalf("CountAdmins = %d, want 2", n)
+	}
+	b.Disabled = true
+	if got := must(r.UpdateUser(ctx, b)); !got.Disabled {
+		t.Fatal("UpdateUser did not return the user disabled")
+	}
+	if got := must(r.GetUser(ctx, b.ID)); !got.Disabled {
+		t.Fatal("GetUser: not disabled")
+	}
+	if got := must(r.GetUserByName(ctx, "bob")); !got.Disabled {
+		t.Fatal("GetUserByName: not disabled")
+	}
+	us := must(r.ListUsers(ctx, registry.Page{Limit: 10}))
+	if len(us) != 2 || us[0].Disabled || !us[1].Disabled {
+		t.Fatalf("ListUsers: %+v", us)
+	}
+	if n := must(r.CountAdmins(ctx)); n != 1 {
+		t.Fatalf("CountAdmins with one admin disabled = %d, want 1", n)
+	}
+	wantErr(t, r.DeleteUser(ctx, a.ID), registry.ErrFailedPrecondition)
+	// A disabled admin may go; the enabled one stays.
+	must(0, r.DeleteUser(ctx, b.ID))
+	b2 := user(t, r, "carol", registry.RoleUser)
+	b2.Disabled = true
+	must(r.UpdateUser(ctx, b2))
+	b2.Disabled = false
+	if got := must(r.UpdateUser(ctx, b2)); got.Disabled {
+		t.Fatal("UpdateUser did not enable the user again")
 	}
 }

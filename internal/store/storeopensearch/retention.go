@@ -29,7 +29,10 @@ import (
 	"github.com/iotplatform/iotplatform/internal/store"
 )
 
-const minuteNS = int64(time.Minute)
+const (
+	minuteNS = int64(time.Minute)
+	hourNS   = 60 * minuteNS
+)
 
 // deleteRate throttles the range delete (documents per second).
 const deleteRate = 20000
@@ -50,14 +53,22 @@ var rollupMappings = map[string]any{
 		"fts": map[string]any{"type": "long"}, "fv": map[string]any{"type": "double"},
 		"lts": map[string]any{"type": "long"}, "lv": map[string]any{"type": "double"},
 		"raw_before": map[string]any{"type": "long"},
+		"g":          map[string]any{"type": "keyword"}, // "m" minute, "h" hour
 	},
 }
 
 func (s *Store) installRollups(ctx context.Context) error {
-	return s.createIndex(ctx, s.rollupsIndex(), map[string]any{
+	if err := s.createIndex(ctx, s.rollupsIndex(), map[string]any{
 		"settings": map[string]any{"number_of_shards": 1, "number_of_replicas": s.cfg.Replicas},
 		"mappings": rollupMappings,
-	})
+	}); err != nil {
+		return err
+	}
+	// Rollups indices created before hour rollups get the field.
+	if _, err := s.do(ctx, http.MethodPut, "/"+s.rollupsIndex()+"/_mapping", map[string]any{"properties": map[string]any{"g": map[string]any{"type": "keyword"}}}, nil); err != nil {
+		return fmt.Errorf("update rollups mappings: %w", err)
+	}
+	return nil
 }
 
 // partial is a mergeable summary of readings (the embedded store's shape).
@@ -112,6 +123,7 @@ func (p partial) bucket(start int64) store.Bucket {
 
 type rollupDoc struct {
 	SensorID int64    `json:"sensor_id"`
+	G        string   `json:"g,omitempty"`
 	T        string   `json:"t"`
 	C        int64    `json:"c"`
 	NC       int64    `json:"nc"`
@@ -132,7 +144,7 @@ func optF(ok bool, v float64) *float64 {
 }
 
 func toRollup(sensor, t int64, p partial) rollupDoc {
-	return rollupDoc{SensorID: sensor, T: nsTime(t), C: p.c, NC: p.nc, Sum: p.sum, Min: optF(p.nc > 0, p.mn), Max: optF(p.nc > 0, p.mx),
+	return rollupDoc{SensorID: sensor, G: "m", T: nsTime(t), C: p.c, NC: p.nc, Sum: p.sum, Min: optF(p.nc > 0, p.mn), Max: optF(p.nc > 0, p.mx),
 		FTS: p.fts, FV: optF(p.fNum, p.fv), LTS: p.lts, LV: optF(p.lNum, p.lv)}
 }
 
@@ -143,6 +155,10 @@ func (d rollupDoc) partial() partial {
 
 func rollupID(sensor, t int64) string {
 	return "m_" + strconv.FormatInt(sensor, 10) + "_" + strconv.FormatInt(t, 10)
+}
+
+func hourID(sensor, t int64) string {
+	return "H_" + strconv.FormatInt(sensor, 10) + "_" + strconv.FormatInt(t, 10)
 }
 
 func horizonID(sensor int64) string { return "h_" + strconv.FormatInt(sensor, 10) }
@@ -173,7 +189,11 @@ func (s *Store) aggregateRollups(ctx context.Context, sensor, from, to int64, iv
 		"size": 0,
 		"query": map[string]any{"bool": map[string]any{"filter": []any{
 			map[string]any{"term": map[string]any{"sensor_id": sensor}},
-			map[string]any{"range": map[string]any{"t": map[string]any{"gte": nsTime(floorTo(from, minuteNS)), "lt": nsTime(to)}}},
+			map[string]any{"range": map[string]any{"t": map[string]any{"gte": nsTime(floorTo(from, hourNS)), "lt": nsTime(to)}}},
+			map[string]any{"bool": map[string]any{"minimum_should_match": 1, "should": []any{
+				map[string]any{"range": map[string]any{"t": map[string]any{"gte": nsTime(floorTo(from, minuteNS))}}},
+				map[string]any{"term": map[string]any{"g": "h"}},
+			}}},
 		}}},
 		"aggs": map[string]any{"b": histogram("t", from, iv, map[string]any{
 			"c": map[string]any{"sum": map[string]any{"field": "c"}}, "nc": map[string]any{"sum": map[string]any{"field": "nc"}},
@@ -281,7 +301,88 @@ func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) 
 	s.mu.Lock()
 	s.expireCursor = cursor
 	s.mu.Unlock()
+	if p.MinuteBeforeNS > 0 && total < limit {
+		n, err := s.foldMinutes(ctx, floorTo(p.MinuteBeforeNS, hourNS), limit-total)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
 	return total, nil
+}
+
+// foldMinutes merges up to limit minute rollups before `before` into
+// their hour rollups and deletes them, in one bulk request.
+func (s *Store) foldMinutes(ctx context.Context, before int64, limit int) (int, error) {
+	body := map[string]any{
+		"size": limit, "seq_no_primary_term": false,
+		"query": map[string]any{"bool": map[string]any{
+			"filter":   []any{map[string]any{"range": map[string]any{"t": map[string]any{"lt": nsTime(before)}}}, map[string]any{"exists": map[string]any{"field": "c"}}},
+			"must_not": []any{map[string]any{"term": map[string]any{"g": "h"}}},
+		}},
+		"sort": []any{map[string]any{"sensor_id": "asc"}, map[string]any{"t": "asc"}},
+	}
+	var res searchResponse
+	if err := s.search(ctx, s.rollupsIndex(), body, &res); err != nil {
+		return 0, fmt.Errorf("read minute rollups: %w", err)
+	}
+	if len(res.Hits.Hits) == 0 {
+		return 0, nil
+	}
+	type key struct{ sensor, hour int64 }
+	hours := map[key]*partial{}
+	var ids []string
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, h := range res.Hits.Hits {
+		var d rollupDoc
+		if err := json.Unmarshal(h.Source, &d); err != nil {
+			return 0, fmt.Errorf("decode rollup: %w", err)
+		}
+		t, err := time.Parse(time.RFC3339Nano, d.T)
+		if err != nil {
+			return 0, fmt.Errorf("decode rollup: %w", err)
+		}
+		k := key{d.SensorID, floorTo(t.UnixNano(), hourNS)}
+		if hours[k] == nil {
+			hours[k] = &partial{}
+			ids = append(ids, hourID(k.sensor, k.hour))
+		}
+		hours[k].merge(d.partial())
+		_ = enc.Encode(map[string]any{"delete": map[string]any{"_index": s.rollupsIndex(), "_id": h.ID}})
+	}
+	// Merge with what earlier passes folded into these hours.
+	var old struct {
+		Docs []struct {
+			Found  bool      `json:"found"`
+			Source rollupDoc `json:"_source"`
+		} `json:"docs"`
+	}
+	if _, err := s.do(ctx, http.MethodPost, "/"+s.rollupsIndex()+"/_mget", map[string]any{"ids": ids}, &old); err != nil {
+		return 0, fmt.Errorf("read hour rollups: %w", err)
+	}
+	for _, d := range old.Docs {
+		if t, err := time.Parse(time.RFC3339Nano, d.Source.T); d.Found && err == nil {
+			if p := hours[key{d.Source.SensorID, t.UnixNano()}]; p != nil {
+				p.merge(d.Source.partial())
+			}
+		}
+	}
+	for k, p := range hours {
+		d := toRollup(k.sensor, k.hour, *p)
+		d.G = "h"
+		_ = enc.Encode(map[string]any{"index": map[string]any{"_index": s.rollupsIndex(), "_id": hourID(k.sensor, k.hour)}})
+		_ = enc.Encode(d)
+	}
+	raw, status, err := s.raw(ctx, http.MethodPost, "/_bulk?refresh=true", "application/x-ndjson", &buf)
+	if err != nil {
+		return 0, err
+	}
+	var br bulkResponse
+	if status >= 300 || json.Unmarshal(raw, &br) != nil || br.Errors {
+		return 0, fmt.Errorf("fold minute rollups: %d %s", status, truncate(raw, 500))
+	}
+	return len(res.Hits.Hits), nil
 }
 
 // sensorsAfter lists up to n sensor ids greater than after that have readings.
@@ -341,6 +442,9 @@ func (s *Store) nthBefore(ctx context.Context, sensor, cut int64, n int) (int64,
 // about limit readings; more reports that expired readings remain.
 func (s *Store) expireSensor(ctx context.Context, sensor, cut int64, limit int) (int, bool, error) {
 	idx := s.searchIndex(sensor)
+	if _, ok, err := s.nthBefore(ctx, sensor, cut, 0); err != nil || !ok {
+		return 0, false, err // nothing expired: no refresh
+	}
 	// Every acknowledged write is searchable before it is summarised.
 	if _, err := s.do(ctx, http.MethodPost, "/"+idx+"/_refresh?allow_no_indices=true&ignore_unavailable=true", nil, nil); err != nil {
 		return 0, false, err

@@ -38,6 +38,12 @@ func testRetention(t *testing.T, e *env) {
 	if err != nil || len(want) != 4 {
 		t.Fatalf("aggregate before retention: %+v %v", want, err)
 	}
+	qh := q
+	qh.Interval = time.Hour // per-hour aggregates are exact for whole hours
+	wantH, err := e.s.Aggregate(e.ctx, qh)
+	if err != nil || len(wantH) != 1 {
+		t.Fatalf("aggregate before retention: %+v %v", wantH, err)
+	}
 	cut := now.Add(-24 * time.Hour).UnixNano()
 	policy := store.RetentionPolicy{RawBefore: func(id int64) int64 {
 		if id == a.SensorID {
@@ -77,6 +83,29 @@ func testRetention(t *testing.T, e *env) {
 	got, err := e.s.Aggregate(e.ctx, q)
 	if err != nil || !bucketsNear(got, want) {
 		t.Fatalf("aggregate from the per-minute aggregates:\n got %+v\nwant %+v (%v)", got, want, err)
+	}
+	// Minute aggregates past their retention fold into hours: same answer.
+	policy.MinuteBeforeNS = cut
+	folded := 0
+	for i := 0; ; i++ {
+		n, err := ex.Expire(e.ctx, policy, 20)
+		if err != nil {
+			t.Fatalf("Expire (fold minutes): %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		folded += n
+		if i > 50 {
+			t.Fatal("folding minute aggregates does not finish")
+		}
+	}
+	if folded != 31 { // 30 minutes of doubles and the minute of the string
+		t.Fatalf("folded %d minute aggregates into hours, want 31", folded)
+	}
+	got, err = e.s.Aggregate(e.ctx, qh)
+	if err != nil || !bucketsNear(got, wantH) {
+		t.Fatalf("aggregate from the per-hour aggregates:\n got %+v\nwant %+v (%v)", got, wantH, err)
 	}
 	// A range spanning the raw horizon and the new readings.
 	span := store.AggregateQuery{SensorID: a.SensorID, FromNS: oldStart, ToNS: now.Add(time.Hour).UnixNano(), Interval: 12 * time.Hour}

@@ -1,4 +1,4 @@
-import { coreApi, core, errorText, queryApi, tsDate, valueText } from "../api";
+import { commandApi, coreApi, core, errorText, queryApi, tsDate, valueText } from "../api";
 import { link, type Page } from "../app";
 import { ago, copy, download, field, fmtTime, h, replace, type Child } from "../dom";
 import { confirmDialog, form, invalid, status } from "../forms";
@@ -34,6 +34,7 @@ export async function devicePage(p: Page): Promise<void> {
   document.title = `${dev.name} · Devices · iotplatform`;
   const msg = status();
   const lastSeen = h("span", { "data-testid": "last-seen" }, "—");
+  const online = h("span", { "data-testid": "online" }, "—");
   const formSlot = h("div");
   const treeEl = h("div", { class: "tree", "aria-label": "Sensors" });
   const connect = h("section", { class: "connect", "aria-labelledby": "connect-title" });
@@ -55,6 +56,8 @@ export async function devicePage(p: Page): Promise<void> {
       h("dd", null, dev.description || "—"),
       h("dt", null, "Created"),
       h("dd", null, fmtTime(tsDate(dev.createTime))),
+      h("dt", null, "Connection"),
+      h("dd", null, online),
       h("dt", null, "Last seen"),
       h("dd", null, lastSeen),
     ),
@@ -102,18 +105,31 @@ export async function devicePage(p: Page): Promise<void> {
     if (!sensors.length || signal.aborted) return;
     try {
       const r = await queryApi.latest({ sensorId: sensors.map((s) => s.id) }, { signal });
-      let newest: Date | undefined;
       for (const rd of r.readings) {
         const t = tsDate(rd.timestamp);
         const unit = sensors.find((s) => s.id === rd.sensorId)?.unit ?? "";
         const cell = latestCells.get(String(rd.sensorId));
         if (cell) replace(cell, h("b", null, valueText(rd), unit ? ` ${unit}` : ""), " at ", h("time", { datetime: t?.toISOString() }, fmtTime(t)));
-        if (t && (!newest || t > newest)) newest = t;
       }
-      // The API has no "last seen" of its own: the newest reading of any sensor stands for it.
-      if (newest) replace(lastSeen, h("time", { datetime: newest.toISOString() }, `${fmtTime(newest)} (${ago(newest)})`));
     } catch (e) {
       if (!signal.aborted) msg.textContent = errorText(e);
+    }
+  }
+
+  // Online and last seen come from the device state (CommandService.GetDeviceState):
+  // the last connection activity on any edge, written at most every 10 s per device.
+  async function refreshState(): Promise<void> {
+    if (signal.aborted) return;
+    try {
+      const st = (await commandApi.getDeviceState({ deviceId: id }, { signal })).result;
+      const since = tsDate(st?.onlineSince);
+      const seen = tsDate(st?.lastSeen);
+      if (st?.online) replace(online, h("b", { class: "ok" }, "online"), st.edge ? ` via ${st.edge}` : "", since ? ` since ${fmtTime(since)}` : "");
+      else replace(online, "offline");
+      if (seen) replace(lastSeen, h("time", { datetime: seen.toISOString() }, `${fmtTime(seen)} (${ago(seen)})`));
+      else replace(lastSeen, "never");
+    } catch (e) {
+      if (!signal.aborted) replace(lastSeen, h("span", { class: "error" }, errorText(e)));
     }
   }
 
@@ -294,8 +310,8 @@ export async function devicePage(p: Page): Promise<void> {
   renderTree();
   renderConnect();
   await renderCharts();
-  await refreshLatest();
-  const timer = setInterval(refreshLatest, 5000);
+  await Promise.all([refreshLatest(), refreshState()]);
+  const timer = setInterval(() => void Promise.all([refreshLatest(), refreshState()]), 5000);
   signal.addEventListener("abort", () => clearInterval(timer));
 }
 

@@ -5,7 +5,7 @@ import { confirmDialog, form, invalid, status } from "../forms";
 
 const USERNAME = /^[a-z0-9_]{3,30}$/;
 
-/** Administrators: create users, change roles, reset passwords, delete users. */
+/** Administrators: create users, change roles, reset passwords, disable and delete users. */
 export async function usersPage({ main }: Page): Promise<void> {
   const msg = status();
   const list = h("div", { class: "list" });
@@ -13,7 +13,7 @@ export async function usersPage({ main }: Page): Promise<void> {
   const addBtn = h("button", { type: "button", onclick: () => showCreate() }, "Add user");
   main.append(
     h("div", { class: "title" }, h("h1", null, "Users"), addBtn),
-    h("p", { class: "lead" }, "Users manage their own devices and consumers; administrators see everything and manage users. (The API has no “disabled” state: to lock someone out, reset their password or delete the user.)"),
+    h("p", { class: "lead" }, "Users manage their own devices and consumers; administrators see everything and manage users. A disabled user cannot sign in and is signed out within seconds; their devices and consumers keep working."),
     formSlot,
     msg,
     list,
@@ -27,18 +27,19 @@ export async function usersPage({ main }: Page): Promise<void> {
         h(
           "table",
           { "aria-label": "Users" },
-          h("thead", null, h("tr", null, h("th", null, "Username"), h("th", null, "Id"), h("th", null, "Name"), h("th", null, "Role"), h("th", null, "Created"), h("th", null, h("span", { class: "sr" }, "Actions")))),
+          h("thead", null, h("tr", null, h("th", null, "Username"), h("th", null, "Id"), h("th", null, "Name"), h("th", null, "Role"), h("th", null, "Status"), h("th", null, "Created"), h("th", null, h("span", { class: "sr" }, "Actions")))),
           h(
             "tbody",
             null,
             r.result.map((u) =>
               h(
                 "tr",
-                { "data-user": u.username },
+                { "data-user": u.username, class: u.disabled ? "disabled" : undefined },
                 h("td", null, u.username),
                 h("td", { class: "num" }, String(u.id)),
                 h("td", null, u.displayName),
                 h("td", null, u.role === core.Role.ADMIN ? "admin" : "user"),
+                h("td", { "data-status": "" }, u.disabled ? "disabled" : "active"),
                 h("td", null, fmtTime(tsDate(u.createTime))),
                 h(
                   "td",
@@ -64,6 +65,9 @@ export async function usersPage({ main }: Page): Promise<void> {
                         },
                         u.role === core.Role.ADMIN ? "Make user" : "Make admin",
                       ),
+                  String(u.id) === current()?.userId
+                    ? null
+                    : h("button", { type: "button", class: "secondary", onclick: () => setDisabled(u, !u.disabled) }, u.disabled ? "Enable" : "Disable"),
                   String(u.id) === current()?.userId ? null : h("button", { type: "button", class: "danger", onclick: () => remove(u) }, "Delete…"),
                 ),
               ),
@@ -129,6 +133,16 @@ export async function usersPage({ main }: Page): Promise<void> {
       }),
     );
     pw.focus();
+  }
+
+  async function setDisabled(u: core.User, disabled: boolean): Promise<void> {
+    try {
+      await coreApi.setUserDisabled({ id: u.id, disabled });
+      msg.textContent = disabled ? `${u.username} is disabled: they cannot sign in any more.` : `${u.username} is enabled again.`;
+      await load();
+    } catch (e) {
+      msg.textContent = errorText(e);
+    }
   }
 
   async function remove(u: core.User): Promise<void> {

@@ -157,7 +157,10 @@ type User struct {
 	// create_time is when the user was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// update_time is when the user was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// disabled users cannot sign in and their tokens are refused
+	// (SetUserDisabled).
+	Disabled      bool `protobuf:"varint,7,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -232,6 +235,13 @@ func (x *User) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *User) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
 }
 
 // Device is one (potentially physical) logical unit that owns sensors.
@@ -1674,6 +1684,107 @@ func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
 	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{23}
 }
 
+// SetUserDisabledRequest disables or re-enables a user.
+type SetUserDisabledRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id of the user.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// disabled true disables the user, false enables it again.
+	Disabled      bool `protobuf:"varint,2,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserDisabledRequest) Reset() {
+	*x = SetUserDisabledRequest{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserDisabledRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserDisabledRequest) ProtoMessage() {}
+
+func (x *SetUserDisabledRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserDisabledRequest.ProtoReflect.Descriptor instead.
+func (*SetUserDisabledRequest) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetUserDisabledRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SetUserDisabledRequest) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+// SetUserDisabledResponse carries the changed user.
+type SetUserDisabledResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result is the changed user.
+	Result        *User `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserDisabledResponse) Reset() {
+	*x = SetUserDisabledResponse{}
+	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserDisabledResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserDisabledResponse) ProtoMessage() {}
+
+func (x *SetUserDisabledResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserDisabledResponse.ProtoReflect.Descriptor instead.
+func (*SetUserDisabledResponse) Descriptor() ([]byte, []int) {
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetUserDisabledResponse) GetResult() *User {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 // DeleteUserRequest names a user.
 type DeleteUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1685,7 +1796,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	mi := &file_iot_core_v1_core_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1808,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[24]
+	mi := &file_iot_core_v1_core_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1821,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{24}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteUserRequest) GetId() int64 {
@@ -1729,7 +1840,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	mi := &file_iot_core_v1_core_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1852,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[25]
+	mi := &file_iot_core_v1_core_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1865,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{25}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{27}
 }
 
 // CreateDeviceRequest describes a new device.
@@ -1775,7 +1886,7 @@ type CreateDeviceRequest struct {
 
 func (x *CreateDeviceRequest) Reset() {
 	*x = CreateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[26]
+	mi := &file_iot_core_v1_core_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1898,7 @@ func (x *CreateDeviceRequest) String() string {
 func (*CreateDeviceRequest) ProtoMessage() {}
 
 func (x *CreateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[26]
+	mi := &file_iot_core_v1_core_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1911,7 @@ func (x *CreateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{26}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateDeviceRequest) GetName() string {
@@ -1842,7 +1953,7 @@ type CreateDeviceResponse struct {
 
 func (x *CreateDeviceResponse) Reset() {
 	*x = CreateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[27]
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1965,7 @@ func (x *CreateDeviceResponse) String() string {
 func (*CreateDeviceResponse) ProtoMessage() {}
 
 func (x *CreateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[27]
+	mi := &file_iot_core_v1_core_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1978,7 @@ func (x *CreateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{27}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateDeviceResponse) GetResult() *Device {
@@ -1892,7 +2003,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[28]
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2015,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[28]
+	mi := &file_iot_core_v1_core_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2028,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{28}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListDevicesRequest) GetPageSize() int32 {
@@ -1954,7 +2065,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2077,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[29]
+	mi := &file_iot_core_v1_core_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2090,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{29}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListDevicesResponse) GetResult() []*Device {
@@ -2010,7 +2121,7 @@ type ImportDevicesRequest struct {
 
 func (x *ImportDevicesRequest) Reset() {
 	*x = ImportDevicesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2133,7 @@ func (x *ImportDevicesRequest) String() string {
 func (*ImportDevicesRequest) ProtoMessage() {}
 
 func (x *ImportDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[30]
+	mi := &file_iot_core_v1_core_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2146,7 @@ func (x *ImportDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ImportDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{30}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ImportDevicesRequest) GetDevices() []*DeviceImport {
@@ -2076,7 +2187,7 @@ type DeviceImport struct {
 
 func (x *DeviceImport) Reset() {
 	*x = DeviceImport{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2199,7 @@ func (x *DeviceImport) String() string {
 func (*DeviceImport) ProtoMessage() {}
 
 func (x *DeviceImport) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[31]
+	mi := &file_iot_core_v1_core_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2212,7 @@ func (x *DeviceImport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceImport.ProtoReflect.Descriptor instead.
 func (*DeviceImport) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{31}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeviceImport) GetExternalId() string {
@@ -2160,7 +2271,7 @@ type SensorImport struct {
 
 func (x *SensorImport) Reset() {
 	*x = SensorImport{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2283,7 @@ func (x *SensorImport) String() string {
 func (*SensorImport) ProtoMessage() {}
 
 func (x *SensorImport) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[32]
+	mi := &file_iot_core_v1_core_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2296,7 @@ func (x *SensorImport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorImport.ProtoReflect.Descriptor instead.
 func (*SensorImport) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{32}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SensorImport) GetName() string {
@@ -2243,7 +2354,7 @@ type ImportDevicesResponse struct {
 
 func (x *ImportDevicesResponse) Reset() {
 	*x = ImportDevicesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2366,7 @@ func (x *ImportDevicesResponse) String() string {
 func (*ImportDevicesResponse) ProtoMessage() {}
 
 func (x *ImportDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[33]
+	mi := &file_iot_core_v1_core_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2379,7 @@ func (x *ImportDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ImportDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{33}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ImportDevicesResponse) GetResults() []*ImportedDevice {
@@ -2307,7 +2418,7 @@ type ImportedDevice struct {
 
 func (x *ImportedDevice) Reset() {
 	*x = ImportedDevice{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2430,7 @@ func (x *ImportedDevice) String() string {
 func (*ImportedDevice) ProtoMessage() {}
 
 func (x *ImportedDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[34]
+	mi := &file_iot_core_v1_core_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2443,7 @@ func (x *ImportedDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedDevice.ProtoReflect.Descriptor instead.
 func (*ImportedDevice) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{34}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ImportedDevice) GetId() int64 {
@@ -2381,7 +2492,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2504,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[35]
+	mi := &file_iot_core_v1_core_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +2517,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{35}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetDeviceRequest) GetId() int64 {
@@ -2427,7 +2538,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2439,7 +2550,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[36]
+	mi := &file_iot_core_v1_core_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2452,7 +2563,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{36}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetDeviceResponse) GetResult() *Device {
@@ -2487,7 +2598,7 @@ type UpdateDeviceRequest struct {
 
 func (x *UpdateDeviceRequest) Reset() {
 	*x = UpdateDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2610,7 @@ func (x *UpdateDeviceRequest) String() string {
 func (*UpdateDeviceRequest) ProtoMessage() {}
 
 func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[37]
+	mi := &file_iot_core_v1_core_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2623,7 @@ func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{37}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateDeviceRequest) GetId() int64 {
@@ -2568,7 +2679,7 @@ type UpdateDeviceResponse struct {
 
 func (x *UpdateDeviceResponse) Reset() {
 	*x = UpdateDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2691,7 @@ func (x *UpdateDeviceResponse) String() string {
 func (*UpdateDeviceResponse) ProtoMessage() {}
 
 func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[38]
+	mi := &file_iot_core_v1_core_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2593,7 +2704,7 @@ func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDeviceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{38}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateDeviceResponse) GetResult() *Device {
@@ -2614,7 +2725,7 @@ type DeleteDeviceRequest struct {
 
 func (x *DeleteDeviceRequest) Reset() {
 	*x = DeleteDeviceRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +2737,7 @@ func (x *DeleteDeviceRequest) String() string {
 func (*DeleteDeviceRequest) ProtoMessage() {}
 
 func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[39]
+	mi := &file_iot_core_v1_core_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +2750,7 @@ func (x *DeleteDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{39}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteDeviceRequest) GetId() int64 {
@@ -2658,7 +2769,7 @@ type DeleteDeviceResponse struct {
 
 func (x *DeleteDeviceResponse) Reset() {
 	*x = DeleteDeviceResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2670,7 +2781,7 @@ func (x *DeleteDeviceResponse) String() string {
 func (*DeleteDeviceResponse) ProtoMessage() {}
 
 func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[40]
+	mi := &file_iot_core_v1_core_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2683,7 +2794,7 @@ func (x *DeleteDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDeviceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{40}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
 }
 
 // GetDeviceKeyRequest names a device.
@@ -2697,7 +2808,7 @@ type GetDeviceKeyRequest struct {
 
 func (x *GetDeviceKeyRequest) Reset() {
 	*x = GetDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +2820,7 @@ func (x *GetDeviceKeyRequest) String() string {
 func (*GetDeviceKeyRequest) ProtoMessage() {}
 
 func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[41]
+	mi := &file_iot_core_v1_core_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +2833,7 @@ func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{41}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetDeviceKeyRequest) GetId() int64 {
@@ -2747,7 +2858,7 @@ type GetDeviceKeyResponse struct {
 
 func (x *GetDeviceKeyResponse) Reset() {
 	*x = GetDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2870,7 @@ func (x *GetDeviceKeyResponse) String() string {
 func (*GetDeviceKeyResponse) ProtoMessage() {}
 
 func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[42]
+	mi := &file_iot_core_v1_core_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2883,7 @@ func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{42}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetDeviceKeyResponse) GetToken() string {
@@ -2804,7 +2915,7 @@ type RotateDeviceKeyRequest struct {
 
 func (x *RotateDeviceKeyRequest) Reset() {
 	*x = RotateDeviceKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2927,7 @@ func (x *RotateDeviceKeyRequest) String() string {
 func (*RotateDeviceKeyRequest) ProtoMessage() {}
 
 func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[43]
+	mi := &file_iot_core_v1_core_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2940,7 @@ func (x *RotateDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{43}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RotateDeviceKeyRequest) GetId() int64 {
@@ -2859,7 +2970,7 @@ type RotateDeviceKeyResponse struct {
 
 func (x *RotateDeviceKeyResponse) Reset() {
 	*x = RotateDeviceKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +2982,7 @@ func (x *RotateDeviceKeyResponse) String() string {
 func (*RotateDeviceKeyResponse) ProtoMessage() {}
 
 func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[44]
+	mi := &file_iot_core_v1_core_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +2995,7 @@ func (x *RotateDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{44}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RotateDeviceKeyResponse) GetToken() string {
@@ -2917,7 +3028,7 @@ type DeviceCertificate struct {
 
 func (x *DeviceCertificate) Reset() {
 	*x = DeviceCertificate{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3040,7 @@ func (x *DeviceCertificate) String() string {
 func (*DeviceCertificate) ProtoMessage() {}
 
 func (x *DeviceCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[45]
+	mi := &file_iot_core_v1_core_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3053,7 @@ func (x *DeviceCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceCertificate.ProtoReflect.Descriptor instead.
 func (*DeviceCertificate) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{45}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeviceCertificate) GetFingerprint() string {
@@ -2981,7 +3092,7 @@ type AddDeviceCertificateRequest struct {
 
 func (x *AddDeviceCertificateRequest) Reset() {
 	*x = AddDeviceCertificateRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2993,7 +3104,7 @@ func (x *AddDeviceCertificateRequest) String() string {
 func (*AddDeviceCertificateRequest) ProtoMessage() {}
 
 func (x *AddDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[46]
+	mi := &file_iot_core_v1_core_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3006,7 +3117,7 @@ func (x *AddDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDeviceCertificateRequest.ProtoReflect.Descriptor instead.
 func (*AddDeviceCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{46}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddDeviceCertificateRequest) GetDeviceId() int64 {
@@ -3034,7 +3145,7 @@ type AddDeviceCertificateResponse struct {
 
 func (x *AddDeviceCertificateResponse) Reset() {
 	*x = AddDeviceCertificateResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3157,7 @@ func (x *AddDeviceCertificateResponse) String() string {
 func (*AddDeviceCertificateResponse) ProtoMessage() {}
 
 func (x *AddDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[47]
+	mi := &file_iot_core_v1_core_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3170,7 @@ func (x *AddDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDeviceCertificateResponse.ProtoReflect.Descriptor instead.
 func (*AddDeviceCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{47}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AddDeviceCertificateResponse) GetResult() *DeviceCertificate {
@@ -3080,7 +3191,7 @@ type ListDeviceCertificatesRequest struct {
 
 func (x *ListDeviceCertificatesRequest) Reset() {
 	*x = ListDeviceCertificatesRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3203,7 @@ func (x *ListDeviceCertificatesRequest) String() string {
 func (*ListDeviceCertificatesRequest) ProtoMessage() {}
 
 func (x *ListDeviceCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[48]
+	mi := &file_iot_core_v1_core_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3216,7 @@ func (x *ListDeviceCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeviceCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeviceCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{48}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListDeviceCertificatesRequest) GetDeviceId() int64 {
@@ -3126,7 +3237,7 @@ type ListDeviceCertificatesResponse struct {
 
 func (x *ListDeviceCertificatesResponse) Reset() {
 	*x = ListDeviceCertificatesResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3138,7 +3249,7 @@ func (x *ListDeviceCertificatesResponse) String() string {
 func (*ListDeviceCertificatesResponse) ProtoMessage() {}
 
 func (x *ListDeviceCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[49]
+	mi := &file_iot_core_v1_core_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3151,7 +3262,7 @@ func (x *ListDeviceCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeviceCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeviceCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{49}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListDeviceCertificatesResponse) GetResult() []*DeviceCertificate {
@@ -3174,7 +3285,7 @@ type RemoveDeviceCertificateRequest struct {
 
 func (x *RemoveDeviceCertificateRequest) Reset() {
 	*x = RemoveDeviceCertificateRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3186,7 +3297,7 @@ func (x *RemoveDeviceCertificateRequest) String() string {
 func (*RemoveDeviceCertificateRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[50]
+	mi := &file_iot_core_v1_core_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3199,7 +3310,7 @@ func (x *RemoveDeviceCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{50}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RemoveDeviceCertificateRequest) GetDeviceId() int64 {
@@ -3225,7 +3336,7 @@ type RemoveDeviceCertificateResponse struct {
 
 func (x *RemoveDeviceCertificateResponse) Reset() {
 	*x = RemoveDeviceCertificateResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3237,7 +3348,7 @@ func (x *RemoveDeviceCertificateResponse) String() string {
 func (*RemoveDeviceCertificateResponse) ProtoMessage() {}
 
 func (x *RemoveDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[51]
+	mi := &file_iot_core_v1_core_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3250,7 +3361,7 @@ func (x *RemoveDeviceCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{51}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
 }
 
 // GetDeviceTreeRequest names a device.
@@ -3264,7 +3375,7 @@ type GetDeviceTreeRequest struct {
 
 func (x *GetDeviceTreeRequest) Reset() {
 	*x = GetDeviceTreeRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3387,7 @@ func (x *GetDeviceTreeRequest) String() string {
 func (*GetDeviceTreeRequest) ProtoMessage() {}
 
 func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[52]
+	mi := &file_iot_core_v1_core_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3400,7 @@ func (x *GetDeviceTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{52}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetDeviceTreeRequest) GetId() int64 {
@@ -3313,7 +3424,7 @@ type GetDeviceTreeResponse struct {
 
 func (x *GetDeviceTreeResponse) Reset() {
 	*x = GetDeviceTreeResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3436,7 @@ func (x *GetDeviceTreeResponse) String() string {
 func (*GetDeviceTreeResponse) ProtoMessage() {}
 
 func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[53]
+	mi := &file_iot_core_v1_core_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3449,7 @@ func (x *GetDeviceTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceTreeResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{53}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetDeviceTreeResponse) GetDevice() *Device {
@@ -3378,7 +3489,7 @@ type CreateSensorRequest struct {
 
 func (x *CreateSensorRequest) Reset() {
 	*x = CreateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3501,7 @@ func (x *CreateSensorRequest) String() string {
 func (*CreateSensorRequest) ProtoMessage() {}
 
 func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[54]
+	mi := &file_iot_core_v1_core_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3514,7 @@ func (x *CreateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorRequest.ProtoReflect.Descriptor instead.
 func (*CreateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{54}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateSensorRequest) GetDeviceId() int64 {
@@ -3466,7 +3577,7 @@ type CreateSensorResponse struct {
 
 func (x *CreateSensorResponse) Reset() {
 	*x = CreateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3478,7 +3589,7 @@ func (x *CreateSensorResponse) String() string {
 func (*CreateSensorResponse) ProtoMessage() {}
 
 func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[55]
+	mi := &file_iot_core_v1_core_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3491,7 +3602,7 @@ func (x *CreateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSensorResponse.ProtoReflect.Descriptor instead.
 func (*CreateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{55}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CreateSensorResponse) GetSensor() *Sensor {
@@ -3512,7 +3623,7 @@ type ListSensorsRequest struct {
 
 func (x *ListSensorsRequest) Reset() {
 	*x = ListSensorsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3524,7 +3635,7 @@ func (x *ListSensorsRequest) String() string {
 func (*ListSensorsRequest) ProtoMessage() {}
 
 func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[56]
+	mi := &file_iot_core_v1_core_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3537,7 +3648,7 @@ func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsRequest.ProtoReflect.Descriptor instead.
 func (*ListSensorsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{56}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListSensorsRequest) GetDeviceId() int64 {
@@ -3558,7 +3669,7 @@ type ListSensorsResponse struct {
 
 func (x *ListSensorsResponse) Reset() {
 	*x = ListSensorsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3570,7 +3681,7 @@ func (x *ListSensorsResponse) String() string {
 func (*ListSensorsResponse) ProtoMessage() {}
 
 func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[57]
+	mi := &file_iot_core_v1_core_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,7 +3694,7 @@ func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsResponse.ProtoReflect.Descriptor instead.
 func (*ListSensorsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{57}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListSensorsResponse) GetResult() []*Sensor {
@@ -3606,7 +3717,7 @@ type GetSensorRequest struct {
 
 func (x *GetSensorRequest) Reset() {
 	*x = GetSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +3729,7 @@ func (x *GetSensorRequest) String() string {
 func (*GetSensorRequest) ProtoMessage() {}
 
 func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[58]
+	mi := &file_iot_core_v1_core_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +3742,7 @@ func (x *GetSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorRequest.ProtoReflect.Descriptor instead.
 func (*GetSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{58}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetSensorRequest) GetDeviceId() int64 {
@@ -3659,7 +3770,7 @@ type GetSensorResponse struct {
 
 func (x *GetSensorResponse) Reset() {
 	*x = GetSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3671,7 +3782,7 @@ func (x *GetSensorResponse) String() string {
 func (*GetSensorResponse) ProtoMessage() {}
 
 func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[59]
+	mi := &file_iot_core_v1_core_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3684,7 +3795,7 @@ func (x *GetSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSensorResponse.ProtoReflect.Descriptor instead.
 func (*GetSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{59}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetSensorResponse) GetSensor() *Sensor {
@@ -3715,7 +3826,7 @@ type UpdateSensorRequest struct {
 
 func (x *UpdateSensorRequest) Reset() {
 	*x = UpdateSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3727,7 +3838,7 @@ func (x *UpdateSensorRequest) String() string {
 func (*UpdateSensorRequest) ProtoMessage() {}
 
 func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[60]
+	mi := &file_iot_core_v1_core_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3740,7 +3851,7 @@ func (x *UpdateSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{60}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UpdateSensorRequest) GetDeviceId() int64 {
@@ -3796,7 +3907,7 @@ type UpdateSensorResponse struct {
 
 func (x *UpdateSensorResponse) Reset() {
 	*x = UpdateSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +3919,7 @@ func (x *UpdateSensorResponse) String() string {
 func (*UpdateSensorResponse) ProtoMessage() {}
 
 func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[61]
+	mi := &file_iot_core_v1_core_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +3932,7 @@ func (x *UpdateSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSensorResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{61}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UpdateSensorResponse) GetSensor() *Sensor {
@@ -3844,7 +3955,7 @@ type DeleteSensorRequest struct {
 
 func (x *DeleteSensorRequest) Reset() {
 	*x = DeleteSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3856,7 +3967,7 @@ func (x *DeleteSensorRequest) String() string {
 func (*DeleteSensorRequest) ProtoMessage() {}
 
 func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[62]
+	mi := &file_iot_core_v1_core_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3869,7 +3980,7 @@ func (x *DeleteSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{62}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeleteSensorRequest) GetDeviceId() int64 {
@@ -3895,7 +4006,7 @@ type DeleteSensorResponse struct {
 
 func (x *DeleteSensorResponse) Reset() {
 	*x = DeleteSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3907,7 +4018,7 @@ func (x *DeleteSensorResponse) String() string {
 func (*DeleteSensorResponse) ProtoMessage() {}
 
 func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[63]
+	mi := &file_iot_core_v1_core_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3920,7 +4031,7 @@ func (x *DeleteSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSensorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{63}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
 }
 
 // CreateConsumerRequest describes a new consumer.
@@ -3936,7 +4047,7 @@ type CreateConsumerRequest struct {
 
 func (x *CreateConsumerRequest) Reset() {
 	*x = CreateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3948,7 +4059,7 @@ func (x *CreateConsumerRequest) String() string {
 func (*CreateConsumerRequest) ProtoMessage() {}
 
 func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[64]
+	mi := &file_iot_core_v1_core_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3961,7 +4072,7 @@ func (x *CreateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{64}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateConsumerRequest) GetName() string {
@@ -3989,7 +4100,7 @@ type CreateConsumerResponse struct {
 
 func (x *CreateConsumerResponse) Reset() {
 	*x = CreateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4001,7 +4112,7 @@ func (x *CreateConsumerResponse) String() string {
 func (*CreateConsumerResponse) ProtoMessage() {}
 
 func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[65]
+	mi := &file_iot_core_v1_core_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4014,7 +4125,7 @@ func (x *CreateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{65}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateConsumerResponse) GetResult() *Consumer {
@@ -4037,7 +4148,7 @@ type ListConsumersRequest struct {
 
 func (x *ListConsumersRequest) Reset() {
 	*x = ListConsumersRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4049,7 +4160,7 @@ func (x *ListConsumersRequest) String() string {
 func (*ListConsumersRequest) ProtoMessage() {}
 
 func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[66]
+	mi := &file_iot_core_v1_core_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4062,7 +4173,7 @@ func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
 func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{66}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListConsumersRequest) GetPageSize() int32 {
@@ -4092,7 +4203,7 @@ type ListConsumersResponse struct {
 
 func (x *ListConsumersResponse) Reset() {
 	*x = ListConsumersResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4104,7 +4215,7 @@ func (x *ListConsumersResponse) String() string {
 func (*ListConsumersResponse) ProtoMessage() {}
 
 func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[67]
+	mi := &file_iot_core_v1_core_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4117,7 +4228,7 @@ func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
 func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{67}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListConsumersResponse) GetResult() []*Consumer {
@@ -4145,7 +4256,7 @@ type GetConsumerRequest struct {
 
 func (x *GetConsumerRequest) Reset() {
 	*x = GetConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4157,7 +4268,7 @@ func (x *GetConsumerRequest) String() string {
 func (*GetConsumerRequest) ProtoMessage() {}
 
 func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[68]
+	mi := &file_iot_core_v1_core_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4170,7 +4281,7 @@ func (x *GetConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{68}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetConsumerRequest) GetId() int64 {
@@ -4191,7 +4302,7 @@ type GetConsumerResponse struct {
 
 func (x *GetConsumerResponse) Reset() {
 	*x = GetConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4203,7 +4314,7 @@ func (x *GetConsumerResponse) String() string {
 func (*GetConsumerResponse) ProtoMessage() {}
 
 func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[69]
+	mi := &file_iot_core_v1_core_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4216,7 +4327,7 @@ func (x *GetConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{69}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GetConsumerResponse) GetResult() *Consumer {
@@ -4241,7 +4352,7 @@ type UpdateConsumerRequest struct {
 
 func (x *UpdateConsumerRequest) Reset() {
 	*x = UpdateConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4253,7 +4364,7 @@ func (x *UpdateConsumerRequest) String() string {
 func (*UpdateConsumerRequest) ProtoMessage() {}
 
 func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[70]
+	mi := &file_iot_core_v1_core_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4266,7 +4377,7 @@ func (x *UpdateConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{70}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *UpdateConsumerRequest) GetId() int64 {
@@ -4301,7 +4412,7 @@ type UpdateConsumerResponse struct {
 
 func (x *UpdateConsumerResponse) Reset() {
 	*x = UpdateConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4313,7 +4424,7 @@ func (x *UpdateConsumerResponse) String() string {
 func (*UpdateConsumerResponse) ProtoMessage() {}
 
 func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[71]
+	mi := &file_iot_core_v1_core_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4326,7 +4437,7 @@ func (x *UpdateConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConsumerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{71}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *UpdateConsumerResponse) GetResult() *Consumer {
@@ -4347,7 +4458,7 @@ type DeleteConsumerRequest struct {
 
 func (x *DeleteConsumerRequest) Reset() {
 	*x = DeleteConsumerRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[72]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4359,7 +4470,7 @@ func (x *DeleteConsumerRequest) String() string {
 func (*DeleteConsumerRequest) ProtoMessage() {}
 
 func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[72]
+	mi := &file_iot_core_v1_core_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4372,7 +4483,7 @@ func (x *DeleteConsumerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{72}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DeleteConsumerRequest) GetId() int64 {
@@ -4391,7 +4502,7 @@ type DeleteConsumerResponse struct {
 
 func (x *DeleteConsumerResponse) Reset() {
 	*x = DeleteConsumerResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[73]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4403,7 +4514,7 @@ func (x *DeleteConsumerResponse) String() string {
 func (*DeleteConsumerResponse) ProtoMessage() {}
 
 func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[73]
+	mi := &file_iot_core_v1_core_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4416,7 +4527,7 @@ func (x *DeleteConsumerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConsumerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConsumerResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{73}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
 }
 
 // GetConsumerKeyRequest names a consumer.
@@ -4430,7 +4541,7 @@ type GetConsumerKeyRequest struct {
 
 func (x *GetConsumerKeyRequest) Reset() {
 	*x = GetConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[74]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4442,7 +4553,7 @@ func (x *GetConsumerKeyRequest) String() string {
 func (*GetConsumerKeyRequest) ProtoMessage() {}
 
 func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[74]
+	mi := &file_iot_core_v1_core_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4455,7 +4566,7 @@ func (x *GetConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{74}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GetConsumerKeyRequest) GetId() int64 {
@@ -4479,7 +4590,7 @@ type GetConsumerKeyResponse struct {
 
 func (x *GetConsumerKeyResponse) Reset() {
 	*x = GetConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[75]
+	mi := &file_iot_core_v1_core_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4491,7 +4602,7 @@ func (x *GetConsumerKeyResponse) String() string {
 func (*GetConsumerKeyResponse) ProtoMessage() {}
 
 func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[75]
+	mi := &file_iot_core_v1_core_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4504,7 +4615,7 @@ func (x *GetConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{75}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetConsumerKeyResponse) GetToken() string {
@@ -4535,7 +4646,7 @@ type RotateConsumerKeyRequest struct {
 
 func (x *RotateConsumerKeyRequest) Reset() {
 	*x = RotateConsumerKeyRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[76]
+	mi := &file_iot_core_v1_core_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4547,7 +4658,7 @@ func (x *RotateConsumerKeyRequest) String() string {
 func (*RotateConsumerKeyRequest) ProtoMessage() {}
 
 func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[76]
+	mi := &file_iot_core_v1_core_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4560,7 +4671,7 @@ func (x *RotateConsumerKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{76}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RotateConsumerKeyRequest) GetId() int64 {
@@ -4590,7 +4701,7 @@ type RotateConsumerKeyResponse struct {
 
 func (x *RotateConsumerKeyResponse) Reset() {
 	*x = RotateConsumerKeyResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[77]
+	mi := &file_iot_core_v1_core_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4602,7 +4713,7 @@ func (x *RotateConsumerKeyResponse) String() string {
 func (*RotateConsumerKeyResponse) ProtoMessage() {}
 
 func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[77]
+	mi := &file_iot_core_v1_core_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4615,7 +4726,7 @@ func (x *RotateConsumerKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateConsumerKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateConsumerKeyResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{77}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RotateConsumerKeyResponse) GetToken() string {
@@ -4645,7 +4756,7 @@ type GrantSensorRequest struct {
 
 func (x *GrantSensorRequest) Reset() {
 	*x = GrantSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[78]
+	mi := &file_iot_core_v1_core_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4657,7 +4768,7 @@ func (x *GrantSensorRequest) String() string {
 func (*GrantSensorRequest) ProtoMessage() {}
 
 func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[78]
+	mi := &file_iot_core_v1_core_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4670,7 +4781,7 @@ func (x *GrantSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorRequest.ProtoReflect.Descriptor instead.
 func (*GrantSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{78}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *GrantSensorRequest) GetConsumerId() int64 {
@@ -4698,7 +4809,7 @@ type GrantSensorResponse struct {
 
 func (x *GrantSensorResponse) Reset() {
 	*x = GrantSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[79]
+	mi := &file_iot_core_v1_core_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4710,7 +4821,7 @@ func (x *GrantSensorResponse) String() string {
 func (*GrantSensorResponse) ProtoMessage() {}
 
 func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[79]
+	mi := &file_iot_core_v1_core_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4723,7 +4834,7 @@ func (x *GrantSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantSensorResponse.ProtoReflect.Descriptor instead.
 func (*GrantSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{79}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *GrantSensorResponse) GetResult() *Consumer {
@@ -4746,7 +4857,7 @@ type RevokeSensorRequest struct {
 
 func (x *RevokeSensorRequest) Reset() {
 	*x = RevokeSensorRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[80]
+	mi := &file_iot_core_v1_core_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4758,7 +4869,7 @@ func (x *RevokeSensorRequest) String() string {
 func (*RevokeSensorRequest) ProtoMessage() {}
 
 func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[80]
+	mi := &file_iot_core_v1_core_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4771,7 +4882,7 @@ func (x *RevokeSensorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSensorRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{80}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RevokeSensorRequest) GetConsumerId() int64 {
@@ -4799,7 +4910,7 @@ type RevokeSensorResponse struct {
 
 func (x *RevokeSensorResponse) Reset() {
 	*x = RevokeSensorResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[81]
+	mi := &file_iot_core_v1_core_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4811,7 +4922,7 @@ func (x *RevokeSensorResponse) String() string {
 func (*RevokeSensorResponse) ProtoMessage() {}
 
 func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[81]
+	mi := &file_iot_core_v1_core_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4824,7 +4935,7 @@ func (x *RevokeSensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSensorResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSensorResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{81}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RevokeSensorResponse) GetResult() *Consumer {
@@ -4861,7 +4972,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[82]
+	mi := &file_iot_core_v1_core_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4873,7 +4984,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[82]
+	mi := &file_iot_core_v1_core_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4886,7 +4997,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{82}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *AuditEvent) GetId() int64 {
@@ -4964,7 +5075,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[83]
+	mi := &file_iot_core_v1_core_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4976,7 +5087,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[83]
+	mi := &file_iot_core_v1_core_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4989,7 +5100,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{83}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -5061,7 +5172,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_iot_core_v1_core_proto_msgTypes[84]
+	mi := &file_iot_core_v1_core_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5073,7 +5184,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_iot_core_v1_core_proto_msgTypes[84]
+	mi := &file_iot_core_v1_core_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5086,7 +5197,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{84}
+	return file_iot_core_v1_core_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListAuditEventsResponse) GetResult() []*AuditEvent {
@@ -5107,7 +5218,7 @@ var File_iot_core_v1_core_proto protoreflect.FileDescriptor
 
 const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\n" +
-	"\x16iot/core/v1/core.proto\x12\viot.core.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x01\n" +
+	"\x16iot/core/v1/core.proto\x12\viot.core.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
@@ -5116,7 +5227,8 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x94\x03\n" +
+	"updateTime\x12\x1a\n" +
+	"\bdisabled\x18\a \x01(\bR\bdisabled\"\x94\x03\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -5220,7 +5332,12 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12)\n" +
 	"\x10current_password\x18\x02 \x01(\tR\x0fcurrentPassword\x12!\n" +
 	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse\"#\n" +
+	"\x16ChangePasswordResponse\"D\n" +
+	"\x16SetUserDisabledRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
+	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"D\n" +
+	"\x17SetUserDisabledResponse\x12)\n" +
+	"\x06result\x18\x01 \x01(\v2\x11.iot.core.v1.UserR\x06result\"#\n" +
 	"\x11DeleteUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x14\n" +
 	"\x12DeleteUserResponse\"\x89\x02\n" +
@@ -5462,7 +5579,7 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\x0fVALUE_TYPE_LONG\x10\x02\x12\x16\n" +
 	"\x12VALUE_TYPE_BOOLEAN\x10\x03\x12\x15\n" +
 	"\x11VALUE_TYPE_STRING\x10\x04\x12\x15\n" +
-	"\x11VALUE_TYPE_OBJECT\x10\x052\xa8#\n" +
+	"\x11VALUE_TYPE_OBJECT\x10\x052\xac$\n" +
 	"\vCoreService\x12_\n" +
 	"\x06SignIn\x12\x1a.iot.core.v1.SignInRequest\x1a\x1b.iot.core.v1.SignInResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/users/signin\x12r\n" +
 	"\fRefreshToken\x12 .iot.core.v1.RefreshTokenRequest\x1a!.iot.core.v1.RefreshTokenResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/users/refresh\x12c\n" +
@@ -5476,7 +5593,8 @@ const file_iot_core_v1_core_proto_rawDesc = "" +
 	"\aGetUser\x12\x1b.iot.core.v1.GetUserRequest\x1a\x1c.iot.core.v1.GetUserResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/users/{id}\x12i\n" +
 	"\n" +
 	"UpdateUser\x12\x1e.iot.core.v1.UpdateUserRequest\x1a\x1f.iot.core.v1.UpdateUserResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*2\x0f/api/users/{id}\x12~\n" +
-	"\x0eChangePassword\x12\".iot.core.v1.ChangePasswordRequest\x1a#.iot.core.v1.ChangePasswordResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/users/{id}/password\x12f\n" +
+	"\x0eChangePassword\x12\".iot.core.v1.ChangePasswordRequest\x1a#.iot.core.v1.ChangePasswordResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/users/{id}/password\x12\x81\x01\n" +
+	"\x0fSetUserDisabled\x12#.iot.core.v1.SetUserDisabledRequest\x1a$.iot.core.v1.SetUserDisabledResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/users/{id}/disabled\x12f\n" +
 	"\n" +
 	"DeleteUser\x12\x1e.iot.core.v1.DeleteUserRequest\x1a\x1f.iot.core.v1.DeleteUserResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/api/users/{id}\x12l\n" +
 	"\fCreateDevice\x12 .iot.core.v1.CreateDeviceRequest\x1a!.iot.core.v1.CreateDeviceResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/api/devices\x12f\n" +
@@ -5521,7 +5639,7 @@ func file_iot_core_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_iot_core_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_iot_core_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_iot_core_v1_core_proto_goTypes = []any{
 	(Role)(0),                               // 0: iot.core.v1.Role
 	(ValueType)(0),                          // 1: iot.core.v1.ValueType
@@ -5549,97 +5667,99 @@ var file_iot_core_v1_core_proto_goTypes = []any{
 	(*UpdateUserResponse)(nil),              // 23: iot.core.v1.UpdateUserResponse
 	(*ChangePasswordRequest)(nil),           // 24: iot.core.v1.ChangePasswordRequest
 	(*ChangePasswordResponse)(nil),          // 25: iot.core.v1.ChangePasswordResponse
-	(*DeleteUserRequest)(nil),               // 26: iot.core.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),              // 27: iot.core.v1.DeleteUserResponse
-	(*CreateDeviceRequest)(nil),             // 28: iot.core.v1.CreateDeviceRequest
-	(*CreateDeviceResponse)(nil),            // 29: iot.core.v1.CreateDeviceResponse
-	(*ListDevicesRequest)(nil),              // 30: iot.core.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),             // 31: iot.core.v1.ListDevicesResponse
-	(*ImportDevicesRequest)(nil),            // 32: iot.core.v1.ImportDevicesRequest
-	(*DeviceImport)(nil),                    // 33: iot.core.v1.DeviceImport
-	(*SensorImport)(nil),                    // 34: iot.core.v1.SensorImport
-	(*ImportDevicesResponse)(nil),           // 35: iot.core.v1.ImportDevicesResponse
-	(*ImportedDevice)(nil),                  // 36: iot.core.v1.ImportedDevice
-	(*GetDeviceRequest)(nil),                // 37: iot.core.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),               // 38: iot.core.v1.GetDeviceResponse
-	(*UpdateDeviceRequest)(nil),             // 39: iot.core.v1.UpdateDeviceRequest
-	(*UpdateDeviceResponse)(nil),            // 40: iot.core.v1.UpdateDeviceResponse
-	(*DeleteDeviceRequest)(nil),             // 41: iot.core.v1.DeleteDeviceRequest
-	(*DeleteDeviceResponse)(nil),            // 42: iot.core.v1.DeleteDeviceResponse
-	(*GetDeviceKeyRequest)(nil),             // 43: iot.core.v1.GetDeviceKeyRequest
-	(*GetDeviceKeyResponse)(nil),            // 44: iot.core.v1.GetDeviceKeyResponse
-	(*RotateDeviceKeyRequest)(nil),          // 45: iot.core.v1.RotateDeviceKeyRequest
-	(*RotateDeviceKeyResponse)(nil),         // 46: iot.core.v1.RotateDeviceKeyResponse
-	(*DeviceCertificate)(nil),               // 47: iot.core.v1.DeviceCertificate
-	(*AddDeviceCertificateRequest)(nil),     // 48: iot.core.v1.AddDeviceCertificateRequest
-	(*AddDeviceCertificateResponse)(nil),    // 49: iot.core.v1.AddDeviceCertificateResponse
-	(*ListDeviceCertificatesRequest)(nil),   // 50: iot.core.v1.ListDeviceCertificatesRequest
-	(*ListDeviceCertificatesResponse)(nil),  // 51: iot.core.v1.ListDeviceCertificatesResponse
-	(*RemoveDeviceCertificateRequest)(nil),  // 52: iot.core.v1.RemoveDeviceCertificateRequest
-	(*RemoveDeviceCertificateResponse)(nil), // 53: iot.core.v1.RemoveDeviceCertificateResponse
-	(*GetDeviceTreeRequest)(nil),            // 54: iot.core.v1.GetDeviceTreeRequest
-	(*GetDeviceTreeResponse)(nil),           // 55: iot.core.v1.GetDeviceTreeResponse
-	(*CreateSensorRequest)(nil),             // 56: iot.core.v1.CreateSensorRequest
-	(*CreateSensorResponse)(nil),            // 57: iot.core.v1.CreateSensorResponse
-	(*ListSensorsRequest)(nil),              // 58: iot.core.v1.ListSensorsRequest
-	(*ListSensorsResponse)(nil),             // 59: iot.core.v1.ListSensorsResponse
-	(*GetSensorRequest)(nil),                // 60: iot.core.v1.GetSensorRequest
-	(*GetSensorResponse)(nil),               // 61: iot.core.v1.GetSensorResponse
-	(*UpdateSensorRequest)(nil),             // 62: iot.core.v1.UpdateSensorRequest
-	(*UpdateSensorResponse)(nil),            // 63: iot.core.v1.UpdateSensorResponse
-	(*DeleteSensorRequest)(nil),             // 64: iot.core.v1.DeleteSensorRequest
-	(*DeleteSensorResponse)(nil),            // 65: iot.core.v1.DeleteSensorResponse
-	(*CreateConsumerRequest)(nil),           // 66: iot.core.v1.CreateConsumerRequest
-	(*CreateConsumerResponse)(nil),          // 67: iot.core.v1.CreateConsumerResponse
-	(*ListConsumersRequest)(nil),            // 68: iot.core.v1.ListConsumersRequest
-	(*ListConsumersResponse)(nil),           // 69: iot.core.v1.ListConsumersResponse
-	(*GetConsumerRequest)(nil),              // 70: iot.core.v1.GetConsumerRequest
-	(*GetConsumerResponse)(nil),             // 71: iot.core.v1.GetConsumerResponse
-	(*UpdateConsumerRequest)(nil),           // 72: iot.core.v1.UpdateConsumerRequest
-	(*UpdateConsumerResponse)(nil),          // 73: iot.core.v1.UpdateConsumerResponse
-	(*DeleteConsumerRequest)(nil),           // 74: iot.core.v1.DeleteConsumerRequest
-	(*DeleteConsumerResponse)(nil),          // 75: iot.core.v1.DeleteConsumerResponse
-	(*GetConsumerKeyRequest)(nil),           // 76: iot.core.v1.GetConsumerKeyRequest
-	(*GetConsumerKeyResponse)(nil),          // 77: iot.core.v1.GetConsumerKeyResponse
-	(*RotateConsumerKeyRequest)(nil),        // 78: iot.core.v1.RotateConsumerKeyRequest
-	(*RotateConsumerKeyResponse)(nil),       // 79: iot.core.v1.RotateConsumerKeyResponse
-	(*GrantSensorRequest)(nil),              // 80: iot.core.v1.GrantSensorRequest
-	(*GrantSensorResponse)(nil),             // 81: iot.core.v1.GrantSensorResponse
-	(*RevokeSensorRequest)(nil),             // 82: iot.core.v1.RevokeSensorRequest
-	(*RevokeSensorResponse)(nil),            // 83: iot.core.v1.RevokeSensorResponse
-	(*AuditEvent)(nil),                      // 84: iot.core.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),          // 85: iot.core.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),         // 86: iot.core.v1.ListAuditEventsResponse
-	nil,                                     // 87: iot.core.v1.Device.LabelsEntry
-	nil,                                     // 88: iot.core.v1.CreateDeviceRequest.LabelsEntry
-	nil,                                     // 89: iot.core.v1.DeviceImport.LabelsEntry
-	nil,                                     // 90: iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	nil,                                     // 91: iot.core.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil),           // 92: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),           // 93: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),             // 94: google.protobuf.Duration
+	(*SetUserDisabledRequest)(nil),          // 26: iot.core.v1.SetUserDisabledRequest
+	(*SetUserDisabledResponse)(nil),         // 27: iot.core.v1.SetUserDisabledResponse
+	(*DeleteUserRequest)(nil),               // 28: iot.core.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),              // 29: iot.core.v1.DeleteUserResponse
+	(*CreateDeviceRequest)(nil),             // 30: iot.core.v1.CreateDeviceRequest
+	(*CreateDeviceResponse)(nil),            // 31: iot.core.v1.CreateDeviceResponse
+	(*ListDevicesRequest)(nil),              // 32: iot.core.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),             // 33: iot.core.v1.ListDevicesResponse
+	(*ImportDevicesRequest)(nil),            // 34: iot.core.v1.ImportDevicesRequest
+	(*DeviceImport)(nil),                    // 35: iot.core.v1.DeviceImport
+	(*SensorImport)(nil),                    // 36: iot.core.v1.SensorImport
+	(*ImportDevicesResponse)(nil),           // 37: iot.core.v1.ImportDevicesResponse
+	(*ImportedDevice)(nil),                  // 38: iot.core.v1.ImportedDevice
+	(*GetDeviceRequest)(nil),                // 39: iot.core.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),               // 40: iot.core.v1.GetDeviceResponse
+	(*UpdateDeviceRequest)(nil),             // 41: iot.core.v1.UpdateDeviceRequest
+	(*UpdateDeviceResponse)(nil),            // 42: iot.core.v1.UpdateDeviceResponse
+	(*DeleteDeviceRequest)(nil),             // 43: iot.core.v1.DeleteDeviceRequest
+	(*DeleteDeviceResponse)(nil),            // 44: iot.core.v1.DeleteDeviceResponse
+	(*GetDeviceKeyRequest)(nil),             // 45: iot.core.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),            // 46: iot.core.v1.GetDeviceKeyResponse
+	(*RotateDeviceKeyRequest)(nil),          // 47: iot.core.v1.RotateDeviceKeyRequest
+	(*RotateDeviceKeyResponse)(nil),         // 48: iot.core.v1.RotateDeviceKeyResponse
+	(*DeviceCertificate)(nil),               // 49: iot.core.v1.DeviceCertificate
+	(*AddDeviceCertificateRequest)(nil),     // 50: iot.core.v1.AddDeviceCertificateRequest
+	(*AddDeviceCertificateResponse)(nil),    // 51: iot.core.v1.AddDeviceCertificateResponse
+	(*ListDeviceCertificatesRequest)(nil),   // 52: iot.core.v1.ListDeviceCertificatesRequest
+	(*ListDeviceCertificatesResponse)(nil),  // 53: iot.core.v1.ListDeviceCertificatesResponse
+	(*RemoveDeviceCertificateRequest)(nil),  // 54: iot.core.v1.RemoveDeviceCertificateRequest
+	(*RemoveDeviceCertificateResponse)(nil), // 55: iot.core.v1.RemoveDeviceCertificateResponse
+	(*GetDeviceTreeRequest)(nil),            // 56: iot.core.v1.GetDeviceTreeRequest
+	(*GetDeviceTreeResponse)(nil),           // 57: iot.core.v1.GetDeviceTreeResponse
+	(*CreateSensorRequest)(nil),             // 58: iot.core.v1.CreateSensorRequest
+	(*CreateSensorResponse)(nil),            // 59: iot.core.v1.CreateSensorResponse
+	(*ListSensorsRequest)(nil),              // 60: iot.core.v1.ListSensorsRequest
+	(*ListSensorsResponse)(nil),             // 61: iot.core.v1.ListSensorsResponse
+	(*GetSensorRequest)(nil),                // 62: iot.core.v1.GetSensorRequest
+	(*GetSensorResponse)(nil),               // 63: iot.core.v1.GetSensorResponse
+	(*UpdateSensorRequest)(nil),             // 64: iot.core.v1.UpdateSensorRequest
+	(*UpdateSensorResponse)(nil),            // 65: iot.core.v1.UpdateSensorResponse
+	(*DeleteSensorRequest)(nil),             // 66: iot.core.v1.DeleteSensorRequest
+	(*DeleteSensorResponse)(nil),            // 67: iot.core.v1.DeleteSensorResponse
+	(*CreateConsumerRequest)(nil),           // 68: iot.core.v1.CreateConsumerRequest
+	(*CreateConsumerResponse)(nil),          // 69: iot.core.v1.CreateConsumerResponse
+	(*ListConsumersRequest)(nil),            // 70: iot.core.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil),           // 71: iot.core.v1.ListConsumersResponse
+	(*GetConsumerRequest)(nil),              // 72: iot.core.v1.GetConsumerRequest
+	(*GetConsumerResponse)(nil),             // 73: iot.core.v1.GetConsumerResponse
+	(*UpdateConsumerRequest)(nil),           // 74: iot.core.v1.UpdateConsumerRequest
+	(*UpdateConsumerResponse)(nil),          // 75: iot.core.v1.UpdateConsumerResponse
+	(*DeleteConsumerRequest)(nil),           // 76: iot.core.v1.DeleteConsumerRequest
+	(*DeleteConsumerResponse)(nil),          // 77: iot.core.v1.DeleteConsumerResponse
+	(*GetConsumerKeyRequest)(nil),           // 78: iot.core.v1.GetConsumerKeyRequest
+	(*GetConsumerKeyResponse)(nil),          // 79: iot.core.v1.GetConsumerKeyResponse
+	(*RotateConsumerKeyRequest)(nil),        // 80: iot.core.v1.RotateConsumerKeyRequest
+	(*RotateConsumerKeyResponse)(nil),       // 81: iot.core.v1.RotateConsumerKeyResponse
+	(*GrantSensorRequest)(nil),              // 82: iot.core.v1.GrantSensorRequest
+	(*GrantSensorResponse)(nil),             // 83: iot.core.v1.GrantSensorResponse
+	(*RevokeSensorRequest)(nil),             // 84: iot.core.v1.RevokeSensorRequest
+	(*RevokeSensorResponse)(nil),            // 85: iot.core.v1.RevokeSensorResponse
+	(*AuditEvent)(nil),                      // 86: iot.core.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),          // 87: iot.core.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),         // 88: iot.core.v1.ListAuditEventsResponse
+	nil,                                     // 89: iot.core.v1.Device.LabelsEntry
+	nil,                                     // 90: iot.core.v1.CreateDeviceRequest.LabelsEntry
+	nil,                                     // 91: iot.core.v1.DeviceImport.LabelsEntry
+	nil,                                     // 92: iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	nil,                                     // 93: iot.core.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),           // 94: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),           // 95: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),             // 96: google.protobuf.Duration
 }
 var file_iot_core_v1_core_proto_depIdxs = []int32{
 	0,   // 0: iot.core.v1.User.role:type_name -> iot.core.v1.Role
-	92,  // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	92,  // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	87,  // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
-	92,  // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	92,  // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
+	94,  // 1: iot.core.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 2: iot.core.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	89,  // 3: iot.core.v1.Device.labels:type_name -> iot.core.v1.Device.LabelsEntry
+	94,  // 4: iot.core.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 5: iot.core.v1.Device.update_time:type_name -> google.protobuf.Timestamp
 	4,   // 6: iot.core.v1.Device.ingest_limit:type_name -> iot.core.v1.IngestLimit
 	1,   // 7: iot.core.v1.Sensor.value_type:type_name -> iot.core.v1.ValueType
-	92,  // 8: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
-	92,  // 9: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
-	92,  // 10: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
-	92,  // 11: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	94,  // 8: iot.core.v1.Sensor.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 9: iot.core.v1.Sensor.update_time:type_name -> google.protobuf.Timestamp
+	94,  // 10: iot.core.v1.Consumer.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 11: iot.core.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
 	7,   // 12: iot.core.v1.TreeNode.children:type_name -> iot.core.v1.TreeNode
 	5,   // 13: iot.core.v1.TreeNode.sensor:type_name -> iot.core.v1.Sensor
-	92,  // 14: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 14: iot.core.v1.SignInResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,   // 15: iot.core.v1.SignInResponse.user:type_name -> iot.core.v1.User
-	92,  // 16: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
-	92,  // 17: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 16: iot.core.v1.SignInResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 17: iot.core.v1.RefreshTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,   // 18: iot.core.v1.RefreshTokenResponse.user:type_name -> iot.core.v1.User
-	92,  // 19: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 19: iot.core.v1.RefreshTokenResponse.refresh_expire_time:type_name -> google.protobuf.Timestamp
 	2,   // 20: iot.core.v1.GetCurrentUserResponse.result:type_name -> iot.core.v1.User
 	0,   // 21: iot.core.v1.CreateUserRequest.role:type_name -> iot.core.v1.Role
 	2,   // 22: iot.core.v1.CreateUserResponse.result:type_name -> iot.core.v1.User
@@ -5647,126 +5767,129 @@ var file_iot_core_v1_core_proto_depIdxs = []int32{
 	2,   // 24: iot.core.v1.GetUserResponse.result:type_name -> iot.core.v1.User
 	0,   // 25: iot.core.v1.UpdateUserRequest.role:type_name -> iot.core.v1.Role
 	2,   // 26: iot.core.v1.UpdateUserResponse.result:type_name -> iot.core.v1.User
-	88,  // 27: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
-	4,   // 28: iot.core.v1.CreateDeviceRequest.ingest_limit:type_name -> iot.core.v1.IngestLimit
-	3,   // 29: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
-	3,   // 30: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
-	33,  // 31: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
-	89,  // 32: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
-	34,  // 33: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
-	1,   // 34: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
-	36,  // 35: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
-	3,   // 36: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
-	90,  // 37: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
-	93,  // 38: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	4,   // 39: iot.core.v1.UpdateDeviceRequest.ingest_limit:type_name -> iot.core.v1.IngestLimit
-	3,   // 40: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
-	92,  // 41: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	94,  // 42: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
-	92,  // 43: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	92,  // 44: iot.core.v1.DeviceCertificate.create_time:type_name -> google.protobuf.Timestamp
-	47,  // 45: iot.core.v1.AddDeviceCertificateResponse.result:type_name -> iot.core.v1.DeviceCertificate
-	47,  // 46: iot.core.v1.ListDeviceCertificatesResponse.result:type_name -> iot.core.v1.DeviceCertificate
-	3,   // 47: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
-	7,   // 48: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
-	1,   // 49: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
-	5,   // 50: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	5,   // 51: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
-	5,   // 52: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	5,   // 53: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
-	6,   // 54: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	6,   // 55: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
-	6,   // 56: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	6,   // 57: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
-	92,  // 58: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	94,  // 59: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
-	92,  // 60: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
-	6,   // 61: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
-	6,   // 62: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
-	92,  // 63: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	91,  // 64: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
-	92,  // 65: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	92,  // 66: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	84,  // 67: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
-	8,   // 68: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
-	10,  // 69: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
-	12,  // 70: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
-	14,  // 71: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
-	16,  // 72: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
-	18,  // 73: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
-	20,  // 74: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
-	22,  // 75: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
-	24,  // 76: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
-	26,  // 77: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
-	28,  // 78: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
-	30,  // 79: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
-	32,  // 80: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
-	37,  // 81: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
-	39,  // 82: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
-	41,  // 83: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
-	43,  // 84: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
-	45,  // 85: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
-	48,  // 86: iot.core.v1.CoreService.AddDeviceCertificate:input_type -> iot.core.v1.AddDeviceCertificateRequest
-	50,  // 87: iot.core.v1.CoreService.ListDeviceCertificates:input_type -> iot.core.v1.ListDeviceCertificatesRequest
-	52,  // 88: iot.core.v1.CoreService.RemoveDeviceCertificate:input_type -> iot.core.v1.RemoveDeviceCertificateRequest
-	54,  // 89: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
-	56,  // 90: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
-	58,  // 91: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
-	60,  // 92: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
-	62,  // 93: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
-	64,  // 94: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
-	66,  // 95: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
-	68,  // 96: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
-	70,  // 97: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
-	72,  // 98: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
-	74,  // 99: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
-	76,  // 100: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
-	78,  // 101: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
-	80,  // 102: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
-	82,  // 103: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
-	85,  // 104: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
-	9,   // 105: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
-	11,  // 106: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
-	13,  // 107: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
-	15,  // 108: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
-	17,  // 109: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
-	19,  // 110: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
-	21,  // 111: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
-	23,  // 112: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
-	25,  // 113: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
-	27,  // 114: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
-	29,  // 115: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
-	31,  // 116: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
-	35,  // 117: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
-	38,  // 118: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
-	40,  // 119: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
-	42,  // 120: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
-	44,  // 121: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
-	46,  // 122: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
-	49,  // 123: iot.core.v1.CoreService.AddDeviceCertificate:output_type -> iot.core.v1.AddDeviceCertificateResponse
-	51,  // 124: iot.core.v1.CoreService.ListDeviceCertificates:output_type -> iot.core.v1.ListDeviceCertificatesResponse
-	53,  // 125: iot.core.v1.CoreService.RemoveDeviceCertificate:output_type -> iot.core.v1.RemoveDeviceCertificateResponse
-	55,  // 126: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
-	57,  // 127: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
-	59,  // 128: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
-	61,  // 129: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
-	63,  // 130: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
-	65,  // 131: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
-	67,  // 132: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
-	69,  // 133: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
-	71,  // 134: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
-	73,  // 135: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
-	75,  // 136: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
-	77,  // 137: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
-	79,  // 138: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
-	81,  // 139: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
-	83,  // 140: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
-	86,  // 141: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
-	105, // [105:142] is the sub-list for method output_type
-	68,  // [68:105] is the sub-list for method input_type
-	68,  // [68:68] is the sub-list for extension type_name
-	68,  // [68:68] is the sub-list for extension extendee
-	0,   // [0:68] is the sub-list for field type_name
+	2,   // 27: iot.core.v1.SetUserDisabledResponse.result:type_name -> iot.core.v1.User
+	90,  // 28: iot.core.v1.CreateDeviceRequest.labels:type_name -> iot.core.v1.CreateDeviceRequest.LabelsEntry
+	4,   // 29: iot.core.v1.CreateDeviceRequest.ingest_limit:type_name -> iot.core.v1.IngestLimit
+	3,   // 30: iot.core.v1.CreateDeviceResponse.result:type_name -> iot.core.v1.Device
+	3,   // 31: iot.core.v1.ListDevicesResponse.result:type_name -> iot.core.v1.Device
+	35,  // 32: iot.core.v1.ImportDevicesRequest.devices:type_name -> iot.core.v1.DeviceImport
+	91,  // 33: iot.core.v1.DeviceImport.labels:type_name -> iot.core.v1.DeviceImport.LabelsEntry
+	36,  // 34: iot.core.v1.DeviceImport.sensors:type_name -> iot.core.v1.SensorImport
+	1,   // 35: iot.core.v1.SensorImport.value_type:type_name -> iot.core.v1.ValueType
+	38,  // 36: iot.core.v1.ImportDevicesResponse.results:type_name -> iot.core.v1.ImportedDevice
+	3,   // 37: iot.core.v1.GetDeviceResponse.result:type_name -> iot.core.v1.Device
+	92,  // 38: iot.core.v1.UpdateDeviceRequest.labels:type_name -> iot.core.v1.UpdateDeviceRequest.LabelsEntry
+	95,  // 39: iot.core.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,   // 40: iot.core.v1.UpdateDeviceRequest.ingest_limit:type_name -> iot.core.v1.IngestLimit
+	3,   // 41: iot.core.v1.UpdateDeviceResponse.result:type_name -> iot.core.v1.Device
+	94,  // 42: iot.core.v1.GetDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	96,  // 43: iot.core.v1.RotateDeviceKeyRequest.ttl:type_name -> google.protobuf.Duration
+	94,  // 44: iot.core.v1.RotateDeviceKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 45: iot.core.v1.DeviceCertificate.create_time:type_name -> google.protobuf.Timestamp
+	49,  // 46: iot.core.v1.AddDeviceCertificateResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	49,  // 47: iot.core.v1.ListDeviceCertificatesResponse.result:type_name -> iot.core.v1.DeviceCertificate
+	3,   // 48: iot.core.v1.GetDeviceTreeResponse.device:type_name -> iot.core.v1.Device
+	7,   // 49: iot.core.v1.GetDeviceTreeResponse.root:type_name -> iot.core.v1.TreeNode
+	1,   // 50: iot.core.v1.CreateSensorRequest.value_type:type_name -> iot.core.v1.ValueType
+	5,   // 51: iot.core.v1.CreateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,   // 52: iot.core.v1.ListSensorsResponse.result:type_name -> iot.core.v1.Sensor
+	5,   // 53: iot.core.v1.GetSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	5,   // 54: iot.core.v1.UpdateSensorResponse.sensor:type_name -> iot.core.v1.Sensor
+	6,   // 55: iot.core.v1.CreateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 56: iot.core.v1.ListConsumersResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 57: iot.core.v1.GetConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 58: iot.core.v1.UpdateConsumerResponse.result:type_name -> iot.core.v1.Consumer
+	94,  // 59: iot.core.v1.GetConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	96,  // 60: iot.core.v1.RotateConsumerKeyRequest.ttl:type_name -> google.protobuf.Duration
+	94,  // 61: iot.core.v1.RotateConsumerKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	6,   // 62: iot.core.v1.GrantSensorResponse.result:type_name -> iot.core.v1.Consumer
+	6,   // 63: iot.core.v1.RevokeSensorResponse.result:type_name -> iot.core.v1.Consumer
+	94,  // 64: iot.core.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	93,  // 65: iot.core.v1.AuditEvent.details:type_name -> iot.core.v1.AuditEvent.DetailsEntry
+	94,  // 66: iot.core.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	94,  // 67: iot.core.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	86,  // 68: iot.core.v1.ListAuditEventsResponse.result:type_name -> iot.core.v1.AuditEvent
+	8,   // 69: iot.core.v1.CoreService.SignIn:input_type -> iot.core.v1.SignInRequest
+	10,  // 70: iot.core.v1.CoreService.RefreshToken:input_type -> iot.core.v1.RefreshTokenRequest
+	12,  // 71: iot.core.v1.CoreService.SignOut:input_type -> iot.core.v1.SignOutRequest
+	14,  // 72: iot.core.v1.CoreService.GetCurrentUser:input_type -> iot.core.v1.GetCurrentUserRequest
+	16,  // 73: iot.core.v1.CoreService.CreateUser:input_type -> iot.core.v1.CreateUserRequest
+	18,  // 74: iot.core.v1.CoreService.ListUsers:input_type -> iot.core.v1.ListUsersRequest
+	20,  // 75: iot.core.v1.CoreService.GetUser:input_type -> iot.core.v1.GetUserRequest
+	22,  // 76: iot.core.v1.CoreService.UpdateUser:input_type -> iot.core.v1.UpdateUserRequest
+	24,  // 77: iot.core.v1.CoreService.ChangePassword:input_type -> iot.core.v1.ChangePasswordRequest
+	26,  // 78: iot.core.v1.CoreService.SetUserDisabled:input_type -> iot.core.v1.SetUserDisabledRequest
+	28,  // 79: iot.core.v1.CoreService.DeleteUser:input_type -> iot.core.v1.DeleteUserRequest
+	30,  // 80: iot.core.v1.CoreService.CreateDevice:input_type -> iot.core.v1.CreateDeviceRequest
+	32,  // 81: iot.core.v1.CoreService.ListDevices:input_type -> iot.core.v1.ListDevicesRequest
+	34,  // 82: iot.core.v1.CoreService.ImportDevices:input_type -> iot.core.v1.ImportDevicesRequest
+	39,  // 83: iot.core.v1.CoreService.GetDevice:input_type -> iot.core.v1.GetDeviceRequest
+	41,  // 84: iot.core.v1.CoreService.UpdateDevice:input_type -> iot.core.v1.UpdateDeviceRequest
+	43,  // 85: iot.core.v1.CoreService.DeleteDevice:input_type -> iot.core.v1.DeleteDeviceRequest
+	45,  // 86: iot.core.v1.CoreService.GetDeviceKey:input_type -> iot.core.v1.GetDeviceKeyRequest
+	47,  // 87: iot.core.v1.CoreService.RotateDeviceKey:input_type -> iot.core.v1.RotateDeviceKeyRequest
+	50,  // 88: iot.core.v1.CoreService.AddDeviceCertificate:input_type -> iot.core.v1.AddDeviceCertificateRequest
+	52,  // 89: iot.core.v1.CoreService.ListDeviceCertificates:input_type -> iot.core.v1.ListDeviceCertificatesRequest
+	54,  // 90: iot.core.v1.CoreService.RemoveDeviceCertificate:input_type -> iot.core.v1.RemoveDeviceCertificateRequest
+	56,  // 91: iot.core.v1.CoreService.GetDeviceTree:input_type -> iot.core.v1.GetDeviceTreeRequest
+	58,  // 92: iot.core.v1.CoreService.CreateSensor:input_type -> iot.core.v1.CreateSensorRequest
+	60,  // 93: iot.core.v1.CoreService.ListSensors:input_type -> iot.core.v1.ListSensorsRequest
+	62,  // 94: iot.core.v1.CoreService.GetSensor:input_type -> iot.core.v1.GetSensorRequest
+	64,  // 95: iot.core.v1.CoreService.UpdateSensor:input_type -> iot.core.v1.UpdateSensorRequest
+	66,  // 96: iot.core.v1.CoreService.DeleteSensor:input_type -> iot.core.v1.DeleteSensorRequest
+	68,  // 97: iot.core.v1.CoreService.CreateConsumer:input_type -> iot.core.v1.CreateConsumerRequest
+	70,  // 98: iot.core.v1.CoreService.ListConsumers:input_type -> iot.core.v1.ListConsumersRequest
+	72,  // 99: iot.core.v1.CoreService.GetConsumer:input_type -> iot.core.v1.GetConsumerRequest
+	74,  // 100: iot.core.v1.CoreService.UpdateConsumer:input_type -> iot.core.v1.UpdateConsumerRequest
+	76,  // 101: iot.core.v1.CoreService.DeleteConsumer:input_type -> iot.core.v1.DeleteConsumerRequest
+	78,  // 102: iot.core.v1.CoreService.GetConsumerKey:input_type -> iot.core.v1.GetConsumerKeyRequest
+	80,  // 103: iot.core.v1.CoreService.RotateConsumerKey:input_type -> iot.core.v1.RotateConsumerKeyRequest
+	82,  // 104: iot.core.v1.CoreService.GrantSensor:input_type -> iot.core.v1.GrantSensorRequest
+	84,  // 105: iot.core.v1.CoreService.RevokeSensor:input_type -> iot.core.v1.RevokeSensorRequest
+	87,  // 106: iot.core.v1.CoreService.ListAuditEvents:input_type -> iot.core.v1.ListAuditEventsRequest
+	9,   // 107: iot.core.v1.CoreService.SignIn:output_type -> iot.core.v1.SignInResponse
+	11,  // 108: iot.core.v1.CoreService.RefreshToken:output_type -> iot.core.v1.RefreshTokenResponse
+	13,  // 109: iot.core.v1.CoreService.SignOut:output_type -> iot.core.v1.SignOutResponse
+	15,  // 110: iot.core.v1.CoreService.GetCurrentUser:output_type -> iot.core.v1.GetCurrentUserResponse
+	17,  // 111: iot.core.v1.CoreService.CreateUser:output_type -> iot.core.v1.CreateUserResponse
+	19,  // 112: iot.core.v1.CoreService.ListUsers:output_type -> iot.core.v1.ListUsersResponse
+	21,  // 113: iot.core.v1.CoreService.GetUser:output_type -> iot.core.v1.GetUserResponse
+	23,  // 114: iot.core.v1.CoreService.UpdateUser:output_type -> iot.core.v1.UpdateUserResponse
+	25,  // 115: iot.core.v1.CoreService.ChangePassword:output_type -> iot.core.v1.ChangePasswordResponse
+	27,  // 116: iot.core.v1.CoreService.SetUserDisabled:output_type -> iot.core.v1.SetUserDisabledResponse
+	29,  // 117: iot.core.v1.CoreService.DeleteUser:output_type -> iot.core.v1.DeleteUserResponse
+	31,  // 118: iot.core.v1.CoreService.CreateDevice:output_type -> iot.core.v1.CreateDeviceResponse
+	33,  // 119: iot.core.v1.CoreService.ListDevices:output_type -> iot.core.v1.ListDevicesResponse
+	37,  // 120: iot.core.v1.CoreService.ImportDevices:output_type -> iot.core.v1.ImportDevicesResponse
+	40,  // 121: iot.core.v1.CoreService.GetDevice:output_type -> iot.core.v1.GetDeviceResponse
+	42,  // 122: iot.core.v1.CoreService.UpdateDevice:output_type -> iot.core.v1.UpdateDeviceResponse
+	44,  // 123: iot.core.v1.CoreService.DeleteDevice:output_type -> iot.core.v1.DeleteDeviceResponse
+	46,  // 124: iot.core.v1.CoreService.GetDeviceKey:output_type -> iot.core.v1.GetDeviceKeyResponse
+	48,  // 125: iot.core.v1.CoreService.RotateDeviceKey:output_type -> iot.core.v1.RotateDeviceKeyResponse
+	51,  // 126: iot.core.v1.CoreService.AddDeviceCertificate:output_type -> iot.core.v1.AddDeviceCertificateResponse
+	53,  // 127: iot.core.v1.CoreService.ListDeviceCertificates:output_type -> iot.core.v1.ListDeviceCertificatesResponse
+	55,  // 128: iot.core.v1.CoreService.RemoveDeviceCertificate:output_type -> iot.core.v1.RemoveDeviceCertificateResponse
+	57,  // 129: iot.core.v1.CoreService.GetDeviceTree:output_type -> iot.core.v1.GetDeviceTreeResponse
+	59,  // 130: iot.core.v1.CoreService.CreateSensor:output_type -> iot.core.v1.CreateSensorResponse
+	61,  // 131: iot.core.v1.CoreService.ListSensors:output_type -> iot.core.v1.ListSensorsResponse
+	63,  // 132: iot.core.v1.CoreService.GetSensor:output_type -> iot.core.v1.GetSensorResponse
+	65,  // 133: iot.core.v1.CoreService.UpdateSensor:output_type -> iot.core.v1.UpdateSensorResponse
+	67,  // 134: iot.core.v1.CoreService.DeleteSensor:output_type -> iot.core.v1.DeleteSensorResponse
+	69,  // 135: iot.core.v1.CoreService.CreateConsumer:output_type -> iot.core.v1.CreateConsumerResponse
+	71,  // 136: iot.core.v1.CoreService.ListConsumers:output_type -> iot.core.v1.ListConsumersResponse
+	73,  // 137: iot.core.v1.CoreService.GetConsumer:output_type -> iot.core.v1.GetConsumerResponse
+	75,  // 138: iot.core.v1.CoreService.UpdateConsumer:output_type -> iot.core.v1.UpdateConsumerResponse
+	77,  // 139: iot.core.v1.CoreService.DeleteConsumer:output_type -> iot.core.v1.DeleteConsumerResponse
+	79,  // 140: iot.core.v1.CoreService.GetConsumerKey:output_type -> iot.core.v1.GetConsumerKeyResponse
+	81,  // 141: iot.core.v1.CoreService.RotateConsumerKey:output_type -> iot.core.v1.RotateConsumerKeyResponse
+	83,  // 142: iot.core.v1.CoreService.GrantSensor:output_type -> iot.core.v1.GrantSensorResponse
+	85,  // 143: iot.core.v1.CoreService.RevokeSensor:output_type -> iot.core.v1.RevokeSensorResponse
+	88,  // 144: iot.core.v1.CoreService.ListAuditEvents:output_type -> iot.core.v1.ListAuditEventsResponse
+	107, // [107:145] is the sub-list for method output_type
+	69,  // [69:107] is the sub-list for method input_type
+	69,  // [69:69] is the sub-list for extension type_name
+	69,  // [69:69] is the sub-list for extension extendee
+	0,   // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_iot_core_v1_core_proto_init() }
@@ -5775,16 +5898,16 @@ func file_iot_core_v1_core_proto_init() {
 		return
 	}
 	file_iot_core_v1_core_proto_msgTypes[20].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[37].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[60].OneofWrappers = []any{}
-	file_iot_core_v1_core_proto_msgTypes[70].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[39].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[62].OneofWrappers = []any{}
+	file_iot_core_v1_core_proto_msgTypes[72].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_iot_core_v1_core_proto_rawDesc), len(file_iot_core_v1_core_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   90,
+			NumMessages:   92,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

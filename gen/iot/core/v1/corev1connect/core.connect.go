@@ -54,6 +54,9 @@ const (
 	// CoreServiceChangePasswordProcedure is the fully-qualified name of the CoreService's
 	// ChangePassword RPC.
 	CoreServiceChangePasswordProcedure = "/iot.core.v1.CoreService/ChangePassword"
+	// CoreServiceSetUserDisabledProcedure is the fully-qualified name of the CoreService's
+	// SetUserDisabled RPC.
+	CoreServiceSetUserDisabledProcedure = "/iot.core.v1.CoreService/SetUserDisabled"
 	// CoreServiceDeleteUserProcedure is the fully-qualified name of the CoreService's DeleteUser RPC.
 	CoreServiceDeleteUserProcedure = "/iot.core.v1.CoreService/DeleteUser"
 	// CoreServiceCreateDeviceProcedure is the fully-qualified name of the CoreService's CreateDevice
@@ -162,6 +165,12 @@ type CoreServiceClient interface {
 	// give the current one; an admin may reset anyone's. Existing user tokens of
 	// that user stop working.
 	ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error)
+	// SetUserDisabled disables or re-enables a user. Admins only. A disabled
+	// user cannot sign in (PERMISSION_DENIED), its refresh tokens stop working
+	// at once and its user tokens are refused within the auth cache staleness
+	// bound (--auth-cache-ttl). Admins cannot disable themselves, and the last
+	// enabled admin cannot be disabled. Its devices and consumers keep working.
+	SetUserDisabled(context.Context, *v1.SetUserDisabledRequest) (*v1.SetUserDisabledResponse, error)
 	// DeleteUser removes a user together with its devices, sensors and consumers.
 	// Admins only; the last admin cannot be deleted.
 	DeleteUser(context.Context, *v1.DeleteUserRequest) (*v1.DeleteUserResponse, error)
@@ -313,6 +322,12 @@ func NewCoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			httpClient,
 			baseURL+CoreServiceChangePasswordProcedure,
 			connect.WithSchema(coreServiceMethods.ByName("ChangePassword")),
+			connect.WithClientOptions(opts...),
+		),
+		setUserDisabled: connect.NewClient[v1.SetUserDisabledRequest, v1.SetUserDisabledResponse](
+			httpClient,
+			baseURL+CoreServiceSetUserDisabledProcedure,
+			connect.WithSchema(coreServiceMethods.ByName("SetUserDisabled")),
 			connect.WithClientOptions(opts...),
 		),
 		deleteUser: connect.NewClient[v1.DeleteUserRequest, v1.DeleteUserResponse](
@@ -497,6 +512,7 @@ type coreServiceClient struct {
 	getUser                 *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
 	updateUser              *connect.Client[v1.UpdateUserRequest, v1.UpdateUserResponse]
 	changePassword          *connect.Client[v1.ChangePasswordRequest, v1.ChangePasswordResponse]
+	setUserDisabled         *connect.Client[v1.SetUserDisabledRequest, v1.SetUserDisabledResponse]
 	deleteUser              *connect.Client[v1.DeleteUserRequest, v1.DeleteUserResponse]
 	createDevice            *connect.Client[v1.CreateDeviceRequest, v1.CreateDeviceResponse]
 	listDevices             *connect.Client[v1.ListDevicesRequest, v1.ListDevicesResponse]
@@ -602,6 +618,15 @@ func (c *coreServiceClient) UpdateUser(ctx context.Context, req *v1.UpdateUserRe
 // ChangePassword calls iot.core.v1.CoreService.ChangePassword.
 func (c *coreServiceClient) ChangePassword(ctx context.Context, req *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error) {
 	response, err := c.changePassword.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// SetUserDisabled calls iot.core.v1.CoreService.SetUserDisabled.
+func (c *coreServiceClient) SetUserDisabled(ctx context.Context, req *v1.SetUserDisabledRequest) (*v1.SetUserDisabledResponse, error) {
+	response, err := c.setUserDisabled.CallUnary(ctx, connect.NewRequest(req))
 	if response != nil {
 		return response.Msg, err
 	}
@@ -889,6 +914,12 @@ type CoreServiceHandler interface {
 	// give the current one; an admin may reset anyone's. Existing user tokens of
 	// that user stop working.
 	ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error)
+	// SetUserDisabled disables or re-enables a user. Admins only. A disabled
+	// user cannot sign in (PERMISSION_DENIED), its refresh tokens stop working
+	// at once and its user tokens are refused within the auth cache staleness
+	// bound (--auth-cache-ttl). Admins cannot disable themselves, and the last
+	// enabled admin cannot be disabled. Its devices and consumers keep working.
+	SetUserDisabled(context.Context, *v1.SetUserDisabledRequest) (*v1.SetUserDisabledResponse, error)
 	// DeleteUser removes a user together with its devices, sensors and consumers.
 	// Admins only; the last admin cannot be deleted.
 	DeleteUser(context.Context, *v1.DeleteUserRequest) (*v1.DeleteUserResponse, error)
@@ -1036,6 +1067,12 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 		CoreServiceChangePasswordProcedure,
 		svc.ChangePassword,
 		connect.WithSchema(coreServiceMethods.ByName("ChangePassword")),
+		connect.WithHandlerOptions(opts...),
+	)
+	coreServiceSetUserDisabledHandler := connect.NewUnaryHandlerSimple(
+		CoreServiceSetUserDisabledProcedure,
+		svc.SetUserDisabled,
+		connect.WithSchema(coreServiceMethods.ByName("SetUserDisabled")),
 		connect.WithHandlerOptions(opts...),
 	)
 	coreServiceDeleteUserHandler := connect.NewUnaryHandlerSimple(
@@ -1226,6 +1263,8 @@ func NewCoreServiceHandler(svc CoreServiceHandler, opts ...connect.HandlerOption
 			coreServiceUpdateUserHandler.ServeHTTP(w, r)
 		case CoreServiceChangePasswordProcedure:
 			coreServiceChangePasswordHandler.ServeHTTP(w, r)
+		case CoreServiceSetUserDisabledProcedure:
+			coreServiceSetUserDisabledHandler.ServeHTTP(w, r)
 		case CoreServiceDeleteUserProcedure:
 			coreServiceDeleteUserHandler.ServeHTTP(w, r)
 		case CoreServiceCreateDeviceProcedure:
@@ -1325,6 +1364,10 @@ func (UnimplementedCoreServiceHandler) UpdateUser(context.Context, *v1.UpdateUse
 
 func (UnimplementedCoreServiceHandler) ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.ChangePassword is not implemented"))
+}
+
+func (UnimplementedCoreServiceHandler) SetUserDisabled(context.Context, *v1.SetUserDisabledRequest) (*v1.SetUserDisabledResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("iot.core.v1.CoreService.SetUserDisabled is not implemented"))
 }
 
 func (UnimplementedCoreServiceHandler) DeleteUser(context.Context, *v1.DeleteUserRequest) (*v1.DeleteUserResponse, error) {

@@ -44,6 +44,9 @@ class CoreService(Protocol):
     async def change_password(self, request: iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def set_user_disabled(self, request: iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def delete_user(self, request: iot_dot_core_dot_v1_dot_core__pb2.DeleteUserRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.DeleteUserResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -223,6 +226,16 @@ class CoreServiceASGIApplication(ConnectASGIApplication[CoreService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.change_password,
+                ),
+                "/iot.core.v1.CoreService/SetUserDisabled": Endpoint.unary(
+                    method=MethodInfo(
+                        name="SetUserDisabled",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.set_user_disabled,
                 ),
                 "/iot.core.v1.CoreService/DeleteUser": Endpoint.unary(
                     method=MethodInfo(
@@ -691,6 +704,26 @@ class CoreServiceClient(ConnectClient):
                 service_name="iot.core.v1.CoreService",
                 input=iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordRequest,
                 output=iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def set_user_disabled(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SetUserDisabled",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,
@@ -1277,6 +1310,8 @@ class CoreServiceSync(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def change_password(self, request: iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def set_user_disabled(self, request: iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def delete_user(self, request: iot_dot_core_dot_v1_dot_core__pb2.DeleteUserRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.DeleteUserResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def create_device(self, request: iot_dot_core_dot_v1_dot_core__pb2.CreateDeviceRequest, ctx: RequestContext) -> iot_dot_core_dot_v1_dot_core__pb2.CreateDeviceResponse:
@@ -1428,6 +1463,16 @@ class CoreServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.change_password,
+                ),
+                "/iot.core.v1.CoreService/SetUserDisabled": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="SetUserDisabled",
+                        service_name="iot.core.v1.CoreService",
+                        input=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest,
+                        output=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.set_user_disabled,
                 ),
                 "/iot.core.v1.CoreService/DeleteUser": EndpointSync.unary(
                     method=MethodInfo(
@@ -1896,6 +1941,26 @@ class CoreServiceClientSync(ConnectClientSync):
                 service_name="iot.core.v1.CoreService",
                 input=iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordRequest,
                 output=iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def set_user_disabled(
+        self,
+        request: iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SetUserDisabled",
+                service_name="iot.core.v1.CoreService",
+                input=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest,
+                output=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

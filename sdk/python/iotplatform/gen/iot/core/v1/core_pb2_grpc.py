@@ -83,6 +83,11 @@ class CoreServiceStub:
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordRequest.SerializeToString,
                 response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordResponse.FromString,
                 _registered_method=True)
+        self.SetUserDisabled = channel.unary_unary(
+                '/iot.core.v1.CoreService/SetUserDisabled',
+                request_serializer=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest.SerializeToString,
+                response_deserializer=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse.FromString,
+                _registered_method=True)
         self.DeleteUser = channel.unary_unary(
                 '/iot.core.v1.CoreService/DeleteUser',
                 request_serializer=iot_dot_core_dot_v1_dot_core__pb2.DeleteUserRequest.SerializeToString,
@@ -299,6 +304,17 @@ class CoreServiceServicer:
         """ChangePassword sets a new password. A user changing its own password must
         give the current one; an admin may reset anyone's. Existing user tokens of
         that user stop working.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetUserDisabled(self, request, context):
+        """SetUserDisabled disables or re-enables a user. Admins only. A disabled
+        user cannot sign in (PERMISSION_DENIED), its refresh tokens stop working
+        at once and its user tokens are refused within the auth cache staleness
+        bound (--auth-cache-ttl). Admins cannot disable themselves, and the last
+        enabled admin cannot be disabled. Its devices and consumers keep working.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -577,6 +593,11 @@ def add_CoreServiceServicer_to_server(servicer, server):
                     servicer.ChangePassword,
                     request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordRequest.FromString,
                     response_serializer=iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'SetUserDisabled': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetUserDisabled,
+                    request_deserializer=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest.FromString,
+                    response_serializer=iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse.SerializeToString,
             ),
             'DeleteUser': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteUser,
@@ -966,6 +987,33 @@ class CoreService:
             '/iot.core.v1.CoreService/ChangePassword',
             iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordRequest.SerializeToString,
             iot_dot_core_dot_v1_dot_core__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetUserDisabled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iot.core.v1.CoreService/SetUserDisabled',
+            iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledRequest.SerializeToString,
+            iot_dot_core_dot_v1_dot_core__pb2.SetUserDisabledResponse.FromString,
             options,
             channel_credentials,
             insecure,
