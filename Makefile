@@ -88,7 +88,7 @@ run: build ## Build and start the platform on embedded defaults (data in ./data)
 
 .PHONY: test-services
 test-services: ## Install and start the real PostgreSQL, Kafka and OpenSearch used by the tests
-	deploy/scripts/test-services.sh up
+	scripts/services/test-services.sh up
 	@if [ -x scripts/install-test-tools.sh ]; then scripts/install-test-tools.sh; fi
 	scripts/install-console-test-tools.sh
 
@@ -99,7 +99,7 @@ web: ## Rebuild the web console bundle into web/dist (needs Node 20+; commit web
 
 .PHONY: test
 test: tools test-services lint ## Install everything the tests need and run all of them (Go, then the SDKs)
-	eval "$$(deploy/scripts/test-services.sh env)" && \
+	eval "$$(scripts/services/test-services.sh env)" && \
 	IOT_TEST_REQUIRE_SERVICES=1 $(GO) test $(GO_TEST_FLAGS) ./...
 	scripts/sdk-test.sh
 
@@ -117,15 +117,15 @@ test-short: ## Unit tests only: -short skips the e2e suite and every test needin
 
 .PHONY: bench
 bench: build test-services ## Run the benchmarks (results go to docs/BENCHMARKS.md by hand)
-	eval "$$(deploy/scripts/test-services.sh env)" && bench/run.sh
+	eval "$$(scripts/services/test-services.sh env)" && scripts/bench/run.sh
 
 .PHONY: bench-console
 bench-console: ## The web console's budgets in headless Chromium: bundle size, first load, 100k-point chart, live chart at 1,000 readings/s
-	bench/console.sh
+	scripts/bench/console.sh
 
 .PHONY: bench-paper
 bench-paper: build test-services ## The WoSC'22 paper's eight endpoints × three load shapes × three topologies (results: docs/BENCHMARKS.md)
-	eval "$$(deploy/scripts/test-services.sh env)" && $(GO) run ./bench/paper -bin $(BIN)/iotplatform $(BENCH_PAPER_FLAGS)
+	eval "$$(scripts/services/test-services.sh env)" && $(GO) run ./bench/paper -bin $(BIN)/iotplatform $(BENCH_PAPER_FLAGS)
 
 .PHONY: clean
 clean: ## Remove build output (not ./data)

@@ -17,17 +17,19 @@ import (
 func TestConsole_Chromium(t *testing.T) {
 	node, err := exec.LookPath("node")
 	missing := err != nil
-	for _, p := range []string{"/usr/bin/chromium", "../web/node_modules/playwright-core/package.json"} {
+	python, _ := filepath.Abs("../sdk/python/.venv/bin/python") // the Python SDK snippet runs with it
+	for _, p := range []string{"/usr/bin/chromium", "../web/node_modules/playwright-core/package.json", python} {
 		if _, err := os.Stat(p); err != nil {
 			missing = true
 		}
 	}
 	if missing {
 		if os.Getenv("IOT_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatal("node, /usr/bin/chromium or web/node_modules missing: run scripts/install-console-test-tools.sh")
+			t.Fatal("node, /usr/bin/chromium, web/node_modules or sdk/python/.venv missing: run scripts/install-console-test-tools.sh")
 		}
-		t.Skip("node, /usr/bin/chromium or web/node_modules missing: run scripts/install-console-test-tools.sh (make test does)")
+		t.Skip("node, /usr/bin/chromium, web/node_modules or sdk/python/.venv missing: run scripts/install-console-test-tools.sh (make test does)")
 	}
+	sdkPython, _ := filepath.Abs("../sdk/python") // the SDK from its sources, as scripts/sdk-test.sh tests it
 	p := Start(t, Options{})
 	artifacts, _ := filepath.Abs("../web/artifacts")
 	old, _ := filepath.Glob(filepath.Join(artifacts, "failed-step-*.png"))
@@ -57,6 +59,8 @@ func TestConsole_Chromium(t *testing.T) {
 		"IOT_CONSOLE_ARTIFACTS="+artifacts,
 		"IOT_CONSOLE_IOTCTL="+iotctl,
 		"IOT_CONSOLE_GRPCURL="+grpcurlPath(t),
+		"IOT_CONSOLE_PYTHON="+python,
+		"IOT_CONSOLE_PYTHONPATH="+sdkPython,
 	)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()

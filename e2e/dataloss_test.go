@@ -73,11 +73,11 @@ func mosquittoPub(t *testing.T, p *Platform, d Device, qos int, version, msg str
 	}
 }
 
-// mqttjs runs e2e/mqttjs/producer.js (mqtt.js, installed by its install.sh):
+// mqttjs runs e2e/mqttjs/producer.js (mqtt.js, installed by scripts/install-mqttjs.sh):
 // arrays of 2-5 readings sharing a millisecond, QoS 0, then end().
 func mqttjs(t *testing.T, p *Platform, d Device, arrays, first, version int) int {
 	t.Helper()
-	if out, err := exec.Command("mqttjs/install.sh").CombinedOutput(); err != nil {
+	if out, err := exec.Command("../scripts/install-mqttjs.sh").CombinedOutput(); err != nil {
 		t.Fatalf("install mqtt.js: %v\n%s", err, out)
 	}
 	out, err := exec.Command("node", "mqttjs/producer.js", "mqtt://"+p.MQTT, d.Token, d.ID, d.SensorID,

@@ -348,7 +348,7 @@ func (t *topology) stop() {
 
 func freshDB() (string, func(), error) {
 	if *pgDSN == "" {
-		return "", nil, fmt.Errorf("no PostgreSQL: set -postgres or IOT_TEST_POSTGRES_DSN (deploy/scripts/test-services.sh env)")
+		return "", nil, fmt.Errorf("no PostgreSQL: set -postgres or IOT_TEST_POSTGRES_DSN (scripts/services/test-services.sh env)")
 	}
 	db, err := sql.Open("pgx", *pgDSN)
 	if err != nil {

@@ -1,5 +1,5 @@
 // Command registryload benchmarks the registry at fleet scale against a
-// running iotplatform (bench/registry.sh starts one):
+// running iotplatform (scripts/bench/registry.sh starts one):
 //
 //   - create: N closed-loop clients each POST /api/devices (REST) as fast
 //     as answers come; a bare net/http handler taking the same POST is

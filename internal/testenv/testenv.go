@@ -1,5 +1,5 @@
 // Package testenv gives tests the addresses of the real services started by
-// deploy/scripts/test-services.sh (PostgreSQL, Kafka, OpenSearch).
+// scripts/services/test-services.sh (PostgreSQL, Kafka, OpenSearch).
 //
 // `make test` starts them and sets IOT_TEST_REQUIRE_SERVICES=1, so a missing
 // service fails the run; a plain `go test` without them skips those tests,
@@ -21,7 +21,7 @@ func get(t testing.TB, env, what string) string {
 		return v
 	}
 	if os.Getenv("IOT_TEST_REQUIRE_SERVICES") == "1" {
-		t.Fatalf("%s is required (set %s; `make test` starts it via deploy/scripts/test-services.sh)", what, env)
+		t.Fatalf("%s is required (set %s; `make test` starts it via scripts/services/test-services.sh)", what, env)
 	}
 	t.Skipf("%s not set: run `make test` to start a real %s", env, what)
 	return ""

@@ -1,6 +1,6 @@
 // Budgets of the web console, measured in real headless Chromium against
 // the built binary (bin/iotplatform, started here on free loopback ports
-// with a fresh data dir). Run: bench/console.sh (or make bench-console).
+// with a fresh data dir). Run: scripts/bench/console.sh (or make bench-console).
 //   1. bundle size: every file of web/dist gzipped (-9), against 200 KB;
 //   2. first load to interactive (cold cache, new browser context), signed
 //      out (/signin) and signed in (/devices with a session), median of N,

@@ -190,7 +190,7 @@ step("connect this device: the curl and mosquitto_pub snippets work when pasted,
   await shot(page, "device");
 });
 
-step("the WebSocket, grpcurl and iotctl snippets work when pasted", async () => {
+step("the WebSocket, grpcurl, iotctl and Python SDK snippets work when pasted", async () => {
   const page = s.page;
   const run = (text) => execFileSync("bash", ["-c", "set -euo pipefail\n" + text], { encoding: "utf8", timeout: 20_000 });
   // WebSocket: the JavaScript snippet in a blank browser page.
@@ -219,7 +219,15 @@ step("the WebSocket, grpcurl and iotctl snippets work when pasted", async () => 
   await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /45\.5 km\/h/ }).waitFor({ timeout: 15_000 });
   // The SDK snippets name the real address and ids.
   await page.getByRole("tab", { name: "Python SDK" }).click();
-  assert.match(await page.locator('pre[data-snippet="python"]').innerText(), new RegExp(`sensor_id=${s.speedId}, double_value=21.5`));
+  const py = await page.locator('pre[data-snippet="python"]').innerText();
+  assert.match(py, new RegExp(`sensor_id=${s.speedId}, double_value=21.5`));
+  // ... and the Python one runs as pasted (the SDK from sdk/python in the project's venv).
+  execFileSync(process.env.IOT_CONSOLE_PYTHON, ["-c", py.replace("double_value=21.5", "double_value=46.5")], {
+    encoding: "utf8",
+    timeout: 20_000,
+    env: { ...process.env, PYTHONPATH: process.env.IOT_CONSOLE_PYTHONPATH },
+  });
+  await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /46\.5 km\/h/ }).waitFor({ timeout: 15_000 });
 });
 
 step("history chart: Aggregate min/avg/max buckets, raw readings when zoomed in, several sensors, a boolean as a state timeline", async () => {

@@ -2,7 +2,7 @@
 # defaults in a temp dir (API 127.0.0.1:18080, HTTP :18083, WS :18765,
 # MQTT :11883), waits until it is ready, and stops it on exit. Sets $pw
 # (root's password); extra serve flags come from $IOT_BENCH_SERVE_FLAGS.
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 make -s build
 dir=$(mktemp -d)
 pw="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"

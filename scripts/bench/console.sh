@@ -4,7 +4,7 @@
 # 1,000 readings/s. Needs bin/iotplatform (make build) and
 # scripts/install-console-test-tools.sh. RUNS=N sets the repetitions (10).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 scripts/install-console-test-tools.sh
 go build -o bin/iotplatform ./cmd/iotplatform   # embeds the current web/dist
 IOT_BIN=$PWD/bin/iotplatform node web/bench/bench.mjs

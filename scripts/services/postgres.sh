@@ -105,7 +105,7 @@ cmd_start() {
       >"$PG_DIR/initdb.log" 2>&1 || die "initdb failed" "$PG_DIR/initdb.log"
     cat >>"$PG_DATA/postgresql.conf" <<EOF
 
-# ---- iotplatform test cluster (deploy/scripts/postgres.sh) ----
+# ---- iotplatform test cluster (scripts/services/postgres.sh) ----
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = ''

@@ -1,9 +1,9 @@
 # shellcheck shell=bash
-# Shared helpers for the deploy/scripts/*.sh service scripts. Sourced, not run.
+# Shared helpers for the scripts/services/*.sh service scripts. Sourced, not run.
 
 IOT_TEST_STATE="${IOT_TEST_STATE:-/tmp/iotplatform-test}"
 IOT_CACHE="${IOT_CACHE:-${HOME:-/root}/.cache/iotplatform}"
-DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../deploy" && pwd)"
 
 _svc="${_svc:-service}"
 

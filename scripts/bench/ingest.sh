@@ -3,7 +3,7 @@
 # bus + SQLite store: every ack means committed to disk): HTTP single
 # readings vs a bare net/http handler, HTTP batches of 1000, MQTT QoS 1 vs
 # Debian's mosquitto. Then the in-process gateway runs of bench/ingestload.
-# Usage: bench/ingest.sh [-d 6s] [-runs 3]
+# Usage: scripts/bench/ingest.sh [-d 6s] [-runs 3]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 scripts/install-test-tools.sh

@@ -4,9 +4,9 @@
 # with --trace-sample-ratio (default 0.01) exporting OTLP/gRPC to a local
 # sink — driven alternately (A, B, A, B, ...) by single-reading HTTP
 # requests; prints every run and the median B/A throughput ratio.
-# Usage: bench/tracing.sh [-d 6s] [-runs 5] [-c 64]   (IOT_BENCH_TRACE_RATIO=0.01)
+# Usage: scripts/bench/tracing.sh [-d 6s] [-runs 5] [-c 64]   (IOT_BENCH_TRACE_RATIO=0.01)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 make -s build
 go build -o bin/otlpsink ./bench/otlpsink
 go build -o bin/ingestload ./bench/ingestload

@@ -6,13 +6,13 @@
 # bench/registryload. In growth mode a second platform (API :28090, its
 # registry in IOT_BENCH_POSTGRES_REF_DSN on PostgreSQL) keeps the small
 # reference registry, measured alternately with the grown one. Usage:
-#   bench/registry.sh -mode create -vus 16 -duration 20s [-with-sensor]
-#   bench/registry.sh -mode import -devices 1000000
-#   bench/registry.sh -mode growth -devices 1000000 -vus 2 -duration 5s
+#   scripts/bench/registry.sh -mode create -vus 16 -duration 20s [-with-sensor]
+#   scripts/bench/registry.sh -mode import -devices 1000000
+#   scripts/bench/registry.sh -mode growth -devices 1000000 -vus 2 -duration 5s
 # IOT_BENCH_BINARY runs another build (e.g. an older commit's) instead.
 # pprof of the (grown) platform: http://127.0.0.1:28089/debug/pprof/
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 make -s build
 pids=() dirs=()
 trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "${dirs[@]}"' EXIT

@@ -4,7 +4,7 @@
 #   test-services.sh down     stop all three (state kept, reusable on next up)
 #   test-services.sh clean    stop all three and delete their state
 #   test-services.sh status   one line per service
-#   test-services.sh env      `export ...` lines: eval "$(deploy/scripts/test-services.sh env)"
+#   test-services.sh env      `export ...` lines: eval "$(scripts/services/test-services.sh env)"
 #   test-services.sh check    smoke test: a query, 1000 acked Kafka records, an OpenSearch index+bulk+aggs
 set -euo pipefail
 _svc=test-services
