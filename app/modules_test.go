@@ -78,7 +78,8 @@ func TestModules_RefusesCyclesAndUnknownModules(t *testing.T) {
 }
 
 // TestModules_FunctionModeNeedsNoTLSNorBus: function mode runs registry,
-// auth, limits, api and the function, nothing else.
+// auth, limits, telemetry (tracing, when configured), api and the
+// function, nothing else.
 func TestModules_FunctionModeNeedsNoTLSNorBus(t *testing.T) {
 	a := &App{roles: Roles{RoleCore: true}}
 	order, err := moduleOrder(a.functionModules(), []moduleName{modFunction})
@@ -86,7 +87,7 @@ func TestModules_FunctionModeNeedsNoTLSNorBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(order)
-	want := []moduleName{modAPI, modAuth, modFunction, modLimits, modRegistry}
+	want := []moduleName{modAPI, modAuth, modFunction, modLimits, modRegistry, modTelemetry}
 	if !slices.Equal(order, want) {
 		t.Fatalf("function mode modules %v, want %v", order, want)
 	}
