@@ -99,11 +99,16 @@ export function snippets(i: SnippetInput): Snippet[] {
         id: "go",
         label: "Go SDK",
         lang: "go",
+        // A whole program: main.go in a module that requires the SDK (docs/SDK.md), then `go run .`.
         text:
-          `// go get github.com/iotplatform/iotplatform/sdk/go/iot\n` +
-          `c := iot.New(${JSON.stringify(e.api)}, iot.WithToken(${i.token ? JSON.stringify(i.token) : "os.Getenv(\"TOKEN\")"}))\n` +
-          `_, err := c.Ingest.Ingest(ctx, &ingestv1.IngestRequest{Readings: []*ingestv1.Reading{{\n` +
-          `\tSensorId: ${i.sensorId}, Value: &ingestv1.Reading_${v.go}}}})`,
+          `// main.go — go get github.com/iotplatform/iotplatform/sdk/go/iot (docs/SDK.md), then: go run .\n` +
+          `package main\n\nimport (\n\t"context"\n\t"log"\n${i.token ? "" : '\t"os"\n'}\n` +
+          `\tingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"\n\t"github.com/iotplatform/iotplatform/sdk/go/iot"\n)\n\n` +
+          `func main() {\n` +
+          `\tdevice := iot.New(${JSON.stringify(e.api)}, iot.WithToken(${i.token ? JSON.stringify(i.token) : "os.Getenv(\"TOKEN\")"}))\n` +
+          `\t_, err := device.Ingest.Ingest(context.Background(), &ingestv1.IngestRequest{Readings: []*ingestv1.Reading{{\n` +
+          `\t\tSensorId: ${i.sensorId}, Value: &ingestv1.Reading_${v.go}}}})\n` +
+          `\tif err != nil {\n\t\tlog.Fatal(err)\n\t}\n}`,
       },
       {
         id: "ts",

@@ -6,7 +6,10 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { adminToken, chain, env, launch, newPage, rest, shot, signIn, uniq } from "./harness.mjs";
 
 let browser;
@@ -190,7 +193,7 @@ step("connect this device: the curl and mosquitto_pub snippets work when pasted,
   await shot(page, "device");
 });
 
-step("the WebSocket, grpcurl, iotctl and Python SDK snippets work when pasted", async () => {
+step("the WebSocket, grpcurl, iotctl, Python SDK and Go SDK snippets work when pasted", async () => {
   const page = s.page;
   const run = (text) => execFileSync("bash", ["-c", "set -euo pipefail\n" + text], { encoding: "utf8", timeout: 20_000 });
   // WebSocket: the JavaScript snippet in a blank browser page.
@@ -228,6 +231,20 @@ step("the WebSocket, grpcurl, iotctl and Python SDK snippets work when pasted", 
     env: { ...process.env, PYTHONPATH: process.env.IOT_CONSOLE_PYTHONPATH },
   });
   await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /46\.5 km\/h/ }).waitFor({ timeout: 15_000 });
+  // ... and the Go one is a whole program that runs as pasted, in a fresh module
+  // requiring the SDK the way docs/SDK.md says (replace directives to this tree).
+  await page.getByRole("tab", { name: "Go SDK" }).click();
+  const goSrc = await page.locator('pre[data-snippet="go"]').innerText();
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+  const dir = mkdtempSync(join(tmpdir(), "console-go-snippet-"));
+  writeFileSync(join(dir, "main.go"), goSrc.replace("DoubleValue: 21.5", "DoubleValue: 47.5"));
+  const goenv = { ...process.env, TOKEN: s.deviceToken, GOFLAGS: "-mod=mod" };
+  const sh = (args) => execFileSync("go", args, { cwd: dir, encoding: "utf8", timeout: 120_000, env: goenv });
+  sh(["mod", "init", "snippet"]);
+  sh(["mod", "edit", "-require=github.com/iotplatform/iotplatform/sdk/go@v0.0.0", `-replace=github.com/iotplatform/iotplatform/sdk/go=${root}/sdk/go`, `-replace=github.com/iotplatform/iotplatform/gen=${root}/gen`]);
+  sh(["mod", "tidy"]);
+  sh(["run", "."]);
+  await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /47\.5 km\/h/ }).waitFor({ timeout: 15_000 });
 });
 
 step("history chart: Aggregate min/avg/max buckets, raw readings when zoomed in, several sensors, a boolean as a state timeline", async () => {

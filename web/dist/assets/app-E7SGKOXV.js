@@ -17,10 +17,26 @@ ws.onmessage = (m) => { console.log(m.data); ws.close(); };`},{id:"grpcurl",labe
 grpcurl ${t.tls?"":"-plaintext "}-H "authorization: Bearer $TOKEN" \\
   -d '{"sequence":"1","readings":[{"sensor_id":"${e.sensorId}",${n.grpc}}]}' \\
   ${t.apiHost} iot.ingest.v1.IngestService/IngestStream`},{id:"iotctl",label:"iotctl",lang:"bash",text:`${r}
-IOT_API=${t.api} IOT_TOKEN=$TOKEN bin/iotctl push ${e.sensorId} '${n.cli}'`}];return n.go&&i.push({id:"go",label:"Go SDK",lang:"go",text:`// go get github.com/iotplatform/iotplatform/sdk/go/iot
-c := iot.New(${JSON.stringify(t.api)}, iot.WithToken(${e.token?JSON.stringify(e.token):'os.Getenv("TOKEN")'}))
-_, err := c.Ingest.Ingest(ctx, &ingestv1.IngestRequest{Readings: []*ingestv1.Reading{{
-	SensorId: ${e.sensorId}, Value: &ingestv1.Reading_${n.go}}}})`},{id:"ts",label:"TypeScript SDK",lang:"ts",text:`import { createClient } from "@iotplatform/sdk";
+IOT_API=${t.api} IOT_TOKEN=$TOKEN bin/iotctl push ${e.sensorId} '${n.cli}'`}];return n.go&&i.push({id:"go",label:"Go SDK",lang:"go",text:`// main.go — go get github.com/iotplatform/iotplatform/sdk/go/iot (docs/SDK.md), then: go run .
+package main
+
+import (
+	"context"
+	"log"
+${e.token?"":`	"os"
+`}
+	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
+	"github.com/iotplatform/iotplatform/sdk/go/iot"
+)
+
+func main() {
+	device := iot.New(${JSON.stringify(t.api)}, iot.WithToken(${e.token?JSON.stringify(e.token):'os.Getenv("TOKEN")'}))
+	_, err := device.Ingest.Ingest(context.Background(), &ingestv1.IngestRequest{Readings: []*ingestv1.Reading{{
+		SensorId: ${e.sensorId}, Value: &ingestv1.Reading_${n.go}}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+}`},{id:"ts",label:"TypeScript SDK",lang:"ts",text:`import { createClient } from "@iotplatform/sdk";
 const device = createClient(${JSON.stringify(t.api)}, { token: ${e.token?JSON.stringify(e.token):"process.env.TOKEN"} });
 await device.ingest.ingest({ readings: [{ sensorId: ${e.sensorId}n, value: ${n.ts} }] });`},{id:"python",label:"Python SDK",lang:"python",text:`import os
 from iotplatform import Client, ingest_pb2
