@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -101,6 +102,12 @@ func (a *App) initCommands(ctx context.Context) (*command.Service, error) {
 		a.grpcServices = append(a.grpcServices, commandv1connect.CommandServiceName)
 		if err := commandv1grpc.RegisterCommandServiceHandlerServer(ctx, a.rest, command.RESTServer{Service: svc}); err != nil {
 			return nil, fmt.Errorf("register command REST: %w", err)
+		}
+		// The in-process transcoder has no server streams: WatchDeviceStates'
+		// REST binding is served as newline-delimited JSON by the service
+		// (registered after, so it wins).
+		if err := a.rest.HandlePath(http.MethodGet, "/api/device-states/watch", svc.WatchStatesREST); err != nil {
+			return nil, fmt.Errorf("register WatchDeviceStates REST: %w", err)
 		}
 	}
 	return svc, nil

@@ -283,6 +283,12 @@ func (s *Service) SetDesiredAttributes(ctx context.Context, req *commandv1.SetDe
 
 // WatchDeviceStates implements CommandService.WatchDeviceStates.
 func (s *Service) WatchDeviceStates(ctx context.Context, req *commandv1.WatchDeviceStatesRequest, stream *connect.ServerStream[commandv1.WatchDeviceStatesResponse]) error {
+	return s.watchStates(ctx, req, nil, stream.Send)
+}
+
+// watchStates runs WatchDeviceStates: started (when set) once the request
+// is accepted, before the first state, then send per state.
+func (s *Service) watchStates(ctx context.Context, req *commandv1.WatchDeviceStatesRequest, started func(), send1 func(*commandv1.WatchDeviceStatesResponse) error) error {
 	if _, err := authn.Require(ctx, authn.KindUser); err != nil {
 		return err // who asks comes before what is asked: no token, no validation hints
 	}
@@ -311,7 +317,10 @@ func (s *Service) WatchDeviceStates(ctx context.Context, req *commandv1.WatchDev
 			return nil
 		}
 		last[id] = string(b)
-		return stream.Send(&commandv1.WatchDeviceStatesResponse{State: pb})
+		return send1(&commandv1.WatchDeviceStatesResponse{State: pb})
+	}
+	if started != nil {
+		started()
 	}
 	for id := range want {
 		if err := send(id); err != nil {
@@ -409,7 +418,8 @@ type RESTServer struct{ *Service }
 
 var _ commandv1grpc.CommandServiceServer = RESTServer{}
 
-// WatchDeviceStates is only available over Connect, gRPC and gRPC-Web.
+// WatchDeviceStates is not reached: the in-process transcoder has no server
+// streams, so its REST binding is served by WatchStatesREST (watchrest.go).
 func (RESTServer) WatchDeviceStates(*commandv1.WatchDeviceStatesRequest, grpc.ServerStreamingServer[commandv1.WatchDeviceStatesResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("WatchDeviceStates is a server stream: use Connect, gRPC or gRPC-Web"))
 }

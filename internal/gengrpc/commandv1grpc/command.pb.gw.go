@@ -302,6 +302,34 @@ func local_request_CommandService_SetDesiredAttributes_0(ctx context.Context, ma
 	return msg, metadata, err
 }
 
+var filter_CommandService_WatchDeviceStates_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_CommandService_WatchDeviceStates_0(ctx context.Context, marshaler runtime.Marshaler, client CommandServiceClient, req *http.Request, pathParams map[string]string) (CommandService_WatchDeviceStatesClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq commandv1.WatchDeviceStatesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_CommandService_WatchDeviceStates_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.WatchDeviceStates(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 // RegisterCommandServiceHandlerServer registers the http handlers for service CommandService to "mux".
 // UnaryRPC     :call CommandServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -427,6 +455,13 @@ func RegisterCommandServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 			return
 		}
 		forward_CommandService_SetDesiredAttributes_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+
+	mux.Handle(http.MethodGet, pattern_CommandService_WatchDeviceStates_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
 	})
 
 	return nil
@@ -570,6 +605,23 @@ func RegisterCommandServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_CommandService_SetDesiredAttributes_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_CommandService_WatchDeviceStates_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/iot.command.v1.CommandService/WatchDeviceStates", runtime.WithHTTPPathPattern("/api/device-states/watch"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_CommandService_WatchDeviceStates_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CommandService_WatchDeviceStates_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -580,6 +632,7 @@ var (
 	pattern_CommandService_CancelCommand_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "commands", "id", "cancel"}, ""))
 	pattern_CommandService_GetDeviceState_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "devices", "device_id", "state"}, ""))
 	pattern_CommandService_SetDesiredAttributes_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"api", "devices", "device_id", "state", "desired"}, ""))
+	pattern_CommandService_WatchDeviceStates_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "device-states", "watch"}, ""))
 )
 
 var (
@@ -589,4 +642,5 @@ var (
 	forward_CommandService_CancelCommand_0        = runtime.ForwardResponseMessage
 	forward_CommandService_GetDeviceState_0       = runtime.ForwardResponseMessage
 	forward_CommandService_SetDesiredAttributes_0 = runtime.ForwardResponseMessage
+	forward_CommandService_WatchDeviceStates_0    = runtime.ForwardResponseStream
 )

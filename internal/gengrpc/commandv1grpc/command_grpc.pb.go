@@ -62,6 +62,8 @@ type CommandServiceClient interface {
 	SetDesiredAttributes(ctx context.Context, in *commandv1.SetDesiredAttributesRequest, opts ...grpc.CallOption) (*commandv1.SetDesiredAttributesResponse, error)
 	// WatchDeviceStates streams the state of the named devices: first their
 	// current state, then every change (connection, last seen, attributes).
+	// Over REST (GET /api/device-states/watch?device_ids=1&device_ids=2) it
+	// is newline-delimited JSON, one {"result": {...}} object per line.
 	WatchDeviceStates(ctx context.Context, in *commandv1.WatchDeviceStatesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[commandv1.WatchDeviceStatesResponse], error)
 }
 
@@ -185,6 +187,8 @@ type CommandServiceServer interface {
 	SetDesiredAttributes(context.Context, *commandv1.SetDesiredAttributesRequest) (*commandv1.SetDesiredAttributesResponse, error)
 	// WatchDeviceStates streams the state of the named devices: first their
 	// current state, then every change (connection, last seen, attributes).
+	// Over REST (GET /api/device-states/watch?device_ids=1&device_ids=2) it
+	// is newline-delimited JSON, one {"result": {...}} object per line.
 	WatchDeviceStates(*commandv1.WatchDeviceStatesRequest, grpc.ServerStreamingServer[commandv1.WatchDeviceStatesResponse]) error
 }
 

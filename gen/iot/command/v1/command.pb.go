@@ -1685,7 +1685,7 @@ const file_iot_command_v1_command_proto_rawDesc = "" +
 	"\x18COMMAND_STATUS_SUCCEEDED\x10\x04\x12\x19\n" +
 	"\x15COMMAND_STATUS_FAILED\x10\x05\x12\x1a\n" +
 	"\x16COMMAND_STATUS_EXPIRED\x10\x06\x12\x1c\n" +
-	"\x18COMMAND_STATUS_CANCELLED\x10\a2\xb3\a\n" +
+	"\x18COMMAND_STATUS_CANCELLED\x10\a2\xd4\a\n" +
 	"\x0eCommandService\x12\x84\x01\n" +
 	"\vSendCommand\x12\".iot.command.v1.SendCommandRequest\x1a#.iot.command.v1.SendCommandResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/devices/{device_id}/commands\x12o\n" +
 	"\n" +
@@ -1693,8 +1693,8 @@ const file_iot_command_v1_command_proto_rawDesc = "" +
 	"\fListCommands\x12#.iot.command.v1.ListCommandsRequest\x1a$.iot.command.v1.ListCommandsResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/devices/{device_id}/commands\x12\x82\x01\n" +
 	"\rCancelCommand\x12$.iot.command.v1.CancelCommandRequest\x1a%.iot.command.v1.CancelCommandResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/api/commands/{id}/cancel\x12\x87\x01\n" +
 	"\x0eGetDeviceState\x12%.iot.command.v1.GetDeviceStateRequest\x1a&.iot.command.v1.GetDeviceStateResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/devices/{device_id}/state\x12\xa4\x01\n" +
-	"\x14SetDesiredAttributes\x12+.iot.command.v1.SetDesiredAttributesRequest\x1a,.iot.command.v1.SetDesiredAttributesResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\x1a&/api/devices/{device_id}/state/desired\x12l\n" +
-	"\x11WatchDeviceStates\x12(.iot.command.v1.WatchDeviceStatesRequest\x1a).iot.command.v1.WatchDeviceStatesResponse\"\x000\x012a\n" +
+	"\x14SetDesiredAttributes\x12+.iot.command.v1.SetDesiredAttributesRequest\x1a,.iot.command.v1.SetDesiredAttributesResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\x1a&/api/devices/{device_id}/state/desired\x12\x8c\x01\n" +
+	"\x11WatchDeviceStates\x12(.iot.command.v1.WatchDeviceStatesRequest\x1a).iot.command.v1.WatchDeviceStatesResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/device-states/watch0\x012a\n" +
 	"\rDeviceService\x12P\n" +
 	"\aConnect\x12\x1e.iot.command.v1.ConnectRequest\x1a\x1f.iot.command.v1.ConnectResponse\"\x00(\x010\x01BAZ?github.com/iotplatform/iotplatform/gen/iot/command/v1;commandv1b\x06proto3"
 

@@ -86,6 +86,8 @@ type CommandServiceClient interface {
 	SetDesiredAttributes(context.Context, *v1.SetDesiredAttributesRequest) (*v1.SetDesiredAttributesResponse, error)
 	// WatchDeviceStates streams the state of the named devices: first their
 	// current state, then every change (connection, last seen, attributes).
+	// Over REST (GET /api/device-states/watch?device_ids=1&device_ids=2) it
+	// is newline-delimited JSON, one {"result": {...}} object per line.
 	WatchDeviceStates(context.Context, *v1.WatchDeviceStatesRequest) (*connect.ServerStreamForClient[v1.WatchDeviceStatesResponse], error)
 }
 
@@ -241,6 +243,8 @@ type CommandServiceHandler interface {
 	SetDesiredAttributes(context.Context, *v1.SetDesiredAttributesRequest) (*v1.SetDesiredAttributesResponse, error)
 	// WatchDeviceStates streams the state of the named devices: first their
 	// current state, then every change (connection, last seen, attributes).
+	// Over REST (GET /api/device-states/watch?device_ids=1&device_ids=2) it
+	// is newline-delimited JSON, one {"result": {...}} object per line.
 	WatchDeviceStates(context.Context, *v1.WatchDeviceStatesRequest, *connect.ServerStream[v1.WatchDeviceStatesResponse]) error
 }
 

@@ -137,6 +137,8 @@ class CommandServiceServicer:
     def WatchDeviceStates(self, request, context):
         """WatchDeviceStates streams the state of the named devices: first their
         current state, then every change (connection, last seen, attributes).
+        Over REST (GET /api/device-states/watch?device_ids=1&device_ids=2) it
+        is newline-delimited JSON, one {"result": {...}} object per line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
