@@ -7,25 +7,12 @@ import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { alias } from "./alias.mjs";
 
 const webDir = path.dirname(fileURLToPath(import.meta.url));
 const outArg = process.argv.indexOf("--out");
 const outDir = path.resolve(outArg > 0 ? process.argv[outArg + 1] : path.join(webDir, "dist"));
-// The SDK is consumed from its TypeScript source (its package builds dist/
-// with tsc, which a fresh checkout does not have); its runtime dependencies
-// resolve from web/node_modules so the bundle holds one copy of each.
-
-// Plain aliases, not a resolve plugin: plugin callbacks run concurrently and
-// made esbuild's minified names differ from run to run. An aliased path is
-// resolved from web/ (the working directory), so these pick web/node_modules
-// (their ESM builds: the directories mirror the packages' export maps).
-const alias = {
-  "@iotplatform/sdk": "../sdk/ts/src/index.ts",
-  "@bufbuild/protobuf": "./node_modules/@bufbuild/protobuf/dist/esm",
-  "@connectrpc/connect": "./node_modules/@connectrpc/connect/dist/esm",
-  "@connectrpc/connect-web": "./node_modules/@connectrpc/connect-web/dist/esm",
-};
-
+// alias.mjs: the SDK from its TypeScript source, its dependencies from web/node_modules.
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(path.join(outDir, "assets"), { recursive: true });
 const result = await esbuild.build({

@@ -193,7 +193,7 @@ step("connect this device: the curl and mosquitto_pub snippets work when pasted,
   await shot(page, "device");
 });
 
-step("the WebSocket, grpcurl, iotctl, Python SDK and Go SDK snippets work when pasted", async () => {
+step("the WebSocket, grpcurl, iotctl and the Python, Go and TypeScript SDK snippets work when pasted", async () => {
   const page = s.page;
   const run = (text) => execFileSync("bash", ["-c", "set -euo pipefail\n" + text], { encoding: "utf8", timeout: 20_000 });
   // WebSocket: the JavaScript snippet in a blank browser page.
@@ -245,6 +245,17 @@ step("the WebSocket, grpcurl, iotctl, Python SDK and Go SDK snippets work when p
   sh(["mod", "tidy"]);
   sh(["run", "."]);
   await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /47\.5 km\/h/ }).waitFor({ timeout: 15_000 });
+  // ... and the TypeScript one runs as pasted under Node: bundled by esbuild with
+  // the SDK from its source (web/alias.mjs, as the console itself is built).
+  await page.getByRole("tab", { name: "TypeScript SDK" }).click();
+  const tsSrc = await page.locator('pre[data-snippet="ts"]').innerText();
+  const tsDir = mkdtempSync(join(tmpdir(), "console-ts-snippet-"));
+  writeFileSync(join(tsDir, "snippet.ts"), tsSrc.replace('value: 21.5', 'value: 48.5'));
+  const esbuild = await import("esbuild");
+  const { alias } = await import("../alias.mjs");
+  await esbuild.build({ absWorkingDir: resolve(root, "web"), entryPoints: [join(tsDir, "snippet.ts")], bundle: true, platform: "node", format: "esm", target: "node20", outfile: join(tsDir, "snippet.mjs"), alias, logLevel: "error" });
+  execFileSync(process.execPath, [join(tsDir, "snippet.mjs")], { encoding: "utf8", timeout: 20_000, env: { ...process.env, TOKEN: s.deviceToken } });
+  await page.locator(`[data-latest="${s.speedId}"]`).filter({ hasText: /48\.5 km\/h/ }).waitFor({ timeout: 15_000 });
 });
 
 step("history chart: Aggregate min/avg/max buckets, raw readings when zoomed in, several sensors, a boolean as a state timeline", async () => {
