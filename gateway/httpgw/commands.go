@@ -26,14 +26,7 @@ import (
 //	PUT  /state/reported              reported attributes (a JSON object)
 //
 // A command answered by a long-poll is delivered once the answer is written.
-type Commands interface {
-	Attach(device int64, edge string, ready bool) *command.Session
-	Sent(ctx context.Context, sess *command.Session, c registry.Command) bool
-	Ack(ctx context.Context, device, id int64, how string) error
-	Respond(ctx context.Context, device, id int64, success bool, result []byte, msg string) error
-	Report(ctx context.Context, device int64, doc []byte) error
-	Seen(device int64)
-}
+type Commands = command.Edge
 
 // PollConfig bounds the long-polls.
 type PollConfig struct {

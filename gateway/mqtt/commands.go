@@ -29,14 +29,7 @@ import (
 //   - publish reported attributes (a JSON object) to <id>/state/reported.
 //
 // Every other subscription is refused (SUBACK 0x80 / reason 0x87).
-type Commands interface {
-	Attach(device int64, edge string, ready bool) *command.Session
-	Sent(ctx context.Context, sess *command.Session, c registry.Command) bool
-	Ack(ctx context.Context, device, id int64, how string) error
-	Respond(ctx context.Context, device, id int64, success bool, result []byte, msg string) error
-	Report(ctx context.Context, device int64, doc []byte) error
-	Seen(device int64)
-}
+type Commands = command.Edge
 
 // EnableCommands lets devices subscribe to their command topic and answer
 // commands; call it before Serve.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
-	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
@@ -24,14 +23,7 @@ import (
 //	{"type": "ack", "id": 42}                                   delivered
 //	{"type": "response", "id": 42, "status": "succeeded", "result": {...}}
 //	{"type": "reported", "attributes": {"firmware": "1.2"}}
-type Commands interface {
-	Attach(device int64, edge string, ready bool) *command.Session
-	Sent(ctx context.Context, sess *command.Session, c registry.Command) bool
-	Ack(ctx context.Context, device, id int64, how string) error
-	Respond(ctx context.Context, device, id int64, success bool, result []byte, msg string) error
-	Report(ctx context.Context, device int64, doc []byte) error
-	Seen(device int64)
-}
+type Commands = command.Edge
 
 // EnableCommands turns command delivery on.
 func (g *Gateway) EnableCommands(c Commands) { g.cmds = c }

@@ -19,6 +19,20 @@ const (
 	EdgeGRPC = "grpc"
 )
 
+// Edge is what every device edge (MQTT, WebSocket, HTTP long-poll, gRPC)
+// needs of the command service (Service): a session per connected device,
+// and the device's acknowledgements, answers and reported attributes.
+type Edge interface {
+	Attach(device int64, edge string, ready bool) *Session
+	Sent(ctx context.Context, sess *Session, c registry.Command) bool
+	Ack(ctx context.Context, device, id int64, how string) error
+	Respond(ctx context.Context, device, id int64, success bool, result []byte, msg string) error
+	Report(ctx context.Context, device int64, doc []byte) error
+	Seen(device int64)
+}
+
+var _ Edge = (*Service)(nil)
+
 // Session is one connection (or long-poll) of a device in this process.
 // Commands for the device arrive on Commands(); the edge marks each Sent
 // before writing it, and the device's acknowledgements and answers go to

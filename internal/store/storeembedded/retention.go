@@ -187,18 +187,18 @@ func (s *Store) expireMinutes(ctx context.Context, before int64, limit int) (int
 			var sensor, t int64
 			var p partial
 			var mn, mx, fv, lv sql.NullFloat64
-			if err := rows.Scan(&sensor, &t, &p.c, &p.nc, &p.sum, &mn, &mx, &p.fts, &fv, &p.lts, &lv); err != nil {
+			if err := rows.Scan(&sensor, &t, &p.Count, &p.NumCount, &p.Sum, &mn, &mx, &p.FirstTS, &fv, &p.LastTS, &lv); err != nil {
 				rows.Close()
 				return err
 			}
-			p.mn, p.mx = mn.Float64, mx.Float64
-			p.fv, p.fNum, p.lv, p.lNum = fv.Float64, fv.Valid, lv.Float64, lv.Valid
+			p.Min, p.Max = mn.Float64, mx.Float64
+			p.First, p.FirstNum, p.Last, p.LastNum = fv.Float64, fv.Valid, lv.Float64, lv.Valid
 			k := key{sensor, floorTo(t, hourG)}
 			if hours[k] == nil {
 				hours[k] = &partial{}
 				order = append(order, k)
 			}
-			hours[k].merge(p)
+			hours[k].Merge(p)
 			mins = append(mins, slot{sensor, t})
 		}
 		rows.Close()
@@ -207,17 +207,17 @@ func (s *Store) expireMinutes(ctx context.Context, before int64, limit int) (int
 			var old partial
 			var mn, mx, fv, lv sql.NullFloat64
 			err := tx.QueryRowContext(ctx, "SELECT c, nc, sm, mn, mx, fts, fv, lts, lv FROM rollups_hour WHERE sensor_id = ? AND t = ?", k.sensor, k.hour).
-				Scan(&old.c, &old.nc, &old.sum, &mn, &mx, &old.fts, &fv, &old.lts, &lv)
+				Scan(&old.Count, &old.NumCount, &old.Sum, &mn, &mx, &old.FirstTS, &fv, &old.LastTS, &lv)
 			if err == nil {
-				old.mn, old.mx, old.fv, old.fNum, old.lv, old.lNum = mn.Float64, mx.Float64, fv.Float64, fv.Valid, lv.Float64, lv.Valid
-				old.merge(*hours[k])
+				old.Min, old.Max, old.First, old.FirstNum, old.Last, old.LastNum = mn.Float64, mx.Float64, fv.Float64, fv.Valid, lv.Float64, lv.Valid
+				old.Merge(*hours[k])
 				hours[k] = &old
 			} else if !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
 			p := hours[k]
 			if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO rollups_hour (sensor_id, t, c, nc, sm, mn, mx, fts, fv, lts, lv) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-				k.sensor, k.hour, p.c, p.nc, p.sum, nullF(p.nc > 0, p.mn), nullF(p.nc > 0, p.mx), p.fts, nullF(p.fNum, p.fv), p.lts, nullF(p.lNum, p.lv)); err != nil {
+				k.sensor, k.hour, p.Count, p.NumCount, p.Sum, nullF(p.NumCount > 0, p.Min), nullF(p.NumCount > 0, p.Max), p.FirstTS, nullF(p.FirstNum, p.First), p.LastTS, nullF(p.LastNum, p.Last)); err != nil {
 				return err
 			}
 		}
@@ -269,12 +269,12 @@ func aggregateExpired(ctx context.Context, tx *sql.Tx, sensor, from, to, minuteB
 			var t int64
 			var p partial
 			var mn, mx, fv, lv sql.NullFloat64
-			if err := rows.Scan(&t, &p.c, &p.nc, &p.sum, &mn, &mx, &p.fts, &fv, &p.lts, &lv); err != nil {
+			if err := rows.Scan(&t, &p.Count, &p.NumCount, &p.Sum, &mn, &mx, &p.FirstTS, &fv, &p.LastTS, &lv); err != nil {
 				rows.Close()
 				return err
 			}
-			p.mn, p.mx = mn.Float64, mx.Float64
-			p.fv, p.fNum, p.lv, p.lNum = fv.Float64, fv.Valid, lv.Float64, lv.Valid
+			p.Min, p.Max = mn.Float64, mx.Float64
+			p.First, p.FirstNum, p.Last, p.LastNum = fv.Float64, fv.Valid, lv.Float64, lv.Valid
 			add(max(t, from), p)
 		}
 		err = rows.Err()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"sort"
 	"time"
 
@@ -36,64 +35,8 @@ CREATE TABLE IF NOT EXISTS rollups_dirty (
 
 const rollupG = int64(time.Minute)
 
-// partial is a mergeable summary of readings.
-type partial struct {
-	c, nc    int64 // readings, numeric readings
-	sum      float64
-	mn, mx   float64
-	fts, lts int64
-	fv, lv   float64
-	fNum     bool // first/last reading numeric
-	lNum     bool
-}
-
-func (p *partial) addRaw(ts int64, num float64, isNum bool) {
-	o := partial{c: 1, fts: ts, lts: ts, fNum: isNum, lNum: isNum}
-	if isNum {
-		o.nc, o.sum, o.mn, o.mx, o.fv, o.lv = 1, num, num, num, num, num
-	}
-	p.merge(o)
-}
-
-func (p *partial) merge(o partial) {
-	if o.c == 0 {
-		return
-	}
-	if p.c == 0 {
-		*p = o
-		return
-	}
-	if o.nc > 0 {
-		if p.nc == 0 {
-			p.mn, p.mx = o.mn, o.mx
-		} else {
-			p.mn, p.mx = math.Min(p.mn, o.mn), math.Max(p.mx, o.mx)
-		}
-	}
-	p.c += o.c
-	p.nc += o.nc
-	p.sum += o.sum
-	if o.fts < p.fts {
-		p.fts, p.fv, p.fNum = o.fts, o.fv, o.fNum
-	}
-	if o.lts >= p.lts { // readings sharing an instant arrive in (ts, seq) order
-		p.lts, p.lv, p.lNum = o.lts, o.lv, o.lNum
-	}
-}
-
-func (p partial) bucket(start int64) store.Bucket {
-	b := store.Bucket{StartNS: start, Count: p.c, Sum: p.sum}
-	if p.nc > 0 {
-		b.Avg, b.Min, b.Max = p.sum/float64(p.nc), p.mn, p.mx
-	}
-	if p.fNum {
-		b.First = p.fv
-	}
-	if p.lNum {
-		b.Last = p.lv
-	}
-	return b
-}
+// partial is the store contract's mergeable summary of readings.
+type partial = store.Summary
 
 func nullF(ok bool, v float64) any {
 	if !ok {
@@ -194,7 +137,7 @@ func (s *Store) compact(ctx context.Context, limit int) (int, error) {
 		}
 		err := scanRaw(ctx, tx, run[0].sensor, run[0].t, run[len(run)-1].t+rollupG, func(ts int64, num float64, isNum bool) {
 			if p := parts[floorTo(ts, rollupG)]; p != nil {
-				p.addRaw(ts, num, isNum)
+				p.AddRaw(ts, num, isNum)
 			}
 		})
 		if err != nil {
@@ -202,10 +145,10 @@ func (s *Store) compact(ctx context.Context, limit int) (int, error) {
 		}
 		for _, d := range run {
 			p := parts[d.t]
-			if p.c == 0 {
+			if p.Count == 0 {
 				_, err = tx.ExecContext(ctx, "DELETE FROM rollups WHERE sensor_id = ? AND t = ?", d.sensor, d.t)
 			} else {
-				_, err = put.ExecContext(ctx, d.sensor, d.t, p.c, p.nc, p.sum, nullF(p.nc > 0, p.mn), nullF(p.nc > 0, p.mx), p.fts, nullF(p.fNum, p.fv), p.lts, nullF(p.lNum, p.lv))
+				_, err = put.ExecContext(ctx, d.sensor, d.t, p.Count, p.NumCount, p.Sum, nullF(p.NumCount > 0, p.Min), nullF(p.NumCount > 0, p.Max), p.FirstTS, nullF(p.FirstNum, p.First), p.LastTS, nullF(p.LastNum, p.Last))
 			}
 			if err != nil {
 				return 0, fmt.Errorf("write rollup: %w", err)
@@ -250,11 +193,11 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 			a = &partial{}
 			acc[idx] = a
 		}
-		a.merge(p)
+		a.Merge(p)
 	}
 	addRaw := func(ts int64, num float64, isNum bool) {
 		var p partial
-		p.addRaw(ts, num, isNum)
+		p.AddRaw(ts, num, isNum)
 		add(ts, p)
 	}
 	// Before the sensor's raw horizon (retention deleted the raw readings)
@@ -288,7 +231,7 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 	sort.Slice(idxs, func(i, j int) bool { return idxs[i] < idxs[j] })
 	out := make([]store.Bucket, len(idxs))
 	for i, idx := range idxs {
-		out[i] = acc[idx].bucket(q.FromNS + idx*iv)
+		out[i] = acc[idx].Bucket(q.FromNS + idx*iv)
 	}
 	return out, nil
 }
@@ -317,14 +260,14 @@ func (s *Store) aggregateRollups(ctx context.Context, tx *sql.Tx, sensor, from, 
 		var t int64
 		var p partial
 		var mn, mx, fv, lv sql.NullFloat64
-		if err := rows.Scan(&t, &p.c, &p.nc, &p.sum, &mn, &mx, &p.fts, &fv, &p.lts, &lv); err != nil {
+		if err := rows.Scan(&t, &p.Count, &p.NumCount, &p.Sum, &mn, &mx, &p.FirstTS, &fv, &p.LastTS, &lv); err != nil {
 			return fmt.Errorf("scan rollup: %w", err)
 		}
 		if dirty[t] {
 			continue
 		}
-		p.mn, p.mx = mn.Float64, mx.Float64
-		p.fv, p.fNum, p.lv, p.lNum = fv.Float64, fv.Valid, lv.Float64, lv.Valid
+		p.Min, p.Max = mn.Float64, mx.Float64
+		p.First, p.FirstNum, p.Last, p.LastNum = fv.Float64, fv.Valid, lv.Float64, lv.Valid
 		add(t, p)
 	}
 	if err := rows.Err(); err != nil {

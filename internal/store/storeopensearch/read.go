@@ -105,7 +105,7 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 			a = &partial{}
 			acc[idx] = a
 		}
-		a.merge(p)
+		a.Merge(p)
 	}
 	horizon, err := s.rawHorizon(ctx, q.SensorID)
 	if err != nil {
@@ -134,7 +134,7 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 	slices.Sort(idxs)
 	out := make([]store.Bucket, len(idxs))
 	for i, idx := range idxs {
-		out[i] = acc[idx].bucket(q.FromNS + idx*iv)
+		out[i] = acc[idx].Bucket(q.FromNS + idx*iv)
 	}
 	return out, nil
 }
@@ -186,9 +186,9 @@ func (s *Store) aggregateRaw(ctx context.Context, sensor, from, to, iv int64, ad
 		return err
 	}
 	for _, b := range res.Aggregations.B.Buckets {
-		p := partial{c: b.DocCount, nc: b.St.Count, sum: b.St.Sum, mn: deref(b.St.Min), mx: deref(b.St.Max)}
-		p.fts, p.fv, p.fNum = hitTSNum(b.First.Hits.Hits)
-		p.lts, p.lv, p.lNum = hitTSNum(b.Last.Hits.Hits)
+		p := partial{Count: b.DocCount, NumCount: b.St.Count, Sum: b.St.Sum, Min: deref(b.St.Min), Max: deref(b.St.Max)}
+		p.FirstTS, p.First, p.FirstNum = hitTSNum(b.First.Hits.Hits)
+		p.LastTS, p.Last, p.LastNum = hitTSNum(b.Last.Hits.Hits)
 		add(bucketIdx(b.Key, from, iv), p)
 	}
 	return nil

@@ -20,7 +20,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -71,55 +70,8 @@ func (s *Store) installRollups(ctx context.Context) error {
 	return nil
 }
 
-// partial is a mergeable summary of readings (the embedded store's shape).
-type partial struct {
-	c, nc      int64
-	sum        float64
-	mn, mx     float64
-	fts, lts   int64
-	fv, lv     float64
-	fNum, lNum bool
-}
-
-func (p *partial) merge(o partial) {
-	if o.c == 0 {
-		return
-	}
-	if p.c == 0 {
-		*p = o
-		return
-	}
-	if o.nc > 0 {
-		if p.nc == 0 {
-			p.mn, p.mx = o.mn, o.mx
-		} else {
-			p.mn, p.mx = math.Min(p.mn, o.mn), math.Max(p.mx, o.mx)
-		}
-	}
-	p.c += o.c
-	p.nc += o.nc
-	p.sum += o.sum
-	if o.fts < p.fts {
-		p.fts, p.fv, p.fNum = o.fts, o.fv, o.fNum
-	}
-	if o.lts >= p.lts {
-		p.lts, p.lv, p.lNum = o.lts, o.lv, o.lNum
-	}
-}
-
-func (p partial) bucket(start int64) store.Bucket {
-	b := store.Bucket{StartNS: start, Count: p.c, Sum: p.sum}
-	if p.nc > 0 {
-		b.Avg, b.Min, b.Max = p.sum/float64(p.nc), p.mn, p.mx
-	}
-	if p.fNum {
-		b.First = p.fv
-	}
-	if p.lNum {
-		b.Last = p.lv
-	}
-	return b
-}
+// partial is the store contract's mergeable summary of readings.
+type partial = store.Summary
 
 type rollupDoc struct {
 	SensorID int64    `json:"sensor_id"`
@@ -144,13 +96,13 @@ func optF(ok bool, v float64) *float64 {
 }
 
 func toRollup(sensor, t int64, p partial) rollupDoc {
-	return rollupDoc{SensorID: sensor, G: "m", T: nsTime(t), C: p.c, NC: p.nc, Sum: p.sum, Min: optF(p.nc > 0, p.mn), Max: optF(p.nc > 0, p.mx),
-		FTS: p.fts, FV: optF(p.fNum, p.fv), LTS: p.lts, LV: optF(p.lNum, p.lv)}
+	return rollupDoc{SensorID: sensor, G: "m", T: nsTime(t), C: p.Count, NC: p.NumCount, Sum: p.Sum, Min: optF(p.NumCount > 0, p.Min), Max: optF(p.NumCount > 0, p.Max),
+		FTS: p.FirstTS, FV: optF(p.FirstNum, p.First), LTS: p.LastTS, LV: optF(p.LastNum, p.Last)}
 }
 
 func (d rollupDoc) partial() partial {
-	return partial{c: d.C, nc: d.NC, sum: d.Sum, mn: deref(d.Min), mx: deref(d.Max), fts: d.FTS, fv: deref(d.FV), fNum: d.FV != nil,
-		lts: d.LTS, lv: deref(d.LV), lNum: d.LV != nil}
+	return partial{Count: d.C, NumCount: d.NC, Sum: d.Sum, Min: deref(d.Min), Max: deref(d.Max), FirstTS: d.FTS, First: deref(d.FV), FirstNum: d.FV != nil,
+		LastTS: d.LTS, Last: deref(d.LV), LastNum: d.LV != nil}
 }
 
 func rollupID(sensor, t int64) string {
@@ -221,7 +173,7 @@ func (s *Store) aggregateRollups(ctx context.Context, sensor, from, to int64, iv
 		return fmt.Errorf("read rollups: %w", err)
 	}
 	for _, b := range res.Aggregations.B.Buckets {
-		p := partial{c: int64(b.C.Value), nc: int64(b.NC.Value), sum: b.SM.Value, mn: deref(b.MN.Value), mx: deref(b.MX.Value)}
+		p := partial{Count: int64(b.C.Value), NumCount: int64(b.NC.Value), Sum: b.SM.Value, Min: deref(b.MN.Value), Max: deref(b.MX.Value)}
 		var f, l rollupDoc
 		if len(b.First.Hits.Hits) > 0 {
 			_ = json.Unmarshal(b.First.Hits.Hits[0].Source, &f)
@@ -229,8 +181,8 @@ func (s *Store) aggregateRollups(ctx context.Context, sensor, from, to int64, iv
 		if len(b.Last.Hits.Hits) > 0 {
 			_ = json.Unmarshal(b.Last.Hits.Hits[0].Source, &l)
 		}
-		p.fts, p.fv, p.fNum = f.FTS, deref(f.FV), f.FV != nil
-		p.lts, p.lv, p.lNum = l.LTS, deref(l.LV), l.LV != nil
+		p.FirstTS, p.First, p.FirstNum = f.FTS, deref(f.FV), f.FV != nil
+		p.LastTS, p.Last, p.LastNum = l.LTS, deref(l.LV), l.LV != nil
 		add(max(0, bucketIdx(b.Key, from, iv)), p)
 	}
 	return nil
@@ -348,7 +300,7 @@ func (s *Store) foldMinutes(ctx context.Context, before int64, limit int) (int, 
 			hours[k] = &partial{}
 			ids = append(ids, hourID(k.sensor, k.hour))
 		}
-		hours[k].merge(d.partial())
+		hours[k].Merge(d.partial())
 		_ = enc.Encode(map[string]any{"delete": map[string]any{"_index": s.rollupsIndex(), "_id": h.ID}})
 	}
 	// Merge with what earlier passes folded into these hours.
@@ -364,7 +316,7 @@ func (s *Store) foldMinutes(ctx context.Context, before int64, limit int) (int, 
 	for _, d := range old.Docs {
 		if t, err := time.Parse(time.RFC3339Nano, d.Source.T); d.Found && err == nil {
 			if p := hours[key{d.Source.SensorID, t.UnixNano()}]; p != nil {
-				p.merge(d.Source.partial())
+				p.Merge(d.Source.partial())
 			}
 		}
 	}
@@ -490,7 +442,7 @@ func (s *Store) expireSensor(ctx context.Context, sensor, cut int64, limit int) 
 		}
 		for _, d := range res.Docs {
 			if t, err := time.Parse(time.RFC3339Nano, d.Source.T); d.Found && err == nil {
-				mins[t.UnixNano()].merge(d.Source.partial())
+				mins[t.UnixNano()].Merge(d.Source.partial())
 			}
 		}
 	}
