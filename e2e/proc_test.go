@@ -20,6 +20,8 @@ type proc struct {
 	mu   sync.Mutex
 	logs bytes.Buffer
 	done chan error
+	// stopped is set by the first stop (t.Cleanup may follow an explicit one).
+	stopped bool
 }
 
 // startProc runs bin with args and env (added to the test's environment)
@@ -65,8 +67,17 @@ func (p *proc) Logs() string {
 }
 
 func (p *proc) stop() {
-	if p.cmd.ProcessState != nil {
+	if p.stopped {
 		return
+	}
+	p.stopped = true
+	// A process the test killed has exited already: its exit waits in done
+	// (reading cmd.ProcessState here instead would race with cmd.Wait).
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return
+	default:
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
