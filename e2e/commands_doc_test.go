@@ -14,30 +14,7 @@ import (
 // grpcurl on the device stream, the state calls — with bash against the
 // built binary; only addresses and the data dir are rewritten.
 func TestCommandsDoc_TryItRunsAsWritten(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "COMMANDS.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := string(doc)
-	i := strings.Index(section, "## Try it")
-	if i < 0 {
-		t.Fatal("docs/COMMANDS.md has no Try it section")
-	}
-	section = section[i:]
-	if j := strings.Index(section[3:], "\n## "); j >= 0 {
-		section = section[:j+3]
-	}
-	var blocks []string
-	for rest := section; ; {
-		a := strings.Index(rest, "```bash\n")
-		if a < 0 {
-			break
-		}
-		rest = rest[a+len("```bash\n"):]
-		b := strings.Index(rest, "```")
-		blocks = append(blocks, rest[:b])
-		rest = rest[b+3:]
-	}
+	blocks := bashBlocks(t, "docs/COMMANDS.md", "## Try it")
 	if len(blocks) != 6 {
 		t.Fatalf("want 6 blocks (setup, MQTT, WebSocket, HTTP, gRPC, state), found %d", len(blocks))
 	}

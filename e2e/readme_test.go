@@ -13,30 +13,7 @@ import (
 // against the built binary. Only the addresses and the data dir are
 // rewritten to the test's.
 func TestREADME_WalkthroughRunsAsWritten(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := string(readme)
-	i := strings.Index(section, "## Walk-through with curl")
-	if i < 0 {
-		t.Fatal("README has no walk-through section")
-	}
-	section = section[i:]
-	if j := strings.Index(section[3:], "\n## "); j >= 0 {
-		section = section[:j+3]
-	}
-	var blocks []string
-	for rest := section; ; {
-		a := strings.Index(rest, "```bash\n")
-		if a < 0 {
-			break
-		}
-		rest = rest[a+len("```bash\n"):]
-		b := strings.Index(rest, "```")
-		blocks = append(blocks, rest[:b])
-		rest = rest[b+3:]
-	}
+	blocks := bashBlocks(t, "README.md", "## Walk-through with curl")
 	if len(blocks) < 2 {
 		t.Fatalf("want the walk-through and the read-back blocks, found %d", len(blocks))
 	}

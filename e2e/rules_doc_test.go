@@ -8,41 +8,12 @@ import (
 	"testing"
 )
 
-// bashBlocks returns the ```bash blocks of a document section.
-func bashBlocks(t *testing.T, doc, heading string) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "docs", doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	i := strings.Index(s, heading)
-	if i < 0 {
-		t.Fatalf("%s has no section %q", doc, heading)
-	}
-	s = s[i:]
-	if j := strings.Index(s[3:], "\n## "); j >= 0 {
-		s = s[:j+3]
-	}
-	var out []string
-	for {
-		a := strings.Index(s, "```bash\n")
-		if a < 0 {
-			return out
-		}
-		s = s[a+len("```bash\n"):]
-		e := strings.Index(s, "```")
-		out = append(out, s[:e])
-		s = s[e+3:]
-	}
-}
-
 // TestRULESDoc_ExampleRunsAsWritten runs the rules example of docs/RULES.md
 // after the README's walk-through with bash, curl and jq.
 func TestRULESDoc_ExampleRunsAsWritten(t *testing.T) {
-	readme := bashBlocks(t, "../README.md", "## Walk-through with curl")
-	example := bashBlocks(t, "RULES.md", "## Example")
-	xfer := bashBlocks(t, "RULES.md", "## Export and backfill")
+	readme := bashBlocks(t, "README.md", "## Walk-through with curl")
+	example := bashBlocks(t, "docs/RULES.md", "## Example")
+	xfer := bashBlocks(t, "docs/RULES.md", "## Export and backfill")
 	if len(readme) < 1 || len(example) != 1 || len(xfer) != 1 {
 		t.Fatalf("blocks: readme %d, rules %d, export %d", len(readme), len(example), len(xfer))
 	}

@@ -13,36 +13,6 @@ import (
 	"time"
 )
 
-// docBlocks returns the ```bash blocks of the docs/SECURITY.md section that
-// starts with heading (up to the next "## " heading).
-func docBlocks(t *testing.T, heading string) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "docs", "SECURITY.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	i := strings.Index(s, "\n"+heading+"\n")
-	if i < 0 {
-		t.Fatalf("docs/SECURITY.md has no %q section", heading)
-	}
-	s = s[i+1:]
-	if j := strings.Index(s[3:], "\n## "); j >= 0 {
-		s = s[:j+3]
-	}
-	var blocks []string
-	for {
-		a := strings.Index(s, "```bash\n")
-		if a < 0 {
-			return blocks
-		}
-		s = s[a+len("```bash\n"):]
-		e := strings.Index(s, "```")
-		blocks = append(blocks, s[:e])
-		s = s[e+3:]
-	}
-}
-
 func pemSerial(t *testing.T, file string) string {
 	t.Helper()
 	b, err := os.ReadFile(file)
@@ -69,8 +39,8 @@ func TestSecurityDoc_TLSAndDeviceCertificateCommandsRunAsWritten(t *testing.T) {
 		needTool(t, tool)
 	}
 	grpcurl := grpcurlPath(t)
-	tlsBlocks := docBlocks(t, "## TLS")
-	certBlocks := docBlocks(t, "## Device certificates")
+	tlsBlocks := bashBlocks(t, "docs/SECURITY.md", "## TLS")
+	certBlocks := bashBlocks(t, "docs/SECURITY.md", "## Device certificates")
 	if len(tlsBlocks) != 4 || len(certBlocks) != 2 {
 		t.Fatalf("want 4 bash blocks under TLS (certificates, serve, clients, rotation) and 2 under Device certificates (issue and push, revoke); got %d and %d", len(tlsBlocks), len(certBlocks))
 	}

@@ -17,7 +17,7 @@ import (
 func TestSecurityDoc_TokensAndAuditCommandsRunAsWritten(t *testing.T) {
 	needTool(t, "curl")
 	needTool(t, "jq")
-	blocks := docBlocks(t, "## Tokens and audit")
+	blocks := bashBlocks(t, "docs/SECURITY.md", "## Tokens and audit")
 	if len(blocks) != 3 {
 		t.Fatalf("want 3 bash blocks under Tokens and audit (refresh, rotate with ttl, audit); got %d", len(blocks))
 	}
@@ -57,7 +57,7 @@ func TestSecurityDoc_KafkaSASLCommandRunsAsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := docBlocks(t, "## Backend credentials")
+	blocks := bashBlocks(t, "docs/SECURITY.md", "## Backend credentials")
 	if len(blocks) != 1 {
 		t.Fatalf("want 1 bash block under Backend credentials (Kafka SASL); got %d", len(blocks))
 	}
