@@ -97,7 +97,7 @@ func createRule(t *testing.T, p *Platform, token string, body map[string]any) st
 // attempts gets both events signed, every attempt is listed on the alert,
 // WatchAlerts streams the events, and a person acknowledges the alert.
 func TestRules_EmbeddedThresholdAlertWebhookRetriedSignedAcknowledged(t *testing.T) {
-	p := Start(t, Options{Args: []string{"--webhook-backoff", "200ms"}})
+	p := Start(t, Options{Args: []string{"--webhook-backoff", "200ms", "--webhook-allow-nets", "127.0.0.1"}})
 	admin := p.AdminToken()
 	d := p.NewDevice(admin, "fridge", "double")
 	hook := newHookReceiver(t, "e2e-secret", 2)
