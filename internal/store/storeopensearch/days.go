@@ -49,22 +49,31 @@ func (s *Store) dropExpiredDays(ctx context.Context) error {
 		return err
 	}
 	now := time.Now().UnixNano()
+	var past []string
 	for _, name := range names {
-		end := ends[name]
-		if end > now {
-			break // today (and later): being written
+		if ends[name] <= now { // today (and later) is being written
+			past = append(past, name)
 		}
-		s.mu.Lock()
-		keeper, kept := s.dayKeeper[name]
-		s.mu.Unlock()
-		if kept {
-			h, err := s.rawHorizon(ctx, keeper)
-			if err != nil {
-				return err
-			}
-			if h < end {
-				continue
-			}
+	}
+	// The sensors that kept days last time, all in one request.
+	s.mu.Lock()
+	keepers := map[string]int64{}
+	var ids []int64
+	for _, name := range past {
+		if k, ok := s.dayKeeper[name]; ok {
+			keepers[name] = k
+			ids = append(ids, k)
+		}
+	}
+	s.mu.Unlock()
+	horizons, err := s.rawHorizons(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, name := range past {
+		end := ends[name]
+		if k, ok := keepers[name]; ok && horizons[k] < end {
+			continue // still kept by the same sensor
 		}
 		keeper, err := s.dayKeeperOf(ctx, name, end)
 		if err != nil {

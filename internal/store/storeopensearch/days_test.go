@@ -128,7 +128,9 @@ func TestDayIndices_RetentionDropsWholeDaysAndHidesExpiredReadings(t *testing.T)
 	dC := today.Add(-4 * 24 * time.Hour) // sensor 3 keeps it (longer retention)
 	dB := today.Add(-3 * 24 * time.Hour) // partly expired: the cut is at noon
 	cut := dB.Add(12 * time.Hour).UnixNano()
-	at := func(d time.Time, h time.Duration, i int) int64 { return d.Add(h).UnixNano() + int64(i)*int64(time.Second) }
+	at := func(d time.Time, h time.Duration, i int) int64 {
+		return d.Add(h).UnixNano() + int64(i)*int64(time.Second)
+	}
 	var rs []store.Reading
 	add := func(sensor, ts int64, v float64) {
 		rs = append(rs, store.Reading{DeviceID: 1, SensorID: sensor, TimeNS: ts, Value: store.Value{Kind: store.KindDouble, Double: v}})
