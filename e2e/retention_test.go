@@ -28,7 +28,7 @@ func TestRetention_OpenSearch(t *testing.T) {
 // mode's day indices: the expired readings are hidden at once (their day
 // index is kept by sensor b's longer retention) and the rollups answer.
 func TestRetention_OpenSearchSharedDayIndices(t *testing.T) {
-	testRetention(t, []string{"--opensearch-url", testenv.OpenSearchURL(t), "--opensearch-index-mode", "shared", "--opensearch-prefix", "e2e-retd-" + randHex(4)})
+	testRetention(t, []string{"--opensearch-url", testenv.OpenSearchURL(t), "--opensearch-index-mode", "shared", "--opensearch-prefix", osPrefix(t, "e2e-retd-"+randHex(4))})
 }
 
 func testRetention(t *testing.T, args []string) {
