@@ -134,6 +134,7 @@ func (s *Store) dropDay(ctx context.Context, name string, end int64) error {
 	}
 	s.mu.Lock()
 	delete(s.dayKeeper, name)
+	delete(s.indices, name)
 	s.mu.Unlock()
 	s.log.Info("dropped expired day index", "index", name)
 	return nil

@@ -102,6 +102,7 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
+	lastDay := ""
 	for _, r := range rs {
 		ref := store.SensorRef{DeviceID: r.DeviceID, SensorID: r.SensorID}
 		var idx string
@@ -112,8 +113,15 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 			}
 		} else {
 			// The reading's UTC day: a replay lands on the same _id in the
-			// same index.
+			// same index. The index is created (and its shard started)
+			// before the bulk, so no search meets a half-created index.
 			idx = s.dayIndex(r.TimeNS)
+			if idx != lastDay {
+				if err := s.ensureIndex(ctx, idx); err != nil {
+					return err
+				}
+				lastDay = idx
+			}
 		}
 		buf.WriteString(`{"index":{"_index":"`)
 		buf.WriteString(idx) // index names are [a-z0-9_-]
