@@ -226,7 +226,7 @@ func TestRules_KafkaTwoPipelinesKillDashNineFireOncePerCrossing(t *testing.T) {
 	suffix := randHex(4)
 	group := "e2e-rules-" + suffix
 	common := []string{"--postgres-dsn", dsn, "--kafka-brokers", brokers, "--kafka-topic", "iot.e2e.rules." + suffix,
-		"--kafka-group", group, "--opensearch-url", osURL, "--opensearch-prefix", "e2e-rules-" + suffix}
+		"--kafka-group", group, "--opensearch-url", osURL, "--opensearch-prefix", osPrefix(t, "e2e-rules-"+suffix)}
 	front := Start(t, Options{Args: append([]string{"--roles", "core,ingest,query"}, common...)})
 	admin := front.AdminToken()
 	var devs []Device
