@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
@@ -20,6 +21,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"LastAdminCannotBeDeleted", testLastAdmin},
 		{"DisabledUsers", testDisabledUsers},
 		{"DevicesScopedByOwner", testDevices},
+		{"CreateReturnsTheStoredRow", testCreateReturnsStoredRow},
 		{"DeviceListPaginationAndFilter", testDevicePages},
 		{"SensorsUniquePerDevicePath", testSensors},
 		{"DeleteDeviceCascades", testDeleteDeviceCascades},
@@ -105,6 +107,44 @@ func testLastAdmin(t *testing.T, r registry.Registry) {
 		t.Fatal(err)
 	}
 	wantErr(t, r.DeleteUser(ctx, b.ID), registry.ErrNotFound)
+}
+
+// testCreateReturnsStoredRow: what CreateDevice, CreateSensor and
+// CreateDevices return is exactly what reading the rows back returns (a
+// backend may build the answer without reading the row back).
+func testCreateReturnsStoredRow(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	devices := []registry.Device{
+		must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "plain"})),
+		must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "full", Description: "d", Labels: map[string]string{"site": "munich", "floor": "2"},
+			IngestRate: 1.5, IngestBurst: 3})),
+		must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "empty labels", Labels: map[string]string{}})),
+	}
+	var sensors []registry.Sensor
+	for _, s := range []registry.Sensor{
+		{DeviceID: devices[1].ID, Name: "t", Type: registry.TypeDouble},
+		{DeviceID: devices[1].ID, Name: "h", Description: "humidity", Unit: "%", Type: registry.TypeLong, Path: "env/in"},
+	} {
+		sensors = append(sensors, must(r.CreateSensor(ctx, s)))
+	}
+	imported := must(r.CreateDevices(ctx, bulkRows(a.ID, "b", 3)))
+	for _, d := range imported {
+		devices = append(devices, d.Device)
+	}
+	for _, d := range devices {
+		if got := must(r.GetDevice(ctx, d.ID)); !reflect.DeepEqual(got, d) {
+			t.Errorf("created device %+v, read back %+v", d, got)
+		}
+	}
+	if got := must(r.ListSensors(ctx, devices[1].ID)); !reflect.DeepEqual(got, sensors) {
+		t.Errorf("created sensors %+v, read back %+v", sensors, got)
+	}
+	for _, d := range imported {
+		if got := must(r.ListSensors(ctx, d.Device.ID)); !reflect.DeepEqual(got, d.Sensors) {
+			t.Errorf("imported sensors %+v, read back %+v", d.Sensors, got)
+		}
+	}
 }
 
 func testDevices(t *testing.T, r registry.Registry) {
