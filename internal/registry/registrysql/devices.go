@@ -21,7 +21,8 @@ func scanDevice(row interface{ Scan(...any) error }) (registry.Device, error) {
 	}
 	d.CreatedAt, d.UpdatedAt = fromMicros(c), fromMicros(m)
 	if labels != "" && labels != "{}" {
-		if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
+		var err error
+		if d.Labels, err = parseLabels(labels); err != nil {
 			return d, err
 		}
 	}
