@@ -36,6 +36,9 @@ type BusConfig struct {
 	// PublishTimeout bounds how long a batch waits for the bus to make it
 	// durable before ingest refuses it (503).
 	PublishTimeout time.Duration
+
+	// provided is set when New was given the bus (WithBus).
+	provided bool
 }
 
 // RegisterFlags binds the bus flags.
@@ -81,7 +84,7 @@ func (c *BusConfig) Validate() error {
 // without the other would take readings no pipeline ever stores (or run a
 // pipeline that never sees any).
 func (c *BusConfig) validateRoles(roles Roles) error {
-	if c.KafkaBrokers == "" && roles.Has(RoleIngest) != roles.Has(RolePipeline) {
+	if c.KafkaBrokers == "" && !c.provided && roles.Has(RoleIngest) != roles.Has(RolePipeline) {
 		return fmt.Errorf("--roles (IOT_ROLES) %s: on the embedded bus the ingest and pipeline roles must run in one process; set --kafka-brokers (IOT_KAFKA_BROKERS) to run them apart", roles)
 	}
 	return nil
@@ -117,6 +120,13 @@ type busParts struct {
 func (a *App) initBus(ctx context.Context) (*busParts, error) {
 	c := &a.cfg.Bus
 	p := &busParts{}
+	if o := a.opts; o.pub != nil {
+		p.pub, p.sub = o.pub, o.sub
+		if e, ok := o.sub.(interface{ Subscribed() bool }); ok {
+			p.embedded = e
+		}
+		return p, nil
+	}
 	if c.KafkaBrokers == "" {
 		if c.EmbeddedBus == "direct" || (!a.roles.Has(RoleIngest) && !a.roles.Has(RolePipeline)) {
 			b := busembedded.New(c.PublishTimeout)
