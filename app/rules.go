@@ -113,7 +113,7 @@ func (a *App) initAlerting(ctx context.Context) (*rules.Engine, error) {
 	}
 	c := a.cfg.Rules
 	eng := rules.NewEngine(a.log.With("component", "rules"), rs, a.reg, a.store.Store,
-		rules.EngineConfig{Shared: a.cfg.Bus.KafkaBrokers != ""}, a.metrics)
+		rules.EngineConfig{Shared: a.cfg.Bus.Kafka.Brokers != ""}, a.metrics)
 	if err := eng.Load(ctx); err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
