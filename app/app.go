@@ -103,6 +103,7 @@ func New(log *slog.Logger, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	roles, _ := ParseRoles(cfg.Roles) // validated
+	cfg.Runtime.apply()
 	log = wrapLogger(log, cfg.Telemetry)
 	a := &App{
 		log: log, cfg: cfg, roles: roles,

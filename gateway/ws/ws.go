@@ -7,13 +7,17 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,6 +48,9 @@ type Config struct {
 	// other streams; nil: unlimited). Over the cap the upgrade is refused
 	// with 429.
 	Streams *limits.Streams
+	// BufferSize is the size of each connection's read and write buffers
+	// in bytes once upgraded (default 512; larger messages still pass).
+	BufferSize int
 }
 
 // SubprotocolBearer is offered by browser clients together with the token
@@ -73,6 +80,9 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config) *
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.BufferSize <= 0 {
+		cfg.BufferSize = 512
 	}
 	return &Gateway{log: log, auth: auth, ing: ing, cfg: cfg}
 }
@@ -105,7 +115,8 @@ func refuse(w http.ResponseWriter, status int, msg string) {
 }
 
 // ServeHTTP authenticates the upgrade (401/403 refuse it) and serves the
-// connection.
+// connection on a goroutine of its own: the HTTP server's request state
+// (its buffers, the handler chain's stack) is released once upgraded.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		w.WriteHeader(http.StatusOK)
@@ -132,13 +143,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusTooManyRequests, "too many open streams for this device")
 		return
 	}
-	defer release()
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: true} // tokens, not cookies: any origin
 	if subproto != "" {
 		opts.Subprotocols = []string{subproto}
 	}
-	c, err := websocket.Accept(w, r, opts)
+	c, err := websocket.Accept(smallBuffers{w, g.cfg.BufferSize}, r, opts)
 	if err != nil {
+		release()
 		return
 	}
 	c.SetReadLimit(g.cfg.MaxMessage)
@@ -146,7 +157,39 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, err := authn.AuthenticateDevice(ctx, g.auth, creds)
 		return authn.DeviceStatus(err), err
 	}
-	g.serve(context.WithoutCancel(r.Context()), c, p, recheck)
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		defer release()
+		g.serve(ctx, c, p, recheck)
+	}()
+}
+
+// smallBuffers hands the WebSocket library buffers of size bytes instead
+// of the HTTP server's 4 KiB ones (which the server keeps referenced until
+// the handler returns, so ServeHTTP returns right after the upgrade).
+type smallBuffers struct {
+	http.ResponseWriter
+	size int
+}
+
+func (s smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Hijack takes the connection over with small buffers; bytes the server
+// already buffered are read first.
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var r io.Reader = c
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		return nil, nil, err
+	}
+	return c, bufio.NewReadWriter(bufio.NewReaderSize(r, s.size), bufio.NewWriterSize(c, s.size)), nil
 }
 
 // token finds the credentials: header, then bearer sub-protocol, then query.
@@ -204,7 +247,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 	if g.cmds != nil {
 		defer g.serveCommands(ctx, c, p, recheck)()
 	}
-	go g.keepAlive(ctx, c)
+	defer g.keepAlive(ctx, c)()
 	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { c.Close(websocket.StatusPolicyViolation, "idle timeout") })
 	defer idle.Stop()
 	for i := 0; ; i++ {
@@ -275,21 +318,33 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 	return ack
 }
 
-func (g *Gateway) keepAlive(ctx context.Context, c *websocket.Conn) {
-	t := time.NewTicker(g.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+// keepAlive pings the client every PingInterval (from a timer, so an idle
+// connection has no goroutine waiting for it) and closes the connection when
+// a pong does not come within WriteTimeout; the returned func stops it.
+func (g *Gateway) keepAlive(ctx context.Context, c *websocket.Conn) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(g.cfg.PingInterval, func() {
+		pctx, cancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
+		err := c.Ping(pctx)
+		cancel()
+		if err != nil {
+			c.CloseNow()
 			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.CloseNow()
-				return
-			}
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(g.cfg.PingInterval)
+		}
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
 	}
 }
