@@ -33,6 +33,7 @@ type App struct {
 	log   *slog.Logger
 	cfg   Config
 	roles Roles
+	opts  options // New's options (options.go)
 
 	// What the modules provide, each set once by the module map from its
 	// init function's result (nil or zero when the module does not run).
@@ -98,7 +99,12 @@ type runner struct {
 }
 
 // New builds the process for cfg; Run starts it.
-func New(log *slog.Logger, cfg Config) (*App, error) {
+func New(log *slog.Logger, cfg Config, opts ...Option) (*App, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg.Bus.provided = o.pub != nil
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -106,7 +112,7 @@ func New(log *slog.Logger, cfg Config) (*App, error) {
 	cfg.Runtime.apply()
 	log = wrapLogger(log, cfg.Telemetry)
 	a := &App{
-		log: log, cfg: cfg, roles: roles,
+		log: log, cfg: cfg, roles: roles, opts: o,
 		api:         http.NewServeMux(),
 		metrics:     prometheus.NewRegistry(),
 		readyChecks: map[string]func(context.Context) error{},

@@ -17,62 +17,45 @@ import (
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
-// BusConfig selects and configures the bus between ingest and the
-// pipeline: the embedded write-ahead log (or direct hand-off), or Kafka.
+// BusConfig selects the bus between ingest and the pipeline: the embedded
+// write-ahead log (or direct hand-off), or Kafka. Each backend's flags are
+// declared in its package (buskafka.Flags, buswal.Flags); the choice
+// between them and the publish timeout they share are the bus module's.
 type BusConfig struct {
-	// KafkaBrokers selects the Kafka bus; empty uses the embedded bus.
-	KafkaBrokers string
+	// Kafka selects the Kafka bus when Kafka.Brokers is set (--kafka-*).
+	Kafka buskafka.Flags
 	// EmbeddedBus is "wal" (a write-ahead log in the data dir, the
 	// pipeline applies it behind the ack) or "direct" (Publish runs the
 	// pipeline and returns after the store commit).
 	EmbeddedBus string
-	// WALMaxBacklog bounds the records acked but not yet stored.
-	WALMaxBacklog   int
-	KafkaTopicMode  string
-	KafkaTopic      string
-	KafkaGroup      string
-	KafkaPartitions int
-	KafkaSecurity   KafkaSecurityConfig
+	// Flags are the write-ahead log's (--wal-max-backlog).
+	buswal.Flags
 	// PublishTimeout bounds how long a batch waits for the bus to make it
 	// durable before ingest refuses it (503).
 	PublishTimeout time.Duration
+
+	// provided is set when New was given the bus (WithBus).
+	provided bool
 }
 
 // RegisterFlags binds the bus flags.
 func (c *BusConfig) RegisterFlags(fs *flag.FlagSet) {
-	envflag.String(fs, &c.KafkaBrokers, "kafka-brokers", "IOT_KAFKA_BROKERS", "", "Kafka bootstrap servers; empty uses the embedded bus")
+	c.Kafka.RegisterFlags(fs)
 	envflag.String(fs, &c.EmbeddedBus, "embedded-bus", "IOT_EMBEDDED_BUS", "wal", "embedded bus without Kafka: wal (write-ahead log in <data-dir>/wal, acked after its fsync, applied to the store behind) or direct (acked after the store commit)")
-	envflag.Int(fs, &c.WALMaxBacklog, "wal-max-backlog", "IOT_WAL_MAX_BACKLOG", 500_000, "readings acked into the write-ahead log but not yet stored; beyond it ingest waits, then answers 503")
-	envflag.String(fs, &c.KafkaTopicMode, "kafka-topic-mode", "IOT_KAFKA_TOPIC_MODE", buskafka.ModeShared, "Kafka topic layout: shared (one topic keyed by device) or per-sensor (<device_id>_<sensor_id>)")
-	envflag.String(fs, &c.KafkaTopic, "kafka-topic", "IOT_KAFKA_TOPIC", buskafka.DefaultTopic, "the shared readings topic")
-	envflag.String(fs, &c.KafkaGroup, "kafka-group", "IOT_KAFKA_GROUP", "iot-pipeline", "consumer group of the pipeline")
-	envflag.Int(fs, &c.KafkaPartitions, "kafka-partitions", "IOT_KAFKA_PARTITIONS", 6, "partitions of the shared topic when it is created")
-	c.KafkaSecurity.RegisterFlags(fs)
+	c.Flags.RegisterFlags(fs)
 	envflag.Duration(fs, &c.PublishTimeout, "ingest-publish-timeout", "IOT_INGEST_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch may wait for the bus before it is refused (503)")
 }
 
 // Validate checks the bus flags.
 func (c *BusConfig) Validate() error {
 	var errs []error
-	if c.KafkaTopicMode != buskafka.ModeShared && c.KafkaTopicMode != buskafka.ModePerSensor {
-		errs = append(errs, envflag.Errorf("kafka-topic-mode", "%q: want shared or per-sensor", c.KafkaTopicMode))
-	}
-	if c.KafkaBrokers != "" && !buskafka.Available {
-		errs = append(errs, fmt.Errorf("kafka-brokers (IOT_KAFKA_BROKERS): %w", buskafka.ErrNotBuilt))
-	}
 	if c.EmbeddedBus != "wal" && c.EmbeddedBus != "direct" {
 		errs = append(errs, envflag.Errorf("embedded-bus", "%q: want wal or direct", c.EmbeddedBus))
-	}
-	if c.WALMaxBacklog <= 0 {
-		errs = append(errs, envflag.Errorf("wal-max-backlog", "must be positive"))
-	}
-	if c.KafkaPartitions <= 0 {
-		errs = append(errs, envflag.Errorf("kafka-partitions", "must be positive"))
 	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, envflag.Errorf("ingest-publish-timeout", "must be positive"))
 	}
-	errs = append(errs, c.KafkaSecurity.Validate())
+	errs = append(errs, c.Kafka.Validate(), c.Flags.Validate())
 	return errors.Join(errs...)
 }
 
@@ -81,15 +64,10 @@ func (c *BusConfig) Validate() error {
 // without the other would take readings no pipeline ever stores (or run a
 // pipeline that never sees any).
 func (c *BusConfig) validateRoles(roles Roles) error {
-	if c.KafkaBrokers == "" && roles.Has(RoleIngest) != roles.Has(RolePipeline) {
+	if c.Kafka.Brokers == "" && !c.provided && roles.Has(RoleIngest) != roles.Has(RolePipeline) {
 		return fmt.Errorf("--roles (IOT_ROLES) %s: on the embedded bus the ingest and pipeline roles must run in one process; set --kafka-brokers (IOT_KAFKA_BROKERS) to run them apart", roles)
 	}
 	return nil
-}
-
-func (c *BusConfig) kafka() buskafka.Config {
-	return buskafka.Config{Brokers: c.KafkaBrokers, TopicMode: c.KafkaTopicMode, Topic: c.KafkaTopic,
-		Group: c.KafkaGroup, Partitions: c.KafkaPartitions, PublishTimeout: c.PublishTimeout, Security: c.KafkaSecurity.security()}
 }
 
 // busParts is what the bus module provides.
@@ -117,7 +95,14 @@ type busParts struct {
 func (a *App) initBus(ctx context.Context) (*busParts, error) {
 	c := &a.cfg.Bus
 	p := &busParts{}
-	if c.KafkaBrokers == "" {
+	if o := a.opts; o.pub != nil {
+		p.pub, p.sub = o.pub, o.sub
+		if e, ok := o.sub.(interface{ Subscribed() bool }); ok {
+			p.embedded = e
+		}
+		return p, nil
+	}
+	if c.Kafka.Brokers == "" {
 		if c.EmbeddedBus == "direct" || (!a.roles.Has(RoleIngest) && !a.roles.Has(RolePipeline)) {
 			b := busembedded.New(c.PublishTimeout)
 			p.pub, p.sub, p.embedded = b, b, b
@@ -133,7 +118,7 @@ func (a *App) initBus(ctx context.Context) (*busParts, error) {
 		p.pub, p.sub, p.embedded, p.wal = l, l, l, l
 		return p, nil
 	}
-	kc := c.kafka()
+	kc := c.Kafka.Config(c.PublishTimeout)
 	if a.roles.Has(RoleIngest) || a.roles.Has(RoleCore) {
 		pr, err := buskafka.NewProducer(a.log.With("component", "kafka"), kc)
 		if err != nil {

@@ -60,7 +60,7 @@ func TestFlagsTakeEnvDefaultsAndFlagsWin(t *testing.T) {
 // do not parse are refused, not silently replaced by the default.
 func TestConfig_UnparsableEnvRefusesToStartNamingTheVariable(t *testing.T) {
 	for env, val := range map[string]string{"IOT_MQTT_QUEUE": "lots", "IOT_INGEST_PUBLISH_TIMEOUT": "soon", "IOT_KAFKA_PARTITIONS": "6x",
-		"IOT_SIGNIN_QUEUE": "many", "IOT_SIGNIN_WAIT": "a while", "IOT_INGEST_RATE": "fast", "IOT_KAFKA_TLS": "maybe"} {
+		"IOT_SIGNIN_QUEUE": "many", "IOT_SIGNIN_WAIT": "a while", "IOT_INGEST_RATE": "fast", "IOT_KAFKA_TLS": "maybe", "IOT_WEBHOOK_ALLOW_NETS": "10.0.0.0/33"} {
 		t.Run(env, func(t *testing.T) {
 			t.Setenv(env, val)
 			c, err := ParseConfig()

@@ -5,110 +5,40 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/iotplatform/iotplatform/internal/authn"
-	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/limits"
 	"github.com/iotplatform/iotplatform/services/core"
+	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
 // LimitsConfig holds the abuse defences of every listener (docs/SECURITY.md
-// lists them with their defaults).
+// lists them with their defaults), each group declared with its flags in
+// the package it configures: the listeners' in internal/limits, sign-in's
+// in services/core, the per-device ingest limit's in services/ingest.
 type LimitsConfig struct {
-	// APIMaxBody bounds request bodies and Connect/gRPC messages on the API.
-	APIMaxBody int
-	// BodyMinRate (bytes/s) and BodyGrace cut off request bodies that
-	// trickle in (slowloris after the headers); streaming RPCs are exempt.
-	BodyMinRate int
-	BodyGrace   time.Duration
-	// ReadHeaderTimeout and IdleTimeout apply to every HTTP listener.
-	ReadHeaderTimeout time.Duration
-	IdleTimeout       time.Duration
-	// Connection caps per listener (0: automatic, from the descriptor budget).
-	APIMaxConns, HTTPMaxConns, WSMaxConns, MQTTMaxConns int
-	// FDReserve descriptors are kept for the API and internal use; the
-	// device edges share the rest of RLIMIT_NOFILE (0: a quarter, ≥ 256).
-	FDReserve int
-	// MQTTConnectTimeout closes MQTT connections that have not sent CONNECT.
-	MQTTConnectTimeout time.Duration
-	// MaxStreamsPerCaller caps concurrent Subscribe/IngestStream/WebSocket/
-	// MQTT streams per token subject.
-	MaxStreamsPerCaller int
-	// TrustedProxies (IPs/CIDRs) may set X-Forwarded-For; empty trusts none.
-	TrustedProxies string
-
+	limits.Flags
 	SignIn core.SignInConfig
-
-	// IngestRate (readings/s per device, all edges together; 0: unlimited)
-	// and IngestBurst are the defaults a device's own limit in Core overrides.
-	IngestRate  float64
-	IngestBurst int
+	ingest.RateFlags
 }
 
 // RegisterFlags binds the limit flags.
 func (c *LimitsConfig) RegisterFlags(fs *flag.FlagSet) {
-	envflag.Int(fs, &c.APIMaxBody, "api-max-body", "IOT_API_MAX_BODY", 8<<20, "largest request body and Connect/gRPC message on the API in bytes (413 / resource_exhausted above)")
-	envflag.Int(fs, &c.BodyMinRate, "body-min-rate", "IOT_BODY_MIN_RATE", 1024, "slowest accepted request body in bytes/s after --body-grace, on every HTTP listener (streaming RPCs exempt); 0 disables")
-	envflag.Duration(fs, &c.BodyGrace, "body-grace", "IOT_BODY_GRACE", 10*time.Second, "time a request body may take before --body-min-rate applies")
-	envflag.Duration(fs, &c.ReadHeaderTimeout, "read-header-timeout", "IOT_READ_HEADER_TIMEOUT", 10*time.Second, "time to read a request's headers on every HTTP listener")
-	envflag.Duration(fs, &c.IdleTimeout, "idle-timeout", "IOT_IDLE_TIMEOUT", 120*time.Second, "keep-alive HTTP connections idle this long are closed")
-	envflag.Int(fs, &c.APIMaxConns, "api-max-conns", "IOT_API_MAX_CONNS", 0, "most open API connections; 0: the descriptors reserved by --fd-reserve")
-	envflag.Int(fs, &c.HTTPMaxConns, "http-max-conns", "IOT_HTTP_MAX_CONNS", 0, "most open HTTP ingest connections; 0: bounded by the edges' shared descriptor budget only")
-	envflag.Int(fs, &c.WSMaxConns, "ws-max-conns", "IOT_WS_MAX_CONNS", 0, "most open WebSocket connections; 0: bounded by the edges' shared descriptor budget only")
-	envflag.Int(fs, &c.MQTTMaxConns, "mqtt-max-conns", "IOT_MQTT_MAX_CONNS", 0, "most open MQTT connections; 0: bounded by the edges' shared descriptor budget only")
-	envflag.Int(fs, &c.FDReserve, "fd-reserve", "IOT_FD_RESERVE", 0, "file descriptors kept for the API and internal use; the device edges share the rest of RLIMIT_NOFILE (0: a quarter, at least 256)")
-	envflag.Duration(fs, &c.MQTTConnectTimeout, "mqtt-connect-timeout", "IOT_MQTT_CONNECT_TIMEOUT", 10*time.Second, "MQTT connections that have not sent CONNECT within this time are closed")
-	envflag.Int(fs, &c.MaxStreamsPerCaller, "max-streams-per-caller", "IOT_MAX_STREAMS_PER_CALLER", 100, "concurrent Subscribe, IngestStream, WebSocket and MQTT streams one token subject may hold; 0: unlimited")
-	envflag.String(fs, &c.TrustedProxies, "trusted-proxies", "IOT_TRUSTED_PROXIES", "", "comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed for per-address throttling; empty: none")
-	envflag.Int(fs, &c.SignIn.Workers, "signin-workers", "IOT_SIGNIN_WORKERS", 0, "concurrent password hashes (argon2id, 19 MiB each); 0: the number of CPUs")
-	envflag.Int(fs, &c.SignIn.Queue, "signin-queue", "IOT_SIGNIN_QUEUE", 32, "sign-ins waiting for a hash worker; more are refused at once (503)")
-	envflag.Duration(fs, &c.SignIn.Wait, "signin-wait", "IOT_SIGNIN_WAIT", 2*time.Second, "how long a sign-in waits for a hash worker before 503 with Retry-After")
-	envflag.Int(fs, &c.SignIn.PerAddress, "signin-per-address", "IOT_SIGNIN_PER_ADDRESS", 4, "sign-ins one client address may have waiting or hashing at once; more are refused (429)")
-	envflag.Int(fs, &c.SignIn.AccountFree, "signin-account-free", "IOT_SIGNIN_ACCOUNT_FREE", 5, "failed sign-ins in a row per account before exponential backoff (429 with Retry-After)")
-	envflag.Int(fs, &c.SignIn.AddressFree, "signin-address-free", "IOT_SIGNIN_ADDRESS_FREE", 20, "failed sign-ins in a row per client address before exponential backoff")
-	envflag.Duration(fs, &c.SignIn.BackoffBase, "signin-backoff-base", "IOT_SIGNIN_BACKOFF_BASE", time.Second, "first sign-in backoff window, doubled by each further failure")
-	envflag.Float64(fs, &c.IngestRate, "ingest-rate", "IOT_INGEST_RATE", 0, "default ingest limit of a device in readings/s over all edges (HTTP 429, resource_exhausted, MQTT 5 reason 0x96); 0: unlimited; a device's ingest_limit in Core overrides it")
-	envflag.Int(fs, &c.IngestBurst, "ingest-burst", "IOT_INGEST_BURST", 0, "default burst of a device's ingest limit in readings; 0: one second's worth of --ingest-rate")
-	envflag.Duration(fs, &c.SignIn.BackoffMax, "signin-backoff-max", "IOT_SIGNIN_BACKOFF_MAX", time.Minute, "longest sign-in backoff window (never a permanent lockout)")
+	c.Flags.RegisterFlags(fs)
+	c.SignIn.RegisterFlags(fs)
+	c.RateFlags.RegisterFlags(fs)
 }
 
 // Validate checks the limit flags.
 func (c *LimitsConfig) Validate() error {
-	var errs []error
-	for name, v := range map[string]int{"api-max-body": c.APIMaxBody, "body-min-rate": c.BodyMinRate, "api-max-conns": c.APIMaxConns,
-		"http-max-conns": c.HTTPMaxConns, "ws-max-conns": c.WSMaxConns, "mqtt-max-conns": c.MQTTMaxConns, "fd-reserve": c.FDReserve,
-		"max-streams-per-caller": c.MaxStreamsPerCaller, "signin-workers": c.SignIn.Workers, "signin-queue": c.SignIn.Queue, "signin-per-address": c.SignIn.PerAddress,
-		"signin-account-free": c.SignIn.AccountFree, "signin-address-free": c.SignIn.AddressFree, "ingest-burst": c.IngestBurst} {
-		if v < 0 {
-			errs = append(errs, envflag.Errorf(name, "must not be negative"))
-		}
-	}
-	if c.IngestRate < 0 || math.IsNaN(c.IngestRate) || math.IsInf(c.IngestRate, 0) {
-		errs = append(errs, envflag.Errorf("ingest-rate", "must be a finite number ≥ 0"))
-	}
-	if c.APIMaxBody == 0 {
-		errs = append(errs, envflag.Errorf("api-max-body", "must be positive"))
-	}
-	for name, d := range map[string]time.Duration{"body-grace": c.BodyGrace, "read-header-timeout": c.ReadHeaderTimeout,
-		"idle-timeout": c.IdleTimeout, "mqtt-connect-timeout": c.MQTTConnectTimeout, "signin-wait": c.SignIn.Wait,
-		"signin-backoff-base": c.SignIn.BackoffBase, "signin-backoff-max": c.SignIn.BackoffMax} {
-		if d <= 0 {
-			errs = append(errs, envflag.Errorf(name, "must be positive"))
-		}
-	}
-	if _, err := limits.ParseProxies(c.TrustedProxies); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", envflag.Name("trusted-proxies"), err))
-	}
-	return errors.Join(errs...)
+	return errors.Join(c.Flags.Validate(), c.SignIn.Validate(), c.RateFlags.Validate())
 }
 
 // guards is the per-process state of the defences.

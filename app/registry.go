@@ -2,38 +2,17 @@ package app
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
 )
 
 // RegistryConfig selects the metadata registry: SQLite in the data dir, or
-// PostgreSQL.
-type RegistryConfig struct {
-	PostgresDSN string
-	// CacheEntries bounds the embedded registry's read cache (an LRU, ~0.7
-	// KB per device entry); 0 disables it.
-	CacheEntries int
-}
-
-// RegisterFlags binds the registry flags.
-func (c *RegistryConfig) RegisterFlags(fs *flag.FlagSet) {
-	envflag.String(fs, &c.PostgresDSN, "postgres-dsn", "IOT_POSTGRES_DSN", "", "PostgreSQL DSN for the registry; empty uses SQLite in the data dir")
-	envflag.Int(fs, &c.CacheEntries, "registry-cache-entries", "IOT_REGISTRY_CACHE_ENTRIES", registrysql.DefaultCacheEntries, "rows the embedded (SQLite) registry keeps in its LRU read cache, about 0.7 KB each; 0 disables it (entries live 1s at most)")
-}
-
-// Validate checks the registry flags.
-func (c *RegistryConfig) Validate() error {
-	if c.CacheEntries < 0 {
-		return envflag.Errorf("registry-cache-entries", "must not be negative")
-	}
-	return nil
-}
+// PostgreSQL. Its flags are declared in registrysql (Flags).
+type RegistryConfig = registrysql.Flags
 
 // initRegistry opens PostgreSQL when a DSN is given, else SQLite in the data dir.
 func (a *App) initRegistry(ctx context.Context) (registry.Registry, error) {

@@ -22,6 +22,9 @@ type RulesConfig struct {
 	WebhookMaxBackoff  time.Duration
 	WebhookMaxAttempts int
 	WebhookTimeout     time.Duration
+	// WebhookAllowNets lists internal networks webhooks may reach
+	// (comma-separated CIDR prefixes or addresses; default none).
+	WebhookAllowNets string
 	// RawRetention is how long raw readings are kept by default (0: forever).
 	RawRetention time.Duration
 	// MinuteRetention is how long per-minute aggregates are kept (0: forever).
@@ -36,6 +39,7 @@ func (c *RulesConfig) RegisterFlags(fs *flag.FlagSet) {
 	envflag.Duration(fs, &c.WebhookMaxBackoff, "webhook-max-backoff", "IOT_WEBHOOK_MAX_BACKOFF", 5*time.Minute, "longest wait between webhook delivery attempts")
 	envflag.Int(fs, &c.WebhookMaxAttempts, "webhook-max-attempts", "IOT_WEBHOOK_MAX_ATTEMPTS", 10, "webhook delivery attempts before giving up")
 	envflag.Duration(fs, &c.WebhookTimeout, "webhook-timeout", "IOT_WEBHOOK_TIMEOUT", 10*time.Second, "time limit of one webhook delivery attempt")
+	envflag.String(fs, &c.WebhookAllowNets, "webhook-allow-nets", "IOT_WEBHOOK_ALLOW_NETS", "", "internal networks webhooks may reach, as comma-separated CIDR prefixes or addresses (e.g. 10.1.0.0/16,127.0.0.1); by default webhooks reach public addresses only")
 	envflag.Duration(fs, &c.RawRetention, "retention-raw", "IOT_RETENTION_RAW", 0, "how long raw readings are kept unless a sensor overrides it (0: forever)")
 	envflag.Duration(fs, &c.MinuteRetention, "retention-minute-rollups", "IOT_RETENTION_MINUTE_ROLLUPS", 0, "how long per-minute aggregates are kept before they are folded into per-hour ones (0: forever; per-hour aggregates are kept forever)")
 	envflag.Duration(fs, &c.RetentionInterval, "retention-interval", "IOT_RETENTION_INTERVAL", time.Minute, "how often expired readings are deleted")
@@ -52,6 +56,9 @@ func (c *RulesConfig) Validate() error {
 	}
 	if c.WebhookTimeout <= 0 {
 		errs = append(errs, envflag.Errorf("webhook-timeout", "must be positive"))
+	}
+	if _, err := rules.ParseAllowNets(c.WebhookAllowNets); err != nil {
+		errs = append(errs, envflag.Errorf("webhook-allow-nets", "%v", err))
 	}
 	if c.RawRetention < 0 || (c.RawRetention > 0 && c.RawRetention < time.Minute) {
 		errs = append(errs, envflag.Errorf("retention-raw", "must be 0 (forever) or at least 1m"))
@@ -106,12 +113,17 @@ func (a *App) initAlerting(ctx context.Context) (*rules.Engine, error) {
 	}
 	c := a.cfg.Rules
 	eng := rules.NewEngine(a.log.With("component", "rules"), rs, a.reg, a.store.Store,
-		rules.EngineConfig{Shared: a.cfg.Bus.KafkaBrokers != ""}, a.metrics)
+		rules.EngineConfig{Shared: a.cfg.Bus.Kafka.Brokers != ""}, a.metrics)
 	if err := eng.Load(ctx); err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
+	allow, err := rules.ParseAllowNets(c.WebhookAllowNets)
+	if err != nil {
+		return nil, err // refused by Validate already
+	}
 	n := rules.NewNotifier(a.log.With("component", "webhooks"), rs, rules.NotifierConfig{
 		Backoff: c.WebhookBackoff, MaxBackoff: c.WebhookMaxBackoff, MaxAttempts: c.WebhookMaxAttempts, Timeout: c.WebhookTimeout,
+		AllowNets: allow,
 	}, nil, a.metrics)
 	eng.OnDeliveries(n.Wake)
 	a.pipeline.Observe(eng.Observe)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/registry"
@@ -16,35 +15,27 @@ import (
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
-// StoreConfig selects and configures the time-series store.
+// StoreConfig selects and configures the time-series store. The
+// OpenSearch flags are declared in storeopensearch (Flags); the choice of
+// store is the store module's.
 type StoreConfig struct {
 	// Kind is "embedded" (SQLite in the data dir) or "opensearch"; empty
-	// picks opensearch when OpenSearchURL is set.
-	Kind              string
-	OpenSearchURL     string
-	OpenSearchMode    string
-	OpenSearchPrefix  string
-	OpenSearchReplica int
-	OpenSearchShards  int
-	OpenSearchAuth    OpenSearchAuthConfig
+	// picks opensearch when OpenSearch.URL is set.
+	Kind       string
+	OpenSearch storeopensearch.Flags
 }
 
 // RegisterFlags binds the store flags.
 func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet) {
 	envflag.String(fs, &c.Kind, "store", "IOT_STORE", "", "time-series store: embedded (SQLite in the data dir) or opensearch; empty picks opensearch when --opensearch-url is set, else embedded")
-	envflag.String(fs, &c.OpenSearchURL, "opensearch-url", "IOT_OPENSEARCH_URL", "", "OpenSearch URL(s), comma-separated")
-	envflag.String(fs, &c.OpenSearchMode, "opensearch-index-mode", "IOT_OPENSEARCH_INDEX_MODE", storeopensearch.ModeShared, "OpenSearch index layout: shared (one index) or per-sensor (<prefix>-<device_id>_<sensor_id>)")
-	envflag.String(fs, &c.OpenSearchPrefix, "opensearch-prefix", "IOT_OPENSEARCH_PREFIX", "iot", "prefix of the shared OpenSearch indices and template")
-	envflag.Int(fs, &c.OpenSearchReplica, "opensearch-replicas", "IOT_OPENSEARCH_REPLICAS", 0, "replicas per OpenSearch shard (0 on a single node)")
-	envflag.Int(fs, &c.OpenSearchShards, "opensearch-shards", "IOT_OPENSEARCH_SHARDS", 1, "primary shards per readings index")
-	c.OpenSearchAuth.RegisterFlags(fs)
+	c.OpenSearch.RegisterFlags(fs)
 }
 
 // kind resolves the store: without --store an OpenSearch URL selects
 // opensearch.
 func (c *StoreConfig) kind() string {
 	if c.Kind == "" {
-		if c.OpenSearchURL != "" {
+		if c.OpenSearch.URL != "" {
 			return "opensearch"
 		}
 		return "embedded"
@@ -58,22 +49,13 @@ func (c *StoreConfig) Validate() error {
 	switch c.kind() {
 	case "embedded":
 	case "opensearch":
-		if c.OpenSearchURL == "" {
+		if c.OpenSearch.URL == "" {
 			errs = append(errs, errors.New("--store=opensearch needs --opensearch-url (IOT_OPENSEARCH_URL)"))
 		}
 	default:
 		errs = append(errs, envflag.Errorf("store", "%q: want embedded or opensearch", c.Kind))
 	}
-	if c.OpenSearchMode != storeopensearch.ModeShared && c.OpenSearchMode != storeopensearch.ModePerSensor {
-		errs = append(errs, envflag.Errorf("opensearch-index-mode", "%q: want shared or per-sensor", c.OpenSearchMode))
-	}
-	if c.OpenSearchReplica < 0 {
-		errs = append(errs, envflag.Errorf("opensearch-replicas", "must not be negative"))
-	}
-	if c.OpenSearchShards <= 0 {
-		errs = append(errs, envflag.Errorf("opensearch-shards", "must be positive"))
-	}
-	errs = append(errs, c.OpenSearchAuth.Validate())
+	errs = append(errs, c.OpenSearch.Validate())
 	return errors.Join(errs...)
 }
 
@@ -92,7 +74,7 @@ type storeParts struct {
 // readings: the pipeline and query, and ingest on the embedded bus (dead
 // letters go straight to the store).
 func (a *App) storeNeeded() bool {
-	return a.roles.Has(RolePipeline) || a.roles.Has(RoleQuery) || (a.roles.Has(RoleIngest) && a.cfg.Bus.KafkaBrokers == "")
+	return a.roles.Has(RolePipeline) || a.roles.Has(RoleQuery) || (a.roles.Has(RoleIngest) && a.cfg.Bus.Kafka.Brokers == "")
 }
 
 // initStore opens the time-series store (embedded or OpenSearch); nil when
@@ -105,20 +87,11 @@ func (a *App) initStore(ctx context.Context) (*storeParts, error) {
 	p := &storeParts{}
 	switch c.kind() {
 	case "opensearch":
-		var urls []string
-		for _, u := range strings.Split(c.OpenSearchURL, ",") {
-			if u = strings.TrimSpace(u); u != "" {
-				urls = append(urls, u)
-			}
-		}
-		pw, err := c.OpenSearchAuth.password()
+		oc, err := c.OpenSearch.Config()
 		if err != nil {
 			return nil, err
 		}
-		s, err := storeopensearch.Open(ctx, a.log.With("component", "store"), storeopensearch.Config{
-			URLs: urls, Prefix: c.OpenSearchPrefix, Mode: c.OpenSearchMode, Replicas: c.OpenSearchReplica, Shards: c.OpenSearchShards,
-			Username: c.OpenSearchAuth.Username, Password: pw, CAFile: c.OpenSearchAuth.CAFile,
-		})
+		s, err := storeopensearch.Open(ctx, a.log.With("component", "store"), oc)
 		if err != nil {
 			return nil, fmt.Errorf("open opensearch store: %w", err)
 		}

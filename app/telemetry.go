@@ -2,9 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -12,7 +9,6 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/iotplatform/iotplatform/internal/authn"
-	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/telemetry"
 )
 
@@ -21,45 +17,9 @@ import (
 const modTelemetry moduleName = "telemetry"
 
 // TelemetryConfig configures tracing (OpenTelemetry over OTLP) and log
-// sampling (docs/OPERATIONS.md).
-type TelemetryConfig struct {
-	// OTLPEndpoint turns tracing on (also OTEL_EXPORTER_OTLP_ENDPOINT).
-	OTLPEndpoint string
-	OTLPProtocol string
-	SampleRatio  float64
-	TrustRemote  bool
-	// LogSampleFirst is how many warnings/errors with the same message
-	// are logged per second; 0 logs all.
-	LogSampleFirst int
-}
-
-// RegisterFlags binds the telemetry flags.
-func (c *TelemetryConfig) RegisterFlags(fs *flag.FlagSet) {
-	envflag.String(fs, &c.OTLPEndpoint, "otlp-endpoint", "IOT_OTLP_ENDPOINT", "", "send traces to this OTLP receiver (http://host:4318 for http/protobuf, http://host:4317 for grpc); empty: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, and without those tracing is off")
-	envflag.String(fs, &c.OTLPProtocol, "otlp-protocol", "IOT_OTLP_PROTOCOL", "", "OTLP protocol: grpc or http/protobuf; empty: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL, else http/protobuf")
-	envflag.Float64(fs, &c.SampleRatio, "trace-sample-ratio", "IOT_TRACE_SAMPLE_RATIO", -1, "share of new traces recorded, 0 to 1 (a sampled parent is always followed); negative: OTEL_TRACES_SAMPLER_ARG for a traceidratio sampler, else 1")
-	envflag.Bool(fs, &c.TrustRemote, "trace-trust-remote", "IOT_TRACE_TRUST_REMOTE", false, "continue the trace context (traceparent) callers send instead of starting a new trace linked to it")
-	envflag.Int(fs, &c.LogSampleFirst, "log-sample-first", "IOT_LOG_SAMPLE_FIRST", 10, "log at most this many warnings or errors with the same message per second (the next one carries suppressed=<count>); 0 logs all")
-}
-
-// Validate checks the telemetry flags.
-func (c *TelemetryConfig) Validate() error {
-	var errs []error
-	if c.LogSampleFirst < 0 {
-		errs = append(errs, envflag.Errorf("log-sample-first", "must not be negative"))
-	}
-	if c.SampleRatio > 1 {
-		errs = append(errs, envflag.Errorf("trace-sample-ratio", "must be at most 1"))
-	}
-	if err := c.config().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("%s, %s: %w", envflag.Name("otlp-endpoint"), envflag.Name("otlp-protocol"), err))
-	}
-	return errors.Join(errs...)
-}
-
-func (c *TelemetryConfig) config() telemetry.Config {
-	return telemetry.Config{Endpoint: c.OTLPEndpoint, Protocol: c.OTLPProtocol, SampleRatio: c.SampleRatio, TrustRemote: c.TrustRemote}
-}
+// sampling (docs/OPERATIONS.md): its flags are declared in
+// internal/telemetry (Flags).
+type TelemetryConfig = telemetry.Flags
 
 // wrapLogger adds request and trace ids to records logged with a context,
 // and samples repetitive warnings.
@@ -74,7 +34,7 @@ func wrapLogger(log *slog.Logger, c TelemetryConfig) *slog.Logger {
 // initTelemetry starts tracing when an OTLP endpoint is configured; the
 // exporter is flushed last at shutdown (its closer is registered first).
 func (a *App) initTelemetry(ctx context.Context) (*telemetry.Provider, error) {
-	cfg := a.cfg.Telemetry.config()
+	cfg := a.cfg.Telemetry.Config()
 	cfg.Attributes = map[string]string{"iot.roles": a.cfg.Roles}
 	if a.fn != nil { // function mode: which function this process is
 		cfg.Attributes = map[string]string{"iot.roles": "function", "iot.function.contract": a.fn.cfg.Contract, "iot.function.procedures": strings.Join(a.fn.procedures, ",")}

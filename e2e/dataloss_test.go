@@ -173,7 +173,7 @@ func TestIngest_SameInstantReadingsAllKeptKafkaOpenSearch(t *testing.T) {
 	osURL := testenv.OpenSearchURL(t)
 	suffix := randHex(4)
 	sameInstantEveryEdge(t, Start(t, Options{Args: []string{"--kafka-brokers", brokers, "--kafka-topic", "iot.e2e.si." + suffix,
-		"--kafka-group", "e2e-si-" + suffix, "--opensearch-url", osURL, "--opensearch-prefix", "e2e-si-" + suffix}}))
+		"--kafka-group", "e2e-si-" + suffix, "--opensearch-url", osURL, "--opensearch-prefix", osPrefix(t, "e2e-si-"+suffix)}}))
 }
 
 // TestIngest_UntimedReadingsGetDistinctIncreasingInstants: readings without

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -71,7 +72,7 @@ func TestPipeline_KillDashNineTakeOverWithinSeconds(t *testing.T) {
 	suffix := randHex(4)
 	group := "e2e-fo-" + suffix
 	common := []string{"--postgres-dsn", dsn, "--kafka-brokers", brokers, "--kafka-topic", "iot.e2e.fo." + suffix,
-		"--kafka-group", group, "--opensearch-url", osURL, "--opensearch-prefix", "e2e-fo-" + suffix}
+		"--kafka-group", group, "--opensearch-url", osURL, "--opensearch-prefix", osPrefix(t, "e2e-fo-"+suffix)}
 	front := Start(t, Options{Args: append([]string{"--roles", "core,ingest,query"}, common...)})
 	admin := front.AdminToken()
 	var devs []Device
@@ -159,4 +160,22 @@ func TestKafka_TwoDeploymentsOnOneBrokerKeepTheirDeadLetters(t *testing.T) {
 			t.Errorf("deployment of %q lists dead letters %v", tc.want, all)
 		}
 	}
+}
+
+// osPrefix returns an OpenSearch index prefix for one test and deletes the
+// test's indices and index templates (<prefix>-*) when it ends, after the
+// processes the test starts later have stopped (cleanups run last-in,
+// first-out), so runs do not pile up shards on the shared test node.
+func osPrefix(t *testing.T, prefix string) string {
+	t.Helper()
+	osURL := testenv.OpenSearchURL(t)
+	t.Cleanup(func() {
+		for _, p := range []string{"/" + prefix + "-*?expand_wildcards=all", "/_index_template/" + prefix + "-*"} {
+			req, _ := http.NewRequest(http.MethodDelete, osURL+p, nil)
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}
+	})
+	return prefix
 }

@@ -142,7 +142,7 @@ func TestQuery_KafkaOpenSearchAllEdgesReadBack(t *testing.T) {
 	osURL := testenv.OpenSearchURL(t)
 	suffix := randHex(4)
 	p := Start(t, Options{Args: []string{"--kafka-brokers", brokers, "--kafka-topic", "iot.e2e.q." + suffix,
-		"--kafka-group", "e2e-q-" + suffix, "--opensearch-url", osURL, "--opensearch-prefix", "e2e-" + suffix}})
+		"--kafka-group", "e2e-q-" + suffix, "--opensearch-url", osURL, "--opensearch-prefix", osPrefix(t, "e2e-"+suffix)}})
 	readBackAllEdges(t, p)
 
 	// The search proxy answers on OpenSearch, restricted to the sensor.
@@ -335,7 +335,7 @@ func TestQuery_KillDashNineKeepsEveryAcknowledgedReading(t *testing.T) {
 
 func TestQuery_OpenSearchPerSensorIndexFollowsTheSensor(t *testing.T) {
 	osURL := testenv.OpenSearchURL(t)
-	prefix := "e2e-ps-" + randHex(4)
+	prefix := osPrefix(t, "e2e-ps-"+randHex(4))
 	p := Start(t, Options{Args: []string{"--opensearch-url", osURL, "--opensearch-index-mode", "per-sensor", "--opensearch-prefix", prefix}})
 	admin := p.AdminToken()
 	d := p.NewDevice(admin, "ps", "double")

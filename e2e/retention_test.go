@@ -21,7 +21,7 @@ func TestRetention_OnlyExpiredReadingsGoAndOldAggregatesStillAnswer(t *testing.T
 // TestRetention_OpenSearch: the same on the OpenSearch store (per-sensor
 // indices): a bounded range delete per sensor, minute rollups answer.
 func TestRetention_OpenSearch(t *testing.T) {
-	testRetention(t, []string{"--opensearch-url", testenv.OpenSearchURL(t), "--opensearch-index-mode", "per-sensor", "--opensearch-prefix", "e2e-ret-" + randHex(4)})
+	testRetention(t, []string{"--opensearch-url", testenv.OpenSearchURL(t), "--opensearch-index-mode", "per-sensor", "--opensearch-prefix", osPrefix(t, "e2e-ret-"+randHex(4))})
 }
 
 func testRetention(t *testing.T, args []string) {

@@ -46,7 +46,7 @@ func TestDeploy_ComposeRolesAsLocalProcesses(t *testing.T) {
 		"IOT_OPENSEARCH_URL":    osURL,
 		"IOT_KAFKA_TOPIC":       "e2e.roles." + n,
 		"IOT_KAFKA_GROUP":       "e2e-roles-" + n,
-		"IOT_OPENSEARCH_PREFIX": "e2e-roles-" + n,
+		"IOT_OPENSEARCH_PREFIX": osPrefix(t, "e2e-roles-"+n),
 		"IOT_ADMIN_PASSWORD":    admin,
 		"IOT_KEYS_DIR":          t.TempDir(),
 		"IOT_LOG_FORMAT":        "text",

@@ -97,7 +97,7 @@ func createRule(t *testing.T, p *Platform, token string, body map[string]any) st
 // attempts gets both events signed, every attempt is listed on the alert,
 // WatchAlerts streams the events, and a person acknowledges the alert.
 func TestRules_EmbeddedThresholdAlertWebhookRetriedSignedAcknowledged(t *testing.T) {
-	p := Start(t, Options{Args: []string{"--webhook-backoff", "200ms"}})
+	p := Start(t, Options{Args: []string{"--webhook-backoff", "200ms", "--webhook-allow-nets", "127.0.0.1"}})
 	admin := p.AdminToken()
 	d := p.NewDevice(admin, "fridge", "double")
 	hook := newHookReceiver(t, "e2e-secret", 2)
@@ -226,7 +226,7 @@ func TestRules_KafkaTwoPipelinesKillDashNineFireOncePerCrossing(t *testing.T) {
 	suffix := randHex(4)
 	group := "e2e-rules-" + suffix
 	common := []string{"--postgres-dsn", dsn, "--kafka-brokers", brokers, "--kafka-topic", "iot.e2e.rules." + suffix,
-		"--kafka-group", group, "--opensearch-url", osURL, "--opensearch-prefix", "e2e-rules-" + suffix}
+		"--kafka-group", group, "--opensearch-url", osURL, "--opensearch-prefix", osPrefix(t, "e2e-rules-"+suffix)}
 	front := Start(t, Options{Args: append([]string{"--roles", "core,ingest,query"}, common...)})
 	admin := front.AdminToken()
 	var devs []Device

@@ -122,7 +122,7 @@ func TestTracing_AcrossIngestAndPipelineProcesses(t *testing.T) {
 	n := randHex(4)
 	keys := t.TempDir()
 	common := []string{"--kafka-brokers", brokers, "--kafka-topic", "e2e.trace." + n, "--kafka-group", "e2e-trace-" + n,
-		"--opensearch-url", osURL, "--opensearch-prefix", "e2e-trace-" + n, "--postgres-dsn", freshPostgres(t), "--keys-dir", keys,
+		"--opensearch-url", osURL, "--opensearch-prefix", osPrefix(t, "e2e-trace-"+n), "--postgres-dsn", freshPostgres(t), "--keys-dir", keys,
 		"--otlp-endpoint", rcv.HTTPURL, "--trace-sample-ratio", "1"}
 	front := Start(t, Options{Args: append([]string{"--roles", "core,ingest,query"}, common...)})
 	Start(t, Options{Args: append([]string{"--roles", "pipeline"}, common...)})

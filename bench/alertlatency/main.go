@@ -4,7 +4,8 @@
 // sensor and a threshold rule with a webhook to its own receiver, then
 // sends readings that each cross the threshold (5, 15, 5, ...), one at a
 // time. It prints p50/p90/p99 of ack → webhook beside the ack latency
-// (send → 200) of the same requests.
+// (send → 200) of the same requests. The receiver listens on 127.0.0.1,
+// so the platform must allow it: serve with --webhook-allow-nets 127.0.0.1.
 //
 //	alertlatency -api http://127.0.0.1:8080 -http http://127.0.0.1:8083/ -password "$(cat data/admin-password)" -n 500
 package main

@@ -1,5 +1,6 @@
 // Command ingestidle measures the memory of idle device connections: it
-// runs the MQTT and WebSocket gateways in this process, opens n idle,
+// runs the platform (its MQTT and WebSocket edges) in this process through
+// the app's own constructor, opens n idle,
 // authenticated connections to each from two child processes, and reports
 // this process's RSS before and after.
 //
@@ -10,13 +11,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -30,13 +28,10 @@ import (
 
 	"github.com/coder/websocket"
 
-	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
-	gwws "github.com/iotplatform/iotplatform/gateway/ws"
+	"github.com/iotplatform/iotplatform/app"
+	"github.com/iotplatform/iotplatform/bench/internal/inproc"
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
-	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
-	"github.com/iotplatform/iotplatform/internal/registry"
-	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
 var (
@@ -45,13 +40,6 @@ var (
 	addr  = flag.String("addr", "", "gateway address (client roles)")
 	token = flag.String("token", "", "device token (client roles)")
 )
-
-type sensors struct{}
-
-func (sensors) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
-	return registry.Sensor{ID: id, DeviceID: 1, Type: registry.TypeDouble}, nil
-}
-func (sensors) TokenGeneration(context.Context, authn.Kind, int64) (int64, error) { return 1, nil }
 
 func main() {
 	flag.Parse()
@@ -65,29 +53,28 @@ func main() {
 	}
 }
 
+// server runs the platform in this process through the app's own
+// constructor (bench/internal/inproc), with the app's bus seam given a
+// sink that drops what it is handed (no reading is sent here). The edges
+// get every descriptor but 128 (--fd-reserve) and one device may hold every
+// connection (--max-streams-per-caller 0).
 func server() {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	keys := authn.NewKeySet(priv)
-	tok, _ := authn.NewSigner(keys).Issue(authn.Principal{Kind: authn.KindDevice, ID: 1}, 1, 0)
-	ver := authn.NewVerifier(keys, sensors{}, authn.VerifierConfig{})
 	b := busembedded.New(5 * time.Second)
 	go b.Subscribe(context.Background(), func(context.Context, []*busv1.Record) error { return nil })
-	svc := ingest.New(log, ingest.Config{}, sensors{}, b, nil, nil)
-	g, err := gwmqtt.New(log, ver, svc, gwmqtt.Config{}, nil)
+	p, err := inproc.Start([]string{"--roles", "core,ingest", "--fd-reserve", "128", "--max-streams-per-caller", "0"}, app.WithBus(b, nil))
 	must(err)
-	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer p.Close()
+	dev, err := inproc.Provision(p.API, p.Password, 1, "double")
 	must(err)
-	go g.Serve(context.Background(), mln)
-	wln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	go (&http.Server{Handler: gwws.New(log, ver, svc, gwws.Config{})}).Serve(wln)
-
+	tok := dev.Token
+	mqttAddr, wsAddr := p.Addr("mqtt"), p.Addr("ws")
+	runtime.GC()
+	debug.FreeOSMemory()
 	before := rss()
 	fmt.Printf("machine: %d CPUs; baseline RSS %.1f MiB\n", runtime.NumCPU(), before)
 	var wg sync.WaitGroup
 	var cmds []*exec.Cmd
-	for _, r := range []struct{ role, addr string }{{"mqtt-clients", mln.Addr().String()}, {"ws-clients", wln.Addr().String()}} {
+	for _, r := range []struct{ role, addr string }{{"mqtt-clients", mqttAddr}, {"ws-clients", wsAddr}} {
 		cmd := exec.Command(os.Args[0], "-role", r.role, "-addr", r.addr, "-token", tok, "-n", strconv.Itoa(*n))
 		out, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr

@@ -1,21 +1,20 @@
-// Command ingestload is the ingestion load generator: it starts the real
-// gateways in-process on an embedded bus whose subscriber is an in-memory
-// sink (or on Kafka), drives them with closed-loop clients, and prints
-// throughput and latency beside a reference measured in the same run.
+// Command ingestload is the ingestion load generator. The in-process modes
+// run the platform in this process through the app's own constructor
+// (bench/internal/inproc), on Kafka or with the app's bus seam given an
+// instant in-memory sink, and drive its real edges with closed-loop
+// clients; -mode=binary and -mode=tracing-ab drive a running
+// bin/iotplatform (scripts/bench/ingest.sh, tracing.sh). Throughput and
+// latency are printed beside a reference measured in the same run.
 //
-//	go run ./bench/ingestload -mode=http|http-batch|grpc|mqtt|kafka [-d 10s] [-c 64]
+//	go run ./bench/ingestload -mode=http|https|http-batch|grpc|mqtt|kafka [-d 10s] [-c 64]
 package main
 
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -28,31 +27,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"connectrpc.com/connect"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/iotplatform/iotplatform/gateway/httpgw"
-	gwmqtt "github.com/iotplatform/iotplatform/gateway/mqtt"
+	"github.com/iotplatform/iotplatform/app"
+	"github.com/iotplatform/iotplatform/bench/internal/inproc"
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
-	"github.com/iotplatform/iotplatform/gen/iot/ingest/v1/ingestv1connect"
-	"github.com/iotplatform/iotplatform/internal/authn"
-	"github.com/iotplatform/iotplatform/internal/bus"
 	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
-	"github.com/iotplatform/iotplatform/internal/bus/buskafka"
-	"github.com/iotplatform/iotplatform/internal/registry"
-	"github.com/iotplatform/iotplatform/services/ingest"
+	"github.com/iotplatform/iotplatform/sdk/go/iot"
 )
-
-type sensors struct{}
-
-func (sensors) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
-	if id == 99 {
-		return registry.Sensor{ID: id, DeviceID: 1, Type: registry.TypeString}, nil
-	}
-	return registry.Sensor{ID: id, DeviceID: 1, Type: registry.TypeDouble}, nil
-}
-func (sensors) TokenGeneration(context.Context, authn.Kind, int64) (int64, error) { return 1, nil }
 
 var (
 	mode     = flag.String("mode", "http", "http, https, http-batch, grpc, mqtt, kafka, binary or tracing-ab")
@@ -89,20 +72,26 @@ func main() {
 		must(pprof.StartCPUProfile(f))
 		defer pprof.StopCPUProfile()
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	keys := authn.NewKeySet(priv)
-	tok, _ := authn.NewSigner(keys).Issue(authn.Principal{Kind: authn.KindDevice, ID: 1}, 1, 0)
-	ver := authn.NewVerifier(keys, sensors{}, authn.VerifierConfig{})
+	defer func() {
+		for _, c := range cleanups {
+			c()
+		}
+	}()
+	fmt.Printf("machine: %d CPUs, %s; mode %s, %s per run\n", numCPU(), cpuModel(), *mode, *dur)
+	switch *mode {
+	case "binary":
+		binary()
+		return
+	case "tracing-ab":
+		tracingAB()
+		return
+	}
+	// The in-process modes run the platform in this process, built by the
+	// app's own constructor (bench/internal/inproc): on Kafka, or with the
+	// app's bus seam (app.WithBus) given an instant in-memory sink, so the
+	// edges are measured without the store behind them.
 	var stored atomic.Int64
-	var pub bus.Publisher
-	if *mode == "kafka" {
-		p, err := buskafka.NewProducer(log, buskafka.Config{Brokers: *brokers, Topic: "bench.readings", Partitions: 6, ReplicationFactor: 1})
-		must(err)
-		must(p.EnsureTopics(context.Background()))
-		defer p.Close()
-		pub = p
-	} else {
+	sink := func(args ...string) (*inproc.Platform, inproc.Device) {
 		b := busembedded.New(5 * time.Second)
 		go b.Subscribe(context.Background(), func(_ context.Context, recs []*busv1.Record) error {
 			stored.Add(int64(len(recs)))
@@ -111,64 +100,60 @@ func main() {
 		for !b.Subscribed() {
 			time.Sleep(time.Millisecond)
 		}
-		pub = b
+		return platform(append([]string{"--roles", "core,ingest"}, args...), 8, "double", app.WithBus(b, nil))
 	}
-	svc := ingest.New(log, ingest.Config{}, sensors{}, pub, nil, nil)
-	fmt.Printf("machine: %d CPUs, %s; mode %s, %s per run\n", numCPU(), cpuModel(), *mode, *dur)
 	switch *mode {
 	case "http":
 		bare := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.WriteHeader(200)
 		}))
-		gw := serve(httpgw.New(log, ver, svc, httpgw.Config{}))
-		body := []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`)
-		pairs(func() result { return httpLoad(bare, tok, body) }, func() result { return httpLoad(gw, tok, body) },
+		p, dev := sink()
+		body := bodyFor(dev.Sensors[0])
+		pairs(func() result { return httpLoad(bare, dev.Token, body) }, func() result { return httpLoad(gwURL(p), dev.Token, body) },
 			"bare net/http 200:     ", "HTTP gateway (1/req):  ")
 	case "https":
 		// The same gateway over plain HTTP (reference) and TLS, keep-alive
-		// connections: the cost of encryption, handshakes amortised.
-		plain := serve(httpgw.New(log, ver, svc, httpgw.Config{}))
-		secure := serveTLS(httpgw.New(log, ver, svc, httpgw.Config{}))
-		body := body1()
-		pairs(func() result { return httpLoad(plain, tok, body) }, func() result { return httpLoad(secure, tok, body) },
-			"HTTP gateway, plain:   ", "HTTP gateway, TLS:     ")
+		// connections: the cost of encryption, handshakes amortised. Two
+		// platforms, identical but for --http-tls-cert/--http-tls-key.
+		plain, pdev := sink()
+		cert, key := tlsFiles()
+		secure, sdev := sink("--http-tls-cert", cert, "--http-tls-key", key)
+		pb, sb := bodyFor(pdev.Sensors[0]), bodyFor(sdev.Sensors[0])
+		pairs(func() result { return httpLoad(gwURL(plain), pdev.Token, pb) }, func() result {
+			return httpLoad("https://"+secure.Addr("http")+"/", sdev.Token, sb)
+		}, "HTTP gateway, plain:   ", "HTTP gateway, TLS:     ")
 	case "http-batch":
-		gw := serve(httpgw.New(log, ver, svc, httpgw.Config{MaxBody: 8 << 20}))
+		p, dev := sink()
 		var b bytes.Buffer
 		b.WriteByte('[')
 		for i := 0; i < 1000; i++ {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, `{"sensor_id":%d,"timestamp":%d,"value":%d.5}`, 4+i%8, 1526717967000+int64(i), i)
+			fmt.Fprintf(&b, `{"sensor_id":%s,"timestamp":%d,"value":%d.5}`, dev.Sensors[i%len(dev.Sensors)], 1526717967000+int64(i), i)
 		}
 		b.WriteByte(']')
 		*conns = min(*conns, 8)
-		got := httpLoad(gw, tok, b.Bytes())
+		got := httpLoad(gwURL(p), dev.Token, b.Bytes())
 		fmt.Printf("HTTP batches of 1000:   %s => %.0f readings/s (sink saw %d)\n", got, got.rate*1000, stored.Load())
 	case "grpc":
-		grpcLoad(ver, svc, tok, &stored)
+		p, dev := sink()
+		grpcLoad(p.API, dev, &stored)
 	case "mqtt":
-		g, err := gwmqtt.New(log, ver, svc, gwmqtt.Config{}, nil)
-		must(err)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		must(err)
-		go g.Serve(context.Background(), ln)
+		p, dev := sink()
 		port := freePort()
 		cmd := exec.Command("/usr/sbin/mosquitto", "-p", strconv.Itoa(port))
 		must(cmd.Start())
 		cleanups = append(cleanups, func() { _ = cmd.Process.Kill() })
 		defer cmd.Process.Kill()
 		time.Sleep(500 * time.Millisecond)
-		pairs(func() result { return mqttLoad("127.0.0.1:"+strconv.Itoa(port), tok) }, func() result { return mqttLoad(ln.Addr().String(), tok) },
+		body := bodyFor(dev.Sensors[0])
+		pairs(func() result { return mqttLoadWith("127.0.0.1:"+strconv.Itoa(port), dev.Token, body) }, func() result { return mqttLoadWith(p.Addr("mqtt"), dev.Token, body) },
 			"mosquitto QoS1:        ", "MQTT gateway QoS1:     ")
-	case "binary":
-		binary(tok, body1())
-	case "tracing-ab":
-		tracingAB()
 	case "kafka":
-		gw := serve(httpgw.New(log, ver, svc, httpgw.Config{MaxBody: 8 << 20}))
+		p, dev := platform([]string{"--roles", "core,ingest", "--kafka-brokers", *brokers, "--kafka-topic", "bench.readings",
+			"--kafka-partitions", "6", "--http-max-body", strconv.Itoa(8 << 20)}, 1, "string")
 		val := bytes.Repeat([]byte("x"), max(1, *recSize-40))
 		var b bytes.Buffer
 		b.WriteByte('[')
@@ -176,13 +161,34 @@ func main() {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, `{"sensor_id":99,"value":%q}`, val)
+			fmt.Fprintf(&b, `{"sensor_id":%s,"value":%q}`, dev.Sensors[0], val)
 		}
 		b.WriteByte(']')
 		*conns = min(*conns, 16)
-		got := httpLoad(gw, tok, b.Bytes())
+		got := httpLoad(gwURL(p), dev.Token, b.Bytes())
 		fmt.Printf("HTTP -> Kafka (batches of 500, ~%d B records): %s => %.0f records/s\n", *recSize, got, got.rate*500)
+	default:
+		must(fmt.Errorf("unknown -mode %q", *mode))
 	}
+}
+
+// platform starts the platform in this process (stopped by must and at
+// exit) and provisions a device with n sensors of type typ.
+func platform(args []string, n int, typ string, opts ...app.Option) (*inproc.Platform, inproc.Device) {
+	p, err := inproc.Start(args, opts...)
+	must(err)
+	cleanups = append(cleanups, p.Close)
+	dev, err := inproc.Provision(p.API, p.Password, n, typ)
+	must(err)
+	mqttTopic = dev.ID
+	return p, dev
+}
+
+// gwURL is the HTTP gateway of an in-process platform.
+func gwURL(p *inproc.Platform) string { return "http://" + p.Addr("http") + "/" }
+
+func bodyFor(sensor string) []byte {
+	return []byte(`{"sensor_id":"` + sensor + `","timestamp":1526717967,"value":"21.5"}`)
 }
 
 // pairs alternates reference and subject runs and prints every run and the
@@ -216,13 +222,11 @@ func bareProcess() (string, func()) {
 	return "http://" + addr + "/", func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 }
 
-func body1() []byte { return []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`) }
-
 // binary drives a running iotplatform (embedded bus + embedded store: the
 // full durable path, group commit included) through HTTP, gRPC and MQTT.
-func binary(_ string, _ []byte) {
+func binary() {
 	tok, sensor := provision()
-	body := []byte(`{"sensor_id":"` + sensor + `","timestamp":1526717967,"value":"21.5"}`)
+	body := bodyFor(sensor)
 	// The bare handler runs in its own process like the server under test:
 	// inside the load generator it would share that process's CPU share
 	// with the clients (on a busy machine that halves it).
@@ -257,49 +261,21 @@ func binary(_ string, _ []byte) {
 	cleanups = append(cleanups, func() { _ = cmd.Process.Kill() })
 	defer cmd.Process.Kill()
 	time.Sleep(500 * time.Millisecond)
-	mqttTopic = devTopic
-	pairs(func() result { return mqttLoad("127.0.0.1:"+strconv.Itoa(port), tok) }, func() result { return mqttLoadBody(*mqttGW, tok, body) },
+	pairs(func() result { return mqttLoadWith("127.0.0.1:"+strconv.Itoa(port), tok, body) }, func() result { return mqttLoadWith(*mqttGW, tok, body) },
 		"mosquitto QoS1:        ", "iotplatform MQTT QoS1 (durable):")
 }
 
-var (
-	mqttTopic = "1"
-	devTopic  string
-)
+// mqttTopic is the topic MQTT clients publish to: the provisioned device's
+// id.
+var mqttTopic string
 
-func mqttLoadBody(addr, tok string, body []byte) result { return mqttLoadWith(addr, tok, body) }
-
-// provision signs in as root and creates a device with one double sensor,
-// returning the device token and the sensor id.
+// provision signs in as root to the platform at -api and creates a device
+// with one double sensor, returning the device token and the sensor id.
 func provision() (string, string) {
-	call := func(method, path, token string, in any) map[string]any {
-		var rd io.Reader
-		if in != nil {
-			b, _ := json.Marshal(in)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, *apiURL+path, rd)
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		must(err)
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode != 200 {
-			must(fmt.Errorf("%s %s: %d %v", method, path, resp.StatusCode, out))
-		}
-		return out
-	}
-	admin := call("POST", "/api/users/signin", "", map[string]string{"username": "root", "password": *adminPW})["token"].(string)
-	dev := call("POST", "/api/devices/", admin, map[string]string{"name": "bench", "description": "ingest bench"})
-	id := fmt.Sprint(dev["result"].(map[string]any)["id"])
-	sen := call("POST", "/api/devices/"+id+"/sensors/", admin, map[string]string{"name": "bench-sensor", "mapping": `{"type":"double"}`})
-	key := call("GET", "/api/devices/"+id+"/key", admin, nil)
-	devTopic = id
-	return key["token"].(string), fmt.Sprint(sen["id"])
+	dev, err := inproc.Provision(*apiURL, *adminPW, 1, "double")
+	must(err)
+	mqttTopic = dev.ID
+	return dev.Token, dev.Sensors[0]
 }
 
 type result struct {
@@ -371,19 +347,17 @@ func closedLoop(n int, fn func() error) result {
 	return r
 }
 
-func grpcLoad(ver *authn.Verifier, svc *ingest.Service, tok string, stored *atomic.Int64) {
-	mux := http.NewServeMux()
-	mux.Handle(ingestv1connect.NewIngestServiceHandler(ingest.NewHandler(svc, 8), connect.WithInterceptors(authn.NewInterceptor(ver))))
-	p := new(http.Protocols)
-	p.SetUnencryptedHTTP2(true)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	go (&http.Server{Handler: mux, Protocols: p}).Serve(ln)
-	hc := &http.Client{Transport: &http.Transport{Protocols: p}}
-	c := ingestv1connect.NewIngestServiceClient(hc, "http://"+ln.Addr().String(), connect.WithGRPC(), connect.WithInterceptors(bearer(tok)))
+// grpcLoad drives IngestService.IngestStream of the platform at api over
+// gRPC with the Go SDK's client (which carries the device token).
+func grpcLoad(api string, dev inproc.Device, stored *atomic.Int64) {
+	c := iot.New(api, iot.WithToken(dev.Token), iot.WithGRPC()).Ingest
+	ids := make([]int64, len(dev.Sensors))
+	for i, s := range dev.Sensors {
+		ids[i], _ = strconv.ParseInt(s, 10, 64)
+	}
 	rs := make([]*ingestv1.Reading, 1000)
 	for i := range rs {
-		rs[i] = &ingestv1.Reading{SensorId: int64(4 + i%8), Value: &ingestv1.Reading_DoubleValue{DoubleValue: float64(i)}}
+		rs[i] = &ingestv1.Reading{SensorId: ids[i%len(ids)], Value: &ingestv1.Reading_DoubleValue{DoubleValue: float64(i)}}
 	}
 	streams := min(*conns, 4)
 	var acked atomic.Int64
@@ -419,10 +393,6 @@ func grpcLoad(ver *authn.Verifier, svc *ingest.Service, tok string, stored *atom
 	wg.Wait()
 	el := time.Since(start)
 	fmt.Printf("gRPC IngestStream, %d streams, batches of 1000: %.0f readings/s acked durable (sink saw %d)\n", streams, float64(acked.Load())/el.Seconds(), stored.Load())
-}
-
-func mqttLoad(addr, tok string) result {
-	return mqttLoadWith(addr, tok, []byte(`{"sensor_id":"4","timestamp":1526717967,"value":"21.5"}`))
 }
 
 func mqttLoadWith(addr, tok string, payload []byte) result {
@@ -506,18 +476,4 @@ func must(err error) {
 		}
 		os.Exit(1)
 	}
-}
-
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, s connect.Spec) connect.StreamingClientConn {
-		c := next(ctx, s)
-		c.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		return c
-	}
-}
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
 }

@@ -3,8 +3,12 @@
 //   - embedded store, one sensor with N readings (default 1,000,000):
 //     Aggregate into 1,440 buckets and ListReadings of 1,000 points, p50/p95;
 //   - embedded write throughput of group-committed batches;
-//   - with -opensearch-url: pipeline → OpenSearch (storeopensearch.Write of
-//     bus batches) vs a raw _bulk of the same documents, in the same run.
+//   - device ack → visible in Subscribe on the platform run in this
+//     process by the app's own constructor (bench/internal/inproc);
+//   - with -opensearch-url: the platform's pipeline → OpenSearch (bus
+//     batches handed to it through the app's bus seam) vs a raw _bulk of
+//     the same documents, in the same run, then its consumer search proxy
+//     vs the same query sent straight to OpenSearch.
 //
 // Usage: go run ./bench/query [-n 1000000] [-opensearch-url http://127.0.0.1:59200]
 package main
@@ -21,15 +25,17 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/iotplatform/iotplatform/app"
+	"github.com/iotplatform/iotplatform/bench/internal/inproc"
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
-	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/bus/busembedded"
 	"github.com/iotplatform/iotplatform/internal/store"
 	"github.com/iotplatform/iotplatform/internal/store/storeembedded"
 	"github.com/iotplatform/iotplatform/internal/store/storeopensearch"
-	"github.com/iotplatform/iotplatform/services/pipeline"
 )
 
 func main() {
@@ -116,26 +122,38 @@ func main() {
 		check(err)
 	})
 	fmt.Printf("embedded Latest: p50 %v p95 %v\n", lat(50), lat(95))
-	benchLive(ctx, log, st, 2000, 100)
+	benchLive(ctx, 2000, 100)
 
 	if *osURL != "" {
-		benchOpenSearch(ctx, log, *osURL, *osDocs)
+		benchOpenSearch(ctx, *osURL, *osDocs)
 	}
 }
 
-type fixedSensor struct{}
-
-func (fixedSensor) GetSensor(_ context.Context, id int64) (registry.Sensor, error) {
-	return registry.Sensor{ID: id, DeviceID: 1, Type: registry.TypeDouble}, nil
-}
-
-func benchOpenSearch(ctx context.Context, log *slog.Logger, url string, n int) {
+// benchOpenSearch measures the pipeline writing to OpenSearch against raw
+// _bulk requests of the same documents, then the consumer search proxy
+// against the same query sent straight to OpenSearch. The platform runs in
+// this process through the app's own constructor with the core, pipeline
+// and query roles on OpenSearch; its bus is the app's seam (app.WithBus)
+// given an in-process hand-off, so that each bus batch published here runs
+// the platform's pipeline (registry validation, storeopensearch bulk) and
+// returns when OpenSearch has it.
+func benchOpenSearch(ctx context.Context, url string, n int) {
 	prefix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-	st, err := storeopensearch.Open(ctx, log, storeopensearch.Config{URLs: []string{url}, Prefix: prefix})
-	check(err)
 	defer del(url, "/"+prefix+"-*")
 	defer del(url, "/_index_template/"+prefix+"-readings")
-	p := pipeline.New(log, fixedSensor{}, st, pipeline.Config{}, nil)
+	b := busembedded.New(time.Minute)
+	p, err := inproc.Start([]string{"--roles", "core,pipeline,query", "--store", "opensearch", "--opensearch-url", url,
+		"--opensearch-prefix", prefix}, app.WithBus(b, b))
+	check(err)
+	defer p.Close()
+	for !b.Subscribed() {
+		time.Sleep(time.Millisecond)
+	}
+	dev, err := inproc.Provision(p.API, p.Password, 2, "double")
+	check(err)
+	devID, _ := strconv.ParseInt(dev.ID, 10, 64)
+	rawSensor, _ := strconv.ParseInt(dev.Sensors[0], 10, 64)
+	pipeSensor, _ := strconv.ParseInt(dev.Sensors[1], 10, 64)
 	const batch = 5000
 	t0 := time.Now().UnixNano()
 	mk := func(sensor int64) [][]*busv1.Record {
@@ -143,30 +161,30 @@ func benchOpenSearch(ctx context.Context, log *slog.Logger, url string, n int) {
 		for i := 0; i < n; i += batch {
 			var b []*busv1.Record
 			for j := i; j < min(i+batch, n); j++ {
-				b = append(b, &busv1.Record{DeviceId: 1, SensorId: sensor, TimestampNs: t0 + int64(j), Value: &busv1.Record_DoubleValue{DoubleValue: float64(j)}, Protocol: "http", ReceiveTimeNs: t0})
+				b = append(b, &busv1.Record{DeviceId: devID, SensorId: sensor, TimestampNs: t0 + int64(j), Value: &busv1.Record_DoubleValue{DoubleValue: float64(j)}, Protocol: "http", ReceiveTimeNs: t0})
 			}
 			out = append(out, b)
 		}
 		return out
 	}
 	// Raw _bulk of the same documents (same index, same ids, same bodies).
-	raw := mk(2)
+	raw := mk(rawSensor)
 	bodies := make([][]byte, len(raw))
 	for i, b := range raw {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		for _, r := range b {
-			v, _ := pipeline.ValueOf(r)
+			v := r.GetDoubleValue()
 			_ = enc.Encode(map[string]any{"index": map[string]any{"_index": prefix + "-readings", "_id": storeopensearch.DocID(r.SensorId, r.TimestampNs, r.Seq)}})
 			_ = enc.Encode(map[string]any{"sensor_id": r.SensorId, "device_id": r.DeviceId, "ts_ns": r.TimestampNs,
 				"timestamp": time.Unix(0, r.TimestampNs).UTC().Format(time.RFC3339Nano), "received": time.Unix(0, r.ReceiveTimeNs).UTC().Format(time.RFC3339Nano),
-				"protocol": r.Protocol, "kind": "double", "value_double": v.Double, "value_num": v.Double})
+				"protocol": r.Protocol, "kind": "double", "value_double": v, "value_num": v})
 		}
 		bodies[i] = buf.Bytes()
 	}
 	// Alternate one raw bulk and one pipeline batch of the same size, so
 	// both see the same index size and node state; sum each side's time.
-	recs := mk(3)
+	recs := mk(pipeSensor)
 	var rawT, pipeT time.Duration
 	for i := range bodies {
 		s := time.Now()
@@ -175,15 +193,24 @@ func benchOpenSearch(ctx context.Context, log *slog.Logger, url string, n int) {
 		res.Body.Close()
 		rawT += time.Since(s)
 		s = time.Now()
-		check(p.Handle(ctx, recs[i]))
+		check(b.Publish(ctx, recs[i]))
 		pipeT += time.Since(s)
 	}
 	const par = 1
 	rawRate, pipeRate := float64(n)/rawT.Seconds(), float64(n)/pipeT.Seconds()
 	fmt.Printf("opensearch raw _bulk: %d docs in %v = %.0f docs/s (%d-doc bulks, %d in flight)\n", n, rawT.Round(time.Millisecond), rawRate, batch, par)
 	fmt.Printf("opensearch pipeline (bus batch -> validate -> storeopensearch bulk): %d in %v = %.0f docs/s; ratio %.2f (target >= 0.8)\n", n, pipeT.Round(time.Millisecond), pipeRate, pipeRate/rawRate)
-	check(st.Refresh(ctx))
-	benchSearchProxy(ctx, log, url, st, prefix+"-readings", 3, 200)
+	refresh(url, prefix+"-readings")
+	token, err := inproc.SignIn(p.API, p.Password)
+	check(err)
+	benchSearchProxy(url, p.API, token, prefix+"-readings", pipeSensor, 200)
+}
+
+// refresh makes what was indexed searchable.
+func refresh(url, index string) {
+	res, err := http.Post(url+"/"+index+"/_refresh", "application/json", nil)
+	check(err)
+	res.Body.Close()
 }
 
 func del(url, path string) {

@@ -327,7 +327,7 @@ func TestNotifier_RetriesWithBackoffSignedAndRecorded(t *testing.T) {
 	s := f.sensor("temp", registry.TypeDouble)
 	f.rule(s, KindThreshold, Spec{Op: OpAbove, High: 10}, srv.URL+"/hook")
 	e := f.engine(false)
-	n := NewNotifier(slog.New(slog.DiscardHandler), f.reg, NotifierConfig{Backoff: 100 * time.Millisecond, Poll: 20 * time.Millisecond}, nil, nil)
+	n := NewNotifier(slog.New(slog.DiscardHandler), f.reg, NotifierConfig{Backoff: 100 * time.Millisecond, Poll: 20 * time.Millisecond, AllowNets: loopback}, nil, nil)
 	e.OnDeliveries(n.Wake)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -58,6 +59,9 @@ type NotifierConfig struct {
 	// Poll is how often due deliveries are looked for without a wake-up
 	// (default 1s).
 	Poll time.Duration
+	// AllowNets are internal networks webhooks may reach all the same; by
+	// default they reach public addresses only (egress.go).
+	AllowNets []netip.Prefix
 }
 
 // Notifier delivers queued alert events to webhooks: it leases due
@@ -76,7 +80,7 @@ type Notifier struct {
 }
 
 // NewNotifier returns a notifier; client may be nil (a default with the
-// attempt timeout and no redirects).
+// attempt timeout, no redirects and the egress policy of cfg.AllowNets).
 func NewNotifier(log *slog.Logger, rs registry.Rules, cfg NotifierConfig, client *http.Client, reg prometheus.Registerer) *Notifier {
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = time.Second
@@ -94,10 +98,7 @@ func NewNotifier(log *slog.Logger, rs registry.Rules, cfg NotifierConfig, client
 		cfg.Poll = time.Second
 	}
 	if client == nil {
-		client = &http.Client{
-			Timeout:       cfg.Timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		client = webhookClient(cfg.Timeout, cfg.AllowNets)
 	}
 	n := &Notifier{
 		log: log, rules: rs, cfg: cfg, client: client, wake: make(chan struct{}, 1), now: time.Now,
@@ -215,13 +216,14 @@ func (n *Notifier) deliver(ctx context.Context, d registry.Delivery) {
 		ID: a.ID, RuleID: a.RuleID, RuleName: a.RuleName, SensorID: a.SensorID, DeviceID: a.DeviceID,
 		State: a.State, Value: a.Value, FireTime: rfc3339(a.FireNS), ResolveTime: rfc3339(a.ResolveNS), ResolveValue: a.ResolveValue,
 	}})
-	rec.StatusCode, rec.Error = n.post(ctx, d, body, secret)
+	var permanent bool
+	rec.StatusCode, rec.Error, permanent = n.post(ctx, d, body, secret)
 	rec.OK = rec.Error == ""
 	due, done := int64(0), true
 	switch {
 	case rec.OK:
 		n.attempts.WithLabelValues("ok").Inc()
-	case attempt >= n.cfg.MaxAttempts:
+	case permanent || attempt >= n.cfg.MaxAttempts:
 		n.attempts.WithLabelValues("gave_up").Inc()
 		n.log.Warn("webhook delivery given up", "alert_id", d.AlertID, "event", d.Event, "attempts", attempt, "err", rec.Error)
 	default:
@@ -243,13 +245,15 @@ func (n *Notifier) backoff(attempt int) time.Duration {
 	return min(b, n.cfg.MaxBackoff)
 }
 
-// post sends one attempt; it returns the status and an error text ("" on 2xx).
-func (n *Notifier) post(ctx context.Context, d registry.Delivery, body []byte, secret string) (int, string) {
+// post sends one attempt; it returns the status, an error text ("" on 2xx)
+// and whether the failure is permanent (a bad URL, or an address the
+// egress policy refuses): no retry can help.
+func (n *Notifier) post(ctx context.Context, d registry.Delivery, body []byte, secret string) (int, string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, "bad webhook url"
+		return 0, "bad webhook url", true
 	}
 	ts := n.now().Unix()
 	req.Header.Set("Content-Type", "application/json")
@@ -261,15 +265,19 @@ func (n *Notifier) post(ctx context.Context, d registry.Delivery, body []byte, s
 		req.Header.Set(SignatureHeader, Sign(secret, ts, body))
 	}
 	resp, err := n.client.Do(req)
+	if errors.Is(err, errAddressRefused) {
+		n.log.Warn("webhook address refused", "delivery_id", d.ID, "err", err)
+		return 0, "refused: " + errText(err), true
+	}
 	if err != nil {
-		return 0, "request failed: " + errText(err)
+		return 0, "request failed: " + errText(err), false
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, "status " + strconv.Itoa(resp.StatusCode)
+		return resp.StatusCode, "status " + strconv.Itoa(resp.StatusCode), false
 	}
-	return resp.StatusCode, ""
+	return resp.StatusCode, "", false
 }
 
 // errText shortens transport errors for the attempt record.

@@ -212,7 +212,7 @@ func floorTo(t, g int64) int64 { return floorDiv(t, g) * g }
 // call stopped and, per sensor, summarises the oldest expired readings
 // (about limit in all) into minute rollups, moves the sensor's raw horizon,
 // then range-deletes them. It returns the readings deleted.
-func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) (int, error) {
+func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) (_ int, retErr error) {
 	if limit <= 0 || limit > store.MaxLimit {
 		limit = min(5000, store.MaxLimit)
 	}
@@ -220,6 +220,18 @@ func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) 
 	cursor := s.expireCursor
 	s.mu.Unlock()
 	total := 0
+	// The readings indices are refreshed once before the first summary (so
+	// every acknowledged write is searchable before it is summarised) and
+	// once after the last range delete (so the next call cannot summarise
+	// a deleted reading again), not per sensor: a refresh of an index being
+	// written cuts a new segment, and per-sensor refreshes cost ingest a
+	// third of its throughput (docs/BENCHMARKS.md, issue #15).
+	st := &expireStep{}
+	defer func() {
+		if err := s.finishExpire(context.WithoutCancel(ctx), st); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
 	for visited := 0; total < limit && visited < 256; {
 		ids, err := s.sensorsAfter(ctx, cursor, 64)
 		if err != nil {
@@ -235,7 +247,7 @@ func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) 
 			more := false
 			if cut > 0 {
 				var n int
-				n, more, err = s.expireSensor(ctx, id, cut, limit-total)
+				n, more, err = s.expireSensor(ctx, st, id, cut, limit-total)
 				total += n
 				if err != nil {
 					return total, fmt.Errorf("expire readings of sensor %d: %w", id, err)
@@ -390,16 +402,46 @@ func (s *Store) nthBefore(ctx context.Context, sensor, cut int64, n int) (int64,
 	return d.TsNS, true, nil
 }
 
+// expireStep is what one Expire call refreshed and deleted from.
+type expireStep struct {
+	refreshed map[string]bool // indices refreshed before summarising
+	deleted   map[string]bool // indices range-deleted from, refreshed at the end
+}
+
+// finishExpire makes the call's range deletes visible to searches before
+// the next call summarises anything.
+func (s *Store) finishExpire(ctx context.Context, st *expireStep) error {
+	if len(st.deleted) == 0 {
+		return nil
+	}
+	idx := make([]string, 0, len(st.deleted))
+	for i := range st.deleted {
+		idx = append(idx, i)
+	}
+	if _, err := s.do(ctx, http.MethodPost, "/"+strings.Join(idx, ",")+"/_refresh?allow_no_indices=true&ignore_unavailable=true", nil, nil); err != nil {
+		return fmt.Errorf("refresh after deleting expired readings: %w", err)
+	}
+	return nil
+}
+
 // expireSensor handles whole minutes of one sensor's readings before cut,
 // about limit readings; more reports that expired readings remain.
-func (s *Store) expireSensor(ctx context.Context, sensor, cut int64, limit int) (int, bool, error) {
+func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut int64, limit int) (int, bool, error) {
 	idx := s.searchIndex(sensor)
 	if _, ok, err := s.nthBefore(ctx, sensor, cut, 0); err != nil || !ok {
 		return 0, false, err // nothing expired: no refresh
 	}
-	// Every acknowledged write is searchable before it is summarised.
-	if _, err := s.do(ctx, http.MethodPost, "/"+idx+"/_refresh?allow_no_indices=true&ignore_unavailable=true", nil, nil); err != nil {
-		return 0, false, err
+	// Every acknowledged write is searchable before it is summarised: the
+	// first sensor of an index with expired readings refreshes the index
+	// (in shared mode one index serves every sensor of the call).
+	if !st.refreshed[idx] {
+		if _, err := s.do(ctx, http.MethodPost, "/"+idx+"/_refresh?allow_no_indices=true&ignore_unavailable=true", nil, nil); err != nil {
+			return 0, false, err
+		}
+		if st.refreshed == nil {
+			st.refreshed = map[string]bool{}
+		}
+		st.refreshed[idx] = true
 	}
 	first, ok, err := s.nthBefore(ctx, sensor, cut, 0)
 	if err != nil || !ok {
@@ -471,7 +513,13 @@ func (s *Store) expireSensor(ctx context.Context, sensor, cut int64, limit int) 
 		map[string]any{"term": map[string]any{"sensor_id": sensor}},
 		map[string]any{"range": map[string]any{"ts_ns": map[string]any{"lt": bound}}},
 	}}}}
-	path := fmt.Sprintf("/%s/_delete_by_query?conflicts=proceed&refresh=true&slices=auto&requests_per_second=%d&allow_no_indices=true&ignore_unavailable=true", idx, deleteRate)
+	// Not refreshed here: finishExpire refreshes every index deleted from
+	// once, at the end of the call.
+	if st.deleted == nil {
+		st.deleted = map[string]bool{}
+	}
+	st.deleted[idx] = true
+	path := fmt.Sprintf("/%s/_delete_by_query?conflicts=proceed&slices=auto&requests_per_second=%d&allow_no_indices=true&ignore_unavailable=true", idx, deleteRate)
 	if _, err := s.do(ctx, http.MethodPost, path, body, &del); err != nil {
 		if !strings.Contains(err.Error(), "no handler found") {
 			return 0, false, fmt.Errorf("delete expired readings: %w", err)

@@ -17,6 +17,14 @@ import (
 
 func open(t *testing.T, mode string) *storeopensearch.Store {
 	t.Helper()
+	s, _ := openPrefixed(t, mode)
+	return s
+}
+
+// openPrefixed opens a store under a fresh random prefix (deleted with its
+// indices when the test ends) and returns the prefix.
+func openPrefixed(t testing.TB, mode string) (*storeopensearch.Store, string) {
+	t.Helper()
 	url := testenv.OpenSearchURL(t)
 	prefix := fmt.Sprintf("test-%d", rand.Int64N(1<<40))
 	s, err := storeopensearch.Open(context.Background(), slog.New(slog.DiscardHandler), storeopensearch.Config{URLs: []string{url}, Prefix: prefix, Mode: mode})
@@ -32,7 +40,7 @@ func open(t *testing.T, mode string) *storeopensearch.Store {
 		}
 		s.Close()
 	})
-	return s
+	return s, prefix
 }
 
 // cleanupSensors deletes the per-sensor indices a test created.

@@ -1,0 +1,37 @@
+package ingest
+
+import (
+	"errors"
+	"flag"
+	"math"
+
+	"github.com/iotplatform/iotplatform/internal/envflag"
+)
+
+// RateFlags are the default per-device ingest limit's command-line
+// settings (`iotplatform serve --ingest-rate/--ingest-burst`; Config.Rate
+// and Config.Burst).
+type RateFlags struct {
+	// IngestRate (readings/s per device, all edges together; 0: unlimited)
+	// and IngestBurst are the defaults a device's own limit in Core overrides.
+	IngestRate  float64
+	IngestBurst int
+}
+
+// RegisterFlags binds the ingest limit flags.
+func (c *RateFlags) RegisterFlags(fs *flag.FlagSet) {
+	envflag.Float64(fs, &c.IngestRate, "ingest-rate", "IOT_INGEST_RATE", 0, "default ingest limit of a device in readings/s over all edges (HTTP 429, resource_exhausted, MQTT 5 reason 0x96); 0: unlimited; a device's ingest_limit in Core overrides it")
+	envflag.Int(fs, &c.IngestBurst, "ingest-burst", "IOT_INGEST_BURST", 0, "default burst of a device's ingest limit in readings; 0: one second's worth of --ingest-rate")
+}
+
+// Validate checks the ingest limit flags.
+func (c *RateFlags) Validate() error {
+	var errs []error
+	if c.IngestBurst < 0 {
+		errs = append(errs, envflag.Errorf("ingest-burst", "must not be negative"))
+	}
+	if c.IngestRate < 0 || math.IsNaN(c.IngestRate) || math.IsInf(c.IngestRate, 0) {
+		errs = append(errs, envflag.Errorf("ingest-rate", "must be a finite number ≥ 0"))
+	}
+	return errors.Join(errs...)
+}
