@@ -37,7 +37,6 @@ type IngestConfig struct {
 	MQTTQueue      int
 	MQTTOutbound   int
 	MQTTReadBuffer int
-	WSBuffer       int
 }
 
 // RegisterFlags binds the ingest flags.
@@ -52,7 +51,6 @@ func (c *IngestConfig) RegisterFlags(fs *flag.FlagSet) {
 	envflag.Duration(fs, &c.WSIdleTimeout, "ws-idle-timeout", "IOT_WS_IDLE_TIMEOUT", 5*time.Minute, "close WebSocket connections without data for this long")
 	envflag.Int(fs, &c.MQTTQueue, "mqtt-queue", "IOT_MQTT_QUEUE", 256, "publishes per MQTT client waiting for durability before reading stops")
 	envflag.Int(fs, &c.MQTTOutbound, "mqtt-outbound-queue", "IOT_MQTT_OUTBOUND_QUEUE", 16, "packets the MQTT broker may queue for writing to one client (allocated per connection; acks and commands are written directly)")
-	envflag.Int(fs, &c.WSBuffer, "ws-buffer", "IOT_WS_BUFFER", 512, "read and write buffer of each WebSocket connection in bytes once upgraded (at least 64; larger messages still pass)")
 	envflag.Int(fs, &c.MQTTReadBuffer, "mqtt-read-buffer", "IOT_MQTT_READ_BUFFER", 512, "read buffer of each MQTT connection in bytes (at least 64; larger packets are still read whole)")
 }
 
@@ -67,9 +65,6 @@ func (c *IngestConfig) Validate() error {
 	}
 	if c.MQTTReadBuffer < 64 {
 		errs = append(errs, envflag.Errorf("mqtt-read-buffer", "must be at least 64 bytes"))
-	}
-	if c.WSBuffer < 64 {
-		errs = append(errs, envflag.Errorf("ws-buffer", "must be at least 64 bytes"))
 	}
 	if c.SensorCacheTTL < 0 {
 		errs = append(errs, envflag.Errorf("ingest-sensor-cache-ttl", "must not be negative"))
@@ -115,7 +110,7 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	}
 	log := a.log.With("component", "gateway")
 	hg := httpgw.New(log, a.auth(), svc, httpgw.Config{MaxBody: int64(c.HTTPMaxBody)})
-	wg := gwws.New(log, a.auth(), svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout, Streams: a.guards.streams, BufferSize: c.WSBuffer})
+	wg := gwws.New(log, a.auth(), svc, gwws.Config{MaxMessage: int64(c.HTTPMaxBody), IdleTimeout: c.WSIdleTimeout, Streams: a.guards.streams})
 	a.addServer("http", c.HTTPAddr, withOps(telemetry.HTTP("http", hg)))
 	a.addServer("ws", c.WSAddr, withOps(telemetry.HTTP("ws", wg)))
 

@@ -7,14 +7,11 @@
 package ws
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -48,9 +45,6 @@ type Config struct {
 	// other streams; nil: unlimited). Over the cap the upgrade is refused
 	// with 429.
 	Streams *limits.Streams
-	// BufferSize is the size of each connection's read and write buffers
-	// in bytes once upgraded (default 512; larger messages still pass).
-	BufferSize int
 }
 
 // SubprotocolBearer is offered by browser clients together with the token
@@ -80,9 +74,6 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config) *
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.BufferSize <= 0 {
-		cfg.BufferSize = 512
 	}
 	return &Gateway{log: log, auth: auth, ing: ing, cfg: cfg}
 }
@@ -115,8 +106,8 @@ func refuse(w http.ResponseWriter, status int, msg string) {
 }
 
 // ServeHTTP authenticates the upgrade (401/403 refuse it) and serves the
-// connection on a goroutine of its own: the HTTP server's request state
-// (its buffers, the handler chain's stack) is released once upgraded.
+// connection on a goroutine of its own (the handler chain's stack is not
+// kept for the connection's life).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		w.WriteHeader(http.StatusOK)
@@ -147,7 +138,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if subproto != "" {
 		opts.Subprotocols = []string{subproto}
 	}
-	c, err := websocket.Accept(smallBuffers{w, g.cfg.BufferSize}, r, opts)
+	c, err := websocket.Accept(w, r, opts)
 	if err != nil {
 		release()
 		return
@@ -162,34 +153,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer release()
 		g.serve(ctx, c, p, recheck)
 	}()
-}
-
-// smallBuffers hands the WebSocket library buffers of size bytes instead
-// of the HTTP server's 4 KiB ones (which the server keeps referenced until
-// the handler returns, so ServeHTTP returns right after the upgrade).
-type smallBuffers struct {
-	http.ResponseWriter
-	size int
-}
-
-func (s smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Hijack takes the connection over with small buffers; bytes the server
-// already buffered are read first.
-func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	var r io.Reader = c
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)
-	}
-	if err := brw.Writer.Flush(); err != nil {
-		return nil, nil, err
-	}
-	return c, bufio.NewReadWriter(bufio.NewReaderSize(r, s.size), bufio.NewWriterSize(c, s.size)), nil
 }
 
 // token finds the credentials: header, then bearer sub-protocol, then query.
