@@ -73,7 +73,6 @@ type device struct {
 
 // result is what a worker reports (one line "done ...").
 type result struct {
-	connected, connErrs  int
 	sent, acked, refused int64
 	errs, late           int64
 	windowAcked          int64
