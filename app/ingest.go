@@ -35,6 +35,8 @@ type IngestConfig struct {
 	StreamInFlight int
 	WSIdleTimeout  time.Duration
 	MQTTQueue      int
+	MQTTOutbound   int
+	MQTTReadBuffer int
 }
 
 // RegisterFlags binds the ingest flags.
@@ -48,16 +50,21 @@ func (c *IngestConfig) RegisterFlags(fs *flag.FlagSet) {
 	envflag.Int(fs, &c.StreamInFlight, "ingest-stream-inflight", "IOT_INGEST_STREAM_INFLIGHT", 8, "batches an IngestStream reads ahead of its acks")
 	envflag.Duration(fs, &c.WSIdleTimeout, "ws-idle-timeout", "IOT_WS_IDLE_TIMEOUT", 5*time.Minute, "close WebSocket connections without data for this long")
 	envflag.Int(fs, &c.MQTTQueue, "mqtt-queue", "IOT_MQTT_QUEUE", 256, "publishes per MQTT client waiting for durability before reading stops")
+	envflag.Int(fs, &c.MQTTOutbound, "mqtt-outbound-queue", "IOT_MQTT_OUTBOUND_QUEUE", 16, "packets the MQTT broker may queue for writing to one client (allocated per connection; acks and commands are written directly)")
+	envflag.Int(fs, &c.MQTTReadBuffer, "mqtt-read-buffer", "IOT_MQTT_READ_BUFFER", 512, "read buffer of each MQTT connection in bytes (at least 64; larger packets are still read whole)")
 }
 
 // Validate checks the ingest flags.
 func (c *IngestConfig) Validate() error {
 	var errs []error
 	for name, v := range map[string]int{"http-max-body": c.HTTPMaxBody, "ingest-max-batch": c.MaxBatch,
-		"ingest-stream-inflight": c.StreamInFlight, "mqtt-queue": c.MQTTQueue} {
+		"ingest-stream-inflight": c.StreamInFlight, "mqtt-queue": c.MQTTQueue, "mqtt-outbound-queue": c.MQTTOutbound} {
 		if v <= 0 {
 			errs = append(errs, envflag.Errorf(name, "must be positive"))
 		}
+	}
+	if c.MQTTReadBuffer < 64 {
+		errs = append(errs, envflag.Errorf("mqtt-read-buffer", "must be at least 64 bytes"))
 	}
 	if c.SensorCacheTTL < 0 {
 		errs = append(errs, envflag.Errorf("ingest-sensor-cache-ttl", "must not be negative"))
@@ -107,7 +114,7 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	a.addServer("http", c.HTTPAddr, withOps(telemetry.HTTP("http", hg)))
 	a.addServer("ws", c.WSAddr, withOps(telemetry.HTTP("ws", wg)))
 
-	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTTQueue, MaxPacket: c.HTTPMaxBody, Streams: a.guards.streams}, a.metrics)
+	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTTQueue, OutboundQueue: c.MQTTOutbound, ReadBuffer: c.MQTTReadBuffer, MaxPacket: c.HTTPMaxBody, Streams: a.guards.streams}, a.metrics)
 	if err != nil {
 		return nil, err
 	}
