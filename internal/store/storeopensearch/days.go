@@ -70,9 +70,16 @@ func (s *Store) dropExpiredDays(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	blocked, err := s.blockedDays(ctx)
+	if err != nil {
+		return err
+	}
 	for _, name := range past {
 		end := ends[name]
 		if k, ok := keepers[name]; ok && horizons[k] < end {
+			if err := s.liftStaleBlock(ctx, name, blocked); err != nil {
+				return err
+			}
 			continue // still kept by the same sensor
 		}
 		keeper, err := s.dayKeeperOf(ctx, name, end)
@@ -81,12 +88,55 @@ func (s *Store) dropExpiredDays(ctx context.Context) error {
 		}
 		if keeper != 0 {
 			s.keepDay(name, keeper)
+			if err := s.liftStaleBlock(ctx, name, blocked); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := s.dropDay(ctx, name, end); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// blockedDays returns the day indices whose writes are blocked: by a drop in
+// progress, or left blocked by a process that died between blocking and
+// dropping (or unblocking) the day.
+func (s *Store) blockedDays(ctx context.Context) (map[string]bool, error) {
+	var res map[string]struct {
+		Settings struct {
+			Index struct {
+				Blocks struct {
+					Write string `json:"write"`
+				} `json:"blocks"`
+			} `json:"index"`
+		} `json:"settings"`
+	}
+	if _, err := s.do(ctx, http.MethodGet, "/"+s.readingsIndex()+"-*/_settings/index.blocks.write?expand_wildcards=open&allow_no_indices=true", nil, &res); err != nil {
+		return nil, fmt.Errorf("read day index blocks: %w", err)
+	}
+	out := map[string]bool{}
+	for name, r := range res {
+		if r.Settings.Index.Blocks.Write == "true" {
+			out[name] = true
+		}
+	}
+	return out, nil
+}
+
+// liftStaleBlock unblocks writes to a day index found kept (some sensor's
+// readings in it are not expired) that is still blocked: a drop that
+// blocked it was interrupted before it could unblock it, and late readings
+// for that day would otherwise be refused (and retried) forever.
+func (s *Store) liftStaleBlock(ctx context.Context, name string, blocked map[string]bool) error {
+	if !blocked[name] {
+		return nil
+	}
+	if _, err := s.do(ctx, http.MethodPut, "/"+name+"/_settings", map[string]any{"index.blocks.write": nil}, nil); err != nil {
+		return fmt.Errorf("unblock writes to %s: %w", name, err)
+	}
+	s.log.Warn("lifted a write block an interrupted retention pass left on a kept day index", "index", name)
 	return nil
 }
 

@@ -341,3 +341,42 @@ func TestDayIndices_LegacyIndexReadAndExpired(t *testing.T) {
 		t.Fatalf("aggregate from the rollups: %+v %v, want %+v", got, err, before)
 	}
 }
+
+// TestDayIndices_StaleWriteBlockIsLifted: a day index left write-blocked by
+// a retention pass that died between blocking and dropping it is unblocked
+// by the next pass when a sensor still keeps the day, so late readings for
+// that day are not refused forever.
+func TestDayIndices_StaleWriteBlockIsLifted(t *testing.T) {
+	ctx := context.Background()
+	s, prefix := openPrefixed(t, storeopensearch.ModeShared)
+	ts := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
+	r := []store.Reading{{DeviceID: 1, SensorID: 7, TimeNS: ts, Value: store.Value{Kind: store.KindLong, Long: 1}}}
+	if err := s.Write(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	idx := prefix + "-readings-20240301"
+	if st := osReq(t, http.MethodPut, "/"+idx+"/_settings", `{"index.blocks.write":true}`, nil); st != http.StatusOK { // the interrupted drop
+		t.Fatalf("block %s: %d", idx, st)
+	}
+	r[0].TimeNS++
+	if err := s.Write(ctx, r); err == nil {
+		t.Fatal("Write into the blocked day succeeded before the retention pass")
+	}
+	if err := s.Refresh(ctx); err != nil { // the pass sees sensor 7 keeping the day at once
+		t.Fatal(err)
+	}
+	keep := store.RetentionPolicy{RawBefore: func(int64) int64 { return 0 }} // sensor 7 keeps its readings
+	if _, err := s.Expire(ctx, keep, 100); err != nil {
+		t.Fatal(err)
+	}
+	r[0].TimeNS++
+	if err := s.Write(ctx, r); err != nil {
+		t.Fatalf("late reading for the kept day after the next retention pass: %v", err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := listTimes(t, s, 7); len(got) != 2 {
+		t.Fatalf("List = %v, want both readings", got)
+	}
+}
