@@ -151,17 +151,58 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 
 // Serve accepts MQTT connections on ln until ctx ends.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
-	if err := g.srv.AddListener(listeners.NewNet("mqtt", ln)); err != nil {
+	sl := &syncListener{Listener: ln}
+	if err := g.srv.AddListener(listeners.NewNet("mqtt", sl)); err != nil {
 		return fmt.Errorf("add mqtt listener: %w", err)
 	}
 	if err := g.srv.Serve(); err != nil {
 		return fmt.Errorf("serve mqtt: %w", err)
 	}
 	<-ctx.Done()
+	sl.mu.Lock() // after every connection closed so far (syncListener)
+	sl.mu.Unlock()
 	if err := g.srv.Close(); err != nil {
 		return fmt.Errorf("close mqtt: %w", err)
 	}
 	return nil
+}
+
+// syncListener hands mochi connections whose Close takes mu, which Serve
+// also takes before closing the server: a connection mochi refused and
+// closed (an oversized CONNECT, say) never joins mochi's client list, so
+// without this nothing orders mochi's reads while establishing it before
+// Server.Close's writes (the race detector reports it).
+type syncListener struct {
+	net.Listener
+	mu sync.Mutex
+}
+
+func (l *syncListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &syncConn{Conn: c, mu: &l.mu}, nil
+}
+
+type syncConn struct {
+	net.Conn
+	mu *sync.Mutex
+}
+
+// netConn is the client's connection as accepted (a *tls.Conn on a TLS
+// listener), without the syncListener wrapper.
+func netConn(cl *mochi.Client) net.Conn {
+	if c, ok := cl.Net.Conn.(*syncConn); ok {
+		return c.Conn
+	}
+	return cl.Net.Conn
+}
+
+func (c *syncConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // ID implements mochi.Hook.
@@ -308,7 +349,7 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	var creds authn.Credentials
 	if string(pk.Connect.Username) == "JWT" {
 		creds.Token = string(pk.Connect.Password)
-	} else if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+	} else if tc, ok := netConn(cl).(*tls.Conn); ok {
 		cs := tc.ConnectionState()
 		creds.Certificates = authn.PeerCertificates(&cs)
 	}
