@@ -132,7 +132,11 @@ func (c *Cache[K, V]) Put(k K, v V) {
 	c.mu.Unlock()
 }
 
-// put stores k (c.mu held), evicting the least recently used entries when full.
+// put stores k (c.mu held), evicting the least recently used entries when
+// full, and expired ones from the least recently used end: an expired entry
+// is never returned again, and under a stream of distinct keys (random reads
+// over a large registry) it would otherwise stay until MaxEntries pushed it
+// out, holding memory — and garbage-collector work — for nothing.
 func (c *Cache[K, V]) put(k K, v V, err error, until time.Time) {
 	if el, ok := c.m[k]; ok {
 		e := el.Value.(*entry[K, V])
@@ -140,9 +144,13 @@ func (c *Cache[K, V]) put(k K, v V, err error, until time.Time) {
 		c.lru.MoveToFront(el)
 		return
 	}
-	for c.lru.Len() >= c.max {
-		old := c.lru.Back()
-		delete(c.m, old.Value.(*entry[K, V]).k)
+	now := until.Add(-c.ttl)
+	for old := c.lru.Back(); old != nil; old = c.lru.Back() {
+		e := old.Value.(*entry[K, V])
+		if c.lru.Len() < c.max && now.Before(e.until) {
+			break
+		}
+		delete(c.m, e.k)
 		c.lru.Remove(old)
 	}
 	c.m[k] = c.lru.PushFront(&entry[K, V]{k: k, v: v, err: err, until: until})

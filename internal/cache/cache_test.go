@@ -85,6 +85,29 @@ func TestCache_LRUBound(t *testing.T) {
 	}
 }
 
+// TestCache_ExpiredEntriesDoNotStay: a stream of distinct keys keeps only
+// the entries still within the TTL, not MaxEntries expired ones; a hot key
+// read again and again stays.
+func TestCache_ExpiredEntriesDoNotStay(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := New[int, int](Config{MaxEntries: 100_000, TTL: time.Second, Now: func() time.Time { return now }})
+	loads := 0
+	for k := range 50_000 {
+		now = now.Add(time.Millisecond) // 1,000 new keys per TTL
+		c.Load(k, func() (int, error) { return k, nil })
+		c.Load(-1, func() (int, error) { loads++; return -1, nil })
+	}
+	if n := c.Len(); n > 1_002 {
+		t.Fatalf("%d entries after 50,000 distinct keys at 1,000 per TTL, want at most ~1,001 (the unexpired ones)", n)
+	}
+	if loads != 50 {
+		t.Fatalf("the hot key was loaded %d times in 50 TTLs, want 50 (once per TTL)", loads)
+	}
+	if v, ok, _ := c.Get(49_999); !ok || v != 49_999 {
+		t.Fatal("the newest entry is gone")
+	}
+}
+
 // TestCache_RacingForgetIsNeverCached: a value loaded while a Forget ran is
 // not stored, whatever the interleaving.
 func TestCache_RacingForgetIsNeverCached(t *testing.T) {

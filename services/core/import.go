@@ -138,27 +138,35 @@ func importRow(owner int64, d *corev1.DeviceImport) (registry.NewDevice, error) 
 		Sensors:    make([]registry.Sensor, len(d.GetSensors())),
 	}
 	for j, sn := range d.GetSensors() {
-		in := fmt.Sprintf("sensors[%d].", j)
-		if err := checkSensorName(sn.GetName()); err != nil {
-			return row, prefixed(in, err)
-		}
-		if err := checkText("description", sn.GetDescription(), 0, 2000); err != nil {
-			return row, prefixed(in, err)
-		}
-		if err := checkText("unit", sn.GetUnit(), 0, 50); err != nil {
-			return row, prefixed(in, err)
-		}
-		path, err := cleanPath(sn.GetPath())
+		s, err := importSensor(sn)
 		if err != nil {
-			return row, prefixed(in, err)
+			return row, prefixed(fmt.Sprintf("sensors[%d].", j), err)
 		}
-		typ, err := sensorType(sn.GetValueType(), sn.GetMapping())
-		if err != nil {
-			return row, prefixed(in, err)
-		}
-		row.Sensors[j] = registry.Sensor{Name: sn.GetName(), Description: sn.GetDescription(), Unit: sn.GetUnit(), Type: typ, Path: path}
+		row.Sensors[j] = s
 	}
 	return row, nil
+}
+
+// importSensor validates one sensor of an imported row.
+func importSensor(sn *corev1.SensorImport) (registry.Sensor, error) {
+	if err := checkSensorName(sn.GetName()); err != nil {
+		return registry.Sensor{}, err
+	}
+	if err := checkText("description", sn.GetDescription(), 0, 2000); err != nil {
+		return registry.Sensor{}, err
+	}
+	if err := checkText("unit", sn.GetUnit(), 0, 50); err != nil {
+		return registry.Sensor{}, err
+	}
+	path, err := cleanPath(sn.GetPath())
+	if err != nil {
+		return registry.Sensor{}, err
+	}
+	typ, err := sensorType(sn.GetValueType(), sn.GetMapping())
+	if err != nil {
+		return registry.Sensor{}, err
+	}
+	return registry.Sensor{Name: sn.GetName(), Description: sn.GetDescription(), Unit: sn.GetUnit(), Type: typ, Path: path}, nil
 }
 
 // prefixed puts in before the field a validation error names.

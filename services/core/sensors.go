@@ -239,6 +239,13 @@ func cleanPath(p string) (string, error) {
 	return p, nil
 }
 
+// fromValueType maps the API's value types to the registry's.
+var fromValueType = map[corev1.ValueType]registry.ValueType{
+	corev1.ValueType_VALUE_TYPE_DOUBLE: registry.TypeDouble, corev1.ValueType_VALUE_TYPE_LONG: registry.TypeLong,
+	corev1.ValueType_VALUE_TYPE_BOOLEAN: registry.TypeBoolean, corev1.ValueType_VALUE_TYPE_STRING: registry.TypeString,
+	corev1.ValueType_VALUE_TYPE_OBJECT: registry.TypeObject,
+}
+
 // typeAliases maps the original platform's mapping types (Elasticsearch
 // field types) to value types.
 var typeAliases = map[string]registry.ValueType{
@@ -251,12 +258,7 @@ var typeAliases = map[string]registry.ValueType{
 
 // sensorType reconciles value_type and the original API's mapping string.
 func sensorType(vt corev1.ValueType, mapping string) (registry.ValueType, error) {
-	fromVT := map[corev1.ValueType]registry.ValueType{
-		corev1.ValueType_VALUE_TYPE_DOUBLE: registry.TypeDouble, corev1.ValueType_VALUE_TYPE_LONG: registry.TypeLong,
-		corev1.ValueType_VALUE_TYPE_BOOLEAN: registry.TypeBoolean, corev1.ValueType_VALUE_TYPE_STRING: registry.TypeString,
-		corev1.ValueType_VALUE_TYPE_OBJECT: registry.TypeObject,
-	}
-	t, ok := fromVT[vt]
+	t, ok := fromValueType[vt]
 	if !ok && vt != corev1.ValueType_VALUE_TYPE_UNSPECIFIED {
 		return "", invalid("value_type", "unknown value type")
 	}

@@ -388,3 +388,54 @@ func TestWaitApplied_WaitsForWhatWasAcknowledgedBefore(t *testing.T) {
 		t.Fatalf("applied = %d after WaitApplied, want 3", a)
 	}
 }
+
+// TestApplyInterval_BatchesUnderLoadNotAfterQuiet: the first record after a
+// quiet spell is applied at once, the next ones wait for the interval to
+// pass since the last handler call — unless a full batch waits.
+func TestApplyInterval_BatchesUnderLoadNotAfterQuiet(t *testing.T) {
+	l := open(t, buswal.Config{Dir: t.TempDir(), ApplyInterval: time.Hour, MaxApplyBatch: 10})
+	defer l.Close()
+	calls := make(chan int, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = l.Subscribe(ctx, func(_ context.Context, recs []*busv1.Record) error {
+			calls <- len(recs)
+			return nil
+		})
+	}()
+	publish := func(n int) {
+		t.Helper()
+		recs := make([]*busv1.Record, n)
+		for i := range recs {
+			recs[i] = bustest.Rec(1, 1, int64(i+1))
+		}
+		if err := l.Publish(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(1)
+	select {
+	case n := <-calls: // no earlier call: applied without waiting an hour
+		if n != 1 {
+			t.Fatalf("first call got %d records, want 1", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("first record after a quiet spell was not applied")
+	}
+	publish(3)
+	select {
+	case n := <-calls:
+		t.Fatalf("a call of %d records within the interval", n)
+	case <-time.After(300 * time.Millisecond):
+	}
+	publish(7) // 10 waiting: a full batch goes at once
+	select {
+	case n := <-calls:
+		if n != 10 {
+			t.Fatalf("full batch call got %d records, want 10", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a full batch waited for the interval")
+	}
+}

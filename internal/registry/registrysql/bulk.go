@@ -2,7 +2,6 @@ package registrysql
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -21,24 +20,28 @@ func (r *DB) CreateDevices(ctx context.Context, rows []registry.NewDevice) ([]re
 	err := r.write(ctx, func(w wtx) error {
 		for i, row := range rows {
 			d := row.Device
+			dev := newDevice(d, now)
 			if row.ExternalID == "" {
-				dev, err := scanDevice(w.row(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now))
+				id, _, err := w.insert(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?)`, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now)
 				if err != nil {
 					return &registry.RowError{Row: i, Field: "name", Err: r.wrap("create device", err)}
 				}
+				dev.ID = id
 				if err := r.importSensors(w, now, i, dev, row.Sensors, &out[i]); err != nil {
 					return err
 				}
 				continue
 			}
-			// A taken external_id inserts nothing and returns no row (a
-			// taken name still fails).
-			dev, err := scanDevice(w.row(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at, external_id)
-		VALUES (?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (owner_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
-		RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now, row.ExternalID))
+			// A taken external_id inserts nothing (a taken name still
+			// fails).
+			id, inserted, err := w.insert(`INSERT INTO devices (owner_id, name, description, labels, key_gen, created_at, updated_at, external_id)
+		VALUES (?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (owner_id, external_id) WHERE external_id IS NOT NULL DO NOTHING`,
+				d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), now, now, row.ExternalID)
 			switch {
-			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return &registry.RowError{Row: i, Field: "name", Err: r.wrap("create device", err)}
+			case !inserted:
 				got, err := scanDevice(w.row(`SELECT `+deviceCols+` FROM devices WHERE owner_id = ? AND external_id = ?`, d.OwnerID, row.ExternalID))
 				if err != nil {
 					return err
@@ -49,9 +52,8 @@ func (r *DB) CreateDevices(ctx context.Context, rows []registry.NewDevice) ([]re
 				}
 				out[i] = registry.ImportedDevice{Device: got, Sensors: ss}
 				continue
-			case err != nil:
-				return &registry.RowError{Row: i, Field: "name", Err: r.wrap("create device", err)}
 			}
+			dev.ID = id
 			if err := r.importSensors(w, now, i, dev, row.Sensors, &out[i]); err != nil {
 				return err
 			}
@@ -75,9 +77,10 @@ func (r *DB) CreateDevices(ctx context.Context, rows []registry.NewDevice) ([]re
 func (r *DB) importSensors(w wtx, now int64, i int, dev registry.Device, sensors []registry.Sensor, out *registry.ImportedDevice) error {
 	ss := make([]registry.Sensor, len(sensors))
 	for j, s := range sensors {
+		ss[j] = newSensor(s, dev.ID, now)
 		var err error
-		ss[j], err = scanSensor(w.row(`INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+sensorCols, dev.ID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now))
+		ss[j].ID, _, err = w.insert(`INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, dev.ID, s.Name, s.Description, s.Unit, string(s.Type), s.Path, now, now)
 		if err != nil {
 			return &registry.RowError{Row: i, Field: "sensors[" + strconv.Itoa(j) + "]", Err: r.wrap("create sensor", err)}
 		}

@@ -127,8 +127,8 @@ func OpenSQLiteConfig(ctx context.Context, path string, cfg SQLiteConfig) (*DB, 
 	if err != nil {
 		return nil, err
 	}
-	// Writes go through one committer on their own pool: one connection for
-	// its transactions and a spare one for preparing statements meanwhile.
+	// Writes go through one committer on their own pool: one connection it
+	// keeps for its transactions and a spare one for checkpoints.
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		db.Close()
@@ -138,7 +138,12 @@ func OpenSQLiteConfig(ctx context.Context, path string, cfg SQLiteConfig) (*DB, 
 	w.SetMaxIdleConns(2)
 	w.SetConnMaxIdleTime(0)
 	r.wal = sqlitewal.New(cfg.Log, w, path, sqlitewal.Config{MaxBytes: cfg.WALMaxBytes})
-	r.gc = newGroupCommitter(r, w, r.wal)
+	if r.gc, err = newGroupCommitter(ctx, r, w, r.wal); err != nil {
+		r.wal.Stop()
+		w.Close()
+		db.Close()
+		return nil, err
+	}
 	// Writes in this process drop the rows they change from the cache; the
 	// TTL bounds the staleness if another process shares the data dir.
 	if cfg.CacheEntries == 0 {
@@ -243,13 +248,30 @@ func (r *DB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-// row runs a single-row query through the statement cache.
+// row runs a single-row query through the statement cache. Every such
+// query is a lookup by key (or a count over an index), so on SQLite it runs
+// without the caller's cancellation (pointCtx).
 func (r *DB) row(ctx context.Context, q string, args ...any) rowScanner {
 	st, err := r.prepared(ctx, r.d.rebind(q))
 	if err != nil {
 		return errRow{err}
 	}
-	return st.QueryRowContext(ctx, args...)
+	return st.QueryRowContext(r.pointCtx(ctx), args...)
+}
+
+// pointCtx returns the context for a short, bounded SQLite read: ctx
+// without its cancellation. A cancellable context costs two goroutines per
+// query (database/sql's watcher of the result set and the driver's
+// interrupter) and a progress handler installed and removed around every
+// statement, which is a sizeable part of a point read served from the page
+// cache; such a read takes microseconds and cannot wait for a lock (WAL
+// readers do not wait for writers), so there is nothing to interrupt. PostgreSQL queries
+// keep ctx: they cross the network.
+func (r *DB) pointCtx(ctx context.Context) context.Context {
+	if r.d.name != sqliteDialect.name {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // rows runs a query through the statement cache.

@@ -21,7 +21,8 @@ func scanDevice(row interface{ Scan(...any) error }) (registry.Device, error) {
 	}
 	d.CreatedAt, d.UpdatedAt = fromMicros(c), fromMicros(m)
 	if labels != "" && labels != "{}" {
-		if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
+		var err error
+		if d.Labels, err = parseLabels(labels); err != nil {
 			return d, err
 		}
 	}
@@ -39,15 +40,30 @@ func labelsJSON(l map[string]string) string {
 // CreateDevice implements registry.Registry.
 func (r *DB) CreateDevice(ctx context.Context, d registry.Device) (registry.Device, error) {
 	now := micros(r.now())
-	var out registry.Device
-	err := r.write(ctx, func(w wtx) (err error) {
-		out, err = scanDevice(w.row(`INSERT INTO devices (owner_id, name, description, labels, key_gen, ingest_rate, ingest_burst, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING `+deviceCols, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), d.IngestRate, d.IngestBurst, now, now))
+	out := newDevice(d, now)
+	err := r.writeOne(ctx, func(w wtx) (err error) {
+		out.ID, _, err = w.insert(`INSERT INTO devices (owner_id, name, description, labels, key_gen, ingest_rate, ingest_burst, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)`, d.OwnerID, d.Name, d.Description, labelsJSON(d.Labels), d.IngestRate, d.IngestBurst, now, now)
 		return err
 	})
+	if err != nil {
+		return registry.Device{}, r.wrap("create device", err)
+	}
 	// A sensor list read before the device existed may be cached empty.
 	r.cache.Forget(cacheKey{keyDevice, out.ID, 0}, cacheKey{keySensors, out.ID, 0})
-	return out, r.wrap("create device", err)
+	return out, nil
+}
+
+// newDevice is the row an INSERT of d at now writes (without its id): what
+// reading it back would return.
+func newDevice(d registry.Device, now int64) registry.Device {
+	t := fromMicros(now)
+	out := registry.Device{OwnerID: d.OwnerID, Name: d.Name, Description: d.Description,
+		IngestRate: d.IngestRate, IngestBurst: d.IngestBurst, CreatedAt: t, UpdatedAt: t}
+	if len(d.Labels) > 0 {
+		out.Labels = maps.Clone(d.Labels)
+	}
+	return out
 }
 
 // GetDevice implements registry.Registry.

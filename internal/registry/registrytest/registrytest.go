@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
@@ -20,6 +22,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"LastAdminCannotBeDeleted", testLastAdmin},
 		{"DisabledUsers", testDisabledUsers},
 		{"DevicesScopedByOwner", testDevices},
+		{"CreateReturnsTheStoredRow", testCreateReturnsStoredRow},
 		{"DeviceListPaginationAndFilter", testDevicePages},
 		{"SensorsUniquePerDevicePath", testSensors},
 		{"DeleteDeviceCascades", testDeleteDeviceCascades},
@@ -28,6 +31,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"DeviceCertificateSquatting", testDeviceCertificateSquatting},
 		{"ConsumersAndGrants", testGrants},
 		{"FailedCreateLeavesNoRow", testFailedCreate},
+		{"ConcurrentCreatesFailAlone", testConcurrentCreates},
 		{"ReadsSeeEveryWrite", testReadAfterWrite},
 		{"KeyExpiryFollowsRotation", testKeyExpiry},
 		{"RefreshTokensUsedOnceAndRevocable", testRefreshTokens},
@@ -105,6 +109,44 @@ func testLastAdmin(t *testing.T, r registry.Registry) {
 		t.Fatal(err)
 	}
 	wantErr(t, r.DeleteUser(ctx, b.ID), registry.ErrNotFound)
+}
+
+// testCreateReturnsStoredRow: what CreateDevice, CreateSensor and
+// CreateDevices return is exactly what reading the rows back returns (a
+// backend may build the answer without reading the row back).
+func testCreateReturnsStoredRow(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	devices := []registry.Device{
+		must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "plain"})),
+		must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "full", Description: "d", Labels: map[string]string{"site": "munich", "floor": "2"},
+			IngestRate: 1.5, IngestBurst: 3})),
+		must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "empty labels", Labels: map[string]string{}})),
+	}
+	var sensors []registry.Sensor
+	for _, s := range []registry.Sensor{
+		{DeviceID: devices[1].ID, Name: "t", Type: registry.TypeDouble},
+		{DeviceID: devices[1].ID, Name: "h", Description: "humidity", Unit: "%", Type: registry.TypeLong, Path: "env/in"},
+	} {
+		sensors = append(sensors, must(r.CreateSensor(ctx, s)))
+	}
+	imported := must(r.CreateDevices(ctx, bulkRows(a.ID, "b", 3)))
+	for _, d := range imported {
+		devices = append(devices, d.Device)
+	}
+	for _, d := range devices {
+		if got := must(r.GetDevice(ctx, d.ID)); !reflect.DeepEqual(got, d) {
+			t.Errorf("created device %+v, read back %+v", d, got)
+		}
+	}
+	if got := must(r.ListSensors(ctx, devices[1].ID)); !reflect.DeepEqual(got, sensors) {
+		t.Errorf("created sensors %+v, read back %+v", sensors, got)
+	}
+	for _, d := range imported {
+		if got := must(r.ListSensors(ctx, d.Device.ID)); !reflect.DeepEqual(got, d.Sensors) {
+			t.Errorf("imported sensors %+v, read back %+v", d.Sensors, got)
+		}
+	}
 }
 
 func testDevices(t *testing.T, r registry.Registry) {
@@ -301,6 +343,76 @@ func testFailedCreate(t *testing.T, r registry.Registry) {
 	ds := must(r.ListDevices(ctx, registry.DeviceFilter{}, registry.Page{Limit: 100}))
 	if len(ds) != 1 || ds[0].Description != "" {
 		t.Fatalf("a failed create left rows behind: %+v", ds)
+	}
+}
+
+// testConcurrentCreates: many creates at once (on SQLite, group-committed
+// together), half of them repeating a name: each repeated name is created
+// once and refused otherwise, every other create succeeds, and what
+// succeeded is exactly what is stored.
+func testConcurrentCreates(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	a := user(t, r, "alice", registry.RoleUser)
+	d := must(r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: "dev"}))
+	const n = 64
+	type result struct {
+		name string
+		id   int64
+		err  error
+	}
+	res := make(chan result, 3*n)
+	var wg sync.WaitGroup
+	for i := range n {
+		for _, name := range []string{fmt.Sprintf("unique-%d", i), fmt.Sprintf("shared-%d", i%8)} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := r.CreateDevice(ctx, registry.Device{OwnerID: a.ID, Name: name})
+				res <- result{name, got.ID, err}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: fmt.Sprintf("s-%d", i%16), Type: registry.TypeDouble})
+			res <- result{"sensor", 0, err}
+		}()
+	}
+	wg.Wait()
+	close(res)
+	created := map[string]int64{}
+	sensors := 0
+	for rs := range res {
+		switch {
+		case rs.name == "sensor" && rs.err == nil:
+			sensors++
+		case rs.name == "sensor":
+			wantErr(t, rs.err, registry.ErrAlreadyExists)
+		case rs.err == nil:
+			if _, dup := created[rs.name]; dup {
+				t.Fatalf("%s created twice", rs.name)
+			}
+			created[rs.name] = rs.id
+		default:
+			wantErr(t, rs.err, registry.ErrAlreadyExists)
+			if rs.name[:7] != "shared-" {
+				t.Fatalf("create of %s failed: %v", rs.name, rs.err)
+			}
+		}
+	}
+	if len(created) != n+8 || sensors != 16 {
+		t.Fatalf("%d devices and %d sensors created, want %d and 16", len(created), sensors, n+8)
+	}
+	for name, id := range created {
+		if got := must(r.GetDevice(ctx, id)); got.Name != name {
+			t.Fatalf("device %d is %q, its create answered %q", id, got.Name, name)
+		}
+	}
+	if got := countDevices(t, r, a.ID); got != n+8+1 {
+		t.Fatalf("%d devices stored, want %d", got, n+8+1)
+	}
+	if got := len(must(r.ListSensors(ctx, d.ID))); got != 16 {
+		t.Fatalf("%d sensors stored, want 16", got)
 	}
 }
 

@@ -84,85 +84,49 @@ func scanRaw(ctx context.Context, q querier, sensorID, from, to int64, fn func(t
 
 type slot struct{ sensor, t int64 }
 
-// markDirty records the minutes a commit touched, with the prepared
-// single-row insert of the committing transaction.
-func markDirty(ctx context.Context, stmt *sql.Stmt, touched map[slot]struct{}) error {
-	for s := range touched {
-		if _, err := stmt.ExecContext(ctx, s.sensor, s.t); err != nil {
-			return fmt.Errorf("mark rollups dirty: %w", err)
-		}
-	}
-	return nil
-}
-
-// compact recomputes up to limit dirty minutes; it reports how many it did.
-func (s *Store) compact(ctx context.Context, limit int) (int, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("begin compaction: %w", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, "SELECT sensor_id, t FROM rollups_dirty ORDER BY sensor_id, t LIMIT ?", limit)
-	if err != nil {
-		return 0, fmt.Errorf("read dirty rollups: %w", err)
-	}
-	var dirty []slot
-	for rows.Next() {
-		var d slot
-		if err := rows.Scan(&d.sensor, &d.t); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("scan dirty rollup: %w", err)
-		}
-		dirty = append(dirty, d)
-	}
-	rows.Close()
-	if len(dirty) == 0 {
-		return 0, nil
-	}
-	put, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO rollups (sensor_id, t, c, nc, sm, mn, mx, fts, fv, lts, lv) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-	if err != nil {
-		return 0, fmt.Errorf("prepare rollup: %w", err)
-	}
-	defer put.Close()
-	for i := 0; i < len(dirty); {
-		// One scan per run of adjacent minutes of a sensor.
-		j := i + 1
-		for j < len(dirty) && dirty[j].sensor == dirty[i].sensor && dirty[j].t-dirty[j-1].t <= 5*rollupG {
-			j++
-		}
-		run := dirty[i:j]
-		parts := make(map[int64]*partial, len(run))
-		for _, d := range run {
-			parts[d.t] = &partial{}
-		}
-		err := scanRaw(ctx, tx, run[0].sensor, run[0].t, run[len(run)-1].t+rollupG, func(ts int64, num float64, isNum bool) {
-			if p := parts[floorTo(ts, rollupG)]; p != nil {
-				p.AddRaw(ts, num, isNum)
-			}
-		})
+// compact recomputes up to limit dirty minutes from the raw rows, in one
+// transaction on the raw writer; it reports how many it did.
+func (s *Store) compact(limit int) (int, error) {
+	w := s.raw
+	n := 0
+	err := w.tx(func() error {
+		dirty, err := w.dirtyMinutes(limit)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		for _, d := range run {
-			p := parts[d.t]
-			if p.Count == 0 {
-				_, err = tx.ExecContext(ctx, "DELETE FROM rollups WHERE sensor_id = ? AND t = ?", d.sensor, d.t)
-			} else {
-				_, err = put.ExecContext(ctx, d.sensor, d.t, p.Count, p.NumCount, p.Sum, nullF(p.NumCount > 0, p.Min), nullF(p.NumCount > 0, p.Max), p.FirstTS, nullF(p.FirstNum, p.First), p.LastTS, nullF(p.LastNum, p.Last))
+		n = len(dirty)
+		for i := 0; i < len(dirty); {
+			// One scan per run of adjacent minutes of a sensor.
+			j := i + 1
+			for j < len(dirty) && dirty[j].sensor == dirty[i].sensor && dirty[j].t-dirty[j-1].t <= 5*rollupG {
+				j++
 			}
+			run := dirty[i:j]
+			parts := make(map[int64]*partial, len(run))
+			for _, d := range run {
+				parts[d.t] = &partial{}
+			}
+			err := w.scanRaw(run[0].sensor, run[0].t, run[len(run)-1].t+rollupG, func(ts int64, num float64, isNum bool) {
+				if p := parts[floorTo(ts, rollupG)]; p != nil {
+					p.AddRaw(ts, num, isNum)
+				}
+			})
 			if err != nil {
-				return 0, fmt.Errorf("write rollup: %w", err)
+				return err
 			}
-			if _, err := tx.ExecContext(ctx, "DELETE FROM rollups_dirty WHERE sensor_id = ? AND t = ?", d.sensor, d.t); err != nil {
-				return 0, fmt.Errorf("clear dirty rollup: %w", err)
+			for _, d := range run {
+				if err := w.putRollup(d, parts[d.t]); err != nil {
+					return err
+				}
 			}
+			i = j
 		}
-		i = j
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("compact rollups: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("commit compaction: %w", err)
-	}
-	return len(dirty), nil
+	return n, nil
 }
 
 func floorTo(t, g int64) int64 {

@@ -33,7 +33,7 @@ func TestAggregate_SameAnswerDirtyAndCompacted(t *testing.T) {
 	}
 	compactAll := func() {
 		for {
-			n, err := s.compact(ctx, 7)
+			n, err := s.compact(7)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -51,10 +51,9 @@ type Store struct {
 	// when the last compaction pass ended (committer goroutine only).
 	dirty       bool
 	lastCompact time.Time
-	// Statements prepared once on the writer connection: parsing SQL on
-	// every commit cost more than the inserts. ins[k] inserts 1<<k rows.
-	ins               []*sql.Stmt
-	dirtyOne, deadOne *sql.Stmt
+	// raw is the committer's connection for inserts and compaction
+	// (writer.go).
+	raw *writer
 	// wal keeps the write-ahead log bounded (committer goroutine only).
 	wal *sqlitewal.Keeper
 }
@@ -69,7 +68,7 @@ func (s *Store) compactPass() {
 		s.wal.AfterCommit()
 	}()
 	for {
-		n, err := s.compact(context.Background(), 64)
+		n, err := s.compact(64)
 		if err != nil {
 			s.log.Warn("rollup compaction failed", "err", err)
 			return
@@ -137,13 +136,14 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("create store schema: %w", err)
 	}
-	stmts, err := prepareWriter(ctx, w)
+	raw, err := openWriter(cfg.Path, cfg.WALMaxBytes, 10000)
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
 	r, err := sql.Open("sqlite", "file:"+cfg.Path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
 	if err != nil {
+		raw.close()
 		w.Close()
 		return nil, fmt.Errorf("open store readers: %w", err)
 	}
@@ -157,8 +157,8 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		done:  make(chan struct{}),
 		feed:  store.NewFeed(),
 		dirty: true,
-		ins:   stmts[2:], dirtyOne: stmts[0], deadOne: stmts[1],
-		wal: sqlitewal.New(log, w, cfg.Path, sqlitewal.Config{MaxBytes: cfg.WALMaxBytes}),
+		raw:   raw,
+		wal:   sqlitewal.New(log, w, cfg.Path, sqlitewal.Config{MaxBytes: cfg.WALMaxBytes}),
 	}
 	go s.commitLoop()
 	return s, nil
@@ -186,7 +186,7 @@ func (s *Store) Close() error {
 	close(s.quit)
 	<-s.done
 	s.wal.Stop()
-	return errors.Join(s.w.Close(), s.r.Close())
+	return errors.Join(s.raw.close(), s.w.Close(), s.r.Close())
 }
 
 var errClosed = errors.New("store closed")
@@ -316,13 +316,6 @@ func (s *Store) drainClosed() {
 	}
 }
 
-const rowsPerInsert = 64
-
-const insertHead = "INSERT OR REPLACE INTO readings (sensor_id, ts, seq, device_id, kind, v, recv, proto) VALUES "
-
-// rowArgs is the number of arguments of one inserted reading.
-const rowArgs = 8
-
 // migrateSeq rebuilds a readings table created before readings had a seq
 // (identity (sensor_id, ts)) into the current shape; its rows get seq 0.
 func migrateSeq(ctx context.Context, w *sql.DB) error {
@@ -360,107 +353,50 @@ func migrateSeq(ctx context.Context, w *sql.DB) error {
 	return nil
 }
 
-// prepareWriter prepares the committer's statements on the writer
-// connection, before any transaction holds it: the dirty-minute insert, the
-// dead-letter insert, then inserts of 1, 2, 4, ... rowsPerInsert readings.
-func prepareWriter(ctx context.Context, w *sql.DB) ([]*sql.Stmt, error) {
-	qs := []string{
-		"INSERT OR IGNORE INTO rollups_dirty (sensor_id, t) VALUES (?,?)",
-		"INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns) VALUES (?,?,?,?,?,?)",
-	}
-	for n := 1; n <= rowsPerInsert; n *= 2 {
-		qs = append(qs, insertHead+strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", n), ","))
-	}
-	var out []*sql.Stmt
-	for _, q := range qs {
-		st, err := w.PrepareContext(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("prepare store statement: %w", err)
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-// insertRows writes the rows whose arguments are in args (rowArgs per row) with
-// the fewest prepared statements: 64 at a time, then the binary digits of
-// the rest (at most 6 more statements for any tail).
-func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, args []any) error {
-	for k := len(s.ins) - 1; k >= 0; k-- {
-		n := rowArgs << k
-		for len(args) >= n {
-			if _, err := tx.StmtContext(ctx, s.ins[k]).ExecContext(ctx, args[:n]...); err != nil {
+// commit writes a group's readings and dead letters, and marks the minutes
+// it touched dirty, in one transaction (one fsync) on the raw writer.
+func (s *Store) commit(group []*writeReq) error {
+	touched := map[slot]struct{}{}
+	w := s.raw
+	err := w.tx(func() error {
+		for _, req := range group {
+			var last slot
+			for i := range req.rs {
+				r := &req.rs[i]
+				if k := (slot{r.SensorID, floorTo(r.TimeNS, rollupG)}); k != last || i == 0 {
+					touched[k], last = struct{}{}, k
+				}
+			}
+			if err := w.insert(req.rs); err != nil {
 				return fmt.Errorf("insert readings: %w", err)
 			}
-			args = args[n:]
-		}
-	}
-	return nil
-}
-
-func (s *Store) commit(group []*writeReq) error {
-	ctx := context.Background()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin store commit: %w", err)
-	}
-	defer tx.Rollback()
-	args := make([]any, 0, rowArgs*rowsPerInsert)
-	touched := map[slot]struct{}{}
-	for _, req := range group {
-		for i := range req.rs {
-			r := &req.rs[i]
-			touched[slot{r.SensorID, floorTo(r.TimeNS, rollupG)}] = struct{}{}
-			v, err := sqlValue(r.Value)
-			if err != nil {
-				return err
-			}
-			args = append(args, r.SensorID, r.TimeNS, r.Seq, r.DeviceID, int(r.Value.Kind), v, r.ReceiveTimeNS, r.Protocol)
-			if len(args) == rowArgs*rowsPerInsert {
-				if err := s.insertRows(ctx, tx, args); err != nil {
-					return err
-				}
-				args = args[:0]
-			}
-		}
-		if len(req.dls) > 0 {
-			dead := tx.StmtContext(ctx, s.deadOne)
 			for _, d := range req.dls {
-				if _, err := dead.ExecContext(ctx, d.DeviceID, d.SensorID, d.Protocol, d.Reason, d.Payload, d.TimeNS); err != nil {
+				st := w.dead
+				err := errors.Join(st.BindInt64(1, d.DeviceID), st.BindInt64(2, d.SensorID), st.BindText(3, d.Protocol),
+					st.BindText(4, d.Reason), st.BindBlob(5, d.Payload), st.BindInt64(6, d.TimeNS))
+				if err == nil {
+					err = st.Exec()
+				}
+				if err != nil {
 					return fmt.Errorf("insert dead letter: %w", err)
 				}
 			}
 		}
-	}
-	if err := s.insertRows(ctx, tx, args); err != nil {
-		return err
-	}
-	if err := markDirty(ctx, tx.StmtContext(ctx, s.dirtyOne), touched); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
+		for d := range touched {
+			err := errors.Join(w.dirty.BindInt64(1, d.sensor), w.dirty.BindInt64(2, d.t))
+			if err == nil {
+				err = w.dirty.Exec()
+			}
+			if err != nil {
+				return fmt.Errorf("mark rollups dirty: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("commit readings: %w", err)
 	}
 	return nil
-}
-
-func sqlValue(v store.Value) (any, error) {
-	switch v.Kind {
-	case store.KindDouble:
-		return v.Double, nil
-	case store.KindLong:
-		return v.Long, nil
-	case store.KindBool:
-		if v.Bool {
-			return int64(1), nil
-		}
-		return int64(0), nil
-	case store.KindString:
-		return v.Str, nil
-	case store.KindObject:
-		return string(v.Object), nil
-	}
-	return nil, fmt.Errorf("reading value of unknown kind %d", v.Kind)
 }
 
 func valueFrom(kind int64, raw any) store.Value {

@@ -27,6 +27,7 @@ are re-exported here as core_pb2, ingest_pb2 and query_pb2.
 """
 
 from iotplatform._convert import Bucket, Reading
+from iotplatform._session import NoSessionError, Session
 from iotplatform.client import Client
 from iotplatform.platform import IotPlatform
 from iotplatform.gen.iot.core.v1 import core_pb2
@@ -35,4 +36,4 @@ from iotplatform.gen.iot.query.v1 import query_pb2
 
 __version__ = "0.1.0"
 
-__all__ = ["IotPlatform", "Reading", "Bucket", "Client", "core_pb2", "ingest_pb2", "query_pb2", "__version__"]
+__all__ = ["IotPlatform", "Session", "NoSessionError", "Reading", "Bucket", "Client", "core_pb2", "ingest_pb2", "query_pb2", "__version__"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Optional
 
 import grpc
+
+from iotplatform._session import SESSION_METHODS, NoSessionError, Session, _State
 
 from iotplatform.gen.iot.core.v1 import core_pb2, core_pb2_grpc
 from iotplatform.gen.iot.ingest.v1 import ingest_pb2_grpc
@@ -19,13 +22,18 @@ class _Bearer(
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    """Adds `authorization: Bearer <token>` to every call, read at call time."""
+    """Adds `authorization: Bearer <token>` to every call, read at call time.
 
-    def __init__(self, token: Callable[[], Optional[str]]):
+    token(method) returns the token for a call (renewing it first when due);
+    None for the session procedures.
+    """
+
+    def __init__(self, token: Callable[[str], Optional[str]]):
         self._token = token
 
     def _details(self, details: Any) -> Any:
-        token = self._token()
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        token = self._token(method)
         if not token:
             return details
         metadata = list(details.metadata or [])
@@ -81,6 +89,11 @@ class Client:
     target is host:port of the API (e.g. "localhost:8080"); an http:// prefix
     is dropped, https:// uses TLS. core, ingest and query are the generated
     stubs; every call carries the current token as `authorization` metadata.
+
+    After sign_in the client keeps the refresh token and renews the
+    short-lived user token before a call when it expires within 30 s (one
+    renewal at a time, shared by concurrent calls); `session` saves a session
+    and `Client(target, session=saved)` resumes it.
     """
 
     def __init__(
@@ -89,12 +102,14 @@ class Client:
         token: Optional[str] = None,
         *,
         credentials: Optional[grpc.ChannelCredentials] = None,
+        session: Optional[Session] = None,
     ):
         self.target = target
-        self.token = token
+        self._state = _State.initial(token, session)
+        self._renewing = threading.Lock()
         self._credentials = credentials
         self._raw = _channel(target, credentials)
-        channel = grpc.intercept_channel(self._raw, _Bearer(lambda: self.token))
+        channel = grpc.intercept_channel(self._raw, _Bearer(self._token_for))
         self.core = core_pb2_grpc.CoreServiceStub(channel)
         self.ingest = ingest_pb2_grpc.IngestServiceStub(channel)
         self.query = query_pb2_grpc.QueryServiceStub(channel)
@@ -105,8 +120,65 @@ class Client:
     def sign_in(self, username: str, password: str) -> core_pb2.SignInResponse:
         """Signs in as a user and keeps the token for later calls."""
         resp = self.core.SignIn(core_pb2.SignInRequest(username=username, password=password))
-        self.token = resp.token
+        self._state = self._state.signed_in(resp)
         return resp
+
+    @property
+    def token(self) -> Optional[str]:
+        """The token sent with every call (user, device or consumer)."""
+        return self._state.token
+
+    @token.setter
+    def token(self, token: Optional[str]) -> None:
+        self._state = self._state._replace(token=token)
+
+    @property
+    def session(self) -> Optional[Session]:
+        """The signed-in session (token, refresh token, expiry) to save and
+        resume with ``session=``; None without a token."""
+        return self._state.session()
+
+    def refresh(self) -> None:
+        """Trades the refresh token for a new user token and refresh token.
+
+        Calls do it on their own when the token is about to expire. A failure
+        means the session is over (the refresh token is forgotten): sign in
+        again. Raises NoSessionError without a refresh token.
+        """
+        with self._renewing:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        state = self._state
+        if not state.refresh:
+            raise NoSessionError("no refresh token (sign in first)")
+        try:
+            resp = self.core.RefreshToken(core_pb2.RefreshTokenRequest(refresh_token=state.refresh))
+        except BaseException:
+            self._state = self._state.ended()
+            raise
+        self._state = self._state.signed_in(resp)
+
+    def _token_for(self, method: str) -> Optional[str]:
+        if method in SESSION_METHODS:
+            return None
+        state = self._state
+        if state.due():
+            with self._renewing:
+                if self._state.generation == state.generation:  # nobody renewed meanwhile
+                    try:
+                        self._refresh_locked()
+                    except Exception:
+                        pass  # the call itself then fails unauthenticated
+        return self._state.token
+
+    def sign_out(self) -> None:
+        """Revokes the refresh token and forgets the session."""
+        with self._renewing:
+            refresh = self._state.refresh
+            self._state = _State(None, None, None, self._state.generation + 1)
+        if refresh:
+            self.core.SignOut(core_pb2.SignOutRequest(refresh_token=refresh))
 
     def device_client(self, device_id: int) -> "Client":
         """Returns a client acting as the device, with its key fetched by this client."""

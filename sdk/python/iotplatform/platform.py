@@ -25,6 +25,7 @@ import grpc
 
 from iotplatform import _convert as cv
 from iotplatform._convert import Bucket, Reading, ReadingInput, Time, Value
+from iotplatform._session import NoSessionError, Session
 from iotplatform.client import Client
 from iotplatform.gen.iot.core.v1 import core_pb2
 from iotplatform.gen.iot.ingest.v1 import ingest_pb2
@@ -125,11 +126,20 @@ class IotPlatform:
     """A synchronous client of one platform; see the module docstring.
 
     target is host:port of the API ("localhost:8080"); an http:// prefix is
-    dropped, https:// uses TLS (credentials for a private CA).
+    dropped, https:// uses TLS (credentials for a private CA). After
+    sign_in the user token (15 minutes by default) is renewed before it
+    expires, until sign_out; session=client.session resumes a saved session.
     """
 
-    def __init__(self, target: str, token: Optional[str] = None, *, credentials: Optional[grpc.ChannelCredentials] = None):
-        self.rpc = Client(target, token, credentials=credentials)
+    def __init__(
+        self,
+        target: str,
+        token: Optional[str] = None,
+        *,
+        credentials: Optional[grpc.ChannelCredentials] = None,
+        session: Optional[Session] = None,
+    ):
+        self.rpc = Client(target, token, credentials=credentials, session=session)
         self.devices = Devices(self.rpc)
         self.sensors = Sensors(self.rpc)
         self.consumers = Consumers(self.rpc)
@@ -143,9 +153,25 @@ class IotPlatform:
     def token(self, token: Optional[str]) -> None:
         self.rpc.token = token
 
+    @property
+    def session(self) -> Optional[Session]:
+        """The signed-in session (token, refresh token, expiry): save it
+        (session.to_dict()) and resume with IotPlatform(target, session=...)."""
+        return self.rpc.session
+
     def sign_in(self, username: str, password: str) -> core_pb2.SignInResponse:
-        """Signs in as a user; later calls carry the user's token."""
+        """Signs in as a user; later calls carry the user's token, renewed
+        with the refresh token before it expires until the session ends."""
         return self.rpc.sign_in(username, password)
+
+    def refresh(self) -> None:
+        """Renews the user token now (calls do it on their own when it is
+        about to expire); a failure ends the session. NoSessionError without one."""
+        self.rpc.refresh()
+
+    def sign_out(self) -> None:
+        """Revokes the refresh token and forgets the session."""
+        self.rpc.sign_out()
 
     def with_token(self, token: str) -> "IotPlatform":
         """A client of the same API (own channel) that sends another token."""
@@ -251,4 +277,4 @@ class IotPlatform:
         self.close()
 
 
-__all__ = ["IotPlatform", "Devices", "Sensors", "Consumers", "Reading", "Bucket", "Value", "Time"]
+__all__ = ["IotPlatform", "Session", "NoSessionError", "Devices", "Sensors", "Consumers", "Reading", "Bucket", "Value", "Time"]

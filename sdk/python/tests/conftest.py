@@ -37,8 +37,8 @@ class Platform:
         self.admin_password = ADMIN_PASSWORD
 
 
-@pytest.fixture(scope="session")
-def platform():
+def _serve(extra_args=()):
+    """Runs the binary (with extra_args) until the generator is closed."""
     binary = os.environ.get("IOT_BIN") or str(REPO / "bin" / "iotplatform")
     if not os.path.exists(binary):
         pytest.fail(f"{binary} not found: run go build -o bin/iotplatform ./cmd/iotplatform")
@@ -48,6 +48,7 @@ def platform():
     args = [binary, "serve", "--data-dir", data_dir, "--api-addr", api]
     for flag, port in zip(("--http-addr", "--ws-addr", "--mqtt-addr"), ports[1:]):
         args += [flag, f"127.0.0.1:{port}"]
+    args += list(extra_args)
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         args,
@@ -78,3 +79,14 @@ def platform():
             proc.wait()
         log.close()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def platform():
+    yield from _serve()
+
+
+@pytest.fixture(scope="session")
+def short_token_platform():
+    """A platform whose user tokens live 2 s (the SDKs renew them)."""
+    yield from _serve(["--user-token-ttl", "2s"])

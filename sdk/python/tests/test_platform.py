@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import sys
 import threading
+import time
 
 import grpc
 import pytest
@@ -146,3 +147,97 @@ def test_asyncio_client(platform):
             await client.devices.delete(dev.id)
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def _counted(stub, name):
+    """Wraps stub.<name> (the real call) to count the renewals."""
+    real, calls = getattr(stub, name), []
+
+    def counted(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    setattr(stub, name, counted)
+    return calls
+
+
+def test_sync_session_renews_expired_tokens_once_and_signs_out(short_token_platform):
+    p = short_token_platform
+    with IotPlatform(p.target) as client:
+        client.sign_in("root", p.admin_password)
+        first = client.token
+        time.sleep(2.5)  # past the 2 s user-token lifetime
+        client.devices.list()
+        assert client.token != first, "the token was not renewed"
+        with IotPlatform(p.target, first) as stale:
+            with pytest.raises(grpc.RpcError) as err:
+                stale.devices.list()
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        refreshes = _counted(client.rpc.core, "RefreshToken")
+        time.sleep(2.5)
+        start, errors = threading.Barrier(2), []
+
+        def call():
+            start.wait()
+            try:
+                client.devices.list()
+            except Exception as e:  # noqa: BLE001 - asserted below
+                errors.append(e)
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and len(refreshes) == 1
+
+        saved = iotplatform.Session.from_dict(client.session.to_dict())
+        client.sign_out()
+        assert client.session is None
+        with pytest.raises(iotplatform.NoSessionError):
+            client.refresh()
+    with IotPlatform(p.target, session=saved) as again:
+        with pytest.raises(grpc.RpcError) as err:
+            again.refresh()
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_asyncio_session_renews_expired_tokens_once_and_signs_out(short_token_platform):
+    p = short_token_platform
+
+    async def main():
+        async with AsyncIotPlatform(p.target) as client:
+            await client.sign_in("root", p.admin_password)
+            first = client.token
+            await asyncio.sleep(2.5)  # past the 2 s user-token lifetime
+            await client.devices.list()
+            assert client.token != first, "the token was not renewed"
+            async with AsyncIotPlatform(p.target, first) as stale:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stale.devices.list()
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+            refreshes = []
+            real = client.rpc.core.RefreshToken
+
+            def counted(*args, **kw):
+                refreshes.append(1)
+                return real(*args, **kw)
+
+            client.rpc.core.RefreshToken = counted
+            await asyncio.sleep(2.5)
+            await asyncio.gather(client.devices.list(), client.consumers.create(name="py-async-renew"), client.devices.list())
+            assert len(refreshes) == 1
+
+            saved = client.session
+            await client.sign_out()
+            assert client.session is None
+            with pytest.raises(iotplatform.NoSessionError):
+                await client.refresh()
+        async with AsyncIotPlatform(p.target, session=saved) as again:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await again.refresh()  # revoked by sign_out
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    asyncio.run(main())

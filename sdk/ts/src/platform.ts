@@ -16,7 +16,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 
-import { createClient, type ClientOptions, type IotClient } from "./index.js";
+import { createClient, type ClientOptions, type IotClient, type Session } from "./index.js";
 import { ValueType } from "./gen/iot/core/v1/core_pb.js";
 import type { Consumer, Device, Sensor, SignInResponse } from "./gen/iot/core/v1/core_pb.js";
 import type { Reading as IngestReading } from "./gen/iot/ingest/v1/ingest_pb.js";
@@ -234,14 +234,32 @@ export class IotPlatform {
     this.rpc.token = t;
   }
 
-  /** Signs in as a user; later calls carry the user's token. */
+  /**
+   * Signs in as a user; later calls carry the user's token, renewed with the
+   * refresh token before it expires (within 30 s) until the session ends.
+   */
   signIn(username: string, password: string): Promise<SignInResponse> {
     return this.rpc.signIn(username, password);
   }
 
+  /** Renews the user token now (calls do it on their own); a failure ends the session. */
+  refresh(): Promise<void> {
+    return this.rpc.refresh();
+  }
+
+  /** Revokes the refresh token and forgets the session. */
+  signOut(): Promise<void> {
+    return this.rpc.signOut();
+  }
+
+  /** The session to save and resume with `new IotPlatform(url, { session })`. */
+  get session(): Session | undefined {
+    return this.rpc.session;
+  }
+
   /** A client of the same platform and transport that sends another token. */
   withToken(token: string): IotPlatform {
-    return new IotPlatform(this.baseUrl, { ...this.options, token });
+    return new IotPlatform(this.baseUrl, { ...this.options, token, session: undefined });
   }
 
   /** A client acting as the device (its key fetched with this client's user token). */

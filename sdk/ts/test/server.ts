@@ -32,8 +32,11 @@ async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-/** Starts bin/iotplatform (or $IOT_BIN) and waits until /readyz answers 200. */
-export async function startPlatform(): Promise<Platform> {
+/**
+ * Starts bin/iotplatform (or $IOT_BIN), with extraArgs after the listen
+ * addresses (e.g. ["--user-token-ttl", "2s"]), and waits until /readyz answers 200.
+ */
+export async function startPlatform(extraArgs: string[] = []): Promise<Platform> {
   const bin = process.env.IOT_BIN ?? resolve(process.cwd(), "../../bin/iotplatform");
   if (!existsSync(bin)) {
     throw new Error(`${bin} not found: run go build -o bin/iotplatform ./cmd/iotplatform`);
@@ -47,6 +50,7 @@ export async function startPlatform(): Promise<Platform> {
     "--http-addr", `127.0.0.1:${http}`,
     "--ws-addr", `127.0.0.1:${ws}`,
     "--mqtt-addr", `127.0.0.1:${mqtt}`,
+    ...extraArgs,
   ];
   let log = "";
   const child: ChildProcess = spawn(bin, args, {
