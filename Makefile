@@ -127,6 +127,10 @@ bench-console: ## The web console's budgets in headless Chromium: bundle size, f
 bench-paper: build test-services ## The WoSC'22 paper's eight endpoints × three load shapes × three topologies (results: docs/BENCHMARKS.md)
 	eval "$$(scripts/services/test-services.sh env)" && $(GO) run ./bench/paper -bin $(BIN)/iotplatform $(BENCH_PAPER_FLAGS)
 
+.PHONY: bench-fleet
+bench-fleet: build ## Many devices per node (issue #18): BENCH_FLEET_FLAGS="-edge mqtt -n 19000" (default: 1000 MQTT devices)
+	scripts/bench/fleet.sh $(or $(BENCH_FLEET_FLAGS),-edge mqtt -n 1000)
+
 .PHONY: clean
 clean: ## Remove build output (not ./data)
 	rm -rf $(BIN)

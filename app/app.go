@@ -109,6 +109,7 @@ func New(log *slog.Logger, cfg Config, opts ...Option) (*App, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	roles, _ := ParseRoles(cfg.Roles) // validated
+	cfg.Runtime.apply()
 	log = wrapLogger(log, cfg.Telemetry)
 	a := &App{
 		log: log, cfg: cfg, roles: roles, opts: o,

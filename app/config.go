@@ -33,6 +33,7 @@ type Config struct {
 	Rules    RulesConfig    // rules.go
 	Commands CommandConfig  // commands.go
 	Console  ConsoleConfig  // console.go
+	Runtime  RuntimeConfig  // runtime.go
 
 	// Telemetry is tracing and log sampling (telemetry.go).
 	Telemetry TelemetryConfig
@@ -61,6 +62,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Telemetry.RegisterFlags(fs)
 	c.Commands.RegisterFlags(fs)
 	c.Console.RegisterFlags(fs)
+	c.Runtime.RegisterFlags(fs)
 	c.envErrs = envflag.Errors(fs)
 }
 
@@ -84,7 +86,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, envflag.Errorf("shutdown-timeout", "must be positive"))
 	}
 	errs = append(errs, c.Registry.Validate(), c.Auth.Validate(), c.Core.Validate(), c.Limits.Validate(), c.TLS.Validate(),
-		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Commands.Validate(), c.Console.Validate(), c.Rules.Validate(), c.Telemetry.Validate(), c.Bus.validateRoles(roles))
+		c.Bus.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.Query.Validate(), c.Commands.Validate(), c.Console.Validate(), c.Rules.Validate(), c.Telemetry.Validate(), c.Runtime.Validate(), c.Bus.validateRoles(roles))
 	return errors.Join(errs...)
 }
 

@@ -134,6 +134,8 @@ func TestConfig_BadValuesNameTheFlagAndVariable(t *testing.T) {
 		{"ingest-max-batch", "0"}, {"wal-max-backlog", "0"}, {"query-poll-interval", "0s"}, {"embedded-bus", "tape"},
 		{"store", "tape"}, {"api-max-body", "0"}, {"shutdown-timeout", "0s"}, {"user-token-ttl", "-1s"},
 		{"registry-cache-entries", "-1"}, {"ingest-publish-timeout", "0s"}, {"ws-idle-timeout", "0s"},
+		{"mqtt-outbound-queue", "0"}, {"mqtt-read-buffer", "63"}, {"gogc", "-2"}, {"gogc", "-1"},
+		{"memory-limit", "lots"}, {"memory-limit", "-1GiB"}, {"memory-limit", "3GB"},
 	} {
 		c, err := ParseConfig("--"+tc.flag, tc.value)
 		if err != nil {

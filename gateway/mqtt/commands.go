@@ -45,6 +45,11 @@ type cmdSession struct {
 	wildcard bool
 	// pending maps packet ids of command publishes to command ids.
 	pending map[uint16]int64
+	// s is the client's session; sending says its sender runs (started
+	// by the first granted subscription: a device that never subscribes
+	// has no goroutine waiting for commands).
+	s       *session
+	sending bool
 }
 
 func (s *session) commandTopic() string { return s.topic + "/commands" }
@@ -79,9 +84,8 @@ func (g *Gateway) attachCommands(cl *mochi.Client, s *session) {
 	if g.cmds == nil {
 		return
 	}
-	cs := &cmdSession{sess: g.cmds.Attach(s.device, command.EdgeMQTT, false), pending: map[uint16]int64{}}
+	cs := &cmdSession{sess: g.cmds.Attach(s.device, command.EdgeMQTT, false), pending: map[uint16]int64{}, s: s}
 	g.cmdSessions.Store(cl, cs)
-	go g.sendCommands(cl, s, cs)
 }
 
 func (g *Gateway) detachCommands(cl *mochi.Client) {
@@ -117,6 +121,13 @@ func (g *Gateway) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte
 		cs.mu.Unlock()
 	}
 	if granted {
+		cs.mu.Lock()
+		start := !cs.sending
+		cs.sending = true
+		cs.mu.Unlock()
+		if start {
+			go g.sendCommands(cl, cs.s, cs)
+		}
 		cs.sess.Ready()
 	}
 }
@@ -239,10 +250,6 @@ func (g *Gateway) commandPublish(cl *mochi.Client, s *session, pk packets.Packet
 			j.reason = err
 		}
 	}
-	s.once.Do(func() { go g.work(s) })
-	select {
-	case s.q <- j:
-	case <-s.ctx.Done():
-	}
+	g.enqueue(s, j)
 	return pk, packets.ErrRejectPacket
 }

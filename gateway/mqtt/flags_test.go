@@ -11,6 +11,8 @@ import (
 func TestFlags_DefaultsValidAndBadValuesNamed(t *testing.T) {
 	for _, tc := range []struct{ flag, value, env string }{
 		{"mqtt-queue", "0", "IOT_MQTT_QUEUE"},
+		{"mqtt-outbound-queue", "0", "IOT_MQTT_OUTBOUND_QUEUE"},
+		{"mqtt-read-buffer", "63", "IOT_MQTT_READ_BUFFER"},
 	} {
 		var c Flags
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)

@@ -3,8 +3,11 @@
 // over TLS with mutual TLS enabled, a device client certificate), publish
 // to the topic `<device_id>`, QoS 0 or 1. A QoS 1 PUBACK is written only once
 // the readings are durable: OnPublish validates the payload and queues it to
-// the client's worker, which merges queued publishes into one bus publish and
-// then acks them in order.
+// the client's queue, whose worker (a goroutine that lives only while the
+// queue is not empty) merges queued publishes into one bus publish and then
+// acks them in order. The bus merges the publishes of many clients into one
+// durable commit (the write-ahead log's group commit) and releases them
+// together.
 package mqtt
 
 import (
@@ -44,7 +47,16 @@ type Ingester interface {
 type Config struct {
 	// QueueSize bounds the publishes a client may have waiting for
 	// durability; a full queue stops reading from that client (default 256).
+	// The queue holds only what is waiting: an idle client holds none.
 	QueueSize int
+	// OutboundQueue bounds the packets mochi queues for writing to one
+	// client (its MaximumClientWritesPending, allocated per connection;
+	// default 16: PUBACKs and commands are written directly, so this queue
+	// only serves mochi's own deliveries, which the ACL does not allow).
+	OutboundQueue int
+	// ReadBuffer is the size of each connection's read buffer in bytes
+	// (default 512; a packet larger than the buffer is still read whole).
+	ReadBuffer int
 	// MaxMerge bounds the records merged into one bus publish (default 5000).
 	MaxMerge int
 	// MaxPacket bounds every MQTT packet, CONNECT included, in bytes
@@ -106,6 +118,12 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	if cfg.MaxPacket <= 0 {
 		cfg.MaxPacket = 1 << 20
 	}
+	if cfg.OutboundQueue <= 0 {
+		cfg.OutboundQueue = 16
+	}
+	if cfg.ReadBuffer <= 0 {
+		cfg.ReadBuffer = 512
+	}
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.MaxPacket)
 	caps.MaximumQos = 1
@@ -113,8 +131,10 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	caps.WildcardSubAvailable = 1 // <device_id>/commands/# (commands.go)
 	caps.SharedSubAvailable = 0
 	caps.MaximumSessionExpiryInterval = 0
+	caps.MaximumClientWritesPending = int32(cfg.OutboundQueue)
 	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg,
-		srv: mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mochi")}),
+		srv: mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mochi"),
+			ClientNetReadBufferSize: cfg.ReadBuffer, ClientNetWriteBufferSize: cfg.ReadBuffer}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_invalid_payloads_total",
 			Help: "Invalid MQTT payloads (3.x: dead-lettered; 5: refused with a PUBACK reason code)."}),
 		denied: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_acl_denied_total",
@@ -174,33 +194,103 @@ type session struct {
 	v5      bool
 	cl      *mochi.Client
 
-	once sync.Once
-	q    chan job
 	// release gives back the device's stream (per-caller cap).
 	release func()
-	// ctx lives as long as the worker: a disconnect does not cancel it, so
-	// publishes the server fully received are still ingested.
+	// ctx lives as long as the session's publishes: a disconnect does not
+	// cancel it while publishes the server fully received are still being
+	// ingested; a bus failure cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// gone is closed when the client disconnected; the worker then drains
-	// the queue and stops.
-	gone     chan struct{}
-	goneOnce sync.Once
+
+	mu sync.Mutex
+	// room is signalled when the queue shrinks or the session failed.
+	room sync.Cond
+	// q holds the publishes waiting for durability, in order (nil when
+	// empty: an idle client keeps no queue).
+	q []job
+	// working: a worker goroutine is draining q (at most one, so acks
+	// keep the order of the publishes).
+	working bool
+	// gone: the client disconnected; the worker drains q and stops.
+	gone bool
+	// failed: a bus failure stopped the worker; nothing more is queued.
+	failed bool
 }
 
 func (s *session) disconnected() bool {
-	select {
-	case <-s.gone:
-		return true
-	default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gone
+}
+
+// enqueue appends j to the client's queue, starting its worker when none
+// runs; a full queue blocks the caller (the client's read loop: back-
+// pressure). It reports false when the session failed (j not queued).
+func (g *Gateway) enqueue(s *session, j job) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.q) >= g.cfg.QueueSize && !s.failed {
+		s.room.Wait()
+	}
+	if s.failed {
 		return false
 	}
+	s.q = append(s.q, j)
+	if !s.working {
+		s.working = true
+		go g.work(s)
+	}
+	return true
+}
+
+// next takes the next jobs to publish together (consecutive publishes up
+// to MaxMerge records) into batch; none when the queue is empty, and then
+// the worker stops.
+func (g *Gateway) next(s *session, batch []job) []job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.q) == 0 {
+		s.working, s.q = false, nil
+		if s.gone {
+			s.cancel()
+		}
+		return batch[:0]
+	}
+	k, n := 1, len(s.q[0].recs)
+	for k < len(s.q) && n < g.cfg.MaxMerge {
+		n += len(s.q[k].recs)
+		k++
+	}
+	batch = append(batch[:0], s.q[:k]...)
+	clear(s.q[:k])
+	s.q = s.q[k:]
+	s.room.Broadcast()
+	return batch
+}
+
+// fail stops the session after a bus failure: the queued publishes are
+// dropped unacknowledged (a QoS 1 client resends them) and a blocked
+// enqueue returns.
+func (s *session) fail(err error) {
+	s.mu.Lock()
+	for _, j := range s.q {
+		endSpan(j.span, err)
+	}
+	s.q, s.failed, s.working = nil, true, false
+	s.room.Broadcast()
+	s.mu.Unlock()
+	s.cancel()
 }
 
 type job struct {
-	qos  byte
-	pid  uint16
-	recs []*busv1.Record
+	qos byte
+	pid uint16
+	// payload is still to be checked (prepare) when raw is set; ctx is
+	// the publish's trace context.
+	raw     bool
+	payload []byte
+	ctx     context.Context
+	recs    []*busv1.Record
 	// refused (MQTT 5): answer with this reason code.
 	code *packets.Code
 	// dead (MQTT 3.x): dead-letter payload with reason, then ack.
@@ -245,7 +335,8 @@ func (g *Gateway) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	// not take this session over (MQTT's takeover is by client id).
 	cl.ID = strconv.FormatInt(p.ID, 10) + "/" + cl.ID
 	s := &session{device: p.ID, topic: strconv.FormatInt(p.ID, 10), recheck: recheck,
-		v5: pk.ProtocolVersion == 5, cl: cl, q: make(chan job, g.cfg.QueueSize), gone: make(chan struct{}), release: release}
+		v5: pk.ProtocolVersion == 5, cl: cl, release: release}
+	s.room.L = &s.mu
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	g.sessions.Store(cl, s)
 	return true
@@ -277,8 +368,13 @@ func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 		s := v.(*session)
 		g.detachCommands(cl)
 		s.release()
-		s.goneOnce.Do(func() { close(s.gone) })
-		s.once.Do(func() { s.cancel() }) // no worker yet: nothing queued
+		s.mu.Lock()
+		s.gone = true
+		idle := !s.working // else the worker cancels once it drained the queue
+		s.mu.Unlock()
+		if idle {
+			s.cancel()
+		}
 	}
 }
 
@@ -290,68 +386,82 @@ func (g *Gateway) session(cl *mochi.Client) *session {
 	return v.(*session)
 }
 
-// OnPublish validates the payload and queues it; mochi itself never acks
-// (ErrRejectPacket), the worker does once durable.
+// OnPublish queues a reading publish for the client's worker, which checks
+// it (prepare) and acks it once durable; mochi itself never acks
+// (ErrRejectPacket). The client's read loop does no more than queue, so its
+// goroutine stays small: the credential re-check, decoding and validation
+// (registry lookups) run on the short-lived worker.
 func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	s := g.session(cl)
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
 	ctx, span := startPublish(s, pk)
-	if err := s.recheck(ctx); err != nil { // rotation/revocation, cached
-		g.log.InfoContext(ctx, "mqtt credentials no longer valid", "device_id", s.device, "err", err)
-		endSpan(span, err)
-		_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
-		return pk, packets.ErrRejectPacket
-	}
 	if g.cmds != nil {
 		if pk.TopicName != s.topic {
+			if err := s.recheck(ctx); err != nil { // rotation/revocation, cached
+				g.log.InfoContext(ctx, "mqtt credentials no longer valid", "device_id", s.device, "err", err)
+				endSpan(span, err)
+				_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+				return pk, packets.ErrRejectPacket
+			}
 			endSpan(span, nil)
 			return g.commandPublish(cl, s, pk)
 		}
 		g.cmds.Seen(s.device)
 	}
-	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID, span: span}
-	rs, err := g.ing.DecodePayload(ingest.ProtocolMQTT, ingest.FormatAny, pk.Payload)
-	if err == nil {
-		j.recs, err = g.ing.Validate(ctx, s.device, ingest.ProtocolMQTT, rs)
-	}
-	if err != nil {
-		var be *ingest.BatchError
-		if !errors.As(err, &be) { // registry trouble: refuse like an unavailable bus
-			g.log.WarnContext(ctx, "mqtt publish refused", "device_id", s.device, "err", err)
-			endSpan(span, err)
-			_ = g.srv.DisconnectClient(cl, packets.ErrServerUnavailable)
-			return pk, packets.ErrRejectPacket
-		}
-		if be.Class == ingest.ClassRateLimited && (!s.v5 || j.qos == 0) {
-			// Over the device's rate limit and no PUBACK to carry the
-			// refusal (MQTT 3.x, or QoS 0): disconnect — MQTT 5 with
-			// reason 0x96 — rather than drop silently. A QoS 1 client
-			// resends the unacknowledged publish after reconnecting.
-			g.log.InfoContext(ctx, "mqtt publish over the device's rate limit, disconnecting", "device_id", s.device, "qos", j.qos)
-			endSpan(span, err)
-			_ = g.srv.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
-			return pk, packets.ErrRejectPacket
-		}
-		if be.Class != ingest.ClassRateLimited {
-			g.deadLetters.Inc()
-		}
-		if s.v5 {
-			code := reasonCode(be)
-			j.code = &code
-			j.reason = err
-		} else {
-			j.dead, j.reason = append([]byte(nil), pk.Payload...), err
-		}
-	}
-	s.once.Do(func() { go g.work(s) })
-	select {
-	case s.q <- j: // blocks the client's read loop when full: back-pressure
-	case <-s.ctx.Done(): // the worker stopped after a bus failure
+	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID, raw: true, payload: pk.Payload, ctx: ctx, span: span}
+	if !g.enqueue(s, j) { // the worker stopped after a bus failure
 		endSpan(span, s.ctx.Err())
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// errStopped ends a worker that disconnected its client on purpose.
+var errStopped = errors.New("mqtt client disconnected by the gateway")
+
+// prepare checks a queued publish: the credentials of CONNECT again
+// (rotation/revocation, cached), then the payload, filling j.recs (valid),
+// j.code (MQTT 5 refusal) or j.dead (MQTT 3.x dead letter). It returns a
+// reason to disconnect the client instead (the publish is not acked).
+func (g *Gateway) prepare(s *session, j *job) (disconnect packets.Code, err error) {
+	ctx, payload := j.ctx, j.payload
+	j.raw, j.payload, j.ctx = false, nil, nil
+	if err := s.recheck(ctx); err != nil {
+		g.log.InfoContext(ctx, "mqtt credentials no longer valid", "device_id", s.device, "err", err)
+		return packets.ErrNotAuthorized, err
+	}
+	rs, err := g.ing.DecodePayload(ingest.ProtocolMQTT, ingest.FormatAny, payload)
+	if err == nil {
+		j.recs, err = g.ing.Validate(ctx, s.device, ingest.ProtocolMQTT, rs)
+	}
+	if err == nil {
+		return packets.Code{}, nil
+	}
+	var be *ingest.BatchError
+	if !errors.As(err, &be) { // registry trouble: refuse like an unavailable bus
+		g.log.WarnContext(ctx, "mqtt publish refused", "device_id", s.device, "err", err)
+		return packets.ErrServerUnavailable, err
+	}
+	if be.Class == ingest.ClassRateLimited && (!s.v5 || j.qos == 0) {
+		// Over the device's rate limit and no PUBACK to carry the
+		// refusal (MQTT 3.x, or QoS 0): disconnect — MQTT 5 with
+		// reason 0x96 — rather than drop silently. A QoS 1 client
+		// resends the unacknowledged publish after reconnecting.
+		g.log.InfoContext(ctx, "mqtt publish over the device's rate limit, disconnecting", "device_id", s.device, "qos", j.qos)
+		return packets.ErrMessageRateTooHigh, err
+	}
+	if be.Class != ingest.ClassRateLimited {
+		g.deadLetters.Inc()
+	}
+	if s.v5 {
+		code := reasonCode(be)
+		j.code = &code
+		j.reason = err
+	} else {
+		j.dead, j.reason = payload, err
+	}
+	return packets.Code{}, nil
 }
 
 func reasonCode(be *ingest.BatchError) packets.Code {
@@ -367,38 +477,26 @@ func reasonCode(be *ingest.BatchError) packets.Code {
 }
 
 // work publishes a client's queued jobs in order, merging consecutive
-// valid publishes into one bus publish, and acks each after it is durable.
+// valid publishes into one bus publish, and acks each after it is durable;
+// it returns when the queue is empty (enqueue starts the next worker).
 func (g *Gateway) work(s *session) {
-	defer s.cancel()
-	var batch []job
+	var buf [4]job
 	for {
-		select {
-		case j := <-s.q:
-			batch = append(batch[:0], j)
-		case <-s.gone:
-			select {
-			case j := <-s.q:
-				batch = append(batch[:0], j)
-			default:
-				return // disconnected and everything received is ingested
-			}
-		}
-		n := len(batch[0].recs)
-	drain:
-		for n < g.cfg.MaxMerge {
-			select {
-			case j := <-s.q:
-				batch = append(batch, j)
-				n += len(j.recs)
-			default:
-				break drain
-			}
+		batch := g.next(s, buf[:0])
+		if len(batch) == 0 {
+			return
 		}
 		err := g.process(s, batch)
 		for _, j := range batch {
 			endSpan(j.span, err)
 		}
+		clear(batch)
+		if errors.Is(err, errStopped) {
+			s.fail(err)
+			return
+		}
 		if err != nil {
+			s.fail(err)
 			if s.disconnected() {
 				g.log.Warn("mqtt publishes of a disconnected client not durable; unacknowledged, dropped", "device_id", s.device, "err", err)
 				return
@@ -434,7 +532,18 @@ func (g *Gateway) process(s *session, batch []job) error {
 		g.acked(s, g.ackAll(s, batch[start:end]))
 		return nil
 	}
-	for i, j := range batch {
+	for i := range batch {
+		if batch[i].raw {
+			if code, err := g.prepare(s, &batch[i]); err != nil {
+				if ferr := flush(i); ferr != nil {
+					return ferr
+				}
+				endSpan(batch[i].span, err)
+				_ = g.srv.DisconnectClient(s.cl, code)
+				return errStopped
+			}
+		}
+		j := batch[i]
 		if j.recs != nil {
 			continue
 		}

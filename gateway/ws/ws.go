@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -105,7 +106,8 @@ func refuse(w http.ResponseWriter, status int, msg string) {
 }
 
 // ServeHTTP authenticates the upgrade (401/403 refuse it) and serves the
-// connection.
+// connection on a goroutine of its own (the handler chain's stack is not
+// kept for the connection's life).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		w.WriteHeader(http.StatusOK)
@@ -132,13 +134,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusTooManyRequests, "too many open streams for this device")
 		return
 	}
-	defer release()
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: true} // tokens, not cookies: any origin
 	if subproto != "" {
 		opts.Subprotocols = []string{subproto}
 	}
 	c, err := websocket.Accept(w, r, opts)
 	if err != nil {
+		release()
 		return
 	}
 	c.SetReadLimit(g.cfg.MaxMessage)
@@ -146,7 +148,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, err := authn.AuthenticateDevice(ctx, g.auth, creds)
 		return authn.DeviceStatus(err), err
 	}
-	g.serve(context.WithoutCancel(r.Context()), c, p, recheck)
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		defer release()
+		g.serve(ctx, c, p, recheck)
+	}()
 }
 
 // token finds the credentials: header, then bearer sub-protocol, then query.
@@ -204,7 +210,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 	if g.cmds != nil {
 		defer g.serveCommands(ctx, c, p, recheck)()
 	}
-	go g.keepAlive(ctx, c)
+	defer g.keepAlive(ctx, c)()
 	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { c.Close(websocket.StatusPolicyViolation, "idle timeout") })
 	defer idle.Stop()
 	for i := 0; ; i++ {
@@ -275,21 +281,33 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 	return ack
 }
 
-func (g *Gateway) keepAlive(ctx context.Context, c *websocket.Conn) {
-	t := time.NewTicker(g.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+// keepAlive pings the client every PingInterval (from a timer, so an idle
+// connection has no goroutine waiting for it) and closes the connection when
+// a pong does not come within WriteTimeout; the returned func stops it.
+func (g *Gateway) keepAlive(ctx context.Context, c *websocket.Conn) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(g.cfg.PingInterval, func() {
+		pctx, cancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
+		err := c.Ping(pctx)
+		cancel()
+		if err != nil {
+			c.CloseNow()
 			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.CloseNow()
-				return
-			}
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(g.cfg.PingInterval)
+		}
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
 	}
 }

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -97,6 +98,13 @@ type Verifier struct {
 	// match one.
 	tokens    *cache.Cache[string, cached]
 	certCache *cache.Cache[string, cached]
+	// signed holds tokens whose signature verified, with the key that
+	// verified it, for SignatureTTL: when tokens expires an entry, only the
+	// subject's generation is asked again (the revocation check, every
+	// CacheTTL as before) and the signature is not verified again while its
+	// key is still the one the key source returns for its kid. A token
+	// string's claims never change, so this caches no registry answer.
+	signed *cache.Cache[string, signedToken]
 }
 
 type cached struct {
@@ -104,6 +112,19 @@ type cached struct {
 	gen     int64
 	expires time.Time // token expiry (zero: none)
 }
+
+// signedToken is a token whose signature verified with key (kid).
+type signedToken struct {
+	c   cached
+	kid string
+	key ed25519.PublicKey
+}
+
+// SignatureTTL is how long a verified token signature is reused (while its
+// key is unchanged): a device authenticated every 2 s (MQTT, WebSocket and
+// stream re-checks) costs one Ed25519 verification per SignatureTTL instead
+// of one per cache.TTL.
+const SignatureTTL = 10 * time.Minute
 
 // NewVerifier returns a verifier resolving keys through keys and checking
 // rotation/revocation through gens.
@@ -115,6 +136,7 @@ func NewVerifier(keys KeySource, gens Generations, cfg VerifierConfig) *Verifier
 	cc := cache.Config{TTL: cfg.CacheTTL, MaxEntries: cfg.CacheSize, Now: func() time.Time { return v.now() }}
 	v.tokens = cache.New[string, cached](cc)
 	v.certCache = cache.New[string, cached](cc)
+	v.signed = cache.New[string, signedToken](cache.Config{TTL: SignatureTTL, MaxEntries: cfg.CacheSize, Now: cc.Now})
 	return v
 }
 
@@ -128,13 +150,14 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 		}
 		return c.p, nil
 	}
-	c, err := v.parse(ctx, token)
+	c, err := v.verifySignature(ctx, token)
 	if err != nil {
 		return Principal{}, err
 	}
 	cur, err := v.gens.TokenGeneration(ctx, c.p.Kind, c.p.ID)
 	if err != nil || cur != c.gen {
 		v.tokens.Forget(token)
+		v.signed.Forget(token)
 		if err != nil && ctx.Err() != nil {
 			return Principal{}, ctx.Err()
 		}
@@ -144,11 +167,37 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 	return c.p, nil
 }
 
-func (v *Verifier) parse(ctx context.Context, token string) (cached, error) {
+// verifySignature returns the claims of token: those of its earlier
+// verification when its key (by kid) is still the same, else parse's.
+func (v *Verifier) verifySignature(ctx context.Context, token string) (cached, error) {
+	if s, ok, _ := v.signed.Get(token); ok {
+		if !s.c.expires.IsZero() && !v.now().Before(s.c.expires) {
+			return cached{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenExpired)
+		}
+		if k, err := v.keys.PublicKey(ctx, s.kid); err == nil && k.Equal(s.key) {
+			return s.c, nil
+		}
+		v.signed.Forget(token)
+	}
+	var s signedToken
+	c, err := v.parse(ctx, token, &s)
+	if err != nil {
+		return cached{}, err
+	}
+	s.c = c
+	v.signed.Put(token, s)
+	return c, nil
+}
+
+// parse verifies token and returns its claims; the key that verified it
+// goes to key.
+func (v *Verifier) parse(ctx context.Context, token string, key *signedToken) (cached, error) {
 	var cl claims
 	_, err := jwt.ParseWithClaims(token, &cl, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		return v.keys.PublicKey(ctx, kid)
+		k, err := v.keys.PublicKey(ctx, kid)
+		key.kid, key.key = kid, k
+		return k, err
 	},
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithIssuer(Issuer),

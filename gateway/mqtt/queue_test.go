@@ -1,0 +1,141 @@
+package mqtt
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
+)
+
+func startInternal(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, pahov3.Client) {
+	t.Helper()
+	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 30 * time.Second})
+	g, err := New(e.Log, e.Verifier, e.Service, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	o := pahov3.NewClientOptions().AddBroker("tcp://" + ln.Addr().String()).SetClientID("q" + strconv.FormatInt(time.Now().UnixNano(), 36)).
+		SetUsername("JWT").SetPassword(e.DeviceToken(t, ingesttest.DeviceA)).SetProtocolVersion(4).SetAutoReconnect(false)
+	c := pahov3.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return e, g, c
+}
+
+func onlySession(t *testing.T, g *Gateway) *session {
+	t.Helper()
+	var s *session
+	g.sessions.Range(func(_, v any) bool { s = v.(*session); return false })
+	if s == nil {
+		t.Fatal("no session")
+	}
+	return s
+}
+
+// TestMQTT_BufferSizesApplied: the per-connection allocations follow the
+// configuration (mochi's outbound queue and read buffer), with small
+// defaults.
+func TestMQTT_BufferSizesApplied(t *testing.T) {
+	for _, tc := range []struct {
+		cfg               Config
+		outbound, readBuf int
+	}{{Config{}, 16, 512}, {Config{OutboundQueue: 4, ReadBuffer: 128}, 4, 128}} {
+		g, err := New(slog.New(slog.DiscardHandler), nil, nil, tc.cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := g.srv.Options
+		if int(o.Capabilities.MaximumClientWritesPending) != tc.outbound || o.ClientNetReadBufferSize != tc.readBuf {
+			t.Errorf("%+v: outbound queue %d, read buffer %d; want %d, %d", tc.cfg, o.Capabilities.MaximumClientWritesPending,
+				o.ClientNetReadBufferSize, tc.outbound, tc.readBuf)
+		}
+	}
+}
+
+// TestMQTT_IdleClientKeepsNoQueueNorWorker: once its publishes are acked,
+// a client holds no queue and no worker goroutine; the next publish starts
+// one again.
+func TestMQTT_IdleClientKeepsNoQueueNorWorker(t *testing.T) {
+	e, g, c := startInternal(t, Config{})
+	s := onlySession(t, g)
+	for i := range 2 {
+		tok := c.Publish("1", 1, false, `{"sensor_id":12,"timestamp":`+strconv.Itoa(1526717967+i)+`,"value":1}`)
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			s.mu.Lock()
+			idle := !s.working && s.q == nil
+			s.mu.Unlock()
+			if idle {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("publish %d acked but the session still holds a queue or a worker", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if n := len(e.Sink.Records()); n != 2 {
+		t.Fatalf("%d stored, want 2", n)
+	}
+}
+
+// TestMQTT_FullQueueStopsReadingUntilDurable: with QueueSize 2 and the bus
+// blocked, the client's queue never holds more than 2 publishes and no
+// PUBACK is written; once the bus recovers, all are acked and stored in
+// order.
+func TestMQTT_FullQueueStopsReadingUntilDurable(t *testing.T) {
+	e, g, c := startInternal(t, Config{QueueSize: 2})
+	s := onlySession(t, g)
+	unblock := e.Sink.Block()
+	const n = 6
+	toks := make([]pahov3.Token, n)
+	for i := range toks {
+		toks[i] = c.Publish("1", 1, false, `{"sensor_id":12,"timestamp":`+strconv.Itoa(1526717967+i)+`,"value":`+strconv.Itoa(i)+`}`)
+	}
+	time.Sleep(300 * time.Millisecond)
+	s.mu.Lock()
+	queued := len(s.q)
+	s.mu.Unlock()
+	if queued > 2 {
+		t.Fatalf("%d publishes queued, bound is 2", queued)
+	}
+	for i, tk := range toks {
+		if tk.WaitTimeout(0) {
+			t.Fatalf("publish %d acked while the bus was blocked", i)
+		}
+	}
+	unblock()
+	for i, tk := range toks {
+		if !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tk.Error())
+		}
+	}
+	recs := e.Sink.Records()
+	if len(recs) != n {
+		t.Fatalf("%d stored, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if r.GetLongValue() != int64(i) {
+			t.Fatalf("record %d has value %d: order lost", i, r.GetLongValue())
+		}
+	}
+}

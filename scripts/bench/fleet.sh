@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Many devices per node (issue #18): starts bin/iotplatform on embedded
+# defaults (write-ahead-log bus, SQLite store: every ack means fsynced) in a
+# temp dir and runs bench/fleet against it — n devices on one edge, one
+# reading per second each. The server gets descriptors for all of them
+# (--fd-reserve / --api-max-conns); extra serve flags come from
+# $IOT_BENCH_SERVE_FLAGS, extra server environment (GODEBUG=gctrace=1,
+# IOT_GOGC, ...) from the caller.
+# Usage: scripts/bench/fleet.sh -edge mqtt|ws|grpc -n 19000 [-duration 30s] [-warmup 10s] [-label after]
+#   IOT_BENCH_BIN=path   measure this binary instead of building bin/iotplatform
+#   IOT_BENCH_FLEET=path use this prebuilt bench/fleet (e.g. inside /work/quiet)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+edge=mqtt
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[$i]}" in -edge) edge=${args[$((i + 1))]} ;; -edge=*) edge=${args[$i]#-edge=} ;; esac
+done
+dir=$(mktemp -d)
+bin=${IOT_BENCH_BIN:-}
+[ -n "$bin" ] || { make -s build; bin=bin/iotplatform; }
+fleet=${IOT_BENCH_FLEET:-}
+[ -n "$fleet" ] || { go build -o "$dir/fleet" ./bench/fleet; fleet=$dir/fleet; }
+case $edge in
+  grpc) limits="--api-max-conns 19900 --fd-reserve 19900" ;;
+  *) limits="--fd-reserve 400" ;;
+esac
+if curl -sf 127.0.0.1:18080/readyz >/dev/null 2>&1; then
+  echo "something already serves 127.0.0.1:18080 (a leftover server?); stop it first" >&2
+  exit 1
+fi
+pw="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# shellcheck disable=SC2086
+IOT_ADMIN_PASSWORD=$pw "$bin" serve --data-dir "$dir" --api-addr 127.0.0.1:18080 \
+  --http-addr 127.0.0.1:18083 --ws-addr 127.0.0.1:18765 --mqtt-addr 127.0.0.1:11883 --log-level warn \
+  $limits ${IOT_BENCH_SERVE_FLAGS:-} >"$dir/log" 2>&1 &
+pid=$!
+stop() {
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rm -rf "$dir"
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+for _ in $(seq 100); do
+  kill -0 $pid 2>/dev/null || { echo "iotplatform did not start:"; cat "$dir/log"; exit 1; }
+  curl -sf 127.0.0.1:18080/readyz >/dev/null && break
+  sleep 0.1
+done
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, $(go version | cut -d' ' -f3), nofile $(ulimit -n), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg); binary $bin"
+status=0
+"$fleet" -api http://127.0.0.1:18080 -password "$pw" -pid $pid -mqtt 127.0.0.1:11883 -ws 127.0.0.1:18765 "$@" || status=$?
+if [ $status -ne 0 ] || grep -q "gc " "$dir/log"; then
+  grep -v "^gc " "$dir/log" | tail -20
+fi
+if grep -q "^gc " "$dir/log"; then # GODEBUG=gctrace=1: pauses and heap sizes
+  echo "gc cycles: $(grep -c '^gc ' "$dir/log"); last: $(grep '^gc ' "$dir/log" | tail -1)"
+  cp "$dir/log" "${IOT_BENCH_GCTRACE:-/tmp/fleet-gctrace.log}"
+fi
+exit $status
