@@ -24,6 +24,13 @@ func TestRetention_OpenSearch(t *testing.T) {
 	testRetention(t, []string{"--opensearch-url", testenv.OpenSearchURL(t), "--opensearch-index-mode", "per-sensor", "--opensearch-prefix", osPrefix(t, "e2e-ret-"+randHex(4))})
 }
 
+// TestRetention_OpenSearchSharedDayIndices: the same on the shared-index
+// mode's day indices: the expired readings are hidden at once (their day
+// index is kept by sensor b's longer retention) and the rollups answer.
+func TestRetention_OpenSearchSharedDayIndices(t *testing.T) {
+	testRetention(t, []string{"--opensearch-url", testenv.OpenSearchURL(t), "--opensearch-index-mode", "shared", "--opensearch-prefix", osPrefix(t, "e2e-retd-"+randHex(4))})
+}
+
 func testRetention(t *testing.T, args []string) {
 	p := Start(t, Options{Args: append([]string{"--retention-raw", "24h", "--retention-interval", "500ms"}, args...)})
 	admin := p.AdminToken()

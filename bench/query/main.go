@@ -167,7 +167,7 @@ func benchOpenSearch(ctx context.Context, url string, n int) {
 		}
 		return out
 	}
-	// Raw _bulk of the same documents (same index, same ids, same bodies).
+	// Raw _bulk of the same documents (same day index, same ids, same bodies).
 	raw := mk(rawSensor)
 	bodies := make([][]byte, len(raw))
 	for i, b := range raw {
@@ -175,7 +175,7 @@ func benchOpenSearch(ctx context.Context, url string, n int) {
 		enc := json.NewEncoder(&buf)
 		for _, r := range b {
 			v := r.GetDoubleValue()
-			_ = enc.Encode(map[string]any{"index": map[string]any{"_index": prefix + "-readings", "_id": storeopensearch.DocID(r.SensorId, r.TimestampNs, r.Seq)}})
+			_ = enc.Encode(map[string]any{"index": map[string]any{"_index": prefix + "-readings-" + time.Unix(0, r.TimestampNs).UTC().Format("20060102"), "_id": storeopensearch.DocID(r.SensorId, r.TimestampNs, r.Seq)}})
 			_ = enc.Encode(map[string]any{"sensor_id": r.SensorId, "device_id": r.DeviceId, "ts_ns": r.TimestampNs,
 				"timestamp": time.Unix(0, r.TimestampNs).UTC().Format(time.RFC3339Nano), "received": time.Unix(0, r.ReceiveTimeNs).UTC().Format(time.RFC3339Nano),
 				"protocol": r.Protocol, "kind": "double", "value_double": v, "value_num": v})
@@ -200,10 +200,10 @@ func benchOpenSearch(ctx context.Context, url string, n int) {
 	rawRate, pipeRate := float64(n)/rawT.Seconds(), float64(n)/pipeT.Seconds()
 	fmt.Printf("opensearch raw _bulk: %d docs in %v = %.0f docs/s (%d-doc bulks, %d in flight)\n", n, rawT.Round(time.Millisecond), rawRate, batch, par)
 	fmt.Printf("opensearch pipeline (bus batch -> validate -> storeopensearch bulk): %d in %v = %.0f docs/s; ratio %.2f (target >= 0.8)\n", n, pipeT.Round(time.Millisecond), pipeRate, pipeRate/rawRate)
-	refresh(url, prefix+"-readings")
+	refresh(url, prefix+"-readings*")
 	token, err := inproc.SignIn(p.API, p.Password)
 	check(err)
-	benchSearchProxy(url, p.API, token, prefix+"-readings", pipeSensor, 200)
+	benchSearchProxy(url, p.API, token, prefix+"-readings*", pipeSensor, 200)
 }
 
 // refresh makes what was indexed searchable.

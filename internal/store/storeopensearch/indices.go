@@ -63,11 +63,8 @@ func (s *Store) install(ctx context.Context) error {
 	if err := s.createIndex(ctx, s.deadLettersIndex(), dl); err != nil {
 		return err
 	}
-	if s.cfg.Mode == ModeShared {
-		if err := s.createIndex(ctx, s.readingsIndex(), map[string]any{}); err != nil {
-			return err
-		}
-	}
+	// Shared mode writes day indices (<prefix>-readings-YYYYMMDD), created
+	// on their first write from the template above.
 	if err := s.installRollups(ctx); err != nil {
 		return err
 	}

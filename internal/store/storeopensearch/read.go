@@ -50,7 +50,13 @@ func decodeReading(h hit) (store.Reading, error) {
 // List returns a page of one sensor's readings.
 func (s *Store) List(ctx context.Context, q store.ListQuery) ([]store.Reading, bool, error) {
 	limit := store.ClampLimit(q.Limit, 100)
-	rng := map[string]any{"gte": q.FromNS}
+	// Readings before the sensor's raw horizon are expired: invisible even
+	// while their day index still exists (another sensor keeps it).
+	horizon, err := s.rawHorizon(ctx, q.SensorID)
+	if err != nil {
+		return nil, false, fmt.Errorf("list readings: %w", err)
+	}
+	rng := map[string]any{"gte": max(q.FromNS, horizon)}
 	if q.ToNS != 0 {
 		rng["lt"] = q.ToNS
 	}
@@ -228,7 +234,7 @@ func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading,
 	if len(sensorIDs) == 0 {
 		return nil, nil
 	}
-	idx := s.readingsIndex()
+	idx := s.readingsPattern()
 	if s.cfg.Mode == ModePerSensor {
 		names := make([]string, len(sensorIDs))
 		for i, id := range sensorIDs {
@@ -255,5 +261,18 @@ func (s *Store) Latest(ctx context.Context, sensorIDs []int64) ([]store.Reading,
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	if len(out) == 0 {
+		return out, nil
+	}
+	// A sensor whose newest reading is before its raw horizon has no
+	// unexpired reading (they all are older): it has none to show.
+	ids := make([]int64, len(out))
+	for i, r := range out {
+		ids[i] = r.SensorID
+	}
+	horizons, err := s.rawHorizons(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("latest readings: %w", err)
+	}
+	return slices.DeleteFunc(out, func(r store.Reading) bool { return r.TimeNS < horizons[r.SensorID] }), nil
 }

@@ -1,19 +1,25 @@
 package storeopensearch
 
 // This file holds retention: per-minute aggregates of expired readings in
-// the rollups index (<prefix>-rollups), the per-sensor raw horizon, and the
-// bounded, throttled per-sensor range delete of expired raw readings.
+// the rollups index (<prefix>-rollups), the per-sensor raw horizon, and
+// how expired raw readings go.
 //
-// Why a range delete and not time-partitioned indices: readings live in one
-// index per sensor (or the shared index), written by a fixed name that the
-// per-sensor mode shares with the original platform. Partitioning by time
-// would change the write path, every reader and the index names operators
-// and the search proxy know. Instead each step deletes at most about
-// `limit` of the OLDEST readings of ONE sensor (`ts_ns < bound` on that
-// sensor's index, `_delete_by_query` with `requests_per_second` throttling
-// and `conflicts=proceed`), so a step is a bounded range delete, never a
-// delete-by-query over everything, and ingest is never blocked (it runs on
-// the retention runner, not the write path).
+// Shared mode writes one index per UTC day (<prefix>-readings-YYYYMMDD).
+// Deleting readings one by one costs OpenSearch as much as indexing them
+// (every delete is a Lucene write; ~3K deletes/s took a third of ingest's
+// throughput, docs/BENCHMARKS.md), so expired readings there are never
+// deleted one by one: once a sensor's minutes are summarised and its raw
+// horizon moved, every read hides its readings before the horizon, and a
+// day index is dropped whole once every sensor with readings in it has its
+// horizon at or after the end of that day.
+//
+// Per-sensor mode keeps its fixed index names (the original platform's
+// layout), and a shared-mode deployment's legacy single <prefix>-readings
+// index is still there: both get the bounded, throttled per-sensor range
+// delete (`ts_ns < bound` on that sensor's index, `_delete_by_query` with
+// `requests_per_second` throttling and `conflicts=proceed`), never a
+// delete-by-query over everything. Retention runs on the retention runner,
+// never on the write path.
 
 import (
 	"bytes"
@@ -132,6 +138,36 @@ func (s *Store) rawHorizon(ctx context.Context, sensor int64) (int64, error) {
 		return 0, fmt.Errorf("read retention horizon: %w", err)
 	}
 	return res.Source.RawBefore, nil
+}
+
+// rawHorizons returns the raw horizons of sensors (absent: 0).
+func (s *Store) rawHorizons(ctx context.Context, sensors []int64) (map[int64]int64, error) {
+	out := make(map[int64]int64, len(sensors))
+	if len(sensors) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(sensors))
+	for i, id := range sensors {
+		ids[i] = horizonID(id)
+	}
+	var res struct {
+		Docs []struct {
+			Found  bool `json:"found"`
+			Source struct {
+				SensorID  int64 `json:"sensor_id"`
+				RawBefore int64 `json:"raw_before"`
+			} `json:"_source"`
+		} `json:"docs"`
+	}
+	if _, err := s.do(ctx, http.MethodPost, "/"+s.rollupsIndex()+"/_mget", map[string]any{"ids": ids}, &res); err != nil {
+		return nil, fmt.Errorf("read retention horizons: %w", err)
+	}
+	for _, d := range res.Docs {
+		if d.Found {
+			out[d.Source.SensorID] = d.Source.RawBefore
+		}
+	}
+	return out, nil
 }
 
 // aggregateRollups adds the minute rollups of [from, to) to add, bucketed
@@ -265,6 +301,11 @@ func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) 
 	s.mu.Lock()
 	s.expireCursor = cursor
 	s.mu.Unlock()
+	if s.cfg.Mode == ModeShared {
+		if err := s.dropExpiredDays(ctx); err != nil {
+			return total, err
+		}
+	}
 	if p.MinuteBeforeNS > 0 && total < limit {
 		n, err := s.foldMinutes(ctx, floorTo(p.MinuteBeforeNS, hourNS), limit-total)
 		total += n
@@ -376,13 +417,17 @@ func (s *Store) sensorsAfter(ctx context.Context, after int64, n int) ([]int64, 
 }
 
 // nthBefore returns the ts of the n-th (from 0) oldest reading of sensor
-// before cut.
-func (s *Store) nthBefore(ctx context.Context, sensor, cut int64, n int) (int64, bool, error) {
+// in [floor, cut).
+func (s *Store) nthBefore(ctx context.Context, sensor, floor, cut int64, n int) (int64, bool, error) {
+	rng := map[string]any{"lt": cut}
+	if floor > 0 {
+		rng["gte"] = floor
+	}
 	body := map[string]any{
 		"from": n, "size": 1, "_source": []string{"ts_ns"}, "track_total_hits": false,
 		"query": map[string]any{"bool": map[string]any{"filter": []any{
 			map[string]any{"term": map[string]any{"sensor_id": sensor}},
-			map[string]any{"range": map[string]any{"ts_ns": map[string]any{"lt": cut}}},
+			map[string]any{"range": map[string]any{"ts_ns": rng}},
 		}}},
 		"sort": readingSort("asc"),
 	}
@@ -428,7 +473,19 @@ func (s *Store) finishExpire(ctx context.Context, st *expireStep) error {
 // about limit readings; more reports that expired readings remain.
 func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut int64, limit int) (int, bool, error) {
 	idx := s.searchIndex(sensor)
-	if _, ok, err := s.nthBefore(ctx, sensor, cut, 0); err != nil || !ok {
+	horizon, err := s.rawHorizon(ctx, sensor)
+	if err != nil {
+		return 0, false, err
+	}
+	// Shared mode: readings before the horizon were summarised and are
+	// hidden; they go with their day index, not one by one. Per-sensor
+	// mode deleted them, and summarises late arrivals before the horizon
+	// into their minute's rollup.
+	var floor int64
+	if s.cfg.Mode == ModeShared {
+		floor = horizon
+	}
+	if _, ok, err := s.nthBefore(ctx, sensor, floor, cut, 0); err != nil || !ok {
 		return 0, false, err // nothing expired: no refresh
 	}
 	// Every acknowledged write is searchable before it is summarised: the
@@ -443,24 +500,22 @@ func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut in
 		}
 		st.refreshed[idx] = true
 	}
-	first, ok, err := s.nthBefore(ctx, sensor, cut, 0)
+	first, ok, err := s.nthBefore(ctx, sensor, floor, cut, 0)
 	if err != nil || !ok {
 		return 0, false, err
 	}
 	from, bound, more := floorTo(first, minuteNS), cut, false
-	if ts, ok, err := s.nthBefore(ctx, sensor, cut, limit); err != nil {
+	if ts, ok, err := s.nthBefore(ctx, sensor, floor, cut, limit); err != nil {
 		return 0, false, err
 	} else if ok {
 		more, bound = true, max(floorTo(ts, minuteNS), from+minuteNS) // a minute is taken whole
 	}
-	horizon, err := s.rawHorizon(ctx, sensor)
-	if err != nil {
-		return 0, false, err
-	}
 	mins := map[int64]*partial{}
+	summarised := 0
 	err = s.aggregateRaw(ctx, sensor, from, bound, minuteNS, func(i int64, p partial) {
 		mins[from+i*minuteNS] = &p
-	})
+		summarised += int(p.Count)
+	}, floor)
 	if err != nil {
 		return 0, false, err
 	}
@@ -504,7 +559,16 @@ func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut in
 	if status >= 300 || json.Unmarshal(raw, &br) != nil || br.Errors {
 		return 0, false, fmt.Errorf("write rollups: %d %s", status, truncate(raw, 500))
 	}
-	// Only now, with the summaries and the horizon durable, the range delete.
+	// Only now, with the summaries and the horizon durable, the range delete
+	// (shared mode: only from the legacy index; the day indices go whole,
+	// dropExpiredDays). The readings summarised are expired from here on:
+	// every read hides them.
+	if s.cfg.Mode == ModeShared {
+		if !s.legacy {
+			return summarised, more, nil
+		}
+		idx = s.readingsIndex()
+	}
 	var del struct {
 		Deleted  int   `json:"deleted"`
 		Failures []any `json:"failures"`
@@ -530,10 +594,16 @@ func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut in
 		if err != nil {
 			return n, true, fmt.Errorf("delete expired readings: %w", err)
 		}
+		if s.cfg.Mode == ModeShared {
+			return summarised, more, nil
+		}
 		return n, more, nil
 	}
 	if len(del.Failures) > 0 {
 		return del.Deleted, true, fmt.Errorf("delete expired readings: %d failures", len(del.Failures))
+	}
+	if s.cfg.Mode == ModeShared {
+		return summarised, more, nil
 	}
 	return del.Deleted, more, nil
 }

@@ -36,7 +36,7 @@ func BenchmarkExpireWhileIngesting(b *testing.B) {
 		var c struct {
 			Count int64 `json:"count"`
 		}
-		res, err := http.Get(testenv.OpenSearchURL(b) + "/" + prefix + "-readings/_count")
+		res, err := http.Get(testenv.OpenSearchURL(b) + "/" + prefix + "-readings*/_count")
 		if err != nil {
 			return 0, err
 		}

@@ -44,7 +44,13 @@ var emptyBucketAggs = map[string]bool{"date_histogram": true, "histogram": true,
 // added around the caller's query, and constructs that could read other
 // documents or indices are refused.
 func (s *Store) Search(ctx context.Context, ref store.SensorRef, body []byte) ([]byte, int, error) {
-	buf, err := ScopeSearch(ref.SensorID, body)
+	// Readings before the sensor's raw horizon are expired: invisible even
+	// while their day index still exists.
+	horizon, err := s.rawHorizon(ctx, ref.SensorID)
+	if err != nil {
+		return nil, 0, err
+	}
+	buf, err := scopeSearch(ref.SensorID, horizon, body)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -95,6 +101,12 @@ func hideIndexNames(raw []byte, names ...string) []byte {
 // ScopeSearch validates a consumer's search body and returns it wrapped in
 // a filter on sensorID; errors wrap store.ErrForbiddenQuery.
 func ScopeSearch(sensorID int64, body []byte) ([]byte, error) {
+	return scopeSearch(sensorID, 0, body)
+}
+
+// scopeSearch is ScopeSearch that also hides readings before horizon
+// (the sensor's raw retention horizon; 0: none).
+func scopeSearch(sensorID, horizon int64, body []byte) ([]byte, error) {
 	var in map[string]any
 	if len(bytes.TrimSpace(body)) == 0 {
 		in = map[string]any{}
@@ -119,8 +131,12 @@ func ScopeSearch(sensorID int64, body []byte) ([]byte, error) {
 	if q, ok := in["query"]; ok {
 		must = append(must, q)
 	}
+	filter := []any{map[string]any{"term": map[string]any{"sensor_id": sensorID}}}
+	if horizon > 0 {
+		filter = append(filter, map[string]any{"range": map[string]any{"ts_ns": map[string]any{"gte": horizon}}})
+	}
 	out["query"] = map[string]any{"bool": map[string]any{
-		"filter": []any{map[string]any{"term": map[string]any{"sensor_id": sensorID}}},
+		"filter": filter,
 		"must":   must,
 	}}
 	buf, err := json.Marshal(out)

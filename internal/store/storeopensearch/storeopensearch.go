@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/opensearch-project/opensearch-go/v4"
 
@@ -59,6 +60,13 @@ type Store struct {
 	indices map[string]bool // per-sensor indices known to exist
 	// expireCursor is the sensor the last Expire call finished.
 	expireCursor int64
+	// legacy: the shared-mode deployment still has the single
+	// <prefix>-readings index of the layout before day indices (read and
+	// range-deleted by retention like before).
+	legacy bool
+	// dayKeeper is, per day index retention could not drop yet, a sensor
+	// whose raw horizon was before the end of that day (checked first).
+	dayKeeper map[string]int64
 }
 
 // Open connects, installs the index template and creates the shared indices.
@@ -90,14 +98,35 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opensearch client: %w", err)
 	}
-	s := &Store{log: log, cfg: cfg, c: c, feed: store.NewFeed(), indices: map[string]bool{}}
+	s := &Store{log: log, cfg: cfg, c: c, feed: store.NewFeed(), indices: map[string]bool{}, dayKeeper: map[string]int64{}}
 	if err := s.install(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.Mode == ModeShared {
+		status, err := s.do(ctx, http.MethodHead, "/"+s.readingsIndex(), nil, nil)
+		if err != nil && status != http.StatusNotFound {
+			return nil, fmt.Errorf("look for the legacy readings index: %w", err)
+		}
+		s.legacy = status == http.StatusOK
 	}
 	return s, nil
 }
 
+// readingsIndex is the single shared readings index of the layout before
+// day indices (still read and expired when a deployment has it).
 func (s *Store) readingsIndex() string { return s.cfg.Prefix + "-readings" }
+
+// readingsPattern addresses every shared-mode readings index: the day
+// indices and the legacy one.
+func (s *Store) readingsPattern() string { return s.cfg.Prefix + "-readings*" }
+
+// dayLayout is the date part of a day index name.
+const dayLayout = "20060102"
+
+// dayIndex is the shared-mode index of a reading at tsNS: one per UTC day.
+func (s *Store) dayIndex(tsNS int64) string {
+	return s.cfg.Prefix + "-readings-" + time.Unix(0, tsNS).UTC().Format(dayLayout)
+}
 
 func (s *Store) deadLettersIndex() string { return s.cfg.Prefix + "-deadletters" }
 
@@ -106,7 +135,7 @@ func (s *Store) sensorIndex(ref store.SensorRef) string {
 	if s.cfg.Mode == ModePerSensor {
 		return fmt.Sprintf("%s-%d_%d", s.cfg.Prefix, ref.DeviceID, ref.SensorID)
 	}
-	return s.readingsIndex()
+	return s.readingsPattern()
 }
 
 // searchIndex is the index expression for reading one sensor.
@@ -114,14 +143,14 @@ func (s *Store) searchIndex(sensorID int64) string {
 	if s.cfg.Mode == ModePerSensor {
 		return fmt.Sprintf("%s-*_%d", s.cfg.Prefix, sensorID)
 	}
-	return s.readingsIndex()
+	return s.readingsPattern()
 }
 
 func (s *Store) allReadings() string {
 	if s.cfg.Mode == ModePerSensor {
 		return s.cfg.Prefix + "-*_*"
 	}
-	return s.readingsIndex()
+	return s.readingsPattern()
 }
 
 // Feed returns the live feed of readings written by this process.

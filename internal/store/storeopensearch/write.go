@@ -102,12 +102,25 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
+	lastDay := ""
 	for _, r := range rs {
 		ref := store.SensorRef{DeviceID: r.DeviceID, SensorID: r.SensorID}
-		idx := s.sensorIndex(ref)
+		var idx string
 		if s.cfg.Mode == ModePerSensor {
+			idx = s.sensorIndex(ref)
 			if err := s.ensureIndex(ctx, idx); err != nil {
 				return err
+			}
+		} else {
+			// The reading's UTC day: a replay lands on the same _id in the
+			// same index. The index is created (and its shard started)
+			// before the bulk, so no search meets a half-created index.
+			idx = s.dayIndex(r.TimeNS)
+			if idx != lastDay {
+				if err := s.ensureIndex(ctx, idx); err != nil {
+					return err
+				}
+				lastDay = idx
 			}
 		}
 		buf.WriteString(`{"index":{"_index":"`)
@@ -153,6 +166,11 @@ func (s *Store) bulkFailures(ctx context.Context, rs []store.Reading, res bulkRe
 		for _, it := range item {
 			switch {
 			case it.Status < 300:
+			case it.Status == http.StatusForbidden && bytes.Contains(it.Error, []byte("cluster_block_exception")):
+				// Retention blocked writes to a day index it is about to
+				// drop: transient, the batch is retried (into a new index
+				// if the day was dropped).
+				return fmt.Errorf("opensearch bulk item refused by a write block (%d): %s", it.Status, truncate(it.Error, 300))
 			case it.Status >= 400 && it.Status < 500 && it.Status != http.StatusTooManyRequests && i < len(rs):
 				r := rs[i]
 				payload, _ := json.Marshal(toDoc(r))

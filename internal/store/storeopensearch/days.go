@@ -1,0 +1,184 @@
+package storeopensearch
+
+// This file holds dropping expired day indices (shared mode).
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// dayIndices lists the shared-mode day indices with the end of their day,
+// oldest first.
+func (s *Store) dayIndices(ctx context.Context) ([]string, map[string]int64, error) {
+	var res []struct {
+		Index string `json:"index"`
+	}
+	if _, err := s.do(ctx, http.MethodGet, "/_cat/indices/"+s.readingsIndex()+"-*?format=json&h=index&expand_wildcards=open", nil, &res); err != nil {
+		return nil, nil, fmt.Errorf("list day indices: %w", err)
+	}
+	ends := map[string]int64{}
+	var names []string
+	for _, r := range res {
+		day, ok := strings.CutPrefix(r.Index, s.readingsIndex()+"-")
+		if !ok || len(day) != len(dayLayout) {
+			continue
+		}
+		t, err := time.Parse(dayLayout, day)
+		if err != nil {
+			continue // not a day index (another deployment's prefix, say)
+		}
+		ends[r.Index] = t.Add(24 * time.Hour).UnixNano()
+		names = append(names, r.Index)
+	}
+	slices.Sort(names) // YYYYMMDD sorts by day
+	return names, ends, nil
+}
+
+// dropExpiredDays drops every day index that ended in the past and whose
+// every sensor has its raw horizon at or after the end of the day: all of
+// its readings are expired, summarised into the rollups and hidden from
+// reads. A day kept by a sensor remembers that sensor, so the next call
+// looks at its horizon alone before listing the day's sensors again.
+func (s *Store) dropExpiredDays(ctx context.Context) error {
+	names, ends, err := s.dayIndices(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UnixNano()
+	var past []string
+	for _, name := range names {
+		if ends[name] <= now { // today (and later) is being written
+			past = append(past, name)
+		}
+	}
+	// The sensors that kept days last time, all in one request.
+	s.mu.Lock()
+	keepers := map[string]int64{}
+	var ids []int64
+	for _, name := range past {
+		if k, ok := s.dayKeeper[name]; ok {
+			keepers[name] = k
+			ids = append(ids, k)
+		}
+	}
+	s.mu.Unlock()
+	horizons, err := s.rawHorizons(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, name := range past {
+		end := ends[name]
+		if k, ok := keepers[name]; ok && horizons[k] < end {
+			continue // still kept by the same sensor
+		}
+		keeper, err := s.dayKeeperOf(ctx, name, end)
+		if err != nil {
+			return err
+		}
+		if keeper != 0 {
+			s.keepDay(name, keeper)
+			continue
+		}
+		if err := s.dropDay(ctx, name, end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) keepDay(name string, keeper int64) {
+	s.mu.Lock()
+	s.dayKeeper[name] = keeper
+	s.mu.Unlock()
+}
+
+// dropDay drops a day index found droppable, safely against a write
+// racing the check: it blocks writes to the index (a blocked bulk item is
+// a transient failure the writer retries), refreshes it, checks its
+// sensors again and only then deletes it; if a sensor keeps it after all,
+// the block is lifted.
+func (s *Store) dropDay(ctx context.Context, name string, end int64) error {
+	block := func(on bool) error {
+		v := any(nil)
+		if on {
+			v = true
+		}
+		_, err := s.do(ctx, http.MethodPut, "/"+name+"/_settings", map[string]any{"index.blocks.write": v}, nil)
+		return err
+	}
+	if err := block(true); err != nil {
+		return fmt.Errorf("block writes to %s: %w", name, err)
+	}
+	keeper, err := func() (int64, error) {
+		if _, err := s.do(ctx, http.MethodPost, "/"+name+"/_refresh", nil, nil); err != nil {
+			return 0, err
+		}
+		return s.dayKeeperOf(ctx, name, end)
+	}()
+	if err != nil || keeper != 0 {
+		if uerr := block(false); uerr != nil {
+			return fmt.Errorf("unblock writes to %s: %w", name, uerr)
+		}
+		if keeper != 0 {
+			s.keepDay(name, keeper)
+		}
+		return err
+	}
+	status, err := s.do(ctx, http.MethodDelete, "/"+name, nil, nil)
+	if err != nil && status != http.StatusNotFound {
+		return fmt.Errorf("drop expired day index %s: %w", name, err)
+	}
+	s.mu.Lock()
+	delete(s.dayKeeper, name)
+	delete(s.indices, name)
+	s.mu.Unlock()
+	s.log.Info("dropped expired day index", "index", name)
+	return nil
+}
+
+// dayKeeperOf returns a sensor with readings in the day index whose raw
+// horizon is before end (0: none, the whole day is expired).
+func (s *Store) dayKeeperOf(ctx context.Context, name string, end int64) (int64, error) {
+	var after any
+	for {
+		comp := map[string]any{"size": 1000, "sources": []any{map[string]any{"id": map[string]any{"terms": map[string]any{"field": "sensor_id"}}}}}
+		if after != nil {
+			comp["after"] = map[string]any{"id": after}
+		}
+		var res struct {
+			Aggregations struct {
+				S struct {
+					Buckets []struct {
+						Key struct{ ID int64 } `json:"key"`
+					} `json:"buckets"`
+				} `json:"s"`
+			} `json:"aggregations"`
+		}
+		body := map[string]any{"size": 0, "aggs": map[string]any{"s": map[string]any{"composite": comp}}}
+		if _, err := s.do(ctx, http.MethodPost, "/"+name+"/_search", body, &res); err != nil {
+			return 0, fmt.Errorf("list sensors of %s: %w", name, err)
+		}
+		bs := res.Aggregations.S.Buckets
+		if len(bs) == 0 {
+			return 0, nil
+		}
+		ids := make([]int64, len(bs))
+		for i, b := range bs {
+			ids[i] = b.Key.ID
+		}
+		hs, err := s.rawHorizons(ctx, ids)
+		if err != nil {
+			return 0, err
+		}
+		for _, id := range ids {
+			if hs[id] < end {
+				return id, nil
+			}
+		}
+		after = ids[len(ids)-1]
+	}
+}
