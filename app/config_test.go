@@ -75,8 +75,8 @@ func TestConfig_UnparsableEnvRefusesToStartNamingTheVariable(t *testing.T) {
 	}
 	t.Setenv("IOT_MQTT_QUEUE", "64")
 	c, err := ParseConfig()
-	if err != nil || c.Validate() != nil || c.Ingest.MQTTQueue != 64 {
-		t.Fatalf("IOT_MQTT_QUEUE=64: %v %v %d", err, c.Validate(), c.Ingest.MQTTQueue)
+	if err != nil || c.Validate() != nil || c.Ingest.MQTT.Queue != 64 {
+		t.Fatalf("IOT_MQTT_QUEUE=64: %v %v %d", err, c.Validate(), c.Ingest.MQTT.Queue)
 	}
 }
 

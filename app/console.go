@@ -96,7 +96,7 @@ func (a *App) consoleSettings() map[string]string {
 		return p
 	}
 	s := map[string]string{}
-	for k, addr := range map[string]string{"http": a.cfg.Ingest.HTTPAddr, "ws": a.cfg.Ingest.WSAddr, "mqtt": a.cfg.Ingest.MQTTAddr} {
+	for k, addr := range map[string]string{"http": a.cfg.Ingest.HTTP.Addr, "ws": a.cfg.Ingest.WS.Addr, "mqtt": a.cfg.Ingest.MQTT.Addr} {
 		if p := port(addr); p != "" {
 			s[k] = p
 		}

@@ -12,7 +12,7 @@ import (
 
 func TestConsoleRoutes(t *testing.T) {
 	a := &App{api: http.NewServeMux(), cfg: Config{Console: ConsoleConfig{Enabled: true}}}
-	a.cfg.Ingest.HTTPAddr, a.cfg.Ingest.MQTTAddr = "127.0.0.1:18083", ":1883"
+	a.cfg.Ingest.HTTP.Addr, a.cfg.Ingest.MQTT.Addr = "127.0.0.1:18083", ":1883"
 	a.api.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("metrics")) })
 	if _, err := a.initConsole(context.Background()); err != nil {
 		t.Fatal(err)

@@ -2,51 +2,18 @@ package app
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/iotplatform/iotplatform/gen/iot/core/v1/corev1connect"
-	"github.com/iotplatform/iotplatform/internal/envflag"
 	"github.com/iotplatform/iotplatform/internal/gengrpc/corev1grpc"
 	"github.com/iotplatform/iotplatform/services/core"
 )
 
-// CoreConfig configures the core role.
-type CoreConfig struct {
-	// AdminPassword seeds the `root` admin on first start (env only:
-	// IOT_ADMIN_PASSWORD); empty generates a random one.
-	AdminPassword string
-	// UserTokenTTL is the lifetime of sign-in tokens.
-	UserTokenTTL time.Duration
-	// RefreshTokenTTL is how long a session can be refreshed after sign-in.
-	RefreshTokenTTL time.Duration
-}
-
-// RegisterFlags binds the core flags.
-func (c *CoreConfig) RegisterFlags(fs *flag.FlagSet) {
-	envflag.Duration(fs, &c.UserTokenTTL, "user-token-ttl", "IOT_USER_TOKEN_TTL", 15*time.Minute, "lifetime of user tokens from SignIn and RefreshToken")
-	envflag.Duration(fs, &c.RefreshTokenTTL, "refresh-token-ttl", "IOT_REFRESH_TOKEN_TTL", 7*24*time.Hour, "how long after sign-in a session can be refreshed without signing in again")
-	c.AdminPassword = os.Getenv("IOT_ADMIN_PASSWORD")
-}
-
-// Validate checks the core flags.
-func (c *CoreConfig) Validate() error {
-	var errs []error
-	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
-		errs = append(errs, errors.New("IOT_ADMIN_PASSWORD must have at least 8 characters"))
-	}
-	if c.UserTokenTTL <= 0 {
-		errs = append(errs, envflag.Errorf("user-token-ttl", "must be positive"))
-	}
-	if c.RefreshTokenTTL <= 0 {
-		errs = append(errs, envflag.Errorf("refresh-token-ttl", "must be positive"))
-	}
-	return errors.Join(errs...)
-}
+// CoreConfig configures the core role: its flags are
+// declared in services/core (Flags).
+type CoreConfig = core.Flags
 
 // initCore serves CoreService and makes sure an admin exists.
 func (a *App) initCore(ctx context.Context) (*core.Service, error) {

@@ -73,7 +73,7 @@ func (a *App) initLimits() *guards {
 // timeouts, and the request guard (client address, body size and rate).
 func (a *App) newServer(name string, h http.Handler) *http.Server {
 	c := &a.cfg.Limits
-	g := limits.GuardConfig{Name: name, MaxBody: int64(a.cfg.Ingest.HTTPMaxBody), MinRate: int64(c.BodyMinRate), Grace: c.BodyGrace, Proxies: a.guards.proxies}
+	g := limits.GuardConfig{Name: name, MaxBody: int64(a.cfg.Ingest.HTTP.MaxBody), MinRate: int64(c.BodyMinRate), Grace: c.BodyGrace, Proxies: a.guards.proxies}
 	switch name {
 	case "api":
 		g.MaxBody, g.Streaming = int64(c.APIMaxBody), a.isStreamingRPC

@@ -1,0 +1,42 @@
+package mqtt
+
+import (
+	"errors"
+	"flag"
+
+	"github.com/iotplatform/iotplatform/internal/envflag"
+)
+
+// Flags are the MQTT ingest gateway's command-line settings (`iotplatform
+// serve --mqtt-addr/--mqtt-queue/--mqtt-outbound-queue/
+// --mqtt-read-buffer`, each with its IOT_* variable; the packet
+// bound is --http-max-body, httpgw.Flags).
+type Flags struct {
+	Addr  string
+	Queue int
+	// OutboundQueue and ReadBuffer size each connection's broker buffers.
+	OutboundQueue int
+	ReadBuffer    int
+}
+
+// RegisterFlags binds the MQTT gateway flags.
+func (c *Flags) RegisterFlags(fs *flag.FlagSet) {
+	envflag.String(fs, &c.Addr, "mqtt-addr", "IOT_MQTT_ADDR", ":1883", "address of the MQTT ingest gateway")
+	envflag.Int(fs, &c.Queue, "mqtt-queue", "IOT_MQTT_QUEUE", 256, "publishes per MQTT client waiting for durability before reading stops")
+	envflag.Int(fs, &c.OutboundQueue, "mqtt-outbound-queue", "IOT_MQTT_OUTBOUND_QUEUE", 16, "packets the MQTT broker may queue for writing to one client (allocated per connection; acks and commands are written directly)")
+	envflag.Int(fs, &c.ReadBuffer, "mqtt-read-buffer", "IOT_MQTT_READ_BUFFER", 512, "read buffer of each MQTT connection in bytes (at least 64; larger packets are still read whole)")
+}
+
+// Validate checks the MQTT gateway flags.
+func (c *Flags) Validate() error {
+	var errs []error
+	for name, v := range map[string]int{"mqtt-queue": c.Queue, "mqtt-outbound-queue": c.OutboundQueue} {
+		if v <= 0 {
+			errs = append(errs, envflag.Errorf(name, "must be positive"))
+		}
+	}
+	if c.ReadBuffer < 64 {
+		errs = append(errs, envflag.Errorf("mqtt-read-buffer", "must be at least 64 bytes"))
+	}
+	return errors.Join(errs...)
+}
