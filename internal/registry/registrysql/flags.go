@@ -19,7 +19,7 @@ type Flags struct {
 // RegisterFlags binds the registry flags.
 func (c *Flags) RegisterFlags(fs *flag.FlagSet) {
 	envflag.String(fs, &c.PostgresDSN, "postgres-dsn", "IOT_POSTGRES_DSN", "", "PostgreSQL DSN for the registry; empty uses SQLite in the data dir")
-	envflag.Int(fs, &c.CacheEntries, "registry-cache-entries", "IOT_REGISTRY_CACHE_ENTRIES", DefaultCacheEntries, "rows the embedded (SQLite) registry keeps in its LRU read cache, about 0.7 KB each; 0 disables it (entries live 1s at most)")
+	envflag.Int(fs, &c.CacheEntries, "registry-cache-entries", "IOT_REGISTRY_CACHE_ENTRIES", DefaultCacheEntries, "rows the embedded (SQLite) registry keeps in its LRU read cache, about 0.7 KB each; 0 disables it (entries live 2s at most, the staleness bound of internal/cache)")
 }
 
 // Validate checks the registry flags.
