@@ -159,8 +159,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve mqtt: %w", err)
 	}
 	<-ctx.Done()
-	sl.mu.Lock() // after every connection closed so far (syncListener)
-	sl.mu.Unlock()
+	sl.quiesce() // orders every connection closed so far before Close (syncListener)
 	if err := g.srv.Close(); err != nil {
 		return fmt.Errorf("close mqtt: %w", err)
 	}
@@ -174,15 +173,31 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 // Server.Close's writes (the race detector reports it).
 type syncListener struct {
 	net.Listener
-	mu sync.Mutex
+	mu      sync.Mutex
+	closing bool // set by quiesce: connections accepted later are closed at once
 }
 
 func (l *syncListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		closing := l.closing
+		l.mu.Unlock()
+		if !closing {
+			return &syncConn{Conn: c, mu: &l.mu}, nil
+		}
+		c.Close()
 	}
-	return &syncConn{Conn: c, mu: &l.mu}, nil
+}
+
+// quiesce takes mu after every connection closed so far and refuses new ones.
+func (l *syncListener) quiesce() {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
 }
 
 type syncConn struct {
