@@ -4,6 +4,7 @@ token and the token's expiry, shared by the sync and asyncio clients."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from typing import Any, Dict, NamedTuple, Optional
 
@@ -86,3 +87,80 @@ class _State(NamedTuple):
     def ended(self) -> "_State":
         """The state after a failed renewal: the refresh token is used up or revoked."""
         return _State(self.token, None, None, self.generation + 1)
+
+
+class _SyncSession:
+    """The session half of the sync clients (gRPC ``Client`` and Connect
+    ``ConnectClient``): renewal before calls, refresh, sign-out. A client
+    calls ``_init_session`` and implements ``_refresh_rpc``/``_sign_out_rpc``
+    with its own stubs."""
+
+    _state: _State
+    _renewing: threading.Lock
+
+    def _init_session(self, token: Optional[str], session: Optional[Session]) -> None:
+        self._state = _State.initial(token, session)
+        self._renewing = threading.Lock()
+
+    def _refresh_rpc(self, refresh_token: str) -> Any:  # pragma: no cover - implemented by clients
+        raise NotImplementedError
+
+    def _sign_out_rpc(self, refresh_token: str) -> None:  # pragma: no cover - implemented by clients
+        raise NotImplementedError
+
+    @property
+    def token(self) -> Optional[str]:
+        """The token sent with every call (user, device or consumer)."""
+        return self._state.token
+
+    @token.setter
+    def token(self, token: Optional[str]) -> None:
+        self._state = self._state._replace(token=token)
+
+    @property
+    def session(self) -> Optional[Session]:
+        """The signed-in session (token, refresh token, expiry) to save and
+        resume with ``session=``; None without a token."""
+        return self._state.session()
+
+    def refresh(self) -> None:
+        """Trades the refresh token for a new user token and refresh token.
+
+        Calls do it on their own when the token is about to expire. A failure
+        means the session is over (the refresh token is forgotten): sign in
+        again. Raises NoSessionError without a refresh token.
+        """
+        with self._renewing:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        state = self._state
+        if not state.refresh:
+            raise NoSessionError("no refresh token (sign in first)")
+        try:
+            resp = self._refresh_rpc(state.refresh)
+        except BaseException:
+            self._state = self._state.ended()
+            raise
+        self._state = self._state.signed_in(resp)
+
+    def _token_for(self, method: str) -> Optional[str]:
+        if method in SESSION_METHODS:
+            return None
+        state = self._state
+        if state.due():
+            with self._renewing:
+                if self._state.generation == state.generation:  # nobody renewed meanwhile
+                    try:
+                        self._refresh_locked()
+                    except Exception:
+                        pass  # the call itself then fails unauthenticated
+        return self._state.token
+
+    def sign_out(self) -> None:
+        """Revokes the refresh token and forgets the session."""
+        with self._renewing:
+            refresh = self._state.refresh
+            self._state = _State(None, None, None, self._state.generation + 1)
+        if refresh:
+            self._sign_out_rpc(refresh)

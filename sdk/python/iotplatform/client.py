@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Optional
 
 import grpc
 
-from iotplatform._session import SESSION_METHODS, NoSessionError, Session, _State
+from iotplatform._session import Session, _SyncSession
 
 from iotplatform.gen.iot.core.v1 import core_pb2, core_pb2_grpc
 from iotplatform.gen.iot.ingest.v1 import ingest_pb2_grpc
@@ -83,7 +82,7 @@ def _channel(target: str, credentials: Optional[grpc.ChannelCredentials]) -> grp
     return grpc.insecure_channel(target)
 
 
-class Client:
+class Client(_SyncSession):
     """A gRPC client of one platform.
 
     target is host:port of the API (e.g. "localhost:8080"); an http:// prefix
@@ -105,8 +104,7 @@ class Client:
         session: Optional[Session] = None,
     ):
         self.target = target
-        self._state = _State.initial(token, session)
-        self._renewing = threading.Lock()
+        self._init_session(token, session)
         self._credentials = credentials
         self._raw = _channel(target, credentials)
         channel = grpc.intercept_channel(self._raw, _Bearer(self._token_for))
@@ -123,62 +121,11 @@ class Client:
         self._state = self._state.signed_in(resp)
         return resp
 
-    @property
-    def token(self) -> Optional[str]:
-        """The token sent with every call (user, device or consumer)."""
-        return self._state.token
+    def _refresh_rpc(self, refresh_token: str) -> core_pb2.RefreshTokenResponse:
+        return self.core.RefreshToken(core_pb2.RefreshTokenRequest(refresh_token=refresh_token))
 
-    @token.setter
-    def token(self, token: Optional[str]) -> None:
-        self._state = self._state._replace(token=token)
-
-    @property
-    def session(self) -> Optional[Session]:
-        """The signed-in session (token, refresh token, expiry) to save and
-        resume with ``session=``; None without a token."""
-        return self._state.session()
-
-    def refresh(self) -> None:
-        """Trades the refresh token for a new user token and refresh token.
-
-        Calls do it on their own when the token is about to expire. A failure
-        means the session is over (the refresh token is forgotten): sign in
-        again. Raises NoSessionError without a refresh token.
-        """
-        with self._renewing:
-            self._refresh_locked()
-
-    def _refresh_locked(self) -> None:
-        state = self._state
-        if not state.refresh:
-            raise NoSessionError("no refresh token (sign in first)")
-        try:
-            resp = self.core.RefreshToken(core_pb2.RefreshTokenRequest(refresh_token=state.refresh))
-        except BaseException:
-            self._state = self._state.ended()
-            raise
-        self._state = self._state.signed_in(resp)
-
-    def _token_for(self, method: str) -> Optional[str]:
-        if method in SESSION_METHODS:
-            return None
-        state = self._state
-        if state.due():
-            with self._renewing:
-                if self._state.generation == state.generation:  # nobody renewed meanwhile
-                    try:
-                        self._refresh_locked()
-                    except Exception:
-                        pass  # the call itself then fails unauthenticated
-        return self._state.token
-
-    def sign_out(self) -> None:
-        """Revokes the refresh token and forgets the session."""
-        with self._renewing:
-            refresh = self._state.refresh
-            self._state = _State(None, None, None, self._state.generation + 1)
-        if refresh:
-            self.core.SignOut(core_pb2.SignOutRequest(refresh_token=refresh))
+    def _sign_out_rpc(self, refresh_token: str) -> None:
+        self.core.SignOut(core_pb2.SignOutRequest(refresh_token=refresh_token))
 
     def device_client(self, device_id: int) -> "Client":
         """Returns a client acting as the device, with its key fetched by this client."""

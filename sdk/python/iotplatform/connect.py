@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Callable, Optional
 
 from connectrpc.request import RequestContext
 
-from iotplatform._session import SESSION_METHODS, NoSessionError, Session, _State
+from iotplatform._session import Session, _SyncSession
 
 from iotplatform.gen.iot.core.v1 import core_pb2
 from iotplatform.gen.iot.core.v1.core_connect import CoreServiceClientSync
@@ -33,7 +32,7 @@ class _Bearer:
         return None
 
 
-class ConnectClient:
+class ConnectClient(_SyncSession):
     """A Connect client of one platform over HTTP (base_url like "http://localhost:8080").
 
     core, ingest and query are the generated connect-python clients (snake_case
@@ -43,8 +42,7 @@ class ConnectClient:
 
     def __init__(self, base_url: str, token: Optional[str] = None, *, session: Optional[Session] = None):
         self.base_url = base_url.rstrip("/")
-        self._state = _State.initial(token, session)
-        self._renewing = threading.Lock()
+        self._init_session(token, session)
         interceptors = [_Bearer(self._token_for)]
         self.core = CoreServiceClientSync(self.base_url, interceptors=interceptors)
         self.ingest = IngestServiceClientSync(self.base_url, interceptors=interceptors)
@@ -57,56 +55,11 @@ class ConnectClient:
         self._state = self._state.signed_in(resp)
         return resp
 
-    @property
-    def token(self) -> Optional[str]:
-        """The token sent with every call (user, device or consumer)."""
-        return self._state.token
+    def _refresh_rpc(self, refresh_token: str) -> core_pb2.RefreshTokenResponse:
+        return self.core.refresh_token(core_pb2.RefreshTokenRequest(refresh_token=refresh_token))
 
-    @token.setter
-    def token(self, token: Optional[str]) -> None:
-        self._state = self._state._replace(token=token)
-
-    @property
-    def session(self) -> Optional[Session]:
-        """The signed-in session to save and resume with ``session=``."""
-        return self._state.session()
-
-    def refresh(self) -> None:
-        """Renews the user token with the refresh token (see Client.refresh)."""
-        with self._renewing:
-            self._refresh_locked()
-
-    def _refresh_locked(self) -> None:
-        state = self._state
-        if not state.refresh:
-            raise NoSessionError("no refresh token (sign in first)")
-        try:
-            resp = self.core.refresh_token(core_pb2.RefreshTokenRequest(refresh_token=state.refresh))
-        except BaseException:
-            self._state = self._state.ended()
-            raise
-        self._state = self._state.signed_in(resp)
-
-    def _token_for(self, method: str) -> Optional[str]:
-        if method in SESSION_METHODS:
-            return None
-        state = self._state
-        if state.due():
-            with self._renewing:
-                if self._state.generation == state.generation:  # nobody renewed meanwhile
-                    try:
-                        self._refresh_locked()
-                    except Exception:
-                        pass  # the call itself then fails unauthenticated
-        return self._state.token
-
-    def sign_out(self) -> None:
-        """Revokes the refresh token and forgets the session."""
-        with self._renewing:
-            refresh = self._state.refresh
-            self._state = _State(None, None, None, self._state.generation + 1)
-        if refresh:
-            self.core.sign_out(core_pb2.SignOutRequest(refresh_token=refresh))
+    def _sign_out_rpc(self, refresh_token: str) -> None:
+        self.core.sign_out(core_pb2.SignOutRequest(refresh_token=refresh_token))
 
     def device_client(self, device_id: int) -> "ConnectClient":
         """Returns a client acting as the device, with its key fetched by this client."""
