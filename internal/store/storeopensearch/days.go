@@ -193,32 +193,10 @@ func (s *Store) dropDay(ctx context.Context, name string, end int64) error {
 // dayKeeperOf returns a sensor with readings in the day index whose raw
 // horizon is before end (0: none, the whole day is expired).
 func (s *Store) dayKeeperOf(ctx context.Context, name string, end int64) (int64, error) {
-	var after any
-	for {
-		comp := map[string]any{"size": 1000, "sources": []any{map[string]any{"id": map[string]any{"terms": map[string]any{"field": "sensor_id"}}}}}
-		if after != nil {
-			comp["after"] = map[string]any{"id": after}
-		}
-		var res struct {
-			Aggregations struct {
-				S struct {
-					Buckets []struct {
-						Key struct{ ID int64 } `json:"key"`
-					} `json:"buckets"`
-				} `json:"s"`
-			} `json:"aggregations"`
-		}
-		body := map[string]any{"size": 0, "aggs": map[string]any{"s": map[string]any{"composite": comp}}}
-		if _, err := s.do(ctx, http.MethodPost, "/"+name+"/_search", body, &res); err != nil {
-			return 0, fmt.Errorf("list sensors of %s: %w", name, err)
-		}
-		bs := res.Aggregations.S.Buckets
-		if len(bs) == 0 {
-			return 0, nil
-		}
-		ids := make([]int64, len(bs))
-		for i, b := range bs {
-			ids[i] = b.Key.ID
+	for after := int64(0); ; {
+		ids, err := s.sensorsIn(ctx, name, after, 1000)
+		if err != nil || len(ids) == 0 {
+			return 0, err
 		}
 		hs, err := s.rawHorizons(ctx, ids)
 		if err != nil {
