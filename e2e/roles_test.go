@@ -80,6 +80,11 @@ func TestDeploy_ComposeRolesAsLocalProcesses(t *testing.T) {
 				}
 				env = append(env, k+"="+v)
 			}
+			// The compose file leaves the topic and the index prefix at their
+			// defaults; the test gives each run its own, so a run never
+			// consumes an earlier run's readings (for sensor ids its fresh
+			// registry does not have yet) nor reads them back.
+			env = append(env, "IOT_KAFKA_TOPIC="+overrides["IOT_KAFKA_TOPIC"], "IOT_OPENSEARCH_PREFIX="+overrides["IOT_OPENSEARCH_PREFIX"])
 			args := append(append([]string{}, s.Command...), "--data-dir", t.TempDir(),
 				"--api-addr", addrs[0], "--http-addr", addrs[1], "--ws-addr", addrs[2], "--mqtt-addr", addrs[3])
 			startProc(t, name+"-"+string(rune('1'+i)), binary, args, env, "http://"+addrs[0]+"/readyz")
