@@ -1,30 +1,16 @@
 package core
 
 import (
-	"flag"
-	"strings"
 	"testing"
+
+	"github.com/iotplatform/iotplatform/internal/envflag/envflagtest"
 )
 
 // TestFlags_DefaultsValidAndBadValuesNamed: the defaults pass, and each
 // bad value is refused with a message naming the flag and its variable.
 func TestFlags_DefaultsValidAndBadValuesNamed(t *testing.T) {
-	for _, tc := range []struct{ flag, value, env string }{
-		{"user-token-ttl", "0", "IOT_USER_TOKEN_TTL"},
-		{"refresh-token-ttl", "-1m", "IOT_REFRESH_TOKEN_TTL"},
-	} {
-		var c Flags
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-		c.RegisterFlags(fs)
-		if err := c.Validate(); err != nil {
-			t.Fatalf("defaults: %v", err)
-		}
-		if err := fs.Set(tc.flag, tc.value); err != nil {
-			t.Fatal(err)
-		}
-		err := c.Validate()
-		if err == nil || !strings.Contains(err.Error(), tc.flag) || !strings.Contains(err.Error(), tc.env) {
-			t.Errorf("--%s=%s: got %v, want an error naming --%s and %s", tc.flag, tc.value, err, tc.flag, tc.env)
-		}
-	}
+	envflagtest.Refused[Flags](t,
+		envflagtest.Bad{Flag: "user-token-ttl", Value: "0"},
+		envflagtest.Bad{Flag: "refresh-token-ttl", Value: "-1m"},
+	)
 }
