@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -95,6 +96,40 @@ func TestMQTT_IdleClientKeepsNoQueueNorWorker(t *testing.T) {
 	}
 	if n := len(e.Sink.Records()); n != 2 {
 		t.Fatalf("%d stored, want 2", n)
+	}
+}
+
+// TestMQTT_WorkersReused: a worker whose client's queue is empty takes the
+// next client's publishes instead of a new goroutine being started per
+// publish, and ends once nothing came for workerIdle.
+func TestMQTT_WorkersReused(t *testing.T) {
+	e, g, c := startInternal(t, Config{})
+	g.workerIdle = 500 * time.Millisecond
+	publish := func(i int) {
+		t.Helper()
+		tok := c.Publish("1", 1, false, `{"sensor_id":12,"timestamp":`+strconv.Itoa(1526717967+i)+`,"value":1}`)
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	for i := range 5 {
+		publish(i)
+		time.Sleep(20 * time.Millisecond) // the queue drained: the worker waits for work
+	}
+	if n := g.workers.Load(); n != 1 {
+		t.Fatalf("%d workers started for 5 publishes in a row, want 1 reused", n)
+	}
+	before := runtime.NumGoroutine()
+	time.Sleep(g.workerIdle + 300*time.Millisecond)
+	if after := runtime.NumGoroutine(); after != before-1 {
+		t.Fatalf("goroutines %d → %d after the idle time: the idle worker did not end", before, after)
+	}
+	publish(5)
+	if n := g.workers.Load(); n != 2 {
+		t.Fatalf("%d workers started, want a new one after the idle one ended", n)
+	}
+	if n := len(e.Sink.Records()); n != 6 {
+		t.Fatalf("%d stored, want 6", n)
 	}
 }
 
