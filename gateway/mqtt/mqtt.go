@@ -317,7 +317,7 @@ func (g *Gateway) enqueue(s *session, j job) bool {
 // workerIdle is how long a worker whose client's queue is empty waits for
 // another client's publishes before it ends (devices sending once a second
 // keep a few busy workers instead of one new goroutine per publish).
-const workerIdle = 2 * time.Second
+const workerIdle = 250 * time.Millisecond
 
 // next takes the next jobs to publish together (consecutive publishes up
 // to MaxMerge records) into batch; none when the queue is empty, and then

@@ -99,13 +99,17 @@ func (g Generations) TokenGeneration(ctx context.Context, kind authn.Kind, id in
 }
 
 // TokenGenerations implements authn.BatchGenerations: devices in one
-// registry read when the registry offers it (registry.DeviceKeyGensReader),
+// registry read when the registry offers it (registry.DeviceAccessReader),
 // other subjects (few: users' tokens are short-lived) one by one.
 func (g Generations) TokenGenerations(ctx context.Context, kind authn.Kind, ids []int64) (map[int64]int64, error) {
-	if br, ok := g.Reg.(registry.DeviceKeyGensReader); ok && kind == authn.KindDevice {
-		return br.DeviceKeyGens(ctx, ids)
-	}
 	out := make(map[int64]int64, len(ids))
+	if br, ok := g.Reg.(registry.DeviceAccessReader); ok && kind == authn.KindDevice {
+		as, err := br.DeviceAccess(ctx, ids)
+		for id, a := range as {
+			out[id] = a.KeyGen
+		}
+		return out, err
+	}
 	for _, id := range ids {
 		gen, err := g.TokenGeneration(ctx, kind, id)
 		if errors.Is(err, registry.ErrNotFound) {

@@ -12,23 +12,24 @@ import (
 const batchSize = 500
 
 var (
-	_ registry.DeviceKeyGensReader = (*DB)(nil)
-	_ registry.SensorsReader       = (*DB)(nil)
+	_ registry.DeviceAccessReader = (*DB)(nil)
+	_ registry.SensorsReader      = (*DB)(nil)
 )
 
-// DeviceKeyGens implements registry.DeviceKeyGensReader, past the read cache
+// DeviceAccess implements registry.DeviceAccessReader, past the read cache
 // (its callers refresh their own caches with it).
-func (r *DB) DeviceKeyGens(ctx context.Context, ids []int64) (map[int64]int64, error) {
-	out := make(map[int64]int64, len(ids))
-	err := r.inBatches(ctx, `SELECT id, key_gen FROM devices WHERE id IN (`, ids, func(row rowScanner) error {
-		var id, gen int64
-		if err := row.Scan(&id, &gen); err != nil {
+func (r *DB) DeviceAccess(ctx context.Context, ids []int64) (map[int64]registry.DeviceAccess, error) {
+	out := make(map[int64]registry.DeviceAccess, len(ids))
+	err := r.inBatches(ctx, `SELECT id, key_gen, ingest_rate, ingest_burst FROM devices WHERE id IN (`, ids, func(row rowScanner) error {
+		var id int64
+		var a registry.DeviceAccess
+		if err := row.Scan(&id, &a.KeyGen, &a.IngestRate, &a.IngestBurst); err != nil {
 			return err
 		}
-		out[id] = gen
+		out[id] = a
 		return nil
 	})
-	return out, r.wrap("read device key generations", err)
+	return out, r.wrap("read device access", err)
 }
 
 // GetSensors implements registry.SensorsReader, past the read cache.

@@ -7,11 +7,11 @@ import (
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
-// testBatchReads: a registry offering the batch reads (DeviceKeyGens,
+// testBatchReads: a registry offering the batch reads (DeviceAccess,
 // GetSensors) answers every existing id of a list longer than one query's
 // batch, leaves missing ids out, and sees a rotation at once.
 func testBatchReads(t *testing.T, r registry.Registry) {
-	gens, ok := r.(registry.DeviceKeyGensReader)
+	gens, ok := r.(registry.DeviceAccessReader)
 	sensors, ok2 := r.(registry.SensorsReader)
 	if !ok || !ok2 {
 		t.Skip("registry without batch reads (callers use the one-key reads)")
@@ -27,18 +27,24 @@ func testBatchReads(t *testing.T, r registry.Registry) {
 		}
 	}
 	rotated := must(r.RotateDeviceKey(ctx, devIDs[650]))
-	got := must(gens.DeviceKeyGens(ctx, append(devIDs, 1<<40)))
+	limited := must(r.GetDevice(ctx, devIDs[3]))
+	limited.IngestRate, limited.IngestBurst = 2.5, 7
+	must(r.UpdateDevice(ctx, limited))
+	got := must(gens.DeviceAccess(ctx, append(devIDs, 1<<40)))
 	if len(got) != len(devIDs) {
 		t.Fatalf("%d generations for %d devices (and one missing id)", len(got), len(devIDs))
 	}
 	for _, id := range devIDs {
 		d := must(r.GetDevice(ctx, id))
-		if got[id] != d.KeyGen {
-			t.Fatalf("device %d: generation %d, GetDevice says %d", id, got[id], d.KeyGen)
+		if want := (registry.DeviceAccess{KeyGen: d.KeyGen, IngestRate: d.IngestRate, IngestBurst: d.IngestBurst}); got[id] != want {
+			t.Fatalf("device %d: %+v, GetDevice says %+v", id, got[id], want)
 		}
 	}
-	if got[devIDs[650]] != rotated.KeyGen || rotated.KeyGen == got[devIDs[0]] {
-		t.Fatalf("rotated device: %d, want %d (others %d)", got[devIDs[650]], rotated.KeyGen, got[devIDs[0]])
+	if got[devIDs[650]].KeyGen != rotated.KeyGen || rotated.KeyGen == got[devIDs[0]].KeyGen {
+		t.Fatalf("rotated device: %d, want %d (others %d)", got[devIDs[650]].KeyGen, rotated.KeyGen, got[devIDs[0]].KeyGen)
+	}
+	if a := got[devIDs[3]]; a.IngestRate != 2.5 || a.IngestBurst != 7 {
+		t.Fatalf("device with a limit override: %+v", a)
 	}
 	ss := must(sensors.GetSensors(ctx, append(sensorIDs, 1<<40)))
 	if len(ss) != len(sensorIDs) {
