@@ -84,9 +84,10 @@ type Gateway struct {
 	// grown stacks) instead of starting a goroutine per publish.
 	idle chan *session
 	// workerIdle: how long an idle worker waits (workerIdle; tests);
-	// workers counts the worker goroutines started (tests).
-	workerIdle time.Duration
-	workers    atomic.Int64
+	// workers counts the worker goroutines started, running those alive
+	// (tests).
+	workerIdle       time.Duration
+	workers, running atomic.Int64
 
 	// cmds delivers commands (nil: subscriptions are refused); commands.go.
 	cmds        Commands
@@ -308,6 +309,7 @@ func (g *Gateway) enqueue(s *session, j job) bool {
 		case g.idle <- s: // a worker waiting for work takes it
 		default:
 			g.workers.Add(1)
+			g.running.Add(1)
 			go g.work(s)
 		}
 	}
@@ -557,6 +559,7 @@ func reasonCode(be *ingest.BatchError) packets.Code {
 // when the queue is empty it waits up to workerIdle for another client's
 // (enqueue hands it over) and then returns.
 func (g *Gateway) work(s *session) {
+	defer g.running.Add(-1)
 	var buf [4]job
 	var idle *time.Timer
 	for {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -119,10 +118,12 @@ func TestMQTT_WorkersReused(t *testing.T) {
 	if n := g.workers.Load(); n != 1 {
 		t.Fatalf("%d workers started for 5 publishes in a row, want 1 reused", n)
 	}
-	before := runtime.NumGoroutine()
+	if n := g.running.Load(); n != 1 {
+		t.Fatalf("%d workers alive, want the 1 waiting for work", n)
+	}
 	time.Sleep(g.workerIdle + 300*time.Millisecond)
-	if after := runtime.NumGoroutine(); after != before-1 {
-		t.Fatalf("goroutines %d → %d after the idle time: the idle worker did not end", before, after)
+	if n := g.running.Load(); n != 0 {
+		t.Fatalf("%d workers alive after the idle time: the idle worker did not end", n)
 	}
 	publish(5)
 	if n := g.workers.Load(); n != 2 {
