@@ -5,12 +5,13 @@
 //     as answers come; a bare net/http handler taking the same POST is
 //     measured first in the same run as the reference.
 //
-//   - import: ImportDevices of -devices devices with one sensor each, timed.
+//   - import: ImportDevices of -devices devices with -sensors sensors each
+//     (default one), timed.
 //
 //   - growth: Core reads (GetDevice, ListSensors over REST with random ids
 //     across the whole registry; ListDevices first and last page, paged by
 //     key) measured on a small registry (the reference), then again after
-//     ImportDevices grew it to -devices devices with one sensor each; the
+//     ImportDevices grew it to -devices devices with -sensors sensors each; the
 //     import time is reported too.
 //
 //     registryload -api http://127.0.0.1:18080 -password PW -mode create -vus 16 -duration 20s
@@ -59,8 +60,13 @@ func main() {
 	refPassword := flag.String("ref-password", "", "growth: root password of -ref-api")
 	seedDSN := flag.String("seed-dsn", "", "growth: fill the grown registry with SQL on this PostgreSQL DSN (the platform's own database) instead of ImportDevices")
 	rounds := flag.Int("rounds", 3, "growth: alternate reference and subject this many times (median p95 reported)")
+	sensorsPer := flag.Int("sensors", 1, "import, growth: sensors per imported device (1-100)")
 	flag.Parse()
-	b := &bench{api: *api, hc: &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}}
+	if *sensorsPer < 1 || *sensorsPer > 100 {
+		fmt.Fprintln(os.Stderr, "registryload: -sensors must be 1-100")
+		os.Exit(2)
+	}
+	b := &bench{api: *api, hc: &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}, sensorsPer: *sensorsPer}
 	var err error
 	if err = b.setup(*password); err == nil {
 		switch *mode {
@@ -69,11 +75,11 @@ func main() {
 		case "import":
 			var took time.Duration
 			if took, err = b.grow(*devices, *batch, *importers); err == nil {
-				fmt.Printf("ImportDevices: %d devices with one sensor each in %.1f s = %.0f devices/s (batches of %d, %d concurrent calls); platform CPU %.1f s\n",
-					*devices, took.Seconds(), float64(*devices)/took.Seconds(), *batch, *importers, b.importCPU)
+				fmt.Printf("ImportDevices: %d devices with %d sensor(s) each in %.1f s = %.0f devices/s (batches of %d, %d concurrent calls); platform CPU %.1f s\n",
+					*devices, b.sensorsPer, took.Seconds(), float64(*devices)/took.Seconds(), *batch, *importers, b.importCPU)
 			}
 		case "growth":
-			ref := &bench{api: *refAPI, hc: b.hc}
+			ref := &bench{api: *refAPI, hc: b.hc, sensorsPer: *sensorsPer}
 			if err = ref.setup(*refPassword); err == nil {
 				b.seedDSN = *seedDSN
 				err = growth(ref, b, *vus, *dur, *small, *devices, *batch, *importers, *rounds)
@@ -99,6 +105,8 @@ type bench struct {
 	seedDSN string
 	// importCPU is the platform's CPU time of the last grow.
 	importCPU float64
+	// sensorsPer is how many sensors grow gives each device.
+	sensorsPer int
 }
 
 func (b *bench) do(method, path string, body any, out any) error {
@@ -290,7 +298,7 @@ func (b *bench) cpuSeconds() float64 {
 	return 0
 }
 
-// grow imports devices with one sensor each until the fleet has n.
+// grow imports devices with b.sensorsPer sensors each until the fleet has n.
 func (b *bench) grow(n, batch, importers int) (time.Duration, error) {
 	if b.seedDSN != "" {
 		return b.seedSQL(n)
@@ -318,9 +326,13 @@ func (b *bench) grow(n, batch, importers int) (time.Duration, error) {
 				mu.Unlock()
 				req := &corev1.ImportDevicesRequest{Devices: make([]*corev1.DeviceImport, 0, to-from)}
 				for i := from; i < to; i++ {
+					sensors := []*corev1.SensorImport{{Name: "temp", ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE, Unit: "C"}}
+					for k := 1; k < b.sensorsPer; k++ {
+						sensors = append(sensors, &corev1.SensorImport{Name: "temp-" + strconv.Itoa(k), ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE, Unit: "C"})
+					}
 					req.Devices = append(req.Devices, &corev1.DeviceImport{
 						ExternalId: "inv-" + strconv.Itoa(i), Name: "device-" + strconv.Itoa(i), Labels: map[string]string{"site": "plant-7"},
-						Sensors: []*corev1.SensorImport{{Name: "temp", ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE, Unit: "C"}},
+						Sensors: sensors,
 					})
 				}
 				res, err := b.cc.ImportDevices(context.Background(), req)
@@ -424,10 +436,10 @@ func growth(ref, sub *bench, vus int, d time.Duration, small, n, batch, importer
 		return err
 	}
 	if sub.seedDSN != "" {
-		fmt.Printf("\nSQL seed (generate_series): %d devices with one sensor each in %.1f s\n\n", n, took.Seconds())
+		fmt.Printf("\nSQL seed (generate_series): %d devices with %d sensor(s) each in %.1f s\n\n", n, sub.sensorsPer, took.Seconds())
 	} else {
-		fmt.Printf("\nImportDevices: %d devices with one sensor each in %.1f s = %.0f devices/s (batches of %d, %d concurrent calls); platform CPU %.1f s\n\n",
-			n, took.Seconds(), float64(n)/took.Seconds(), batch, importers, sub.importCPU)
+		fmt.Printf("\nImportDevices: %d devices with %d sensor(s) each in %.1f s = %.0f devices/s (batches of %d, %d concurrent calls); platform CPU %.1f s\n\n",
+			n, sub.sensorsPer, took.Seconds(), float64(n)/took.Seconds(), batch, importers, sub.importCPU)
 	}
 	rs, rwalk, err := ref.scenarios()
 	if err != nil {
@@ -462,8 +474,8 @@ func growth(ref, sub *bench, vus int, d time.Duration, small, n, batch, importer
 	return nil
 }
 
-// seedSQL fills a PostgreSQL registry with n devices of user "fleet", one
-// sensor each, in chunks of 100,000 rows (for the growth benchmark on
+// seedSQL fills a PostgreSQL registry with n devices of user "fleet",
+// b.sensorsPer sensors each, in chunks of 100,000 rows (for the growth benchmark on
 // PostgreSQL, where the import path is not what is measured).
 func (b *bench) seedSQL(n int) (time.Duration, error) {
 	start := time.Now()
@@ -495,7 +507,8 @@ func (b *bench) seedSQL(n int) (time.Duration, error) {
 		}
 		rows.Close()
 		if _, err := db.Exec(`INSERT INTO sensors (device_id, name, description, unit, value_type, path, created_at, updated_at)
-			SELECT id, 'temp', '', 'C', 'double', '', $1, $1 FROM devices WHERE owner_id = $2 AND id >= $3`, now, owner, b.ids[from]); err != nil {
+			SELECT id, CASE WHEN k = 0 THEN 'temp' ELSE 'temp-' || k END, '', 'C', 'double', '', $1, $1
+			FROM devices, generate_series(0, $4::int - 1) k WHERE owner_id = $2 AND id >= $3`, now, owner, b.ids[from], b.sensorsPer); err != nil {
 			return 0, err
 		}
 	}

@@ -27,12 +27,13 @@ import (
 )
 
 var (
-	small   = flag.Int("small", 1_000_000, "readings in the small store")
-	large   = flag.Int("large", 10_000_000, "readings in the large store")
-	sensors = flag.Int("sensors", 100, "sensors (readings are spread evenly over them)")
-	every   = flag.Duration("every", 10*time.Second, "interval between two readings of a sensor")
-	iters   = flag.Int("iters", 200, "repetitions of each query per store")
-	dirFlag = flag.String("dir", "", "directory for the stores (default a temp dir, removed at the end)")
+	small    = flag.Int("small", 1_000_000, "readings in the small store")
+	large    = flag.Int("large", 10_000_000, "readings in the large store")
+	sensors  = flag.Int("sensors", 100, "sensors (readings are spread evenly over them)")
+	every    = flag.Duration("every", 10*time.Second, "interval between two readings of a sensor")
+	iters    = flag.Int("iters", 200, "repetitions of each query per store")
+	fillOnly = flag.Bool("fill-only", false, "fill the stores of -dir and stop (measure later, e.g. on a quiet machine)")
+	dirFlag  = flag.String("dir", "", "directory for the stores (default a temp dir, removed at the end); a store of -dir filled by an earlier run (its .filled marker) is reused, not written again")
 )
 
 func main() {
@@ -56,11 +57,20 @@ func main() {
 		st, err := storeembedded.Open(ctx, slog.New(slog.DiscardHandler), storeembedded.Config{Path: path})
 		check(err)
 		defer st.Close()
-		fill(ctx, st, n, end)
-		waitCompacted(path)
+		marker := path + ".filled"
+		if _, err := os.Stat(marker); err == nil {
+			fmt.Printf("store %s: reusing %s (filled by an earlier run)\n", name, path)
+		} else {
+			fill(ctx, st, n, end)
+			waitCompacted(path)
+			check(os.WriteFile(marker, nil, 0o644))
+		}
 		fi, _ := os.Stat(path)
 		fmt.Printf("store %s: %d readings, %.0f days per sensor, %d MiB\n", name, n, float64(n / *sensors)*every.Seconds()/86400, fi.Size()>>20)
 		stores[name] = st
+	}
+	if *fillOnly {
+		return
 	}
 	day := int64(24 * time.Hour)
 	from := end - day
@@ -91,6 +101,13 @@ func main() {
 	for _, q := range queries {
 		lat := map[string][]time.Duration{}
 		r := rand.New(rand.NewPCG(1, 2))
+		// Warm up both stores (statements prepared, the connection's page
+		// cache filled) so the first rounds do not decide the p95.
+		for _, st := range stores {
+			for range 20 {
+				q.fn(st, r)
+			}
+		}
 		// Alternate the stores in rounds of 10 so both see the same noise.
 		for i := 0; i < *iters; i += 10 {
 			for _, name := range []string{fmt.Sprint(*small), fmt.Sprint(*large)} {

@@ -1,30 +1,16 @@
 package authn
 
 import (
-	"flag"
-	"strings"
 	"testing"
+
+	"github.com/iotplatform/iotplatform/internal/envflag/envflagtest"
 )
 
 // TestFlags_DefaultsValidAndBadValuesNamed: the defaults pass, and each
 // bad value is refused with a message naming the flag and its variable.
 func TestFlags_DefaultsValidAndBadValuesNamed(t *testing.T) {
-	for _, tc := range []struct{ flag, value, env string }{
-		{"auth-cache-ttl", "3s", "IOT_AUTH_CACHE_TTL"},
-		{"auth-cache-ttl", "-1s", "IOT_AUTH_CACHE_TTL"},
-	} {
-		var c Flags
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-		c.RegisterFlags(fs)
-		if err := c.Validate(); err != nil {
-			t.Fatalf("defaults: %v", err)
-		}
-		if err := fs.Set(tc.flag, tc.value); err != nil {
-			t.Fatal(err)
-		}
-		err := c.Validate()
-		if err == nil || !strings.Contains(err.Error(), tc.flag) || !strings.Contains(err.Error(), tc.env) {
-			t.Errorf("--%s=%s: got %v, want an error naming --%s and %s", tc.flag, tc.value, err, tc.flag, tc.env)
-		}
-	}
+	envflagtest.Refused[Flags](t,
+		envflagtest.Bad{Flag: "auth-cache-ttl", Value: "3s"},
+		envflagtest.Bad{Flag: "auth-cache-ttl", Value: "-1s"},
+	)
 }

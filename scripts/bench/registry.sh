@@ -9,11 +9,12 @@
 #   scripts/bench/registry.sh -mode create -vus 16 -duration 20s [-with-sensor]
 #   scripts/bench/registry.sh -mode import -devices 1000000
 #   scripts/bench/registry.sh -mode growth -devices 1000000 -vus 2 -duration 5s
-# IOT_BENCH_BINARY runs another build (e.g. an older commit's) instead.
+# IOT_BENCH_BINARY runs another build (e.g. an older commit's) instead, and
+# then nothing is built here (build it beforehand, outside a quiet run).
 # pprof of the (grown) platform: http://127.0.0.1:28089/debug/pprof/
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-make -s build
+[ -n "${IOT_BENCH_BINARY:-}" ] || make -s build
 pids=() dirs=()
 trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "${dirs[@]}"' EXIT
 start() { # start PORTBASE DSN -> sets $pw

@@ -17,7 +17,8 @@ import (
 // (owner_id, id) index), and GetDevice/ListSensors of random devices
 // (mostly read-cache misses in the large registry), and GetDevice of a
 // working set of 1,000 devices (read-cache hits at any size), and the
-// SQLite point read without the cache (GetDeviceUncached).
+// SQLite reads without the cache (…Uncached: on the raw read connections,
+// and …UncachedDatabaseSQL through database/sql).
 //
 //	go test -run '^$' -bench Growth -benchtime 3000x ./internal/registry/registrysql/
 func BenchmarkGrowth(b *testing.B) {
@@ -78,19 +79,39 @@ func BenchmarkGrowth(b *testing.B) {
 				}
 			}
 		})
-		// The SQLite point read itself: the same file without a read cache.
-		nc, err := registrysql.OpenSQLiteConfig(ctx, path, registrysql.SQLiteConfig{CacheEntries: -1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("devices=%d/GetDeviceUncached", n), func(b *testing.B) {
-			for b.Loop() {
-				if _, err := nc.GetDevice(ctx, ids[rand.IntN(len(ids))]); err != nil {
-					b.Fatal(err)
-				}
+		// The SQLite point read itself: the same file without a read cache,
+		// on the raw read connections and through database/sql.
+		for _, via := range []struct {
+			name string
+			cfg  registrysql.SQLiteConfig
+		}{{"", registrysql.SQLiteConfig{CacheEntries: -1}}, {"DatabaseSQL", registrysql.SQLiteConfig{CacheEntries: -1, DatabaseSQLReads: true}}} {
+			nc, err := registrysql.OpenSQLiteConfig(ctx, path, via.cfg)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-		nc.Close()
+			b.Run(fmt.Sprintf("devices=%d/GetDeviceUncached%s", n, via.name), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := nc.GetDevice(ctx, ids[rand.IntN(len(ids))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("devices=%d/ListSensorsUncached%s", n, via.name), func(b *testing.B) {
+				for b.Loop() {
+					if ss, err := nc.ListSensors(ctx, ids[rand.IntN(len(ids))]); err != nil || len(ss) != 1 {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("devices=%d/ListDevicesLastPageUncached%s", n, via.name), func(b *testing.B) {
+				for b.Loop() {
+					if ds, err := nc.ListDevices(ctx, f, registry.Page{AfterID: ids[len(ids)-101], Limit: 100}); err != nil || len(ds) != 100 {
+						b.Fatal(err, len(ds))
+					}
+				}
+			})
+			nc.Close()
+		}
 		b.Run(fmt.Sprintf("devices=%d/ListSensors", n), func(b *testing.B) {
 			for b.Loop() {
 				if ss, err := r.ListSensors(ctx, ids[rand.IntN(len(ids))]); err != nil || len(ss) != 1 {

@@ -73,6 +73,9 @@ type DB struct {
 	stmts sync.Map // string -> *sql.Stmt
 	// cache is set only when this process is the registry's sole writer.
 	cache *readCache
+	// raw serves hot point reads without database/sql (SQLite only; nil on
+	// PostgreSQL).
+	raw *rawReads
 	// gc group-commits writes (SQLite only; nil on PostgreSQL).
 	gc *groupCommitter
 	// wal keeps the SQLite write-ahead log bounded (nil on PostgreSQL).
@@ -81,6 +84,8 @@ type DB struct {
 	changes broadcaster
 	// owner is this handle's id in connection_leases (leases.go).
 	owner string
+	// closed makes Close run once.
+	closed sync.Once
 }
 
 var _ registry.Registry = (*DB)(nil)
@@ -95,6 +100,9 @@ type SQLiteConfig struct {
 	// CacheEntries bounds the read cache (an LRU) in entries: 0 means
 	// DefaultCacheEntries, a negative value disables the cache.
 	CacheEntries int
+	// DatabaseSQLReads reads through database/sql only, without the raw
+	// read connections (comparison benchmarks and tests).
+	DatabaseSQLReads bool
 }
 
 // OpenSQLite opens (creating if needed) the SQLite registry at path.
@@ -143,6 +151,12 @@ func OpenSQLiteConfig(ctx context.Context, path string, cfg SQLiteConfig) (*DB, 
 		w.Close()
 		db.Close()
 		return nil, err
+	}
+	if !cfg.DatabaseSQLReads {
+		if r.raw, err = openRawReads(path); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("open sqlite readers: %w", err)
+		}
 	}
 	// Writes in this process drop the rows they change from the cache; the
 	// TTL bounds the staleness if another process shares the data dir.
@@ -304,13 +318,21 @@ func (r *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // Ping implements registry.Registry.
 func (r *DB) Ping(ctx context.Context) error { return r.db.PingContext(ctx) }
 
-// Close implements registry.Registry.
-func (r *DB) Close() error {
+// Close implements registry.Registry. Closing again does nothing.
+func (r *DB) Close() (err error) {
+	r.closed.Do(func() { err = r.close() })
+	return err
+}
+
+func (r *DB) close() error {
 	var werr error
+	if r.raw != nil {
+		werr = r.raw.close()
+	}
 	if r.gc != nil {
 		r.gc.close()
 		r.wal.Stop()
-		werr = r.gc.db.Close()
+		werr = errors.Join(werr, r.gc.db.Close())
 	}
 	r.stmts.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()

@@ -53,6 +53,10 @@ func newSensor(s registry.Sensor, device, now int64) registry.Sensor {
 // GetSensor implements registry.Registry.
 func (r *DB) GetSensor(ctx context.Context, id int64) (registry.Sensor, error) {
 	return get(r.cache, cacheKey{keySensor, id, 0}, func() (registry.Sensor, error) {
+		if r.raw != nil {
+			s, err := r.raw.sensor(id)
+			return s, r.wrap("get sensor", err)
+		}
 		s, err := scanSensor(r.row(ctx, `SELECT `+sensorCols+` FROM sensors WHERE id = ?`, id))
 		return s, r.wrap("get sensor", err)
 	}, same)
@@ -61,6 +65,10 @@ func (r *DB) GetSensor(ctx context.Context, id int64) (registry.Sensor, error) {
 // ListSensors implements registry.Registry.
 func (r *DB) ListSensors(ctx context.Context, deviceID int64) ([]registry.Sensor, error) {
 	return get(r.cache, cacheKey{keySensors, deviceID, 0}, func() ([]registry.Sensor, error) {
+		if r.raw != nil {
+			out, err := r.raw.sensorsOf(deviceID)
+			return out, r.wrap("list sensors", err)
+		}
 		out, err := r.listSensors(r.pointCtx(ctx), r.rows, deviceID)
 		return out, r.wrap("list sensors", err)
 	}, slices.Clone)
