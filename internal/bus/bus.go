@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 )
@@ -23,6 +24,14 @@ var ErrUnavailable = errors.New("bus unavailable")
 // Records of one device keep their order.
 type Publisher interface {
 	Publish(ctx context.Context, recs []*busv1.Record) error
+}
+
+// Bounded is implemented by a Publisher whose Publish bounds its own wait
+// for room (backlog, queue) by PublishTimeout: a caller with the same or a
+// longer bound needs no deadline of its own (a context and a timer per
+// publish). Once records are handed over, Publish waits for their outcome.
+type Bounded interface {
+	PublishTimeout() time.Duration
 }
 
 // Handler processes one batch of records. Returning nil commits the batch

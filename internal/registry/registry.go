@@ -183,6 +183,18 @@ func (e *RowError) Error() string { return fmt.Sprintf("row %d: %s: %v", e.Row, 
 
 func (e *RowError) Unwrap() error { return e.Err }
 
+// DeviceSensorsReader is implemented by registries that read a device and
+// its sensors together (the SQLite registry: one read transaction on one
+// connection instead of two point reads). Callers that need both — the
+// ownership check of a sensor listing — use it when the registry has it,
+// else GetDevice then ListSensors.
+type DeviceSensorsReader interface {
+	// DeviceWithSensors returns device id and its sensors in id order, as
+	// GetDevice and ListSensors would (ErrNotFound if there is no such
+	// device).
+	DeviceWithSensors(ctx context.Context, id int64) (Device, []Sensor, error)
+}
+
 // Registry is the metadata store contract.
 type Registry interface {
 	CreateUser(ctx context.Context, u User) (User, error)

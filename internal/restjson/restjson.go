@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -33,11 +34,29 @@ type Marshaler struct {
 // Marshal encodes v like JSONPb.Marshal.
 func (m Marshaler) Marshal(v any) ([]byte, error) {
 	if pm, ok := v.(proto.Message); ok {
-		if b, ok := Append(nil, pm.ProtoReflect()); ok {
+		msg := pm.ProtoReflect()
+		// Start from the size of the last answer of this type (at most
+		// 64 KiB): growing from nil copied a list answer ~10 times (4 % of
+		// the CPU of REST ListSensors).
+		hint := lastSize(msg.Descriptor())
+		if b, ok := Append(make([]byte, 0, hint.Load()), msg); ok {
+			hint.Store(int64(min(len(b), 64<<10)))
 			return b, nil
 		}
 	}
 	return m.JSONPb.Marshal(v)
+}
+
+// sizes holds an *atomic.Int64 per message type: the length of its last
+// JSON answer.
+var sizes sync.Map
+
+func lastSize(d protoreflect.MessageDescriptor) *atomic.Int64 {
+	if v, ok := sizes.Load(d.FullName()); ok {
+		return v.(*atomic.Int64)
+	}
+	v, _ := sizes.LoadOrStore(d.FullName(), new(atomic.Int64))
+	return v.(*atomic.Int64)
 }
 
 // Append appends the JSON of m to buf; false means m (or a value in it) is

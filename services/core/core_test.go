@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -180,5 +181,67 @@ func TestCreateDevice_FullDiskIsUnavailableNotInternal(t *testing.T) {
 	_, err = svc.CreateDevice(uctx, &corev1.CreateDeviceRequest{Name: "car"})
 	if connect.CodeOf(err) != connect.CodeUnavailable || strings.Contains(err.Error(), "(13)") {
 		t.Fatalf("err = %v, want Unavailable (503) without the SQLite text", err)
+	}
+}
+
+// plainRegistry hides the optional registry interfaces (DeviceSensorsReader).
+type plainRegistry struct{ registry.Registry }
+
+// TestListSensors_OwnerOnly: ListSensors answers the owner and an admin,
+// "not found" to another user and for a missing device, and sees a sensor
+// created just before — on the registry's combined device-and-sensors read
+// and on the GetDevice + ListSensors fallback alike.
+func TestListSensors_OwnerOnly(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registrysql.OpenSQLite(ctx, filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	alice, _ := reg.CreateUser(ctx, registry.User{Username: "alice", Role: registry.RoleUser, PasswordHash: "x"})
+	bob, _ := reg.CreateUser(ctx, registry.User{Username: "bob", Role: registry.RoleUser, PasswordHash: "x"})
+	root, _ := reg.CreateUser(ctx, registry.User{Username: "root", Role: registry.RoleAdmin, PasswordHash: "x"})
+	as := func(u registry.User) context.Context {
+		return authn.WithPrincipal(ctx, authn.Principal{Kind: authn.KindUser, ID: u.ID, Admin: u.Role == registry.RoleAdmin})
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	for name, r := range map[string]registry.Registry{"combined": reg, "fallback": plainRegistry{reg}} {
+		t.Run(name, func(t *testing.T) {
+			if _, ok := r.(registry.DeviceSensorsReader); ok != (name == "combined") {
+				t.Fatalf("registry %s: DeviceSensorsReader %v", name, ok)
+			}
+			svc := New(slog.New(slog.NewTextHandler(io.Discard, nil)), r, authn.NewSigner(authn.NewKeySet(priv)), Config{})
+			d, err := svc.CreateDevice(as(alice), &corev1.CreateDeviceRequest{Name: "car-" + name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := d.GetResult().GetId()
+			list := func(u registry.User, id int64) ([]*corev1.Sensor, error) {
+				res, err := svc.ListSensors(as(u), &corev1.ListSensorsRequest{DeviceId: id})
+				return res.GetResult(), err
+			}
+			for i := range 3 { // read twice between writes: the second read is a cache hit
+				for range 2 {
+					if ss, err := list(alice, id); err != nil || len(ss) != i {
+						t.Fatalf("owner lists %d sensors (%v), want %d", len(ss), err, i)
+					}
+				}
+				if _, err := svc.CreateSensor(as(alice), &corev1.CreateSensorRequest{DeviceId: id, Name: fmt.Sprint("s", i), ValueType: corev1.ValueType_VALUE_TYPE_DOUBLE}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if ss, err := list(root, id); err != nil || len(ss) != 3 {
+				t.Fatalf("admin lists %d sensors (%v), want 3", len(ss), err)
+			}
+			if ss, err := list(bob, id); connect.CodeOf(err) != connect.CodeNotFound || len(ss) != 0 {
+				t.Fatalf("another user: %d sensors, %v; want NotFound and nothing", len(ss), err)
+			}
+			if _, err := list(alice, id+1000); connect.CodeOf(err) != connect.CodeNotFound {
+				t.Fatalf("missing device: %v, want NotFound", err)
+			}
+			if _, err := svc.ListSensors(ctx, &corev1.ListSensorsRequest{DeviceId: id}); connect.CodeOf(err) != connect.CodeUnauthenticated && connect.CodeOf(err) != connect.CodePermissionDenied {
+				t.Fatalf("no principal: %v", err)
+			}
+		})
 	}
 }

@@ -64,6 +64,21 @@ func (s *Service) deprovision(ctx context.Context, sn registry.Sensor) {
 
 // ListSensors implements CoreService.ListSensors. Device owner or admin.
 func (s *Service) ListSensors(ctx context.Context, req *corev1.ListSensorsRequest) (*corev1.ListSensorsResponse, error) {
+	if dr, ok := s.reg.(registry.DeviceSensorsReader); ok {
+		// The device (for its owner) and its sensors in one registry read.
+		p, err := requireUser(ctx)
+		if err != nil {
+			return nil, err
+		}
+		d, ss, err := dr.DeviceWithSensors(ctx, req.GetDeviceId())
+		if err != nil {
+			return nil, s.storeErr(ctx, "device", err)
+		}
+		if !owns(p, d.OwnerID) {
+			return nil, denied("device")
+		}
+		return &corev1.ListSensorsResponse{Result: convert(ss, sensorPB)}, nil
+	}
 	if _, _, err := s.ownedDevice(ctx, req.GetDeviceId()); err != nil {
 		return nil, err
 	}

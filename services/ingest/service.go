@@ -76,6 +76,9 @@ type Service struct {
 	m       *metrics
 	now     func() time.Time
 	limiter *rateLimiter
+	// selfBounded: pub bounds its own wait by a timeout no longer than
+	// ours (bus.Bounded), so Publish makes no deadline of its own.
+	selfBounded bool
 }
 
 // New returns the ingest service publishing to pub. dl may be nil (dead
@@ -84,9 +87,11 @@ type Service struct {
 func New(log *slog.Logger, cfg Config, sensors SensorGetter, pub bus.Publisher, dl deadletter.Writer, reg prometheus.Registerer) *Service {
 	cfg.defaults()
 	devices, _ := sensors.(DeviceGetter)
+	b, ok := pub.(bus.Bounded)
 	return &Service{
-		limiter: newRateLimiter(cfg.Rate, cfg.Burst, devices, cfg.SensorCacheTTL),
-		log:     log, pub: pub, dl: dl, cfg: cfg,
+		selfBounded: ok && b.PublishTimeout() <= cfg.PublishTimeout,
+		limiter:     newRateLimiter(cfg.Rate, cfg.Burst, devices, cfg.SensorCacheTTL),
+		log:         log, pub: pub, dl: dl, cfg: cfg,
 		sensors: registry.NewSensorCache(sensors, cfg.SensorCacheTTL),
 		m:       newMetrics(reg),
 		now:     time.Now,
@@ -213,20 +218,27 @@ func (s *Service) validate(ctx context.Context, device int64, p Protocol, rs []R
 // Publish hands validated records to the bus and waits (bounded by the
 // publish timeout) until they are durable.
 func (s *Service) Publish(ctx context.Context, p Protocol, recs []*busv1.Record) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
+	if !s.selfBounded {
+		// A timeout context is a timer and a registration with the
+		// caller's context per publish: made only when the bus does not
+		// bound its own wait.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.PublishTimeout)
+		defer cancel()
+	}
+	pm := s.m.of(p)
 	start := time.Now()
 	err := s.pub.Publish(ctx, recs)
-	s.m.publishSeconds.WithLabelValues(string(p)).Observe(time.Since(start).Seconds())
+	pm.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		s.m.readings.WithLabelValues(string(p), "unavailable").Add(float64(len(recs)))
+		pm.unavailable.Add(float64(len(recs)))
 		s.log.WarnContext(ctx, "publish failed; readings refused", "protocol", p, "readings", len(recs), "err", err)
 		if !errors.Is(err, bus.ErrUnavailable) {
 			err = fmt.Errorf("%w: %w", bus.ErrUnavailable, err)
 		}
 		return fmt.Errorf("publish %d readings: %w", len(recs), err)
 	}
-	s.m.readings.WithLabelValues(string(p), "accepted").Add(float64(len(recs)))
+	pm.accepted.Add(float64(len(recs)))
 	return nil
 }
 
@@ -262,6 +274,27 @@ type metrics struct {
 	deadLetters        *prometheus.CounterVec
 	deadLetterFailures prometheus.Counter
 	rateLimited        *prometheus.CounterVec
+	// byProto holds the per-publish children of the known edges (a
+	// WithLabelValues lookup hashes the labels under a lock).
+	byProto map[Protocol]*protoMetrics
+}
+
+// protoMetrics are one edge's per-publish metrics.
+type protoMetrics struct {
+	publishSeconds        prometheus.Observer
+	accepted, unavailable prometheus.Counter
+}
+
+func (m *metrics) of(p Protocol) *protoMetrics {
+	if pm := m.byProto[p]; pm != nil {
+		return pm
+	}
+	return m.children(p)
+}
+
+func (m *metrics) children(p Protocol) *protoMetrics {
+	return &protoMetrics{publishSeconds: m.publishSeconds.WithLabelValues(string(p)),
+		accepted: m.readings.WithLabelValues(string(p), "accepted"), unavailable: m.readings.WithLabelValues(string(p), "unavailable")}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -287,9 +320,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"protocol"}),
 	}
 	// Exported at 0 from the start, so rates and alerts see every edge.
+	m.byProto = map[Protocol]*protoMetrics{}
 	for _, p := range []Protocol{ProtocolHTTP, ProtocolWS, ProtocolMQTT, ProtocolGRPC} {
-		m.readings.WithLabelValues(string(p), "accepted")
-		m.readings.WithLabelValues(string(p), "unavailable")
+		m.byProto[p] = m.children(p)
 		m.rateLimited.WithLabelValues(string(p))
 	}
 	if reg != nil {

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -60,6 +61,9 @@ type Config struct {
 	// transaction and an fsync on the disk the log's own fsyncs (the acks)
 	// wait for.
 	ApplyInterval time.Duration
+	// SyncEvery is the least time between two checkpoints when a syncer is
+	// set (SetSyncApplied; default 200 ms): each costs the store an fsync.
+	SyncEvery time.Duration
 }
 
 // Log is the write-ahead log bus. Use Open.
@@ -97,6 +101,12 @@ type Log struct {
 	// segFirsts are the first offsets of the segments on disk, for
 	// deletion once applied (guarded by mu; the writer appends to it).
 	segFirsts []uint64
+	// syncApplied makes what the handler applied durable (SetSyncApplied;
+	// guarded by mu). Subscriber goroutine only: ckptAt is the offset the
+	// checkpoint file holds, ckptTime when it was written.
+	syncApplied func() error
+	ckptAt      uint64
+	ckptTime    time.Time
 
 	lag      prometheus.Histogram
 	backlog  prometheus.GaugeFunc
@@ -118,6 +128,7 @@ type appendReq struct {
 }
 
 var (
+	_ bus.Bounded    = (*Log)(nil)
 	_ bus.Publisher  = (*Log)(nil)
 	_ bus.Subscriber = (*Log)(nil)
 )
@@ -140,6 +151,9 @@ func Open(log *slog.Logger, cfg Config, reg prometheus.Registerer) (*Log, error)
 	}
 	if cfg.ApplyInterval == 0 {
 		cfg.ApplyInterval = 5 * time.Millisecond
+	}
+	if cfg.SyncEvery <= 0 {
+		cfg.SyncEvery = 200 * time.Millisecond
 	}
 	// The log holds every device's readings: private to the platform's
 	// user (a directory created by an older version is tightened too, which
@@ -266,7 +280,7 @@ func (l *Log) recover() error {
 	for _, s := range segs {
 		l.segFirsts = append(l.segFirsts, s.first)
 	}
-	l.next, l.applied = next, applied
+	l.next, l.applied, l.ckptAt = next, applied, applied
 	if len(recs) > 0 {
 		l.pending = []entry{{first: applied, recs: recs, durable: time.Now()}}
 		l.reserved = len(recs)
@@ -341,6 +355,9 @@ func (l *Log) Publish(ctx context.Context, recs []*busv1.Record) error {
 		}
 	}
 }
+
+// PublishTimeout is how long Publish waits for room at most (bus.Bounded).
+func (l *Log) PublishTimeout() time.Duration { return l.cfg.PublishTimeout }
 
 // tryReserve takes room for n records in the backlog if there is some now.
 func (l *Log) tryReserve(n int) bool {
@@ -513,6 +530,10 @@ func (l *Log) Subscribe(ctx context.Context, h bus.Handler) error {
 	l.subscribed = true
 	l.mu.Unlock()
 	defer func() {
+		// What was applied but not yet checkpointed (a syncer delays it).
+		if err := l.checkpoint(true); err != nil {
+			l.log.Warn("write-ahead log: final checkpoint", "err", err)
+		}
 		l.mu.Lock()
 		l.subscribed = false
 		l.mu.Unlock()
@@ -606,6 +627,18 @@ func (l *Log) take() ([]*busv1.Record, []time.Time, <-chan struct{}) {
 	return recs, acks, nil
 }
 
+// SetSyncApplied installs sync, which makes durable what the handler has
+// applied (the store's fsync): the handler may then apply without an fsync
+// per batch (store.DeferSync). The checkpoint then advances only past records
+// applied before a successful sync — at most every SyncEvery, and before
+// applied segments are deleted — so a power loss can cost only a replay,
+// never a record. Call it before Subscribe.
+func (l *Log) SetSyncApplied(sync func() error) {
+	l.mu.Lock()
+	l.syncApplied = sync
+	l.mu.Unlock()
+}
+
 // markApplied records that the first n pending records were applied:
 // checkpoint, release backlog room, delete segments wholly applied.
 func (l *Log) markApplied(n int, acks []time.Time) error {
@@ -629,19 +662,50 @@ func (l *Log) markApplied(n int, acks []time.Time) error {
 	l.applied += uint64(n)
 	l.reserved -= n
 	l.ready -= n
-	applied := l.applied
-	// Segments before the one holding `applied` are wholly applied.
-	var drop []uint64
-	for len(l.segFirsts) > 1 && l.segFirsts[1] <= applied {
-		drop = append(drop, l.segFirsts[0])
-		l.segFirsts = l.segFirsts[1:]
-	}
 	l.broadcastLocked()
 	l.mu.Unlock()
+	return l.checkpoint(false)
+}
+
+// checkpoint writes the applied offset to the checkpoint file and deletes
+// the segments wholly applied. With a syncer it first makes the applied
+// records durable in the store, and does all this only when force, when
+// segments can be deleted, or SyncEvery after the last checkpoint (a stale
+// checkpoint only means an idempotent replay). Subscriber goroutine only.
+func (l *Log) checkpoint(force bool) error {
+	l.mu.Lock()
+	applied, sync := l.applied, l.syncApplied
+	// Segments before the one holding `applied` are wholly applied.
+	k := 0
+	for k+1 < len(l.segFirsts) && l.segFirsts[k+1] <= applied {
+		k++
+	}
+	drop := slices.Clone(l.segFirsts[:k])
+	l.mu.Unlock()
+	if applied == l.ckptAt {
+		return nil
+	}
+	if sync != nil {
+		if !force && k == 0 && time.Since(l.ckptTime) < l.cfg.SyncEvery {
+			return nil
+		}
+		if err := sync(); err != nil {
+			// The checkpoint stays where it is (and the segments it does
+			// not cover stay on disk): retried at the next batch.
+			l.log.Warn("write-ahead log: could not make applied records durable; checkpoint not advanced", "applied", applied, "err", err)
+			return nil
+		}
+	}
 	// The checkpoint must be durable before segments it covers go away; in
 	// between, a stale checkpoint only means an idempotent replay.
-	if err := writeCheckpoint(l.ckpt, applied, len(drop) > 0); err != nil {
+	if err := writeCheckpoint(l.ckpt, applied, k > 0); err != nil {
 		return err
+	}
+	l.ckptAt, l.ckptTime = applied, time.Now()
+	if k > 0 {
+		l.mu.Lock()
+		l.segFirsts = l.segFirsts[k:]
+		l.mu.Unlock()
 	}
 	for _, first := range drop {
 		if err := os.Remove(filepath.Join(l.cfg.Dir, segName(first))); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -103,6 +103,25 @@ func BenchmarkGrowth(b *testing.B) {
 					}
 				}
 			})
+			// A REST ListSensors: the device (ownership), then its sensors.
+			b.Run(fmt.Sprintf("devices=%d/GetDeviceListSensorsUncached%s", n, via.name), func(b *testing.B) {
+				for b.Loop() {
+					id := ids[rand.IntN(len(ids))]
+					if _, err := nc.GetDevice(ctx, id); err != nil {
+						b.Fatal(err)
+					}
+					if ss, err := nc.ListSensors(ctx, id); err != nil || len(ss) != 1 {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("devices=%d/DeviceWithSensorsUncached%s", n, via.name), func(b *testing.B) {
+				for b.Loop() {
+					if _, ss, err := nc.DeviceWithSensors(ctx, ids[rand.IntN(len(ids))]); err != nil || len(ss) != 1 {
+						b.Fatal(err)
+					}
+				}
+			})
 			b.Run(fmt.Sprintf("devices=%d/ListDevicesLastPageUncached%s", n, via.name), func(b *testing.B) {
 				for b.Loop() {
 					if ds, err := nc.ListDevices(ctx, f, registry.Page{AfterID: ids[len(ids)-101], Limit: 100}); err != nil || len(ds) != 100 {

@@ -75,10 +75,13 @@ func (r *DB) GetDevice(ctx context.Context, id int64) (registry.Device, error) {
 		}
 		d, err := scanDevice(r.row(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
 		return d, r.wrap("get device", err)
-	}, func(d registry.Device) registry.Device {
-		d.Labels = maps.Clone(d.Labels)
-		return d
-	})
+	}, cloneDevice)
+}
+
+// cloneDevice copies what a Device shares (its labels).
+func cloneDevice(d registry.Device) registry.Device {
+	d.Labels = maps.Clone(d.Labels)
+	return d
 }
 
 // ListDevices implements registry.Registry.

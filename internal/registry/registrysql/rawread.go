@@ -116,6 +116,35 @@ func (x *rawReads) devices(owner, after int64, limit int) ([]registry.Device, er
 	}
 }
 
+// deviceSensors reads the device id and its sensors in one read
+// transaction (the device's statement stays active while the sensors are
+// stepped, so both come from one snapshot): one reader, one WAL read lock,
+// instead of two.
+func (x *rawReads) deviceSensors(id int64) (registry.Device, []registry.Sensor, error) {
+	rd, err := x.pool.Get()
+	if err != nil {
+		return registry.Device{}, nil, err
+	}
+	defer x.pool.Put(rd)
+	st := rd.Stmt(rawDevice)
+	if err := st.BindInt64(1, id); err != nil {
+		return registry.Device{}, nil, err
+	}
+	row, err := st.Step()
+	if err != nil {
+		return registry.Device{}, nil, err
+	}
+	if !row {
+		return registry.Device{}, nil, sql.ErrNoRows
+	}
+	d, err := stmtDevice(st)
+	if err != nil {
+		return registry.Device{}, nil, err
+	}
+	ss, err := stepSensors(rd.Stmt(rawSensorsOf), id)
+	return d, ss, err
+}
+
 // sensorsOf reads the sensors of device, in id order (empty, not nil, when
 // there are none).
 func (x *rawReads) sensorsOf(device int64) ([]registry.Sensor, error) {
@@ -124,7 +153,11 @@ func (x *rawReads) sensorsOf(device int64) ([]registry.Sensor, error) {
 		return nil, err
 	}
 	defer x.pool.Put(rd)
-	st := rd.Stmt(rawSensorsOf)
+	return stepSensors(rd.Stmt(rawSensorsOf), device)
+}
+
+// stepSensors runs the sensors-of-a-device statement st for device.
+func stepSensors(st *sqliteraw.Stmt, device int64) ([]registry.Sensor, error) {
 	if err := st.BindInt64(1, device); err != nil {
 		return nil, err
 	}

@@ -222,3 +222,82 @@ func TestRawReads_AfterClose(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestDeviceWithSensors_SameAsTwoReads: DeviceWithSensors returns what
+// GetDevice and ListSensors return, whichever of its two keys the read cache
+// holds, and sees every write made before it (with the cache on).
+func TestDeviceWithSensors_SameAsTwoReads(t *testing.T) {
+	ctx := context.Background()
+	r, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	u, _ := r.CreateUser(ctx, registry.User{Username: "u", Role: registry.RoleUser, PasswordHash: "h"})
+	var ids []int64
+	for i := range 50 {
+		d, err := r.CreateDevice(ctx, registry.Device{OwnerID: u.ID, Name: fmt.Sprint("d", i), Labels: map[string]string{"i": fmt.Sprint(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.ID)
+		for j := range i % 3 {
+			if _, err := r.CreateSensor(ctx, registry.Sensor{DeviceID: d.ID, Name: fmt.Sprint("s", j), Type: registry.TypeDouble}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(id int64) {
+		t.Helper()
+		d, ss, err := r.DeviceWithSensors(ctx, id)
+		wd, werr := r.GetDevice(ctx, id)
+		if werr != nil {
+			if !errors.Is(err, registry.ErrNotFound) || !errors.Is(werr, registry.ErrNotFound) {
+				t.Fatalf("device %d: %v, GetDevice %v", id, err, werr)
+			}
+			return
+		}
+		wss, _ := r.ListSensors(ctx, id)
+		if err != nil || !reflect.DeepEqual(d, wd) || !reflect.DeepEqual(ss, wss) {
+			t.Fatalf("device %d: %+v %+v %v\nwant %+v %+v", id, d, ss, err, wd, wss)
+		}
+	}
+	for round := range 4 { // misses, then hits of either or both keys
+		for _, id := range ids {
+			switch (round + int(id)) % 3 {
+			case 1:
+				r.GetDevice(ctx, id)
+				r.GetDevice(ctx, id) // admitted: the device is cached
+			case 2:
+				r.ListSensors(ctx, id)
+				r.ListSensors(ctx, id) // the sensors are cached
+			}
+			check(id)
+			check(ids[len(ids)-1] + 1 + id) // missing
+		}
+	}
+	// Writes are seen at once, whatever was cached.
+	for i, id := range ids[:10] {
+		d, _, err := r.DeviceWithSensors(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Name = fmt.Sprint("renamed-", i)
+		if _, err := r.UpdateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		s, err := r.CreateSensor(ctx, registry.Sensor{DeviceID: id, Name: "new", Type: registry.TypeLong})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ss, err := r.DeviceWithSensors(ctx, id)
+		if err != nil || got.Name != d.Name || len(ss) == 0 || ss[len(ss)-1].ID != s.ID {
+			t.Fatalf("after the writes: %q, %d sensors, %v; want %q and sensor %d last", got.Name, len(ss), err, d.Name, s.ID)
+		}
+	}
+	r.Close()
+	// (an id never read: a cached row may still be answered after Close)
+	if _, _, err := r.DeviceWithSensors(ctx, ids[len(ids)-1]+10_000); err == nil || errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("on a closed registry: %v", err)
+	}
+}

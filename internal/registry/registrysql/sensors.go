@@ -74,6 +74,52 @@ func (r *DB) ListSensors(ctx context.Context, deviceID int64) ([]registry.Sensor
 	}, slices.Clone)
 }
 
+var _ registry.DeviceSensorsReader = (*DB)(nil)
+
+// DeviceWithSensors implements registry.DeviceSensorsReader: the read cache
+// first (each key as GetDevice and ListSensors cache it); when both miss on
+// SQLite, one raw read of both. The loads nest so that each value is cached
+// only if no write ran since before it was read (cache.Load's rule).
+func (r *DB) DeviceWithSensors(ctx context.Context, id int64) (registry.Device, []registry.Sensor, error) {
+	if r.raw == nil {
+		d, err := r.GetDevice(ctx, id)
+		if err != nil {
+			return d, nil, err
+		}
+		ss, err := r.ListSensors(ctx, id)
+		return d, ss, err
+	}
+	var ss []registry.Sensor
+	d, err := get(r.cache, cacheKey{keyDevice, id, 0}, func() (registry.Device, error) {
+		var d registry.Device
+		read := false
+		out, err := get(r.cache, cacheKey{keySensors, id, 0}, func() ([]registry.Sensor, error) {
+			read = true
+			var s []registry.Sensor
+			var err error
+			d, s, err = r.raw.deviceSensors(id)
+			return s, r.wrap("get device", err)
+		}, slices.Clone)
+		if err != nil {
+			return d, err
+		}
+		ss = out
+		if !read { // the sensors were cached, the device was not
+			d, err = r.raw.device(id)
+		}
+		return d, r.wrap("get device", err)
+	}, cloneDevice)
+	if err != nil {
+		return registry.Device{}, nil, err
+	}
+	if ss == nil { // the device was cached
+		if ss, err = r.ListSensors(ctx, id); err != nil {
+			return registry.Device{}, nil, err
+		}
+	}
+	return d, ss, nil
+}
+
 // listSensors runs through query: r.rows, or a write transaction's (wtx.rows).
 // The rows come in the order of the (device_id, path, name) index and are
 // sorted by id here: an ORDER BY id makes SQLite open its sorter (a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -86,11 +87,14 @@ type slot struct{ sensor, t int64 }
 
 // compact recomputes up to limit dirty minutes from the raw rows, in one
 // transaction on the raw writer; it reports how many it did.
-func (s *Store) compact(limit int) (int, error) {
+func (s *Store) compact(limit int) (int, error) { return s.compactBefore(limit, math.MaxInt64) }
+
+// compactBefore is compact for the dirty minutes starting before before.
+func (s *Store) compactBefore(limit int, before int64) (int, error) {
 	w := s.raw
 	n := 0
 	err := w.tx(func() error {
-		dirty, err := w.dirtyMinutes(limit)
+		dirty, err := w.dirtyMinutes(limit, before)
 		if err != nil {
 			return err
 		}

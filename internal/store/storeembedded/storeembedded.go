@@ -1,8 +1,10 @@
 // Package storeembedded is the default time-series store: one SQLite file in
-// the data dir (pure-Go modernc.org/sqlite), WAL with synchronous=FULL, and a
-// single writer goroutine that group-commits concurrent Write calls: one
-// transaction and one fsync per group, so every acknowledged reading
-// survives kill -9.
+// the data dir (pure-Go modernc.org/sqlite) in WAL mode, and a single writer
+// goroutine that group-commits concurrent Write calls: one transaction and
+// one fsync per group, so every acknowledged reading survives kill -9 and a
+// power loss. Writes behind the write-ahead log bus (store.DeferSync) skip
+// the fsync per commit: the log keeps their records until Sync has made
+// them durable.
 package storeembedded
 
 import (
@@ -11,8 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
@@ -51,30 +58,61 @@ type Store struct {
 	// when the last compaction pass ended (committer goroutine only).
 	dirty       bool
 	lastCompact time.Time
+	// lastOpenCompact is when a pass last compacted every dirty minute,
+	// including those that have not ended.
+	lastOpenCompact time.Time
 	// raw is the committer's connection for inserts and compaction
 	// (writer.go).
 	raw *writer
 	// wal keeps the write-ahead log bounded (committer goroutine only).
 	wal *sqlitewal.Keeper
+	// walFile is SQLite's WAL file, opened for its fsyncs (syncWAL);
+	// walSyncs counts them (tests).
+	walMu    sync.Mutex
+	walFile  *os.File
+	walSyncs atomic.Int64
 }
 
-// compactEvery bounds how often idle compaction passes run.
-const compactEvery = time.Second
+// compactEvery bounds how often idle compaction passes run; compactOpenEvery
+// how often they include minutes that have not ended yet (by the wall
+// clock): such a minute is recomputed from all its raw rows each time, so
+// under steady ingest folding it every pass rescanned a growing minute
+// every second (up to 60 × its rows per minute). Aggregate is exact either
+// way: it reads a dirty minute's raw rows.
+const (
+	compactEvery     = time.Second
+	compactOpenEvery = 15 * time.Second
+)
+
+// passBound is the start bound of the minutes a pass at now compacts: those
+// that started before the current minute, or all (math.MaxInt64) when the
+// last full pass is compactOpenEvery old.
+func passBound(now, lastFull time.Time) (before int64, all bool) {
+	if now.Sub(lastFull) >= compactOpenEvery {
+		return math.MaxInt64, true
+	}
+	return floorTo(now.UnixNano(), rollupG), false
+}
 
 // compactPass compacts dirty minutes until none is left or a write waits.
 func (s *Store) compactPass() {
+	now := time.Now()
 	defer func() {
 		s.lastCompact = time.Now()
 		s.wal.AfterCommit()
 	}()
+	before, all := passBound(now, s.lastOpenCompact)
 	for {
-		n, err := s.compact(64)
+		n, err := s.compactBefore(64, before)
 		if err != nil {
 			s.log.Warn("rollup compaction failed", "err", err)
 			return
 		}
 		if n == 0 {
-			s.dirty = false
+			if all {
+				s.dirty = false
+				s.lastOpenCompact = now
+			}
 			return
 		}
 		if len(s.reqs) > 0 {
@@ -84,9 +122,11 @@ func (s *Store) compactPass() {
 }
 
 type writeReq struct {
-	rs   []store.Reading
-	dls  []deadletter.Letter
-	errc chan error
+	rs  []store.Reading
+	dls []deadletter.Letter
+	// deferred: durable once Sync returns (store.DeferSync), not at commit.
+	deferred bool
+	errc     chan error
 }
 
 const schema = `
@@ -186,7 +226,14 @@ func (s *Store) Close() error {
 	close(s.quit)
 	<-s.done
 	s.wal.Stop()
-	return errors.Join(s.raw.close(), s.w.Close(), s.r.Close())
+	s.walMu.Lock()
+	var ferr error
+	if s.walFile != nil {
+		ferr = s.walFile.Close()
+		s.walFile = nil
+	}
+	s.walMu.Unlock()
+	return errors.Join(s.raw.close(), s.w.Close(), s.r.Close(), ferr)
 }
 
 var errClosed = errors.New("store closed")
@@ -196,7 +243,7 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	return s.submit(ctx, &writeReq{rs: rs, errc: make(chan error, 1)})
+	return s.submit(ctx, &writeReq{rs: rs, deferred: store.SyncDeferred(ctx), errc: make(chan error, 1)})
 }
 
 // WriteDeadLetters stores dead letters durably.
@@ -204,7 +251,38 @@ func (s *Store) WriteDeadLetters(ctx context.Context, dls []deadletter.Letter) e
 	if len(dls) == 0 {
 		return nil
 	}
-	return s.submit(ctx, &writeReq{dls: dls, errc: make(chan error, 1)})
+	return s.submit(ctx, &writeReq{dls: dls, deferred: store.SyncDeferred(ctx), errc: make(chan error, 1)})
+}
+
+// Sync makes every write committed so far durable, deferred ones included
+// (store.Syncer): an fsync of SQLite's WAL file. Frames a checkpoint has
+// already moved into the database file were synced there by the checkpoint.
+func (s *Store) Sync(context.Context) error {
+	return s.syncWAL()
+}
+
+// syncWAL fsyncs the WAL file (the raw writer runs synchronous=NORMAL).
+// The file keeps its inode while the store is open (checkpoints truncate or
+// rewrite it in place; SQLite deletes it only when the last connection
+// closes), so it is opened once.
+func (s *Store) syncWAL() error {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.walFile == nil {
+		f, err := os.Open(s.cfg.Path + "-wal")
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // no WAL: everything is in the database file
+		}
+		if err != nil {
+			return fmt.Errorf("open store WAL: %w", err)
+		}
+		s.walFile = f
+	}
+	if err := s.walFile.Sync(); err != nil {
+		return fmt.Errorf("sync store WAL: %w", err)
+	}
+	s.walSyncs.Add(1)
+	return nil
 }
 
 func (s *Store) submit(ctx context.Context, req *writeReq) error {
@@ -289,6 +367,9 @@ func (s *Store) commitLoop() {
 			}
 		}
 		err := s.commit(group)
+		if err == nil && slices.ContainsFunc(group, func(r *writeReq) bool { return !r.deferred }) {
+			err = s.syncWAL()
+		}
 		s.dirty = s.dirty || err == nil
 		if err != nil {
 			s.log.Error("store commit failed", "readings", n, "err", err)

@@ -43,7 +43,11 @@ func openWriter(path string, walMaxBytes int64, busyMS int) (*writer, error) {
 	if walMaxBytes <= 0 {
 		walMaxBytes = 16 << 20
 	}
-	if err := c.Exec("PRAGMA busy_timeout=" + strconv.Itoa(busyMS) + "; PRAGMA synchronous=FULL; PRAGMA journal_size_limit=" + strconv.FormatInt(walMaxBytes, 10)); err != nil {
+	// synchronous=NORMAL: a commit writes its WAL frames without an fsync;
+	// the committer syncs the WAL file itself after every commit but those
+	// of deferred writes (store.DeferSync), which Store.Sync makes durable.
+	// SQLite keeps the database consistent either way.
+	if err := c.Exec("PRAGMA busy_timeout=" + strconv.Itoa(busyMS) + "; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=" + strconv.FormatInt(walMaxBytes, 10)); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("configure store writer: %w", err)
 	}
@@ -55,7 +59,7 @@ func openWriter(path string, walMaxBytes int64, busyMS int) (*writer, error) {
 		{&w.insMany, insertHead + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", rowsPerInsert), ",")},
 		{&w.dirty, "INSERT OR IGNORE INTO rollups_dirty (sensor_id, t) VALUES (?,?)"},
 		{&w.dead, "INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns) VALUES (?,?,?,?,?,?)"},
-		{&w.selDirty, "SELECT sensor_id, t FROM rollups_dirty ORDER BY sensor_id, t LIMIT ?"},
+		{&w.selDirty, "SELECT sensor_id, t FROM rollups_dirty WHERE t < ? ORDER BY sensor_id, t LIMIT ?"},
 		{&w.scan, "SELECT ts, kind, v FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts, seq"},
 		{&w.put, "INSERT OR REPLACE INTO rollups (sensor_id, t, c, nc, sm, mn, mx, fts, fv, lts, lv) VALUES (?,?,?,?,?,?,?,?,?,?,?)"},
 		{&w.del, "DELETE FROM rollups WHERE sensor_id = ? AND t = ?"},
@@ -201,10 +205,11 @@ func (w *writer) scanRaw(sensorID, from, to int64, fn func(ts int64, num float64
 	}
 }
 
-// dirtyMinutes returns up to limit dirty minutes in (sensor, t) order.
-func (w *writer) dirtyMinutes(limit int) ([]slot, error) {
+// dirtyMinutes returns up to limit dirty minutes starting before before, in
+// (sensor, t) order.
+func (w *writer) dirtyMinutes(limit int, before int64) ([]slot, error) {
 	st := w.selDirty
-	if err := st.BindInt64(1, int64(limit)); err != nil {
+	if err := errors.Join(st.BindInt64(1, before), st.BindInt64(2, int64(limit))); err != nil {
 		return nil, err
 	}
 	var out []slot
