@@ -20,6 +20,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -77,6 +78,16 @@ type Gateway struct {
 	srv  *mochi.Server
 
 	sessions sync.Map // *mochi.Client → *session
+	// idle hands a session whose queue became non-empty to a worker
+	// goroutine waiting for one (work): workers outlive the queue they
+	// drained by workerIdle, so a busy gateway reuses them (and their
+	// grown stacks) instead of starting a goroutine per publish.
+	idle chan *session
+	// workerIdle: how long an idle worker waits (workerIdle; tests);
+	// workers counts the worker goroutines started, running those alive
+	// (tests).
+	workerIdle       time.Duration
+	workers, running atomic.Int64
 
 	// cmds delivers commands (nil: subscriptions are refused); commands.go.
 	cmds        Commands
@@ -132,7 +143,7 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	caps.SharedSubAvailable = 0
 	caps.MaximumSessionExpiryInterval = 0
 	caps.MaximumClientWritesPending = int32(cfg.OutboundQueue)
-	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg,
+	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg, idle: make(chan *session), workerIdle: workerIdle,
 		srv: mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mochi"),
 			ClientNetReadBufferSize: cfg.ReadBuffer, ClientNetWriteBufferSize: cfg.ReadBuffer}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_invalid_payloads_total",
@@ -294,10 +305,21 @@ func (g *Gateway) enqueue(s *session, j job) bool {
 	s.q = append(s.q, j)
 	if !s.working {
 		s.working = true
-		go g.work(s)
+		select {
+		case g.idle <- s: // a worker waiting for work takes it
+		default:
+			g.workers.Add(1)
+			g.running.Add(1)
+			go g.work(s)
+		}
 	}
 	return true
 }
+
+// workerIdle is how long a worker whose client's queue is empty waits for
+// another client's publishes before it ends (devices sending once a second
+// keep a few busy workers instead of one new goroutine per publish).
+const workerIdle = 250 * time.Millisecond
 
 // next takes the next jobs to publish together (consecutive publishes up
 // to MaxMerge records) into batch; none when the queue is empty, and then
@@ -534,13 +556,27 @@ func reasonCode(be *ingest.BatchError) packets.Code {
 
 // work publishes a client's queued jobs in order, merging consecutive
 // valid publishes into one bus publish, and acks each after it is durable;
-// it returns when the queue is empty (enqueue starts the next worker).
+// when the queue is empty it waits up to workerIdle for another client's
+// (enqueue hands it over) and then returns.
 func (g *Gateway) work(s *session) {
+	defer g.running.Add(-1)
 	var buf [4]job
+	var idle *time.Timer
 	for {
 		batch := g.next(s, buf[:0])
 		if len(batch) == 0 {
-			return
+			if idle == nil {
+				idle = time.NewTimer(g.workerIdle)
+			} else {
+				idle.Reset(g.workerIdle)
+			}
+			select {
+			case s = <-g.idle:
+				idle.Stop()
+				continue
+			case <-idle.C:
+				return
+			}
 		}
 		err := g.process(s, batch)
 		for _, j := range batch {

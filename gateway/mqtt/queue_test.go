@@ -98,6 +98,42 @@ func TestMQTT_IdleClientKeepsNoQueueNorWorker(t *testing.T) {
 	}
 }
 
+// TestMQTT_WorkersReused: a worker whose client's queue is empty takes the
+// next client's publishes instead of a new goroutine being started per
+// publish, and ends once nothing came for workerIdle.
+func TestMQTT_WorkersReused(t *testing.T) {
+	e, g, c := startInternal(t, Config{})
+	g.workerIdle = 500 * time.Millisecond
+	publish := func(i int) {
+		t.Helper()
+		tok := c.Publish("1", 1, false, `{"sensor_id":12,"timestamp":`+strconv.Itoa(1526717967+i)+`,"value":1}`)
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	for i := range 5 {
+		publish(i)
+		time.Sleep(20 * time.Millisecond) // the queue drained: the worker waits for work
+	}
+	if n := g.workers.Load(); n != 1 {
+		t.Fatalf("%d workers started for 5 publishes in a row, want 1 reused", n)
+	}
+	if n := g.running.Load(); n != 1 {
+		t.Fatalf("%d workers alive, want the 1 waiting for work", n)
+	}
+	time.Sleep(g.workerIdle + 300*time.Millisecond)
+	if n := g.running.Load(); n != 0 {
+		t.Fatalf("%d workers alive after the idle time: the idle worker did not end", n)
+	}
+	publish(5)
+	if n := g.workers.Load(); n != 2 {
+		t.Fatalf("%d workers started, want a new one after the idle one ended", n)
+	}
+	if n := len(e.Sink.Records()); n != 6 {
+		t.Fatalf("%d stored, want 6", n)
+	}
+}
+
 // TestMQTT_FullQueueStopsReadingUntilDurable: with QueueSize 2 and the bus
 // blocked, the client's queue never holds more than 2 publishes and no
 // PUBACK is written; once the bus recovers, all are acked and stored in

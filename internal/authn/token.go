@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -68,6 +69,16 @@ func (s *Signer) Issue(p Principal, gen int64, ttl time.Duration) (string, error
 // subject is gone; any error makes the token invalid.
 type Generations interface {
 	TokenGeneration(ctx context.Context, kind Kind, id int64) (int64, error)
+}
+
+// BatchGenerations is optionally implemented by a Generations: the current
+// generations of many subjects of one kind in one registry read (subjects
+// that are gone are left out of the map). With it the verifier re-checks the
+// tokens in use together, ahead of their cache expiry (cache.NewRefreshing),
+// instead of one registry read per token per CacheTTL — with many devices
+// each sending rarely that was a read for every other message.
+type BatchGenerations interface {
+	TokenGenerations(ctx context.Context, kind Kind, ids []int64) (map[int64]int64, error)
 }
 
 // VerifierConfig tunes the verifier.
@@ -134,7 +145,11 @@ func NewVerifier(keys KeySource, gens Generations, cfg VerifierConfig) *Verifier
 	}
 	v := &Verifier{keys: keys, gens: gens, cfg: cfg, now: time.Now}
 	cc := cache.Config{TTL: cfg.CacheTTL, MaxEntries: cfg.CacheSize, Now: func() time.Time { return v.now() }}
-	v.tokens = cache.New[string, cached](cc)
+	if bg, ok := gens.(BatchGenerations); ok {
+		v.tokens = cache.NewRefreshing(cc, func(old map[string]cached) map[string]cached { return v.refresh(bg, old) })
+	} else {
+		v.tokens = cache.New[string, cached](cc)
+	}
 	v.certCache = cache.New[string, cached](cc)
 	v.signed = cache.New[string, signedToken](cache.Config{TTL: SignatureTTL, MaxEntries: cfg.CacheSize, Now: cc.Now})
 	return v
@@ -165,6 +180,41 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 	}
 	v.tokens.Put(token, c)
 	return c.p, nil
+}
+
+// refresh re-checks the cached tokens of old together, as Authenticate
+// checks one token when its cache entry expired: the signing key of each is
+// still the one the key source returns for its kid, and its subject's
+// generation (one BatchGenerations read per kind of subject) is still the
+// token's. It returns the tokens still valid; the others expire from the
+// cache and their next use is refused by Authenticate.
+func (v *Verifier) refresh(bg BatchGenerations, old map[string]cached) map[string]cached {
+	ctx, cancel := context.WithTimeout(context.Background(), max(v.cfg.CacheTTL/4, 10*time.Millisecond))
+	defer cancel()
+	ids := map[Kind][]int64{}
+	for _, c := range old {
+		ids[c.p.Kind] = append(ids[c.p.Kind], c.p.ID)
+	}
+	gens := map[Kind]map[int64]int64{}
+	for k, list := range ids {
+		slices.Sort(list)
+		g, err := bg.TokenGenerations(ctx, k, slices.Compact(list))
+		if err != nil {
+			continue // those tokens expire and are checked one by one
+		}
+		gens[k] = g
+	}
+	out := make(map[string]cached, len(old))
+	for tok, c := range old {
+		if cur, ok := gens[c.p.Kind][c.p.ID]; !ok || cur != c.gen {
+			continue
+		}
+		if _, err := v.verifySignature(ctx, tok); err != nil {
+			continue
+		}
+		out[tok] = c
+	}
+	return out
 }
 
 // verifySignature returns the claims of token: those of its earlier

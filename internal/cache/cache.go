@@ -44,6 +44,10 @@ type Cache[K comparable, V any] struct {
 	keep func(error) bool
 	now  func() time.Time
 
+	refresh func(old map[K]V) map[K]V
+	// refreshing: the refresh goroutine runs (refresh.go).
+	refreshing bool
+
 	mu  sync.Mutex
 	gen uint64 // bumped by every Forget
 	m   map[K]*list.Element
@@ -55,6 +59,8 @@ type entry[K comparable, V any] struct {
 	v     V
 	err   error
 	until time.Time
+	// used: read since it was (re)loaded, so worth refreshing.
+	used bool
 }
 
 // New returns a cache configured by cfg.
@@ -68,7 +74,8 @@ func New[K comparable, V any](cfg Config) *Cache[K, V] {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Cache[K, V]{ttl: cfg.TTL, max: cfg.MaxEntries, keep: cfg.KeepError, now: cfg.Now, m: map[K]*list.Element{}}
+	return &Cache[K, V]{ttl: cfg.TTL, max: cfg.MaxEntries, keep: cfg.KeepError, now: cfg.Now,
+		m: map[K]*list.Element{}}
 }
 
 // TTL returns the cache's staleness bound.
@@ -91,6 +98,10 @@ func (c *Cache[K, V]) Get(k K) (v V, ok bool, err error) {
 		return v, false, nil
 	}
 	c.lru.MoveToFront(el)
+	if c.refresh != nil && e.err == nil {
+		e.used = true
+		c.startRefresh()
+	}
 	return e.v, true, e.err
 }
 
@@ -140,7 +151,7 @@ func (c *Cache[K, V]) Put(k K, v V) {
 func (c *Cache[K, V]) put(k K, v V, err error, until time.Time) {
 	if el, ok := c.m[k]; ok {
 		e := el.Value.(*entry[K, V])
-		e.v, e.err, e.until = v, err, until
+		e.v, e.err, e.until, e.used = v, err, until, false
 		c.lru.MoveToFront(el)
 		return
 	}

@@ -35,11 +35,34 @@ func NewSensorCache(src SensorGetter, ttl time.Duration) *SensorCache {
 }
 
 func newSensorCache(src SensorGetter, ttl time.Duration, now func() time.Time) *SensorCache {
-	return &SensorCache{src: src, c: cache.New[int64, Sensor](cache.Config{
+	cfg := cache.Config{
 		TTL: ttl, MaxEntries: 200_000, Now: now,
 		KeepError: func(err error) bool { return errors.Is(err, ErrNotFound) },
+	}
+	batch, ok := src.(SensorsReader)
+	if !ok {
+		return &SensorCache{src: src, c: cache.New[int64, Sensor](cfg)}
+	}
+	// The sensors readings keep naming are re-read together, one query per
+	// refresh round instead of one per sensor per TTL (cache.NewRefreshing).
+	return &SensorCache{src: src, c: cache.NewRefreshing(cfg, func(old map[int64]Sensor) map[int64]Sensor {
+		ids := make([]int64, 0, len(old))
+		for id := range old {
+			ids = append(ids, id)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout(cfg.TTL))
+		defer cancel()
+		fresh, err := batch.GetSensors(ctx, ids)
+		if err != nil {
+			return nil // the entries expire; the next lookups load them one by one
+		}
+		return fresh
 	})}
 }
+
+// refreshTimeout bounds one batch refresh: a refresh answered later than a
+// quarter TTL is of no use (the entries expire meanwhile).
+func refreshTimeout(ttl time.Duration) time.Duration { return max(ttl/4, 10*time.Millisecond) }
 
 // GetSensor returns the sensor (or an error wrapping ErrNotFound) as the
 // registry answered it at most the TTL ago.

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -66,5 +67,79 @@ func TestSensorCache_StalenessBound(t *testing.T) {
 	}
 	if NewSensorCache(src, 0).c.TTL() != DefaultSensorCacheTTL {
 		t.Fatal("ttl 0 must select the default bound")
+	}
+}
+
+// batchSensors also reads many sensors at once (SensorsReader).
+type batchSensors struct {
+	mu             sync.Mutex
+	s              map[int64]Sensor
+	single, batchs int
+}
+
+func (b *batchSensors) GetSensor(_ context.Context, id int64) (Sensor, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.single++
+	s, ok := b.s[id]
+	if !ok {
+		return Sensor{}, ErrNotFound
+	}
+	return s, nil
+}
+
+func (b *batchSensors) GetSensors(_ context.Context, ids []int64) (map[int64]Sensor, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batchs++
+	out := map[int64]Sensor{}
+	for _, id := range ids {
+		if s, ok := b.s[id]; ok {
+			out[id] = s
+		}
+	}
+	return out, nil
+}
+
+// TestSensorCache_BatchRefresh: over a registry with batch reads, sensors
+// looked up again and again are refreshed together (no one-by-one reads after
+// the first), and a sensor moved or deleted elsewhere is still seen within
+// the TTL.
+func TestSensorCache_BatchRefresh(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	src := &batchSensors{s: map[int64]Sensor{}}
+	for id := int64(1); id <= 50; id++ {
+		src.s[id] = Sensor{ID: id, DeviceID: 7, Type: TypeDouble}
+	}
+	c := NewSensorCache(src, ttl)
+	ctx := context.Background()
+	end := time.Now().Add(4 * ttl)
+	for time.Now().Before(end) {
+		for id := int64(1); id <= 50; id++ {
+			if s, err := c.GetSensor(ctx, id); err != nil || s.DeviceID != 7 {
+				t.Fatalf("sensor %d: %+v %v", id, s, err)
+			}
+		}
+		time.Sleep(ttl / 20)
+	}
+	src.mu.Lock()
+	single, batches := src.single, src.batchs
+	src.s[1] = Sensor{ID: 1, DeviceID: 8, Type: TypeDouble}
+	delete(src.s, 2)
+	src.mu.Unlock()
+	if single != 50 || batches == 0 {
+		t.Fatalf("%d one-by-one reads and %d batches: want the first 50 reads, then batches only", single, batches)
+	}
+	changed := time.Now()
+	for {
+		s, _ := c.GetSensor(ctx, 1)
+		_, err := c.GetSensor(ctx, 2)
+		if s.DeviceID == 8 && errors.Is(err, ErrNotFound) {
+			break
+		}
+		if time.Since(changed) > ttl+ttl/4 {
+			t.Fatalf("move or deletion not seen %v after it (TTL %v)", time.Since(changed), ttl)
+		}
+		time.Sleep(ttl / 40)
 	}
 }

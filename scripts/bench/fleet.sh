@@ -9,6 +9,7 @@
 # Usage: scripts/bench/fleet.sh -edge mqtt|ws|grpc -n 19000 [-duration 30s] [-warmup 10s] [-label after]
 #   IOT_BENCH_BIN=path   measure this binary instead of building bin/iotplatform
 #   IOT_BENCH_FLEET=path use this prebuilt bench/fleet (e.g. inside /work/quiet)
+#   IOT_BENCH_PORT_OFFSET=n  add n to every port (18080, 18083, 18765, 11883)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 edge=mqtt
@@ -16,6 +17,8 @@ args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[$i]}" in -edge) edge=${args[$((i + 1))]} ;; -edge=*) edge=${args[$i]#-edge=} ;; esac
 done
+off=${IOT_BENCH_PORT_OFFSET:-0}
+api=127.0.0.1:$((18080 + off)) httpa=127.0.0.1:$((18083 + off)) ws=127.0.0.1:$((18765 + off)) mqtt=127.0.0.1:$((11883 + off))
 dir=$(mktemp -d)
 bin=${IOT_BENCH_BIN:-}
 [ -n "$bin" ] || { make -s build; bin=bin/iotplatform; }
@@ -25,14 +28,14 @@ case $edge in
   grpc) limits="--api-max-conns 19900 --fd-reserve 19900" ;;
   *) limits="--fd-reserve 400" ;;
 esac
-if curl -sf 127.0.0.1:18080/readyz >/dev/null 2>&1; then
-  echo "something already serves 127.0.0.1:18080 (a leftover server?); stop it first" >&2
+if curl -sf $api/readyz >/dev/null 2>&1; then
+  echo "something already serves $api (a leftover server?); stop it first or set IOT_BENCH_PORT_OFFSET" >&2
   exit 1
 fi
 pw="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 # shellcheck disable=SC2086
-IOT_ADMIN_PASSWORD=$pw "$bin" serve --data-dir "$dir" --api-addr 127.0.0.1:18080 \
-  --http-addr 127.0.0.1:18083 --ws-addr 127.0.0.1:18765 --mqtt-addr 127.0.0.1:11883 --log-level warn \
+IOT_ADMIN_PASSWORD=$pw "$bin" serve --data-dir "$dir" --api-addr $api \
+  --http-addr $httpa --ws-addr $ws --mqtt-addr $mqtt --log-level warn \
   $limits ${IOT_BENCH_SERVE_FLAGS:-} >"$dir/log" 2>&1 &
 pid=$!
 stop() {
@@ -46,12 +49,12 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 for _ in $(seq 100); do
   kill -0 $pid 2>/dev/null || { echo "iotplatform did not start:"; cat "$dir/log"; exit 1; }
-  curl -sf 127.0.0.1:18080/readyz >/dev/null && break
+  curl -sf $api/readyz >/dev/null && break
   sleep 0.1
 done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, $(go version | cut -d' ' -f3), nofile $(ulimit -n), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg); binary $bin"
 status=0
-"$fleet" -api http://127.0.0.1:18080 -password "$pw" -pid $pid -mqtt 127.0.0.1:11883 -ws 127.0.0.1:18765 "$@" || status=$?
+"$fleet" -api http://$api -password "$pw" -pid $pid -mqtt $mqtt -ws $ws "$@" || status=$?
 if [ $status -ne 0 ] || grep -q "gc " "$dir/log"; then
   grep -v "^gc " "$dir/log" | tail -20
 fi

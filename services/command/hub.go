@@ -144,7 +144,7 @@ func (h *hub) stateWrite(must bool, fn func(context.Context)) {
 }
 
 func (h *hub) attach(device int64, edge string, ready bool) *Session {
-	s := &Session{Device: device, Edge: edge, Since: h.now(), hub: h, out: make(chan registry.Command, 16),
+	s := &Session{Device: device, Edge: edge, Since: h.now(), hub: h, out: make(chan registry.Command, 1),
 		done: make(chan struct{}), ready: ready, inflight: map[int64]bool{}}
 	h.mu.Lock()
 	d := h.devices[device]

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iotplatform/iotplatform/internal/cache"
 	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
@@ -31,6 +32,11 @@ type rateLimiter struct {
 	burst   float64 // default burst
 	devices DeviceGetter
 	ttl     time.Duration
+	// access, when the registry reads many devices at once, caches the
+	// overrides and refreshes those in use together ahead of expiry
+	// (cache.NewRefreshing): the buckets then ask it at every take instead
+	// of one registry read per device per ttl.
+	access *cache.Cache[int64, registry.DeviceAccess]
 
 	mu sync.Mutex
 	m  map[int64]*bucket
@@ -49,7 +55,23 @@ func newRateLimiter(rate float64, burst int64, devices DeviceGetter, ttl time.Du
 	if b <= 0 {
 		b = max(rate, 1)
 	}
-	return &rateLimiter{rate: rate, burst: b, devices: devices, ttl: ttl, m: map[int64]*bucket{}}
+	l := &rateLimiter{rate: rate, burst: b, devices: devices, ttl: ttl, m: map[int64]*bucket{}}
+	if br, ok := devices.(registry.DeviceAccessReader); ok {
+		l.access = cache.NewRefreshing(cache.Config{TTL: ttl, MaxEntries: 1_000_000}, func(old map[int64]registry.DeviceAccess) map[int64]registry.DeviceAccess {
+			ids := make([]int64, 0, len(old))
+			for id := range old {
+				ids = append(ids, id)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), max(ttl/4, 10*time.Millisecond))
+			defer cancel()
+			fresh, err := br.DeviceAccess(ctx, ids)
+			if err != nil {
+				return nil // the entries expire; the next takes read them one by one
+			}
+			return fresh
+		})
+	}
+	return l
 }
 
 // limits returns the device's rate and burst: its override, else the
@@ -59,7 +81,18 @@ func (l *rateLimiter) limits(ctx context.Context, device int64) (rate, burst flo
 	if l.devices == nil {
 		return rate, burst
 	}
-	d, err := l.devices.GetDevice(ctx, device)
+	var d registry.DeviceAccess
+	var err error
+	if l.access != nil {
+		d, err = l.access.Load(device, func() (registry.DeviceAccess, error) {
+			d, err := l.devices.GetDevice(ctx, device)
+			return registry.DeviceAccess{KeyGen: d.KeyGen, IngestRate: d.IngestRate, IngestBurst: d.IngestBurst}, err
+		})
+	} else {
+		var dev registry.Device
+		dev, err = l.devices.GetDevice(ctx, device)
+		d = registry.DeviceAccess{KeyGen: dev.KeyGen, IngestRate: dev.IngestRate, IngestBurst: dev.IngestBurst}
+	}
 	if err != nil { // the sensor lookups report registry trouble
 		return rate, burst
 	}
@@ -78,7 +111,7 @@ func (l *rateLimiter) limits(ctx context.Context, device int64) (rate, burst flo
 func (l *rateLimiter) take(ctx context.Context, device int64, n int, now time.Time) time.Duration {
 	l.mu.Lock()
 	b, ok := l.m[device]
-	stale := !ok || now.Sub(b.checked) > l.ttl
+	stale := !ok || now.Sub(b.checked) > l.ttl || l.access != nil
 	l.mu.Unlock()
 	var rate, burst float64
 	if stale {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +70,73 @@ func TestRateLimiter_OverrideChangesAreSeenAfterTheTTL(t *testing.T) {
 	}
 	if l.take(ctx, 1, 100, now.Add(2*time.Second)) != 0 {
 		t.Fatal("the removed override still applies after the TTL")
+	}
+}
+
+// batchDevices also reads many devices' access fields at once.
+type batchDevices struct {
+	mu             sync.Mutex
+	d              map[int64]registry.Device
+	single, batchs int
+}
+
+func (b *batchDevices) GetDevice(_ context.Context, id int64) (registry.Device, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.single++
+	d, ok := b.d[id]
+	if !ok {
+		return d, registry.ErrNotFound
+	}
+	return d, nil
+}
+
+func (b *batchDevices) DeviceAccess(_ context.Context, ids []int64) (map[int64]registry.DeviceAccess, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batchs++
+	out := map[int64]registry.DeviceAccess{}
+	for _, id := range ids {
+		if d, ok := b.d[id]; ok {
+			out[id] = registry.DeviceAccess{KeyGen: d.KeyGen, IngestRate: d.IngestRate, IngestBurst: d.IngestBurst}
+		}
+	}
+	return out, nil
+}
+
+// TestRateLimiter_BatchRefreshedOverrides: over a registry with batch reads,
+// the overrides of devices sending again and again are re-read together (no
+// one-by-one read after a device's first), and a changed override is still
+// applied within the TTL.
+func TestRateLimiter_BatchRefreshedOverrides(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	devs := &batchDevices{d: map[int64]registry.Device{1: {ID: 1}, 2: {ID: 2}}}
+	l := newRateLimiter(0, 0, devs, ttl)
+	ctx := context.Background()
+	end := time.Now().Add(4 * ttl)
+	for time.Now().Before(end) {
+		for id := int64(1); id <= 2; id++ {
+			if w := l.take(ctx, id, 1000, time.Now()); w != 0 {
+				t.Fatalf("device %d refused without a limit: %v", id, w)
+			}
+		}
+		time.Sleep(ttl / 20)
+	}
+	devs.mu.Lock()
+	single, batches := devs.single, devs.batchs
+	devs.d[1] = registry.Device{ID: 1, IngestRate: 1, IngestBurst: 1}
+	devs.mu.Unlock()
+	if single != 2 || batches == 0 {
+		t.Fatalf("%d one-by-one reads and %d batches: want 2, then batches only", single, batches)
+	}
+	changed := time.Now()
+	for l.take(ctx, 1, 5, time.Now()) == 0 {
+		if time.Since(changed) > ttl+ttl/4 {
+			t.Fatalf("the new override not applied %v after it (TTL %v)", time.Since(changed), ttl)
+		}
+		time.Sleep(ttl / 40)
+	}
+	if w := l.take(ctx, 2, 1000, time.Now()); w != 0 {
+		t.Fatalf("the other device: %v", w)
 	}
 }

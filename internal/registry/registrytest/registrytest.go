@@ -42,6 +42,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"RulesTransitionsAlertsDeliveries", testRules},
 		{"CommandLifecycle", testCommandLifecycle},
 		{"DeviceState", testDeviceState},
+		{"BatchReads", testBatchReads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })

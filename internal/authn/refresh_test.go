@@ -1,0 +1,98 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// batchGens counts one-by-one and batch generation reads.
+type batchGens struct {
+	fakeGens
+	single, batches atomic.Int64
+}
+
+func (b *batchGens) TokenGeneration(ctx context.Context, k Kind, id int64) (int64, error) {
+	b.single.Add(1)
+	return b.fakeGens.TokenGeneration(ctx, k, id)
+}
+
+func (b *batchGens) TokenGenerations(ctx context.Context, k Kind, ids []int64) (map[int64]int64, error) {
+	b.batches.Add(1)
+	out := map[int64]int64{}
+	for _, id := range ids {
+		if g, err := b.fakeGens.TokenGeneration(ctx, k, id); err == nil {
+			out[id] = g
+		}
+	}
+	return out, nil
+}
+
+// TestAuthenticate_BatchRefreshKeepsTheRevocationBound: with a generation
+// source that reads many subjects at once, tokens in use are re-checked
+// together (no one-by-one read after each token's first), and a revocation
+// (generation bump) or a signing key removed from the key source still
+// makes the token fail within the cache TTL, while the other tokens go on.
+func TestAuthenticate_BatchRefreshKeepsTheRevocationBound(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		change func(src *swappableKeys, gens *batchGens)
+		others bool // the other devices' tokens stay valid
+	}{
+		{"token revoked", func(_ *swappableKeys, gens *batchGens) { gens.set(KindDevice, 7, 1) }, true},
+		{"device deleted", func(_ *swappableKeys, gens *batchGens) {
+			gens.mu.Lock()
+			delete(gens.gens[KindDevice], 7)
+			gens.mu.Unlock()
+		}, true},
+		{"key removed", func(src *swappableKeys, _ *batchGens) { src.mu.Lock(); src.gone = true; src.mu.Unlock() }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keys := newKeys(t)
+			src := &swappableKeys{KeySource: keys}
+			gens := &batchGens{}
+			toks := map[int64]string{}
+			for id := int64(7); id <= 9; id++ {
+				gens.set(KindDevice, id, 0)
+				toks[id], _ = NewSigner(keys).Issue(Principal{Kind: KindDevice, ID: id}, 0, 0)
+			}
+			v := NewVerifier(src, gens, VerifierConfig{CacheTTL: ttl})
+			ctx := context.Background()
+			end := time.Now().Add(4 * ttl)
+			for time.Now().Before(end) {
+				for id, tok := range toks {
+					if p, err := v.Authenticate(ctx, tok); err != nil || p.ID != id {
+						t.Fatalf("device %d: %+v %v", id, p, err)
+					}
+				}
+				time.Sleep(ttl / 20)
+			}
+			if n := gens.single.Load(); n != 3 || gens.batches.Load() == 0 {
+				t.Fatalf("%d one-by-one reads, %d batches: want 3 (the first uses), then batches only", n, gens.batches.Load())
+			}
+			tc.change(src, gens)
+			changed := time.Now()
+			for {
+				_, err := v.Authenticate(ctx, toks[7])
+				if errors.Is(err, ErrInvalidToken) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if time.Since(changed) > ttl+ttl/4 {
+					t.Fatalf("the token still passed %v after the change (bound %v)", time.Since(changed), ttl)
+				}
+				time.Sleep(ttl / 40)
+			}
+			if tc.others {
+				if _, err := v.Authenticate(ctx, toks[8]); err != nil {
+					t.Fatalf("another device's token: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,144 @@
+package cache
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestCache_RefreshAhead: entries read again are reloaded together by one
+// Refresh call before they expire, so a reader keeps hitting without a load
+// of its own; a changed answer is seen within the TTL; an entry Refresh
+// leaves out expires and is loaded on its own; an entry nobody reads is not
+// refreshed, and the refresh goroutine ends when nothing is read.
+func TestCache_RefreshAhead(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	var mu sync.Mutex
+	rows := map[int]int{1: 10, 2: 20, 3: 30}
+	var calls, batched atomic.Int64
+	c := NewRefreshing(Config{TTL: ttl}, func(old map[int]int) map[int]int {
+		calls.Add(1)
+		batched.Add(int64(len(old)))
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[int]int{}
+		for k := range old {
+			if v, ok := rows[k]; ok {
+				out[k] = v
+			}
+		}
+		return out
+	})
+	var loads atomic.Int64
+	load := func(k int) func() (int, error) {
+		return func() (int, error) {
+			loads.Add(1)
+			mu.Lock()
+			defer mu.Unlock()
+			return rows[k], nil
+		}
+	}
+	for k := 1; k <= 3; k++ {
+		c.Load(k, load(k))
+	}
+	// Read keys 1 and 2 for 5 TTLs: no load of their own after the first.
+	deadline := time.Now().Add(5 * ttl)
+	for time.Now().Before(deadline) {
+		for k := 1; k <= 2; k++ {
+			if v, _ := c.Load(k, load(k)); v != rows[k] && v != rows[k]-1 {
+				t.Fatalf("key %d: %d", k, v)
+			}
+		}
+		time.Sleep(ttl / 20)
+	}
+	if n := loads.Load(); n != 3 {
+		t.Fatalf("%d loads while reading refreshed keys, want the first 3 only", n)
+	}
+	if calls.Load() == 0 || batched.Load() < 2*calls.Load()-1 {
+		t.Fatalf("%d refresh calls for %d entries: not batched", calls.Load(), batched.Load())
+	}
+	// A change is seen within the TTL of the last refresh.
+	mu.Lock()
+	rows[1] = 11
+	mu.Unlock()
+	changed := time.Now()
+	for {
+		v, _ := c.Load(1, load(1))
+		if v == 11 {
+			break
+		}
+		if time.Since(changed) > ttl+ttl/4 {
+			t.Fatalf("change not seen %v after it (TTL %v)", time.Since(changed), ttl)
+		}
+		time.Sleep(ttl / 40)
+	}
+	// Refresh leaves key 2 out (gone from the registry): it expires and the
+	// next read loads it on its own.
+	mu.Lock()
+	delete(rows, 2)
+	mu.Unlock()
+	before := loads.Load()
+	gone := time.Now()
+	for loads.Load() == before {
+		c.Load(2, load(2))
+		if time.Since(gone) > ttl+ttl/4 {
+			t.Fatal("an entry Refresh left out was still served after its TTL")
+		}
+		time.Sleep(ttl / 40)
+	}
+	// Key 3 was never read again: it was never refreshed, it expired.
+	if _, ok, _ := c.Get(3); ok {
+		t.Fatal("an entry nobody read was refreshed")
+	}
+	// Nothing read: the refresh goroutine ends.
+	time.Sleep(2 * ttl)
+	c.mu.Lock()
+	running := c.refreshing
+	c.mu.Unlock()
+	if running {
+		t.Fatal("the refresh goroutine runs with nothing read")
+	}
+}
+
+// TestCache_RefreshDroppedByForget: a refresh that ran while a Forget ran
+// does not store its answers (they may predate the write).
+func TestCache_RefreshDroppedByForget(t *testing.T) {
+	var clock atomic.Int64 // the refresh goroutine reads the clock too
+	clock.Store(time.Unix(1000, 0).UnixNano())
+	advance := func(d time.Duration) { clock.Add(int64(d)) }
+	var forget atomic.Bool
+	forget.Store(true)
+	var c *Cache[int, int]
+	c = NewRefreshing(Config{TTL: time.Minute, Now: func() time.Time { return time.Unix(0, clock.Load()) }},
+		func(old map[int]int) map[int]int {
+			if forget.Load() {
+				c.Forget(2) // a write in this process while the batch was read
+			}
+			return map[int]int{1: 100}
+		})
+	c.Put(1, 1)
+	c.Get(1) // read: due for refresh
+	advance(36 * time.Second)
+	if !c.refreshRound() {
+		t.Fatal("a read entry was not due")
+	}
+	if v, ok, _ := c.Get(1); !ok || v != 1 {
+		t.Fatalf("got %d, %v: the refresh raced with Forget and must not be stored", v, ok)
+	}
+	forget.Store(false)
+	if !c.refreshRound() {
+		t.Fatal("a read entry was not due")
+	}
+	if v, _, _ := c.Get(1); v != 100 {
+		t.Fatalf("got %d, want the refreshed 100", v)
+	}
+	advance(time.Minute - time.Nanosecond) // a TTL from the refresh's start
+	if _, ok, _ := c.Get(1); !ok {
+		t.Fatal("the refreshed answer must live a TTL from the refresh")
+	}
+	advance(time.Nanosecond)
+	if _, ok, _ := c.Get(1); ok {
+		t.Fatal("the refreshed answer outlived its TTL")
+	}
+}
