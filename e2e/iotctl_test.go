@@ -122,17 +122,21 @@ func TestIotctl_LoginKeepsTheSessionAndRenewsTheToken(t *testing.T) {
 	if second["refresh_token"] == rt || second["token"] == tok || second["login_token"] != tok {
 		t.Fatalf("the renewed session was not kept: %v", second)
 	}
-	// The old refresh token was used up by the renewal.
-	if r := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": rt}); r.Status != 401 {
-		t.Fatalf("reusing the first refresh token: %d %s, want 401", r.Status, r.Body)
-	}
-
 	time.Sleep(3500 * time.Millisecond)
 	if out, err := ctl("", "consumers", "list"); err != nil {
 		t.Fatalf("consumers list from the stored session alone: %v %s", err, out)
 	}
 	if third := stored(); third["refresh_token"] == second["refresh_token"] {
 		t.Fatalf("second renewal not kept: %v", third)
+	}
+	// The first refresh token was used up by the first renewal; presenting
+	// it again is a replay, which ends the session: the stored, newest
+	// refresh token stops working too.
+	if r := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": rt}); r.Status != 401 {
+		t.Fatalf("reusing the first refresh token: %d %s, want 401", r.Status, r.Body)
+	}
+	if r := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": stored()["refresh_token"].(string)}); r.Status != 401 {
+		t.Fatalf("the session's newest refresh token after a replay: %d %s, want 401", r.Status, r.Body)
 	}
 
 	// Without the session an expired token is refused: the renewal above is

@@ -37,8 +37,8 @@ func TestSecurityDoc_TokensAndAuditCommandsRunAsWritten(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := run(blocks[0]); !strings.HasSuffix(out, "401\n{}") {
-		t.Errorf("refresh block: output %q, want the reused refresh token refused (401) and sign-out {}", out)
+	if out := run(blocks[0]); out != "401\n401\n" {
+		t.Errorf("refresh block: output %q, want the replayed refresh token refused (401) and then its successor (401: the session ended)", out)
 	}
 	if out := run(blocks[1]); !strings.Contains(out, `"expire_time"`) || !strings.Contains(out, `"token"`) {
 		t.Errorf("rotate block: %s", out)

@@ -25,9 +25,6 @@ func TestTokens_RefreshExpiryAndAuditThroughREST(t *testing.T) {
 	if r.Status != 200 || r.Str("token") == "" || r.Str("refresh_token") == in.Str("refresh_token") {
 		t.Fatalf("refresh: %d %s", r.Status, r.Body)
 	}
-	if again := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": in.Str("refresh_token")}); again.Status != 401 {
-		t.Fatalf("reusing a refresh token: %d %s, want 401", again.Status, again.Body)
-	}
 
 	d := p.NewDevice(admin, "expiring", "double")
 	rot := p.Do("POST", "/api/devices/"+d.ID+"/key/rotate", admin, map[string]string{"ttl": "3s"})
@@ -74,5 +71,23 @@ func TestTokens_RefreshExpiryAndAuditThroughREST(t *testing.T) {
 	}
 	if gone := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": r2.Str("refresh_token")}); gone.Status != 401 {
 		t.Fatalf("refresh after sign-out: %d %s, want 401", gone.Status, gone.Body)
+	}
+
+	// Replay: a used refresh token presented again ends its session — the
+	// newer token stops working too — and the audit log says so.
+	in = p.Do("POST", "/api/users/signin", "", map[string]string{"username": "root", "password": p.AdminPassword})
+	next := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": in.Str("refresh_token")})
+	if next.Status != 200 {
+		t.Fatalf("refresh: %d %s", next.Status, next.Body)
+	}
+	if again := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": in.Str("refresh_token")}); again.Status != 401 {
+		t.Fatalf("replaying a used refresh token: %d %s, want 401", again.Status, again.Body)
+	}
+	if after := p.Do("POST", "/api/users/refresh", "", map[string]string{"refresh_token": next.Str("refresh_token")}); after.Status != 401 {
+		t.Fatalf("the replayed session's newest refresh token: %d %s, want 401 (session ended)", after.Status, after.Body)
+	}
+	replay := p.Do("GET", "/api/audit?action=user.session.replay", next.Str("token"), nil)
+	if replay.Status != 200 || !strings.Contains(string(replay.Body), `"first_used"`) {
+		t.Fatalf("audit log of the replay: %d %s", replay.Status, replay.Body)
 	}
 }

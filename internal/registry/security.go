@@ -37,16 +37,30 @@ type RefreshToken struct {
 	UserGen   int64
 	ExpiresAt time.Time
 	CreatedAt time.Time
+	// SessionID names the chain of refresh tokens one sign-in starts: each
+	// refresh hands out the next token of the same session. It is the ID of
+	// the session's first token (CreateRefreshToken with SessionID 0 starts
+	// a session).
+	SessionID int64
+	// UsedAt is when the token was traded for the next one (zero: not yet).
+	// A used token is kept until the session expires, so that presenting it
+	// again is recognised as a replay of a stolen token.
+	UsedAt time.Time
 }
 
 // RefreshTokens stores user refresh tokens.
 type RefreshTokens interface {
-	// CreateRefreshToken stores t (UserID, Hash, UserGen, ExpiresAt) and
+	// CreateRefreshToken stores t (UserID, Hash, UserGen, ExpiresAt,
+	// SessionID; 0 starts a new session whose ID is the new token's) and
 	// drops the user's expired tokens. ErrNotFound when the user is gone.
 	CreateRefreshToken(ctx context.Context, t RefreshToken) (RefreshToken, error)
-	// TakeRefreshToken deletes the token with hash and returns it, so a
-	// token can be used once; ErrNotFound when there is none.
-	TakeRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// UseRefreshToken marks the token with hash used and returns it as it
+	// was: UsedAt is zero on its first use and the earlier use's time on any
+	// later one (a replay). ErrNotFound when there is none.
+	UseRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// RevokeRefreshSession deletes every token of the user's session and
+	// returns how many there were.
+	RevokeRefreshSession(ctx context.Context, userID, sessionID int64) (int, error)
 	// RevokeRefreshTokens deletes every refresh token of the user and
 	// returns how many there were.
 	RevokeRefreshTokens(ctx context.Context, userID int64) (int, error)

@@ -26,6 +26,9 @@ const (
 	auditConsumerKeyRot = "consumer.key.rotate"
 	auditGrantCreate    = "grant.create"
 	auditGrantRevoke    = "grant.revoke"
+	// auditRefreshReplay: a used refresh token came back, so it was copied;
+	// its whole session was ended (actor 0: the platform).
+	auditRefreshReplay = "user.session.replay"
 )
 
 // Audit actions on what may authenticate as a device (certificates) and on

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
@@ -43,21 +44,21 @@ func hashRefresh(tok string) string {
 }
 
 // newRefreshToken stores and returns a new refresh token for u, expiring at
-// exp.
-func (s *Service) newRefreshToken(ctx context.Context, u registry.User, exp time.Time) (string, error) {
+// exp, in session (0: a new session).
+func (s *Service) newRefreshToken(ctx context.Context, u registry.User, exp time.Time, session int64) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
 	tok := refreshPrefix + base64.RawURLEncoding.EncodeToString(b)
-	_, err := s.reg.CreateRefreshToken(ctx, registry.RefreshToken{UserID: u.ID, Hash: hashRefresh(tok), UserGen: u.TokenGen, ExpiresAt: exp})
+	_, err := s.reg.CreateRefreshToken(ctx, registry.RefreshToken{UserID: u.ID, Hash: hashRefresh(tok), UserGen: u.TokenGen, ExpiresAt: exp, SessionID: session})
 	return tok, err
 }
 
 // issueRefresh adds a new refresh token to a SignIn answer.
 func (s *Service) issueRefresh(ctx context.Context, u registry.User, out *corev1.SignInResponse) error {
 	exp := time.Now().Add(s.cfg.RefreshTokenTTL)
-	tok, err := s.newRefreshToken(ctx, u, exp)
+	tok, err := s.newRefreshToken(ctx, u, exp, 0) // a new session
 	if err != nil {
 		return s.storeErr(ctx, "refresh token", err)
 	}
@@ -66,19 +67,26 @@ func (s *Service) issueRefresh(ctx context.Context, u registry.User, out *corev1
 }
 
 // RefreshToken implements CoreService.RefreshToken. Public: the refresh
-// token is the credential. It is used up; the new one keeps the expiry of
-// the session (RefreshTokenTTL after sign-in).
+// token is the credential. It is used up; the new one belongs to the same
+// session and keeps its expiry (RefreshTokenTTL after sign-in). A token that
+// was already used coming back means two parties hold it (it was copied):
+// the whole session ends, for both of them (refresh-token rotation with
+// replay detection, RFC 9700 §4.14.2).
 func (s *Service) RefreshToken(ctx context.Context, req *corev1.RefreshTokenRequest) (*corev1.RefreshTokenResponse, error) {
 	if req.GetRefreshToken() == "" { // the refresh token is the credential
 		return nil, errorf(connect.CodeUnauthenticated, "refresh_token required")
 	}
 	bad := connect.NewError(connect.CodeUnauthenticated, errBadRefresh)
-	old, err := s.reg.TakeRefreshToken(ctx, hashRefresh(req.GetRefreshToken()))
+	old, err := s.reg.UseRefreshToken(ctx, hashRefresh(req.GetRefreshToken()))
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil, bad
 	}
 	if err != nil {
 		return nil, s.storeErr(ctx, "refresh token", err)
+	}
+	if !old.UsedAt.IsZero() {
+		s.endReplayedSession(ctx, old)
+		return nil, bad
 	}
 	if !time.Now().Before(old.ExpiresAt) {
 		return nil, bad
@@ -94,7 +102,7 @@ func (s *Service) RefreshToken(ctx context.Context, req *corev1.RefreshTokenRequ
 	if err != nil {
 		return nil, s.storeErr(ctx, "token", err)
 	}
-	next, err := s.newRefreshToken(ctx, u, old.ExpiresAt)
+	next, err := s.newRefreshToken(ctx, u, old.ExpiresAt, old.SessionID)
 	if err != nil {
 		return nil, s.storeErr(ctx, "refresh token", err)
 	}
@@ -102,13 +110,37 @@ func (s *Service) RefreshToken(ctx context.Context, req *corev1.RefreshTokenRequ
 		RefreshToken: next, RefreshExpireTime: timestamppb.New(old.ExpiresAt)}, nil
 }
 
+// endReplayedSession ends the session of a refresh token presented again
+// after its use: every token of the session is deleted, so neither the
+// thief nor the user can refresh it any more (the user signs in again; a
+// user token already issued lives out its short TTL).
+func (s *Service) endReplayedSession(ctx context.Context, t registry.RefreshToken) {
+	n, err := s.reg.RevokeRefreshSession(context.WithoutCancel(ctx), t.UserID, t.SessionID)
+	if err != nil {
+		s.log.ErrorContext(ctx, "replayed refresh token: session not ended", "user_id", t.UserID, "session_id", t.SessionID, "err", err)
+		return
+	}
+	s.log.WarnContext(ctx, "replayed refresh token: session ended", "user_id", t.UserID, "session_id", t.SessionID,
+		"used_at", t.UsedAt, "tokens_deleted", n)
+	s.audit(ctx, auditRefreshReplay, "user", t.UserID, map[string]string{
+		"session_id": strconv.FormatInt(t.SessionID, 10), "first_used": t.UsedAt.UTC().Format(time.RFC3339)})
+}
+
 // SignOut implements CoreService.SignOut. Public: the refresh token is the
-// credential; an unknown token is not an error (signing out twice is fine).
+// credential; it ends the token's whole session. An unknown token is not an
+// error (signing out twice is fine).
 func (s *Service) SignOut(ctx context.Context, req *corev1.SignOutRequest) (*corev1.SignOutResponse, error) {
 	if req.GetRefreshToken() == "" { // the refresh token is the credential
 		return nil, errorf(connect.CodeUnauthenticated, "refresh_token required")
 	}
-	if _, err := s.reg.TakeRefreshToken(ctx, hashRefresh(req.GetRefreshToken())); err != nil && !errors.Is(err, registry.ErrNotFound) {
+	t, err := s.reg.UseRefreshToken(ctx, hashRefresh(req.GetRefreshToken()))
+	if errors.Is(err, registry.ErrNotFound) {
+		return &corev1.SignOutResponse{}, nil
+	}
+	if err == nil {
+		_, err = s.reg.RevokeRefreshSession(ctx, t.UserID, t.SessionID)
+	}
+	if err != nil {
 		return nil, s.storeErr(ctx, "refresh token", err)
 	}
 	return &corev1.SignOutResponse{}, nil

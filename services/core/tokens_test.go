@@ -92,7 +92,7 @@ func TestSignIn_ShortLivedUserTokenAndRefreshToken(t *testing.T) {
 		t.Fatalf("Authenticate(user token) = %+v, %v", p, err)
 	}
 	// Only a hash is stored.
-	if _, err := e.reg.TakeRefreshToken(context.Background(), r.GetRefreshToken()); !errors.Is(err, registry.ErrNotFound) {
+	if _, err := e.reg.UseRefreshToken(context.Background(), r.GetRefreshToken()); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("the refresh token is stored in clear text (err %v)", err)
 	}
 }
@@ -116,11 +116,11 @@ func TestRefreshToken_RotatesAndWorksOnce(t *testing.T) {
 	if _, err := e.ver.Authenticate(context.Background(), r1.GetToken()); err != nil {
 		t.Fatalf("refreshed user token refused: %v", err)
 	}
-	_, err = e.refresh(in.GetRefreshToken())
-	wantCode(t, err, connect.CodeUnauthenticated) // used up
 	if _, err := e.refresh(r1.GetRefreshToken()); err != nil {
 		t.Fatalf("the rotated refresh token does not work: %v", err)
 	}
+	_, err = e.refresh(in.GetRefreshToken())
+	wantCode(t, err, connect.CodeUnauthenticated) // used up (and, replayed, it ends the session: TestRefreshToken_ReplayEndsTheSession)
 	_, err = e.refresh("iotr_made-up")
 	wantCode(t, err, connect.CodeUnauthenticated)
 	_, err = e.refresh("")
@@ -164,7 +164,7 @@ func TestRefreshToken_RetiredByPasswordRoleChangeAndDeletion(t *testing.T) {
 	}
 	_, err = e.refresh(in.GetRefreshToken())
 	wantCode(t, err, connect.CodeUnauthenticated)
-	_, err = e.reg.TakeRefreshToken(ctx, hashRefresh(in.GetRefreshToken()))
+	_, err = e.reg.UseRefreshToken(ctx, hashRefresh(in.GetRefreshToken()))
 	if !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("a deleted user's refresh token is still stored (err %v)", err)
 	}
@@ -182,6 +182,73 @@ func TestSignOut_RevokesRefreshToken(t *testing.T) {
 	wantCode(t, err, connect.CodeUnauthenticated)
 	_, err = e.svc.SignOut(context.Background(), &corev1.SignOutRequest{})
 	wantCode(t, err, connect.CodeUnauthenticated)
+}
+
+// TestRefreshToken_ReplayEndsTheSession: a refresh token presented again
+// after it was traded (someone copied it) ends its whole session — the
+// newer token, held by whoever refreshed first, stops working too — and is
+// recorded in the audit log; the user's other sessions are untouched.
+func TestRefreshToken_ReplayEndsTheSession(t *testing.T) {
+	e := newTokenEnv(t, Config{})
+	in := e.signIn(t, "alice")
+	otherSession := e.signIn(t, "alice")
+	r1, err := e.refresh(in.GetRefreshToken()) // the first holder refreshes
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := e.refresh(r1.GetRefreshToken()) // and again: a chain of three
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.refresh(in.GetRefreshToken()) // the copy of the first token comes back
+	wantCode(t, err, connect.CodeUnauthenticated)
+	_, err = e.refresh(r2.GetRefreshToken())
+	wantCode(t, err, connect.CodeUnauthenticated) // the session is over for the holder of the newest token too
+	for _, tok := range []string{in.GetRefreshToken(), r1.GetRefreshToken(), r2.GetRefreshToken()} {
+		if _, err := e.reg.UseRefreshToken(context.Background(), hashRefresh(tok)); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("a token of the replayed session is still stored (err %v)", err)
+		}
+	}
+	if _, err := e.refresh(otherSession.GetRefreshToken()); err != nil {
+		t.Fatalf("another session of the user was ended too: %v", err)
+	}
+	ev, err := e.svc.ListAuditEvents(e.actx, &corev1.ListAuditEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, x := range ev.GetResult() {
+		if x.GetAction() == auditRefreshReplay && x.GetTargetId() == e.alice.ID && x.GetDetails()["first_used"] != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no %s audit event for alice in %v", auditRefreshReplay, ev.GetResult())
+	}
+}
+
+// TestSignOut_EndsTheWholeSession: signing out with the session's newest
+// token also retires the used ones (a later replay finds nothing), and
+// leaves the user's other sessions alone.
+func TestSignOut_EndsTheWholeSession(t *testing.T) {
+	e := newTokenEnv(t, Config{})
+	in := e.signIn(t, "alice")
+	other := e.signIn(t, "alice")
+	r1, err := e.refresh(in.GetRefreshToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SignOut(context.Background(), &corev1.SignOutRequest{RefreshToken: r1.GetRefreshToken()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{in.GetRefreshToken(), r1.GetRefreshToken()} {
+		if _, err := e.reg.UseRefreshToken(context.Background(), hashRefresh(tok)); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("a token of the signed-out session is still stored (err %v)", err)
+		}
+	}
+	if _, err := e.refresh(other.GetRefreshToken()); err != nil {
+		t.Fatalf("signing out ended another session: %v", err)
+	}
 }
 
 func TestKeys_ExpiryChosenAtRotation(t *testing.T) {

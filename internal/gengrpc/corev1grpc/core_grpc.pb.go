@@ -76,10 +76,14 @@ type CoreServiceClient interface {
 	// RefreshToken exchanges a refresh token for a new user token and a new
 	// refresh token; the one presented stops working (each refresh token works
 	// once). Public: the refresh token is the credential. A password change,
-	// a role change or deleting the user retires its refresh tokens.
+	// a role change or deleting the user retires its refresh tokens. A refresh
+	// token presented again after it was used means it was copied: the whole
+	// session (every refresh token since its sign-in) ends and the event is
+	// audited as user.session.replay.
 	RefreshToken(ctx context.Context, in *corev1.RefreshTokenRequest, opts ...grpc.CallOption) (*corev1.RefreshTokenResponse, error)
-	// SignOut revokes a refresh token. Public: the refresh token is the
-	// credential. User tokens already issued keep working until they expire.
+	// SignOut ends the session of a refresh token (every refresh token since
+	// its sign-in). Public: the refresh token is the credential. User tokens
+	// already issued keep working until they expire.
 	SignOut(ctx context.Context, in *corev1.SignOutRequest, opts ...grpc.CallOption) (*corev1.SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
 	GetCurrentUser(ctx context.Context, in *corev1.GetCurrentUserRequest, opts ...grpc.CallOption) (*corev1.GetCurrentUserResponse, error)
@@ -594,10 +598,14 @@ type CoreServiceServer interface {
 	// RefreshToken exchanges a refresh token for a new user token and a new
 	// refresh token; the one presented stops working (each refresh token works
 	// once). Public: the refresh token is the credential. A password change,
-	// a role change or deleting the user retires its refresh tokens.
+	// a role change or deleting the user retires its refresh tokens. A refresh
+	// token presented again after it was used means it was copied: the whole
+	// session (every refresh token since its sign-in) ends and the event is
+	// audited as user.session.replay.
 	RefreshToken(context.Context, *corev1.RefreshTokenRequest) (*corev1.RefreshTokenResponse, error)
-	// SignOut revokes a refresh token. Public: the refresh token is the
-	// credential. User tokens already issued keep working until they expire.
+	// SignOut ends the session of a refresh token (every refresh token since
+	// its sign-in). Public: the refresh token is the credential. User tokens
+	// already issued keep working until they expire.
 	SignOut(context.Context, *corev1.SignOutRequest) (*corev1.SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
 	GetCurrentUser(context.Context, *corev1.GetCurrentUserRequest) (*corev1.GetCurrentUserResponse, error)

@@ -57,15 +57,18 @@ func (r *DB) KeyExpiry(ctx context.Context, kind registry.KeyKind, id, gen int64
 	return fromMicros(at), nil
 }
 
-const refreshCols = `id, user_id, token_hash, user_gen, expires_at, created_at`
+const refreshCols = `id, user_id, token_hash, user_gen, expires_at, created_at, session_id, used_at`
 
 func scanRefresh(row rowScanner) (registry.RefreshToken, error) {
 	var t registry.RefreshToken
-	var exp, created int64
-	if err := row.Scan(&t.ID, &t.UserID, &t.Hash, &t.UserGen, &exp, &created); err != nil {
+	var exp, created, used int64
+	if err := row.Scan(&t.ID, &t.UserID, &t.Hash, &t.UserGen, &exp, &created, &t.SessionID, &used); err != nil {
 		return t, err
 	}
 	t.ExpiresAt, t.CreatedAt = fromMicros(exp), fromMicros(created)
+	if used != 0 {
+		t.UsedAt = fromMicros(used)
+	}
 	return t, nil
 }
 
@@ -85,21 +88,51 @@ func (r *DB) CreateRefreshToken(ctx context.Context, t registry.RefreshToken) (r
 			return err
 		}
 		var err error
-		out, err = scanRefresh(w.row(`INSERT INTO refresh_tokens (user_id, token_hash, user_gen, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?) RETURNING `+refreshCols, t.UserID, t.Hash, t.UserGen, micros(t.ExpiresAt), micros(now)))
+		out, err = scanRefresh(w.row(`INSERT INTO refresh_tokens (user_id, token_hash, user_gen, expires_at, created_at, session_id)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING `+refreshCols, t.UserID, t.Hash, t.UserGen, micros(t.ExpiresAt), micros(now), t.SessionID))
+		if err != nil || out.SessionID != 0 {
+			return err
+		}
+		// A new session is named after its first token.
+		out.SessionID = out.ID
+		_, err = w.exec(`UPDATE refresh_tokens SET session_id = id WHERE id = ?`, out.ID)
 		return err
 	})
 	return out, r.wrap("create refresh token", err)
 }
 
-// TakeRefreshToken implements registry.RefreshTokens.
-func (r *DB) TakeRefreshToken(ctx context.Context, hash string) (registry.RefreshToken, error) {
+// UseRefreshToken implements registry.RefreshTokens.
+func (r *DB) UseRefreshToken(ctx context.Context, hash string) (registry.RefreshToken, error) {
 	var t registry.RefreshToken
 	err := r.write(ctx, func(w wtx) (err error) {
-		t, err = scanRefresh(w.row(`DELETE FROM refresh_tokens WHERE token_hash = ? RETURNING `+refreshCols, hash))
+		// The first use wins the conditional update; any other finds the
+		// row already used and reads it as it is.
+		t, err = scanRefresh(w.row(`UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at = 0 RETURNING `+refreshCols,
+			micros(r.now()), hash))
+		if err == nil {
+			t.UsedAt = time.Time{} // as it was: unused
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		t, err = scanRefresh(w.row(`SELECT `+refreshCols+` FROM refresh_tokens WHERE token_hash = ?`, hash))
 		return err
 	})
-	return t, r.wrap("take refresh token", err)
+	return t, r.wrap("use refresh token", err)
+}
+
+// RevokeRefreshSession implements registry.RefreshTokens.
+func (r *DB) RevokeRefreshSession(ctx context.Context, userID, sessionID int64) (int, error) {
+	var n int64
+	err := r.write(ctx, func(w wtx) error {
+		res, err := w.exec(`DELETE FROM refresh_tokens WHERE user_id = ? AND session_id = ?`, userID, sessionID)
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
+	return int(n), r.wrap("revoke refresh session", err)
 }
 
 // RevokeRefreshTokens implements registry.RefreshTokens.

@@ -69,25 +69,55 @@ func testRefreshTokens(t *testing.T, r registry.Registry) {
 	_, err = r.CreateRefreshToken(ctx, registry.RefreshToken{UserID: 999999, Hash: "hx", ExpiresAt: exp})
 	wantErr(t, err, registry.ErrNotFound)
 
-	got := must(r.TakeRefreshToken(ctx, "h1"))
-	if got.ID != t1.ID || got.UserID != a.ID || got.UserGen != 3 || !got.ExpiresAt.Equal(exp) {
-		t.Fatalf("taken %+v, want %+v", got, t1)
+	if t1.SessionID != t1.ID || !t1.UsedAt.IsZero() {
+		t.Fatalf("a first token starts its own session, unused: %+v", t1)
 	}
-	_, err = r.TakeRefreshToken(ctx, "h1")
-	wantErr(t, err, registry.ErrNotFound) // used once
+	got := must(r.UseRefreshToken(ctx, "h1"))
+	if got.ID != t1.ID || got.UserID != a.ID || got.UserGen != 3 || !got.ExpiresAt.Equal(exp) || got.SessionID != t1.ID || !got.UsedAt.IsZero() {
+		t.Fatalf("first use %+v, want %+v unused", got, t1)
+	}
+	again := must(r.UseRefreshToken(ctx, "h1"))
+	if again.ID != t1.ID || again.UsedAt.IsZero() || time.Since(again.UsedAt) > time.Minute {
+		t.Fatalf("second use %+v: want the token with the first use's time (a replay)", again)
+	}
+	_, err = r.UseRefreshToken(ctx, "nope")
+	wantErr(t, err, registry.ErrNotFound)
+	// The next token of the session, and another session; revoking the
+	// session deletes its tokens, used or not, and nothing else.
+	t2 := must(r.CreateRefreshToken(ctx, registry.RefreshToken{UserID: a.ID, Hash: "h1b", UserGen: 3, ExpiresAt: exp, SessionID: t1.SessionID}))
+	if t2.SessionID != t1.SessionID {
+		t.Fatalf("next token of the session: %+v", t2)
+	}
+	other := must(r.CreateRefreshToken(ctx, registry.RefreshToken{UserID: a.ID, Hash: "h1c", UserGen: 3, ExpiresAt: exp}))
+	if other.SessionID != other.ID || other.SessionID == t1.SessionID {
+		t.Fatalf("a new session: %+v", other)
+	}
+	if n := must(r.RevokeRefreshSession(ctx, a.ID, t1.SessionID)); n != 2 {
+		t.Fatalf("revoked %d tokens of the session, want 2 (one used, one not)", n)
+	}
+	if n := must(r.RevokeRefreshSession(ctx, b.ID, other.SessionID)); n != 0 {
+		t.Fatalf("another user's revocation deleted %d of alice's tokens", n)
+	}
+	for _, h := range []string{"h1", "h1b"} {
+		_, err = r.UseRefreshToken(ctx, h)
+		wantErr(t, err, registry.ErrNotFound)
+	}
+	if got := must(r.UseRefreshToken(ctx, "h1c")); got.ID != other.ID || !got.UsedAt.IsZero() {
+		t.Fatalf("the other session's token: %+v", got)
+	}
 
 	// Expired tokens of the user are dropped when a new one is stored.
 	must(r.CreateRefreshToken(ctx, registry.RefreshToken{UserID: a.ID, Hash: "old", ExpiresAt: time.Now().Add(-time.Minute)}))
 	must(r.CreateRefreshToken(ctx, registry.RefreshToken{UserID: a.ID, Hash: "h2", ExpiresAt: exp}))
-	_, err = r.TakeRefreshToken(ctx, "old")
+	_, err = r.UseRefreshToken(ctx, "old")
 	wantErr(t, err, registry.ErrNotFound)
 
 	must(r.CreateRefreshToken(ctx, registry.RefreshToken{UserID: a.ID, Hash: "h3", ExpiresAt: exp}))
 	must(r.CreateRefreshToken(ctx, registry.RefreshToken{UserID: b.ID, Hash: "hb", ExpiresAt: exp}))
-	if n := must(r.RevokeRefreshTokens(ctx, a.ID)); n != 2 {
-		t.Fatalf("revoked %d tokens, want 2", n)
+	if n := must(r.RevokeRefreshTokens(ctx, a.ID)); n != 3 { // h1c (used), h2, h3
+		t.Fatalf("revoked %d tokens, want 3", n)
 	}
-	_, err = r.TakeRefreshToken(ctx, "h3")
+	_, err = r.UseRefreshToken(ctx, "h3")
 	wantErr(t, err, registry.ErrNotFound)
 	// Deleting a user deletes its tokens.
 	must(r.CreateRefreshToken(ctx, registry.RefreshToken{UserID: b.ID, Hash: "hb2", ExpiresAt: exp}))
@@ -95,7 +125,7 @@ func testRefreshTokens(t *testing.T, r registry.Registry) {
 		t.Fatal(err)
 	}
 	for _, h := range []string{"hb", "hb2"} {
-		_, err = r.TakeRefreshToken(ctx, h)
+		_, err = r.UseRefreshToken(ctx, h)
 		wantErr(t, err, registry.ErrNotFound)
 	}
 }

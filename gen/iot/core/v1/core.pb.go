@@ -4955,8 +4955,11 @@ type AuditEvent struct {
 	// actor_id is the user who acted (0: the platform itself).
 	ActorId int64 `protobuf:"varint,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	// action says what happened: user.create, user.update, user.delete,
-	// user.password.change, user.password.reset, device.delete,
-	// device.key.issue, device.key.rotate, consumer.create, consumer.delete,
+	// user.disable, user.enable, user.password.change, user.password.reset,
+	// user.session.replay (a used refresh token was presented again and its
+	// session ended; actor 0), device.delete, device.key.issue,
+	// device.key.rotate, device.certificate.add, device.certificate.remove,
+	// device.ingest_limit.change, consumer.create, consumer.delete,
 	// consumer.key.issue, consumer.key.rotate, grant.create, grant.revoke.
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
 	// target_type is user, device or consumer.

@@ -145,10 +145,14 @@ type CoreServiceClient interface {
 	// RefreshToken exchanges a refresh token for a new user token and a new
 	// refresh token; the one presented stops working (each refresh token works
 	// once). Public: the refresh token is the credential. A password change,
-	// a role change or deleting the user retires its refresh tokens.
+	// a role change or deleting the user retires its refresh tokens. A refresh
+	// token presented again after it was used means it was copied: the whole
+	// session (every refresh token since its sign-in) ends and the event is
+	// audited as user.session.replay.
 	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
-	// SignOut revokes a refresh token. Public: the refresh token is the
-	// credential. User tokens already issued keep working until they expire.
+	// SignOut ends the session of a refresh token (every refresh token since
+	// its sign-in). Public: the refresh token is the credential. User tokens
+	// already issued keep working until they expire.
 	SignOut(context.Context, *v1.SignOutRequest) (*v1.SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
 	GetCurrentUser(context.Context, *v1.GetCurrentUserRequest) (*v1.GetCurrentUserResponse, error)
@@ -894,10 +898,14 @@ type CoreServiceHandler interface {
 	// RefreshToken exchanges a refresh token for a new user token and a new
 	// refresh token; the one presented stops working (each refresh token works
 	// once). Public: the refresh token is the credential. A password change,
-	// a role change or deleting the user retires its refresh tokens.
+	// a role change or deleting the user retires its refresh tokens. A refresh
+	// token presented again after it was used means it was copied: the whole
+	// session (every refresh token since its sign-in) ends and the event is
+	// audited as user.session.replay.
 	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
-	// SignOut revokes a refresh token. Public: the refresh token is the
-	// credential. User tokens already issued keep working until they expire.
+	// SignOut ends the session of a refresh token (every refresh token since
+	// its sign-in). Public: the refresh token is the credential. User tokens
+	// already issued keep working until they expire.
 	SignOut(context.Context, *v1.SignOutRequest) (*v1.SignOutResponse, error)
 	// GetCurrentUser returns the user the token belongs to.
 	GetCurrentUser(context.Context, *v1.GetCurrentUserRequest) (*v1.GetCurrentUserResponse, error)

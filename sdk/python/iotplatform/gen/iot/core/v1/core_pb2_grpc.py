@@ -250,15 +250,19 @@ class CoreServiceServicer:
         """RefreshToken exchanges a refresh token for a new user token and a new
         refresh token; the one presented stops working (each refresh token works
         once). Public: the refresh token is the credential. A password change,
-        a role change or deleting the user retires its refresh tokens.
+        a role change or deleting the user retires its refresh tokens. A refresh
+        token presented again after it was used means it was copied: the whole
+        session (every refresh token since its sign-in) ends and the event is
+        audited as user.session.replay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SignOut(self, request, context):
-        """SignOut revokes a refresh token. Public: the refresh token is the
-        credential. User tokens already issued keep working until they expire.
+        """SignOut ends the session of a refresh token (every refresh token since
+        its sign-in). Public: the refresh token is the credential. User tokens
+        already issued keep working until they expire.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

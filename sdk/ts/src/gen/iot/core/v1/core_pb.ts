@@ -2554,8 +2554,11 @@ export type AuditEvent = Message<"iot.core.v1.AuditEvent"> & {
 
   /**
    * action says what happened: user.create, user.update, user.delete,
-   * user.password.change, user.password.reset, device.delete,
-   * device.key.issue, device.key.rotate, consumer.create, consumer.delete,
+   * user.disable, user.enable, user.password.change, user.password.reset,
+   * user.session.replay (a used refresh token was presented again and its
+   * session ended; actor 0), device.delete, device.key.issue,
+   * device.key.rotate, device.certificate.add, device.certificate.remove,
+   * device.ingest_limit.change, consumer.create, consumer.delete,
    * consumer.key.issue, consumer.key.rotate, grant.create, grant.revoke.
    *
    * @generated from field: string action = 4;
@@ -2806,7 +2809,10 @@ export const CoreService: GenService<{
    * RefreshToken exchanges a refresh token for a new user token and a new
    * refresh token; the one presented stops working (each refresh token works
    * once). Public: the refresh token is the credential. A password change,
-   * a role change or deleting the user retires its refresh tokens.
+   * a role change or deleting the user retires its refresh tokens. A refresh
+   * token presented again after it was used means it was copied: the whole
+   * session (every refresh token since its sign-in) ends and the event is
+   * audited as user.session.replay.
    *
    * @generated from rpc iot.core.v1.CoreService.RefreshToken
    */
@@ -2816,8 +2822,9 @@ export const CoreService: GenService<{
     output: typeof RefreshTokenResponseSchema;
   },
   /**
-   * SignOut revokes a refresh token. Public: the refresh token is the
-   * credential. User tokens already issued keep working until they expire.
+   * SignOut ends the session of a refresh token (every refresh token since
+   * its sign-in). Public: the refresh token is the credential. User tokens
+   * already issued keep working until they expire.
    *
    * @generated from rpc iot.core.v1.CoreService.SignOut
    */
