@@ -165,13 +165,5 @@ func TestMQTT_FullQueueStopsReadingUntilDurable(t *testing.T) {
 			t.Fatalf("publish %d: %v", i, tk.Error())
 		}
 	}
-	recs := e.Sink.Records()
-	if len(recs) != n {
-		t.Fatalf("%d stored, want %d", len(recs), n)
-	}
-	for i, r := range recs {
-		if r.GetLongValue() != int64(i) {
-			t.Fatalf("record %d has value %d: order lost", i, r.GetLongValue())
-		}
-	}
+	e.Sink.WantInOrder(t, n)
 }

@@ -124,28 +124,25 @@ func (r *DB) UseRefreshToken(ctx context.Context, hash string) (registry.Refresh
 
 // RevokeRefreshSession implements registry.RefreshTokens.
 func (r *DB) RevokeRefreshSession(ctx context.Context, userID, sessionID int64) (int, error) {
-	var n int64
-	err := r.write(ctx, func(w wtx) error {
-		res, err := w.exec(`DELETE FROM refresh_tokens WHERE user_id = ? AND session_id = ?`, userID, sessionID)
-		if err == nil {
-			n, err = res.RowsAffected()
-		}
-		return err
-	})
-	return int(n), r.wrap("revoke refresh session", err)
+	return r.deleteRefresh(ctx, "revoke refresh session", `DELETE FROM refresh_tokens WHERE user_id = ? AND session_id = ?`, userID, sessionID)
 }
 
 // RevokeRefreshTokens implements registry.RefreshTokens.
 func (r *DB) RevokeRefreshTokens(ctx context.Context, userID int64) (int, error) {
+	return r.deleteRefresh(ctx, "revoke refresh tokens", `DELETE FROM refresh_tokens WHERE user_id = ?`, userID)
+}
+
+// deleteRefresh runs one DELETE of refresh tokens and returns how many went.
+func (r *DB) deleteRefresh(ctx context.Context, op, q string, args ...any) (int, error) {
 	var n int64
-	err := r.write(ctx, func(w wtx) error {
-		res, err := w.exec(`DELETE FROM refresh_tokens WHERE user_id = ?`, userID)
+	err := r.writeOne(ctx, func(w wtx) error {
+		res, err := w.exec(q, args...)
 		if err == nil {
 			n, err = res.RowsAffected()
 		}
 		return err
 	})
-	return int(n), r.wrap("revoke refresh tokens", err)
+	return int(n), r.wrap(op, err)
 }
 
 // AppendAudit implements registry.AuditLog.

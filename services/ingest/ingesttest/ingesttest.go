@@ -128,6 +128,22 @@ func (k *Sink) Records() []*busv1.Record {
 	return append([]*busv1.Record(nil), k.recs...)
 }
 
+// WantInOrder fails t unless the sink holds exactly n records valued 0, 1,
+// …, n-1 (long values) in that order: what a client publishing values
+// 0..n-1 one after the other must see kept, order included.
+func (k *Sink) WantInOrder(t testing.TB, n int) {
+	t.Helper()
+	recs := k.Records()
+	if len(recs) != n {
+		t.Fatalf("%d stored, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if r.GetLongValue() != int64(i) {
+			t.Fatalf("record %d has value %d: order lost", i, r.GetLongValue())
+		}
+	}
+}
+
 // WriteDeadLetters implements deadletter.Writer.
 func (k *Sink) WriteDeadLetters(_ context.Context, dls []deadletter.Letter) error {
 	k.mu.Lock()
