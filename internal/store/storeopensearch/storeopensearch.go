@@ -83,7 +83,13 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	if cfg.Mode != ModeShared && cfg.Mode != ModePerSensor {
 		return nil, fmt.Errorf("opensearch index mode %q: want %s or %s", cfg.Mode, ModeShared, ModePerSensor)
 	}
-	oc := opensearch.Config{Addresses: cfg.URLs, MaxRetries: 3, HealthCheckMaxRetries: -1, Username: cfg.Username, Password: cfg.Password}
+	// The client retries 502/503/504 and connection errors. Spaced out
+	// (50, 100, 200, 400 ms): a 503 is often a moment, not an outage — a
+	// search reaching a day index the pipeline has just created, whose
+	// shard has not started yet ("all shards failed"), answers 503 for a few
+	// hundred ms, and back-to-back retries all landed inside it.
+	oc := opensearch.Config{Addresses: cfg.URLs, MaxRetries: 4, RetryBackoff: retryBackoff, HealthCheckMaxRetries: -1,
+		Username: cfg.Username, Password: cfg.Password}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
@@ -176,3 +182,7 @@ var (
 	_ store.Store    = (*Store)(nil)
 	_ store.Searcher = (*Store)(nil)
 )
+
+// retryBackoff is the wait before retry number attempt (1, 2, …) of a
+// request: 50 ms, doubling.
+func retryBackoff(attempt int) time.Duration { return 50 * time.Millisecond << (attempt - 1) }
