@@ -160,6 +160,7 @@ func coordinate() error {
 		fmt.Fprintf(pr.in, "start %d\n", t0.UnixNano())
 	}
 	time.Sleep(time.Until(t0.Add(*warmup)))
+	m0 := p.scrape()
 	cpu0, w0 := cpuTicks(*pid), time.Now()
 	var peak int64
 	for time.Since(w0) < *duration {
@@ -168,6 +169,7 @@ func coordinate() error {
 	}
 	cpu1, w1 := cpuTicks(*pid), time.Now()
 	end := rss(*pid)
+	m1 := p.scrape()
 	cpu := float64(cpu1-cpu0) / 100 / w1.Sub(w0).Seconds()
 
 	var total result
@@ -213,6 +215,7 @@ func coordinate() error {
 		labelPrefix(), *edge, connected, *interval, *duration, *warmup, float64(total.windowAcked)/duration.Seconds(),
 		pct(0.5), pct(0.99), pct(1), float64(end)/1024, float64(idle)/1024, float64(peak)/1024, perDev, cpu,
 		cpu*1e6/max(float64(total.windowAcked)/duration.Seconds(), 1), total.sent, total.acked, total.refused, total.errs, total.late, stored, stored == total.acked)
+	fmt.Println(summary(m0, m1))
 	if total.firstErr != "" {
 		fmt.Printf("first device error: %s\n", total.firstErr)
 	}

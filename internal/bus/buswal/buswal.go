@@ -111,6 +111,7 @@ type Log struct {
 	lag      prometheus.Histogram
 	backlog  prometheus.GaugeFunc
 	groups   prometheus.Histogram
+	applies  prometheus.Histogram
 	fsyncDur prometheus.Histogram
 }
 
@@ -193,6 +194,11 @@ func Open(log *slog.Logger, cfg Config, reg prometheus.Registerer) (*Log, error)
 		Help:    "Records made durable by one write and fsync (group commit).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 16),
 	})
+	l.applies = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "iot_wal_apply_records",
+		Help:    "Records given to the store in one handler call (one store transaction).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 16),
+	})
 	l.fsyncDur = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "iot_wal_fsync_seconds",
 		Help:    "Duration of one segment fsync.",
@@ -203,7 +209,7 @@ func Open(log *slog.Logger, cfg Config, reg prometheus.Registerer) (*Log, error)
 		Help: "Records published and not yet applied to the store (bounded by the max backlog).",
 	}, func() float64 { l.mu.Lock(); defer l.mu.Unlock(); return float64(l.reserved) })
 	if reg != nil {
-		reg.MustRegister(l.lag, l.groups, l.fsyncDur, l.backlog)
+		reg.MustRegister(l.lag, l.groups, l.applies, l.fsyncDur, l.backlog)
 	}
 	go l.writeLoop()
 	return l, nil
@@ -557,6 +563,7 @@ func (l *Log) Subscribe(ctx context.Context, h bus.Handler) error {
 			continue // take again: more records arrived meanwhile
 		}
 		lastApply = time.Now()
+		l.applies.Observe(float64(len(recs)))
 		if err := h(ctx, recs); err != nil {
 			if ctx.Err() != nil {
 				return nil
