@@ -94,14 +94,15 @@ func quantile(a, b metrics, name string, q float64) float64 {
 	return math.Inf(1)
 }
 
-// summary describes the server over the measured window: memory by kind
-// at its end, and the write-ahead log's groups and apply batches.
+// summary describes the server between two scrapes of the measured window:
+// memory by kind at the second, and the write-ahead log's groups (one fsync
+// each) and apply batches (one store transaction each).
 func summary(a, b metrics) string {
 	if a == nil || b == nil {
 		return "server metrics: not available"
 	}
 	mib := func(k string) float64 { return b[k] / (1 << 20) }
-	per := func(name string) (rate, mean float64) {
+	per := func(name string) (count, mean float64) {
 		n := b[name+"_count"] - a[name+"_count"]
 		if n <= 0 {
 			return 0, 0
@@ -110,8 +111,9 @@ func summary(a, b metrics) string {
 	}
 	groups, groupMean := per("iot_wal_group_records")
 	applies, applyMean := per("iot_wal_apply_records")
-	return fmt.Sprintf("server metrics: stacks %.1f MiB, heap in use %.1f MiB, %.0f goroutines; "+
-		"window: %.0f log groups (%.1f records each), %.0f store applies (%.1f records each), ack → applied p99 ≤ %.1f ms",
-		mib("go_memstats_stack_inuse_bytes"), mib("go_memstats_heap_inuse_bytes"), b["go_goroutines"],
+	return fmt.Sprintf("server metrics: stacks %.1f MiB, heap in use %.1f MiB (heap from the OS %.1f, released %.1f; Go total %.1f), %.0f goroutines; "+
+		"between scrapes: %.0f log groups (%.1f records each), %.0f store applies (%.1f records each), ack → applied p99 ≤ %.1f ms",
+		mib("go_memstats_stack_inuse_bytes"), mib("go_memstats_heap_inuse_bytes"), mib("go_memstats_heap_sys_bytes"),
+		mib("go_memstats_heap_released_bytes"), mib("go_memstats_sys_bytes"), b["go_goroutines"],
 		groups, groupMean, applies, applyMean, quantile(a, b, "iot_wal_ack_to_applied_seconds", 0.99)*1000)
 }
