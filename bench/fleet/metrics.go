@@ -109,11 +109,14 @@ func summary(a, b metrics) string {
 		}
 		return n, (b[name+"_sum"] - a[name+"_sum"]) / n
 	}
+	fsyncMax := quantile(a, b, "iot_wal_fsync_seconds", 1)
 	groups, groupMean := per("iot_wal_group_records")
 	applies, applyMean := per("iot_wal_apply_records")
 	return fmt.Sprintf("server metrics: stacks %.1f MiB, heap in use %.1f MiB (heap from the OS %.1f, released %.1f; Go total %.1f), %.0f goroutines; "+
-		"between scrapes: %.0f log groups (%.1f records each), %.0f store applies (%.1f records each), ack → applied p99 ≤ %.1f ms",
+		"between scrapes: %.0f log groups (%.1f records each), %.0f store applies (%.1f records each), ack → applied p99 ≤ %.1f ms, "+
+		"log fsync p99 ≤ %.1f ms, max ≤ %.1f ms; GC pause max %.1f ms",
 		mib("go_memstats_stack_inuse_bytes"), mib("go_memstats_heap_inuse_bytes"), mib("go_memstats_heap_sys_bytes"),
 		mib("go_memstats_heap_released_bytes"), mib("go_memstats_sys_bytes"), b["go_goroutines"],
-		groups, groupMean, applies, applyMean, quantile(a, b, "iot_wal_ack_to_applied_seconds", 0.99)*1000)
+		groups, groupMean, applies, applyMean, quantile(a, b, "iot_wal_ack_to_applied_seconds", 0.99)*1000,
+		quantile(a, b, "iot_wal_fsync_seconds", 0.99)*1000, fsyncMax*1000, b[`go_gc_duration_seconds{quantile="1"}`]*1000)
 }

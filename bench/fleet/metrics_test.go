@@ -37,6 +37,9 @@ go_goroutines 9
 	if q := quantile(a, b, "h", 0.99); q != 0.1 {
 		t.Errorf("p99 = %v, want 0.1", q)
 	}
+	if q := quantile(a, b, "h", 1); q != 0.1 {
+		t.Errorf("max = %v, want 0.1 (the highest bucket with an observation)", q)
+	}
 	if q := quantile(b, b, "h", 0.99); !math.IsNaN(q) {
 		t.Errorf("empty window p99 = %v, want NaN", q)
 	}
