@@ -108,9 +108,9 @@ func (a *App) initBus(ctx context.Context) (*busParts, error) {
 			p.pub, p.sub, p.embedded = b, b, b
 			return p, nil
 		}
-		l, err := buswal.Open(a.log.With("component", "wal"), buswal.Config{
-			Dir: filepath.Join(a.cfg.DataDir, "wal"), MaxBacklog: c.WALMaxBacklog, PublishTimeout: c.PublishTimeout,
-		}, a.metrics)
+		wc := c.Flags.Config()
+		wc.Dir, wc.PublishTimeout = filepath.Join(a.cfg.DataDir, "wal"), c.PublishTimeout
+		l, err := buswal.Open(a.log.With("component", "wal"), wc, a.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("open write-ahead log: %w", err)
 		}

@@ -160,14 +160,27 @@ func coordinate() error {
 		fmt.Fprintf(pr.in, "start %d\n", t0.UnixNano())
 	}
 	time.Sleep(time.Until(t0.Add(*warmup)))
+	// The RSS per device and the metrics' second scrape are taken 1.5-2.5 s
+	// before the window ends, every device still connected: they disconnect
+	// during its last second.
+	m0 := p.scrape()
 	cpu0, w0 := cpuTicks(*pid), time.Now()
 	var peak int64
+	var m1 metrics
+	var end int64 // RSS with every device connected and sending
 	for time.Since(w0) < *duration {
 		time.Sleep(time.Second)
 		peak = max(peak, rss(*pid))
+		if m1 == nil && time.Since(w0) >= *duration-2500*time.Millisecond {
+			end = rss(*pid)
+			m1 = p.scrape()
+			fmt.Printf("server RSS: anonymous %.1f MiB, files %.1f MiB\n", float64(statusField(*pid, "RssAnon:"))/1024, float64(statusField(*pid, "RssFile:"))/1024)
+		}
 	}
 	cpu1, w1 := cpuTicks(*pid), time.Now()
-	end := rss(*pid)
+	if end == 0 {
+		end = rss(*pid)
+	}
 	cpu := float64(cpu1-cpu0) / 100 / w1.Sub(w0).Seconds()
 
 	var total result
@@ -213,6 +226,7 @@ func coordinate() error {
 		labelPrefix(), *edge, connected, *interval, *duration, *warmup, float64(total.windowAcked)/duration.Seconds(),
 		pct(0.5), pct(0.99), pct(1), float64(end)/1024, float64(idle)/1024, float64(peak)/1024, perDev, cpu,
 		cpu*1e6/max(float64(total.windowAcked)/duration.Seconds(), 1), total.sent, total.acked, total.refused, total.errs, total.late, stored, stored == total.acked)
+	fmt.Println(summary(m0, m1))
 	if total.firstErr != "" {
 		fmt.Printf("first device error: %s\n", total.firstErr)
 	}

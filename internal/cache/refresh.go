@@ -8,15 +8,15 @@ import "time"
 // key on its own once per TTL: with many devices each sending rarely that is
 // one registry query for every other reading. Instead one goroutine wakes
 // every quarter TTL while some entries are being read, and reloads together
-// the entries read since their last load that have less than half their TTL
-// left; readers keep hitting the cache and never wait for it. The goroutine
+// the entries read since their last load that have less than dueLeft of
+// their TTL left; readers keep hitting the cache and never wait for it. The goroutine
 // ends when a round finds nothing to refresh and the next hit starts it
 // again, so an idle cache holds no goroutine.
 
 // NewRefreshing returns a cache configured by cfg whose entries are
 // reloaded many at a time by refresh ahead of their expiry: entries read
-// since they were loaded are passed to it about half a TTL before they
-// expire, and the answers it returns live a new TTL from the moment the
+// since they were loaded are passed to it between 3/16 and 7/16 of a TTL
+// before they expire (a quarter TTL in steady state), and the answers it returns live a new TTL from the moment the
 // call started. Entries it leaves out expire as usual (the next Load asks
 // its load for them, one by one), so a refresh never extends an answer the
 // source did not give again; errors are never refreshed.
@@ -25,6 +25,16 @@ func NewRefreshing[K comparable, V any](cfg Config, refresh func(old map[K]V) ma
 	c.refresh = refresh
 	return c
 }
+
+// dueLeft is the share of its TTL an entry has left (in sixteenths) below
+// which a round refreshes it. Rounds come every 4/16 TTL, so an entry
+// refreshed by one round has 12/16 left at the next, 8/16 at the second —
+// just over 7/16, not due — and 4/16 at the third, which refreshes it: each
+// entry in use is reloaded every 3/4 TTL, with a quarter TTL for the round
+// to finish before it would expire. (With a half TTL, the second round's
+// clock jitter made about every other entry due there: reloaded every half
+// TTL, a third more rows read per second.)
+const dueLeft = 7
 
 // startRefresh starts the refresh goroutine unless it runs (c.mu held).
 func (c *Cache[K, V]) startRefresh() {
@@ -59,7 +69,7 @@ func (c *Cache[K, V]) refreshRound() bool {
 			continue
 		}
 		pending = true
-		if e.until.Sub(start) < c.ttl/2 {
+		if e.until.Sub(start) < c.ttl*dueLeft/16 {
 			old[k] = e.v
 		}
 	}

@@ -142,3 +142,42 @@ func TestCache_RefreshDroppedByForget(t *testing.T) {
 		t.Fatal("the refreshed answer outlived its TTL")
 	}
 }
+
+// TestCache_RefreshEveryThreeQuartersTTL: a refreshed entry in use is not
+// refreshed again by the round half a TTL later even when that round runs a
+// little late (clock jitter), only by the next one, a quarter TTL before it
+// would expire: rounds read each entry in use every 3/4 TTL, not every 1/2.
+func TestCache_RefreshEveryThreeQuartersTTL(t *testing.T) {
+	const ttl = time.Minute
+	var clock atomic.Int64
+	clock.Store(time.Unix(1000, 0).UnixNano())
+	advance := func(d time.Duration) { clock.Add(int64(d)) }
+	var calls atomic.Int64
+	c := NewRefreshing(Config{TTL: ttl, Now: func() time.Time { return time.Unix(0, clock.Load()) }},
+		func(old map[int]int) map[int]int {
+			calls.Add(1)
+			return map[int]int{1: 1}
+		})
+	c.Put(1, 1)
+	c.Get(1)
+	advance(ttl * 3 / 4) // a quarter TTL left: due
+	c.refreshRound()
+	if calls.Load() != 1 {
+		t.Fatalf("%d refresh calls with a quarter TTL left, want 1", calls.Load())
+	}
+	for round := 1; round <= 3; round++ {
+		c.Get(1)
+		advance(ttl/4 + time.Millisecond) // the next round, a little late
+		c.refreshRound()
+		want := int64(1)
+		if round == 3 {
+			want = 2
+		}
+		if calls.Load() != want {
+			t.Fatalf("round %d after the refresh: %d refresh calls, want %d", round, calls.Load(), want)
+		}
+	}
+	if _, ok, _ := c.Get(1); !ok {
+		t.Fatal("the entry refreshed a quarter TTL before its expiry is gone")
+	}
+}
