@@ -130,7 +130,7 @@ func TestConfig_EmbeddedBusRefusesSplitRoles(t *testing.T) {
 // no sense refuse to start, naming the flag and its variable.
 func TestConfig_BadValuesNameTheFlagAndVariable(t *testing.T) {
 	for _, tc := range []struct{ flag, value string }{
-		{"opensearch-replicas", "-1"}, {"opensearch-shards", "0"}, {"kafka-partitions", "0"}, {"mqtt-queue", "0"},
+		{"opensearch-replicas", "-1"}, {"opensearch-shards", "0"}, {"opensearch-retention-settle", "0s"}, {"kafka-partitions", "0"}, {"mqtt-queue", "0"},
 		{"ingest-max-batch", "0"}, {"wal-max-backlog", "0"}, {"query-poll-interval", "0s"}, {"embedded-bus", "tape"},
 		{"store", "tape"}, {"api-max-body", "0"}, {"shutdown-timeout", "0s"}, {"user-token-ttl", "-1s"},
 		{"registry-cache-entries", "-1"}, {"ingest-publish-timeout", "0s"}, {"ws-idle-timeout", "0s"},

@@ -39,9 +39,9 @@ func (s *Store) dayIndices(ctx context.Context) ([]string, map[string]int64, err
 }
 
 // dropExpiredDays drops every day index that ended in the past and whose
-// every sensor has its raw horizon at or after the end of the day: all of
-// its readings are expired, summarised into the rollups and hidden from
-// reads. A day kept by a sensor remembers that sensor, so the next call
+// every sensor has its horizon at or after the end of the day and no
+// reading in it written since the horizon moved: all of its readings are
+// expired, summarised into the rollups and hidden from reads. A day kept by a sensor remembers that sensor, so the next call
 // looks at its horizon alone before listing the day's sensors again.
 func (s *Store) dropExpiredDays(ctx context.Context) error {
 	names, ends, err := s.dayIndices(ctx)
@@ -66,7 +66,7 @@ func (s *Store) dropExpiredDays(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-	horizons, err := s.rawHorizons(ctx, ids)
+	horizons, err := s.horizonsOf(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (s *Store) dropExpiredDays(ctx context.Context) error {
 	}
 	for _, name := range past {
 		end := ends[name]
-		if k, ok := keepers[name]; ok && horizons[k] < end {
+		if k, ok := keepers[name]; ok && horizons[k].Raw < end {
 			if err := s.liftStaleBlock(ctx, name, blocked); err != nil {
 				return err
 			}
@@ -190,23 +190,65 @@ func (s *Store) dropDay(ctx context.Context, name string, end int64) error {
 	return nil
 }
 
-// dayKeeperOf returns a sensor with readings in the day index whose raw
-// horizon is before end (0: none, the whole day is expired).
+// dayKeeperOf returns a sensor with readings in the day index that are
+// not summarised yet: its horizon is before end, or some of its readings
+// there were written since its horizon moved (0: none, the whole day is
+// summarised).
 func (s *Store) dayKeeperOf(ctx context.Context, name string, end int64) (int64, error) {
 	for after := int64(0); ; {
-		ids, err := s.sensorsIn(ctx, name, after, 1000)
+		written, ids, err := s.sensorsWrittenIn(ctx, name, after, 1000)
 		if err != nil || len(ids) == 0 {
 			return 0, err
 		}
-		hs, err := s.rawHorizons(ctx, ids)
+		hs, err := s.horizonsOf(ctx, ids)
 		if err != nil {
 			return 0, err
 		}
 		for _, id := range ids {
-			if hs[id] < end {
+			// The max aggregation answers a double (a written_ns is
+			// rounded by up to 128 ns): a day is kept when in doubt.
+			if h := hs[id]; h.Raw < end {
+				return id, nil
+			} else if w, ok := written[id]; ok && w+1024 >= h.Written {
 				return id, nil
 			}
 		}
 		after = ids[len(ids)-1]
 	}
+}
+
+// sensorsWrittenIn lists up to n sensor ids greater than after (0: from
+// the first) with readings in index, in id order, and the last written_ns
+// of each there (absent: all written before written_ns existed).
+func (s *Store) sensorsWrittenIn(ctx context.Context, index string, after int64, n int) (map[int64]int64, []int64, error) {
+	comp := map[string]any{"size": n, "sources": []any{map[string]any{"id": map[string]any{"terms": map[string]any{"field": "sensor_id"}}}}}
+	if after > 0 {
+		comp["after"] = map[string]any{"id": after}
+	}
+	var res struct {
+		Aggregations struct {
+			S struct {
+				Buckets []struct {
+					Key struct{ ID int64 } `json:"key"`
+					W   struct {
+						Value *float64 `json:"value"`
+					} `json:"w"`
+				} `json:"buckets"`
+			} `json:"s"`
+		} `json:"aggregations"`
+	}
+	body := map[string]any{"size": 0, "aggs": map[string]any{"s": map[string]any{"composite": comp,
+		"aggs": map[string]any{"w": map[string]any{"max": map[string]any{"field": "written_ns"}}}}}}
+	if err := s.search(ctx, index, body, &res); err != nil {
+		return nil, nil, fmt.Errorf("list sensors of %s: %w", index, err)
+	}
+	written := map[int64]int64{}
+	ids := make([]int64, len(res.Aggregations.S.Buckets))
+	for i, b := range res.Aggregations.S.Buckets {
+		ids[i] = b.Key.ID
+		if b.W.Value != nil {
+			written[b.Key.ID] = int64(*b.W.Value)
+		}
+	}
+	return written, ids, nil
 }

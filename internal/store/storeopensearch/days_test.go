@@ -305,7 +305,7 @@ func TestDayIndices_LegacyIndexReadAndExpired(t *testing.T) {
 	if br.Errors {
 		t.Fatal("loading the legacy index failed")
 	}
-	s, err := storeopensearch.Open(ctx, slog.New(slog.DiscardHandler), storeopensearch.Config{URLs: []string{testenv.OpenSearchURL(t)}, Prefix: prefix})
+	s, err := storeopensearch.Open(ctx, slog.New(slog.DiscardHandler), storeopensearch.Config{URLs: []string{testenv.OpenSearchURL(t)}, Prefix: prefix, Settle: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}

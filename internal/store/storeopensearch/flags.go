@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/iotplatform/iotplatform/internal/envflag"
 )
@@ -21,7 +22,9 @@ type Flags struct {
 	Prefix   string
 	Replicas int
 	Shards   int
-	Auth     AuthFlags
+	// Settle is Config.Settle.
+	Settle time.Duration
+	Auth   AuthFlags
 }
 
 // RegisterFlags binds the OpenSearch flags.
@@ -31,6 +34,8 @@ func (c *Flags) RegisterFlags(fs *flag.FlagSet) {
 	envflag.String(fs, &c.Prefix, "opensearch-prefix", "IOT_OPENSEARCH_PREFIX", "iot", "prefix of the shared OpenSearch indices and template")
 	envflag.Int(fs, &c.Replicas, "opensearch-replicas", "IOT_OPENSEARCH_REPLICAS", 0, "replicas per OpenSearch shard (0 on a single node)")
 	envflag.Int(fs, &c.Shards, "opensearch-shards", "IOT_OPENSEARCH_SHARDS", 1, "primary shards per readings index")
+	envflag.Duration(fs, &c.Settle, "opensearch-retention-settle", "IOT_OPENSEARCH_RETENTION_SETTLE", DefaultSettle,
+		"how long after it was written retention summarises a reading: longer than any bulk request takes plus the clock difference between pipeline and retention hosts")
 	c.Auth.RegisterFlags(fs)
 }
 
@@ -45,6 +50,9 @@ func (c *Flags) Validate() error {
 	}
 	if c.Shards <= 0 {
 		errs = append(errs, envflag.Errorf("opensearch-shards", "must be positive"))
+	}
+	if c.Settle < time.Second {
+		errs = append(errs, envflag.Errorf("opensearch-retention-settle", "%s: want at least 1s", c.Settle))
 	}
 	errs = append(errs, c.Auth.Validate())
 	return errors.Join(errs...)
@@ -63,7 +71,7 @@ func (c *Flags) Config() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	return Config{URLs: urls, Prefix: c.Prefix, Mode: c.Mode, Replicas: c.Replicas, Shards: c.Shards,
+	return Config{URLs: urls, Prefix: c.Prefix, Mode: c.Mode, Replicas: c.Replicas, Shards: c.Shards, Settle: c.Settle,
 		Username: c.Auth.Username, Password: pw, CAFile: c.Auth.CAFile}, nil
 }
 

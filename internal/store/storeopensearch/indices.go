@@ -29,6 +29,7 @@ var readingsMappings = map[string]any{
 		"device_id":     map[string]any{"type": "long"},
 		"ts_ns":         map[string]any{"type": "long"},
 		"seq":           map[string]any{"type": "long"},
+		"written_ns":    map[string]any{"type": "long"},
 		"timestamp":     map[string]any{"type": "date_nanos"},
 		"received":      map[string]any{"type": "date_nanos"},
 		"protocol":      map[string]any{"type": "keyword"},
@@ -68,11 +69,12 @@ func (s *Store) install(ctx context.Context) error {
 	if err := s.installRollups(ctx); err != nil {
 		return err
 	}
-	// Indices created before readings had a seq get the field (strict
-	// mappings refuse unknown fields); adding a field is always allowed.
+	// Indices created before readings had a seq (or a written_ns) get the
+	// fields (strict mappings refuse unknown fields); adding a field is
+	// always allowed.
 	if _, err := s.do(ctx, http.MethodPut, "/"+s.allReadings()+"/_mapping?allow_no_indices=true&ignore_unavailable=true",
-		map[string]any{"properties": map[string]any{"seq": map[string]any{"type": "long"}}}, nil); err != nil {
-		return fmt.Errorf("add seq to readings mappings: %w", err)
+		map[string]any{"properties": map[string]any{"seq": map[string]any{"type": "long"}, "written_ns": map[string]any{"type": "long"}}}, nil); err != nil {
+		return fmt.Errorf("add seq and written_ns to readings mappings: %w", err)
 	}
 	return nil
 }

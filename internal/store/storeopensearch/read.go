@@ -113,25 +113,24 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 		}
 		a.Merge(p)
 	}
-	horizon, err := s.rawHorizon(ctx, q.SensorID)
+	h, err := s.horizonOf(ctx, q.SensorID)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate readings: %w", err)
 	}
-	rawFrom := q.FromNS
-	if horizon > rawFrom {
-		rawFrom = min(horizon, q.ToNS)
-		if err := s.aggregateRollups(ctx, q.SensorID, q.FromNS, rawFrom, iv, add); err != nil {
+	var filters []any
+	if h.Raw > q.FromNS {
+		// Before the horizon the rollups answer, plus the raw readings
+		// written there since the rollups were made (not summarised yet).
+		if err := s.aggregateRollups(ctx, q.SensorID, q.FromNS, min(h.Raw, q.ToNS), iv, add); err != nil {
 			return nil, fmt.Errorf("aggregate readings: %w", err)
 		}
+		filters = []any{map[string]any{"bool": map[string]any{"minimum_should_match": 1, "should": []any{
+			map[string]any{"range": map[string]any{"ts_ns": map[string]any{"gte": h.Raw}}},
+			writtenFrom(h.Written),
+		}}}}
 	}
-	if rawFrom < q.ToNS {
-		// Buckets stay aligned on q.FromNS.
-		shift := floorDiv(rawFrom-q.FromNS, iv)
-		start := q.FromNS + shift*iv
-		err := s.aggregateRaw(ctx, q.SensorID, start, q.ToNS, iv, func(idx int64, p partial) { add(idx+shift, p) }, rawFrom)
-		if err != nil {
-			return nil, fmt.Errorf("aggregate readings: %w", err)
-		}
+	if err := s.aggregateRaw(ctx, q.SensorID, q.FromNS, q.ToNS, iv, filters, add); err != nil {
+		return nil, fmt.Errorf("aggregate readings: %w", err)
 	}
 	idxs := make([]int64, 0, len(acc))
 	for i := range acc {
@@ -145,22 +144,18 @@ func (s *Store) Aggregate(ctx context.Context, q store.AggregateQuery) ([]store.
 	return out, nil
 }
 
-// aggregateRaw summarises the raw readings of [from, to) (from may be
-// raised by an optional minimum) into buckets of iv starting at from.
-func (s *Store) aggregateRaw(ctx context.Context, sensor, from, to, iv int64, add func(idx int64, p partial), atLeast ...int64) error {
-	gte := from
-	for _, a := range atLeast {
-		gte = max(gte, a)
-	}
+// aggregateRaw summarises the raw readings of [from, to) that match
+// filters into buckets of iv starting at from.
+func (s *Store) aggregateRaw(ctx context.Context, sensor, from, to, iv int64, filters []any, add func(idx int64, p partial)) error {
 	topHit := func(dir string) map[string]any {
 		return map[string]any{"top_hits": map[string]any{"size": 1, "sort": readingSort(dir), "_source": []string{"value_num", "ts_ns"}}}
 	}
 	body := map[string]any{
 		"size": 0,
-		"query": map[string]any{"bool": map[string]any{"filter": []any{
+		"query": map[string]any{"bool": map[string]any{"filter": append([]any{
 			map[string]any{"term": map[string]any{"sensor_id": sensor}},
-			map[string]any{"range": map[string]any{"ts_ns": map[string]any{"gte": gte, "lt": to}}},
-		}}},
+			map[string]any{"range": map[string]any{"ts_ns": map[string]any{"gte": from, "lt": to}}},
+		}, filters...)}},
 		"aggs": map[string]any{"b": histogram("timestamp", from, iv, map[string]any{
 			"st":    map[string]any{"stats": map[string]any{"field": "value_num"}},
 			"first": topHit("asc"),

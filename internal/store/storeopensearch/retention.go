@@ -57,8 +57,8 @@ var rollupMappings = map[string]any{
 		"sm": map[string]any{"type": "double"}, "mn": map[string]any{"type": "double"}, "mx": map[string]any{"type": "double"},
 		"fts": map[string]any{"type": "long"}, "fv": map[string]any{"type": "double"},
 		"lts": map[string]any{"type": "long"}, "lv": map[string]any{"type": "double"},
-		"raw_before": map[string]any{"type": "long"},
-		"g":          map[string]any{"type": "keyword"}, // "m" minute, "h" hour
+		"raw_before": map[string]any{"type": "long"}, "written_before": map[string]any{"type": "long"},
+		"g": map[string]any{"type": "keyword"}, // "m" minute, "h" hour
 	},
 }
 
@@ -69,8 +69,10 @@ func (s *Store) installRollups(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	// Rollups indices created before hour rollups get the field.
-	if _, err := s.do(ctx, http.MethodPut, "/"+s.rollupsIndex()+"/_mapping", map[string]any{"properties": map[string]any{"g": map[string]any{"type": "keyword"}}}, nil); err != nil {
+	// Rollups indices created before hour rollups (or before horizons
+	// had written_before) get the fields.
+	if _, err := s.do(ctx, http.MethodPut, "/"+s.rollupsIndex()+"/_mapping", map[string]any{"properties": map[string]any{
+		"g": map[string]any{"type": "keyword"}, "written_before": map[string]any{"type": "long"}}}, nil); err != nil {
 		return fmt.Errorf("update rollups mappings: %w", err)
 	}
 	return nil
@@ -121,28 +123,44 @@ func hourID(sensor, t int64) string {
 
 func horizonID(sensor int64) string { return "h_" + strconv.FormatInt(sensor, 10) }
 
-// rawHorizon returns the instant before which sensor's raw readings were
-// deleted (0: none were).
-func (s *Store) rawHorizon(ctx context.Context, sensor int64) (int64, error) {
+// horizon says how far a sensor's readings are summarised into the
+// rollups: exactly the readings with ts < Raw that were written (their
+// written_ns) before Written — a reading from before written_ns existed
+// counts as written at 0. Every read hides the readings before Raw (they
+// are expired); Aggregate adds those written since Written (arrived late,
+// not summarised yet) to the rollups, so it never misses one and never
+// counts one twice.
+type horizon struct {
+	Raw     int64 `json:"raw_before"`
+	Written int64 `json:"written_before"`
+}
+
+// horizonOf returns sensor's horizon (zero: nothing summarised).
+func (s *Store) horizonOf(ctx context.Context, sensor int64) (horizon, error) {
 	var res struct {
-		Found  bool `json:"found"`
-		Source struct {
-			RawBefore int64 `json:"raw_before"`
-		} `json:"_source"`
+		Found  bool    `json:"found"`
+		Source horizon `json:"_source"`
 	}
 	status, err := s.do(ctx, http.MethodGet, "/"+s.rollupsIndex()+"/_doc/"+horizonID(sensor), nil, &res)
 	if status == http.StatusNotFound {
-		return 0, nil
+		return horizon{}, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read retention horizon: %w", err)
+		return horizon{}, fmt.Errorf("read retention horizon: %w", err)
 	}
-	return res.Source.RawBefore, nil
+	return res.Source, nil
 }
 
-// rawHorizons returns the raw horizons of sensors (absent: 0).
-func (s *Store) rawHorizons(ctx context.Context, sensors []int64) (map[int64]int64, error) {
-	out := make(map[int64]int64, len(sensors))
+// rawHorizon returns the instant before which sensor's raw readings are
+// expired (0: none are).
+func (s *Store) rawHorizon(ctx context.Context, sensor int64) (int64, error) {
+	h, err := s.horizonOf(ctx, sensor)
+	return h.Raw, err
+}
+
+// horizonsOf returns the horizons of sensors (absent: zero), in one request.
+func (s *Store) horizonsOf(ctx context.Context, sensors []int64) (map[int64]horizon, error) {
+	out := make(map[int64]horizon, len(sensors))
 	if len(sensors) == 0 {
 		return out, nil
 	}
@@ -154,8 +172,8 @@ func (s *Store) rawHorizons(ctx context.Context, sensors []int64) (map[int64]int
 		Docs []struct {
 			Found  bool `json:"found"`
 			Source struct {
-				SensorID  int64 `json:"sensor_id"`
-				RawBefore int64 `json:"raw_before"`
+				SensorID int64 `json:"sensor_id"`
+				horizon
 			} `json:"_source"`
 		} `json:"docs"`
 	}
@@ -164,10 +182,37 @@ func (s *Store) rawHorizons(ctx context.Context, sensors []int64) (map[int64]int
 	}
 	for _, d := range res.Docs {
 		if d.Found {
-			out[d.Source.SensorID] = d.Source.RawBefore
+			out[d.Source.SensorID] = d.Source.horizon
 		}
 	}
 	return out, nil
+}
+
+// rawHorizons returns the raw horizons of sensors (absent: 0).
+func (s *Store) rawHorizons(ctx context.Context, sensors []int64) (map[int64]int64, error) {
+	hs, err := s.horizonsOf(ctx, sensors)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]int64, len(hs))
+	for id, h := range hs {
+		out[id] = h.Raw
+	}
+	return out, nil
+}
+
+// writtenBefore matches the readings written before w (and those from
+// before written_ns existed).
+func writtenBefore(w int64) map[string]any {
+	return map[string]any{"bool": map[string]any{"minimum_should_match": 1, "should": []any{
+		map[string]any{"range": map[string]any{"written_ns": map[string]any{"lt": w}}},
+		map[string]any{"bool": map[string]any{"must_not": map[string]any{"exists": map[string]any{"field": "written_ns"}}}},
+	}}}
+}
+
+// writtenFrom matches the readings written at or after w.
+func writtenFrom(w int64) map[string]any {
+	return map[string]any{"range": map[string]any{"written_ns": map[string]any{"gte": w}}}
 }
 
 // aggregateRollups adds the minute rollups of [from, to) to add, bucketed
@@ -263,6 +308,9 @@ func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) 
 	// written cuts a new segment, and per-sensor refreshes cost ingest a
 	// third of its throughput (docs/BENCHMARKS.md, issue #15).
 	st := &expireStep{}
+	// Readings written before settled are searchable by now (no bulk
+	// request takes Settle): they can be summarised; later ones wait.
+	settled := time.Now().Add(-s.cfg.Settle).UnixNano()
 	defer func() {
 		if err := s.finishExpire(context.WithoutCancel(ctx), st); err != nil && retErr == nil {
 			retErr = err
@@ -283,7 +331,7 @@ func (s *Store) Expire(ctx context.Context, p store.RetentionPolicy, limit int) 
 			more := false
 			if cut > 0 {
 				var n int
-				n, more, err = s.expireSensor(ctx, st, id, cut, limit-total)
+				n, more, err = s.expireSensor(ctx, st, id, cut, settled, limit-total)
 				total += n
 				if err != nil {
 					return total, fmt.Errorf("expire readings of sensor %d: %w", id, err)
@@ -422,36 +470,45 @@ func (s *Store) sensorsIn(ctx context.Context, index string, after int64, n int)
 	return ids, nil
 }
 
-// nthBefore returns the ts of the n-th (from 0) oldest reading of sensor
-// in [floor, cut).
-func (s *Store) nthBefore(ctx context.Context, sensor, floor, cut int64, n int) (int64, bool, error) {
-	rng := map[string]any{"lt": cut}
-	if floor > 0 {
-		rng["gte"] = floor
-	}
+// nthReading returns the ts_ns and written_ns of the n-th (from 0)
+// reading of sensor matching filters, in sort order.
+func (s *Store) nthReading(ctx context.Context, sensor int64, filters []any, sort []any, n int) (ts, written int64, ok bool, err error) {
 	body := map[string]any{
-		"from": n, "size": 1, "_source": []string{"ts_ns"}, "track_total_hits": false,
-		"query": map[string]any{"bool": map[string]any{"filter": []any{
+		"from": n, "size": 1, "_source": []string{"ts_ns", "written_ns"}, "track_total_hits": false,
+		"query": map[string]any{"bool": map[string]any{"filter": append([]any{
 			map[string]any{"term": map[string]any{"sensor_id": sensor}},
-			map[string]any{"range": map[string]any{"ts_ns": rng}},
-		}}},
-		"sort": readingSort("asc"),
+		}, filters...)}},
+		"sort": sort,
 	}
 	var res searchResponse
 	if err := s.search(ctx, s.searchIndex(sensor), body, &res); err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	if len(res.Hits.Hits) == 0 {
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	var d struct {
-		TsNS int64 `json:"ts_ns"`
+		TsNS      int64 `json:"ts_ns"`
+		WrittenNS int64 `json:"written_ns"`
 	}
 	if err := json.Unmarshal(res.Hits.Hits[0].Source, &d); err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
-	return d.TsNS, true, nil
+	return d.TsNS, d.WrittenNS, true, nil
 }
+
+// tsRange matches readings with from <= ts_ns < to (from 0: no lower
+// bound).
+func tsRange(from, to int64) map[string]any {
+	rng := map[string]any{"lt": to}
+	if from > 0 {
+		rng["gte"] = from
+	}
+	return map[string]any{"range": map[string]any{"ts_ns": rng}}
+}
+
+// writtenSort orders readings by when they were written.
+var writtenSort = []any{map[string]any{"written_ns": map[string]any{"order": "asc", "missing": 0, "unmapped_type": "long"}}, map[string]any{"ts_ns": "asc"}}
 
 // expireStep is what one Expire call refreshed and deleted from.
 type expireStep struct {
@@ -475,28 +532,41 @@ func (s *Store) finishExpire(ctx context.Context, st *expireStep) error {
 	return nil
 }
 
-// expireSensor handles whole minutes of one sensor's readings before cut,
-// about limit readings; more reports that expired readings remain.
-func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut int64, limit int) (int, bool, error) {
+// expireSensor summarises about limit of one sensor's readings and moves
+// its horizon (see horizon): first the readings written behind the
+// horizon since its last move (late arrivals, or writes that raced the
+// last step), taken in the order they were written, then the whole
+// minutes before cut, taken in time order. Only readings written before
+// settled are summarised; the horizon moves past the others (they are
+// expired: every read hides them) and a later step summarises them as
+// late arrivals. more reports that such readings remain.
+func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut, settled int64, limit int) (int, bool, error) {
 	idx := s.searchIndex(sensor)
-	horizon, err := s.rawHorizon(ctx, sensor)
+	h, err := s.horizonOf(ctx, sensor)
 	if err != nil {
 		return 0, false, err
 	}
-	// Shared mode: readings before the horizon were summarised and are
-	// hidden; they go with their day index, not one by one. Per-sensor
-	// mode deleted them, and summarises late arrivals before the horizon
-	// into their minute's rollup.
-	var floor int64
-	if s.cfg.Mode == ModeShared {
-		floor = horizon
+	late := func(before int64) []any {
+		return []any{tsRange(0, h.Raw), writtenFrom(h.Written), map[string]any{"range": map[string]any{"written_ns": map[string]any{"lt": before}}}}
 	}
-	if _, ok, err := s.nthBefore(ctx, sensor, floor, cut, 0); err != nil || !ok {
-		return 0, false, err // nothing expired: no refresh
+	// Anything to do? (Cheap searches first: no refresh when nothing is.)
+	var anyLate, anyDue bool
+	if h.Raw > 0 && settled > h.Written {
+		if _, _, anyLate, err = s.nthReading(ctx, sensor, late(settled), writtenSort, 0); err != nil {
+			return 0, false, err
+		}
+	}
+	if cut > h.Raw {
+		if _, _, anyDue, err = s.nthReading(ctx, sensor, []any{tsRange(h.Raw, cut)}, readingSort("asc"), 0); err != nil {
+			return 0, false, err
+		}
+	}
+	if !anyLate && !anyDue {
+		return 0, false, nil
 	}
 	// Every acknowledged write is searchable before it is summarised: the
-	// first sensor of an index with expired readings refreshes the index
-	// (in shared mode one index serves every sensor of the call).
+	// first sensor of an index with work refreshes the index (in shared
+	// mode one index serves every sensor of the call).
 	if !st.refreshed[idx] {
 		if _, err := s.do(ctx, http.MethodPost, "/"+idx+"/_refresh?allow_no_indices=true&ignore_unavailable=true", nil, nil); err != nil {
 			return 0, false, err
@@ -506,30 +576,71 @@ func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut in
 		}
 		st.refreshed[idx] = true
 	}
-	first, ok, err := s.nthBefore(ctx, sensor, floor, cut, 0)
-	if err != nil || !ok {
-		return 0, false, err
-	}
-	from, bound, more := floorTo(first, minuteNS), cut, false
-	if ts, ok, err := s.nthBefore(ctx, sensor, floor, cut, limit); err != nil {
-		return 0, false, err
-	} else if ok {
-		more, bound = true, max(floorTo(ts, minuteNS), from+minuteNS) // a minute is taken whole
-	}
+	next := h
 	mins := map[int64]*partial{}
 	summarised := 0
-	err = s.aggregateRaw(ctx, sensor, from, bound, minuteNS, func(i int64, p partial) {
-		mins[from+i*minuteNS] = &p
-		summarised += int(p.Count)
-	}, floor)
-	if err != nil {
-		return 0, false, err
+	addFrom := func(from int64) func(i int64, p partial) {
+		return func(i int64, p partial) {
+			t := from + i*minuteNS
+			if m := mins[t]; m != nil {
+				m.Merge(p)
+			} else {
+				mins[t] = &p
+			}
+			summarised += int(p.Count)
+		}
 	}
-	// Readings that arrived late, before the horizon, join their minute's
-	// existing rollup.
+	more := false
+	// 1. Written behind the horizon since it last moved, oldest writes
+	// first (a whole write stamp at a time).
+	if h.Raw > 0 && settled > h.Written {
+		next.Written = settled
+		if _, w, ok, err := s.nthReading(ctx, sensor, late(settled), writtenSort, limit); err != nil {
+			return 0, false, err
+		} else if ok {
+			more, next.Written = true, w+1
+		}
+		first, _, ok, err := s.nthReading(ctx, sensor, late(next.Written), readingSort("asc"), 0)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok {
+			from := floorTo(first, minuteNS)
+			if err := s.aggregateRaw(ctx, sensor, from, h.Raw, minuteNS, late(next.Written)[1:], addFrom(from)); err != nil {
+				return 0, false, err
+			}
+		}
+	}
+	// 2. Whole minutes before cut, in time order; those written before
+	// settled are summarised.
+	if !more && cut > h.Raw {
+		due := []any{tsRange(h.Raw, cut)}
+		first, _, ok, err := s.nthReading(ctx, sensor, due, readingSort("asc"), 0)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok {
+			next.Written = max(next.Written, settled)
+			from, bound := floorTo(first, minuteNS), cut
+			if ts, _, ok, err := s.nthReading(ctx, sensor, due, readingSort("asc"), max(0, limit-summarised)); err != nil {
+				return 0, false, err
+			} else if ok {
+				more, bound = true, max(floorTo(ts, minuteNS), from+minuteNS) // a minute is taken whole
+			}
+			if err := s.aggregateRaw(ctx, sensor, from, bound, minuteNS, []any{writtenBefore(next.Written)}, addFrom(from)); err != nil {
+				return 0, false, err
+			}
+			next.Raw = max(h.Raw, bound)
+		}
+	}
+	if next == h {
+		return 0, more, nil
+	}
+	// Readings written behind the horizon join their minute's existing
+	// rollup.
 	var old []string
 	for t := range mins {
-		if t < horizon {
+		if t < h.Raw {
 			old = append(old, rollupID(sensor, t))
 		}
 	}
@@ -556,7 +667,7 @@ func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut in
 		_ = enc.Encode(toRollup(sensor, t, *p))
 	}
 	_ = enc.Encode(map[string]any{"index": map[string]any{"_index": s.rollupsIndex(), "_id": horizonID(sensor)}})
-	_ = enc.Encode(map[string]any{"sensor_id": sensor, "raw_before": max(horizon, bound)})
+	_ = enc.Encode(map[string]any{"sensor_id": sensor, "raw_before": next.Raw, "written_before": next.Written})
 	raw, status, err := s.raw(ctx, http.MethodPost, "/_bulk?refresh=true", "application/x-ndjson", &buf)
 	if err != nil {
 		return 0, false, err
@@ -579,9 +690,10 @@ func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut in
 		Deleted  int   `json:"deleted"`
 		Failures []any `json:"failures"`
 	}
+	// Exactly what the rollups now hold (and what earlier steps deleted).
 	body := map[string]any{"query": map[string]any{"bool": map[string]any{"filter": []any{
 		map[string]any{"term": map[string]any{"sensor_id": sensor}},
-		map[string]any{"range": map[string]any{"ts_ns": map[string]any{"lt": bound}}},
+		tsRange(0, next.Raw), writtenBefore(next.Written),
 	}}}}
 	// Not refreshed here: finishExpire refreshes every index deleted from
 	// once, at the end of the call.

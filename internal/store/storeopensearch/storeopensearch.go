@@ -47,7 +47,16 @@ type Config struct {
 	// CAFile is a PEM bundle verifying the nodes' HTTPS certificates, for a
 	// cluster with a private CA; empty uses the system roots.
 	CAFile string
+	// Settle is how long after it was written retention summarises a
+	// reading (0: DefaultSettle). It must exceed what a bulk request can
+	// take plus the clock difference between the hosts of the pipeline and
+	// of the retention runner: a reading written less than Settle ago is
+	// left to a later retention step (Aggregate counts it meanwhile).
+	Settle time.Duration
 }
+
+// DefaultSettle is Config.Settle's default.
+const DefaultSettle = 5 * time.Minute
 
 // Store implements store.Store on OpenSearch.
 type Store struct {
@@ -79,6 +88,9 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 	}
 	if cfg.Shards <= 0 {
 		cfg.Shards = 1
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = DefaultSettle
 	}
 	if cfg.Mode != ModeShared && cfg.Mode != ModePerSensor {
 		return nil, fmt.Errorf("opensearch index mode %q: want %s or %s", cfg.Mode, ModeShared, ModePerSensor)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iotplatform/iotplatform/internal/store"
 	"github.com/iotplatform/iotplatform/internal/store/storeopensearch"
@@ -27,7 +28,7 @@ func openPrefixed(t testing.TB, mode string) (*storeopensearch.Store, string) {
 	t.Helper()
 	url := testenv.OpenSearchURL(t)
 	prefix := fmt.Sprintf("test-%d", rand.Int64N(1<<40))
-	s, err := storeopensearch.Open(context.Background(), slog.New(slog.DiscardHandler), storeopensearch.Config{URLs: []string{url}, Prefix: prefix, Mode: mode})
+	s, err := storeopensearch.Open(context.Background(), slog.New(slog.DiscardHandler), storeopensearch.Config{URLs: []string{url}, Prefix: prefix, Mode: mode, Settle: time.Nanosecond})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

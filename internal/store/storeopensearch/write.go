@@ -20,6 +20,7 @@ type doc struct {
 	DeviceID     int64           `json:"device_id"`
 	TsNS         int64           `json:"ts_ns"`
 	Seq          int64           `json:"seq"`
+	WrittenNS    int64           `json:"written_ns,omitempty"`
 	Timestamp    string          `json:"timestamp"`
 	Received     string          `json:"received,omitempty"`
 	Protocol     string          `json:"protocol,omitempty"`
@@ -103,6 +104,12 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	lastDay := ""
+	// Every document of the request carries when it was written (each
+	// retry of the batch writes it again, with a new stamp): retention
+	// summarises a reading only once it was written longer ago than the
+	// settle time, so a reading written behind its sensor's horizon while
+	// a retention step runs is summarised by a later step, never skipped.
+	written := time.Now().UnixNano()
 	for _, r := range rs {
 		ref := store.SensorRef{DeviceID: r.DeviceID, SensorID: r.SensorID}
 		var idx string
@@ -128,7 +135,9 @@ func (s *Store) Write(ctx context.Context, rs []store.Reading) error {
 		buf.WriteString(`","_id":"`)
 		buf.WriteString(DocID(r.SensorID, r.TimeNS, r.Seq))
 		buf.WriteString("\"}}\n")
-		if err := enc.Encode(toDoc(r)); err != nil {
+		d := toDoc(r)
+		d.WrittenNS = written
+		if err := enc.Encode(d); err != nil {
 			return fmt.Errorf("encode reading: %w", err)
 		}
 	}
