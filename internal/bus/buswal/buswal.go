@@ -62,12 +62,20 @@ type Config struct {
 	// wait for.
 	ApplyInterval time.Duration
 	// GroupLinger is how long the writer, woken by a publish, waits for
-	// others to join its group before the write and fsync (default 0: it
-	// takes only those already waiting). Every ack of the group waits up to
-	// this much longer; in exchange, at many devices each sending rarely
-	// (one or two publishes waiting per wake-up), the log makes several
-	// times fewer fsyncs and wake-ups per second.
+	// others to join its group before the write and fsync, while many
+	// devices publish (GroupLingerDevices); 0: it takes only those already
+	// waiting. Every ack of the group waits up to this much longer; in
+	// exchange, at many devices each sending rarely (one or two publishes
+	// waiting per wake-up), the log makes several times fewer fsyncs and
+	// wake-ups per second. A few clients each waiting for their acks before
+	// sending more (closed loop) would instead lose throughput to every
+	// linger — hence the device count.
 	GroupLinger time.Duration
+	// GroupLingerDevices is how many distinct devices (a publish's first
+	// record's DeviceId) must have published within the last 100 ms
+	// window or the current one for a group to linger (default 256;
+	// negative: always).
+	GroupLingerDevices int
 	// SyncEvery is the least time between two checkpoints when a syncer is
 	// set (SetSyncApplied; default 200 ms): each costs the store an fsync.
 	SyncEvery time.Duration
@@ -162,6 +170,9 @@ func Open(log *slog.Logger, cfg Config, reg prometheus.Registerer) (*Log, error)
 	}
 	if cfg.SyncEvery <= 0 {
 		cfg.SyncEvery = 200 * time.Millisecond
+	}
+	if cfg.GroupLingerDevices == 0 {
+		cfg.GroupLingerDevices = 256
 	}
 	// The log holds every device's readings: private to the platform's
 	// user (a directory created by an older version is tightened too, which
@@ -430,6 +441,7 @@ func (l *Log) writeLoop() {
 		linger.Stop()
 		defer linger.Stop()
 	}
+	var fleet fleetWindow
 	for {
 		var first *appendReq
 		select {
@@ -449,8 +461,11 @@ func (l *Log) writeLoop() {
 		buf = append(buf[:0], first.buf...)
 		var lingered <-chan time.Time
 		if linger != nil {
-			linger.Reset(l.cfg.GroupLinger)
-			lingered = linger.C
+			fleet.note(first, time.Now())
+			if fleet.many(l.cfg.GroupLingerDevices) {
+				linger.Reset(l.cfg.GroupLinger)
+				lingered = linger.C
+			}
 		}
 	gather:
 		for len(buf) < groupBytes {
@@ -458,6 +473,9 @@ func (l *Log) writeLoop() {
 			case r := <-l.reqs:
 				group = append(group, r)
 				buf = append(buf, r.buf...)
+				if linger != nil {
+					fleet.note(r, time.Time{})
+				}
 				continue
 			default:
 			}
@@ -468,6 +486,7 @@ func (l *Log) writeLoop() {
 			case r := <-l.reqs:
 				group = append(group, r)
 				buf = append(buf, r.buf...)
+				fleet.note(r, time.Time{})
 			case <-lingered:
 				break gather
 			case <-l.quit:
@@ -501,6 +520,38 @@ func (l *Log) writeLoop() {
 			r.errc <- nil
 		}
 	}
+}
+
+// fleetWindow counts the distinct devices publishing per 100 ms window (the
+// writer's own state): whether the group commit lingers.
+type fleetWindow struct {
+	start     time.Time
+	cur       map[int64]struct{}
+	prevCount int
+}
+
+// note counts r's device; now (non-zero) rolls the window when it is over.
+func (w *fleetWindow) note(r *appendReq, now time.Time) {
+	if !now.IsZero() && now.Sub(w.start) >= 100*time.Millisecond {
+		w.prevCount = len(w.cur)
+		if now.Sub(w.start) >= 200*time.Millisecond {
+			w.prevCount = 0 // stretched by a quiet spell: too sparse to count
+		}
+		w.start = now
+		clear(w.cur)
+	}
+	if w.cur == nil {
+		w.cur = map[int64]struct{}{}
+	}
+	if len(r.recs) > 0 {
+		w.cur[r.recs[0].GetDeviceId()] = struct{}{}
+	}
+}
+
+// many reports whether at least n devices published in the previous or the
+// current window (n < 0: always).
+func (w *fleetWindow) many(n int) bool {
+	return n < 0 || w.prevCount >= n || len(w.cur) >= n
 }
 
 // append writes buf to the current segment (rotating first when it is full)

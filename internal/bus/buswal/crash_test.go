@@ -39,6 +39,7 @@ func TestCrashChild(t *testing.T) {
 	// Odd rounds kill a log whose group commit lingers: publishes waiting
 	// in a group that is not yet written must not have been acked.
 	cfg.GroupLinger, _ = time.ParseDuration(os.Getenv("BUSWAL_CRASH_LINGER"))
+	cfg.GroupLingerDevices = -1 // 8 publishers: linger whatever their count
 	l, err := buswal.Open(quiet(), cfg, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)

@@ -13,14 +13,14 @@ type Flags struct {
 	// WALMaxBacklog bounds the readings acked but not yet stored (Config.MaxBacklog).
 	WALMaxBacklog int
 	// WALGroupLinger is how long a group commit waits for more publishes
-	// (Config.GroupLinger; 0: off).
+	// while many devices publish (Config.GroupLinger; 0: off).
 	WALGroupLinger time.Duration
 }
 
 // RegisterFlags binds the write-ahead log flags.
 func (c *Flags) RegisterFlags(fs *flag.FlagSet) {
 	envflag.Int(fs, &c.WALMaxBacklog, "wal-max-backlog", "IOT_WAL_MAX_BACKLOG", 500_000, "readings acked into the write-ahead log but not yet stored; beyond it ingest waits, then answers 503")
-	envflag.Duration(fs, &c.WALGroupLinger, "wal-group-linger", "IOT_WAL_GROUP_LINGER", 0, "how long a write-ahead log group commit waits for more publishes before its fsync (fewer fsyncs with many devices each sending rarely; every ack waits up to this much longer); 0: only those already waiting")
+	envflag.Duration(fs, &c.WALGroupLinger, "wal-group-linger", "IOT_WAL_GROUP_LINGER", 2*time.Millisecond, "how long a write-ahead log group commit waits for more publishes before its fsync while at least 256 devices publish per 100 ms (many devices each sending rarely: several times fewer fsyncs; each of their acks waits up to this much longer); 0: never, only those already waiting")
 }
 
 // Config returns the log's settings these flags set.

@@ -35,10 +35,16 @@ func groupStats(t *testing.T, reg *prometheus.Registry) (groups uint64, records 
 func TestGroupLinger_LaterPublishesJoinTheGroup(t *testing.T) {
 	for _, tc := range []struct {
 		linger     time.Duration
+		devices    int // GroupLingerDevices; one device publishes here
 		wantGroups uint64
-	}{{2 * time.Second, 1}, {0, 2}} {
+	}{
+		{2 * time.Second, -1, 1}, // lingers: the second publish joins
+		{0, -1, 2},               // no linger
+		{2 * time.Second, 0, 2},  // one device is no fleet (default: 256)
+		{2 * time.Second, 2, 2},
+	} {
 		reg := prometheus.NewRegistry()
-		l, err := buswal.Open(quiet(), buswal.Config{Dir: t.TempDir(), GroupLinger: tc.linger}, reg)
+		l, err := buswal.Open(quiet(), buswal.Config{Dir: t.TempDir(), GroupLinger: tc.linger, GroupLingerDevices: tc.devices}, reg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +65,7 @@ func TestGroupLinger_LaterPublishesJoinTheGroup(t *testing.T) {
 			t.Fatal(first)
 		}
 		if g, r := groupStats(t, reg); g != tc.wantGroups || r != 3 {
-			t.Errorf("group linger %v: %d groups of %v records in all, want %d groups of 3", tc.linger, g, r, tc.wantGroups)
+			t.Errorf("group linger %v, devices %d: %d groups of %v records in all, want %d groups of 3", tc.linger, tc.devices, g, r, tc.wantGroups)
 		}
 		l.Close()
 	}
@@ -74,13 +80,13 @@ func TestFlags_Lingers(t *testing.T) {
 	var c buswal.Flags
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	c.RegisterFlags(fs)
-	if cfg := c.Config(); cfg.GroupLinger != 0 || cfg.MaxBacklog != 500_000 {
-		t.Errorf("defaults: group linger %v, backlog %d; want 0, 500000", cfg.GroupLinger, cfg.MaxBacklog)
+	if cfg := c.Config(); cfg.GroupLinger != 2*time.Millisecond || cfg.MaxBacklog != 500_000 {
+		t.Errorf("defaults: group linger %v, backlog %d; want 2ms, 500000", cfg.GroupLinger, cfg.MaxBacklog)
 	}
-	if err := fs.Parse([]string{"--wal-group-linger=2ms"}); err != nil {
+	if err := fs.Parse([]string{"--wal-group-linger=0"}); err != nil {
 		t.Fatal(err)
 	}
-	if cfg := c.Config(); cfg.GroupLinger != 2*time.Millisecond {
-		t.Errorf("--wal-group-linger=2ms: group linger %v", cfg.GroupLinger)
+	if cfg := c.Config(); cfg.GroupLinger != 0 {
+		t.Errorf("--wal-group-linger=0: group linger %v", cfg.GroupLinger)
 	}
 }
