@@ -181,3 +181,33 @@ func TestCache_RefreshEveryThreeQuartersTTL(t *testing.T) {
 		t.Fatal("the entry refreshed a quarter TTL before its expiry is gone")
 	}
 }
+
+// BenchmarkRefreshAhead_ReloadsPerEntry measures how often refresh rounds
+// reload an entry in use (the registry rows the refresh-ahead caches read):
+// 2,000 keys each read every TTL/2 (a device sending once a second against
+// the 2 s bound), rounds on the real clock, for 8 TTLs. Reported:
+// reloads/entry/TTL (each entry must be reloaded at least once per TTL to
+// stay cached; at a 1/2-TTL threshold it was up to twice).
+//
+//	go test ./internal/cache/ -run '^$' -bench RefreshAhead_ReloadsPerEntry -benchtime 1x
+func BenchmarkRefreshAhead_ReloadsPerEntry(b *testing.B) {
+	const ttl, keys, ttls = 200 * time.Millisecond, 2000, 8
+	for range b.N {
+		var reloads atomic.Int64
+		c := NewRefreshing(Config{TTL: ttl}, func(old map[int]int) map[int]int {
+			reloads.Add(int64(len(old)))
+			return old
+		})
+		for k := range keys {
+			c.Put(k, k)
+		}
+		start := time.Now()
+		for time.Since(start) < ttls*ttl {
+			for k := range keys {
+				c.Load(k, func() (int, error) { return k, nil })
+			}
+			time.Sleep(ttl / 2)
+		}
+		b.ReportMetric(float64(reloads.Load())/keys/ttls, "reloads/entry/TTL")
+	}
+}
