@@ -20,6 +20,10 @@ type Letter struct {
 	Payload []byte `json:"payload"`
 	// TimeNS is when it was dead-lettered, in ns since the epoch.
 	TimeNS int64 `json:"time_ns"`
+	// Key, when set, identifies the letter: a store keeps a letter written
+	// again with the same key once (the pipeline writes a batch's letters
+	// again when the batch is retried or replayed after a crash).
+	Key string `json:"key,omitempty"`
 }
 
 // Writer durably records letters: it returns nil only once they are kept.

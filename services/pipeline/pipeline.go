@@ -14,6 +14,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -198,6 +200,16 @@ func (p *Pipeline) deadLetter(rec *busv1.Record, reason string) deadletter.Lette
 	}
 	return deadletter.Letter{
 		DeviceID: rec.GetDeviceId(), SensorID: rec.GetSensorId(), Protocol: rec.GetProtocol(),
-		Reason: reason, Payload: payload, TimeNS: p.now().UnixNano(),
+		Reason: reason, Payload: payload, TimeNS: p.now().UnixNano(), Key: letterKey(rec, reason),
 	}
+}
+
+// letterKey identifies the dead letter of a record: the record's identity
+// (device, sensor, timestamp, seq, receive time, protocol) and the reason.
+// A batch retried after a failed store write, or replayed after a crash,
+// writes its letters again with the same keys, and the store keeps one.
+func letterKey(rec *busv1.Record, reason string) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%d/%d/%d/%d/%d/%s/%s", rec.GetDeviceId(), rec.GetSensorId(), rec.GetTimestampNs(),
+		rec.GetSeq(), rec.GetReceiveTimeNs(), rec.GetProtocol(), reason))
+	return "p" + hex.EncodeToString(h[:16])
 }

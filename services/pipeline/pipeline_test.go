@@ -132,6 +132,32 @@ func TestHandle_ReplayIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestHandle_RedeliveredDeadLettersKeptOnce: a batch delivered again (its
+// store write failed after its dead letters were written, or a replay after
+// a crash) keeps each dead letter once; a record that differs only in its
+// receive time is another letter.
+func TestHandle_RedeliveredDeadLettersKeptOnce(t *testing.T) {
+	p, st, _, _ := setup(t)
+	ctx := context.Background()
+	bad := dbl(99, 1, 1) // unknown sensor
+	bad.ReceiveTimeNs = 1000
+	batch := []*busv1.Record{dbl(1, 1, 1), bad, dbl(2, 2, 2.5)}
+	for range 3 {
+		if err := p.Handle(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := dbl(99, 1, 1)
+	again.ReceiveTimeNs = 2000 // the device sent the same reading again
+	if err := p.Handle(ctx, []*busv1.Record{again}); err != nil {
+		t.Fatal(err)
+	}
+	dls, _, err := st.ListDeadLetters(ctx, store.DeadLetterQuery{})
+	if err != nil || len(dls) != 3 {
+		t.Fatalf("after 3 deliveries and one new send: %d dead letters (%v), want 3 (two of the batch, one of the new send)", len(dls), err)
+	}
+}
+
 func TestHandle_TransientRegistryErrorRedelivers(t *testing.T) {
 	p, st, ss, _ := setup(t)
 	ctx := context.Background()

@@ -148,10 +148,35 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   protocol  TEXT NOT NULL,
   reason    TEXT NOT NULL,
   payload   BLOB,
-  time_ns   INTEGER NOT NULL
+  time_ns   INTEGER NOT NULL,
+  dl_key    TEXT
 );
 CREATE INDEX IF NOT EXISTS dead_letters_device ON dead_letters (device_id, id);
 `
+
+// deadLetterKeys keeps one letter per key (NULL keys never collide).
+const deadLetterKeys = `CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_key ON dead_letters (dl_key);`
+
+// migrateDeadLetterKey adds dl_key to a dead_letters table created before it.
+func migrateDeadLetterKey(ctx context.Context, w *sql.DB) error {
+	var n int
+	if err := w.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info('dead_letters')").Scan(&n); err != nil {
+		return fmt.Errorf("inspect store schema: %w", err)
+	}
+	if n == 0 {
+		return nil // created below with the column
+	}
+	if err := w.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info('dead_letters') WHERE name = 'dl_key'").Scan(&n); err != nil {
+		return fmt.Errorf("inspect store schema: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := w.ExecContext(ctx, "ALTER TABLE dead_letters ADD COLUMN dl_key TEXT"); err != nil {
+		return fmt.Errorf("migrate store schema: %w", err)
+	}
+	return nil
+}
 
 // Open opens (creating if needed) the store at cfg.Path.
 func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
@@ -168,11 +193,11 @@ func Open(ctx context.Context, log *slog.Logger, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	w.SetMaxOpenConns(1)
-	if err := migrateSeq(ctx, w); err != nil {
+	if err := errors.Join(migrateSeq(ctx, w), migrateDeadLetterKey(ctx, w)); err != nil {
 		w.Close()
 		return nil, err
 	}
-	if _, err := w.ExecContext(ctx, schema+rollupSchema+retentionSchema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+deadLetterKeys+rollupSchema+retentionSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("create store schema: %w", err)
 	}
@@ -453,8 +478,12 @@ func (s *Store) commit(group []*writeReq) error {
 			}
 			for _, d := range req.dls {
 				st := w.dead
+				key := st.BindNull(7) // no key: always a new letter
+				if d.Key != "" {
+					key = st.BindText(7, d.Key) // a letter written again is kept once
+				}
 				err := errors.Join(st.BindInt64(1, d.DeviceID), st.BindInt64(2, d.SensorID), st.BindText(3, d.Protocol),
-					st.BindText(4, d.Reason), st.BindBlob(5, d.Payload), st.BindInt64(6, d.TimeNS))
+					st.BindText(4, d.Reason), st.BindBlob(5, d.Payload), st.BindInt64(6, d.TimeNS), key)
 				if err == nil {
 					err = st.Exec()
 				}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/iotplatform/iotplatform/internal/deadletter"
 	"github.com/iotplatform/iotplatform/internal/store"
 	"github.com/iotplatform/iotplatform/internal/store/storeembedded"
 	"github.com/iotplatform/iotplatform/internal/store/storetest"
@@ -59,6 +60,35 @@ func TestWriteAfterCloseFails(t *testing.T) {
 // TestOpenMigratesReadingsWithoutSeq: a data dir written before readings
 // had a seq opens with its readings kept (seq 0), and same-instant readings
 // can then be added beside them.
+// TestOpenMigratesDeadLettersWithoutKey: a store from before dead letters
+// had keys keeps its letters and keeps a keyed letter written twice once.
+func TestOpenMigratesDeadLettersWithoutKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "readings.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id INTEGER NOT NULL,
+  sensor_id INTEGER NOT NULL, protocol TEXT NOT NULL, reason TEXT NOT NULL, payload BLOB, time_ns INTEGER NOT NULL);
+INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, time_ns) VALUES (1, 2, 'http', 'old', 5);`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s := open(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	l := deadletter.Letter{DeviceID: 1, SensorID: 2, Protocol: "mqtt", Reason: "new", TimeNS: 6, Key: "k"}
+	for range 2 {
+		if err := s.WriteDeadLetters(ctx, []deadletter.Letter{l}); err != nil {
+			t.Fatalf("WriteDeadLetters: %v", err)
+		}
+	}
+	got, _, err := s.ListDeadLetters(ctx, store.DeadLetterQuery{})
+	if err != nil || len(got) != 2 || got[0].Reason != "new" || got[1].Reason != "old" {
+		t.Fatalf("after migration ListDeadLetters = %+v, %v; want the new letter once and the old one", got, err)
+	}
+}
+
 func TestOpenMigratesReadingsWithoutSeq(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "readings.db")
 	db, err := sql.Open("sqlite", "file:"+path)

@@ -58,7 +58,7 @@ func openWriter(path string, walMaxBytes int64, busyMS int) (*writer, error) {
 		{&w.ins, insertHead + "(?,?,?,?,?,?,?,?)"},
 		{&w.insMany, insertHead + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", rowsPerInsert), ",")},
 		{&w.dirty, "INSERT OR IGNORE INTO rollups_dirty (sensor_id, t) VALUES (?,?)"},
-		{&w.dead, "INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns) VALUES (?,?,?,?,?,?)"},
+		{&w.dead, "INSERT INTO dead_letters (device_id, sensor_id, protocol, reason, payload, time_ns, dl_key) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"},
 		{&w.selDirty, "SELECT sensor_id, t FROM rollups_dirty WHERE t < ? ORDER BY sensor_id, t LIMIT ?"},
 		{&w.scan, "SELECT ts, kind, v FROM readings WHERE sensor_id = ? AND ts >= ? AND ts < ? ORDER BY ts, seq"},
 		{&w.put, "INSERT OR REPLACE INTO rollups (sensor_id, t, c, nc, sm, mn, mx, fts, fv, lts, lv) VALUES (?,?,?,?,?,?,?,?,?,?,?)"},

@@ -36,6 +36,9 @@ func (s *Store) WriteDeadLetters(ctx context.Context, dls []deadletter.Letter) e
 	enc := json.NewEncoder(&buf)
 	for _, d := range dls {
 		id := uuid.NewString()
+		if d.Key != "" {
+			id = d.Key // a letter written again is the same document
+		}
 		_ = enc.Encode(map[string]any{"index": map[string]any{"_index": s.deadLettersIndex(), "_id": id}})
 		_ = enc.Encode(dlDoc{ID: id, DeviceID: d.DeviceID, SensorID: d.SensorID, Protocol: d.Protocol, Reason: d.Reason, Payload: d.Payload, TimeNS: d.TimeNS})
 	}

@@ -424,6 +424,23 @@ func testDeadLetters(t *testing.T, e *env) {
 	if err != nil || len(page) != 1 || page[0].Reason != "other" {
 		t.Errorf("by sensor = %+v, %v; want the one of sensor 20", page, err)
 	}
+	// A keyed letter written again (in the same call or another) is kept
+	// once; another key, or none, is another letter.
+	d3 := e.base + 3
+	keyed := deadletter.Letter{DeviceID: d3, SensorID: e.base + 30, Protocol: "mqtt", Reason: "unknown sensor", TimeNS: t0 + 200, Key: fmt.Sprintf("k-%d", d3)}
+	other := keyed
+	other.Key += "-2"
+	unkeyed := keyed
+	unkeyed.Key = ""
+	for _, batch := range [][]deadletter.Letter{{keyed, keyed}, {keyed, other, unkeyed}, {unkeyed}} {
+		if err := e.s.WriteDeadLetters(e.ctx, batch); err != nil {
+			t.Fatalf("WriteDeadLetters: %v", err)
+		}
+	}
+	e.refresh()
+	if page, _, err := e.s.ListDeadLetters(e.ctx, store.DeadLetterQuery{DeviceIDs: []int64{d3}}); err != nil || len(page) != 4 {
+		t.Errorf("keyed letters written again: %d listed (%v), want 4 (key k once, key k-2, two without a key)", len(page), err)
+	}
 }
 
 func testConcurrentWrites(t *testing.T, e *env) {
