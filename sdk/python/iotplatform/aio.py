@@ -16,7 +16,7 @@ iotplatform.IotPlatform, as coroutines and async iterators.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import grpc
 import grpc.aio
@@ -231,12 +231,24 @@ class AsyncIotPlatform:
         req = ingest_pb2.IngestRequest(readings=cv.ingest_readings(readings))
         return (await self.rpc.ingest.Ingest(req, metadata=await self.rpc.md())).accepted
 
-    async def subscribe(self, sensor_ids: Union[int, Sequence[int]], since: Optional[Time] = None) -> AsyncIterator[Reading]:
+    async def subscribe(
+        self,
+        sensor_ids: Union[int, Sequence[int]],
+        since: Optional[Time] = None,
+        on_live: Optional[Callable[[], None]] = None,
+    ) -> AsyncIterator[Reading]:
+        """Live readings (stored ones from `since` first); `on_live` is
+        called once the subscription is live, before any reading."""
         call = self.rpc.query.Subscribe(
             query_pb2.SubscribeRequest(sensor_id=cv.ids(sensor_ids), since=cv.time_param(since)), metadata=await self.rpc.md()
         )
+        live = False
         try:
             async for msg in call:
+                if not live:
+                    live = True  # the server's first message confirms the subscription
+                    if on_live is not None:
+                        on_live()
                 for r in msg.readings:
                     yield cv.reading(r)
         finally:

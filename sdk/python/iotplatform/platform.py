@@ -19,7 +19,7 @@ client.rpc.query: everything not wrapped here). Errors are grpc.RpcError
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import grpc
 
@@ -202,14 +202,27 @@ class IotPlatform:
         """
         return self.rpc.ingest.Ingest(ingest_pb2.IngestRequest(readings=cv.ingest_readings(readings))).accepted
 
-    def subscribe(self, sensor_ids: Union[int, Sequence[int]], since: Optional[Time] = None) -> Iterator[Reading]:
+    def subscribe(
+        self,
+        sensor_ids: Union[int, Sequence[int]],
+        since: Optional[Time] = None,
+        on_live: Optional[Callable[[], None]] = None,
+    ) -> Iterator[Reading]:
         """Live readings of the sensors (stored ones from `since` first), as
-        dicts, until the iterator is closed (break out of the loop)."""
+        dicts, until the iterator is closed (break out of the loop).
+        `on_live` is called once the subscription is live, before any
+        reading: every reading stored from then on is delivered, whatever
+        its timestamp (start producing there)."""
         stream = self.rpc.query.Subscribe(
             query_pb2.SubscribeRequest(sensor_id=cv.ids(sensor_ids), since=cv.time_param(since))
         )
+        live = False
         try:
             for msg in stream:
+                if not live:
+                    live = True  # the server's first message confirms the subscription
+                    if on_live is not None:
+                        on_live()
                 for r in msg.readings:
                     yield cv.reading(r)
         finally:

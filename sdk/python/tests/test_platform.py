@@ -241,3 +241,48 @@ def test_asyncio_session_renews_expired_tokens_once_and_signs_out(short_token_pl
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
     asyncio.run(main())
+
+
+def test_subscribe_on_live_then_an_old_reading_is_delivered(platform):
+    """on_live fires once, before any reading; a reading with an old
+    timestamp stored after it (no since) can only come from the live feed."""
+    with IotPlatform(platform.target) as client:
+        client.sign_in("root", platform.admin_password)
+        dev = client.devices.create(name="py-on-live")
+        s = client.sensors.create(dev.id, name="t", type="double")
+        with client.as_device(dev.id) as device:
+            lives = []
+
+            def produce():
+                lives.append(len(got))
+                device.ingest(s.id, 7.5, dt.datetime(2020, 6, 1, tzinfo=dt.timezone.utc))
+
+            got = []
+            for r in client.subscribe(s.id, on_live=produce):
+                got.append(r["value"])
+                break
+        assert lives == [0]
+        assert got == [7.5]
+
+    async def main():
+        async with AsyncIotPlatform(platform.target) as client:
+            await client.sign_in("root", platform.admin_password)
+            dev = await client.devices.create(name="py-on-live-aio")
+            s = await client.sensors.create(dev.id, name="t", type="double")
+            device = await client.as_device(dev.id)
+            async with device:
+                live = asyncio.Event()
+                got = []
+
+                async def listen():
+                    async for r in client.subscribe(s.id, on_live=live.set):
+                        got.append(r["value"])
+                        return
+
+                task = asyncio.create_task(listen())
+                await live.wait()
+                await device.ingest(s.id, 8.5, dt.datetime(2020, 6, 1, tzinfo=dt.timezone.utc))
+                await task
+            assert got == [8.5]
+
+    asyncio.run(asyncio.wait_for(main(), 30))

@@ -296,12 +296,23 @@ export class IotPlatform {
   /**
    * Live readings of the sensors as an async iterator, from `since` on
    * (stored readings first), until `signal` aborts or the loop breaks.
+   * `onLive` is called once the subscription is live, before any reading:
+   * every reading stored from then on is delivered, whatever its timestamp
+   * (start producing there).
    */
-  async *subscribe(sensorIds: Id | Id[], opts: { since?: Time; signal?: AbortSignal } = {}): AsyncGenerator<Reading> {
+  async *subscribe(
+    sensorIds: Id | Id[],
+    opts: { since?: Time; signal?: AbortSignal; onLive?: () => void } = {},
+  ): AsyncGenerator<Reading> {
     const ids = (Array.isArray(sensorIds) ? sensorIds : [sensorIds]).map(id);
     const since = opts.since === undefined ? "" : timeString(opts.since);
+    let live = false;
     try {
       for await (const msg of this.rpc.query.subscribe({ sensorId: ids, since }, { signal: opts.signal })) {
+        if (!live) {
+          live = true; // the server's first message confirms the subscription
+          opts.onLive?.();
+        }
         for (const r of msg.readings) yield toReading(r);
       }
     } catch (err) {

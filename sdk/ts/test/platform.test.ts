@@ -87,3 +87,31 @@ test("IotPlatform: devices, sensors, ingest, subscribe, query, consumers", { tim
   await iot.devices.delete(dev.id);
   await assert.rejects(iot.devices.get(dev.id), (err: unknown) => err instanceof ConnectError && err.code === Code.NotFound);
 });
+
+test("subscribe: onLive says when producing starts, and an old reading sent then is delivered live", { timeout: 60_000 }, async () => {
+  const iot = new IotPlatform(platform.baseUrl);
+  await iot.signIn("root", adminPassword);
+  const dev = await iot.devices.create({ name: "on-live" });
+  const s = await iot.sensors.create(dev.id, { name: "t", type: "double" });
+  const device = await iot.asDevice(dev.id);
+  const abort = new AbortController();
+  let lives = 0;
+  let readingsBeforeLive = 0;
+  const got: Reading[] = [];
+  let markLive!: () => void;
+  const isLive = new Promise<void>((res) => (markLive = res));
+  const done = (async () => {
+    // No since: only what is stored after the subscription is live.
+    for await (const r of iot.subscribe(s.id, { signal: abort.signal, onLive: () => { lives++; markLive(); } })) {
+      if (lives === 0) readingsBeforeLive++;
+      got.push(r);
+      abort.abort();
+    }
+  })();
+  await isLive;
+  await device.ingest(s.id, 7.5, new Date("2020-06-01T00:00:00Z")); // an old timestamp: only the live feed can deliver it
+  await done;
+  assert.equal(lives, 1);
+  assert.equal(readingsBeforeLive, 0);
+  assert.deepEqual(got.map((r) => r.value), [7.5]);
+});
