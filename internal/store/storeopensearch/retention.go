@@ -440,34 +440,8 @@ func (s *Store) foldMinutes(ctx context.Context, before int64, limit int) (int, 
 
 // sensorsAfter lists up to n sensor ids greater than after that have readings.
 func (s *Store) sensorsAfter(ctx context.Context, after int64, n int) ([]int64, error) {
-	return s.sensorsIn(ctx, s.allReadings(), after, n)
-}
-
-// sensorsIn lists up to n sensor ids greater than after (0: from the
-// first) that have readings in index, in id order.
-func (s *Store) sensorsIn(ctx context.Context, index string, after int64, n int) ([]int64, error) {
-	comp := map[string]any{"size": n, "sources": []any{map[string]any{"id": map[string]any{"terms": map[string]any{"field": "sensor_id"}}}}}
-	if after > 0 {
-		comp["after"] = map[string]any{"id": after}
-	}
-	var res struct {
-		Aggregations struct {
-			S struct {
-				Buckets []struct {
-					Key struct{ ID int64 } `json:"key"`
-				} `json:"buckets"`
-			} `json:"s"`
-		} `json:"aggregations"`
-	}
-	body := map[string]any{"size": 0, "aggs": map[string]any{"s": map[string]any{"composite": comp}}}
-	if err := s.search(ctx, index, body, &res); err != nil {
-		return nil, fmt.Errorf("list sensors of %s: %w", index, err)
-	}
-	ids := make([]int64, len(res.Aggregations.S.Buckets))
-	for i, b := range res.Aggregations.S.Buckets {
-		ids[i] = b.Key.ID
-	}
-	return ids, nil
+	_, ids, err := s.sensorsWrittenIn(ctx, s.allReadings(), after, n)
+	return ids, err
 }
 
 // nthReading returns the ts_ns and written_ns of the n-th (from 0)
