@@ -90,7 +90,7 @@ version=$(tr -d '[:space:]' <VERSION)
 echo "sdk-test: TypeScript (node --test)"
 step_start=$SECONDS
 # platform.test.js runs from the installed tarball below, not twice.
-(cd sdk/ts && node --test --test-concurrency=1 --test-reporter=spec $(ls dist/test/*.test.js | grep -v platform.test.js)) >"$tmp/ts.log" 2>&1
+(cd sdk/ts && node --test --test-concurrency=1 --test-timeout=120000 --test-reporter=spec $(ls dist/test/*.test.js | grep -v platform.test.js)) >"$tmp/ts.log" 2>&1
 ts_rc=$?
 cat "$tmp/ts.log"
 # shellcheck disable=SC2046
@@ -143,7 +143,7 @@ tsc_rc=$?
 cat "$tmp/tsc.log"
 record "TypeScript tarball type-check" $tsc_rc $((tsc_rc == 0)) $((tsc_rc != 0))
 cp sdk/ts/dist/test/platform.test.js sdk/ts/dist/test/server.js "$app/test/"
-(cd "$app" && node --test --test-reporter=spec test/platform.test.js) >"$tmp/ts-pkg.log" 2>&1
+(cd "$app" && node --test --test-timeout=120000 --test-reporter=spec test/platform.test.js) >"$tmp/ts-pkg.log" 2>&1
 tsp_rc=$?
 cat "$tmp/ts-pkg.log"
 # shellcheck disable=SC2046
