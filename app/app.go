@@ -46,6 +46,7 @@ type App struct {
 	bus       *busParts         // bus
 	core      *core.Service
 	pipeline  *pipeline.Pipeline
+	sensors   *registry.SensorCache // shared by ingest and the pipeline (sensorCache)
 	ingest    *ingest.Service
 	query     *query.Service
 	rules     *rules.Service   // rules (with core)

@@ -64,7 +64,7 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 		a.readyChecks["bus"] = a.embeddedBusReady
 	}
 	svc := ingest.New(a.log.With("component", "ingest"), ingest.Config{
-		PublishTimeout: a.cfg.Bus.PublishTimeout, SensorCacheTTL: c.SensorCacheTTL, MaxBatch: c.MaxBatch,
+		PublishTimeout: a.cfg.Bus.PublishTimeout, SensorCacheTTL: c.SensorCacheTTL, Sensors: a.sensorCache(), MaxBatch: c.MaxBatch,
 		Rate: a.cfg.Limits.IngestRate, Burst: int64(a.cfg.Limits.IngestBurst),
 	}, a.reg, telemetry.Publisher(a.bus.pub), dl, a.metrics)
 

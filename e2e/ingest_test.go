@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -302,4 +303,24 @@ func TestIngest_EmbeddedAllEdges(t *testing.T) {
 	p := Start(t, Options{})
 	d := p.NewDevice(p.AdminToken(), "embedded-dev", "double")
 	pushAllEdges(t, p, d)
+}
+
+// TestIngest_SensorDeletedHereRefusedAtOnce: in one process the ingest path
+// and the pipeline share one sensor cache, so a sensor deleted through Core
+// is refused by the gateways at once — not accepted for up to the cache's
+// 2 s bound and then dead-lettered by the pipeline.
+func TestIngest_SensorDeletedHereRefusedAtOnce(t *testing.T) {
+	p := Start(t, Options{})
+	admin := p.AdminToken()
+	d := p.NewDevice(admin, "deleted-here", "double")
+	body := `{"sensor_id":` + d.SensorID + `,"value":1.5}`
+	if s, b := postJSON(t, p, d.Token, body); s != 200 { // the ingest path now has the sensor cached
+		t.Fatalf("ingest: %d %s", s, b)
+	}
+	if r := p.Do("DELETE", "/api/devices/"+d.ID+"/sensors/"+d.SensorID, admin, nil); r.Status != 200 {
+		t.Fatalf("delete sensor: %d %s", r.Status, r.Body)
+	}
+	if s, b := postJSON(t, p, d.Token, body); s == 200 || !strings.Contains(b, "unknown_sensor") {
+		t.Fatalf("a reading for the sensor deleted a moment ago: %d %s, want it refused as unknown_sensor", s, b)
+	}
 }

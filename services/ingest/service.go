@@ -44,6 +44,11 @@ type Config struct {
 	PublishTimeout time.Duration
 	// SensorCacheTTL bounds how long a sensor lookup is reused.
 	SensorCacheTTL time.Duration
+	// Sensors, when set, is the sensor cache to use (shared with the
+	// pipeline of the same process: one refresh of each sensor instead of
+	// two, and the pipeline's Forget of a deleted sensor refuses its
+	// readings here at once); nil: a cache of its own.
+	Sensors *registry.SensorCache
 	// MaxBatch is the most readings one batch may carry.
 	MaxBatch int
 	// Rate is the default ingest limit of a device in readings per second,
@@ -86,13 +91,16 @@ type Service struct {
 // (nil: unregistered).
 func New(log *slog.Logger, cfg Config, sensors SensorGetter, pub bus.Publisher, dl deadletter.Writer, reg prometheus.Registerer) *Service {
 	cfg.defaults()
+	if cfg.Sensors == nil {
+		cfg.Sensors = registry.NewSensorCache(sensors, cfg.SensorCacheTTL)
+	}
 	devices, _ := sensors.(DeviceGetter)
 	b, ok := pub.(bus.Bounded)
 	return &Service{
 		selfBounded: ok && b.PublishTimeout() <= cfg.PublishTimeout,
 		limiter:     newRateLimiter(cfg.Rate, cfg.Burst, devices, cfg.SensorCacheTTL),
 		log:         log, pub: pub, dl: dl, cfg: cfg,
-		sensors: registry.NewSensorCache(sensors, cfg.SensorCacheTTL),
+		sensors: cfg.Sensors,
 		m:       newMetrics(reg),
 		now:     time.Now,
 	}

@@ -42,6 +42,10 @@ type Config struct {
 	// cached (default registry.DefaultSensorCacheTTL): a deleted sensor's
 	// readings are dead-lettered at most this long after the deletion.
 	SensorCacheTTL time.Duration
+	// Sensors, when set, is the sensor cache to use (shared with the ingest
+	// path of the same process: one refresh of each sensor instead of two,
+	// and a Forget reaches both); nil: a cache of its own.
+	Sensors *registry.SensorCache
 }
 
 // Pipeline is the bus handler writing to the store.
@@ -62,8 +66,11 @@ type Pipeline struct {
 
 // New returns a pipeline writing to w; metrics go to reg (may be nil).
 func New(log *slog.Logger, sensors Sensors, w store.Writer, cfg Config, reg prometheus.Registerer) *Pipeline {
+	if cfg.Sensors == nil {
+		cfg.Sensors = registry.NewSensorCache(sensors, cfg.SensorCacheTTL)
+	}
 	p := &Pipeline{
-		log: log, sensors: registry.NewSensorCache(sensors, cfg.SensorCacheTTL), w: w, cfg: cfg, now: time.Now,
+		log: log, sensors: cfg.Sensors, w: w, cfg: cfg, now: time.Now,
 		readings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iot_pipeline_readings_total",
 			Help: "Readings handled by the pipeline, by result (stored, dead_lettered).",
