@@ -67,14 +67,7 @@ func TestAuth_BasicAuthAndCustomCA(t *testing.T) {
 	p := newAuthProxy(t, user, pass)
 	node := testenv.OpenSearchURL(t)
 	prefix := fmt.Sprintf("test-auth-%d", rand.Int64N(1<<40))
-	t.Cleanup(func() {
-		for _, path := range []string{"/" + prefix + "-*", "/_index_template/" + prefix + "-readings"} {
-			req, _ := http.NewRequest(http.MethodDelete, node+path, nil)
-			if res, err := http.DefaultClient.Do(req); err == nil {
-				res.Body.Close()
-			}
-		}
-	})
+	dropOnCleanup(t, prefix)
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	cfg := storeopensearch.Config{URLs: []string{p.srv.URL}, Prefix: prefix, Username: user, Password: pass, CAFile: p.caFile}

@@ -49,14 +49,7 @@ func TestSearch_ShardsNotStartedYetIsRetried(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	prefix := fmt.Sprintf("test-notstarted-%d", rand.Int64N(1<<40))
-	t.Cleanup(func() {
-		for _, path := range []string{"/" + prefix + "-*", "/_index_template/" + prefix + "-readings"} {
-			req, _ := http.NewRequest(http.MethodDelete, node+path, nil)
-			if res, err := http.DefaultClient.Do(req); err == nil {
-				res.Body.Close()
-			}
-		}
-	})
+	dropOnCleanup(t, prefix)
 	ctx := context.Background()
 	s, err := storeopensearch.Open(ctx, slog.New(slog.DiscardHandler), storeopensearch.Config{URLs: []string{srv.URL}, Prefix: prefix})
 	if err != nil {

@@ -520,9 +520,12 @@ func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut, s
 	if err != nil {
 		return 0, false, err
 	}
-	late := func(before int64) []any {
-		return []any{tsRange(0, h.Raw), writtenFrom(h.Written), map[string]any{"range": map[string]any{"written_ns": map[string]any{"lt": before}}}}
+	// writtenSince: written since the horizon last moved and before
+	// `before`; late: those of them behind the horizon.
+	writtenSince := func(before int64) []any {
+		return []any{writtenFrom(h.Written), map[string]any{"range": map[string]any{"written_ns": map[string]any{"lt": before}}}}
 	}
+	late := func(before int64) []any { return append([]any{tsRange(0, h.Raw)}, writtenSince(before)...) }
 	// Anything to do? (Cheap searches first: no refresh when nothing is.)
 	var anyLate, anyDue bool
 	if h.Raw > 0 && settled > h.Written {
@@ -580,7 +583,7 @@ func (s *Store) expireSensor(ctx context.Context, st *expireStep, sensor, cut, s
 		}
 		if ok {
 			from := floorTo(first, minuteNS)
-			if err := s.aggregateRaw(ctx, sensor, from, h.Raw, minuteNS, late(next.Written)[1:], addFrom(from)); err != nil {
+			if err := s.aggregateRaw(ctx, sensor, from, h.Raw, minuteNS, writtenSince(next.Written), addFrom(from)); err != nil {
 				return 0, false, err
 			}
 		}

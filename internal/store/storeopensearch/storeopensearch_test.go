@@ -32,16 +32,23 @@ func openPrefixed(t testing.TB, mode string) (*storeopensearch.Store, string) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	dropOnCleanup(t, prefix)
+	t.Cleanup(func() { s.Close() })
+	return s, prefix
+}
+
+// dropOnCleanup deletes a deployment's indices and template on the test
+// node when the test ends.
+func dropOnCleanup(t testing.TB, prefix string) {
+	node := testenv.OpenSearchURL(t)
 	t.Cleanup(func() {
 		for _, p := range []string{"/" + prefix + "-*", "/_index_template/" + prefix + "-readings"} {
-			req, _ := http.NewRequest(http.MethodDelete, url+p, nil)
+			req, _ := http.NewRequest(http.MethodDelete, node+p, nil)
 			if res, err := http.DefaultClient.Do(req); err == nil {
 				res.Body.Close()
 			}
 		}
-		s.Close()
 	})
-	return s, prefix
 }
 
 // cleanupSensors deletes the per-sensor indices a test created.
