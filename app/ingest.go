@@ -85,7 +85,7 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	a.addServer("http", c.HTTP.Addr, withOps(telemetry.HTTP("http", hg)))
 	a.addServer("ws", c.WS.Addr, withOps(telemetry.HTTP("ws", wg)))
 
-	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTT.Queue, OutboundQueue: c.MQTT.OutboundQueue, ReadBuffer: c.MQTT.ReadBuffer, MaxPacket: c.HTTP.MaxBody, Streams: a.guards.streams}, a.metrics)
+	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTT.Queue, OutboundQueue: c.MQTT.OutboundQueue, ReadBuffer: c.MQTT.ReadBuffer, MaxPacket: c.HTTP.MaxBody, Streams: a.guards.streams, GoroutinePerConnection: !c.MQTT.Epoll}, a.metrics)
 	if err != nil {
 		return nil, err
 	}

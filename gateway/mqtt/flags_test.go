@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"flag"
 	"testing"
 
 	"github.com/iotplatform/iotplatform/internal/envflag/envflagtest"
@@ -14,4 +15,25 @@ func TestFlags_DefaultsValidAndBadValuesNamed(t *testing.T) {
 		envflagtest.Bad{Flag: "mqtt-outbound-queue", Value: "0"},
 		envflagtest.Bad{Flag: "mqtt-read-buffer", Value: "63"},
 	)
+}
+
+// TestFlags_EpollOnByDefault: epoll reads are the default and
+// IOT_MQTT_EPOLL=false (or --mqtt-epoll=false) turns them off.
+func TestFlags_EpollOnByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want bool
+	}{{"", nil, true}, {"false", nil, false}, {"", []string{"--mqtt-epoll=false"}, false}} {
+		t.Setenv("IOT_MQTT_EPOLL", tc.env)
+		var f Flags
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		f.RegisterFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if f.Epoll != tc.want {
+			t.Errorf("IOT_MQTT_EPOLL=%q %v: epoll %v, want %v", tc.env, tc.args, f.Epoll, tc.want)
+		}
+	}
 }

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -66,6 +65,10 @@ type Config struct {
 	// Streams caps the connections one device may hold (shared with its
 	// other streams; nil: unlimited). Over the cap CONNECT is refused.
 	Streams *limits.Streams
+	// GoroutinePerConnection reads every client on mochi's own loop (two
+	// goroutines per connection) instead of through epoll (edge.go; plain
+	// TCP on Linux only: TLS connections always use mochi's loop).
+	GoroutinePerConnection bool
 }
 
 // Gateway is the MQTT server.
@@ -92,6 +95,12 @@ type Gateway struct {
 	// cmds delivers commands (nil: subscriptions are refused); commands.go.
 	cmds        Commands
 	cmdSessions sync.Map // *mochi.Client → *cmdSession
+
+	// poll reports the epoll-read connections with bytes waiting (nil:
+	// mochi reads every client); readers hands them to an idle reader
+	// (edge.go).
+	poll    *epoll
+	readers chan *pconn
 
 	deadLetters prometheus.Counter
 	denied      prometheus.Counter
@@ -143,7 +152,7 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	caps.SharedSubAvailable = 0
 	caps.MaximumSessionExpiryInterval = 0
 	caps.MaximumClientWritesPending = int32(cfg.OutboundQueue)
-	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg, idle: make(chan *session), workerIdle: workerIdle,
+	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg, idle: make(chan *session), workerIdle: workerIdle, readers: make(chan *pconn),
 		srv: mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mochi"),
 			ClientNetReadBufferSize: cfg.ReadBuffer, ClientNetWriteBufferSize: cfg.ReadBuffer}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_invalid_payloads_total",
@@ -163,15 +172,31 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 // Serve accepts MQTT connections on ln until ctx ends.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	sl := &syncListener{Listener: ln}
-	if err := g.srv.AddListener(listeners.NewNet("mqtt", sl)); err != nil {
+	stopSweep := make(chan struct{})
+	if !g.cfg.GoroutinePerConnection {
+		p, err := newPoller()
+		if err != nil {
+			g.log.Warn("mqtt clients read by one goroutine each: no epoll", "err", err)
+		} else {
+			g.poll = p
+			go p.wait(g.ready)
+			go g.sweep(stopSweep)
+		}
+	}
+	if err := g.srv.AddListener(&edgeListener{id: "mqtt", ln: sl, g: g}); err != nil {
 		return fmt.Errorf("add mqtt listener: %w", err)
 	}
 	if err := g.srv.Serve(); err != nil {
 		return fmt.Errorf("serve mqtt: %w", err)
 	}
 	<-ctx.Done()
-	sl.quiesce() // orders every connection closed so far before Close (syncListener)
-	if err := g.srv.Close(); err != nil {
+	sl.quiesce()         // orders every connection closed so far before Close (syncListener)
+	err := g.srv.Close() // every client ended (mochi waits for them)
+	if g.poll != nil {
+		close(stopSweep)
+		g.poll.close()
+	}
+	if err != nil {
 		return fmt.Errorf("close mqtt: %w", err)
 	}
 	return nil
@@ -217,13 +242,23 @@ type syncConn struct {
 }
 
 // netConn is the client's connection as accepted (a *tls.Conn on a TLS
-// listener), without the syncListener wrapper.
+// listener), without the gateway's wrappers (syncConn, pconn).
 func netConn(cl *mochi.Client) net.Conn {
-	if c, ok := cl.Net.Conn.(*syncConn); ok {
-		return c.Conn
+	c := cl.Net.Conn
+	for {
+		switch x := c.(type) {
+		case *syncConn:
+			c = x.Conn
+		case *pconn:
+			c = x.Conn
+		default:
+			return c
+		}
 	}
-	return cl.Net.Conn
 }
+
+// NetConn returns the connection as accepted (pollable unwraps it).
+func (c *syncConn) NetConn() net.Conn { return c.Conn }
 
 func (c *syncConn) Close() error {
 	c.mu.Lock()

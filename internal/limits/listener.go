@@ -170,6 +170,10 @@ type capConn struct {
 	once sync.Once
 }
 
+// NetConn returns the connection as accepted (like tls.Conn's NetConn): the
+// MQTT gateway reads plain TCP connections through epoll.
+func (c *capConn) NetConn() net.Conn { return c.Conn }
+
 func (c *capConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {

@@ -1,0 +1,255 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
+)
+
+func startEdge(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) {
+	t.Helper()
+	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 30 * time.Second})
+	g, err := New(e.Log, e.Verifier, e.Service, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("Serve did not return within 30 s of its context ending")
+		}
+	})
+	return e, g, ln.Addr().String()
+}
+
+// mqttString is an MQTT UTF-8 string (length-prefixed).
+func mqttString(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+
+// packet frames an MQTT packet (remaining length < 16384).
+func packet(header byte, body []byte) []byte {
+	n := len(body)
+	if n < 128 {
+		return append([]byte{header, byte(n)}, body...)
+	}
+	return append([]byte{header, byte(n%128) | 0x80, byte(n / 128)}, body...)
+}
+
+// connectPacket is an MQTT 3.1.1 CONNECT with username JWT and the token.
+func connectPacket(clientID, token string, keepalive uint16) []byte {
+	body := append(mqttString("MQTT"), 4, 0x80|0x40|0x02, byte(keepalive>>8), byte(keepalive))
+	body = append(body, mqttString(clientID)...)
+	body = append(body, mqttString("JWT")...)
+	body = append(body, mqttString(token)...)
+	return packet(0x10, body)
+}
+
+// publishPacket is a QoS 1 PUBLISH of one reading to the device's topic,
+// valued pid-1 (ingesttest.Sink.WantInOrder).
+func publishPacket(device int64, pid uint16, ts int) []byte {
+	body := append(mqttString(strconv.FormatInt(device, 10)), byte(pid>>8), byte(pid))
+	body = append(body, `{"sensor_id":12,"timestamp":`+strconv.Itoa(ts)+`,"value":`+strconv.Itoa(int(pid)-1)+`}`...)
+	return packet(0x32, body)
+}
+
+// dialRaw opens a connection and writes b.
+func dialRaw(t *testing.T, addr string, b []byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// expect reads len(want) bytes and compares them.
+func expect(t *testing.T, conn net.Conn, what string, want []byte) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(conn, got); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: got % x, want % x", what, got, want)
+	}
+}
+
+var connackOK = []byte{0x20, 2, 0, 0}
+
+func puback(pid uint16) []byte { return []byte{0x40, 2, byte(pid >> 8), byte(pid)} }
+
+// TestEdge_NoGoroutinePerConnection: 300 connected devices that have each
+// published a reading hold no goroutine each on the epoll path, where
+// mochi's loop holds two.
+func TestEdge_NoGoroutinePerConnection(t *testing.T) {
+	const n = 300
+	for _, tc := range []struct {
+		name       string
+		cfg        Config
+		atMost     int
+		atLeastPer int
+	}{{"epoll", Config{}, n / 10, 0}, {"mochi loop", Config{GoroutinePerConnection: true}, 0, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, g, addr := startEdge(t, tc.cfg)
+			g.workerIdle = 50 * time.Millisecond
+			token := e.DeviceToken(t, ingesttest.DeviceA)
+			before := runtime.NumGoroutine()
+			for i := range n {
+				conn := dialRaw(t, addr, connectPacket("d"+strconv.Itoa(i), token, 60))
+				expect(t, conn, "connack", connackOK)
+				if _, err := conn.Write(publishPacket(ingesttest.DeviceA, 1, 1526717967+i)); err != nil {
+					t.Fatal(err)
+				}
+				expect(t, conn, "puback", puback(1))
+			}
+			time.Sleep(time.Second + 200*time.Millisecond) // idle readers and workers end
+			grown := runtime.NumGoroutine() - before
+			if tc.atLeastPer == 0 && grown > tc.atMost {
+				t.Fatalf("%d goroutines more with %d idle connections, want at most %d", grown, n, tc.atMost)
+			}
+			if tc.atLeastPer > 0 && grown < tc.atLeastPer*n {
+				t.Fatalf("%d goroutines more with %d connections on mochi's loop, want at least %d (the comparison is void)", grown, n, tc.atLeastPer*n)
+			}
+			if got := len(e.Sink.Records()); got != n {
+				t.Fatalf("%d stored, want %d", got, n)
+			}
+		})
+	}
+}
+
+// TestEdge_PipelinedAndSplitPackets: CONNECT and two PUBLISHes in one
+// write, then a PUBLISH written a byte at a time, then two in one write
+// with the second cut in half: each is acked once, in order, and stored.
+func TestEdge_PipelinedAndSplitPackets(t *testing.T) {
+	e, _, addr := startEdge(t, Config{})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	first := append(connectPacket("split", token, 60), publishPacket(ingesttest.DeviceA, 1, 1526717961)...)
+	first = append(first, publishPacket(ingesttest.DeviceA, 2, 1526717962)...)
+	conn := dialRaw(t, addr, first)
+	expect(t, conn, "connack", connackOK)
+	expect(t, conn, "pubacks 1, 2", append(puback(1), puback(2)...))
+	for _, b := range publishPacket(ingesttest.DeviceA, 3, 1526717963) {
+		if _, err := conn.Write([]byte{b}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	expect(t, conn, "puback 3", puback(3))
+	two := append(publishPacket(ingesttest.DeviceA, 4, 1526717964), publishPacket(ingesttest.DeviceA, 5, 1526717965)...)
+	cut := len(two) - 7
+	if _, err := conn.Write(two[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, conn, "puback 4", puback(4))
+	time.Sleep(50 * time.Millisecond)
+	if _, err := conn.Write(two[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, conn, "puback 5", puback(5))
+	e.Sink.WantInOrder(t, 5)
+}
+
+// TestEdge_KeepaliveEndsSilentClients: a client silent for 1.5 × its
+// keep-alive is disconnected and its session removed; one that pings in
+// time stays.
+func TestEdge_KeepaliveEndsSilentClients(t *testing.T) {
+	e, g, addr := startEdge(t, Config{})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	silent := dialRaw(t, addr, connectPacket("silent", token, 1))
+	expect(t, silent, "connack", connackOK)
+	pinging := dialRaw(t, addr, connectPacket("pinging", token, 1))
+	expect(t, pinging, "connack", connackOK)
+	stop := time.Now().Add(4 * time.Second)
+	for time.Now().Before(stop) {
+		if _, err := pinging.Write([]byte{0xc0, 0}); err != nil {
+			t.Fatalf("pinging client cut off: %v", err)
+		}
+		expect(t, pinging, "pingresp", []byte{0xd0, 0})
+		time.Sleep(400 * time.Millisecond)
+	}
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+		t.Fatalf("silent client with keep-alive 1 s still connected after 4 s (read: %v)", err)
+	}
+	if _, err := pinging.Write([]byte{0xc0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, pinging, "pingresp after the silent one ended", []byte{0xd0, 0})
+	sessions := 0
+	g.sessions.Range(func(_, _ any) bool { sessions++; return true })
+	if sessions != 1 {
+		t.Fatalf("%d sessions, want the pinging client's only", sessions)
+	}
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestEdge_TakeoverAndOversizedPublish: a second connection of the same
+// device and client id takes the session over (the first is closed); a
+// PUBLISH announcing more than the packet bound closes the connection
+// from its header, and nothing of it is stored.
+func TestEdge_TakeoverAndOversizedPublish(t *testing.T) {
+	e, g, addr := startEdge(t, Config{MaxPacket: 4096})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	first := dialRaw(t, addr, connectPacket("same", token, 60))
+	expect(t, first, "connack", connackOK)
+	second := dialRaw(t, addr, connectPacket("same", token, 60))
+	expect(t, second, "connack", connackOK)
+	_ = first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(first); err != nil && !isTimeoutErr(err) {
+		t.Logf("first connection: %v", err)
+	} else if err != nil {
+		t.Fatal("first connection still open after the takeover")
+	}
+	if _, err := second.Write(publishPacket(ingesttest.DeviceA, 7, 1526717967)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, second, "puback on the new session", puback(7))
+	// PUBLISH fixed header announcing 1 MiB, then a little of it.
+	if _, err := second.Write(append([]byte{0x32, 0x80, 0x80, 0x40}, make([]byte, 512)...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = second.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := second.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+		t.Fatalf("connection still open after an oversized PUBLISH header (read: %v)", err)
+	}
+	if n := len(e.Sink.Records()); n != 1 {
+		t.Fatalf("%d stored, want 1", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sessions := 0
+		g.sessions.Range(func(_, _ any) bool { sessions++; return true })
+		if sessions == 0 && g.srv.Clients.Len() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions and %d mochi clients left after both connections ended", sessions, g.srv.Clients.Len())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

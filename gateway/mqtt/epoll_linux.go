@@ -1,0 +1,136 @@
+package mqtt
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// epoll tells which registered connections have bytes to read, so that no
+// goroutine (with its stack) waits on each idle connection. A connection is
+// registered one-shot: after an event it is not reported again until
+// rearm, so at most one handler reads it at a time. Reads and writes
+// themselves stay on Go's net.Conn (the runtime's poller), which keeps its
+// deadlines and close semantics; epoll only says when a read will not
+// block.
+type epoll struct {
+	fd     int
+	conns  sync.Map // token (uint64) → *pconn
+	next   atomic.Uint64
+	closed atomic.Bool
+	done   chan struct{}
+}
+
+func newPoller() (*epoll, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	return &epoll{fd: fd, done: make(chan struct{})}, nil
+}
+
+const epollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+
+// add registers c (armed). It runs inside the connection's RawConn.Control,
+// so the descriptor cannot be closed (and its number reused) meanwhile.
+func (p *epoll) add(c *pconn) error {
+	c.token = p.next.Add(1)
+	p.conns.Store(c.token, c)
+	var err error
+	if cerr := c.raw.Control(func(fd uintptr) {
+		err = syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_ADD, int(fd), p.event(c))
+	}); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		p.conns.Delete(c.token)
+		return fmt.Errorf("epoll add: %w", err)
+	}
+	return nil
+}
+
+func (p *epoll) event(c *pconn) *syscall.EpollEvent {
+	return &syscall.EpollEvent{Events: epollEvents, Fd: int32(uint32(c.token)), Pad: int32(uint32(c.token >> 32))}
+}
+
+// rearm reports c again when it has bytes to read (level-triggered: at
+// once if some are waiting). A closed connection is not rearmed: Control
+// fails once the net.Conn is closed, so a reused descriptor number is never
+// touched.
+func (p *epoll) rearm(c *pconn) error {
+	var err error
+	if cerr := c.raw.Control(func(fd uintptr) {
+		err = syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_MOD, int(fd), p.event(c))
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// remove forgets c; closing its descriptor takes it out of the epoll set.
+func (p *epoll) remove(c *pconn) { p.conns.Delete(c.token) }
+
+// wait reports ready connections to ready until close.
+func (p *epoll) wait(ready func(*pconn)) {
+	defer close(p.done)
+	events := make([]syscall.EpollEvent, 256)
+	for !p.closed.Load() {
+		// A timeout rather than a wake-up descriptor: close is noticed
+		// within half a second, and an idle wait costs two wake-ups a second.
+		n, err := syscall.EpollWait(p.fd, events, 500)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return
+		}
+		for _, ev := range events[:n] {
+			token := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			if v, ok := p.conns.Load(token); ok {
+				ready(v.(*pconn))
+			}
+		}
+	}
+}
+
+// close stops wait and releases the epoll descriptor.
+func (p *epoll) close() {
+	if p.closed.CompareAndSwap(false, true) {
+		<-p.done
+		_ = syscall.Close(p.fd)
+	}
+}
+
+// each calls f for every registered connection.
+func (p *epoll) each(f func(*pconn)) {
+	p.conns.Range(func(_, v any) bool { f(v.(*pconn)); return true })
+}
+
+// readNow reads what c's socket holds without waiting: n == 0 with a nil
+// error means nothing is waiting (EAGAIN); io.EOF the peer closed.
+func readNow(c *pconn, buf []byte) (int, error) {
+	var n int
+	var rerr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), buf)
+			if rerr != syscall.EINTR {
+				return true // never wait: epoll says when to come back
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case rerr == syscall.EAGAIN:
+		return 0, nil
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, errEOF
+	}
+	return n, nil
+}
