@@ -85,7 +85,11 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	a.addServer("http", c.HTTP.Addr, withOps(telemetry.HTTP("http", hg)))
 	a.addServer("ws", c.WS.Addr, withOps(telemetry.HTTP("ws", wg)))
 
-	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTT.Queue, OutboundQueue: c.MQTT.OutboundQueue, ReadBuffer: c.MQTT.ReadBuffer, MaxPacket: c.HTTP.MaxBody, Streams: a.guards.streams, GoroutinePerConnection: !c.MQTT.Epoll}, a.metrics)
+	// The gateway serves TLS itself (per connection) so that TLS clients
+	// are read through epoll like plain ones (gateway/mqtt/edge.go).
+	mqttTLS := a.tls["mqtt"]
+	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTT.Queue, OutboundQueue: c.MQTT.OutboundQueue, ReadBuffer: c.MQTT.ReadBuffer,
+		MaxPacket: c.HTTP.MaxBody, Streams: a.guards.streams, GoroutinePerConnection: !c.MQTT.Epoll, TLS: mqttTLS}, a.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +102,7 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	a.mu.Lock()
 	a.addrs["mqtt"] = ln.Addr().String()
 	a.mu.Unlock()
-	ln = a.listenTLS("mqtt", ln)
+	a.log.Info("listening", "server", "mqtt", "addr", ln.Addr().String(), "tls", mqttTLS != nil)
 	a.addRunner("mqtt", func(ctx context.Context) error { return g.Serve(ctx, ln) })
 	return svc, nil
 }

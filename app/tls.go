@@ -3,7 +3,6 @@ package app
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 
 	"github.com/iotplatform/iotplatform/internal/tlsconfig"
@@ -59,16 +58,6 @@ func (a *App) initTLS() (tlsParts, error) {
 		a.addRunner("tls-reload", rl.Run)
 	}
 	return p, nil
-}
-
-// listenTLS wraps ln in TLS when listener name has a certificate.
-func (a *App) listenTLS(name string, ln net.Listener) net.Listener {
-	cfg := a.tls[name]
-	a.log.Info("listening", "server", name, "addr", ln.Addr().String(), "tls", cfg != nil)
-	if cfg != nil {
-		return tls.NewListener(ln, cfg)
-	}
-	return ln
 }
 
 // serve serves s over TLS when it has a configuration (HTTP/2 via ALPN for

@@ -46,8 +46,11 @@ import (
 //   - the keep-alive deadline (1.5 × the client's keep-alive) is checked
 //     once a second by sweep instead of by a read deadline.
 //
-// TLS connections keep mochi's own loop (a TLS record cannot be read
-// without blocking on its remainder).
+// TLS connections are read the same way when the gateway serves TLS itself
+// (Config.TLS): the handshake and CONNECT block on the attaching goroutine,
+// then the socket under crypto/tls never waits (nbConn): a read with
+// nothing waiting fails with a temporary error, which crypto/tls does not
+// keep, holding a partial record until the rest arrives.
 
 // readerIdle is how long a reader goroutine with nothing to read waits for
 // another ready connection before it ends.
@@ -67,10 +70,13 @@ var errEOF = io.EOF
 // mochi's client holds: closing it (the client stopped by mochi, the
 // gateway or the keep-alive sweep) ends the client (end).
 type pconn struct {
-	net.Conn // as accepted (the listener's wrappers); writes go through it
+	net.Conn // as accepted (the listener's wrappers, or *tls.Conn); writes go through it
 	raw      syscall.RawConn
 	g        *Gateway
 	token    uint64 // epoll's key (epoll.add)
+	// tls is Conn on a TLS connection, read through nb (nil: plain TCP).
+	tls *tls.Conn
+	nb  *nbConn
 
 	cl *mochi.Client
 	// keepalive in seconds (0: none); expiry is the unix-nano instant the
@@ -144,6 +150,50 @@ func (c *pconn) end(err error) {
 	s.Listeners.ClientsWg.Done()
 }
 
+// nbConn is the socket under a TLS connection read through epoll: reads
+// block until the client is attached (handshake, CONNECT), then never wait.
+type nbConn struct {
+	net.Conn
+	raw         syscall.RawConn
+	nonblocking atomic.Bool
+}
+
+func (c *nbConn) Read(b []byte) (int, error) {
+	if !c.nonblocking.Load() {
+		return c.Conn.Read(b)
+	}
+	n, err := readNow(c.raw, b)
+	if err == nil && n == 0 {
+		return 0, errWouldBlock
+	}
+	return n, err
+}
+
+// NetConn returns the connection as accepted.
+func (c *nbConn) NetConn() net.Conn { return c.Conn }
+
+// wouldBlock is a temporary net.Error: crypto/tls does not make it the
+// connection's error (tls.Conn.readRecordOrCCS), so the next read goes on.
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "mqtt: no bytes waiting" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+var errWouldBlock net.Error = wouldBlock{}
+
+// read reads what is waiting without blocking (n == 0, nil: nothing).
+func (c *pconn) read(buf []byte) (int, error) {
+	if c.tls == nil {
+		return readNow(c.raw, buf)
+	}
+	n, err := c.tls.Read(buf)
+	if errors.Is(err, errWouldBlock) {
+		return n, nil
+	}
+	return n, err
+}
+
 // pollable returns the socket of a plain TCP connection under the
 // listener's wrappers (nil for TLS or anything else).
 func pollable(c net.Conn) syscall.RawConn {
@@ -165,9 +215,9 @@ func pollable(c net.Conn) syscall.RawConn {
 	}
 }
 
-// edgeListener is the gateway's mochi listener: plain TCP connections are
-// attached by the gateway and read through epoll, the others (TLS) go to
-// mochi's own loop.
+// edgeListener is the gateway's mochi listener: TCP connections (TLS ones
+// too when the gateway serves TLS) are attached by the gateway and read
+// through epoll; the others go to mochi's own loop.
 type edgeListener struct {
 	id  string
 	ln  net.Listener
@@ -191,11 +241,20 @@ func (l *edgeListener) Serve(establish listeners.EstablishFn) {
 			conn.Close()
 			continue
 		}
+		var raw syscall.RawConn
 		if l.g.poll != nil {
-			if raw := pollable(conn); raw != nil {
-				go l.g.attach(l, conn, raw)
-				continue
-			}
+			raw = pollable(conn)
+		}
+		switch cfg := l.g.cfg.TLS; {
+		case raw != nil && cfg != nil:
+			nb := &nbConn{Conn: conn, raw: raw}
+			go l.g.attach(l, tls.Server(nb, cfg), raw, nb)
+			continue
+		case raw != nil:
+			go l.g.attach(l, conn, raw, nil)
+			continue
+		case cfg != nil:
+			conn = tls.Server(conn, cfg)
 		}
 		go func() {
 			if err := establish(l.id, conn); err != nil {
@@ -217,10 +276,11 @@ func (l *edgeListener) Close(closeClients listeners.CloseFn) {
 // attach reads CONNECT on the accepting goroutine (bounded by the
 // listener's first-read deadline), authenticates and acknowledges it as
 // mochi's attachClient does, then hands the connection to epoll.
-func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn) {
+func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn, nb *nbConn) {
 	s := g.srv
 	s.Listeners.ClientsWg.Add(1)
-	c := &pconn{Conn: conn, raw: raw, g: g}
+	c := &pconn{Conn: conn, raw: raw, g: g, nb: nb}
+	c.tls, _ = conn.(*tls.Conn)
 	// Without a connection, NewClient allocates no read buffer: mochi
 	// never reads this client (packet does), it only writes to Net.Conn.
 	c.cl = s.NewClient(nil, l.id, "", false)
@@ -228,9 +288,7 @@ func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := g.handshake(l, c); err != nil {
-		if c.attached {
-			g.log.Debug("mqtt client not attached", "client", c.cl.ID, "err", err)
-		}
+		g.log.Debug("mqtt client not attached", "client", c.cl.ID, "remote", c.cl.Net.Remote, "err", err)
 		c.end(err)
 		return
 	}
@@ -238,6 +296,14 @@ func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn) {
 		_ = s.DisconnectClient(c.cl, packets.ErrServerShuttingDown)
 		c.end(nil)
 		return
+	}
+	if c.nb != nil {
+		// What crypto/tls holds already is read now: epoll only tells
+		// about bytes still in the socket.
+		c.nb.nonblocking.Store(true)
+		if !c.drain(make([]byte, 4<<10)) {
+			return
+		}
 	}
 	if err := g.poll.add(c); err != nil {
 		c.end(err)
@@ -392,32 +458,38 @@ func (g *Gateway) reader(c *pconn) {
 func (c *pconn) handle(buf []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.done {
+	if c.done || !c.drain(buf) {
 		return
 	}
+	if err := c.g.poll.rearm(c); err != nil {
+		c.end(err)
+	}
+}
+
+// drain reads and processes until nothing is waiting or a turn's worth was
+// read; false when the client ended. c.mu is held.
+func (c *pconn) drain(buf []byte) bool {
 	for turn := 0; turn < readTurn; {
-		n, err := readNow(c, buf)
+		n, err := c.read(buf)
 		if err != nil {
 			c.end(err)
-			return
+			return false
 		}
 		if n == 0 {
-			break
+			return true
 		}
 		turn += n
 		c.touch()
 		if err := c.consume(buf[:n]); err != nil {
 			c.end(err)
-			return
+			return false
 		}
 		if c.cl.Closed() {
 			c.end(nil)
-			return
+			return false
 		}
 	}
-	if err := c.g.poll.rearm(c); err != nil {
-		c.end(err)
-	}
+	return true
 }
 
 // consume processes the whole packets of data (after any partial one kept

@@ -108,12 +108,12 @@ func (p *epoll) each(f func(*pconn)) {
 	p.conns.Range(func(_, v any) bool { f(v.(*pconn)); return true })
 }
 
-// readNow reads what c's socket holds without waiting: n == 0 with a nil
+// readNow reads what the socket holds without waiting: n == 0 with a nil
 // error means nothing is waiting (EAGAIN); io.EOF the peer closed.
-func readNow(c *pconn, buf []byte) (int, error) {
+func readNow(raw syscall.RawConn, buf []byte) (int, error) {
 	var n int
 	var rerr error
-	err := c.raw.Read(func(fd uintptr) bool {
+	err := raw.Read(func(fd uintptr) bool {
 		for {
 			n, rerr = syscall.Read(int(fd), buf)
 			if rerr != syscall.EINTR {

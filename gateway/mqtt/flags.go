@@ -17,7 +17,7 @@ type Flags struct {
 	// OutboundQueue and ReadBuffer size each connection's broker buffers.
 	OutboundQueue int
 	ReadBuffer    int
-	// Epoll reads plain TCP clients through epoll instead of two
+	// Epoll reads clients through epoll instead of two
 	// goroutines per connection (Config.GoroutinePerConnection).
 	Epoll bool
 }
@@ -27,7 +27,7 @@ func (c *Flags) RegisterFlags(fs *flag.FlagSet) {
 	envflag.String(fs, &c.Addr, "mqtt-addr", "IOT_MQTT_ADDR", ":1883", "address of the MQTT ingest gateway")
 	envflag.Int(fs, &c.Queue, "mqtt-queue", "IOT_MQTT_QUEUE", 256, "publishes per MQTT client waiting for durability before reading stops")
 	envflag.Int(fs, &c.OutboundQueue, "mqtt-outbound-queue", "IOT_MQTT_OUTBOUND_QUEUE", 16, "packets the MQTT broker may queue for writing to one client (allocated per connection; acks and commands are written directly)")
-	envflag.Bool(fs, &c.Epoll, "mqtt-epoll", "IOT_MQTT_EPOLL", true, "read plain-TCP MQTT clients through epoll when they have bytes, instead of one goroutine per connection waiting (Linux; TLS clients always have their own)")
+	envflag.Bool(fs, &c.Epoll, "mqtt-epoll", "IOT_MQTT_EPOLL", true, "read MQTT clients (plain TCP and TLS) through epoll when they have bytes, instead of two goroutines per connection waiting (Linux)")
 	envflag.Int(fs, &c.ReadBuffer, "mqtt-read-buffer", "IOT_MQTT_READ_BUFFER", 512, "read buffer of each MQTT connection in bytes (at least 64; larger packets are still read whole)")
 }
 

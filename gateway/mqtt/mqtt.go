@@ -66,9 +66,12 @@ type Config struct {
 	// other streams; nil: unlimited). Over the cap CONNECT is refused.
 	Streams *limits.Streams
 	// GoroutinePerConnection reads every client on mochi's own loop (two
-	// goroutines per connection) instead of through epoll (edge.go; plain
-	// TCP on Linux only: TLS connections always use mochi's loop).
+	// goroutines per connection) instead of through epoll (edge.go; Linux).
 	GoroutinePerConnection bool
+	// TLS, when set, makes the gateway serve TLS on the listener Serve is
+	// given (a plain TCP one), so that TLS clients are read through epoll
+	// too.
+	TLS *tls.Config
 }
 
 // Gateway is the MQTT server.
