@@ -23,8 +23,8 @@ import (
 // mochi reads each client on a goroutine of its own (Client.Read) and
 // writes on a second one (Client.WriteLoop); at fleet shape, many devices
 // each sending once a second, those two parked goroutines' stacks were half
-// of the server's memory (docs/BENCHMARKS.md, issue #18). On a plain TCP
-// listener the gateway therefore drives mochi itself: a short-lived
+// of the server's memory (docs/BENCHMARKS.md, issue #18). On Linux the
+// gateway therefore drives mochi itself: a short-lived
 // goroutine reads CONNECT and attaches the client (attach, mirroring
 // mochi's attachClient), then the connection is registered with epoll and
 // read only when it has bytes (pconn.handle, on a small pool of reader
