@@ -149,6 +149,10 @@ type Commands interface {
 	SweepConnections(ctx context.Context, now time.Time) ([]int64, error)
 	// TouchDevice sets the device's last-seen time.
 	TouchDevice(ctx context.Context, deviceID int64, at time.Time) error
+	// TouchDevices sets the last-seen time of many devices in one write
+	// (ids of devices that no longer exist are skipped); like TouchDevice
+	// it never moves a last-seen time back.
+	TouchDevices(ctx context.Context, deviceIDs []int64, at time.Time) error
 	// SetReportedAttributes stores the device's reported attributes.
 	SetReportedAttributes(ctx context.Context, deviceID int64, doc []byte, at time.Time) (DeviceState, error)
 	// SetDesiredAttributes stores the desired attributes and increments

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,4 +230,80 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, edge string) float64 {
 	}
 	t.Fatalf("no %s{edge=%q}", name, edge)
 	return 0
+}
+
+// countingStore counts the last-seen writes reaching the registry.
+type countingStore struct {
+	registry.Commands
+	mu         sync.Mutex
+	single     int
+	batches    [][]int64
+	batchTimes []time.Time
+}
+
+func (c *countingStore) TouchDevice(ctx context.Context, id int64, at time.Time) error {
+	c.mu.Lock()
+	c.single++
+	c.mu.Unlock()
+	return c.Commands.TouchDevice(ctx, id, at)
+}
+
+func (c *countingStore) TouchDevices(ctx context.Context, ids []int64, at time.Time) error {
+	c.mu.Lock()
+	c.batches = append(c.batches, slices.Clone(ids))
+	c.batchTimes = append(c.batchTimes, at)
+	c.mu.Unlock()
+	return c.Commands.TouchDevices(ctx, ids, at)
+}
+
+// TestHub_TouchesWrittenTogether: devices seen within one flush interval
+// get their last-seen time in one TouchDevices write (not one write per
+// device), no later than they were seen; a device seen again within
+// touchEvery is not written again.
+func TestHub_TouchesWrittenTogether(t *testing.T) {
+	f := newFixture(t, Config{})
+	var ids []int64
+	for i := range 3 {
+		d, err := f.reg.CreateDevice(f.ctx, registry.Device{OwnerID: f.owner.ID, Name: "t" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.ID)
+	}
+	store := &countingStore{Commands: f.reg}
+	h := newHub(slog.New(slog.DiscardHandler), store, nil)
+	go h.runState(f.ctx)
+	before := time.Now()
+	for _, id := range ids {
+		h.touch(id)
+		h.touch(id) // again at once: within touchEvery, not written twice
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		store.mu.Lock()
+		n := len(store.batches)
+		store.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no last-seen write within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(touchFlush + 200*time.Millisecond) // a second flush would have come by now
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.single != 0 || len(store.batches) != 1 || len(store.batches[0]) != 3 {
+		t.Fatalf("%d single writes and batches %v, want one batch of the 3 devices", store.single, store.batches)
+	}
+	for _, id := range ids {
+		st, err := f.reg.GetDeviceState(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.LastSeen.Before(before.Truncate(time.Microsecond)) || st.LastSeen.After(time.Now()) {
+			t.Fatalf("device %d last seen %v, want between %v and now", id, st.LastSeen, before)
+		}
+	}
 }

@@ -92,6 +92,10 @@ type hub struct {
 	connected *prometheus.GaugeVec
 	state     chan func(context.Context)
 	seen      sync.Map // device → time.Time of the last recorded touch
+	// touched holds the devices seen since the last flush of last-seen
+	// times, with the earliest time (runState writes them together).
+	touchMu sync.Mutex
+	touched map[int64]time.Time
 }
 
 type deviceSessions struct {
@@ -104,7 +108,7 @@ func newHub(log *slog.Logger, store registry.Commands, reg prometheus.Registerer
 	h := &hub{log: log, store: store, now: time.Now, devices: map[int64]*deviceSessions{}, perEdge: map[[2]any]int{},
 		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "iot_devices_connected",
 			Help: "Devices with at least one open connection (or long-poll) to this process, by edge."}, []string{"edge"}),
-		state: make(chan func(context.Context), 4096),
+		state: make(chan func(context.Context), 4096), touched: map[int64]time.Time{},
 	}
 	for _, e := range []string{EdgeHTTP, EdgeWS, EdgeMQTT, EdgeGRPC} {
 		h.connected.WithLabelValues(e).Set(0)
@@ -118,6 +122,8 @@ func newHub(log *slog.Logger, store registry.Commands, reg prometheus.Registerer
 // runState applies the connection and last-seen writes in order (a
 // disconnect must not overtake its connect).
 func (h *hub) runState(ctx context.Context) {
+	flush := time.NewTicker(touchFlush)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -126,7 +132,40 @@ func (h *hub) runState(ctx context.Context) {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			fn(fctx)
 			cancel()
+		case <-flush.C:
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			h.flushTouches(fctx)
+			cancel()
 		}
+	}
+}
+
+// touchFlush is how often the last-seen times of the devices seen are
+// written, all in one TouchDevices (at a fleet's rate, one write per
+// device per touchEvery was a write per reading's worth of registry work).
+const touchFlush = time.Second
+
+// flushTouches writes the pending last-seen times, with the earliest of
+// them for all (a time is never later than the device's activity).
+func (h *hub) flushTouches(ctx context.Context) {
+	h.touchMu.Lock()
+	pending := h.touched
+	if len(pending) == 0 {
+		h.touchMu.Unlock()
+		return
+	}
+	h.touched = make(map[int64]time.Time, len(pending))
+	h.touchMu.Unlock()
+	ids := make([]int64, 0, len(pending))
+	var at time.Time
+	for id, t := range pending {
+		ids = append(ids, id)
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	if err := h.store.TouchDevices(ctx, ids, at); err != nil {
+		h.log.Debug("record last seen", "devices", len(ids), "err", err)
 	}
 }
 
@@ -202,18 +241,19 @@ func (h *hub) detach(s *Session) {
 // touchEvery bounds how often a device's last-seen time is written.
 const touchEvery = 10 * time.Second
 
-// touch records activity of the device, at most every touchEvery.
+// touch records activity of the device, at most every touchEvery (written
+// within touchFlush by runState).
 func (h *hub) touch(device int64) {
 	now := h.now()
 	if v, ok := h.seen.Load(device); ok && now.Sub(v.(time.Time)) < touchEvery {
 		return
 	}
 	h.seen.Store(device, now)
-	h.stateWrite(false, func(ctx context.Context) {
-		if err := h.store.TouchDevice(ctx, device, now); err != nil {
-			h.log.Debug("record last seen", "device_id", device, "err", err)
-		}
-	})
+	h.touchMu.Lock()
+	if _, ok := h.touched[device]; !ok {
+		h.touched[device] = now
+	}
+	h.touchMu.Unlock()
 }
 
 // local lists the devices with sessions in this process.

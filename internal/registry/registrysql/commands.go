@@ -414,6 +414,51 @@ func (r *DB) TouchDevice(ctx context.Context, deviceID int64, at time.Time) erro
 	return err
 }
 
+// TouchDevices implements registry.Commands: one transaction, two
+// statements and (PostgreSQL) one notification per batchSize devices,
+// where TouchDevice takes four statements per device.
+func (r *DB) TouchDevices(ctx context.Context, deviceIDs []int64, at time.Time) error {
+	if len(deviceIDs) == 0 {
+		return nil
+	}
+	t := micros(at)
+	err := r.write(ctx, func(w wtx) error {
+		for rest := deviceIDs; len(rest) > 0; {
+			n := min(len(rest), batchSize)
+			chunk := rest[:n]
+			rest = rest[n:]
+			in := strings.TrimSuffix(strings.Repeat("?,", n), ",")
+			args := make([]any, 2, n+2)
+			args[0], args[1] = t, t
+			ids := make([]string, n)
+			for i, id := range chunk {
+				args = append(args, id)
+				ids[i] = strconv.FormatInt(id, 10)
+			}
+			if _, err := w.exec(`INSERT INTO device_state (device_id) SELECT id FROM devices WHERE id IN (`+in+`)
+				ON CONFLICT (device_id) DO NOTHING`, args[2:]...); err != nil {
+				return err
+			}
+			if _, err := w.exec(`UPDATE device_state SET last_seen = ? WHERE last_seen < ? AND device_id IN (`+in+`)`, args...); err != nil {
+				return err
+			}
+			if r.d.name == "postgres" { // listen parses the comma-separated list
+				if _, err := w.exec(`SELECT pg_notify('`+changesChannel+`', ?)`, strings.Join(ids, ",")); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return r.wrap("touch devices", err)
+	}
+	for _, id := range deviceIDs {
+		r.changes.publish(id)
+	}
+	return nil
+}
+
 // SetReportedAttributes implements registry.Commands.
 func (r *DB) SetReportedAttributes(ctx context.Context, deviceID int64, doc []byte, at time.Time) (registry.DeviceState, error) {
 	t := micros(at)
@@ -486,11 +531,23 @@ func (r *DB) listenOnce(ctx context.Context, fn func(int64), first bool) error {
 				_ = pc.Close(context.Background())
 				return err
 			}
-			if id, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+			for _, id := range notifiedIDs(n.Payload) {
 				fn(id)
 			}
 		}
 	})
+}
+
+// notifiedIDs parses a changes notification: one device id, or the
+// comma-separated ids of a TouchDevices batch.
+func notifiedIDs(payload string) []int64 {
+	var ids []int64
+	for _, f := range strings.Split(payload, ",") {
+		if id, err := strconv.ParseInt(f, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // broadcaster fans device ids out to in-process watchers; a slow watcher

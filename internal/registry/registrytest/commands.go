@@ -96,6 +96,52 @@ func testCommandLifecycle(t *testing.T, r registry.Registry) {
 	wantErr(t, err, registry.ErrNotFound)
 }
 
+// testTouchDevices: one TouchDevices call moves the last-seen time of every
+// device named forward (never back), skips ids of devices that do not
+// exist, and announces each device to watchers.
+func testTouchDevices(t *testing.T, r registry.Registry) {
+	ctx := context.Background()
+	cs := commandsOf(t, r)
+	u := user(t, r, "touchowner", registry.RoleUser)
+	a := must(r.CreateDevice(ctx, registry.Device{OwnerID: u.ID, Name: "a"}))
+	b := must(r.CreateDevice(ctx, registry.Device{OwnerID: u.ID, Name: "b"}))
+	gone := must(r.CreateDevice(ctx, registry.Device{OwnerID: u.ID, Name: "gone"}))
+	if _, err := r.DeleteDevice(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Truncate(time.Microsecond)
+	if err := cs.TouchDevice(ctx, b.ID, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	changed := make(chan int64, 64)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go cs.WatchChanges(wctx, func(id int64) { changed <- id })
+	time.Sleep(50 * time.Millisecond) // the watcher subscribes
+	if err := cs.TouchDevices(ctx, []int64{a.ID, gone.ID, b.ID}, t0); err != nil {
+		t.Fatalf("touch with a deleted device's id: %v", err)
+	}
+	if s := must(cs.GetDeviceState(ctx, a.ID)); !s.LastSeen.Equal(t0) {
+		t.Fatalf("device a last seen %v, want %v", s.LastSeen, t0)
+	}
+	if s := must(cs.GetDeviceState(ctx, b.ID)); !s.LastSeen.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("device b last seen %v: moved back from %v", s.LastSeen, t0.Add(time.Hour))
+	}
+	seen := map[int64]bool{}
+	deadline := time.After(10 * time.Second)
+	for !seen[a.ID] || !seen[b.ID] {
+		select {
+		case id := <-changed:
+			seen[id] = true
+		case <-deadline:
+			t.Fatalf("watchers told of %v, want devices %d and %d", seen, a.ID, b.ID)
+		}
+	}
+	if err := cs.TouchDevices(ctx, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testDeviceState(t *testing.T, r registry.Registry) {
 	ctx := context.Background()
 	cs := commandsOf(t, r)

@@ -42,6 +42,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"RulesTransitionsAlertsDeliveries", testRules},
 		{"CommandLifecycle", testCommandLifecycle},
 		{"DeviceState", testDeviceState},
+		{"TouchDevices", testTouchDevices},
 		{"BatchReads", testBatchReads},
 	}
 	for _, tc := range tests {
