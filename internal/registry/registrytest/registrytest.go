@@ -43,6 +43,8 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"CommandLifecycle", testCommandLifecycle},
 		{"DeviceState", testDeviceState},
 		{"BatchReads", testBatchReads},
+		{"ChangeCounter", testChangeCounter},
+		{"RefreshOverChangeCounter", testRefreshOverChangeCounter},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })
