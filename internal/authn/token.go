@@ -171,7 +171,7 @@ func NewVerifier(keys KeySource, gens Generations, cfg VerifierConfig) *Verifier
 				return cg.GenerationChanges(ctx)
 			}
 			r.Counted = func(_ string, c cached) bool { return cg.GenerationsCounted(c.p.Kind) }
-			r.Recheck = v.recheckKeys
+			r.Recheck = v.recheckKey
 		}
 		v.tokens = cache.NewRefreshingWith(cc, r)
 	} else {
@@ -244,19 +244,13 @@ func (v *Verifier) refresh(bg BatchGenerations, old map[string]cached) map[strin
 	return out
 }
 
-// recheckKeys returns the tokens of kept whose generations the change
-// counter vouched for and whose signing key is still the one the key source
-// returns for its kid (what refresh checks besides the generation: keys do
-// not live in the registry, so the counter says nothing about them).
-func (v *Verifier) recheckKeys(kept map[string]cached) map[string]cached {
-	ctx, cancel := context.WithTimeout(context.Background(), v.refreshTimeout())
-	defer cancel()
-	for tok := range kept {
-		if _, err := v.verifySignature(ctx, tok); err != nil {
-			delete(kept, tok)
-		}
-	}
-	return kept
+// recheckKey reports whether the signing key of a token whose generation
+// the change counter vouched for is still the one the key source returns
+// for its kid (what refresh checks besides the generation: keys do not live
+// in the registry, so the counter says nothing about them).
+func (v *Verifier) recheckKey(ctx context.Context, token string, _ cached) bool {
+	_, err := v.verifySignature(ctx, token)
+	return err == nil
 }
 
 // refreshTimeout bounds one refresh round's reads: an answer later than a

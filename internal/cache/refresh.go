@@ -1,6 +1,9 @@
 package cache
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Refresh ahead (NewRefreshing): a cache in front of per-key registry reads
 // that the same keys hit again and again (a device's token generation and its
@@ -46,11 +49,11 @@ type Refresher[K comparable, V any] struct {
 	// Changes: read from the source itself (past any other cache) after
 	// Changes was read. Nil: every answer is.
 	Counted func(k K, v V) bool
-	// Recheck, when set, receives the entries a round would extend
-	// unread and returns those still valid by whatever else their answer
-	// depends on (e.g. a token's signing key); the others expire. Nil:
-	// all of them.
-	Recheck func(kept map[K]V) map[K]V
+	// Recheck, when set, is asked about each entry a round would extend
+	// unread whether its answer is still valid by whatever else it
+	// depends on (e.g. a token's signing key); an entry it refuses is not
+	// extended and expires. ctx bounds the round. Nil: all are valid.
+	Recheck func(ctx context.Context, k K, v V) bool
 }
 
 // NewRefreshingWith is NewRefreshing with a Refresher: with a change
@@ -128,20 +131,19 @@ func (c *Cache[K, V]) refreshLoop() {
 func (c *Cache[K, V]) refreshRound() bool {
 	start := c.now()
 	c.mu.Lock()
-	due := map[K]V{}
-	vers := map[K]int64{} // the counter value of the due entries that have one
+	// The due entries, with what they were when the round saw them: in
+	// steady state (nothing written) every one of them is extended through
+	// its pointer, without hashing its key (a token is ~200 bytes).
+	var due []dueEntry[K, V]
 	pending := false
-	for k, el := range c.m {
+	for el := c.lru.Front(); el != nil; el = el.Next() {
 		e := el.Value.(*entry[K, V])
 		if !e.used || e.err != nil || !start.Before(e.until) {
 			continue
 		}
 		pending = true
 		if e.until.Sub(start) < c.ttl*dueLeft/16 {
-			due[k] = e.v
-			if e.counted {
-				vers[k] = e.ver
-			}
+			due = append(due, dueEntry[K, V]{e: e, k: e.k, v: e.v, counted: e.counted, ver: e.ver})
 		}
 	}
 	if !pending {
@@ -154,23 +156,31 @@ func (c *Cache[K, V]) refreshRound() bool {
 	if len(due) == 0 {
 		return true
 	}
-	read, kept := due, map[K]V{}
 	ver, counted := int64(0), false
 	if c.refresh.Changes != nil {
 		if v, err := c.refresh.Changes(); err == nil {
 			ver, counted = v, true
-			read = make(map[K]V, len(due))
-			for k, v := range due {
-				if w, ok := vers[k]; ok && w == ver {
-					kept[k] = v
-				} else {
-					read[k] = v
-				}
-			}
 		}
 	}
-	if len(kept) > 0 && c.refresh.Recheck != nil {
-		kept = c.refresh.Recheck(kept)
+	var kept []*entry[K, V]
+	read := map[K]V{}
+	var ctx context.Context
+	for _, d := range due {
+		if !counted || !d.counted || d.ver != ver {
+			read[d.k] = d.v
+			continue
+		}
+		if c.refresh.Recheck != nil {
+			if ctx == nil {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(context.Background(), max(c.ttl/4, 10*time.Millisecond))
+				defer cancel()
+			}
+			if !c.refresh.Recheck(ctx, d.k, d.v) {
+				continue
+			}
+		}
+		kept = append(kept, d.e)
 	}
 	var fresh map[K]V
 	if len(read) > 0 {
@@ -182,11 +192,12 @@ func (c *Cache[K, V]) refreshRound() bool {
 		return true
 	}
 	until := start.Add(c.ttl)
-	for k := range kept {
-		if el, ok := c.m[k]; ok {
-			if e := el.Value.(*entry[K, V]); e.counted && e.ver == ver && e.err == nil {
-				e.until, e.used = until, false
-			}
+	for _, e := range kept {
+		// An entry stored anew meanwhile is no longer counted; one
+		// evicted meanwhile is no longer in the cache, and changing it
+		// changes nothing anyone reads.
+		if e.counted && e.ver == ver && e.err == nil {
+			e.until, e.used = until, false
 		}
 	}
 	for k, v := range fresh {
@@ -200,4 +211,13 @@ func (c *Cache[K, V]) refreshRound() bool {
 		}
 	}
 	return true
+}
+
+// dueEntry is an entry a refresh round found due, as it found it.
+type dueEntry[K comparable, V any] struct {
+	e       *entry[K, V]
+	k       K
+	v       V
+	counted bool
+	ver     int64
 }

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -405,10 +406,7 @@ func TestCache_RefreshCountedRecheckAndForget(t *testing.T) {
 	src := &countedSource{rows: map[int]int{1: 10, 2: 20, 3: 30}}
 	r := src.refresher()
 	var rejected atomic.Int64 // the key Recheck rejects
-	r.Recheck = func(kept map[int]int) map[int]int {
-		delete(kept, int(rejected.Load()))
-		return kept
-	}
+	r.Recheck = func(_ context.Context, k, _ int) bool { return k != int(rejected.Load()) }
 	r.Counted = func(k, _ int) bool { return k != 3 }
 	var c *Cache[int, int]
 	var forget atomic.Bool
