@@ -96,3 +96,98 @@ func TestAuthenticate_BatchRefreshKeepsTheRevocationBound(t *testing.T) {
 		})
 	}
 }
+
+// countedGens is a batchGens with a change counter covering device
+// generations, bumped by every change of one (as the registry's triggers do).
+type countedGens struct {
+	batchGens
+	changes atomic.Int64
+	read    atomic.Int64 // generations read by batches
+}
+
+func (c *countedGens) TokenGenerations(ctx context.Context, k Kind, ids []int64) (map[int64]int64, error) {
+	c.read.Add(int64(len(ids)))
+	return c.batchGens.TokenGenerations(ctx, k, ids)
+}
+
+func (c *countedGens) GenerationsCounted(k Kind) bool { return k == KindDevice }
+
+func (c *countedGens) GenerationChanges(context.Context) (int64, error) { return c.changes.Load(), nil }
+
+// TestAuthenticate_CountedRefreshKeepsTheRevocationBound: with a change
+// counter on the generations, refresh rounds during which nothing was
+// written read no generation (but still re-check each token's signing key);
+// a revocation or deletion (which moves the counter) and a signing key
+// removed from the key source (which does not) still make the token fail
+// within the cache TTL; the other tokens go on.
+func TestAuthenticate_CountedRefreshKeepsTheRevocationBound(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		change func(src *swappableKeys, gens *countedGens)
+		others bool
+	}{
+		{"token revoked", func(_ *swappableKeys, gens *countedGens) {
+			gens.set(KindDevice, 7, 1)
+			gens.changes.Add(1)
+		}, true},
+		{"device deleted", func(_ *swappableKeys, gens *countedGens) {
+			gens.mu.Lock()
+			delete(gens.gens[KindDevice], 7)
+			gens.mu.Unlock()
+			gens.changes.Add(1)
+		}, true},
+		{"key removed", func(src *swappableKeys, _ *countedGens) { src.mu.Lock(); src.gone = true; src.mu.Unlock() }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keys := newKeys(t)
+			src := &swappableKeys{KeySource: keys}
+			gens := &countedGens{}
+			toks := map[int64]string{}
+			for id := int64(7); id <= 9; id++ {
+				gens.set(KindDevice, id, 0)
+				toks[id], _ = NewSigner(keys).Issue(Principal{Kind: KindDevice, ID: id}, 0, 0)
+			}
+			v := NewVerifier(src, gens, VerifierConfig{CacheTTL: ttl})
+			ctx := context.Background()
+			use := func(d time.Duration) {
+				for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(ttl / 20) {
+					for id, tok := range toks {
+						if p, err := v.Authenticate(ctx, tok); err != nil || p.ID != id {
+							t.Fatalf("device %d: %+v %v", id, p, err)
+						}
+					}
+				}
+			}
+			use(2 * ttl)
+			read := gens.read.Load()
+			use(3 * ttl)
+			if n := gens.single.Load(); n != 3 || read == 0 {
+				t.Fatalf("%d one-by-one reads, %d generations read by batches: want 3, then batches", n, read)
+			}
+			if n := gens.read.Load() - read; n != 0 {
+				t.Fatalf("rounds with nothing written read %d generations", n)
+			}
+			tc.change(src, gens)
+			changed := time.Now()
+			for {
+				_, err := v.Authenticate(ctx, toks[7])
+				if errors.Is(err, ErrInvalidToken) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if time.Since(changed) > ttl+ttl/4 {
+					t.Fatalf("the token still passed %v after the change (bound %v)", time.Since(changed), ttl)
+				}
+				time.Sleep(ttl / 40)
+			}
+			if tc.others {
+				if _, err := v.Authenticate(ctx, toks[8]); err != nil {
+					t.Fatalf("another device's token: %v", err)
+				}
+			}
+		})
+	}
+}

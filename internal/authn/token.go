@@ -81,6 +81,23 @@ type BatchGenerations interface {
 	TokenGenerations(ctx context.Context, kind Kind, ids []int64) (map[int64]int64, error)
 }
 
+// CountedGenerations is optionally implemented by a BatchGenerations whose
+// source has a change counter (the registry's, registry.ChangeCounter):
+// while the counter has not moved since a token's generation was read, the
+// refresh round re-checks that token's signing key but does not read its
+// generation again, so a round with nothing written costs one counter read.
+type CountedGenerations interface {
+	// GenerationsCounted reports whether GenerationChanges covers the
+	// generations TokenGenerations returns for kind: read from the
+	// source itself (past any cache) and changed only by writes that
+	// increase the counter.
+	GenerationsCounted(kind Kind) bool
+	// GenerationChanges returns the counter: a number every write that
+	// can change a counted generation, or remove its subject, increases
+	// in the same transaction as the write.
+	GenerationChanges(ctx context.Context) (int64, error)
+}
+
 // VerifierConfig tunes the verifier.
 type VerifierConfig struct {
 	// CacheTTL bounds how long a verified token is trusted without asking
@@ -146,7 +163,17 @@ func NewVerifier(keys KeySource, gens Generations, cfg VerifierConfig) *Verifier
 	v := &Verifier{keys: keys, gens: gens, cfg: cfg, now: time.Now}
 	cc := cache.Config{TTL: cfg.CacheTTL, MaxEntries: cfg.CacheSize, Now: func() time.Time { return v.now() }}
 	if bg, ok := gens.(BatchGenerations); ok {
-		v.tokens = cache.NewRefreshing(cc, func(old map[string]cached) map[string]cached { return v.refresh(bg, old) })
+		r := cache.Refresher[string, cached]{Batch: func(old map[string]cached) map[string]cached { return v.refresh(bg, old) }}
+		if cg, ok := gens.(CountedGenerations); ok {
+			r.Changes = func() (int64, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), v.refreshTimeout())
+				defer cancel()
+				return cg.GenerationChanges(ctx)
+			}
+			r.Counted = func(_ string, c cached) bool { return cg.GenerationsCounted(c.p.Kind) }
+			r.Recheck = v.recheckKey
+		}
+		v.tokens = cache.NewRefreshingWith(cc, r)
 	} else {
 		v.tokens = cache.New[string, cached](cc)
 	}
@@ -189,7 +216,7 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 // token's. It returns the tokens still valid; the others expire from the
 // cache and their next use is refused by Authenticate.
 func (v *Verifier) refresh(bg BatchGenerations, old map[string]cached) map[string]cached {
-	ctx, cancel := context.WithTimeout(context.Background(), max(v.cfg.CacheTTL/4, 10*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), v.refreshTimeout())
 	defer cancel()
 	ids := map[Kind][]int64{}
 	for _, c := range old {
@@ -216,6 +243,19 @@ func (v *Verifier) refresh(bg BatchGenerations, old map[string]cached) map[strin
 	}
 	return out
 }
+
+// recheckKey reports whether the signing key of a token whose generation
+// the change counter vouched for is still the one the key source returns
+// for its kid (what refresh checks besides the generation: keys do not live
+// in the registry, so the counter says nothing about them).
+func (v *Verifier) recheckKey(ctx context.Context, token string, _ cached) bool {
+	_, err := v.verifySignature(ctx, token)
+	return err == nil
+}
+
+// refreshTimeout bounds one refresh round's reads: an answer later than a
+// quarter TTL is of no use (the entries expire meanwhile).
+func (v *Verifier) refreshTimeout() time.Duration { return max(v.cfg.CacheTTL/4, 10*time.Millisecond) }
 
 // verifySignature returns the claims of token: those of its earlier
 // verification when its key (by kid) is still the same, else parse's.

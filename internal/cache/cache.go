@@ -44,7 +44,7 @@ type Cache[K comparable, V any] struct {
 	keep func(error) bool
 	now  func() time.Time
 
-	refresh func(old map[K]V) map[K]V
+	refresh Refresher[K, V]
 	// refreshing: the refresh goroutine runs (refresh.go).
 	refreshing bool
 
@@ -61,6 +61,12 @@ type entry[K comparable, V any] struct {
 	until time.Time
 	// used: read since it was (re)loaded, so worth refreshing.
 	used bool
+	// counted: v was read by a refresh round past any other cache after
+	// that round read the source's change counter, whose value was ver
+	// (refresh.go); a round that reads the same value extends the entry
+	// without reading it again. Any other store (Load, Put) clears it.
+	counted bool
+	ver     int64
 }
 
 // New returns a cache configured by cfg.
@@ -98,7 +104,7 @@ func (c *Cache[K, V]) Get(k K) (v V, ok bool, err error) {
 		return v, false, nil
 	}
 	c.lru.MoveToFront(el)
-	if c.refresh != nil && e.err == nil {
+	if c.refresh.Batch != nil && e.err == nil {
 		e.used = true
 		c.startRefresh()
 	}
@@ -151,7 +157,7 @@ func (c *Cache[K, V]) Put(k K, v V) {
 func (c *Cache[K, V]) put(k K, v V, err error, until time.Time) {
 	if el, ok := c.m[k]; ok {
 		e := el.Value.(*entry[K, V])
-		e.v, e.err, e.until, e.used = v, err, until, false
+		e.v, e.err, e.until, e.used, e.counted = v, err, until, false, false
 		c.lru.MoveToFront(el)
 		return
 	}

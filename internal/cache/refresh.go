@@ -1,6 +1,9 @@
 package cache
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Refresh ahead (NewRefreshing): a cache in front of per-key registry reads
 // that the same keys hit again and again (a device's token generation and its
@@ -12,6 +15,12 @@ import "time"
 // their TTL left; readers keep hitting the cache and never wait for it. The goroutine
 // ends when a round finds nothing to refresh and the next hit starts it
 // again, so an idle cache holds no goroutine.
+//
+// Over a source with a change counter (Refresher.Changes: the registry's,
+// bumped in the transaction of every write that can change an answer) a
+// round first reads the counter, and the entries it last read under the
+// same value are extended without being read again: with nothing written,
+// a round costs one tiny query however many entries are in use.
 
 // NewRefreshing returns a cache configured by cfg whose entries are
 // reloaded many at a time by refresh ahead of their expiry: entries read
@@ -21,8 +30,39 @@ import "time"
 // its load for them, one by one), so a refresh never extends an answer the
 // source did not give again; errors are never refreshed.
 func NewRefreshing[K comparable, V any](cfg Config, refresh func(old map[K]V) map[K]V) *Cache[K, V] {
+	return NewRefreshingWith(cfg, Refresher[K, V]{Batch: refresh})
+}
+
+// Refresher is how a refreshing cache (NewRefreshingWith) reloads the
+// entries in use.
+type Refresher[K comparable, V any] struct {
+	// Batch returns the source's current answers for the keys of old that
+	// it still has; the keys it leaves out expire (required).
+	Batch func(old map[K]V) map[K]V
+	// Changes, when set, reads the source's change counter: a number that
+	// every write that can change an answer Batch gives increases, in the
+	// same transaction as the write (an error: unknown). A round then
+	// reloads only the due entries not read under the value it reads, and
+	// extends the others without reading them (refreshRound).
+	Changes func() (int64, error)
+	// Counted reports whether the answer Batch gave for k is covered by
+	// Changes: read from the source itself (past any other cache) after
+	// Changes was read. Nil: every answer is.
+	Counted func(k K, v V) bool
+	// Recheck, when set, is asked about each entry a round would extend
+	// unread whether its answer is still valid by whatever else it
+	// depends on (e.g. a token's signing key); an entry it refuses is not
+	// extended and expires. ctx bounds the round. Nil: all are valid.
+	Recheck func(ctx context.Context, k K, v V) bool
+}
+
+// NewRefreshingWith is NewRefreshing with a Refresher: with a change
+// counter (Refresher.Changes), a round in which nothing the answers depend
+// on was written costs one read of the counter instead of one read of
+// every entry in use.
+func NewRefreshingWith[K comparable, V any](cfg Config, r Refresher[K, V]) *Cache[K, V] {
 	c := New[K, V](cfg)
-	c.refresh = refresh
+	c.refresh = r
 	return c
 }
 
@@ -55,22 +95,55 @@ func (c *Cache[K, V]) refreshLoop() {
 	}
 }
 
-// refreshRound refreshes the due entries in one Refresh call; it reports
-// false (and marks the goroutine stopped) when no entry was read since its
-// load, so nothing is worth refreshing.
+// refreshRound refreshes the due entries; it reports false (and marks the
+// goroutine stopped) when no entry was read since its load, so nothing is
+// worth refreshing.
+//
+// With a change counter (Refresher.Changes), the round reads the counter
+// first, then reloads through Batch only the due entries that were not read
+// under the value it got, and extends the others. Why an extended answer
+// keeps the bound (an answer is served at most a TTL after a moment at
+// which the source still gave it):
+//
+//   - An entry is counted with value c only when a round read the counter
+//     (c, at time tc) and THEN read the entry's answer from the source
+//     itself, at tr ≥ tc, past any other cache (Refresher.Counted). So the
+//     answer is the source's state at tr, which is its state at tc plus the
+//     writes committed in (tc, tr].
+//   - Every write that can change an answer increases the counter in its
+//     own transaction, so it is visible in the counter exactly when it is
+//     visible in the rows; the counter never goes back, and a rolled-back
+//     write bumps nothing.
+//   - A later round starts at s, reads the counter at tv ≥ s and gets c
+//     again: no such write committed in (tc, tv] — one committed in
+//     (tc, tr] would show in the counter at tv > tr. So the answer is the
+//     source's state at tv, and extending it to s + TTL ≤ tv + TTL serves
+//     it at most a TTL after tv: the bound of a fresh read at tv.
+//   - Anything else leaves an entry uncounted, and it is read again by
+//     the next round that finds it due (with the counter read before it):
+//     answers loaded one by one (Load, Put: a cache miss reads through the
+//     source's own caches, e.g. the SQLite registry's row cache, possibly
+//     older than any counter value this round could compare), answers
+//     Counted rejects, and every answer when the counter read failed.
+//   - A Forget during the round discards all of the round's work, as
+//     before, and an entry stored anew meanwhile (uncounted) is never
+//     extended by a round that saw it counted.
 func (c *Cache[K, V]) refreshRound() bool {
 	start := c.now()
 	c.mu.Lock()
-	old := map[K]V{}
+	// The due entries, with what they were when the round saw them: in
+	// steady state (nothing written) every one of them is extended through
+	// its pointer, without hashing its key (a token is ~200 bytes).
+	var due []dueEntry[K, V]
 	pending := false
-	for k, el := range c.m {
+	for el := c.lru.Front(); el != nil; el = el.Next() {
 		e := el.Value.(*entry[K, V])
 		if !e.used || e.err != nil || !start.Before(e.until) {
 			continue
 		}
 		pending = true
 		if e.until.Sub(start) < c.ttl*dueLeft/16 {
-			old[k] = e.v
+			due = append(due, dueEntry[K, V]{e: e, k: e.k, v: e.v, counted: e.counted, ver: e.ver})
 		}
 	}
 	if !pending {
@@ -80,23 +153,71 @@ func (c *Cache[K, V]) refreshRound() bool {
 	}
 	gen := c.gen
 	c.mu.Unlock()
-	if len(old) == 0 {
+	if len(due) == 0 {
 		return true
 	}
-	fresh := c.refresh(old)
+	ver, counted := int64(0), false
+	if c.refresh.Changes != nil {
+		if v, err := c.refresh.Changes(); err == nil {
+			ver, counted = v, true
+		}
+	}
+	var kept []*entry[K, V]
+	read := map[K]V{}
+	var ctx context.Context
+	for _, d := range due {
+		if !counted || !d.counted || d.ver != ver {
+			read[d.k] = d.v
+			continue
+		}
+		if c.refresh.Recheck != nil {
+			if ctx == nil {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(context.Background(), max(c.ttl/4, 10*time.Millisecond))
+				defer cancel()
+			}
+			if !c.refresh.Recheck(ctx, d.k, d.v) {
+				continue
+			}
+		}
+		kept = append(kept, d.e)
+	}
+	var fresh map[K]V
+	if len(read) > 0 {
+		fresh = c.refresh.Batch(read)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen { // a Forget ran meanwhile: its keys may be among the answers
 		return true
 	}
 	until := start.Add(c.ttl)
+	for _, e := range kept {
+		// An entry stored anew meanwhile is no longer counted; one
+		// evicted meanwhile is no longer in the cache, and changing it
+		// changes nothing anyone reads.
+		if e.counted && e.ver == ver && e.err == nil {
+			e.until, e.used = until, false
+		}
+	}
 	for k, v := range fresh {
 		if el, ok := c.m[k]; ok {
-			if _, asked := old[k]; asked {
+			if _, asked := read[k]; asked {
 				e := el.Value.(*entry[K, V])
 				e.v, e.until, e.used = v, until, false
+				e.counted = counted && (c.refresh.Counted == nil || c.refresh.Counted(k, v))
+				e.ver = ver
 			}
 		}
 	}
 	return true
+}
+
+// dueEntry is an entry a refresh round found due, as it found it.
+type dueEntry[K comparable, V any] struct {
+	e       *entry[K, V]
+	k       K
+	v       V
+	counted bool
+	ver     int64
 }

@@ -1,6 +1,9 @@
 package cache
 
 import (
+	"context"
+	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -209,5 +212,254 @@ func BenchmarkRefreshAhead_ReloadsPerEntry(b *testing.B) {
 			time.Sleep(ttl / 2)
 		}
 		b.ReportMetric(float64(reloads.Load())/keys/ttls, "reloads/entry/TTL")
+	}
+}
+
+// countedSource is a source with a change counter for the counted refresh
+// tests: rows, the counter, and what Batch was asked.
+type countedSource struct {
+	mu      sync.Mutex
+	rows    map[int]int
+	changes int64
+	failing bool // the counter read fails
+	batches []map[int]int
+}
+
+func (s *countedSource) write(k, v int, deleted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if deleted {
+		delete(s.rows, k)
+	} else {
+		s.rows[k] = v
+	}
+	s.changes++
+}
+
+func (s *countedSource) refresher() Refresher[int, int] {
+	return Refresher[int, int]{
+		Batch: func(old map[int]int) map[int]int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.batches = append(s.batches, old)
+			out := map[int]int{}
+			for k := range old {
+				if v, ok := s.rows[k]; ok {
+					out[k] = v
+				}
+			}
+			return out
+		},
+		Changes: func() (int64, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.failing {
+				return 0, errors.New("counter unreadable")
+			}
+			return s.changes, nil
+		},
+	}
+}
+
+// read returns the keys Batch was asked since the last call, sorted.
+func (s *countedSource) read() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for _, b := range s.batches {
+		for k := range b {
+			out = append(out, k)
+		}
+	}
+	s.batches = nil
+	slices.Sort(out)
+	return out
+}
+
+// TestCache_RefreshCounted: over a source with a change counter, a round in
+// which nothing was written reads no entry and extends the entries it read
+// under the same counter value; a write (a changed or deleted row) makes
+// the next round read every due entry, and the change is served at most a
+// TTL after the round that could have seen it; entries loaded one by one
+// are read by the next round before any round extends them; a failed
+// counter read falls back to reading every due entry.
+func TestCache_RefreshCounted(t *testing.T) {
+	const ttl = time.Minute
+	var clock atomic.Int64
+	clock.Store(time.Unix(1000, 0).UnixNano())
+	advance := func(d time.Duration) { clock.Add(int64(d)) }
+	src := &countedSource{rows: map[int]int{1: 10, 2: 20, 3: 30}}
+	c := NewRefreshingWith(Config{TTL: ttl, Now: func() time.Time { return time.Unix(0, clock.Load()) }}, src.refresher())
+	load := func(k int) func() (int, error) {
+		return func() (int, error) {
+			src.mu.Lock()
+			defer src.mu.Unlock()
+			return src.rows[k], nil
+		}
+	}
+	// round: every key of use read, then a round a quarter TTL before
+	// their expiry (as the refresh goroutine runs it).
+	round := func(use ...int) {
+		t.Helper()
+		for _, k := range use {
+			if _, ok, _ := c.Get(k); !ok {
+				t.Fatalf("key %d not cached", k)
+			}
+		}
+		advance(ttl * 3 / 4)
+		c.refreshRound()
+	}
+	get := func(k int) (int, bool) { v, ok, _ := c.Get(k); return v, ok }
+	c.Load(1, load(1))
+	c.Load(2, load(2))
+	round(1, 2)
+	if got := src.read(); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("first round read %v, want the entries loaded one by one [1 2]", got)
+	}
+	for i := range 3 {
+		round(1, 2)
+		if got := src.read(); len(got) != 0 {
+			t.Fatalf("round %d with nothing written read %v", i, got)
+		}
+	}
+	advance(ttl/4 - time.Nanosecond) // just before the last extension ends
+	if v, ok := get(1); !ok || v != 10 {
+		t.Fatalf("an extended entry: %d, %v", v, ok)
+	}
+	// A write: the next round reads every due entry and serves the change.
+	src.write(1, 11, false)
+	round(1, 2)
+	if got := src.read(); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("the round after a write read %v, want [1 2]", got)
+	}
+	if v, _ := get(1); v != 11 {
+		t.Fatalf("key 1 = %d after the round that followed its write, want 11", v)
+	}
+	// A deletion: the round leaves the entry out and it expires a TTL after
+	// the previous round's start, whatever the counter says later.
+	src.write(2, 0, true)
+	round(1, 2)
+	if got := src.read(); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("the round after a deletion read %v, want [1 2]", got)
+	}
+	advance(ttl / 4)
+	if _, ok := get(2); ok {
+		t.Fatal("a deleted entry was served a TTL after the last round that read it")
+	}
+	// A key loaded one by one while nothing is written is read by the next
+	// round (it was not read under a counter value); the others are not.
+	c.Forget()
+	c.Load(1, load(1))
+	round(1)
+	round(1)
+	if got := src.read(); !slices.Equal(got, []int{1}) {
+		t.Fatalf("two rounds read %v, want [1] once", got)
+	}
+	c.Load(3, load(3))
+	round(1, 3)
+	if got := src.read(); !slices.Equal(got, []int{3}) {
+		t.Fatalf("round after a load read %v, want only the loaded key [3]", got)
+	}
+	round(1, 3)
+	if got := src.read(); len(got) != 0 {
+		t.Fatalf("round read %v with nothing written", got)
+	}
+	// Put (an answer from elsewhere) also clears the counter value.
+	c.Put(3, 33)
+	round(1, 3)
+	if got := src.read(); !slices.Equal(got, []int{3}) {
+		t.Fatalf("round after a Put read %v, want [3]", got)
+	}
+	if v, _ := get(3); v != 30 {
+		t.Fatalf("key 3 = %d, want the source's 30", v)
+	}
+	// The counter cannot be read: every due entry is read, and none of
+	// them counts as read under a counter value afterwards.
+	src.mu.Lock()
+	src.failing = true
+	src.mu.Unlock()
+	round(1, 3)
+	if got := src.read(); !slices.Equal(got, []int{1, 3}) {
+		t.Fatalf("round with an unreadable counter read %v, want [1 3]", got)
+	}
+	src.mu.Lock()
+	src.failing = false
+	src.mu.Unlock()
+	round(1, 3)
+	if got := src.read(); !slices.Equal(got, []int{1, 3}) {
+		t.Fatalf("round after an unreadable counter read %v, want [1 3]", got)
+	}
+	round(1, 3)
+	if got := src.read(); len(got) != 0 {
+		t.Fatalf("round read %v with nothing written", got)
+	}
+}
+
+// TestCache_RefreshCountedRecheckAndForget: an entry Recheck rejects is not
+// extended (it expires), one Counted rejects is read by every round, and a
+// Forget during a round discards the round's extensions too.
+func TestCache_RefreshCountedRecheckAndForget(t *testing.T) {
+	const ttl = time.Minute
+	var clock atomic.Int64
+	clock.Store(time.Unix(1000, 0).UnixNano())
+	advance := func(d time.Duration) { clock.Add(int64(d)) }
+	src := &countedSource{rows: map[int]int{1: 10, 2: 20, 3: 30}}
+	r := src.refresher()
+	var rejected atomic.Int64 // the key Recheck rejects
+	r.Recheck = func(_ context.Context, k, _ int) bool { return k != int(rejected.Load()) }
+	r.Counted = func(k, _ int) bool { return k != 3 }
+	var c *Cache[int, int]
+	var forget atomic.Bool
+	changes := r.Changes
+	r.Changes = func() (int64, error) {
+		if forget.Load() {
+			c.Forget(99) // a write in this process while the round runs
+		}
+		return changes()
+	}
+	c = NewRefreshingWith(Config{TTL: ttl, Now: func() time.Time { return time.Unix(0, clock.Load()) }}, r)
+	round := func() {
+		for k := 1; k <= 3; k++ {
+			if _, ok, _ := c.Get(k); !ok {
+				t.Fatalf("key %d not cached", k)
+			}
+		}
+		advance(ttl * 3 / 4)
+		c.refreshRound()
+	}
+	for k := 1; k <= 3; k++ {
+		c.Put(k, k*10)
+	}
+	round()
+	if got := src.read(); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("first round read %v", got)
+	}
+	round()
+	if got := src.read(); !slices.Equal(got, []int{3}) {
+		t.Fatalf("round read %v, want only the key Counted rejects [3]", got)
+	}
+	forget.Store(true)
+	round() // extends nothing: entries 1 and 2 keep their last expiry
+	forget.Store(false)
+	if got := src.read(); !slices.Equal(got, []int{3}) {
+		t.Fatalf("round read %v, want [3]", got)
+	}
+	advance(ttl / 4)
+	if _, ok, _ := c.Get(1); ok {
+		t.Fatal("a round that raced with Forget extended an entry")
+	}
+	c.Put(1, 10)
+	c.Put(2, 20)
+	c.Put(3, 30)
+	round()
+	src.read()
+	rejected.Store(2)
+	round()
+	advance(ttl / 4)
+	if _, ok, _ := c.Get(2); ok {
+		t.Fatal("an entry Recheck rejected was extended")
+	}
+	if _, ok, _ := c.Get(1); !ok {
+		t.Fatal("an entry Recheck kept was not extended")
 	}
 }

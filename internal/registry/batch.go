@@ -28,3 +28,17 @@ type SensorsReader interface {
 	// sensor is left out of the map).
 	GetSensors(ctx context.Context, ids []int64) (map[int64]Sensor, error)
 }
+
+// ChangeCounter reads the registry's change counter: with it, a refresh
+// round of the caches over DeviceAccessReader and SensorsReader asks
+// "was anything written?" before reading every entry in use again.
+type ChangeCounter interface {
+	// Changes returns a number that every write that can change an answer
+	// of DeviceAccess or GetSensors increases — a device created or
+	// deleted, its key generation or ingest limits changed, a sensor
+	// created, changed or deleted — in the same transaction as the write,
+	// and that other writes (device state, commands, sessions, a device's
+	// name) leave alone. Two reads that return the same value: no such
+	// write committed between them.
+	Changes(ctx context.Context) (int64, error)
+}

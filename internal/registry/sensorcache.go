@@ -44,8 +44,10 @@ func newSensorCache(src SensorGetter, ttl time.Duration, now func() time.Time) *
 		return &SensorCache{src: src, c: cache.New[int64, Sensor](cfg)}
 	}
 	// The sensors readings keep naming are re-read together, one query per
-	// refresh round instead of one per sensor per TTL (cache.NewRefreshing).
-	return &SensorCache{src: src, c: cache.NewRefreshing(cfg, func(old map[int64]Sensor) map[int64]Sensor {
+	// refresh round instead of one per sensor per TTL (cache.NewRefreshing),
+	// and not at all when the registry's change counter says no sensor was
+	// written since they were read (cache.Refresher.Changes).
+	r := cache.Refresher[int64, Sensor]{Batch: func(old map[int64]Sensor) map[int64]Sensor {
 		ids := make([]int64, 0, len(old))
 		for id := range old {
 			ids = append(ids, id)
@@ -57,7 +59,21 @@ func newSensorCache(src SensorGetter, ttl time.Duration, now func() time.Time) *
 			return nil // the entries expire; the next lookups load them one by one
 		}
 		return fresh
-	})}
+	}}
+	if cc, ok := src.(ChangeCounter); ok {
+		r.Changes = ChangesWithin(cc, refreshTimeout(cfg.TTL))
+	}
+	return &SensorCache{src: src, c: cache.NewRefreshingWith(cfg, r)}
+}
+
+// ChangesWithin returns cc's counter read as a cache.Refresher's Changes,
+// each read bounded by timeout.
+func ChangesWithin(cc ChangeCounter, timeout time.Duration) func() (int64, error) {
+	return func() (int64, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return cc.Changes(ctx)
+	}
 }
 
 // refreshTimeout bounds one batch refresh: a refresh answered later than a

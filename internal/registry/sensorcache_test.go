@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -129,6 +130,63 @@ func TestSensorCache_BatchRefresh(t *testing.T) {
 	src.mu.Unlock()
 	if single != 50 || batches == 0 {
 		t.Fatalf("%d one-by-one reads and %d batches: want the first 50 reads, then batches only", single, batches)
+	}
+	changed := time.Now()
+	for {
+		s, _ := c.GetSensor(ctx, 1)
+		_, err := c.GetSensor(ctx, 2)
+		if s.DeviceID == 8 && errors.Is(err, ErrNotFound) {
+			break
+		}
+		if time.Since(changed) > ttl+ttl/4 {
+			t.Fatalf("move or deletion not seen %v after it (TTL %v)", time.Since(changed), ttl)
+		}
+		time.Sleep(ttl / 40)
+	}
+}
+
+// countedSensors is a batchSensors with the registry's change counter.
+type countedSensors struct {
+	batchSensors
+	changes atomic.Int64
+}
+
+func (c *countedSensors) Changes(context.Context) (int64, error) { return c.changes.Load(), nil }
+
+// TestSensorCache_CountedRefresh: over a registry with a change counter,
+// refresh rounds during which nothing was written read no sensor, and a
+// sensor moved or deleted elsewhere (which moves the counter) is still seen
+// within the TTL.
+func TestSensorCache_CountedRefresh(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	src := &countedSensors{batchSensors: batchSensors{s: map[int64]Sensor{}}}
+	for id := int64(1); id <= 50; id++ {
+		src.s[id] = Sensor{ID: id, DeviceID: 7, Type: TypeDouble}
+	}
+	c := NewSensorCache(src, ttl)
+	ctx := context.Background()
+	use := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(ttl / 20) {
+			for id := int64(1); id <= 50; id++ {
+				if s, err := c.GetSensor(ctx, id); err != nil || s.DeviceID != 7 {
+					t.Fatalf("sensor %d: %+v %v", id, s, err)
+				}
+			}
+		}
+	}
+	use(2 * ttl)
+	src.mu.Lock()
+	batches := src.batchs
+	src.mu.Unlock()
+	use(3 * ttl)
+	src.mu.Lock()
+	quiet := src.batchs - batches
+	src.s[1] = Sensor{ID: 1, DeviceID: 8, Type: TypeDouble}
+	delete(src.s, 2)
+	src.mu.Unlock()
+	src.changes.Add(1)
+	if batches == 0 || quiet != 0 {
+		t.Fatalf("%d batches, then %d with nothing written: want some, then none", batches, quiet)
 	}
 	changed := time.Now()
 	for {

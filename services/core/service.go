@@ -123,6 +123,27 @@ func (g Generations) TokenGenerations(ctx context.Context, kind authn.Kind, ids 
 	return out, nil
 }
 
+// GenerationsCounted implements authn.CountedGenerations: device
+// generations, read by TokenGenerations past the registry's read cache
+// (registry.DeviceAccessReader), are covered by the registry's change
+// counter (registry.ChangeCounter) when it has both.
+func (g Generations) GenerationsCounted(kind authn.Kind) bool {
+	_, batch := g.Reg.(registry.DeviceAccessReader)
+	_, counted := g.Reg.(registry.ChangeCounter)
+	return kind == authn.KindDevice && batch && counted
+}
+
+// GenerationChanges implements authn.CountedGenerations: the registry's
+// change counter (errors.ErrUnsupported without one: every refresh round
+// then reads every generation).
+func (g Generations) GenerationChanges(ctx context.Context) (int64, error) {
+	cc, ok := g.Reg.(registry.ChangeCounter)
+	if !ok {
+		return 0, errors.ErrUnsupported
+	}
+	return cc.Changes(ctx)
+}
+
 // errorf returns a Connect error with a message safe to show callers.
 func errorf(code connect.Code, format string, args ...any) error {
 	return connect.NewError(code, fmt.Errorf(format, args...))

@@ -57,19 +57,26 @@ func newRateLimiter(rate float64, burst int64, devices DeviceGetter, ttl time.Du
 	}
 	l := &rateLimiter{rate: rate, burst: b, devices: devices, ttl: ttl, m: map[int64]*bucket{}}
 	if br, ok := devices.(registry.DeviceAccessReader); ok {
-		l.access = cache.NewRefreshing(cache.Config{TTL: ttl, MaxEntries: 1_000_000}, func(old map[int64]registry.DeviceAccess) map[int64]registry.DeviceAccess {
+		timeout := max(ttl/4, 10*time.Millisecond)
+		r := cache.Refresher[int64, registry.DeviceAccess]{Batch: func(old map[int64]registry.DeviceAccess) map[int64]registry.DeviceAccess {
 			ids := make([]int64, 0, len(old))
 			for id := range old {
 				ids = append(ids, id)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), max(ttl/4, 10*time.Millisecond))
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			fresh, err := br.DeviceAccess(ctx, ids)
 			if err != nil {
 				return nil // the entries expire; the next takes read them one by one
 			}
 			return fresh
-		})
+		}}
+		// Not read at all while the registry's change counter says no
+		// device was written since (cache.Refresher.Changes).
+		if cc, ok := devices.(registry.ChangeCounter); ok {
+			r.Changes = registry.ChangesWithin(cc, timeout)
+		}
+		l.access = cache.NewRefreshingWith(cache.Config{TTL: ttl, MaxEntries: 1_000_000}, r)
 	}
 	return l
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,6 +129,56 @@ func TestRateLimiter_BatchRefreshedOverrides(t *testing.T) {
 	devs.mu.Unlock()
 	if single != 2 || batches == 0 {
 		t.Fatalf("%d one-by-one reads and %d batches: want 2, then batches only", single, batches)
+	}
+	changed := time.Now()
+	for l.take(ctx, 1, 5, time.Now()) == 0 {
+		if time.Since(changed) > ttl+ttl/4 {
+			t.Fatalf("the new override not applied %v after it (TTL %v)", time.Since(changed), ttl)
+		}
+		time.Sleep(ttl / 40)
+	}
+	if w := l.take(ctx, 2, 1000, time.Now()); w != 0 {
+		t.Fatalf("the other device: %v", w)
+	}
+}
+
+// countedDevices is a batchDevices with the registry's change counter.
+type countedDevices struct {
+	batchDevices
+	changes atomic.Int64
+}
+
+func (c *countedDevices) Changes(context.Context) (int64, error) { return c.changes.Load(), nil }
+
+// TestRateLimiter_CountedRefreshedOverrides: over a registry with a change
+// counter, refresh rounds during which nothing was written read no device,
+// and a new override (which moves the counter) is applied within the TTL.
+func TestRateLimiter_CountedRefreshedOverrides(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	devs := &countedDevices{batchDevices: batchDevices{d: map[int64]registry.Device{1: {ID: 1}, 2: {ID: 2}}}}
+	l := newRateLimiter(0, 0, devs, ttl)
+	ctx := context.Background()
+	use := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(ttl / 20) {
+			for id := int64(1); id <= 2; id++ {
+				if w := l.take(ctx, id, 1000, time.Now()); w != 0 {
+					t.Fatalf("device %d refused without a limit: %v", id, w)
+				}
+			}
+		}
+	}
+	use(2 * ttl)
+	devs.mu.Lock()
+	batches := devs.batchs
+	devs.mu.Unlock()
+	use(3 * ttl)
+	devs.mu.Lock()
+	quiet := devs.batchs - batches
+	devs.d[1] = registry.Device{ID: 1, IngestRate: 1, IngestBurst: 1}
+	devs.mu.Unlock()
+	devs.changes.Add(1)
+	if batches == 0 || quiet != 0 {
+		t.Fatalf("%d batches, then %d with nothing written: want some, then none", batches, quiet)
 	}
 	changed := time.Now()
 	for l.take(ctx, 1, 5, time.Now()) == 0 {

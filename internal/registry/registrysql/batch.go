@@ -14,13 +14,27 @@ const batchSize = 500
 var (
 	_ registry.DeviceAccessReader = (*DB)(nil)
 	_ registry.SensorsReader      = (*DB)(nil)
+	_ registry.ChangeCounter      = (*DB)(nil)
 )
 
+// Changes implements registry.ChangeCounter: the counter the triggers of
+// migration 033 (registry_changes) bump, read past the read cache.
+func (r *DB) Changes(ctx context.Context) (int64, error) {
+	var n int64
+	err := r.row(ctx, `SELECT n FROM registry_changes WHERE k = 1`).Scan(&n)
+	return n, r.wrap("read registry changes", err)
+}
+
+// deviceAccessCols are the device columns DeviceAccess reads.
+const deviceAccessCols = `id, key_gen, ingest_rate, ingest_burst`
+
 // DeviceAccess implements registry.DeviceAccessReader, past the read cache
-// (its callers refresh their own caches with it).
+// (its callers refresh their own caches with it). The columns it reads are
+// the ones whose change bumps registry.ChangeCounter (migration 033's
+// devices_update_changes; TestMigrations_ChangeTriggersCoverBatchReads).
 func (r *DB) DeviceAccess(ctx context.Context, ids []int64) (map[int64]registry.DeviceAccess, error) {
 	out := make(map[int64]registry.DeviceAccess, len(ids))
-	err := r.inBatches(ctx, `SELECT id, key_gen, ingest_rate, ingest_burst FROM devices WHERE id IN (`, ids, func(row rowScanner) error {
+	err := r.inBatches(ctx, `SELECT `+deviceAccessCols+` FROM devices WHERE id IN (`, ids, func(row rowScanner) error {
 		var id int64
 		var a registry.DeviceAccess
 		if err := row.Scan(&id, &a.KeyGen, &a.IngestRate, &a.IngestBurst); err != nil {

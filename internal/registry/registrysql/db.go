@@ -228,10 +228,7 @@ func (r *DB) migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			for _, stmt := range strings.Split(string(body), ";") {
-				if strings.TrimSpace(stmt) == "" {
-					continue
-				}
+			for _, stmt := range splitStatements(string(body)) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return err
 				}
@@ -244,6 +241,34 @@ func (r *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// splitStatements splits a migration into its statements at each ";",
+// except the ones inside a statement's body: between the "$$" quotes of a
+// PostgreSQL function, and between BEGIN and the END that closes an SQLite
+// CREATE TRIGGER. (Comments must not contain ";".)
+func splitStatements(body string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, part := range strings.SplitAfter(body, ";") {
+		cur.WriteString(part)
+		s := cur.String()
+		if strings.Count(s, "$$")%2 == 1 {
+			continue
+		}
+		if up := strings.ToUpper(s); strings.Contains(up, "CREATE TRIGGER") && strings.Contains(up, "BEGIN") &&
+			!strings.HasSuffix(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(up), ";")), "END") {
+			continue
+		}
+		if strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), ";")) != "" {
+			out = append(out, s)
+		}
+		cur.Reset()
+	}
+	if strings.TrimSpace(cur.String()) != "" {
+		out = append(out, cur.String())
+	}
+	return out
 }
 
 // prepared returns the cached prepared statement for q (already rebound).

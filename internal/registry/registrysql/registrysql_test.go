@@ -90,3 +90,54 @@ func withDB(dsn, db string) string {
 	}
 	return out
 }
+
+// TestMigrations_ChangeCounterOnExistingDatabase: a database from before the
+// change counter (migration 033 not applied, devices in it) gets the counter
+// and its triggers when opened, and its writes move it from then on.
+func TestMigrations_ChangeCounterOnExistingDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	ctx := context.Background()
+	r, err := registrysql.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := r.CreateUser(ctx, registry.User{Username: "old", Role: registry.RoleUser, PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.CreateDevice(ctx, registry.Device{OwnerID: u.ID, Name: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	// Back to the schema before 033.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TRIGGER devices_insert_changes`, `DROP TRIGGER devices_delete_changes`, `DROP TRIGGER devices_update_changes`,
+		`DROP TRIGGER sensors_insert_changes`, `DROP TRIGGER sensors_delete_changes`, `DROP TRIGGER sensors_update_changes`,
+		`DROP TABLE registry_changes`, `DELETE FROM schema_migrations WHERE version = 33`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	r, err = registrysql.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	before, err := r.Changes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RotateDeviceKey(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := r.Changes(ctx); err != nil || after <= before {
+		t.Fatalf("counter %d → %d (%v) across a key rotation on a migrated database", before, after, err)
+	}
+}

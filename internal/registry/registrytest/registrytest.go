@@ -44,6 +44,9 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		{"DeviceState", testDeviceState},
 		{"TouchDevices", testTouchDevices},
 		{"BatchReads", testBatchReads},
+		{"ChangeCounter", testChangeCounter},
+		{"RefreshOverChangeCounter", testRefreshOverChangeCounter},
+		{"ChangeCounterNoDeadlock", testChangeCounterNoDeadlock},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRegistry(t)) })
