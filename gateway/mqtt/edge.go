@@ -60,6 +60,9 @@ const readerIdle = time.Second
 // to the others (it is reported again at once if more is waiting).
 const readTurn = 64 << 10
 
+// partialStart is the initial room kept for an incomplete packet.
+const partialStart = 4 << 10
+
 // errKeepalive ends a client that sent nothing for 1.5 × its keep-alive.
 var errKeepalive = errors.New("mqtt keep-alive expired")
 
@@ -488,6 +491,13 @@ func (c *pconn) drain(buf []byte) bool {
 			c.end(nil)
 			return false
 		}
+		if c.tls == nil && n < len(buf) {
+			// The socket is empty (a short read): no read to see EAGAIN;
+			// bytes arriving from now on make the rearmed (level-
+			// triggered) registration report it again at once. crypto/tls
+			// may hold more records: it is read until it would block.
+			return true
+		}
 	}
 	return true
 }
@@ -518,8 +528,11 @@ func (c *pconn) consume(data []byte) error {
 		fh.Remaining = remaining
 		total := 1 + hdr + remaining
 		if len(data) < total {
-			// Keep the packet's start in a buffer sized for all of it.
-			c.partial = append(make([]byte, 0, total), data...)
+			// Keep the packet's start; the buffer grows with what
+			// arrives (up to the packet bound), not with what the header
+			// announces: a client announcing 1 MiB and sending a few bytes
+			// holds a few bytes.
+			c.partial = append(make([]byte, 0, min(total, max(len(data), partialStart))), data...)
 			return nil
 		}
 		if err := c.packet(fh, data[1+hdr:total]); err != nil {

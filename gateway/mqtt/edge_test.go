@@ -304,3 +304,41 @@ func TestEdge_TLSClientsReadThroughEpoll(t *testing.T) {
 		t.Fatalf("%d stored, want %d", got, n)
 	}
 }
+
+// TestEdge_PartialPacketHoldsWhatArrived: a PUBLISH announcing 512 KiB of
+// which 100 bytes arrived holds a buffer the size of those bytes, not of
+// the announcement; the rest completes it and it is acked.
+func TestEdge_PartialPacketHoldsWhatArrived(t *testing.T) {
+	e, g, addr := startEdge(t, Config{})
+	conn := dialRaw(t, addr, connectPacket("partial", e.DeviceToken(t, ingesttest.DeviceA), 60))
+	expect(t, conn, "connack", connackOK)
+	// A reading padded with spaces to 512 KiB: JSON allows them.
+	topic := mqttString(strconv.Itoa(ingesttest.DeviceA))
+	payload := []byte(`{"sensor_id":12,"timestamp":1526717967,"value":0}`)
+	body := append(append(topic, 0, 9), append(payload, bytes.Repeat([]byte(" "), 512<<10-len(topic)-2-len(payload))...)...)
+	n := len(body)
+	pkt := append([]byte{0x32, byte(n%128) | 0x80, byte(n/128%128) | 0x80, byte(n / 16384)}, body...)
+	if _, err := conn.Write(pkt[:100]); err != nil {
+		t.Fatal(err)
+	}
+	held := -1
+	deadline := time.Now().Add(5 * time.Second)
+	for held < 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		g.poll.each(func(c *pconn) {
+			c.mu.Lock()
+			if len(c.partial) > 0 {
+				held = cap(c.partial)
+			}
+			c.mu.Unlock()
+		})
+	}
+	if held < 0 || held > partialStart {
+		t.Fatalf("an incomplete 512 KiB packet of which 100 bytes arrived holds %d bytes, want ≤ %d", held, partialStart)
+	}
+	if _, err := conn.Write(pkt[100:]); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, conn, "puback", puback(9))
+	e.Sink.WantInOrder(t, 1)
+}

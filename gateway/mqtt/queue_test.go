@@ -1,9 +1,7 @@
 package mqtt
 
 import (
-	"context"
 	"log/slog"
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -15,20 +13,8 @@ import (
 
 func startInternal(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, pahov3.Client) {
 	t.Helper()
-	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 30 * time.Second})
-	g, err := New(e.Log, e.Verifier, e.Service, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	o := pahov3.NewClientOptions().AddBroker("tcp://" + ln.Addr().String()).SetClientID("q" + strconv.FormatInt(time.Now().UnixNano(), 36)).
+	e, g, addr := startEdge(t, cfg)
+	o := pahov3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("q" + strconv.FormatInt(time.Now().UnixNano(), 36)).
 		SetUsername("JWT").SetPassword(e.DeviceToken(t, ingesttest.DeviceA)).SetProtocolVersion(4).SetAutoReconnect(false)
 	c := pahov3.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
