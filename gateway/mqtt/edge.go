@@ -24,8 +24,7 @@ import (
 // writes on a second one (Client.WriteLoop); at fleet shape, many devices
 // each sending once a second, those two parked goroutines' stacks were half
 // of the server's memory (docs/BENCHMARKS.md, issue #18). On Linux the
-// gateway therefore drives mochi itself: a short-lived
-// goroutine reads CONNECT and attaches the client (attach, mirroring
+// gateway therefore drives mochi itself: a short-lived goroutine reads CONNECT and attaches the client (attach, mirroring
 // mochi's attachClient), then the connection is registered with epoll and
 // read only when it has bytes (pconn.handle, on a small pool of reader
 // goroutines); each whole packet goes to mochi's packet processing
@@ -35,7 +34,8 @@ import (
 // An idle device costs its socket, mochi's client and our session: no
 // goroutine.
 //
-// Differences from mochi's loop, none visible to a device of this gateway:
+// Differences from mochi's loop (the second is the only one a device can
+// see; docs/INGEST.md):
 //   - no write loop: mochi queues only deliveries to subscribers there, and
 //     the ACL lets a device subscribe to nothing but its command topic,
 //     which the gateway writes itself (commands.go);

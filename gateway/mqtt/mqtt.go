@@ -70,7 +70,8 @@ type Config struct {
 	GoroutinePerConnection bool
 	// TLS, when set, makes the gateway serve TLS on the listener Serve is
 	// given (a plain TCP one), so that TLS clients are read through epoll
-	// too.
+	// too. (Connections of a listener that is already TLS go to mochi's
+	// own loop.)
 	TLS *tls.Config
 }
 

@@ -119,8 +119,9 @@ func newHub(log *slog.Logger, store registry.Commands, reg prometheus.Registerer
 	return h
 }
 
-// runState applies the connection and last-seen writes in order (a
-// disconnect must not overtake its connect).
+// runState applies the connection writes in order (a disconnect must not
+// overtake its connect) and, every touchFlush, the last-seen times
+// gathered meanwhile.
 func (h *hub) runState(ctx context.Context) {
 	flush := time.NewTicker(touchFlush)
 	defer flush.Stop()
@@ -169,18 +170,10 @@ func (h *hub) flushTouches(ctx context.Context) {
 	}
 }
 
-// stateWrite queues a state write; must writes (connects, disconnects)
-// wait for room, touches are dropped when the queue is full.
-func (h *hub) stateWrite(must bool, fn func(context.Context)) {
-	if must {
-		h.state <- fn
-		return
-	}
-	select {
-	case h.state <- fn:
-	default:
-	}
-}
+// stateWrite queues a connection write (connect, disconnect), waiting for
+// room: runState applies them in order. Last-seen times do not queue here
+// (touch, flushTouches).
+func (h *hub) stateWrite(fn func(context.Context)) { h.state <- fn }
 
 func (h *hub) attach(device int64, edge string, ready bool) *Session {
 	s := &Session{Device: device, Edge: edge, Since: h.now(), hub: h, out: make(chan registry.Command, 1),
@@ -199,7 +192,7 @@ func (h *hub) attach(device int64, edge string, ready bool) *Session {
 	}
 	h.mu.Unlock()
 	at := s.Since
-	h.stateWrite(true, func(ctx context.Context) {
+	h.stateWrite(func(ctx context.Context) {
 		if err := h.store.DeviceConnected(ctx, device, edge, at); err != nil {
 			h.log.Warn("record device connection", "device_id", device, "edge", edge, "err", err)
 		}
@@ -231,7 +224,7 @@ func (h *hub) detach(s *Session) {
 	}
 	h.mu.Unlock()
 	at := h.now()
-	h.stateWrite(true, func(ctx context.Context) {
+	h.stateWrite(func(ctx context.Context) {
 		if err := h.store.DeviceDisconnected(ctx, s.Device, at); err != nil {
 			h.log.Warn("record device disconnection", "device_id", s.Device, "err", err)
 		}
