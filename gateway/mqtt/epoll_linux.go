@@ -21,6 +21,9 @@ type epoll struct {
 	next   atomic.Uint64
 	closed atomic.Bool
 	done   chan struct{}
+	// wake is a pipe whose read end is registered with token 0: close
+	// writes to it so that wait returns at once.
+	wake [2]int
 }
 
 func newPoller() (*epoll, error) {
@@ -28,7 +31,22 @@ func newPoller() (*epoll, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	return &epoll{fd: fd, done: make(chan struct{})}, nil
+	p := &epoll{fd: fd, done: make(chan struct{})}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("pipe2: %w", err)
+	}
+	if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, p.wake[0], &syscall.EpollEvent{Events: syscall.EPOLLIN}); err != nil {
+		p.release()
+		return nil, fmt.Errorf("epoll add wake-up pipe: %w", err)
+	}
+	return p, nil
+}
+
+func (p *epoll) release() {
+	_ = syscall.Close(p.wake[0])
+	_ = syscall.Close(p.wake[1])
+	_ = syscall.Close(p.fd)
 }
 
 const epollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
@@ -77,9 +95,7 @@ func (p *epoll) wait(ready func(*pconn)) {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 256)
 	for !p.closed.Load() {
-		// A timeout rather than a wake-up descriptor: close is noticed
-		// within half a second, and an idle wait costs two wake-ups a second.
-		n, err := syscall.EpollWait(p.fd, events, 500)
+		n, err := syscall.EpollWait(p.fd, events, -1)
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
 				continue
@@ -88,6 +104,9 @@ func (p *epoll) wait(ready func(*pconn)) {
 		}
 		for _, ev := range events[:n] {
 			token := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			if token == 0 { // the wake-up pipe: close
+				continue
+			}
 			if v, ok := p.conns.Load(token); ok {
 				ready(v.(*pconn))
 			}
@@ -98,8 +117,9 @@ func (p *epoll) wait(ready func(*pconn)) {
 // close stops wait and releases the epoll descriptor.
 func (p *epoll) close() {
 	if p.closed.CompareAndSwap(false, true) {
+		_, _ = syscall.Write(p.wake[1], []byte{1})
 		<-p.done
-		_ = syscall.Close(p.fd)
+		p.release()
 	}
 }
 

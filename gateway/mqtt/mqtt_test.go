@@ -20,8 +20,20 @@ import (
 
 func start(t *testing.T, opt ingesttest.Options) (*ingesttest.Env, string) {
 	t.Helper()
+	return startWith(t, opt, gwmqtt.Config{})
+}
+
+// modes are the two ways the gateway reads clients: epoll (the default on
+// Linux) and mochi's own loop (--mqtt-epoll=false, other platforms).
+var modes = []struct {
+	name string
+	cfg  gwmqtt.Config
+}{{"epoll", gwmqtt.Config{}}, {"mochi loop", gwmqtt.Config{GoroutinePerConnection: true}}}
+
+func startWith(t *testing.T, opt ingesttest.Options, cfg gwmqtt.Config) (*ingesttest.Env, string) {
+	t.Helper()
 	e := ingesttest.New(t, opt)
-	g, err := gwmqtt.New(e.Log, e.Verifier, e.Service, gwmqtt.Config{}, nil)
+	g, err := gwmqtt.New(e.Log, e.Verifier, e.Service, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,32 +81,36 @@ func v5client(t *testing.T, addr string, password string) (*paho.Client, error) 
 }
 
 func TestMQTT3_PublishAckedWhenDurable(t *testing.T) {
-	for _, v := range []uint{3, 4} {
-		t.Run("version "+strconv.Itoa(int(v)), func(t *testing.T) {
-			e, addr := start(t, ingesttest.Options{})
-			c, err := v3client(t, addr, v, e.DeviceToken(t, ingesttest.DeviceA))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tok := c.Publish("1", 1, false, `[{"sensor_id":"11","timestamp":1526717967,"value":"2.5"},{"sensor_id":12,"value":7}]`)
-			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				t.Fatalf("publish: %v", tok.Error())
-			}
-			if r := e.Sink.Records(); len(r) != 2 || r[0].GetDoubleValue() != 2.5 || r[0].GetProtocol() != "mqtt" {
-				t.Fatalf("stored %v", r)
-			}
-			// Invalid payloads cannot be refused in 3.x: dead-lettered, then acked.
-			tok = c.Publish("1", 1, false, `{"sensor_id":21,"value":1}`)
-			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				t.Fatalf("publish: %v", tok.Error())
-			}
-			if dls := e.Sink.DeadLetters(); len(dls) != 1 || dls[0].DeviceID != 1 || dls[0].Protocol != "mqtt" {
-				t.Fatalf("dead letters %+v", dls)
-			}
-			if n := len(e.Sink.Records()); n != 2 {
-				t.Fatalf("%d records stored, want 2", n)
-			}
-		})
+	for _, m := range modes {
+		for _, v := range []uint{3, 4} {
+			t.Run(m.name+"/version "+strconv.Itoa(int(v)), func(t *testing.T) { testMQTT3PublishAckedWhenDurable(t, m.cfg, v) })
+		}
+	}
+}
+
+func testMQTT3PublishAckedWhenDurable(t *testing.T, cfg gwmqtt.Config, v uint) {
+	e, addr := startWith(t, ingesttest.Options{}, cfg)
+	c, err := v3client(t, addr, v, e.DeviceToken(t, ingesttest.DeviceA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := c.Publish("1", 1, false, `[{"sensor_id":"11","timestamp":1526717967,"value":"2.5"},{"sensor_id":12,"value":7}]`)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	if r := e.Sink.Records(); len(r) != 2 || r[0].GetDoubleValue() != 2.5 || r[0].GetProtocol() != "mqtt" {
+		t.Fatalf("stored %v", r)
+	}
+	// Invalid payloads cannot be refused in 3.x: dead-lettered, then acked.
+	tok = c.Publish("1", 1, false, `{"sensor_id":21,"value":1}`)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	if dls := e.Sink.DeadLetters(); len(dls) != 1 || dls[0].DeviceID != 1 || dls[0].Protocol != "mqtt" {
+		t.Fatalf("dead letters %+v", dls)
+	}
+	if n := len(e.Sink.Records()); n != 2 {
+		t.Fatalf("%d records stored, want 2", n)
 	}
 }
 
@@ -132,7 +148,13 @@ func TestMQTT3_OtherDevicesTopicDisconnects(t *testing.T) {
 }
 
 func TestMQTT5_ReasonCodes(t *testing.T) {
-	e, addr := start(t, ingesttest.Options{})
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testMQTT5ReasonCodes(t, m.cfg) })
+	}
+}
+
+func testMQTT5ReasonCodes(t *testing.T, cfg gwmqtt.Config) {
+	e, addr := startWith(t, ingesttest.Options{}, cfg)
 	c, err := v5client(t, addr, e.DeviceToken(t, ingesttest.DeviceA))
 	if err != nil {
 		t.Fatal(err)
