@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/cache/cachetest"
 )
 
 type devicesFake map[int64]registry.Device
@@ -130,13 +131,7 @@ func TestRateLimiter_BatchRefreshedOverrides(t *testing.T) {
 	if single != 2 || batches == 0 {
 		t.Fatalf("%d one-by-one reads and %d batches: want 2, then batches only", single, batches)
 	}
-	changed := time.Now()
-	for l.take(ctx, 1, 5, time.Now()) == 0 {
-		if time.Since(changed) > ttl+ttl/4 {
-			t.Fatalf("the new override not applied %v after it (TTL %v)", time.Since(changed), ttl)
-		}
-		time.Sleep(ttl / 40)
-	}
+	cachetest.SeenWithin(t, ttl, "the new override not applied", func() bool { return l.take(ctx, 1, 5, time.Now()) != 0 })
 	if w := l.take(ctx, 2, 1000, time.Now()); w != 0 {
 		t.Fatalf("the other device: %v", w)
 	}
@@ -180,13 +175,7 @@ func TestRateLimiter_CountedRefreshedOverrides(t *testing.T) {
 	if batches == 0 || quiet != 0 {
 		t.Fatalf("%d batches, then %d with nothing written: want some, then none", batches, quiet)
 	}
-	changed := time.Now()
-	for l.take(ctx, 1, 5, time.Now()) == 0 {
-		if time.Since(changed) > ttl+ttl/4 {
-			t.Fatalf("the new override not applied %v after it (TTL %v)", time.Since(changed), ttl)
-		}
-		time.Sleep(ttl / 40)
-	}
+	cachetest.SeenWithin(t, ttl, "the new override not applied", func() bool { return l.take(ctx, 1, 5, time.Now()) != 0 })
 	if w := l.take(ctx, 2, 1000, time.Now()); w != 0 {
 		t.Fatalf("the other device: %v", w)
 	}
