@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
 	"github.com/iotplatform/iotplatform/internal/cache/cachetest"
 )
 

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/cache/cachetest"
+	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
 type devicesFake map[int64]registry.Device
