@@ -184,13 +184,16 @@ func coordinate() error {
 	cpu := float64(cpu1-cpu0) / 100 / w1.Sub(w0).Seconds()
 
 	var total result
+	var genTicks int64 // the workers' CPU over their measured window
 	for _, pr := range ps {
 		line, err := expect(pr.out, "done")
 		if err != nil {
 			return err
 		}
 		var r result
-		fmt.Sscanf(line, "done %d %d %d %d %d %d", &r.sent, &r.acked, &r.refused, &r.errs, &r.late, &r.windowAcked)
+		var ticks int64
+		fmt.Sscanf(line, "done %d %d %d %d %d %d %d", &r.sent, &r.acked, &r.refused, &r.errs, &r.late, &r.windowAcked, &ticks)
+		genTicks += ticks
 		if i := strings.Index(line, " err="); i >= 0 && total.firstErr == "" {
 			total.firstErr = line[i+5:]
 		}
@@ -220,18 +223,19 @@ func coordinate() error {
 		return err
 	}
 	perDev := float64(end-idle) / float64(max(connected, 1))
+	genCPU := float64(genTicks) / 100 / duration.Seconds()
 	fmt.Printf("%s%s: %d devices × 1/%s for %s (after %s warm-up): %.0f msg/s acked, ack p50 %.1f ms p99 %.1f ms max %.1f ms; "+
-		"server RSS %.1f MiB (idle %.1f, peak %.1f) = %.1f KiB per device; server CPU %.2f cores (%.0f µs per message); "+
+		"server RSS %.1f MiB (idle %.1f, peak %.1f) = %.1f KiB per device; server CPU %.2f cores (%.0f µs per message); generator CPU %.2f cores; "+
 		"sent %d, acked %d, refused %d, errors %d, late sends %d; stored %d (acked == stored: %v)\n",
 		labelPrefix(), *edge, connected, *interval, *duration, *warmup, float64(total.windowAcked)/duration.Seconds(),
 		pct(0.5), pct(0.99), pct(1), float64(end)/1024, float64(idle)/1024, float64(peak)/1024, perDev, cpu,
-		cpu*1e6/max(float64(total.windowAcked)/duration.Seconds(), 1), total.sent, total.acked, total.refused, total.errs, total.late, stored, stored == total.acked)
+		cpu*1e6/max(float64(total.windowAcked)/duration.Seconds(), 1), genCPU, total.sent, total.acked, total.refused, total.errs, total.late, stored, stored == total.acked)
 	fmt.Println(summary(m0, m1))
 	if total.firstErr != "" {
 		fmt.Printf("first device error: %s\n", total.firstErr)
 	}
-	fmt.Printf("RESULT edge=%s label=%s devices=%d rate=%.0f p50_ms=%.1f p99_ms=%.1f max_ms=%.1f rss_kib_per_device=%.1f cpu=%.2f acked=%d stored=%d errors=%d\n",
-		*edge, *label, connected, float64(total.windowAcked)/duration.Seconds(), pct(0.5), pct(0.99), pct(1), perDev, cpu, total.acked, stored, total.errs)
+	fmt.Printf("RESULT edge=%s label=%s devices=%d rate=%.0f p50_ms=%.1f p99_ms=%.1f max_ms=%.1f rss_kib_per_device=%.1f cpu=%.2f acked=%d stored=%d errors=%d gen_cpu=%.2f\n",
+		*edge, *label, connected, float64(total.windowAcked)/duration.Seconds(), pct(0.5), pct(0.99), pct(1), perDev, cpu, total.acked, stored, total.errs, genCPU)
 	if stored != total.acked {
 		return fmt.Errorf("acked %d readings but %d are stored", total.acked, stored)
 	}
@@ -310,75 +314,33 @@ func worker() error {
 	}
 	wg.Wait()
 	pace.Stop()
+	var loop deviceLoop = goroutineLoop(clients)
+	if *edge == "mqtt" {
+		l, err := newMQTTLoop(clients)
+		if err != nil {
+			return err
+		}
+		if l != nil {
+			loop = l
+		}
+	}
 	fmt.Printf("ready %d %d %v\n", len(devs)-connErrs, connErrs, firstErr)
 	var t0ns int64
 	if _, err := fmt.Fscanf(os.Stdin, "start %d\n", &t0ns); err != nil {
 		return err
 	}
 	t0 := time.Unix(0, t0ns)
-	wStart, end := t0.Add(*warmup), t0.Add(*warmup+*duration)
-
-	var (
-		rmu  sync.Mutex
-		tot  result
-		lats []uint32
-	)
-	for i, c := range clients {
-		if c == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r result
-			var my []uint32
-			phase := time.Duration(int64(*interval) * int64(i) / int64(len(clients)))
-			for k := 0; ; k++ {
-				at := t0.Add(phase + time.Duration(k)**interval)
-				if !at.Before(end) {
-					break
-				}
-				if d := time.Until(at); d > 0 {
-					time.Sleep(d)
-				} else if d < -*interval/2 {
-					r.late++
-				}
-				sent := time.Now()
-				r.sent++
-				ok, err := c.send(k, sent)
-				if err != nil {
-					r.errs++
-					if r.firstErr == "" {
-						r.firstErr = err.Error()
-					}
-					break
-				}
-				if !ok {
-					r.refused++
-					continue
-				}
-				r.acked++
-				if !at.Before(wStart) {
-					r.windowAcked++
-					my = append(my, uint32(min(time.Since(sent).Microseconds(), 1<<32-1)))
-				}
-			}
-			c.close()
-			rmu.Lock()
-			tot.sent += r.sent
-			tot.acked += r.acked
-			tot.refused += r.refused
-			tot.errs += r.errs
-			tot.late += r.late
-			tot.windowAcked += r.windowAcked
-			if tot.firstErr == "" {
-				tot.firstErr = r.firstErr
-			}
-			lats = append(lats, my...)
-			rmu.Unlock()
-		}()
-	}
-	wg.Wait()
+	s := schedule{t0: t0, wStart: t0.Add(*warmup), end: t0.Add(*warmup + *duration), interval: *interval, ackTimeout: ackTimeout}
+	// The generator's own CPU over the measured window (/proc/self/stat).
+	cpu := make(chan int64, 1)
+	go func() {
+		time.Sleep(time.Until(s.wStart))
+		c0 := cpuTicks(os.Getpid())
+		time.Sleep(time.Until(s.end))
+		cpu <- cpuTicks(os.Getpid()) - c0
+	}()
+	tot, lats := loop.run(s)
+	genTicks := <-cpu
 	buf := make([]byte, 4*len(lats))
 	for i, l := range lats {
 		binary.LittleEndian.PutUint32(buf[4*i:], l)
@@ -386,7 +348,7 @@ func worker() error {
 	if err := os.WriteFile(*latFile, buf, 0o600); err != nil {
 		return err
 	}
-	line := fmt.Sprintf("done %d %d %d %d %d %d", tot.sent, tot.acked, tot.refused, tot.errs, tot.late, tot.windowAcked)
+	line := fmt.Sprintf("done %d %d %d %d %d %d %d", tot.sent, tot.acked, tot.refused, tot.errs, tot.late, tot.windowAcked, genTicks)
 	if tot.firstErr != "" {
 		line += " err=" + tot.firstErr
 	}

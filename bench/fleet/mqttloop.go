@@ -1,0 +1,4 @@
+package main
+
+// newMQTTLoop: no event loop in this build; the MQTT devices run on goroutineLoop.
+func newMQTTLoop([]client) (deviceLoop, error) { return nil, nil }
