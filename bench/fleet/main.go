@@ -4,12 +4,15 @@
 // sending one reading per second with a jittered start. It reports the
 // acknowledged rate, the ack latency (MQTT: PUBACK) p50/p99/max, the
 // server's RSS per device (RSS under load minus RSS idle before connecting,
-// over n), the server's CPU, and at the end that every acknowledged reading
+// over n), the server's CPU, the generator's own CPU (its worker processes'
+// over the measured window) and at the end that every acknowledged reading
 // is stored (counted through QueryService.Aggregate).
 //
 // The devices run in -procs child processes (the per-process descriptor
-// limit), one light goroutine per device with hand-written MQTT and
-// WebSocket framing, so the generator does not starve the server.
+// limit) with hand-written MQTT and WebSocket framing, so the generator
+// takes as little as it can of the CPU it shares with the server: on Linux a
+// worker drives all its MQTT devices from one epoll loop (mqttloop_linux.go);
+// WebSocket and gRPC devices (and MQTT elsewhere) have one goroutine each.
 //
 //	scripts/bench/fleet.sh -edge mqtt -n 19000      # starts the binary
 //	go run ./bench/fleet -api http://127.0.0.1:18080 -password PW -pid PID -edge ws -n 1000
