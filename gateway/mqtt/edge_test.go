@@ -115,7 +115,7 @@ func TestEdge_NoGoroutinePerConnection(t *testing.T) {
 	}{{"epoll", Config{}, n / 10, 0}, {"mochi loop", Config{GoroutinePerConnection: true}, 0, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, g, addr := startEdge(t, tc.cfg)
-			g.workerIdle = 50 * time.Millisecond
+			g.workers.idle = 50 * time.Millisecond
 			token := e.DeviceToken(t, ingesttest.DeviceA)
 			before := runtime.NumGoroutine()
 			for i := range n {
@@ -171,6 +171,86 @@ func TestEdge_PipelinedAndSplitPackets(t *testing.T) {
 	}
 	expect(t, conn, "puback 5", puback(5))
 	e.Sink.WantInOrder(t, 5)
+}
+
+// TestEdge_BurstLongerThanATurn: a client writing far more than one
+// reading turn (readTurn) at once, while another writes single packets,
+// has every publish acked in order: a turn that yields hands the
+// connection on (epoll reports no new edge for bytes already waiting),
+// and bytes arriving during a turn are read by that turn's reader.
+func TestEdge_BurstLongerThanATurn(t *testing.T) {
+	e, _, addr := startEdge(t, Config{QueueSize: 4096})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	const n = 3000
+	var burst, acks []byte
+	for i := 1; i <= n; i++ {
+		burst = append(burst, publishPacket(ingesttest.DeviceA, uint16(i), 1526717967+i)...)
+		acks = append(acks, puback(uint16(i))...)
+	}
+	if len(burst) < 2*readTurn {
+		t.Fatalf("burst of %d bytes, want more than two turns (%d)", len(burst), 2*readTurn)
+	}
+	conn := dialRaw(t, addr, connectPacket("burst", token, 60))
+	expect(t, conn, "connack", connackOK)
+	other := dialRaw(t, addr, connectPacket("other", token, 60))
+	expect(t, other, "connack", connackOK)
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(burst)
+		done <- err
+	}()
+	for i := 1; i <= 20; i++ {
+		if _, err := other.Write(publishPacket(ingesttest.DeviceA, uint16(i), 1526700000+i)); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, other, "puback of the other client", puback(uint16(i)))
+	}
+	expect(t, conn, "pubacks of the burst", acks)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.Sink.Records()); got != n+20 {
+		t.Fatalf("%d stored, want %d", got, n+20)
+	}
+}
+
+// TestEdge_ReadersBoundedUnderBackPressure: with the bus blocked and one
+// publish per client allowed to wait, 100 clients pipelining 3 publishes
+// each block readers on their full queues; the readers stay within
+// maxReaders, and once the bus recovers every publish is acked in order.
+func TestEdge_ReadersBoundedUnderBackPressure(t *testing.T) {
+	e, g, addr := startEdge(t, Config{QueueSize: 1})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	const n = 100
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = dialRaw(t, addr, connectPacket("bp"+strconv.Itoa(i), token, 60))
+		expect(t, conns[i], "connack", connackOK)
+	}
+	unblock := e.Sink.Block()
+	for i, c := range conns {
+		var three []byte
+		for k := 1; k <= 3; k++ {
+			three = append(three, publishPacket(ingesttest.DeviceA, uint16(k), 1526717967+3*i+k)...)
+		}
+		if _, err := c.Write(three); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if r := g.readers.alive(); r > maxReaders {
+		t.Fatalf("%d readers, bound is %d", r, maxReaders)
+	}
+	if r := g.readers.started.Load(); r < 2 {
+		t.Fatalf("%d readers started for 100 clients blocked on full queues: the comparison is void", r)
+	}
+	unblock()
+	for i, c := range conns {
+		expect(t, c, "pubacks of client "+strconv.Itoa(i), append(append(puback(1), puback(2)...), puback(3)...))
+	}
+	if got := len(e.Sink.Records()); got != 3*n {
+		t.Fatalf("%d stored, want %d", got, 3*n)
+	}
 }
 
 // TestEdge_KeepaliveEndsSilentClients: a client silent for 1.5 × its
@@ -267,7 +347,7 @@ func TestEdge_TLSClientsReadThroughEpoll(t *testing.T) {
 	leaf := ca.Server(t, dir, "server")
 	cert := tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}
 	e, g, addr := startEdge(t, Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	g.workerIdle = 50 * time.Millisecond
+	g.workers.idle = 50 * time.Millisecond
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	token := e.DeviceToken(t, ingesttest.DeviceA)

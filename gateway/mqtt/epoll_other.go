@@ -14,7 +14,6 @@ type epoll struct{}
 func newPoller() (*epoll, error) { return nil, errors.New("epoll is Linux only") }
 
 func (p *epoll) add(*pconn) error                  { return errors.New("epoll is Linux only") }
-func (p *epoll) rearm(*pconn) error                { return errors.New("epoll is Linux only") }
 func (p *epoll) remove(*pconn)                     {}
 func (p *epoll) wait(func(*pconn))                 {}
 func (p *epoll) close()                            {}

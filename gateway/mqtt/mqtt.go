@@ -20,7 +20,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -91,27 +90,18 @@ type Gateway struct {
 
 	sessions sync.Map // *mochi.Client → *session
 
-	// queued lists the sessions with publishes queued and no worker on
-	// them (schedule); at most Workers worker goroutines take them in
-	// rounds (take, round). waiting counts workers blocked on wake for
-	// one, running those alive; a worker with nothing to do for
-	// workerIdle ends. started counts the workers ever started (tests).
-	rmu              sync.Mutex
-	queued           []*session
-	waiting, running int
-	wake             chan struct{}
-	workerIdle       time.Duration
-	started          atomic.Int64
+	// workers ingest the sessions with publishes queued, in rounds (at
+	// most Workers goroutines; schedule, take, round).
+	workers *pool[*session]
 
 	// cmds delivers commands (nil: subscriptions are refused); commands.go.
 	cmds        Commands
 	cmdSessions sync.Map // *mochi.Client → *cmdSession
 
 	// poll reports the epoll-read connections with bytes waiting (nil:
-	// mochi reads every client); readers hands them to an idle reader
-	// (edge.go).
+	// mochi reads every client); readers read them (edge.go).
 	poll    *epoll
-	readers chan *pconn
+	readers *pool[*pconn]
 
 	deadLetters prometheus.Counter
 	denied      prometheus.Counter
@@ -166,7 +156,7 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	caps.SharedSubAvailable = 0
 	caps.MaximumSessionExpiryInterval = 0
 	caps.MaximumClientWritesPending = int32(cfg.OutboundQueue)
-	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg, wake: make(chan struct{}, cfg.Workers), workerIdle: workerIdle, readers: make(chan *pconn),
+	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg,
 		srv: mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mochi"),
 			ClientNetReadBufferSize: cfg.ReadBuffer, ClientNetWriteBufferSize: cfg.ReadBuffer}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_invalid_payloads_total",
@@ -174,6 +164,8 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 		denied: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_acl_denied_total",
 			Help: "Publishes or subscriptions refused by the topic ACL."}),
 	}
+	g.workers = newPool[*session](cfg.Workers, workerIdle, g.work)
+	g.readers = newPool[*pconn](maxReaders, readerIdle, g.reader)
 	if reg != nil {
 		reg.MustRegister(g.deadLetters, g.denied)
 	}
@@ -364,23 +356,8 @@ func (g *Gateway) enqueue(s *session, j job) bool {
 // with publishes before it ends.
 const workerIdle = 250 * time.Millisecond
 
-// schedule puts s (queue not empty, working set) on the queued list: a
-// waiting worker is woken for it, or a worker started when fewer than
-// Workers run; otherwise a busy worker takes it after its round.
-func (g *Gateway) schedule(s *session) {
-	g.rmu.Lock()
-	defer g.rmu.Unlock()
-	g.queued = append(g.queued, s)
-	switch {
-	case g.waiting > 0:
-		g.waiting--
-		g.wake <- struct{}{} // never blocks: capacity Workers > waiting
-	case g.running < g.cfg.Workers:
-		g.running++
-		g.started.Add(1)
-		go g.work()
-	}
-}
+// schedule hands s (queue not empty, working set) to the workers.
+func (g *Gateway) schedule(s *session) { g.workers.push(s) }
 
 // part is one session's share of a round: the publishes taken from its
 // queue; batch[:n] are valid and go into the round's bus publish; stop,
@@ -394,50 +371,19 @@ type part struct {
 	err   error
 }
 
-// take moves queued sessions into parts, up to MaxMerge publishes in all
-// (at least one session), or waits up to workerIdle for one; it reports
-// false when the worker should end.
+// take moves the next sessions into parts, up to MaxMerge publishes in all
+// (at least one session), waiting up to workerIdle for the first; false
+// when the worker should end.
 func (g *Gateway) take(parts []part, idle *time.Timer) ([]part, bool) {
-	g.rmu.Lock()
-	for len(g.queued) == 0 {
-		g.waiting++
-		g.rmu.Unlock()
-		idle.Reset(g.workerIdle)
-		select {
-		case <-g.wake:
-			idle.Stop()
-			g.rmu.Lock()
-			continue
-		case <-idle.C:
-		}
-		g.rmu.Lock()
-		select {
-		case <-g.wake: // schedule counted on this worker: it stays
-			continue
-		default:
-		}
-		g.waiting--
-		g.running--
-		g.rmu.Unlock()
-		return parts, false
-	}
-	// A session is popped under rmu and its queue taken after: enqueue
-	// holds a session's lock while it schedules (lock order session → rmu).
-	n := 0
-	for len(g.queued) > 0 && (len(parts) == 0 || n < g.cfg.MaxMerge) {
-		s := g.queued[0]
-		g.queued[0] = nil
-		if g.queued = g.queued[1:]; len(g.queued) == 0 {
-			g.queued = nil // drop the drained array
-		}
-		g.rmu.Unlock()
+	s, ok := g.workers.take(idle)
+	for n := 0; ok; s, ok = g.workers.tryTake() {
 		batch := g.next(s)
-		n += len(batch)
 		parts = append(parts, part{s: s, batch: batch})
-		g.rmu.Lock()
+		if n += len(batch); n >= g.cfg.MaxMerge {
+			break
+		}
 	}
-	g.rmu.Unlock()
-	return parts, true
+	return parts, len(parts) > 0
 }
 
 // next takes the session's queued publishes (consecutive ones up to
@@ -688,8 +634,7 @@ func reasonCode(be *ingest.BatchError) packets.Code {
 // work runs rounds while sessions are ready and ends after workerIdle
 // without one.
 func (g *Gateway) work() {
-	idle := time.NewTimer(time.Hour)
-	idle.Stop()
+	idle := stoppedTimer()
 	var parts []part
 	for {
 		var ok bool
