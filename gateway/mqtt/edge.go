@@ -277,9 +277,17 @@ func (l *edgeListener) Serve(establish listeners.EstablishFn) {
 
 // Close stops accepting and disconnects the listener's clients (mochi's
 // Server.Close then waits for every client to end).
-func (l *edgeListener) Close(closeClients listeners.CloseFn) {
+// Close disconnects the listener's clients as mochi's closeListenerClients
+// (closeClients) does, but without its Clients.GetByListener, which takes
+// the clients' read lock twice: a client ending at the same moment
+// (Clients.Delete waiting for the write lock) deadlocks it.
+func (l *edgeListener) Close(listeners.CloseFn) {
 	if l.end.CompareAndSwap(false, true) {
-		closeClients(l.id)
+		for _, cl := range l.g.srv.Clients.GetAll() {
+			if cl.Net.Listener == l.id && !cl.Closed() {
+				_ = l.g.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
 	}
 	_ = l.ln.Close()
 }

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +38,9 @@ func startEdge(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) {
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
-			t.Error("Serve did not return within 30 s of its context ending")
+			var b strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+			t.Errorf("Serve did not return within 30 s of its context ending; goroutines:\n%s", b.String())
 		}
 	})
 	return e, g, ln.Addr().String()
@@ -250,6 +254,60 @@ func TestEdge_ReadersBoundedUnderBackPressure(t *testing.T) {
 	}
 	if got := len(e.Sink.Records()); got != 3*n {
 		t.Fatalf("%d stored, want %d", got, 3*n)
+	}
+}
+
+// TestEdge_AckWriteNeverWaitsOnAClientThatDoesNotRead: acks to a client
+// whose socket buffer is full (it never reads) fail instead of holding the
+// worker: at once on an epoll-read connection, within ackWriteTimeout on
+// any other (a pipe nobody reads).
+func TestEdge_AckWriteNeverWaitsOnAClientThatDoesNotRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	_ = client.(*net.TCPConn).SetReadBuffer(4096)
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	_ = server.(*net.TCPConn).SetWriteBuffer(4096)
+	c := &pconn{Conn: server, raw: pollable(server)}
+	chunk := make([]byte, 64<<10)
+	var werr error
+	for i := 0; i < 1000 && werr == nil; i++ {
+		werr = writeAcks(c, chunk)
+	}
+	if !errors.Is(werr, errNotReading) {
+		t.Fatalf("writing to a client that never reads: %v, want errNotReading", werr)
+	}
+
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	done := make(chan error, 1)
+	go func() { done <- writeAcks(p1, puback(1)) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("write to a pipe nobody reads succeeded")
+		}
+	case <-time.After(10 * ackWriteTimeout):
+		t.Fatal("ack write still waiting on a client that does not read")
+	}
+	// The deadline is cleared again: mochi's own writes on the connection
+	// are not cut short by it.
+	go func() { _, _ = io.ReadFull(p2, make([]byte, 4)) }()
+	time.Sleep(2 * ackWriteTimeout)
+	if _, err := p1.Write(puback(2)); err != nil {
+		t.Fatalf("a later write failed: %v (the ack deadline was left set)", err)
 	}
 }
 

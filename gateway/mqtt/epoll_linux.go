@@ -143,3 +143,27 @@ func readNow(raw syscall.RawConn, buf []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// writeNow writes what the socket takes without waiting: n < len(b) with
+// a nil error means its buffer is full (EAGAIN).
+func writeNow(raw syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true // never wait
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN:
+		return 0, nil
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
+}

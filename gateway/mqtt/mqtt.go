@@ -856,11 +856,44 @@ func (g *Gateway) ackAll(s *session, jobs []job) error {
 		return mochi.ErrConnectionClosed
 	}
 	s.cl.Lock()
-	defer s.cl.Unlock()
-	if _, err := s.cl.Net.Conn.Write(buf); err != nil {
+	err := writeAcks(s.cl.Net.Conn, buf)
+	s.cl.Unlock()
+	if err != nil {
+		s.cl.Stop(err)
 		return fmt.Errorf("write pubacks: %w", err)
 	}
 	return nil
+}
+
+// ackWriteTimeout bounds writing acks to a connection that is not read
+// through epoll (TLS, mochi's loop) when its socket buffer is full.
+const ackWriteTimeout = time.Second
+
+// errNotReading: the client left so many acks unread that its socket
+// buffer is full.
+var errNotReading = errors.New("mqtt client does not read its acks")
+
+// writeAcks writes b to conn without letting a client that does not read
+// hold the worker, which serves every client: a plain TCP connection read
+// through epoll is written without waiting (a full socket buffer fails at
+// once with errNotReading), any other within ackWriteTimeout. The caller
+// disconnects the client on an error.
+func writeAcks(conn net.Conn, b []byte) error {
+	if c, ok := conn.(*pconn); ok && c.tls == nil {
+		n, err := writeNow(c.raw, b)
+		if err == nil && n < len(b) {
+			err = errNotReading
+		}
+		return err
+	}
+	if err := conn.SetWriteDeadline(time.Now().Add(ackWriteTimeout)); err != nil {
+		return err
+	}
+	_, err := conn.Write(b)
+	if derr := conn.SetWriteDeadline(time.Time{}); err == nil {
+		err = derr
+	}
+	return err
 }
 
 func truncate(s string, n int) string {
