@@ -89,7 +89,7 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	// are read through epoll like plain ones (gateway/mqtt/edge.go).
 	mqttTLS := a.tls["mqtt"]
 	g, err := gwmqtt.New(log, a.auth(), svc, gwmqtt.Config{QueueSize: c.MQTT.Queue, OutboundQueue: c.MQTT.OutboundQueue, ReadBuffer: c.MQTT.ReadBuffer,
-		MaxPacket: c.HTTP.MaxBody, Streams: a.guards.streams, GoroutinePerConnection: !c.MQTT.Epoll, TLS: mqttTLS}, a.metrics)
+		MaxPacket: c.HTTP.MaxBody, Streams: a.guards.streams, GoroutinePerConnection: !c.MQTT.Epoll, Workers: c.MQTT.Workers, TLS: mqttTLS}, a.metrics)
 	if err != nil {
 		return nil, err
 	}

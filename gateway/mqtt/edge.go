@@ -56,6 +56,12 @@ import (
 // another ready connection before it ends.
 const readerIdle = time.Second
 
+// maxReaders bounds the reader goroutines (each with a 16 KiB buffer).
+// A reader blocks only while a client's queue is full (back-pressure,
+// until a round drains it); more connections with bytes than readers
+// wait their turn in order.
+const maxReaders = 64
+
 // readTurn bounds what one turn reads from a connection before it yields
 // to the others (it is reported again at once if more is waiting).
 const readTurn = 64 << 10
@@ -77,6 +83,8 @@ type pconn struct {
 	raw      syscall.RawConn
 	g        *Gateway
 	token    uint64 // epoll's key (epoll.add)
+	// state: whether a reader handles the connection (claim).
+	state atomic.Int32
 	// tls is Conn on a TLS connection, read through nb (nil: plain TCP).
 	tls *tls.Conn
 	nb  *nbConn
@@ -269,9 +277,17 @@ func (l *edgeListener) Serve(establish listeners.EstablishFn) {
 
 // Close stops accepting and disconnects the listener's clients (mochi's
 // Server.Close then waits for every client to end).
-func (l *edgeListener) Close(closeClients listeners.CloseFn) {
+// Close disconnects the listener's clients as mochi's closeListenerClients
+// (closeClients) does, but without its Clients.GetByListener, which takes
+// the clients' read lock twice: a client ending at the same moment
+// (Clients.Delete waiting for the write lock) deadlocks it.
+func (l *edgeListener) Close(listeners.CloseFn) {
 	if l.end.CompareAndSwap(false, true) {
-		closeClients(l.id)
+		for _, cl := range l.g.srv.Clients.GetAll() {
+			if cl.Net.Listener == l.id && !cl.Closed() {
+				_ = l.g.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
 	}
 	_ = l.ln.Close()
 }
@@ -304,7 +320,7 @@ func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn, nb
 		// What crypto/tls holds already is read now: epoll only tells
 		// about bytes still in the socket.
 		c.nb.nonblocking.Store(true)
-		if !c.drain(make([]byte, 4<<10)) {
+		if alive, _ := c.drain(make([]byte, 4<<10)); !alive {
 			return
 		}
 	}
@@ -430,76 +446,107 @@ func validateConnect(s *mochi.Server, cl *mochi.Client, pk packets.Packet) packe
 	return code
 }
 
-// ready hands a connection with bytes to read to an idle reader, or starts
-// one.
-func (g *Gateway) ready(c *pconn) {
-	select {
-	case g.readers <- c:
-	default:
-		go g.reader(c)
+// ready hands a claimed connection with bytes to read to the readers.
+func (g *Gateway) ready(c *pconn) { g.readers.push(c) }
+
+// reader reads ready connections; it ends after readerIdle without one.
+func (g *Gateway) reader() {
+	buf := make([]byte, 16<<10)
+	idle := stoppedTimer()
+	for {
+		c, ok := g.readers.take(idle)
+		if !ok {
+			return
+		}
+		c.handle(buf)
 	}
 }
 
-// reader reads ready connections; it ends after readerIdle without one.
-func (g *Gateway) reader(c *pconn) {
-	buf := make([]byte, 16<<10)
-	idle := time.NewTimer(readerIdle)
-	defer idle.Stop()
+// Reading states of a connection (pconn.state): epoll reports a socket
+// each time bytes arrive (edge-triggered), and claim lets only one reader
+// at a time handle it; an event during a turn makes that reader read
+// again instead of starting another.
+const (
+	stIdle  = iota // no reader on it: the next event hands it to one
+	stBusy         // a reader handles it
+	stAgain        // a reader handles it and bytes arrived meanwhile
+)
+
+// claim reports whether the caller should hand c to a reader (it was
+// idle); otherwise the reader on it is told to read again.
+func (c *pconn) claim() bool {
 	for {
-		c.handle(buf)
-		idle.Reset(readerIdle)
-		select {
-		case c = <-g.readers:
-		case <-idle.C:
-			return
+		switch st := c.state.Load(); st {
+		case stIdle:
+			if c.state.CompareAndSwap(stIdle, stBusy) {
+				return true
+			}
+		case stBusy:
+			if c.state.CompareAndSwap(stBusy, stAgain) {
+				return false
+			}
+		default:
+			return false
 		}
 	}
 }
 
-// handle reads what the connection holds and processes every whole packet
-// in order, then rearms it.
+// handle reads what the connection holds and processes every whole
+// packet in order, until the socket is empty and no event came meanwhile;
+// after a turn's worth it hands the connection to the next reader (it
+// stays claimed).
 func (c *pconn) handle(buf []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done || !c.drain(buf) {
-		return
-	}
-	if err := c.g.poll.rearm(c); err != nil {
-		c.end(err)
+	for {
+		c.mu.Lock()
+		alive, yielded := !c.done, false
+		if alive {
+			alive, yielded = c.drain(buf)
+		}
+		c.mu.Unlock()
+		switch {
+		case !alive:
+			return
+		case yielded:
+			c.g.ready(c)
+			return
+		case c.state.CompareAndSwap(stBusy, stIdle):
+			return
+		}
+		c.state.Store(stBusy) // stAgain: bytes arrived during the turn
 	}
 }
 
-// drain reads and processes until nothing is waiting or a turn's worth was
-// read; false when the client ended. c.mu is held.
-func (c *pconn) drain(buf []byte) bool {
+// drain reads and processes until nothing is waiting or a turn's worth
+// was read (yielded); alive is false when the client ended. c.mu is held.
+func (c *pconn) drain(buf []byte) (alive, yielded bool) {
 	for turn := 0; turn < readTurn; {
 		n, err := c.read(buf)
 		if err != nil {
 			c.end(err)
-			return false
+			return false, false
 		}
 		if n == 0 {
-			return true
+			return true, false
 		}
 		turn += n
 		c.touch()
 		if err := c.consume(buf[:n]); err != nil {
 			c.end(err)
-			return false
+			return false, false
 		}
 		if c.cl.Closed() {
 			c.end(nil)
-			return false
+			return false, false
 		}
 		if c.tls == nil && n < len(buf) {
 			// The socket is empty (a short read): no read to see EAGAIN;
-			// bytes arriving from now on make the rearmed (level-
-			// triggered) registration report it again at once. crypto/tls
-			// may hold more records: it is read until it would block.
-			return true
+			// bytes arriving from now on are a new edge, which epoll
+			// reports (claim). crypto/tls may hold more records: it is
+			// read until it would block.
+			return true, false
 		}
 	}
-	return true
+	return true, true
 }
 
 // consume processes the whole packets of data (after any partial one kept
@@ -606,6 +653,9 @@ func (c *pconn) packet(fh packets.FixedHeader, body []byte) error {
 	if pk, err = c.g.OnPacketRead(cl, pk); err != nil {
 		return err
 	}
+	if fh.Type == packets.Publish && c.g.publishDirect(cl, pk) {
+		return nil
+	}
 	if err := s.InjectPacket(cl, pk); err != nil {
 		if code, ok := err.(packets.Code); ok && cl.Properties.ProtocolVersion == 5 && code.Code >= packets.ErrUnspecifiedError.Code {
 			_ = s.DisconnectClient(cl, code)
@@ -614,6 +664,25 @@ func (c *pconn) packet(fh packets.FixedHeader, body []byte) error {
 		return err
 	}
 	return nil
+}
+
+// publishDirect ingests a valid publish to the client's own topic (a
+// reading) without mochi's packet processing: for such a publish mochi
+// checks it, asks the hooks (the topic ACL, then OnPublish, which takes it
+// over) and does nothing else, but pays for every hook lookup and a copy
+// of the packet per hook call. Anything else (a topic alias, another
+// topic, an invalid packet) goes through mochi (false).
+func (g *Gateway) publishDirect(cl *mochi.Client, pk packets.Packet) bool {
+	if pk.Properties.TopicAliasFlag || pk.PublishValidate(g.srv.Options.Capabilities.TopicAliasMaximum) != packets.CodeSuccess {
+		return false
+	}
+	if s := g.session(cl); s == nil || pk.TopicName != s.topic {
+		return false
+	}
+	_, _ = g.OnPublish(cl, pk)
+	atomic.AddInt64(&g.srv.Info.PacketsReceived, 1)
+	atomic.AddInt64(&g.srv.Info.MessagesReceived, 1)
+	return true
 }
 
 // sweep ends clients silent for 1.5 × their keep-alive, once a second,

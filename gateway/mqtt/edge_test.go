@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +38,9 @@ func startEdge(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) {
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
-			t.Error("Serve did not return within 30 s of its context ending")
+			var b strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+			t.Errorf("Serve did not return within 30 s of its context ending; goroutines:\n%s", b.String())
 		}
 	})
 	return e, g, ln.Addr().String()
@@ -115,7 +119,7 @@ func TestEdge_NoGoroutinePerConnection(t *testing.T) {
 	}{{"epoll", Config{}, n / 10, 0}, {"mochi loop", Config{GoroutinePerConnection: true}, 0, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, g, addr := startEdge(t, tc.cfg)
-			g.workerIdle = 50 * time.Millisecond
+			g.workers.idle = 50 * time.Millisecond
 			token := e.DeviceToken(t, ingesttest.DeviceA)
 			before := runtime.NumGoroutine()
 			for i := range n {
@@ -171,6 +175,140 @@ func TestEdge_PipelinedAndSplitPackets(t *testing.T) {
 	}
 	expect(t, conn, "puback 5", puback(5))
 	e.Sink.WantInOrder(t, 5)
+}
+
+// TestEdge_BurstLongerThanATurn: a client writing far more than one
+// reading turn (readTurn) at once, while another writes single packets,
+// has every publish acked in order: a turn that yields hands the
+// connection on (epoll reports no new edge for bytes already waiting),
+// and bytes arriving during a turn are read by that turn's reader.
+func TestEdge_BurstLongerThanATurn(t *testing.T) {
+	e, _, addr := startEdge(t, Config{QueueSize: 4096})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	const n = 3000
+	var burst, acks []byte
+	for i := 1; i <= n; i++ {
+		burst = append(burst, publishPacket(ingesttest.DeviceA, uint16(i), 1526717967+i)...)
+		acks = append(acks, puback(uint16(i))...)
+	}
+	if len(burst) < 2*readTurn {
+		t.Fatalf("burst of %d bytes, want more than two turns (%d)", len(burst), 2*readTurn)
+	}
+	conn := dialRaw(t, addr, connectPacket("burst", token, 60))
+	expect(t, conn, "connack", connackOK)
+	other := dialRaw(t, addr, connectPacket("other", token, 60))
+	expect(t, other, "connack", connackOK)
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(burst)
+		done <- err
+	}()
+	for i := 1; i <= 20; i++ {
+		if _, err := other.Write(publishPacket(ingesttest.DeviceA, uint16(i), 1526700000+i)); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, other, "puback of the other client", puback(uint16(i)))
+	}
+	expect(t, conn, "pubacks of the burst", acks)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.Sink.Records()); got != n+20 {
+		t.Fatalf("%d stored, want %d", got, n+20)
+	}
+}
+
+// TestEdge_ReadersBoundedUnderBackPressure: with the bus blocked and one
+// publish per client allowed to wait, 100 clients pipelining 3 publishes
+// each block readers on their full queues; the readers stay within
+// maxReaders, and once the bus recovers every publish is acked in order.
+func TestEdge_ReadersBoundedUnderBackPressure(t *testing.T) {
+	e, g, addr := startEdge(t, Config{QueueSize: 1})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	const n = 100
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = dialRaw(t, addr, connectPacket("bp"+strconv.Itoa(i), token, 60))
+		expect(t, conns[i], "connack", connackOK)
+	}
+	unblock := e.Sink.Block()
+	for i, c := range conns {
+		var three []byte
+		for k := 1; k <= 3; k++ {
+			three = append(three, publishPacket(ingesttest.DeviceA, uint16(k), 1526717967+3*i+k)...)
+		}
+		if _, err := c.Write(three); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if r := g.readers.alive(); r > maxReaders {
+		t.Fatalf("%d readers, bound is %d", r, maxReaders)
+	}
+	if r := g.readers.started.Load(); r < 2 {
+		t.Fatalf("%d readers started for 100 clients blocked on full queues: the comparison is void", r)
+	}
+	unblock()
+	for i, c := range conns {
+		expect(t, c, "pubacks of client "+strconv.Itoa(i), append(append(puback(1), puback(2)...), puback(3)...))
+	}
+	if got := len(e.Sink.Records()); got != 3*n {
+		t.Fatalf("%d stored, want %d", got, 3*n)
+	}
+}
+
+// TestEdge_AckWriteNeverWaitsOnAClientThatDoesNotRead: acks to a client
+// whose socket buffer is full (it never reads) fail instead of holding the
+// worker: at once on an epoll-read connection, within ackWriteTimeout on
+// any other (a pipe nobody reads).
+func TestEdge_AckWriteNeverWaitsOnAClientThatDoesNotRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	_ = client.(*net.TCPConn).SetReadBuffer(4096)
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	_ = server.(*net.TCPConn).SetWriteBuffer(4096)
+	c := &pconn{Conn: server, raw: pollable(server)}
+	chunk := make([]byte, 64<<10)
+	var werr error
+	for i := 0; i < 1000 && werr == nil; i++ {
+		werr = writeAcks(c, chunk)
+	}
+	if !errors.Is(werr, errNotReading) {
+		t.Fatalf("writing to a client that never reads: %v, want errNotReading", werr)
+	}
+
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	done := make(chan error, 1)
+	go func() { done <- writeAcks(p1, puback(1)) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("write to a pipe nobody reads succeeded")
+		}
+	case <-time.After(10 * ackWriteTimeout):
+		t.Fatal("ack write still waiting on a client that does not read")
+	}
+	// The deadline is cleared again: mochi's own writes on the connection
+	// are not cut short by it.
+	go func() { _, _ = io.ReadFull(p2, make([]byte, 4)) }()
+	time.Sleep(2 * ackWriteTimeout)
+	if _, err := p1.Write(puback(2)); err != nil {
+		t.Fatalf("a later write failed: %v (the ack deadline was left set)", err)
+	}
 }
 
 // TestEdge_KeepaliveEndsSilentClients: a client silent for 1.5 × its
@@ -267,7 +405,7 @@ func TestEdge_TLSClientsReadThroughEpoll(t *testing.T) {
 	leaf := ca.Server(t, dir, "server")
 	cert := tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}
 	e, g, addr := startEdge(t, Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	g.workerIdle = 50 * time.Millisecond
+	g.workers.idle = 50 * time.Millisecond
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	token := e.DeviceToken(t, ingesttest.DeviceA)

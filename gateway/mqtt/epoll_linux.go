@@ -10,8 +10,9 @@ import (
 
 // epoll tells which registered connections have bytes to read, so that no
 // goroutine (with its stack) waits on each idle connection. A connection is
-// registered one-shot: after an event it is not reported again until
-// rearm, so at most one handler reads it at a time. Reads and writes
+// registered edge-triggered, once: epoll reports it each time bytes
+// arrive, with no system call per read to re-register it, and pconn.claim
+// keeps a connection with one reader at a time. Reads and writes
 // themselves stay on Go's net.Conn (the runtime's poller), which keeps its
 // deadlines and close semantics; epoll only says when a read will not
 // block.
@@ -49,16 +50,19 @@ func (p *epoll) release() {
 	_ = syscall.Close(p.fd)
 }
 
-const epollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+const epollEvents = uint32(syscall.EPOLLIN|syscall.EPOLLRDHUP) | uint32(1<<31) // EPOLLET (syscall.EPOLLET is a negative int)
 
-// add registers c (armed). It runs inside the connection's RawConn.Control,
-// so the descriptor cannot be closed (and its number reused) meanwhile.
+// add registers c; bytes already waiting are reported at once. It runs
+// inside the connection's RawConn.Control, so the descriptor cannot be
+// closed (and its number reused) meanwhile. Nothing touches the
+// registration later: closing the descriptor takes it out of the set.
 func (p *epoll) add(c *pconn) error {
 	c.token = p.next.Add(1)
 	p.conns.Store(c.token, c)
 	var err error
 	if cerr := c.raw.Control(func(fd uintptr) {
-		err = syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_ADD, int(fd), p.event(c))
+		ev := syscall.EpollEvent{Events: epollEvents, Fd: int32(uint32(c.token)), Pad: int32(uint32(c.token >> 32))}
+		err = syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	}); cerr != nil {
 		err = cerr
 	}
@@ -69,28 +73,11 @@ func (p *epoll) add(c *pconn) error {
 	return nil
 }
 
-func (p *epoll) event(c *pconn) *syscall.EpollEvent {
-	return &syscall.EpollEvent{Events: epollEvents, Fd: int32(uint32(c.token)), Pad: int32(uint32(c.token >> 32))}
-}
-
-// rearm reports c again when it has bytes to read (level-triggered: at
-// once if some are waiting). A closed connection is not rearmed: Control
-// fails once the net.Conn is closed, so a reused descriptor number is never
-// touched.
-func (p *epoll) rearm(c *pconn) error {
-	var err error
-	if cerr := c.raw.Control(func(fd uintptr) {
-		err = syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_MOD, int(fd), p.event(c))
-	}); cerr != nil {
-		return cerr
-	}
-	return err
-}
-
 // remove forgets c; closing its descriptor takes it out of the epoll set.
 func (p *epoll) remove(c *pconn) { p.conns.Delete(c.token) }
 
-// wait reports ready connections to ready until close.
+// wait hands connections with bytes to ready (those no reader has) until
+// close.
 func (p *epoll) wait(ready func(*pconn)) {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 256)
@@ -108,7 +95,9 @@ func (p *epoll) wait(ready func(*pconn)) {
 				continue
 			}
 			if v, ok := p.conns.Load(token); ok {
-				ready(v.(*pconn))
+				if c := v.(*pconn); c.claim() {
+					ready(c)
+				}
 			}
 		}
 	}
@@ -151,6 +140,30 @@ func readNow(raw syscall.RawConn, buf []byte) (int, error) {
 		return 0, rerr
 	case n == 0:
 		return 0, errEOF
+	}
+	return n, nil
+}
+
+// writeNow writes what the socket takes without waiting: n < len(b) with
+// a nil error means its buffer is full (EAGAIN).
+func writeNow(raw syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true // never wait
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN:
+		return 0, nil
+	case werr != nil:
+		return 0, werr
 	}
 	return n, nil
 }

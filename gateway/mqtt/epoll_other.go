@@ -13,10 +13,10 @@ type epoll struct{}
 
 func newPoller() (*epoll, error) { return nil, errors.New("epoll is Linux only") }
 
-func (p *epoll) add(*pconn) error                  { return errors.New("epoll is Linux only") }
-func (p *epoll) rearm(*pconn) error                { return errors.New("epoll is Linux only") }
-func (p *epoll) remove(*pconn)                     {}
-func (p *epoll) wait(func(*pconn))                 {}
-func (p *epoll) close()                            {}
-func (p *epoll) each(func(*pconn))                 {}
-func readNow(syscall.RawConn, []byte) (int, error) { return 0, errors.New("epoll is Linux only") }
+func (p *epoll) add(*pconn) error                   { return errors.New("epoll is Linux only") }
+func (p *epoll) remove(*pconn)                      {}
+func (p *epoll) wait(func(*pconn))                  {}
+func (p *epoll) close()                             {}
+func (p *epoll) each(func(*pconn))                  {}
+func readNow(syscall.RawConn, []byte) (int, error)  { return 0, errors.New("epoll is Linux only") }
+func writeNow(syscall.RawConn, []byte) (int, error) { return 0, errors.New("epoll is Linux only") }

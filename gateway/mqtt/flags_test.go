@@ -14,6 +14,7 @@ func TestFlags_DefaultsValidAndBadValuesNamed(t *testing.T) {
 		envflagtest.Bad{Flag: "mqtt-queue", Value: "0"},
 		envflagtest.Bad{Flag: "mqtt-outbound-queue", Value: "0"},
 		envflagtest.Bad{Flag: "mqtt-read-buffer", Value: "63"},
+		envflagtest.Bad{Flag: "mqtt-workers", Value: "0"},
 	)
 }
 

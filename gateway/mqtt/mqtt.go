@@ -2,12 +2,12 @@
 // and 5): username `JWT` and the device token as password at CONNECT (or,
 // over TLS with mutual TLS enabled, a device client certificate), publish
 // to the topic `<device_id>`, QoS 0 or 1. A QoS 1 PUBACK is written only once
-// the readings are durable: OnPublish validates the payload and queues it to
-// the client's queue, whose worker (a goroutine that lives only while the
-// queue is not empty) merges queued publishes into one bus publish and then
-// acks them in order. The bus merges the publishes of many clients into one
-// durable commit (the write-ahead log's group commit) and releases them
-// together.
+// the readings are durable: OnPublish queues the publish to the client's
+// queue and hands the client to a bounded pool of workers; a worker's
+// round takes the queued publishes of every client ready, validates them,
+// makes them durable with one bus publish and then acks each client's in
+// order. The bus merges concurrent rounds into one durable commit (the
+// write-ahead log's group commit).
 package mqtt
 
 import (
@@ -20,7 +20,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -59,6 +58,11 @@ type Config struct {
 	ReadBuffer int
 	// MaxMerge bounds the records merged into one bus publish (default 5000).
 	MaxMerge int
+	// Workers bounds the goroutines that check publishes, publish them to
+	// the bus and write their PUBACKs (default 8). Each takes the
+	// publishes of every client ready at that moment into one bus
+	// publish, so a few suffice for any number of clients.
+	Workers int
 	// MaxPacket bounds every MQTT packet, CONNECT included, in bytes
 	// (default 1 MiB); larger ones close the connection before they are read.
 	MaxPacket int
@@ -85,26 +89,19 @@ type Gateway struct {
 	srv  *mochi.Server
 
 	sessions sync.Map // *mochi.Client → *session
-	// idle hands a session whose queue became non-empty to a worker
-	// goroutine waiting for one (work): workers outlive the queue they
-	// drained by workerIdle, so a busy gateway reuses them (and their
-	// grown stacks) instead of starting a goroutine per publish.
-	idle chan *session
-	// workerIdle: how long an idle worker waits (workerIdle; tests);
-	// workers counts the worker goroutines started, running those alive
-	// (tests).
-	workerIdle       time.Duration
-	workers, running atomic.Int64
+
+	// workers ingest the sessions with publishes queued, in rounds (at
+	// most Workers goroutines; schedule, take, round).
+	workers *pool[*session]
 
 	// cmds delivers commands (nil: subscriptions are refused); commands.go.
 	cmds        Commands
 	cmdSessions sync.Map // *mochi.Client → *cmdSession
 
 	// poll reports the epoll-read connections with bytes waiting (nil:
-	// mochi reads every client); readers hands them to an idle reader
-	// (edge.go).
+	// mochi reads every client); readers read them (edge.go).
 	poll    *epoll
-	readers chan *pconn
+	readers *pool[*pconn]
 
 	deadLetters prometheus.Counter
 	denied      prometheus.Counter
@@ -139,6 +136,9 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	if cfg.MaxMerge <= 0 {
 		cfg.MaxMerge = 5000
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
 	if cfg.MaxPacket <= 0 {
 		cfg.MaxPacket = 1 << 20
 	}
@@ -156,7 +156,7 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	caps.SharedSubAvailable = 0
 	caps.MaximumSessionExpiryInterval = 0
 	caps.MaximumClientWritesPending = int32(cfg.OutboundQueue)
-	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg, idle: make(chan *session), workerIdle: workerIdle, readers: make(chan *pconn),
+	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg,
 		srv: mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mochi"),
 			ClientNetReadBufferSize: cfg.ReadBuffer, ClientNetWriteBufferSize: cfg.ReadBuffer}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_invalid_payloads_total",
@@ -164,6 +164,8 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 		denied: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_acl_denied_total",
 			Help: "Publishes or subscriptions refused by the topic ACL."}),
 	}
+	g.workers = newPool[*session](cfg.Workers, workerIdle, g.work)
+	g.readers = newPool[*pconn](maxReaders, readerIdle, g.reader)
 	if reg != nil {
 		reg.MustRegister(g.deadLetters, g.denied)
 	}
@@ -314,12 +316,12 @@ type session struct {
 	// q holds the publishes waiting for durability, in order (nil when
 	// empty: an idle client keeps no queue).
 	q []job
-	// working: a worker goroutine is draining q (at most one, so acks
+	// working: the session is queued for a round or in one (at most one at a time, so acks
 	// keep the order of the publishes).
 	working bool
-	// gone: the client disconnected; the worker drains q and stops.
+	// gone: the client disconnected; what q holds is still ingested.
 	gone bool
-	// failed: a bus failure stopped the worker; nothing more is queued.
+	// failed: a bus failure (or a refusal) ended the session; nothing more is queued.
 	failed bool
 }
 
@@ -329,9 +331,10 @@ func (s *session) disconnected() bool {
 	return s.gone
 }
 
-// enqueue appends j to the client's queue, starting its worker when none
-// runs; a full queue blocks the caller (the client's read loop: back-
-// pressure). It reports false when the session failed (j not queued).
+// enqueue appends j to the client's queue and hands the session to the
+// workers when it had nothing queued; a full queue blocks the caller (the
+// connection's reader: back-pressure). It reports false when the session
+// failed (j not queued).
 func (g *Gateway) enqueue(s *session, j job) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -344,45 +347,80 @@ func (g *Gateway) enqueue(s *session, j job) bool {
 	s.q = append(s.q, j)
 	if !s.working {
 		s.working = true
-		select {
-		case g.idle <- s: // a worker waiting for work takes it
-		default:
-			g.workers.Add(1)
-			g.running.Add(1)
-			go g.work(s)
-		}
+		g.schedule(s)
 	}
 	return true
 }
 
-// workerIdle is how long a worker whose client's queue is empty waits for
-// another client's publishes before it ends (devices sending once a second
-// keep a few busy workers instead of one new goroutine per publish).
+// workerIdle is how long a worker with nothing to do waits for a session
+// with publishes before it ends.
 const workerIdle = 250 * time.Millisecond
 
-// next takes the next jobs to publish together (consecutive publishes up
-// to MaxMerge records) into batch; none when the queue is empty, and then
-// the worker stops.
-func (g *Gateway) next(s *session, batch []job) []job {
+// schedule hands s (queue not empty, working set) to the workers.
+func (g *Gateway) schedule(s *session) { g.workers.push(s) }
+
+// part is one session's share of a round: the publishes taken from its
+// queue; batch[:n] are valid and go into the round's bus publish; stop,
+// when set, disconnects the client after them (prepare refused
+// batch[n]); batch[n:] otherwise go through process after the round.
+type part struct {
+	s     *session
+	batch []job
+	n     int
+	stop  *packets.Code
+	err   error
+}
+
+// take moves the next sessions into parts, up to MaxMerge publishes in all
+// (at least one session), waiting up to workerIdle for the first; false
+// when the worker should end.
+func (g *Gateway) take(parts []part, idle *time.Timer) ([]part, bool) {
+	s, ok := g.workers.take(idle)
+	for n := 0; ok; s, ok = g.workers.tryTake() {
+		batch := g.next(s)
+		parts = append(parts, part{s: s, batch: batch})
+		if n += len(batch); n >= g.cfg.MaxMerge {
+			break
+		}
+	}
+	return parts, len(parts) > 0
+}
+
+// next takes the session's queued publishes (consecutive ones up to
+// MaxMerge records) for a round; the session stays working.
+func (g *Gateway) next(s *session) []job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.q) == 0 {
-		s.working, s.q = false, nil
-		if s.gone {
-			s.cancel()
-		}
-		return batch[:0]
-	}
 	k, n := 1, len(s.q[0].recs)
 	for k < len(s.q) && n < g.cfg.MaxMerge {
 		n += len(s.q[k].recs)
 		k++
 	}
-	batch = append(batch[:0], s.q[:k]...)
-	clear(s.q[:k])
-	s.q = s.q[k:]
+	batch := s.q[:k:k]
+	if s.q = s.q[k:]; len(s.q) == 0 {
+		s.q = nil
+	}
 	s.room.Broadcast()
 	return batch
+}
+
+// done ends a session's turn after a round: back on the queued list when
+// publishes were queued meanwhile, else idle (and its context ends once
+// the client is gone).
+func (g *Gateway) done(s *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed {
+		return
+	}
+	if len(s.q) > 0 {
+		g.schedule(s)
+		return
+	}
+	s.working = false
+	if s.gone {
+		s.cancel()
+	}
 }
 
 // fail stops the session after a bus failure: the queued publishes are
@@ -474,7 +512,7 @@ func (g *Gateway) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	return false
 }
 
-// OnDisconnect tells the client's worker to stop once it has ingested every
+// OnDisconnect lets the workers end the session once they ingested every
 // publish already received: a QoS 0 publish followed at once by DISCONNECT
 // (mosquitto_pub -q 0, mqtt.js defaults) is stored like any other. Its
 // acks can no longer be written; a QoS 1 client resends those, which the
@@ -487,7 +525,7 @@ func (g *Gateway) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 		s.release()
 		s.mu.Lock()
 		s.gone = true
-		idle := !s.working // else the worker cancels once it drained the queue
+		idle := !s.working // else done cancels once the queue is drained
 		s.mu.Unlock()
 		if idle {
 			s.cancel()
@@ -503,11 +541,11 @@ func (g *Gateway) session(cl *mochi.Client) *session {
 	return v.(*session)
 }
 
-// OnPublish queues a reading publish for the client's worker, which checks
-// it (prepare) and acks it once durable; mochi itself never acks
-// (ErrRejectPacket). The client's read loop does no more than queue, so its
-// goroutine stays small: the credential re-check, decoding and validation
-// (registry lookups) run on the short-lived worker.
+// OnPublish queues a reading publish for the workers, which check it
+// (prepare) and ack it once durable; mochi itself never acks
+// (ErrRejectPacket). The reader does no more than queue: the credential
+// re-check, decoding and validation (registry lookups) run in a worker's
+// round.
 func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	s := g.session(cl)
 	if s == nil {
@@ -528,13 +566,13 @@ func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		g.cmds.Seen(s.device)
 	}
 	j := job{qos: pk.FixedHeader.Qos, pid: pk.PacketID, raw: true, payload: pk.Payload, ctx: ctx, span: span}
-	if !g.enqueue(s, j) { // the worker stopped after a bus failure
+	if !g.enqueue(s, j) { // the session ended after a bus failure
 		endSpan(span, s.ctx.Err())
 	}
 	return pk, packets.ErrRejectPacket
 }
 
-// errStopped ends a worker that disconnected its client on purpose.
+// errStopped ends a session whose client the gateway disconnected on purpose.
 var errStopped = errors.New("mqtt client disconnected by the gateway")
 
 // prepare checks a queued publish: the credentials of CONNECT again
@@ -593,54 +631,133 @@ func reasonCode(be *ingest.BatchError) packets.Code {
 	return packets.ErrPayloadFormatInvalid
 }
 
-// work publishes a client's queued jobs in order, merging consecutive
-// valid publishes into one bus publish, and acks each after it is durable;
-// when the queue is empty it waits up to workerIdle for another client's
-// (enqueue hands it over) and then returns.
-func (g *Gateway) work(s *session) {
-	defer g.running.Add(-1)
-	var buf [4]job
-	var idle *time.Timer
+// work runs rounds while sessions are ready and ends after workerIdle
+// without one.
+func (g *Gateway) work() {
+	idle := stoppedTimer()
+	var parts []part
 	for {
-		batch := g.next(s, buf[:0])
-		if len(batch) == 0 {
-			if idle == nil {
-				idle = time.NewTimer(g.workerIdle)
-			} else {
-				idle.Reset(g.workerIdle)
-			}
-			select {
-			case s = <-g.idle:
-				idle.Stop()
-				continue
-			case <-idle.C:
-				return
-			}
-		}
-		err := g.process(s, batch)
-		for _, j := range batch {
-			endSpan(j.span, err)
-		}
-		clear(batch)
-		if errors.Is(err, errStopped) {
-			s.fail(err)
+		var ok bool
+		if parts, ok = g.take(parts[:0], idle); !ok {
 			return
 		}
-		if err != nil {
-			s.fail(err)
-			if s.disconnected() {
-				g.log.Warn("mqtt publishes of a disconnected client not durable; unacknowledged, dropped", "device_id", s.device, "err", err)
-				return
+		g.round(parts)
+		clear(parts)
+	}
+}
+
+// round ingests the publishes taken from several sessions: each is
+// checked (prepare), the valid ones of all sessions go into one bus
+// publish (chunks of MaxMerge records), and once that is durable each
+// session's PUBACKs are written in order. A session's publishes after one
+// that is refused or dead-lettered follow on the per-session path
+// (process), so its acks keep their order.
+func (g *Gateway) round(parts []part) {
+	var recs []*busv1.Record
+	var err error
+	for i := range parts {
+		p := &parts[i]
+		p.n = len(p.batch)
+		for k := range p.batch {
+			j := &p.batch[k]
+			if j.raw {
+				if code, perr := g.prepare(p.s, j); perr != nil {
+					p.n, p.stop, p.err = k, &code, perr
+					break
+				}
 			}
-			g.log.Warn("mqtt publish not durable, disconnecting", "device_id", s.device, "err", err)
-			code := packets.ErrServerUnavailable
-			if !s.v5 {
-				code = packets.ErrUnspecifiedError
+			if j.recs == nil {
+				p.n = k
+				break
 			}
-			_ = g.srv.DisconnectClient(s.cl, code)
-			return
+			recs = append(recs, j.recs...)
+		}
+		if len(recs) >= g.cfg.MaxMerge && err == nil {
+			err = g.ing.Publish(context.Background(), ingest.ProtocolMQTT, recs)
+			recs = nil // the bus keeps the slice it was given
 		}
 	}
+	if err == nil {
+		err = g.ing.Publish(context.Background(), ingest.ProtocolMQTT, recs)
+	}
+	if err != nil {
+		g.roundFailed(parts, err)
+		return
+	}
+	for i := range parts {
+		p := &parts[i]
+		s := p.s
+		g.acked(s, g.ackAll(s, p.batch[:p.n]))
+		for _, j := range p.batch[:p.n] {
+			endSpan(j.span, nil)
+		}
+		rest := p.batch[p.n:]
+		switch {
+		case p.stop != nil:
+			endSpan(rest[0].span, p.err)
+			_ = g.srv.DisconnectClient(s.cl, *p.stop)
+			g.ended(s, rest[1:], errStopped)
+			continue
+		case len(rest) > 0:
+			if err := g.process(s, rest); err != nil {
+				g.ended(s, rest, err)
+				continue
+			}
+			for _, j := range rest {
+				endSpan(j.span, nil)
+			}
+		}
+		g.done(s)
+	}
+}
+
+// ended stops a session whose publishes in rest were not all ingested
+// (err: why): a client the gateway disconnected on purpose (errStopped)
+// just ends; after a bus failure the client is disconnected, so a QoS 1
+// client resends what was not acked.
+func (g *Gateway) ended(s *session, rest []job, err error) {
+	for _, j := range rest {
+		endSpan(j.span, err)
+	}
+	s.fail(err)
+	if errors.Is(err, errStopped) {
+		return
+	}
+	if s.disconnected() {
+		g.log.Warn("mqtt publishes of a disconnected client not durable; unacknowledged, dropped", "device_id", s.device, "err", err)
+		return
+	}
+	g.log.Warn("mqtt publish not durable, disconnecting", "device_id", s.device, "err", err)
+	g.unavailable(s)
+}
+
+// roundFailed ends every session of a round whose bus publish failed:
+// nothing of it was acknowledged, and each client still connected is
+// disconnected (one log line for the round).
+func (g *Gateway) roundFailed(parts []part, err error) {
+	dropped := 0
+	for i := range parts {
+		p := &parts[i]
+		for _, j := range p.batch {
+			endSpan(j.span, err)
+		}
+		p.s.fail(err)
+		if !p.s.disconnected() {
+			g.unavailable(p.s)
+		}
+		dropped += len(p.batch)
+	}
+	g.log.Warn("mqtt publishes not durable; unacknowledged, clients disconnected", "clients", len(parts), "publishes", dropped, "err", err)
+}
+
+// unavailable disconnects a client after a bus failure (MQTT 5: server
+// unavailable).
+func (g *Gateway) unavailable(s *session) {
+	code := packets.ErrServerUnavailable
+	if !s.v5 {
+		code = packets.ErrUnspecifiedError
+	}
+	_ = g.srv.DisconnectClient(s.cl, code)
 }
 
 func (g *Gateway) process(s *session, batch []job) error {
@@ -739,11 +856,44 @@ func (g *Gateway) ackAll(s *session, jobs []job) error {
 		return mochi.ErrConnectionClosed
 	}
 	s.cl.Lock()
-	defer s.cl.Unlock()
-	if _, err := s.cl.Net.Conn.Write(buf); err != nil {
+	err := writeAcks(s.cl.Net.Conn, buf)
+	s.cl.Unlock()
+	if err != nil {
+		s.cl.Stop(err)
 		return fmt.Errorf("write pubacks: %w", err)
 	}
 	return nil
+}
+
+// ackWriteTimeout bounds writing acks to a connection that is not read
+// through epoll (TLS, mochi's loop) when its socket buffer is full.
+const ackWriteTimeout = time.Second
+
+// errNotReading: the client left so many acks unread that its socket
+// buffer is full.
+var errNotReading = errors.New("mqtt client does not read its acks")
+
+// writeAcks writes b to conn without letting a client that does not read
+// hold the worker, which serves every client: a plain TCP connection read
+// through epoll is written without waiting (a full socket buffer fails at
+// once with errNotReading), any other within ackWriteTimeout. The caller
+// disconnects the client on an error.
+func writeAcks(conn net.Conn, b []byte) error {
+	if c, ok := conn.(*pconn); ok && c.tls == nil {
+		n, err := writeNow(c.raw, b)
+		if err == nil && n < len(b) {
+			err = errNotReading
+		}
+		return err
+	}
+	if err := conn.SetWriteDeadline(time.Now().Add(ackWriteTimeout)); err != nil {
+		return err
+	}
+	_, err := conn.Write(b)
+	if derr := conn.SetWriteDeadline(time.Time{}); err == nil {
+		err = derr
+	}
+	return err
 }
 
 func truncate(s string, n int) string {

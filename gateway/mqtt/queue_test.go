@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"log/slog"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -84,12 +85,14 @@ func TestMQTT_IdleClientKeepsNoQueueNorWorker(t *testing.T) {
 	}
 }
 
-// TestMQTT_WorkersReused: a worker whose client's queue is empty takes the
-// next client's publishes instead of a new goroutine being started per
-// publish, and ends once nothing came for workerIdle.
+func workersAlive(g *Gateway) int { return g.workers.alive() }
+
+// TestMQTT_WorkersReused: a worker with nothing queued takes the next
+// publishes instead of a new goroutine being started per publish, and
+// ends once nothing came for workerIdle.
 func TestMQTT_WorkersReused(t *testing.T) {
 	e, g, c := startInternal(t, Config{})
-	g.workerIdle = 500 * time.Millisecond
+	g.workers.idle = 500 * time.Millisecond
 	publish := func(i int) {
 		t.Helper()
 		tok := c.Publish("1", 1, false, `{"sensor_id":12,"timestamp":`+strconv.Itoa(1526717967+i)+`,"value":1}`)
@@ -101,22 +104,106 @@ func TestMQTT_WorkersReused(t *testing.T) {
 		publish(i)
 		time.Sleep(20 * time.Millisecond) // the queue drained: the worker waits for work
 	}
-	if n := g.workers.Load(); n != 1 {
+	if n := g.workers.started.Load(); n != 1 {
 		t.Fatalf("%d workers started for 5 publishes in a row, want 1 reused", n)
 	}
-	if n := g.running.Load(); n != 1 {
+	if n := workersAlive(g); n != 1 {
 		t.Fatalf("%d workers alive, want the 1 waiting for work", n)
 	}
-	time.Sleep(g.workerIdle + 300*time.Millisecond)
-	if n := g.running.Load(); n != 0 {
+	time.Sleep(g.workers.idle + 300*time.Millisecond)
+	if n := workersAlive(g); n != 0 {
 		t.Fatalf("%d workers alive after the idle time: the idle worker did not end", n)
 	}
 	publish(5)
-	if n := g.workers.Load(); n != 2 {
+	if n := g.workers.started.Load(); n != 2 {
 		t.Fatalf("%d workers started, want a new one after the idle one ended", n)
 	}
 	if n := len(e.Sink.Records()); n != 6 {
 		t.Fatalf("%d stored, want 6", n)
+	}
+}
+
+// TestMQTT_RoundsMergeClients: with Workers 2 and the bus blocked, 40
+// clients publishing at once hold at most 2 workers; once the bus recovers
+// every publish is acked, and their readings reached the bus in far fewer
+// publishes than clients (one round takes every client ready).
+func TestMQTT_RoundsMergeClients(t *testing.T) {
+	for _, perConn := range []bool{false, true} {
+		t.Run("goroutine per connection "+strconv.FormatBool(perConn), func(t *testing.T) {
+			e, g, addr := startEdge(t, Config{Workers: 2, GoroutinePerConnection: perConn})
+			token := e.DeviceToken(t, ingesttest.DeviceA)
+			const n = 40
+			conns := make([]net.Conn, n)
+			for i := range conns {
+				conns[i] = dialRaw(t, addr, connectPacket("m"+strconv.Itoa(i), token, 60))
+				expect(t, conns[i], "connack", connackOK)
+			}
+			unblock := e.Sink.Block()
+			for i, c := range conns {
+				if _, err := c.Write(publishPacket(ingesttest.DeviceA, 1, 1526717967+i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+			if w := workersAlive(g); w > 2 {
+				t.Fatalf("%d workers with the bus blocked, bound is 2", w)
+			}
+			unblock()
+			for i, c := range conns {
+				expect(t, c, "puback "+strconv.Itoa(i), puback(1))
+			}
+			if got := len(e.Sink.Records()); got != n {
+				t.Fatalf("%d stored, want %d", got, n)
+			}
+			if b := e.Sink.Batches(); b > n/4 {
+				t.Fatalf("%d bus publishes for %d clients: rounds did not merge them", b, n)
+			}
+		})
+	}
+}
+
+// TestMQTT_RoundKeepsEachClientsOrder: one round holds two clients' publishes,
+// one client's with an invalid payload in the middle (dead-lettered, MQTT
+// 3.1.1): every PUBACK comes in publish order, each valid reading is
+// stored once, and the invalid one is dead-lettered.
+func TestMQTT_RoundKeepsEachClientsOrder(t *testing.T) {
+	e, _, addr := startEdge(t, Config{Workers: 1})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	a := dialRaw(t, addr, connectPacket("a", token, 60))
+	expect(t, a, "connack", connackOK)
+	b := dialRaw(t, addr, connectPacket("b", token, 60))
+	expect(t, b, "connack", connackOK)
+	unblock := e.Sink.Block()
+	bad := packet(0x32, append(append(mqttString("1"), 0, 2), "not json"...))
+	var burst []byte
+	burst = append(burst, publishPacket(ingesttest.DeviceA, 1, 1526717967)...)
+	burst = append(burst, bad...)
+	burst = append(burst, publishPacket(ingesttest.DeviceA, 3, 1526717969)...)
+	if _, err := a.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(publishPacket(ingesttest.DeviceA, 7, 1526717970)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	unblock()
+	expect(t, a, "pubacks of a", append(append(puback(1), puback(2)...), puback(3)...))
+	expect(t, b, "puback of b", puback(7))
+	recs := e.Sink.Records()
+	if len(recs) != 3 {
+		t.Fatalf("%d stored, want 3", len(recs))
+	}
+	seen := map[int64]int{}
+	for _, r := range recs {
+		seen[r.GetTimestampNs()/1e9]++
+	}
+	for _, ts := range []int64{1526717967, 1526717969, 1526717970} {
+		if seen[ts] != 1 {
+			t.Fatalf("reading at %d stored %d times, want once (stored: %v)", ts, seen[ts], seen)
+		}
+	}
+	if dl := e.Sink.DeadLetters(); len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
 }
 

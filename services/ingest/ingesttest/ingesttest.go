@@ -70,6 +70,7 @@ type Sink struct {
 	recs    []*busv1.Record
 	blocked chan struct{} // non-nil: handler waits until closed or ctx ends
 	dls     []deadletter.Letter
+	batches int // Publish calls that stored records
 }
 
 func (k *Sink) handle(ctx context.Context, recs []*busv1.Record) error {
@@ -86,6 +87,7 @@ func (k *Sink) handle(ctx context.Context, recs []*busv1.Record) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.recs = append(k.recs, recs...)
+	k.batches++
 	return nil
 }
 
@@ -126,6 +128,13 @@ func (k *Sink) Records() []*busv1.Record {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return append([]*busv1.Record(nil), k.recs...)
+}
+
+// Batches returns how many publishes stored records (each one bus batch).
+func (k *Sink) Batches() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.batches
 }
 
 // WantInOrder fails t unless the sink holds exactly n records valued 0, 1,
