@@ -71,8 +71,8 @@ type Config struct {
 	// sending more (closed loop) would instead lose throughput to every
 	// linger — hence the device count.
 	GroupLinger time.Duration
-	// GroupLingerDevices is how many distinct devices (a publish's first
-	// record's DeviceId) must have published within the last 100 ms
+	// GroupLingerDevices is how many distinct devices (the records'
+	// DeviceId) must have published within the last 100 ms
 	// window or the current one for a group to linger (default 256;
 	// negative: always).
 	GroupLingerDevices int
@@ -530,7 +530,7 @@ type fleetWindow struct {
 	prevCount int
 }
 
-// note counts r's device; now (non-zero) rolls the window when it is over.
+// note counts r's devices; now (non-zero) rolls the window when it is over.
 func (w *fleetWindow) note(r *appendReq, now time.Time) {
 	if !now.IsZero() && now.Sub(w.start) >= 100*time.Millisecond {
 		w.prevCount = len(w.cur)
@@ -543,8 +543,15 @@ func (w *fleetWindow) note(r *appendReq, now time.Time) {
 	if w.cur == nil {
 		w.cur = map[int64]struct{}{}
 	}
-	if len(r.recs) > 0 {
-		w.cur[r.recs[0].GetDeviceId()] = struct{}{}
+	// Every device of the publish counts: a gateway merges many devices'
+	// readings into one publish (MQTT rounds). A run of one device's
+	// readings costs one map write.
+	last := int64(-1)
+	for _, rec := range r.recs {
+		if d := rec.GetDeviceId(); d != last {
+			w.cur[d] = struct{}{}
+			last = d
+		}
 	}
 }
 

@@ -42,4 +42,10 @@ func TestFleetWindow(t *testing.T) {
 	if w.many(3) {
 		t.Fatal("devices spread over a quiet spell counted as a fleet")
 	}
+	// One publish merging three devices' readings (an MQTT round) counts
+	// three devices.
+	w.note(&appendReq{recs: []*busv1.Record{{DeviceId: 7}, {DeviceId: 7}, {DeviceId: 8}, {DeviceId: 9}}}, t0.Add(2300*time.Millisecond))
+	if !w.many(3) {
+		t.Fatal("a publish of 3 devices' readings counted as fewer")
+	}
 }
