@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,5 +306,74 @@ func TestHub_TouchesWrittenTogether(t *testing.T) {
 		if st.LastSeen.Before(before.Truncate(time.Microsecond)) || st.LastSeen.After(time.Now()) {
 			t.Fatalf("device %d last seen %v, want between %v and now", id, st.LastSeen, before)
 		}
+	}
+}
+
+// gatedStore holds every DeviceConnected/DeviceDisconnected until gate is
+// closed, and counts them.
+type gatedStore struct {
+	registry.Commands
+	gate              chan struct{}
+	connects, discons atomic.Int64
+	mu                sync.Mutex
+	connected         map[int64]bool
+	overtaken         int // disconnects applied before their connect
+}
+
+func (g *gatedStore) DeviceConnected(ctx context.Context, id int64, edge string, at time.Time) error {
+	<-g.gate
+	g.mu.Lock()
+	g.connected[id] = true
+	g.mu.Unlock()
+	g.connects.Add(1)
+	return nil
+}
+
+func (g *gatedStore) DeviceDisconnected(ctx context.Context, id int64, at time.Time) error {
+	<-g.gate
+	g.mu.Lock()
+	if !g.connected[id] {
+		g.overtaken++
+	}
+	g.mu.Unlock()
+	g.discons.Add(1)
+	return nil
+}
+
+// TestHub_DisconnectStormDoesNotWaitForTheRegistry: 10,000 devices
+// connecting and disconnecting while the registry answers nothing all
+// return at once (a gateway's shared reader detaches sessions: waiting
+// there stalled every device's reads), and every write is applied, in
+// order, once the registry answers.
+func TestHub_DisconnectStormDoesNotWaitForTheRegistry(t *testing.T) {
+	f := newFixture(t, Config{})
+	store := &gatedStore{Commands: f.reg, gate: make(chan struct{}), connected: map[int64]bool{}}
+	h := newHub(slog.New(slog.DiscardHandler), store, nil)
+	go h.runState(f.ctx)
+	const n = 10000
+	done := make(chan struct{})
+	go func() {
+		for i := range n {
+			h.detach(h.attach(int64(i+1), EdgeMQTT, false))
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("attach/detach still waiting on a registry that does not answer")
+	}
+	close(store.gate)
+	deadline := time.Now().Add(30 * time.Second)
+	for store.connects.Load()+store.discons.Load() < 2*n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connects and %d disconnects applied, want %d each", store.connects.Load(), store.discons.Load(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.overtaken > 0 {
+		t.Fatalf("%d disconnects applied before their device's connect", store.overtaken)
 	}
 }

@@ -90,7 +90,14 @@ type hub struct {
 	perEdge map[[2]any]int
 
 	connected *prometheus.GaugeVec
-	state     chan func(context.Context)
+	// stateQ holds the connection writes runState has yet to apply, in
+	// order; stateWake tells it there are some. A gateway's reader calls
+	// detach, so queueing must not wait on the registry: it waits only
+	// when maxStateQueue writes are pending (stateRoom).
+	stateMu   sync.Mutex
+	stateRoom sync.Cond
+	stateQ    []func(context.Context)
+	stateWake chan struct{}
 	seen      sync.Map // device → time.Time of the last recorded touch
 	// touched holds the devices seen since the last flush of last-seen
 	// times, with the earliest time (runState writes them together).
@@ -108,8 +115,9 @@ func newHub(log *slog.Logger, store registry.Commands, reg prometheus.Registerer
 	h := &hub{log: log, store: store, now: time.Now, devices: map[int64]*deviceSessions{}, perEdge: map[[2]any]int{},
 		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "iot_devices_connected",
 			Help: "Devices with at least one open connection (or long-poll) to this process, by edge."}, []string{"edge"}),
-		state: make(chan func(context.Context), 4096), touched: map[int64]time.Time{},
+		stateWake: make(chan struct{}, 1), touched: map[int64]time.Time{},
 	}
+	h.stateRoom.L = &h.stateMu
 	for _, e := range []string{EdgeHTTP, EdgeWS, EdgeMQTT, EdgeGRPC} {
 		h.connected.WithLabelValues(e).Set(0)
 	}
@@ -129,10 +137,17 @@ func (h *hub) runState(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case fn := <-h.state:
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			fn(fctx)
-			cancel()
+		case <-h.stateWake:
+			h.stateMu.Lock()
+			fns := h.stateQ
+			h.stateQ = nil
+			h.stateRoom.Broadcast()
+			h.stateMu.Unlock()
+			for _, fn := range fns {
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				fn(fctx)
+				cancel()
+			}
 		case <-flush.C:
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			h.flushTouches(fctx)
@@ -170,10 +185,28 @@ func (h *hub) flushTouches(ctx context.Context) {
 	}
 }
 
-// stateWrite queues a connection write (connect, disconnect), waiting for
-// room: runState applies them in order. Last-seen times do not queue here
-// (touch, flushTouches).
-func (h *hub) stateWrite(fn func(context.Context)) { h.state <- fn }
+// maxStateQueue bounds the connection writes waiting for runState (two
+// per connection at most: a connect and a disconnect storm of every device
+// of a full process fits).
+const maxStateQueue = 1 << 18
+
+// stateWrite queues a connection write (connect, disconnect) for runState,
+// which applies them in order. It does not wait for the registry (a
+// gateway's shared reader disconnects clients: a disconnect storm must not
+// stall every device's reads), only for room past maxStateQueue.
+// Last-seen times do not queue here (touch, flushTouches).
+func (h *hub) stateWrite(fn func(context.Context)) {
+	h.stateMu.Lock()
+	for len(h.stateQ) >= maxStateQueue {
+		h.stateRoom.Wait()
+	}
+	h.stateQ = append(h.stateQ, fn)
+	h.stateMu.Unlock()
+	select {
+	case h.stateWake <- struct{}{}:
+	default:
+	}
+}
 
 func (h *hub) attach(device int64, edge string, ready bool) *Session {
 	s := &Session{Device: device, Edge: edge, Since: h.now(), hub: h, out: make(chan registry.Command, 1),
