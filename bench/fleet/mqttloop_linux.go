@@ -28,6 +28,10 @@ type mqttLoop struct {
 	devs []mqttDev // by index in the worker's clients (phase order)
 	ep   int
 	open int // devices not closed
+	// unscheduled: nothing more is due; lastAcked counts the devices that
+	// had their last PUBACK (finishWhenAcked).
+	unscheduled bool
+	lastAcked   int
 
 	s       schedule
 	r       result
@@ -158,13 +162,13 @@ func (l *mqttLoop) run(s schedule) (result, []uint32) {
 			at := s.at(ci, n, ck)
 			if !at.Before(s.end) {
 				// Nothing more is scheduled (later entries are later still):
-				// idle devices are done; busy ones end at their PUBACK.
+				// once the last PUBACKs are in, every device disconnects
+				// (not each after its own last one: thousands of devices
+				// leaving while others' acks are measured would measure a
+				// disconnect storm).
 				scheduled = false
-				for i := range l.devs {
-					if l.devs[i].state == devIdle {
-						l.finish(i)
-					}
-				}
+				l.unscheduled = true
+				l.finishWhenAcked()
 				break
 			}
 			if at.After(now) {
@@ -376,7 +380,8 @@ func (l *mqttLoop) readAck(i int) {
 	d.state = devIdle
 	switch next := l.s.at(i, len(l.devs), d.k); {
 	case !next.Before(l.s.end):
-		l.finish(i)
+		l.lastAcked++
+		l.finishWhenAcked()
 	case !next.After(now):
 		l.send(i) // behind its schedule: at once, as a goroutine would
 	}
@@ -389,6 +394,19 @@ func (l *mqttLoop) fail(i int, err error) {
 		l.r.firstErr = err.Error()
 	}
 	l.finish(i)
+	l.finishWhenAcked()
+}
+
+// finishWhenAcked disconnects every device once each open one has had
+// its last PUBACK (l.acked of them) and nothing more is scheduled.
+func (l *mqttLoop) finishWhenAcked() {
+	if l.unscheduled && l.lastAcked >= l.open {
+		for i := range l.devs {
+			if l.devs[i].state != devClosed {
+				l.finish(i)
+			}
+		}
+	}
 }
 
 // finish sends DISCONNECT (if the socket takes it) and closes device i.

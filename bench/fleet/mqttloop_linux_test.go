@@ -35,6 +35,9 @@ type deviceLog struct {
 	ks           []int // readings received, in order
 	disconnected bool  // DISCONNECT received
 	problems     []string
+	// lastAck: when the last PUBACK was about to be written; disconnectAt: when
+	// DISCONNECT came.
+	lastAck, disconnectAt time.Time
 }
 
 func newBroker(t *testing.T, modes map[int64]string, partial chan struct{}) *broker {
@@ -128,7 +131,7 @@ func (b *broker) serve(c net.Conn) {
 		switch typ {
 		case 0xE0:
 			b.mu.Lock()
-			log.disconnected = true
+			log.disconnected, log.disconnectAt = true, time.Now()
 			b.mu.Unlock()
 			continue
 		case 0x32:
@@ -157,6 +160,9 @@ func (b *broker) serve(c net.Conn) {
 		acked := len(log.ks)
 		b.mu.Unlock()
 		ack := []byte{0x40, 2, byte(pid >> 8), byte(pid)}
+		b.mu.Lock()
+		log.lastAck = time.Now() // before the write: the device reads it after
+		b.mu.Unlock()
 		switch mode {
 		case "ok":
 			_, err = c.Write(ack)
@@ -301,6 +307,22 @@ func TestMQTTLoop(t *testing.T) {
 			if r.sent != want.sent || r.acked != want.sent || r.windowAcked != want.windowAcked || int64(len(lats)) != want.windowAcked ||
 				r.errs != 0 || r.refused != 0 || r.firstErr != "" {
 				t.Errorf("got %+v (%d latencies), want sent = acked = %d, window %d, no errors", r, len(lats), want.sent, want.windowAcked)
+			}
+			if epoll {
+				// No device disconnects while another still waits for a
+				// PUBACK: the measured acks never overlap a disconnect storm.
+				var lastAck, firstDisconnect time.Time
+				for _, l := range x.seen {
+					if l.lastAck.After(lastAck) {
+						lastAck = l.lastAck
+					}
+					if firstDisconnect.IsZero() || l.disconnectAt.Before(firstDisconnect) {
+						firstDisconnect = l.disconnectAt
+					}
+				}
+				if firstDisconnect.Before(lastAck) {
+					t.Errorf("a device disconnected %v before the last PUBACK was written", lastAck.Sub(firstDisconnect))
+				}
 			}
 		})
 	}
