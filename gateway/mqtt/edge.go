@@ -85,6 +85,9 @@ type pconn struct {
 	token    uint64 // epoll's key (epoll.add)
 	// state: whether a reader handles the connection (claim).
 	state atomic.Int32
+	// sess is the client's session (set once attached): readings skip
+	// the session map (publishDirect).
+	sess *session
 	// tls is Conn on a TLS connection, read through nb (nil: plain TCP).
 	tls *tls.Conn
 	nb  *nbConn
@@ -355,6 +358,7 @@ func (g *Gateway) handshake(l *edgeListener, c *pconn) error {
 		return packets.ErrBadUsernameOrPassword
 	}
 	c.attached = true
+	c.sess = g.session(c.cl)
 	atomic.AddInt64(&s.Info.ClientsConnected, 1)
 	if existing, ok := s.Clients.Get(cl.ID); ok { // [MQTT-3.1.4-3]: the same device and client id
 		_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver)
@@ -653,7 +657,7 @@ func (c *pconn) packet(fh packets.FixedHeader, body []byte) error {
 	if pk, err = c.g.OnPacketRead(cl, pk); err != nil {
 		return err
 	}
-	if fh.Type == packets.Publish && c.g.publishDirect(cl, pk) {
+	if fh.Type == packets.Publish && c.g.publishDirect(c, pk) {
 		return nil
 	}
 	if err := s.InjectPacket(cl, pk); err != nil {
@@ -672,14 +676,14 @@ func (c *pconn) packet(fh packets.FixedHeader, body []byte) error {
 // over) and does nothing else, but pays for every hook lookup and a copy
 // of the packet per hook call. Anything else (a topic alias, another
 // topic, an invalid packet) goes through mochi (false).
-func (g *Gateway) publishDirect(cl *mochi.Client, pk packets.Packet) bool {
+func (g *Gateway) publishDirect(c *pconn, pk packets.Packet) bool {
 	if pk.Properties.TopicAliasFlag || pk.PublishValidate(g.srv.Options.Capabilities.TopicAliasMaximum) != packets.CodeSuccess {
 		return false
 	}
-	if s := g.session(cl); s == nil || pk.TopicName != s.topic {
+	if s := c.sess; s == nil || pk.TopicName != s.topic {
 		return false
 	}
-	_, _ = g.OnPublish(cl, pk)
+	_, _ = g.publish(c.cl, c.sess, pk)
 	atomic.AddInt64(&g.srv.Info.PacketsReceived, 1)
 	atomic.AddInt64(&g.srv.Info.MessagesReceived, 1)
 	return true

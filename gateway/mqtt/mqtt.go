@@ -547,7 +547,11 @@ func (g *Gateway) session(cl *mochi.Client) *session {
 // re-check, decoding and validation (registry lookups) run in a worker's
 // round.
 func (g *Gateway) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	s := g.session(cl)
+	return g.publish(cl, g.session(cl), pk)
+}
+
+// publish is OnPublish for the client's session s (nil: none).
+func (g *Gateway) publish(cl *mochi.Client, s *session, pk packets.Packet) (packets.Packet, error) {
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
