@@ -37,20 +37,22 @@ func mqttString(b []byte, s string) []byte {
 }
 
 func mqttPacket(typ byte, body []byte) []byte {
-	p := []byte{typ}
-	l := len(body)
+	return append(appendLength([]byte{typ}, len(body)), body...)
+}
+
+// appendLength appends MQTT's variable byte integer l (a remaining length).
+func appendLength(b []byte, l int) []byte {
 	for {
 		d := byte(l % 128)
 		l /= 128
 		if l > 0 {
 			d |= 0x80
 		}
-		p = append(p, d)
+		b = append(b, d)
 		if l == 0 {
-			break
+			return b
 		}
 	}
-	return append(p, body...)
 }
 
 func dialMQTT(addr string, d device) (client, error) {

@@ -429,18 +429,7 @@ func appendPublish(b []byte, topic string, pid uint16, d device, k int, at time.
 	p = append(p, `,"value":`...)
 	p = strconv.AppendInt(p, int64(k), 10)
 	p = append(p, `.5}`...)
-	b = append(b, 0x32)
-	for l := 2 + len(topic) + 2 + len(p); ; {
-		c := byte(l % 128)
-		l /= 128
-		if l > 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if l == 0 {
-			break
-		}
-	}
+	b = appendLength(append(b, 0x32), 2+len(topic)+2+len(p))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(topic)))
 	b = append(b, topic...)
 	b = binary.BigEndian.AppendUint16(b, pid)

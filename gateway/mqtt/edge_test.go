@@ -89,6 +89,25 @@ func dialRaw(t *testing.T, addr string, b []byte) net.Conn {
 	return conn
 }
 
+// connected opens a connection, sends CONNECT (connectPacket) and expects
+// its CONNACK.
+func connected(t *testing.T, addr, clientID, token string, keepalive uint16) net.Conn {
+	t.Helper()
+	conn := dialRaw(t, addr, connectPacket(clientID, token, keepalive))
+	expect(t, conn, "connack", connackOK)
+	return conn
+}
+
+// connectedMany opens n connections (client ids prefix0…) with connected.
+func connectedMany(t *testing.T, addr, prefix, token string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = connected(t, addr, prefix+strconv.Itoa(i), token, 60)
+	}
+	return conns
+}
+
 // expect reads len(want) bytes and compares them.
 func expect(t *testing.T, conn net.Conn, what string, want []byte) {
 	t.Helper()
@@ -123,8 +142,7 @@ func TestEdge_NoGoroutinePerConnection(t *testing.T) {
 			token := e.DeviceToken(t, ingesttest.DeviceA)
 			before := runtime.NumGoroutine()
 			for i := range n {
-				conn := dialRaw(t, addr, connectPacket("d"+strconv.Itoa(i), token, 60))
-				expect(t, conn, "connack", connackOK)
+				conn := connected(t, addr, "d"+strconv.Itoa(i), token, 60)
 				if _, err := conn.Write(publishPacket(ingesttest.DeviceA, 1, 1526717967+i)); err != nil {
 					t.Fatal(err)
 				}
@@ -194,10 +212,8 @@ func TestEdge_BurstLongerThanATurn(t *testing.T) {
 	if len(burst) < 2*readTurn {
 		t.Fatalf("burst of %d bytes, want more than two turns (%d)", len(burst), 2*readTurn)
 	}
-	conn := dialRaw(t, addr, connectPacket("burst", token, 60))
-	expect(t, conn, "connack", connackOK)
-	other := dialRaw(t, addr, connectPacket("other", token, 60))
-	expect(t, other, "connack", connackOK)
+	conn := connected(t, addr, "burst", token, 60)
+	other := connected(t, addr, "other", token, 60)
 	done := make(chan error, 1)
 	go func() {
 		_, err := conn.Write(burst)
@@ -226,11 +242,7 @@ func TestEdge_ReadersBoundedUnderBackPressure(t *testing.T) {
 	e, g, addr := startEdge(t, Config{QueueSize: 1})
 	token := e.DeviceToken(t, ingesttest.DeviceA)
 	const n = 100
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		conns[i] = dialRaw(t, addr, connectPacket("bp"+strconv.Itoa(i), token, 60))
-		expect(t, conns[i], "connack", connackOK)
-	}
+	conns := connectedMany(t, addr, "bp", token, n)
 	unblock := e.Sink.Block()
 	for i, c := range conns {
 		var three []byte
@@ -317,10 +329,8 @@ func TestEdge_AckWriteNeverWaitsOnAClientThatDoesNotRead(t *testing.T) {
 func TestEdge_KeepaliveEndsSilentClients(t *testing.T) {
 	e, g, addr := startEdge(t, Config{})
 	token := e.DeviceToken(t, ingesttest.DeviceA)
-	silent := dialRaw(t, addr, connectPacket("silent", token, 1))
-	expect(t, silent, "connack", connackOK)
-	pinging := dialRaw(t, addr, connectPacket("pinging", token, 1))
-	expect(t, pinging, "connack", connackOK)
+	silent := connected(t, addr, "silent", token, 1)
+	pinging := connected(t, addr, "pinging", token, 1)
 	stop := time.Now().Add(4 * time.Second)
 	for time.Now().Before(stop) {
 		if _, err := pinging.Write([]byte{0xc0, 0}); err != nil {
@@ -356,10 +366,8 @@ func isTimeoutErr(err error) bool {
 func TestEdge_TakeoverAndOversizedPublish(t *testing.T) {
 	e, g, addr := startEdge(t, Config{MaxPacket: 4096})
 	token := e.DeviceToken(t, ingesttest.DeviceA)
-	first := dialRaw(t, addr, connectPacket("same", token, 60))
-	expect(t, first, "connack", connackOK)
-	second := dialRaw(t, addr, connectPacket("same", token, 60))
-	expect(t, second, "connack", connackOK)
+	first := connected(t, addr, "same", token, 60)
+	second := connected(t, addr, "same", token, 60)
 	_ = first.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadAll(first); err != nil && !isTimeoutErr(err) {
 		t.Logf("first connection: %v", err)
@@ -448,8 +456,7 @@ func TestEdge_TLSClientsReadThroughEpoll(t *testing.T) {
 // the announcement; the rest completes it and it is acked.
 func TestEdge_PartialPacketHoldsWhatArrived(t *testing.T) {
 	e, g, addr := startEdge(t, Config{})
-	conn := dialRaw(t, addr, connectPacket("partial", e.DeviceToken(t, ingesttest.DeviceA), 60))
-	expect(t, conn, "connack", connackOK)
+	conn := connected(t, addr, "partial", e.DeviceToken(t, ingesttest.DeviceA), 60)
 	// A reading padded with spaces to 512 KiB: JSON allows them.
 	topic := mqttString(strconv.Itoa(ingesttest.DeviceA))
 	payload := []byte(`{"sensor_id":12,"timestamp":1526717967,"value":0}`)

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"log/slog"
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -133,11 +132,7 @@ func TestMQTT_RoundsMergeClients(t *testing.T) {
 			e, g, addr := startEdge(t, Config{Workers: 2, GoroutinePerConnection: perConn})
 			token := e.DeviceToken(t, ingesttest.DeviceA)
 			const n = 40
-			conns := make([]net.Conn, n)
-			for i := range conns {
-				conns[i] = dialRaw(t, addr, connectPacket("m"+strconv.Itoa(i), token, 60))
-				expect(t, conns[i], "connack", connackOK)
-			}
+			conns := connectedMany(t, addr, "m", token, n)
 			unblock := e.Sink.Block()
 			for i, c := range conns {
 				if _, err := c.Write(publishPacket(ingesttest.DeviceA, 1, 1526717967+i)); err != nil {
@@ -169,10 +164,8 @@ func TestMQTT_RoundsMergeClients(t *testing.T) {
 func TestMQTT_RoundKeepsEachClientsOrder(t *testing.T) {
 	e, _, addr := startEdge(t, Config{Workers: 1})
 	token := e.DeviceToken(t, ingesttest.DeviceA)
-	a := dialRaw(t, addr, connectPacket("a", token, 60))
-	expect(t, a, "connack", connackOK)
-	b := dialRaw(t, addr, connectPacket("b", token, 60))
-	expect(t, b, "connack", connackOK)
+	a := connected(t, addr, "a", token, 60)
+	b := connected(t, addr, "b", token, 60)
 	unblock := e.Sink.Block()
 	bad := packet(0x32, append(append(mqttString("1"), 0, 2), "not json"...))
 	var burst []byte
