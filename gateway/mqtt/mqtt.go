@@ -391,6 +391,9 @@ func (g *Gateway) take(parts []part, idle *time.Timer) ([]part, bool) {
 func (g *Gateway) next(s *session) []job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.q) == 0 { // not expected (scheduled with publishes); the round then ends its turn
+		return nil
+	}
 	k, n := 1, len(s.q[0].recs)
 	for k < len(s.q) && n < g.cfg.MaxMerge {
 		n += len(s.q[k].recs)
@@ -681,7 +684,7 @@ func (g *Gateway) round(parts []part) {
 			recs = nil // the bus keeps the slice it was given
 		}
 	}
-	if err == nil {
+	if err == nil && len(recs) > 0 {
 		err = g.ing.Publish(context.Background(), ingest.ProtocolMQTT, recs)
 	}
 	if err != nil {
