@@ -120,50 +120,39 @@ func (p *epoll) each(f func(*pconn)) {
 // readNow reads what the socket holds without waiting: n == 0 with a nil
 // error means nothing is waiting (EAGAIN); io.EOF the peer closed.
 func readNow(raw syscall.RawConn, buf []byte) (int, error) {
-	var n int
-	var rerr error
-	err := raw.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = syscall.Read(int(fd), buf)
-			if rerr != syscall.EINTR {
-				return true // never wait: epoll says when to come back
-			}
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case rerr == syscall.EAGAIN:
-		return 0, nil
-	case rerr != nil:
-		return 0, rerr
-	case n == 0:
+	n, again, err := ioNow(raw.Read, syscall.Read, buf)
+	if err == nil && n == 0 && !again {
 		return 0, errEOF
 	}
-	return n, nil
+	return n, err
 }
 
 // writeNow writes what the socket takes without waiting: n < len(b) with
 // a nil error means its buffer is full (EAGAIN).
 func writeNow(raw syscall.RawConn, b []byte) (int, error) {
-	var n int
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
+	n, _, err := ioNow(raw.Write, syscall.Write, b)
+	return n, err
+}
+
+// ioNow runs op on the socket once (again after EINTR) without waiting
+// for it: epoll says when to come back. again reports EAGAIN (n is 0).
+func ioNow(on func(func(fd uintptr) bool) error, op func(fd int, b []byte) (int, error), b []byte) (n int, again bool, err error) {
+	var oerr error
+	if err := on(func(fd uintptr) bool {
 		for {
-			n, werr = syscall.Write(int(fd), b)
-			if werr != syscall.EINTR {
-				return true // never wait
+			n, oerr = op(int(fd), b)
+			if oerr != syscall.EINTR {
+				return true
 			}
 		}
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case werr == syscall.EAGAIN:
-		return 0, nil
-	case werr != nil:
-		return 0, werr
+	}); err != nil {
+		return 0, false, err
 	}
-	return n, nil
+	switch {
+	case oerr == syscall.EAGAIN:
+		return 0, true, nil
+	case oerr != nil:
+		return 0, false, oerr
+	}
+	return n, false, nil
 }
