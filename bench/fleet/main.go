@@ -200,12 +200,7 @@ func coordinate() error {
 		if i := strings.Index(line, " err="); i >= 0 && total.firstErr == "" {
 			total.firstErr = line[i+5:]
 		}
-		total.sent += r.sent
-		total.acked += r.acked
-		total.refused += r.refused
-		total.errs += r.errs
-		total.late += r.late
-		total.windowAcked += r.windowAcked
+		total.add(r)
 		raw, err := os.ReadFile(pr.lat)
 		if err != nil {
 			return err

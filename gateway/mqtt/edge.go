@@ -674,10 +674,11 @@ func (c *pconn) packet(fh packets.FixedHeader, body []byte) error {
 // reading) without mochi's packet processing: for such a publish mochi
 // checks it, asks the hooks (the topic ACL, then OnPublish, which takes it
 // over) and does nothing else, but pays for every hook lookup and a copy
-// of the packet per hook call. Anything else (a topic alias, another
-// topic, an invalid packet) goes through mochi (false).
+// of the packet per hook call (a topic alias is resolved already:
+// OnPacketRead). Anything else (another topic, an invalid packet) goes
+// through mochi (false).
 func (g *Gateway) publishDirect(c *pconn, pk packets.Packet) bool {
-	if pk.Properties.TopicAliasFlag || pk.PublishValidate(g.srv.Options.Capabilities.TopicAliasMaximum) != packets.CodeSuccess {
+	if pk.PublishValidate(g.srv.Options.Capabilities.TopicAliasMaximum) != packets.CodeSuccess {
 		return false
 	}
 	if s := c.sess; s == nil || pk.TopicName != s.topic {

@@ -323,6 +323,45 @@ func TestEdge_AckWriteNeverWaitsOnAClientThatDoesNotRead(t *testing.T) {
 	}
 }
 
+// TestEdge_TopicAliasResolved: MQTT 5 readings published with a topic
+// alias — the first with the topic, the second with the alias alone — are
+// both acked and stored, on both read paths (mochi checks its topic ACL
+// before resolving an alias, and refused the second with 0x87).
+func TestEdge_TopicAliasResolved(t *testing.T) {
+	for _, perConn := range []bool{false, true} {
+		t.Run("goroutine per connection "+strconv.FormatBool(perConn), func(t *testing.T) { topicAlias(t, perConn) })
+	}
+}
+
+func topicAlias(t *testing.T, perConn bool) {
+	e, _, addr := startEdge(t, Config{GoroutinePerConnection: perConn})
+	token := e.DeviceToken(t, ingesttest.DeviceA)
+	body := append(mqttString("MQTT"), 5, 0x80|0x40|0x02, 0, 60, 0) // level 5, no properties
+	body = append(body, mqttString("alias")...)
+	body = append(body, mqttString("JWT")...)
+	body = append(body, mqttString(token)...)
+	conn := dialRaw(t, addr, packet(0x10, body))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var hdr [2]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil || hdr[0] != 0x20 {
+		t.Fatalf("connack header % x: %v", hdr, err)
+	}
+	connack := make([]byte, hdr[1])
+	if _, err := io.ReadFull(conn, connack); err != nil || connack[1] != 0 {
+		t.Fatalf("connack % x: %v", connack, err)
+	}
+	publish := func(topic string, pid uint16, value int) []byte {
+		b := append(mqttString(topic), byte(pid>>8), byte(pid), 3, 0x23, 0, 1) // topic alias 1
+		b = append(b, `{"sensor_id":12,"timestamp":`+strconv.Itoa(1526717967+value)+`,"value":`+strconv.Itoa(value)+`}`...)
+		return packet(0x32, b)
+	}
+	if _, err := conn.Write(append(publish("1", 1, 0), publish("", 2, 1)...)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, conn, "pubacks", append(puback(1), puback(2)...))
+	e.Sink.WantInOrder(t, 2)
+}
+
 // TestEdge_KeepaliveEndsSilentClients: a client silent for 1.5 × its
 // keep-alive is disconnected and its session removed; one that pings in
 // time stays.

@@ -281,10 +281,18 @@ func (g *Gateway) Provides(b byte) bool {
 		mochi.OnSessionEstablished, mochi.OnSubscribed, mochi.OnQosComplete}, []byte{b})
 }
 
-// OnPacketRead refuses QoS 2 publishes: the server offers QoS 0 and 1 only
+// OnPacketRead resolves MQTT 5 topic aliases and refuses QoS 2 publishes:
+// the server offers QoS 0 and 1 only
 // (MQTT 5 clients are told so in CONNACK), and silently downgrading would
 // answer a 3.x client's QoS 2 with a PUBACK it never expects.
 func (g *Gateway) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 &&
+		pk.Properties.TopicAlias <= g.srv.Options.Capabilities.TopicAliasMaximum {
+		// MQTT 5 topic alias: resolved here, as mochi would only after its
+		// topic ACL check, which then refuses a publish carrying the alias
+		// alone (0x87). An alias over the maximum is refused by mochi.
+		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+	}
 	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos > 1 {
 		g.denied.Inc()
 		g.log.Info("mqtt QoS 2 publish refused", "client", cl.ID)
