@@ -16,6 +16,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/iotplatform/iotplatform/internal/netpoll"
 )
 
 // Event-driven reads (Linux; `--mqtt-epoll`, on by default).
@@ -72,9 +74,6 @@ const partialStart = 4 << 10
 // errKeepalive ends a client that sent nothing for 1.5 × its keep-alive.
 var errKeepalive = errors.New("mqtt keep-alive expired")
 
-// errEOF: the device closed its connection.
-var errEOF = io.EOF
-
 // pconn is one device connection read through epoll. It is the net.Conn
 // mochi's client holds: closing it (the client stopped by mochi, the
 // gateway or the keep-alive sweep) ends the client (end).
@@ -82,9 +81,9 @@ type pconn struct {
 	net.Conn // as accepted (the listener's wrappers, or *tls.Conn); writes go through it
 	raw      syscall.RawConn
 	g        *Gateway
-	token    uint64 // epoll's key (epoll.add)
-	// state: whether a reader handles the connection (claim).
-	state atomic.Int32
+	token    uint64 // epoll's key (Poller.Add)
+	// State: whether a reader handles the connection (Claim).
+	netpoll.State
 	// sess is the client's session (set once attached): readings skip
 	// the session map (publishDirect).
 	sess *session
@@ -145,7 +144,7 @@ func (c *pconn) end(err error) {
 	c.done = true
 	g, s := c.g, c.g.srv
 	if c.registered {
-		g.poll.remove(c)
+		g.poll.Remove(c.token)
 	}
 	if err == nil {
 		err = c.cl.StopCause()
@@ -176,7 +175,7 @@ func (c *nbConn) Read(b []byte) (int, error) {
 	if !c.nonblocking.Load() {
 		return c.Conn.Read(b)
 	}
-	n, err := readNow(c.raw, b)
+	n, err := netpoll.ReadNow(c.raw, b)
 	if err == nil && n == 0 {
 		return 0, errWouldBlock
 	}
@@ -199,34 +198,13 @@ var errWouldBlock net.Error = wouldBlock{}
 // read reads what is waiting without blocking (n == 0, nil: nothing).
 func (c *pconn) read(buf []byte) (int, error) {
 	if c.tls == nil {
-		return readNow(c.raw, buf)
+		return netpoll.ReadNow(c.raw, buf)
 	}
 	n, err := c.tls.Read(buf)
 	if errors.Is(err, errWouldBlock) {
 		return n, nil
 	}
 	return n, err
-}
-
-// pollable returns the socket of a plain TCP connection under the
-// listener's wrappers (nil for TLS or anything else).
-func pollable(c net.Conn) syscall.RawConn {
-	for {
-		switch x := c.(type) {
-		case *tls.Conn:
-			return nil
-		case syscall.Conn:
-			raw, err := x.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return raw
-		case interface{ NetConn() net.Conn }:
-			c = x.NetConn()
-		default:
-			return nil
-		}
-	}
 }
 
 // edgeListener is the gateway's mochi listener: TCP connections (TLS ones
@@ -257,7 +235,7 @@ func (l *edgeListener) Serve(establish listeners.EstablishFn) {
 		}
 		var raw syscall.RawConn
 		if l.g.poll != nil {
-			raw = pollable(conn)
+			raw = netpoll.Pollable(conn)
 		}
 		switch cfg := l.g.cfg.TLS; {
 		case raw != nil && cfg != nil:
@@ -327,10 +305,12 @@ func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn, nb
 			return
 		}
 	}
-	if err := g.poll.add(c); err != nil {
+	token, err := g.poll.Add(c, c.raw)
+	if err != nil {
 		c.end(err)
 		return
 	}
+	c.token = token
 	c.registered = true
 }
 
@@ -451,47 +431,18 @@ func validateConnect(s *mochi.Server, cl *mochi.Client, pk packets.Packet) packe
 }
 
 // ready hands a claimed connection with bytes to read to the readers.
-func (g *Gateway) ready(c *pconn) { g.readers.push(c) }
+func (g *Gateway) ready(c *pconn) { g.readers.Push(c) }
 
 // reader reads ready connections; it ends after readerIdle without one.
 func (g *Gateway) reader() {
 	buf := make([]byte, 16<<10)
-	idle := stoppedTimer()
+	idle := netpoll.StoppedTimer()
 	for {
-		c, ok := g.readers.take(idle)
+		c, ok := g.readers.Take(idle)
 		if !ok {
 			return
 		}
 		c.handle(buf)
-	}
-}
-
-// Reading states of a connection (pconn.state): epoll reports a socket
-// each time bytes arrive (edge-triggered), and claim lets only one reader
-// at a time handle it; an event during a turn makes that reader read
-// again instead of starting another.
-const (
-	stIdle  = iota // no reader on it: the next event hands it to one
-	stBusy         // a reader handles it
-	stAgain        // a reader handles it and bytes arrived meanwhile
-)
-
-// claim reports whether the caller should hand c to a reader (it was
-// idle); otherwise the reader on it is told to read again.
-func (c *pconn) claim() bool {
-	for {
-		switch st := c.state.Load(); st {
-		case stIdle:
-			if c.state.CompareAndSwap(stIdle, stBusy) {
-				return true
-			}
-		case stBusy:
-			if c.state.CompareAndSwap(stBusy, stAgain) {
-				return false
-			}
-		default:
-			return false
-		}
 	}
 }
 
@@ -513,10 +464,10 @@ func (c *pconn) handle(buf []byte) {
 		case yielded:
 			c.g.ready(c)
 			return
-		case c.state.CompareAndSwap(stBusy, stIdle):
+		case c.Release():
 			return
 		}
-		c.state.Store(stBusy) // stAgain: bytes arrived during the turn
+		// Bytes arrived during the turn: read again.
 	}
 }
 
@@ -545,7 +496,7 @@ func (c *pconn) drain(buf []byte) (alive, yielded bool) {
 		if c.tls == nil && n < len(buf) {
 			// The socket is empty (a short read): no read to see EAGAIN;
 			// bytes arriving from now on are a new edge, which epoll
-			// reports (claim). crypto/tls may hold more records: it is
+			// reports (Claim). crypto/tls may hold more records: it is
 			// read until it would block.
 			return true, false
 		}
@@ -700,7 +651,7 @@ func (g *Gateway) sweep(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
-			g.poll.each(func(c *pconn) {
+			g.poll.Each(func(c *pconn) {
 				if e := c.expiry.Load(); e != 0 && now.UnixNano() > e {
 					c.cl.Stop(errKeepalive) // closes c: end follows
 				}

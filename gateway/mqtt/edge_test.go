@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotplatform/iotplatform/internal/netpoll"
 	"github.com/iotplatform/iotplatform/internal/tlsconfig/tlstest"
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
 )
@@ -138,7 +139,7 @@ func TestEdge_NoGoroutinePerConnection(t *testing.T) {
 	}{{"epoll", Config{}, n / 10, 0}, {"mochi loop", Config{GoroutinePerConnection: true}, 0, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, g, addr := startEdge(t, tc.cfg)
-			g.workers.idle = 50 * time.Millisecond
+			g.workers.SetIdle(50 * time.Millisecond)
 			token := e.DeviceToken(t, ingesttest.DeviceA)
 			before := runtime.NumGoroutine()
 			for i := range n {
@@ -254,10 +255,10 @@ func TestEdge_ReadersBoundedUnderBackPressure(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	if r := g.readers.alive(); r > maxReaders {
+	if r := g.readers.Alive(); r > maxReaders {
 		t.Fatalf("%d readers, bound is %d", r, maxReaders)
 	}
-	if r := g.readers.started.Load(); r < 2 {
+	if r := g.readers.Started(); r < 2 {
 		t.Fatalf("%d readers started for 100 clients blocked on full queues: the comparison is void", r)
 	}
 	unblock()
@@ -291,7 +292,7 @@ func TestEdge_AckWriteNeverWaitsOnAClientThatDoesNotRead(t *testing.T) {
 	}
 	defer server.Close()
 	_ = server.(*net.TCPConn).SetWriteBuffer(4096)
-	c := &pconn{Conn: server, raw: pollable(server)}
+	c := &pconn{Conn: server, raw: netpoll.Pollable(server)}
 	chunk := make([]byte, 64<<10)
 	var werr error
 	for i := 0; i < 1000 && werr == nil; i++ {
@@ -452,7 +453,7 @@ func TestEdge_TLSClientsReadThroughEpoll(t *testing.T) {
 	leaf := ca.Server(t, dir, "server")
 	cert := tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}
 	e, g, addr := startEdge(t, Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	g.workers.idle = 50 * time.Millisecond
+	g.workers.SetIdle(50 * time.Millisecond)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	token := e.DeviceToken(t, ingesttest.DeviceA)
@@ -509,7 +510,7 @@ func TestEdge_PartialPacketHoldsWhatArrived(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for held < 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		g.poll.each(func(c *pconn) {
+		g.poll.Each(func(c *pconn) {
 			c.mu.Lock()
 			if len(c.partial) > 0 {
 				held = cap(c.partial)

@@ -29,6 +29,7 @@ import (
 	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/limits"
+	"github.com/iotplatform/iotplatform/internal/netpoll"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -92,7 +93,7 @@ type Gateway struct {
 
 	// workers ingest the sessions with publishes queued, in rounds (at
 	// most Workers goroutines; schedule, take, round).
-	workers *pool[*session]
+	workers *netpoll.Pool[*session]
 
 	// cmds delivers commands (nil: subscriptions are refused); commands.go.
 	cmds        Commands
@@ -100,8 +101,8 @@ type Gateway struct {
 
 	// poll reports the epoll-read connections with bytes waiting (nil:
 	// mochi reads every client); readers read them (edge.go).
-	poll    *epoll
-	readers *pool[*pconn]
+	poll    *netpoll.Poller[*pconn]
+	readers *netpoll.Pool[*pconn]
 
 	deadLetters prometheus.Counter
 	denied      prometheus.Counter
@@ -164,8 +165,8 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 		denied: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_acl_denied_total",
 			Help: "Publishes or subscriptions refused by the topic ACL."}),
 	}
-	g.workers = newPool[*session](cfg.Workers, workerIdle, g.work)
-	g.readers = newPool[*pconn](maxReaders, readerIdle, g.reader)
+	g.workers = netpoll.NewPool[*session](cfg.Workers, workerIdle, g.work)
+	g.readers = netpoll.NewPool[*pconn](maxReaders, readerIdle, g.reader)
 	if reg != nil {
 		reg.MustRegister(g.deadLetters, g.denied)
 	}
@@ -180,12 +181,12 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	sl := &syncListener{Listener: ln}
 	stopSweep := make(chan struct{})
 	if !g.cfg.GoroutinePerConnection {
-		p, err := newPoller()
+		p, err := netpoll.NewPoller[*pconn]()
 		if err != nil {
 			g.log.Warn("mqtt clients read by one goroutine each: no epoll", "err", err)
 		} else {
 			g.poll = p
-			go p.wait(g.ready)
+			go p.Wait(g.ready)
 			go g.sweep(stopSweep)
 		}
 	}
@@ -200,7 +201,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	err := g.srv.Close() // every client ended (mochi waits for them)
 	if g.poll != nil {
 		close(stopSweep)
-		g.poll.close()
+		g.poll.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("close mqtt: %w", err)
@@ -365,7 +366,7 @@ func (g *Gateway) enqueue(s *session, j job) bool {
 const workerIdle = 250 * time.Millisecond
 
 // schedule hands s (queue not empty, working set) to the workers.
-func (g *Gateway) schedule(s *session) { g.workers.push(s) }
+func (g *Gateway) schedule(s *session) { g.workers.Push(s) }
 
 // part is one session's share of a round: the publishes taken from its
 // queue; batch[:n] are valid and go into the round's bus publish; stop,
@@ -383,8 +384,8 @@ type part struct {
 // (at least one session), waiting up to workerIdle for the first; false
 // when the worker should end.
 func (g *Gateway) take(parts []part, idle *time.Timer) ([]part, bool) {
-	s, ok := g.workers.take(idle)
-	for n := 0; ok; s, ok = g.workers.tryTake() {
+	s, ok := g.workers.Take(idle)
+	for n := 0; ok; s, ok = g.workers.TryTake() {
 		batch := g.next(s)
 		parts = append(parts, part{s: s, batch: batch})
 		if n += len(batch); n >= g.cfg.MaxMerge {
@@ -649,7 +650,7 @@ func reasonCode(be *ingest.BatchError) packets.Code {
 // work runs rounds while sessions are ready and ends after workerIdle
 // without one.
 func (g *Gateway) work() {
-	idle := stoppedTimer()
+	idle := netpoll.StoppedTimer()
 	var parts []part
 	for {
 		var ok bool
@@ -895,7 +896,7 @@ var errNotReading = errors.New("mqtt client does not read its acks")
 // disconnects the client on an error.
 func writeAcks(conn net.Conn, b []byte) error {
 	if c, ok := conn.(*pconn); ok && c.tls == nil {
-		n, err := writeNow(c.raw, b)
+		n, err := netpoll.WriteNow(c.raw, b)
 		if err == nil && n < len(b) {
 			err = errNotReading
 		}

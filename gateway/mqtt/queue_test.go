@@ -84,14 +84,14 @@ func TestMQTT_IdleClientKeepsNoQueueNorWorker(t *testing.T) {
 	}
 }
 
-func workersAlive(g *Gateway) int { return g.workers.alive() }
+func workersAlive(g *Gateway) int { return g.workers.Alive() }
 
 // TestMQTT_WorkersReused: a worker with nothing queued takes the next
 // publishes instead of a new goroutine being started per publish, and
 // ends once nothing came for workerIdle.
 func TestMQTT_WorkersReused(t *testing.T) {
 	e, g, c := startInternal(t, Config{})
-	g.workers.idle = 500 * time.Millisecond
+	g.workers.SetIdle(500 * time.Millisecond)
 	publish := func(i int) {
 		t.Helper()
 		tok := c.Publish("1", 1, false, `{"sensor_id":12,"timestamp":`+strconv.Itoa(1526717967+i)+`,"value":1}`)
@@ -103,18 +103,18 @@ func TestMQTT_WorkersReused(t *testing.T) {
 		publish(i)
 		time.Sleep(20 * time.Millisecond) // the queue drained: the worker waits for work
 	}
-	if n := g.workers.started.Load(); n != 1 {
+	if n := g.workers.Started(); n != 1 {
 		t.Fatalf("%d workers started for 5 publishes in a row, want 1 reused", n)
 	}
 	if n := workersAlive(g); n != 1 {
 		t.Fatalf("%d workers alive, want the 1 waiting for work", n)
 	}
-	time.Sleep(g.workers.idle + 300*time.Millisecond)
+	time.Sleep(g.workers.Idle() + 300*time.Millisecond)
 	if n := workersAlive(g); n != 0 {
 		t.Fatalf("%d workers alive after the idle time: the idle worker did not end", n)
 	}
 	publish(5)
-	if n := g.workers.started.Load(); n != 2 {
+	if n := g.workers.Started(); n != 2 {
 		t.Fatalf("%d workers started, want a new one after the idle one ended", n)
 	}
 	if n := len(e.Sink.Records()); n != 6 {

@@ -1,38 +1,46 @@
-package mqtt
+package netpoll
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"syscall"
 )
 
-// epoll tells which registered connections have bytes to read, so that no
-// goroutine (with its stack) waits on each idle connection. A connection is
-// registered edge-triggered, once: epoll reports it each time bytes
-// arrive, with no system call per read to re-register it, and pconn.claim
-// keeps a connection with one reader at a time. Reads and writes
+// Conn is what the poller hands to ready: a registered connection.
+type Conn interface {
+	// Claim reports whether the caller should hand it to a reader.
+	Claim() bool
+}
+
+// Poller tells which registered connections have bytes to read, so that
+// no goroutine (with its stack) waits on each idle connection. A
+// connection is registered edge-triggered, once: epoll reports it each
+// time bytes arrive, with no system call per read to re-register it, and
+// Claim keeps a connection with one reader at a time. Reads and writes
 // themselves stay on Go's net.Conn (the runtime's poller), which keeps its
 // deadlines and close semantics; epoll only says when a read will not
 // block.
-type epoll struct {
+type Poller[C Conn] struct {
 	fd     int
-	conns  sync.Map // token (uint64) → *pconn
+	conns  sync.Map // token (uint64) → C
 	next   atomic.Uint64
 	closed atomic.Bool
 	done   chan struct{}
-	// wake is a pipe whose read end is registered with token 0: close
-	// writes to it so that wait returns at once.
+	// wake is a pipe whose read end is registered with token 0: Close
+	// writes to it so that Wait returns at once.
 	wake [2]int
 }
 
-func newPoller() (*epoll, error) {
+// NewPoller creates the epoll set.
+func NewPoller[C Conn]() (*Poller[C], error) {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	p := &epoll{fd: fd, done: make(chan struct{})}
+	p := &Poller[C]{fd: fd, done: make(chan struct{})}
 	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
 		_ = syscall.Close(fd)
 		return nil, fmt.Errorf("pipe2: %w", err)
@@ -44,7 +52,7 @@ func newPoller() (*epoll, error) {
 	return p, nil
 }
 
-func (p *epoll) release() {
+func (p *Poller[C]) release() {
 	_ = syscall.Close(p.wake[0])
 	_ = syscall.Close(p.wake[1])
 	_ = syscall.Close(p.fd)
@@ -52,33 +60,35 @@ func (p *epoll) release() {
 
 const epollEvents = uint32(syscall.EPOLLIN|syscall.EPOLLRDHUP) | uint32(1<<31) // EPOLLET (syscall.EPOLLET is a negative int)
 
-// add registers c; bytes already waiting are reported at once. It runs
-// inside the connection's RawConn.Control, so the descriptor cannot be
-// closed (and its number reused) meanwhile. Nothing touches the
-// registration later: closing the descriptor takes it out of the set.
-func (p *epoll) add(c *pconn) error {
-	c.token = p.next.Add(1)
-	p.conns.Store(c.token, c)
+// Add registers c, read through raw, and returns its token (for Remove);
+// bytes already waiting are reported at once. It runs inside raw.Control,
+// so the descriptor cannot be closed (and its number reused) meanwhile.
+// Nothing touches the registration later: closing the descriptor takes it
+// out of the set.
+func (p *Poller[C]) Add(c C, raw syscall.RawConn) (uint64, error) {
+	token := p.next.Add(1)
+	p.conns.Store(token, c)
 	var err error
-	if cerr := c.raw.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: epollEvents, Fd: int32(uint32(c.token)), Pad: int32(uint32(c.token >> 32))}
+	if cerr := raw.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: epollEvents, Fd: int32(uint32(token)), Pad: int32(uint32(token >> 32))}
 		err = syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	}); cerr != nil {
 		err = cerr
 	}
 	if err != nil {
-		p.conns.Delete(c.token)
-		return fmt.Errorf("epoll add: %w", err)
+		p.conns.Delete(token)
+		return 0, fmt.Errorf("epoll add: %w", err)
 	}
-	return nil
+	return token, nil
 }
 
-// remove forgets c; closing its descriptor takes it out of the epoll set.
-func (p *epoll) remove(c *pconn) { p.conns.Delete(c.token) }
+// Remove forgets the connection of token; closing its descriptor takes it
+// out of the epoll set.
+func (p *Poller[C]) Remove(token uint64) { p.conns.Delete(token) }
 
-// wait hands connections with bytes to ready (those no reader has) until
-// close.
-func (p *epoll) wait(ready func(*pconn)) {
+// Wait hands connections with bytes to ready (those no reader has, Claim)
+// until Close.
+func (p *Poller[C]) Wait(ready func(C)) {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 256)
 	for !p.closed.Load() {
@@ -91,11 +101,11 @@ func (p *epoll) wait(ready func(*pconn)) {
 		}
 		for _, ev := range events[:n] {
 			token := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if token == 0 { // the wake-up pipe: close
+			if token == 0 { // the wake-up pipe: Close
 				continue
 			}
 			if v, ok := p.conns.Load(token); ok {
-				if c := v.(*pconn); c.claim() {
+				if c := v.(C); c.Claim() {
 					ready(c)
 				}
 			}
@@ -103,8 +113,9 @@ func (p *epoll) wait(ready func(*pconn)) {
 	}
 }
 
-// close stops wait and releases the epoll descriptor.
-func (p *epoll) close() {
+// Close stops Wait (which must be running) and releases the epoll
+// descriptor.
+func (p *Poller[C]) Close() {
 	if p.closed.CompareAndSwap(false, true) {
 		_, _ = syscall.Write(p.wake[1], []byte{1})
 		<-p.done
@@ -112,24 +123,24 @@ func (p *epoll) close() {
 	}
 }
 
-// each calls f for every registered connection.
-func (p *epoll) each(f func(*pconn)) {
-	p.conns.Range(func(_, v any) bool { f(v.(*pconn)); return true })
+// Each calls f for every registered connection.
+func (p *Poller[C]) Each(f func(C)) {
+	p.conns.Range(func(_, v any) bool { f(v.(C)); return true })
 }
 
-// readNow reads what the socket holds without waiting: n == 0 with a nil
+// ReadNow reads what the socket holds without waiting: n == 0 with a nil
 // error means nothing is waiting (EAGAIN); io.EOF the peer closed.
-func readNow(raw syscall.RawConn, buf []byte) (int, error) {
+func ReadNow(raw syscall.RawConn, buf []byte) (int, error) {
 	n, again, err := ioNow(raw.Read, syscall.Read, buf)
 	if err == nil && n == 0 && !again {
-		return 0, errEOF
+		return 0, io.EOF
 	}
 	return n, err
 }
 
-// writeNow writes what the socket takes without waiting: n < len(b) with
+// WriteNow writes what the socket takes without waiting: n < len(b) with
 // a nil error means its buffer is full (EAGAIN).
-func writeNow(raw syscall.RawConn, b []byte) (int, error) {
+func WriteNow(raw syscall.RawConn, b []byte) (int, error) {
 	n, _, err := ioNow(raw.Write, syscall.Write, b)
 	return n, err
 }
