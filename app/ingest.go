@@ -81,7 +81,9 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 	}
 	log := a.log.With("component", "gateway")
 	hg := httpgw.New(log, a.auth(), svc, httpgw.Config{MaxBody: int64(c.HTTP.MaxBody)})
-	wg := gwws.New(log, a.auth(), svc, gwws.Config{MaxMessage: int64(c.HTTP.MaxBody), IdleTimeout: c.WS.IdleTimeout, Streams: a.guards.streams})
+	wg := gwws.New(log, a.auth(), svc, gwws.Config{MaxMessage: int64(c.HTTP.MaxBody), IdleTimeout: c.WS.IdleTimeout, Streams: a.guards.streams,
+		GoroutinePerConnection: !c.WS.Epoll})
+	a.onClose(wg.Close) // after the servers' shutdown: the epoll-read connections get a close frame (1001)
 	a.addServer("http", c.HTTP.Addr, withOps(telemetry.HTTP("http", hg)))
 	a.addServer("ws", c.WS.Addr, withOps(telemetry.HTTP("ws", wg)))
 

@@ -28,10 +28,39 @@ type Commands = command.Edge
 // EnableCommands turns command delivery on.
 func (g *Gateway) EnableCommands(c Commands) { g.cmds = c }
 
+// frames is how commands reach a connection: coder/websocket's
+// (coderFrames) or the epoll edge's (wconn).
+type frames interface {
+	// writeText writes one text frame, bounded by the write timeout.
+	writeText(ctx context.Context, b []byte) error
+	// abort drops the connection (a command not written).
+	abort()
+	// revoked closes the connection with 1008: the credentials are no
+	// longer valid.
+	revoked()
+}
+
+type coderFrames struct {
+	c       *websocket.Conn
+	timeout time.Duration
+}
+
+func (f coderFrames) writeText(ctx context.Context, b []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	return f.c.Write(ctx, websocket.MessageText, b)
+}
+
+func (f coderFrames) abort() { f.c.CloseNow() }
+
+func (f coderFrames) revoked() {
+	f.c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
+}
+
 // serveCommands attaches the connection's session and writes its commands
 // until the returned stop is called; recheck re-verifies the credentials
 // before each command (a rotated or revoked key receives none).
-func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.Principal, recheck func(context.Context) (int, error)) (stop func()) {
+func (g *Gateway) serveCommands(ctx context.Context, c frames, p authn.Principal, recheck func(context.Context) (int, error)) (stop func()) {
 	sess := g.cmds.Attach(p.ID, command.EdgeWS, true)
 	go func() {
 		for {
@@ -40,17 +69,14 @@ func (g *Gateway) serveCommands(ctx context.Context, c *websocket.Conn, p authn.
 				return
 			case cmd := <-sess.Commands():
 				if _, err := recheck(ctx); err != nil {
-					c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
+					c.revoked()
 					return
 				}
 				if !g.cmds.Sent(ctx, sess, cmd) {
 					continue
 				}
-				wctx, cancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
-				err := c.Write(wctx, websocket.MessageText, command.Encode(cmd))
-				cancel()
-				if err != nil {
-					c.CloseNow() // sent again on the next connection
+				if err := c.writeText(ctx, command.Encode(cmd)); err != nil {
+					c.abort() // sent again on the next connection
 					return
 				}
 			}

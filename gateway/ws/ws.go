@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -22,6 +23,7 @@ import (
 	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/limits"
+	"github.com/iotplatform/iotplatform/internal/netpoll"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
@@ -45,6 +47,10 @@ type Config struct {
 	// other streams; nil: unlimited). Over the cap the upgrade is refused
 	// with 429.
 	Streams *limits.Streams
+	// GoroutinePerConnection reads every connection with coder/websocket
+	// on a goroutine of its own instead of through epoll (edge.go; Linux,
+	// plain HTTP/1.1: TLS connections always are).
+	GoroutinePerConnection bool
 }
 
 // SubprotocolBearer is offered by browser clients together with the token
@@ -59,6 +65,15 @@ type Gateway struct {
 	cfg  Config
 	// cmds delivers commands (nil: readings only); commands.go.
 	cmds Commands
+
+	// The epoll edge (edge.go), started by the first upgrade: poll
+	// reports connections with bytes, readers read them, the sweep pings
+	// and times them out.
+	edgeOnce             sync.Once
+	poll                 *netpoll.Poller[*wconn]
+	readers              *netpoll.Pool[*wconn]
+	sweepStop, sweepDone chan struct{}
+	closed               atomic.Bool
 }
 
 // New returns the gateway handler.
@@ -138,16 +153,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if subproto != "" {
 		opts.Subprotocols = []string{subproto}
 	}
+	recheck := func(ctx context.Context) (int, error) {
+		_, err := authn.AuthenticateDevice(ctx, g.auth, creds)
+		return authn.DeviceStatus(err), err
+	}
+	if g.accept(w, r, p, subproto, recheck, release) {
+		return
+	}
 	c, err := websocket.Accept(w, r, opts)
 	if err != nil {
 		release()
 		return
 	}
 	c.SetReadLimit(g.cfg.MaxMessage)
-	recheck := func(ctx context.Context) (int, error) {
-		_, err := authn.AuthenticateDevice(ctx, g.auth, creds)
-		return authn.DeviceStatus(err), err
-	}
 	ctx := context.WithoutCancel(r.Context())
 	go func() {
 		defer release()
@@ -208,7 +226,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 	defer cancel()
 	defer c.CloseNow()
 	if g.cmds != nil {
-		defer g.serveCommands(ctx, c, p, recheck)()
+		defer g.serveCommands(ctx, coderFrames{c, g.cfg.WriteTimeout}, p, recheck)()
 	}
 	defer g.keepAlive(ctx, c)()
 	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { c.Close(websocket.StatusPolicyViolation, "idle timeout") })
@@ -227,9 +245,7 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		mctx, span := startMessage(ctx, len(msg))
 		if status, err := recheck(mctx); err != nil {
 			endMessage(span, Ack{Status: status})
-			code := apierror.CodeOfStatus(status)
-			ack = Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
-			b, _ := json.Marshal(ack)
+			b, _ := json.Marshal(refusal(i, status, err))
 			wctx, wcancel := context.WithTimeout(ctx, g.cfg.WriteTimeout)
 			_ = c.Write(wctx, websocket.MessageText, b)
 			wcancel()
@@ -247,6 +263,13 @@ func (g *Gateway) serve(ctx context.Context, c *websocket.Conn, p authn.Principa
 		}
 		idle.Reset(g.cfg.IdleTimeout)
 	}
+}
+
+// refusal is the ack of message i when the credentials are no longer
+// valid (the connection is closed after it).
+func refusal(i, status int, err error) Ack {
+	code := apierror.CodeOfStatus(status)
+	return Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 }
 
 func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) Ack {

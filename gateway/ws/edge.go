@@ -1,0 +1,739 @@
+package ws
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/netpoll"
+)
+
+// Event-driven reads (Linux; `--ws-epoll`, on by default).
+//
+// coder/websocket reads each connection on a goroutine of its own, parked
+// in Conn.Read with its buffers; at fleet shape, many devices each sending
+// once a second, those stacks and buffers were most of the server's memory
+// (54 KiB per device at 19,000, docs/BENCHMARKS.md, issue #18). A plain
+// (not TLS) HTTP/1.1 upgrade is therefore taken over by the gateway: it
+// answers the handshake itself on the hijacked connection, registers the
+// socket with epoll (internal/netpoll) and reads it only when it has bytes,
+// on a small pool of readers; each whole message is queued for the
+// connection's processor, a goroutine that exists while the connection
+// has messages to ingest and acknowledge, in order. An idle device costs
+// its socket and a wconn: no goroutine, no buffer.
+//
+// What a client sees is the same on both paths: the same acks, close codes
+// (1008 idle timeout or revoked credentials, 1009 too large, 1002 protocol
+// errors) and keep-alive pings. No extension is negotiated (coder/websocket
+// does not compress by default either). TLS connections (the gateway's
+// listener serving TLS) and other platforms use coder/websocket.
+
+// Reader bounds, as the MQTT edge's (gateway/mqtt/edge.go).
+const (
+	readerIdle = time.Second
+	maxReaders = 64
+	readTurn   = 64 << 10
+	// maxQueued messages of one connection wait for its processor; beyond
+	// it the connection is not read until the processor catches up (half).
+	maxQueued = 64
+	// closeWait is how long a closing connection waits for the client's
+	// close frame.
+	closeWait = 5 * time.Second
+)
+
+// WebSocket opcodes (RFC 6455 section 5.2).
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xa
+)
+
+// closeError ends a connection with a close frame.
+type closeError struct {
+	code   websocket.StatusCode
+	reason string
+}
+
+func (e *closeError) Error() string { return fmt.Sprintf("websocket close %d: %s", e.code, e.reason) }
+
+func protocolError(reason string) error {
+	return &closeError{code: websocket.StatusProtocolError, reason: reason}
+}
+
+// message is one whole data message.
+type message struct {
+	typ  websocket.MessageType
+	data []byte
+}
+
+// wconn is one device connection read through epoll.
+type wconn struct {
+	netpoll.State
+	net.Conn // as hijacked (the listener's wrappers); writes and Close go through it
+	raw      syscall.RawConn
+	g        *Gateway
+	p        authn.Principal
+	recheck  func(context.Context) (int, error)
+	ctx      context.Context
+	cancel   context.CancelFunc
+	token    atomic.Uint64 // epoll's key (Poller.Add)
+
+	// mu is held by the connection's reader: partial holds the bytes of
+	// a frame not yet whole, frag the data of a fragmented message so far
+	// (fragType its opcode, 0 between messages). An idle connection holds
+	// neither.
+	mu       sync.Mutex
+	partial  []byte
+	frag     []byte
+	fragType byte
+	// discard: after a protocol error the rest is not read as frames,
+	// only drained until the client closes (or closeWait passes).
+	discard bool
+
+	// qmu guards the messages waiting for the processor (running while it
+	// runs) and paused (the queue is full: the connection is not read).
+	qmu     sync.Mutex
+	queue   []message
+	running bool
+	paused  bool
+	index   int // the processor's count of messages
+
+	// wmu is held while a frame is written.
+	wmu sync.Mutex
+
+	// Unix-nano instants: the last data message or ack (idle timeout),
+	// the last ping, an unanswered ping (0: none), and the end of a close
+	// handshake begun by the gateway (0: not closing).
+	lastData, lastPing, pingSent, closeAt atomic.Int64
+
+	// pongOwed is the payload of the latest ping not yet answered.
+	pongOwed atomic.Pointer[[]byte]
+
+	endOnce sync.Once
+	done    atomic.Bool
+	// stop ends the command session and release the stream slot.
+	stop, release func()
+}
+
+// startEdge starts the poller, its readers and the keep-alive sweep on
+// first use; false when connections are read by coder/websocket.
+func (g *Gateway) startEdge() bool {
+	g.edgeOnce.Do(func() {
+		if g.cfg.GoroutinePerConnection {
+			return
+		}
+		p, err := netpoll.NewPoller[*wconn]()
+		if err != nil {
+			g.log.Warn("ws connections read by one goroutine each: no epoll", "err", err)
+			return
+		}
+		g.poll = p
+		g.readers = netpoll.NewPool[*wconn](maxReaders, readerIdle, g.reader)
+		g.sweepStop, g.sweepDone = make(chan struct{}), make(chan struct{})
+		go p.Wait(func(c *wconn) { g.readers.Push(c) })
+		go g.sweep()
+	})
+	return g.poll != nil && !g.closed.Load()
+}
+
+// Close closes the connections read through epoll (close 1001, going away)
+// and stops their poller. Connections read by coder/websocket end with the
+// process.
+func (g *Gateway) Close() error {
+	if !g.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	g.edgeOnce.Do(func() {}) // no poller starts after Close
+	if g.poll == nil {
+		return nil
+	}
+	close(g.sweepStop)
+	<-g.sweepDone
+	g.poll.Each(func(c *wconn) {
+		c.closeNow(websocket.StatusGoingAway, "server shutting down")
+		c.end()
+	})
+	g.poll.Close()
+	return nil
+}
+
+// upgradable reports a well-formed plain HTTP/1.1 WebSocket upgrade (RFC
+// 6455 section 4.2.1); anything else goes to coder/websocket, which
+// answers it with the right error.
+func upgradable(r *http.Request) bool {
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if r.TLS != nil || r.ProtoMajor != 1 || !r.ProtoAtLeast(1, 1) || r.Method != http.MethodGet || len(keys) != 1 ||
+		!headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") ||
+		r.Header.Get("Sec-WebSocket-Version") != "13" {
+		return false
+	}
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0]))
+	return err == nil && len(k) == 16
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// acceptKey is Sec-WebSocket-Accept for the client's key.
+func acceptKey(key string) string {
+	h := sha1.New()
+	h.Write([]byte(strings.TrimSpace(key)))
+	h.Write([]byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// accept takes an authenticated upgrade over when it can be read through
+// epoll (false: the caller serves it with coder/websocket). It owns
+// release from then on.
+func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Principal, subproto string, recheck func(context.Context) (int, error), release func()) bool {
+	if !upgradable(r) || !g.startEdge() {
+		return false
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	raw := netpoll.Pollable(conn)
+	if raw == nil {
+		// Not a TCP socket under the listener's wrappers: nothing to
+		// read through epoll, and the connection is ours now.
+		g.log.Error("ws connection not pollable", "remote", r.RemoteAddr)
+		_, _ = conn.Write([]byte("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		conn.Close()
+		release()
+		return true
+	}
+	c := &wconn{Conn: conn, raw: raw, g: g, p: p, recheck: recheck, release: release, stop: func() {}}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
+	now := time.Now().UnixNano()
+	c.lastData.Store(now)
+	c.lastPing.Store(now)
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n"
+	if subproto != "" {
+		resp += "Sec-WebSocket-Protocol: " + subproto + "\r\n"
+	}
+	_ = conn.SetDeadline(time.Time{}) // the server's header deadlines
+	_ = conn.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
+	if _, err := conn.Write([]byte(resp + "\r\n")); err != nil {
+		c.end()
+		return true
+	}
+	_ = conn.SetWriteDeadline(time.Time{}) // raw writes (writeNow) obey it too
+	if g.cmds != nil {
+		c.stop = g.serveCommands(c.ctx, c, p, recheck)
+	}
+	// Bytes the client sent right after its request are in net/http's
+	// buffer, not in the socket: epoll will not report them.
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		c.mu.Lock()
+		if err := c.consume(append([]byte(nil), early...)); err != nil {
+			c.fail(err)
+		}
+		c.mu.Unlock()
+	}
+	token, err := g.poll.Add(c, raw)
+	if err != nil {
+		g.log.Warn("ws connection not registered", "err", err)
+		c.end()
+		return true
+	}
+	c.token.Store(token)
+	if c.done.Load() { // ended meanwhile: end may have removed nothing
+		g.poll.Remove(token)
+	}
+	return true
+}
+
+// reader reads ready connections; it ends after readerIdle without one.
+func (g *Gateway) reader() {
+	buf := make([]byte, 16<<10)
+	idle := netpoll.StoppedTimer()
+	for {
+		c, ok := g.readers.Take(idle)
+		if !ok {
+			return
+		}
+		c.handle(buf)
+	}
+}
+
+// handle reads what the connection holds and queues every whole message,
+// until the socket is empty (or the connection paused) and no event came
+// meanwhile; after a turn's worth it hands the connection to the next
+// reader (it stays claimed).
+func (c *wconn) handle(buf []byte) {
+	for {
+		c.mu.Lock()
+		alive, yielded := c.drain(buf)
+		c.mu.Unlock()
+		switch {
+		case !alive:
+			return
+		case yielded:
+			c.g.readers.Push(c)
+			return
+		case c.Release():
+			return
+		}
+		// Bytes arrived during the turn: read again.
+	}
+}
+
+// drain reads and consumes until nothing is waiting, the queue is full or
+// a turn's worth was read (yielded); alive is false when the connection
+// ended. c.mu is held.
+func (c *wconn) drain(buf []byte) (alive, yielded bool) {
+	for turn := 0; turn < readTurn; {
+		if c.done.Load() {
+			return false, false
+		}
+		c.qmu.Lock()
+		paused := c.paused
+		c.qmu.Unlock()
+		if paused { // the processor reads it again (resume)
+			return true, false
+		}
+		n, err := netpoll.ReadNow(c.raw, buf)
+		if err != nil {
+			c.end()
+			return false, false
+		}
+		if n == 0 {
+			return true, false
+		}
+		turn += n
+		if err := c.consume(buf[:n]); err != nil {
+			c.fail(err)
+		}
+		if n < len(buf) {
+			// The socket is empty (a short read); bytes arriving from now
+			// on are a new edge, which epoll reports.
+			return true, false
+		}
+	}
+	return true, true
+}
+
+// consume handles the whole frames of data (after any partial one kept
+// from the previous read) and keeps the rest. c.mu is held.
+func (c *wconn) consume(data []byte) error {
+	if c.discard {
+		return nil
+	}
+	if len(c.partial) > 0 {
+		data = append(c.partial, data...)
+		c.partial = nil
+	}
+	for len(data) > 0 && !c.done.Load() {
+		n, err := c.frame(data)
+		if err != nil {
+			return err
+		}
+		if n == 0 { // not whole yet: keep its start (it grows with what arrives)
+			c.partial = append(make([]byte, 0, max(len(data), 512)), data...)
+			return nil
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// frame handles the frame at the start of b and returns its length (0: not
+// whole yet). Client frames are masked, carry no extension bits, and
+// control frames are short and whole (RFC 6455 section 5).
+func (c *wconn) frame(b []byte) (int, error) {
+	if len(b) < 2 {
+		return 0, nil
+	}
+	fin, rsv, op := b[0]&0x80 != 0, b[0]&0x70, b[0]&0x0f
+	masked, size, hdr := b[1]&0x80 != 0, uint64(b[1]&0x7f), 2
+	switch size {
+	case 126:
+		if len(b) < 4 {
+			return 0, nil
+		}
+		size, hdr = uint64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return 0, nil
+		}
+		size, hdr = binary.BigEndian.Uint64(b[2:]), 10
+	}
+	control := op >= opClose
+	switch {
+	case rsv != 0:
+		return 0, protocolError("reserved bits set without an extension")
+	case !masked:
+		return 0, protocolError("client frame not masked")
+	case control && (!fin || size > 125):
+		return 0, protocolError("control frame fragmented or over 125 bytes")
+	case op != opContinuation && op != opText && op != opBinary && !control || op > opPong:
+		return 0, protocolError(fmt.Sprintf("unknown opcode %d", op))
+	case !control && uint64(len(c.frag))+size > uint64(c.g.cfg.MaxMessage):
+		return 0, &closeError{code: websocket.StatusMessageTooBig, reason: fmt.Sprintf("read limited at %d bytes", c.g.cfg.MaxMessage)}
+	}
+	total := uint64(hdr) + 4 + size
+	if uint64(len(b)) < total {
+		return 0, nil
+	}
+	mask := b[hdr : hdr+4]
+	payload := make([]byte, size) // a fresh copy: it outlives the read buffer
+	for i, x := range b[uint64(hdr)+4 : total] {
+		payload[i] = x ^ mask[i&3]
+	}
+	switch op {
+	case opClose:
+		return 0, c.closed(payload)
+	case opPing:
+		c.pong(payload)
+	case opPong:
+		c.pingSent.Store(0)
+	case opText, opBinary:
+		if c.fragType != 0 {
+			return 0, protocolError("new message before the last one ended")
+		}
+		if fin {
+			c.enqueue(message{typ: websocket.MessageType(op), data: payload})
+		} else { // the message's first frame
+			c.fragType, c.frag = op, payload
+		}
+	case opContinuation:
+		if c.fragType == 0 {
+			return 0, protocolError("continuation frame without a message")
+		}
+		c.frag = append(c.frag, payload...)
+		if fin {
+			c.enqueue(message{typ: websocket.MessageType(c.fragType), data: c.frag})
+			c.fragType, c.frag = 0, nil
+		}
+	}
+	return int(total), nil
+}
+
+// closed answers the client's close frame (echoing its code) unless the
+// gateway began the close, then ends the connection.
+func (c *wconn) closed(payload []byte) error {
+	if c.closeAt.Load() == 0 {
+		c.wmu.Lock()
+		_ = c.writeLocked(opClose, payload[:min(len(payload), 2)], c.g.cfg.WriteTimeout)
+		c.wmu.Unlock()
+	}
+	c.end()
+	return nil
+}
+
+// pong answers a ping with its payload: at once when the socket takes it,
+// otherwise from a goroutine that waits for the frame being written (only
+// a pong to the latest ping is owed, RFC 6455 section 5.5.3).
+func (c *wconn) pong(payload []byte) {
+	if c.pongOwed.Swap(&payload) != nil {
+		return // the goroutine sends the latest
+	}
+	switch err := c.writeNow(opPong, payload); {
+	case err == nil:
+		c.pongOwed.CompareAndSwap(&payload, nil)
+		if c.pongOwed.Load() == nil {
+			return
+		}
+	case !errors.Is(err, errBusy) && !errors.Is(err, errFull):
+		c.end()
+		return
+	}
+	go func() {
+		for p := c.pongOwed.Load(); p != nil; p = c.pongOwed.Load() {
+			c.wmu.Lock()
+			err := c.writeLocked(opPong, *p, c.g.cfg.WriteTimeout)
+			c.wmu.Unlock()
+			if err != nil {
+				c.end()
+				return
+			}
+			if c.pongOwed.CompareAndSwap(p, nil) {
+				return
+			}
+		}
+	}()
+}
+
+// enqueue queues a whole data message for the processor (started if none
+// runs) and pauses reading when the queue is full.
+func (c *wconn) enqueue(m message) {
+	if c.closeAt.Load() != 0 {
+		return // closing: nothing more is ingested
+	}
+	c.lastData.Store(time.Now().UnixNano())
+	c.qmu.Lock()
+	c.queue = append(c.queue, m)
+	c.paused = len(c.queue) >= maxQueued
+	start := !c.running
+	c.running = true
+	c.qmu.Unlock()
+	if start {
+		go c.process()
+	}
+}
+
+// process ingests and acknowledges the queued messages in order, then
+// ends. Messages read before the connection ended are still ingested
+// (their acks go nowhere), as the MQTT edge does with queued publishes.
+func (c *wconn) process() {
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			c.running = false
+			c.qmu.Unlock()
+			return
+		}
+		m := c.queue[0]
+		c.queue[0] = message{}
+		if c.queue = c.queue[1:]; len(c.queue) == 0 {
+			c.queue = nil
+		}
+		resume := c.paused && len(c.queue) <= maxQueued/2
+		if resume {
+			c.paused = false
+		}
+		c.qmu.Unlock()
+		if resume && c.Claim() { // bytes may wait in the socket: no edge will say so
+			c.g.readers.Push(c)
+		}
+		if !c.message(m) {
+			c.qmu.Lock()
+			c.queue, c.running = nil, false
+			c.qmu.Unlock()
+			return
+		}
+	}
+}
+
+// message ingests one message and writes its ack, as serve does; false
+// when the credentials are no longer valid (the connection is closed).
+func (c *wconn) message(m message) bool {
+	i := c.index
+	c.index++
+	ctx, span := startMessage(c.ctx, len(m.data))
+	if status, err := c.recheck(ctx); err != nil {
+		endMessage(span, Ack{Status: status})
+		b, _ := json.Marshal(refusal(i, status, err))
+		_ = c.write(opText, b)
+		c.closeNow(websocket.StatusPolicyViolation, "credentials no longer valid")
+		return false
+	}
+	ack := c.g.handle(ctx, c.p, i, m.typ, m.data)
+	endMessage(span, ack)
+	b, _ := json.Marshal(ack)
+	if err := c.write(opText, b); err != nil {
+		c.end()
+	}
+	c.lastData.Store(time.Now().UnixNano())
+	return true
+}
+
+// write writes one frame, waiting up to WriteTimeout: a client that does
+// not read is disconnected.
+func (c *wconn) write(op byte, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.done.Load() {
+		return net.ErrClosed
+	}
+	return c.writeLocked(op, payload, c.g.cfg.WriteTimeout)
+}
+
+// writeLocked writes one unmasked frame in one write. c.wmu is held. The
+// deadline is cleared after it: writeNow's raw writes obey it too.
+func (c *wconn) writeLocked(op byte, payload []byte, timeout time.Duration) error {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := c.Conn.Write(appendFrame(make([]byte, 0, 10+len(payload)), op, payload))
+	_ = c.Conn.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// appendFrame appends a whole server frame (FIN, unmasked).
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	b = append(b, 0x80|op)
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, byte(n))
+	case n <= 0xffff:
+		b = append(b, 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
+}
+
+var (
+	errBusy = errors.New("ws: a frame is being written")
+	errFull = errors.New("ws: socket buffer full")
+)
+
+// writeNow writes a short frame without waiting (the sweep's pings and
+// closes, pongs): errBusy when a frame is being written, errFull when the
+// socket's buffer takes none of it (a client that does not read); a frame
+// written in part breaks the stream (an error: the caller ends it).
+func (c *wconn) writeNow(op byte, payload []byte) error {
+	if !c.wmu.TryLock() {
+		return errBusy
+	}
+	defer c.wmu.Unlock()
+	if c.done.Load() {
+		return net.ErrClosed
+	}
+	f := appendFrame(make([]byte, 0, 2+len(payload)), op, payload)
+	switch n, err := netpoll.WriteNow(c.raw, f); {
+	case err != nil:
+		return err
+	case n == 0:
+		return errFull
+	case n < len(f):
+		return errors.New("ws: frame written in part")
+	}
+	return nil
+}
+
+// closeNow sends a close frame with code and reason and waits closeWait
+// for the client's (the sweep ends it then); the connection ends at once
+// if the frame cannot be written.
+func (c *wconn) closeNow(code websocket.StatusCode, reason string) {
+	if !c.closeAt.CompareAndSwap(0, time.Now().Add(closeWait).UnixNano()) {
+		return
+	}
+	payload := binary.BigEndian.AppendUint16(nil, uint16(code))
+	payload = append(payload, reason[:min(len(reason), 123)]...)
+	c.wmu.Lock()
+	err := c.writeLocked(opClose, payload, c.g.cfg.WriteTimeout)
+	c.wmu.Unlock()
+	if err != nil {
+		c.end()
+	}
+}
+
+// fail closes the connection after a frame it cannot read (a protocol
+// error, a message too large): a close frame with the code, then the rest
+// is drained until the client closes (its frames are not read any more).
+// c.mu is held.
+func (c *wconn) fail(err error) {
+	c.discard, c.partial, c.frag, c.fragType = true, nil, nil, 0
+	var ce *closeError
+	if !errors.As(err, &ce) {
+		c.end()
+		return
+	}
+	c.closeAt.Store(0) // a graceful close under way gives way to the error
+	c.closeSoon(ce.code, ce.reason)
+}
+
+// end closes the connection once: epoll forgets it, the command session
+// ends and the device's stream slot is released.
+func (c *wconn) end() {
+	c.endOnce.Do(func() {
+		c.done.Store(true)
+		if token := c.token.Load(); token != 0 {
+			c.g.poll.Remove(token)
+		}
+		c.cancel()
+		c.stop()
+		_ = c.Conn.Close()
+		c.release()
+	})
+}
+
+// writeText writes a command (commands.go).
+func (c *wconn) writeText(_ context.Context, b []byte) error { return c.write(opText, b) }
+
+// abort drops the connection at once (a command not written).
+func (c *wconn) abort() { c.end() }
+
+// revoked closes the connection whose credentials are no longer valid.
+func (c *wconn) revoked() { c.closeNow(websocket.StatusPolicyViolation, "credentials no longer valid") }
+
+// sweepEvery is how often the sweep checks the connections.
+func (g *Gateway) sweepEvery() time.Duration {
+	return max(10*time.Millisecond, min(time.Second, g.cfg.PingInterval/2, g.cfg.IdleTimeout/4))
+}
+
+// sweep pings the connections every PingInterval, ends those whose pong
+// did not come within WriteTimeout, closes those idle for IdleTimeout
+// (1008) and ends closing ones the client did not answer, until Close.
+func (g *Gateway) sweep() {
+	defer close(g.sweepDone)
+	t := time.NewTicker(g.sweepEvery())
+	defer t.Stop()
+	ping := []byte("keepalive")
+	for {
+		select {
+		case <-g.sweepStop:
+			return
+		case tick := <-t.C:
+			now := tick.UnixNano()
+			g.poll.Each(func(c *wconn) {
+				switch closing, sent := c.closeAt.Load(), c.pingSent.Load(); {
+				case closing != 0:
+					if now > closing {
+						c.end()
+					}
+				case sent != 0 && now > sent+int64(g.cfg.WriteTimeout):
+					c.end() // no pong
+				case now > c.lastData.Load()+int64(g.cfg.IdleTimeout):
+					c.closeSoon(websocket.StatusPolicyViolation, "idle timeout")
+				case sent == 0 && now > c.lastPing.Load()+int64(g.cfg.PingInterval):
+					c.pingSent.Store(now) // before the ping: its pong may come at once
+					switch err := c.writeNow(opPing, ping); {
+					case err == nil:
+						c.lastPing.Store(now)
+					case errors.Is(err, errBusy) || errors.Is(err, errFull):
+						// The next sweep tries again (a writer waits on its
+						// own timeout).
+						c.pingSent.CompareAndSwap(now, 0)
+					default:
+						c.end()
+					}
+				}
+			})
+		}
+	}
+}
+
+// closeSoon begins the close handshake without waiting (the sweep, read
+// errors): when a frame is being written it is left to the next sweep (or
+// the connection ends, when nothing will come back to it).
+func (c *wconn) closeSoon(code websocket.StatusCode, reason string) {
+	payload := binary.BigEndian.AppendUint16(nil, uint16(code))
+	payload = append(payload, reason...)
+	switch err := c.writeNow(opClose, payload); {
+	case err == nil:
+		c.closeAt.Store(time.Now().Add(closeWait).UnixNano())
+	case !errors.Is(err, errBusy):
+		c.end()
+	}
+}

@@ -1,0 +1,439 @@
+package ws
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
+)
+
+// startEdge serves a gateway over plain HTTP (epoll-read unless cfg says
+// otherwise) and returns it with its ws:// URL.
+func startEdge(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) {
+	t.Helper()
+	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 2 * time.Second})
+	g := New(e.Log, e.Verifier, e.Service, cfg)
+	srv := httptest.NewServer(g)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = g.Close()
+	})
+	return e, g, "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// rawClient speaks WebSocket frame by frame over TCP, to send what
+// libraries do not (unmasked frames, fragments with pings between them,
+// bytes split anywhere).
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// dialRaw upgrades with the device token; extra is written right after
+// the request, in the same write.
+func dialRaw(t *testing.T, url, token string, extra []byte) *rawClient {
+	t.Helper()
+	host := strings.TrimPrefix(url, "ws://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	key := make([]byte, 16)
+	_, _ = rand.Read(key)
+	k := base64.StdEncoding.EncodeToString(key)
+	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + k +
+		"\r\nAuthorization: Bearer " + token + "\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), extra...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(k) {
+		t.Fatalf("upgrade: %d, accept %q, want 101 and %q", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(k))
+	}
+	return &rawClient{t: t, conn: conn, br: br}
+}
+
+// clientFrame is a masked client frame (unmasked when mask is false).
+func clientFrame(op byte, fin, mask bool, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	b := []byte{b0}
+	m := byte(0)
+	if mask {
+		m = 0x80
+	}
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, m|byte(n))
+	case n <= 0xffff:
+		b = append(b, m|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, m|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	if !mask {
+		return append(b, payload...)
+	}
+	key := []byte{0x12, 0x34, 0x56, 0x78}
+	b = append(b, key...)
+	for i, x := range payload {
+		b = append(b, x^key[i&3])
+	}
+	return b
+}
+
+func (c *rawClient) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.conn.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read returns the next server frame (servers do not mask or fragment).
+func (c *rawClient) read() (op byte, payload []byte, err error) {
+	var h [2]byte
+	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var l [2]byte
+		if _, err := io.ReadFull(c.br, l[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(l[:]))
+	case 127:
+		var l [8]byte
+		if _, err := io.ReadFull(c.br, l[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(l[:])
+	}
+	payload = make([]byte, n)
+	_, err = io.ReadFull(c.br, payload)
+	return h[0] & 0x0f, payload, err
+}
+
+// ack reads frames until a text frame and decodes it as an ack.
+func (c *rawClient) ack() Ack {
+	c.t.Helper()
+	for {
+		op, p, err := c.read()
+		if err != nil {
+			c.t.Fatalf("reading an ack: %v", err)
+		}
+		if op == opPing {
+			continue
+		}
+		if op != opText {
+			c.t.Fatalf("frame %d (%q), want an ack", op, p)
+		}
+		var a Ack
+		if err := json.Unmarshal(p, &a); err != nil {
+			c.t.Fatal(err)
+		}
+		return a
+	}
+}
+
+// closeCode reads frames until a close frame and returns its code.
+func (c *rawClient) closeCode() websocket.StatusCode {
+	c.t.Helper()
+	for {
+		op, p, err := c.read()
+		if err != nil {
+			c.t.Fatalf("connection ended without a close frame: %v", err)
+		}
+		if op == opClose {
+			if len(p) < 2 {
+				return websocket.StatusNoStatusRcvd
+			}
+			return websocket.StatusCode(binary.BigEndian.Uint16(p))
+		}
+	}
+}
+
+func reading(v int) []byte {
+	return []byte(fmt.Sprintf(`{"sensor_id":%d,"value":%d}`, ingesttest.SensorLong, v))
+}
+
+// TestEdge_IdleConnectionsHoldNoGoroutine: 200 connections that have sent
+// a message and read its ack hold no goroutine each when read through
+// epoll; coder/websocket's loop holds at least one each (the comparison
+// is not void).
+func TestEdge_IdleConnectionsHoldNoGoroutine(t *testing.T) {
+	const n = 200
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		atMost  int
+		atLeast int
+	}{{"epoll", Config{}, n / 10, 0}, {"coder/websocket", Config{GoroutinePerConnection: true}, 1 << 30, n}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _, url := startEdge(t, tc.cfg)
+			tok := e.DeviceToken(t, ingesttest.DeviceA)
+			time.Sleep(readerIdle + 300*time.Millisecond) // the readers of an earlier test end
+			base := runtime.NumGoroutine()
+			conns := make([]*rawClient, n)
+			for i := range conns {
+				conns[i] = dialRaw(t, url, tok, nil)
+				conns[i].write(clientFrame(opText, true, true, reading(i)))
+			}
+			for _, c := range conns {
+				if a := c.ack(); a.Status != http.StatusOK {
+					t.Fatalf("ack %+v", a)
+				}
+			}
+			time.Sleep(readerIdle + 300*time.Millisecond) // idle readers end
+			got := runtime.NumGoroutine() - base
+			t.Logf("%d goroutines more with %d connections open and idle", got, n)
+			if got > tc.atMost || got < tc.atLeast {
+				t.Fatalf("%d goroutines for %d idle connections, want between %d and %d", got, n, tc.atLeast, tc.atMost)
+			}
+		})
+	}
+}
+
+// TestEdge_Frames: what device libraries send reaches the ingest path
+// whole and in order: a message in three fragments with a ping between
+// them (answered at once), messages pipelined in one write, a message
+// split byte by byte, and bytes sent together with the upgrade request.
+func TestEdge_Frames(t *testing.T) {
+	e, _, url := startEdge(t, Config{})
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	c := dialRaw(t, url, tok, clientFrame(opText, true, true, reading(0)))
+	if a := c.ack(); a.Index != 0 || a.Status != http.StatusOK || a.Accepted != 1 {
+		t.Fatalf("early message: ack %+v", a)
+	}
+
+	msg := reading(1)
+	c.write(clientFrame(opText, false, true, msg[:5]))
+	c.write(clientFrame(opPing, true, true, []byte("are you there")))
+	if op, p, err := c.read(); err != nil || op != opPong || string(p) != "are you there" {
+		t.Fatalf("ping between fragments: frame %d %q %v, want its pong", op, p, err)
+	}
+	c.write(clientFrame(opContinuation, false, true, msg[5:10]))
+	c.write(clientFrame(opContinuation, true, true, msg[10:]))
+	if a := c.ack(); a.Index != 1 || a.Status != http.StatusOK || a.Accepted != 1 {
+		t.Fatalf("fragmented message: ack %+v", a)
+	}
+
+	var pipelined []byte
+	for v := 2; v < 52; v++ {
+		pipelined = append(pipelined, clientFrame(opText, true, true, reading(v))...)
+	}
+	c.write(pipelined)
+	for i := 2; i < 52; i++ {
+		if a := c.ack(); a.Index != i || a.Status != http.StatusOK {
+			t.Fatalf("pipelined message %d: ack %+v", i, a)
+		}
+	}
+
+	for _, b := range clientFrame(opText, true, true, reading(52)) {
+		c.write([]byte{b})
+		time.Sleep(time.Millisecond)
+	}
+	if a := c.ack(); a.Index != 52 || a.Status != http.StatusOK {
+		t.Fatalf("message split byte by byte: ack %+v", a)
+	}
+	e.Sink.WantInOrder(t, 53)
+
+	c.write(clientFrame(opClose, true, true, binary.BigEndian.AppendUint16(nil, uint16(websocket.StatusNormalClosure))))
+	if code := c.closeCode(); code != websocket.StatusNormalClosure {
+		t.Fatalf("close answered with %d, want 1000", code)
+	}
+	if _, _, err := c.read(); err != io.EOF {
+		t.Fatalf("after the close handshake: %v, want EOF", err)
+	}
+}
+
+// TestEdge_BadFrames: a frame the gateway cannot read closes the
+// connection with the code coder/websocket would send, and nothing of it
+// is stored.
+func TestEdge_BadFrames(t *testing.T) {
+	e, _, url := startEdge(t, Config{MaxMessage: 1 << 10})
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	big := []byte(`[` + strings.Repeat(`{"sensor_id":12,"value":1},`, 60) + `{"sensor_id":12,"value":1}]`)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  websocket.StatusCode
+	}{
+		{"unmasked", clientFrame(opText, true, false, reading(1)), websocket.StatusProtocolError},
+		{"reserved bits", append([]byte{0xc1}, clientFrame(opText, true, true, reading(1))[1:]...), websocket.StatusProtocolError},
+		{"unknown opcode", clientFrame(0x3, true, true, reading(1)), websocket.StatusProtocolError},
+		{"continuation first", clientFrame(opContinuation, true, true, reading(1)), websocket.StatusProtocolError},
+		{"fragmented ping", clientFrame(opPing, false, true, []byte("x")), websocket.StatusProtocolError},
+		{"too large", clientFrame(opText, true, true, big), websocket.StatusMessageTooBig},
+		{"too large in fragments", append(clientFrame(opText, false, true, big[:1000]), clientFrame(opContinuation, true, true, big[1000:])...), websocket.StatusMessageTooBig},
+		{"announced too large", clientFrame(opBinary, true, true, make([]byte, 70000))[:20], websocket.StatusMessageTooBig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, url, tok, nil)
+			c.write(tc.frame)
+			if code := c.closeCode(); code != tc.want {
+				t.Fatalf("closed with %d, want %d", code, tc.want)
+			}
+			if n := len(e.Sink.Records()); n != 0 {
+				t.Fatalf("%d records stored from a bad frame", n)
+			}
+		})
+	}
+	t.Run("too large: coder/websocket sends the same code", func(t *testing.T) {
+		e, _, url := startEdge(t, Config{MaxMessage: 1 << 10, GoroutinePerConnection: true})
+		tok := e.DeviceToken(t, ingesttest.DeviceA)
+		conn, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.CloseNow()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = conn.Write(ctx, websocket.MessageText, big)
+		if _, _, err := conn.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+			t.Fatalf("read after a too-large message: %v, want close 1009", err)
+		}
+	})
+}
+
+// TestEdge_KeepAlive: the gateway pings every PingInterval and ends a
+// connection whose pong does not come within WriteTimeout; one that
+// answers stays.
+func TestEdge_KeepAlive(t *testing.T) {
+	e, _, url := startEdge(t, Config{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	silent := dialRaw(t, url, tok, nil)
+	answering := dialRaw(t, url, tok, nil)
+	pings := 0
+	for pings < 5 {
+		op, p, err := answering.read()
+		if err != nil {
+			t.Fatalf("answering client cut off after %d pings: %v", pings, err)
+		}
+		if op == opPing {
+			pings++
+			answering.write(clientFrame(opPong, true, true, p))
+		}
+	}
+	start := time.Now()
+	for {
+		if _, _, err := silent.read(); err != nil {
+			break // the connection ended
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("a client that never answers pings is still connected")
+		}
+	}
+	answering.write(clientFrame(opText, true, true, reading(7)))
+	if a := answering.ack(); a.Status != http.StatusOK {
+		t.Fatalf("ack %+v", a)
+	}
+}
+
+// TestEdge_BackPressure: while the bus holds every batch, a client
+// pipelining more messages than a connection queues is not read further
+// (its queue stays bounded); once the bus is back every message is stored
+// and acknowledged, in order.
+func TestEdge_BackPressure(t *testing.T) {
+	e, g, url := startEdge(t, Config{})
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	unblock := e.Sink.Block()
+	defer unblock()
+	c := dialRaw(t, url, tok, nil)
+	const n = 1000
+	go func() {
+		for v := 0; v < n; v++ {
+			if _, err := c.conn.Write(clientFrame(opText, true, true, reading(v))); err != nil {
+				return
+			}
+		}
+	}()
+	var wc *wconn
+	deadline := time.Now().Add(10 * time.Second)
+	for wc == nil && time.Now().Before(deadline) {
+		g.poll.Each(func(x *wconn) { wc = x })
+		time.Sleep(10 * time.Millisecond)
+	}
+	if wc == nil {
+		t.Fatal("no epoll-read connection")
+	}
+	for {
+		wc.qmu.Lock()
+		paused, queued := wc.paused, len(wc.queue)
+		wc.qmu.Unlock()
+		if paused {
+			// What one read brought in beyond the bound is queued too.
+			if bound := maxQueued + 16<<10/len(clientFrame(opText, true, true, reading(0))); queued > bound {
+				t.Fatalf("%d messages queued, bound %d", queued, bound)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reading not paused with %d queued", queued)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	unblock()
+	for i := 0; i < n; i++ {
+		a := c.ack()
+		if a.Index != i {
+			t.Fatalf("ack %+v, want index %d", a, i)
+		}
+		if a.Status != http.StatusOK && a.Status != http.StatusServiceUnavailable {
+			t.Fatalf("ack %+v", a)
+		}
+	}
+	stored := 0
+	for _, r := range e.Sink.Records() {
+		if r.GetLongValue() < int64(stored) {
+			t.Fatalf("value %d stored after %d: order lost", r.GetLongValue(), stored)
+		}
+		stored = int(r.GetLongValue())
+	}
+	if len(e.Sink.Records()) == 0 {
+		t.Fatal("nothing stored")
+	}
+}
+
+// TestEdge_CloseSaysGoingAway: Close ends every epoll-read connection with
+// close 1001.
+func TestEdge_CloseSaysGoingAway(t *testing.T) {
+	e, g, url := startEdge(t, Config{})
+	c := dialRaw(t, url, e.DeviceToken(t, ingesttest.DeviceA), nil)
+	c.write(clientFrame(opText, true, true, reading(1)))
+	if a := c.ack(); a.Status != http.StatusOK {
+		t.Fatalf("ack %+v", a)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.closeCode(); code != websocket.StatusGoingAway {
+		t.Fatalf("closed with %d, want 1001", code)
+	}
+}
