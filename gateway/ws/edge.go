@@ -18,8 +18,11 @@ import (
 
 	"github.com/coder/websocket"
 
+	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/netpoll"
+	"github.com/iotplatform/iotplatform/services/ingest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Event-driven reads (Linux; `--ws-epoll`, on by default).
@@ -31,9 +34,9 @@ import (
 // (not TLS) HTTP/1.1 upgrade is therefore taken over by the gateway: it
 // answers the handshake itself on the hijacked connection, registers the
 // socket with epoll (internal/netpoll) and reads it only when it has bytes,
-// on a small pool of readers; each whole message is queued for the
-// connection's processor, a goroutine that exists while the connection
-// has messages to ingest and acknowledge, in order. An idle device costs
+// on a small pool of readers; each whole message is queued on the
+// connection, and a connection with messages goes to a bounded pool of
+// workers that ingest and acknowledge them in order. An idle device costs
 // its socket and a wconn: no goroutine, no buffer.
 //
 // What a client sees is the same on both paths: the same acks, close codes
@@ -47,9 +50,17 @@ const (
 	readerIdle = time.Second
 	maxReaders = 64
 	readTurn   = 64 << 10
-	// maxQueued messages of one connection wait for its processor; beyond
-	// it the connection is not read until the processor catches up (half).
+	// maxQueued messages of one connection wait for a worker; beyond it
+	// the connection is not read until the worker catches up (half).
 	maxQueued = 64
+	// maxWorkers bounds the goroutines ingesting messages in rounds
+	// (round), each taking up to maxRound connections with messages and
+	// publishing their records together, in publishes of up to maxMerge;
+	// more connections with messages wait their turn.
+	maxWorkers = 8
+	maxRound   = 1024
+	maxMerge   = 5000
+	workerIdle = time.Second
 	// closeWait is how long a closing connection waits for the client's
 	// close frame.
 	closeWait = 5 * time.Second
@@ -91,9 +102,10 @@ type wconn struct {
 	g        *Gateway
 	p        authn.Principal
 	recheck  func(context.Context) (int, error)
-	ctx      context.Context
-	cancel   context.CancelFunc
-	token    atomic.Uint64 // epoll's key (Poller.Add)
+	// ctx is the upgrade request's, without its cancellation: a message
+	// read before the connection ended is still ingested.
+	ctx   context.Context
+	token atomic.Uint64 // epoll's key (Poller.Add)
 
 	// mu is held by the connection's reader: partial holds the bytes of
 	// a frame not yet whole, frag the data of a fragmented message so far
@@ -107,13 +119,14 @@ type wconn struct {
 	// only drained until the client closes (or closeWait passes).
 	discard bool
 
-	// qmu guards the messages waiting for the processor (running while it
-	// runs) and paused (the queue is full: the connection is not read).
+	// qmu guards the messages waiting for a worker (running while one
+	// has the connection) and paused (the queue is full: the connection
+	// is not read).
 	qmu     sync.Mutex
 	queue   []message
 	running bool
 	paused  bool
-	index   int // the processor's count of messages
+	index   int // the count of messages handled (by one worker at a time)
 
 	// wmu is held while a frame is written.
 	wmu sync.Mutex
@@ -146,6 +159,7 @@ func (g *Gateway) startEdge() bool {
 		}
 		g.poll = p
 		g.readers = netpoll.NewPool[*wconn](maxReaders, readerIdle, g.reader)
+		g.workers = netpoll.NewPool[*wconn](maxWorkers, workerIdle, g.work)
 		g.sweepStop, g.sweepDone = make(chan struct{}), make(chan struct{})
 		go p.Wait(func(c *wconn) { g.readers.Push(c) })
 		go g.sweep()
@@ -228,8 +242,8 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Princip
 		release()
 		return true
 	}
-	c := &wconn{Conn: conn, raw: raw, g: g, p: p, recheck: recheck, release: release, stop: func() {}}
-	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
+	c := &wconn{Conn: conn, raw: raw, g: g, p: p, recheck: recheck, release: release, stop: func() {},
+		ctx: context.WithoutCancel(r.Context())}
 	now := time.Now().UnixNano()
 	c.lastData.Store(now)
 	c.lastPing.Store(now)
@@ -317,7 +331,7 @@ func (c *wconn) drain(buf []byte) (alive, yielded bool) {
 		c.qmu.Lock()
 		paused := c.paused
 		c.qmu.Unlock()
-		if paused { // the processor reads it again (resume)
+		if paused { // the worker reads it again (process)
 			return true, false
 		}
 		n, err := netpoll.ReadNow(c.raw, buf)
@@ -410,7 +424,7 @@ func (c *wconn) frame(b []byte) (int, error) {
 	}
 	switch op {
 	case opClose:
-		return 0, c.closed(payload)
+		return int(total), c.closed(payload)
 	case opPing:
 		c.pong(payload)
 	case opPong:
@@ -482,8 +496,8 @@ func (c *wconn) pong(payload []byte) {
 	}()
 }
 
-// enqueue queues a whole data message for the processor (started if none
-// runs) and pauses reading when the queue is full.
+// enqueue queues a whole data message (the connection goes to the
+// workers unless one has it) and pauses reading when the queue is full.
 func (c *wconn) enqueue(m message) {
 	if c.closeAt.Load() != 0 {
 		return // closing: nothing more is ingested
@@ -496,64 +510,187 @@ func (c *wconn) enqueue(m message) {
 	c.running = true
 	c.qmu.Unlock()
 	if start {
-		go c.process()
+		c.g.workers.Push(c)
 	}
 }
 
-// process ingests and acknowledges the queued messages in order, then
-// ends. Messages read before the connection ended are still ingested
-// (their acks go nowhere), as the MQTT edge does with queued publishes.
-func (c *wconn) process() {
+// work handles connections with messages in rounds (round); it ends
+// after workerIdle without one.
+func (g *Gateway) work() {
+	idle := netpoll.StoppedTimer()
+	var turns []turn
 	for {
-		c.qmu.Lock()
-		if len(c.queue) == 0 {
-			c.running = false
-			c.qmu.Unlock()
+		c, ok := g.workers.Take(idle)
+		if !ok {
 			return
 		}
-		m := c.queue[0]
-		c.queue[0] = message{}
-		if c.queue = c.queue[1:]; len(c.queue) == 0 {
-			c.queue = nil
+		turns = append(turns[:0], turn{c: c})
+		for len(turns) < maxRound {
+			if c, ok = g.workers.TryTake(); !ok {
+				break
+			}
+			turns = append(turns, turn{c: c})
 		}
-		resume := c.paused && len(c.queue) <= maxQueued/2
-		if resume {
-			c.paused = false
+		g.round(turns)
+		clear(turns) // no connection kept alive by the slice
+	}
+}
+
+// turn is one connection's part of a round: its acks in order, and which
+// of them wait for the round's publish (chunk: the publish their records
+// went into).
+type turn struct {
+	c       *wconn
+	acks    []Ack
+	pending []pendingAck
+	// revoked: the credentials are no longer valid (close after the acks).
+	revoked bool
+}
+
+type pendingAck struct {
+	k, chunk int
+	span     trace.Span
+}
+
+// round ingests the queued messages of several connections with one bus
+// publish (a few when their records pass maxMerge), then writes each
+// connection's acks in order: the cost of a durable commit and of a
+// publish is paid once for many devices, as the MQTT edge's rounds do.
+// Each message is checked as IngestPayload does (credentials again,
+// decode, validation); a message refused answers for itself.
+func (g *Gateway) round(turns []turn) {
+	var recs []*busv1.Record
+	var errs []error // per chunk
+	publish := func() {
+		if len(recs) > 0 {
+			errs = append(errs, g.ing.Publish(context.Background(), ingest.ProtocolWS, recs))
+			recs = nil // the bus keeps the slice it was given
 		}
-		c.qmu.Unlock()
-		if resume && c.Claim() { // bytes may wait in the socket: no edge will say so
-			c.g.readers.Push(c)
+	}
+	for t := range turns {
+		tr := &turns[t]
+		c := tr.c
+		for _, m := range c.take() {
+			i := c.index
+			c.index++
+			ctx, span := startMessage(c.ctx, len(m.data))
+			if status, err := c.recheck(ctx); err != nil {
+				ack := refusal(i, status, err)
+				endMessage(span, ack)
+				tr.acks, tr.revoked = append(tr.acks, ack), true
+				break // the rest is not ingested: the connection closes
+			}
+			ack, rs := g.prepare(ctx, c.p, i, m.typ, m.data)
+			if rs == nil {
+				endMessage(span, ack)
+			} else {
+				recs = append(recs, rs...)
+				tr.pending = append(tr.pending, pendingAck{k: len(tr.acks), chunk: len(errs), span: span})
+			}
+			tr.acks = append(tr.acks, ack)
+			if len(recs) >= maxMerge {
+				publish()
+			}
 		}
-		if !c.message(m) {
+	}
+	publish()
+	for t := range turns {
+		tr := &turns[t]
+		for _, p := range tr.pending {
+			if err := errs[p.chunk]; err != nil {
+				tr.acks[p.k] = failed(tr.acks[p.k], err)
+			}
+			endMessage(p.span, tr.acks[p.k])
+		}
+		tr.c.acked(tr)
+	}
+}
+
+// take returns the connection's queued messages; reading goes on if the
+// queue had paused it.
+func (c *wconn) take() []message {
+	c.qmu.Lock()
+	msgs := c.queue
+	c.queue = nil
+	resume := c.paused
+	c.paused = false
+	c.qmu.Unlock()
+	if resume && c.Claim() { // bytes may wait in the socket: no edge will say so
+		c.g.readers.Push(c)
+	}
+	return msgs
+}
+
+// acked writes a turn's acks in one write without waiting (a worker serves
+// many connections): a connection whose socket cannot take them (a client
+// that does not read) or that is writing another frame gets them from a
+// goroutine of its own, which waits up to WriteTimeout. Then the
+// connection goes back to the workers if messages came meanwhile.
+func (c *wconn) acked(tr *turn) {
+	var b []byte
+	for _, a := range tr.acks {
+		j, _ := json.Marshal(a)
+		b = appendFrame(b, opText, j)
+	}
+	revoked := tr.revoked
+	c.lastData.Store(time.Now().UnixNano())
+	if len(b) == 0 && !revoked {
+		c.next()
+		return
+	}
+	locked := false
+	if !revoked && c.wmu.TryLock() {
+		n, err := 0, error(net.ErrClosed)
+		if !c.done.Load() {
+			n, err = netpoll.WriteNow(c.raw, b)
+		}
+		if err != nil || n == len(b) {
+			c.wmu.Unlock()
+			if err != nil {
+				c.end()
+			}
+			c.next()
+			return
+		}
+		// Written in part: the rest follows before any other frame (the
+		// goroutine takes the lock over).
+		b, locked = b[n:], true
+	}
+	go func() {
+		if !locked {
+			c.wmu.Lock()
+		}
+		err := error(net.ErrClosed)
+		if !c.done.Load() {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+			_, err = c.Conn.Write(b)
+			_ = c.Conn.SetWriteDeadline(time.Time{})
+		}
+		c.wmu.Unlock()
+		switch {
+		case revoked:
+			c.closeNow(websocket.StatusPolicyViolation, "credentials no longer valid")
 			c.qmu.Lock()
 			c.queue, c.running = nil, false
 			c.qmu.Unlock()
 			return
+		case err != nil:
+			c.end()
 		}
-	}
+		c.next()
+	}()
 }
 
-// message ingests one message and writes its ack, as serve does; false
-// when the credentials are no longer valid (the connection is closed).
-func (c *wconn) message(m message) bool {
-	i := c.index
-	c.index++
-	ctx, span := startMessage(c.ctx, len(m.data))
-	if status, err := c.recheck(ctx); err != nil {
-		endMessage(span, Ack{Status: status})
-		b, _ := json.Marshal(refusal(i, status, err))
-		_ = c.write(opText, b)
-		c.closeNow(websocket.StatusPolicyViolation, "credentials no longer valid")
-		return false
+// next hands the connection back to the workers if messages are queued,
+// or leaves it (running false) until the next one.
+func (c *wconn) next() {
+	c.qmu.Lock()
+	more := len(c.queue) > 0
+	c.running = more
+	c.qmu.Unlock()
+	if more {
+		c.g.workers.Push(c)
 	}
-	ack := c.g.handle(ctx, c.p, i, m.typ, m.data)
-	endMessage(span, ack)
-	b, _ := json.Marshal(ack)
-	if err := c.write(opText, b); err != nil {
-		c.end()
-	}
-	c.lastData.Store(time.Now().UnixNano())
-	return true
 }
 
 // write writes one frame, waiting up to WriteTimeout: a client that does
@@ -661,7 +798,6 @@ func (c *wconn) end() {
 		if token := c.token.Load(); token != 0 {
 			c.g.poll.Remove(token)
 		}
-		c.cancel()
 		c.stop()
 		_ = c.Conn.Close()
 		c.release()

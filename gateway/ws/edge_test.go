@@ -437,3 +437,55 @@ func TestEdge_CloseSaysGoingAway(t *testing.T) {
 		t.Fatalf("closed with %d, want 1001", code)
 	}
 }
+
+// TestEdge_RoundsMergeConnections: messages of many connections waiting
+// at once are made durable together (far fewer bus publishes than
+// messages), and each connection still gets its acks in order.
+func TestEdge_RoundsMergeConnections(t *testing.T) {
+	const n, each = 60, 3
+	e, g, url := startEdge(t, Config{})
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	conns := make([]*rawClient, n)
+	for i := range conns {
+		conns[i] = dialRaw(t, url, tok, nil)
+	}
+	unblock := e.Sink.Block()
+	defer unblock()
+	for i, c := range conns {
+		for k := 0; k < each; k++ {
+			c.write(clientFrame(opText, true, true, reading(i*each+k)))
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for queued := 0; queued < n*each; {
+		queued = 0
+		g.poll.Each(func(c *wconn) {
+			c.qmu.Lock()
+			queued += len(c.queue)
+			c.qmu.Unlock()
+		})
+		if g.workers.Alive() == maxWorkers {
+			// Busy workers hold what they took: count them in.
+			queued = n * each
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d messages read while the bus is blocked", queued)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := e.Sink.Batches()
+	unblock()
+	for i, c := range conns {
+		for k := 0; k < each; k++ {
+			if a := c.ack(); a.Index != k || (a.Status != http.StatusOK && a.Status != http.StatusServiceUnavailable) {
+				t.Fatalf("connection %d: ack %+v, want index %d", i, a, k)
+			}
+		}
+	}
+	if got := e.Sink.Batches() - before; got > n*each/4 {
+		t.Fatalf("%d bus publishes for %d messages of %d connections: not merged", got, n*each, n)
+	}
+	if w := g.workers.Started(); w > maxWorkers {
+		t.Fatalf("%d workers started, bound %d", w, maxWorkers)
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	busv1 "github.com/iotplatform/iotplatform/gen/iot/bus/v1"
 	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/limits"
@@ -27,9 +28,13 @@ import (
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
 
-// Ingester is the ingest path the gateway feeds (ingest.Service).
+// Ingester is the ingest path the gateway feeds (ingest.Service): each
+// message is decoded and validated on its own, and the records of many are
+// published together (edge.go's rounds).
 type Ingester interface {
-	IngestPayload(ctx context.Context, device int64, p ingest.Protocol, f ingest.Format, payload []byte) (int, error)
+	DecodePayload(p ingest.Protocol, f ingest.Format, payload []byte) ([]ingest.Reading, error)
+	Validate(ctx context.Context, device int64, p ingest.Protocol, rs []ingest.Reading) ([]*busv1.Record, error)
+	Publish(ctx context.Context, p ingest.Protocol, recs []*busv1.Record) error
 }
 
 // Config tunes the gateway.
@@ -67,11 +72,11 @@ type Gateway struct {
 	cmds Commands
 
 	// The epoll edge (edge.go), started by the first upgrade: poll
-	// reports connections with bytes, readers read them, the sweep pings
-	// and times them out.
+	// reports connections with bytes, readers read them, workers ingest
+	// their messages, the sweep pings and times them out.
 	edgeOnce             sync.Once
 	poll                 *netpoll.Poller[*wconn]
-	readers              *netpoll.Pool[*wconn]
+	readers, workers     *netpoll.Pool[*wconn]
 	sweepStop, sweepDone chan struct{}
 	closed               atomic.Bool
 }
@@ -272,13 +277,29 @@ func refusal(i, status int, err error) Ack {
 	return Ack{Index: i, Status: status, Code: code, Message: err.Error(), Errors: []ingest.ItemError{{Index: -1, Code: code, Message: err.Error()}}}
 }
 
+// handle ingests one message (coder/websocket's loop): prepare, then the
+// readings' publish.
 func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) Ack {
+	ack, recs := g.prepare(ctx, p, i, typ, msg)
+	if recs == nil {
+		return ack
+	}
+	if err := g.ing.Publish(ctx, ingest.ProtocolWS, recs); err != nil {
+		return failed(ack, err)
+	}
+	return ack
+}
+
+// prepare answers a command-side message, or decodes and validates
+// readings as IngestPayload does: recs are what to publish (nil: ack is
+// the whole answer, an error or a command message's).
+func (g *Gateway) prepare(ctx context.Context, p authn.Principal, i int, typ websocket.MessageType, msg []byte) (ack Ack, recs []*busv1.Record) {
 	if g.cmds != nil {
 		if ack, ok := g.commandMessage(ctx, p, i, typ, msg); ok {
-			return ack
+			return ack, nil
 		}
 	}
-	ack := Ack{Index: i}
+	ack = Ack{Index: i}
 	media := "" // binary frames: protobuf, or JSON sent as binary
 	if typ == websocket.MessageText {
 		media = ingest.MediaJSON
@@ -292,15 +313,23 @@ func (g *Gateway) handle(ctx context.Context, p authn.Principal, i int, typ webs
 			}
 		}
 	}
-	n, err := g.ing.IngestPayload(ctx, p.ID, ingest.ProtocolWS, f, msg)
-	if err != nil {
-		ack.Status = ingest.HTTPStatus(err)
-		items := ingest.ItemErrorsOf(err)
-		ack.Code, ack.Message = items[0].Code, ingest.PublicMessage(err)
-		ack.Errors = items
-		return ack
+	rs, err := g.ing.DecodePayload(ingest.ProtocolWS, f, msg)
+	if err == nil {
+		recs, err = g.ing.Validate(ctx, p.ID, ingest.ProtocolWS, rs)
 	}
-	ack.Status, ack.Accepted = http.StatusOK, n
+	if err != nil {
+		return failed(ack, err), nil
+	}
+	ack.Status, ack.Accepted = http.StatusOK, len(recs)
+	return ack, recs
+}
+
+// failed is ack refused with err (its status, code and item errors).
+func failed(ack Ack, err error) Ack {
+	ack.Status, ack.Accepted = ingest.HTTPStatus(err), 0
+	items := ingest.ItemErrorsOf(err)
+	ack.Code, ack.Message = items[0].Code, ingest.PublicMessage(err)
+	ack.Errors = items
 	return ack
 }
 
