@@ -1,0 +1,113 @@
+package ws_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	gwws "github.com/iotplatform/iotplatform/gateway/ws"
+	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
+	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
+	"github.com/iotplatform/iotplatform/services/command"
+	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
+)
+
+// commandService is a command service over a fresh SQLite registry whose
+// device is ingesttest.DeviceA; owner may send it commands.
+func commandService(t *testing.T, e *ingesttest.Env) (svc *command.Service, owner context.Context) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	reg, err := registrysql.OpenSQLite(ctx, filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	u, err := reg.CreateUser(ctx, registry.User{Username: "alice", Role: registry.RoleUser, PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := reg.CreateDevice(ctx, registry.Device{OwnerID: u.ID, Name: "relay"})
+	if err != nil || d.ID != ingesttest.DeviceA {
+		t.Fatalf("device %d, %v; want %d", d.ID, err, ingesttest.DeviceA)
+	}
+	svc = command.New(e.Log, command.Config{}, reg, reg, nil)
+	go svc.Run(ctx)
+	return svc, authn.WithPrincipal(ctx, authn.Principal{Kind: authn.KindUser, ID: u.ID})
+}
+
+// settledGoroutines is the fewest goroutines seen over 200 ms.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 10 {
+		time.Sleep(20 * time.Millisecond)
+		n = min(n, runtime.NumGoroutine())
+	}
+	return n
+}
+
+// TestWS_IdleConnectionsHoldNoCommandGoroutine: with commands enabled, 50
+// idle connections hold no more goroutines than without (a writer
+// goroutine each before), and a command still arrives.
+func TestWS_IdleConnectionsHoldNoCommandGoroutine(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{})
+	svc, owner := commandService(t, e)
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	const n = 50
+	// connectAll opens n connections to a new gateway, each used once (its
+	// session attached, in order), and returns them with the goroutines
+	// they added.
+	connectAll := func(cmds bool) ([]*websocket.Conn, int) {
+		g := gwws.New(e.Log, e.Verifier, e.Service, gwws.Config{})
+		if cmds {
+			g.EnableCommands(svc)
+		}
+		srv := httptest.NewServer(g)
+		t.Cleanup(srv.Close)
+		url := "ws" + strings.TrimPrefix(srv.URL, "http")
+		before := settledGoroutines()
+		conns := make([]*websocket.Conn, n)
+		for i := range conns {
+			c, _, err := websocket.Dial(context.Background(), url+"?access_token="+tok, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.CloseNow() })
+			if a := roundTrip(t, c, websocket.MessageText, []byte(`{"sensor_id":"11","value":"1"}`)); a.Status != 200 {
+				t.Fatalf("ack %+v", a)
+			}
+			conns[i] = c
+		}
+		return conns, settledGoroutines() - before
+	}
+	plain, without := connectAll(false)
+	for _, c := range plain {
+		c.CloseNow()
+	}
+	conns, with := connectAll(true)
+	if with-without >= n/5 {
+		t.Fatalf("%d idle connections: %d goroutines with commands, %d without", n, with, without)
+	}
+	res, err := svc.SendCommand(owner, &commandv1.SendCommandRequest{DeviceId: ingesttest.DeviceA, Name: "reboot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := conns[n-1].Read(ctx) // the newest connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m command.Message
+	if err := json.Unmarshal(b, &m); err != nil || m.Type != "command" || m.ID != res.GetResult().GetId() {
+		t.Fatalf("newest connection got %s (%v), want command %d", b, err, res.GetResult().GetId())
+	}
+}
