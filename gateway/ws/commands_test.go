@@ -13,35 +13,20 @@ import (
 	"github.com/coder/websocket"
 
 	gwws "github.com/iotplatform/iotplatform/gateway/ws"
-	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
-	"github.com/iotplatform/iotplatform/internal/authn"
-	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
 	"github.com/iotplatform/iotplatform/services/command"
+	"github.com/iotplatform/iotplatform/services/command/commandtest"
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
 )
 
-// commandService is a command service over a fresh SQLite registry whose
-// device is ingesttest.DeviceA; owner may send it commands.
-func commandService(t *testing.T, e *ingesttest.Env) (svc *command.Service, owner context.Context) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	reg, err := registrysql.OpenSQLite(ctx, filepath.Join(t.TempDir(), "r.db"))
+// sqliteRegistry is a fresh SQLite registry, closed when the test ends.
+func sqliteRegistry(t *testing.T) *registrysql.DB {
+	reg, err := registrysql.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "registry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	u, err := reg.CreateUser(ctx, registry.User{Username: "alice", Role: registry.RoleUser, PasswordHash: "h"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := reg.CreateDevice(ctx, registry.Device{OwnerID: u.ID, Name: "relay"})
-	if err != nil || d.ID != ingesttest.DeviceA {
-		t.Fatalf("device %d, %v; want %d", d.ID, err, ingesttest.DeviceA)
-	}
-	svc = command.New(e.Log, command.Config{}, reg, reg, nil)
-	go svc.Run(ctx)
-	return svc, authn.WithPrincipal(ctx, authn.Principal{Kind: authn.KindUser, ID: u.ID})
+	return reg
 }
 
 // settledGoroutines is the fewest goroutines seen over 200 ms.
@@ -59,16 +44,16 @@ func settledGoroutines() int {
 // goroutine each before), and a command still arrives.
 func TestWS_IdleConnectionsHoldNoCommandGoroutine(t *testing.T) {
 	e := ingesttest.New(t, ingesttest.Options{})
-	svc, owner := commandService(t, e)
+	cmds := commandtest.New(t, e.Log, sqliteRegistry(t), ingesttest.DeviceA)
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
 	const n = 50
 	// connectAll opens n connections to a new gateway, each used once (its
 	// session attached, in order), and returns them with the goroutines
 	// they added.
-	connectAll := func(cmds bool) ([]*websocket.Conn, int) {
+	connectAll := func(withCommands bool) ([]*websocket.Conn, int) {
 		g := gwws.New(e.Log, e.Verifier, e.Service, gwws.Config{})
-		if cmds {
-			g.EnableCommands(svc)
+		if withCommands {
+			g.EnableCommands(cmds.Service)
 		}
 		srv := httptest.NewServer(g)
 		t.Cleanup(srv.Close)
@@ -96,10 +81,7 @@ func TestWS_IdleConnectionsHoldNoCommandGoroutine(t *testing.T) {
 	if with-without >= n/5 {
 		t.Fatalf("%d idle connections: %d goroutines with commands, %d without", n, with, without)
 	}
-	res, err := svc.SendCommand(owner, &commandv1.SendCommandRequest{DeviceId: ingesttest.DeviceA, Name: "reboot"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := cmds.Send(t, "reboot")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, b, err := conns[n-1].Read(ctx) // the newest connection
@@ -107,7 +89,7 @@ func TestWS_IdleConnectionsHoldNoCommandGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	var m command.Message
-	if err := json.Unmarshal(b, &m); err != nil || m.Type != "command" || m.ID != res.GetResult().GetId() {
-		t.Fatalf("newest connection got %s (%v), want command %d", b, err, res.GetResult().GetId())
+	if err := json.Unmarshal(b, &m); err != nil || m.Type != "command" || m.ID != id {
+		t.Fatalf("newest connection got %s (%v), want command %d", b, err, id)
 	}
 }
