@@ -84,7 +84,7 @@ func (a *App) enableCommands(ing *ingest.Service, h *httpgw.Gateway, w *gwws.Gat
 	h.EnableCommands(a.commands, httpgw.PollConfig{MaxWait: c.PollMaxWait, MaxPerDevice: c.PollPerDevice, MaxTotal: c.PollTotal, MaxBody: int64(c.MaxPayload)})
 	w.EnableCommands(a.commands)
 	m.EnableCommands(a.commands)
-	a.api.Handle(commandv1connect.NewDeviceServiceHandler(command.NewDeviceHandler(a.commands, streamReadings{ing}), a.connectOpts...))
+	a.api.Handle(command.NewDeviceHandler(a.commands, streamReadings{ing}).Handler(a.connectOpts...))
 	a.grpcServices = append(a.grpcServices, commandv1connect.DeviceServiceName)
 }
 

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,11 +46,6 @@ type cmdSession struct {
 	wildcard bool
 	// pending maps packet ids of command publishes to command ids.
 	pending map[uint16]int64
-	// s is the client's session; sending says its sender runs (started
-	// by the first granted subscription: a device that never subscribes
-	// has no goroutine waiting for commands).
-	s       *session
-	sending bool
 }
 
 func (s *session) commandTopic() string { return s.topic + "/commands" }
@@ -79,12 +75,14 @@ func (g *Gateway) commandACL(s *session, topic string, write bool) bool {
 }
 
 // attachCommands opens the device's command session (not ready until it
-// subscribes).
+// subscribes). The device's dispatcher writes its commands (deliverer): a
+// connection has no goroutine waiting for commands.
 func (g *Gateway) attachCommands(cl *mochi.Client, s *session) {
 	if g.cmds == nil {
 		return
 	}
-	cs := &cmdSession{sess: g.cmds.Attach(s.device, command.EdgeMQTT, false), pending: map[uint16]int64{}, s: s}
+	cs := &cmdSession{pending: map[uint16]int64{}}
+	cs.sess = g.cmds.AttachFunc(s.device, command.EdgeMQTT, false, g.deliverer(cl, s, cs))
 	g.cmdSessions.Store(cl, cs)
 }
 
@@ -121,13 +119,6 @@ func (g *Gateway) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte
 		cs.mu.Unlock()
 	}
 	if granted {
-		cs.mu.Lock()
-		start := !cs.sending
-		cs.sending = true
-		cs.mu.Unlock()
-		if start {
-			go g.sendCommands(cl, cs.s, cs)
-		}
 		cs.sess.Ready()
 	}
 }
@@ -153,29 +144,40 @@ func (g *Gateway) OnQosComplete(cl *mochi.Client, pk packets.Packet) {
 	}
 }
 
-// sendCommands writes the session's commands to the client.
-func (g *Gateway) sendCommands(cl *mochi.Client, s *session, cs *cmdSession) {
-	for {
-		select {
-		case <-cs.sess.Done():
-			return
-		case c := <-cs.sess.Commands():
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := s.recheck(ctx); err != nil { // a rotated or revoked key receives no command
-				cancel()
-				g.log.Info("mqtt credentials no longer valid", "device_id", s.device, "err", err)
-				_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
-				return
-			}
-			if g.cmds.Sent(ctx, cs.sess, c) {
-				g.writeCommand(ctx, cl, s, cs, c)
-			}
-			cancel()
+// deliverer writes commands to the client: it re-checks the credentials
+// first (a rotated or revoked key receives no command and is
+// disconnected), and a failed write stops the client (commands without
+// PUBACK are sent again on reconnect).
+func (g *Gateway) deliverer(cl *mochi.Client, s *session, cs *cmdSession) command.DeliverFunc {
+	return func(sess *command.Session, c registry.Command) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.recheck(ctx); err != nil {
+			g.log.Info("mqtt credentials no longer valid", "device_id", s.device, "err", err)
+			_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+			return false
 		}
+		if !g.cmds.Sent(ctx, sess, c) {
+			return true
+		}
+		return g.writeCommand(ctx, cl, s, cs, c)
 	}
 }
 
-func (g *Gateway) writeCommand(ctx context.Context, cl *mochi.Client, s *session, cs *cmdSession, c registry.Command) {
+// commandWriteTimeout bounds writing one command: mochi writes straight to
+// the socket under the client's lock, so a client that does not read would
+// otherwise hold its dispatcher, and the workers acking its publishes,
+// for as long as it stays connected. The client is stopped instead.
+const commandWriteTimeout = 5 * time.Second
+
+// errCommandNotRead stops a client that did not read a command within
+// commandWriteTimeout.
+var errCommandNotRead = errors.New("mqtt client does not read its commands")
+
+// writeCommand writes c to the client; false: the connection failed (the
+// client is stopped). A command the client cannot take (larger than its
+// maximum packet size, no packet id free) is skipped with a log line.
+func (g *Gateway) writeCommand(ctx context.Context, cl *mochi.Client, s *session, cs *cmdSession, c registry.Command) bool {
 	cs.mu.Lock()
 	qos, wildcard := cs.qos, cs.wildcard
 	cs.mu.Unlock()
@@ -194,7 +196,7 @@ func (g *Gateway) writeCommand(ctx context.Context, cl *mochi.Client, s *session
 		id, err := cl.NextPacketID()
 		if err != nil {
 			g.log.Warn("mqtt command not sent: no packet id", "device_id", s.device, "command_id", c.ID)
-			return
+			return true
 		}
 		pk.PacketID = uint16(id)
 		cs.mu.Lock()
@@ -204,15 +206,24 @@ func (g *Gateway) writeCommand(ctx context.Context, cl *mochi.Client, s *session
 		cl.State.Inflight.Set(pk) // mochi hands the PUBACK to OnQosComplete
 		cl.State.Inflight.DecreaseSendQuota()
 	}
-	if err := cl.WritePacket(pk); err != nil {
+	stuck := time.AfterFunc(g.cmdWriteTimeout, func() { cl.Stop(errCommandNotRead) })
+	err := cl.WritePacket(pk)
+	stuck.Stop()
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		g.log.Info("mqtt command larger than the client takes", "device_id", s.device, "command_id", c.ID)
+		return true
+	}
+	if err != nil {
 		g.log.Info("mqtt command not written; sent again on reconnect", "device_id", s.device, "command_id", c.ID, "err", err)
-		return
+		cl.Stop(err)
+		return false
 	}
 	if qos == 0 { // no PUBACK will come: written is all we will know
 		if err := g.cmds.Ack(ctx, s.device, c.ID, "written on mqtt at QoS 0"); err != nil {
 			g.log.Warn("mqtt command delivery not recorded", "device_id", s.device, "command_id", c.ID, "err", err)
 		}
 	}
+	return true
 }
 
 // commandPublish handles a publish to a command or state topic: an answer

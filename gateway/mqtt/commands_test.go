@@ -1,10 +1,44 @@
 package mqtt
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
 	"github.com/iotplatform/iotplatform/services/command"
+	"github.com/iotplatform/iotplatform/services/command/commandtest"
+	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
 )
+
+// sqliteRegistry is a fresh SQLite registry, closed when the test ends.
+func sqliteRegistry(t *testing.T) *registrysql.DB {
+	reg, err := registrysql.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "registry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return reg
+}
+
+// settledGoroutines is the fewest goroutines seen over 200 ms.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 10 {
+		time.Sleep(20 * time.Millisecond)
+		n = min(n, runtime.NumGoroutine())
+	}
+	return n
+}
 
 func TestCommandACL_OnlyTheDevicesOwnCommandTopics(t *testing.T) {
 	g := &Gateway{cmds: (*command.Service)(nil)}
@@ -37,5 +71,115 @@ func TestCommandACL_OnlyTheDevicesOwnCommandTopics(t *testing.T) {
 	}
 	if (&Gateway{}).commandACL(s, "42/commands", false) {
 		t.Error("subscriptions allowed with commands disabled")
+	}
+}
+
+// subscribePacket is an MQTT 3.1.1 SUBSCRIBE to topic at QoS 1.
+func subscribePacket(pid uint16, topic string) []byte {
+	body := append([]byte{byte(pid >> 8), byte(pid)}, mqttString(topic)...)
+	return packet(0x82, append(body, 1))
+}
+
+// readPacket reads one MQTT packet (its first byte and body).
+func readPacket(conn net.Conn) (byte, []byte, error) {
+	r := bufio.NewReader(conn)
+	h, err := r.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	n, mul := 0, 1
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, nil, err
+		}
+		n += int(b&0x7f) * mul
+		if b&0x80 == 0 {
+			break
+		}
+		mul *= 128
+	}
+	body := make([]byte, n)
+	_, err = io.ReadFull(r, body)
+	return h, body, err
+}
+
+// TestCommands_IdleSubscribersHoldNoGoroutine: 50 devices subscribed to
+// their command topic hold no more goroutines than before subscribing (a
+// sender goroutine each before), and a command still arrives.
+func TestCommands_IdleSubscribersHoldNoGoroutine(t *testing.T) {
+	const n = 50
+	e := ingesttest.New(t, ingesttest.Options{})
+	cmds := commandtest.New(t, e.Log, sqliteRegistry(t), ingesttest.DeviceA)
+	g, err := New(e.Log, e.Verifier, e.Service, Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.EnableCommands(cmds.Service)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	conns := connectedMany(t, ln.Addr().String(), "sub", e.DeviceToken(t, ingesttest.DeviceA), n)
+	time.Sleep(readerIdle) // idle readers end
+	before := settledGoroutines()
+	for i, c := range conns {
+		if _, err := c.Write(subscribePacket(uint16(i+1), "1/commands")); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, c, "suback", []byte{0x90, 3, byte((i + 1) >> 8), byte(i + 1), 1})
+	}
+	time.Sleep(readerIdle)
+	if after := settledGoroutines(); after-before >= n/5 {
+		t.Fatalf("%d subscribed devices: %d goroutines, %d before subscribing", n, after, before)
+	}
+	id := cmds.Send(t, "reboot")
+	// The newest subscriber gets it, as a QoS 1 publish on 1/commands.
+	_ = conns[n-1].SetReadDeadline(time.Now().Add(10 * time.Second))
+	h, body, err := readPacket(conns[n-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := mqttString("1/commands")
+	if h != 0x32 || !bytes.HasPrefix(body, topic) || !bytes.Contains(body, []byte(`"id":`+strconv.FormatInt(id, 10)+`,`)) {
+		t.Fatalf("newest subscriber got %#x %q, want the command %d", h, body, id)
+	}
+}
+
+// TestWriteCommand_ClientThatDoesNotReadIsStopped: a command write to a
+// client that reads nothing gives up after the write timeout and stops
+// the client, instead of holding the device's dispatcher.
+func TestWriteCommand_ClientThatDoesNotReadIsStopped(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{})
+	g, err := New(e.Log, e.Verifier, e.Service, Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.cmdWriteTimeout = 100 * time.Millisecond
+	server, client := net.Pipe() // a write waits for a read, which never comes
+	defer client.Close()
+	cl := g.srv.NewClient(server, "test", "dev", false)
+	cl.Properties.ProtocolVersion = 4
+	s := &session{device: 1, topic: "1"}
+	cs := &cmdSession{pending: map[uint16]int64{}, qos: 1}
+	written := make(chan bool, 1)
+	go func() {
+		written <- g.writeCommand(context.Background(), cl, s, cs, registry.Command{ID: 7, DeviceID: 1, Name: "reboot", ExpiresAt: time.Now().Add(time.Hour)})
+	}()
+	select {
+	case ok := <-written:
+		if ok {
+			t.Fatal("writeCommand reported a write nobody read")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("writeCommand still waiting for a client that does not read")
+	}
+	if !cl.Closed() || !errors.Is(cl.StopCause(), errCommandNotRead) {
+		t.Fatalf("client closed %v, cause %v", cl.Closed(), cl.StopCause())
 	}
 }

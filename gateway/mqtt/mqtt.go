@@ -98,6 +98,8 @@ type Gateway struct {
 	// cmds delivers commands (nil: subscriptions are refused); commands.go.
 	cmds        Commands
 	cmdSessions sync.Map // *mochi.Client → *cmdSession
+	// cmdWriteTimeout bounds writing one command (commandWriteTimeout).
+	cmdWriteTimeout time.Duration
 
 	// poll reports the epoll-read connections with bytes waiting (nil:
 	// mochi reads every client); readers read them (edge.go).
@@ -157,7 +159,7 @@ func New(log *slog.Logger, auth authn.Authenticator, ing Ingester, cfg Config, r
 	caps.SharedSubAvailable = 0
 	caps.MaximumSessionExpiryInterval = 0
 	caps.MaximumClientWritesPending = int32(cfg.OutboundQueue)
-	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg,
+	g := &Gateway{log: log, auth: auth, ing: ing, cfg: cfg, cmdWriteTimeout: commandWriteTimeout,
 		srv: mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mochi"),
 			ClientNetReadBufferSize: cfg.ReadBuffer, ClientNetWriteBufferSize: cfg.ReadBuffer}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "iot_mqtt_invalid_payloads_total",

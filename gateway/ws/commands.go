@@ -11,6 +11,7 @@ import (
 
 	"github.com/iotplatform/iotplatform/internal/apierror"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/ingest"
 )
@@ -57,32 +58,37 @@ func (f coderFrames) revoked() {
 	f.c.Close(websocket.StatusPolicyViolation, "credentials no longer valid")
 }
 
-// serveCommands attaches the connection's session and writes its commands
-// until the returned stop is called; recheck re-verifies the credentials
-// before each command (a rotated or revoked key receives none).
+// serveCommands attaches the connection's session until the returned stop
+// is called. The device's dispatcher writes each command (deliverer): an
+// idle connection has no goroutine waiting for commands.
 func (g *Gateway) serveCommands(ctx context.Context, c frames, p authn.Principal, recheck func(context.Context) (int, error)) (stop func()) {
-	sess := g.cmds.Attach(p.ID, command.EdgeWS, true)
-	go func() {
-		for {
-			select {
-			case <-sess.Done():
-				return
-			case cmd := <-sess.Commands():
-				if _, err := recheck(ctx); err != nil {
-					c.revoked()
-					return
-				}
-				if !g.cmds.Sent(ctx, sess, cmd) {
-					continue
-				}
-				if err := c.writeText(ctx, command.Encode(cmd)); err != nil {
-					c.abort() // sent again on the next connection
-					return
-				}
-			}
+	ctx, cancel := context.WithCancel(ctx)
+	sess := g.cmds.AttachFunc(p.ID, command.EdgeWS, true, g.deliverer(ctx, c, recheck))
+	return func() {
+		cancel() // a write under way ends now: Close need not wait for it
+		sess.Close()
+	}
+}
+
+// deliverer writes commands to c. recheck re-verifies the credentials
+// before each command (a rotated or revoked key receives none); a write
+// takes at most the write timeout, and a failed one closes the connection
+// (the command is sent again on the next).
+func (g *Gateway) deliverer(ctx context.Context, c frames, recheck func(context.Context) (int, error)) command.DeliverFunc {
+	return func(sess *command.Session, cmd registry.Command) bool {
+		if _, err := recheck(ctx); err != nil {
+			c.revoked()
+			return false
 		}
-	}()
-	return sess.Close
+		if !g.cmds.Sent(ctx, sess, cmd) {
+			return true
+		}
+		if err := c.writeText(ctx, command.Encode(cmd)); err != nil {
+			c.abort()
+			return false
+		}
+		return true
+	}
 }
 
 // deviceMessage is a command-side message from the device.

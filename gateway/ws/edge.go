@@ -798,8 +798,8 @@ func (c *wconn) end() {
 		if token := c.token.Load(); token != 0 {
 			c.g.poll.Remove(token)
 		}
+		_ = c.Conn.Close() // first: a command being written fails at once, so stop need not wait for it
 		c.stop()
-		_ = c.Conn.Close()
 		c.release()
 	})
 }

@@ -354,7 +354,7 @@ func TestHub_DisconnectStormDoesNotWaitForTheRegistry(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for i := range n {
-			h.detach(h.attach(int64(i+1), EdgeMQTT, false))
+			h.detach(h.attach(int64(i+1), EdgeMQTT, false, nil))
 		}
 		close(done)
 	}()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -13,6 +15,7 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	ingestv1 "github.com/iotplatform/iotplatform/gen/iot/ingest/v1"
 	"github.com/iotplatform/iotplatform/internal/authn"
+	"github.com/iotplatform/iotplatform/internal/registry"
 )
 
 // Readings ingests one batch of a device's stream and answers it like
@@ -26,53 +29,81 @@ type Readings interface {
 type DeviceHandler struct {
 	svc      *Service
 	readings Readings
+	// sendTimeout bounds each write to a stream (sendTimeout).
+	sendTimeout time.Duration
 }
 
 var _ commandv1connect.DeviceServiceHandler = (*DeviceHandler)(nil)
 
-// NewDeviceHandler returns the DeviceService handler.
+// NewDeviceHandler returns the DeviceService handler; serve it with
+// Handler.
 func NewDeviceHandler(svc *Service, readings Readings) *DeviceHandler {
-	return &DeviceHandler{svc: svc, readings: readings}
+	return &DeviceHandler{svc: svc, readings: readings, sendTimeout: sendTimeout}
 }
 
-// Connect implements DeviceService.Connect: commands are written as they
-// come (each marked sent first), messages from the device are handled in
-// order.
+// sendTimeout bounds writing one message to a device's stream: a device
+// that keeps its stream open without reading it (HTTP/2 flow control holds
+// the write) has the stream reset after that long, like a WebSocket device
+// that does not read.
+const sendTimeout = 10 * time.Second
+
+// writerKey carries the stream's http.ResponseController (Handler).
+type writerKey struct{}
+
+// Handler returns DeviceService's path and HTTP handler with opts. It gives
+// Connect its stream's write deadline (sendTimeout); served without it, a
+// write to a device that does not read waits as long as the stream stays
+// open, and with it that device's command dispatcher.
+func (h *DeviceHandler) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
+	path, next := commandv1connect.NewDeviceServiceHandler(h, opts...)
+	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), writerKey{}, http.NewResponseController(w))))
+	})
+}
+
+// Connect implements DeviceService.Connect: commands are written by the
+// device's dispatcher as they come (each marked sent first; no goroutine
+// waits for them), messages from the device are handled in order.
 func (h *DeviceHandler) Connect(ctx context.Context, stream *connect.BidiStream[commandv1.ConnectRequest, commandv1.ConnectResponse]) error {
 	p, err := authn.Require(ctx, authn.KindDevice)
 	if err != nil {
 		return err
 	}
+	rc, _ := ctx.Value(writerKey{}).(*http.ResponseController)
+	if rc != nil && rc.SetWriteDeadline(time.Time{}) != nil {
+		rc = nil // not supported by this connection: writes are unbounded
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sess := h.svc.Attach(p.ID, EdgeGRPC, true)
-	defer sess.Close()
 	var mu sync.Mutex
 	send := func(m *commandv1.ConnectResponse) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if rc != nil {
+			_ = rc.SetWriteDeadline(time.Now().Add(h.sendTimeout))
+			defer rc.SetWriteDeadline(time.Time{})
+		}
 		return stream.Send(m)
 	}
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case c := <-sess.Commands():
-				// A rotated or revoked key receives no command.
-				if _, err := authn.Reauthenticate(ctx); err != nil {
-					cancel()
-					return
-				}
-				if !h.svc.Sent(ctx, sess, c) {
-					continue
-				}
-				if err := send(&commandv1.ConnectResponse{Message: &commandv1.ConnectResponse_Command{Command: commandPB(c)}}); err != nil {
-					cancel()
-					return
-				}
-			}
+	sess := h.svc.AttachFunc(p.ID, EdgeGRPC, true, func(sess *Session, c registry.Command) bool {
+		// A rotated or revoked key receives no command.
+		if _, err := authn.Reauthenticate(ctx); err != nil {
+			cancel()
+			return false
 		}
+		if !h.svc.Sent(ctx, sess, c) {
+			return true
+		}
+		if err := send(&commandv1.ConnectResponse{Message: &commandv1.ConnectResponse_Command{Command: commandPB(c)}}); err != nil {
+			cancel()
+			return false // sent again on the next connection
+		}
+		return true
+	})
+	// Close waits for a command being written: nothing is sent once
+	// Connect has returned.
+	defer func() {
+		cancel()
+		sess.Close()
 	}()
 	for {
 		req, err := stream.Receive()

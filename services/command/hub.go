@@ -24,6 +24,7 @@ const (
 // and the device's acknowledgements, answers and reported attributes.
 type Edge interface {
 	Attach(device int64, edge string, ready bool) *Session
+	AttachFunc(device int64, edge string, ready bool, deliver DeliverFunc) *Session
 	Sent(ctx context.Context, sess *Session, c registry.Command) bool
 	Ack(ctx context.Context, device, id int64, how string) error
 	Respond(ctx context.Context, device, id int64, success bool, result []byte, msg string) error
@@ -34,25 +35,46 @@ type Edge interface {
 var _ Edge = (*Service)(nil)
 
 // Session is one connection (or long-poll) of a device in this process.
-// Commands for the device arrive on Commands(); the edge marks each Sent
-// before writing it, and the device's acknowledgements and answers go to
-// Service.Ack and Service.Respond.
+// Commands for the device reach the edge in order, either on Commands()
+// (Attach) or through its DeliverFunc (AttachFunc); the edge marks each
+// Sent before writing it, and the device's acknowledgements and answers go
+// to Service.Ack and Service.Respond.
 type Session struct {
 	Device int64
 	Edge   string
 	Since  time.Time
 
 	hub  *hub
-	out  chan registry.Command
+	out  chan registry.Command // nil with a deliver func
 	done chan struct{}
 	once sync.Once
+	// deliver writes commands to the device (nil: they go to out).
+	// deliverMu is held while it runs and by Close, which sets closed:
+	// no deliver runs once Close has returned.
+	deliver   DeliverFunc
+	deliverMu sync.Mutex
+	closed    bool
 	// ready and inflight are guarded by hub.mu: ready sessions receive
 	// commands; inflight are the ids pushed to this session.
 	ready    bool
 	inflight map[int64]bool
 }
 
-// Commands delivers the commands to write to the device, in order.
+// DeliverFunc writes one command to the device of s and reports whether
+// the connection is still good. It runs on the device's dispatcher, one
+// command at a time, in order, and never once s.Close has returned; it must
+// not call s.Close itself, and it must return within a bounded time (the
+// device's other commands wait for it; other devices do not).
+//
+// Like a reader of Commands(), it re-checks the device's credentials,
+// calls Service.Sent and writes the command only when Sent reports true
+// (returning true when it does not). False means the connection failed
+// (the edge closes it): the session receives no more commands, and this
+// one and the rest stay queued for the device's other or next session.
+type DeliverFunc func(s *Session, c registry.Command) bool
+
+// Commands delivers the commands to write to the device, in order (nil
+// for a session attached with AttachFunc).
 func (s *Session) Commands() <-chan registry.Command { return s.out }
 
 // Done is closed when the session is closed.
@@ -69,12 +91,24 @@ func (s *Session) Ready() {
 
 // Close ends the session; commands pushed to it and not yet sent stay
 // queued, commands sent and not yet acknowledged are sent again on the
-// device's next session.
+// device's next session. With a deliver func, Close waits for a delivery
+// under way, and none starts after it.
 func (s *Session) Close() {
 	s.once.Do(func() {
+		s.deliverMu.Lock()
+		s.closed = true
+		s.deliverMu.Unlock()
 		close(s.done)
 		s.hub.detach(s)
 	})
+}
+
+// send hands c to the session's deliver func (false: the session is closed
+// or its connection failed).
+func (s *Session) send(c registry.Command) bool {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	return !s.closed && s.deliver(s, c)
 }
 
 // hub tracks the sessions of this process and pushes pending commands to
@@ -208,9 +242,13 @@ func (h *hub) stateWrite(fn func(context.Context)) {
 	}
 }
 
-func (h *hub) attach(device int64, edge string, ready bool) *Session {
-	s := &Session{Device: device, Edge: edge, Since: h.now(), hub: h, out: make(chan registry.Command, 1),
+// attach opens a session; deliver nil: commands go to its channel.
+func (h *hub) attach(device int64, edge string, ready bool, deliver DeliverFunc) *Session {
+	s := &Session{Device: device, Edge: edge, Since: h.now(), hub: h, deliver: deliver,
 		done: make(chan struct{}), ready: ready, inflight: map[int64]bool{}}
+	if deliver == nil {
+		s.out = make(chan registry.Command, 1)
+	}
 	h.mu.Lock()
 	d := h.devices[device]
 	if d == nil {
@@ -326,10 +364,13 @@ func (h *hub) dispatch(device int64, d *deviceSessions) {
 		h.mu.Lock()
 		s := h.pick(d)
 		h.mu.Unlock()
-		if s != nil {
-			h.push(device, s)
-		}
+		failed := s != nil && !h.push(device, s)
 		h.mu.Lock()
+		if failed {
+			// Closed or its connection failed: the device's next
+			// newest ready session, if any, takes the commands now.
+			s.ready, d.again = false, true
+		}
 		if !d.again || len(d.sessions) == 0 {
 			d.running, d.again = false, false
 			if len(d.sessions) == 0 {
@@ -343,14 +384,16 @@ func (h *hub) dispatch(device int64, d *deviceSessions) {
 	}
 }
 
-// push sends the device's pending commands that s has not had yet.
-func (h *hub) push(device int64, s *Session) {
+// push sends the device's pending commands that s has not had yet, to
+// its channel or through its deliver func; false: a command was not
+// delivered (the session closed, or its connection failed).
+func (h *hub) push(device int64, s *Session) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmds, err := h.store.PendingCommands(ctx, device, h.now(), 64)
 	if err != nil {
 		h.log.Warn("load pending commands", "device_id", device, "err", err)
-		return
+		return true
 	}
 	for _, c := range cmds {
 		h.mu.Lock()
@@ -360,17 +403,30 @@ func (h *hub) push(device int64, s *Session) {
 		if seen {
 			continue
 		}
+		if s.deliver != nil {
+			if s.send(c) {
+				continue
+			}
+			// Not written (closed, or the connection failed): the
+			// command stays queued for another session, or this one
+			// when it is ready again.
+			h.mu.Lock()
+			delete(s.inflight, c.ID)
+			h.mu.Unlock()
+			return false
+		}
 		select {
 		case s.out <- c:
 		case <-s.done:
-			return
+			return true
 		case <-time.After(30 * time.Second):
 			// The edge does not take commands (a stuck writer): leave
 			// the rest queued for the next kick.
 			h.mu.Lock()
 			delete(s.inflight, c.ID)
 			h.mu.Unlock()
-			return
+			return true
 		}
 	}
+	return true
 }

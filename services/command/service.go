@@ -182,10 +182,19 @@ func (s *Service) broadcast(device int64) {
 	}
 }
 
-// Attach opens a session of the device on edge; ready sessions receive
-// commands at once (MQTT attaches unready and calls Ready on SUBSCRIBE).
+// Attach opens a session of the device on edge whose commands arrive on
+// Session.Commands(), for an edge that waits for them anyway (the HTTP
+// long-poll); ready sessions receive commands at once (MQTT attaches
+// unready and calls Ready on SUBSCRIBE).
 func (s *Service) Attach(device int64, edge string, ready bool) *Session {
-	return s.hub.attach(device, edge, ready)
+	return s.hub.attach(device, edge, ready, nil)
+}
+
+// AttachFunc is Attach for a connection that stays open: the device's
+// dispatcher writes each command through deliver, so an idle connection
+// holds no goroutine waiting for commands.
+func (s *Service) AttachFunc(device int64, edge string, ready bool, deliver DeliverFunc) *Session {
+	return s.hub.attach(device, edge, ready, deliver)
 }
 
 // Seen records activity of the device (readings, pings), throttled.
