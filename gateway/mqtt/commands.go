@@ -154,7 +154,7 @@ func (g *Gateway) deliverer(cl *mochi.Client, s *session, cs *cmdSession) comman
 		defer cancel()
 		if err := s.recheck(ctx); err != nil {
 			g.log.Info("mqtt credentials no longer valid", "device_id", s.device, "err", err)
-			_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+			_ = g.bounded(cl, func() error { return g.srv.DisconnectClient(cl, packets.ErrNotAuthorized) })
 			return false
 		}
 		if !g.cmds.Sent(ctx, sess, c) {
@@ -165,14 +165,23 @@ func (g *Gateway) deliverer(cl *mochi.Client, s *session, cs *cmdSession) comman
 }
 
 // commandWriteTimeout bounds writing one command: mochi writes straight to
-// the socket under the client's lock, so a client that does not read would
-// otherwise hold its dispatcher, and the workers acking its publishes,
-// for as long as it stays connected. The client is stopped instead.
+// the socket under the client's lock, with no deadline, so a client that
+// does not read would otherwise hold its dispatcher, and the workers acking
+// its publishes, for as long as it stays connected. The client is stopped
+// instead.
 const commandWriteTimeout = 5 * time.Second
 
 // errCommandNotRead stops a client that did not read a command within
 // commandWriteTimeout.
 var errCommandNotRead = errors.New("mqtt client does not read its commands")
+
+// bounded runs write, a write to cl, stopping cl if it takes longer than
+// commandWriteTimeout (which makes the write fail).
+func (g *Gateway) bounded(cl *mochi.Client, write func() error) error {
+	stuck := time.AfterFunc(g.cmdWriteTimeout, func() { cl.Stop(errCommandNotRead) })
+	defer stuck.Stop()
+	return write()
+}
 
 // writeCommand writes c to the client; false: the connection failed (the
 // client is stopped). A command the client cannot take (larger than its
@@ -206,9 +215,7 @@ func (g *Gateway) writeCommand(ctx context.Context, cl *mochi.Client, s *session
 		cl.State.Inflight.Set(pk) // mochi hands the PUBACK to OnQosComplete
 		cl.State.Inflight.DecreaseSendQuota()
 	}
-	stuck := time.AfterFunc(g.cmdWriteTimeout, func() { cl.Stop(errCommandNotRead) })
-	err := cl.WritePacket(pk)
-	stuck.Stop()
+	err := g.bounded(cl, func() error { return cl.WritePacket(pk) })
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		g.log.Info("mqtt command larger than the client takes", "device_id", s.device, "command_id", c.ID)
 		return true

@@ -69,8 +69,8 @@ type Session struct {
 // Like a reader of Commands(), it re-checks the device's credentials,
 // calls Service.Sent and writes the command only when Sent reports true
 // (returning true when it does not). False means the connection failed
-// (the edge closes it): the session receives no more commands, and this
-// one and the rest stay queued for the device's other or next session.
+// (the edge closes it): the session is no longer ready, and this command
+// and the rest stay pending for the device's other or next session.
 type DeliverFunc func(s *Session, c registry.Command) bool
 
 // Commands delivers the commands to write to the device, in order (nil
@@ -92,7 +92,8 @@ func (s *Session) Ready() {
 // Close ends the session; commands pushed to it and not yet sent stay
 // queued, commands sent and not yet acknowledged are sent again on the
 // device's next session. With a deliver func, Close waits for a delivery
-// under way, and none starts after it.
+// under way (so the deliver func must not call it), and none starts after
+// it.
 func (s *Session) Close() {
 	s.once.Do(func() {
 		s.deliverMu.Lock()
