@@ -8,13 +8,13 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/iotplatform/iotplatform/internal/registry"
 	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
+	"github.com/iotplatform/iotplatform/internal/testenv"
 	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/command/commandtest"
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
@@ -28,16 +28,6 @@ func sqliteRegistry(t *testing.T) *registrysql.DB {
 	}
 	t.Cleanup(func() { reg.Close() })
 	return reg
-}
-
-// settledGoroutines is the fewest goroutines seen over 200 ms.
-func settledGoroutines() int {
-	n := runtime.NumGoroutine()
-	for range 10 {
-		time.Sleep(20 * time.Millisecond)
-		n = min(n, runtime.NumGoroutine())
-	}
-	return n
 }
 
 func TestCommandACL_OnlyTheDevicesOwnCommandTopics(t *testing.T) {
@@ -127,7 +117,7 @@ func TestCommands_IdleSubscribersHoldNoGoroutine(t *testing.T) {
 
 	conns := connectedMany(t, ln.Addr().String(), "sub", e.DeviceToken(t, ingesttest.DeviceA), n)
 	time.Sleep(readerIdle) // idle readers end
-	before := settledGoroutines()
+	before := testenv.SettledGoroutines()
 	for i, c := range conns {
 		if _, err := c.Write(subscribePacket(uint16(i+1), "1/commands")); err != nil {
 			t.Fatal(err)
@@ -135,7 +125,7 @@ func TestCommands_IdleSubscribersHoldNoGoroutine(t *testing.T) {
 		expect(t, c, "suback", []byte{0x90, 3, byte((i + 1) >> 8), byte(i + 1), 1})
 	}
 	time.Sleep(readerIdle)
-	if after := settledGoroutines(); after-before >= n/5 {
+	if after := testenv.SettledGoroutines(); after-before >= n/5 {
 		t.Fatalf("%d subscribed devices: %d goroutines, %d before subscribing", n, after, before)
 	}
 	id := cmds.Send(t, "reboot")

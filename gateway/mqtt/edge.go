@@ -436,14 +436,7 @@ func (g *Gateway) ready(c *pconn) { g.readers.Push(c) }
 // reader reads ready connections; it ends after readerIdle without one.
 func (g *Gateway) reader() {
 	buf := make([]byte, 16<<10)
-	idle := netpoll.StoppedTimer()
-	for {
-		c, ok := g.readers.Take(idle)
-		if !ok {
-			return
-		}
-		c.handle(buf)
-	}
+	g.readers.Each(func(c *pconn) { c.handle(buf) })
 }
 
 // handle reads what the connection holds and processes every whole

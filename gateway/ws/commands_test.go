@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	gwws "github.com/iotplatform/iotplatform/gateway/ws"
 	"github.com/iotplatform/iotplatform/internal/registry/registrysql"
+	"github.com/iotplatform/iotplatform/internal/testenv"
 	"github.com/iotplatform/iotplatform/services/command"
 	"github.com/iotplatform/iotplatform/services/command/commandtest"
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
@@ -27,16 +27,6 @@ func sqliteRegistry(t *testing.T) *registrysql.DB {
 	}
 	t.Cleanup(func() { reg.Close() })
 	return reg
-}
-
-// settledGoroutines is the fewest goroutines seen over 200 ms.
-func settledGoroutines() int {
-	n := runtime.NumGoroutine()
-	for range 10 {
-		time.Sleep(20 * time.Millisecond)
-		n = min(n, runtime.NumGoroutine())
-	}
-	return n
 }
 
 // TestWS_IdleConnectionsHoldNoCommandGoroutine: with commands enabled, 50
@@ -58,7 +48,7 @@ func TestWS_IdleConnectionsHoldNoCommandGoroutine(t *testing.T) {
 		srv := httptest.NewServer(g)
 		t.Cleanup(srv.Close)
 		url := "ws" + strings.TrimPrefix(srv.URL, "http")
-		before := settledGoroutines()
+		before := testenv.SettledGoroutines()
 		conns := make([]*websocket.Conn, n)
 		for i := range conns {
 			c, _, err := websocket.Dial(context.Background(), url+"?access_token="+tok, nil)
@@ -71,7 +61,7 @@ func TestWS_IdleConnectionsHoldNoCommandGoroutine(t *testing.T) {
 			}
 			conns[i] = c
 		}
-		return conns, settledGoroutines() - before
+		return conns, testenv.SettledGoroutines() - before
 	}
 	plain, without := connectAll(false)
 	for _, c := range plain {

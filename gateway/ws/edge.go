@@ -141,8 +141,10 @@ type wconn struct {
 
 	endOnce sync.Once
 	done    atomic.Bool
-	// stop ends the command session and release the stream slot.
-	stop, release func()
+	// stopCmds ends the command session (nil: none, or ended); release
+	// frees the device's stream slot.
+	stopCmds atomic.Pointer[func()]
+	release  func()
 }
 
 // startEdge starts the poller, its readers and the keep-alive sweep on
@@ -181,7 +183,7 @@ func (g *Gateway) Close() error {
 	close(g.sweepStop)
 	<-g.sweepDone
 	g.poll.Each(func(c *wconn) {
-		c.closeNow(websocket.StatusGoingAway, "server shutting down")
+		c.closeSoon(websocket.StatusGoingAway, "server shutting down") // no wait on a client that does not read
 		c.end()
 	})
 	g.poll.Close()
@@ -242,7 +244,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Princip
 		release()
 		return true
 	}
-	c := &wconn{Conn: conn, raw: raw, g: g, p: p, recheck: recheck, release: release, stop: func() {},
+	c := &wconn{Conn: conn, raw: raw, g: g, p: p, recheck: recheck, release: release,
 		ctx: context.WithoutCancel(r.Context())}
 	now := time.Now().UnixNano()
 	c.lastData.Store(now)
@@ -260,7 +262,11 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Princip
 	}
 	_ = conn.SetWriteDeadline(time.Time{}) // raw writes (writeNow) obey it too
 	if g.cmds != nil {
-		c.stop = g.serveCommands(c.ctx, c, p, recheck)
+		stop := g.serveCommands(c.ctx, c, p, recheck)
+		c.stopCmds.Store(&stop)
+		if c.done.Load() { // a command's write failed meanwhile
+			c.endCommands()
+		}
 	}
 	// Bytes the client sent right after its request are in net/http's
 	// buffer, not in the socket: epoll will not report them.
@@ -288,14 +294,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Princip
 // reader reads ready connections; it ends after readerIdle without one.
 func (g *Gateway) reader() {
 	buf := make([]byte, 16<<10)
-	idle := netpoll.StoppedTimer()
-	for {
-		c, ok := g.readers.Take(idle)
-		if !ok {
-			return
-		}
-		c.handle(buf)
-	}
+	g.readers.Each(func(c *wconn) { c.handle(buf) })
 }
 
 // handle reads what the connection holds and queues every whole message,
@@ -798,10 +797,19 @@ func (c *wconn) end() {
 		if token := c.token.Load(); token != 0 {
 			c.g.poll.Remove(token)
 		}
-		_ = c.Conn.Close() // first: a command being written fails at once, so stop need not wait for it
-		c.stop()
+		_ = c.Conn.Close() // first: a command being written fails at once
+		c.endCommands()
 		c.release()
 	})
+}
+
+// endCommands ends the command session, on a goroutine of its own: end
+// may run inside a command's delivery (abort, revoked), which the
+// session's Close waits for.
+func (c *wconn) endCommands() {
+	if stop := c.stopCmds.Swap(nil); stop != nil {
+		go (*stop)()
+	}
 }
 
 // writeText writes a command (commands.go).

@@ -128,6 +128,19 @@ func (p *Pool[T]) Take(t *time.Timer) (T, bool) {
 	return x, true
 }
 
+// Each takes items and calls f on each until none came for idle: the body
+// of a pool goroutine that handles one item at a time.
+func (p *Pool[T]) Each(f func(T)) {
+	idle := StoppedTimer()
+	for {
+		x, ok := p.Take(idle)
+		if !ok {
+			return
+		}
+		f(x)
+	}
+}
+
 // TryTake returns the next item if one is queued.
 func (p *Pool[T]) TryTake() (T, bool) {
 	p.mu.Lock()

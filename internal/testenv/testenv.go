@@ -8,7 +8,9 @@ package testenv
 
 import (
 	"os"
+	"runtime"
 	"testing"
+	"time"
 )
 
 func get(t testing.TB, env, what string) string {
@@ -61,4 +63,15 @@ func KafkaSASLListener(t testing.TB) KafkaSASL {
 // test PostgreSQL server's TLS, for sslrootcert.
 func PostgresCAFile(t testing.TB) string {
 	return get(t, "IOT_TEST_POSTGRES_CA_FILE", "PostgreSQL TLS certificate")
+}
+
+// SettledGoroutines is the fewest goroutines seen over 200 ms: a count
+// that goroutines ending meanwhile (a closed connection's) do not inflate.
+func SettledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 10 {
+		time.Sleep(20 * time.Millisecond)
+		n = min(n, runtime.NumGoroutine())
+	}
+	return n
 }

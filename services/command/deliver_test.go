@@ -1,7 +1,6 @@
 package command
 
 import (
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,18 +9,8 @@ import (
 
 	commandv1 "github.com/iotplatform/iotplatform/gen/iot/command/v1"
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/testenv"
 )
-
-// settledGoroutines is the fewest goroutines seen over 200 ms (transient
-// ones, such as a dispatcher with nothing to send, have ended by then).
-func settledGoroutines() int {
-	n := runtime.NumGoroutine()
-	for range 10 {
-		time.Sleep(20 * time.Millisecond)
-		n = min(n, runtime.NumGoroutine())
-	}
-	return n
-}
 
 // waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -80,12 +69,12 @@ func (f *fixture) status(t *testing.T, id int64) registry.CommandStatus {
 func TestAttachFunc_IdleSessionsHoldNoGoroutine(t *testing.T) {
 	f := newFixture(t, Config{})
 	const n = 200
-	before := settledGoroutines()
+	before := testenv.SettledGoroutines()
 	sessions := make([]*Session, n)
 	for i := range sessions {
 		sessions[i] = f.svc.AttachFunc(int64(1000+i), EdgeWS, true, func(*Session, registry.Command) bool { return true })
 	}
-	after := settledGoroutines()
+	after := testenv.SettledGoroutines()
 	for _, s := range sessions {
 		s.Close()
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/iotplatform/iotplatform/gen/iot/command/v1/commandv1connect"
 	"github.com/iotplatform/iotplatform/internal/authn"
 	"github.com/iotplatform/iotplatform/internal/registry"
+	"github.com/iotplatform/iotplatform/internal/testenv"
 )
 
 // deviceServer serves h over HTTP/2 without TLS, every call authenticated
@@ -99,7 +100,7 @@ func TestConnect_IdleStreamsHoldNoCommandGoroutine(t *testing.T) {
 		streams[i] = open(t, f.ctx, client)
 		roundTrip(t, streams[i])
 	}
-	settledGoroutines()
+	testenv.SettledGoroutines()
 	if got := connectGoroutines(); got > n {
 		t.Fatalf("%d idle streams: %d goroutines in or from Connect, want one each (its handler)", n, got)
 	}
