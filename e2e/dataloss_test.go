@@ -92,6 +92,27 @@ func mqttjs(t *testing.T, p *Platform, d Device, arrays, first, version int) int
 	return n
 }
 
+// wsjs runs e2e/mqttjs/wsproducer.js (Node.js's ws library, installed by
+// scripts/install-mqttjs.sh): arrays of 2-5 readings sharing a millisecond
+// without timestamps, sent at once, the last one in fragments; it checks
+// the acks and returns the readings accepted.
+func wsjs(t *testing.T, p *Platform, d Device, arrays, first int) int {
+	t.Helper()
+	if out, err := exec.Command("../scripts/install-mqttjs.sh").CombinedOutput(); err != nil {
+		t.Fatalf("install ws: %v\n%s", err, out)
+	}
+	out, err := exec.Command("node", "mqttjs/wsproducer.js", "ws://"+p.WS+"/", d.Token, d.SensorID,
+		strconv.Itoa(arrays), strconv.Itoa(first)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ws producer: %v\n%s", err, out)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("ws producer said %q", out)
+	}
+	return n
+}
+
 // storedValues returns the double values of a sensor's readings in the
 // order the store lists them (timestamp, then position in their batch).
 func storedValues(t *testing.T, p *Platform, token, sensor string, want int) []float64 {
@@ -161,6 +182,16 @@ func sameInstantEveryEdge(t *testing.T, p *Platform) {
 	// of one instant from different batches have no defined order.
 	if vs := sorted(got[9:]); fmt.Sprint(vs) != fmt.Sprint(seq(10, 9+n)) {
 		t.Errorf("mqtt.js readings stored as %v, want %v", vs, seq(10, 9+n))
+	}
+	// Node.js's ws library with its defaults: arrays built in one
+	// millisecond without timestamps, all sent before the first ack.
+	m := wsjs(t, p, d, 40, 10+n)
+	got = storedValues(t, p, admin, d.SensorID, 9+n+m)
+	if len(got) != 9+n+m {
+		t.Fatalf("ws accepted %d readings, %d stored", m, len(got)-9-n)
+	}
+	if vs := sorted(got[9+n:]); fmt.Sprint(vs) != fmt.Sprint(seq(10+n, 9+n+m)) {
+		t.Errorf("ws readings stored as %v, want %v", vs, seq(10+n, 9+n+m))
 	}
 }
 
