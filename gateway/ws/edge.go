@@ -821,9 +821,13 @@ func (c *wconn) abort() { c.end() }
 // revoked closes the connection whose credentials are no longer valid.
 func (c *wconn) revoked() { c.closeNow(websocket.StatusPolicyViolation, "credentials no longer valid") }
 
-// sweepEvery is how often the sweep checks the connections.
+// sweepEvery is how often the sweep checks the connections: a quarter of
+// the ping interval and of the idle timeout, half the pong wait, at most
+// 5 s (defaults: pings every 30–35 s, a missing pong noticed within
+// 10–15 s). Each sweep visits every connection: at 19,000 devices a sweep
+// a second was 2.6 % of the server's CPU.
 func (g *Gateway) sweepEvery() time.Duration {
-	return max(10*time.Millisecond, min(time.Second, g.cfg.PingInterval/2, g.cfg.IdleTimeout/4))
+	return max(10*time.Millisecond, min(5*time.Second, g.cfg.PingInterval/4, g.cfg.IdleTimeout/4, g.cfg.WriteTimeout/2))
 }
 
 // sweep pings the connections every PingInterval, ends those whose pong

@@ -489,3 +489,23 @@ func TestEdge_RoundsMergeConnections(t *testing.T) {
 		t.Fatalf("%d workers started, bound %d", w, maxWorkers)
 	}
 }
+
+// TestEdge_SweepEvery: with the defaults the sweep visits the connections
+// every 5 s (pings every 30 s, pong wait 10 s), and short settings make it
+// as frequent as they need (down to 10 ms).
+func TestEdge_SweepEvery(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{})
+	for _, tc := range []struct {
+		cfg  Config
+		want time.Duration
+	}{
+		{Config{}, 5 * time.Second},
+		{Config{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}, 12500 * time.Microsecond},
+		{Config{IdleTimeout: 200 * time.Millisecond}, 50 * time.Millisecond},
+		{Config{PingInterval: time.Millisecond}, 10 * time.Millisecond},
+	} {
+		if got := New(e.Log, e.Verifier, e.Service, tc.cfg).sweepEvery(); got != tc.want {
+			t.Errorf("%+v: sweep every %v, want %v", tc.cfg, got, tc.want)
+		}
+	}
+}
