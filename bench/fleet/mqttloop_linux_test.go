@@ -364,6 +364,9 @@ func TestAppendPublish(t *testing.T) {
 	for _, topic := range []string{"7", strings.Repeat("9", 200)} {
 		d := device{id: 7, sensor: 123456789}
 		for _, k := range []int{0, 41, 65534, 65535, 1 << 20} {
+			if got, want := string(payload(d, k, at)), fmt.Sprintf(`{"sensor_id":123456789,"timestamp":1764680000123,"value":%d.5}`, k); got != want {
+				t.Errorf("payload %s, want %s", got, want)
+			}
 			pid := uint16(k%65535 + 1)
 			body := mqttString(nil, topic)
 			body = binary.BigEndian.AppendUint16(body, pid)
