@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -360,6 +361,28 @@ func writeSome(fd int, b []byte) (int, error) {
 			return 0, nil
 		}
 		return 0, fmt.Errorf("write: %w", err)
+	}
+}
+
+// readSome reads what the socket holds now into b (0 when it holds
+// nothing); at the end of the stream the error is io.EOF, or
+// io.ErrUnexpectedEOF when the bytes before were partial.
+func readSome(fd int, b []byte, partial bool) (int, error) {
+	for {
+		r, err := syscall.Read(fd, b)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, nil
+		case err != nil:
+			return 0, fmt.Errorf("read: %w", err)
+		case r == 0 && partial:
+			return 0, io.ErrUnexpectedEOF
+		case r == 0:
+			return 0, io.EOF
+		}
+		return r, nil
 	}
 }
 

@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
-	"syscall"
 	"time"
 )
 
@@ -62,21 +60,12 @@ func (l *mqttLoop) read(i int) {
 		return
 	}
 	for m.got < len(m.ack) {
-		r, err := syscall.Read(d.fd, m.ack[m.got:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
+		r, err := readSome(d.fd, m.ack[m.got:], m.got > 0)
+		if err != nil {
+			l.fail(i, fmt.Errorf("puback: %w", err))
 			return
-		case err != nil:
-			l.fail(i, fmt.Errorf("puback: read: %w", err))
-			return
-		case r == 0:
-			e := io.EOF
-			if m.got > 0 {
-				e = io.ErrUnexpectedEOF
-			}
-			l.fail(i, fmt.Errorf("puback: %w", e))
+		}
+		if r == 0 {
 			return
 		}
 		m.got += r

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -82,24 +80,15 @@ func (l *wsLoop) read(i int) {
 	d, w := &l.devs[i], &l.ws[i]
 	for {
 		b := append(l.buf[:0], w.in...)
-		r, err := syscall.Read(d.fd, b[len(b):cap(b)])
+		r, err := readSome(d.fd, b[len(b):cap(b)], len(w.in) > 0)
 		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
+		case err != nil:
+			l.fail(i, fmt.Errorf("ack: %w", err))
+			return
+		case r == 0:
 			if len(w.in) > 0 { // whole frames may have come with the upgrade
 				l.frames(i, w.in, time.Now())
 			}
-			return
-		case err != nil:
-			l.fail(i, fmt.Errorf("ack: read: %w", err))
-			return
-		case r == 0:
-			e := io.EOF
-			if len(w.in) > 0 {
-				e = io.ErrUnexpectedEOF
-			}
-			l.fail(i, fmt.Errorf("ack: %w", e))
 			return
 		}
 		if !l.frames(i, b[:len(b)+r], time.Now()) {

@@ -132,13 +132,12 @@ func TestWSLoop_Gateway(t *testing.T) {
 // "close2" (two acks, then a close frame). Every ping's pong must carry
 // its payload.
 type wsServer struct {
+	*tcpServer
 	t     *testing.T
-	ln    net.Listener
 	modes map[int64]string
 
 	mu   sync.Mutex
 	seen map[int64]*wsLog
-	wg   sync.WaitGroup
 }
 
 type wsLog struct {
@@ -150,33 +149,14 @@ type wsLog struct {
 }
 
 func newWSServer(t *testing.T, modes map[int64]string) *wsServer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &wsServer{t: t, ln: ln, modes: modes, seen: map[int64]*wsLog{}}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				s.serve(c)
-			}()
-		}
-	}()
+	s := &wsServer{t: t, modes: modes, seen: map[int64]*wsLog{}}
+	s.tcpServer = startTCP(t, s.serve)
 	return s
 }
 
+// wait waits for every connection to end.
 func (s *wsServer) wait() map[int64]*wsLog {
-	s.ln.Close()
-	s.wg.Wait()
+	s.close()
 	return s.seen
 }
 
@@ -398,18 +378,11 @@ func TestWSLoop(t *testing.T) {
 			t.Errorf("got %+v (%d latencies), want sent = acked = %d, window %d, no errors", r, len(lats), want.sent, want.windowAcked)
 		}
 		// No device closes while another still waits for an ack.
-		var lastAck, firstClose time.Time
+		var acks, ends []time.Time
 		for _, l := range seen {
-			if l.lastAck.After(lastAck) {
-				lastAck = l.lastAck
-			}
-			if firstClose.IsZero() || l.closeAt.Before(firstClose) {
-				firstClose = l.closeAt
-			}
+			acks, ends = append(acks, l.lastAck), append(ends, l.closeAt)
 		}
-		if firstClose.Before(lastAck) {
-			t.Errorf("a device closed %v before the last ack was written", lastAck.Sub(firstClose))
-		}
+		wantEndsAfterAcks(t, acks, ends)
 	})
 
 	t.Run("missing ack", func(t *testing.T) {
