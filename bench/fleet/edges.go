@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -142,27 +144,42 @@ func dialWS(addr string, d device) (client, error) {
 		c.Close()
 		return nil, fmt.Errorf("upgrade: %s", resp.Status)
 	}
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), wsAccept(key[:]); got != want {
+		c.Close()
+		return nil, fmt.Errorf("upgrade: Sec-WebSocket-Accept %q, want %q", got, want)
+	}
 	return &wsClient{c: c, r: r, d: d}, nil
 }
 
+// wsAccept is the Sec-WebSocket-Accept that answers key (RFC 6455 section 4.2.2).
+func wsAccept(key []byte) string {
+	h := sha1.Sum([]byte(base64.StdEncoding.EncodeToString(key) + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
 func (w *wsClient) frame(op byte, p []byte) error {
-	b := append(w.wb[:0], 0x80|op)
-	switch {
-	case len(p) < 126:
-		b = append(b, 0x80|byte(len(p)))
-	default:
-		b = append(b, 0x80|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
-	}
-	var mask [4]byte
-	_, _ = rand.Read(mask[:])
-	b = append(b, mask[:]...)
-	for i, c := range p {
-		b = append(b, c^mask[i%4])
-	}
-	w.wb = b
-	_, err := w.c.Write(b)
+	w.wb = appendClientFrame(w.wb[:0], op, p)
+	_, err := w.c.Write(w.wb)
 	return err
+}
+
+// appendClientFrame appends p as one masked frame of opcode op (p under
+// 64 KiB).
+func appendClientFrame(b []byte, op byte, p []byte) []byte {
+	b = append(b, 0x80|op)
+	if len(p) < 126 {
+		b = append(b, 0x80|byte(len(p)))
+	} else {
+		b = binary.BigEndian.AppendUint16(append(b, 0x80|126), uint16(len(p)))
+	}
+	mask := mrand.Uint32()
+	b = binary.BigEndian.AppendUint32(b, mask)
+	var m [4]byte
+	binary.BigEndian.PutUint32(m[:], mask)
+	for i, c := range p {
+		b = append(b, c^m[i&3])
+	}
+	return b
 }
 
 func (w *wsClient) send(k int, at time.Time) (bool, error) {

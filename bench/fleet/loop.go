@@ -27,7 +27,7 @@ type deviceLoop interface {
 }
 
 // goroutineLoop drives every device from its own goroutine through its
-// client's blocking send (every edge; MQTT where newMQTTLoop has no
+// client's blocking send (gRPC; MQTT and WebSocket where there is no
 // event loop). Nil clients did not connect.
 type goroutineLoop []client
 

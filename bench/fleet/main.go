@@ -11,8 +11,9 @@
 // The devices run in -procs child processes (the per-process descriptor
 // limit) with hand-written MQTT and WebSocket framing, so the generator
 // takes as little as it can of the CPU it shares with the server: on Linux a
-// worker drives all its MQTT devices from one epoll loop (mqttloop_linux.go);
-// WebSocket and gRPC devices (and MQTT elsewhere) have one goroutine each.
+// worker drives all its MQTT or WebSocket devices from one epoll loop
+// (evloop_linux.go); gRPC devices (and the others elsewhere) have one
+// goroutine each.
 //
 //	scripts/bench/fleet.sh -edge mqtt -n 19000      # starts the binary
 //	go run ./bench/fleet -api http://127.0.0.1:18080 -password PW -pid PID -edge ws -n 1000
@@ -313,8 +314,8 @@ func worker() error {
 	wg.Wait()
 	pace.Stop()
 	var loop deviceLoop = goroutineLoop(clients)
-	if *edge == "mqtt" {
-		l, err := newMQTTLoop(clients)
+	if newLoop := map[string]func([]client) (deviceLoop, error){"mqtt": newMQTTLoop, "ws": newWSLoop}[*edge]; newLoop != nil {
+		l, err := newLoop(clients)
 		if err != nil {
 			return err
 		}
@@ -362,8 +363,18 @@ type client interface {
 	close()
 }
 
-func payload(d device, k int, at time.Time) []byte {
-	return fmt.Appendf(nil, `{"sensor_id":%d,"timestamp":%d,"value":%d.5}`, d.sensor, at.UnixMilli(), k)
+// payload is device d's reading k, stamped at, as JSON.
+func payload(d device, k int, at time.Time) []byte { return appendPayload(nil, d, k, at) }
+
+// appendPayload appends payload(d, k, at) to b.
+func appendPayload(b []byte, d device, k int, at time.Time) []byte {
+	b = append(b, `{"sensor_id":`...)
+	b = strconv.AppendInt(b, d.sensor, 10)
+	b = append(b, `,"timestamp":`...)
+	b = strconv.AppendInt(b, at.UnixMilli(), 10)
+	b = append(b, `,"value":`...)
+	b = strconv.AppendInt(b, int64(k), 10)
+	return append(b, `.5}`...)
 }
 
 // ackTimeout bounds the wait for one ack.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,14 +22,13 @@ import (
 // "silent" (none), "wrongpid" (a PUBACK for another packet) or "close2"
 // (two PUBACKs, then the connection closed).
 type broker struct {
+	*tcpServer
 	t       *testing.T
-	ln      net.Listener
 	modes   map[int64]string
 	partial chan struct{} // the loop read half a PUBACK (nil: goroutineLoop)
 
 	mu   sync.Mutex
 	seen map[int64]*deviceLog
-	wg   sync.WaitGroup
 }
 
 type deviceLog struct {
@@ -41,35 +41,52 @@ type deviceLog struct {
 }
 
 func newBroker(t *testing.T, modes map[int64]string, partial chan struct{}) *broker {
+	b := &broker{t: t, modes: modes, partial: partial, seen: map[int64]*deviceLog{}}
+	b.tcpServer = startTCP(t, b.serve)
+	return b
+}
+
+// wait waits for every connection to end.
+func (b *broker) wait() map[int64]*deviceLog {
+	b.close()
+	return b.seen
+}
+
+// tcpServer serves each connection it accepts on a goroutine of its own.
+type tcpServer struct {
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+func startTCP(t *testing.T, serve func(net.Conn)) *tcpServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{t: t, ln: ln, modes: modes, partial: partial, seen: map[int64]*deviceLog{}}
-	b.wg.Add(1)
+	s := &tcpServer{ln: ln}
+	s.wg.Add(1)
 	go func() {
-		defer b.wg.Done()
+		defer s.wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			b.wg.Add(1)
+			s.wg.Add(1)
 			go func() {
-				defer b.wg.Done()
+				defer s.wg.Done()
 				defer c.Close()
-				b.serve(c)
+				serve(c)
 			}()
 		}
 	}()
-	return b
+	return s
 }
 
-// wait closes the listener and waits for every connection to end.
-func (b *broker) wait() map[int64]*deviceLog {
-	b.ln.Close()
-	b.wg.Wait()
-	return b.seen
+// close closes the listener and waits for every connection to end.
+func (s *tcpServer) close() {
+	s.ln.Close()
+	s.wg.Wait()
 }
 
 func readPacket(r *bufio.Reader) (byte, []byte, error) {
@@ -254,6 +271,17 @@ func fleetRun(t *testing.T, modes []string, s schedule, epoll bool) run {
 	return run{r, lats, b.wait(), partials, s}
 }
 
+// wantEndsAfterAcks checks that no device ended (ends: when the server saw
+// its goodbye) before the last ack was written (acks: when each device's
+// last was about to be).
+func wantEndsAfterAcks(t *testing.T, acks, ends []time.Time) {
+	t.Helper()
+	lastAck, firstEnd := slices.MaxFunc(acks, time.Time.Compare), slices.MinFunc(ends, time.Time.Compare)
+	if firstEnd.Before(lastAck) {
+		t.Errorf("a device ended %v before the last ack was written", lastAck.Sub(firstEnd))
+	}
+}
+
 // scheduled counts device i of n's readings: all, and the window's.
 func scheduled(s schedule, i, n int) (all, window int) {
 	for k := 0; s.at(i, n, k).Before(s.end); k++ {
@@ -311,18 +339,11 @@ func TestMQTTLoop(t *testing.T) {
 			if epoll {
 				// No device disconnects while another still waits for a
 				// PUBACK: the measured acks never overlap a disconnect storm.
-				var lastAck, firstDisconnect time.Time
+				var acks, ends []time.Time
 				for _, l := range x.seen {
-					if l.lastAck.After(lastAck) {
-						lastAck = l.lastAck
-					}
-					if firstDisconnect.IsZero() || l.disconnectAt.Before(firstDisconnect) {
-						firstDisconnect = l.disconnectAt
-					}
+					acks, ends = append(acks, l.lastAck), append(ends, l.disconnectAt)
 				}
-				if firstDisconnect.Before(lastAck) {
-					t.Errorf("a device disconnected %v before the last PUBACK was written", lastAck.Sub(firstDisconnect))
-				}
+				wantEndsAfterAcks(t, acks, ends)
 			}
 		})
 	}
@@ -364,6 +385,9 @@ func TestAppendPublish(t *testing.T) {
 	for _, topic := range []string{"7", strings.Repeat("9", 200)} {
 		d := device{id: 7, sensor: 123456789}
 		for _, k := range []int{0, 41, 65534, 65535, 1 << 20} {
+			if got, want := string(payload(d, k, at)), fmt.Sprintf(`{"sensor_id":123456789,"timestamp":1764680000123,"value":%d.5}`, k); got != want {
+				t.Errorf("payload %s, want %s", got, want)
+			}
 			pid := uint16(k%65535 + 1)
 			body := mqttString(nil, topic)
 			body = binary.BigEndian.AppendUint16(body, pid)
