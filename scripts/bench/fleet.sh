@@ -38,11 +38,13 @@ IOT_ADMIN_PASSWORD=$pw "$bin" serve --data-dir "$dir" --api-addr $api \
   --http-addr $httpa --ws-addr $ws --mqtt-addr $mqtt --log-level warn \
   $limits ${IOT_BENCH_SERVE_FLAGS:-} >"$dir/log" 2>&1 &
 pid=$!
+# stop runs as the EXIT trap: under set -e a kill of a server that already
+# ended would end the trap there (exit status 1, the temp dir left behind).
 stop() {
-  kill "$pid" 2>/dev/null
+  kill "$pid" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
   rm -rf "$dir"
 }
 trap stop EXIT
