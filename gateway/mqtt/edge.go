@@ -500,7 +500,11 @@ func (c *pconn) drain(buf []byte) (alive, yielded bool) {
 // consume processes the whole packets of data (after any partial one kept
 // from the previous read) and keeps the rest.
 func (c *pconn) consume(data []byte) error {
-	if len(c.partial) > 0 {
+	// grown: data is the kept packet's buffer with the new bytes appended
+	// (appending amortises: a packet trickling in small pieces is copied a
+	// constant number of times, not once per piece).
+	grown := len(c.partial) > 0
+	if grown {
 		data = append(c.partial, data...)
 		c.partial = nil
 	}
@@ -527,14 +531,18 @@ func (c *pconn) consume(data []byte) error {
 			// arrives (up to the packet bound), not with what the header
 			// announces: a client announcing 1 MiB and sending a few bytes
 			// holds a few bytes.
-			c.partial = append(make([]byte, 0, min(total, max(len(data), partialStart))), data...)
+			if grown {
+				c.partial = data
+			} else {
+				c.partial = append(make([]byte, 0, min(total, max(len(data), partialStart))), data...)
+			}
 			return nil
 		}
 		if err := c.packet(fh, data[1+hdr:total]); err != nil {
 			return err
 		}
 		atomic.AddInt64(&c.g.srv.Info.BytesReceived, int64(total))
-		data = data[total:]
+		data, grown = data[total:], false // a new packet starts: its bytes are copied once
 		if c.cl.Closed() {
 			return nil
 		}

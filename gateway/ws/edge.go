@@ -360,7 +360,11 @@ func (c *wconn) consume(data []byte) error {
 	if c.discard {
 		return nil
 	}
-	if len(c.partial) > 0 {
+	// grown: data is the kept frame's buffer with the new bytes appended
+	// (appending amortises: a message trickling in small pieces is copied
+	// a constant number of times, not once per piece).
+	grown := len(c.partial) > 0
+	if grown {
 		data = append(c.partial, data...)
 		c.partial = nil
 	}
@@ -370,10 +374,14 @@ func (c *wconn) consume(data []byte) error {
 			return err
 		}
 		if n == 0 { // not whole yet: keep its start (it grows with what arrives)
-			c.partial = append(make([]byte, 0, max(len(data), 512)), data...)
+			if grown {
+				c.partial = data
+			} else {
+				c.partial = append(make([]byte, 0, max(len(data), 512)), data...)
+			}
 			return nil
 		}
-		data = data[n:]
+		data, grown = data[n:], false // a new frame starts: its bytes are copied once
 	}
 	return nil
 }

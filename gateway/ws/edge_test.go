@@ -509,3 +509,31 @@ func TestEdge_SweepEvery(t *testing.T) {
 		}
 	}
 }
+
+// TestEdge_TrickledMessageCopiedLinearly: a message arriving in many small
+// pieces is kept by appending, not copied whole for every piece (which a
+// client trickling a 1 MiB message 100 bytes at a time would turn into
+// gigabytes of copying).
+func TestEdge_TrickledMessageCopiedLinearly(t *testing.T) {
+	e := ingesttest.New(t, ingesttest.Options{})
+	g := New(e.Log, e.Verifier, e.Service, Config{})
+	c := &wconn{g: g}
+	payload := []byte(strings.Repeat("x", 256<<10))
+	frame := clientFrame(opBinary, false, true, payload) // fin false: stays a fragment, nothing is ingested
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for off := 0; off < len(frame); off += 1 << 10 {
+		if err := c.consume(frame[off:min(off+1<<10, len(frame))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if c.fragType != opBinary || len(c.frag) != len(payload) {
+		t.Fatalf("fragment of %d bytes kept, want %d", len(c.frag), len(payload))
+	}
+	// Linear: a few times the frame (growth by doubling, the unmasked
+	// copy); a copy per piece would be 256 × 128 KiB on average = 32 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > uint64(8*len(frame)) {
+		t.Fatalf("%d bytes allocated to read a %d-byte frame in 1 KiB pieces", got, len(frame))
+	}
+}
