@@ -77,19 +77,8 @@ func mosquittoPub(t *testing.T, p *Platform, d Device, qos int, version, msg str
 // arrays of 2-5 readings sharing a millisecond, QoS 0, then end().
 func mqttjs(t *testing.T, p *Platform, d Device, arrays, first, version int) int {
 	t.Helper()
-	if out, err := exec.Command("../scripts/install-mqttjs.sh").CombinedOutput(); err != nil {
-		t.Fatalf("install mqtt.js: %v\n%s", err, out)
-	}
-	out, err := exec.Command("node", "mqttjs/producer.js", "mqtt://"+p.MQTT, d.Token, d.ID, d.SensorID,
-		strconv.Itoa(arrays), strconv.Itoa(first), strconv.Itoa(version)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("mqtt.js producer: %v\n%s", err, out)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("mqtt.js producer said %q", out)
-	}
-	return n
+	return nodeProducer(t, "mqttjs/producer.js", "mqtt://"+p.MQTT, d.Token, d.ID, d.SensorID,
+		strconv.Itoa(arrays), strconv.Itoa(first), strconv.Itoa(version))
 }
 
 // wsjs runs e2e/mqttjs/wsproducer.js (Node.js's ws library, installed by
@@ -98,17 +87,24 @@ func mqttjs(t *testing.T, p *Platform, d Device, arrays, first, version int) int
 // the acks and returns the readings accepted.
 func wsjs(t *testing.T, p *Platform, d Device, arrays, first int) int {
 	t.Helper()
+	return nodeProducer(t, "mqttjs/wsproducer.js", "ws://"+p.WS+"/", d.Token, d.SensorID,
+		strconv.Itoa(arrays), strconv.Itoa(first))
+}
+
+// nodeProducer runs a Node.js producer of e2e/mqttjs (its libraries
+// installed first) and returns the number it prints: the readings it sent.
+func nodeProducer(t *testing.T, script string, args ...string) int {
+	t.Helper()
 	if out, err := exec.Command("../scripts/install-mqttjs.sh").CombinedOutput(); err != nil {
-		t.Fatalf("install ws: %v\n%s", err, out)
+		t.Fatalf("install mqtt.js and ws: %v\n%s", err, out)
 	}
-	out, err := exec.Command("node", "mqttjs/wsproducer.js", "ws://"+p.WS+"/", d.Token, d.SensorID,
-		strconv.Itoa(arrays), strconv.Itoa(first)).CombinedOutput()
+	out, err := exec.Command("node", append([]string{script}, args...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("ws producer: %v\n%s", err, out)
+		t.Fatalf("%s: %v\n%s", script, err, out)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
 	if err != nil {
-		t.Fatalf("ws producer said %q", out)
+		t.Fatalf("%s said %q", script, out)
 	}
 	return n
 }
