@@ -102,10 +102,17 @@ type rawClient struct {
 	br   *bufio.Reader
 }
 
-// dialRaw upgrades with the device token; extra is written right after
-// the request, in the same write. A wss:// URL is dialed with TLS, each
-// write split in two (splitConn).
-func dialRaw(t *testing.T, url, token string, extra []byte) *rawClient {
+// dialRaw upgrades with the device token; extra[0] is written right after
+// the request, in the same write, the others each in a write of its own
+// before the response is read. A wss:// URL is dialed with TLS, each write
+// split in two (splitConn).
+func dialRaw(t *testing.T, url, token string, extra ...[]byte) *rawClient {
+	t.Helper()
+	return dialRawSplit(t, url, token, true, extra...)
+}
+
+// dialRawSplit is dialRaw, with TLS writes whole unless split.
+func dialRawSplit(t *testing.T, url, token string, split bool, extra ...[]byte) *rawClient {
 	t.Helper()
 	host, secure := strings.CutPrefix(url, "wss://")
 	host = strings.TrimPrefix(host, "ws://")
@@ -118,7 +125,11 @@ func dialRaw(t *testing.T, url, token string, extra []byte) *rawClient {
 		if !ok {
 			t.Fatalf("no certificate for %s", host)
 		}
-		conn = tls.Client(splitConn{conn}, &tls.Config{RootCAs: roots.(*x509.CertPool), ServerName: "127.0.0.1"})
+		under := conn
+		if split {
+			under = splitConn{conn}
+		}
+		conn = tls.Client(under, &tls.Config{RootCAs: roots.(*x509.CertPool), ServerName: "127.0.0.1"})
 	}
 	t.Cleanup(func() { conn.Close() })
 	key := make([]byte, 16)
@@ -126,8 +137,14 @@ func dialRaw(t *testing.T, url, token string, extra []byte) *rawClient {
 	k := base64.StdEncoding.EncodeToString(key)
 	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + k +
 		"\r\nAuthorization: Bearer " + token + "\r\n\r\n"
-	if _, err := conn.Write(append([]byte(req), extra...)); err != nil {
-		t.Fatal(err)
+	first := []byte(req)
+	if len(extra) > 0 {
+		first, extra = append(first, extra[0]...), extra[1:]
+	}
+	for _, b := range append([][]byte{first}, extra...) {
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(conn)
@@ -280,7 +297,7 @@ func TestEdge_IdleConnectionsHoldNoGoroutine(t *testing.T) {
 			base := runtime.NumGoroutine()
 			conns := make([]*rawClient, n)
 			for i := range conns {
-				conns[i] = dialRaw(t, url, tok, nil)
+				conns[i] = dialRaw(t, url, tok)
 				conns[i].write(clientFrame(opText, true, true, reading(i)))
 			}
 			for _, c := range conns {
@@ -379,7 +396,7 @@ func TestEdge_BadFrames(t *testing.T) {
 		{"announced too large", clientFrame(opBinary, true, true, make([]byte, 70000))[:20], websocket.StatusMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, url, tok, nil)
+			c := dialRaw(t, url, tok)
 			c.write(tc.frame)
 			if code := c.closeCode(); code != tc.want {
 				t.Fatalf("closed with %d, want %d", code, tc.want)
@@ -418,8 +435,8 @@ func TestEdge_KeepAlive(t *testing.T) {
 func testKeepAlive(t *testing.T, serveEdge func(*testing.T, Config) (*ingesttest.Env, *Gateway, string)) {
 	e, _, url := serveEdge(t, Config{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
-	silent := dialRaw(t, url, tok, nil)
-	answering := dialRaw(t, url, tok, nil)
+	silent := dialRaw(t, url, tok)
+	answering := dialRaw(t, url, tok)
 	pings := 0
 	for pings < 5 {
 		op, p, err := answering.read()
@@ -455,7 +472,7 @@ func TestEdge_BackPressure(t *testing.T) {
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
 	unblock := e.Sink.Block()
 	defer unblock()
-	c := dialRaw(t, url, tok, nil)
+	c := dialRaw(t, url, tok)
 	const n = 1000
 	go func() {
 		for v := 0; v < n; v++ {
@@ -517,7 +534,7 @@ func TestEdge_CloseSaysGoingAway(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			e, g, url := tr.start(t, Config{})
-			c := dialRaw(t, url, e.DeviceToken(t, ingesttest.DeviceA), nil)
+			c := dialRaw(t, url, e.DeviceToken(t, ingesttest.DeviceA))
 			c.write(clientFrame(opText, true, true, reading(1)))
 			if a := c.ack(); a.Status != http.StatusOK {
 				t.Fatalf("ack %+v", a)
@@ -541,7 +558,7 @@ func TestEdge_RoundsMergeConnections(t *testing.T) {
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
 	conns := make([]*rawClient, n)
 	for i := range conns {
-		conns[i] = dialRaw(t, url, tok, nil)
+		conns[i] = dialRaw(t, url, tok)
 	}
 	unblock := e.Sink.Block()
 	defer unblock()
@@ -605,8 +622,8 @@ func TestEdge_ClientNotReadingAcksDoesNotStallOthers(t *testing.T) {
 			}
 			b.WriteString("]")
 			bad := clientFrame(opText, true, true, []byte(b.String()))
-			c := dialRaw(t, url, tok, nil)
-			silent := dialRaw(t, url, tok, nil)
+			c := dialRaw(t, url, tok)
+			silent := dialRaw(t, url, tok)
 			go func() {
 				for range n {
 					if _, err := silent.conn.Write(bad); err != nil {
@@ -651,4 +668,23 @@ func TestEdge_ClientNotReadingAcksDoesNotStallOthers(t *testing.T) {
 			t.Logf("the client that did not read got %d acks of %d before it was cut off", acks, n)
 		})
 	}
+}
+
+// TestEdge_TLSRecordsSentWithTheUpgrade: messages sent in TLS records of
+// their own right after the upgrade request, before its response, are
+// read (crypto/tls may hold them when the connection switches to epoll,
+// which will not report them) and acknowledged in order.
+func TestEdge_TLSRecordsSentWithTheUpgrade(t *testing.T) {
+	e, _, url := startEdgeTLS(t, Config{}, false)
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	for k := range 20 {
+		c := dialRawSplit(t, url, tok, false, nil, clientFrame(opText, true, true, reading(3*k)),
+			clientFrame(opText, true, true, reading(3*k+1)), clientFrame(opText, true, true, reading(3*k+2)))
+		for i := range 3 {
+			if a := c.ack(); a.Index != i || a.Status != http.StatusOK {
+				t.Fatalf("connection %d: ack %+v, want index %d status 200", k, a, i)
+			}
+		}
+	}
+	e.Sink.WantInOrder(t, 60)
 }
