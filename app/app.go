@@ -92,6 +92,8 @@ type server struct {
 	srv  *http.Server
 	ln   net.Listener
 	tls  *tls.Config
+	// tlsListener, when set, wraps ln under crypto/tls (serve).
+	tlsListener func(net.Listener) net.Listener
 }
 
 type runner struct {
@@ -130,8 +132,10 @@ func New(log *slog.Logger, cfg Config, opts ...Option) (*App, error) {
 func (a *App) onClose(fn func() error) { a.closers = append(a.closers, fn) }
 
 // addServer serves h on addr for the process lifetime.
-func (a *App) addServer(name, addr string, h http.Handler) {
-	a.servers = append(a.servers, &server{name: name, addr: addr, srv: a.newServer(name, h), tls: a.tls[name]})
+func (a *App) addServer(name, addr string, h http.Handler) *server {
+	s := &server{name: name, addr: addr, srv: a.newServer(name, h), tls: a.tls[name]}
+	a.servers = append(a.servers, s)
+	return s
 }
 
 // addRunner runs fn until ctx is cancelled; an error stops the process.

@@ -85,7 +85,10 @@ func (a *App) initIngest(context.Context) (*ingest.Service, error) {
 		GoroutinePerConnection: !c.WS.Epoll})
 	a.onClose(wg.Close) // after the servers' shutdown: the epoll-read connections get a close frame (1001)
 	a.addServer("http", c.HTTP.Addr, withOps(telemetry.HTTP("http", hg)))
-	a.addServer("ws", c.WS.Addr, withOps(telemetry.HTTP("ws", wg)))
+	// Under TLS the connections are accepted switchable to non-blocking
+	// reads, so that wss:// devices are read through epoll too
+	// (gateway/ws/edge.go).
+	a.addServer("ws", c.WS.Addr, withOps(telemetry.HTTP("ws", wg))).tlsListener = wg.Listener
 
 	// The gateway serves TLS itself (per connection) so that TLS clients
 	// are read through epoll like plain ones (gateway/mqtt/edge.go).

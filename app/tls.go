@@ -61,15 +61,20 @@ func (a *App) initTLS() (tlsParts, error) {
 }
 
 // serve serves s over TLS when it has a configuration (HTTP/2 via ALPN for
-// gRPC clients, except on the WebSocket listener), else plain.
+// gRPC clients, except on the WebSocket listener; under crypto/tls the
+// connections its tlsListener accepts), else plain.
 func (s *server) serve() error {
 	if s.tls == nil {
 		return s.srv.Serve(s.ln)
+	}
+	ln := s.ln
+	if s.tlsListener != nil {
+		ln = s.tlsListener(ln)
 	}
 	s.srv.TLSConfig = s.tls
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetHTTP2(len(s.tls.NextProtos) > 0 && s.tls.NextProtos[0] == "h2")
 	s.srv.Protocols = p
-	return s.srv.ServeTLS(s.ln, "", "")
+	return s.srv.ServeTLS(ln, "", "")
 }

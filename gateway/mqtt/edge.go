@@ -50,9 +50,9 @@ import (
 //
 // TLS connections are read the same way when the gateway serves TLS itself
 // (Config.TLS): the handshake and CONNECT block on the attaching goroutine,
-// then the socket under crypto/tls never waits (nbConn): a read with
-// nothing waiting fails with a temporary error, which crypto/tls does not
-// keep, holding a partial record until the rest arrives.
+// then the socket under crypto/tls never waits (netpoll.NonBlocking): a
+// read with nothing waiting fails with a temporary error, which crypto/tls
+// does not keep, holding a partial record until the rest arrives.
 
 // readerIdle is how long a reader goroutine with nothing to read waits for
 // another ready connection before it ends.
@@ -89,7 +89,7 @@ type pconn struct {
 	sess *session
 	// tls is Conn on a TLS connection, read through nb (nil: plain TCP).
 	tls *tls.Conn
-	nb  *nbConn
+	nb  *netpoll.NonBlocking
 
 	cl *mochi.Client
 	// keepalive in seconds (0: none); expiry is the unix-nano instant the
@@ -163,45 +163,13 @@ func (c *pconn) end(err error) {
 	s.Listeners.ClientsWg.Done()
 }
 
-// nbConn is the socket under a TLS connection read through epoll: reads
-// block until the client is attached (handshake, CONNECT), then never wait.
-type nbConn struct {
-	net.Conn
-	raw         syscall.RawConn
-	nonblocking atomic.Bool
-}
-
-func (c *nbConn) Read(b []byte) (int, error) {
-	if !c.nonblocking.Load() {
-		return c.Conn.Read(b)
-	}
-	n, err := netpoll.ReadNow(c.raw, b)
-	if err == nil && n == 0 {
-		return 0, errWouldBlock
-	}
-	return n, err
-}
-
-// NetConn returns the connection as accepted.
-func (c *nbConn) NetConn() net.Conn { return c.Conn }
-
-// wouldBlock is a temporary net.Error: crypto/tls does not make it the
-// connection's error (tls.Conn.readRecordOrCCS), so the next read goes on.
-type wouldBlock struct{}
-
-func (wouldBlock) Error() string   { return "mqtt: no bytes waiting" }
-func (wouldBlock) Timeout() bool   { return true }
-func (wouldBlock) Temporary() bool { return true }
-
-var errWouldBlock net.Error = wouldBlock{}
-
 // read reads what is waiting without blocking (n == 0, nil: nothing).
 func (c *pconn) read(buf []byte) (int, error) {
 	if c.tls == nil {
 		return netpoll.ReadNow(c.raw, buf)
 	}
 	n, err := c.tls.Read(buf)
-	if errors.Is(err, errWouldBlock) {
+	if errors.Is(err, netpoll.ErrWouldBlock) {
 		return n, nil
 	}
 	return n, err
@@ -239,7 +207,7 @@ func (l *edgeListener) Serve(establish listeners.EstablishFn) {
 		}
 		switch cfg := l.g.cfg.TLS; {
 		case raw != nil && cfg != nil:
-			nb := &nbConn{Conn: conn, raw: raw}
+			nb := netpoll.NewNonBlocking(conn)
 			go l.g.attach(l, tls.Server(nb, cfg), raw, nb)
 			continue
 		case raw != nil:
@@ -276,7 +244,7 @@ func (l *edgeListener) Close(listeners.CloseFn) {
 // attach reads CONNECT on the accepting goroutine (bounded by the
 // listener's first-read deadline), authenticates and acknowledges it as
 // mochi's attachClient does, then hands the connection to epoll.
-func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn, nb *nbConn) {
+func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn, nb *netpoll.NonBlocking) {
 	s := g.srv
 	s.Listeners.ClientsWg.Add(1)
 	c := &pconn{Conn: conn, raw: raw, g: g, nb: nb}
@@ -300,7 +268,7 @@ func (g *Gateway) attach(l *edgeListener, conn net.Conn, raw syscall.RawConn, nb
 	if c.nb != nil {
 		// What crypto/tls holds already is read now: epoll only tells
 		// about bytes still in the socket.
-		c.nb.nonblocking.Store(true)
+		c.nb.SetNonBlocking()
 		if alive, _ := c.drain(make([]byte, 4<<10)); !alive {
 			return
 		}

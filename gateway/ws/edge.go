@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -30,20 +31,37 @@ import (
 // coder/websocket reads each connection on a goroutine of its own, parked
 // in Conn.Read with its buffers; at fleet shape, many devices each sending
 // once a second, those stacks and buffers were most of the server's memory
-// (54 KiB per device at 19,000, docs/BENCHMARKS.md, issue #18). A plain
-// (not TLS) HTTP/1.1 upgrade is therefore taken over by the gateway: it
-// answers the handshake itself on the hijacked connection, registers the
-// socket with epoll (internal/netpoll) and reads it only when it has bytes,
-// on a small pool of readers; each whole message is queued on the
-// connection, and a connection with messages goes to a bounded pool of
-// workers that ingest and acknowledge them in order. An idle device costs
-// its socket and a wconn: no goroutine, no buffer.
+// (54 KiB per device at 19,000, docs/BENCHMARKS.md, issue #18). An
+// HTTP/1.1 upgrade is therefore taken over by the gateway: it answers the
+// handshake itself on the hijacked connection, registers the socket with
+// epoll (internal/netpoll) and reads it only when it has bytes, on a small
+// pool of readers; each whole message is queued on the connection, and a
+// connection with messages goes to a bounded pool of workers that ingest
+// and acknowledge them in order. An idle device costs its socket and a
+// wconn: no goroutine, no buffer.
+//
+// TLS connections (wss://) are read the same way when the server accepts
+// them through Listener, as the MQTT edge's are (gateway/mqtt/edge.go):
+// the socket under crypto/tls is a netpoll.NonBlocking, blocking for the
+// TLS handshake and the upgrade request, switched to never waiting once
+// the connection is taken over; a reader then reads the *tls.Conn until it
+// would block (crypto/tls may hold more records than the socket shows, and
+// holds a partial one until the rest arrives). Writes cannot go to the raw
+// socket (they are records of the TLS stream), and a TLS write cut short by
+// a deadline breaks the stream; so what the plain path writes without
+// waiting (acks, pings, pongs, closes: writeSome) is written through TLS
+// only when it is short and the socket's buffer has room for it at once
+// (netpoll.Writable), with a short deadline should the room run out
+// meanwhile; otherwise pings and closes wait for the next sweep and acks
+// and pongs go to the goroutine that takes over a write that cannot
+// complete at once, as on the plain path.
 //
 // What a client sees is the same on both paths: the same acks, close codes
 // (1008 idle timeout or revoked credentials, 1009 too large, 1002 protocol
 // errors) and keep-alive pings. No extension is negotiated (coder/websocket
-// does not compress by default either). TLS connections (the gateway's
-// listener serving TLS) and other platforms use coder/websocket.
+// does not compress by default either). TLS connections not accepted
+// through Listener, `--ws-epoll=false` and platforms other than Linux use
+// coder/websocket.
 
 // Reader bounds, as the MQTT edge's (gateway/mqtt/edge.go).
 const (
@@ -64,6 +82,14 @@ const (
 	// closeWait is how long a closing connection waits for the client's
 	// close frame.
 	closeWait = 5 * time.Second
+	// tlsNowMax bounds what writeSome writes through TLS (a turn's acks,
+	// a control frame) when the socket's buffer has room (at least half
+	// of what it holds free, and a few KiB at the least): more goes to
+	// the goroutine path. tlsNowTimeout bounds such a write should the
+	// room run out all the same (the connection then ends: a record cut
+	// short cannot be resumed).
+	tlsNowMax     = 2 << 10
+	tlsNowTimeout = time.Second
 )
 
 // WebSocket opcodes (RFC 6455 section 5.2).
@@ -97,11 +123,14 @@ type message struct {
 // wconn is one device connection read through epoll.
 type wconn struct {
 	netpoll.State
-	net.Conn // as hijacked (the listener's wrappers); writes and Close go through it
-	raw      syscall.RawConn
-	g        *Gateway
-	p        authn.Principal
-	recheck  func(context.Context) (int, error)
+	net.Conn                 // as hijacked (the listener's wrappers, or *tls.Conn); writes go through it
+	raw      syscall.RawConn // the socket (under crypto/tls too)
+	// tls is Conn on a TLS connection, read through nb (nil: plain).
+	tls     *tls.Conn
+	nb      *netpoll.NonBlocking
+	g       *Gateway
+	p       authn.Principal
+	recheck func(context.Context) (int, error)
 	// ctx is the upgrade request's, without its cancellation: a message
 	// read before the connection ended is still ingested.
 	ctx   context.Context
@@ -190,12 +219,26 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
-// upgradable reports a well-formed plain HTTP/1.1 WebSocket upgrade (RFC
-// 6455 section 4.2.1); anything else goes to coder/websocket, which
-// answers it with the right error.
-func upgradable(r *http.Request) bool {
+// Listener wraps the listener of a server that serves the gateway over
+// TLS (http.Server.ServeTLS wraps its connections in crypto/tls): the TCP
+// connections it accepts can be switched to reads that never wait
+// (netpoll.NonBlocking), so that wss:// upgrades are read through epoll
+// too. Without it TLS connections are read by coder/websocket.
+func (g *Gateway) Listener(ln net.Listener) net.Listener {
+	if g.cfg.GoroutinePerConnection {
+		return ln
+	}
+	g.tlsEpoll.Store(true)
+	return netpoll.NonBlockingListener(ln)
+}
+
+// upgradable reports a well-formed HTTP/1.1 WebSocket upgrade (RFC 6455
+// section 4.2.1), over TLS only when its connection came through Listener;
+// anything else goes to coder/websocket, which answers it with the right
+// error.
+func (g *Gateway) upgradable(r *http.Request) bool {
 	keys := r.Header.Values("Sec-WebSocket-Key")
-	if r.TLS != nil || r.ProtoMajor != 1 || !r.ProtoAtLeast(1, 1) || r.Method != http.MethodGet || len(keys) != 1 ||
+	if r.TLS != nil && !g.tlsEpoll.Load() || r.ProtoMajor != 1 || !r.ProtoAtLeast(1, 1) || r.Method != http.MethodGet || len(keys) != 1 ||
 		!headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") ||
 		r.Header.Get("Sec-WebSocket-Version") != "13" {
 		return false
@@ -227,7 +270,7 @@ func acceptKey(key string) string {
 // epoll (false: the caller serves it with coder/websocket). It owns
 // release from then on.
 func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Principal, subproto string, recheck func(context.Context) (int, error), release func()) bool {
-	if !upgradable(r) || !g.startEdge() {
+	if !g.upgradable(r) || !g.startEdge() {
 		return false
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
@@ -235,16 +278,24 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Princip
 		return false
 	}
 	raw := netpoll.Pollable(conn)
+	tc, _ := conn.(*tls.Conn)
+	var nb *netpoll.NonBlocking
+	if tc != nil {
+		if nb = netpoll.NonBlockingUnder(tc.NetConn()); nb != nil {
+			raw = nb.Raw()
+		}
+	}
 	if raw == nil {
-		// Not a TCP socket under the listener's wrappers: nothing to
-		// read through epoll, and the connection is ours now.
+		// Not a TCP socket under the listener's wrappers (or a TLS one
+		// not accepted through Listener, served by another server):
+		// nothing to read through epoll, and the connection is ours now.
 		g.log.Error("ws connection not pollable", "remote", r.RemoteAddr)
 		_, _ = conn.Write([]byte("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
 		conn.Close()
 		release()
 		return true
 	}
-	c := &wconn{Conn: conn, raw: raw, g: g, p: p, recheck: recheck, release: release,
+	c := &wconn{Conn: conn, raw: raw, tls: tc, nb: nb, g: g, p: p, recheck: recheck, release: release,
 		ctx: context.WithoutCancel(r.Context())}
 	now := time.Now().UnixNano()
 	c.lastData.Store(now)
@@ -268,6 +319,9 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Princip
 			c.endCommands()
 		}
 	}
+	if nb != nil {
+		nb.SetNonBlocking() // nothing reads the connection until it is registered
+	}
 	// Bytes the client sent right after its request are in net/http's
 	// buffer, not in the socket: epoll will not report them.
 	if n := brw.Reader.Buffered(); n > 0 {
@@ -287,6 +341,12 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, p authn.Princip
 	c.token.Store(token)
 	if c.done.Load() { // ended meanwhile: end may have removed nothing
 		g.poll.Remove(token)
+		return true
+	}
+	// Records crypto/tls read with the request are not in the socket
+	// either: a reader reads them now.
+	if c.tls != nil && c.Claim() {
+		g.readers.Push(c)
 	}
 	return true
 }
@@ -333,7 +393,7 @@ func (c *wconn) drain(buf []byte) (alive, yielded bool) {
 		if paused { // the worker reads it again (process)
 			return true, false
 		}
-		n, err := netpoll.ReadNow(c.raw, buf)
+		n, err := c.read(buf)
 		if err != nil {
 			c.end()
 			return false, false
@@ -345,13 +405,27 @@ func (c *wconn) drain(buf []byte) (alive, yielded bool) {
 		if err := c.consume(buf[:n]); err != nil {
 			c.fail(err)
 		}
-		if n < len(buf) {
+		if c.tls == nil && n < len(buf) {
 			// The socket is empty (a short read); bytes arriving from now
-			// on are a new edge, which epoll reports.
+			// on are a new edge, which epoll reports. crypto/tls may hold
+			// more records (it returns one at a time): it is read until
+			// it would block.
 			return true, false
 		}
 	}
 	return true, true
+}
+
+// read reads what is waiting without blocking (n == 0, nil: nothing).
+func (c *wconn) read(buf []byte) (int, error) {
+	if c.tls == nil {
+		return netpoll.ReadNow(c.raw, buf)
+	}
+	n, err := c.tls.Read(buf)
+	if errors.Is(err, netpoll.ErrWouldBlock) {
+		return n, nil
+	}
+	return n, err
 }
 
 // consume handles the whole frames of data (after any partial one kept
@@ -629,10 +703,11 @@ func (c *wconn) take() []message {
 }
 
 // acked writes a turn's acks in one write without waiting (a worker serves
-// many connections): a connection whose socket cannot take them (a client
-// that does not read) or that is writing another frame gets them from a
-// goroutine of its own, which waits up to WriteTimeout. Then the
-// connection goes back to the workers if messages came meanwhile.
+// many connections; writeSome): a connection whose socket cannot take them
+// (a client that does not read; through TLS, acks over tlsNowMax too) or
+// that is writing another frame gets them from a goroutine of its own,
+// which waits up to WriteTimeout. Then the connection goes back to the
+// workers if messages came meanwhile.
 func (c *wconn) acked(tr *turn) {
 	var b []byte
 	for _, a := range tr.acks {
@@ -647,10 +722,7 @@ func (c *wconn) acked(tr *turn) {
 	}
 	locked := false
 	if !revoked && c.wmu.TryLock() {
-		n, err := 0, error(net.ErrClosed)
-		if !c.done.Load() {
-			n, err = netpoll.WriteNow(c.raw, b)
-		}
+		n, err := c.writeSome(b)
 		if err != nil || n == len(b) {
 			c.wmu.Unlock()
 			if err != nil {
@@ -711,13 +783,39 @@ func (c *wconn) write(op byte, payload []byte) error {
 	return c.writeLocked(op, payload, c.g.cfg.WriteTimeout)
 }
 
-// writeLocked writes one unmasked frame in one write. c.wmu is held. The
-// deadline is cleared after it: writeNow's raw writes obey it too.
+// writeLocked writes one unmasked frame in one write. c.wmu is held.
 func (c *wconn) writeLocked(op byte, payload []byte, timeout time.Duration) error {
+	return c.writeWithin(appendFrame(make([]byte, 0, 10+len(payload)), op, payload), timeout)
+}
+
+// writeWithin writes b waiting up to timeout. c.wmu is held. The deadline
+// is cleared after it: writeSome's raw writes obey it too.
+func (c *wconn) writeWithin(b []byte, timeout time.Duration) error {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
-	_, err := c.Conn.Write(appendFrame(make([]byte, 0, 10+len(payload)), op, payload))
+	_, err := c.Conn.Write(b)
 	_ = c.Conn.SetWriteDeadline(time.Time{})
 	return err
+}
+
+// writeSome writes what the connection takes of b without waiting (c.wmu
+// is held): on a plain connection what the socket's buffer takes; through
+// TLS, which cannot write part of a record and go on later, all of b when
+// it is short and the buffer has room for it (netpoll.Writable), else
+// nothing (the write is bounded by tlsNowTimeout should the room run out
+// meanwhile: an error, the connection ends).
+func (c *wconn) writeSome(b []byte) (int, error) {
+	switch {
+	case c.done.Load():
+		return 0, net.ErrClosed
+	case c.tls == nil:
+		return netpoll.WriteNow(c.raw, b)
+	case len(b) > tlsNowMax || !netpoll.Writable(c.raw):
+		return 0, nil
+	}
+	if err := c.writeWithin(b, tlsNowTimeout); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // appendFrame appends a whole server frame (FIN, unmasked).
@@ -750,11 +848,8 @@ func (c *wconn) writeNow(op byte, payload []byte) error {
 		return errBusy
 	}
 	defer c.wmu.Unlock()
-	if c.done.Load() {
-		return net.ErrClosed
-	}
 	f := appendFrame(make([]byte, 0, 2+len(payload)), op, payload)
-	switch n, err := netpoll.WriteNow(c.raw, f); {
+	switch n, err := c.writeSome(f); {
 	case err != nil:
 		return err
 	case n == 0:
@@ -805,10 +900,31 @@ func (c *wconn) end() {
 		if token := c.token.Load(); token != 0 {
 			c.g.poll.Remove(token)
 		}
-		_ = c.Conn.Close() // first: a command being written fails at once
+		c.closeConn() // first: a command being written fails at once
 		c.endCommands()
 		c.release()
 	})
+}
+
+// closeConn closes the connection without waiting. Through TLS the
+// close_notify alert is sent only when the socket takes it at once and no
+// frame is being written (tls.Conn.Close waits up to 5 s to send it);
+// otherwise the socket under crypto/tls is closed without it (the
+// WebSocket close handshake, when there was one, has said the same).
+func (c *wconn) closeConn() {
+	if c.tls == nil {
+		_ = c.Conn.Close()
+		return
+	}
+	if c.wmu.TryLock() {
+		notify := netpoll.Writable(c.raw)
+		c.wmu.Unlock()
+		if notify {
+			_ = c.tls.Close()
+			return
+		}
+	}
+	_ = c.nb.Close()
 }
 
 // endCommands ends the command session, on a goroutine of its own: end

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -14,6 +16,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +39,60 @@ func startEdge(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) {
 	return e, g, "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
+// startEdgeTLS serves a gateway over TLS, its connections accepted through
+// Listener unless noListener (then coder/websocket reads them), and
+// returns it with its wss:// URL.
+func startEdgeTLS(t *testing.T, cfg Config, noListener bool) (*ingesttest.Env, *Gateway, string) {
+	t.Helper()
+	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 2 * time.Second})
+	g := New(e.Log, e.Verifier, e.Service, cfg)
+	srv := httptest.NewUnstartedServer(g)
+	if !noListener {
+		srv.Listener = g.Listener(srv.Listener)
+	}
+	srv.StartTLS()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	host := strings.TrimPrefix(srv.URL, "https://")
+	tlsRoots.Store(host, roots)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = g.Close()
+		tlsRoots.Delete(host)
+	})
+	return e, g, "wss://" + host
+}
+
+// tlsRoots holds the certificate pool of each TLS test server, by host.
+var tlsRoots sync.Map
+
+// transports are the connections read through epoll: plain TCP, and TLS
+// accepted through Listener (dialRaw speaks either, by the URL's scheme).
+var transports = []struct {
+	name  string
+	start func(*testing.T, Config) (*ingesttest.Env, *Gateway, string)
+}{
+	{"plain", startEdge},
+	{"TLS", func(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) { return startEdgeTLS(t, cfg, false) }},
+}
+
+// splitConn writes every write in two parts a moment apart: each TLS
+// record reaches the gateway in pieces.
+type splitConn struct{ net.Conn }
+
+func (c splitConn) Write(b []byte) (int, error) {
+	if len(b) < 2 {
+		return c.Conn.Write(b)
+	}
+	n, err := c.Conn.Write(b[:len(b)/2])
+	if err != nil {
+		return n, err
+	}
+	time.Sleep(time.Millisecond)
+	m, err := c.Conn.Write(b[len(b)/2:])
+	return n + m, err
+}
+
 // rawClient speaks WebSocket frame by frame over TCP, to send what
 // libraries do not (unmasked frames, fragments with pings between them,
 // bytes split anywhere).
@@ -45,14 +102,34 @@ type rawClient struct {
 	br   *bufio.Reader
 }
 
-// dialRaw upgrades with the device token; extra is written right after
-// the request, in the same write.
-func dialRaw(t *testing.T, url, token string, extra []byte) *rawClient {
+// dialRaw upgrades with the device token; extra[0] is written right after
+// the request, in the same write, the others each in a write of its own
+// before the response is read. A wss:// URL is dialed with TLS, each write
+// split in two (splitConn).
+func dialRaw(t *testing.T, url, token string, extra ...[]byte) *rawClient {
 	t.Helper()
-	host := strings.TrimPrefix(url, "ws://")
+	return dialRawSplit(t, url, token, true, extra...)
+}
+
+// dialRawSplit is dialRaw, with TLS writes whole unless split.
+func dialRawSplit(t *testing.T, url, token string, split bool, extra ...[]byte) *rawClient {
+	t.Helper()
+	host, secure := strings.CutPrefix(url, "wss://")
+	host = strings.TrimPrefix(host, "ws://")
 	conn, err := net.Dial("tcp", host)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if secure {
+		roots, ok := tlsRoots.Load(host)
+		if !ok {
+			t.Fatalf("no certificate for %s", host)
+		}
+		under := conn
+		if split {
+			under = splitConn{conn}
+		}
+		conn = tls.Client(under, &tls.Config{RootCAs: roots.(*x509.CertPool), ServerName: "127.0.0.1"})
 	}
 	t.Cleanup(func() { conn.Close() })
 	key := make([]byte, 16)
@@ -60,8 +137,14 @@ func dialRaw(t *testing.T, url, token string, extra []byte) *rawClient {
 	k := base64.StdEncoding.EncodeToString(key)
 	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + k +
 		"\r\nAuthorization: Bearer " + token + "\r\n\r\n"
-	if _, err := conn.Write(append([]byte(req), extra...)); err != nil {
-		t.Fatal(err)
+	first := []byte(req)
+	if len(extra) > 0 {
+		first, extra = append(first, extra[0]...), extra[1:]
+	}
+	for _, b := range append([][]byte{first}, extra...) {
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(conn)
@@ -185,24 +268,36 @@ func reading(v int) []byte {
 
 // TestEdge_IdleConnectionsHoldNoGoroutine: 200 connections that have sent
 // a message and read its ack hold no goroutine each when read through
-// epoll; coder/websocket's loop holds at least one each (the comparison
-// is not void).
+// epoll, TLS ones accepted through Listener too; coder/websocket's loop
+// (TLS without Listener) holds at least one each (the comparison is not
+// void).
 func TestEdge_IdleConnectionsHoldNoGoroutine(t *testing.T) {
 	const n = 200
+	tlsEdge := func(noListener bool) func(*testing.T, Config) (*ingesttest.Env, *Gateway, string) {
+		return func(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) {
+			return startEdgeTLS(t, cfg, noListener)
+		}
+	}
 	for _, tc := range []struct {
 		name    string
+		start   func(*testing.T, Config) (*ingesttest.Env, *Gateway, string)
 		cfg     Config
 		atMost  int
 		atLeast int
-	}{{"epoll", Config{}, n / 10, 0}, {"coder/websocket", Config{GoroutinePerConnection: true}, 1 << 30, n}} {
+	}{
+		{"epoll", startEdge, Config{}, n / 10, 0},
+		{"coder/websocket", startEdge, Config{GoroutinePerConnection: true}, 1 << 30, n},
+		{"epoll over TLS", tlsEdge(false), Config{}, n / 10, 0},
+		{"coder/websocket over TLS (no Listener)", tlsEdge(true), Config{}, 1 << 30, n},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, _, url := startEdge(t, tc.cfg)
+			e, _, url := tc.start(t, tc.cfg)
 			tok := e.DeviceToken(t, ingesttest.DeviceA)
 			time.Sleep(readerIdle + 300*time.Millisecond) // the readers of an earlier test end
 			base := runtime.NumGoroutine()
 			conns := make([]*rawClient, n)
 			for i := range conns {
-				conns[i] = dialRaw(t, url, tok, nil)
+				conns[i] = dialRaw(t, url, tok)
 				conns[i].write(clientFrame(opText, true, true, reading(i)))
 			}
 			for _, c := range conns {
@@ -225,7 +320,13 @@ func TestEdge_IdleConnectionsHoldNoGoroutine(t *testing.T) {
 // them (answered at once), messages pipelined in one write, a message
 // split byte by byte, and bytes sent together with the upgrade request.
 func TestEdge_Frames(t *testing.T) {
-	e, _, url := startEdge(t, Config{})
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testFrames(t, tr.start) })
+	}
+}
+
+func testFrames(t *testing.T, serveEdge func(*testing.T, Config) (*ingesttest.Env, *Gateway, string)) {
+	e, _, url := serveEdge(t, Config{})
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
 	c := dialRaw(t, url, tok, clientFrame(opText, true, true, reading(0)))
 	if a := c.ack(); a.Index != 0 || a.Status != http.StatusOK || a.Accepted != 1 {
@@ -295,7 +396,7 @@ func TestEdge_BadFrames(t *testing.T) {
 		{"announced too large", clientFrame(opBinary, true, true, make([]byte, 70000))[:20], websocket.StatusMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, url, tok, nil)
+			c := dialRaw(t, url, tok)
 			c.write(tc.frame)
 			if code := c.closeCode(); code != tc.want {
 				t.Fatalf("closed with %d, want %d", code, tc.want)
@@ -326,10 +427,16 @@ func TestEdge_BadFrames(t *testing.T) {
 // connection whose pong does not come within WriteTimeout; one that
 // answers stays.
 func TestEdge_KeepAlive(t *testing.T) {
-	e, _, url := startEdge(t, Config{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testKeepAlive(t, tr.start) })
+	}
+}
+
+func testKeepAlive(t *testing.T, serveEdge func(*testing.T, Config) (*ingesttest.Env, *Gateway, string)) {
+	e, _, url := serveEdge(t, Config{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
-	silent := dialRaw(t, url, tok, nil)
-	answering := dialRaw(t, url, tok, nil)
+	silent := dialRaw(t, url, tok)
+	answering := dialRaw(t, url, tok)
 	pings := 0
 	for pings < 5 {
 		op, p, err := answering.read()
@@ -365,7 +472,7 @@ func TestEdge_BackPressure(t *testing.T) {
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
 	unblock := e.Sink.Block()
 	defer unblock()
-	c := dialRaw(t, url, tok, nil)
+	c := dialRaw(t, url, tok)
 	const n = 1000
 	go func() {
 		for v := 0; v < n; v++ {
@@ -424,17 +531,21 @@ func TestEdge_BackPressure(t *testing.T) {
 // TestEdge_CloseSaysGoingAway: Close ends every epoll-read connection with
 // close 1001.
 func TestEdge_CloseSaysGoingAway(t *testing.T) {
-	e, g, url := startEdge(t, Config{})
-	c := dialRaw(t, url, e.DeviceToken(t, ingesttest.DeviceA), nil)
-	c.write(clientFrame(opText, true, true, reading(1)))
-	if a := c.ack(); a.Status != http.StatusOK {
-		t.Fatalf("ack %+v", a)
-	}
-	if err := g.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if code := c.closeCode(); code != websocket.StatusGoingAway {
-		t.Fatalf("closed with %d, want 1001", code)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			e, g, url := tr.start(t, Config{})
+			c := dialRaw(t, url, e.DeviceToken(t, ingesttest.DeviceA))
+			c.write(clientFrame(opText, true, true, reading(1)))
+			if a := c.ack(); a.Status != http.StatusOK {
+				t.Fatalf("ack %+v", a)
+			}
+			if err := g.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if code := c.closeCode(); code != websocket.StatusGoingAway {
+				t.Fatalf("closed with %d, want 1001", code)
+			}
+		})
 	}
 }
 
@@ -447,7 +558,7 @@ func TestEdge_RoundsMergeConnections(t *testing.T) {
 	tok := e.DeviceToken(t, ingesttest.DeviceA)
 	conns := make([]*rawClient, n)
 	for i := range conns {
-		conns[i] = dialRaw(t, url, tok, nil)
+		conns[i] = dialRaw(t, url, tok)
 	}
 	unblock := e.Sink.Block()
 	defer unblock()
@@ -536,4 +647,95 @@ func TestEdge_TrickledMessageCopiedLinearly(t *testing.T) {
 	if got := after.TotalAlloc - before.TotalAlloc; got > uint64(8*len(frame)) {
 		t.Fatalf("%d bytes allocated to read a %d-byte frame in 1 KiB pieces", got, len(frame))
 	}
+}
+
+// TestEdge_ClientNotReadingAcksDoesNotStallOthers: a client that sends
+// messages with large acks (a thousand item errors each, 88 KB) and never
+// reads them fills its socket's buffers; meanwhile another client on the
+// same gateway is acknowledged at once, and the one that does not read is
+// cut off after WriteTimeout.
+func TestEdge_ClientNotReadingAcksDoesNotStallOthers(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			const writeTimeout, n = time.Second, 200 // 17 MB of acks: more than the buffers hold
+			e, g, url := tr.start(t, Config{WriteTimeout: writeTimeout})
+			tok := e.DeviceToken(t, ingesttest.DeviceA)
+			var b strings.Builder
+			b.WriteString("[")
+			for i := range 1000 {
+				if i > 0 {
+					b.WriteString(",")
+				}
+				fmt.Fprintf(&b, `{"sensor_id":%d,"value":%d}`, ingesttest.SensorOfB, i)
+			}
+			b.WriteString("]")
+			bad := clientFrame(opText, true, true, []byte(b.String()))
+			c := dialRaw(t, url, tok)
+			silent := dialRaw(t, url, tok)
+			go func() {
+				for range n {
+					if _, err := silent.conn.Write(bad); err != nil {
+						return
+					}
+				}
+			}()
+			// Round trips until the client that does not read is cut off;
+			// some must complete while it is still connected (no timing:
+			// CI machines are slow at times).
+			deadline := time.Now().Add(30 * time.Second)
+			whileStuck := 0
+			for i := 0; ; i++ {
+				c.write(clientFrame(opText, true, true, reading(i)))
+				if a := c.ack(); a.Index != i || a.Status != http.StatusOK {
+					t.Fatalf("ack %+v, want index %d status 200", a, i)
+				}
+				open := 0
+				g.poll.Each(func(*wconn) { open++ })
+				if open == 1 {
+					if whileStuck == 0 {
+						t.Fatal("no ack while the other client was connected and not reading")
+					}
+					break
+				}
+				whileStuck++
+				if time.Now().After(deadline) {
+					t.Fatal("a client that does not read its acks is still connected")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			acks := 0
+			for {
+				op, _, err := silent.read()
+				if err != nil {
+					break
+				}
+				if op == opText {
+					acks++
+				}
+			}
+			if acks >= n {
+				t.Fatalf("a client cut off got all %d acks", acks)
+			}
+			t.Logf("the client that did not read got %d acks of %d before it was cut off", acks, n)
+		})
+	}
+}
+
+// TestEdge_TLSRecordsSentWithTheUpgrade: messages sent in TLS records of
+// their own right after the upgrade request, before its response, are
+// read (crypto/tls may hold them when the connection switches to epoll,
+// which will not report them) and acknowledged in order.
+func TestEdge_TLSRecordsSentWithTheUpgrade(t *testing.T) {
+	e, _, url := startEdgeTLS(t, Config{}, false)
+	tok := e.DeviceToken(t, ingesttest.DeviceA)
+	for k := range 20 {
+		c := dialRawSplit(t, url, tok, false, nil, clientFrame(opText, true, true, reading(3*k)),
+			clientFrame(opText, true, true, reading(3*k+1)), clientFrame(opText, true, true, reading(3*k+2)))
+		for i := range 3 {
+			if a := c.ack(); a.Index != i || a.Status != http.StatusOK {
+				t.Fatalf("connection %d: ack %+v, want index %d status 200", k, a, i)
+			}
+		}
+	}
+	e.Sink.WantInOrder(t, 60)
 }

@@ -54,7 +54,7 @@ type Config struct {
 	Streams *limits.Streams
 	// GoroutinePerConnection reads every connection with coder/websocket
 	// on a goroutine of its own instead of through epoll (edge.go; Linux,
-	// plain HTTP/1.1: TLS connections always are).
+	// HTTP/1.1, TLS connections when accepted through Listener).
 	GoroutinePerConnection bool
 }
 
@@ -79,6 +79,9 @@ type Gateway struct {
 	readers, workers     *netpoll.Pool[*wconn]
 	sweepStop, sweepDone chan struct{}
 	closed               atomic.Bool
+	// tlsEpoll: TLS connections come through Listener (and can be read
+	// through epoll).
+	tlsEpoll atomic.Bool
 }
 
 // New returns the gateway handler.

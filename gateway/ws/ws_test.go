@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,18 +19,44 @@ import (
 	"github.com/iotplatform/iotplatform/services/ingest/ingesttest"
 )
 
-// modes are the two ways the gateway reads connections: epoll (the
-// default on Linux, plain HTTP/1.1) and coder/websocket's goroutine per
-// connection (--ws-epoll=false, TLS, other platforms).
+// modes are the ways the gateway reads connections: epoll (the default
+// on Linux, plain HTTP/1.1, or TLS accepted through Listener) and
+// coder/websocket's goroutine per connection (--ws-epoll=false, TLS not
+// accepted through Listener, other platforms).
 var modes = []struct {
 	name string
 	cfg  gwws.Config
-}{{"epoll", gwws.Config{}}, {"coder/websocket", gwws.Config{GoroutinePerConnection: true}}}
+	tls  tlsMode
+}{
+	{"epoll", gwws.Config{}, plain},
+	{"coder/websocket", gwws.Config{GoroutinePerConnection: true}, plain},
+	{"epoll over TLS", gwws.Config{}, tlsListener},
+	{"coder/websocket over TLS", gwws.Config{}, tlsOnly},
+}
 
-// serve serves a gateway built with cfg and returns its ws:// URL.
-func serve(t *testing.T, e *ingesttest.Env, cfg gwws.Config) string {
+// tlsMode is how a test server serves the gateway.
+type tlsMode int
+
+const (
+	plain       tlsMode = iota
+	tlsListener         // TLS, connections accepted through Gateway.Listener
+	tlsOnly             // TLS without it
+)
+
+// serve serves a gateway built with cfg and returns its ws:// (or wss://)
+// URL; dial finds a TLS server's client by the URL's host.
+func serve(t *testing.T, e *ingesttest.Env, cfg gwws.Config, mode tlsMode) string {
 	g := gwws.New(e.Log, e.Verifier, e.Service, cfg)
-	srv := httptest.NewServer(g)
+	srv := httptest.NewUnstartedServer(g)
+	if mode == tlsListener {
+		srv.Listener = g.Listener(srv.Listener)
+	}
+	if mode == plain {
+		srv.Start()
+	} else {
+		srv.StartTLS()
+		clients.Store(strings.TrimPrefix(srv.URL, "https://"), srv.Client())
+	}
 	t.Cleanup(func() {
 		srv.Close()
 		_ = g.Close()
@@ -36,9 +64,25 @@ func serve(t *testing.T, e *ingesttest.Env, cfg gwws.Config) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
-func start(t *testing.T, cfg gwws.Config) (*ingesttest.Env, string) {
+// clients holds each TLS test server's HTTP client, by host.
+var clients sync.Map
+
+// dial is websocket.Dial with the TLS test server's client for a wss:// URL.
+func dial(ctx context.Context, u string, opts *websocket.DialOptions) (*websocket.Conn, *http.Response, error) {
+	if opts == nil {
+		opts = &websocket.DialOptions{}
+	}
+	if pu, err := url.Parse(u); err == nil && pu.Scheme == "wss" {
+		if c, ok := clients.Load(pu.Host); ok {
+			opts.HTTPClient = c.(*http.Client)
+		}
+	}
+	return websocket.Dial(ctx, u, opts)
+}
+
+func start(t *testing.T, cfg gwws.Config, mode tlsMode) (*ingesttest.Env, string) {
 	e := ingesttest.New(t, ingesttest.Options{PublishTimeout: 200 * time.Millisecond})
-	return e, serve(t, e, cfg)
+	return e, serve(t, e, cfg, mode)
 }
 
 func roundTrip(t *testing.T, c *websocket.Conn, typ websocket.MessageType, msg []byte) gwws.Ack {
@@ -62,7 +106,7 @@ func roundTrip(t *testing.T, c *websocket.Conn, typ websocket.MessageType, msg [
 func TestWS_AuthOnUpgrade(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			e, url := start(t, m.cfg)
+			e, url := start(t, m.cfg, m.tls)
 			tok := e.DeviceToken(t, ingesttest.DeviceA)
 			cases := []struct {
 				name   string
@@ -81,7 +125,7 @@ func TestWS_AuthOnUpgrade(t *testing.T) {
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
-					conn, resp, err := websocket.Dial(context.Background(), c.url, &websocket.DialOptions{HTTPHeader: c.header, Subprotocols: c.protos})
+					conn, resp, err := dial(context.Background(), c.url, &websocket.DialOptions{HTTPHeader: c.header, Subprotocols: c.protos})
 					if c.want != 0 {
 						if err == nil || resp == nil || resp.StatusCode != c.want {
 							t.Fatalf("dial err=%v resp=%v, want %d", err, resp, c.want)
@@ -104,8 +148,8 @@ func TestWS_AuthOnUpgrade(t *testing.T) {
 func TestWS_Frames(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			e, url := start(t, m.cfg)
-			conn, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{
+			e, url := start(t, m.cfg, m.tls)
+			conn, _, err := dial(context.Background(), url, &websocket.DialOptions{
 				HTTPHeader: http.Header{"authorization": {"Bearer " + e.DeviceToken(t, ingesttest.DeviceA)}}})
 			if err != nil {
 				t.Fatal(err)
@@ -159,11 +203,11 @@ func TestWS_IdleTimeoutAndRevocation(t *testing.T) {
 			e := ingesttest.New(t, ingesttest.Options{})
 			cfg := m.cfg
 			cfg.IdleTimeout, cfg.PingInterval = 200*time.Millisecond, 50*time.Millisecond
-			url := serve(t, e, cfg)
+			url := serve(t, e, cfg, m.tls)
 			h := http.Header{"Authorization": {"Bearer " + e.DeviceToken(t, ingesttest.DeviceA)}}
 
 			t.Run("idle connection closed", func(t *testing.T) {
-				c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
+				c, _, err := dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -177,13 +221,13 @@ func TestWS_IdleTimeoutAndRevocation(t *testing.T) {
 			})
 
 			t.Run("a silent client does not stall another", func(t *testing.T) {
-				silent, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
+				silent, _, err := dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer silent.CloseNow()
 				_ = silent.Write(context.Background(), websocket.MessageText, []byte(`{"sensor_id":11,"value":1}`)) // never reads its ack
-				c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
+				c, _, err := dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: h})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -195,7 +239,7 @@ func TestWS_IdleTimeoutAndRevocation(t *testing.T) {
 
 			t.Run("rotated key closes the connection", func(t *testing.T) {
 				tok := e.DeviceToken(t, ingesttest.DeviceB)
-				c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+				c, _, err := dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
 				if err != nil {
 					t.Fatal(err)
 				}

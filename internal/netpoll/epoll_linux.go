@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Conn is what the poller hands to ready: a registered connection.
@@ -166,4 +168,25 @@ func ioNow(on func(func(fd uintptr) bool) error, op func(fd int, b []byte) (int,
 		return 0, false, oerr
 	}
 	return n, false, nil
+}
+
+// Writable reports whether the socket's send buffer has room (poll's
+// POLLOUT: free space at least half of what is queued), so that a short
+// write completes without waiting: a TLS connection cannot be written in part without
+// breaking it (a record cut by a deadline), so its short frames are
+// written only when this holds.
+func Writable(raw syscall.RawConn) bool {
+	ok := false
+	_ = raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		for {
+			n, err := unix.Poll(fds, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			ok = err == nil && n == 1 && fds[0].Revents&unix.POLLOUT != 0
+			return
+		}
+	})
+	return ok
 }

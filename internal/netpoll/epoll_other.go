@@ -30,3 +30,6 @@ func ReadNow(syscall.RawConn, []byte) (int, error) { return 0, errLinuxOnly }
 
 // WriteNow fails: epoll is Linux only.
 func WriteNow(syscall.RawConn, []byte) (int, error) { return 0, errLinuxOnly }
+
+// Writable is false: epoll is Linux only.
+func Writable(syscall.RawConn) bool { return false }

@@ -65,12 +65,13 @@ func PostgresCAFile(t testing.TB) string {
 	return get(t, "IOT_TEST_POSTGRES_CA_FILE", "PostgreSQL TLS certificate")
 }
 
-// SettledGoroutines is the fewest goroutines seen over 200 ms: a count
-// that goroutines ending meanwhile (a closed connection's) do not inflate.
+// SettledGoroutines is the fewest goroutines seen over 1.5 s: a count
+// that goroutines ending meanwhile do not inflate (a closed connection's,
+// and the epoll edges' idle readers and workers, which end after 1 s).
 func SettledGoroutines() int {
 	n := runtime.NumGoroutine()
-	for range 10 {
-		time.Sleep(20 * time.Millisecond)
+	for range 30 {
+		time.Sleep(50 * time.Millisecond)
 		n = min(n, runtime.NumGoroutine())
 	}
 	return n
