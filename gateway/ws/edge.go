@@ -741,9 +741,7 @@ func (c *wconn) acked(tr *turn) {
 		}
 		err := error(net.ErrClosed)
 		if !c.done.Load() {
-			_ = c.Conn.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
-			_, err = c.Conn.Write(b)
-			_ = c.Conn.SetWriteDeadline(time.Time{})
+			err = c.writeWithin(b, c.g.cfg.WriteTimeout)
 		}
 		c.wmu.Unlock()
 		switch {
