@@ -106,16 +106,7 @@ func TestCommands_IdleSubscribersHoldNoGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.EnableCommands(cmds.Service)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	conns := connectedMany(t, ln.Addr().String(), "sub", e.DeviceToken(t, ingesttest.DeviceA), n)
+	conns := connectedMany(t, serveEdge(t, g), "sub", e.DeviceToken(t, ingesttest.DeviceA), n)
 	time.Sleep(readerIdle) // idle readers end
 	before := testenv.SettledGoroutines()
 	for i, c := range conns {

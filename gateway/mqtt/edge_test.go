@@ -27,6 +27,14 @@ func startEdge(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e, g, serveEdge(t, g)
+}
+
+// serveEdge serves g on a local port until the test ends and returns the
+// address; a Serve that does not return after its context ends fails the
+// test with the goroutines.
+func serveEdge(t *testing.T, g *Gateway) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +52,7 @@ func startEdge(t *testing.T, cfg Config) (*ingesttest.Env, *Gateway, string) {
 			t.Errorf("Serve did not return within 30 s of its context ending; goroutines:\n%s", b.String())
 		}
 	})
-	return e, g, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // mqttString is an MQTT UTF-8 string (length-prefixed).
